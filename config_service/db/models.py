@@ -1,0 +1,1 @@
+"""Config-service ORM models (orgs, nodes, config versions, tokens, routing claims, audit)."""

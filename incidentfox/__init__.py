@@ -1,0 +1,3 @@
+"""IncidentFox shared package: settings, database plumbing, cross-process contracts and the CLI."""
+
+__version__ = "0.1.0"

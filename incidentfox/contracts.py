@@ -1,0 +1,141 @@
+"""Pydantic contracts that cross process boundaries (HTTP, Serve handles, Ray actor calls).
+
+* :class:`Trigger`: what every webhook parser yields, and what a run is started from.
+* :class:`RCA`: what every planner (offline or LLM) produces and what Slack and the API show.
+* :class:`RunStatus`: the run state machine ``queued → running → succeeded | failed | cancelled``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Source = Literal["slack", "github", "pagerduty", "incidentio", "alertmanager", "grafana", "api", "schedule"]
+
+# Identifier kinds a trigger can carry for routing (singular, as `POST /api/v1/routing/lookup` takes).
+ROUTING_KEYS = (
+    "slack_channel_id",
+    "github_repo",
+    "pagerduty_service_id",
+    "incidentio_team_id",
+    "alertmanager_receiver",
+    "service",
+)
+
+
+class TriggerAction(StrEnum):
+    """What the gateway should do with a parsed delivery."""
+
+    START = "start"          # start (or, for alerts, correlate into) a run
+    CONTINUE = "continue"    # a follow-up in an existing run's thread
+    UPDATE = "update"        # acknowledged / resolved: update an existing run
+    RECORD = "record"        # change event (push, pull_request): store for correlation only
+    INTERACTION = "interaction"  # Slack button: rerun, cancel, feedback, approve
+    IGNORE = "ignore"        # known source, event we do not act on
+
+
+class ThreadRef(BaseModel):
+    """Where conversation about a trigger lives (a Slack thread today)."""
+
+    model_config = ConfigDict(frozen=True)
+    channel: str
+    ts: str | None = None          # thread root; None means post a new message in `channel`
+
+
+class Trigger(BaseModel):
+    """A normalised, source-independent event. Parsers are pure and build exactly one."""
+
+    source: Source
+    delivery_id: str = Field(min_length=1, max_length=255)
+    event_kind: str                                   # e.g. "app_mention", "incident.triggered"
+    action: TriggerAction = TriggerAction.START
+    identifiers: dict[str, str] = Field(default_factory=dict)   # keys from ROUTING_KEYS
+    title: str = ""
+    text: str = ""
+    links: list[str] = Field(default_factory=list)
+    thread: ThreadRef | None = None
+    # Alert correlation: a fingerprint (alertmanager/grafana group, PD incident id) and services.
+    fingerprint: str | None = None
+    services: list[str] = Field(default_factory=list)
+    is_alert: bool = False
+    human: bool = False              # explicit human request: never absorbed into another run
+    actor: str | None = None         # who asked (Slack user, GitHub login) where known
+    occurred_at: datetime | None = None
+    external_ref: str | None = None  # the source's own object id (PD incident id, GH issue url...)
+    # For INTERACTION triggers: which button, on which run.
+    interaction: dict[str, Any] | None = None
+    payload_ref: str | None = None   # "delivery:<source>:<delivery_id>", the stored raw payload
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+ALLOWED_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
+    RunStatus.RUNNING: frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED,
+                                  RunStatus.QUEUED}),  # RUNNING → QUEUED: one retry after a lost lease
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+
+class Evidence(BaseModel):
+    """One quoted piece of evidence: a metric, event or log line, and the tool that produced it."""
+
+    kind: Literal["metric", "event", "log", "change", "state", "note"]
+    source: str = ""          # tool or signal name
+    quote: str                # the line/value shown to users verbatim
+    at: datetime | None = None
+
+
+class RootCause(BaseModel):
+    entity: str               # e.g. "deployment/checkout" or "petshop/PetSite"
+    description: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class TimelineEntry(BaseModel):
+    at: datetime | None = None
+    event: str
+
+
+class RCA(BaseModel):
+    summary: str
+    root_causes: list[RootCause] = Field(default_factory=list)
+    affected_services: list[str] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    recommended_actions: list[str] = Field(default_factory=list)
+    no_incident: bool = False  # the planner found nothing that stands out
+
+
+class Principal(BaseModel):
+    """Who a bearer token says the caller is. Produced by the config service's authentication;
+    every HTTP surface (config, agent, sandbox, reports) authorises against it."""
+
+    model_config = ConfigDict(frozen=True)
+    auth_kind: Literal["global_admin", "org_admin", "team", "impersonation"]
+    org_id: str | None = None          # None only for the global admin
+    team_node_id: str | None = None    # set for team and impersonation tokens
+    token_id: str | None = None
+    subject: str = ""                  # audit actor, e.g. "token:tok_…", "admin"
+
+    def can_access_team(self, org_id: str, team_id: str) -> bool:
+        if self.auth_kind == "global_admin":
+            return True
+        if self.auth_kind == "org_admin":
+            return self.org_id == org_id
+        return self.org_id == org_id and self.team_node_id == team_id

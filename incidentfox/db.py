@@ -1,0 +1,155 @@
+"""Database plumbing shared by every process: the declarative ``Base``, engines and migrations.
+
+One database holds config, runs, deliveries, sandbox transcripts, schedules and reports. The URL
+comes from settings (``INCIDENTFOX_DATABASE_URL``): SQLite by default, PostgreSQL through
+``postgresql+psycopg://``. Request paths use the async engine (aiosqlite / psycopg async); Alembic
+and CLI maintenance use the sync one. :func:`upgrade` is safe under concurrent starts: on
+PostgreSQL it holds an advisory lock for the duration of the migration.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+MIGRATION_LOCK_ID = 0x1F0C5  # PostgreSQL advisory lock key for `upgrade`.
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on both SQLite (which drops tzinfo) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):  # noqa: ANN001
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+    def process_result_value(self, value, dialect):  # noqa: ANN001
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {
+        datetime: UTCDateTime,
+        dict: JSON, dict[str, Any]: JSON,
+        list: JSON, list[str]: JSON, list[dict[str, Any]]: JSON,
+    }
+
+
+def sync_url(url: str) -> str:
+    u = make_url(url)
+    if u.drivername in ("sqlite+aiosqlite",):
+        u = u.set(drivername="sqlite")
+    if u.drivername in ("postgresql", "postgresql+asyncpg", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def async_url(url: str) -> str:
+    u = make_url(url)
+    if u.drivername in ("sqlite", "sqlite+pysqlite"):
+        u = u.set(drivername="sqlite+aiosqlite")
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    return u.render_as_string(hide_password=False)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def make_sync_engine(url: str, **kw) -> Engine:
+    url = sync_url(url)
+    _ensure_sqlite_dir(url)
+    engine = create_engine(url, **kw)
+    if is_sqlite(url):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def make_async_engine(url: str, **kw) -> AsyncEngine:
+    url = async_url(url)
+    _ensure_sqlite_dir(url)
+    if not is_sqlite(url):
+        kw.setdefault("pool_size", 10)
+        kw.setdefault("max_overflow", 20)
+        kw.setdefault("pool_pre_ping", True)
+    engine = create_async_engine(url, **kw)
+    if is_sqlite(url):
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str):  # noqa: ANN201
+    from alembic.config import Config
+
+    here = Path(__file__).resolve().parent.parent / "config_service" / "alembic"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(here))
+    cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``. Concurrent callers serialise on an advisory lock."""
+    from alembic import command
+
+    url = sync_url(url)
+    cfg = alembic_config(url)
+    engine = make_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not is_sqlite(url):
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_ID})
+            try:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                conn.commit()
+            finally:
+                if not is_sqlite(url):
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_ID})
+                    conn.commit()
+    finally:
+        engine.dispose()

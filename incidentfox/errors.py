@@ -1,0 +1,107 @@
+"""One error shape for every HTTP surface: ``{"error": {"code", "message", "details"}}``.
+
+Services raise :class:`IncidentFoxError` subclasses with a snake_case ``code``; the HTTP layer maps
+them once, in :func:`install_error_handlers`. Validation errors, oversized bodies and unexpected
+exceptions are mapped to the same shape, and no handler echoes request secrets back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("incidentfox.errors")
+
+
+class IncidentFoxError(Exception):
+    """Base of every typed error. ``status`` is the HTTP status it maps to."""
+
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.details = details if details is not None else {}
+
+
+class BadRequest(IncidentFoxError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(IncidentFoxError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(IncidentFoxError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(IncidentFoxError):
+    status, code = 404, "not_found"
+
+
+class Conflict(IncidentFoxError):
+    status, code = 409, "conflict"
+
+
+class PayloadTooLarge(IncidentFoxError):
+    status, code = 413, "payload_too_large"
+
+
+class Unprocessable(IncidentFoxError):
+    status, code = 422, "validation_error"
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
+
+
+def error_response(code: str, message: str, status: int, details: Any = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
+
+
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+                 415: "unsupported_media_type", 422: "validation_error", 429: "rate_limited"}
+
+
+def _clean_validation_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Drop "input" and "ctx": they can echo request bodies (and so secrets) back to the caller.
+    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type", "")}
+            for e in errors]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(IncidentFoxError)
+    async def _typed(_: Request, exc: IncidentFoxError) -> JSONResponse:
+        return error_response(exc.code, exc.message, exc.status, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _clean_validation_errors(exc.errors())
+        if any(e["type"] == "json_invalid" for e in errors):
+            return error_response("malformed_json", "request body is not valid JSON", 400, {"errors": errors})
+        return error_response("validation_error", "request failed validation", 422, {"errors": errors})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else code
+        return error_response(code, message, exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error: %s", type(exc).__name__)
+        return error_response("internal_error", "internal server error", 500)

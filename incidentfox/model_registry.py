@@ -1,0 +1,15 @@
+"""Imports every ORM model module so ``Base.metadata`` is complete (Alembic, test fixtures)."""
+
+from __future__ import annotations
+
+import importlib
+
+MODEL_MODULES = (
+    "config_service.db.models",
+    "incidentfox.runs.models",
+)
+
+
+def import_all_models() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)

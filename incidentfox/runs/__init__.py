@@ -1,0 +1,1 @@
+"""Runs, webhook deliveries and everything recorded about an investigation."""

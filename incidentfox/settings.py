@@ -1,0 +1,81 @@
+"""Process settings, read from ``INCIDENTFOX_*`` environment variables.
+
+One ``Settings`` object describes a process. Local starts call :func:`ensure_local_secrets`, which
+generates the token pepper and the Fernet key into ``./.incidentfox/`` on first start, so the
+embedded default needs no manual setup. Nothing here logs a secret: secret fields are ``SecretStr``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INCIDENTFOX_", extra="ignore")
+
+    home: Path = Field(default=Path(".incidentfox"), description="Local state directory.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite in `home`.")
+    admin_token: SecretStr | None = None
+    token_pepper: SecretStr | None = None
+    secret_key: SecretStr | None = Field(
+        default=None, description="Comma-separated Fernet keys, newest first (MultiFernet)."
+    )
+    impersonation_ttl_s: int = Field(default=900, le=900)
+
+    # Investigation runtime (issue: investigation engine).
+    pool_min_actors: int = 1
+    pool_max_actors: int = 4
+    actor_max_concurrency: int = 200
+    run_deadline_s: float = 300.0
+    lease_s: float = 30.0
+
+    # Where outbound Slack calls go; tests and the demo point this at a local recorder.
+    slack_api_url: str = "https://slack.com/api/"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'incidentfox.db').resolve()}"
+
+
+def _read_or_create(path: Path, make: callable) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    # Create with 0600 before writing so the secret is never world-readable.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def ensure_local_secrets(settings: Settings) -> Settings:
+    """Fill the pepper and Fernet key from ``home`` (generating them once) when the env has none.
+
+    Also exports them to the environment so child processes (Ray workers, Serve replicas) agree.
+    """
+    updates: dict[str, SecretStr] = {}
+    if settings.token_pepper is None:
+        pepper = _read_or_create(settings.home / "token_pepper", lambda: secrets.token_hex(32))
+        updates["token_pepper"] = SecretStr(pepper)
+        os.environ["INCIDENTFOX_TOKEN_PEPPER"] = pepper
+    if settings.secret_key is None:
+        key = _read_or_create(
+            settings.home / "secret_key", lambda: base64.urlsafe_b64encode(os.urandom(32)).decode()
+        )
+        updates["secret_key"] = SecretStr(key)
+        os.environ["INCIDENTFOX_SECRET_KEY"] = key
+    return settings.model_copy(update=updates) if updates else settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,116 @@
+"""Shared test fixtures.
+
+* ``sqlite_url`` / ``pg_url`` / ``db_url``: a migrated, throwaway database. ``db_url`` is
+  parametrised over SQLite and PostgreSQL, so a test that takes it runs on both. The PostgreSQL
+  copy is a fresh database on 127.0.0.1:5432, dropped afterwards; tests skip where it is down.
+* ``shared_dir``: ``../shared`` beside the checkout (fixtures, benchmarks, CRDs); skips if absent.
+* ``ray_session``: one local Ray instance for the whole test session (never on port 6379).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+PG_ADMIN_DSN = os.environ.get("INCIDENTFOX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip("../shared is absent")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir(shared_dir: Path) -> Path:
+    d = shared_dir / "fixtures"
+    if not d.is_dir():
+        pytest.skip("../shared/fixtures is absent")
+    return d
+
+
+def _pg_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+_PG_OK: bool | None = None
+
+
+def pg_available() -> bool:
+    global _PG_OK
+    if _PG_OK is None:
+        _PG_OK = _pg_available()
+    return _PG_OK
+
+
+def create_pg_database() -> tuple[str, str]:
+    """Create an empty throwaway database; return (name, SQLAlchemy URL)."""
+    import psycopg
+
+    name = f"ifx_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    from incidentfox.db import upgrade
+
+    url = f"sqlite:///{tmp_path / 'test.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    if not pg_available():
+        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
+    from incidentfox.db import upgrade
+
+    name, url = create_pg_database()
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        drop_pg_database(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[None]:
+    """One Ray instance for the test session. Tests needing another cluster shape use a subprocess."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False, namespace="incidentfox-tests")
+    yield
+    ray.shutdown()
