@@ -1,0 +1,258 @@
+"""Run persistence and the run state machine.
+
+Every status change is a compare-and-set ``UPDATE … WHERE status IN (allowed predecessors)``, so two
+processes racing on one run (a cancel and a finish, two recovery sweeps) can never both win, and a
+terminal run never changes again. Functions take an ``AsyncSession`` and keyword-only arguments, and
+commit nothing: the caller owns the transaction (the gateway allocates a run in the same transaction
+as its delivery record).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from incidentfox.contracts import ALLOWED_TRANSITIONS, RunStatus, Trigger
+from incidentfox.db import utcnow
+from incidentfox.errors import Conflict
+from incidentfox.runs.models import Run, RunEvent, RunFeedback, ToolCall
+
+ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+def new_run_id() -> str:
+    return "run_" + uuid.uuid4().hex
+
+
+def _predecessors(to: RunStatus) -> list[str]:
+    return [s.value for s, nxt in ALLOWED_TRANSITIONS.items() if to in nxt]
+
+
+async def create_run(session: AsyncSession, *, org_id: str, team_id: str, trigger: Trigger | dict[str, Any],
+                     kind: str = "investigation", run_id: str | None = None,
+                     correlation_key: str | None = None, deadline_s: float | None = None) -> Run:
+    """Insert a queued run (flushed, not committed)."""
+    t = trigger if isinstance(trigger, Trigger) else Trigger.model_validate(trigger)
+    run = Run(
+        id=run_id or new_run_id(), org_id=org_id, team_id=team_id, status=RunStatus.QUEUED.value,
+        kind=kind, source=t.source, trigger=t.model_dump(mode="json"), correlation_key=correlation_key,
+        thread_channel=t.thread.channel if t.thread else None,
+        thread_ts=t.thread.ts if t.thread else None, deadline_s=deadline_s, created_at=utcnow(),
+        absorbed=[],
+    )
+    session.add(run)
+    await session.flush()
+    return run
+
+
+async def get_run(session: AsyncSession, run_id: str) -> Run | None:
+    return await session.get(Run, run_id, populate_existing=True)
+
+
+async def list_runs(session: AsyncSession, *, org_id: str | None = None, team_id: str | None = None,
+                    status: str | None = None, limit: int = 50, offset: int = 0) -> list[Run]:
+    q = (select(Run).order_by(Run.created_at.desc(), Run.id).limit(limit).offset(offset)
+         .execution_options(populate_existing=True))
+    if org_id is not None:
+        q = q.where(Run.org_id == org_id)
+    if team_id is not None:
+        q = q.where(Run.team_id == team_id)
+    if status is not None:
+        q = q.where(Run.status == status)
+    return list((await session.scalars(q)).all())
+
+
+async def transition(session: AsyncSession, *, run_id: str, to: RunStatus,
+                     from_: Iterable[RunStatus] | None = None, **fields: Any) -> bool:
+    """Move ``run_id`` to ``to`` if its current status allows it (optionally narrowed by ``from_``).
+
+    Returns True when this call made the change, False when the run was already elsewhere (lost a
+    race, or already terminal). Timestamps are set here so every caller agrees on them.
+    """
+    allowed = _predecessors(to)
+    if from_ is not None:
+        allowed = [s for s in allowed if s in {f.value for f in from_}]
+    now = utcnow()
+    values: dict[str, Any] = {"status": to.value, **fields}
+    if to is RunStatus.RUNNING:
+        values.setdefault("started_at", now)
+    if to.terminal:
+        values.setdefault("finished_at", now)
+        values.setdefault("lease_owner", None)
+        values.setdefault("lease_expires_at", None)
+    res = await session.execute(
+        update(Run).where(Run.id == run_id, Run.status.in_(allowed)).values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount == 1
+
+
+async def claim(session: AsyncSession, *, run_id: str, owner: str, lease_s: float) -> bool:
+    """queued → running under a lease held by ``owner``; counts the attempt."""
+    now = utcnow()
+    res = await session.execute(
+        update(Run).where(Run.id == run_id, Run.status == RunStatus.QUEUED.value,
+                          Run.cancel_requested.is_(False))
+        .values(status=RunStatus.RUNNING.value, lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_s), attempts=Run.attempts + 1,
+                started_at=func.coalesce(Run.started_at, now))
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount == 1
+
+
+async def renew_lease(session: AsyncSession, *, run_ids: Iterable[str], owner: str, lease_s: float) -> int:
+    """Extend the leases ``owner`` still holds; returns how many were renewed."""
+    ids = list(run_ids)
+    if not ids:
+        return 0
+    res = await session.execute(
+        update(Run).where(Run.id.in_(ids), Run.lease_owner == owner, Run.status == RunStatus.RUNNING.value)
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+        .execution_options(synchronize_session=False)
+    )
+    return res.rowcount
+
+
+async def recover_expired(session: AsyncSession, *, now: datetime | None = None,
+                          max_attempts: int = 2) -> tuple[list[str], list[str]]:
+    """Runs whose lease lapsed (their actor died): retry once, else fail with the reason.
+
+    Returns ``(requeued_ids, failed_ids)``. Safe to run from several processes: each row moves once.
+    """
+    now = now or utcnow()
+    stale = (await session.scalars(
+        select(Run).where(Run.status == RunStatus.RUNNING.value, Run.lease_expires_at < now)
+        .execution_options(populate_existing=True)
+    )).all()
+    requeued, failed = [], []
+    for run in stale:
+        if run.attempts < max_attempts and not run.cancel_requested:
+            ok = await transition(session, run_id=run.id, to=RunStatus.QUEUED, from_=[RunStatus.RUNNING],
+                                  lease_owner=None, lease_expires_at=None)
+            if ok:
+                requeued.append(run.id)
+                await append_event(session, run_id=run.id, kind="status",
+                                   data={"status": "queued", "reason": "lease_expired_retry",
+                                         "previous_owner": run.lease_owner})
+        else:
+            reason = (f"run lost its worker (lease held by {run.lease_owner} expired) "
+                      f"after {run.attempts} attempt(s)")
+            ok = await transition(session, run_id=run.id, to=RunStatus.FAILED, from_=[RunStatus.RUNNING],
+                                  error=reason)
+            if ok:
+                failed.append(run.id)
+                await append_event(session, run_id=run.id, kind="status",
+                                   data={"status": "failed", "reason": reason})
+    return requeued, failed
+
+
+async def request_cancel(session: AsyncSession, *, run_id: str) -> str:
+    """Mark a run for cancellation. A queued run is cancelled at once; a running one is flagged for
+    its actor (which the caller also signals). Returns the run's status after the call."""
+    run = await get_run(session, run_id)
+    if run is None:
+        raise KeyError(run_id)
+    if RunStatus(run.status).terminal:
+        return run.status
+    if await transition(session, run_id=run_id, to=RunStatus.CANCELLED, from_=[RunStatus.QUEUED],
+                        cancel_requested=True, error="cancelled before start"):
+        return RunStatus.CANCELLED.value
+    await session.execute(update(Run).where(Run.id == run_id).values(cancel_requested=True)
+                          .execution_options(synchronize_session=False))
+    return (await get_run(session, run_id)).status
+
+
+async def append_event(session: AsyncSession, *, run_id: str, kind: str, data: dict[str, Any]) -> RunEvent:
+    """Append a phase/progress event with the next per-run sequence number.
+
+    One writer (the run's actor, or the gateway before dispatch) appends per run at a time; the
+    UNIQUE(run_id, seq) constraint turns a violated assumption into an error, not a silent dup.
+    """
+    seq = (await session.scalar(select(func.max(RunEvent.seq)).where(RunEvent.run_id == run_id))) or 0
+    ev = RunEvent(run_id=run_id, seq=seq + 1, kind=kind, data=data, at=utcnow())
+    session.add(ev)
+    await session.flush()
+    return ev
+
+
+async def list_events(session: AsyncSession, *, run_id: str, after_seq: int = 0,
+                      limit: int = 500) -> list[RunEvent]:
+    q = (select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.seq > after_seq)
+         .order_by(RunEvent.seq).limit(limit))
+    return list((await session.scalars(q)).all())
+
+
+async def list_tool_calls(session: AsyncSession, *, run_id: str) -> list[ToolCall]:
+    q = select(ToolCall).where(ToolCall.run_id == run_id).order_by(ToolCall.started_at, ToolCall.id)
+    return list((await session.scalars(q)).all())
+
+
+async def find_correlated(session: AsyncSession, *, org_id: str, team_id: str, keys: Iterable[str],
+                          window_s: float, now: datetime | None = None) -> Run | None:
+    """The team's active run for any of ``keys`` (service or alert fingerprint) created inside the
+    correlation window, oldest first."""
+    keys = [k for k in keys if k]
+    if not keys:
+        return None
+    since = (now or utcnow()) - timedelta(seconds=window_s)
+    q = (select(Run).where(Run.org_id == org_id, Run.team_id == team_id, Run.status.in_(ACTIVE),
+                           Run.correlation_key.in_(keys), Run.created_at >= since)
+         .order_by(Run.created_at).limit(1).execution_options(populate_existing=True))
+    return (await session.scalars(q)).first()
+
+
+async def absorb(session: AsyncSession, *, run_id: str, trigger: Trigger) -> None:
+    """Attach a correlated alert trigger to an active run as added context."""
+    run = await get_run(session, run_id)
+    entry = {"source": trigger.source, "delivery_id": trigger.delivery_id, "title": trigger.title,
+             "fingerprint": trigger.fingerprint, "services": trigger.services,
+             "at": utcnow().isoformat()}
+    run.absorbed = [*(run.absorbed or []), entry]
+    await append_event(session, run_id=run_id, kind="absorbed", data=entry)
+    await session.flush()
+
+
+async def find_by_thread(session: AsyncSession, *, channel: str, thread_ts: str) -> Run | None:
+    """The most recent run whose Slack thread is ``(channel, thread_ts)``. A run started by an alert
+    gets its thread when the engine posts its first message (it sets ``thread_channel/thread_ts``)."""
+    q = (select(Run).where(Run.thread_channel == channel, Run.thread_ts == thread_ts)
+         .order_by(Run.created_at.desc()).limit(1).execution_options(populate_existing=True))
+    return (await session.scalars(q)).first()
+
+
+async def record_feedback(session: AsyncSession, *, run_id: str, user: str, value: int) -> None:
+    existing = (await session.scalars(
+        select(RunFeedback).where(RunFeedback.run_id == run_id, RunFeedback.user == user))).first()
+    if existing:
+        existing.value, existing.at = value, utcnow()
+    else:
+        session.add(RunFeedback(run_id=run_id, user=user, value=value, at=utcnow()))
+    await session.flush()
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def run_view(run: Run, *, include_result: bool = True) -> dict[str, Any]:
+    """The API representation of a run (``GET /api/v1/agent/runs/{id}``)."""
+    view: dict[str, Any] = {
+        "run_id": run.id, "status": run.status, "org": run.org_id, "team": run.team_id,
+        "kind": run.kind, "source": run.source, "trigger": run.trigger,
+        "created_at": _iso(run.created_at), "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at), "attempts": run.attempts,
+        "absorbed": run.absorbed or [], "error": run.error,
+    }
+    if include_result and run.result is not None:
+        view["result"] = run.result
+    return view
