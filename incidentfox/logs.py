@@ -1,0 +1,111 @@
+"""Structured JSON logs with one secret-redaction filter.
+
+Every process calls :func:`configure_logging`. Records carry ``run_id``, ``org_id``, ``team_id`` and
+``trace`` when the code sets them (``log.info("…", extra=log_context(run_id=…))`` or the
+``bind`` contextvar helpers). :class:`RedactingFilter` is the one place secrets are scrubbed: bearer
+tokens, IncidentFox tokens, Slack tokens, AWS keys, ``key=value`` pairs whose key looks secret, and
+any value registered with :func:`register_secret` (the process's own admin token, pepper, keys).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+CONTEXT_FIELDS = ("run_id", "org_id", "team_id", "trace")
+_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("incidentfox_log_ctx", default={})
+_registered: set[str] = set()
+
+MASK = "***"
+# (pattern, keeps a prefix group): where True, group 1 (e.g. "Bearer ", "api_key=") is kept.
+_PATTERNS: list[tuple[re.Pattern[str], bool]] = [
+    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"), True),
+    (re.compile(r"xox[abprs]-[A-Za-z0-9-]{8,}"), False),                # Slack tokens
+    (re.compile(r"xapp-[A-Za-z0-9-]{8,}"), False),
+    (re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}"), False),  # AWS access key ids
+    (re.compile(r"sk-[A-Za-z0-9_-]{16,}"), False),                      # OpenAI/Anthropic-style keys
+    (re.compile(r"whsec_[A-Za-z0-9+/=]{8,}"), False),
+    (re.compile(r"gh[pousr]_[A-Za-z0-9]{20,}"), False),
+    # IncidentFox tokens: "{org}.{random}" / "{org}.{team}.{random}", random part ≥ 40 urlsafe chars
+    (re.compile(r"\b[a-z0-9][a-z0-9-]{0,30}(?:\.[a-z0-9][a-z0-9-]{0,30})?\.[A-Za-z0-9_-]{40,}"), False),
+    (re.compile(r"(?i)((?:password|passwd|secret|token|api[_-]?key|signing[_-]?secret|authorization)"
+                r"[\"']?\s*[:=]\s*[\"']?)([^\s\"',}]{4,})"), True),
+]
+
+
+def register_secret(value: str | None) -> None:
+    """Make an exact secret value (≥ 8 chars) always redacted from logs."""
+    if value and len(value) >= 8:
+        _registered.add(value)
+
+
+def redact(text: str) -> str:
+    for secret in _registered:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    for pattern, keeps_prefix in _PATTERNS:
+        text = pattern.sub((lambda m: m.group(1) + MASK) if keeps_prefix else MASK, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs secrets from the message, its args and the context fields of every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string must not drop the record
+            message = str(record.msg)
+        record.msg, record.args = redact(message), None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def bind(**fields: str | None) -> contextvars.Token:
+    """Attach context fields (run_id, org_id, team_id, trace) to every log record in this task."""
+    current = dict(_context.get())
+    current.update({k: v for k, v in fields.items() if v is not None})
+    return _context.set(current)
+
+
+def unbind(token: contextvars.Token) -> None:
+    _context.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        ctx = _context.get()
+        for f in CONTEXT_FIELDS:
+            value = getattr(record, f, None) or ctx.get(f)
+            if value:
+                out[f] = redact(str(value))
+        if record.exc_text:
+            out["exc"] = record.exc_text
+        return json.dumps(out, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO", stream=None) -> None:  # noqa: ANN001
+    """Route the root logger through the redaction filter to JSON lines on ``stream`` (stderr)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_incidentfox", False):
+            root.removeHandler(h)
+    handler._incidentfox = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
