@@ -83,6 +83,19 @@ class ChangeEvent(BaseModel):
     ref: str = ""                    # sha, PR url, revision
 
 
+class TraceSpan(BaseModel):
+    """One span of a distributed trace (Tempo, Jaeger, X-Ray…): who did what, for how long."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str = ""              # "" for the root span
+    entity: str                      # the service that ran the span (namespace/kind/name where known)
+    name: str = ""                   # operation, e.g. "postgres.query", "/api/checkout"
+    start: datetime | None = None
+    duration_ms: float = 0.0
+    attributes: dict[str, str] = Field(default_factory=dict)   # e.g. db.system, db.statement, http.url
+
+
 class EvidenceBundle(BaseModel):
     alert: Alert = Field(default_factory=Alert)
     topology: list[TopologyEdge] = Field(default_factory=list)
@@ -91,6 +104,7 @@ class EvidenceBundle(BaseModel):
     objects: list[ObjectState] = Field(default_factory=list)
     logs: list[LogLine] = Field(default_factory=list)
     changes: list[ChangeEvent] = Field(default_factory=list)
+    spans: list[TraceSpan] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)   # free-form findings (e.g. "no tools configured")
 
     def merge(self, other: EvidenceBundle) -> EvidenceBundle:
@@ -104,5 +118,6 @@ class EvidenceBundle(BaseModel):
             objects=[*self.objects, *other.objects],
             logs=[*self.logs, *other.logs],
             changes=[*self.changes, *other.changes],
+            spans=[*self.spans, *other.spans],
             notes=[*self.notes, *other.notes],
         )
