@@ -1,0 +1,1 @@
+"""Scheduled jobs: cron evaluation, exactly-once claims, batch fan-out and reports."""
