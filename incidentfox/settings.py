@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     run_deadline_s: float = 300.0
     lease_s: float = 30.0
 
+    # Sandbox sessions (issue: sandbox). Limits and the rest live in actors/sandbox/config.py.
+    sandbox_root: Path | None = Field(default=None, description="Workspace root; default `home`/sandboxes.")
+    sandbox_allow_rlimit_only: bool = Field(
+        default=False, description="Run sandbox Bash with rlimits only when bubblewrap is unavailable (weaker).")
+    sandbox_ttl_s: float = 7200.0
+    sandbox_sessions_per_host: int = 64
+
     # Where outbound Slack calls go; tests and the demo point this at a local recorder.
     slack_api_url: str = "https://slack.com/api/"
 
