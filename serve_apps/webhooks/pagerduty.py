@@ -1,0 +1,148 @@
+"""PagerDuty V3 webhooks.
+
+Verification (PagerDuty developer docs, "Verifying Signatures"): ``X-PagerDuty-Signature`` is a
+comma-separated list with one ``v1=<hex HMAC-SHA256(secret, body)>`` per active secret (several
+during rotation); the request is authentic if any ``v1`` entry matches. No timestamp: retries (up to
+48 h) are absorbed by deduplicating on ``X-Webhook-Id``, else ``event.id``.
+
+Events: ``incident.triggered`` → START (an alert; fingerprint = incident id), ``incident.acknowledged``
+and ``incident.resolved`` → UPDATE; everything else is ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from incidentfox.contracts import TriggerAction
+from serve_apps.webhooks.common import (
+    ParseResult,
+    accepted,
+    build_trigger,
+    candidates,
+    clip,
+    delivery_id,
+    header,
+    identifiers,
+    ignored,
+    links,
+    load_json_object,
+    obj,
+    parse_time,
+    require_secret,
+    s,
+    same,
+    services,
+    to_bytes,
+    try_json_object,
+)
+from serve_apps.webhooks.errors import WebhookError, malformed
+
+SOURCE = "pagerduty"
+SIGNATURE_HEADER = "X-PagerDuty-Signature"
+WEBHOOK_ID_HEADER = "X-Webhook-Id"
+SUBSCRIPTION_HEADER = "X-Webhook-Subscription"
+ACTIONS = {
+    "incident.triggered": TriggerAction.START,
+    "incident.acknowledged": TriggerAction.UPDATE,
+    "incident.resolved": TriggerAction.UPDATE,
+}
+
+
+def sign(*, body: bytes, secrets: list[str] | str) -> dict[str, str]:
+    """The signature header PagerDuty would send, one ``v1=`` per secret (tests, benchmarks)."""
+    keys = [secrets] if isinstance(secrets, str) else secrets
+    parts = [f"v1={hmac.new(to_bytes(k), body, hashlib.sha256).hexdigest()}" for k in keys]
+    return {SIGNATURE_HEADER: ",".join(parts)}
+
+
+def verify(*, headers: Mapping[str, str], body: bytes, secret: str, now: float) -> None:
+    """Accept if any ``v1=`` entry matches; raise WebhookError (401) otherwise. ``now`` is unused."""
+    key = require_secret(secret, SOURCE)
+    raw = header(headers, SIGNATURE_HEADER)
+    if not raw:
+        raise WebhookError("missing_signature", source=SOURCE, message=f"missing {SIGNATURE_HEADER} header")
+    expected = "v1=" + hmac.new(key, bytes(body), hashlib.sha256).hexdigest()
+    matched = False
+    for entry in raw.split(","):
+        # Every entry is compared (no early exit) so timing does not reveal which one matched.
+        matched |= same(expected, entry.strip())
+    if not matched:
+        raise WebhookError("bad_signature", source=SOURCE, message="no PagerDuty v1 signature matches")
+
+
+def candidate_identifiers(*, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
+    """``pagerduty_service_id``, ``pagerduty_account`` (the ``<account>.pagerduty.com`` subdomain)
+    and ``pagerduty_subscription_id`` (header) from the unverified request; {} if unreadable."""
+    data = obj(obj(try_json_object(body), "event"), "data")
+    service = obj(data, "service")
+    return candidates(
+        pagerduty_service_id=s(service, "id"),
+        pagerduty_account=_account(s(data, "html_url") or s(service, "html_url")),
+        pagerduty_subscription_id=header(headers, SUBSCRIPTION_HEADER) or "",
+    )
+
+
+def _account(url: str) -> str:
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+    return host.split(".")[0] if host.endswith(".pagerduty.com") else ""
+
+
+def parse(*, headers: Mapping[str, str], body: bytes, now: float) -> ParseResult:
+    """V3 envelope ``{"event": {...}}`` → ParseResult. ``now`` is unused."""
+    data = load_json_object(body, SOURCE)
+    event = obj(data, "event")
+    if not event:
+        raise malformed(SOURCE, "body has no event object (is this a V3 webhook?)")
+    event_type = s(event, "event_type")
+    if not event_type:
+        raise malformed(SOURCE, "missing event.event_type")
+    did = delivery_id(header(headers, WEBHOOK_ID_HEADER) or s(event, "id"), SOURCE,
+                      f"{WEBHOOK_ID_HEADER} header or event.id")
+    action = ACTIONS.get(event_type)
+    if action is None:
+        return ignored(f"unsupported_event:{clip(event_type, 64)}")
+    return accepted(_incident_trigger(event, event_type, action, did))
+
+
+def _incident_trigger(event: dict[str, Any], event_type: str, action: TriggerAction, did: str):
+    incident = obj(event, "data")
+    incident_id = s(incident, "id")
+    if not incident_id:
+        raise malformed(SOURCE, "missing event.data.id (incident id)")
+    service = obj(incident, "service")
+    title = s(incident, "title") or f"PagerDuty incident {incident_id}"
+    number = s(incident, "number")
+    status = s(incident, "status") or event_type.rpartition(".")[2]
+    details = [f"urgency {s(incident, 'urgency')}" if s(incident, "urgency") else "",
+               f"priority {s(obj(incident, 'priority'), 'summary')}" if s(obj(incident, "priority"), "summary")
+               else "",
+               f"service {s(service, 'summary')}" if s(service, "summary") else ""]
+    text = f"PagerDuty incident {'#' + number + ' ' if number else ''}{status}: {title}"
+    if any(details):
+        text += " (" + ", ".join(d for d in details if d) + ")"
+    return build_trigger(
+        SOURCE,
+        delivery_id=did,
+        event_kind=event_type,
+        action=action,
+        identifiers=identifiers(pagerduty_service_id=s(service, "id")),
+        title=title,
+        text=text,
+        links=links(s(incident, "html_url"), s(service, "html_url")),
+        fingerprint=incident_id,
+        services=services(s(service, "summary")),
+        is_alert=True,
+        actor=s(obj(event, "agent"), "summary") or None,
+        occurred_at=parse_time(event.get("occurred_at")),
+        external_ref=s(incident, "html_url") or incident_id,
+    )
+
+
+__all__ = ["SOURCE", "candidate_identifiers", "parse", "sign", "verify"]
