@@ -1,0 +1,85 @@
+"""Turning report content into what Slack shows: Block Kit and a matplotlib chart PNG."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+STATUS_COLOURS = {"succeeded": "#2e7d32", "failed": "#c62828", "cancelled": "#9e9e9e",
+                  "running": "#1565c0", "queued": "#f9a825"}
+
+
+def _fmt_s(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v / 60:.1f} min" if v >= 120 else f"{v:.0f} s"
+
+
+def health_chart_png(content: dict[str, Any]) -> bytes | None:
+    """Runs per day by outcome, as a stacked bar chart. None when there is nothing to plot."""
+    daily = content.get("daily") or []
+    if not any(sum(v for k, v in d.items() if k != "day") for d in daily):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    days = [d["day"][5:] for d in daily]
+    fig, ax = plt.subplots(figsize=(7, 3), dpi=100)
+    bottom = [0] * len(daily)
+    for status, colour in STATUS_COLOURS.items():
+        values = [d.get(status, 0) for d in daily]
+        if any(values):
+            ax.bar(days, values, bottom=bottom, color=colour, label=status)
+            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.set_title("Investigations per day")
+    ax.set_ylabel("runs")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def health_blocks(content: dict[str, Any], *, report_url: str | None = None) -> list[dict[str, Any]]:
+    runs = content["runs"]
+    outcomes = ", ".join(f"{k}: {v}" for k, v in runs["outcomes"].items()) or "none"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"Weekly health: {content['team_id']}"}},
+        {"type": "section", "text": {"type": "mrkdwn",
+                                     "text": f"*{runs['total']} investigations* ({outcomes})\n"
+                                             f"Period {content['period']['start'][:10]} → "
+                                             f"{content['period']['end'][:10]}"}},
+    ]
+    if content["by_source"]:
+        lines = [f"• *{src}*: {v['runs']} runs, MTTA {_fmt_s(v['mtta_s'])}, MTTR {_fmt_s(v['mttr_s'])}"
+                 for src, v in content["by_source"].items()]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*By source*\n" + "\n".join(lines)}})
+    if content["noisiest_alerts"]:
+        lines = [f"• {a['title']} ({a['count']})" for a in content["noisiest_alerts"]]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "*Noisiest alerts*\n" + "\n".join(lines)}})
+    if content["noisiest_services"]:
+        lines = [f"• {s['service']} ({s['count']})" for s in content["noisiest_services"]]
+        blocks.append({"type": "section",
+                       "text": {"type": "mrkdwn", "text": "*Noisiest services*\n" + "\n".join(lines)}})
+    if content["failed_integrations"]:
+        lines = [f"• {f['tool']}: {f['failures']} failures" for f in content["failed_integrations"]]
+        blocks.append({"type": "section",
+                       "text": {"type": "mrkdwn", "text": "*Failing integrations*\n" + "\n".join(lines)}})
+    fb = content["feedback"]
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn",
+                                                     "text": f"Feedback: 👍 {fb['up']}  👎 {fb['down']}"
+                                                             + (f"  ·  <{report_url}|full report>" if report_url else "")}]})
+    return blocks
+
+
+def digest_blocks(content: dict[str, Any]) -> list[dict[str, Any]]:
+    items = content["incidents"]
+    lines = [f"• {i['title'] or i['run_id']}: {i['status']}" + (f" (root cause: {i['root_cause']})"
+                                                                  if i["root_cause"] else "")
+             for i in items[:20]]
+    return [{"type": "header", "text": {"type": "plain_text", "text": f"Incident digest: {content['team_id']}"}},
+            {"type": "section", "text": {"type": "mrkdwn",
+                                         "text": ("\n".join(lines) if lines else "No incidents this period.")}}]
