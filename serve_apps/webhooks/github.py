@@ -140,16 +140,16 @@ def _issue_comment(data: dict[str, Any], did: str) -> ParseResult:
         raise malformed(SOURCE, "issue_comment without a comment object")
     body = comment.get("body") if isinstance(comment.get("body"), str) else ""
     user = obj(comment, "user")
-    fields = dict(
-        delivery_id=did,
-        event_kind="issue_comment",
-        identifiers=identifiers(github_repo=repo),
-        title=s(issue, "title"),
-        links=links(s(comment, "html_url"), s(issue, "html_url")),
-        actor=s(user, "login") or None,
-        occurred_at=parse_time(comment.get("created_at")),
-        external_ref=s(issue, "html_url") or None,
-    )
+    fields = {
+        "delivery_id": did,
+        "event_kind": "issue_comment",
+        "identifiers": identifiers(github_repo=repo),
+        "title": s(issue, "title"),
+        "links": links(s(comment, "html_url"), s(issue, "html_url")),
+        "actor": s(user, "login") or None,
+        "occurred_at": parse_time(comment.get("created_at")),
+        "external_ref": s(issue, "html_url") or None,
+    }
     if action != "created":
         return ignored(f"comment_{clip(action, 32) or 'unknown'}",
                        build_trigger(SOURCE, action=TriggerAction.IGNORE, text=body, **fields))
@@ -180,18 +180,18 @@ def _ci(data: dict[str, Any], did: str, key: str) -> ParseResult:
     if s(run, "display_title"):
         text_parts.append(s(run, "display_title"))
     url = s(run, "html_url")
-    trigger_fields = dict(
-        delivery_id=did,
-        event_kind="ci_failure" if failing else f"{key}.completed",
-        identifiers=identifiers(github_repo=repo),
-        title=title,
-        text="; ".join(text_parts),
-        links=links(url, s(run, "details_url")),
-        actor=s(obj(data, "sender"), "login") or None,
-        occurred_at=parse_time(run.get("completed_at")) or parse_time(run.get("updated_at")),
-        external_ref=url or None,
-        fingerprint=f"github:{key}:{s(run, 'id')}" if s(run, "id") else None,
-    )
+    trigger_fields = {
+        "delivery_id": did,
+        "event_kind": "ci_failure" if failing else f"{key}.completed",
+        "identifiers": identifiers(github_repo=repo),
+        "title": title,
+        "text": "; ".join(text_parts),
+        "links": links(url, s(run, "details_url")),
+        "actor": s(obj(data, "sender"), "login") or None,
+        "occurred_at": parse_time(run.get("completed_at")) or parse_time(run.get("updated_at")),
+        "external_ref": url or None,
+        "fingerprint": f"github:{key}:{s(run, 'id')}" if s(run, "id") else None,
+    }
     if s(data, "action") != "completed":
         return ignored(f"{key}_{clip(s(data, 'action'), 32) or 'unknown'}")
     if not failing:
@@ -247,18 +247,18 @@ def _pull_request(data: dict[str, Any], did: str) -> ParseResult:
     verb = "merged" if action == "closed" and merged else action
     number = s(pr, "number") or s(data, "number")
     body = pr.get("body") if isinstance(pr.get("body"), str) else ""
-    fields = dict(
-        delivery_id=did,
-        event_kind=f"pull_request.{clip(verb, 32) or 'unknown'}",
-        identifiers=identifiers(github_repo=repo),
-        title=f"PR #{number} {verb}: {s(pr, 'title')}",
-        text=body,
-        links=links(s(pr, "html_url")),
-        actor=s(obj(data, "sender"), "login") or None,
-        occurred_at=(parse_time(pr.get("merged_at")) if merged else None) or parse_time(pr.get("updated_at"))
+    fields = {
+        "delivery_id": did,
+        "event_kind": f"pull_request.{clip(verb, 32) or 'unknown'}",
+        "identifiers": identifiers(github_repo=repo),
+        "title": f"PR #{number} {verb}: {s(pr, 'title')}",
+        "text": body,
+        "links": links(s(pr, "html_url")),
+        "actor": s(obj(data, "sender"), "login") or None,
+        "occurred_at": (parse_time(pr.get("merged_at")) if merged else None) or parse_time(pr.get("updated_at"))
         or parse_time(pr.get("created_at")),
-        external_ref=s(pr, "html_url") or None,
-    )
+        "external_ref": s(pr, "html_url") or None,
+    }
     if action not in RECORDED_PR_ACTIONS:
         return ignored(f"pull_request_{clip(action, 32) or 'unknown'}",
                        build_trigger(SOURCE, action=TriggerAction.IGNORE, **fields))
