@@ -27,7 +27,7 @@ TEXT_MAX = 4000
 IDENTIFIER_MAX = 255
 LINK_MAX = 2000
 LINKS_MAX = 20
-_TIMESTAMP_RE = re.compile(r"^\d{1,15}$")   # bounded so float(now) - ts can never overflow
+_TIMESTAMP_RE = re.compile(r"[0-9]{1,15}")   # bounded so float(now) - ts can never overflow
 
 
 class ParseResult(BaseModel):
@@ -120,7 +120,7 @@ def check_timestamp(raw: str | None, *, now: float, source: str, header_name: st
     """Parse a unix-seconds header and enforce ``|now - ts| <= window``; return the timestamp."""
     if raw is None or raw == "":
         raise WebhookError("missing_header", source=source, message=f"missing {header_name} header")
-    if not _TIMESTAMP_RE.match(raw):
+    if not _TIMESTAMP_RE.fullmatch(raw):
         raise WebhookError("bad_timestamp", source=source,
                            message=f"{header_name} is not a unix timestamp in seconds")
     ts = int(raw)
@@ -270,7 +270,7 @@ def parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value.strip() or len(value) > 64:
         return None
     text = value.strip()
-    if re.fullmatch(r"\d{1,12}(\.\d{1,9})?", text):
+    if re.fullmatch(r"[0-9]{1,12}(\.[0-9]{1,9})?", text):
         return parse_time(float(text))
     text = _FRACTION_RE.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
     try:
