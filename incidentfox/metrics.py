@@ -5,8 +5,10 @@ created lazily in the process that first records them, and only when that proces
 Ray; elsewhere (unit tests, the standalone config service) recording is a no-op. Label values are
 bounded: sources, outcomes, statuses, tool names, providers and models, never ids.
 
-Ray exports these with its own ``ray_`` prefix (see ``docs/operations.md`` for the exact names that
-Prometheus and the Grafana dashboard use).
+Ray (2.60) exports each as ``ray_<name>``: counters keep their ``_total`` name, histograms add
+``_bucket``/``_sum``/``_count``, and Ray adds its own labels (``WorkerId``, ``NodeAddress``,
+``SessionName``…). :func:`exported_names` lists what Prometheus sees; ``docs/operations.md``, the
+Grafana dashboard and the metrics test use exactly those.
 """
 
 from __future__ import annotations
@@ -33,16 +35,27 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in (
     MetricDef("incidentfox_webhook_ack_seconds", "histogram", "Time to acknowledge a webhook.",
               (), tuple(LATENCY_BUCKETS_S)),
     MetricDef("incidentfox_runs_total", "counter", "Runs reaching a terminal status.", ("status",)),
-    MetricDef("incidentfox_runs_active", "gauge", "Runs currently executing in this pool actor.",
-              ("actor",)),
+    MetricDef("incidentfox_runs_active", "gauge", "Runs executing in this process (Ray adds WorkerId; sum "
+              "over it for the cluster)."),
     MetricDef("incidentfox_run_seconds", "histogram", "Run duration from start to finish.",
               (), tuple(LATENCY_BUCKETS_S)),
     MetricDef("incidentfox_tool_call_seconds", "histogram", "Tool call duration.", ("tool", "status"),
               tuple(LATENCY_BUCKETS_S)),
-    MetricDef("incidentfox_sandbox_sessions_active", "gauge", "Live sandbox sessions per host actor.",
-              ("actor",)),
+    MetricDef("incidentfox_sandbox_sessions_active", "gauge", "Live sandbox sessions in this process."),
     MetricDef("incidentfox_llm_tokens_total", "counter", "LLM tokens used.", ("provider", "model", "kind")),
 )}
+
+EXPORT_PREFIX = "ray_"
+
+
+def exported_names() -> dict[str, list[str]]:
+    """Declared name → the series names Ray's Prometheus endpoint exports for it."""
+    out = {}
+    for d in METRICS.values():
+        base = EXPORT_PREFIX + d.name
+        out[d.name] = [base + s for s in ("_bucket", "_sum", "_count")] if d.kind == "histogram" else [base]
+    return out
+
 
 _lock = threading.Lock()
 _objects: dict[str, Any] = {}
