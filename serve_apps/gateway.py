@@ -1,0 +1,303 @@
+"""The webhook gateway: verify → parse → route → record once → answer → dispatch after.
+
+Order of operations for every ``POST /webhooks/<source>`` (issue 3):
+
+1. The body is read with a 1 MiB cap (``Content-Length`` first, then the streamed size): 413.
+2. The secret is chosen (:mod:`serve_apps.webhook_secrets`: the candidate org's override, else the
+   environment's) and the signature verified: 401, with the reason (``stale_timestamp`` says so).
+   NOTHING is recorded or dispatched before this succeeds.
+3. The body is parsed into a ``ParseResult``: 400 when malformed; ``response`` (Slack
+   ``url_verification``, slash-command usage) is answered as is; ``ignored`` answers
+   ``200 {"ignored": true}`` and records nothing.
+4. The trigger is routed (Router deployment, memoised here for ``route_memo_s``), then
+   :func:`serve_apps.deliveries.intake` records it and allocates its run in one transaction.
+5. The sender gets 200 with ``run_id`` (``duplicate: true`` on a redelivery). Dispatch to the runner
+   happens after, as a task on this replica's loop; a lost dispatch is repaired by the sweep.
+
+Everything here is async; the only blocking work is HMAC and JSON on small bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from incidentfox import metrics
+from incidentfox.contracts import Trigger, TriggerAction
+from incidentfox.errors import BadRequest, PayloadTooLarge, install_error_handlers
+from incidentfox.runs.runner import Runner
+from serve_apps import deliveries
+from serve_apps.deliveries import Route
+from serve_apps.webhook_secrets import SourceSpec, WebhookSecrets, source_spec
+from serve_apps.webhooks.errors import WebhookError
+
+log = logging.getLogger("incidentfox.gateway")
+
+MAX_BODY = 1024 * 1024
+ENDPOINTS: dict[str, str] = {
+    "/slack/events": "slack",
+    "/slack/commands": "slack",
+    "/slack/interactions": "slack",
+    "/github": "github",
+    "/pagerduty": "pagerduty",
+    "/incidentio": "incidentio",
+    "/alertmanager": "alertmanager",
+    "/grafana": "grafana",
+}
+ResolveFn = Callable[[Mapping[str, str]], Awaitable[Route]]
+
+
+class MemoResolver:
+    """Memoises a resolver's answers for ``ttl_s`` (fresh answers only; stale ones are re-asked),
+    so the hot path makes no handle hop for a channel seen in the last second."""
+
+    def __init__(self, resolve: ResolveFn, *, ttl_s: float = 1.0, max_entries: int = 10_000) -> None:
+        self._resolve, self._ttl, self._max = resolve, ttl_s, max_entries
+        self._memo: dict[tuple[tuple[str, str], ...], tuple[float, Route]] = {}
+
+    async def __call__(self, identifiers: Mapping[str, str]) -> Route:
+        key = tuple(sorted(identifiers.items()))
+        now = time.monotonic()
+        hit = self._memo.get(key)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        route = await self._resolve(identifiers)
+        if not route.stale and self._ttl > 0:
+            if len(self._memo) >= self._max:
+                self._memo.clear()
+            self._memo[key] = (now, route)
+        return route
+
+
+@dataclass
+class GatewayCore:
+    """The gateway's behaviour, independent of Serve (tests drive it through :func:`create_gateway_app`)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    runner: Runner
+    resolve: ResolveFn
+    secrets: WebhookSecrets
+    correlation_window_s: float = deliveries.DEFAULT_CORRELATION_WINDOW_S
+    max_body: int = MAX_BODY
+    clock: Callable[[], float] = time.time
+    store_payload: bool = True
+    counters: dict[str, int] = field(default_factory=dict)
+    _tasks: set[asyncio.Task] = field(default_factory=set)
+
+    def _count(self, source: str, outcome: str) -> None:
+        key = f"{source}:{outcome}"
+        self.counters[key] = self.counters.get(key, 0) + 1
+        metrics.inc("incidentfox_webhooks_total", source=source, outcome=outcome)
+
+    async def handle(self, *, endpoint: str, headers: Mapping[str, str], body: bytes) -> JSONResponse:
+        started = time.perf_counter()
+        spec = source_spec(ENDPOINTS[endpoint])
+        try:
+            response = await self._handle(spec, endpoint=endpoint, headers=headers, body=body)
+        except WebhookError as exc:
+            self._count(spec.name, "rejected")
+            log.info("webhook rejected", extra={"source": spec.name, "reason": exc.reason})
+            raise
+        metrics.observe("incidentfox_webhook_ack_seconds", time.perf_counter() - started)
+        return response
+
+    async def _handle(self, spec: SourceSpec, *, endpoint: str, headers: Mapping[str, str],
+                      body: bytes) -> JSONResponse:
+        choice = await self.secrets.secret_for(spec, headers=headers, body=body)
+        now = self.clock()
+        spec.verify(headers=headers, body=body, secret=choice.secret, now=now, **choice.options)
+        result = spec.parse(headers=headers, body=body, now=now)
+        if result.response is not None:
+            self._count(spec.name, "answered")
+            return JSONResponse(result.response)
+        if result.ignored or result.trigger is None:
+            self._count(spec.name, "ignored")
+            return JSONResponse({"ignored": True, "reason": result.reason})
+        trigger = result.trigger
+        route = await self._route(trigger, verified_org=choice.org_id)
+        payload = body.decode("utf-8", "replace") if self.store_payload else ""
+        outcome = await deliveries.intake(self.sessions, trigger=trigger, route=route, payload=payload,
+                                          correlation_window_s=self.correlation_window_s)
+        self._count(spec.name, "duplicate" if outcome.duplicate else outcome.outcome)
+        if outcome.dispatch is not None:
+            self._spawn(deliveries.dispatch(self.sessions, self.runner, delivery_pk=outcome.delivery_pk,
+                                            plan=outcome.dispatch, trigger=trigger))
+        return JSONResponse(self._answer(endpoint, trigger, outcome, route))
+
+    async def _route(self, trigger: Trigger, *, verified_org: str | None) -> Route:
+        if trigger.action is TriggerAction.INTERACTION and not trigger.identifiers:
+            return Route(found=False)
+        route = await self.resolve(trigger.identifiers)
+        if verified_org and route.found and route.org_id != verified_org:
+            # Signed with org A's secret but routed to org B: never hand A's event to B.
+            return Route(found=False, stale=route.stale)
+        return route
+
+    @staticmethod
+    def _answer(endpoint: str, trigger: Trigger, outcome: deliveries.IntakeResult,
+                route: Route) -> dict[str, Any]:
+        body = outcome.response()
+        if route.stale:
+            body["route_stale"] = True
+        if endpoint == "/slack/commands":
+            if outcome.outcome == "unrouted":
+                text = "No team has claimed this channel in IncidentFox yet, so nothing was started."
+            elif outcome.run_id:
+                text = f"Investigating: {trigger.title} (run `{outcome.run_id}`)."
+            else:
+                text = "Received."
+            return {"response_type": "ephemeral", "text": text, **body}
+        return body
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        """Wait for in-flight dispatches (tests; graceful shutdown)."""
+        if self._tasks:
+            await asyncio.wait_for(asyncio.gather(*list(self._tasks), return_exceptions=True), timeout_s)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes by header and by streamed size."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise BadRequest("Content-Length is not a number", code="malformed_request")
+        if int(declared) > limit:
+            raise PayloadTooLarge(f"body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Sweeper:
+    """Runs :func:`serve_apps.deliveries.sweep` every ``interval_s`` on the current loop (and once
+    at start). Started lazily from a request or a health check, since Serve constructs replicas
+    outside their serving loop."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], runner: Runner, *,
+                 interval_s: float = 10.0, grace_s: float = deliveries.SWEEP_GRACE_S) -> None:
+        self._sessions, self._runner = sessions, runner
+        self._interval, self._grace = interval_s, grace_s
+        self._task: asyncio.Task | None = None
+        self.swept = 0
+
+    def ensure_started(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(max(self._interval, 30.0)):
+                    self.swept += len(await deliveries.sweep(self._sessions, self._runner,
+                                                             grace_s=self._grace))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - a failed sweep is logged and retried next tick
+                log.exception("delivery sweep failed")
+            await asyncio.sleep(self._interval)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def create_gateway_app(core: GatewayCore, *, on_request: Callable[[], None] | None = None) -> FastAPI:
+    """The gateway's FastAPI app (mounted at ``/webhooks``). ``on_request`` runs before each webhook
+    (the Serve deployment uses it to start its sweeper)."""
+    app = FastAPI(title="IncidentFox webhook gateway", docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
+
+    def _route(endpoint: str) -> Callable[[Request], Awaitable[JSONResponse]]:
+        async def receive(request: Request) -> JSONResponse:
+            if on_request is not None:
+                on_request()
+            body = await read_body(request, core.max_body)
+            return await core.handle(endpoint=endpoint, headers=request.headers, body=body)
+
+        receive.__name__ = "receive_" + endpoint.strip("/").replace("/", "_")
+        return receive
+
+    for endpoint in ENDPOINTS:
+        app.add_api_route(endpoint, _route(endpoint), methods=["POST"])
+
+    @app.get("/stats")
+    async def stats() -> dict[str, Any]:
+        """Per-source outcome counters of this replica (unrouted, duplicate, rejected…)."""
+        return {"counters": dict(core.counters)}
+
+    return app
+
+
+# --- Serve deployment -----------------------------------------------------------------------------
+
+
+@serve.deployment(
+    name="Gateway",
+    ray_actor_options={"num_cpus": 0},
+    max_ongoing_requests=256,
+    autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 64,
+                        "upscale_delay_s": 5, "downscale_delay_s": 60},
+    health_check_period_s=5,
+)
+@serve.ingress()
+class Gateway:
+    """Serve ingress for ``/webhooks``. Constructed by :func:`serve_apps.builder.build_gateway` with
+    validated args; the database URL and secrets come from the environment."""
+
+    async def __init__(self, router: DeploymentHandle, *, runner: str = "investigation",
+                 correlation_window_s: float = deliveries.DEFAULT_CORRELATION_WINDOW_S,
+                 route_memo_s: float = 1.0, sweep_interval_s: float = 10.0,
+                 org_secret_overrides: bool = True, store_payload: bool = True) -> None:
+        from incidentfox.db import make_async_engine, session_factory
+        from incidentfox.runs.runner import make_runner
+        from incidentfox.settings import Settings
+        from serve_apps.router import route_from_dict
+        from serve_apps.webhook_secrets import make_org_secret_lookup
+
+        settings = Settings()
+        url = settings.resolved_database_url()
+        self._engine = make_async_engine(url)
+        sessions = session_factory(self._engine)
+        runner_obj = make_runner(runner, database_url=url)
+
+        async def via_router(identifiers: Mapping[str, str]) -> Route:
+            return route_from_dict(await router.resolve.remote(dict(identifiers)))
+
+        resolve = MemoResolver(via_router, ttl_s=route_memo_s)
+        org_secret = make_org_secret_lookup(sessions) if org_secret_overrides else None
+        self._core = GatewayCore(sessions=sessions, runner=runner_obj, resolve=resolve,
+                                 secrets=WebhookSecrets(resolve=resolve, org_secret=org_secret),
+                                 correlation_window_s=correlation_window_s, store_payload=store_payload)
+        self._sweeper = Sweeper(sessions, runner_obj, interval_s=sweep_interval_s)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_gateway_app(self._core, on_request=self._sweeper.ensure_started)
+
+    async def check_health(self) -> None:
+        # Serve calls this periodically on the replica's loop: it starts the recovery sweep even
+        # when no webhook has arrived since the replica started.
+        self._sweeper.ensure_started()
+
+    async def __del__(self) -> None:
+        self._sweeper.stop()
+        await self._engine.dispose()

@@ -1,0 +1,108 @@
+"""Which secret verifies a delivery: the org's override, else the environment's.
+
+Contract (issue 3, "Secrets"): every source has a default secret in an environment variable
+(``SLACK_SIGNING_SECRET`` …, declared in :data:`serve_apps.webhooks.registry.SOURCES`). An org can
+override it in its config under ``integrations.<source>``. To find the org BEFORE the signature is
+checked, :meth:`WebhookSecrets.secret_for` reads candidate identifiers from the UNVERIFIED body
+(``candidate_identifiers``), routes them, and reads that team's effective config with secrets
+revealed. Nothing learnt from the unverified body is trusted: it only chooses which key to try, and
+a forged body naming another org simply fails that org's signature check.
+
+Overrides are cached for ``ttl_s`` per (source, org, team), so a burst from one org costs one config
+read. Secrets never leave this module except to the verifier; they are never logged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from serve_apps.deliveries import Route
+from serve_apps.router import routing_identifiers
+from serve_apps.webhooks.registry import SOURCES, SourceSpec, config_value
+
+ResolveFn = Callable[[Mapping[str, str]], Awaitable[Route]]
+
+
+@dataclass(frozen=True)
+class OrgOverride:
+    secret: str
+    options: dict[str, Any] = field(default_factory=dict)   # verify kwargs (Grafana header names)
+
+
+# (org_id, team_id, source) → that team's override for the source, or None.
+OrgSecretFn = Callable[[str, str, str], Awaitable[OrgOverride | None]]
+
+
+@dataclass(frozen=True)
+class SecretChoice:
+    secret: str
+    origin: Literal["org", "env", "none"]
+    org_id: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def source_spec(source: str) -> SourceSpec:
+    """The webhooks registry's declaration of ``source``."""
+    return SOURCES[source]
+
+
+class WebhookSecrets:
+    def __init__(self, *, resolve: ResolveFn, org_secret: OrgSecretFn | None,
+                 env: Mapping[str, str] | None = None, ttl_s: float = 5.0) -> None:
+        self._resolve = resolve
+        self._org_secret = org_secret
+        self._env = env if env is not None else os.environ
+        self._ttl = ttl_s
+        self._cache: dict[tuple[str, str, str], tuple[float, OrgOverride | None]] = {}
+
+    def env_secret(self, spec: SourceSpec) -> str:
+        return self._env.get(spec.secret_env, "") or ""
+
+    async def secret_for(self, spec: SourceSpec, *, headers: Mapping[str, str], body: bytes) -> SecretChoice:
+        if self._org_secret is not None:
+            ids = routing_identifiers(spec.candidate_identifiers(headers=headers, body=body))
+            if ids:
+                route = await self._resolve(ids)
+                if route.found and route.org_id and route.team_id:
+                    override = await self._cached_override(spec.name, route.org_id, route.team_id)
+                    if override is not None:
+                        return SecretChoice(override.secret, "org", route.org_id, override.options)
+        env = self.env_secret(spec)
+        return SecretChoice(env, "env" if env else "none")
+
+    async def _cached_override(self, source: str, org_id: str, team_id: str) -> OrgOverride | None:
+        key = (source, org_id, team_id)
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        override = await self._org_secret(org_id, team_id, source)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (now, override)
+        return override
+
+
+def make_org_secret_lookup(sessions: Any) -> OrgSecretFn:
+    """An :data:`OrgSecretFn` reading the team's effective config (secrets revealed) through the
+    config service's service layer, in this process, on the shared database."""
+    from config_service.services.config import get_effective_config
+
+    async def lookup(org_id: str, team_id: str, source: str) -> OrgOverride | None:
+        spec = source_spec(source)
+        async with sessions() as session:
+            effective = await get_effective_config(session, org_id=org_id, node_id=team_id,
+                                                   reveal_secrets=True)
+        config = effective.get("config", effective) if isinstance(effective, Mapping) else {}
+        secret = config_value(config, spec.config_key)
+        if not isinstance(secret, str) or not secret:
+            return None
+        options = {kw: v for kw, path in spec.option_keys.items()
+                   if isinstance(v := config_value(config, path), str) and v}
+        return OrgOverride(secret, options)
+
+    return lookup

@@ -1,0 +1,141 @@
+"""Test helpers for the gateway, router, agent API and `up` tests: test secrets, signed fixture
+requests per source, a static routing table, a recording runner, and a gateway app over ASGI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from incidentfox.contracts import ROUTING_KEYS, Trigger
+from incidentfox.db import make_async_engine, session_factory
+from serve_apps.deliveries import Route
+from serve_apps.gateway import GatewayCore, create_gateway_app
+from serve_apps.webhook_secrets import OrgSecretFn, WebhookSecrets
+from serve_apps.webhooks import alertmanager, github, grafana, incidentio, pagerduty, slack
+
+SECRETS = {
+    "SLACK_SIGNING_SECRET": "slack-test-signing-secret",
+    "GITHUB_WEBHOOK_SECRET": "github-test-secret",
+    "PAGERDUTY_WEBHOOK_SECRET": "pagerduty-test-secret",
+    "INCIDENTIO_WEBHOOK_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "ALERTMANAGER_WEBHOOK_TOKEN": "alertmanager-test-token",
+    "GRAFANA_WEBHOOK_SECRET": "grafana-test-secret",
+}
+
+
+class StaticRoutes:
+    """A routing table in memory: ``{(kind, value): (org, team)}``, first ROUTING_KEYS match wins."""
+
+    def __init__(self, table: Mapping[tuple[str, str], tuple[str, str]] | None = None) -> None:
+        self.table = dict(table or {})
+        self.calls: list[dict[str, str]] = []
+
+    async def __call__(self, identifiers: Mapping[str, str]) -> Route:
+        self.calls.append(dict(identifiers))
+        for key in ROUTING_KEYS:
+            value = identifiers.get(key)
+            if value and (key, value) in self.table:
+                org, team = self.table[(key, value)]
+                return Route(found=True, org_id=org, team_id=team, matched_by=key, matched_value=value)
+        return Route(found=False)
+
+
+class RecordingRunner:
+    """Records what it is asked to do; ``fail`` makes submit raise (a dead executor)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.submitted: list[str] = []
+        self.attached: list[tuple[str, str]] = []
+        self.cancelled: list[str] = []
+        self.event = asyncio.Event()
+
+    async def submit(self, *, run_id: str, org_id: str, team_id: str) -> None:
+        if self.fail:
+            raise RuntimeError("executor unavailable")
+        self.submitted.append(run_id)
+        self.event.set()
+
+    async def cancel(self, *, run_id: str) -> None:
+        self.cancelled.append(run_id)
+
+    async def attach(self, *, run_id: str, trigger: Trigger) -> None:
+        self.attached.append((run_id, trigger.delivery_id))
+
+
+DEFAULT_ROUTES = {
+    ("slack_channel_id", "C111"): ("acme", "payments"),
+    ("slack_channel_id", "G8PSS9T3V"): ("acme", "payments"),
+    ("github_repo", "codertocat/hello-world"): ("acme", "payments"),
+    ("pagerduty_service_id", "PA2P440"): ("acme", "payments"),
+    ("alertmanager_receiver", "ops-zulip"): ("acme", "payments"),
+    ("alertmanager_receiver", "debug webhook"): ("acme", "payments"),
+    ("alertmanager_receiver", "Debug webhook"): ("acme", "payments"),
+}
+
+
+def make_core(db_url: str, *, routes: StaticRoutes | None = None, runner: Any = None,
+              env: Mapping[str, str] | None = None, org_secret: OrgSecretFn | None = None,
+              clock: Any = None) -> GatewayCore:
+    engine = make_async_engine(db_url)
+    sessions = session_factory(engine)
+    routes = routes if routes is not None else StaticRoutes(DEFAULT_ROUTES)
+    core = GatewayCore(sessions=sessions, runner=runner if runner is not None else RecordingRunner(),
+                       resolve=routes,
+                       secrets=WebhookSecrets(resolve=routes, org_secret=org_secret,
+                                              env=SECRETS if env is None else env),
+                       clock=clock or time.time)
+    core.engine = engine  # type: ignore[attr-defined]  (tests dispose it)
+    return core
+
+
+def client_for(core: GatewayCore) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_gateway_app(core)),
+                             base_url="http://gateway")
+
+
+def load(fixtures: Path, rel: str) -> bytes:
+    return (fixtures / rel).read_bytes()
+
+
+def slack_event(fixtures: Path, *, event_id: str | None = None, channel: str | None = None) -> bytes:
+    data = json.loads(load(fixtures, "slack/event_callback.app_mention.json"))
+    if event_id:
+        data["event_id"] = event_id
+    if channel:
+        data["event"]["channel"] = channel
+    return json.dumps(data).encode()
+
+
+def signed(source: str, body: bytes, *, secret: str | None = None, now: float | None = None,
+           event: str = "", delivery: str | None = None) -> dict[str, str]:
+    """Headers a real sender would attach to ``body`` (plus the content type)."""
+    now = int(now if now is not None else time.time())
+    delivery = delivery or uuid.uuid4().hex
+    if source == "slack":
+        h = slack.sign(body=body, secret=secret or SECRETS["SLACK_SIGNING_SECRET"], timestamp=now)
+        ctype = "application/json" if body.lstrip().startswith(b"{") else "application/x-www-form-urlencoded"
+        return {**h, "Content-Type": ctype}
+    if source == "github":
+        return {**github.sign(body=body, secret=secret or SECRETS["GITHUB_WEBHOOK_SECRET"]),
+                "X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "Content-Type": "application/json"}
+    if source == "pagerduty":
+        return {**pagerduty.sign(body=body, secrets=[secret or SECRETS["PAGERDUTY_WEBHOOK_SECRET"]]),
+                "X-Webhook-Id": delivery, "Content-Type": "application/json"}
+    if source == "incidentio":
+        return {**incidentio.sign(body=body, secret=secret or SECRETS["INCIDENTIO_WEBHOOK_SECRET"],
+                                  msg_id=delivery, timestamp=now), "Content-Type": "application/json"}
+    if source == "alertmanager":
+        return {**alertmanager.sign(body=body, secret=secret or SECRETS["ALERTMANAGER_WEBHOOK_TOKEN"]),
+                "Content-Type": "application/json"}
+    if source == "grafana":
+        return {**grafana.sign(body=body, secret=secret or SECRETS["GRAFANA_WEBHOOK_SECRET"]),
+                "Content-Type": "application/json"}
+    raise KeyError(source)
