@@ -1,0 +1,89 @@
+"""The SOURCES registry and the WebhookError / ParseResult contracts the gateway builds on."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from incidentfox.contracts import Trigger, TriggerAction
+from incidentfox.errors import IncidentFoxError, install_error_handlers
+from serve_apps.webhooks.errors import WebhookError
+from serve_apps.webhooks.registry import SOURCES, ParseResult, config_value, get_source
+
+EXPECTED = {
+    "slack": ("SLACK_SIGNING_SECRET", "integrations.slack.signing_secret"),
+    "github": ("GITHUB_WEBHOOK_SECRET", "integrations.github.webhook_secret"),
+    "pagerduty": ("PAGERDUTY_WEBHOOK_SECRET", "integrations.pagerduty.webhook_secret"),
+    "incidentio": ("INCIDENTIO_WEBHOOK_SECRET", "integrations.incidentio.webhook_secret"),
+    "alertmanager": ("ALERTMANAGER_WEBHOOK_TOKEN", "integrations.alertmanager.webhook_token"),
+    "grafana": ("GRAFANA_WEBHOOK_SECRET", "integrations.grafana.webhook_secret"),
+}
+
+
+def test_sources_and_secret_locations() -> None:
+    assert {name: (spec.secret_env, spec.config_key) for name, spec in SOURCES.items()} == EXPECTED
+    assert [n for n, s in SOURCES.items() if s.secret_optional] == ["grafana"]
+    assert dict(SOURCES["grafana"].option_keys) == {
+        "signature_header": "integrations.grafana.signature_header",
+        "timestamp_header": "integrations.grafana.timestamp_header"}
+
+
+@pytest.mark.parametrize("name", sorted(SOURCES))
+def test_functions_are_keyword_only_with_the_agreed_names(name: str) -> None:
+    spec = SOURCES[name]
+    for fn, params in ((spec.verify, ["headers", "body", "secret", "now"]),
+                       (spec.parse, ["headers", "body", "now"]),
+                       (spec.candidate_identifiers, ["headers", "body"])):
+        sig = inspect.signature(fn)
+        assert list(sig.parameters)[: len(params)] == params
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in sig.parameters.values())
+        extra = list(sig.parameters)[len(params):]
+        assert all(sig.parameters[p].default is not inspect.Parameter.empty for p in extra)
+
+
+def test_config_value_and_unknown_source() -> None:
+    config = {"integrations": {"slack": {"signing_secret": "abc"}}}
+    assert config_value(config, SOURCES["slack"].config_key) == "abc"
+    assert config_value(config, SOURCES["github"].config_key) is None
+    with pytest.raises(WebhookError) as info:
+        get_source("nope")
+    assert (info.value.reason, info.value.status) == ("unknown_source", 404)
+
+
+def test_webhook_error_maps_through_the_one_error_handler() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/stale")
+    async def stale() -> None:
+        raise WebhookError("stale_timestamp", source="slack", message="stale timestamp: 400 s old")
+
+    @app.post("/malformed")
+    async def bad() -> None:
+        raise WebhookError("malformed_body", source="github", message="body is not valid JSON")
+
+    client = TestClient(app)
+    r = client.post("/stale")
+    assert r.status_code == 401
+    assert r.json() == {"error": {"code": "stale_timestamp", "message": "stale timestamp: 400 s old",
+                                  "details": {"source": "slack", "reason": "stale_timestamp"}}}
+    r = client.post("/malformed")
+    assert (r.status_code, r.json()["error"]["code"]) == (400, "malformed_body")
+    assert issubclass(WebhookError, IncidentFoxError)
+
+
+def test_parse_result_invariants() -> None:
+    start = Trigger(source="slack", delivery_id="Ev1", event_kind="app_mention")
+    ignore = start.model_copy(update={"action": TriggerAction.IGNORE})
+    ParseResult(trigger=start)
+    ParseResult(ignored=True, reason="bot_message")
+    ParseResult(ignored=True, trigger=ignore)
+    ParseResult(response={"challenge": "x"})
+    for bad in ({}, {"trigger": ignore}, {"ignored": True, "trigger": start}):
+        with pytest.raises(ValueError):
+            ParseResult(**bad)
+    assert json.loads(ParseResult(trigger=start).model_dump_json())["trigger"]["delivery_id"] == "Ev1"
