@@ -108,7 +108,10 @@ def load(fixtures: Path, rel: str) -> bytes:
 def slack_event(fixtures: Path, *, event_id: str | None = None, channel: str | None = None) -> bytes:
     data = json.loads(load(fixtures, "slack/event_callback.app_mention.json"))
     if event_id:
+        # A distinct message: its own event id and its own ts (a mention's ts roots its thread).
         data["event_id"] = event_id
+        ts = f"{1595926230 + (int(uuid.uuid5(uuid.NAMESPACE_URL, event_id)) % 10**6)}.000100"
+        data["event"]["ts"] = data["event"]["event_ts"] = ts
     if channel:
         data["event"]["channel"] = channel
     return json.dumps(data).encode()
