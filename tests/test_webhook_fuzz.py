@@ -112,9 +112,11 @@ FIXTURES: dict[str, list[tuple[str, dict[str, str], str]]] = {
                                    ("check_run.completed.failure", "check_run"),
                                    ("workflow_run.completed.success", "workflow_run"),
                                    ("push", "push"), ("pull_request.opened", "pull_request")]],
-    "pagerduty": [(f"pagerduty/incident.{k}.json", {}, "json") for k in ("triggered", "acknowledged", "resolved")],
+    "pagerduty": [(f"pagerduty/incident.{k}.json", {}, "json")
+                  for k in ("triggered", "acknowledged", "resolved")],
     "incidentio": [(f"incident_io/{n}.json", {"webhook-id": "msg_1"}, "json")
-                   for n in ("public_incident.incident_created_v2", "public_incident.incident_status_updated_v2",
+                   for n in ("public_incident.incident_created_v2",
+                             "public_incident.incident_status_updated_v2",
                              "private_incident.incident_created_v2")],
     "alertmanager": [("alertmanager/webhook.v4.firing.json", {}, "json"),
                      ("alertmanager/webhook.v4.resolved_single.json", {}, "json")],

@@ -97,12 +97,14 @@ def test_incidentio_created_starts_an_alert_run(fixtures_dir: Path) -> None:
     raw = _raw(fixtures_dir, "incident_io/public_incident.incident_created_v2.json")
     t = _parse(incidentio, raw, {"webhook-id": "msg_p5jXN8AQM9LWM0D4loKWxJek"}).trigger
     assert t is not None
-    assert (t.source, t.delivery_id, t.action) == ("incidentio", "msg_p5jXN8AQM9LWM0D4loKWxJek", TriggerAction.START)
+    assert (t.source, t.delivery_id, t.action) == ("incidentio", "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                                                   TriggerAction.START)
     assert t.event_kind == "public_incident.incident_created_v2" and t.is_alert
     assert t.fingerprint == "01FDAG4SAP5TYPT98WGR2N7W91"
     assert t.title == "INC-123 Our database is sad"
     assert t.text.startswith("Our database is really really sad")
-    assert t.identifiers == {"slack_channel_id": "C02AW36C1M5", "incidentio_team_id": "01FCNDV6P870EA6S7TK1DSYDG0"}
+    assert t.identifiers == {"slack_channel_id": "C02AW36C1M5",
+                             "incidentio_team_id": "01FCNDV6P870EA6S7TK1DSYDG0"}
     assert t.external_ref == "https://app.incident.io/incidents/123"
     assert t.occurred_at == datetime(2021, 8, 17, 13, 28, 57, 801578, tzinfo=UTC)
     assert incidentio.candidate_identifiers(headers={}, body=raw)["slack_team_id"] == "T02A1FSLE8J"
@@ -145,7 +147,8 @@ def test_alertmanager_firing_group_starts_one_run(fixtures_dir: Path) -> None:
     result = _parse(alertmanager, raw)
     t = result.trigger
     assert t is not None and not result.ignored
-    assert (t.source, t.event_kind, t.action, t.is_alert) == ("alertmanager", "alert.firing", TriggerAction.START, True)
+    assert (t.source, t.event_kind, t.action) == ("alertmanager", "alert.firing", TriggerAction.START)
+    assert t.is_alert
     assert t.fingerprint == "{}/{}:{}"
     assert t.identifiers == {"alertmanager_receiver": "ops-zulip"}
     assert t.title == "[FIRING:2] High CPU Temperature: High CPU core temperature"
@@ -203,7 +206,8 @@ def test_grafana_firing_fixture(fixtures_dir: Path) -> None:
     raw = _raw(fixtures_dir, "grafana/alerting.webhook.v11.firing.json")
     t = _parse(grafana, raw).trigger
     assert t is not None
-    assert (t.source, t.event_kind, t.action, t.is_alert) == ("grafana", "alert.firing", TriggerAction.START, True)
+    assert (t.source, t.event_kind, t.action) == ("grafana", "alert.firing", TriggerAction.START)
+    assert t.is_alert
     assert t.title == "[FIRING:1] Memory (copy) device (true)"
     assert t.fingerprint == '{}/{debug="true"}:{alertname="Memory (copy)", grafana_folder="device"}'
     assert t.identifiers == {"alertmanager_receiver": "Debug webhook"}

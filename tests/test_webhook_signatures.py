@@ -200,8 +200,8 @@ def test_flipped_body_byte_fails(source: str) -> None:
     headers, secret = _signed(source, body)
     tampered = bytearray(body)
     tampered[5] ^= 0x01
-    _reject("bad_signature", 401, SOURCES[source].verify, headers=headers, body=bytes(tampered), secret=secret,
-            now=NOW)
+    _reject("bad_signature", 401, SOURCES[source].verify, headers=headers, body=bytes(tampered),
+            secret=secret, now=NOW)
 
 
 @pytest.mark.parametrize("source", [s for s in sorted(SOURCES) if s != "grafana"])
@@ -221,7 +221,8 @@ class TestTimestamps:
         verify = SOURCES[source].verify
         verify(headers=headers, body=body, secret=secret, now=NOW + 300)
         verify(headers=headers, body=body, secret=secret, now=NOW - 300)
-        err = _reject("stale_timestamp", 401, verify, headers=headers, body=body, secret=secret, now=NOW + 301)
+        err = _reject("stale_timestamp", 401, verify, headers=headers, body=body, secret=secret,
+                      now=NOW + 301)
         assert "stale timestamp" in err.message
         _reject("stale_timestamp", 401, verify, headers=headers, body=body, secret=secret, now=NOW - 301)
 
@@ -238,15 +239,17 @@ class TestTimestamps:
     def test_timestamp_is_signed(self, source: str, ts_header: str) -> None:
         body = b'{"x": 1}'
         headers, secret = _signed(source, body)
-        _reject("bad_signature", 401, SOURCES[source].verify, headers=dict(headers, **{ts_header: str(int(NOW) + 1)}),
-                body=body, secret=secret, now=NOW)
+        moved = dict(headers, **{ts_header: str(int(NOW) + 1)})
+        _reject("bad_signature", 401, SOURCES[source].verify, headers=moved, body=body, secret=secret,
+                now=NOW)
 
 
 def test_incidentio_missing_id_and_invalid_secret() -> None:
     body = b"{}"
     headers, secret = _signed("incidentio", body)
     _reject("missing_header", 401, incidentio.verify,
-            headers={k: v for k, v in headers.items() if k != "webhook-id"}, body=body, secret=secret, now=NOW)
+            headers={k: v for k, v in headers.items() if k != "webhook-id"}, body=body, secret=secret,
+            now=NOW)
     _reject("invalid_secret", 401, incidentio.verify, headers=headers, body=body, secret="whsec_%%%not-b64",
             now=NOW)
     svix = {k.replace("webhook-", "svix-"): v for k, v in headers.items()}

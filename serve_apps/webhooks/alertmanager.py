@@ -179,4 +179,5 @@ def _occurred_at(alerts: list[dict[str, Any]], status: str) -> datetime | None:
     return max(times) if status == "resolved" else min(times)
 
 
-__all__ = ["SOURCE", "candidate_identifiers", "group_delivery_id", "group_service", "parse", "parse_group", "sign", "verify"]
+__all__ = ["SOURCE", "candidate_identifiers", "group_delivery_id", "group_service", "parse", "parse_group",
+           "sign", "verify"]

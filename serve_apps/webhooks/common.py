@@ -307,4 +307,5 @@ def build_trigger(source: str, **fields: Any) -> Trigger:
     try:
         return Trigger(source=source, **fields)
     except ValidationError as exc:
-        raise malformed(source, f"payload does not form a valid trigger ({exc.error_count()} errors)") from None
+        raise malformed(source, f"payload does not form a valid trigger ({exc.error_count()} errors)"
+                        ) from None

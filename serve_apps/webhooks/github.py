@@ -156,7 +156,8 @@ def _issue_comment(data: dict[str, Any], did: str) -> ParseResult:
     if _is_bot(user):
         return ignored("bot_comment", build_trigger(SOURCE, action=TriggerAction.IGNORE, text=body, **fields))
     if not (_COMMAND_RE.search(body) or _MENTION_RE.search(body)):
-        return ignored("not_addressed", build_trigger(SOURCE, action=TriggerAction.IGNORE, text=body, **fields))
+        return ignored("not_addressed",
+                       build_trigger(SOURCE, action=TriggerAction.IGNORE, text=body, **fields))
     text = _MENTION_RE.sub("", _COMMAND_RE.sub("", body, count=1))
     text = re.sub(r"[ \t]{2,}", " ", text).strip()
     return accepted(build_trigger(SOURCE, action=TriggerAction.START, human=True, text=text, **fields))
@@ -255,8 +256,8 @@ def _pull_request(data: dict[str, Any], did: str) -> ParseResult:
         "text": body,
         "links": links(s(pr, "html_url")),
         "actor": s(obj(data, "sender"), "login") or None,
-        "occurred_at": (parse_time(pr.get("merged_at")) if merged else None) or parse_time(pr.get("updated_at"))
-        or parse_time(pr.get("created_at")),
+        "occurred_at": ((parse_time(pr.get("merged_at")) if merged else None)
+                        or parse_time(pr.get("updated_at")) or parse_time(pr.get("created_at"))),
         "external_ref": s(pr, "html_url") or None,
     }
     if action not in RECORDED_PR_ACTIONS:

@@ -67,7 +67,8 @@ def _key(secret: str) -> bytes:
         raise WebhookError("invalid_secret", source=SOURCE,
                            message="the configured incidentio secret is not a base64 whsec_ secret") from None
     if not key:
-        raise WebhookError("invalid_secret", source=SOURCE, message="the configured incidentio secret is empty")
+        raise WebhookError("invalid_secret", source=SOURCE,
+                           message="the configured incidentio secret is empty")
     return key
 
 
@@ -161,7 +162,8 @@ def _field(incident: dict[str, Any], names: frozenset[str], *, catalog: str) -> 
             continue
         values: list[str] = []
         for value in arr(entry, "values"):
-            picked = s(obj(value, "value_catalog_entry"), catalog) or s(obj(value, "value_option"), "value") or s(value, "value_text")
+            picked = (s(obj(value, "value_catalog_entry"), catalog) or s(obj(value, "value_option"), "value")
+                      or s(value, "value_text"))
             if picked:
                 values.append(picked)
         return values

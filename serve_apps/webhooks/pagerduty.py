@@ -120,9 +120,9 @@ def _incident_trigger(event: dict[str, Any], event_type: str, action: TriggerAct
     title = s(incident, "title") or f"PagerDuty incident {incident_id}"
     number = s(incident, "number")
     status = s(incident, "status") or event_type.rpartition(".")[2]
+    priority = s(obj(incident, "priority"), "summary")
     details = [f"urgency {s(incident, 'urgency')}" if s(incident, "urgency") else "",
-               f"priority {s(obj(incident, 'priority'), 'summary')}" if s(obj(incident, "priority"), "summary")
-               else "",
+               f"priority {priority}" if priority else "",
                f"service {s(service, 'summary')}" if s(service, "summary") else ""]
     text = f"PagerDuty incident {'#' + number + ' ' if number else ''}{status}: {title}"
     if any(details):
