@@ -1,0 +1,229 @@
+"""Anomaly scoring: robust z-scores against a baseline, checked for a change point.
+
+For every metric series of the incident window (``MetricSeries.baseline is False``):
+
+1. **Baseline.** The matching ``baseline=True`` series (same entity, metric, statistic); when
+   there is none, the series' own points before the onset.
+2. **Robust z.** ``center = median(baseline)``, ``scale = max(1.4826·MAD, floor)``, where the
+   floor is 4 % of ``|center|`` for latency-like metrics and 0.25 points for percentages
+   (availability). Without the floor a flat baseline (MAD = 0) makes every wiggle infinite.
+3. **Direction.** Latency, errors, CPU, memory count upwards; availability and success rates
+   downwards; other metrics (requests) both ways.
+4. **Change point.** A point after the onset counts only as far as it also departs from the
+   window's own points before the onset (``z = min(z_baseline, z_shift)``). A level that was
+   already there before the alert is drift, not the incident.
+5. **Alert alignment.** If the alert names an entity and metric with a series, that series is the
+   *gate*: the alert is confirmed when its z reaches ``GATE_Z``, and every other node is scored only
+   at the times the alerting series is elevated (z ≥ ``ROW_Z``). A node that peaks after the alert
+   recovered does not explain it.
+
+The onset is the alert's ``started_at``; the point whose bucket contains it is the first incident
+point. Without an onset the last third of the window is the incident.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from incidentfox.evidence import EvidenceBundle, MetricSeries
+
+GATE_Z = 2.0          # the alerting series must reach this to confirm the alert
+ROW_Z = 1.0           # incident times = where the alerting series is at least this elevated
+TAU = 4.0             # a node is anomalous at this z
+REL_FLOOR = 0.04      # scale floor, fraction of |center|
+PCT_FLOOR = 0.25      # scale floor for percentages, in points
+_UP = ("latency", "duration", "error", "fault", "5xx", "cpu", "memory", "restart", "saturation",
+       "queue", "lag", "timeout")
+_DOWN = ("availability", "success", "apdex", "uptime")
+_PREFERRED_STATS = ("Average", "avg", "mean", "", "p50")
+
+
+def direction(metric: str) -> int:
+    """+1 when higher is worse, -1 when lower is worse, 0 when either way is notable."""
+    m = metric.lower()
+    if any(w in m for w in _DOWN):
+        return -1
+    if any(w in m for w in _UP):
+        return 1
+    return 0
+
+
+@dataclass(frozen=True)
+class SeriesScore:
+    entity: str
+    metric: str
+    statistic: str
+    unit: str
+    center: float                   # baseline median
+    times: np.ndarray               # incident points (unix seconds)
+    values: np.ndarray
+    z: np.ndarray                   # direction-aware, change-point-checked
+    delta: np.ndarray               # direction-aware departure from center, native units
+    window: dict[float, float]      # every point of the case window, direction-adjusted
+    step: float
+
+
+@dataclass
+class NodeAnomaly:
+    entity: str
+    z: float
+    delta: float
+    series: SeriesScore
+    at: float                       # unix time of the worst point
+
+    def quote(self) -> str:
+        s = self.series
+        i = int(np.argmin(np.abs(s.times - self.at)))
+        stat = f" ({s.statistic})" if s.statistic else ""
+        unit = f" {s.unit}" if s.unit else ""
+        return (f"{s.entity} {s.metric}{stat} {_fmt(s.values[i])}{unit} vs baseline {_fmt(s.center)}{unit}"
+                f" (robust z {self.z:.1f})")
+
+
+@dataclass
+class AnomalyView:
+    metric: str                                 # the metric family compared ("" = all)
+    alert_series: SeriesScore | None
+    alert_z: float
+    confirmed: bool | None                      # None: nothing to check the alert against
+    times: list[float]
+    nodes: dict[str, NodeAnomaly] = field(default_factory=dict)
+
+    def anomalous(self, tau: float = TAU) -> dict[str, NodeAnomaly]:
+        return {e: a for e, a in self.nodes.items() if a.z >= tau}
+
+    def correlation(self, entity: str) -> float | None:
+        """Pearson correlation of ``entity``'s series with the alerting series over the window."""
+        if self.alert_series is None or entity not in self.nodes:
+            return None
+        a, b = self.nodes[entity].series.window, self.alert_series.window
+        common = sorted(set(a) & set(b))
+        if len(common) < 3:
+            return None
+        x, y = np.array([a[t] for t in common]), np.array([b[t] for t in common])
+        if np.std(x) == 0 or np.std(y) == 0:
+            return None
+        return float(np.corrcoef(x, y)[0, 1])
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def _onset(bundle: EvidenceBundle) -> float | None:
+    at = bundle.alert.started_at
+    return at.timestamp() if isinstance(at, datetime) else None
+
+
+def score_one(series: MetricSeries, baseline: MetricSeries | None, onset: float | None) -> SeriesScore | None:
+    """Score one series; None when it has no incident points or nothing to compare against."""
+    ts = np.asarray(series.timestamps, dtype=float)
+    xs = np.asarray(series.values, dtype=float)
+    n = min(len(ts), len(xs))
+    ts, xs = ts[:n], xs[:n]
+    ok = ~np.isnan(xs)
+    ts, xs = ts[ok], xs[ok]
+    if len(ts) == 0:
+        return None
+    order = np.argsort(ts)
+    ts, xs = ts[order], xs[order]
+    step = float(np.median(np.diff(ts))) if len(ts) > 1 else 60.0
+    if onset is None:
+        onset = float(ts[-max(1, len(ts) // 3)])
+    post = ts > onset - step
+    if not post.any():
+        return None
+    pre_vals = xs[~post]
+    if baseline is not None:
+        b = np.asarray(baseline.values, dtype=float)
+        b = b[~np.isnan(b)]
+    else:
+        b = pre_vals
+    if len(b) == 0:
+        return None
+    center = float(np.median(b))
+    mad = 1.4826 * float(np.median(np.abs(b - center)))
+    d = direction(series.metric)
+    pct = d < 0 and center > 1.0
+    scale = max(mad, PCT_FLOOR if pct else REL_FLOOR * abs(center))
+    x = xs[post]
+    if scale < 1e-12:   # flat zero baseline: judge the jump against its own size
+        scale = max(0.1 * float(np.max(np.abs(x))), 1e-12)
+    sign = d if d else 1
+    if d:
+        z = d * (x - center) / scale
+        if len(pre_vals):
+            ref = float(pre_vals.max() if d > 0 else pre_vals.min())
+            z = np.minimum(z, d * (x - ref) / scale)
+    else:
+        z = np.abs(x - center) / scale
+        if len(pre_vals):
+            z = np.minimum(z, np.abs(x - float(pre_vals.mean())) / scale)
+    return SeriesScore(
+        entity=series.entity, metric=series.metric, statistic=series.statistic, unit=series.unit,
+        center=center, times=ts[post], values=x, z=z, delta=sign * (x - center),
+        window={float(t): float(sign * v) for t, v in zip(ts, xs, strict=True)}, step=step,
+    )
+
+
+def score_series(bundle: EvidenceBundle, *, metric: str = "") -> list[SeriesScore]:
+    """Every incident-window series of the bundle (of ``metric`` only, if given), scored."""
+    baselines = {(s.entity, s.metric, s.statistic): s for s in bundle.metrics if s.baseline}
+    onset = _onset(bundle)
+    out = []
+    for s in bundle.metrics:
+        if s.baseline or (metric and s.metric != metric):
+            continue
+        scored = score_one(s, baselines.get((s.entity, s.metric, s.statistic)), onset)
+        if scored is not None:
+            out.append(scored)
+    return out
+
+
+def _at_times(s: SeriesScore, times: list[float] | None) -> np.ndarray:
+    if times is None:
+        return np.ones(len(s.times), dtype=bool)
+    if not times:
+        return np.zeros(len(s.times), dtype=bool)
+    tt = np.asarray(times)
+    return np.array([np.min(np.abs(tt - t)) <= s.step / 2 for t in s.times])
+
+
+def analyze(bundle: EvidenceBundle) -> AnomalyView:
+    """Score the bundle's metrics and align them to the alert (see the module docstring)."""
+    alert = bundle.alert
+    metric = alert.metric if alert.metric and any(
+        s.metric == alert.metric for s in bundle.metrics if not s.baseline) else ""
+    pool = score_series(bundle, metric=metric)
+    want_stat = alert.labels.get("statistic", "")
+    stats_present = {s.statistic for s in pool}
+    stat = want_stat if want_stat in stats_present else next(
+        (p for p in _PREFERRED_STATS if p in stats_present), "")
+    # Compare like with like: one statistic per metric family where a choice exists.
+    if stat or "" in stats_present:
+        pool = [s for s in pool if s.statistic == stat] or pool
+
+    alert_series = next((s for s in pool if alert.entity and s.entity == alert.entity), None)
+    times: list[float] | None = None
+    alert_z, confirmed = 0.0, None
+    if alert_series is not None:
+        alert_z = float(alert_series.z.max())
+        confirmed = alert_z >= GATE_Z
+        times = [float(t) for t, z in zip(alert_series.times, alert_series.z, strict=True)
+                 if z >= min(ROW_Z, alert_z)]
+
+    nodes: dict[str, NodeAnomaly] = {}
+    for s in pool:
+        mask = _at_times(s, times)
+        if not mask.any():
+            continue
+        i = int(np.argmax(np.where(mask, s.z, -np.inf)))
+        cand = NodeAnomaly(entity=s.entity, z=float(s.z[i]), delta=float(s.delta[mask].max()),
+                           series=s, at=float(s.times[i]))
+        if s.entity not in nodes or cand.z > nodes[s.entity].z:
+            nodes[s.entity] = cand
+    return AnomalyView(metric=metric, alert_series=alert_series, alert_z=alert_z,
+                       confirmed=confirmed, times=times if times is not None else [], nodes=nodes)
