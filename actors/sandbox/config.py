@@ -1,0 +1,138 @@
+"""Sandbox configuration: platform runtime (:class:`SandboxRuntime`, from ``Settings``), command
+limits (:class:`SandboxLimits`), and the two team-config sections a session reads:
+
+* ``sandbox``: ``ttl_s``, ``mcp_servers`` (names from the platform allow-list, never commands),
+  ``network`` (only honoured when the platform allows network at all);
+* ``llm``: ``provider`` (must be ``anthropic``), ``model``, ``base_url``, ``api_key``, ``max_tokens``.
+
+Parsers are pure: they take the team's effective config section (a dict) and return a typed value
+or raise :class:`incidentfox.errors.Unprocessable` with the offending field.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from incidentfox.errors import Unprocessable
+from incidentfox.settings import Settings
+
+GiB = 1 << 30
+MiB = 1 << 20
+SCHEDULING_KEYS = frozenset({"resources", "label_selector", "scheduling_strategy", "memory",
+                             "accelerator_type"})
+
+
+class SandboxLimits(BaseModel):
+    """Per-command limits. rlimits apply to every process of the command; NPROC counts all processes
+    of the session's UID, which is why each session gets its own unprivileged UID."""
+
+    model_config = ConfigDict(frozen=True)
+    cpu_s: int = 120                    # RLIMIT_CPU, per process
+    memory_bytes: int = 2 * GiB         # RLIMIT_AS, per process
+    nproc: int = 128                    # RLIMIT_NPROC, per UID
+    fsize_bytes: int = 1 * GiB          # RLIMIT_FSIZE, largest file a command may write
+    nofile: int = 1024                  # RLIMIT_NOFILE
+    tmp_bytes: int = 64 * MiB           # size of the per-command /tmp tmpfs
+    default_timeout_s: float = 120.0    # wall clock, when the model gives none
+    max_timeout_s: float = 600.0        # the most the model may ask for
+    output_cap_chars: int = 30_000      # what the model sees
+    output_hard_bytes: int = 16 * MiB   # past this much output the command is killed
+
+
+class SandboxRuntime(BaseModel):
+    """Everything a manager/host needs, picklable (it crosses into Ray actors)."""
+
+    root: Path
+    db_url: str
+    allow_rlimit_only: bool = False
+    allow_network: bool = False        # platform switch; a team's `sandbox.network` needs it on
+    uid_base: int = 200_000
+    uid_count: int = 100_000
+    ttl_s: float = 7200.0
+    sessions_per_host: int = 64
+    host_max_concurrency: int = 256
+    sweep_interval_s: float = 30.0
+    namespace: str = "incidentfox"
+    limits: SandboxLimits = Field(default_factory=SandboxLimits)
+    max_steps: int = 40                 # model calls per turn
+    model_timeout_s: float = 300.0      # one model call
+    tool_timeout_s: float = 660.0       # outer bound on any tool call (Bash has its own)
+    mcp_timeout_s: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> SandboxRuntime:
+        root = settings.sandbox_root or (settings.home / "sandboxes")
+        values: dict[str, Any] = {
+            "root": Path(root).resolve(),
+            "db_url": settings.resolved_database_url(),
+            "allow_rlimit_only": settings.sandbox_allow_rlimit_only,
+            "ttl_s": settings.sandbox_ttl_s,
+            "sessions_per_host": settings.sandbox_sessions_per_host,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class TeamSandboxConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    ttl_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    mcp_servers: list[str] = Field(default_factory=list)
+    network: bool = False
+
+
+def parse_team_sandbox(section: dict[str, Any] | None) -> TeamSandboxConfig:
+    """Parse a team's ``sandbox`` section. ``mcp_servers`` entries must be allow-list *names*: a
+    dict (or anything naming a command/url) is refused, so a tenant can never choose what runs."""
+    section = dict(section or {})
+    servers = section.get("mcp_servers", [])
+    if not isinstance(servers, list) or not all(isinstance(s, str) and _NAME.match(s) for s in servers):
+        raise Unprocessable("sandbox.mcp_servers must be a list of allow-list names",
+                            code="invalid_sandbox_config", details={"field": "sandbox.mcp_servers"})
+    try:
+        return TeamSandboxConfig.model_validate(section)
+    except ValidationError as exc:
+        raise Unprocessable("invalid sandbox config", code="invalid_sandbox_config",
+                            details={"errors": [{"loc": list(e["loc"]), "msg": e["msg"]}
+                                                for e in exc.errors()]}) from None
+
+
+class LLMConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    provider: str = "anthropic"
+    model: str = Field(min_length=1)
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    max_tokens: int = Field(default=4096, gt=0, le=64_000)
+    system_prompt: str | None = None
+
+
+def parse_llm_config(section: dict[str, Any] | None) -> LLMConfig:
+    """Parse the team's ``llm`` section; the sandbox agent speaks the Anthropic Messages API only."""
+    try:
+        cfg = LLMConfig.model_validate(dict(section or {}))
+    except ValidationError as exc:
+        raise Unprocessable("the team's llm config is incomplete for the sandbox agent",
+                            code="invalid_llm_config",
+                            details={"errors": [{"loc": list(e["loc"]), "msg": e["msg"]}
+                                                for e in exc.errors()]}) from None
+    if cfg.provider != "anthropic":
+        raise Unprocessable(f"sandbox sessions need llm.provider 'anthropic', not {cfg.provider!r}",
+                            code="invalid_llm_config", details={"field": "llm.provider"})
+    return cfg
+
+
+def check_scheduling(options: dict[str, Any] | None) -> dict[str, Any]:
+    """Ray actor options a caller may pass for a team's sessions (resources / labels / strategy)."""
+    options = dict(options or {})
+    unknown = set(options) - SCHEDULING_KEYS
+    if unknown:
+        raise Unprocessable("unsupported scheduling options", code="invalid_scheduling",
+                            details={"keys": sorted(unknown)})
+    return options

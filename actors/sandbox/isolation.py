@@ -1,0 +1,341 @@
+"""Run one shell command for a session: bubblewrap + rlimits + a per-session unprivileged UID.
+
+The process chain is ``prlimit`` (sets RLIMIT_CPU/AS/NPROC/FSIZE/NOFILE/CORE) → ``bwrap`` → ``bash
+-c``, started as the session's UID (``Popen(user=, group=, extra_groups=[])``) in a new session, so:
+
+* every namespace is new (user, pid, ipc, uts, net, cgroup where possible; net is shared only when
+  the platform and the team both allow it), user namespaces are disabled inside;
+* the filesystem is a read-only tmpfs root with read-only system binds (``/usr`` and its merged-usr
+  symlinks, a few ``/etc`` files, a synthetic ``passwd``/``group``), a fresh ``/proc``, a minimal
+  ``/dev``, a size-capped ``/tmp``, and the workspace (bound from an fd) at ``/workspace``: the only
+  writable path. Other sessions, the platform's repo, ``.incidentfox`` and host ``/proc`` are absent;
+* the environment is exactly ``PATH``, ``HOME=/workspace``, ``LANG`` (and ``TMPDIR``);
+* RLIMIT_NPROC counts processes per UID and root ignores it, hence the unprivileged UID per session.
+
+A wall-clock timeout, an interrupt (task cancellation) or too much output kill the whole process
+group (``killpg``) and then every remaining process of the session's UID, so nothing outlives the
+command. When bubblewrap cannot work here, :func:`sandbox_isolation_status` says why and Bash is
+refused, unless the operator opted into the weaker rlimit-only mode (same UID switch and rlimits,
+no namespaces: the command can read world-readable host files).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
+
+from actors.sandbox.config import SandboxLimits
+from actors.sandbox.errors import IsolationUnavailable
+from actors.sandbox.workspace import VIRTUAL_ROOT, Workspace
+
+Mode = Literal["bwrap", "rlimit_only", "unavailable"]
+SAFE_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+_ETC_FILES = ("ld.so.cache", "alternatives", "localtime", "ssl", "ca-certificates", "mime.types",
+              "inputrc", "bash.bashrc", "profile", "nsswitch.conf", "host.conf")
+_ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+
+
+@dataclass(frozen=True)
+class IsolationStatus:
+    mode: Mode
+    reason: str
+    bwrap: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.mode != "unavailable"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"mode": self.mode, "available": self.available, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int | None
+    output: str
+    truncated: bool
+    timed_out: bool
+    killed: str | None          # why we killed it: "timeout" | "output_limit" | "interrupted"
+    duration_s: float
+
+    def for_model(self) -> str:
+        """What the model reads: the (capped) output and, when it matters, how the command ended."""
+        parts = [self.output.rstrip("\n")] if self.output.strip() else []
+        if self.truncated:
+            parts.append("[output truncated]")
+        if self.killed == "timeout":
+            parts.append(f"[command timed out after {self.duration_s:.1f}s and was killed]")
+        elif self.killed == "output_limit":
+            parts.append("[command produced too much output and was killed]")
+        elif self.exit_code not in (0, None):
+            parts.append(f"[exit code {self.exit_code}]")
+        return "\n".join(parts) or "(no output)"
+
+
+# -- availability ------------------------------------------------------------------------------
+
+
+def _bwrap_prefix(bwrap: str, *, network: bool) -> list[str]:
+    argv = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+            "--new-session", "--as-pid-1", "--hostname", "sandbox"]
+    if network:
+        argv.append("--share-net")
+    argv += ["--ro-bind", "/usr", "/usr"]
+    for name in _ROOT_LINKS:
+        host = f"/{name}"
+        if os.path.islink(host):
+            argv += ["--symlink", os.readlink(host), host]
+        elif os.path.isdir(host):
+            argv += ["--ro-bind", host, host]
+    for name in _ETC_FILES:
+        argv += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    if network:
+        argv += ["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    return argv
+
+
+def _probe_bwrap(bwrap: str, uid: int) -> str | None:
+    """Start a minimal sandbox as ``uid``; None when it works, else the reason."""
+    argv = _bwrap_prefix(bwrap, network=False) + ["--remount-ro", "/", "/usr/bin/true"]
+    try:
+        proc = subprocess.run(argv, user=uid, group=uid, extra_groups=[], cwd="/", env={"PATH": SAFE_PATH},
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"bubblewrap could not start: {exc}"
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip()[:300]
+        return f"bubblewrap failed (exit {proc.returncode}): {err or 'no message'}"
+    return None
+
+
+@lru_cache(maxsize=8)
+def _status(allow_rlimit_only: bool, probe_uid: int) -> IsolationStatus:
+    weak = "rlimit-only mode (opted in with INCIDENTFOX_SANDBOX_ALLOW_RLIMIT_ONLY)"
+    if os.geteuid() != 0:
+        reason = "per-session UIDs need root: the platform does not run as root"
+        if allow_rlimit_only:
+            return IsolationStatus("rlimit_only", f"{reason}; {weak}, commands run as the platform user")
+        return IsolationStatus("unavailable", reason)
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        reason = "bubblewrap is not installed (Debian package `bubblewrap`)"
+    else:
+        failure = _probe_bwrap(bwrap, probe_uid)
+        if failure is None:
+            return IsolationStatus("bwrap", "bubblewrap with per-session UIDs", bwrap)
+        reason = failure
+    if allow_rlimit_only:
+        return IsolationStatus("rlimit_only", f"{reason}; {weak}")
+    return IsolationStatus("unavailable", reason)
+
+
+def sandbox_isolation_status(allow_rlimit_only: bool | None = None, *, probe_uid: int = 199_999) -> IsolationStatus:
+    """How sandbox Bash would run on this node, and why (``/health`` shows it). Probed once per
+    process; blocking (a ~10 ms spawn), so async callers wrap the first call in ``to_thread``."""
+    if allow_rlimit_only is None:
+        from incidentfox.settings import get_settings
+
+        allow_rlimit_only = get_settings().sandbox_allow_rlimit_only
+    return _status(bool(allow_rlimit_only), probe_uid)
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+def _passwd_fd(text: str) -> int:
+    r, w = os.pipe()
+    os.write(w, text.encode())  # a few dozen bytes: far below the pipe buffer, never blocks
+    os.close(w)
+    return r
+
+
+def build_argv(command: str, *, status: IsolationStatus, limits: SandboxLimits, uid: int,
+               ws_fd: int | None, data_fds: tuple[int, int] | None, network: bool) -> list[str]:
+    """The full argv for one command (pure apart from looking at which root links exist)."""
+    argv = ["prlimit", f"--cpu={limits.cpu_s}", f"--as={limits.memory_bytes}",
+            f"--nproc={limits.nproc}", f"--fsize={limits.fsize_bytes}", f"--nofile={limits.nofile}",
+            "--core=0", "--"]
+    if status.mode == "bwrap":
+        assert status.bwrap and ws_fd is not None and data_fds is not None
+        argv += _bwrap_prefix(status.bwrap, network=network)
+        argv += ["--ro-bind-data", str(data_fds[0]), "/etc/passwd",
+                 "--ro-bind-data", str(data_fds[1]), "/etc/group",
+                 "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
+                 "--bind-fd", str(ws_fd), VIRTUAL_ROOT,
+                 "--remount-ro", "/", "--chdir", VIRTUAL_ROOT, "--clearenv"]
+        for key, value in _env(VIRTUAL_ROOT).items():
+            argv += ["--setenv", key, value]
+    argv += ["/usr/bin/bash", "--noprofile", "--norc", "-c", command]
+    return argv
+
+
+def _env(home: str) -> dict[str, str]:
+    return {"PATH": SAFE_PATH, "HOME": home, "LANG": "C.UTF-8", "TMPDIR": "/tmp"}
+
+
+async def run_command(command: str, *, workspace: Workspace, limits: SandboxLimits,
+                      status: IsolationStatus, timeout_s: float, network: bool = False) -> CommandResult:
+    """Run ``command`` in ``workspace``'s sandbox and return its capped output. Cancelling the
+    awaiting task kills the command's process group and every process of the session UID."""
+    if not status.available:
+        raise IsolationUnavailable(f"Bash is disabled on this node: {status.reason}")
+    is_root = os.geteuid() == 0
+    ws_fd = os.open(workspace.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    fds: tuple[int, int] | None = None
+    try:
+        if status.mode == "bwrap":
+            fds = (_passwd_fd(f"root:x:0:0:root:/:/usr/sbin/nologin\n"
+                              f"sandbox:x:{workspace.uid}:{workspace.gid}:sandbox:{VIRTUAL_ROOT}:/bin/bash\n"),
+                   _passwd_fd(f"root:x:0:\nsandbox:x:{workspace.gid}:\n"))
+        argv = build_argv(command, status=status, limits=limits, uid=workspace.uid, ws_fd=ws_fd,
+                          data_fds=fds, network=network)
+        ids = {"user": workspace.uid, "group": workspace.gid, "extra_groups": []} if is_root else {}
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=str(workspace.path), env=_env(VIRTUAL_ROOT if status.mode == "bwrap" else str(workspace.path)),
+            start_new_session=True,
+            pass_fds=(ws_fd, *(fds or ())), **ids)
+    finally:
+        os.close(ws_fd)
+        for fd in fds or ():
+            os.close(fd)
+    return await _supervise(proc, workspace=workspace, limits=limits, timeout_s=timeout_s,
+                            started=started, kill_uid=is_root, status_mode=status.mode)
+
+
+class _OutputLimit(Exception):
+    pass
+
+
+async def _supervise(proc: asyncio.subprocess.Process, *, workspace: Workspace, limits: SandboxLimits,
+                     timeout_s: float, started: float, kill_uid: bool, status_mode: Mode) -> CommandResult:
+    buf = bytearray()
+    total = 0
+    cap = limits.output_cap_chars * 4  # bytes kept; trimmed to characters after decoding
+
+    async def pump() -> None:
+        nonlocal total
+        assert proc.stdout is not None
+        while chunk := await proc.stdout.read(65536):
+            total += len(chunk)
+            if len(buf) < cap:
+                buf.extend(chunk[: cap - len(buf)])
+            if total > limits.output_hard_bytes:
+                raise _OutputLimit
+
+    uid = workspace.uid if kill_uid else None
+    outer = status_mode == "bwrap"
+    killed: str | None = None
+    reader = asyncio.ensure_future(pump())
+    try:
+        async with asyncio.timeout(timeout_s):
+            waiter = asyncio.ensure_future(proc.wait())
+            done, _ = await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_EXCEPTION)
+            if reader in done and reader.exception() is not None:
+                waiter.cancel()
+                raise reader.exception()  # type: ignore[misc]
+            await waiter
+            # The command is done; background leftovers holding the pipe die with the UID sweep.
+            await _kill_all(proc, uid, outer_bwrap=outer)
+            async with asyncio.timeout(2):
+                await reader
+    except TimeoutError:
+        killed = "timeout"
+    except _OutputLimit:
+        killed = "output_limit"
+    except asyncio.CancelledError:
+        await asyncio.shield(_kill_all(proc, uid, outer_bwrap=outer))
+        reader.cancel()
+        raise
+    finally:
+        if killed is not None:
+            await _kill_all(proc, uid, outer_bwrap=outer)
+        if not reader.done():
+            reader.cancel()
+    text = buf.decode("utf-8", errors="replace")
+    truncated = total > len(buf) or len(text) > limits.output_cap_chars
+    return CommandResult(exit_code=proc.returncode if killed is None else None,
+                         output=text[: limits.output_cap_chars], truncated=truncated,
+                         timed_out=killed == "timeout", killed=killed,
+                         duration_s=time.monotonic() - started)
+
+
+async def _kill_all(proc: asyncio.subprocess.Process, uid: int | None, *, outer_bwrap: bool) -> None:
+    """Kill everything the command started and reap it.
+
+    Under bubblewrap the sandboxed processes live in another session, out of ``killpg``'s reach, so
+    they are killed through the session UID first while the outer ``bwrap`` (our child) is spared:
+    it then reaps its own child and exits, leaving no orphan zombie for the node's init. The process
+    group and a last UID sweep catch the rest."""
+    if uid is not None:
+        await asyncio.to_thread(kill_uid_processes, uid, exclude={proc.pid} if outer_bwrap else set())
+    if proc.returncode is None:
+        try:
+            async with asyncio.timeout(1):
+                await proc.wait()
+        except TimeoutError:
+            pass
+    if proc.returncode is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            async with asyncio.timeout(5):
+                await proc.wait()
+        except TimeoutError:
+            pass
+    if uid is not None:
+        await asyncio.to_thread(kill_uid_processes, uid)
+
+
+def uid_processes(uid: int) -> list[int]:
+    """Live (non-zombie) pids whose real UID is ``uid``."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", "rb") as fh:
+                status = fh.read(2048)
+        except OSError:
+            continue
+        state = uid_line = b""
+        for line in status.splitlines():
+            if line.startswith(b"State:"):
+                state = line
+            elif line.startswith(b"Uid:"):
+                uid_line = line
+                break
+        fields = uid_line.split()
+        if len(fields) > 1 and fields[1] == str(uid).encode() and b"Z" not in state.split()[1:2]:
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_uid_processes(uid: int, *, exclude: set[int] | frozenset[int] = frozenset(), passes: int = 200) -> int:
+    """SIGKILL every process of ``uid`` until none is left (a fork bomb is bounded by NPROC, so this
+    converges). Returns how many processes were signalled. Never used on uid 0."""
+    if uid <= 0:
+        raise ValueError("refusing to sweep uid 0")
+    signalled = 0
+    for _ in range(passes):
+        pids = [p for p in uid_processes(uid) if p not in exclude]
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                signalled += 1
+            except ProcessLookupError:
+                pass
+    return signalled
