@@ -118,6 +118,8 @@ def changes(old: Mapping[str, Any], new: Mapping[str, Any], prefix: Path = ()) -
         if isinstance(a, Mapping):  # an object replaced by a scalar: report its leaves as removed
             out.extend({"path": ".".join(p), "op": "remove", "old": v} for p, v in iter_leaves(a, path))
             a = _MISSING
+            if b is _MISSING:
+                continue
         if isinstance(b, Mapping):
             if a is not _MISSING:
                 out.append({"path": ".".join(path), "op": "remove", "old": a})

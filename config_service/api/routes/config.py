@@ -1,0 +1,71 @@
+"""Node config: merge-patch writes, raw/effective reads, history and rollback; a team's own config."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from config_service.api.body import body_doc, read_body_json, read_json
+from config_service.api.deps import OrgAdminDep, SessionDep, SettingsDep, TeamPrincipalDep, TeamReaderDep
+from config_service.api.schemas import CONFIG_PATCH_SCHEMA, Rollback
+from config_service.services import config as svc
+from config_service.services.orgs import org_epoch
+
+router = APIRouter(prefix="/api/v1", tags=["config"])
+NODE = "/orgs/{org}/nodes/{node}/config"
+
+
+@router.patch(NODE, openapi_extra=body_doc(CONFIG_PATCH_SCHEMA))
+async def patch_config(org: str, node: str, request: Request, principal: OrgAdminDep, session: SessionDep,
+                       settings: SettingsDep) -> dict:
+    """Apply an RFC 7396 merge patch (``null`` removes an override); stores the next version (org admin).
+
+    409 ``path_locked`` names the path and the locking node; 409 ``routing_conflict`` names the owner.
+    """
+    patch = await read_body_json(request)
+    return await svc.patch_config(session, settings=settings, org_id=org, node_id=node, patch=patch,
+                                  actor=principal.subject)
+
+
+@router.get(NODE + "/raw")
+async def get_raw(org: str, node: str, principal: OrgAdminDep, session: SessionDep) -> dict:
+    """The node's own config and version, secrets masked (org admin)."""
+    return await svc.get_raw_config(session, org_id=org, node_id=node)
+
+
+@router.get(NODE + "/effective")
+async def get_effective(org: str, node: str, principal: TeamReaderDep, session: SessionDep,
+                        explain: bool = False) -> dict:
+    """Defaults ← org ← units ← node, secrets masked. ``explain=true`` adds ``sources`` (leaf path →
+    node that set it) and ``locks`` (locked path → node). Org admin, or the team's own token."""
+    return await _effective(session, org, node, explain)
+
+
+async def _effective(session, org: str, node: str, explain: bool) -> dict:
+    epoch = await org_epoch(session, org_id=org)
+    if explain:
+        return {"org_id": org, "node_id": node, "epoch": epoch,
+                **await svc.explain_effective_config(session, org_id=org, node_id=node)}
+    config = await svc.get_effective_config(session, org_id=org, node_id=node)
+    return {"org_id": org, "node_id": node, "epoch": epoch, "config": config}
+
+
+@router.get(NODE + "/history")
+async def get_history(org: str, node: str, principal: OrgAdminDep, session: SessionDep, limit: int = 50,
+                      before: int | None = None) -> dict:
+    """Versions newest first with masked diffs; page with ``before=<next_before>`` (org admin)."""
+    return await svc.get_history(session, org_id=org, node_id=node, limit=limit, before=before)
+
+
+@router.post(NODE + "/rollback", openapi_extra=body_doc(Rollback))
+async def rollback(org: str, node: str, request: Request, principal: OrgAdminDep, session: SessionDep) -> dict:
+    """Restore version N's config as a new version (org admin)."""
+    body = await read_json(request, Rollback)
+    return await svc.rollback_config(session, org_id=org, node_id=node, version=body.version,
+                                     actor=principal.subject)
+
+
+@router.get("/team/config")
+async def team_config(principal: TeamPrincipalDep, session: SessionDep, explain: bool = False) -> dict:
+    """The caller's own team's effective config (team or impersonation token)."""
+    org, team = principal.org_id, principal.team_node_id
+    return await _effective(session, org, team, explain)

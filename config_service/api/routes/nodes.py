@@ -1,0 +1,44 @@
+"""The org tree: create, list, read and move/rename units and teams."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from config_service.api.body import body_doc, read_json
+from config_service.api.deps import OrgAdminDep, SessionDep, TeamReaderDep
+from config_service.api.schemas import NodeCreate, NodeUpdate
+from config_service.services import nodes
+
+router = APIRouter(prefix="/api/v1/orgs/{org}/nodes", tags=["nodes"])
+
+
+@router.post("", status_code=201, openapi_extra=body_doc(NodeCreate))
+async def create_node(org: str, request: Request, principal: OrgAdminDep, session: SessionDep) -> dict:
+    """Create a unit or team; ``parent_id`` null or omitted puts it under the org root (org admin)."""
+    body = await read_json(request, NodeCreate)
+    node = await nodes.create_node(session, org_id=org, node_id=body.node_id, parent_id=body.parent_id,
+                                   kind=body.kind, name=body.name, actor=principal.subject)
+    return nodes.node_dict(node)
+
+
+@router.get("")
+async def list_nodes(org: str, principal: OrgAdminDep, session: SessionDep, parent_id: str | None = None) -> dict:
+    """Every node of the org (root first), optionally only the children of ``parent_id`` (org admin)."""
+    return {"items": [nodes.node_dict(n) for n in await nodes.list_nodes(session, org_id=org, parent_id=parent_id)]}
+
+
+@router.get("/{node}")
+async def get_node(org: str, node: str, principal: TeamReaderDep, session: SessionDep) -> dict:
+    """A node and its direct children (org admin, or the team's own token)."""
+    row = await nodes.get_node(session, org_id=org, node_id=node)
+    children = await nodes.list_nodes(session, org_id=org, parent_id=node)
+    return {**nodes.node_dict(row), "children": [c.node_id for c in children if c.node_id != node]}
+
+
+@router.patch("/{node}", openapi_extra=body_doc(NodeUpdate))
+async def update_node(org: str, node: str, request: Request, principal: OrgAdminDep, session: SessionDep) -> dict:
+    """Rename and/or move a node under another parent; moves that would form a cycle are 409 (org admin)."""
+    body = await read_json(request, NodeUpdate)
+    row = await nodes.update_node(session, org_id=org, node_id=node, parent_id=body.parent_id, name=body.name,
+                                  actor=principal.subject)
+    return nodes.node_dict(row)

@@ -1,0 +1,47 @@
+"""The config service as a FastAPI app: ``create_app(settings)``.
+
+Runs alone (``incidentfox config-service --port 8080``, which migrates first) or mounted as a Ray
+Serve application (the ``config`` app at ``/``). OpenAPI is at ``/docs`` (``/openapi.json``).
+Every error, including 404/405, validation and 413 for bodies over 1 MiB, uses the shared shape
+``{"error": {"code", "message", "details"}}``.
+
+``create_app`` creates the async engine eagerly (so in-process test clients work without a
+lifespan) and disposes it at shutdown. It does not migrate: run ``incidentfox db upgrade`` (or
+:func:`incidentfox.db.upgrade`) first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from config_service.api.deps import install_auth_state
+from config_service.api.middleware import MAX_BODY_BYTES, BodySizeLimitMiddleware
+from config_service.api.routes import audit, auth, config, health, nodes, orgs, routing, tokens
+from incidentfox.errors import install_error_handlers
+from incidentfox.settings import Settings, ensure_local_secrets, get_settings
+
+API_VERSION = "1"
+
+
+def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+    """Build the app. Missing token pepper / Fernet key are generated into ``settings.home``
+    (:func:`incidentfox.settings.ensure_local_secrets`), so a local start needs no setup."""
+    settings = ensure_local_secrets(settings or get_settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.engine.dispose()
+
+    app = FastAPI(title="IncidentFox config service", version=API_VERSION, lifespan=lifespan,
+                  docs_url="/docs", openapi_url="/openapi.json",
+                  description="Org → unit → team config tree with inheritance, tokens, routing and audit.")
+    install_auth_state(app, settings=settings)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    for module in (health, auth, orgs, nodes, config, tokens, routing, audit):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,59 @@
+"""Audit log: every config write, rollback, node change, token issue/revoke and impersonation.
+
+Entries are written in the same transaction as the change they describe, so a refused or failed
+write leaves no entry. ``diff`` is always masked by the caller (secrets never reach this table).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from config_service.core.ids import require_id
+from config_service.db.models import AuditEvent
+from incidentfox.db import utcnow
+
+MAX_PAGE = 200
+
+
+def record(session: AsyncSession, *, org_id: str | None, actor: str, action: str, target: str,
+           diff: Any = None) -> AuditEvent:
+    """Add an entry to the session's transaction (the caller commits with its change)."""
+    event = AuditEvent(org_id=org_id, actor=actor[:128], action=action, target=target[:200],
+                       diff=diff if diff is not None else {}, at=utcnow())
+    session.add(event)
+    return event
+
+
+def event_dict(event: AuditEvent) -> dict[str, Any]:
+    return {"id": event.id, "org_id": event.org_id, "at": event.at.isoformat(), "actor": event.actor,
+            "action": event.action, "target": event.target, "diff": event.diff}
+
+
+async def list_events(session: AsyncSession, *, org_id: str, action: str | None = None,
+                      target: str | None = None, actor: str | None = None, since: datetime | None = None,
+                      until: datetime | None = None, limit: int = 50, cursor: int | None = None) -> dict[str, Any]:
+    """Newest first. ``action`` ending in ``*`` is a prefix match (``config.*``); ``cursor`` is the
+    ``next_cursor`` of the previous page (entries with a smaller id)."""
+    require_id(org_id, field="org_id")
+    limit = max(1, min(limit, MAX_PAGE))
+    stmt = select(AuditEvent).where(AuditEvent.org_id == org_id)
+    if action:
+        stmt = stmt.where(AuditEvent.action.startswith(action[:-1], autoescape=True) if action.endswith("*")
+                          else AuditEvent.action == action)
+    if target:
+        stmt = stmt.where(AuditEvent.target == target)
+    if actor:
+        stmt = stmt.where(AuditEvent.actor == actor)
+    if since is not None:
+        stmt = stmt.where(AuditEvent.at >= since)
+    if until is not None:
+        stmt = stmt.where(AuditEvent.at < until)
+    if cursor is not None:
+        stmt = stmt.where(AuditEvent.id < cursor)
+    rows = (await session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit + 1))).all()
+    items = [event_dict(e) for e in rows[:limit]]
+    return {"items": items, "next_cursor": rows[limit - 1].id if len(rows) > limit else None}

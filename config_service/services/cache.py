@@ -1,0 +1,53 @@
+"""Per-process LRU cache of effective configs, keyed by ``(org, node, org epoch, revealed)``.
+
+Correctness does not depend on eviction: every config write bumps the org epoch in the database,
+readers read the epoch first, so an entry for an old epoch is simply never asked for again. Values
+are stored once and copied out, so callers may mutate what they get.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from config_service.core.merge import json_copy
+
+CacheKey = tuple[str, str, int, bool]
+
+
+class EffectiveConfigCache:
+    def __init__(self, max_entries: int = 4096) -> None:
+        self._max = max_entries
+        self._data: OrderedDict[CacheKey, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()  # Serve replicas may call from several threads
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: CacheKey) -> dict[str, Any] | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+        return json_copy(value)
+
+    def put(self, key: CacheKey, value: dict[str, Any]) -> None:
+        with self._lock:
+            self._data[key] = json_copy(value)
+            self._data.move_to_end(key)
+            while len(self._data) > self._max:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+EFFECTIVE_CACHE = EffectiveConfigCache()
+
+
+def clear_effective_cache() -> None:
+    EFFECTIVE_CACHE.clear()
