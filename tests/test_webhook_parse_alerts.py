@@ -12,7 +12,7 @@ import pytest
 
 from incidentfox.contracts import ROUTING_KEYS, TriggerAction
 from serve_apps.webhooks import alertmanager, grafana, incidentio, pagerduty
-from serve_apps.webhooks.common import ParseResult
+from serve_apps.webhooks.common import TEXT_MAX, ParseResult
 from serve_apps.webhooks.errors import WebhookError
 
 NOW = 1_700_000_000.0
@@ -218,3 +218,14 @@ def test_grafana_firing_fixture(fixtures_dir: Path) -> None:
     body = json.loads(raw)
     body["status"] = "resolved"
     assert _parse(grafana, body).trigger.action == TriggerAction.UPDATE
+
+
+def test_alert_text_is_bounded_and_notes_truncation(fixtures_dir: Path) -> None:
+    body = _json(fixtures_dir, "alertmanager/webhook.v4.firing.json")
+    template = body["alerts"][0]
+    body["alerts"] = [dict(template, fingerprint=f"fp{i}", annotations={"description": "d" * 200})
+                      for i in range(100)]
+    body["truncatedAlerts"] = 7
+    t = _parse(alertmanager, body).trigger
+    assert t is not None and len(t.text) <= TEXT_MAX
+    assert "more alerts" in t.text and t.text.endswith("(7 more alerts were truncated by the sender)")

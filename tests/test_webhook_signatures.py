@@ -334,3 +334,9 @@ def test_any_flipped_signature_byte_fails(source: str, body: bytes, data: st.Dat
     with pytest.raises(WebhookError) as info:
         SOURCES[source].verify(headers=headers, body=body, secret=secret, now=NOW)
     assert info.value.status == 401
+
+
+def test_a_nan_clock_fails_closed() -> None:
+    body = b"{}"
+    headers, secret = _signed("slack", body)
+    _reject("stale_timestamp", 401, slack.verify, headers=headers, body=body, secret=secret, now=float("nan"))

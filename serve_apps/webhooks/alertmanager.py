@@ -142,7 +142,7 @@ def _group_trigger(data: dict[str, Any], *, source: str, status: str, group_key:
         action=action,
         identifiers=identifiers(alertmanager_receiver=s(data, "receiver"), service=group_service(data)),
         title=title,
-        text=_describe(alerts),
+        text=_describe(alerts, truncated=data.get("truncatedAlerts")),
         links=links(*[u for a in alerts for u in (s(a, "generatorURL"), s(a, "dashboardURL"),
                                                    s(a, "panelURL"))], s(data, "externalURL")),
         fingerprint=group_key,
@@ -153,7 +153,8 @@ def _group_trigger(data: dict[str, Any], *, source: str, status: str, group_key:
     )
 
 
-def _describe(alerts: list[dict[str, Any]]) -> str:
+def _describe(alerts: list[dict[str, Any]], *, truncated: Any = 0) -> str:
+    """One line per alert, bounded by TEXT_MAX; notes alerts left out here or by the sender."""
     lines: list[str] = []
     size = 0
     for alert in alerts:
@@ -164,10 +165,12 @@ def _describe(alerts: list[dict[str, Any]]) -> str:
         line = (f"- {s(alert, 'status') or 'unknown'} {labels.get('alertname', 'alert')}"
                 + (f" {{{shown}}}" if shown else "") + (f": {detail}" if detail else ""))
         size += len(line) + 1
-        if size > TEXT_MAX:
+        if size > TEXT_MAX - 100:
             lines.append(f"… and {len(alerts) - len(lines)} more alerts")
             break
         lines.append(line)
+    if isinstance(truncated, int) and not isinstance(truncated, bool) and truncated > 0:
+        lines.append(f"({truncated} more alerts were truncated by the sender)")
     return "\n".join(lines)
 
 

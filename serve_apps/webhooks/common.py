@@ -125,9 +125,9 @@ def check_timestamp(raw: str | None, *, now: float, source: str, header_name: st
                            message=f"{header_name} is not a unix timestamp in seconds")
     ts = int(raw)
     skew = abs(float(now) - ts)
-    if skew > window:
+    if not skew <= window:   # written so that a NaN clock fails closed
         raise WebhookError("stale_timestamp", source=source,
-                           message=f"stale timestamp: {header_name} is {int(skew)} s away from server "
+                           message=f"stale timestamp: {header_name} is {skew:.0f} s away from server "
                                    f"time (allowed {int(window)} s); check the sender's clock or replay")
     return ts
 
