@@ -1,0 +1,476 @@
+"""AWS tools on ``boto3``: CloudWatch metrics and logs, ECS services, RDS instances, EC2 status.
+
+boto3 is synchronous, so calls run in ``asyncio.to_thread``; botocore's own timeouts end the thread
+and its retries are off (``execute()`` owns retries). ``integrations.aws``: ``region`` (default
+``us-east-1``), ``access_key_id``/``secret_access_key``/``session_token`` (else the process's
+default credential chain), ``endpoint_url`` (e.g. a moto server or a VPC endpoint).
+Clients are cached per (credentials, region, endpoint, service): creating one costs tens of ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import boto3
+import botocore.exceptions as bexc
+from botocore.config import Config
+
+from actors.tools import schema as s
+from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError
+from actors.tools.convert import iso, normalise_level
+from incidentfox.evidence import ChangeEvent, EvidenceBundle, LogLine, MetricSeries, ObjectState
+
+T = TypeVar("T")
+TIMEOUT_S = 25.0
+_THROTTLE = {
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "RequestThrottled",
+    "SlowDown",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalError",
+}
+_AUTH = {
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "AuthFailure",
+    "SignatureDoesNotMatch",
+    "InvalidSignatureException",
+}
+_clients: OrderedDict[tuple, Any] = OrderedDict()
+_clients_lock = threading.Lock()
+_MAX_CLIENTS = 32
+
+
+def _client(config: dict[str, Any], service: str) -> Any:
+    key = (
+        service,
+        config.get("region"),
+        config.get("endpoint_url"),
+        config.get("access_key_id"),
+        config.get("secret_access_key"),
+        config.get("session_token"),
+    )
+    with _clients_lock:
+        if key in _clients:
+            _clients.move_to_end(key)
+            return _clients[key]
+    session = boto3.session.Session(
+        aws_access_key_id=config.get("access_key_id") or None,
+        aws_secret_access_key=config.get("secret_access_key") or None,
+        aws_session_token=config.get("session_token") or None,
+        region_name=config.get("region") or "us-east-1",
+    )
+    client = session.client(
+        service,
+        endpoint_url=config.get("endpoint_url") or None,
+        config=Config(
+            connect_timeout=5, read_timeout=TIMEOUT_S, retries={"max_attempts": 1, "mode": "standard"}
+        ),
+    )
+    with _clients_lock:
+        _clients[key] = client
+        while len(_clients) > _MAX_CLIENTS:
+            _clients.popitem(last=False)
+    return client
+
+
+def map_client_error(exc: bexc.ClientError) -> ToolError:
+    err = exc.response.get("Error", {})
+    code = str(err.get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    detail = f"aws {exc.operation_name}: {code}: {str(err.get('Message', ''))[:300]}"
+    if code in _THROTTLE or status == 429 or status >= 500:
+        return TransientToolError(
+            "rate_limited" if status == 429 or "Thrott" in code else "upstream_unavailable", detail
+        )
+    if code in _AUTH or status == 401:
+        return ToolError("unauthorized", detail)
+    if "AccessDenied" in code or status == 403:
+        return ToolError("forbidden", detail)
+    if "NotFound" in code or status == 404:
+        return ToolError("not_found", detail)
+    return ToolError("bad_request", detail)
+
+
+async def _call(ctx: ToolContext, service: str, fn: Callable[[Any], T]) -> T:
+    config = ctx.integration("aws")
+
+    def run() -> T:
+        return fn(_client(config, service))
+
+    try:
+        return await asyncio.to_thread(run)
+    except bexc.ClientError as exc:
+        raise map_client_error(exc) from exc
+    except (
+        bexc.EndpointConnectionError,
+        bexc.ConnectTimeoutError,
+        bexc.ReadTimeoutError,
+        bexc.ConnectionClosedError,
+    ) as exc:
+        raise TransientToolError("connection_error", f"aws {service}: {type(exc).__name__}") from exc
+    except (bexc.NoCredentialsError, bexc.PartialCredentialsError) as exc:
+        raise ToolError("not_configured", "integrations.aws has no usable credentials") from exc
+    except bexc.ParamValidationError as exc:
+        raise ToolError("invalid_arguments", str(exc)[:300]) from exc
+
+
+def _ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+async def cloudwatch_metric(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    start, end = ctx.window(args["since_minutes"])
+    dims = [{"Name": d["name"], "Value": d["value"]} for d in (args["dimensions"] or [])]
+    stat = args["statistic"] or "Average"
+    period = args["period_seconds"] or 60
+    query = [
+        {
+            "Id": "m0",
+            "ReturnData": True,
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": args["namespace"],
+                    "MetricName": args["metric_name"],
+                    "Dimensions": dims,
+                },
+                "Period": period,
+                "Stat": stat,
+            },
+        }
+    ]
+    resp = await _call(
+        ctx,
+        "cloudwatch",
+        lambda c: c.get_metric_data(
+            MetricDataQueries=query, StartTime=start, EndTime=end, ScanBy="TimestampAscending"
+        ),
+    )
+    entity = dims[0]["Value"] if dims else args["namespace"]
+    series, data = [], []
+    for r in resp.get("MetricDataResults", []):
+        pairs = sorted(zip(r.get("Timestamps", []), r.get("Values", [])), key=lambda p: p[0])
+        series.append(
+            MetricSeries(
+                entity=entity,
+                metric=args["metric_name"],
+                statistic=stat,
+                timestamps=[t.timestamp() for t, _ in pairs],
+                values=[v for _, v in pairs],
+            )
+        )
+        data.append(
+            {
+                "label": r.get("Label"),
+                "status": r.get("StatusCode"),
+                "points": [[iso(t), v] for t, v in pairs],
+            }
+        )
+    vals = [v for sr in series for v in sr.values]
+    return ToolResult.success(
+        data,
+        evidence=EvidenceBundle(metrics=series),
+        summary=f"{args['namespace']} {args['metric_name']} {stat} on {entity}: "
+        + (f"{len(vals)} points, last={vals[-1]:.4g}, max={max(vals):.4g}" if vals else "no datapoints"),
+    )
+
+
+async def cloudwatch_logs(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    start, end = ctx.window(args["since_minutes"])
+    kw: dict[str, Any] = {
+        "logGroupName": args["log_group"],
+        "startTime": _ms(start),
+        "endTime": _ms(end),
+        "limit": args["limit"] or 100,
+    }
+    if args["filter_pattern"]:
+        kw["filterPattern"] = args["filter_pattern"]
+    resp = await _call(ctx, "logs", lambda c: c.filter_log_events(**kw))
+    entity = args["log_group"].rstrip("/").split("/")[-1]
+    lines = [
+        LogLine(
+            entity=entity,
+            text=str(e.get("message", ""))[:2000],
+            level=normalise_level(None, str(e.get("message", ""))),
+            at=datetime.fromtimestamp(e["timestamp"] / 1000, tz=start.tzinfo),
+        )
+        for e in resp.get("events", [])
+    ]
+    lines.sort(key=lambda ln: ln.at, reverse=True)
+    data = [{"at": iso(ln.at), "level": ln.level, "text": ln.text} for ln in lines]
+    errors = sum(1 for ln in lines if ln.level in ("error", "fatal"))
+    return ToolResult.success(
+        data,
+        evidence=EvidenceBundle(logs=lines),
+        summary=f"{len(lines)} events from {args['log_group']}, {errors} errors",
+    )
+
+
+async def ecs_services(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    since, _ = ctx.window(args["since_minutes"], default=24 * 60)
+
+    def run(c: Any) -> list[tuple[str, dict[str, Any]]]:
+        clusters = (
+            [args["cluster"]] if args["cluster"] else c.list_clusters(maxResults=10).get("clusterArns", [])
+        )
+        found = []
+        for cluster in clusters[:5]:
+            names = args["services"] or c.list_services(cluster=cluster, maxResults=10).get("serviceArns", [])
+            for i in range(0, len(names), 10):
+                for svc in c.describe_services(cluster=cluster, services=names[i : i + 10]).get(
+                    "services", []
+                ):
+                    found.append((cluster.split("/")[-1], svc))
+        return found
+
+    found = await _call(ctx, "ecs", run)
+    objects, changes, data = [], [], []
+    for cluster, svc in found:
+        name = svc.get("serviceName", "")
+        deployments = svc.get("deployments", [])
+        reasons = [
+            f"Rollout{d['rolloutState'].title()}" for d in deployments if d.get("rolloutState") in ("FAILED",)
+        ]
+        if svc.get("runningCount", 0) < svc.get("desiredCount", 0):
+            reasons.append("BelowDesiredCount")
+        recent = [e.get("message", "") for e in svc.get("events", [])[:3]]
+        objects.append(
+            ObjectState(
+                namespace=cluster,
+                kind="ECSService",
+                name=name,
+                status=svc.get("status", ""),
+                ready=f"{svc.get('runningCount', 0)}/{svc.get('desiredCount', 0)}",
+                reasons=reasons,
+                message="; ".join(recent)[:500],
+                extra={"task_definition": svc.get("taskDefinition", "")},
+            )
+        )
+        for d in deployments:
+            at = d.get("createdAt")
+            if isinstance(at, datetime) and at >= since:
+                changes.append(
+                    ChangeEvent(
+                        entity=name,
+                        kind="deploy",
+                        at=at,
+                        ref=d.get("taskDefinition", ""),
+                        description=f"ECS deployment of {d.get('taskDefinition', '').split('/')[-1]}"
+                        f" ({d.get('status', '')}, {d.get('rolloutState', 'n/a')})",
+                    )
+                )
+        data.append(
+            {
+                "cluster": cluster,
+                "service": name,
+                "status": svc.get("status"),
+                "running": svc.get("runningCount"),
+                "desired": svc.get("desiredCount"),
+                "task_definition": svc.get("taskDefinition"),
+                "events": recent,
+            }
+        )
+    bad = [o.name for o in objects if o.reasons]
+    return ToolResult.success(
+        data,
+        evidence=EvidenceBundle(objects=objects, changes=changes),
+        summary=f"{len(objects)} ECS services" + (f", unhealthy: {', '.join(bad)}" if bad else ""),
+    )
+
+
+async def rds_instances(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    kw = {"DBInstanceIdentifier": args["identifier"]} if args["identifier"] else {}
+    resp = await _call(ctx, "rds", lambda c: c.describe_db_instances(**kw))
+    objects, data = [], []
+    for db in resp.get("DBInstances", []):
+        status = db.get("DBInstanceStatus", "")
+        objects.append(
+            ObjectState(
+                kind="DBInstance",
+                name=db.get("DBInstanceIdentifier", ""),
+                status=status,
+                reasons=[] if status in ("available", "backing-up") else [status],
+                extra={
+                    "engine": db.get("Engine"),
+                    "class": db.get("DBInstanceClass"),
+                    "storage_gb": db.get("AllocatedStorage"),
+                    "multi_az": db.get("MultiAZ"),
+                },
+            )
+        )
+        data.append(
+            {
+                "identifier": db.get("DBInstanceIdentifier"),
+                "status": status,
+                "engine": db.get("Engine"),
+                "class": db.get("DBInstanceClass"),
+                "storage_gb": db.get("AllocatedStorage"),
+                "endpoint": (db.get("Endpoint") or {}).get("Address"),
+            }
+        )
+    bad = [o.name for o in objects if o.reasons]
+    return ToolResult.success(
+        data,
+        evidence=EvidenceBundle(objects=objects),
+        summary=f"{len(objects)} RDS instances"
+        + (f", not available: {', '.join(bad)}" if bad else ", all available"),
+    )
+
+
+async def ec2_instance_status(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    kw: dict[str, Any] = {"IncludeAllInstances": True}
+    if args["instance_ids"]:
+        kw["InstanceIds"] = args["instance_ids"]
+    resp = await _call(ctx, "ec2", lambda c: c.describe_instance_status(**kw))
+    objects, data = [], []
+    for st in resp.get("InstanceStatuses", []):
+        sys_s = (st.get("SystemStatus") or {}).get("Status", "")
+        inst_s = (st.get("InstanceStatus") or {}).get("Status", "")
+        state = (st.get("InstanceState") or {}).get("Name", "")
+        reasons = [
+            f"{label}:{v}"
+            for label, v in (("SystemStatus", sys_s), ("InstanceStatus", inst_s))
+            if v not in ("ok", "not-applicable", "initializing", "")
+        ]
+        reasons += [f"ScheduledEvent:{e.get('Code')}" for e in st.get("Events", [])]
+        if args["only_impaired"] and not reasons:
+            continue
+        objects.append(
+            ObjectState(
+                kind="EC2Instance",
+                name=st.get("InstanceId", ""),
+                status=state,
+                reasons=reasons,
+                extra={"az": st.get("AvailabilityZone")},
+            )
+        )
+        data.append(
+            {
+                "instance_id": st.get("InstanceId"),
+                "state": state,
+                "system_status": sys_s,
+                "instance_status": inst_s,
+                "az": st.get("AvailabilityZone"),
+                "reasons": reasons,
+            }
+        )
+    bad = [o.name for o in objects if o.reasons]
+    return ToolResult.success(
+        data,
+        evidence=EvidenceBundle(objects=objects),
+        summary=f"{len(objects)} EC2 instances, {len(bad)} impaired",
+    )
+
+
+_DIM = s.obj(
+    "A CloudWatch dimension.",
+    name=s.string("Dimension name, e.g. DBInstanceIdentifier.", max_length=255),
+    value=s.string("Dimension value.", max_length=1024),
+)
+
+
+def _spec(name: str, fn: Any, description: str, params: dict[str, Any]) -> ToolSpec:
+    return ToolSpec(
+        name=name,
+        description=description,
+        parameters=params,
+        category="cloud",
+        integration="aws",
+        fn=fn,
+        timeout_s=TIMEOUT_S,
+    )
+
+
+SPECS: list[ToolSpec] = [
+    _spec(
+        "aws_cloudwatch_metric",
+        cloudwatch_metric,
+        "Fetch one CloudWatch metric over a recent window (GetMetricData), e.g. namespace AWS/RDS, "
+        "metric DatabaseConnections, dimension DBInstanceIdentifier.",
+        s.obj(
+            namespace=s.string("CloudWatch namespace, e.g. AWS/RDS.", max_length=255),
+            metric_name=s.string("Metric name, e.g. CPUUtilization.", max_length=255),
+            dimensions=s.array(
+                _DIM, "Dimensions identifying the resource (null: none).", nullable=True, max_items=10
+            ),
+            statistic=s.string(
+                "Average, Sum, Maximum, Minimum, SampleCount or pNN (null: Average).",
+                nullable=True,
+                max_length=20,
+            ),
+            period_seconds=s.integer(
+                "Period in seconds (null: 60).", nullable=True, minimum=1, maximum=86400
+            ),
+            since_minutes=s.SINCE_MINUTES,
+        ),
+    ),
+    _spec(
+        "aws_cloudwatch_logs",
+        cloudwatch_logs,
+        "Search a CloudWatch Logs group over a recent window (FilterLogEvents), newest first.",
+        s.obj(
+            log_group=s.string("Log group name, e.g. /ecs/checkout.", max_length=512),
+            filter_pattern=s.string(
+                "CloudWatch filter pattern, e.g. ERROR (null: everything).", nullable=True, max_length=1024
+            ),
+            since_minutes=s.SINCE_MINUTES,
+            limit=s.LIMIT,
+        ),
+    ),
+    _spec(
+        "aws_ecs_services",
+        ecs_services,
+        "Describe ECS services: running vs desired tasks, recent service events, and deployments "
+        "started within the window.",
+        s.obj(
+            cluster=s.string(
+                "Cluster name or ARN (null: the first clusters found).", nullable=True, max_length=512
+            ),
+            services=s.array(
+                s.string("Service name or ARN.", max_length=512),
+                "Services (null: all).",
+                nullable=True,
+                max_items=50,
+            ),
+            since_minutes=s.integer(
+                "Report deployments newer than this many minutes (null: 1440).",
+                nullable=True,
+                minimum=1,
+                maximum=30 * 24 * 60,
+            ),
+        ),
+    ),
+    _spec(
+        "aws_rds_instances",
+        rds_instances,
+        "Describe RDS database instances and their status (available, storage-full, rebooting…).",
+        s.obj(identifier=s.string("DB instance identifier (null: all).", nullable=True, max_length=255)),
+    ),
+    _spec(
+        "aws_ec2_instance_status",
+        ec2_instance_status,
+        "EC2 instance state plus system/instance status checks and scheduled events.",
+        s.obj(
+            instance_ids=s.array(
+                s.string("Instance id.", max_length=32),
+                "Instance ids (null: all).",
+                nullable=True,
+                max_items=100,
+            ),
+            only_impaired=s.boolean(
+                "Only instances failing a check or with events (null: false).", nullable=True
+            ),
+        ),
+    ),
+]

@@ -1,0 +1,121 @@
+"""Small pure helpers the backends share to turn provider output into evidence."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+_LEVELS = (
+    ("fatal", re.compile(r"\b(FATAL|CRITICAL|PANIC|panic:)\b", re.IGNORECASE)),
+    (
+        "error",
+        re.compile(r"\b(ERROR|ERR|EXCEPTION|Traceback|OutOfMemoryError|failed|failure)\b", re.IGNORECASE),
+    ),
+    ("warning", re.compile(r"\b(WARN|WARNING)\b", re.IGNORECASE)),
+    ("info", re.compile(r"\bINFO\b", re.IGNORECASE)),
+    ("debug", re.compile(r"\b(DEBUG|TRACE)\b", re.IGNORECASE)),
+)
+# Label keys that usually name the service a series/stream belongs to, most specific first.
+SERVICE_LABELS = (
+    "service",
+    "service_name",
+    "app",
+    "app_kubernetes_io_name",
+    "app.kubernetes.io/name",
+    "k8s_app",
+    "job",
+    "container",
+    "deployment",
+    "pod",
+    "instance",
+    "host",
+)
+
+
+def detect_level(text: str) -> str:
+    """A log level guessed from the line's text (``""`` when nothing matches)."""
+    for level, pattern in _LEVELS:
+        if pattern.search(text):
+            return level
+    return ""
+
+
+def normalise_level(value: Any, text: str = "") -> str:
+    """Map provider level names (``Error``, ``err``, ``5``, ``WARN``) onto fatal/error/warning/info/debug."""
+    v = str(value or "").strip().lower()
+    if v in ("fatal", "critical", "crit", "emergency", "alert", "panic", "6"):
+        return "fatal"
+    if v in ("error", "err", "5"):
+        return "error"
+    if v in ("warn", "warning", "4"):
+        return "warning"
+    if v in ("info", "information", "notice", "3", "ok"):
+        return "info"
+    if v in ("debug", "trace", "verbose", "1", "2"):
+        return "debug"
+    return detect_level(text)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Parse RFC 3339 strings and unix timestamps (s, ms, µs or ns, guessed by magnitude) to UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, (int, float)) or (isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value)):
+        x = float(value)
+        for scale in (1e18, 1e15, 1e12):  # ns, µs, ms
+            if x >= scale:
+                x /= 1e9 if scale == 1e18 else (1e6 if scale == 1e15 else 1e3)
+                break
+        return datetime.fromtimestamp(x, tz=UTC)
+    text = str(value).strip().replace("Z", "+00:00")
+    # Python < 3.11-compatible trimming of nanosecond fractions (RFC 3339 allows 9 digits).
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z") if dt else None
+
+
+def k8s_entity(namespace: str | None, kind: str, name: str) -> str:
+    """``namespace/kind/name`` (kind lower-case), or ``kind/name`` for cluster-scoped objects."""
+    kind = kind.lower()
+    return f"{namespace}/{kind}/{name}" if namespace else f"{kind}/{name}"
+
+
+def service_from_labels(labels: Mapping[str, Any] | None, default: str = "") -> str:
+    """The most specific service-like label value (see :data:`SERVICE_LABELS`)."""
+    labels = labels or {}
+    for key in SERVICE_LABELS:
+        value = labels.get(key)
+        if value:
+            return str(value)
+    return default
+
+
+def metric_name(query: str, labels: Mapping[str, Any] | None = None) -> str:
+    """A short metric name: the ``__name__`` label, else a guess from the query's words."""
+    if labels and labels.get("__name__"):
+        return str(labels["__name__"])
+    q = query.lower()
+    for word, name in (
+        ("duration", "latency"),
+        ("latency", "latency"),
+        ("5..", "error_rate"),
+        ("error", "error_rate"),
+        ("memory", "memory"),
+        ("cpu", "cpu"),
+        ("connection", "connections"),
+        ("request", "requests"),
+    ):
+        if word in q:
+            return name
+    return query[:60]

@@ -1,0 +1,481 @@
+"""Demo-world answers for every tool, keyed by tool name: ``handler(args, world) -> ToolResult``.
+
+Handlers are pure and synchronous (no I/O); :mod:`actors.tools.demo.backend` adds the simulated
+latency. Queries are understood loosely (service names and metric words in PromQL, LogQL, Datadog or
+DataPrime text), and results use the same data and evidence shapes as the live backends.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any
+
+from actors.tools.base import ToolError, ToolResult
+from actors.tools.convert import iso
+from actors.tools.demo.scenarios import DATABASE, NAMESPACE, SERVICES
+from actors.tools.demo.world import World
+from incidentfox.evidence import ChangeEvent, EvidenceBundle, LogLine, MetricSeries
+
+Handler = Callable[[dict[str, Any], World], ToolResult]
+ALL_SERVICES = (*SERVICES, DATABASE)
+_METRIC_WORDS = (
+    ("duration", "latency_p99"),
+    ("latency", "latency_p99"),
+    ("5..", "error_rate"),
+    ("error", "error_rate"),
+    ("memory", "memory"),
+    ("cpu", "cpu"),
+    ("connection", "connections"),
+    ("storage", "free_storage_gb"),
+    ("request", "requests"),
+)
+_CW_METRICS = {
+    "DatabaseConnections": ("connections", 1.0),
+    "CPUUtilization": ("cpu", 1.0),
+    "FreeStorageSpace": ("free_storage_gb", 1e9),
+    "WriteLatency": ("latency_p99", 1.0),
+    "ReadLatency": ("latency_p99", 1.0),
+}
+
+
+def services_in(text: str | None) -> set[str] | None:
+    """Service names mentioned in a query/selector, or None (meaning: all services)."""
+    found = {s for s in ALL_SERVICES if text and re.search(rf"(?<![\w-]){s}(?![\w-])", text)}
+    return found or None
+
+
+def metric_in(text: str) -> str | None:
+    lowered = text.lower()
+    return next((m for word, m in _METRIC_WORDS if word in lowered), None)
+
+
+def _since(world: World, args: dict[str, Any], default: int = 60) -> float:
+    return (world.now - timedelta(minutes=args.get("since_minutes") or default)).timestamp()
+
+
+def _pick(
+    series: Iterable[MetricSeries],
+    services: set[str] | None,
+    metric: str,
+    start: float,
+    baseline: bool = False,
+) -> list[MetricSeries]:
+    out = []
+    for sr in series:
+        if sr.metric != metric or sr.baseline != baseline or (services and sr.entity not in services):
+            continue
+        keep = [i for i, t in enumerate(sr.timestamps) if t >= start]
+        out.append(
+            sr.model_copy(
+                update={
+                    "timestamps": [sr.timestamps[i] for i in keep],
+                    "values": [sr.values[i] for i in keep],
+                }
+            )
+        )
+    return out
+
+
+def _metrics_result(series: list[MetricSeries], what: str) -> ToolResult:
+    current = [s for s in series if not s.baseline]
+    data = [
+        {
+            "metric": {"service": s.entity, "__name__": s.metric},
+            "baseline": s.baseline,
+            "values": [[round(t), f"{v:.6g}"] for t, v in zip(s.timestamps, s.values)],
+        }
+        for s in series
+    ]
+    desc = "; ".join(
+        f"{s.entity} {s.metric} last={s.values[-1]:.4g} max={max(s.values):.4g}" for s in current if s.values
+    )
+    return ToolResult.success(
+        data, evidence=EvidenceBundle(metrics=series), summary=f"{len(current)} series{what}. {desc}".strip()
+    )
+
+
+def query_range(args: dict[str, Any], world: World) -> ToolResult:
+    metric = args.get("metric") if args.get("metric") in {s.metric for s in world.series} else None
+    metric = metric or metric_in(args["query"])
+    if metric is None:
+        return ToolResult.success(
+            [],
+            summary="0 series (the demo world has latency, error, request, cpu, memory, "
+            "connection and storage metrics)",
+        )
+    services, start = services_in(args["query"]), _since(world, args)
+    series = _pick(world.series, services, metric, start)
+    if args.get("baseline_offset_hours"):
+        series += _pick(world.series, services, metric, start, baseline=True)
+    return _metrics_result(series, "")
+
+
+def query_instant(args: dict[str, Any], world: World) -> ToolResult:
+    metric = args.get("metric") or metric_in(args["query"])
+    if metric is None:
+        return ToolResult.success({"resultType": "vector", "result": []}, summary="0 series")
+    series = [
+        s.model_copy(update={"timestamps": s.timestamps[-1:], "values": s.values[-1:]})
+        for s in _pick(world.series, services_in(args["query"]), metric, world.now.timestamp() - 120)
+    ]
+    return _metrics_result(series, " (instant)")
+
+
+def _search_logs(
+    world: World,
+    args: dict[str, Any],
+    *,
+    services: set[str] | None,
+    levels: set[str] | None,
+    pattern: re.Pattern[str] | None,
+) -> ToolResult:
+    start, limit = _since(world, args), args.get("limit") or 100
+    lines = [
+        ln
+        for ln in world.logs
+        if ln.at.timestamp() >= start
+        and (not services or ln.entity in services)
+        and (not levels or ln.level in levels)
+        and (pattern is None or pattern.search(ln.text))
+    ][:limit]
+    data = [{"at": iso(ln.at), "service": ln.entity, "level": ln.level, "text": ln.text} for ln in lines]
+    errors = sum(1 for ln in lines if ln.level in ("error", "fatal"))
+    return ToolResult.success(
+        data,
+        evidence=EvidenceBundle(logs=lines),
+        summary=f"{len(lines)} log lines ({errors} errors) from {len({ln.entity for ln in lines})} services",
+    )
+
+
+def loki_logs(args: dict[str, Any], world: World) -> ToolResult:
+    query = args["query"]
+    selector, _, pipeline = query.partition("}")
+    filters = re.findall(r'(\|=|\|~|!=|!~)\s*"((?:[^"\\]|\\.)*)"', pipeline)
+    pattern = None
+    for op, text in filters:
+        if op in ("|=", "|~"):
+            pattern = re.compile(text if op == "|~" else re.escape(text))
+    return _search_logs(world, args, services=services_in(selector), levels=None, pattern=pattern)
+
+
+def datadog_logs(args: dict[str, Any], world: World) -> ToolResult:
+    q = args["query"]
+    levels = {"error", "fatal"} if re.search(r"status:(error|critical|emergency)", q) else None
+    services = {m for m in re.findall(r"service:([\w-]+)", q)} or None
+    return _search_logs(world, args, services=services, levels=levels, pattern=None)
+
+
+def coralogix_logs(args: dict[str, Any], world: World) -> ToolResult:
+    q = args["query"]
+    levels = (
+        {"error", "fatal"} if re.search(r"severity\s*[=><]+\s*'?(ERROR|CRITICAL)", q, re.IGNORECASE) else None
+    )
+    return _search_logs(world, args, services=services_in(q), levels=levels, pattern=None)
+
+
+def cloudwatch_logs(args: dict[str, Any], world: World) -> ToolResult:
+    group = args["log_group"].rstrip("/")
+    service = DATABASE if group == f"/aws/rds/instance/{DATABASE}/postgresql" else group.split("/")[-1]
+    if service not in ALL_SERVICES or not (group.startswith(f"/{NAMESPACE}/") or service == DATABASE):
+        raise ToolError("not_found", f"aws logs: ResourceNotFoundException: log group {group} does not exist")
+    pattern = (
+        re.compile(re.escape(args["filter_pattern"]), re.IGNORECASE) if args.get("filter_pattern") else None
+    )
+    return _search_logs(world, args, services={service}, levels=None, pattern=pattern)
+
+
+def _objects_result(objects: list, what: str) -> ToolResult:
+    bad = [
+        o
+        for o in objects
+        if o.reasons or o.status not in ("Running", "Ready", "Available", "available", "running")
+    ]
+    data = [
+        {
+            "namespace": o.namespace,
+            "name": o.name,
+            "kind": o.kind,
+            "status": o.status,
+            "ready": o.ready,
+            "restarts": o.restarts,
+            "reasons": o.reasons,
+            "owner": o.owner,
+            "image": o.image,
+        }
+        for o in objects
+    ]
+    detail = f": {', '.join(f'{o.name} {o.reasons or o.status}' for o in bad[:5])}" if bad else ""
+    return ToolResult.success(
+        data,
+        evidence=EvidenceBundle(objects=list(objects)),
+        summary=f"{len(objects)} {what}, {len(bad)} unhealthy{detail}",
+    )
+
+
+def _in_namespace(args: dict[str, Any]) -> bool:
+    return args.get("namespace") in (None, "", NAMESPACE)
+
+
+def list_pods(args: dict[str, Any], world: World) -> ToolResult:
+    services = services_in(args.get("label_selector"))
+    pods = [
+        p for p in world.pods if _in_namespace(args) and (not services or p.owner.split("/")[-1] in services)
+    ]
+    return _objects_result(pods[: args.get("limit") or 200], "pods")
+
+
+def list_deployments(args: dict[str, Any], world: World) -> ToolResult:
+    services = services_in(args.get("label_selector"))
+    deps = [d for d in world.deployments if _in_namespace(args) and (not services or d.name in services)]
+    return _objects_result(deps, "deployments")
+
+
+def list_nodes(args: dict[str, Any], world: World) -> ToolResult:
+    return _objects_result(list(world.nodes), "nodes")
+
+
+def get_events(args: dict[str, Any], world: World) -> ToolResult:
+    start = _since(world, args)
+    events = [
+        e
+        for e in world.events
+        if _in_namespace(args)
+        and e.at.timestamp() >= start
+        and (not args.get("warnings_only") or e.type == "Warning")
+        and (not args.get("object_name") or e.name == args["object_name"])
+    ][: args.get("limit") or 100]
+    data = [
+        {
+            "at": iso(e.at),
+            "type": e.type,
+            "reason": e.reason,
+            "object": f"{e.kind}/{e.name}",
+            "namespace": e.namespace,
+            "count": e.count,
+            "message": e.message,
+        }
+        for e in events
+    ]
+    warn = sum(1 for e in events if e.type == "Warning")
+    return ToolResult.success(
+        data, evidence=EvidenceBundle(events=events), summary=f"{len(events)} events ({warn} warnings)"
+    )
+
+
+def _deployment(world: World, args: dict[str, Any]) -> str:
+    name = args["deployment"]
+    if not _in_namespace(args) or name not in SERVICES:
+        raise ToolError("not_found", f"kubernetes API returned HTTP 404: deployment {name!r} not found")
+    return name
+
+
+def pod_logs(args: dict[str, Any], world: World) -> ToolResult:
+    pod = next((p for p in world.pods if p.name == args["pod"] and _in_namespace(args)), None)
+    if pod is None:
+        raise ToolError("not_found", f"kubernetes API returned HTTP 404: pod {args['pod']!r} not found")
+    service = pod.owner.split("/")[-1]
+    start = _since(world, args, default=24 * 60)
+    mine = [ln for ln in world.logs if ln.entity == service and ln.at.timestamp() >= start]
+    if args.get("previous"):
+        mine = [ln for ln in mine if ln.level == "fatal"] or mine
+    entity = f"{NAMESPACE}/pod/{pod.name}"
+    lines = [
+        LogLine(entity=entity, text=ln.text, level=ln.level, at=ln.at)
+        for ln in mine[: args.get("tail_lines") or 200]
+    ]
+    data = [{"at": iso(ln.at), "level": ln.level, "text": ln.text} for ln in lines]
+    errors = sum(1 for ln in lines if ln.level in ("error", "fatal"))
+    return ToolResult.success(
+        data,
+        evidence=EvidenceBundle(logs=lines),
+        summary=f"{len(lines)} log lines from {pod.name}, {errors} errors",
+    )
+
+
+def _changes_result(changes: list[ChangeEvent], what: str) -> ToolResult:
+    data = [
+        {"service": c.entity, "at": iso(c.at), "description": c.description, "author": c.author, "ref": c.ref}
+        for c in changes
+    ]
+    latest = (
+        f"; latest: {changes[0].entity} {changes[0].description} at {iso(changes[0].at)}" if changes else ""
+    )
+    return ToolResult.success(
+        data, evidence=EvidenceBundle(changes=changes), summary=f"{len(changes)} {what}{latest}"
+    )
+
+
+def rollout_history(args: dict[str, Any], world: World) -> ToolResult:
+    name = _deployment(world, args) if args.get("deployment") else None
+    start = _since(world, args, default=30 * 24 * 60)
+    changes = [
+        c
+        for c in world.rollouts
+        if _in_namespace(args) and (not name or c.entity.endswith(f"/{name}")) and c.at.timestamp() >= start
+    ][: args.get("limit") or 50]
+    return _changes_result(changes, "rollouts")
+
+
+def _simulated(action: str) -> Handler:
+    def run(args: dict[str, Any], world: World) -> ToolResult:
+        name = _deployment(world, args)
+        note = f"{action} {NAMESPACE}/{name} (simulated in the demo world; nothing changed)"
+        return ToolResult.success(
+            {
+                "deployment": f"{NAMESPACE}/{name}",
+                "simulated": True,
+                **({"replicas": args["replicas"]} if "replicas" in args else {}),
+            },
+            evidence=EvidenceBundle(notes=[note]),
+            summary=note,
+        )
+
+    return run
+
+
+def _github(attr: str, what: str) -> Handler:
+    def run(args: dict[str, Any], world: World) -> ToolResult:
+        repo = args.get("repo")
+        svc = repo.split("/")[-1] if repo else None
+        if repo and (not repo.startswith("acme/") or svc not in SERVICES):
+            raise ToolError("not_found", f"github returned HTTP 404: repository {repo} not found")
+        start = _since(world, args, default=24 * 60)
+        changes = [
+            c for c in getattr(world, attr) if (not svc or c.entity == svc) and c.at.timestamp() >= start
+        ]
+        return _changes_result(changes[: args.get("limit") or 30], what)
+
+    return run
+
+
+def workflow_runs(args: dict[str, Any], world: World) -> ToolResult:
+    result = _github("gh_deployments", "deployments")(args, world)
+    data = [
+        {
+            "repo": f"acme/{c.entity}",
+            "name": "deploy-production",
+            "status": "completed",
+            "conclusion": "success",
+            "branch": "main",
+            "sha": c.ref,
+            "at": iso(c.at),
+        }
+        for c in result.evidence.changes
+    ]
+    return ToolResult.success(
+        data, evidence=result.evidence, summary=f"{len(data)} workflow runs, 0 failed, {len(data)} deploys"
+    )
+
+
+def annotations(args: dict[str, Any], world: World) -> ToolResult:
+    start = _since(world, args, default=24 * 60)
+    changes = [
+        c.model_copy(update={"ref": f"annotation {i}"})
+        for i, c in enumerate(world.gh_deployments)
+        if c.at.timestamp() >= start
+    ][: args.get("limit") or 100]
+    return _changes_result(changes, "annotations")
+
+
+def firing_alerts(args: dict[str, Any], world: World) -> ToolResult:
+    a = world.alert
+    alert = {
+        "name": a.title,
+        "state": "Alerting",
+        "service": a.entity,
+        "since": iso(a.started_at),
+        "value": None,
+        "summary": a.text,
+        "labels": a.labels,
+    }
+    note = f"Grafana alert {a.title!r} Alerting on {a.entity} since {iso(a.started_at)}"
+    return ToolResult.success(
+        [alert], evidence=EvidenceBundle(alert=a, notes=[note]), summary=f"1 alerts firing: {a.title}"
+    )
+
+
+def cloudwatch_metric(args: dict[str, Any], world: World) -> ToolResult:
+    dims = {d["name"]: d["value"] for d in args.get("dimensions") or []}
+    mapped = _CW_METRICS.get(args["metric_name"])
+    if args["namespace"] != "AWS/RDS" or dims.get("DBInstanceIdentifier") != DATABASE or mapped is None:
+        return ToolResult.success([], summary=f"{args['namespace']} {args['metric_name']}: no datapoints")
+    metric, scale = mapped
+    series = [
+        s.model_copy(
+            update={
+                "metric": args["metric_name"],
+                "values": [v * scale for v in s.values],
+                "statistic": args.get("statistic") or "Average",
+                "unit": "",
+            }
+        )
+        for s in _pick(world.series, {DATABASE}, metric, _since(world, args))
+    ]
+    return _metrics_result(series, f" ({args['metric_name']})")
+
+
+def ecs_services(args: dict[str, Any], world: World) -> ToolResult:
+    if args.get("cluster"):
+        raise ToolError("not_found", "aws ecs: ClusterNotFoundException: Cluster not found.")
+    return ToolResult.success([], summary="0 ECS services (the shop runs on EKS)")
+
+
+def rds_instances(args: dict[str, Any], world: World) -> ToolResult:
+    if args.get("identifier") not in (None, DATABASE):
+        raise ToolError("not_found", f"aws rds: DBInstanceNotFound: {args['identifier']}")
+    return _objects_result(list(world.databases), "RDS instances")
+
+
+def ec2_status(args: dict[str, Any], world: World) -> ToolResult:
+    ids = set(args.get("instance_ids") or ())
+    return _objects_result([i for i in world.instances if not ids or i.name in ids], "EC2 instances")
+
+
+def slack_thread(args: dict[str, Any], world: World) -> ToolResult:
+    data = [dict(m) for m in world.slack][: args.get("limit") or 100]
+    note = f"Slack thread {args['channel']}/{args['thread_ts']}: {len(data)} messages"
+    return ToolResult.success(
+        {"untrusted_messages": data}, evidence=EvidenceBundle(notes=[note]), summary=note
+    )
+
+
+def service_map(args: dict[str, Any], world: World) -> ToolResult:
+    edges = list(world.topology)
+    return ToolResult.success(
+        [{"caller": e.caller, "callee": e.callee} for e in edges],
+        evidence=EvidenceBundle(topology=edges),
+        summary="; ".join(f"{e.caller} → {e.callee}" for e in edges),
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    "kubernetes_list_pods": list_pods,
+    "kubernetes_get_events": get_events,
+    "kubernetes_get_pod_logs": pod_logs,
+    "kubernetes_list_deployments": list_deployments,
+    "kubernetes_rollout_history": rollout_history,
+    "kubernetes_list_nodes": list_nodes,
+    "kubernetes_restart_deployment": _simulated("rollout restart of"),
+    "kubernetes_scale_deployment": _simulated("scale of"),
+    "prometheus_query": query_instant,
+    "prometheus_query_range": query_range,
+    "loki_query_logs": loki_logs,
+    "github_recent_commits": _github("commits", "commits"),
+    "github_deployments": _github("gh_deployments", "deployments"),
+    "github_pull_requests": _github("pull_requests", "pull requests"),
+    "github_workflow_runs": workflow_runs,
+    "aws_cloudwatch_metric": cloudwatch_metric,
+    "aws_cloudwatch_logs": cloudwatch_logs,
+    "aws_ecs_services": ecs_services,
+    "aws_rds_instances": rds_instances,
+    "aws_ec2_instance_status": ec2_status,
+    "slack_thread_history": slack_thread,
+    "datadog_query_metrics": query_range,
+    "datadog_search_logs": datadog_logs,
+    "grafana_firing_alerts": firing_alerts,
+    "grafana_annotations": annotations,
+    "coralogix_query_logs": coralogix_logs,
+    "demo_service_map": service_map,
+}

@@ -1,0 +1,230 @@
+"""Run one tool call safely: validate, gate, bound in time, retry transients, bound in size.
+
+:func:`execute` is the only way agents and the offline planner call a tool. Contract:
+
+* arguments are validated against ``spec.parameters`` (JSON schema); omitted nullable arguments are
+  filled with ``null`` first, so playbooks and models may leave optional ones out → otherwise
+  ``invalid_arguments``;
+* a mutating tool runs only with ``approved=True``; without it the result is ``approval_required``
+  and nothing is called;
+* the backend is the live integration when the team configured it, else the demo world when
+  ``integrations.demo`` is on, else ``not_configured``;
+* each attempt is bounded by ``spec.timeout_s`` (→ ``timeout``, not retried: a slow upstream would
+  only eat the run's deadline again); ``TransientToolError``, httpx transport errors and HTTP
+  5xx/429 are retried ``spec.retries`` times with jittered exponential backoff (→ ``unavailable``);
+* cancellation propagates: ``CancelledError`` is never swallowed;
+* a backend bug becomes a typed ``internal_error`` result, so one tool cannot sink an investigation;
+* ``data`` and ``evidence`` are bounded (:mod:`actors.tools.bounds`), and credentials are masked in
+  error messages. :func:`mask_arguments` is what the run record stores for arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+import jsonschema
+
+from actors.tools.base import (
+    ToolContext,
+    ToolError,
+    ToolFn,
+    ToolResult,
+    ToolSpec,
+    TransientToolError,
+    is_secret_key,
+)
+from actors.tools.bounds import MAX_DATA_BYTES, bound_data, bound_evidence
+from actors.tools.schema import nullable_properties
+
+log = logging.getLogger(__name__)
+
+MASK = "***"
+MAX_BACKOFF_S = 5.0
+# Credential shapes worth masking wherever they appear in a string.
+_TOKEN_PATTERNS = [
+    re.compile(r"xox[abposr]-[A-Za-z0-9-]{6,}"),  # Slack tokens
+    re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"),
+    re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),  # AWS access key ids
+    re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL),
+]
+
+_validators: dict[int, jsonschema.protocols.Validator] = {}
+
+
+def _mask_text(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, MASK)
+    for pattern in _TOKEN_PATTERNS:
+        text = pattern.sub(MASK, text)
+    return text
+
+
+def mask_arguments(args: Any, *, secrets: Iterable[str] = ()) -> Any:
+    """A copy of ``args`` safe to record: values under secret-looking keys become ``"***"``, and
+    known credential values (``secrets``) or token shapes inside strings are replaced."""
+    secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+    if isinstance(args, dict):
+        return {
+            k: (
+                MASK
+                if is_secret_key(str(k)) and v not in (None, "", False)
+                else mask_arguments(v, secrets=secrets)
+            )
+            for k, v in args.items()
+        }
+    if isinstance(args, (list, tuple)):
+        return [mask_arguments(v, secrets=secrets) for v in args]
+    if isinstance(args, str):
+        return _mask_text(args, secrets)
+    return args
+
+
+def _validator(spec: ToolSpec) -> jsonschema.protocols.Validator:
+    key = id(spec.parameters)
+    v = _validators.get(key)
+    if v is None:
+        cls = jsonschema.validators.validator_for(spec.parameters, default=jsonschema.Draft202012Validator)
+        v = _validators[key] = cls(spec.parameters)
+    return v
+
+
+def prepare_arguments(spec: ToolSpec, args: Any) -> dict[str, Any]:
+    """Validated arguments with omitted nullable ones set to ``None``; ``ToolError`` otherwise."""
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise ToolError("invalid_arguments", "arguments must be a JSON object")
+    full = {name: None for name in nullable_properties(spec.parameters)} | args
+    error = jsonschema.exceptions.best_match(_validator(spec).iter_errors(full))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(arguments)"
+        raise ToolError("invalid_arguments", f"{where}: {error.message[:300]}")
+    return full
+
+
+def resolve_backend(spec: ToolSpec, ctx: ToolContext) -> ToolFn:
+    """The live backend when its integration is configured, else the demo world, else not_configured."""
+    if ctx.enabled(spec.integration):
+        return spec.fn
+    if ctx.enabled("demo"):
+        from actors.tools.demo.backend import demo_backend
+
+        fn = demo_backend(spec.name)
+        if fn is not None:
+            return fn
+    raise ToolError(
+        "not_configured",
+        f"tool {spec.name!r} needs integrations.{spec.integration}, which this team has not set",
+    )
+
+
+def _as_transient(exc: Exception) -> TransientToolError | None:
+    if isinstance(exc, TransientToolError):
+        return exc
+    if isinstance(exc, httpx.TransportError):
+        return TransientToolError("connection_error", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, httpx.HTTPStatusError):
+        code = exc.response.status_code
+        if code == 429 or code >= 500:
+            return TransientToolError("upstream_unavailable", f"HTTP {code}")
+    return None
+
+
+def _backoff(attempt: int, base: float, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return min(MAX_BACKOFF_S, max(0.0, retry_after))
+    return min(MAX_BACKOFF_S, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+
+
+async def execute(
+    spec: ToolSpec,
+    args: Any,
+    ctx: ToolContext,
+    *,
+    approved: bool = False,
+    backoff_s: float = 0.25,
+    max_bytes: int = MAX_DATA_BYTES,
+) -> ToolResult:
+    """Run ``spec`` with ``args`` in ``ctx`` and return a :class:`ToolResult` (never raises, except
+    ``CancelledError``)."""
+    started = time.monotonic()
+    secrets = ctx.secret_values()
+    attempts = 0
+    try:
+        call_args = prepare_arguments(spec, args)
+        if spec.mutating and not approved:
+            result = ToolResult(
+                ok=False,
+                error="approval_required",
+                message=f"{spec.name} changes the system and needs explicit approval",
+                data={"tool": spec.name, "arguments": mask_arguments(call_args, secrets=secrets)},
+                summary=f"{spec.name} is waiting for approval (Slack button or API)",
+            )
+            return _finish(result, started, attempts, max_bytes, secrets)
+        backend = resolve_backend(spec, ctx)
+        while True:
+            attempts += 1
+            try:
+                async with asyncio.timeout(spec.timeout_s):
+                    result = await backend(call_args, ctx)
+                return _finish(result, started, attempts, max_bytes, secrets)
+            except TimeoutError:
+                result = ToolResult.failure("timeout", f"{spec.name} took longer than {spec.timeout_s:g}s")
+                return _finish(result, started, attempts, max_bytes, secrets)
+            except (ToolError, httpx.HTTPError) as exc:
+                transient = _as_transient(exc)
+                if transient is None:
+                    raise
+                if attempts > spec.retries:
+                    raise ToolError(
+                        "unavailable", f"{transient.reason} after {attempts} attempts: {transient.message}"
+                    ) from exc
+                await asyncio.sleep(_backoff(attempts, backoff_s, transient.retry_after))
+    except ToolError as exc:
+        return _finish(ToolResult.failure(exc.reason, exc.message), started, attempts, max_bytes, secrets)
+    except httpx.HTTPError as exc:
+        code = getattr(getattr(exc, "response", None), "status_code", None)
+        return _finish(
+            ToolResult.failure("upstream_error", f"{type(exc).__name__} HTTP {code}"),
+            started,
+            attempts,
+            max_bytes,
+            secrets,
+        )
+    except Exception as exc:  # a backend bug: typed failure, logged with its traceback
+        log.exception("tool %s failed unexpectedly", spec.name)
+        return _finish(
+            ToolResult.failure("internal_error", f"{type(exc).__name__}: {exc}"),
+            started,
+            attempts,
+            max_bytes,
+            secrets,
+        )
+
+
+def _finish(
+    result: ToolResult, started: float, attempts: int, max_bytes: int, secrets: list[str]
+) -> ToolResult:
+    data, cut_data, size = bound_data(result.data, max_bytes)
+    evidence, cut_ev = bound_evidence(result.evidence)
+    return result.model_copy(
+        update={
+            "data": data,
+            "evidence": evidence,
+            "message": _mask_text(result.message, secrets),
+            "summary": _mask_text(result.summary, secrets),
+            "truncated": result.truncated or cut_data or cut_ev,
+            "result_size": size,
+            "attempts": attempts,
+            "duration_s": round(time.monotonic() - started, 4),
+        }
+    )

@@ -1,0 +1,88 @@
+"""One HTTP call for the HTTP-API backends, with upstream statuses mapped to typed tool errors.
+
+401 → ``unauthorized``, 403 → ``forbidden``, 404 → ``not_found``, other 4xx → ``bad_request``;
+429 and 5xx → :class:`TransientToolError` (``rate_limited`` / ``upstream_unavailable``) carrying
+``Retry-After``; transport failures (connect, read timeout, reset) → ``connection_error``.
+Upstream error bodies are cut short, so a huge HTML error page never reaches the model.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from actors.tools.base import ToolContext, ToolError, TransientToolError
+
+_ERR_BODY_CHARS = 300
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def raise_for_status(resp: httpx.Response, *, service: str) -> None:
+    """Map a non-2xx response to the typed error; return silently on 2xx."""
+    code = resp.status_code
+    if code < 400:
+        return
+    detail = f"{service} returned HTTP {code}: {resp.text[:_ERR_BODY_CHARS]}".strip()
+    if code == 429:
+        raise TransientToolError("rate_limited", detail, retry_after=_retry_after(resp))
+    if code >= 500:
+        raise TransientToolError("upstream_unavailable", detail, retry_after=_retry_after(resp))
+    reason = {401: "unauthorized", 403: "forbidden", 404: "not_found"}.get(code, "bad_request")
+    raise ToolError(reason, detail)
+
+
+async def request(
+    ctx: ToolContext,
+    method: str,
+    url: str,
+    *,
+    service: str,
+    timeout: float,
+    headers: dict[str, str] | None = None,
+    params: Any = None,
+    json_body: Any = None,
+    auth: httpx.Auth | tuple[str, str] | None = None,
+    verify: bool = True,
+) -> httpx.Response:
+    """Send one request with a fresh client from ``ctx``; return the 2xx response or raise typed."""
+    try:
+        async with ctx.http(timeout=timeout, verify=verify) as client:
+            resp = await client.request(
+                method, url, headers=headers, params=params, json=json_body, auth=auth
+            )
+    except httpx.TransportError as exc:
+        raise TransientToolError("connection_error", f"{service}: {type(exc).__name__}: {exc}") from exc
+    raise_for_status(resp, service=service)
+    return resp
+
+
+async def request_json(
+    ctx: ToolContext, method: str, url: str, *, service: str, timeout: float, **kwargs: Any
+) -> Any:
+    """Like :func:`request`, decoding the JSON body (``upstream_error`` when it is not JSON)."""
+    resp = await request(ctx, method, url, service=service, timeout=timeout, **kwargs)
+    try:
+        return resp.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ToolError("upstream_error", f"{service} returned a non-JSON body") from exc
+
+
+def base_url(config: dict[str, Any], *, service: str, key: str = "url", default: str | None = None) -> str:
+    """The integration's base URL without a trailing slash (``not_configured`` when missing)."""
+    url = config.get(key) or default
+    if not url or not isinstance(url, str):
+        raise ToolError("not_configured", f"integrations.{service}.{key} is not set")
+    return url.rstrip("/")
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}

@@ -1,0 +1,217 @@
+"""Default playbooks: the tool calls each sub-agent makes when the offline planner runs.
+
+A playbook is a list of *slots*; a slot is one question ("error rate per service") with alternative
+tools in order of preference (Prometheus, else Datadog). :func:`playbook` picks, per slot, the first
+tool in ``available`` (the team's :func:`actors.tools.registry.tools_for` names), so a team with both
+Prometheus and Datadog asks once, and a demo team (where every tool is available) asks the primary.
+With ``available=None`` the primary of every slot is returned.
+
+Queries cover every service (``by (service)``), not just the trigger's: the culprit is often a
+dependency of the service that alerted. The trigger's ``services`` add focused log searches.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Collection, Iterable
+from datetime import timedelta
+from typing import Any
+
+SUBAGENTS = ("kubernetes", "metrics", "logs", "changes", "cloud")
+Args = dict[str, Any]
+Slot = tuple[tuple[str, Callable[[list[str], int], Args]], ...]
+
+ERROR_RATE = (
+    'sum by (service) (rate(http_requests_total{code=~"5.."}[5m])) / '
+    "sum by (service) (rate(http_requests_total[5m]))"
+)
+LATENCY_P99 = (
+    "histogram_quantile(0.99, sum by (service, le) (rate(http_request_duration_seconds_bucket[5m])))"
+)
+MEMORY = 'sum by (container) (container_memory_working_set_bytes{container!="", container!="POD"})'
+ERROR_WORDS = "(?i)(error|exception|fatal|panic|timeout|refused|out of memory|no space)"
+
+
+def _selector(services: list[str]) -> str:
+    safe = [re.escape(s) for s in services if re.fullmatch(r"[\w.-]+", s)]
+    return f'{{service=~"{"|".join(safe)}"}}' if safe else '{service=~".+"}'
+
+
+def _dd_services(services: list[str]) -> str:
+    return " OR ".join(f"service:{s}" for s in services if re.fullmatch(r"[\w.-]+", s))
+
+
+# Each slot: alternatives of (tool, args builder(services, window_minutes)).
+PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
+    "kubernetes": (
+        (("kubernetes_list_pods", lambda sv, w: {"namespace": None, "label_selector": None, "limit": 500}),),
+        (
+            (
+                "kubernetes_get_events",
+                lambda sv, w: {
+                    "namespace": None,
+                    "warnings_only": True,
+                    "since_minutes": w,
+                    "object_name": None,
+                    "limit": 200,
+                },
+            ),
+        ),
+        (("kubernetes_list_deployments", lambda sv, w: {"namespace": None, "label_selector": None}),),
+        (("kubernetes_list_nodes", lambda sv, w: {"label_selector": None}),),
+    ),
+    "metrics": (
+        (
+            (
+                "prometheus_query_range",
+                lambda sv, w: {
+                    "query": ERROR_RATE,
+                    "metric": "error_rate",
+                    "since_minutes": w,
+                    "step_seconds": None,
+                    "baseline_offset_hours": 24,
+                },
+            ),
+            (
+                "datadog_query_metrics",
+                lambda sv, w: {
+                    "query": "sum:trace.http.request.errors{*} by {service}.as_rate()",
+                    "metric": "error_rate",
+                    "since_minutes": w,
+                },
+            ),
+        ),
+        (
+            (
+                "prometheus_query_range",
+                lambda sv, w: {
+                    "query": LATENCY_P99,
+                    "metric": "latency_p99",
+                    "since_minutes": w,
+                    "step_seconds": None,
+                    "baseline_offset_hours": 24,
+                },
+            ),
+            (
+                "datadog_query_metrics",
+                lambda sv, w: {
+                    "query": "p99:trace.http.request.duration{*} by {service}",
+                    "metric": "latency_p99",
+                    "since_minutes": w,
+                },
+            ),
+        ),
+        (
+            (
+                "prometheus_query_range",
+                lambda sv, w: {
+                    "query": MEMORY,
+                    "metric": "memory",
+                    "since_minutes": w,
+                    "step_seconds": None,
+                    "baseline_offset_hours": 24,
+                },
+            ),
+        ),
+        (("demo_service_map", lambda sv, w: {}),),
+    ),
+    "logs": (
+        (
+            (
+                "loki_query_logs",
+                lambda sv, w: {
+                    "query": f'{{service=~".+"}} |~ "{ERROR_WORDS}"',
+                    "since_minutes": w,
+                    "limit": 300,
+                },
+            ),
+            (
+                "datadog_search_logs",
+                lambda sv, w: {"query": "status:error", "since_minutes": w, "limit": 300},
+            ),
+            (
+                "coralogix_query_logs",
+                lambda sv, w: {
+                    "query": "source logs | filter $m.severity >= ERROR",
+                    "since_minutes": w,
+                    "limit": 300,
+                },
+            ),
+        ),
+        (
+            ("loki_query_logs", lambda sv, w: {"query": _selector(sv), "since_minutes": w, "limit": 100}),
+            (
+                "datadog_search_logs",
+                lambda sv, w: {"query": _dd_services(sv) or "*", "since_minutes": w, "limit": 100},
+            ),
+        ),
+    ),
+    "changes": (
+        (("kubernetes_rollout_history", lambda sv, w: {"namespace": None, "deployment": None, "limit": 50}),),
+        (
+            (
+                "github_deployments",
+                lambda sv, w: {
+                    "repo": None,
+                    "environment": None,
+                    "since_minutes": max(w * 3, 180),
+                    "limit": 30,
+                },
+            ),
+            (
+                "grafana_annotations",
+                lambda sv, w: {"tags": None, "since_minutes": max(w * 3, 180), "limit": 100},
+            ),
+        ),
+        (
+            (
+                "github_recent_commits",
+                lambda sv, w: {"repo": None, "branch": None, "since_minutes": max(w * 3, 180), "limit": 30},
+            ),
+        ),
+    ),
+    "cloud": (
+        (("aws_rds_instances", lambda sv, w: {"identifier": None}),),
+        (("aws_ec2_instance_status", lambda sv, w: {"instance_ids": None, "only_impaired": True}),),
+        (
+            (
+                "aws_ecs_services",
+                lambda sv, w: {"cluster": None, "services": None, "since_minutes": max(w * 3, 180)},
+            ),
+        ),
+    ),
+}
+
+
+def _minutes(window: timedelta | float | None) -> int:
+    if window is None:
+        return 60
+    minutes = window.total_seconds() / 60 if isinstance(window, timedelta) else float(window)
+    return max(1, min(7 * 24 * 60, round(minutes)))
+
+
+def playbook(
+    subagent: str,
+    *,
+    services: Iterable[str] = (),
+    window: timedelta | float | None = 60,
+    available: Collection[str] | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """``[(tool name, args), …]`` for ``subagent`` to run in parallel.
+
+    ``window`` is how far back to look (a ``timedelta`` or minutes). ``available`` restricts the
+    choice to those tool names (None: the primary of each slot). The focused per-service log search
+    is only included when ``services`` is non-empty. ``KeyError`` for an unknown sub-agent.
+    """
+    slots = PLAYBOOKS[subagent]
+    svc = sorted({s for s in services if s})
+    w = _minutes(window)
+    out: list[tuple[str, dict[str, Any]]] = []
+    for slot in slots:
+        if subagent == "logs" and slot is slots[1] and not svc:
+            continue
+        for tool, build in slot:
+            if available is None or tool in available:
+                out.append((tool, build(svc, w)))
+                break
+    return out

@@ -1,0 +1,90 @@
+"""Every tool, declared once. The agents' tool lists, ``GET /api/v1/tools/catalog`` and
+``docs/tools.md`` all read :data:`TOOLS`.
+
+A team's tools (:func:`tools_for`) are the declared tools that (a) its allow-list enables and (b) it
+has a backend for. The allow-list is ``config["tools"]``, a dict ``tool name → bool``:
+
+* a tool named there is on or off as given;
+* otherwise ``"*"`` (default ``true``) decides for read-only tools; a **mutating** tool is on only
+  when named explicitly (``{"kubernetes_restart_deployment": true}``), so no default ever lets a
+  prompt change a system.
+
+A backend exists when ``config["integrations"][spec.integration]`` is configured, or when
+``integrations.demo`` is on (the demo world serves every tool).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from actors.tools import (
+    aws,
+    coralogix,
+    datadog,
+    github,
+    grafana,
+    kubernetes_tools,
+    loki,
+    prometheus,
+    slack_history,
+)
+from actors.tools.base import CATEGORIES, INTEGRATIONS, ToolSpec, integration_enabled
+from actors.tools.demo import backend as demo_backend
+
+
+def _index(specs: Iterable[ToolSpec]) -> dict[str, ToolSpec]:
+    out: dict[str, ToolSpec] = {}
+    for spec in specs:
+        if spec.name in out:
+            raise ValueError(f"tool {spec.name!r} is declared twice")
+        if spec.category not in CATEGORIES or spec.integration not in INTEGRATIONS:
+            raise ValueError(f"tool {spec.name!r} has an unknown category or integration")
+        out[spec.name] = spec
+    return out
+
+
+TOOLS: dict[str, ToolSpec] = _index(
+    [
+        *kubernetes_tools.SPECS,
+        *prometheus.SPECS,
+        *loki.SPECS,
+        *github.SPECS,
+        *aws.SPECS,
+        *slack_history.SPECS,
+        *datadog.SPECS,
+        *grafana.SPECS,
+        *coralogix.SPECS,
+        *demo_backend.SPECS,
+    ]
+)
+
+
+def catalog() -> list[dict[str, Any]]:
+    """The public description of every tool (no functions), sorted by category then name."""
+    return [spec.catalog_entry() for spec in sorted(TOOLS.values(), key=lambda t: (t.category, t.name))]
+
+
+def allowed(spec: ToolSpec, tools_config: Mapping[str, Any] | None) -> bool:
+    """Whether the allow-list enables ``spec`` (see the module docstring)."""
+    tools_config = tools_config or {}
+    explicit = tools_config.get(spec.name)
+    if explicit is not None:
+        return bool(explicit)
+    return (not spec.mutating) and bool(tools_config.get("*", True))
+
+
+def tools_for(config: Mapping[str, Any]) -> list[ToolSpec]:
+    """The tools a team with this effective config may call, in catalog order."""
+    integrations = config.get("integrations") or {}
+    demo = integration_enabled(integrations, "demo")
+    out = []
+    for entry in catalog():
+        spec = TOOLS[entry["name"]]
+        if not allowed(spec, config.get("tools")):
+            continue
+        if integration_enabled(integrations, spec.integration) or (
+            demo and demo_backend.demo_backend(spec.name) is not None
+        ):
+            out.append(spec)
+    return out
