@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from incidentfox.errors import NotFound
 from serve_apps.deliveries import Route
 from serve_apps.router import routing_identifiers
 from serve_apps.webhooks.registry import SOURCES, SourceSpec, config_value
@@ -94,10 +95,12 @@ def make_org_secret_lookup(sessions: Any) -> OrgSecretFn:
 
     async def lookup(org_id: str, team_id: str, source: str) -> OrgOverride | None:
         spec = source_spec(source)
-        async with sessions() as session:
-            effective = await get_effective_config(session, org_id=org_id, node_id=team_id,
-                                                   reveal_secrets=True)
-        config = effective.get("config", effective) if isinstance(effective, Mapping) else {}
+        try:
+            async with sessions() as session:
+                config = await get_effective_config(session, org_id=org_id, node_id=team_id,
+                                                    reveal_secrets=True)
+        except NotFound:
+            return None   # the claim's team vanished since routing answered: no override
         secret = config_value(config, spec.config_key)
         if not isinstance(secret, str) or not secret:
             return None

@@ -142,3 +142,43 @@ def signed(source: str, body: bytes, *, secret: str | None = None, now: float | 
         return {**grafana.sign(body=body, secret=secret or SECRETS["GRAFANA_WEBHOOK_SECRET"]),
                 "Content-Type": "application/json"}
     raise KeyError(source)
+
+
+ADMIN_TOKEN = "admin-test-token-0123456789abcdef"
+
+
+def settings_for(db_url: str, home: Path):
+    """Settings for a test process: the given database, a known admin token, secrets under ``home``."""
+    from pydantic import SecretStr
+
+    from incidentfox.settings import Settings, ensure_local_secrets
+
+    return ensure_local_secrets(Settings(database_url=db_url, home=home, admin_token=SecretStr(ADMIN_TOKEN)))
+
+
+async def seed_tenants(db_url: str, settings: Any) -> dict[str, str]:
+    """Two orgs through the config service's own services: acme/{payments, search} and globex/ops,
+    with routing claims; returns a token per principal."""
+    from config_service.services import config as config_svc
+    from config_service.services import nodes, orgs, tokens
+
+    engine = make_async_engine(db_url)
+    sessions = session_factory(engine)
+    out: dict[str, str] = {}
+    async with sessions() as s:
+        for org_id, teams in (("acme", ("payments", "search")), ("globex", ("ops",))):
+            await orgs.create_org(s, org_id=org_id, name=org_id.title(), actor="test")
+            for team in teams:
+                await nodes.create_node(s, org_id=org_id, node_id=team, parent_id=None, kind="team",
+                                        name=team, actor="test")
+                out[f"{org_id}/{team}"] = (await tokens.issue_token(
+                    s, settings=settings, org_id=org_id, team_node_id=team, actor="test"))["token"]
+            out[org_id] = (await tokens.issue_token(s, settings=settings, org_id=org_id, actor="test"))["token"]
+        await config_svc.patch_config(s, settings=settings, org_id="acme", node_id="payments", actor="test",
+                                      patch={"routing": {"slack_channel_ids": ["C111"],
+                                                         "pagerduty_service_ids": ["PA2P440"]}})
+        await config_svc.patch_config(s, settings=settings, org_id="globex", node_id="ops", actor="test",
+                                      patch={"routing": {"slack_channel_ids": ["CGLOBEX"]}})
+        await s.commit()
+    await engine.dispose()
+    return out

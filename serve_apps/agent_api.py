@@ -1,0 +1,252 @@
+"""The agent API (mounted at ``/api/v1/agent``): start, read, list, cancel and follow runs.
+
+Authorization uses the config service's :data:`config_service.api.deps.PrincipalDep` (bearer
+tokens: global admin, org admin, team, impersonation). Tenant isolation: a run that exists but
+belongs to a team the caller cannot see answers **404, not 403**, so a team token cannot probe
+another team's run ids; list endpoints are filtered to the caller's scope the same way.
+
+* ``POST /run`` (team or impersonation token; an admin names ``org`` and ``team`` in the body):
+  records an ``api`` delivery and allocates the run in one transaction (an ``Idempotency-Key``
+  header makes retries return the same run), answers ``202 {run_id}``, then hands the run to the
+  runner. The investigation never runs inside the request.
+* ``GET /runs/{id}``: ``{status, team, trigger, created_at, started_at, finished_at, result?,
+  events, tool_calls, …}``.
+* ``GET /runs?org=&team=&status=``: newest first; a team token sees only its own team.
+* ``POST /runs/{id}/cancel``.
+* ``GET /runs/{id}/events``: Server-Sent Events, polling the database every ``sse_poll_s``, ending
+  with an ``end`` event at a terminal status or after ``sse_max_s``.
+* ``GET /deliveries?outcome=unrouted|…&failed=true`` (global admin, or an org admin for its org)
+  and ``POST /deliveries/redrive`` (global admin): the operator's view of webhook intake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Header, Query
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+
+from config_service.api.deps import PrincipalDep, install_auth_state
+from incidentfox.contracts import Principal, ThreadRef, Trigger, TriggerAction
+from incidentfox.errors import BadRequest, Forbidden, NotFound, install_error_handlers
+from incidentfox.runs import store
+from incidentfox.runs.models import Run
+from incidentfox.runs.runner import Runner
+from incidentfox.settings import Settings
+from serve_apps import deliveries
+from serve_apps.gateway import Sweeper
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+class RunRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=4000)
+    title: str = Field(default="", max_length=500)
+    services: list[str] = Field(default_factory=list, max_length=20)
+    identifiers: dict[str, str] = Field(default_factory=dict, max_length=10)
+    links: list[str] = Field(default_factory=list, max_length=20)
+    thread_channel: str | None = Field(default=None, max_length=64)
+    thread_ts: str | None = Field(default=None, max_length=64)
+    org: str | None = Field(default=None, max_length=64)     # admins only: whose team to run for
+    team: str | None = Field(default=None, max_length=64)
+
+
+class RedriveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ids: list[int] | None = Field(default=None, max_length=1000)
+
+
+def _target_team(principal: Principal, req: RunRequest) -> tuple[str, str]:
+    if principal.auth_kind in ("team", "impersonation"):
+        if (req.org and req.org != principal.org_id) or (req.team and req.team != principal.team_node_id):
+            raise Forbidden("a team token starts runs for its own team only", code="forbidden")
+        return principal.org_id or "", principal.team_node_id or ""
+    if not req.org or not req.team:
+        raise BadRequest("an admin token must name `org` and `team`", code="team_required")
+    if not principal.can_access_team(req.org, req.team):
+        raise Forbidden("this token cannot start runs for that team", code="forbidden")
+    return req.org, req.team
+
+
+def _visible(principal: Principal, run: Run | None, run_id: str) -> Run:
+    # 404 rather than 403: existence of another tenant's run is not disclosed.
+    if run is None or not principal.can_access_team(run.org_id, run.team_id):
+        raise NotFound(f"run {run_id!r} not found", code="run_not_found")
+    return run
+
+
+def _tool_call_view(tc: Any) -> dict[str, Any]:
+    return {"agent": tc.agent, "tool": tc.tool, "arguments": tc.arguments, "status": tc.status,
+            "started_at": tc.started_at.isoformat() if tc.started_at else None,
+            "finished_at": tc.finished_at.isoformat() if tc.finished_at else None,
+            "result_size": tc.result_size, "error": tc.error}
+
+
+def _event_view(ev: Any) -> dict[str, Any]:
+    return {"seq": ev.seq, "at": ev.at.isoformat() if ev.at else None, "kind": ev.kind, "data": ev.data}
+
+
+def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 0.5,
+                     sse_max_s: float = 900.0, on_request: Any = None) -> FastAPI:
+    app = FastAPI(title="IncidentFox agent API", docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
+    install_auth_state(app, settings=settings)
+    sessions = app.state.session_factory
+    tasks: set[asyncio.Task] = set()
+    app.state.dispatch_tasks = tasks
+
+    def touch() -> None:
+        if on_request is not None:
+            on_request()
+
+    @app.post("/run", status_code=202)
+    async def start_run(principal: PrincipalDep, req: RunRequest,
+                        idempotency_key: str | None = Header(default=None, max_length=200)) -> JSONResponse:
+        touch()
+        org_id, team_id = _target_team(principal, req)
+        did = f"{org_id}:{team_id}:{idempotency_key}" if idempotency_key else deliveries.new_delivery_id()
+        thread = ThreadRef(channel=req.thread_channel, ts=req.thread_ts) if req.thread_channel else None
+        trigger = Trigger(source="api", delivery_id=did[:255], event_kind="api_request",
+                          action=TriggerAction.START, title=req.title or req.text.splitlines()[0][:500],
+                          text=req.text, services=[s.strip().lower() for s in req.services if s.strip()],
+                          identifiers=req.identifiers, links=req.links, thread=thread, human=True,
+                          actor=principal.subject or principal.auth_kind)
+        result = await deliveries.intake(sessions, trigger=trigger,
+                                         route=deliveries.Route(True, org_id, team_id, "token", team_id),
+                                         payload="")
+        if result.dispatch is not None:
+            task = asyncio.ensure_future(deliveries.dispatch(sessions, runner, delivery_pk=result.delivery_pk,
+                                                             plan=result.dispatch, trigger=trigger))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        body: dict[str, Any] = {"run_id": result.run_id}
+        if result.duplicate:
+            body["duplicate"] = True
+        return JSONResponse(body, status_code=202)
+
+    @app.get("/runs/{run_id}")
+    async def get_run(principal: PrincipalDep, run_id: str) -> dict[str, Any]:
+        async with sessions() as s:
+            run = _visible(principal, await store.get_run(s, run_id), run_id)
+            view = store.run_view(run)
+            view["events"] = [_event_view(e) for e in await store.list_events(s, run_id=run_id)]
+            view["tool_calls"] = [_tool_call_view(t) for t in await store.list_tool_calls(s, run_id=run_id)]
+        return view
+
+    @app.get("/runs")
+    async def list_runs(principal: PrincipalDep, org: str | None = None, team: str | None = None,
+                        status: str | None = None, limit: int = Query(50, ge=1, le=500),
+                        offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        if principal.auth_kind in ("team", "impersonation"):
+            if (org and org != principal.org_id) or (team and team != principal.team_node_id):
+                return {"runs": []}   # nothing of another team is visible, not even that it exists
+            org, team = principal.org_id, principal.team_node_id
+        elif principal.auth_kind == "org_admin":
+            if org and org != principal.org_id:
+                return {"runs": []}
+            org = principal.org_id
+        async with sessions() as s:
+            runs = await store.list_runs(s, org_id=org, team_id=team, status=status, limit=limit,
+                                         offset=offset)
+        return {"runs": [store.run_view(r, include_result=False) for r in runs]}
+
+    @app.post("/runs/{run_id}/cancel")
+    async def cancel_run(principal: PrincipalDep, run_id: str) -> dict[str, Any]:
+        async with sessions() as s:
+            _visible(principal, await store.get_run(s, run_id), run_id)
+            status = await store.request_cancel(s, run_id=run_id)
+            await store.append_event(s, run_id=run_id, kind="note",
+                                     data={"cancel_requested_by": principal.subject or principal.auth_kind})
+            await s.commit()
+        if status == "running":
+            await asyncio.wait_for(runner.cancel(run_id=run_id), timeout=10)
+        return {"run_id": run_id, "status": status, "cancel_requested": True}
+
+    @app.get("/runs/{run_id}/events")
+    async def run_events(principal: PrincipalDep, run_id: str, after: int = Query(0, ge=0)) -> StreamingResponse:
+        async with sessions() as s:
+            _visible(principal, await store.get_run(s, run_id), run_id)
+
+        async def stream() -> AsyncIterator[bytes]:
+            seq, deadline = after, time.monotonic() + sse_max_s
+            while True:
+                async with sessions() as s:
+                    events = await store.list_events(s, run_id=run_id, after_seq=seq)
+                    run = await store.get_run(s, run_id)
+                for ev in events:
+                    seq = ev.seq
+                    yield (f"id: {ev.seq}\nevent: {ev.kind}\ndata: {json.dumps(_event_view(ev))}\n\n").encode()
+                status = run.status if run is not None else "cancelled"
+                if status in TERMINAL and not events:
+                    yield f"event: end\ndata: {json.dumps({'status': status})}\n\n".encode()
+                    return
+                if time.monotonic() > deadline:
+                    yield f"event: end\ndata: {json.dumps({'status': status, 'timeout': True})}\n\n".encode()
+                    return
+                await asyncio.sleep(sse_poll_s)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.get("/deliveries")
+    async def list_deliveries(principal: PrincipalDep, outcome: str | None = None, source: str | None = None,
+                              failed: bool = False, limit: int = Query(50, ge=1, le=500),
+                              offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        if principal.auth_kind not in ("global_admin", "org_admin"):
+            raise Forbidden("listing deliveries needs an admin token", code="forbidden")
+        org = principal.org_id if principal.auth_kind == "org_admin" else None
+        async with sessions() as s:
+            rows = await deliveries.list_deliveries(s, outcome=outcome, source=source, failed=failed,
+                                                    org_id=org, limit=limit, offset=offset)
+        return {"deliveries": [deliveries.delivery_view(r) for r in rows]}
+
+    @app.post("/deliveries/redrive")
+    async def redrive(principal: PrincipalDep, req: RedriveRequest) -> dict[str, Any]:
+        if principal.auth_kind != "global_admin":
+            raise Forbidden("re-driving deliveries needs the global admin token", code="forbidden")
+        done = await deliveries.redrive(sessions, runner, delivery_pks=req.ids)
+        return {"redriven": done}
+
+    return app
+
+
+@serve.deployment(
+    name="AgentAPI",
+    ray_actor_options={"num_cpus": 0},
+    max_ongoing_requests=200,
+    autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 50},
+    health_check_period_s=5,
+)
+@serve.ingress()
+class AgentAPI:
+    """Serve ingress for ``/api/v1/agent``; settings (database, pepper, admin token) from the env."""
+
+    async def __init__(self, *, runner: str = "investigation", sse_poll_s: float = 0.5,
+                       sse_max_s: float = 900.0, sweep_interval_s: float = 10.0) -> None:
+        from incidentfox.runs.runner import make_runner
+
+        settings = Settings()
+        self._runner = make_runner(runner, database_url=settings.resolved_database_url())
+        self._settings, self._poll, self._max = settings, sse_poll_s, sse_max_s
+        self._sweeper: Sweeper | None = None
+        self._sweep_interval = sweep_interval_s
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        app = create_agent_app(settings=self._settings, runner=self._runner, sse_poll_s=self._poll,
+                               sse_max_s=self._max, on_request=self._start_sweeper)
+        self._sweeper = Sweeper(app.state.session_factory, self._runner, interval_s=self._sweep_interval)
+        return app
+
+    def _start_sweeper(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.ensure_started()
+
+    async def check_health(self) -> None:
+        self._start_sweeper()
