@@ -72,11 +72,14 @@ async def list_runs(session: AsyncSession, *, org_id: str | None = None, team_id
 
 
 async def transition(session: AsyncSession, *, run_id: str, to: RunStatus,
-                     from_: Iterable[RunStatus] | None = None, **fields: Any) -> bool:
+                     from_: Iterable[RunStatus] | None = None, owner: str | None = None,
+                     **fields: Any) -> bool:
     """Move ``run_id`` to ``to`` if its current status allows it (optionally narrowed by ``from_``).
 
     Returns True when this call made the change, False when the run was already elsewhere (lost a
-    race, or already terminal). Timestamps are set here so every caller agrees on them.
+    race, or already terminal). Timestamps are set here so every caller agrees on them. With
+    ``owner``, the change also requires that ``owner`` still holds the run's lease (an actor whose
+    lease lapsed and whose run was re-claimed elsewhere cannot finish it).
     """
     allowed = _predecessors(to)
     if from_ is not None:
@@ -89,9 +92,11 @@ async def transition(session: AsyncSession, *, run_id: str, to: RunStatus,
         values.setdefault("finished_at", now)
         values.setdefault("lease_owner", None)
         values.setdefault("lease_expires_at", None)
+    where = [Run.id == run_id, Run.status.in_(allowed)]
+    if owner is not None:
+        where.append(Run.lease_owner == owner)
     res = await session.execute(
-        update(Run).where(Run.id == run_id, Run.status.in_(allowed)).values(**values)
-        .execution_options(synchronize_session=False)
+        update(Run).where(*where).values(**values).execution_options(synchronize_session=False)
     )
     return res.rowcount == 1
 

@@ -1,0 +1,123 @@
+"""Batched persistence for what runs record: tool calls and phase events.
+
+Under an alert storm a node runs hundreds of investigations at once, each making a dozen tool calls
+and a dozen phase events. One transaction per row would make the database the bottleneck (SQLite
+serialises writers), so rows are queued and a background task writes whatever has accumulated in
+one transaction (at most every :data:`FLUSH_INTERVAL_S`, or at once when :data:`FLUSH_AT` rows
+wait). :meth:`RunWriter.flush` forces a write; callers that must have a row durable before they go
+on (the final RCA, a status change) await it.
+
+Events get their per-run ``seq`` inside the writing transaction (``max(seq) + 1``), so events
+appended by another process (the gateway absorbing an alert into the run) interleave correctly; the
+``UNIQUE(run_id, seq)`` constraint turns a race into a retried batch, never a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from incidentfox.db import utcnow
+from incidentfox.runs.models import RunEvent, ToolCall
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL_S = 0.05
+FLUSH_AT = 200
+WRITE_TIMEOUT_S = 30.0
+MAX_ATTEMPTS = 5
+
+
+class RunWriter:
+    """Queues ``ToolCall`` rows and ``RunEvent`` rows; one background task writes them in batches."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._tool_calls: list[dict[str, Any]] = []
+        self._events: list[tuple[str, str, dict[str, Any], Any]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._write_lock = asyncio.Lock()
+
+    def _ensure_task(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop())
+
+    def tool_call(self, row: dict[str, Any]) -> None:
+        """Queue a finished tool call (keys of :class:`ToolCall`; arguments already masked)."""
+        self._tool_calls.append(row)
+        self._poke()
+
+    def event(self, run_id: str, kind: str, data: dict[str, Any]) -> None:
+        self._events.append((run_id, kind, data, utcnow()))
+        self._poke()
+
+    def _poke(self) -> None:
+        self._ensure_task()
+        if len(self._tool_calls) + len(self._events) >= FLUSH_AT:
+            self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL_S)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if self._tool_calls or self._events:
+                try:
+                    await self.flush()
+                except (OperationalError, IntegrityError, TimeoutError) as exc:
+                    log.warning("run writer batch failed, will retry: %s", type(exc).__name__)
+
+    async def flush(self) -> None:
+        """Write everything queued so far (retrying a lost seq race or a locked database)."""
+        async with self._write_lock:
+            calls, self._tool_calls = self._tool_calls, []
+            events, self._events = self._events, []
+            if not calls and not events:
+                return
+            for attempt in range(1, MAX_ATTEMPTS + 1):
+                try:
+                    async with asyncio.timeout(WRITE_TIMEOUT_S):
+                        await self._write(calls, events)
+                    return
+                except (OperationalError, IntegrityError, TimeoutError):
+                    if attempt == MAX_ATTEMPTS:
+                        # Put them back so the loop retries later rather than dropping them.
+                        self._tool_calls[:0], self._events[:0] = calls, events
+                        raise
+                    await asyncio.sleep(0.05 * attempt)   # backoff on a locked database
+
+    async def _write(self, calls: list[dict[str, Any]], events: list[tuple[str, str, dict[str, Any], Any]]) -> None:
+        async with self._sessions() as s:
+            if calls:
+                s.add_all(ToolCall(**row) for row in calls)
+            if events:
+                by_run: dict[str, list[tuple[str, dict[str, Any], Any]]] = defaultdict(list)
+                for run_id, kind, data, at in events:
+                    by_run[run_id].append((kind, data, at))
+                rows = await s.execute(select(RunEvent.run_id, func.max(RunEvent.seq))
+                                       .where(RunEvent.run_id.in_(list(by_run))).group_by(RunEvent.run_id))
+                last = {r: m or 0 for r, m in rows.all()}
+                for run_id, items in by_run.items():
+                    seq = last.get(run_id, 0)
+                    for kind, data, at in items:
+                        seq += 1
+                        s.add(RunEvent(run_id=run_id, seq=seq, kind=kind, data=data, at=at))
+            await s.commit()
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.flush()

@@ -1,0 +1,249 @@
+"""Live run progress in one Slack message, then the final RCA as Block Kit.
+
+A :class:`SlackReporter` posts once ("🔍 Investigating…"), then edits that message with
+``chat.update`` as phases finish: a line per sub-agent with its status, tool count and duration.
+Edits are debounced to at most one per :data:`DEBOUNCE_S` per message: state changes in between are
+coalesced into the next edit, and the final edit also waits out the interval, so Slack never sees
+two edits of one message closer than that.
+
+The bot token comes from the team config (``integrations.slack.bot_token``) and lives only inside
+the ``AsyncWebClient``; slack_sdk redacts the Authorization header in its debug log, and nothing
+here puts the token in a payload, a log line or a run event.
+
+Buttons carry the run id in ``value``; ``action_id`` says what they do (:data:`ACTION_*`). The
+gateway's interaction parser maps them to rerun / cancel / feedback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from incidentfox.contracts import RCA
+
+DEBOUNCE_S = 0.5
+REQUEST_TIMEOUT_S = 10
+
+ACTION_RERUN = "incidentfox_rerun"
+ACTION_CANCEL = "incidentfox_cancel"
+ACTION_FEEDBACK_UP = "incidentfox_feedback_up"
+ACTION_FEEDBACK_DOWN = "incidentfox_feedback_down"
+ACTION_APPROVE = "incidentfox_approve"      # value: {"run_id", "approval_id"} as JSON
+ACTION_DENY = "incidentfox_deny"
+
+_STATUS_ICON = {"pending": "⏳", "running": "🔄", "ok": "✅", "succeeded": "✅", "failed": "❌",
+                "error": "❌", "timeout": "⌛", "cancelled": "🚫", "skipped": "➖"}
+_MAX_SECTION = 2900   # Slack caps a section's text at 3,000 characters
+
+
+@dataclass
+class AgentLine:
+    status: str = "pending"
+    tool_count: int = 0
+    duration_s: float | None = None
+
+
+@dataclass
+class SlackMessage:
+    channel: str
+    ts: str
+
+
+@dataclass
+class ProgressState:
+    title: str = ""
+    phase: str = "starting"
+    agents: dict[str, AgentLine] = field(default_factory=dict)
+
+
+def _clip(text: str, limit: int = _MAX_SECTION) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _escape(text: str) -> str:
+    """Untrusted text shown in mrkdwn: neutralise mentions/links and code fences."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("```", "'''")
+
+
+def progress_text(state: ProgressState) -> str:
+    lines = [f"🔍 Investigating… {_escape(state.title)}".rstrip(), f"_phase: {state.phase}_"]
+    for name, a in state.agents.items():
+        dur = f", {a.duration_s:.1f}s" if a.duration_s is not None else ""
+        lines.append(f"{_STATUS_ICON.get(a.status, '•')} *{name}*: {a.status}, "
+                     f"{a.tool_count} tool call{'s' if a.tool_count != 1 else ''}{dur}")
+    return "\n".join(lines)
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None) -> dict[str, Any]:
+    b: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": text, "emoji": True},
+                         "action_id": action_id, "value": value}
+    if style:
+        b["style"] = style
+    return b
+
+
+def progress_blocks(state: ProgressState, *, run_id: str) -> list[dict[str, Any]]:
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(progress_text(state))}},
+        {"type": "actions", "block_id": f"run:{run_id}",
+         "elements": [_button("Cancel", ACTION_CANCEL, run_id, "danger")]},
+    ]
+
+
+def rca_text(rca: RCA) -> str:
+    """The plain-text fallback (notifications, screen readers) of an RCA."""
+    top = rca.root_causes[0] if rca.root_causes else None
+    cause = f" Root cause: {top.entity}: {top.description}" if top else ""
+    return _clip(f"{rca.summary}{cause}", 3000)
+
+
+def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
+               agents: dict[str, AgentLine] | None = None) -> list[dict[str, Any]]:
+    """Block Kit for a finished run: summary, causes with quoted evidence, services, timeline,
+    actions, and the rerun / cancel / 👍 / 👎 buttons (``value`` = run id)."""
+    icon = "✅" if status == "succeeded" else _STATUS_ICON.get(status, "•")
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"{icon} Investigation {status}"[:150]}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Summary*\n{_escape(rca.summary)}")}},
+    ]
+    for i, cause in enumerate(rca.root_causes[:5], 1):
+        quotes = "\n".join(f"> {_escape(e.quote)[:300]}" for e in cause.evidence[:3])
+        body = (f"*Root cause {i}:* `{_escape(cause.entity)}` (confidence {cause.confidence:.0%})\n"
+                f"{_escape(cause.description)}" + (f"\n{quotes}" if quotes else ""))
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(body)}})
+    if rca.affected_services:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(
+            "*Affected services:* " + ", ".join(f"`{_escape(s)}`" for s in rca.affected_services[:20]))}})
+    if rca.timeline:
+        rows = [f"• {e.at.strftime('%H:%M:%S') + ' ' if e.at else ''}{_escape(e.event)}" for e in rca.timeline[:10]]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip("*Timeline*\n" + "\n".join(rows))}})
+    if rca.recommended_actions:
+        rows = [f"• {_escape(a)}" for a in rca.recommended_actions[:8]]
+        blocks.append({"type": "section", "text": {"type": "mrkdwn",
+                                                   "text": _clip("*Recommended actions*\n" + "\n".join(rows))}})
+    if agents:
+        st = ProgressState(agents=agents)
+        lines = progress_text(st).split("\n")[2:]
+        if lines:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(" · ".join(lines), 2900)}]})
+    blocks.append({"type": "actions", "block_id": f"run:{run_id}", "elements": [
+        _button("Rerun", ACTION_RERUN, run_id, "primary"),
+        _button("Cancel", ACTION_CANCEL, run_id),
+        _button("👍", ACTION_FEEDBACK_UP, run_id),
+        _button("👎", ACTION_FEEDBACK_DOWN, run_id),
+    ]})
+    return blocks
+
+
+def approval_blocks(*, run_id: str, approval_id: str, tool: str, arguments: dict[str, Any]) -> list[dict[str, Any]]:
+    value = json.dumps({"run_id": run_id, "approval_id": approval_id})
+    args = _escape(json.dumps(arguments, default=str))[:1500]
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text":
+            f"⚠️ The investigation wants to run a *mutating* tool `{_escape(tool)}` with ```{args}```"}},
+        {"type": "actions", "block_id": f"approval:{approval_id}", "elements": [
+            _button("Approve", ACTION_APPROVE, value, "primary"), _button("Deny", ACTION_DENY, value, "danger")]},
+    ]
+
+
+def make_client(*, token: str, base_url: str, session: Any | None = None) -> AsyncWebClient:
+    """An ``AsyncWebClient`` that retries rate-limited calls (429 + Retry-After) up to 3 times."""
+    return AsyncWebClient(token=token, base_url=base_url, timeout=REQUEST_TIMEOUT_S, session=session,
+                          retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3)])
+
+
+class SlackReporter:
+    """One run's Slack presence: the progress post, debounced edits, the final RCA."""
+
+    def __init__(self, client: AsyncWebClient, *, run_id: str, title: str = "",
+                 debounce_s: float = DEBOUNCE_S) -> None:
+        self._client = client
+        self.run_id = run_id
+        self.state = ProgressState(title=title)
+        self.message: SlackMessage | None = None
+        self._debounce_s = debounce_s
+        self._last_edit: float | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.edits = 0
+
+    async def start(self, *, channel: str, thread_ts: str | None) -> SlackMessage:
+        """Post the first progress message (into the thread when there is one)."""
+        resp = await self._client.chat_postMessage(
+            channel=channel, thread_ts=thread_ts, text=progress_text(self.state),
+            blocks=progress_blocks(self.state, run_id=self.run_id), unfurl_links=False)
+        self.message = SlackMessage(channel=resp["channel"], ts=resp["ts"])
+        self._last_edit = asyncio.get_running_loop().time()
+        return self.message
+
+    def set_phase(self, phase: str) -> None:
+        self.state.phase = phase
+        self._schedule()
+
+    def set_agent(self, name: str, *, status: str, tool_count: int | None = None,
+                  duration_s: float | None = None) -> None:
+        line = self.state.agents.setdefault(name, AgentLine())
+        line.status = status
+        if tool_count is not None:
+            line.tool_count = tool_count
+        if duration_s is not None:
+            line.duration_s = duration_s
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self.message is None or (self._flush_task and not self._flush_task.done()):
+            return   # the pending edit will carry the latest state
+        self._flush_task = asyncio.create_task(self._debounced_edit())
+
+    async def _wait_interval(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._last_edit is not None:
+            delay = self._last_edit + self._debounce_s - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)   # rate limiting, not synchronisation
+
+    async def _debounced_edit(self) -> None:
+        await self._wait_interval()
+        await self._edit(text=progress_text(self.state),
+                         blocks=progress_blocks(self.state, run_id=self.run_id))
+
+    async def _edit(self, *, text: str, blocks: list[dict[str, Any]]) -> None:
+        assert self.message is not None
+        async with self._lock:
+            await self._wait_interval()
+            try:
+                await self._client.chat_update(channel=self.message.channel, ts=self.message.ts,
+                                               text=text, blocks=blocks)
+            finally:
+                self._last_edit = asyncio.get_running_loop().time()
+                self.edits += 1
+
+    async def finish(self, rca: RCA, *, status: str) -> None:
+        """Replace the progress message with the final RCA (waits out the debounce interval)."""
+        if self.message is None:
+            return
+        if self._flush_task and not self._flush_task.done():
+            self._flush_task.cancel()
+            try:
+                await self._flush_task
+            except (asyncio.CancelledError, SlackApiError):
+                pass
+        await self._edit(text=rca_text(rca),
+                         blocks=rca_blocks(rca, run_id=self.run_id, status=status, agents=self.state.agents))
+
+    async def post_approval(self, *, approval_id: str, tool: str, arguments: dict[str, Any]) -> None:
+        if self.message is None:
+            return
+        await self._client.chat_postMessage(
+            channel=self.message.channel, thread_ts=self.message.ts, text=f"Approval needed for {tool}",
+            blocks=approval_blocks(run_id=self.run_id, approval_id=approval_id, tool=tool, arguments=arguments))
+
+    async def aclose(self) -> None:
+        if self._flush_task and not self._flush_task.done():
+            self._flush_task.cancel()
