@@ -153,15 +153,16 @@ def test_slack_fixture_buttons_are_not_ours(fixtures_dir: Path, rel: str) -> Non
     assert t.identifiers == {"slack_channel_id": "C111"}
 
 
-@pytest.mark.parametrize("action_id", sorted(slack.INTERACTION_ACTIONS))
-def test_slack_our_buttons_are_interactions(fixtures_dir: Path, action_id: str) -> None:
+@pytest.mark.parametrize("verb", sorted(slack.INTERACTION_ACTIONS))
+def test_slack_our_buttons_are_interactions(fixtures_dir: Path, verb: str) -> None:
+    action_id = slack.ACTION_PREFIX + verb
     payload = _json(fixtures_dir, "slack/block_actions.with_message.json")
     payload["actions"][0].update(action_id=action_id, value="run_0123abcd")
     payload["message"]["thread_ts"] = "1678252000.000001"
     t = _slack(_interaction_body(payload)).trigger
     assert t is not None and t.action == TriggerAction.INTERACTION and t.event_kind == "block_actions"
-    assert t.interaction == {"action_id": action_id, "value": "run_0123abcd", "run_id": "run_0123abcd",
-                             "user": "U111"}
+    assert t.interaction == {"action_id": action_id, "action": verb, "value": "run_0123abcd",
+                             "run_id": "run_0123abcd", "user": "U111"}
     assert t.delivery_id == "4916855695380.xxx.yyy"
     assert t.thread == ThreadRef(channel="C111", ts="1678252000.000001")
     assert t.actor == "U111" and t.human
@@ -172,11 +173,11 @@ def test_slack_button_value_may_carry_json(fixtures_dir: Path) -> None:
     payload = _json(fixtures_dir, "slack/block_actions.json")
     del payload["trigger_id"]
     value = json.dumps({"run_id": "run_9", "approval_id": "ap_1"})
-    payload["actions"][0].update(action_id="approve", value=value)
+    payload["actions"][0].update(action_id="incidentfox_approve", value=value)
     t = _slack(_interaction_body(payload)).trigger
     assert t is not None and t.interaction is not None
     assert (t.interaction["run_id"], t.interaction["data"]) == ("run_9", {"approval_id": "ap_1"})
-    assert t.delivery_id == "approve:1596530385.194939"       # no trigger_id: action id + action_ts
+    assert t.delivery_id == "incidentfox_approve:1596530385.194939"       # no trigger_id: action id + action_ts
 
 
 @pytest.mark.parametrize("body", [b"", b"{", b"[1,2]", b'{"type": "event_callback"}',

@@ -51,6 +51,9 @@ SOURCE = "slack"
 SIGNATURE_HEADER = "X-Slack-Signature"
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 INTERACTION_ACTIONS = frozenset({"rerun", "cancel", "feedback_up", "feedback_down", "approve", "deny"})
+# Our buttons' action_id is namespaced: "incidentfox_<action>" (see actors/slack_reporter.py); the
+# parsed interaction carries the bare verb as ``interaction["action"]``.
+ACTION_PREFIX = "incidentfox_"
 USAGE = ("Usage: `/incidentfox <question>` starts an investigation here; "
          "`/incidentfox sandbox <question>` runs it in a sandbox.")
 # Subtypes that are still a person writing in a thread; every other subtype (edits, joins, bots…) is not.
@@ -247,7 +250,8 @@ def parse_interaction(payload: dict[str, Any]) -> ParseResult:
     message_ts = s(container, "message_ts") or s(message, "ts")
     thread_ts = s(container, "thread_ts") or s(message, "thread_ts") or message_ts
     user = s(obj(payload, "user"), "id")
-    interaction: dict[str, Any] = {"action_id": action_id, "value": value, "user": user}
+    verb = action_id.removeprefix(ACTION_PREFIX) if action_id.startswith(ACTION_PREFIX) else ""
+    interaction: dict[str, Any] = {"action_id": action_id, "action": verb, "value": value, "user": user}
     run_id, extra = _run_id_from_value(value)
     if run_id:
         interaction["run_id"] = run_id
@@ -266,7 +270,7 @@ def parse_interaction(payload: dict[str, Any]) -> ParseResult:
         occurred_at=parse_time(s(action, "action_ts")),
         interaction=interaction,
     )
-    if action_id not in INTERACTION_ACTIONS:
+    if verb not in INTERACTION_ACTIONS:
         return ignored("unknown_action", trigger)
     return accepted(trigger)
 
@@ -281,5 +285,5 @@ def _run_id_from_value(value: str) -> tuple[str, dict[str, Any]]:
     return (value if value and len(value) <= 255 and not any(c.isspace() for c in value) else ""), {}
 
 
-__all__ = ["INTERACTION_ACTIONS", "SOURCE", "USAGE", "candidate_identifiers", "parse", "parse_command",
+__all__ = ["ACTION_PREFIX", "INTERACTION_ACTIONS", "SOURCE", "USAGE", "candidate_identifiers", "parse", "parse_command",
            "parse_event", "parse_interaction", "sign", "verify"]
