@@ -115,14 +115,14 @@ class SubAgentCore:
             cfg = TeamConfig(req.config, org_id=req.org_id, team_id=req.team_id)
             allowed = allowed_tools(cfg)
             mine = {s.name: s for s in tools_by_agent(allowed).get(req.agent, [])}
-            dispatch = _Dispatcher(req, mine)
+            dispatch = _Dispatcher(req, allowed)
             try:
                 async with asyncio.timeout(req.timeout_s):
                     if req.mode == "llm":
                         report = await self._run_llm(req, cfg, list(mine.values()), dispatch)
                     else:
-                        report = await self._run_playbook(req, mine, dispatch)
-                status = "skipped" if not mine else ("failed" if dispatch.count and
+                        report = await self._run_playbook(req, allowed, dispatch)
+                status = "skipped" if not dispatch.count and not mine else ("failed" if dispatch.count and
                                                     len(dispatch.errors) == dispatch.count else "ok")
                 error = None
             except TimeoutError:
@@ -133,11 +133,11 @@ class SubAgentCore:
         finally:
             self.active -= 1
 
-    async def _run_playbook(self, req: SubAgentRequest, mine: dict[str, Any], dispatch: _Dispatcher) -> str:
+    async def _run_playbook(self, req: SubAgentRequest, allowed: dict[str, Any], dispatch: _Dispatcher) -> str:
         from actors.tools.playbooks import playbook
 
-        steps = [(tool, args) for tool, args in
-                 playbook(req.agent, services=req.services, window=req.window) if tool in mine]
+        lookback = (req.window[1] - req.window[0]) if req.window else None
+        steps = playbook(req.agent, services=req.services, window=lookback, available=set(allowed))
         outcomes = await asyncio.gather(*(dispatch(tool, args) for tool, args in steps))
         return "\n".join(f"{tool}: {o.result.summary}" for (tool, _), o in zip(steps, outcomes))
 
