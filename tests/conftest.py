@@ -110,7 +110,8 @@ def ray_session() -> Iterator[None]:
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+        # `shared`: the custom resource shared teams' actors request (actors/placement.py).
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, resources={"shared": 1000},
                  configure_logging=False, namespace="incidentfox-tests")
     yield
     ray.shutdown()
