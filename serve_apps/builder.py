@@ -1,0 +1,222 @@
+"""Typed application builders: the one way every IncidentFox Serve application is built.
+
+``serve_apps/serve_config.yaml`` names a builder per application (``import_path``) and its ``args``;
+Serve (``serve deploy``/KubeRay) and ``incidentfox up`` (:func:`deploy_from_config`) both call these
+builders with those args, validated by the builder's pydantic model. ``@serve.deployment`` holds
+defaults only; whatever differs per environment is an arg, and secrets/database URLs come from the
+environment, never from the Serve config.
+
+Applications (all on one HTTP port):
+
+* ``config``  at ``/``               - the config service (also serves ``/health``);
+* ``gateway`` at ``/webhooks``       - :class:`serve_apps.gateway.Gateway` + :class:`serve_apps.router.Router`;
+* ``agent``   at ``/api/v1/agent``   - :class:`serve_apps.agent_api.AgentAPI`;
+* ``tools``   at ``/api/v1/tools``   - the tool catalog (``actors.tools.registry.catalog()``);
+* ``sandbox`` at ``/api/v1/sandbox`` - built by ``serve_apps.sandbox_api:build_app`` (sandbox owner);
+* ``reports`` at ``/api/v1/reports`` - built by ``serve_apps.reports_api:build_app`` (scheduler owner).
+
+Pluggable apps (sandbox, reports) are built by their owners' modules; :func:`build_sandbox` and
+:func:`build_reports` delegate to them and raise :class:`AppUnavailable` while the module is absent,
+which ``incidentfox up`` reports and skips.
+
+No ``from __future__ import annotations`` here: Serve reads each builder's parameter annotation as a
+class to validate ``args``.
+"""
+
+import importlib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from ray import serve
+from ray.serve import Application
+
+SERVE_CONFIG = Path(__file__).resolve().parent / "serve_config.yaml"
+RunnerName = Literal["investigation", "complete", "null"]
+
+
+class AppUnavailable(RuntimeError):
+    """An application's module is not part of this build (yet)."""
+
+
+class _Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ConfigArgs(_Args):
+    max_ongoing_requests: int = Field(default=200, ge=1)
+
+
+class RouterArgs(_Args):
+    config_url: str = Field(default="", description="Config service base URL; empty: $INCIDENTFOX_CONFIG_URL, "
+                                                    "else http://127.0.0.1:8000 (same port under `up`).")
+    epoch_poll_s: float = Field(default=1.0, gt=0)
+    timeout_s: float = Field(default=2.0, gt=0)
+
+
+class GatewayArgs(_Args):
+    runner: RunnerName = "investigation"
+    correlation_window_s: float = Field(default=600.0, ge=0)
+    route_memo_s: float = Field(default=1.0, ge=0)
+    sweep_interval_s: float = Field(default=10.0, gt=0)
+    org_secret_overrides: bool = True
+    store_payload: bool = True
+    min_replicas: int = Field(default=1, ge=1)
+    max_replicas: int = Field(default=4, ge=1)
+    max_ongoing_requests: int = Field(default=256, ge=1)
+    router: RouterArgs = Field(default_factory=RouterArgs)
+
+
+class AgentArgs(_Args):
+    runner: RunnerName = "investigation"
+    sse_poll_s: float = Field(default=0.5, gt=0)
+    sse_max_s: float = Field(default=900.0, gt=0)
+    sweep_interval_s: float = Field(default=10.0, gt=0)
+
+
+class ToolsArgs(_Args):
+    pass
+
+
+def _as(model: type[_Args], args: Any) -> Any:
+    return args if isinstance(args, model) else model.model_validate(args or {})
+
+
+# --- config ---------------------------------------------------------------------------------------
+
+def _config_asgi_app() -> Any:
+    from config_service.app import create_app
+    from incidentfox.settings import Settings
+
+    return create_app(Settings())
+
+
+def build_config(args: ConfigArgs) -> Application:
+    """The config service FastAPI app as a Serve ingress (settings from the environment)."""
+    a = _as(ConfigArgs, args)
+    deployment = serve.deployment(serve.ingress(_config_asgi_app)(), name="ConfigService",
+                                  ray_actor_options={"num_cpus": 0}, max_ongoing_requests=200)
+    return deployment.options(max_ongoing_requests=a.max_ongoing_requests).bind()
+
+
+# --- gateway + router -----------------------------------------------------------------------------
+
+def build_gateway(args: GatewayArgs) -> Application:
+    from serve_apps.gateway import Gateway
+    from serve_apps.router import Router
+
+    a = _as(GatewayArgs, args)
+    router = Router.bind(config_url=a.router.config_url, epoch_poll_s=a.router.epoch_poll_s,
+                         timeout_s=a.router.timeout_s)
+    autoscaling = {"min_replicas": a.min_replicas, "max_replicas": max(a.max_replicas, a.min_replicas),
+                   "target_ongoing_requests": 64, "upscale_delay_s": 5, "downscale_delay_s": 60}
+    return Gateway.options(autoscaling_config=autoscaling, max_ongoing_requests=a.max_ongoing_requests).bind(
+        router, runner=a.runner, correlation_window_s=a.correlation_window_s, route_memo_s=a.route_memo_s,
+        sweep_interval_s=a.sweep_interval_s, org_secret_overrides=a.org_secret_overrides,
+        store_payload=a.store_payload)
+
+
+# --- agent API ------------------------------------------------------------------------------------
+
+def build_agent(args: AgentArgs) -> Application:
+    from serve_apps.agent_api import AgentAPI
+
+    a = _as(AgentArgs, args)
+    return AgentAPI.bind(runner=a.runner, sse_poll_s=a.sse_poll_s, sse_max_s=a.sse_max_s,
+                         sweep_interval_s=a.sweep_interval_s)
+
+
+# --- tools catalog --------------------------------------------------------------------------------
+
+def _tools_asgi_app() -> Any:
+    from fastapi import FastAPI
+
+    from incidentfox.errors import install_error_handlers
+
+    app = FastAPI(title="IncidentFox tools", docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
+
+    @app.get("/catalog")
+    async def catalog() -> dict[str, Any]:
+        """Every tool the agents can call: name, category, description, timeout, mutating."""
+        from actors.tools.registry import catalog as tool_catalog
+
+        return {"tools": tool_catalog()}
+
+    return app
+
+
+def build_tools(args: ToolsArgs) -> Application:
+    _as(ToolsArgs, args)
+    try:
+        importlib.import_module("actors.tools.registry")
+    except ImportError as exc:
+        raise AppUnavailable(f"actors.tools.registry is not importable ({exc})") from None
+    deployment = serve.deployment(serve.ingress(_tools_asgi_app)(), name="ToolsCatalog",
+                                  ray_actor_options={"num_cpus": 0}, max_ongoing_requests=100)
+    return deployment.bind()
+
+
+# --- pluggable apps (owned elsewhere) -------------------------------------------------------------
+
+def _delegate(module: str, args: Any) -> Application:
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name == module:
+            raise AppUnavailable(f"{module} is not present in this build") from None
+        raise
+    return mod.build_app(args or {})
+
+
+def build_sandbox(args: dict) -> Application:
+    """``/api/v1/sandbox``: built by ``serve_apps.sandbox_api.build_app(args)`` (sandbox owner)."""
+    return _delegate("serve_apps.sandbox_api", args)
+
+
+def build_reports(args: dict) -> Application:
+    """``/api/v1/reports``: built by ``serve_apps.reports_api.build_app(args)`` (scheduler owner)."""
+    return _delegate("serve_apps.reports_api", args)
+
+
+# --- deploying the one config ----------------------------------------------------------------------
+
+def load_serve_config(path: Path = SERVE_CONFIG) -> dict[str, Any]:
+    """The Serve config, validated by Serve's own schema."""
+    from ray.serve.schema import ServeDeploySchema
+
+    data = yaml.safe_load(Path(path).read_text())
+    ServeDeploySchema.model_validate(data)
+    return data
+
+
+def build_application(app_config: dict[str, Any], *, overrides: dict[str, Any] | None = None) -> Application:
+    """Build one application of the config through its builder, with ``overrides`` merged over its
+    ``args`` (``incidentfox up --runner`` uses this)."""
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+
+    module, _, attr = app_config["import_path"].replace(":", ".").rpartition(".")
+    builder = getattr(importlib.import_module(module), attr)
+    args = {**(app_config.get("args") or {}), **(overrides or {})}
+    return call_user_app_builder_with_args_if_necessary(builder, args)
+
+
+def deploy_from_config(*, path: Path = SERVE_CONFIG, overrides: dict[str, dict[str, Any]] | None = None,
+                       on_skip: Any = None) -> list[str]:
+    """Deploy every application of the Serve config on the running Serve instance (non-blocking).
+    Returns the names deployed; unavailable pluggable apps are reported to ``on_skip`` and skipped."""
+    config = load_serve_config(path)
+    deployed: list[str] = []
+    for app_config in config["applications"]:
+        name = app_config["name"]
+        try:
+            application = build_application(app_config, overrides=(overrides or {}).get(name))
+        except AppUnavailable as exc:
+            if on_skip is not None:
+                on_skip(name, str(exc))
+            continue
+        serve.run(application, name=name, route_prefix=app_config.get("route_prefix"),
+                  logging_config=app_config.get("logging_config"))
+        deployed.append(name)
+    return deployed
