@@ -98,7 +98,7 @@ async def query_logs(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
 SPECS: list[ToolSpec] = [
     ToolSpec(
         name="coralogix_query_logs",
-        category="observability",
+        category="logs",
         integration="coralogix",
         fn=query_logs,
         timeout_s=TIMEOUT_S,

@@ -112,7 +112,7 @@ async def search_logs(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
 SPECS: list[ToolSpec] = [
     ToolSpec(
         name="datadog_query_metrics",
-        category="observability",
+        category="metrics",
         integration="datadog",
         fn=query_metrics,
         timeout_s=TIMEOUT_S,
@@ -128,7 +128,7 @@ SPECS: list[ToolSpec] = [
     ),
     ToolSpec(
         name="datadog_search_logs",
-        category="observability",
+        category="logs",
         integration="datadog",
         fn=search_logs,
         timeout_s=TIMEOUT_S,

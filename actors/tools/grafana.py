@@ -127,7 +127,7 @@ SPECS: list[ToolSpec] = [
     ),
     ToolSpec(
         name="grafana_annotations",
-        category="observability",
+        category="changes",
         integration="grafana",
         fn=annotations,
         timeout_s=TIMEOUT_S,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 SUBAGENTS = ("kubernetes", "metrics", "logs", "changes", "cloud")
@@ -183,10 +183,21 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
 }
 
 
-def _minutes(window: timedelta | float | None) -> int:
+Window = timedelta | float | int | tuple[datetime, datetime] | None
+
+
+def _minutes(window: Window) -> int:
     if window is None:
         return 60
-    minutes = window.total_seconds() / 60 if isinstance(window, timedelta) else float(window)
+    if isinstance(window, tuple):
+        # Tools look back from the moment they run, so reach back to the window's start from now.
+        start, end = window
+        span = max(end - start, datetime.now(UTC) - start)
+        minutes = span.total_seconds() / 60
+    elif isinstance(window, timedelta):
+        minutes = window.total_seconds() / 60
+    else:
+        minutes = float(window)
     return max(1, min(7 * 24 * 60, round(minutes)))
 
 
@@ -194,13 +205,15 @@ def playbook(
     subagent: str,
     *,
     services: Iterable[str] = (),
-    window: timedelta | float | None = 60,
+    window: Window = 60,
     available: Collection[str] | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """``[(tool name, args), …]`` for ``subagent`` to run in parallel.
 
-    ``window`` is how far back to look (a ``timedelta`` or minutes). ``available`` restricts the
-    choice to those tool names (None: the primary of each slot). The focused per-service log search
+    ``window`` is how far back to look: a ``timedelta``, minutes, or a ``(start, end)`` pair (the
+    look-back then reaches ``start`` from now, since tools query up to the moment they run).
+    ``available`` restricts the choice to those tool names, e.g. the sub-agent's allowed tools (None:
+    the primary of each slot, which may be a tool the team lacks). The focused per-service log search
     is only included when ``services`` is non-empty. ``KeyError`` for an unknown sub-agent.
     """
     slots = PLAYBOOKS[subagent]
