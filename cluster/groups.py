@@ -44,7 +44,7 @@ class GroupRecord(BaseModel):
     shape: str
 
     def since_dt(self) -> datetime:
-        return datetime.fromisoformat(self.since.replace("Z", "+00:00"))
+        return datetime.fromisoformat(self.since)
 
     def dump(self) -> str:
         # Compact, key-sorted JSON so the same record always serialises to the same annotation.

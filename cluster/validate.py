@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ def _strict(node: Any) -> Any:
     return node
 
 
-@lru_cache(maxsize=None)
+@cache
 def crd_schema(kind: str) -> dict[str, Any]:
     """The committed, strict schema subset for a KubeRay kind."""
     return _strict(json.loads((SCHEMA_DIR / f"{kind.lower()}.json").read_text()))
@@ -103,7 +103,7 @@ def validate_serve_config(text: str) -> list[str]:
 
     try:
         ServeDeploySchema.model_validate(yaml.safe_load(text))
-    except Exception as exc:  # pydantic and YAML errors both mean "Serve would refuse this"
+    except (ValueError, TypeError, yaml.YAMLError) as exc:  # pydantic errors are ValueErrors
         return [f"serveConfigV2 refused by ServeDeploySchema: {exc}"]
     return []
 

@@ -22,7 +22,7 @@ from kubernetes.client import ApiClient, Configuration, CustomObjectsApi
 from cluster.groups import provisioned_groups, worker_groups
 from cluster.kustomize import KustomizeError, apply_json_patch, merge_patch
 from cluster.placement import DeploymentConfig, group_base_name, group_name
-from cluster.provisioner import AuditRecord, ProvisionError, Provisioner
+from cluster.provisioner import AuditRecord, Provisioner, ProvisionError
 from cluster.render import carry_live_groups, render
 from cluster.validate import validate_ray_object
 
