@@ -18,7 +18,7 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from config_service.core.ids import is_valid_id
 
@@ -79,8 +79,8 @@ def sign_impersonation(*, key: bytes, org_id: str, team_node_id: str, ttl_s: int
 def _claims(c: dict) -> ImpersonationClaims:
     return ImpersonationClaims(
         org_id=c["org"], team_node_id=c["team"], audience=c["aud"], jti=c["jti"],
-        issued_at=datetime.fromtimestamp(c["iat"], timezone.utc),
-        expires_at=datetime.fromtimestamp(c["exp"], timezone.utc),
+        issued_at=datetime.fromtimestamp(c["iat"], UTC),
+        expires_at=datetime.fromtimestamp(c["exp"], UTC),
     )
 
 
@@ -95,7 +95,9 @@ def verify_impersonation(token: str, *, key: bytes, now: datetime,
         signature = _unb64(parts[2])
     except (ValueError, TypeError):
         raise ImpersonationError("malformed") from None
-    if not hmac.compare_digest(signature, _sign(key, signing_input)):
+    # Only the canonical encoding is accepted: base64 decoders ignore stray characters and the
+    # unused low bits of the last one, which would let several strings carry one signature.
+    if _b64(signature) != parts[2] or not hmac.compare_digest(signature, _sign(key, signing_input)):
         raise ImpersonationError("bad_signature")
     try:
         raw = json.loads(_unb64(parts[1]))

@@ -1,6 +1,7 @@
-"""Per-process LRU cache of effective configs, keyed by ``(org, node, org epoch, revealed)``.
+"""Per-process LRU cache of effective configs, keyed by ``(database, org, node, org epoch, revealed)``.
 
-Correctness does not depend on eviction: every config write bumps the org epoch in the database,
+The database part (its URL, password hidden) keeps two databases in one process (tests, tools)
+apart. Correctness does not depend on eviction: every config write bumps the org epoch in the database,
 readers read the epoch first, so an entry for an old epoch is simply never asked for again. Values
 are stored once and copied out, so callers may mutate what they get.
 """
@@ -8,12 +9,27 @@ are stored once and copied out, so callers may mutate what they get.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from config_service.core.merge import json_copy
 
-CacheKey = tuple[str, str, int, bool]
+CacheKey = tuple[str, str, str, int, bool]
+_DB_KEYS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def database_key(session: AsyncSession) -> str:
+    """A stable name for the database behind ``session`` (memoised per engine)."""
+    engine = session.bind.sync_engine if session.bind is not None else None
+    if engine is None:
+        return ""
+    key = _DB_KEYS.get(engine)
+    if key is None:
+        key = _DB_KEYS[engine] = str(engine.url)
+    return key
 
 
 class EffectiveConfigCache:

@@ -44,7 +44,7 @@ from config_service.core.secret_fields import (
 from config_service.core.validation import normalize_patch, validate_config
 from config_service.db.models import ConfigNode, ConfigVersion
 from config_service.services import audit
-from config_service.services.cache import EFFECTIVE_CACHE
+from config_service.services.cache import EFFECTIVE_CACHE, database_key
 from config_service.services.nodes import get_node, load_chain
 from config_service.services.orgs import bump_org_epoch, org_epoch
 from config_service.services.routing import (
@@ -174,7 +174,7 @@ async def get_effective_config(session: AsyncSession, *, org_id: str, node_id: s
     :func:`incidentfox.settings.get_settings`); otherwise they are ``"***"``.
     """
     epoch = await org_epoch(session, org_id=org_id)
-    key = (org_id, node_id, epoch, reveal_secrets)
+    key = (database_key(session), org_id, node_id, epoch, reveal_secrets)
     cached = EFFECTIVE_CACHE.get(key)
     if cached is not None:
         return cached
