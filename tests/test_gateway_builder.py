@@ -1,0 +1,53 @@
+"""The one Serve config is valid for Serve, every application in it builds through its typed
+builder, and args are validated (unknown keys refused)."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+from ray.serve import Application
+
+from serve_apps import builder
+
+
+def test_serve_config_validates_and_every_app_builds():
+    config = builder.load_serve_config()
+    names = [a["name"] for a in config["applications"]]
+    assert names[:3] == ["config", "gateway", "agent"]
+    prefixes = {a["name"]: a["route_prefix"] for a in config["applications"]}
+    assert prefixes["config"] == "/" and prefixes["gateway"] == "/webhooks" and prefixes["agent"] == "/api/v1/agent"
+    for app in config["applications"]:
+        assert isinstance(builder.build_application(app), Application), app["name"]
+
+
+def test_gateway_deployment_has_autoscaling_and_max_ongoing_requests():
+    from serve_apps.gateway import Gateway
+
+    assert Gateway._deployment_config.max_ongoing_requests > 0
+    assert Gateway._deployment_config.autoscaling_config is not None
+    app = builder.build_gateway(builder.GatewayArgs(runner="null", max_replicas=3))
+    deployment = app._bound_deployment
+    assert deployment._deployment_config.autoscaling_config.max_replicas == 3
+
+
+def test_builder_args_are_typed_and_strict():
+    with pytest.raises(pydantic.ValidationError):
+        builder.GatewayArgs.model_validate({"runner": "bogus"})
+    with pytest.raises(pydantic.ValidationError):
+        builder.GatewayArgs.model_validate({"database_url": "sqlite://"})   # env only, never args
+    assert builder.AgentArgs.model_validate({}).runner == "investigation"
+
+
+def test_pluggable_apps_report_absence_clearly(monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def fake(name, *a, **kw):
+        if name == "serve_apps.reports_api":
+            raise ModuleNotFoundError(name=name)
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    with pytest.raises(builder.AppUnavailable):
+        builder.build_reports({})
