@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,6 +57,8 @@ from config_service.services.routing import (
 from incidentfox.db import utcnow
 from incidentfox.errors import Conflict, NotFound, Unprocessable
 from incidentfox.settings import Settings, get_settings
+
+log = logging.getLogger("incidentfox.config_service")
 
 
 def _target(node: ConfigNode) -> str:
@@ -126,6 +129,8 @@ async def _write_version(session: AsyncSession, *, node: ConfigNode, new_config:
         # routing_claims: a team in another org committed the same claim after our pre-check.
         await session.rollback()
         conflicts = await find_foreign_owners(session, org_id=org_id, team_node_id=node_id, claims=claims)
+        log.info("config write to %s/%s lost a concurrent race (%d routing conflicts)", org_id, node_id,
+                 len(conflicts))
         if conflicts:
             raise conflict_error(conflicts) from None
         raise Conflict("a concurrent write won; retry", code="write_conflict") from None
