@@ -34,7 +34,10 @@ class PlacementUnavailable(RuntimeError):
 
 
 def _safe(part: str) -> str:
-    return re.sub(r"[^a-z0-9]", "_", part.lower())
+    # Ids are DNS labels ([a-z0-9-]); keeping '-' keeps the name unambiguous ('_' only separates),
+    # so org "a-b"/team "c" and org "a"/team "b-c" never share a resource. cluster/placement.py
+    # (KubeRay worker groups) uses this same function.
+    return re.sub(r"[^a-z0-9-]", "_", part.lower())
 
 
 def team_resource(org_id: str, team_id: str) -> str:

@@ -4,14 +4,16 @@ provisioner and the investigation engine.
 Contract (docs/operations.md, "Placement"):
 
 - Shared workers carry the custom resource ``shared`` (1000 units per node) and the Ray label
-  ``incidentfox.ai/pool=shared``. A shared team's actors and tasks request ``{"shared": 1}``, so they
-  never land on a dedicated group (which never carries ``shared``).
+  ``incidentfox.ai/pool=shared``. A shared team's actors request a sliver of ``shared``
+  (``actors.placement.scheduling_options``, the engine's side of this contract), so they never land
+  on a dedicated group (which never carries ``shared``).
 - A dedicated team's group ``team-<org>-<team>`` (``-v2``, ``-v3``… after a change of shape) carries
-  ``team_<org>_<team>`` (1000 units per node), Ray CPU 0 and labels ``incidentfox.ai/pool=dedicated``,
-  ``incidentfox.ai/org``, ``incidentfox.ai/team``. The team's work requests ``{"team_<org>_<team>": 1}``
-  with ``num_cpus=0``; with CPU 0 on those nodes, nothing that asks only for CPU (Serve replicas,
-  another team's default tasks) can be placed there. The pod's Kubernetes requests and limits still
-  size the node.
+  ``team_<org>_<team>`` (the engine's :func:`actors.placement.team_resource`, 1000 units per node),
+  Ray CPU 0 and labels ``incidentfox.ai/pool=dedicated``, ``incidentfox.ai/org``,
+  ``incidentfox.ai/team``. The team's actors request a sliver of that resource with ``num_cpus=0``;
+  with CPU 0 on those nodes, nothing that asks only for CPU can be placed there, and Serve's replicas
+  carry a label selector excluding ``dedicated`` (serve_apps/serve_config.yaml). The pod's Kubernetes
+  requests and limits still size the node.
 - When a dedicated team's group has no node, its work waits in Ray's queue (the autoscaler adds a
   node of that group, up to ``max_workers``); it never falls back to shared workers.
 
@@ -23,13 +25,13 @@ first 8 hex digits of ``sha256("<org>/<team>")``: stable for a team, distinct be
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SHARED_RESOURCE = "shared"
+from actors.placement import team_resource as _engine_team_resource
+
 UNITS_PER_NODE = 1000
 SHARED_GROUP = "shared"
 POOL_LABEL = "incidentfox.ai/pool"
@@ -38,7 +40,6 @@ TEAM_LABEL = "incidentfox.ai/team"
 GROUP_PREFIX = "team-"
 # 48 + "-v999" stays well inside the 63-character label-value limit.
 MAX_BASE_LEN = 48
-PLACEMENT_ENV = "INCIDENTFOX_PLACEMENT"
 
 _ID = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -55,11 +56,9 @@ def check_id(value: str, *, what: str) -> str:
 
 
 def team_resource(org: str, team: str) -> str:
-    """The custom resource a dedicated team's group carries: ``team_<org>_<team>``.
-
-    Ids never contain ``_``, so the name is unambiguous.
-    """
-    return f"team_{check_id(org, what='org')}_{check_id(team, what='team')}"
+    """The custom resource a dedicated team's group carries: exactly what the engine requests
+    (:func:`actors.placement.team_resource`, ``team_<org>_<team>`` with ``-`` as ``_``)."""
+    return _engine_team_resource(check_id(org, what="org"), check_id(team, what="team"))
 
 
 def group_base_name(org: str, team: str) -> str:
@@ -127,19 +126,6 @@ class DeploymentConfig(BaseModel):
     def from_effective(cls, effective: dict[str, Any] | None) -> DeploymentConfig:
         """Read the ``deployment`` section of a team's effective config."""
         return cls.model_validate((effective or {}).get("deployment") or {})
-
-
-def placement_options(org: str, team: str, deployment: DeploymentConfig, *,
-                      override: str | None = None) -> dict[str, Any]:
-    """Ray ``.options(**...)`` that pin one unit of a team's work to where it may run.
-
-    ``override="shared"`` (or ``INCIDENTFOX_PLACEMENT=shared``, set in the report job's throwaway
-    cluster, which has no dedicated groups) sends every team's work to shared workers.
-    """
-    override = override if override is not None else os.environ.get(PLACEMENT_ENV, "")
-    if deployment.mode == "dedicated" and override != "shared":
-        return {"num_cpus": 0, "resources": {team_resource(org, team): 1}}
-    return {"resources": {SHARED_RESOURCE: 1}}
 
 
 def dedicated_labels(org: str, team: str) -> dict[str, str]:

@@ -1,9 +1,10 @@
-"""Names, resources and Ray options of the placement contract (cluster/placement.py)."""
+"""Names, resources and labels of the placement contract (cluster/placement.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from actors.placement import scheduling_options
 from cluster.placement import (
     MAX_BASE_LEN,
     DeploymentConfig,
@@ -11,12 +12,11 @@ from cluster.placement import (
     dedicated_labels,
     group_base_name,
     group_name,
-    placement_options,
     team_resource,
 )
 
-DEDICATED = DeploymentConfig.model_validate({"mode": "dedicated", "resources": {
-    "cpu": 2, "memory": "4Gi", "min_workers": 0, "max_workers": 2}})
+DEDICATED = {"mode": "dedicated", "resources": {"cpu": 2, "memory": "4Gi", "min_workers": 0,
+                                                 "max_workers": 2}}
 
 
 def test_names_and_resources() -> None:
@@ -26,7 +26,18 @@ def test_names_and_resources() -> None:
     assert dedicated_labels("acme", "payments") == {
         "incidentfox.ai/pool": "dedicated", "incidentfox.ai/org": "acme",
         "incidentfox.ai/team": "payments"}
-    assert DEDICATED.resources is not None and DEDICATED.resources.cpu == "2"
+    cfg = DeploymentConfig.from_effective({"deployment": DEDICATED})
+    assert cfg.resources is not None and cfg.resources.cpu == "2"
+    assert DeploymentConfig.from_effective({}).mode == "shared"
+
+
+def test_resource_names_are_unambiguous_and_match_the_engine() -> None:
+    assert team_resource("a-b", "c") != team_resource("a", "b-c")
+    for org, team in [("acme", "payments"), ("acme-eu", "sre-core"), ("o1", "t-2")]:
+        # The group carries exactly the resource the engine's actors request.
+        engine = scheduling_options({"deployment": DEDICATED}, org_id=org, team_id=team)
+        assert list(engine["resources"]) == [team_resource(org, team)]
+    assert list(scheduling_options({}, org_id="acme", team_id="web")["resources"]) == ["shared"]
 
 
 def test_long_names_are_cut_with_a_stable_distinct_hash() -> None:
@@ -41,15 +52,5 @@ def test_long_names_are_cut_with_a_stable_distinct_hash() -> None:
 def test_ids_must_be_dns_labels(bad: str) -> None:
     with pytest.raises(PlacementError):
         team_resource(bad, "payments")
-
-
-def test_placement_options(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("INCIDENTFOX_PLACEMENT", raising=False)
-    shared = DeploymentConfig.from_effective({})
-    assert placement_options("acme", "web", shared) == {"resources": {"shared": 1}}
-    assert placement_options("acme", "payments", DEDICATED) == {
-        "num_cpus": 0, "resources": {"team_acme_payments": 1}}
-    assert placement_options("acme", "payments", DEDICATED, override="shared") == {
-        "resources": {"shared": 1}}
-    monkeypatch.setenv("INCIDENTFOX_PLACEMENT", "shared")
-    assert placement_options("acme", "payments", DEDICATED) == {"resources": {"shared": 1}}
+    with pytest.raises(PlacementError):
+        group_name("acme", bad, 1)
