@@ -34,8 +34,8 @@ class Backend:
 
 
 def spec(fn: Any, **kw: Any) -> ToolSpec:
-    base = dict(name="t_query", description="d", parameters=PARAMS, category="metrics",
-                integration="prometheus", fn=fn, timeout_s=2.0, retries=2)
+    base = {"name": "t_query", "description": "d", "parameters": PARAMS, "category": "metrics",
+            "integration": "prometheus", "fn": fn, "timeout_s": 2.0, "retries": 2}
     return ToolSpec(**(base | kw))
 
 
@@ -205,3 +205,10 @@ def test_context_repr_and_secret_values() -> None:
     assert "tok-SECRET" not in repr(c) and "prometheus" in repr(c)
     assert "tok-SECRET-123456" in c.secret_values()
     assert "http://127.0.0.1:9" not in c.secret_values()
+
+
+async def test_escaped_http_status_errors_are_mapped() -> None:
+    request = httpx.Request("GET", "http://x")
+    backend = Backend(httpx.HTTPStatusError("gone", request=request, response=httpx.Response(404, request=request)))
+    result = await execute(spec(backend), {"query": "up"}, ctx())
+    assert result.error == "not_found" and result.attempts == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -269,3 +270,12 @@ async def test_concurrent_calls_share_nothing(api: FakeHTTP) -> None:
     results = await asyncio.gather(*(run("kubernetes_list_pods", {"namespace": "shop"}, host_ctx(api))
                                      for _ in range(8)))
     assert all(r.ok and len(r.evidence.objects) == 3 for r in results)
+
+
+def test_ca_certificate_is_written_once_per_content() -> None:
+    from actors.tools.kubernetes_tools import _ca_file
+
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    path = _ca_file(pem)
+    assert _ca_file(pem) == path and Path(path).read_text() == pem
+    assert _ca_file(pem + "\n") != path

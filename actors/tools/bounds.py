@@ -67,7 +67,10 @@ def _largest_list(node: Any, best: tuple[int, list | None] = (0, None)) -> tuple
 
 def bound_data(data: Any, max_bytes: int = MAX_DATA_BYTES) -> tuple[Any, bool, int]:
     """``(bounded, truncated, size)``: ``data`` cut down until its JSON is at most ``max_bytes``."""
-    data = json.loads(json.dumps(data, default=str))  # JSON-able copy we may mutate
+    encoded = json.dumps(data, default=str, separators=(",", ":"))
+    if len(encoded) <= max_bytes and len(encoded.encode()) <= max_bytes:
+        return json.loads(encoded), False, len(encoded.encode())  # the common case: one pass
+    data = json.loads(encoded)  # a JSON-able copy we may cut
     data, truncated = _cut_strings(data)
     size = encoded_size(data)
     for _ in range(64):

@@ -27,8 +27,16 @@ from actors.tools.demo import backend as demo_backend
 from actors.tools.registry import TOOLS
 
 BACKENDS: dict[str, ModuleType] = {
-    "kubernetes": kubernetes_tools, "prometheus": prometheus, "loki": loki, "github": github, "aws": aws,
-    "slack": slack_history, "datadog": datadog, "grafana": grafana, "coralogix": coralogix, "demo": demo_backend,
+    "kubernetes": kubernetes_tools,
+    "prometheus": prometheus,
+    "loki": loki,
+    "github": github,
+    "aws": aws,
+    "slack": slack_history,
+    "datadog": datadog,
+    "grafana": grafana,
+    "coralogix": coralogix,
+    "demo": demo_backend,
 }
 
 
@@ -67,7 +75,7 @@ def render_tools_markdown() -> str:
         "read the same declarations.",
         "",
         "* **Allow-list**: a team's `tools` config maps tool name → `true`/`false`. Unnamed read-only tools",
-        "  follow `\"*\"` (default `true`); a mutating tool is enabled only when named explicitly.",
+        '  follow `"*"` (default `true`); a mutating tool is enabled only when named explicitly.',
         "* **Backends**: a tool is available when the team configured its integration under",
         "  `integrations.<integration>`, or when `integrations.demo` is on (the demo world answers every tool).",
         "* **Execution**: arguments are validated against the schema; each attempt has the tool's timeout;",
@@ -84,8 +92,10 @@ def render_tools_markdown() -> str:
     ]
     ordered = sorted(TOOLS.values(), key=lambda t: (CATEGORIES.index(t.category), t.name))
     for t in ordered:
-        out.append(f"| [`{t.name}`](#{t.name}) | {t.category} | {t.integration} | {'yes' if t.mutating else 'no'} "
-                   f"| {t.timeout_s:g} | {t.retries} |")
+        out.append(
+            f"| [`{t.name}`](#{t.name}) | {t.category} | {t.integration} | {'yes' if t.mutating else 'no'} "
+            f"| {t.timeout_s:g} | {t.retries} |"
+        )
     out += ["", "## Integrations", ""]
     for key, module in BACKENDS.items():
         out += [f"### `integrations.{key}`", "", _md(inspect.cleandoc(module.__doc__ or "")), ""]
@@ -107,6 +117,8 @@ def render_tools_markdown() -> str:
             for name, prop in props.items():
                 kind = prop.get("type")
                 nullable = "yes" if isinstance(kind, list) and "null" in kind else "no"
-                out.append(f"| `{name}` | {_cell(_type(prop))} | {nullable} | {_cell(prop.get('description', ''))} |")
+                out.append(
+                    f"| `{name}` | {_cell(_type(prop))} | {nullable} | {_cell(prop.get('description', ''))} |"
+                )
             out.append("")
     return "\n".join(out).rstrip() + "\n"

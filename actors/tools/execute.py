@@ -41,6 +41,7 @@ from actors.tools.base import (
     is_secret_key,
 )
 from actors.tools.bounds import MAX_DATA_BYTES, bound_data, bound_evidence
+from actors.tools.httpcall import raise_for_status
 from actors.tools.schema import nullable_properties
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ _TOKEN_PATTERNS = [
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL),
 ]
 
-_validators: dict[int, jsonschema.protocols.Validator] = {}
+# id(schema) → (schema, validator); the schema is kept so a reused id can never hit a stale entry.
+_validators: dict[int, tuple[dict[str, Any], jsonschema.protocols.Validator]] = {}
 
 
 def _mask_text(text: str, secrets: Iterable[str]) -> str:
@@ -89,12 +91,15 @@ def mask_arguments(args: Any, *, secrets: Iterable[str] = ()) -> Any:
 
 
 def _validator(spec: ToolSpec) -> jsonschema.protocols.Validator:
-    key = id(spec.parameters)
-    v = _validators.get(key)
-    if v is None:
-        cls = jsonschema.validators.validator_for(spec.parameters, default=jsonschema.Draft202012Validator)
-        v = _validators[key] = cls(spec.parameters)
-    return v
+    cached = _validators.get(id(spec.parameters))
+    if cached is not None and cached[0] is spec.parameters:
+        return cached[1]
+    cls = jsonschema.validators.validator_for(spec.parameters, default=jsonschema.Draft202012Validator)
+    validator = cls(spec.parameters)
+    if len(_validators) > 1024:  # only synthetic specs (tests) could grow it; declared tools are ~30
+        _validators.clear()
+    _validators[id(spec.parameters)] = (spec.parameters, validator)
+    return validator
 
 
 def prepare_arguments(spec: ToolSpec, args: Any) -> dict[str, Any]:
@@ -191,15 +196,14 @@ async def execute(
                 await asyncio.sleep(_backoff(attempts, backoff_s, transient.retry_after))
     except ToolError as exc:
         return _finish(ToolResult.failure(exc.reason, exc.message), started, attempts, max_bytes, secrets)
-    except httpx.HTTPError as exc:
-        code = getattr(getattr(exc, "response", None), "status_code", None)
-        return _finish(
-            ToolResult.failure("upstream_error", f"{type(exc).__name__} HTTP {code}"),
-            started,
-            attempts,
-            max_bytes,
-            secrets,
-        )
+    except httpx.HTTPError as exc:  # a backend let an httpx error escape: map it like httpcall does
+        failure = ToolResult.failure("upstream_error", type(exc).__name__)
+        if isinstance(exc, httpx.HTTPStatusError):
+            try:
+                raise_for_status(exc.response, service=spec.integration)
+            except ToolError as mapped:
+                failure = ToolResult.failure(mapped.reason, mapped.message)
+        return _finish(failure, started, attempts, max_bytes, secrets)
     except Exception as exc:  # a backend bug: typed failure, logged with its traceback
         log.exception("tool %s failed unexpectedly", spec.name)
         return _finish(
