@@ -27,10 +27,13 @@ from incidentfox.settings import Settings
 
 
 def make_settings(*, db_url: str, home: Path, admin_token: str | None = None, **extra: Any) -> Settings:
-    return Settings(home=home, database_url=db_url,
-                    admin_token=SecretStr(admin_token or "admin-" + secrets.token_hex(16)),
-                    token_pepper=SecretStr(secrets.token_hex(32)),
-                    secret_key=SecretStr(Fernet.generate_key().decode()), **extra)
+    values: dict[str, Any] = {
+        "home": home, "database_url": db_url,
+        "admin_token": SecretStr(admin_token or "admin-" + secrets.token_hex(16)),
+        "token_pepper": SecretStr(secrets.token_hex(32)),
+        "secret_key": SecretStr(Fernet.generate_key().decode()),
+    }
+    return Settings(**{**values, **extra})
 
 
 @dataclass

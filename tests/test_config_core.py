@@ -54,6 +54,7 @@ def test_invalid_ids_are_422(value):
     (b"[" * 5000 + b"]" * 5000, "too_deep", 422),
     (b'{"a":' * 40 + b"1" + b"}" * 40, "too_deep", 422),
     (b"1" * 5000, "malformed_json", 400),  # beyond Python's int-string limit
+    (b'{"a": [1e999]}', "invalid_number", 422),
 ])
 def test_parse_json_rejects_with_typed_errors(raw, code, status):
     with pytest.raises(IncidentFoxError) as exc:

@@ -6,12 +6,14 @@
   JSON type refuses them), or a number Python cannot parse;
 * ``too_deep`` (422): nesting deeper than ``max_depth`` (the C parser's recursion limit included);
 * ``invalid_string`` (422): a NUL character or a lone surrogate, which PostgreSQL text and JSON
-  columns refuse, so accepting them would turn bad input into a 500 at commit time.
+  columns refuse, so accepting them would turn bad input into a 500 at commit time;
+* ``invalid_number`` (422): a number too large for a float (``1e999`` parses as infinity).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from incidentfox.errors import BadRequest, Unprocessable
@@ -56,6 +58,8 @@ def check_tree(doc: Any, *, max_depth: int = MAX_DEPTH) -> None:
             stack.extend((value, depth + 1) for value in node)
         elif isinstance(node, str):
             _check_string(node)
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise Unprocessable("numbers must be finite", code="invalid_number")
 
 
 def _check_string(value: str) -> None:
