@@ -48,7 +48,7 @@ def is_secret_path(path: Path) -> bool:
     return any(is_secret_name(part) for part in path)
 
 
-def _map_secret_leaves(doc: Any, fn, prefix: Path = ()) -> Any:  # noqa: ANN001
+def _map_secret_leaves(doc: Any, fn, prefix: Path = ()) -> Any:
     """Return a copy of ``doc`` with ``fn(value)`` applied to every non-null secret leaf."""
     if isinstance(doc, Mapping):
         out = {}

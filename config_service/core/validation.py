@@ -79,7 +79,7 @@ def _obj(errs: _Errors, doc: Mapping[str, Any], key: str) -> Mapping[str, Any] |
     return value
 
 
-def _check(errs: _Errors, section: Mapping[str, Any], prefix: str, key: str, ok, message: str) -> None:  # noqa: ANN001
+def _check(errs: _Errors, section: Mapping[str, Any], prefix: str, key: str, ok, message: str) -> None:
     if key in section and not ok(section[key]):
         errs.add(f"{prefix}.{key}", message)
 
