@@ -398,3 +398,39 @@ def test_dedicated_without_resources_is_refused() -> None:
         DeploymentConfig.model_validate({"mode": "dedicated"})
     with pytest.raises(ValueError, match="min_workers"):
         dedicated(lo=4, hi=2)
+
+
+def test_cli_provision_reads_the_effective_config_and_prints_audit_records(
+        server: FakeApiServer, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from incidentfox.cli.main import app
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": server.url}}],
+        "users": [{"name": "fake", "user": {"token": "t"}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}]}))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    effective = tmp_path / "effective.yaml"
+    effective.write_text(yaml.safe_dump({"slack": {"default_channel": "C1"}, "deployment": {
+        "mode": "dedicated", "resources": {"cpu": 2, "memory": "4Gi", "min_workers": 0,
+                                           "max_workers": 2}}}))
+    args = ["cluster", "provision", "--org", "acme", "--team", "payments",
+            "--config-file", str(effective)]
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (line,) = result.output.strip().splitlines()
+    assert json.loads(line)["action"] == "add_group" and json.loads(line)["group"] == "team-acme-payments"
+    assert [g["groupName"] for g in worker_groups(server.obj)] == ["shared", "team-acme-payments"]
+
+    again = CliRunner().invoke(app, args)  # idempotent: nothing printed, nothing written
+    assert again.exit_code == 0 and again.output.strip() == ""
+    assert server.methods() == ["GET", "PATCH", "GET"]
+
+    effective.write_text(yaml.safe_dump({"deployment": {"mode": "dedicated"}}))
+    bad = CliRunner().invoke(app, args)
+    assert bad.exit_code == 2 and "needs deployment.resources" in bad.output

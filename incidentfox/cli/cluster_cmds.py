@@ -23,9 +23,13 @@ def _kube_api(context: str | None) -> Any:
     from kubernetes import client, config
 
     try:
-        config.load_kube_config(context=context)
+        # KUBECONFIG is read here, not at import time, so a changed environment is honoured.
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), context=context)
     except config.ConfigException:
-        config.load_incluster_config()
+        try:
+            config.load_incluster_config()
+        except config.ConfigException as exc:
+            _fail(f"no kube config and not running in a cluster: {exc}")
     return client.CustomObjectsApi()
 
 
@@ -67,10 +71,15 @@ def render_cmd(
         if live is not None:
             live_obj = yaml.safe_load(live.read_text())
         elif from_cluster:
+            from kubernetes.client.exceptions import ApiException
+
             from cluster.provisioner import GROUP, PLURAL, VERSION
 
-            live_obj = _kube_api(context).get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, r.RAYSERVICE_NAME, _request_timeout=10)
+            try:
+                live_obj = _kube_api(context).get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, r.RAYSERVICE_NAME, _request_timeout=10)
+            except ApiException as exc:
+                _fail(f"cannot read rayservice/{namespace}/{r.RAYSERVICE_NAME}: {exc.status} {exc.reason}")
         objects = r.render(overlay=overlay.value, serve_config=serve_config or r.DEFAULT_SERVE_CONFIG,
                            live=live_obj, compact=compact)
     except (OSError, yaml.YAMLError, ValueError) as exc:
