@@ -434,3 +434,28 @@ def test_cli_provision_reads_the_effective_config_and_prints_audit_records(
     effective.write_text(yaml.safe_dump({"deployment": {"mode": "dedicated"}}))
     bad = CliRunner().invoke(app, args)
     assert bad.exit_code == 2 and "needs deployment.resources" in bad.output
+
+
+def test_cli_render_from_cluster_keeps_provisioned_groups(
+        server: FakeApiServer, prov: Provisioner, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from incidentfox.cli.main import app
+
+    prov.provision(org="acme", team="payments", deployment=dedicated())
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+        "clusters": [{"name": "fake", "cluster": {"server": server.url}}],
+        "users": [{"name": "fake", "user": {"token": "t"}}],
+        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}]}))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["cluster", "render", "--overlay", "eks", "--out", str(out),
+                                      "--from-cluster"])
+    assert result.exit_code == 0, result.output
+    rendered = yaml.safe_load((out / "rayservice-incidentfox.yaml").read_text())
+    assert worker_groups(rendered) == worker_groups(server.obj)
+    assert rendered["metadata"]["resourceVersion"] == server.obj["metadata"]["resourceVersion"]
+    assert rendered["metadata"]["annotations"] == server.obj["metadata"]["annotations"]
