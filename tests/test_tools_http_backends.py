@@ -349,3 +349,14 @@ async def test_slack_errors(http: FakeHTTP) -> None:
                (200, {"ok": True, "messages": []}))
     result = await run("slack_thread_history", {"channel": "C9", "thread_ts": "1.2"}, slack(http))
     assert result.ok and result.attempts == 2
+
+
+async def test_slack_defaults_to_the_process_slack_url(http: FakeHTTP, monkeypatch: pytest.MonkeyPatch) -> None:
+    from actors.tools import slack_history
+    from incidentfox.settings import Settings
+
+    monkeypatch.setattr(slack_history, "get_settings", lambda: Settings(slack_api_url=f"{http.url}/api/"))
+    http.route("GET", "/api/conversations.replies", (200, {"ok": True, "messages": []}))
+    result = await run("slack_thread_history", {"channel": "C1", "thread_ts": "1.2"},
+                       ctx(slack={"bot_token": "xoxb-111-222-abcdefgh"}))
+    assert result.ok and http.calls("/api/conversations.replies")

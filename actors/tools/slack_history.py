@@ -1,6 +1,7 @@
 """Slack tool: a thread's history via ``slack_sdk``'s ``AsyncWebClient`` (``conversations.replies``).
 
-``integrations.slack``: ``bot_token`` (required) and optional ``base_url`` (a local Slack-compatible
+``integrations.slack``: ``bot_token`` (required) and optional ``base_url`` (default: the process setting
+``INCIDENTFOX_SLACK_API_URL``, i.e. ``https://slack.com/api/`` unless pointed at a local Slack-compatible
 server in tests and the demo). Message text is untrusted: it reaches the model only as data.
 """
 
@@ -16,6 +17,7 @@ from actors.tools import schema as s
 from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError
 from actors.tools.convert import iso, parse_time
 from incidentfox.evidence import EvidenceBundle
+from incidentfox.settings import get_settings
 
 TIMEOUT_S = 15.0
 _AUTH_ERRORS = {"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired"}
@@ -43,7 +45,7 @@ async def thread_history(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         raise ToolError("not_configured", "integrations.slack.bot_token is not set")
     client = AsyncWebClient(
         token=token,
-        base_url=config.get("base_url") or "https://slack.com/api/",
+        base_url=config.get("base_url") or get_settings().slack_api_url,
         timeout=int(TIMEOUT_S),
         retry_handlers=[],
     )
