@@ -143,9 +143,16 @@ async def test_ec2_instance_status(moto_url: str) -> None:
     assert bad.error == "not_found"
 
 
-async def test_unreachable_endpoint_is_retried_then_unavailable() -> None:
+@pytest.mark.parametrize("tool, args", [
+    ("aws_cloudwatch_metric", {"namespace": "AWS/RDS", "metric_name": "CPUUtilization"}),
+    ("aws_cloudwatch_logs", {"log_group": "/shop/checkout"}),
+    ("aws_ecs_services", {}),
+    ("aws_rds_instances", {}),
+    ("aws_ec2_instance_status", {}),
+])
+async def test_unreachable_endpoint_is_retried_then_unavailable(tool: str, args: dict) -> None:
     c = ToolContext(integrations={"aws": {"region": REGION, "endpoint_url": f"http://127.0.0.1:{free_port()}",
                                           **CREDS}})
-    result = await run("aws_rds_instances", {}, c)
-    assert result.error == "unavailable" and result.attempts == TOOLS["aws_rds_instances"].retries + 1
+    result = await run(tool, args, c)
+    assert result.error == "unavailable" and result.attempts == TOOLS[tool].retries + 1
     assert "testing-secret-key" not in result.message

@@ -360,3 +360,26 @@ async def test_slack_defaults_to_the_process_slack_url(http: FakeHTTP, monkeypat
     result = await run("slack_thread_history", {"channel": "C1", "thread_ts": "1.2"},
                        ctx(slack={"bot_token": "xoxb-111-222-abcdefgh"}))
     assert result.ok and http.calls("/api/conversations.replies")
+
+
+@pytest.mark.parametrize("tool, args, method, path", [
+    ("github_deployments", {}, "GET", "/repos/acme/checkout/deployments"),
+    ("github_pull_requests", {}, "GET", "/repos/acme/checkout/pulls"),
+    ("github_workflow_runs", {}, "GET", "/repos/acme/checkout/actions/runs"),
+])
+async def test_github_bad_token(http: FakeHTTP, tool: str, args: dict, method: str, path: str) -> None:
+    http.route(method, path, (401, {"message": "Bad credentials"}))
+    result = await run(tool, args, gh(http))
+    assert result.error == "unauthorized" and "Bad credentials" in result.message
+
+
+async def test_datadog_logs_error_and_grafana_alerts_error(http: FakeHTTP) -> None:
+    http.route("POST", "/api/v2/logs/events/search", (400, {"errors": ["invalid query"]}))
+    assert (await run("datadog_search_logs", {"query": "service:("}, dd(http))).error == "bad_request"
+    http.route("GET", "/api/prometheus/grafana/api/v1/alerts", (200, {"status": "error", "error": "ruler down"}))
+    assert (await run("grafana_firing_alerts", {}, ctx(grafana={"url": http.url}))).error == "upstream_error"
+
+
+async def test_demo_only_tool_without_demo_is_not_configured() -> None:
+    result = await run("demo_service_map", {}, ctx(prometheus={"url": "http://p"}))
+    assert result.error == "not_configured"

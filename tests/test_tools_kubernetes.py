@@ -279,3 +279,28 @@ def test_ca_certificate_is_written_once_per_content() -> None:
     path = _ca_file(pem)
     assert _ca_file(pem) == path and Path(path).read_text() == pem
     assert _ca_file(pem + "\n") != path
+
+
+@pytest.mark.parametrize("tool, args, path", [
+    ("kubernetes_list_pods", {"namespace": "shop"}, "/api/v1/namespaces/shop/pods"),
+    ("kubernetes_get_events", {}, "/api/v1/events"),
+    ("kubernetes_list_deployments", {}, "/apis/apps/v1/deployments"),
+    ("kubernetes_rollout_history", {"namespace": "shop"}, "/apis/apps/v1/namespaces/shop/replicasets"),
+    ("kubernetes_get_pod_logs", {"namespace": "shop", "pod": "p"}, "/api/v1/namespaces/shop/pods/p/log"),
+])
+async def test_each_read_tool_maps_denial(api: FakeHTTP, tool: str, args: dict, path: str) -> None:
+    api.route("GET", path, (403, {"kind": "Status", "message": "forbidden", "code": 403}))
+    result = await run(tool, args, host_ctx(api))
+    assert result.error == "forbidden" and result.attempts == 1
+
+
+@pytest.mark.parametrize("tool, args, path", [
+    ("kubernetes_restart_deployment", {"namespace": "shop", "deployment": "ghost"},
+     "/apis/apps/v1/namespaces/shop/deployments/ghost"),
+    ("kubernetes_scale_deployment", {"namespace": "shop", "deployment": "ghost", "replicas": 1},
+     "/apis/apps/v1/namespaces/shop/deployments/ghost/scale"),
+])
+async def test_approved_mutation_of_a_missing_deployment(api: FakeHTTP, tool: str, args: dict, path: str) -> None:
+    api.route("PATCH", path, (404, {"kind": "Status", "message": "not found", "code": 404}))
+    result = await run(tool, args, host_ctx(api), approved=True)
+    assert result.error == "not_found"

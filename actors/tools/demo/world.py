@@ -8,6 +8,9 @@ Kubernetes objects carry namespace/kind/name (rollouts: ``shop/deployment/checko
 
 :func:`incident_bundles` is what the evaluation harness reads: for every scenario, the bundle the
 offline planner's playbooks gather from this world, plus the expected root-cause service.
+
+Worlds are cached and shared, and tool results carry the world's evidence objects without copying
+(copies would cost more than the rest of a demo call): treat evidence as read-only.
 """
 
 from __future__ import annotations
