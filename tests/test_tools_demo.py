@@ -165,6 +165,8 @@ def test_incident_bundles_cover_each_kind() -> None:
     for bundle, _ in cases.values():
         assert bundle.alert.title and bundle.alert.started_at and len(bundle.topology) == 5
         assert bundle.metrics and bundle.objects and bundle.changes
+        pods = {o.name for o in bundle.objects if o.kind == "Pod"}
+        assert all(e.name in pods for e in bundle.events if e.kind == "Pod")   # events name real pods
 
     deploy, _ = cases["demo/bad_deploy"]
     assert _recent_changes(deploy, 30) == {"checkout"}

@@ -245,7 +245,9 @@ def _k8s(sc: Scenario, now: datetime, revs: dict) -> tuple[list, list, list, lis
                 )
             )
         for ev in (e for e in sc.events if e.service == svc):
-            pod = next((p.name for p in pods if p.owner == f"deployment/{svc}" and p.reasons), f"{rs_new}-x")
+            mine = [p.name for p in pods if p.owner == f"deployment/{svc}"]
+            troubled = [p.name for p in pods if p.owner == f"deployment/{svc}" and p.reasons]
+            pod = (troubled or [n for n in mine if n.startswith(rs_new)] or mine)[0]
             kind_name = {"Pod": pod, "Deployment": svc, "ReplicaSet": rs_new}[ev.kind]
             events.append(
                 K8sEvent(
