@@ -2,11 +2,11 @@
 
 Shape (one set per placement key, see :mod:`actors.placement`):
 
-* ``InvestigationPool`` (named ``incidentfox-investigation-pool``, detached, restarts): admits
+* ``InvestigationPool`` (named ``<name>-investigation-pool``, detached, restarts): admits
   submitted runs, dispatches each to the least-loaded ``InvestigationActor`` with a free slot, grows
   the actor set when all are busy and shrinks it when actors sit idle (within
   ``pool_min_actors..pool_max_actors``), and runs the recovery loop;
-* ``InvestigationActor`` ×N (``investigation-<key>-<n>``): hosts up to ``actor_max_concurrency``
+* ``InvestigationActor`` ×N (``<name>-investigation-<key>-<n>``): hosts up to ``actor_max_concurrency``
   runs on one event loop, renews their leases, notices cancel requests;
 * ``SubAgentWorker`` ×K and ``ToolExecutor`` ×M: the sub-agent and tool-call fan-out.
 
@@ -50,7 +50,6 @@ from incidentfox.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 NAMESPACE = "incidentfox"
-POOL_NAME = "incidentfox-investigation-pool"
 CONTROL_SLOTS = 64           # actor concurrency kept free for cancel/attach/ping while full of runs
 CALL_TIMEOUT_S = 30.0
 LOST_SUBMIT_AFTER_S = 10.0   # a queued run this old that the pool never saw is re-submitted
@@ -62,6 +61,7 @@ class PoolConfig:
 
     database_url: str
     settings: Settings
+    name: str = "incidentfox"   # prefix of every actor name (the pool is ``<name>-investigation-pool``)
     min_actors: int = 1
     max_actors: int = 4
     actor_max_concurrency: int = 200
@@ -295,6 +295,17 @@ class InvestigationPool:
             "running": len(self._where),
         }
 
+    async def shutdown(self) -> None:
+        """Stop the loops and kill every actor this pool created (the caller then kills the pool)."""
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+        for group in self._groups.values():
+            if group.dispatcher is not None:
+                group.dispatcher.cancel()
+            for handle in [*(m.handle for m in group.members), *group.workers, *group.executors]:
+                ray.kill(handle, no_restart=True)
+        self._groups.clear()
+
     async def recover_now(self) -> dict[str, list[str]]:
         """One recovery sweep (the maintenance loop does this every ``lease_s/3``)."""
         return await self._recover()
@@ -306,10 +317,10 @@ class InvestigationPool:
             group = self._groups[key] = _Group(key=key)
             opts = options_for_key(key)
             safe = key.replace("_", "-")
-            group.workers = [SubAgentWorker.options(name=f"subagents-{safe}-{i}", namespace=NAMESPACE,
+            group.workers = [SubAgentWorker.options(name=f"{self.cfg.name}-subagents-{safe}-{i}", namespace=NAMESPACE,
                                                     get_if_exists=True, **opts).remote()
                              for i in range(self.cfg.subagent_workers)]
-            group.executors = [ToolExecutor.options(name=f"tools-{safe}-{i}", namespace=NAMESPACE,
+            group.executors = [ToolExecutor.options(name=f"{self.cfg.name}-tools-{safe}-{i}", namespace=NAMESPACE,
                                                     get_if_exists=True, **opts).remote(self.cfg.database_url)
                                for i in range(self.cfg.tool_executors)]
             for _ in range(self.cfg.min_actors):
@@ -319,7 +330,7 @@ class InvestigationPool:
 
     def _spawn(self, group: _Group) -> _Member:
         group.serial += 1
-        name = f"investigation-{group.key.replace('_', '-')}-{group.serial}"
+        name = f"{self.cfg.name}-investigation-{group.key.replace('_', '-')}-{group.serial}"
         handle = InvestigationActor.options(
             name=name, namespace=NAMESPACE, max_concurrency=self.cfg.actor_max_concurrency + CONTROL_SLOTS,
             **options_for_key(group.key)).remote(name, self.cfg)
@@ -429,7 +440,7 @@ class InvestigationPool:
                     except Exception as exc:
                         if not is_actor_gone(exc):
                             continue
-                        name = f"{kind}-{safe}-{i}"
+                        name = f"{self.cfg.name}-{kind}-{safe}-{i}"
                         cls = SubAgentWorker if kind == "subagents" else ToolExecutor
                         args = () if kind == "subagents" else (self.cfg.database_url,)
                         handles[i] = cls.options(name=name, namespace=NAMESPACE, get_if_exists=True,
@@ -447,10 +458,14 @@ class InvestigationPool:
 
 
 # ------------------------------------------------------------------------------------------- runner
+def pool_actor_name(cfg: PoolConfig) -> str:
+    return f"{cfg.name}-investigation-pool"
+
+
 def get_pool(cfg: PoolConfig | None = None) -> Any:
     """The named pool actor, created on first use (Ray must be initialised)."""
     cfg = cfg or PoolConfig.from_settings(get_settings())
-    return InvestigationPool.options(name=POOL_NAME, namespace=NAMESPACE, get_if_exists=True,
+    return InvestigationPool.options(name=pool_actor_name(cfg), namespace=NAMESPACE, get_if_exists=True,
                                      lifetime="detached").remote(cfg)
 
 

@@ -1,0 +1,128 @@
+"""The LLM planner end to end on Ray: the real openai-agents SDK against a local scripted
+OpenAI-compatible server, sub-agents as parallel Ray calls, tool calls on the ToolExecutor actors."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.testing.scripted_llm import ScriptedLLM
+from actors.testing.slack_server import SlackRecorder
+from engine_support import TOKEN, Db, demo_config, start_pool, stop_pool
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+REPORT = {"summary": "checkout v2.3.1 crash-loops since its deploy",
+          "root_causes": [{"entity": "shop/deployment/checkout", "description": "bad deploy", "confidence": 0.85,
+                           "evidence": ["Back-off restarting failed container"]}],
+          "affected_services": ["checkout", "frontend"], "timeline": ["deploy", "errors"],
+          "recommended_actions": ["roll back checkout"], "no_incident": False}
+
+K8S_CALLS = [{"name": "kubernetes_list_pods", "arguments": {"namespace": "shop", "label_selector": None, "limit": 50}},
+             {"name": "kubernetes_get_events", "arguments": {"namespace": "shop", "object_name": None,
+                                                              "warnings_only": True, "since_minutes": 60, "limit": 50}}]
+METRIC_CALLS = [{"name": "prometheus_query", "arguments": {"query": "up", "metric": "error_rate", "time": None}},
+                {"name": "demo_service_map", "arguments": {}}]
+
+
+def _script() -> dict:
+    return {
+        "lead SRE": [{"tool_calls": [{"name": "ask_kubernetes_agent", "arguments": {"input": "pods in shop?"}},
+                                     {"name": "ask_metrics_agent", "arguments": {"input": "error rates?"}}]},
+                     {"json": REPORT}],
+        "kubernetes specialist": [{"tool_calls": K8S_CALLS}, {"text": "checkout pods crash-loop"}],
+        "metrics specialist": [{"tool_calls": METRIC_CALLS}, {"text": "checkout 5xx at 40%"}],
+    }
+
+
+@pytest.fixture
+async def llm():
+    server = ScriptedLLM(_script())
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def recorder():
+    rec = SlackRecorder()
+    await rec.start()
+    yield rec
+    await rec.stop()
+
+
+def _llm_config(llm: ScriptedLLM, recorder: SlackRecorder, *, latency_ms: int = 300, **llm_extra) -> dict:
+    return demo_config(slack_url=recorder.url, latency_ms=latency_ms,
+                       llm={"provider": "openai_compatible", "model": "scripted", "base_url": llm.url,
+                            "api_key": "sk-test-secret-key", **llm_extra},
+                       subagents={"logs": False, "changes": False, "cloud": False})
+
+
+async def test_llm_run_fans_out_in_parallel(ray_session, sqlite_url, llm, recorder) -> None:
+    db = Db(sqlite_url)
+    runner, pool = await start_pool(sqlite_url, _llm_config(llm, recorder), slack_url=recorder.url)
+    try:
+        run_id = await db.create_run()
+        await runner.submit(run_id=run_id, org_id="acme", team_id="sre")
+        run = await db.wait_terminal(run_id, timeout=90)
+        assert run.status == "succeeded", run.error
+        assert run.result["root_causes"][0]["entity"] == "shop/deployment/checkout"
+
+        calls = await db.tool_calls(run_id)
+        assert {c.tool for c in calls} == {"kubernetes_list_pods", "kubernetes_get_events", "prometheus_query",
+                                           "demo_service_map"}
+        assert all(c.status == "ok" and c.finished_at and c.result_size > 0 for c in calls)
+        # Sub-agents ran in parallel and so did their tool calls: every pair of the four 300 ms calls
+        # overlaps in time (recorded start/end times interleave).
+        by_agent = {c.agent for c in calls}
+        assert by_agent == {"kubernetes", "metrics"}
+        for a in calls:
+            for b in calls:
+                if a is not b:
+                    assert a.started_at < b.finished_at and b.started_at < a.finished_at, (a.tool, b.tool)
+
+        kinds = [(e.kind, e.data.get("phase") or e.data.get("status")) for e in await db.events(run_id)]
+        assert ("status", "running") in kinds and ("phase", "rca") in kinds and ("status", "succeeded") in kinds
+        agent_events = [e.data for e in await db.events(run_id) if e.kind == "agent" and e.data["status"] == "ok"]
+        assert {e["agent"] for e in agent_events} == {"kubernetes", "metrics"}
+        assert all(e["tool_count"] == 2 for e in agent_events)
+
+        # The planner asked both specialists in ONE turn (parallel tool calls).
+        planner_turns = [r for r in llm.requests if r.agent == "lead SRE"]
+        assert len(planner_turns) == 2
+        # Slack: posted once into the trigger's thread, final RCA with the buttons.
+        posts = recorder.calls_to("chat.postMessage")
+        assert len(posts) == 1 and posts[0].args["thread_ts"] == "100.1"
+        final = await recorder.wait_for(lambda calls: [c for c in calls if c.method == "chat.update"
+                                                       and "shop/deployment/checkout" in str(c.args["blocks"])])
+        assert any(e.get("action_id") == "incidentfox_rerun" for b in final[-1].args["blocks"]
+                   for e in b.get("elements", []))
+        assert all(c.token == TOKEN for c in recorder.calls)
+        # No secret reached the run record.
+        blob = repr(run.result) + repr([e.data for e in await db.events(run_id)]) + repr([c.arguments for c in calls])
+        assert TOKEN not in blob and "sk-test-secret-key" not in blob
+    finally:
+        await stop_pool(pool)
+        await db.dispose()
+
+
+@pytest.mark.parametrize("failure", ["error", "hang"])
+async def test_model_error_or_timeout_fails_the_run(ray_session, sqlite_url, recorder, failure) -> None:
+    turn = {"error": 500} if failure == "error" else {"hang": True}
+    server = ScriptedLLM({"lead SRE": [turn, turn, turn]})
+    await server.start()
+    db = Db(sqlite_url)
+    runner, pool = await start_pool(sqlite_url, _llm_config(server, recorder, request_timeout_s=1.5),
+                                    slack_url=recorder.url)
+    try:
+        run_id = await db.create_run()
+        await runner.submit(run_id=run_id, org_id="acme", team_id="sre")
+        run = await db.wait_terminal(run_id, timeout=60)
+        assert run.status == "failed"
+        expected = "InternalServerError" if failure == "error" else "Timeout"
+        assert expected in run.error, run.error
+        await recorder.wait_for(lambda calls: [c for c in calls if c.method == "chat.update"
+                                               and "failed" in c.args["text"]], timeout=10)
+    finally:
+        await stop_pool(pool)
+        await server.stop()
+        await db.dispose()
