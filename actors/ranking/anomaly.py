@@ -10,8 +10,8 @@ For every metric series of the incident window (``MetricSeries.baseline is False
 3. **Direction.** Latency, errors, CPU, memory count upwards; availability and success rates
    downwards; other metrics (requests) both ways.
 4. **Change point.** A point after the onset counts only as far as it also departs from the
-   window's own points before the onset (``z = min(z_baseline, z_shift)``). A level that was
-   already there before the alert is drift, not the incident.
+   median of the window's own points before the onset (``z = min(z_baseline, z_shift)``). A level
+   that was already there before the alert is drift, not the incident.
 5. **Alert alignment.** If the alert names an entity and metric with a series, that series is the
    *gate*: the alert is confirmed when its z reaches ``GATE_Z``, and every other node is scored only
    at the times the alerting series is elevated (z ≥ ``ROW_Z``). A node that peaks after the alert
@@ -35,9 +35,10 @@ ROW_Z = 1.0           # incident times = where the alerting series is at least t
 TAU = 4.0             # a node is anomalous at this z
 REL_FLOOR = 0.04      # scale floor, fraction of |center|
 PCT_FLOOR = 0.25      # scale floor for percentages, in points
+MIN_BASELINE = 20     # fewer baseline points than this: the series is not scored
 _UP = ("latency", "duration", "error", "fault", "5xx", "cpu", "memory", "restart", "saturation",
        "queue", "lag", "timeout")
-_DOWN = ("availability", "success", "apdex", "uptime")
+_DOWN = ("availability", "success", "apdex", "uptime", "free", "available")
 _PREFERRED_STATS = ("Average", "avg", "mean", "", "p50")
 
 
@@ -91,6 +92,7 @@ class AnomalyView:
     confirmed: bool | None                      # None: nothing to check the alert against
     times: list[float]
     nodes: dict[str, NodeAnomaly] = field(default_factory=dict)
+    secondary: dict[str, NodeAnomaly] = field(default_factory=dict)
 
     def anomalous(self, tau: float = TAU) -> dict[str, NodeAnomaly]:
         return {e: a for e, a in self.nodes.items() if a.z >= tau}
@@ -142,8 +144,8 @@ def score_one(series: MetricSeries, baseline: MetricSeries | None, onset: float 
         b = b[~np.isnan(b)]
     else:
         b = pre_vals
-    if len(b) == 0:
-        return None
+    if len(b) < MIN_BASELINE:
+        return None      # too little history to call anything anomalous
     center = float(np.median(b))
     mad = 1.4826 * float(np.median(np.abs(b - center)))
     d = direction(series.metric)
@@ -156,12 +158,12 @@ def score_one(series: MetricSeries, baseline: MetricSeries | None, onset: float 
     if d:
         z = d * (x - center) / scale
         if len(pre_vals):
-            ref = float(pre_vals.max() if d > 0 else pre_vals.min())
+            ref = float(np.median(pre_vals))
             z = np.minimum(z, d * (x - ref) / scale)
     else:
         z = np.abs(x - center) / scale
         if len(pre_vals):
-            z = np.minimum(z, np.abs(x - float(pre_vals.mean())) / scale)
+            z = np.minimum(z, np.abs(x - float(np.median(pre_vals))) / scale)
     return SeriesScore(
         entity=series.entity, metric=series.metric, statistic=series.statistic, unit=series.unit,
         center=center, times=ts[post], values=x, z=z, delta=sign * (x - center),
@@ -169,13 +171,13 @@ def score_one(series: MetricSeries, baseline: MetricSeries | None, onset: float 
     )
 
 
-def score_series(bundle: EvidenceBundle, *, metric: str = "") -> list[SeriesScore]:
-    """Every incident-window series of the bundle (of ``metric`` only, if given), scored."""
+def score_series(bundle: EvidenceBundle, *, metrics: set[str] | None = None) -> list[SeriesScore]:
+    """Every incident-window series of the bundle (of ``metrics`` only, if given), scored."""
     baselines = {(s.entity, s.metric, s.statistic): s for s in bundle.metrics if s.baseline}
     onset = _onset(bundle)
     out = []
     for s in bundle.metrics:
-        if s.baseline or (metric and s.metric != metric):
+        if s.baseline or (metrics is not None and s.metric not in metrics):
             continue
         scored = score_one(s, baselines.get((s.entity, s.metric, s.statistic)), onset)
         if scored is not None:
@@ -192,29 +194,20 @@ def _at_times(s: SeriesScore, times: list[float] | None) -> np.ndarray:
     return np.array([np.min(np.abs(tt - t)) <= s.step / 2 for t in s.times])
 
 
-def analyze(bundle: EvidenceBundle) -> AnomalyView:
-    """Score the bundle's metrics and align them to the alert (see the module docstring)."""
-    alert = bundle.alert
-    metric = alert.metric if alert.metric and any(
-        s.metric == alert.metric for s in bundle.metrics if not s.baseline) else ""
-    pool = score_series(bundle, metric=metric)
-    want_stat = alert.labels.get("statistic", "")
-    stats_present = {s.statistic for s in pool}
-    stat = want_stat if want_stat in stats_present else next(
-        (p for p in _PREFERRED_STATS if p in stats_present), "")
-    # Compare like with like: one statistic per metric family where a choice exists.
-    if stat or "" in stats_present:
-        pool = [s for s in pool if s.statistic == stat] or pool
+def _one_stat(series: list[SeriesScore], want: str) -> list[SeriesScore]:
+    """Per (entity, metric), keep one statistic: ``want`` if present, else the first preferred one."""
+    by: dict[tuple[str, str], list[SeriesScore]] = {}
+    for s in series:
+        by.setdefault((s.entity, s.metric), []).append(s)
+    out = []
+    for group in by.values():
+        stats = {s.statistic: s for s in group}
+        pick = next((stats[p] for p in (want, *_PREFERRED_STATS) if p in stats), group[0])
+        out.append(pick)
+    return out
 
-    alert_series = next((s for s in pool if alert.entity and s.entity == alert.entity), None)
-    times: list[float] | None = None
-    alert_z, confirmed = 0.0, None
-    if alert_series is not None:
-        alert_z = float(alert_series.z.max())
-        confirmed = alert_z >= GATE_Z
-        times = [float(t) for t, z in zip(alert_series.times, alert_series.z, strict=True)
-                 if z >= min(ROW_Z, alert_z)]
 
+def _node_anomalies(pool: list[SeriesScore], times: list[float] | None) -> dict[str, NodeAnomaly]:
     nodes: dict[str, NodeAnomaly] = {}
     for s in pool:
         mask = _at_times(s, times)
@@ -225,5 +218,33 @@ def analyze(bundle: EvidenceBundle) -> AnomalyView:
                            series=s, at=float(s.times[i]))
         if s.entity not in nodes or cand.z > nodes[s.entity].z:
             nodes[s.entity] = cand
-    return AnomalyView(metric=metric, alert_series=alert_series, alert_z=alert_z,
-                       confirmed=confirmed, times=times if times is not None else [], nodes=nodes)
+    return nodes
+
+
+def analyze(bundle: EvidenceBundle) -> AnomalyView:
+    """Score the bundle's metrics and align them to the alert (see the module docstring).
+
+    ``nodes`` holds each entity's anomaly in the alert's metric family; ``secondary`` its worst
+    anomaly in any other family with a direction (latency, errors, saturation, free storage…), which
+    lets an unhealthy dependency explain a caller's symptom in a different metric.
+    """
+    alert = bundle.alert
+    live = [s for s in bundle.metrics if not s.baseline]
+    metric = alert.metric if alert.metric and any(s.metric == alert.metric for s in live) else ""
+    scored = score_series(bundle, metrics=None if not metric else
+                          {metric} | {s.metric for s in live if direction(s.metric)})
+    want_stat = alert.labels.get("statistic", "")
+    pool = _one_stat([s for s in scored if not metric or s.metric == metric], want_stat)
+    others = _one_stat([s for s in scored if metric and s.metric != metric and direction(s.metric)], want_stat)
+
+    alert_series = next((s for s in pool if alert.entity and s.entity == alert.entity), None)
+    times: list[float] | None = None
+    alert_z, confirmed = 0.0, None
+    if alert_series is not None:
+        alert_z = float(alert_series.z.max())
+        confirmed = alert_z >= GATE_Z
+        times = [float(t) for t, z in zip(alert_series.times, alert_series.z, strict=True)
+                 if z >= min(ROW_Z, alert_z)]
+    return AnomalyView(metric=metric, alert_series=alert_series, alert_z=alert_z, confirmed=confirmed,
+                       times=times if times is not None else [], nodes=_node_anomalies(pool, times),
+                       secondary=_node_anomalies(others, times))
