@@ -12,7 +12,9 @@ For every metric series of the incident window (``MetricSeries.baseline is False
 4. **Change point.** A point after the onset counts only as far as it also departs from the
    median of the window's own points before the onset (``z = min(z_baseline, z_shift)``). A level
    that was already there before the alert is drift, not the incident.
-5. **Alert alignment.** If the alert names an entity and metric with a series, that series is the
+5. **Alert alignment.** The alert's metric family is the one it states, else the one its text
+   names (latency, error, availability) among its entity's series, else its entity's most
+   anomalous family. If the alert's entity has a series in that family, that series is the
    *gate*: the alert is confirmed when its z reaches ``GATE_Z``, and every other node is scored only
    at the times the alerting series is elevated (z ≥ ``ROW_Z``). A node that peaks after the alert
    recovered does not explain it.
@@ -23,6 +25,7 @@ point. Without an onset the last third of the window is the incident.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -221,6 +224,34 @@ def _node_anomalies(pool: list[SeriesScore], times: list[float] | None) -> dict[
     return nodes
 
 
+_TEXT_METRICS = (("latency", r"latenc|slow|response time|duration"),
+                 ("error", r"error|5xx|fail|exception"),
+                 ("availability", r"availab|uptime|down\b|unreachable"))
+
+
+def _alert_metric(bundle: EvidenceBundle, live: list[MetricSeries]) -> str:
+    """The alert's metric family: as stated; else the family its text names that its entity reports;
+    else the alerting entity's most anomalous family with a direction; else "" (all families)."""
+    alert = bundle.alert
+    present = {s.metric for s in live}
+    if alert.metric in present:
+        return alert.metric
+    mine = [s for s in live if alert.entity and s.entity == alert.entity and direction(s.metric)]
+    text = f"{alert.title} {alert.text}".lower()
+    for word, pattern in _TEXT_METRICS:
+        if re.search(pattern, text):
+            named = sorted({s.metric for s in mine if word in s.metric.lower()})
+            if named:
+                return named[0]
+    scored = [x for s in mine if (x := score_one(s, _baseline_of(bundle, s), _onset(bundle))) is not None]
+    return max(scored, key=lambda x: float(x.z.max())).metric if scored else ""
+
+
+def _baseline_of(bundle: EvidenceBundle, s: MetricSeries) -> MetricSeries | None:
+    return next((b for b in bundle.metrics if b.baseline and (b.entity, b.metric, b.statistic)
+                 == (s.entity, s.metric, s.statistic)), None)
+
+
 def analyze(bundle: EvidenceBundle) -> AnomalyView:
     """Score the bundle's metrics and align them to the alert (see the module docstring).
 
@@ -230,7 +261,7 @@ def analyze(bundle: EvidenceBundle) -> AnomalyView:
     """
     alert = bundle.alert
     live = [s for s in bundle.metrics if not s.baseline]
-    metric = alert.metric if alert.metric and any(s.metric == alert.metric for s in live) else ""
+    metric = _alert_metric(bundle, live)
     scored = score_series(bundle, metrics=None if not metric else
                           {metric} | {s.metric for s in live if direction(s.metric)})
     want_stat = alert.labels.get("statistic", "")
