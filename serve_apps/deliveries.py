@@ -25,6 +25,7 @@ names no run we know).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ DispatchKind = Literal["submit", "attach", "cancel"]
 DEFAULT_CORRELATION_WINDOW_S = 600.0
 SWEEP_GRACE_S = 5.0
 MAX_DISPATCH_ATTEMPTS = 5
+DISPATCH_TIMEOUT_S = 15.0
 _ERROR_MAX = 2000
 
 
@@ -213,9 +215,10 @@ async def _update(session: AsyncSession, *, trigger: Trigger, route: Route,
 
 async def _interaction(session: AsyncSession, *, trigger: Trigger, route: Route,
                        now: datetime) -> tuple[str, str | None, Dispatch | None, str]:
-    # Shape from serve_apps.webhooks.slack.parse_interaction: action_id, value, user, run_id, data.
+    # Shape from serve_apps.webhooks.slack.parse_interaction: action (the bare verb of our
+    # "incidentfox_<verb>" action_id), value, user, run_id, data.
     spec = trigger.interaction or {}
-    kind = str(spec.get("action_id") or "")
+    kind = str(spec.get("action") or spec.get("action_id") or "")
     extra = spec.get("data") if isinstance(spec.get("data"), dict) else {}
     run_id = str(spec.get("run_id") or "")
     run = await store.get_run(session, run_id) if run_id else None
@@ -258,22 +261,55 @@ async def _interaction(session: AsyncSession, *, trigger: Trigger, route: Route,
 
 # --- dispatch, sweep, redrive ---------------------------------------------------------------------
 
+class DispatchMarks:
+    """Batches the "dispatched" marks of successful dispatches: one ``UPDATE … WHERE id IN (…)`` per
+    ``interval_s`` instead of one transaction per webhook (SQLite has one writer; this halves the
+    gateway's writes). A mark lost in a crash only means the sweep re-submits that run, which runners
+    accept (``submit`` is idempotent per run id)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, interval_s: float = 0.05) -> None:
+        self._sessions, self._interval = sessions, interval_s
+        self._pending: list[int] = []
+        self._task: asyncio.Task | None = None
+
+    def mark(self, delivery_pk: int) -> None:
+        self._pending.append(delivery_pk)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while self._pending:
+            await asyncio.sleep(self._interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        async with self._sessions() as session:
+            await session.execute(
+                update(Delivery).where(Delivery.id.in_(batch))
+                .values(dispatched_at=utcnow(), dispatch_error=None,
+                        dispatch_attempts=Delivery.dispatch_attempts + 1)
+                .execution_options(synchronize_session=False))
+            await session.commit()
+
+
 async def dispatch(sessions: async_sessionmaker[AsyncSession], runner: Runner, *, delivery_pk: int,
-                   plan: Dispatch, trigger: Trigger | None = None, attempt_claimed: bool = False) -> bool:
-    """Run ``plan`` against ``runner`` and record the attempt (counted here unless the caller already
-    claimed it). Returns True when it was handed off."""
+                   plan: Dispatch, trigger: Trigger | None = None, attempt_claimed: bool = False,
+                   marks: DispatchMarks | None = None) -> bool:
+    """Run ``plan`` against ``runner`` (bounded by ``DISPATCH_TIMEOUT_S``) and record the attempt
+    (counted here unless the caller already claimed it; successes through ``marks`` when given).
+    Returns True when it was handed off."""
     error: str | None = None
     try:
-        if plan.kind == "submit":
-            await runner.submit(run_id=plan.run_id, org_id=plan.org_id, team_id=plan.team_id)
-        elif plan.kind == "attach":
-            if trigger is None:
-                raise ValueError("attach needs the trigger")
-            await runner.attach(run_id=plan.run_id, trigger=trigger)
-        else:
-            await runner.cancel(run_id=plan.run_id)
+        async with asyncio.timeout(DISPATCH_TIMEOUT_S):
+            await _hand_off(runner, plan, trigger)
     except Exception as exc:  # noqa: BLE001 - any runner failure is recorded for the sweep/redrive
         error = f"{type(exc).__name__}: {exc}"[:_ERROR_MAX]
+    if error is None and marks is not None and not attempt_claimed:
+        marks.mark(delivery_pk)
+        return True
     async with sessions() as session:
         values: dict[str, Any] = {} if attempt_claimed else {"dispatch_attempts": Delivery.dispatch_attempts + 1}
         if error is None:
@@ -284,6 +320,17 @@ async def dispatch(sessions: async_sessionmaker[AsyncSession], runner: Runner, *
                               .execution_options(synchronize_session=False))
         await session.commit()
     return error is None
+
+
+async def _hand_off(runner: Runner, plan: Dispatch, trigger: Trigger | None) -> None:
+    if plan.kind == "submit":
+        await runner.submit(run_id=plan.run_id, org_id=plan.org_id, team_id=plan.team_id)
+    elif plan.kind == "attach":
+        if trigger is None:
+            raise ValueError("attach needs the trigger")
+        await runner.attach(run_id=plan.run_id, trigger=trigger)
+    else:
+        await runner.cancel(run_id=plan.run_id)
 
 
 async def _plan_for(session: AsyncSession, row: Delivery) -> tuple[Dispatch | None, Trigger | None]:

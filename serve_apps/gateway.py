@@ -93,6 +93,10 @@ class GatewayCore:
     store_payload: bool = True
     counters: dict[str, int] = field(default_factory=dict)
     _tasks: set[asyncio.Task] = field(default_factory=set)
+    _marks: deliveries.DispatchMarks | None = None
+
+    def __post_init__(self) -> None:
+        self._marks = deliveries.DispatchMarks(self.sessions)
 
     def _count(self, source: str, outcome: str) -> None:
         key = f"{source}:{outcome}"
@@ -131,7 +135,7 @@ class GatewayCore:
         self._count(spec.name, "duplicate" if outcome.duplicate else outcome.outcome)
         if outcome.dispatch is not None:
             self._spawn(deliveries.dispatch(self.sessions, self.runner, delivery_pk=outcome.delivery_pk,
-                                            plan=outcome.dispatch, trigger=trigger))
+                                            plan=outcome.dispatch, trigger=trigger, marks=self._marks))
         return JSONResponse(self._answer(endpoint, trigger, outcome, route))
 
     async def _route(self, trigger: Trigger, *, verified_org: str | None) -> Route:
@@ -168,6 +172,7 @@ class GatewayCore:
         """Wait for in-flight dispatches (tests; graceful shutdown)."""
         if self._tasks:
             await asyncio.wait_for(asyncio.gather(*list(self._tasks), return_exceptions=True), timeout_s)
+        await self._marks.flush()
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -181,7 +181,7 @@ async def test_human_request_never_absorbed_but_continues_its_thread(gw, fixture
 def _interaction(fixtures_dir, action_id: str, value: str, trigger_id: str) -> bytes:
     data = json.loads(load(fixtures_dir, "slack/block_actions.json"))
     data["trigger_id"] = trigger_id
-    data["actions"][0].update(action_id=action_id, value=value)
+    data["actions"][0].update(action_id="incidentfox_" + action_id, value=value)
     return ("payload=" + quote(json.dumps(data))).encode()
 
 
