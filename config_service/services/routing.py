@@ -9,7 +9,7 @@ router) use as a cache key.
 Lookup priority (first match wins; most specific first, since a channel or a PagerDuty service
 belongs to one team while a service name or repo may be shared more loosely):
 ``slack_channel_id`` > ``pagerduty_service_id`` > ``incidentio_team_id`` > ``alertmanager_receiver``
-> ``github_repo`` > ``service``. One indexed query covers all the identifiers given.
+> ``github_repo`` > ``service``. One indexed query covers all the identifiers given (and the epoch).
 """
 
 from __future__ import annotations
@@ -137,23 +137,29 @@ def parse_identifiers(identifiers: object) -> dict[str, str]:
 async def lookup(session: AsyncSession, *, identifiers: Mapping[str, str]) -> dict[str, Any]:
     """Resolve identifiers to their owning team by :data:`LOOKUP_PRIORITY`.
 
-    Returns ``{found, org_id, team_node_id, matched_by, matched_value, epoch}``; the epoch is read
-    before the claims, so a cache keyed on it is never older than its key.
+    Returns ``{found, org_id, team_node_id, matched_by, matched_value, epoch}``. One statement
+    reads the epoch and the matching claims together (the epoch row left-joined to an indexed
+    ``(kind, value)`` search), so the epoch always describes the claims returned with it.
     """
     ids = parse_identifiers(identifiers)
-    epoch = await get_routing_epoch(session)
     result: dict[str, Any] = {"found": False, "org_id": None, "team_node_id": None, "matched_by": None,
-                              "matched_value": None, "epoch": epoch}
+                              "matched_value": None, "epoch": 0}
     if not ids:
+        result["epoch"] = await get_routing_epoch(session)
         return result
+    epoch_t, claim_t = RoutingEpoch.__table__, RoutingClaim.__table__
     rows = (await session.execute(
-        select(RoutingClaim.kind, RoutingClaim.value, RoutingClaim.org_id, RoutingClaim.team_node_id)
-        .where(_match(set(ids.items())))
+        select(epoch_t.c.epoch, claim_t.c.kind, claim_t.c.value, claim_t.c.org_id, claim_t.c.team_node_id)
+        .select_from(epoch_t.outerjoin(claim_t, _match(set(ids.items()))))
+        .where(epoch_t.c.id == 1)
     )).all()
     if rows:
-        best = min(rows, key=lambda r: LOOKUP_PRIORITY.index(r.kind))
-        result.update(found=True, org_id=best.org_id, team_node_id=best.team_node_id, matched_by=best.kind,
-                      matched_value=best.value)
+        result["epoch"] = rows[0].epoch
+        matches = [r for r in rows if r.kind is not None]
+        if matches:
+            best = min(matches, key=lambda r: LOOKUP_PRIORITY.index(r.kind))
+            result.update(found=True, org_id=best.org_id, team_node_id=best.team_node_id, matched_by=best.kind,
+                          matched_value=best.value)
     return result
 
 
