@@ -43,7 +43,7 @@ _THRESHOLD = re.compile(
 _DEPENDENCY = (
     re.compile(r"tried:\s*([\w.-]+:\d+)"),
     re.compile(r"(?i)(?:connect(?:ion)? (?:to|refused)|dial tcp|could not connect to|unable to connect to)\s+"
-               r"([A-Za-z][\w.-]*(?::\d+)?)"),
+               r"(\w[\w.-]*(?::\d+)?)"),
     re.compile(r"(?i)getaddrinfo \w+\s+([\w.-]+)"),
     re.compile(r"(?i)\bhost[s]?[ =:]+([\w.-]+:\d+)"),
 )
