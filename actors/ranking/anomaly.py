@@ -174,14 +174,17 @@ def score_one(series: MetricSeries, baseline: MetricSeries | None, onset: float 
     )
 
 
-def score_series(bundle: EvidenceBundle, *, metrics: set[str] | None = None) -> list[SeriesScore]:
-    """Every incident-window series of the bundle (of ``metrics`` only, if given), scored."""
+def score_series(bundle: EvidenceBundle, *, metrics: set[str] | None = None,
+                 statistic: str | None = None) -> list[SeriesScore]:
+    """Every incident-window series of the bundle (of ``metrics`` only, if given), scored. With
+    ``statistic`` set, one statistic per (entity, metric): that one if present, else a preferred one."""
     baselines = {(s.entity, s.metric, s.statistic): s for s in bundle.metrics if s.baseline}
     onset = _onset(bundle)
+    live = [s for s in bundle.metrics if not s.baseline and (metrics is None or s.metric in metrics)]
+    if statistic is not None:
+        live = _one_stat(live, statistic)
     out = []
-    for s in bundle.metrics:
-        if s.baseline or (metrics is not None and s.metric not in metrics):
-            continue
+    for s in live:
         scored = score_one(s, baselines.get((s.entity, s.metric, s.statistic)), onset)
         if scored is not None:
             out.append(scored)
@@ -197,9 +200,9 @@ def _at_times(s: SeriesScore, times: list[float] | None) -> np.ndarray:
     return np.array([np.min(np.abs(tt - t)) <= s.step / 2 for t in s.times])
 
 
-def _one_stat(series: list[SeriesScore], want: str) -> list[SeriesScore]:
+def _one_stat(series: list[MetricSeries], want: str) -> list[MetricSeries]:
     """Per (entity, metric), keep one statistic: ``want`` if present, else the first preferred one."""
-    by: dict[tuple[str, str], list[SeriesScore]] = {}
+    by: dict[tuple[str, str], list[MetricSeries]] = {}
     for s in series:
         by.setdefault((s.entity, s.metric), []).append(s)
     out = []
@@ -263,10 +266,10 @@ def analyze(bundle: EvidenceBundle) -> AnomalyView:
     live = [s for s in bundle.metrics if not s.baseline]
     metric = _alert_metric(bundle, live)
     scored = score_series(bundle, metrics=None if not metric else
-                          {metric} | {s.metric for s in live if direction(s.metric)})
-    want_stat = alert.labels.get("statistic", "")
-    pool = _one_stat([s for s in scored if not metric or s.metric == metric], want_stat)
-    others = _one_stat([s for s in scored if metric and s.metric != metric and direction(s.metric)], want_stat)
+                          {metric} | {s.metric for s in live if direction(s.metric)},
+                          statistic=alert.labels.get("statistic", ""))
+    pool = [s for s in scored if not metric or s.metric == metric]
+    others = [s for s in scored if metric and s.metric != metric and direction(s.metric)]
 
     alert_series = next((s for s in pool if alert.entity and s.entity == alert.entity), None)
     times: list[float] | None = None
