@@ -169,6 +169,25 @@ async def test_locks_refuse_descendant_writes_naming_path_and_node(cs):
     assert explain["locks"] == {"llm.provider": "acme", "quotas": "eng"}
 
 
+async def test_locks_added_later_override_existing_descendant_values(cs):
+    await cs.create_org("acme")
+    await cs.create_node("acme", "eng", kind="unit")
+    await cs.create_node("acme", "sre", kind="team", parent_id="eng")
+    await cs.patch("acme", "eng", {"quotas": {"max_concurrent_runs": 4}})
+    r = await cs.patch("acme", "sre", {"quotas": {"max_concurrent_runs": 50}, "custom": "scalar",
+                                       "llm": {"provider": "openai"}, "tools": {"a": True}})
+    assert r.status_code == 200
+    assert (await cs.effective("acme", "sre"))["quotas"]["max_concurrent_runs"] == 50
+    await cs.patch("acme", "eng", {"locked_paths": ["quotas.max_concurrent_runs"]})
+    await cs.patch("acme", "acme", {"llm": {"provider": "anthropic"}, "custom": {"flag": True},
+                                    "locked_paths": ["llm.provider", "custom.flag"]})
+    r = (await cs.call("GET", "/api/v1/orgs/acme/nodes/sre/config/effective?explain=true")).json()
+    assert r["config"]["quotas"]["max_concurrent_runs"] == 4 and r["sources"]["quotas.max_concurrent_runs"] == "eng"
+    assert r["config"]["llm"] == {"provider": "anthropic"} and r["sources"]["llm.provider"] == "acme"
+    assert r["config"]["custom"] == {"flag": True}  # the team's scalar `custom` would hide custom.flag
+    assert r["config"]["tools"] == {"a": True}
+
+
 async def test_versions_history_and_rollback(cs):
     await cs.create_org("acme")
     await cs.create_node("acme", "sre", kind="team")

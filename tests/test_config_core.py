@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from config_service.core.ids import is_valid_id, require_id
 from config_service.core.impersonation import ImpersonationError, sign_impersonation, verify_impersonation
 from config_service.core.jsondoc import parse_json
-from config_service.core.locks import find_lock_violation, raise_if_locked
+from config_service.core.locks import find_lock_violation, prune_locked, raise_if_locked
 from config_service.core.secret_fields import (
     ENC_PREFIX,
     MASK,
@@ -118,6 +118,13 @@ def test_lock_collisions_name_path_and_node():
         raise_if_locked(touched=[("llm",)], ancestors=ancestors)
     assert exc.value.code == "path_locked"
     assert exc.value.details == {"path": "llm", "locked_path": "llm.provider", "locked_by": "acme"}
+
+
+def test_prune_locked_drops_overriding_values_only():
+    cfg = {"llm": {"provider": "x", "model": "m"}, "quotas": 3, "tools": {"a": True}}
+    assert prune_locked(cfg, ["llm.provider", "quotas.max_concurrent_runs", "missing.path"]) == {
+        "llm": {"model": "m"}, "tools": {"a": True}}
+    assert cfg["llm"] == {"provider": "x", "model": "m"}  # input untouched
 
 
 def test_secret_paths():

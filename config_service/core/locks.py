@@ -4,6 +4,9 @@ A write *touches* a path when the merge patch names it or anything under or abov
 ``llm.provider`` locked, ``{"llm": {"provider": "x"}}``, ``{"llm": null}`` and
 ``{"llm": {"provider": {"a": 1}}}`` are all refused, while ``{"llm": {"model": "y"}}`` is not.
 A node's own locks never restrict the node itself, only the nodes below it.
+
+Locks also hold when they are added after a descendant already set the path: the effective
+config drops such descendant values (:func:`prune_locked`), so the locking node's view wins.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from config_service.core.merge import Path, paths_overlap, split_path
+from config_service.core.merge import Path, json_copy, paths_overlap, split_path
 from incidentfox.errors import Conflict
 
 
@@ -50,3 +53,20 @@ def raise_if_locked(*, touched: Iterable[Path], ancestors: Sequence[tuple[str, M
             details={"path": violation.path, "locked_path": violation.locked_path,
                      "locked_by": violation.locked_by},
         )
+
+
+def prune_locked(config: Mapping[str, Any], locks: Sequence[str]) -> dict[str, Any]:
+    """Copy of ``config`` without the values that would override any of ``locks``: the locked path
+    itself, or a non-object value set on its way (``llm: "x"`` overrides ``llm.provider``)."""
+    out = json_copy(config)
+    for lock in locks:
+        parts = split_path(lock)
+        node: Any = out
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict) or part not in node:
+                break
+            if i == len(parts) - 1 or not isinstance(node[part], dict):
+                del node[part]
+                break
+            node = node[part]
+    return out

@@ -2,7 +2,8 @@
 
 * Effective config = built-in defaults, then the org, every unit down the path, then the node:
   objects deep-merge, scalars and lists replace (:mod:`config_service.core.merge`). Each node's
-  ``locked_paths`` is not merged; the effective config lists the union of the chain's locks.
+  ``locked_paths`` is not merged; the effective config lists the union of the chain's locks, and a
+  value a node set under a path an ancestor locked later is ignored.
 * Writes are RFC 7396 merge patches. A write first bumps the org epoch (so the next read, in any
   process, misses the cache), then checks ancestor locks (409 ``path_locked``), validates the
   resulting config (422 ``invalid_config``), encrypts secret leaves, mirrors routing claims
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config_service.core.crypto import settings_cipher
 from config_service.core.defaults import DEFAULT_CONFIG
 from config_service.core.jsondoc import check_tree
-from config_service.core.locks import node_locks, raise_if_locked
+from config_service.core.locks import node_locks, prune_locked, raise_if_locked
 from config_service.core.merge import (
     Path,
     changes,
@@ -150,7 +151,10 @@ def _compose(chain: list[ConfigNode]) -> tuple[dict[str, Any], dict[str, str], d
     layers: list[tuple[str, Mapping[str, Any]]] = [("defaults", DEFAULT_CONFIG)]
     locks: dict[str, str] = {}
     for node in chain:
-        layers.append((node.node_id, {k: v for k, v in node.config.items() if k != "locked_paths"}))
+        layer = {k: v for k, v in node.config.items() if k != "locked_paths"}
+        if locks:  # ancestors' locks beat values this node set before the lock existed
+            layer = prune_locked(layer, list(locks))
+        layers.append((node.node_id, layer))
         for lock in node_locks(node.config):
             locks.setdefault(lock, node.node_id)
     effective = deep_merge(*(layer for _, layer in layers))
