@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from config_service.services.cache import EFFECTIVE_CACHE
 from config_service.services.nodes import MAX_DEPTH
 from config_service.testing import config_harness
 
@@ -237,7 +238,9 @@ async def test_write_is_visible_to_next_read_across_app_instances(cs):
     await cs.create_node("acme", "sre", kind="team")
     await cs.patch("acme", "acme", {"quotas": {"max_concurrent_runs": 2}})
     assert (await cs.effective("acme", "sre"))["quotas"]["max_concurrent_runs"] == 2
-    assert (await cs.effective("acme", "sre"))["quotas"]["max_concurrent_runs"] == 2  # served from cache
+    hits = EFFECTIVE_CACHE.hits
+    assert (await cs.effective("acme", "sre"))["quotas"]["max_concurrent_runs"] == 2
+    assert EFFECTIVE_CACHE.hits == hits + 1  # served from the cache
     # a second app instance (another replica/process) writes; the first sees it on its next read
     async with config_harness(settings=cs.settings) as other:
         assert other.app.state.engine is not cs.app.state.engine

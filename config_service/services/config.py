@@ -182,18 +182,27 @@ async def get_effective_config(session: AsyncSession, *, org_id: str, node_id: s
     leaves for in-process engine use (``settings`` supplies the Fernet keys; defaults to
     :func:`incidentfox.settings.get_settings`); otherwise they are ``"***"``.
     """
+    _, config = await effective_config_with_epoch(session, org_id=org_id, node_id=node_id,
+                                                  reveal_secrets=reveal_secrets, settings=settings)
+    return config
+
+
+async def effective_config_with_epoch(session: AsyncSession, *, org_id: str, node_id: str,
+                                      reveal_secrets: bool = False,
+                                      settings: Settings | None = None) -> tuple[int, dict[str, Any]]:
+    """:func:`get_effective_config` plus the org epoch it is valid for (a cache key for callers)."""
     epoch = await org_epoch(session, org_id=org_id)
     key = (database_key(session), org_id, node_id, epoch, reveal_secrets)
     cached = EFFECTIVE_CACHE.get(key)
     if cached is not None:
-        return cached
+        return epoch, cached
     effective, _, _ = _compose(await _chain(session, org_id=org_id, node_id=node_id))
     if reveal_secrets:
         effective = decrypt_secrets(effective, settings_cipher(settings or get_settings()))
     else:
         effective = mask_secrets(effective)
     EFFECTIVE_CACHE.put(key, effective)
-    return effective
+    return epoch, effective
 
 
 async def explain_effective_config(session: AsyncSession, *, org_id: str, node_id: str) -> dict[str, Any]:

@@ -41,11 +41,11 @@ async def get_effective(org: str, node: str, principal: TeamReaderDep, session: 
 
 
 async def _effective(session, org: str, node: str, explain: bool) -> dict:
-    epoch = await org_epoch(session, org_id=org)
     if explain:
+        epoch = await org_epoch(session, org_id=org)
         return {"org_id": org, "node_id": node, "epoch": epoch,
                 **await svc.explain_effective_config(session, org_id=org, node_id=node)}
-    config = await svc.get_effective_config(session, org_id=org, node_id=node)
+    epoch, config = await svc.effective_config_with_epoch(session, org_id=org, node_id=node)
     return {"org_id": org, "node_id": node, "epoch": epoch, "config": config}
 
 
