@@ -26,7 +26,9 @@ names no run we know).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from incidentfox.contracts import RunStatus, Trigger, TriggerAction
 from incidentfox.db import utcnow
 from incidentfox.runs import store
-from incidentfox.runs.models import Delivery, Run, ToolApproval
+from incidentfox.runs.models import Delivery, Run, RunEvent, ToolApproval
 from incidentfox.runs.runner import Runner
 
 DispatchKind = Literal["submit", "attach", "cancel"]
@@ -88,6 +90,23 @@ class IntakeResult:
         return body
 
 
+_WRITE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def write_lock(sessions: async_sessionmaker[AsyncSession]) -> contextlib.AbstractAsyncContextManager[Any]:
+    """Serialise this process's write transactions on SQLite (one writer per database): waiting on an
+    in-process asyncio lock is FIFO and costs nothing, while contending connections spin in SQLite's
+    busy handler (sleeps of up to 100 ms) and can fail with "database is locked". No-op elsewhere."""
+    bind = sessions.kw.get("bind")
+    if bind is None or bind.dialect.name != "sqlite":
+        return contextlib.nullcontext()
+    loop = asyncio.get_running_loop()
+    entry = _WRITE_LOCKS.get(sessions)
+    if entry is None or entry[0] is not loop:   # an asyncio.Lock belongs to one loop
+        entry = _WRITE_LOCKS[sessions] = (loop, asyncio.Lock())
+    return entry[1]
+
+
 def _correlation_key(trigger: Trigger) -> str | None:
     # Service first: an alert storm on one service has many fingerprints but one service.
     if trigger.services:
@@ -117,15 +136,10 @@ async def intake(sessions: async_sessionmaker[AsyncSession], *, trigger: Trigger
     Only verified deliveries reach here. ``route`` is the router's answer for the trigger.
     """
     now = now or utcnow()
-    async with sessions() as session:
-        row = Delivery(source=trigger.source, delivery_id=trigger.delivery_id, received_at=now,
-                       event_kind=trigger.event_kind[:128], action=trigger.action.value,
-                       outcome="pending", org_id=route.org_id, team_id=route.team_id,
-                       route_stale=route.stale, trigger=trigger.model_dump(mode="json"),
-                       payload=payload, dispatch_attempts=0)
-        session.add(row)
+    async with write_lock(sessions), sessions() as session:
         try:
-            await session.flush()
+            _, result = await record_and_decide(session, trigger=trigger, route=route, payload=payload,
+                                                window_s=correlation_window_s, now=now)
         except IntegrityError:
             await session.rollback()
             first = await _existing(session, source=trigger.source, delivery_id=trigger.delivery_id)
@@ -133,14 +147,28 @@ async def intake(sessions: async_sessionmaker[AsyncSession], *, trigger: Trigger
                 raise
             return IntakeResult(delivery_pk=first.id, outcome=first.outcome, run_id=first.run_id,
                                 duplicate=True)
-        outcome, run_id, dispatch, detail = await _decide(
-            session, trigger=trigger, route=route, window_s=correlation_window_s, now=now)
-        row.outcome, row.run_id = outcome, run_id
-        if dispatch is None:
-            row.dispatched_at = now
         await session.commit()
-        return IntakeResult(delivery_pk=row.id, outcome=outcome, run_id=run_id, dispatch=dispatch,
-                            detail=detail)
+        return result
+
+
+async def record_and_decide(session: AsyncSession, *, trigger: Trigger, route: Route, payload: str,
+                            window_s: float, now: datetime) -> tuple[Delivery, IntakeResult]:
+    """Insert the delivery row (raises ``IntegrityError`` for a duplicate) and decide what it does,
+    in the caller's transaction (which the caller commits)."""
+    row = Delivery(source=trigger.source, delivery_id=trigger.delivery_id, received_at=now,
+                   event_kind=trigger.event_kind[:128], action=trigger.action.value,
+                   outcome="pending", org_id=route.org_id, team_id=route.team_id,
+                   route_stale=route.stale, trigger=trigger.model_dump(mode="json"),
+                   payload=payload, dispatch_attempts=0)
+    session.add(row)
+    await session.flush()
+    outcome, run_id, dispatch, detail = await _decide(session, trigger=trigger, route=route,
+                                                      window_s=window_s, now=now)
+    row.outcome, row.run_id = outcome, run_id
+    if dispatch is None:
+        row.dispatched_at = now
+    return row, IntakeResult(delivery_pk=row.id, outcome=outcome, run_id=run_id, dispatch=dispatch,
+                             detail=detail)
 
 
 async def _decide(session: AsyncSession, *, trigger: Trigger, route: Route, window_s: float,
@@ -174,9 +202,10 @@ async def _decide(session: AsyncSession, *, trigger: Trigger, route: Route, wind
             return "correlated", run.id, Dispatch("attach", run.id, run.org_id, run.team_id), ""
     run = await store.create_run(session, org_id=route.org_id, team_id=route.team_id, trigger=trigger,
                                  correlation_key=_correlation_key(trigger) if trigger.is_alert else None)
-    await store.append_event(session, run_id=run.id, kind="status",
-                             data={"status": "queued", "source": trigger.source,
-                                   "route": {"matched_by": route.matched_by, "stale": route.stale}})
+    # A run created in this transaction has no events yet: its first is seq 1 (no max(seq) read).
+    session.add(RunEvent(run_id=run.id, seq=1, kind="status", at=now,
+                         data={"status": "queued", "source": trigger.source,
+                               "route": {"matched_by": route.matched_by, "stale": route.stale}}))
     return "accepted", run.id, Dispatch("submit", run.id, run.org_id, run.team_id), ""
 
 
@@ -286,7 +315,7 @@ class DispatchMarks:
         batch, self._pending = self._pending, []
         if not batch:
             return
-        async with self._sessions() as session:
+        async with write_lock(self._sessions), self._sessions() as session:
             await session.execute(
                 update(Delivery).where(Delivery.id.in_(batch))
                 .values(dispatched_at=utcnow(), dispatch_error=None,
@@ -310,7 +339,7 @@ async def dispatch(sessions: async_sessionmaker[AsyncSession], runner: Runner, *
     if error is None and marks is not None and not attempt_claimed:
         marks.mark(delivery_pk)
         return True
-    async with sessions() as session:
+    async with write_lock(sessions), sessions() as session:
         values: dict[str, Any] = {} if attempt_claimed else {"dispatch_attempts": Delivery.dispatch_attempts + 1}
         if error is None:
             values.update(dispatched_at=utcnow(), dispatch_error=None)
@@ -366,7 +395,7 @@ async def _redispatch(sessions: async_sessionmaker[AsyncSession], runner: Runner
                       rows: Sequence[Delivery]) -> list[int]:
     done: list[int] = []
     for row in rows:
-        async with sessions() as session:
+        async with write_lock(sessions), sessions() as session:
             if not await _claim_attempt(session, row):
                 await session.commit()
                 continue   # another replica's sweep took this attempt

@@ -30,14 +30,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from incidentfox import metrics
 from incidentfox.contracts import Trigger, TriggerAction
-from incidentfox.errors import BadRequest, PayloadTooLarge, install_error_handlers
+from incidentfox.errors import BadRequest, PayloadTooLarge, error_response, install_error_handlers
 from incidentfox.runs.runner import Runner
 from serve_apps import deliveries
 from serve_apps.deliveries import Route
+from serve_apps.intake_batch import IntakeBatcher
 from serve_apps.webhook_secrets import SourceSpec, WebhookSecrets, source_spec
 from serve_apps.webhooks.errors import WebhookError
 
@@ -95,8 +97,18 @@ class GatewayCore:
     _tasks: set[asyncio.Task] = field(default_factory=set)
     _marks: deliveries.DispatchMarks | None = None
 
+    _batcher: IntakeBatcher | None = None
+
     def __post_init__(self) -> None:
         self._marks = deliveries.DispatchMarks(self.sessions)
+        bind = self.sessions.kw.get("bind")
+        if bind is not None and bind.dialect.name == "sqlite":
+            self._batcher = IntakeBatcher(self.sessions)   # group commit: see serve_apps.intake_batch
+
+    async def _intake(self, **kw: Any) -> deliveries.IntakeResult:
+        if self._batcher is not None:
+            return await self._batcher.intake(**kw)
+        return await deliveries.intake(self.sessions, **kw)
 
     def _count(self, source: str, outcome: str) -> None:
         key = f"{source}:{outcome}"
@@ -130,8 +142,8 @@ class GatewayCore:
         trigger = result.trigger
         route = await self._route(trigger, verified_org=choice.org_id)
         payload = body.decode("utf-8", "replace") if self.store_payload else ""
-        outcome = await deliveries.intake(self.sessions, trigger=trigger, route=route, payload=payload,
-                                          correlation_window_s=self.correlation_window_s)
+        outcome = await self._intake(trigger=trigger, route=route, payload=payload,
+                                     correlation_window_s=self.correlation_window_s)
         self._count(spec.name, "duplicate" if outcome.duplicate else outcome.outcome)
         if outcome.dispatch is not None:
             self._spawn(deliveries.dispatch(self.sessions, self.runner, delivery_pk=outcome.delivery_pk,
@@ -231,6 +243,14 @@ def create_gateway_app(core: GatewayCore, *, on_request: Callable[[], None] | No
     (the Serve deployment uses it to start its sweeper)."""
     app = FastAPI(title="IncidentFox webhook gateway", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
+
+    @app.exception_handler(OperationalError)
+    async def _store_unavailable(_: Request, exc: OperationalError) -> JSONResponse:
+        # Nothing was recorded (the transaction rolled back): ask the sender to retry, which every
+        # source does on 5xx; the retry is deduplicated like any other.
+        log.warning("webhook store unavailable: %s", type(exc.orig).__name__ if exc.orig else "OperationalError")
+        return error_response("store_unavailable", "the webhook store is busy; retry shortly", 503,
+                              headers={"Retry-After": "1"})
 
     def _route(endpoint: str) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def receive(request: Request) -> JSONResponse:

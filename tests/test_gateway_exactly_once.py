@@ -257,3 +257,36 @@ async def test_run_allocated_in_the_delivery_transaction(db_url, fixtures_dir):
                                     route=deliveries.Route(True, "acme", "payments"), payload="", now=utcnow())
     assert again.outcome == "accepted" and not again.duplicate
     await core.engine.dispose()
+
+
+async def test_group_commit_fails_only_the_bad_item(sqlite_url, fixtures_dir, monkeypatch):
+    """SQLite group commit: one failing item rolls back its batch, then every item is retried alone,
+    so only that item fails; in-batch copies share the first copy's run."""
+    from serve_apps.intake_batch import IntakeBatcher
+    from serve_apps.webhooks import slack
+
+    core = make_core(sqlite_url)
+    batcher = IntakeBatcher(core.sessions)
+    real = deliveries._decide
+
+    async def flaky(session, *, trigger, **kw):
+        if trigger.delivery_id == "EvBAD":
+            raise RuntimeError("cannot decide")
+        return await real(session, trigger=trigger, **kw)
+
+    monkeypatch.setattr(deliveries, "_decide", flaky)
+    route = deliveries.Route(True, "acme", "payments")
+    triggers = [slack.parse(headers={}, body=slack_event(fixtures_dir, event_id=e), now=0).trigger
+                for e in ("EvG1", "EvBAD", "EvG2", "EvG1")]
+    results = await asyncio.gather(*[batcher.intake(trigger=t, route=route, payload="") for t in triggers],
+                                   return_exceptions=True)
+    assert isinstance(results[1], RuntimeError)
+    assert results[0].outcome == "accepted" and results[2].outcome == "accepted"
+    assert results[3].duplicate and results[3].run_id == results[0].run_id
+    assert batcher.fallbacks == 1
+    assert await _count(core, Delivery) == 2 and await _count(core, Run) == 2
+    ok = await asyncio.gather(*[batcher.intake(trigger=t, route=route, payload="") for t in
+                                [slack.parse(headers={}, body=slack_event(fixtures_dir, event_id=f"EvN{i}"),
+                                             now=0).trigger for i in range(5)]])
+    assert len({r.run_id for r in ok}) == 5 and batcher.batches >= 1
+    await core.engine.dispose()

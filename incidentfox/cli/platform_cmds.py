@@ -24,6 +24,9 @@ SERVE_TUNING_ENV = {
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",   # one loop per replica: no cross-thread hop
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
     "RAY_USAGE_STATS_ENABLED": "0",
+    # Ray starts workers (so every Serve proxy and replica) at nice 15; on a shared small node that
+    # starves the request path behind any other process. The platform's own services run at 0.
+    "RAY_worker_niceness": "0",
 }
 FORWARDED_ENV_PREFIXES = ("INCIDENTFOX_", "SLACK_", "GITHUB_", "PAGERDUTY_", "INCIDENTIO_", "ALERTMANAGER_",
                           "GRAFANA_", "OPENAI_", "ANTHROPIC_", "RAY_SERVE_")
