@@ -7,6 +7,7 @@ import importlib
 MODEL_MODULES = (
     "config_service.db.models",
     "incidentfox.runs.models",
+    "actors.sandbox.models",
     "actors.scheduler.models",
 )
 

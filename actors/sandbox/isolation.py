@@ -188,6 +188,24 @@ async def run_command(command: str, *, workspace: Workspace, limits: SandboxLimi
     if not status.available:
         raise IsolationUnavailable(f"Bash is disabled on this node: {status.reason}")
     is_root = os.geteuid() == 0
+    uid = workspace.uid if is_root else None
+    started = time.monotonic()
+    # Spawning is shielded: a cancel that lands while asyncio is still wiring up the pipes would
+    # otherwise make asyncio wait for the (never-ending) command with no way to kill it. On cancel
+    # we let the spawn finish, kill what it started, and re-raise.
+    spawn = asyncio.ensure_future(_spawn(command, workspace=workspace, limits=limits, status=status,
+                                         network=network, is_root=is_root))
+    try:
+        proc = await asyncio.shield(spawn)
+    except asyncio.CancelledError:
+        await asyncio.shield(_abort_spawn(spawn, uid, outer_bwrap=status.mode == "bwrap"))
+        raise
+    return await _supervise(proc, workspace=workspace, limits=limits, timeout_s=timeout_s,
+                            started=started, kill_uid=is_root, status_mode=status.mode)
+
+
+async def _spawn(command: str, *, workspace: Workspace, limits: SandboxLimits, status: IsolationStatus,
+                 network: bool, is_root: bool) -> asyncio.subprocess.Process:
     ws_fd = os.open(workspace.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     fds: tuple[int, int] | None = None
     try:
@@ -198,18 +216,22 @@ async def run_command(command: str, *, workspace: Workspace, limits: SandboxLimi
         argv = build_argv(command, status=status, limits=limits, uid=workspace.uid, ws_fd=ws_fd,
                           data_fds=fds, network=network)
         ids = {"user": workspace.uid, "group": workspace.gid, "extra_groups": []} if is_root else {}
-        started = time.monotonic()
-        proc = await asyncio.create_subprocess_exec(
+        return await asyncio.create_subprocess_exec(
             *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             cwd=str(workspace.path), env=_env(VIRTUAL_ROOT if status.mode == "bwrap" else str(workspace.path)),
-            start_new_session=True,
-            pass_fds=(ws_fd, *(fds or ())), **ids)
+            start_new_session=True, pass_fds=(ws_fd, *(fds or ())), **ids)
     finally:
         os.close(ws_fd)
         for fd in fds or ():
             os.close(fd)
-    return await _supervise(proc, workspace=workspace, limits=limits, timeout_s=timeout_s,
-                            started=started, kill_uid=is_root, status_mode=status.mode)
+
+
+async def _abort_spawn(spawn: asyncio.Future, uid: int | None, *, outer_bwrap: bool) -> None:
+    try:
+        proc = await spawn
+    except Exception:  # noqa: BLE001 - the spawn failed: nothing was started, nothing to kill
+        return
+    await _kill_all(proc, uid, outer_bwrap=outer_bwrap)
 
 
 class _OutputLimit(Exception):

@@ -1,0 +1,130 @@
+"""SandboxHost: an async actor hosting many sandbox sessions on one node.
+
+Why many per actor: a session at rest is a few hundred KB of Python objects (transcript, one
+workspace handle) while a Ray actor process costs ~100+ MB, so one host holds up to
+``sessions_per_host`` sessions (64 by default; see docs/sandbox.md for the measurement). Commands
+run as separate sandboxed processes; the host only supervises them, so ``num_cpus=0``.
+
+:class:`SandboxHostCore` is plain Python (used in-process by the local backend and in unit tests);
+:data:`SandboxHost` is the same class as a Ray actor. Methods take/return plain data (dicts), and
+``send_message`` is an async generator (a Ray streaming generator when remote).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import ray
+
+from actors.sandbox.config import SandboxRuntime, parse_llm_config, parse_team_sandbox
+from actors.sandbox.isolation import IsolationStatus, sandbox_isolation_status
+from actors.sandbox.mcp import cipher_from_settings, select_servers
+from actors.sandbox.mirror import Reporter, SlackWebReporter
+from actors.sandbox.session import SandboxSession
+from actors.sandbox.store import SandboxStore
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process (``VmRSS``)."""
+    with open("/proc/self/status", "rb") as fh:
+        for line in fh:
+            if line.startswith(b"VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class SandboxHostCore:
+    def __init__(self, runtime: SandboxRuntime, *, name: str, reporter: Reporter | None = None,
+                 slack_api_url: str = "https://slack.com/api/") -> None:
+        self.runtime = runtime
+        self.name = name
+        self.reporter = reporter
+        self.slack_api_url = slack_api_url
+        self.store = SandboxStore(runtime.db_url)
+        self.sessions: dict[str, SandboxSession] = {}
+        self._isolation: IsolationStatus | None = None
+        self._loading: dict[str, asyncio.Task[SandboxSession]] = {}
+
+    async def isolation(self) -> IsolationStatus:
+        if self._isolation is None:
+            self._isolation = await asyncio.to_thread(sandbox_isolation_status, self.runtime.allow_rlimit_only,
+                                                      probe_uid=self.runtime.uid_base - 1)
+        return self._isolation
+
+    async def _session(self, session_id: str) -> SandboxSession:
+        """The in-memory session, loading it from the database (history included) on first use."""
+        session = self.sessions.get(session_id)
+        if session is not None:
+            return session
+        task = self._loading.get(session_id)
+        if task is None:
+            task = asyncio.ensure_future(SandboxSession.load(session_id=session_id, runtime=self.runtime,
+                                                             store=self.store, isolation=await self.isolation()))
+            self._loading[session_id] = task
+        try:
+            session = await task
+        finally:
+            self._loading.pop(session_id, None)
+        self.sessions[session_id] = session
+        return session
+
+    async def open_session(self, session_id: str) -> dict[str, Any]:
+        session = await self._session(session_id)
+        return {"session_id": session_id, "host": self.name, "messages": len(session.messages)}
+
+    async def send_message(self, session_id: str, text: str, llm: dict[str, Any],
+                           sandbox: dict[str, Any] | None = None,
+                           slack: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Run one turn. ``llm`` and ``sandbox`` are the team's current config sections (the API
+        key travels per message and is never stored); MCP names resolve against the allow-list now."""
+        llm_cfg = parse_llm_config(llm)
+        team = parse_team_sandbox(sandbox)
+        session = await self._session(session_id)
+        entries: list[dict[str, Any]] = []
+        if team.mcp_servers:
+            allow = {r.name: {"name": r.name, "transport": r.transport, "command": r.command, "url": r.url,
+                              "env": r.env, "tool_timeout_s": r.tool_timeout_s}
+                     for r in await self.store.get_allowlist()}
+            entries = select_servers(team.mcp_servers, allow)
+        reporter = self.reporter
+        if reporter is None and slack and slack.get("bot_token"):
+            reporter = SlackWebReporter(slack["bot_token"], base_url=self.slack_api_url)
+        cipher = cipher_from_settings() if any(e.get("env") for e in entries) else None
+        async for ev in session.send(text, llm=llm_cfg, mcp_entries=entries, cipher=cipher,
+                                     reporter=reporter, slack=slack):
+            yield ev
+
+    async def interrupt(self, session_id: str) -> bool:
+        session = self.sessions.get(session_id)
+        return await session.interrupt() if session is not None else False
+
+    async def close_session(self, session_id: str, *, remove_workspace: bool = True) -> bool:
+        """Stop the session's turn, forget it, and remove its workspace directory."""
+        session = self.sessions.pop(session_id, None)
+        if session is not None:
+            await session.close(remove_workspace=remove_workspace)
+            return True
+        if remove_workspace:
+            path = self.runtime.root / session_id
+            await asyncio.to_thread(_rmtree, path)
+        return False
+
+    async def stats(self) -> dict[str, Any]:
+        return {"name": self.name, "pid": os.getpid(), "sessions": len(self.sessions),
+                "busy": sum(1 for s in self.sessions.values() if s.busy), "rss_bytes": rss_bytes(),
+                "isolation": (await self.isolation()).to_dict()}
+
+    async def ping(self) -> str:
+        return self.name
+
+
+def _rmtree(path: Any) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+SandboxHost = ray.remote(num_cpus=0)(SandboxHostCore)

@@ -1,0 +1,277 @@
+"""SandboxManager: the named actor that creates, finds and expires sandbox sessions.
+
+* **Create**: parse the team's ``sandbox`` section, insert the session row with a unique
+  unprivileged UID, pick a host for the team's scheduling constraint (hosts are grouped by their
+  Ray options; a host holds up to ``sessions_per_host`` sessions, and a spare is started when the
+  group is 3/4 full so creates never wait for an actor to boot), and have the host make the
+  workspace.
+* **Locate**: which host serves a session. A session not in memory (manager restarted, or its host
+  died and was reported with :meth:`host_failed`) is assigned a host again, which reloads it from
+  the database: history survives, no turn is lost.
+* **Expire**: a sweep every ``sweep_interval_s`` ends sessions whose ``expires_at`` (last activity +
+  TTL) has passed (compare-and-set, so activity in between wins), removes their workspaces and
+  keeps their transcripts. Messages to an expired session get ``410 session_expired``.
+
+:class:`SandboxManagerCore` is plain Python over a *spawner* (how hosts are created and called):
+:class:`RaySpawner` in production, :class:`LocalSpawner` in-process for tests and Ray-less use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import ray
+
+from actors.sandbox.config import SandboxRuntime, check_scheduling, parse_team_sandbox
+from actors.sandbox.errors import SessionExpired, SessionNotFound
+from actors.sandbox.host import SandboxHost, SandboxHostCore
+from actors.sandbox.mirror import Reporter
+from actors.sandbox.store import SandboxStore, new_session_id
+from incidentfox.db import utcnow
+
+log = logging.getLogger("incidentfox.sandbox.manager")
+MANAGER_NAME = "sandbox-manager"
+HOST_CALL_TIMEOUT_S = 60.0
+
+
+@dataclass
+class HostInfo:
+    name: str
+    key: str
+    handle: Any
+    sessions: set[str] = field(default_factory=set)
+
+
+class LocalSpawner:
+    """Hosts as in-process objects (no Ray)."""
+
+    def __init__(self, runtime: SandboxRuntime, reporter: Reporter | None = None) -> None:
+        self.runtime, self.reporter = runtime, reporter
+
+    def spawn(self, name: str, scheduling: dict[str, Any]) -> Any:
+        return SandboxHostCore(self.runtime, name=name, reporter=self.reporter)
+
+    async def call(self, handle: Any, method: str, **kwargs: Any) -> Any:
+        return await getattr(handle, method)(**kwargs)
+
+    def kill(self, handle: Any) -> None:
+        pass
+
+
+class RaySpawner:
+    """Hosts as named async Ray actors with the team's scheduling options."""
+
+    def __init__(self, runtime: SandboxRuntime, reporter: Reporter | None = None) -> None:
+        self.runtime, self.reporter = runtime, reporter
+
+    def spawn(self, name: str, scheduling: dict[str, Any]) -> Any:
+        return SandboxHost.options(name=name, namespace=self.runtime.namespace, get_if_exists=True,
+                                   num_cpus=0, max_concurrency=self.runtime.host_max_concurrency,
+                                   **scheduling).remote(self.runtime, name=name, reporter=self.reporter)
+
+    async def call(self, handle: Any, method: str, **kwargs: Any) -> Any:
+        async with asyncio.timeout(HOST_CALL_TIMEOUT_S):
+            return await getattr(handle, method).remote(**kwargs)
+
+    def kill(self, handle: Any) -> None:
+        try:
+            ray.kill(handle, no_restart=True)
+        except ValueError:
+            pass  # already gone
+
+
+def scheduling_key(scheduling: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(scheduling, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+class SandboxManagerCore:
+    def __init__(self, runtime: SandboxRuntime, *, spawner: Any = None, reporter: Reporter | None = None,
+                 prewarm: list[dict[str, Any]] | None = None) -> None:
+        self.runtime = runtime
+        self.spawner = spawner or RaySpawner(runtime, reporter)
+        self.store = SandboxStore(runtime.db_url)
+        self.hosts: dict[str, HostInfo] = {}
+        self.by_session: dict[str, str] = {}
+        self._prewarm = [check_scheduling(p) for p in (prewarm or [])]
+        self._serial = 0
+        self._lock = asyncio.Lock()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> dict[str, Any]:
+        """Start the expiry sweep and the prewarmed hosts (idempotent); returns once they answer."""
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.create_task(self._sweep_loop())
+        async with self._lock:
+            for sched in self._prewarm:
+                if not any(h.key == scheduling_key(sched) for h in self.hosts.values()):
+                    self._spawn(scheduling_key(sched), sched)
+        await asyncio.gather(*(self.spawner.call(h.handle, "ping") for h in list(self.hosts.values())))
+        return {"hosts": sorted(self.hosts)}
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+
+    def _spawn(self, key: str, scheduling: dict[str, Any]) -> HostInfo:
+        self._serial += 1
+        name = f"sandbox-host-{key}-{self._serial}"
+        info = HostInfo(name=name, key=key, handle=self.spawner.spawn(name, scheduling))
+        self.hosts[name] = info
+        return info
+
+    async def _assign(self, session_id: str, scheduling: dict[str, Any]) -> HostInfo:
+        """The least-loaded host of this scheduling group with room; a new one if none has."""
+        key = scheduling_key(scheduling)
+        cap = self.runtime.sessions_per_host
+        async with self._lock:
+            current = self.hosts.get(self.by_session.get(session_id, ""))
+            if current is not None:  # a concurrent locate got here first
+                return current
+            group = [h for h in self.hosts.values() if h.key == key]
+            room = [h for h in group if len(h.sessions) < cap]
+            host = min(room, key=lambda h: len(h.sessions)) if room else self._spawn(key, scheduling)
+            host.sessions.add(session_id)
+            self.by_session[session_id] = host.name
+            group = [h for h in self.hosts.values() if h.key == key]
+            if sum(cap - len(h.sessions) for h in group) <= cap // 4:
+                self._spawn(key, scheduling)  # a spare, booting while this one fills up
+            return host
+
+    def _forget(self, session_id: str) -> HostInfo | None:
+        name = self.by_session.pop(session_id, None)
+        host = self.hosts.get(name) if name else None
+        if host is not None:
+            host.sessions.discard(session_id)
+        return host
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    async def create_session(self, *, org_id: str, team_id: str, created_by: str = "", title: str = "",
+                             sandbox: dict[str, Any] | None = None, scheduling: dict[str, Any] | None = None,
+                             slack: dict[str, Any] | None = None) -> dict[str, Any]:
+        team = parse_team_sandbox(sandbox)
+        sched = check_scheduling(scheduling)
+        session_id = new_session_id()
+        row = await self.store.create_session(
+            session_id=session_id, org_id=org_id, team_id=team_id,
+            workspace=str(self.runtime.root / session_id), ttl_s=team.ttl_s or self.runtime.ttl_s,
+            uid_base=self.runtime.uid_base, uid_count=self.runtime.uid_count, created_by=created_by, title=title,
+            config={"mcp_servers": team.mcp_servers, "network": team.network and self.runtime.allow_network},
+            scheduling=sched, slack_channel=(slack or {}).get("channel"),
+            slack_thread_ts=(slack or {}).get("thread_ts"))
+        host = await self._assign(session_id, sched)
+        try:
+            await self.spawner.call(host.handle, "open_session", session_id=session_id)
+        except BaseException:
+            self._forget(session_id)
+            await self.store.end_session(session_id=session_id, status="deleted", reason="create_failed")
+            raise
+        await self.store.set_host(session_id=session_id, host=host.name)
+        return {"session_id": session_id, "host": host.name, "expires_at": row.expires_at.isoformat(),
+                "ttl_s": row.ttl_s}
+
+    async def locate(self, session_id: str) -> str:
+        """The name of the host serving ``session_id`` (assigning one if needed)."""
+        name = self.by_session.get(session_id)
+        if name is not None and name in self.hosts:
+            return name
+        row = await self.store.get_session(session_id=session_id)
+        if row is None or row.status == "deleted":
+            raise SessionNotFound(f"sandbox session {session_id} does not exist")
+        if row.status != "active":
+            raise SessionExpired(f"sandbox session {session_id} has expired; its transcript is kept")
+        host = await self._assign(session_id, row.scheduling or {})
+        await self.spawner.call(host.handle, "open_session", session_id=session_id)
+        await self.store.set_host(session_id=session_id, host=host.name)
+        return host.name
+
+    def where(self, session_id: str) -> str | None:
+        """The host currently holding ``session_id`` in memory, if any (never assigns one)."""
+        name = self.by_session.get(session_id)
+        return name if name in self.hosts else None
+
+    def host_handle(self, name: str) -> Any:
+        return self.hosts[name].handle
+
+    async def host_failed(self, name: str) -> list[str]:
+        """A caller saw ``name`` die: drop it; its sessions move to other hosts on next use."""
+        async with self._lock:
+            host = self.hosts.pop(name, None)
+        if host is None:
+            return []
+        for sid in host.sessions:
+            self.by_session.pop(sid, None)
+        self.spawner.kill(host.handle)
+        log.warning("sandbox host %s failed; %d sessions will resume elsewhere", name, len(host.sessions))
+        return sorted(host.sessions)
+
+    async def delete_session(self, session_id: str) -> bool:
+        ended = await self.store.end_session(session_id=session_id, status="deleted", reason="deleted")
+        await self._close_everywhere(session_id)
+        return ended
+
+    async def _close_everywhere(self, session_id: str) -> None:
+        host = self._forget(session_id)
+        if host is not None:
+            try:
+                await self.spawner.call(host.handle, "close_session", session_id=session_id)
+                return
+            except Exception as exc:  # noqa: BLE001 - a dead host cannot clean up; we do it below
+                log.warning("sandbox host %s could not close %s: %s", host.name, session_id, type(exc).__name__)
+        # No live host holds it: remove the workspace from here (same node in single-node setups).
+        await asyncio.to_thread(_rmtree, self.runtime.root / session_id)
+
+    async def sweep(self, now: datetime | None = None) -> list[str]:
+        """End every session whose TTL passed by ``now``; returns their ids."""
+        now = now or utcnow()
+        expired = []
+        for row in await self.store.list_expired(now=now):
+            if await self.store.end_session(session_id=row.id, status="expired", reason="ttl", expired_by=now):
+                await self._close_everywhere(row.id)
+                expired.append(row.id)
+        return expired
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.runtime.sweep_interval_s)
+            try:
+                ids = await self.sweep()
+                if ids:
+                    log.info("sandbox sweep expired %d sessions", len(ids))
+            except Exception:
+                log.exception("sandbox sweep failed")
+
+    async def stats(self) -> dict[str, Any]:
+        hosts = await asyncio.gather(*(self.spawner.call(h.handle, "stats") for h in self.hosts.values()),
+                                     return_exceptions=True)
+        return {"hosts": [h for h in hosts if isinstance(h, dict)],
+                "sessions": sum(len(h.sessions) for h in self.hosts.values())}
+
+
+def _rmtree(path: Any) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+SandboxManager = ray.remote(num_cpus=0)(SandboxManagerCore)
+
+
+def get_or_create_manager(runtime: SandboxRuntime, *, reporter: Reporter | None = None,
+                          prewarm: list[dict[str, Any]] | None = None, detached: bool = True,
+                          name: str = MANAGER_NAME) -> Any:
+    """The named manager actor in ``runtime.namespace`` (created on first call). Callers then
+    ``await manager.start.remote()`` once; it is idempotent."""
+    opts: dict[str, Any] = {"name": name, "namespace": runtime.namespace, "get_if_exists": True,
+                            "num_cpus": 0, "max_concurrency": 1000}
+    if detached:
+        opts["lifetime"] = "detached"
+    return SandboxManager.options(**opts).remote(runtime, reporter=reporter, prewarm=prewarm)

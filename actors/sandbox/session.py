@@ -1,0 +1,182 @@
+"""SandboxSession: one workspace and one conversation, hosted in a SandboxHost.
+
+A session's state lives in the database (row + append-only transcript) and on the node's disk (the
+workspace); the in-memory object is a cache that any host can rebuild with :meth:`load`, which is
+how a session whose host died resumes with its full history.
+
+A turn runs as its own task, so it survives the HTTP client going away (the Slack mirror still
+sees it through) and so :meth:`interrupt` can cancel it: the model stream is closed or the running
+command's processes are killed, the transcript is repaired and persisted, and the caller's stream
+ends with ``interrupted``. One turn at a time: a second message while one runs is
+:class:`TurnInProgress`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from actors.sandbox import events
+from actors.sandbox.agent import DEFAULT_SYSTEM, TurnContext, client_for, run_turn
+from actors.sandbox.config import LLMConfig, SandboxRuntime
+from actors.sandbox.errors import SandboxError, SessionExpired, SessionNotFound, TurnInProgress
+from actors.sandbox.events import SandboxEvent
+from actors.sandbox.isolation import IsolationStatus
+from actors.sandbox.mcp import open_mcp_tools
+from actors.sandbox.mirror import Reporter, ThrottledMessage, TurnMirror
+from actors.sandbox.store import SandboxStore
+from actors.sandbox.tools import Toolbox
+from actors.sandbox.transcript import Message, user_text
+from actors.sandbox.workspace import Workspace
+
+log = logging.getLogger("incidentfox.sandbox.session")
+MIRROR_DRAIN_S = 15.0
+
+
+class SandboxSession:
+    def __init__(self, *, session_id: str, org_id: str, team_id: str, workspace: Workspace,
+                 messages: list[Message], network: bool, runtime: SandboxRuntime, store: SandboxStore,
+                 isolation: IsolationStatus) -> None:
+        self.id, self.org_id, self.team_id = session_id, org_id, team_id
+        self.workspace = workspace
+        self.messages = messages
+        self.network = network
+        self.runtime, self.store, self.isolation = runtime, store, isolation
+        self._persisted = len(messages)
+        self._persist_lock = asyncio.Lock()
+        self._turn: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def load(cls, *, session_id: str, runtime: SandboxRuntime, store: SandboxStore,
+                   isolation: IsolationStatus) -> SandboxSession:
+        """Rebuild a session from the database, (re)creating its workspace directory if needed."""
+        row = await store.get_session(session_id=session_id)
+        if row is None or row.status == "deleted":
+            raise SessionNotFound(f"sandbox session {session_id} does not exist")
+        if row.status != "active" or row.uid is None:
+            raise SessionExpired(f"sandbox session {session_id} has expired; its transcript is kept",
+                                 details={"session_id": session_id})
+        ws = await asyncio.to_thread(Workspace.ensure, runtime.root, session_id, uid=row.uid)
+        history = [{"role": m["role"], "content": m["content"]}
+                   for m in await store.list_messages(session_id=session_id)]
+        return cls(session_id=session_id, org_id=row.org_id, team_id=row.team_id, workspace=ws,
+                   messages=history, network=bool((row.config or {}).get("network")), runtime=runtime,
+                   store=store, isolation=isolation)
+
+    @property
+    def busy(self) -> bool:
+        return self._turn is not None and not self._turn.done()
+
+    async def send(self, text: str, *, llm: LLMConfig, mcp_entries: list[dict[str, Any]],
+                   cipher: Any = None, reporter: Reporter | None = None,
+                   slack: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Start a turn for ``text`` and yield its events (as dicts) until the terminal one."""
+        if self.busy:
+            raise TurnInProgress(f"session {self.id} is already running a turn; interrupt it or wait")
+        queue: asyncio.Queue[SandboxEvent] = asyncio.Queue()
+        mirror = None
+        if reporter is not None and slack and slack.get("channel"):
+            mirror = TurnMirror(ThrottledMessage(reporter, channel=slack["channel"],
+                                                 thread_ts=slack.get("thread_ts")),
+                                session_id=self.id, question=text)
+        self._turn = asyncio.create_task(self._run(text, llm, mcp_entries, cipher, queue.put_nowait, mirror))
+        while True:
+            ev = await queue.get()
+            yield ev.to_dict()
+            if ev.terminal:
+                return
+
+    async def interrupt(self) -> bool:
+        """Cancel the running turn; returns once it has stopped (transcript persisted)."""
+        turn = self._turn
+        if turn is None or turn.done():
+            return False
+        turn.cancel()
+        await asyncio.wait({turn}, timeout=15)
+        return True
+
+    async def close(self, *, remove_workspace: bool) -> None:
+        await self.interrupt()
+        if remove_workspace:
+            await asyncio.to_thread(self.workspace.remove)
+
+    # -- the turn --------------------------------------------------------------------------------
+
+    async def _persist(self) -> None:
+        async with self._persist_lock:
+            new = self.messages[self._persisted:]
+            if new:
+                await self.store.append_messages(session_id=self.id, start_seq=self._persisted, messages=new)
+                self._persisted += len(new)
+
+    async def _run(self, text: str, llm: LLMConfig, mcp_entries: list[dict[str, Any]], cipher: Any,
+                   emit: Callable[[SandboxEvent], None], mirror: TurnMirror | None) -> None:
+        mirror_q: asyncio.Queue[SandboxEvent | None] = asyncio.Queue()
+        mirror_task = asyncio.create_task(self._drain_mirror(mirror, mirror_q)) if mirror else None
+
+        def publish(ev: SandboxEvent) -> None:
+            emit(ev)
+            if mirror_task is not None:
+                mirror_q.put_nowait(ev)
+
+        # The terminal event is published last, after the transcript is persisted and the row is
+        # marked idle, so a caller that reacts to it with the next message never sees "busy".
+        terminal: SandboxEvent | None = None
+        try:
+            self.messages.append(user_text(text))
+            await self._persist()
+            await self.store.touch(session_id=self.id, busy=True)
+            async with open_mcp_tools(mcp_entries, cipher=cipher,
+                                      connect_timeout_s=self.runtime.mcp_timeout_s) as mcp:
+                toolbox = Toolbox(self.workspace, self.runtime.limits, self.isolation, network=self.network,
+                                  extra_specs=mcp.specs, extra=mcp.handlers)
+                ctx = TurnContext(
+                    client=client_for(llm, timeout_s=self.runtime.model_timeout_s), model=llm.model,
+                    max_tokens=llm.max_tokens,
+                    system=DEFAULT_SYSTEM + ("\n\n" + llm.system_prompt if llm.system_prompt else ""),
+                    tools=toolbox.specs(), execute=toolbox.execute, persist=self._persist,
+                    max_steps=self.runtime.max_steps, model_timeout_s=self.runtime.model_timeout_s,
+                    tool_timeout_s=self.runtime.tool_timeout_s)
+                async for ev in run_turn(ctx, self.messages):
+                    if ev.terminal:  # the generator ends right after it
+                        terminal = ev
+                        continue
+                    publish(ev)
+                    if ev.type == "tool_end":  # long turns are activity too
+                        await self.store.touch(session_id=self.id)
+        except asyncio.CancelledError:
+            terminal = events.interrupted()
+            raise
+        except SandboxError as exc:
+            terminal = events.error(exc.code, exc.message)
+        except Exception as exc:
+            log.exception("sandbox turn failed in session %s", self.id)
+            terminal = events.error("internal_error", f"the turn failed: {type(exc).__name__}")
+        finally:
+            try:
+                await asyncio.shield(self._finish(mirror_task, mirror_q,
+                                                  terminal or events.error("internal_error", "turn ended")))
+            finally:
+                emit(terminal or events.error("internal_error", "the turn ended without a result"))
+
+    async def _finish(self, mirror_task: asyncio.Task[None] | None, mirror_q: asyncio.Queue,
+                      terminal: SandboxEvent) -> None:
+        await self._persist()
+        await self.store.touch(session_id=self.id, busy=False, turn_done=True)
+        if mirror_task is not None:
+            mirror_q.put_nowait(terminal)
+            mirror_q.put_nowait(None)
+            try:
+                async with asyncio.timeout(MIRROR_DRAIN_S):
+                    await mirror_task
+            except TimeoutError:
+                mirror_task.cancel()
+
+    @staticmethod
+    async def _drain_mirror(mirror: TurnMirror, q: asyncio.Queue[SandboxEvent | None]) -> None:
+        """Feed the Slack mirror off the turn's path: Slack latency never slows the turn."""
+        while (ev := await q.get()) is not None:
+            await mirror.on_event(ev)
+        await mirror.message.close()

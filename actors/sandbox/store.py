@@ -1,0 +1,161 @@
+"""Database access for sandbox sessions, transcripts and the MCP allow-list (keyword-only, async).
+
+State changes that can race (expiry vs. activity, delete vs. expiry) are compare-and-set updates:
+``end_session`` only ends an ``active`` row, and with ``expired_by`` only one whose ``expires_at``
+has passed, so a session touched in the meantime survives the sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from actors.sandbox.errors import SandboxError
+from actors.sandbox.models import SandboxMcpServerRow, SandboxMessageRow, SandboxSessionRow
+from incidentfox.db import make_async_engine, session_factory, utcnow
+
+
+def new_session_id() -> str:
+    return "sbx_" + secrets.token_hex(12)
+
+
+class SandboxStore:
+    """One async engine per process (host, manager, API replica)."""
+
+    def __init__(self, db_url: str) -> None:
+        self.engine = make_async_engine(db_url)
+        self.sessions = session_factory(self.engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- sessions ------------------------------------------------------------------------------
+
+    async def create_session(self, *, session_id: str, org_id: str, team_id: str, workspace: str,
+                             ttl_s: float, uid_base: int, uid_count: int, created_by: str = "",
+                             title: str = "", config: dict[str, Any] | None = None,
+                             scheduling: dict[str, Any] | None = None, host: str | None = None,
+                             slack_channel: str | None = None, slack_thread_ts: str | None = None,
+                             now: datetime | None = None) -> SandboxSessionRow:
+        """Insert an active session with a UID unique among live sessions: start at a hash of the
+        id and probe forward; the UNIQUE constraint arbitrates between concurrent creators."""
+        now = now or utcnow()
+        start = int(hashlib.sha256(session_id.encode()).hexdigest(), 16) % uid_count
+        for probe in range(64):
+            uid = uid_base + (start + probe * 7919) % uid_count
+            row = SandboxSessionRow(
+                id=session_id, org_id=org_id, team_id=team_id, status="active", uid=uid, host=host,
+                workspace=workspace, ttl_s=ttl_s, created_at=now, last_active_at=now,
+                expires_at=now + timedelta(seconds=ttl_s), created_by=created_by[:128], title=title[:200],
+                turns=0, busy=False, config=config or {}, scheduling=scheduling or {},
+                slack_channel=slack_channel, slack_thread_ts=slack_thread_ts)
+            async with self.sessions() as s:
+                s.add(row)
+                try:
+                    await s.commit()
+                    return row
+                except IntegrityError:
+                    await s.rollback()
+                    if await self.get_session(session_id=session_id) is not None:
+                        raise
+        raise SandboxError("no free sandbox UID; too many live sessions", code="no_free_uid", status=503)
+
+    async def get_session(self, *, session_id: str) -> SandboxSessionRow | None:
+        async with self.sessions() as s:
+            return await s.get(SandboxSessionRow, session_id)
+
+    async def set_host(self, *, session_id: str, host: str) -> None:
+        async with self.sessions() as s:
+            await s.execute(update(SandboxSessionRow).where(SandboxSessionRow.id == session_id)
+                            .values(host=host))
+            await s.commit()
+
+    async def touch(self, *, session_id: str, busy: bool | None = None, turn_done: bool = False,
+                    now: datetime | None = None) -> bool:
+        """Record activity: push ``expires_at`` to now + ttl. False if the session is not active."""
+        now = now or utcnow()
+        async with self.sessions() as s:
+            row = await s.get(SandboxSessionRow, session_id)
+            if row is None or row.status != "active":
+                return False
+            row.last_active_at = now
+            row.expires_at = now + timedelta(seconds=row.ttl_s)
+            if busy is not None:
+                row.busy = busy
+            if turn_done:
+                row.turns += 1
+            await s.commit()
+            return True
+
+    async def end_session(self, *, session_id: str, status: str, reason: str,
+                          expired_by: datetime | None = None, now: datetime | None = None) -> bool:
+        """Move an active session to ``status`` (expired | deleted) and free its UID. With
+        ``expired_by``, only if it had expired by then (compare-and-set against activity)."""
+        now = now or utcnow()
+        stmt = (update(SandboxSessionRow)
+                .where(SandboxSessionRow.id == session_id, SandboxSessionRow.status == "active")
+                .values(status=status, end_reason=reason, ended_at=now, uid=None, busy=False))
+        if expired_by is not None:
+            stmt = stmt.where(SandboxSessionRow.expires_at <= expired_by)
+        async with self.sessions() as s:
+            res = await s.execute(stmt)
+            await s.commit()
+            return res.rowcount == 1
+
+    async def list_expired(self, *, now: datetime, limit: int = 200) -> list[SandboxSessionRow]:
+        async with self.sessions() as s:
+            rows = await s.scalars(select(SandboxSessionRow)
+                                   .where(SandboxSessionRow.status == "active",
+                                          SandboxSessionRow.expires_at <= now)
+                                   .order_by(SandboxSessionRow.expires_at).limit(limit))
+            return list(rows)
+
+    async def count_active(self) -> int:
+        async with self.sessions() as s:
+            return int(await s.scalar(select(func.count()).select_from(SandboxSessionRow)
+                                      .where(SandboxSessionRow.status == "active")) or 0)
+
+    # -- transcript ----------------------------------------------------------------------------
+
+    async def append_messages(self, *, session_id: str, start_seq: int, messages: list[dict[str, Any]]) -> None:
+        if not messages:
+            return
+        async with self.sessions() as s:
+            for i, m in enumerate(messages):
+                s.add(SandboxMessageRow(session_id=session_id, seq=start_seq + i, role=m["role"],
+                                        content=m["content"] if isinstance(m["content"], list)
+                                        else [{"type": "text", "text": str(m["content"])}]))
+            await s.commit()
+
+    async def list_messages(self, *, session_id: str) -> list[dict[str, Any]]:
+        async with self.sessions() as s:
+            rows = await s.scalars(select(SandboxMessageRow).where(SandboxMessageRow.session_id == session_id)
+                                   .order_by(SandboxMessageRow.seq))
+            return [{"role": r.role, "content": r.content, "seq": r.seq,
+                     "created_at": r.created_at.isoformat()} for r in rows]
+
+    # -- MCP allow-list ------------------------------------------------------------------------
+
+    async def replace_allowlist(self, *, entries: list[dict[str, Any]], updated_by: str) -> None:
+        """Replace the whole allow-list (PUT semantics) in one transaction."""
+        now = utcnow()
+        async with self.sessions() as s:
+            for row in list(await s.scalars(select(SandboxMcpServerRow))):
+                await s.delete(row)
+            await s.flush()
+            for e in entries:
+                s.add(SandboxMcpServerRow(name=e["name"], transport=e["transport"], command=e.get("command") or [],
+                                          url=e.get("url"), env=e.get("env") or {},
+                                          description=e.get("description") or "",
+                                          tool_timeout_s=float(e.get("tool_timeout_s") or 30.0),
+                                          updated_at=now, updated_by=updated_by[:128]))
+            await s.commit()
+
+    async def get_allowlist(self) -> list[SandboxMcpServerRow]:
+        async with self.sessions() as s:
+            return list(await s.scalars(select(SandboxMcpServerRow).order_by(SandboxMcpServerRow.name)))
