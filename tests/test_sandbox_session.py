@@ -231,7 +231,7 @@ async def test_mcp_servers_only_from_the_allow_list(backend: LocalSandboxBackend
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from cryptography.fernet import Fernet
 
-    from actors.sandbox.mcp import encrypt_env, cipher_from_settings
+    from actors.sandbox.mcp import cipher_from_settings, encrypt_env
     from incidentfox.settings import Settings
 
     key = Fernet.generate_key().decode()

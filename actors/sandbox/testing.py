@@ -214,9 +214,9 @@ def validate_request(body: dict[str, Any]) -> str | None:
         if not blocks:
             return f"messages.{i}: content must not be empty"
         kinds = [b.get("type") for b in blocks]
-        if m.get("role") == "user" and "tool_result" in kinds:
-            if kinds != sorted(kinds, key=lambda k: k != "tool_result"):
-                return f"messages.{i}: tool_result blocks must come first"
+        first = sorted(kinds, key=lambda k: k != "tool_result")
+        if m.get("role") == "user" and "tool_result" in kinds and kinds != first:
+            return f"messages.{i}: tool_result blocks must come first"
         if m.get("role") == "assistant":
             ids = [b.get("id") for b in blocks if b.get("type") == "tool_use"]
             nxt = msgs[i + 1] if i + 1 < len(msgs) else None
