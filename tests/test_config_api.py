@@ -279,3 +279,20 @@ async def test_audit_records_writes_filtered_and_paged(cs):
     assert [i["action"] for i in other] == ["org.create"]
     r = await cs.call("GET", "/api/v1/orgs/acme/audit", params={"limit": 0})
     assert r.status_code == 422
+
+
+async def test_seed_demo_is_idempotent_and_usable(cs):
+    from config_service.services.seed import seed_demo
+
+    for _ in range(2):
+        async with cs.app.state.session_factory() as s:
+            seeded = await seed_demo(s, settings=cs.settings)
+    who = (await cs.call("GET", "/api/v1/auth/whoami", token=seeded["team_token"])).json()
+    assert (who["org_id"], who["team_node_id"]) == ("demo", "sre")
+    who = (await cs.call("GET", "/api/v1/auth/whoami", token=seeded["org_admin_token"])).json()
+    assert (who["auth_kind"], who["org_id"]) == ("org_admin", "demo")
+    got = (await cs.call("POST", "/api/v1/routing/lookup",
+                         json={"identifiers": {"slack_channel_id": "C0DEMO0001"}})).json()
+    assert (got["org_id"], got["team_node_id"]) == ("demo", "sre")
+    eff = (await cs.call("GET", "/api/v1/team/config", token=seeded["team_token"])).json()["config"]
+    assert eff["slack"]["default_channel"] == "C0DEMO0001" and eff["locked_paths"] == ["deployment.mode"]
