@@ -69,7 +69,7 @@ def _summary_table(suite: str, result: dict[str, Any]) -> Table:
     t.add_row("cases", str(result["cases"]))
     t.add_row("top-1 / top-3", "n/a" if top1 is None else f"{top1:.2f} / {top3:.2f}")
     t.add_row("wall time", f"{result['wall_seconds']:.1f} s ({'Ray' if result['ray'] else 'in-process'}, "
-                           f"{result['workers']} workers)")
+                           f"{result['workers']} workers); {result['total_seconds']:.1f} s with start-up")
     return t
 
 
@@ -89,6 +89,7 @@ def eval_command(
     from incidentfox.evaluation import harness, suites
 
     console = Console()
+    t_start = time.perf_counter()
     try:
         plan = suites.plan(suite.value, data=data, split=split, labels=labels)
     except suites.SuiteError as e:
@@ -109,8 +110,10 @@ def eval_command(
             import ray
 
             ray.shutdown()
-    result = {"suite": suite.value, **plan.meta, **plan.finish(results),
-              "wall_seconds": round(time.perf_counter() - t0, 2), "workers": workers, "ray": not no_ray}
+    result: dict[str, Any] = {"suite": suite.value, **plan.meta, **plan.finish(results),
+              "wall_seconds": round(time.perf_counter() - t0, 2), "workers": workers, "ray": not no_ray,
+              "items": len(plan.items)}
+    result["total_seconds"] = round(time.perf_counter() - t_start, 2)   # including Ray start-up
     console.print(_case_table(suite.value, result))
     console.print(_summary_table(suite.value, result))
     if json_out is not None:

@@ -81,8 +81,11 @@ def _pct(v: Any) -> str:
 
 def _section(suite: str, r: dict[str, Any]) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"### {suite}", "", (f"Run {when}: {r.get('cases')} cases in {r.get('wall_seconds', 0):.1f} s "
-             f"({r.get('workers', '?')} workers, {'Ray' if r.get('ray') else 'in-process'}).")]
+    windows = sum(v.get("windows", 0) for v in r.get("specificity_windows", {}).values())
+    what = f"{r.get('cases')} cases" + (f" and {windows} specificity windows" if windows else "")
+    lines = [f"### {suite}", "", (f"Run {when}: {what} ranked in {r.get('wall_seconds', 0):.1f} s "
+             f"({r.get('workers', '?')} workers, {'Ray' if r.get('ray') else 'in-process'}); "
+             f"{r.get('total_seconds', r.get('wall_seconds', 0)):.1f} s end to end, Ray start-up included.")]
     if suite == "petshop":
         lines += ["", f"Split: {r.get('split', 'all')}.", "",
                   "| scenario / alert metric | cases | top-1 | top-3 |", "|---|---|---|---|"]
