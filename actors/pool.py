@@ -100,13 +100,31 @@ def make_config_loader(cfg: PoolConfig, sessions: Any):  # noqa: ANN201
     return load
 
 
+def _preimport() -> None:
+    """Import what runs use now: an import inside a run would block the actor's event loop (and
+    its lease heartbeat) for seconds on a busy node."""
+    import aiohttp  # noqa: F401
+    import agents  # noqa: F401
+
+    import actors.agents.planner_agent  # noqa: F401
+    import actors.agents.providers  # noqa: F401
+    import actors.agents.subagent_factory  # noqa: F401
+    import actors.agents.toolset  # noqa: F401
+    import actors.tools.registry  # noqa: F401
+    try:
+        import actors.ranking.rca  # noqa: F401
+        import config_service.services.config  # noqa: F401
+    except ImportError as exc:   # optional until those packages exist; the run reports it
+        log.warning("preimport skipped: %s", exc)
+
+
 # --------------------------------------------------------------------------------------------- actor
 @ray.remote(num_cpus=0)
 class InvestigationActor:
     """Hosts many runs; see the module docstring. Created only by :class:`InvestigationPool`."""
 
     def __init__(self, name: str, cfg: PoolConfig) -> None:
-        import aiohttp  # noqa: F401 - imported here so the actor fails fast if missing
+        _preimport()
 
         self.name = name
         self.owner = f"{name}:{uuid.uuid4().hex[:8]}"
@@ -294,6 +312,17 @@ class InvestigationPool:
                        for k, g in self._groups.items()},
             "running": len(self._where),
         }
+
+    async def warmup(self, key: str = "shared") -> dict[str, int]:
+        """Create the actors of placement ``key`` and wait until every one has started (imports
+        done), so the first run does not pay for process start-up. ``up`` and tests call it."""
+        check_available(key, await asyncio.to_thread(ray.cluster_resources))
+        group = self._group(key)
+        refs = [m.handle.ping.remote() for m in group.members]
+        refs += [w.ping.remote() for w in group.workers] + [e.ping.remote() for e in group.executors]
+        async with asyncio.timeout(120):
+            await asyncio.gather(*refs)
+        return {"actors": len(group.members), "workers": len(group.workers), "executors": len(group.executors)}
 
     async def shutdown(self) -> None:
         """Stop the loops and kill every actor this pool created (the caller then kills the pool)."""

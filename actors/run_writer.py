@@ -1,11 +1,11 @@
-"""Batched persistence for what runs record: tool calls and phase events.
+"""Batched persistence for what runs record: tool calls and phase events (group commit).
 
 Under an alert storm a node runs hundreds of investigations at once, each making a dozen tool calls
 and a dozen phase events. One transaction per row would make the database the bottleneck (SQLite
-serialises writers), so rows are queued and a background task writes whatever has accumulated in
-one transaction (at most every :data:`FLUSH_INTERVAL_S`, or at once when :data:`FLUSH_AT` rows
-wait). :meth:`RunWriter.flush` forces a write; callers that must have a row durable before they go
-on (the final RCA, a status change) await it.
+serialises writers), so rows are queued and one background task writes whatever has accumulated in
+one transaction: at once when it is idle, and rows arriving during a write go into the next one.
+:meth:`RunWriter.tool_call` returns a future resolved when its row is committed, so a tool result
+can be returned only once its record is durable; :meth:`RunWriter.flush` forces a write.
 
 Events get their per-run ``seq`` inside the writing transaction (``max(seq) + 1``), so events
 appended by another process (the gateway absorbing an alert into the run) interleave correctly; the
@@ -28,8 +28,6 @@ from incidentfox.runs.models import RunEvent, ToolCall
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL_S = 0.05
-FLUSH_AT = 200
 WRITE_TIMEOUT_S = 30.0
 MAX_ATTEMPTS = 5
 
@@ -40,6 +38,7 @@ class RunWriter:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._tool_calls: list[dict[str, Any]] = []
+        self._waiters: list[asyncio.Future[None]] = []
         self._events: list[tuple[str, str, dict[str, Any], Any]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -49,10 +48,15 @@ class RunWriter:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._loop())
 
-    def tool_call(self, row: dict[str, Any]) -> None:
-        """Queue a finished tool call (keys of :class:`ToolCall`; arguments already masked)."""
+    def tool_call(self, row: dict[str, Any]) -> asyncio.Future[None]:
+        """Queue a finished tool call (keys of :class:`ToolCall`; arguments already masked); the
+        returned future resolves once the row is committed."""
         self._tool_calls.append(row)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())   # nobody may await it
+        self._waiters.append(fut)
         self._poke()
+        return fut
 
     def event(self, run_id: str, kind: str, data: dict[str, Any]) -> None:
         self._events.append((run_id, kind, data, utcnow()))
@@ -60,15 +64,11 @@ class RunWriter:
 
     def _poke(self) -> None:
         self._ensure_task()
-        if len(self._tool_calls) + len(self._events) >= FLUSH_AT:
-            self._wake.set()
+        self._wake.set()
 
     async def _loop(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), FLUSH_INTERVAL_S)
-            except TimeoutError:
-                pass
+            await self._wake.wait()
             self._wake.clear()
             if self._tool_calls or self._events:
                 try:
@@ -81,19 +81,33 @@ class RunWriter:
         async with self._write_lock:
             calls, self._tool_calls = self._tool_calls, []
             events, self._events = self._events, []
+            waiters, self._waiters = self._waiters, []
             if not calls and not events:
                 return
-            for attempt in range(1, MAX_ATTEMPTS + 1):
-                try:
-                    async with asyncio.timeout(WRITE_TIMEOUT_S):
-                        await self._write(calls, events)
-                    return
-                except (OperationalError, IntegrityError, TimeoutError):
-                    if attempt == MAX_ATTEMPTS:
-                        # Put them back so the loop retries later rather than dropping them.
-                        self._tool_calls[:0], self._events[:0] = calls, events
-                        raise
-                    await asyncio.sleep(0.05 * attempt)   # backoff on a locked database
+            try:
+                for attempt in range(1, MAX_ATTEMPTS + 1):
+                    try:
+                        async with asyncio.timeout(WRITE_TIMEOUT_S):
+                            await self._write(calls, events)
+                        break
+                    except (OperationalError, TimeoutError):
+                        if attempt == MAX_ATTEMPTS:
+                            raise
+                        await asyncio.sleep(0.05 * attempt)   # backoff on a locked database
+                    except IntegrityError:
+                        if attempt == MAX_ATTEMPTS:
+                            raise
+                        # A concurrent event writer took our seq: recompute in the next attempt.
+            except BaseException as exc:
+                log.error("dropped %d tool-call and %d event rows: %s", len(calls), len(events),
+                          type(exc).__name__)
+                for fut in waiters:
+                    if not fut.done():
+                        fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+                raise
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
 
     async def _write(self, calls: list[dict[str, Any]], events: list[tuple[str, str, dict[str, Any], Any]]) -> None:
         async with self._sessions() as s:

@@ -171,6 +171,12 @@ class SubAgentWorker:
 
     def __init__(self) -> None:
         self._core = SubAgentCore()
+        # Import the SDK and the tool registry now, not on the first sub-agent call.
+        import agents  # noqa: F401
+
+        import actors.agents.toolset  # noqa: F401
+        import actors.tools.playbooks  # noqa: F401
+        import actors.tools.registry  # noqa: F401
 
     async def run(self, req: SubAgentRequest) -> SubAgentResult:
         return await self._core.run(req)

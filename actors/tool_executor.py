@@ -33,6 +33,7 @@ from actors.tools.execute import execute, mask_arguments
 from incidentfox.db import make_async_engine, session_factory
 
 MAX_CONTEXTS = 4096
+RECORD_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -108,6 +109,7 @@ class ToolExecutorCore:
         spec = self.specs().get(req.tool)
         ctx = self._context(req)
         status, result = "cancelled", None
+        recorded: asyncio.Future[None] | None = None
         try:
             if spec is None:
                 result = ToolResult.failure("unknown_tool", f"no tool named {req.tool!r}")
@@ -117,16 +119,23 @@ class ToolExecutorCore:
             else:
                 result = await execute(spec, req.args, ctx, approved=req.approved)
             status = result.status
-            return ToolOutcome(result=result, started_at=started, finished_at=time.time())
+            finished = time.time()
+            recorded = self._record(req, ctx, started, status, result)
+            if recorded is not None:
+                # The result goes back only once its record is durable (group commit, bounded).
+                async with asyncio.timeout(RECORD_TIMEOUT_S):
+                    await asyncio.shield(recorded)
+            return ToolOutcome(result=result, started_at=started, finished_at=finished)
         finally:
             self.active -= 1
-            self._record(req, ctx, started, status, result)
+            if recorded is None:   # cancelled (or failed) before recording: record it anyway
+                self._record(req, ctx, started, status, result)
 
     def _record(self, req: ToolCallRequest, ctx: ToolContext, started: float, status: str,
-                result: ToolResult | None) -> None:
+                result: ToolResult | None) -> asyncio.Future[None] | None:
         if self._writer is None:
-            return
-        self._writer.tool_call({
+            return None
+        return self._writer.tool_call({
             "run_id": req.run_id, "agent": req.agent, "tool": req.tool,
             "arguments": mask_arguments(req.args, secrets=ctx.secret_values()),
             "started_at": _ts(started), "finished_at": _ts(time.time()), "status": status,
@@ -151,6 +160,7 @@ class ToolExecutor:
 
     def __init__(self, database_url: str | None) -> None:
         self._core = ToolExecutorCore(database_url)
+        self._core.specs()   # import every backend now, not on the first call
 
     async def call(self, req: ToolCallRequest) -> ToolOutcome:
         return await self._core.call(req)

@@ -1,37 +1,76 @@
-"""Shared helpers for the engine tests: a pool on the session Ray, runs in a throwaway database."""
+"""Shared helpers for the engine tests: one warmed pool per test module on the session Ray, a
+migrated SQLite database, teams configured through the real config service, a Slack recorder.
+
+Import the fixtures into a test module (``from engine_support import engine, recorder``); each test
+adds its own team (``await engine.add_team(config)``) so tests share the pool's actors, which keeps
+actor start-up (seconds each on 2 cores) out of every test.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import uuid
 from typing import Any
 
+import pytest
 import ray
 
 from actors.pool import InvestigationRunner, PoolConfig, get_pool
+from actors.testing.slack_server import SlackRecorder
 from incidentfox.contracts import RunStatus, ThreadRef, Trigger
-from incidentfox.db import make_async_engine, session_factory
+from incidentfox.db import make_async_engine, session_factory, upgrade
 from incidentfox.runs import store
 from incidentfox.settings import Settings
 
 TOKEN = "xoxb-engine-test-token-123456"
+ORG = "acme"
 
 
-class Db:
-    def __init__(self, url: str) -> None:
+class Engine:
+    def __init__(self, url: str, settings: Settings, slack: SlackRecorder) -> None:
         self.url = url
-        self.engine = make_async_engine(url)
-        self.sessions = session_factory(self.engine)
+        self.settings = settings
+        self.slack = slack
+        self.db = make_async_engine(url)
+        self.sessions = session_factory(self.db)
+        self.runner: InvestigationRunner | None = None
+        self.pool: Any = None
+        self._teams = 0
 
-    async def create_run(self, *, trigger: Trigger | None = None, org: str = "acme", team: str = "sre",
-                         deadline_s: float | None = None) -> str:
+    async def add_team(self, config: dict[str, Any]) -> str:
+        """A new team under org ``acme`` with ``config`` (written through the config service)."""
+        from config_service.db.models import Org
+        from config_service.services import config as config_service
+        from config_service.services import nodes, orgs
+
+        self._teams += 1
+        team = f"team-{self._teams}-{uuid.uuid4().hex[:4]}"
+        async with self.sessions() as s:
+            if await s.get(Org, ORG) is None:
+                await orgs.create_org(s, org_id=ORG, name="Acme", actor="test")
+            await nodes.create_node(s, org_id=ORG, node_id=team, parent_id=None, kind="team", name=team,
+                                    actor="test")
+            await config_service.patch_config(s, settings=self.settings, org_id=ORG, node_id=team,
+                                              patch=config, actor="test")
+        return team
+
+    async def create_run(self, team: str, *, trigger: Trigger | None = None, deadline_s: float | None = None,
+                         channel: str = "C1") -> str:
         trigger = trigger or Trigger(source="slack", delivery_id=uuid.uuid4().hex, event_kind="app_mention",
                                      title="checkout is returning 500s", text="<@UBOT> why is checkout failing?",
-                                     services=["checkout"], human=True, thread=ThreadRef(channel="C1", ts="100.1"))
+                                     services=["checkout"], human=True,
+                                     thread=ThreadRef(channel=channel, ts=f"{uuid.uuid4().int % 10**6}.1"))
         async with self.sessions() as s:
-            run = await store.create_run(s, org_id=org, team_id=team, trigger=trigger, deadline_s=deadline_s)
+            run = await store.create_run(s, org_id=ORG, team_id=team, trigger=trigger, deadline_s=deadline_s)
             await s.commit()
             return run.id
+
+    async def start(self, team: str, **kw: Any) -> str:
+        run_id = await self.create_run(team, **kw)
+        await self.runner.submit(run_id=run_id, org_id=ORG, team_id=team)
+        return run_id
 
     async def run(self, run_id: str):  # noqa: ANN201
         async with self.sessions() as s:
@@ -57,16 +96,17 @@ class Db:
         async with self.sessions() as s:
             return await store.list_events(s, run_id=run_id)
 
-    async def dispose(self) -> None:
-        await self.engine.dispose()
+    def slack_calls(self, channel: str, method: str | None = None) -> list[Any]:
+        return [c for c in self.slack.calls if c.args.get("channel") == channel
+                and (method is None or c.method == method)]
 
 
-def demo_config(*, slack_url: str | None = None, latency_ms: Any = 0, **extra: Any) -> dict[str, Any]:
+def demo_config(*, channel: str | None = "C1", latency_ms: Any = 0, **extra: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {"integrations": {"demo": {"enabled": True, "latency_ms": latency_ms}},
                            "investigation": {"deadline_s": 60}}
-    if slack_url:
+    if channel:
         cfg["integrations"]["slack"] = {"bot_token": TOKEN}
-        cfg["slack"] = {"default_channel": "C1"}
+        cfg["slack"] = {"default_channel": channel}
     for k, v in extra.items():
         if isinstance(v, dict) and isinstance(cfg.get(k), dict):
             cfg[k] = {**cfg[k], **v}
@@ -75,17 +115,28 @@ def demo_config(*, slack_url: str | None = None, latency_ms: Any = 0, **extra: A
     return cfg
 
 
-async def start_pool(db_url: str, config: dict[str, Any], *, slack_url: str = "http://127.0.0.1:9/api/",
-                     lease_s: float = 30.0, **kw: Any) -> tuple[InvestigationRunner, Any]:
-    name = "t" + uuid.uuid4().hex[:8]
-    cfg = PoolConfig(database_url=db_url, settings=Settings(), name=name, lease_s=lease_s,
-                     slack_api_url=slack_url, static_config=config, **kw)
-    runner = InvestigationRunner(db_url, pool_config=cfg)
-    pool = get_pool(cfg)
-    runner._pool = pool
-    return runner, pool
+def pool_overrides() -> dict[str, Any]:
+    """Small pools for tests: one actor of each kind (async actors are concurrent anyway)."""
+    return {"subagent_workers": 1, "tool_executors": 1, "min_actors": 1, "max_actors": 2}
 
 
-async def stop_pool(pool: Any) -> None:
-    await pool.shutdown.remote()
-    ray.kill(pool, no_restart=True)
+@pytest.fixture(scope="module")
+async def engine(ray_session, tmp_path_factory):  # noqa: ANN201
+    url = f"sqlite:///{tmp_path_factory.mktemp('engine') / 'engine.db'}"
+    upgrade(url)
+    key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    settings = Settings(secret_key=key, token_pepper="pepper-for-tests", database_url=url)
+    rec = SlackRecorder()
+    await rec.start()
+    eng = Engine(url, settings, rec)
+    cfg = PoolConfig(database_url=url, settings=settings, name="t" + uuid.uuid4().hex[:8], lease_s=6.0,
+                     slack_api_url=rec.url, idle_s=3600, **pool_overrides())
+    eng.runner = InvestigationRunner(url, pool_config=cfg)
+    eng.pool = get_pool(cfg)
+    eng.runner._pool = eng.pool
+    await eng.pool.warmup.remote("shared")
+    yield eng
+    await eng.pool.shutdown.remote()
+    ray.kill(eng.pool, no_restart=True)
+    await rec.stop()
+    await eng.db.dispose()

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from actors.testing.scripted_llm import ScriptedLLM
-from actors.testing.slack_server import SlackRecorder
-from engine_support import TOKEN, Db, demo_config, start_pool, stop_pool
+from engine_support import TOKEN, Engine, demo_config, engine  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
@@ -42,27 +41,18 @@ async def llm():
     await server.stop()
 
 
-@pytest.fixture
-async def recorder():
-    rec = SlackRecorder()
-    await rec.start()
-    yield rec
-    await rec.stop()
-
-
-def _llm_config(llm: ScriptedLLM, recorder: SlackRecorder, *, latency_ms: int = 300, **llm_extra) -> dict:
-    return demo_config(slack_url=recorder.url, latency_ms=latency_ms,
+def _llm_config(llm: ScriptedLLM, channel: str, *, latency_ms: int = 300, **llm_extra) -> dict:
+    return demo_config(channel=channel, latency_ms=latency_ms,
                        llm={"provider": "openai_compatible", "model": "scripted", "base_url": llm.url,
                             "api_key": "sk-test-secret-key", **llm_extra},
                        subagents={"logs": False, "changes": False, "cloud": False})
 
 
-async def test_llm_run_fans_out_in_parallel(ray_session, sqlite_url, llm, recorder) -> None:
-    db = Db(sqlite_url)
-    runner, pool = await start_pool(sqlite_url, _llm_config(llm, recorder), slack_url=recorder.url)
-    try:
-        run_id = await db.create_run()
-        await runner.submit(run_id=run_id, org_id="acme", team_id="sre")
+async def test_llm_run_fans_out_in_parallel(engine: Engine, llm) -> None:
+    db = engine
+    team = await engine.add_team(_llm_config(llm, "CLLM"))
+    if True:
+        run_id = await engine.start(team, channel="CLLM")
         run = await db.wait_terminal(run_id, timeout=90)
         assert run.status == "succeeded", run.error
         assert run.result["root_causes"][0]["entity"] == "shop/deployment/checkout"
@@ -90,39 +80,36 @@ async def test_llm_run_fans_out_in_parallel(ray_session, sqlite_url, llm, record
         planner_turns = [r for r in llm.requests if r.agent == "lead SRE"]
         assert len(planner_turns) == 2
         # Slack: posted once into the trigger's thread, final RCA with the buttons.
-        posts = recorder.calls_to("chat.postMessage")
-        assert len(posts) == 1 and posts[0].args["thread_ts"] == "100.1"
-        final = await recorder.wait_for(lambda calls: [c for c in calls if c.method == "chat.update"
-                                                       and "shop/deployment/checkout" in str(c.args["blocks"])])
+        posts = engine.slack_calls("CLLM", "chat.postMessage")
+        assert len(posts) == 1 and posts[0].args["thread_ts"] == run.thread_ts
+        final = await engine.slack.wait_for(lambda calls: [c for c in calls if c.method == "chat.update"
+                                                           and c.args.get("channel") == "CLLM"
+                                                           and "shop/deployment/checkout" in str(c.args["blocks"])])
         assert any(e.get("action_id") == "incidentfox_rerun" for b in final[-1].args["blocks"]
                    for e in b.get("elements", []))
-        assert all(c.token == TOKEN for c in recorder.calls)
+        assert all(c.token == TOKEN for c in engine.slack_calls("CLLM"))
         # No secret reached the run record.
         blob = repr(run.result) + repr([e.data for e in await db.events(run_id)]) + repr([c.arguments for c in calls])
         assert TOKEN not in blob and "sk-test-secret-key" not in blob
-    finally:
-        await stop_pool(pool)
-        await db.dispose()
 
 
 @pytest.mark.parametrize("failure", ["error", "hang"])
-async def test_model_error_or_timeout_fails_the_run(ray_session, sqlite_url, recorder, failure) -> None:
+async def test_model_error_or_timeout_fails_the_run(engine: Engine, failure) -> None:
     turn = {"error": 500} if failure == "error" else {"hang": True}
     server = ScriptedLLM({"lead SRE": [turn, turn, turn]})
     await server.start()
-    db = Db(sqlite_url)
-    runner, pool = await start_pool(sqlite_url, _llm_config(server, recorder, request_timeout_s=1.5),
-                                    slack_url=recorder.url)
+    db = engine
+    channel = f"CFAIL{failure}"
+    team = await engine.add_team(_llm_config(server, channel, request_timeout_s=1.5))
     try:
-        run_id = await db.create_run()
-        await runner.submit(run_id=run_id, org_id="acme", team_id="sre")
+        run_id = await engine.start(team, channel=channel)
         run = await db.wait_terminal(run_id, timeout=60)
+        assert (run.finished_at - run.started_at).total_seconds() < 20   # not the 60 s deadline
         assert run.status == "failed"
         expected = "InternalServerError" if failure == "error" else "Timeout"
         assert expected in run.error, run.error
-        await recorder.wait_for(lambda calls: [c for c in calls if c.method == "chat.update"
-                                               and "failed" in c.args["text"]], timeout=10)
+        await engine.slack.wait_for(lambda calls: [c for c in calls if c.method == "chat.update"
+                                                   and c.args.get("channel") == channel
+                                                   and "failed" in c.args["text"]], timeout=10)
     finally:
-        await stop_pool(pool)
         await server.stop()
-        await db.dispose()

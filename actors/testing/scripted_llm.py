@@ -74,6 +74,7 @@ class ScriptedLLM:
         self.requests: list[LLMRequest] = []
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self._closing = asyncio.Event()
         self.port: int | None = None
 
     async def start(self) -> str:
@@ -81,7 +82,7 @@ class ScriptedLLM:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/v1/messages", self._messages)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -98,6 +99,7 @@ class ScriptedLLM:
         return f"http://127.0.0.1:{self.port}"
 
     async def stop(self) -> None:
+        self._closing.set()   # release hanging handlers
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -114,7 +116,7 @@ class ScriptedLLM:
         agent, turn, spec = self._turn(api, body)
         self.requests.append(LLMRequest(api=api, agent=agent, turn=turn, body=body, at=time.monotonic()))
         if spec.get("hang"):
-            await asyncio.Event().wait()     # until the client gives up and the server cancels us
+            await self._closing.wait()     # until the client gives up (handler cancelled) or stop()
         if "error" in spec:
             status = int(spec["error"])
             payload = ({"type": "error", "error": {"type": "api_error", "message": "scripted failure"}}
