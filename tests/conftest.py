@@ -111,7 +111,8 @@ def ray_session() -> Iterator[None]:
 
     if not ray.is_initialized():
         # `shared`: the custom resource shared teams' actors request (actors/placement.py).
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, resources={"shared": 1000},
-                 configure_logging=False, namespace="incidentfox-tests")
+        # address="local": always a private instance, never a cluster someone else started here.
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 resources={"shared": 1000}, configure_logging=False, namespace="incidentfox-tests")
     yield
     ray.shutdown()
