@@ -119,3 +119,26 @@ def test_now_stands_in_for_a_missing_alert_start() -> None:
     b = _bad_deploy_bundle()
     b = b.model_copy(update={"alert": b.alert.model_copy(update={"started_at": None})})
     assert rank(b, now=T0).top(1) == ["checkout"]
+
+
+def test_rca_leads_with_a_strong_change_and_orders_actions_by_specificity() -> None:
+    b = _bad_deploy_bundle()
+    rca = build_rca(rank(b), b)
+    assert "Most likely root cause: checkout — deploy of shop/deployment/checkout" in rca.summary
+    assert rca.recommended_actions[0].startswith("Roll back the deploy")
+    assert rca.recommended_actions[-1].startswith(("Investigate", "Fix the recurring error"))
+
+
+def test_confidence_never_increases_down_the_ranking() -> None:
+    ranking = rank(_bad_deploy_bundle())
+    confs = [s.confidence for s in ranking.suspects]
+    assert confs == sorted(confs, reverse=True)
+
+
+def test_known_failure_signatures_yield_their_fix_once() -> None:
+    lines = [LogLine(entity=e, text='could not write to file "pg_wal/x": No space left on device', level="error")
+             for e in ("db", "api") for _ in range(10)]
+    b = EvidenceBundle(alert=Alert(title="api errors"), logs=lines)
+    rca = build_rca(rank(b), b)
+    disk = [a for a in rca.recommended_actions if a.startswith("Free disk space")]
+    assert len(disk) == 1

@@ -9,6 +9,8 @@
   transient and counts half.
 * **Slow operation.** A line reporting a duration (``completed in 8.01 seconds``, ``took 750ms``)
   at or above the alert's own threshold (``longer than 3 seconds``, ``> 4s``), else 1 s.
+* **Known failures.** An error matching a well-known signature (disk full, connection limit, out of
+  memory, permission denied, TLS) is named, so the RCA can recommend the matching fix.
 * **Dependency.** An error line naming what it could not reach (``tried: prod-db:3333``,
   ``connection refused … host:port``, ``getaddrinfo … name``) records it for the RCA.
 """
@@ -46,6 +48,15 @@ _DEPENDENCY = (
                r"(\w[\w.-]*(?::\d+)?)"),
     re.compile(r"(?i)getaddrinfo \w+\s+([\w.-]+)"),
     re.compile(r"(?i)\bhost[s]?[ =:]+([\w.-]+:\d+)"),
+)
+# Well-known failure signatures: (pattern, name). The RCA derives an action from the name.
+KNOWN_ERRORS = (
+    (re.compile(r"(?i)no space left on device|disk ?full|diskfull|out of disk"), "disk_full"),
+    (re.compile(r"(?i)too many (?:open )?connections|pool exhausted|connection is not available|"
+                r"remaining connection slots"), "connection_limit"),
+    (re.compile(r"(?i)out of memory|heap limit|oomkill|memory limit exceeded"), "out_of_memory"),
+    (re.compile(r"(?i)permission denied|access denied|unauthori[sz]ed|forbidden"), "permission_denied"),
+    (re.compile(r"(?i)x509|certificate (?:has )?expired|tls handshake"), "tls"),
 )
 _MASKS = (
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE), "<id>"),
@@ -131,6 +142,7 @@ def log_findings(logs: list[LogLine], alert: Alert) -> list[Finding]:
             if transient:
                 score /= 2
             dep = next((d for ln in hits if (d := dependency_of(ln.text))), "")
+            known = next((name for pat, name in KNOWN_ERRORS if pat.search(hits[-1].text)), "")
             out.append(Finding(
                 entity=entity, signal=LOG_SIGNATURE, kind="error_signature", score=round(score, 4),
                 summary=f"{entity} logs a recurring error ({len(hits)}×{', early only' if transient else ''}): "
@@ -138,7 +150,7 @@ def log_findings(logs: list[LogLine], alert: Alert) -> list[Finding]:
                 evidence=[Evidence(kind="log", source=LOG_SIGNATURE, quote=hits[-1].text.strip()[:400],
                                    at=hits[-1].at)],
                 details={"count": len(hits), "signature": sig, "dependency": dep, "transient": transient,
-                         "signatures": len(errors)},
+                         "signatures": len(errors), "known": known},
             ))
         if slow:
             sig, hits = max(slow.items(), key=lambda kv: (len(kv[1]), _names_dependency(kv[0])))

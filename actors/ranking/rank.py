@@ -17,7 +17,8 @@ Steps:
    ``1 - Π(1 - s)``, so independent signals agreeing (a deploy, then errors, then latency) raise a
    suspect above any single one.
 5. **Confidence** is the score, discounted when the runner-up is close:
-   ``score · (0.6 + 0.4 · (1 - next/score))``.
+   ``score · (0.6 + 0.4 · (1 - next/score))``, and never above the confidence of a higher-ranked
+   suspect.
 6. **No incident** (:mod:`.no_incident`): when nothing stands out the ranking blames nothing.
 """
 
@@ -141,6 +142,8 @@ def rank(bundle: EvidenceBundle, *, now: datetime | None = None) -> Ranking:
         nxt = suspects[i + 1].score if i + 1 < len(suspects) else 0.0
         separation = 1 - nxt / s.score if s.score > 0 else 0.0
         s.confidence = round(s.score * (0.6 + 0.4 * separation), 4)
+        if i:   # never more confident in a lower-ranked suspect
+            s.confidence = min(s.confidence, suspects[i - 1].confidence)
     no_incident, reason = decide(bundle, view, suspects)
     notes = [n for n in [heartbeat_note(bundle)] if n]
     affected = [bundle.alert.entity] if bundle.alert.entity else []
