@@ -9,7 +9,8 @@ Steps:
    traces (:mod:`.traces`).
 2. **Relevance.** Non-metric findings about entities unrelated to the incident (not the alert's
    subject or its workload, not a call-graph neighbour of it, not an anomalous node) weigh
-   ``UNRELATED``: a namespace listing shows every broken pod, not only the one that paged.
+   ``UNRELATED``: a namespace listing shows every broken pod, not only the one that paged. A single
+   unrelated finding therefore stays below the blame threshold.
 3. **Grouping.** Findings about one workload (a deployment, its replicasets and pods, a job and
    its pods, and the service of that name in the call graph) form one suspect, named after the
    call-graph service, else the workload object, else the entity with the strongest finding.
@@ -37,7 +38,7 @@ from actors.ranking.propagation import propagation_findings
 from actors.ranking.traces import trace_findings
 from incidentfox.evidence import EvidenceBundle
 
-UNRELATED = 0.4
+UNRELATED = 0.3        # so unrelated evidence alone never reaches the blame threshold (0.3)
 CORROBORATES = 0.3      # a non-metric finding this strong corroborates cross-metric anomalies
 WORKLOAD_KINDS = frozenset({"deployment", "statefulset", "daemonset", "job", "cronjob"})
 MAX_SUSPECTS = 10

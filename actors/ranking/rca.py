@@ -2,8 +2,8 @@
 
 * **summary**: the alert as reported, then the most likely root cause with its strongest finding
   and confidence; or "No incident: …" with the reason (and why a heartbeat alert fires).
-* **root causes**: the suspects that reach the blame threshold (at most three), each described by
-  its findings and quoting their evidence verbatim.
+* **root causes**: the suspects that reach the blame threshold (at most three) and relate to the
+  alert, each described by its findings and quoting their evidence verbatim.
 * **affected services**: the alert's subject, the anomalous callers the root cause explains, and
   the suspects.
 * **timeline**: changes, events and quoted evidence that carry a time, within ``TIMELINE_SPAN`` of
@@ -104,6 +104,11 @@ def _action(f: Finding, e: str) -> str:
     return ""
 
 
+def _relevant(s: Suspect) -> bool:
+    """False when every finding about the suspect is unrelated to the alert."""
+    return any(not f.details.get("unrelated_to_alert") for f in s.findings)
+
+
 def _cause(s: Suspect) -> str:
     """Lead with a strong recent change (the actionable cause), then the strongest other finding."""
     change = next((f for f in s.findings if f.kind == "recent_change" and f.score >= STRONG_CHANGE), None)
@@ -159,7 +164,8 @@ def build_rca(ranking: Ranking, bundle: EvidenceBundle) -> RCA:
         return RCA(summary=f"No incident ({headline}): {ranking.reason.removeprefix('No incident: ')} {notes}".strip(),
                    affected_services=[], timeline=_timeline(ranking, bundle, []),
                    recommended_actions=actions, no_incident=True)
-    causes = [s for s in ranking.suspects if s.score >= MIN_BLAME][:MAX_ROOT_CAUSES] or ranking.suspects[:1]
+    causes = [s for s in ranking.suspects if s.score >= MIN_BLAME and _relevant(s)][:MAX_ROOT_CAUSES] \
+        or ranking.suspects[:1]
     top = causes[0]
     summary = (f"{headline}. Most likely root cause: {top.entity} — {_cause(top)} "
                f"(confidence {top.confidence:.0%}).")
