@@ -29,7 +29,7 @@ class NodeUpdate(_Body):
 
 
 class Rollback(_Body):
-    version: int = Field(ge=0)
+    version: int = Field(ge=0, le=2**31 - 1)
 
 
 class TokenCreate(_Body):

@@ -19,6 +19,7 @@ from typing import Any
 from incidentfox.errors import BadRequest, Unprocessable
 
 MAX_DEPTH = 32
+MAX_DB_INT = 2**31 - 1  # ids and versions compared in SQL must fit an INTEGER column
 
 
 def _reject_constant(name: str) -> Any:
@@ -50,19 +51,20 @@ def check_tree(doc: Any, *, max_depth: int = MAX_DEPTH) -> None:
             if depth > max_depth:
                 raise _too_deep(max_depth)
             for key, value in node.items():
-                _check_string(key)
+                check_string(key)
                 stack.append((value, depth + 1))
         elif isinstance(node, list):
             if depth > max_depth:
                 raise _too_deep(max_depth)
             stack.extend((value, depth + 1) for value in node)
         elif isinstance(node, str):
-            _check_string(node)
+            check_string(node)
         elif isinstance(node, float) and not math.isfinite(node):
             raise Unprocessable("numbers must be finite", code="invalid_number")
 
 
-def _check_string(value: str) -> None:
+def check_string(value: str) -> None:
+    """Refuse (422 ``invalid_string``) strings PostgreSQL cannot store: NUL, lone surrogates."""
     if "\x00" in value:
         raise Unprocessable("strings must not contain NUL characters", code="invalid_string")
     try:

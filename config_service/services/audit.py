@@ -13,8 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config_service.core.ids import require_id
+from config_service.core.jsondoc import check_string
 from config_service.db.models import AuditEvent
 from incidentfox.db import utcnow
+from incidentfox.errors import Unprocessable
 
 MAX_PAGE = 200
 
@@ -40,6 +42,11 @@ async def list_events(session: AsyncSession, *, org_id: str, action: str | None 
     ``next_cursor`` of the previous page (entries with a smaller id)."""
     require_id(org_id, field="org_id")
     limit = max(1, min(limit, MAX_PAGE))
+    if cursor is not None and not 0 <= cursor < 2**63:
+        raise Unprocessable("cursor is out of range", code="invalid_cursor")
+    for value in (action, target, actor):
+        if value is not None:
+            check_string(value)
     stmt = select(AuditEvent).where(AuditEvent.org_id == org_id)
     if action:
         stmt = stmt.where(AuditEvent.action.startswith(action[:-1], autoescape=True) if action.endswith("*")

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config_service.core.crypto import settings_cipher
 from config_service.core.defaults import DEFAULT_CONFIG
-from config_service.core.jsondoc import check_tree
+from config_service.core.jsondoc import MAX_DB_INT, check_tree
 from config_service.core.locks import node_locks, prune_locked, raise_if_locked
 from config_service.core.merge import (
     Path,
@@ -88,7 +88,7 @@ async def patch_config(session: AsyncSession, *, settings: Settings, org_id: str
 async def rollback_config(session: AsyncSession, *, org_id: str, node_id: str, version: int,
                           actor: str) -> dict[str, Any]:
     """Store version ``version``'s config as a new version (same checks as a write). Commits."""
-    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version <= MAX_DB_INT:
         raise Unprocessable("version must be a non-negative integer", code="invalid_version")
     await bump_org_epoch(session, org_id=org_id)
     node = await get_node(session, org_id=org_id, node_id=node_id, for_update=True)
@@ -217,6 +217,8 @@ async def get_history(session: AsyncSession, *, org_id: str, node_id: str, limit
     node = await get_node(session, org_id=org_id, node_id=node_id)
     limit = max(1, min(limit, 200))
     stmt = select(ConfigVersion).where(ConfigVersion.org_id == org_id, ConfigVersion.node_id == node_id)
+    if before is not None and not 0 <= before <= MAX_DB_INT:
+        raise Unprocessable(f"before must be within 0..{MAX_DB_INT}", code="invalid_cursor")
     if before is not None:
         stmt = stmt.where(ConfigVersion.version < before)
     rows = (await session.scalars(stmt.order_by(ConfigVersion.version.desc()).limit(limit + 1))).all()

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config_service.core.ids import require_id
+from config_service.core.jsondoc import check_string
 from config_service.db.models import ConfigNode, ConfigVersion, Org
 from config_service.services import audit
 from incidentfox.db import utcnow
@@ -28,6 +29,7 @@ def org_dict(org: Org) -> dict[str, Any]:
 def _check_name(name: object) -> str:
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise Unprocessable("name must be a non-empty string of at most 200 characters", code="invalid_name")
+    check_string(name)
     return name.strip()
 
 
@@ -67,7 +69,7 @@ async def get_org(session: AsyncSession, *, org_id: str) -> Org:
 async def list_orgs(session: AsyncSession, *, limit: int = 500, after: str | None = None) -> list[Org]:
     stmt = select(Org).order_by(Org.id).limit(max(1, min(limit, 1000)))
     if after:
-        stmt = stmt.where(Org.id > after)
+        stmt = stmt.where(Org.id > require_id(after, field="after"))
     return list((await session.scalars(stmt)).all())
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from config_service.core.jsondoc import check_string
 from config_service.core.validation import ROUTING_CLAIM_KEYS, normalize_claim
 from config_service.db.models import RoutingClaim, RoutingEpoch
 from incidentfox.contracts import ROUTING_KEYS
@@ -128,6 +129,7 @@ def parse_identifiers(identifiers: object) -> dict[str, str]:
         if not isinstance(value, str) or len(value) > 1024:
             raise Unprocessable(f"identifier {key!r} must be a string", code="invalid_identifiers",
                                 details={"key": key})
+        check_string(value)  # webhook-derived values may carry NUL, which PostgreSQL refuses
         value = normalize_claim(key, value)
         if value:
             out[key] = value

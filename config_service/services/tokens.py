@@ -8,6 +8,7 @@ by the global admin for one team, TTL at most 15 minutes, audience checked on us
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config_service.core.crypto import derive_key, hash_token, new_token_secret, settings_pepper
 from config_service.core.ids import require_id
 from config_service.core.impersonation import DEFAULT_AUDIENCE, MAX_TTL_S, sign_impersonation
+from config_service.core.jsondoc import check_string
 from config_service.db.models import ApiToken
 from config_service.services import audit
 from config_service.services.nodes import get_node
@@ -27,6 +29,7 @@ from incidentfox.errors import NotFound, Unprocessable
 from incidentfox.settings import Settings
 
 MAX_TOKEN_TTL_S = 10 * 365 * 24 * 3600
+TOKEN_ID_RE = re.compile(r"^tok_[0-9a-f]{1,36}$")
 IMPERSONATION_KEY_PURPOSE = "impersonation:v1"
 
 
@@ -60,6 +63,7 @@ async def issue_token(session: AsyncSession, *, settings: Settings, org_id: str,
         raise Unprocessable(f"expires_in_s must be within 1..{MAX_TOKEN_TTL_S}", code="invalid_expiry")
     if not isinstance(label, str) or len(label) > 200:
         raise Unprocessable("label must be a string of at most 200 characters", code="invalid_label")
+    check_string(label)
     token = ".".join(p for p in (org_id, team_node_id, new_token_secret()) if p)
     now = utcnow()
     row = ApiToken(id="tok_" + secrets.token_hex(10), org_id=org_id, team_node_id=team_node_id,
@@ -78,9 +82,10 @@ async def issue_token(session: AsyncSession, *, settings: Settings, org_id: str,
 async def revoke_token(session: AsyncSession, *, org_id: str, token_id: str, actor: str) -> dict[str, Any]:
     """Revoke a token of ``org_id`` (idempotent: revoking twice keeps the first time). Commits."""
     require_id(org_id, field="org_id")
-    row = await session.get(ApiToken, token_id) if isinstance(token_id, str) and len(token_id) <= 40 else None
+    valid = isinstance(token_id, str) and TOKEN_ID_RE.fullmatch(token_id) is not None
+    row = await session.get(ApiToken, token_id) if valid else None
     if row is None or row.org_id != org_id:
-        raise NotFound("token not found in this org", code="token_not_found", details={"token_id": token_id[:40]})
+        raise NotFound("token not found in this org", code="token_not_found")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         audit.record(session, org_id=org_id, actor=actor, action="token.revoke", target=f"token:{row.id}",

@@ -19,7 +19,8 @@ async def list_audit(org: str, principal: OrgAdminDep, session: SessionDep,
                      target: str | None = Query(None, pattern=_FILTER, description="e.g. node:acme/payments"),
                      actor: str | None = Query(None, pattern=_FILTER, description="e.g. admin, token:tok_…"),
                      since: datetime | None = None, until: datetime | None = None,
-                     limit: int = Query(50, ge=1, le=200), cursor: int | None = None) -> dict:
+                     limit: int = Query(50, ge=1, le=200),
+                     cursor: int | None = Query(None, ge=0, lt=2**63)) -> dict:
     """``{items: [{id, at, actor, action, target, diff}], next_cursor}``; pass ``cursor`` for the next page."""
     return await audit.list_events(session, org_id=org, action=action, target=target, actor=actor, since=since,
                                    until=until, limit=limit, cursor=cursor)

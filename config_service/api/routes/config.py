@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from config_service.api.body import body_doc, read_body_json, read_json
 from config_service.api.deps import OrgAdminDep, SessionDep, SettingsDep, TeamPrincipalDep, TeamReaderDep
@@ -51,7 +51,7 @@ async def _effective(session, org: str, node: str, explain: bool) -> dict:
 
 @router.get(NODE + "/history")
 async def get_history(org: str, node: str, principal: OrgAdminDep, session: SessionDep, limit: int = 50,
-                      before: int | None = None) -> dict:
+                      before: int | None = Query(None, ge=0, le=2**31 - 1)) -> dict:
     """Versions newest first with masked diffs; page with ``before=<next_before>`` (org admin)."""
     return await svc.get_history(session, org_id=org, node_id=node, limit=limit, before=before)
 
