@@ -26,6 +26,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
+from collections.abc import Callable
 
 from actors.ranking.entities import format_entity, same_workload
 from actors.ranking.logs import dependency_of, explaining_line, is_error
@@ -209,16 +210,12 @@ def k8s_findings(bundle: EvidenceBundle) -> list[Finding]:
             if e is not None:
                 add(entity, kind, score, f"{entity}: {reason}: {e.message[:200]}",
                     [Evidence(kind="event", source=K8S_STATE, quote=f"{reason}: {e.message}", at=e.at)])
-        if o is not None and not out_has(out, entity):
+        if o is not None and not any(f.entity == entity for f in out):
             _availability(o, entity, add)
     return out
 
 
-def out_has(out: list[Finding], entity: str) -> bool:
-    return any(f.entity == entity for f in out)
-
-
-def _availability(o: ObjectState, entity: str, add) -> None:
+def _availability(o: ObjectState, entity: str, add: Callable[..., None]) -> None:
     have, _, want = o.ready.partition("/")
     short = have.isdigit() and want.isdigit() and int(have) < int(want)
     if o.kind in ("deployment", "statefulset", "daemonset", "replicaset") and (short or "MinimumReplicasUnavailable" in o.reasons):

@@ -4,7 +4,9 @@
   no level, when it reads like one (exception, failed, refused, timed out…). Lines group by
   signature: the text with numbers, ids, hex and quoted values masked. The entity's most frequent
   signature scores ``0.3 + 0.1·log10(1 + count)`` (at most ``ERROR_MAX``), ``FATAL_BONUS`` more when
-  the lines are fatal/critical (the component reports its own failure); a signature that stopped
+  the lines are fatal/critical (the component reports its own failure). A signature that already
+  occurred ``OLD_BEFORE`` (15 min) before the onset is not new with this incident and counts half;
+  so does one that stopped
   recurring early in the log (its last line within the first half of the log's time span) is
   transient and counts half.
 * **Slow operation.** A line reporting a duration (``completed in 8.01 seconds``, ``took 750ms``)
@@ -21,12 +23,14 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import timedelta
 
 from actors.ranking.model import LOG_SIGNATURE, Finding
 from incidentfox.contracts import Evidence
 from incidentfox.evidence import Alert, LogLine
 
 ERROR_MAX = 0.6
+OLD_BEFORE = timedelta(minutes=15)   # a signature seen this long before the onset is not new
 FATAL_BONUS = 0.1        # the component itself reports a fatal/panic/critical failure
 SLOW_SCORE = 0.55
 DEFAULT_SLOW_S = 1.0
@@ -117,6 +121,14 @@ def _transient(lines: list[LogLine], all_lines: list[LogLine]) -> bool:
     return hi - lo > 0 and (last - lo) < 0.5 * (hi - lo)
 
 
+def _before_onset(lines: list[LogLine], alert: Alert) -> bool:
+    """The signature already occurred well before the onset: it is not new with this incident."""
+    if alert.started_at is None:
+        return False
+    cutoff = alert.started_at - OLD_BEFORE
+    return any(ln.at is not None and ln.at < cutoff for ln in lines)
+
+
 def log_findings(logs: list[LogLine], alert: Alert) -> list[Finding]:
     """Error-signature and slow-operation findings, at most one of each per entity."""
     by_entity: dict[str, list[LogLine]] = defaultdict(list)
@@ -141,6 +153,9 @@ def log_findings(logs: list[LogLine], alert: Alert) -> list[Finding]:
             transient = _transient(hits, lines)
             if transient:
                 score /= 2
+            old = _before_onset(hits, alert)
+            if old:
+                score /= 2
             dep = next((d for ln in hits if (d := dependency_of(ln.text))), "")
             known = next((name for pat, name in KNOWN_ERRORS if pat.search(hits[-1].text)), "")
             out.append(Finding(
@@ -150,7 +165,7 @@ def log_findings(logs: list[LogLine], alert: Alert) -> list[Finding]:
                 evidence=[Evidence(kind="log", source=LOG_SIGNATURE, quote=hits[-1].text.strip()[:400],
                                    at=hits[-1].at)],
                 details={"count": len(hits), "signature": sig, "dependency": dep, "transient": transient,
-                         "signatures": len(errors), "known": known},
+                         "signatures": len(errors), "known": known, "new": not old},
             ))
         if slow:
             sig, hits = max(slow.items(), key=lambda kv: (len(kv[1]), _names_dependency(kv[0])))

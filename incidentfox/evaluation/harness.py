@@ -32,13 +32,17 @@ def batches(items: Sequence[Item], *, workers: int) -> list[list[Item]]:
 
 
 def ensure_ray(workers: int) -> bool:
-    """Start a private local Ray (never the Redis port) unless one is running; True if we started it."""
+    """Connect to ``RAY_ADDRESS`` or start a private local Ray (a free port, never Redis's 6379) unless
+    Ray is already initialised; True if this call initialised it."""
     import ray
 
     if ray.is_initialized():
         return False
-    ray.init(address=os.environ.get("RAY_ADDRESS") or "local", num_cpus=workers, include_dashboard=False,
-             log_to_driver=False, configure_logging=False, namespace="incidentfox-eval")
+    common = {"log_to_driver": False, "configure_logging": False, "namespace": "incidentfox-eval"}
+    if os.environ.get("RAY_ADDRESS"):   # an existing cluster sizes itself
+        ray.init(address=os.environ["RAY_ADDRESS"], **common)
+    else:
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, **common)
     return True
 
 
