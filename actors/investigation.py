@@ -75,6 +75,15 @@ class LiveRun:
     first_message_at: float | None = None
     abandoned: bool = False              # the lease was lost: stop without touching the run
 
+    def absorb(self, *entries: dict[str, Any]) -> None:
+        """Add correlated triggers, once each (the row and the live attach may both carry one)."""
+        seen = {(e.get("source"), e.get("delivery_id")) for e in self.absorbed}
+        for entry in entries:
+            key = (entry.get("source"), entry.get("delivery_id"))
+            if key not in seen:
+                seen.add(key)
+                self.absorbed.append(entry)
+
 
 class RunFailed(Exception):
     """A run ended in error; ``reason`` is the one line stored in ``runs.error``."""
@@ -185,7 +194,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         mode = cfg.planner_mode
         ctx.writer.event(run_id, "phase", {"phase": "config", "planner": mode, "subagents": subagents,
                                            "tools": sorted(allowed), "deadline_s": deadline_s})
-        live.absorbed = [*(run.absorbed or []), *live.absorbed]
+        live.absorb(*(run.absorbed or []))
         reporter = await _post_first(ctx, run, cfg, live)
 
         def progress(agent: str, status: str, tools: int | None, dur: float | None) -> None:

@@ -179,7 +179,7 @@ class InvestigationActor:
         live = self._runs.get(run_id)
         if live is None:
             return False
-        live.absorbed.append(entry)
+        live.absorb(entry)
         return True
 
     async def load(self) -> int:
