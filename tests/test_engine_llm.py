@@ -113,3 +113,29 @@ async def test_model_error_or_timeout_fails_the_run(engine: Engine, failure) -> 
                                                    and "failed" in c.args["text"]], timeout=10)
     finally:
         await server.stop()
+
+
+async def test_tool_calls_are_recorded_with_masked_arguments(engine: Engine) -> None:
+    gh = "ghp_" + "A" * 36
+    leaky = [{"name": "loki_query_logs", "arguments": {"query": f'{{app="checkout"}} |= "{TOKEN}" |= "{gh}"',
+                                                       "since_minutes": 30, "limit": 20}}]
+    server = ScriptedLLM({
+        "lead SRE": [{"tool_calls": [{"name": "ask_logs_agent", "arguments": {"input": "errors?"}}]},
+                     {"json": {**REPORT, "root_causes": []}}],
+        "logs specialist": [{"tool_calls": leaky}, {"text": "nothing"}],
+    })
+    await server.start()
+    try:
+        cfg = _llm_config(server, "CMASK", latency_ms=0)
+        cfg["subagents"] = {"kubernetes": False, "metrics": False, "changes": False, "cloud": False}
+        team = await engine.add_team(cfg)
+        run_id = await engine.start(team, channel="CMASK")
+        run = await engine.wait_terminal(run_id, timeout=60)
+        assert run.status == "succeeded", run.error
+        calls = await engine.tool_calls(run_id)
+        assert [c.tool for c in calls] == ["loki_query_logs"] and calls[0].agent == "logs"
+        stored = calls[0].arguments
+        assert TOKEN not in repr(stored) and gh not in repr(stored) and "***" in stored["query"]
+        assert stored["since_minutes"] == 30 and calls[0].status == "ok" and calls[0].result_size > 0
+    finally:
+        await server.stop()
