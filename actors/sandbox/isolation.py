@@ -1,7 +1,8 @@
 """Run one shell command for a session: bubblewrap + rlimits + a per-session unprivileged UID.
 
-The process chain is ``prlimit`` (sets RLIMIT_CPU/AS/NPROC/FSIZE/NOFILE/CORE) → ``bwrap`` → ``bash
--c``, started as the session's UID (``Popen(user=, group=, extra_groups=[])``) in a new session, so:
+The process chain is ``setpriv`` (switch to the session's UID/GID, no supplementary groups,
+``no_new_privs``) → ``prlimit`` (sets RLIMIT_CPU/AS/NPROC/FSIZE/NOFILE/CORE) → ``bwrap`` → ``bash
+-c``, started in a new session, so:
 
 * every namespace is new (user, pid, ipc, uts, net, cgroup where possible; net is shared only when
   the platform and the team both allow it), user namespaces are disabled inside;
@@ -157,10 +158,15 @@ def _passwd_fd(text: str) -> int:
     return r
 
 
-def build_argv(command: str, *, status: IsolationStatus, limits: SandboxLimits, uid: int,
-               ws_fd: int | None, data_fds: tuple[int, int] | None, network: bool) -> list[str]:
+def build_argv(command: str, *, status: IsolationStatus, limits: SandboxLimits, uid: int, gid: int,
+               switch_uid: bool, ws_fd: int | None, data_fds: tuple[int, int] | None,
+               network: bool) -> list[str]:
     """The full argv for one command (pure apart from looking at which root links exist)."""
-    argv = ["prlimit", f"--cpu={limits.cpu_s}", f"--as={limits.memory_bytes}",
+    argv: list[str] = []
+    if switch_uid:
+        # setpriv, not Popen(user=...): Ray's event loop (uvloop) has no user/group support.
+        argv += ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--no-new-privs", "--"]
+    argv += ["prlimit", f"--cpu={limits.cpu_s}", f"--as={limits.memory_bytes}",
             f"--nproc={limits.nproc}", f"--fsize={limits.fsize_bytes}", f"--nofile={limits.nofile}",
             "--core=0", "--"]
     if status.mode == "bwrap":
@@ -213,13 +219,12 @@ async def _spawn(command: str, *, workspace: Workspace, limits: SandboxLimits, s
             fds = (_passwd_fd(f"root:x:0:0:root:/:/usr/sbin/nologin\n"
                               f"sandbox:x:{workspace.uid}:{workspace.gid}:sandbox:{VIRTUAL_ROOT}:/bin/bash\n"),
                    _passwd_fd(f"root:x:0:\nsandbox:x:{workspace.gid}:\n"))
-        argv = build_argv(command, status=status, limits=limits, uid=workspace.uid, ws_fd=ws_fd,
-                          data_fds=fds, network=network)
-        ids = {"user": workspace.uid, "group": workspace.gid, "extra_groups": []} if is_root else {}
+        argv = build_argv(command, status=status, limits=limits, uid=workspace.uid, gid=workspace.gid,
+                          switch_uid=is_root, ws_fd=ws_fd, data_fds=fds, network=network)
         return await asyncio.create_subprocess_exec(
             *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             cwd=str(workspace.path), env=_env(VIRTUAL_ROOT if status.mode == "bwrap" else str(workspace.path)),
-            start_new_session=True, pass_fds=(ws_fd, *(fds or ())), **ids)
+            start_new_session=True, pass_fds=(ws_fd, *(fds or ())))
     finally:
         os.close(ws_fd)
         for fd in fds or ():
@@ -260,8 +265,10 @@ async def _supervise(proc: asyncio.subprocess.Process, *, workspace: Workspace, 
     reader = asyncio.ensure_future(pump())
     try:
         async with asyncio.timeout(timeout_s):
-            waiter = asyncio.ensure_future(proc.wait())
-            done, _ = await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_EXCEPTION)
+            # asyncio's proc.wait() also waits for the pipe to close, which background leftovers
+            # (rlimit-only mode) hold open; a pidfd says when the command itself has exited.
+            waiter = asyncio.ensure_future(_exited(proc))
+            done, _ = await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_COMPLETED)
             if reader in done and reader.exception() is not None:
                 waiter.cancel()
                 raise reader.exception()  # type: ignore[misc]
@@ -275,20 +282,55 @@ async def _supervise(proc: asyncio.subprocess.Process, *, workspace: Workspace, 
     except _OutputLimit:
         killed = "output_limit"
     except asyncio.CancelledError:
-        await asyncio.shield(_kill_all(proc, uid, outer_bwrap=outer))
         reader.cancel()
+        await asyncio.shield(_kill_all(proc, uid, outer_bwrap=outer))
+        await asyncio.shield(_reap(proc, reader))
         raise
     finally:
-        if killed is not None:
-            await _kill_all(proc, uid, outer_bwrap=outer)
         if not reader.done():
             reader.cancel()
+        if killed is not None:
+            await _kill_all(proc, uid, outer_bwrap=outer)
+    await _reap(proc, reader)
     text = buf.decode("utf-8", errors="replace")
     truncated = total > len(buf) or len(text) > limits.output_cap_chars
     return CommandResult(exit_code=proc.returncode if killed is None else None,
                          output=text[: limits.output_cap_chars], truncated=truncated,
                          timed_out=killed == "timeout", killed=killed,
                          duration_s=time.monotonic() - started)
+
+
+async def _reap(proc: asyncio.subprocess.Process, reader: asyncio.Future) -> None:
+    """Drain what is left in the pipe (a paused pipe never sees EOF) and let asyncio record the exit,
+    so the transport closes. Everything that could write has been killed by now."""
+    assert proc.stdout is not None
+    if not reader.done():
+        reader.cancel()
+    await asyncio.wait({reader})  # one reader at a time on a StreamReader
+    try:
+        async with asyncio.timeout(5):
+            while await proc.stdout.read(65536):
+                pass
+            await proc.wait()
+    except TimeoutError:
+        pass
+
+
+async def _exited(proc: asyncio.subprocess.Process) -> None:
+    """Return when ``proc`` has exited (whether or not its pipes are still open)."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel) or already reaped
+        await proc.wait()
+        return
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.add_reader(pidfd, lambda: done.done() or done.set_result(None))
+    try:
+        await done
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
 
 
 async def _kill_all(proc: asyncio.subprocess.Process, uid: int | None, *, outer_bwrap: bool) -> None:
