@@ -114,8 +114,10 @@ def up(
     else:
         if metrics_port is not None:
             init_kw["_metrics_export_port"] = metrics_port
+        from actors.placement import LOCAL_RESOURCES  # shared teams' actors request "shared"
+
         ctx = ray.init(include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard_port,
-                       **init_kw)
+                       resources=LOCAL_RESOURCES, **init_kw)
     try:
         serve.start(http_options={"host": host, "port": port})
 
@@ -145,6 +147,21 @@ def up(
     typer.echo("stopped.")
 
 
+def demo(
+    keep: bool = typer.Option(False, "--keep", help="Leave the platform running after the demo."),
+    question: str = typer.Option("checkout is failing for customers - what happened?",
+                                 help="What the demo user asks the bot in Slack."),
+) -> None:
+    """Investigate the demo world's incident end to end: start the platform, seed a team, send a signed
+    Slack mention, show live progress and the RCA, then stop everything (unless --keep)."""
+    import asyncio
+
+    from incidentfox.cli.demo_flow import run_demo
+
+    raise typer.Exit(asyncio.run(run_demo(keep=keep, question=question)))
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
     app.command("up")(up)
+    app.command("demo")(demo)
