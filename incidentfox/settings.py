@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     actor_max_concurrency: int = 200
     run_deadline_s: float = 300.0
     lease_s: float = 30.0
+    # `incidentfox gc`: runs, events, tool calls and raw webhook payloads older than this are purged.
+    retention_days: float = 30.0
 
     # Sandbox sessions (issue: sandbox). Limits and the rest live in actors/sandbox/config.py.
     sandbox_root: Path | None = Field(default=None, description="Workspace root; default `home`/sandboxes.")

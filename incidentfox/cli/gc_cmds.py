@@ -1,9 +1,43 @@
-"""CLI commands: gc_cmds (registered by incidentfox.cli.main)."""
+"""``incidentfox gc``: purge runs, events, tool calls and raw webhook payloads past retention."""
 
 from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
 
 import typer
 
 
+def gc(
+    older_than_days: float = typer.Option(
+        None, help="Purge what is older than this many days (default: INCIDENTFOX_RETENTION_DAYS, 30)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be purged."),
+    database_url: str = typer.Option("", help="Database URL (default: INCIDENTFOX_DATABASE_URL or local SQLite)."),
+) -> None:
+    """Purge finished runs (with their events, tool calls, feedback, approvals) and raw webhook bodies
+    older than the retention age. Active runs are never touched. Prints one JSON line of counts."""
+    from incidentfox.db import make_async_engine, session_factory
+    from incidentfox.runs.gc import purge
+    from incidentfox.settings import get_settings
+
+    settings = get_settings()
+    days = settings.retention_days if older_than_days is None else older_than_days
+    if days < 0:
+        raise typer.BadParameter("--older-than-days must be >= 0")
+    url = database_url or settings.resolved_database_url()
+
+    async def main() -> dict:
+        engine = make_async_engine(url)
+        try:
+            return await purge(session_factory(engine), older_than=timedelta(days=days), dry_run=dry_run)
+        finally:
+            await engine.dispose()
+
+    counts = asyncio.run(main())
+    typer.echo(json.dumps({"dry_run": dry_run, "older_than_days": days, **counts}))
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
+    app.command("gc")(gc)
