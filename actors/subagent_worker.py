@@ -57,6 +57,7 @@ class SubAgentResult:
     report: str = ""
     error: str | None = None
     tool_errors: list[str] = field(default_factory=list)
+    tool_timings: list[tuple[str, float, float]] = field(default_factory=list)  # (tool, start, end) unix s
 
 
 class _Dispatcher:
@@ -69,6 +70,7 @@ class _Dispatcher:
         self.count = 0
         self.evidence = EvidenceBundle()
         self.errors: list[str] = []
+        self.timings: list[tuple[str, float, float]] = []
         self._rr = itertools.count(hash(req.run_id + req.agent) % 997)
         self._integrations = TeamConfig(req.config).integrations
 
@@ -92,6 +94,7 @@ class _Dispatcher:
                 last = exc
         else:
             raise RuntimeError(f"no tool executor available: {last}")
+        self.timings.append((tool, outcome.started_at, outcome.finished_at))
         if outcome.result.ok:
             self.evidence = self.evidence.merge(outcome.result.evidence)
         else:
@@ -129,15 +132,17 @@ class SubAgentCore:
                 status, report, error = "timeout", "", f"{req.agent} did not finish within {req.timeout_s:.0f}s"
             return SubAgentResult(agent=req.agent, status=status, tool_count=dispatch.count,
                                   duration_s=time.monotonic() - started, evidence=dispatch.evidence,
-                                  report=report, error=error, tool_errors=dispatch.errors)
+                                  report=report, error=error, tool_errors=dispatch.errors,
+                                  tool_timings=dispatch.timings)
         finally:
             self.active -= 1
 
     async def _run_playbook(self, req: SubAgentRequest, allowed: dict[str, Any], dispatch: _Dispatcher) -> str:
         from actors.tools.playbooks import playbook
 
+        configured = TeamConfig(req.config).agent(req.agent).playbook
         lookback = (req.window[1] - req.window[0]) if req.window else None
-        steps = playbook(req.agent, services=req.services, window=lookback, available=set(allowed))
+        steps = configured or playbook(req.agent, services=req.services, window=lookback, available=set(allowed))
         outcomes = await asyncio.gather(*(dispatch(tool, args) for tool, args in steps))
         return "\n".join(f"{tool}: {o.result.summary}" for (tool, _), o in zip(steps, outcomes))
 

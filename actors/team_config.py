@@ -24,7 +24,8 @@ llm:
 subagents: {kubernetes: true, …}          # enabled sub-agents (absent → enabled)
 agents:                                   # optional per-agent overrides
   planner: {instructions: null, max_turns: null, model: null}
-  kubernetes | metrics | logs | changes | cloud: {same}
+  kubernetes | metrics | logs | changes | cloud: {same, plus
+    playbook: [{tool: …, args: {…}}, …]}  # the offline planner's calls (absent → built-in playbook)
 tools: {<tool name>: true|false}          # the team's tool allow-list (absent → catalogue default)
 ```
 
@@ -52,6 +53,14 @@ def _get(doc: Mapping[str, Any] | None, *path: str, default: Any = None) -> Any:
     return default if node is None else node
 
 
+def _playbook(value: Any) -> list[tuple[str, dict[str, Any]]] | None:
+    if not isinstance(value, list):
+        return None
+    steps = [(str(v["tool"]), dict(v.get("args") or {})) for v in value
+             if isinstance(v, Mapping) and isinstance(v.get("tool"), str)]
+    return steps or None
+
+
 @dataclass(frozen=True)
 class LLMSettings:
     provider: str
@@ -71,6 +80,7 @@ class AgentSettings:
     instructions: str | None
     max_turns: int
     model: str | None
+    playbook: list[tuple[str, dict[str, Any]]] | None = None
 
 
 class TeamConfig:
@@ -157,7 +167,7 @@ class TeamConfig:
         enabled = bool(switches.get(name, True)) if isinstance(switches, Mapping) else True
         return AgentSettings(name=name, enabled=enabled and bool(node.get("enabled", True)),
                              instructions=node.get("instructions") or None, max_turns=max_turns,
-                             model=node.get("model") or None)
+                             model=node.get("model") or None, playbook=_playbook(node.get("playbook")))
 
     @property
     def enabled_subagents(self) -> list[str]:
