@@ -62,6 +62,7 @@ class SandboxRuntime(BaseModel):
     model_timeout_s: float = 300.0      # one model call
     tool_timeout_s: float = 660.0       # outer bound on any tool call (Bash has its own)
     mcp_timeout_s: float = 30.0
+    slack_api_url: str = "https://slack.com/api/"   # where a session's Slack mirror posts
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> SandboxRuntime:
@@ -72,6 +73,7 @@ class SandboxRuntime(BaseModel):
             "allow_rlimit_only": settings.sandbox_allow_rlimit_only,
             "ttl_s": settings.sandbox_ttl_s,
             "sessions_per_host": settings.sandbox_sessions_per_host,
+            "slack_api_url": settings.slack_api_url,
         }
         values.update(overrides)
         return cls(**values)

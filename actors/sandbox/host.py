@@ -37,12 +37,10 @@ def rss_bytes() -> int:
 
 
 class SandboxHostCore:
-    def __init__(self, runtime: SandboxRuntime, *, name: str, reporter: Reporter | None = None,
-                 slack_api_url: str = "https://slack.com/api/") -> None:
+    def __init__(self, runtime: SandboxRuntime, *, name: str, reporter: Reporter | None = None) -> None:
         self.runtime = runtime
         self.name = name
         self.reporter = reporter
-        self.slack_api_url = slack_api_url
         self.store = SandboxStore(runtime.db_url)
         self.sessions: dict[str, SandboxSession] = {}
         self._isolation: IsolationStatus | None = None
@@ -91,7 +89,7 @@ class SandboxHostCore:
             entries = select_servers(team.mcp_servers, allow)
         reporter = self.reporter
         if reporter is None and slack and slack.get("bot_token"):
-            reporter = SlackWebReporter(slack["bot_token"], base_url=self.slack_api_url)
+            reporter = SlackWebReporter(slack["bot_token"], base_url=self.runtime.slack_api_url)
         cipher = cipher_from_settings() if any(e.get("env") for e in entries) else None
         async for ev in session.send(text, llm=llm_cfg, mcp_entries=entries, cipher=cipher,
                                      reporter=reporter, slack=slack):
