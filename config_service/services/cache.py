@@ -57,6 +57,14 @@ class EffectiveConfigCache:
             while len(self._data) > self._max:
                 self._data.popitem(last=False)
 
+    def invalidate(self, org_id: str, node_id: str | None = None) -> int:
+        """Drop the entries of one org (or one node), whatever their database and epoch."""
+        with self._lock:
+            keys = [k for k in self._data if k[1] == org_id and (node_id is None or k[2] == node_id)]
+            for key in keys:
+                del self._data[key]
+        return len(keys)
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
