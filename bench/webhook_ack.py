@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 # No `from __future__ import annotations` in this file: the baseline app is pickled by value into Serve,
 # where FastAPI could not resolve string annotations.
-from fastapi import FastAPI, Request  # noqa: E402
-from fastapi.responses import JSONResponse  # noqa: E402
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 SECRET = "bench-slack-signing-secret"
 CHANNEL = "CBENCH"
@@ -43,7 +43,7 @@ CHANNEL = "CBENCH"
 
 # --- the baseline app (plain and naive Serve) -----------------------------------------------------
 
-def baseline_app(database_url: str):  # noqa: ANN201
+def baseline_app(database_url: str):
     """FastAPI app: verify, parse, and record delivery + run in one transaction (static route)."""
     from incidentfox.db import make_async_engine, session_factory
     from incidentfox.errors import install_error_handlers
@@ -54,7 +54,7 @@ def baseline_app(database_url: str):  # noqa: ANN201
     install_error_handlers(app)
     state: dict = {}
 
-    def sessions():  # noqa: ANN202 - engine made lazily on the serving loop
+    def sessions():
         if "s" not in state:
             state["s"] = session_factory(make_async_engine(database_url))
         return state["s"]
@@ -84,7 +84,7 @@ def child(kind: str, port: int, database_url: str) -> None:
     ray.init(include_dashboard=False, log_to_driver=False, namespace="bench-naive")
     serve.start(http_options={"host": "127.0.0.1", "port": port})
 
-    def build():  # noqa: ANN202
+    def build():
         return baseline_app(database_url)
 
     serve.run(serve.deployment(serve.ingress(build)()).bind(), name="naive", route_prefix="/")
@@ -101,8 +101,8 @@ def child(kind: str, port: int, database_url: str) -> None:
 # --- load generation ------------------------------------------------------------------------------
 
 def make_requests(n: int, prefix: str, retry_fraction: float) -> list[tuple[bytes, dict[str, str]]]:
-    from serve_apps.webhooks import slack
-
+    """Bodies and extra headers; signatures are added at send time (Slack signs every attempt,
+    retries included, with the current timestamp), so a slow target never sees stale requests."""
     now = int(time.time())
     reqs = []
     for i in range(n):
@@ -110,8 +110,7 @@ def make_requests(n: int, prefix: str, retry_fraction: float) -> list[tuple[byte
                            "team_id": "TBENCH", "event_time": now,
                            "event": {"type": "app_mention", "text": f"<@UBOT> is checkout down? #{i}",
                                      "user": "WUSER", "ts": f"{now}.{i:06d}", "channel": CHANNEL}}).encode()
-        headers = {**slack.sign(body=body, secret=SECRET, timestamp=now), "Content-Type": "application/json"}
-        reqs.append((body, headers))
+        reqs.append((body, {"Content-Type": "application/json"}))
     retries = [(b, {**h, "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
                for b, h in random.sample(reqs, int(n * retry_fraction))]
     out = reqs + retries
@@ -121,6 +120,8 @@ def make_requests(n: int, prefix: str, retry_fraction: float) -> list[tuple[byte
 
 async def blast(url: str, reqs: list[tuple[bytes, dict[str, str]]], concurrency: int) -> dict:
     import aiohttp
+
+    from serve_apps.webhooks import slack
 
     queue: asyncio.Queue = asyncio.Queue()
     for r in reqs:
@@ -136,6 +137,7 @@ async def blast(url: str, reqs: list[tuple[bytes, dict[str, str]]], concurrency:
                 body, headers = queue.get_nowait()
             except asyncio.QueueEmpty:
                 return
+            headers = {**headers, **slack.sign(body=body, secret=SECRET, timestamp=int(time.time()))}
             t0 = time.perf_counter()
             async with session.post(url, data=body, headers=headers) as resp:
                 data = await resp.read()

@@ -229,7 +229,7 @@ class Sweeper:
                                                              grace_s=self._grace))
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a failed sweep is logged and retried next tick
+            except Exception:
                 log.exception("delivery sweep failed")
             await asyncio.sleep(self._interval)
 

@@ -71,7 +71,7 @@ class IntakeBatcher:
             batch, self._queue = self._queue[: self._max], self._queue[self._max:]
             try:
                 results = await self._write(batch)
-            except Exception:  # noqa: BLE001 - retried item by item below, each failing alone
+            except Exception:
                 log.info("intake batch of %d failed; retrying items one by one", len(batch), exc_info=True)
                 self.fallbacks += 1
                 await self._one_by_one(batch)

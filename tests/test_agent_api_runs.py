@@ -7,8 +7,8 @@ import asyncio
 
 import httpx
 import pytest
-
 from gateway_kit import ADMIN_TOKEN, RecordingRunner, seed_tenants, settings_for
+
 from incidentfox.runs import store
 from incidentfox.runs.runner import CompletingRunner
 from serve_apps.agent_api import create_agent_app

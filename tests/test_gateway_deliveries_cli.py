@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 
+from gateway_kit import RecordingRunner, make_core, slack_event
 from typer.testing import CliRunner
 
-from gateway_kit import RecordingRunner, make_core, slack_event
 from incidentfox.cli.main import app
 from serve_apps import deliveries
 from serve_apps.webhooks import slack

@@ -8,9 +8,9 @@ import json
 from urllib.parse import quote
 
 import pytest
+from gateway_kit import RecordingRunner, client_for, load, make_core, signed, slack_event
 from sqlalchemy import func, select
 
-from gateway_kit import RecordingRunner, client_for, load, make_core, signed, slack_event
 from incidentfox.db import utcnow
 from incidentfox.runs import store
 from incidentfox.runs.models import Delivery, Run, RunFeedback, ToolApproval

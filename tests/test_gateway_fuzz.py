@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from gateway_kit import SECRETS, client_for, make_core, signed
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway_kit import SECRETS, client_for, make_core, signed
 from serve_apps.gateway import ENDPOINTS
 
 header_names = st.sampled_from([

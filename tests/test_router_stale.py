@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 import uvicorn
-
 from gateway_kit import ADMIN_TOKEN, seed_tenants, settings_for
+
 from serve_apps.router import RoutingTable
 
 
@@ -112,6 +112,7 @@ async def test_wrong_admin_token_counts_as_unavailable_not_unrouted(config_serve
 async def test_gateway_with_real_router_records_stale_route(config_server, fixtures_dir, sqlite_url):
     """Through the gateway: routed while up, still routed (marked stale) after the service stops."""
     from gateway_kit import client_for, make_core, signed, slack_event
+
     from serve_apps.gateway import MemoResolver
 
     server, _ = config_server

@@ -17,7 +17,7 @@ import typer
 deliveries_app = typer.Typer(no_args_is_help=True, help="List webhook deliveries and re-drive failed ones.")
 
 
-def _sessions(database_url: str | None):  # noqa: ANN202
+def _sessions(database_url: str | None):
     from incidentfox.db import make_async_engine, session_factory
     from incidentfox.settings import Settings
 
