@@ -296,3 +296,26 @@ async def test_seed_demo_is_idempotent_and_usable(cs):
     assert (got["org_id"], got["team_node_id"]) == ("demo", "sre")
     eff = (await cs.call("GET", "/api/v1/team/config", token=seeded["team_token"])).json()["config"]
     assert eff["slack"]["default_channel"] == "C0DEMO0001" and eff["locked_paths"] == ["deployment.mode"]
+
+
+async def test_refused_in_process_write_releases_its_transaction(cs):
+    """A service call that is refused must not keep the org (or SQLite) write lock while the
+    caller holds on to its session."""
+    import asyncio
+
+    from config_service.services import config as config_svc
+    from incidentfox.errors import Conflict
+
+    await cs.create_org("acme")
+    await cs.create_node("acme", "sre", kind="team")
+    await cs.patch("acme", "acme", {"locked_paths": ["llm"]})
+    factory = cs.app.state.session_factory
+    async with factory() as held:
+        with pytest.raises(Conflict):
+            await config_svc.patch_config(held, settings=cs.settings, org_id="acme", node_id="sre",
+                                          patch={"llm": {"model": "x"}}, actor="test")
+        assert not held.in_transaction()
+        async with factory() as other, asyncio.timeout(5):
+            result = await config_svc.patch_config(other, settings=cs.settings, org_id="acme", node_id="sre",
+                                                   patch={"tools": {"k8s": True}}, actor="test")
+        assert result["version"] == 1

@@ -55,6 +55,7 @@ from config_service.services.routing import (
     find_foreign_owners,
     sync_team_claims,
 )
+from config_service.services.tx import rolls_back_on_error
 from incidentfox.db import utcnow
 from incidentfox.errors import Conflict, NotFound, Unprocessable
 from incidentfox.settings import Settings, get_settings
@@ -66,6 +67,7 @@ def _target(node: ConfigNode) -> str:
     return f"node:{node.org_id}/{node.node_id}"
 
 
+@rolls_back_on_error
 async def patch_config(session: AsyncSession, *, settings: Settings, org_id: str, node_id: str,
                        patch: Mapping[str, Any], actor: str) -> dict[str, Any]:
     """Apply a merge patch to a node's raw config and store the next version. Commits.
@@ -85,6 +87,7 @@ async def patch_config(session: AsyncSession, *, settings: Settings, org_id: str
     return await _write_version(session, node=node, new_config=new_config, action="config.patch", actor=actor)
 
 
+@rolls_back_on_error
 async def rollback_config(session: AsyncSession, *, org_id: str, node_id: str, version: int,
                           actor: str) -> dict[str, Any]:
     """Store version ``version``'s config as a new version (same checks as a write). Commits."""

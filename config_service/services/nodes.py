@@ -19,6 +19,7 @@ from config_service.core.merge import iter_leaves
 from config_service.db.models import ConfigNode, ConfigVersion
 from config_service.services import audit
 from config_service.services.orgs import _check_name, bump_org_epoch
+from config_service.services.tx import rolls_back_on_error
 from incidentfox.db import utcnow
 from incidentfox.errors import Conflict, NotFound, Unprocessable
 
@@ -69,6 +70,7 @@ async def list_nodes(session: AsyncSession, *, org_id: str, parent_id: str | Non
     return list((await session.scalars(stmt.order_by(ConfigNode.depth, ConfigNode.node_id))).all())
 
 
+@rolls_back_on_error
 async def create_node(session: AsyncSession, *, org_id: str, node_id: str, parent_id: str | None, kind: str,
                       name: str | None, actor: str) -> ConfigNode:
     """Create a unit or team at version 0 with an empty config. Commits.
@@ -123,6 +125,7 @@ async def _parent(session: AsyncSession, *, org_id: str, parent_id: str) -> Conf
     return parent
 
 
+@rolls_back_on_error
 async def update_node(session: AsyncSession, *, org_id: str, node_id: str, actor: str,
                       parent_id: str | None = None, name: str | None = None) -> ConfigNode:
     """Rename and/or move a unit or team under another parent (the org root when ``parent_id`` is the

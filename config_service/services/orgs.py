@@ -18,6 +18,7 @@ from config_service.core.ids import require_id
 from config_service.core.jsondoc import check_string
 from config_service.db.models import ConfigNode, ConfigVersion, Org
 from config_service.services import audit
+from config_service.services.tx import rolls_back_on_error
 from incidentfox.db import utcnow
 from incidentfox.errors import Conflict, NotFound, Unprocessable
 
@@ -33,6 +34,7 @@ def _check_name(name: object) -> str:
     return name.strip()
 
 
+@rolls_back_on_error
 async def create_org(session: AsyncSession, *, org_id: str, name: str, actor: str) -> Org:
     """Create an org and its root node; 409 ``org_exists`` if the id is taken. Commits."""
     require_id(org_id, field="org_id")

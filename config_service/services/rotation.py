@@ -13,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from config_service.core.crypto import settings_cipher
 from config_service.core.secret_fields import rotate_secrets as rotate_tree
 from config_service.db.models import ConfigNode, ConfigVersion
+from config_service.services.tx import rolls_back_on_error
 from incidentfox.settings import Settings
 
 BATCH = 500
 
 
+@rolls_back_on_error
 async def rotate_secrets(session: AsyncSession, *, settings: Settings) -> dict[str, int]:
     """Returns ``{"nodes", "versions", "secrets"}``: rows rewritten and secret leaves re-encrypted."""
     cipher = settings_cipher(settings)

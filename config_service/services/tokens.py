@@ -24,6 +24,7 @@ from config_service.db.models import ApiToken
 from config_service.services import audit
 from config_service.services.nodes import get_node
 from config_service.services.orgs import get_org
+from config_service.services.tx import rolls_back_on_error
 from incidentfox.db import utcnow
 from incidentfox.errors import NotFound, Unprocessable
 from incidentfox.settings import Settings
@@ -49,6 +50,7 @@ async def _team(session: AsyncSession, *, org_id: str, team_node_id: str):
     return node
 
 
+@rolls_back_on_error
 async def issue_token(session: AsyncSession, *, settings: Settings, org_id: str, actor: str,
                       team_node_id: str | None = None, label: str = "",
                       expires_in_s: int | None = None) -> dict[str, Any]:
@@ -79,6 +81,7 @@ async def issue_token(session: AsyncSession, *, settings: Settings, org_id: str,
             "kind": row.kind, "org_id": org_id, "team_node_id": team_node_id}
 
 
+@rolls_back_on_error
 async def revoke_token(session: AsyncSession, *, org_id: str, token_id: str, actor: str) -> dict[str, Any]:
     """Revoke a token of ``org_id`` (idempotent: revoking twice keeps the first time). Commits."""
     require_id(org_id, field="org_id")
@@ -107,6 +110,7 @@ def impersonation_key(settings: Settings) -> bytes:
     return derive_key(settings_pepper(settings), IMPERSONATION_KEY_PURPOSE)
 
 
+@rolls_back_on_error
 async def mint_impersonation_token(session: AsyncSession, *, settings: Settings, org_id: str, team_node_id: str,
                                    actor: str, ttl_s: int | None = None, audience: str = DEFAULT_AUDIENCE,
                                    now: datetime | None = None) -> dict[str, Any]:
