@@ -216,6 +216,7 @@ def main() -> None:
     p.add_argument("--events", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=50)
     p.add_argument("--only", choices=["plain", "naive", "ours"], action="append")
+    p.add_argument("--access-log", action="store_true", help="keep Serve access logs on for `ours`")
     p.add_argument("--child", choices=["plain", "naive"])
     p.add_argument("--port", type=int)
     p.add_argument("--db")
@@ -275,8 +276,9 @@ def run_ours(tmp: Path, env: dict[str, str], args: argparse.Namespace) -> dict:
     port, dash = _free_port(), _free_port()
     env = {**env, "INCIDENTFOX_HOME": str(home)}
     log = open(tmp / "ours.log", "w")
+    extra = [] if args.access_log else ["--no-access-log"]
     proc = subprocess.Popen([sys.executable, "-m", "incidentfox.cli.main", "up", "--port", str(port), "--runner",
-                             "null", "--dashboard-port", str(dash)], env=env, cwd=tmp, stdout=log,
+                             "null", "--dashboard-port", str(dash), *extra], env=env, cwd=tmp, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 240

@@ -83,6 +83,7 @@ def up(
     metrics_port: int | None = typer.Option(None, help="Prometheus metrics export port of the local Ray."),
     runner: str = typer.Option("investigation", help="Runner for queued runs: investigation | complete | null."),
     dashboard_port: int = typer.Option(8265, help="Ray dashboard port when starting Ray locally."),
+    access_log: bool = typer.Option(True, help="Serve proxy/replica access logs (off saves hot-path CPU)."),
 ) -> None:
     """Start the local platform (config service, webhook gateway, agent API, tools) and block until
     Ctrl-C or SIGTERM, then shut Serve and Ray down cleanly."""
@@ -119,7 +120,8 @@ def up(
         ctx = ray.init(include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard_port,
                        resources=LOCAL_RESOURCES, **init_kw)
     try:
-        serve.start(http_options={"host": host, "port": port})
+        serve.start(http_options={"host": host, "port": port},
+                    logging_config=None if access_log else {"enable_access_log": False})
 
         def skipped(name: str, why: str) -> None:
             typer.echo(f"skipping application {name!r}: {why}")
