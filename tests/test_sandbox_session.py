@@ -269,3 +269,30 @@ async def test_transcript_round_trip_on_postgres(pg_url: str, root: Path, server
     rows = await b.manager.store.list_messages(session_id=sid)
     assert rows[2]["content"][0]["content"] == "pg"
     await b.manager.store.close()
+
+
+async def test_hosts_follow_the_scheduling_constraint_and_fill_in_order(sqlite_url: str, root: Path) -> None:
+    from actors.sandbox.manager import LocalSpawner, SandboxManagerCore
+
+    spawned: list[tuple[str, dict[str, Any]]] = []
+
+    class Recording(LocalSpawner):
+        def spawn(self, name: str, scheduling: dict[str, Any]) -> Any:
+            spawned.append((name, scheduling))
+            return super().spawn(name, scheduling)
+
+    rt = runtime(sqlite_url, root, sessions_per_host=4)
+    mgr = SandboxManagerCore(rt, spawner=Recording(rt))
+    shared = {"resources": {"shared": 0.001}}
+    dedicated = {"resources": {"team_acme_sre": 0.001}}
+    a = [await mgr.create_session(org_id="acme", team_id="web", scheduling=shared) for _ in range(5)]
+    b = await mgr.create_session(org_id="acme", team_id="sre", scheduling=dedicated,
+                                 slack={"channel": "C9", "thread_ts": "171.5"})
+    assert [s for _, s in spawned] == [shared, shared, dedicated]  # a spare once 3/4 full, per group
+    hosts = [x["host"] for x in a]
+    assert hosts[:4] == [hosts[0]] * 4 and hosts[4] != hosts[0]  # packed, then the spare
+    assert b["host"] not in hosts                                 # never shares a host across constraints
+    row = await mgr.store.find_by_thread(channel="C9", thread_ts="171.5")
+    assert row.id == b["session_id"] and row.scheduling == dedicated
+    assert await mgr.store.find_by_thread(channel="C9", thread_ts="nope") is None
+    await mgr.store.close()

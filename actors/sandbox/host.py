@@ -116,6 +116,12 @@ class SandboxHostCore:
                 "isolation": (await self.isolation()).to_dict()}
 
     async def ping(self) -> str:
+        """Readiness (the manager awaits it for prewarmed hosts); also builds the shared HTTP client
+        and probes isolation so the first session on this host pays neither."""
+        from actors.sandbox.agent import shared_http_client
+
+        shared_http_client()
+        await self.isolation()
         return self.name
 
 

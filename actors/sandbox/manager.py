@@ -2,9 +2,9 @@
 
 * **Create**: parse the team's ``sandbox`` section, insert the session row with a unique
   unprivileged UID, pick a host for the team's scheduling constraint (hosts are grouped by their
-  Ray options; a host holds up to ``sessions_per_host`` sessions, and a spare is started when the
-  group is 3/4 full so creates never wait for an actor to boot), and have the host make the
-  workspace.
+  Ray options and filled one after another up to ``sessions_per_host``; a spare is started when the
+  group's free room drops to a quarter of a host, so creates never wait for an actor to boot), and
+  have the host make the workspace.
 * **Locate**: which host serves a session. A session not in memory (manager restarted, or its host
   died and was reported with :meth:`host_failed`) is assigned a host again, which reloads it from
   the database: history survives, no turn is lost.
@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,7 +31,7 @@ import ray
 
 from actors.sandbox.config import SandboxRuntime, check_scheduling, parse_team_sandbox
 from actors.sandbox.errors import SessionExpired, SessionNotFound
-from actors.sandbox.host import SandboxHost, SandboxHostCore
+from actors.sandbox.host import SandboxHost, SandboxHostCore, rss_bytes
 from actors.sandbox.mirror import Reporter
 from actors.sandbox.store import SandboxStore, new_session_id
 from incidentfox.db import utcnow
@@ -45,6 +46,7 @@ class HostInfo:
     name: str
     key: str
     handle: Any
+    serial: int = 0
     sessions: set[str] = field(default_factory=set)
 
 
@@ -123,7 +125,7 @@ class SandboxManagerCore:
     def _spawn(self, key: str, scheduling: dict[str, Any]) -> HostInfo:
         self._serial += 1
         name = f"sandbox-host-{key}-{self._serial}"
-        info = HostInfo(name=name, key=key, handle=self.spawner.spawn(name, scheduling))
+        info = HostInfo(name=name, key=key, handle=self.spawner.spawn(name, scheduling), serial=self._serial)
         self.hosts[name] = info
         return info
 
@@ -137,7 +139,9 @@ class SandboxManagerCore:
                 return current
             group = [h for h in self.hosts.values() if h.key == key]
             room = [h for h in group if len(h.sessions) < cap]
-            host = min(room, key=lambda h: len(h.sessions)) if room else self._spawn(key, scheduling)
+            # Pack: the fullest host with room, oldest first, so a spare (possibly still booting)
+            # takes sessions only once the others are full.
+            host = max(room, key=lambda h: (len(h.sessions), -h.serial)) if room else self._spawn(key, scheduling)
             host.sessions.add(session_id)
             self.by_session[session_id] = host.name
             group = [h for h in self.hosts.values() if h.key == key]
@@ -253,7 +257,8 @@ class SandboxManagerCore:
         hosts = await asyncio.gather(*(self.spawner.call(h.handle, "stats") for h in self.hosts.values()),
                                      return_exceptions=True)
         return {"hosts": [h for h in hosts if isinstance(h, dict)],
-                "sessions": sum(len(h.sessions) for h in self.hosts.values())}
+                "sessions": sum(len(h.sessions) for h in self.hosts.values()),
+                "manager": {"pid": os.getpid(), "rss_bytes": rss_bytes()}}
 
 
 def _rmtree(path: Any) -> None:

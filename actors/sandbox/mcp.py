@@ -149,11 +149,14 @@ async def open_mcp_tools(entries: list[dict[str, Any]], *, cipher: MultiFernet |
                          connect_timeout_s: float = 30.0) -> AsyncIterator[McpToolset]:
     """Connect to each entry (already decrypted env is computed here), yield their tools, close all
     connections on exit. A server that fails to start is an error: the turn reports it."""
+    toolset = McpToolset()
+    if not entries:  # the common case: no MCP, and no import of the mcp package on the turn's path
+        yield toolset
+        return
     import asyncio
 
     from mcp import Client, StdioServerParameters
 
-    toolset = McpToolset()
     async with AsyncExitStack() as stack:
         for e in entries:
             if e["transport"] == "stdio":

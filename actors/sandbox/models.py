@@ -28,6 +28,7 @@ class SandboxSessionRow(Base):
     __table_args__ = (
         Index("ix_sandbox_sessions_org_team_created", "org_id", "team_id", "created_at"),
         Index("ix_sandbox_sessions_status_expires", "status", "expires_at"),
+        Index("ix_sandbox_sessions_slack_thread", "slack_channel", "slack_thread_ts"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

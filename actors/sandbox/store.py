@@ -115,6 +115,15 @@ class SandboxStore:
                                    .order_by(SandboxSessionRow.expires_at).limit(limit))
             return list(rows)
 
+    async def find_by_thread(self, *, channel: str, thread_ts: str) -> SandboxSessionRow | None:
+        """The active session mirrored into a Slack thread (how a reply in that thread continues it)."""
+        async with self.sessions() as s:
+            return await s.scalar(select(SandboxSessionRow)
+                                  .where(SandboxSessionRow.slack_channel == channel,
+                                         SandboxSessionRow.slack_thread_ts == thread_ts,
+                                         SandboxSessionRow.status == "active")
+                                  .order_by(SandboxSessionRow.created_at.desc()).limit(1))
+
     async def count_active(self) -> int:
         async with self.sessions() as s:
             return int(await s.scalar(select(func.count()).select_from(SandboxSessionRow)

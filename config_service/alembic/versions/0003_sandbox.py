@@ -43,6 +43,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_sandbox_sessions_org_team_created", ["org_id", "team_id", "created_at"],
                               unique=False)
         batch_op.create_index("ix_sandbox_sessions_status_expires", ["status", "expires_at"], unique=False)
+        batch_op.create_index("ix_sandbox_sessions_slack_thread", ["slack_channel", "slack_thread_ts"], unique=False)
 
     op.create_table(
         "sandbox_messages",
@@ -81,6 +82,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_sandbox_messages_session_id"))
     op.drop_table("sandbox_messages")
     with op.batch_alter_table("sandbox_sessions", schema=None) as batch_op:
+        batch_op.drop_index("ix_sandbox_sessions_slack_thread")
         batch_op.drop_index("ix_sandbox_sessions_status_expires")
         batch_op.drop_index("ix_sandbox_sessions_org_team_created")
     op.drop_table("sandbox_sessions")
