@@ -309,7 +309,7 @@ class Gateway:
             return route_from_dict(await router.resolve.remote(dict(identifiers)))
 
         resolve = MemoResolver(via_router, ttl_s=route_memo_s)
-        org_secret = make_org_secret_lookup(sessions) if org_secret_overrides else None
+        org_secret = make_org_secret_lookup(sessions, settings=settings) if org_secret_overrides else None
         self._core = GatewayCore(sessions=sessions, runner=runner_obj, resolve=resolve,
                                  secrets=WebhookSecrets(resolve=resolve, org_secret=org_secret),
                                  correlation_window_s=correlation_window_s, store_payload=store_payload)

@@ -88,17 +88,21 @@ class WebhookSecrets:
         return override
 
 
-def make_org_secret_lookup(sessions: Any) -> OrgSecretFn:
-    """An :data:`OrgSecretFn` reading the team's effective config (secrets revealed) through the
-    config service's service layer, in this process, on the shared database."""
+def make_org_secret_lookup(sessions: Any, *, settings: Any = None) -> OrgSecretFn:
+    """An :data:`OrgSecretFn` reading the team's effective config (secrets revealed with
+    ``settings``' Fernet keys) through the config service's service layer, in this process, on the
+    shared database."""
     from config_service.services.config import get_effective_config
+    from incidentfox.settings import Settings
+
+    settings = settings or Settings()
 
     async def lookup(org_id: str, team_id: str, source: str) -> OrgOverride | None:
         spec = source_spec(source)
         try:
             async with sessions() as session:
                 config = await get_effective_config(session, org_id=org_id, node_id=team_id,
-                                                    reveal_secrets=True)
+                                                    reveal_secrets=True, settings=settings)
         except NotFound:
             return None   # the claim's team vanished since routing answered: no override
         secret = config_value(config, spec.config_key)
