@@ -13,7 +13,7 @@ and only then map each to an instant, so:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -40,7 +40,7 @@ def zone(tz: str) -> ZoneInfo:
 def _to_utc(naive_local: datetime, tz: ZoneInfo) -> datetime:
     # fold=0: first occurrence of an ambiguous time; for a nonexistent time, zoneinfo applies the
     # offset in force before the transition, which lands the same distance past it.
-    return naive_local.replace(tzinfo=tz, fold=0).astimezone(timezone.utc)
+    return naive_local.replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
 def fire_times(expr: str, tz: str, *, after: datetime, until: datetime, limit: int = 10_000) -> list[datetime]:

@@ -82,11 +82,11 @@ async def post_report(report: Report, *, client: AsyncWebClient, report_url: str
 async def run_report_job(sessions: async_sessionmaker, *, org_id: str, team_id: str, kind: str,
                          channel: str | None, bot_token: str | None, slack_api_url: str,
                          schedule_id: str | None = None, report_url_base: str | None = None,
-                         progress: Progress | None = None) -> Report:
+                         period: timedelta = REPORT_PERIOD, progress: Progress | None = None) -> Report:
     step = progress or (lambda _msg: None)
     async with sessions() as s:
         report = await generate_report(s, org_id=org_id, team_id=team_id, kind=kind, schedule_id=schedule_id,
-                                       channel=channel, progress=step)
+                                       channel=channel, period=period, progress=step)
         await s.commit()
     if channel:
         step("posting to Slack")

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from actors.scheduler.claims import DueJob, advance_cursor, due_jobs, get_cursor, schedules_from_config, try_claim
+from actors.scheduler.claims import (
+    DueJob,
+    advance_cursor,
+    due_jobs,
+    get_cursor,
+    schedules_from_config,
+    try_claim,
+)
 from actors.scheduler.cron import ScheduleError
 from incidentfox.db import make_async_engine, session_factory, utcnow
 

@@ -1,9 +1,139 @@
-"""CLI commands: report_cmds (registered by incidentfox.cli.main)."""
+"""``incidentfox report run|run-due``: scheduled reports on demand, and one scheduler tick.
+
+``report run`` generates one report for a team now (stored, then posted to the team's Slack channel
+unless ``--no-post``), with a progress bar. ``report run-due`` claims and runs every job due now,
+exactly as the scheduler actor's tick does: it is the RayCronJob's entrypoint, and safe to run
+beside the actor (claims are unique).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import typer
+
+report_app = typer.Typer(no_args_is_help=True, help="Generate scheduled reports (health report, digest).")
+KINDS = ("health_report", "digest")
+
+
+def _settings(database_url: str | None):
+    from incidentfox.settings import Settings, ensure_local_secrets
+
+    base = Settings(database_url=database_url) if database_url else Settings()
+    return ensure_local_secrets(base)
+
+
+@report_app.command("run")
+def run_cmd(
+    org: str = typer.Option(..., help="Org id."),
+    team: str = typer.Option(..., help="Team node id."),
+    kind: str = typer.Option("health_report", help="health_report or digest."),
+    channel: str | None = typer.Option(None, help="Slack channel (default: the team's slack.default_channel)."),
+    post: bool = typer.Option(True, "--post/--no-post", help="Post to Slack after storing."),
+    days: int = typer.Option(7, min=1, max=366, help="Period length in days, ending now."),
+    database_url: str | None = typer.Option(None, help="Override INCIDENTFOX_DATABASE_URL."),
+    as_json: bool = typer.Option(False, "--json", help="Print the stored report as JSON."),
+) -> None:
+    """Generate one report for a team now, with a progress bar."""
+    from datetime import timedelta
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from actors.scheduler.jobs import report_view, run_report_job
+    from actors.scheduler.teams import team_config
+    from incidentfox.db import make_async_engine, session_factory
+
+    if kind not in KINDS:
+        raise typer.BadParameter(f"kind must be one of {', '.join(KINDS)}", param_hint="--kind")
+    settings = _settings(database_url)
+
+    async def run(progress: Progress, task) -> dict:
+        engine = make_async_engine(settings.resolved_database_url())
+        sessions = session_factory(engine)
+        try:
+            from incidentfox.errors import NotFound
+
+            try:
+                cfg = await team_config(sessions, settings, org_id=org, team_id=team)
+            except NotFound as exc:
+                raise typer.BadParameter(exc.message, param_hint="--org/--team") from None
+            dest = (channel or (cfg.get("slack") or {}).get("default_channel")) if post else None
+            token = ((cfg.get("integrations") or {}).get("slack") or {}).get("bot_token")
+
+            def step(msg: str) -> None:
+                progress.update(task, advance=1, description=msg)
+
+            report = await run_report_job(sessions, org_id=org, team_id=team, kind=kind, channel=dest,
+                                          bot_token=token, slack_api_url=settings.slack_api_url,
+                                          period=timedelta(days=days), progress=step)
+            return report_view(report)
+        finally:
+            await engine.dispose()
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as progress:
+        task = progress.add_task("loading team config", total=5)
+        view = asyncio.run(run(progress, task))
+    if as_json:
+        typer.echo(json.dumps(view, indent=2))
+        return
+    c = view["content"]
+    typer.echo(f"report {view['report_id']} ({view['kind']}) for {org}/{team}")
+    if view["kind"] == "health_report":
+        typer.echo(f"  runs: {c['runs']['total']} {c['runs']['outcomes']}")
+        for src, v in c["by_source"].items():
+            typer.echo(f"  {src}: {v['runs']} runs, MTTA {v['mtta_s']} s, MTTR {v['mttr_s']} s")
+        typer.echo(f"  feedback: +{c['feedback']['up']} / -{c['feedback']['down']}")
+    else:
+        typer.echo(f"  incidents: {len(c['incidents'])}")
+    if view["posted_at"]:
+        typer.echo(f"  posted to {view['channel']}")
+    elif view["post_error"]:
+        typer.echo(f"  not posted: {view['post_error']}")
+
+
+@report_app.command("run-due")
+def run_due_cmd(
+    database_url: str | None = typer.Option(None, help="Override INCIDENTFOX_DATABASE_URL."),
+    runner: str = typer.Option("investigation", help="Runner for scheduled investigations."),
+    local: bool = typer.Option(False, "--local", help="Run the jobs in this process instead of as Ray tasks."),
+) -> None:
+    """Claim and run every scheduled job due now (one scheduler tick; the RayCronJob entrypoint)."""
+    from actors.scheduler.execute import execute_claimed
+    from actors.scheduler.service import SchedulerService, run_batch
+    from actors.scheduler.teams import team_config_provider
+    from incidentfox.db import make_async_engine, session_factory
+
+    settings = _settings(database_url)
+    url = settings.resolved_database_url()
+
+    async def run() -> list:
+        engine = make_async_engine(url)
+        try:
+            svc = SchedulerService(database_url=url,
+                                   team_configs=team_config_provider(session_factory(engine), settings))
+            claimed = await svc.tick()
+            await svc.close()
+            if local:
+                async def submit(c, _name):
+                    return await execute_claimed(c, database_url=url, slack_api_url=settings.slack_api_url,
+                                                 runner=runner)
+                return await run_batch(claimed, submit=submit)
+            import ray
+
+            from actors.scheduler.actor import dispatch_batch
+
+            if not ray.is_initialized():
+                ray.init(address="auto", log_to_driver=False)
+            return await dispatch_batch(claimed, database_url=url, slack_api_url=settings.slack_api_url,
+                                        runner=runner)
+        finally:
+            await engine.dispose()
+
+    for outcome in asyncio.run(run()):
+        typer.echo(json.dumps(outcome if isinstance(outcome, dict) else {"error": repr(outcome)}))
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's commands to the root app."""
+    """Attach ``report`` to the root app."""
+    app.add_typer(report_app, name="report")

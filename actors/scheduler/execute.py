@@ -1,0 +1,41 @@
+"""Running one claimed job to completion and recording the outcome on its claim row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.scheduler.claims import finish_claim
+from actors.scheduler.jobs import run_report_job, start_scheduled_investigation
+from actors.scheduler.service import ClaimedJob
+from incidentfox.db import make_async_engine, session_factory
+from incidentfox.runs.runner import make_runner
+
+
+async def execute_claimed(claimed: ClaimedJob, *, database_url: str, slack_api_url: str,
+                          runner: str = "investigation") -> dict[str, Any]:
+    engine = make_async_engine(database_url)
+    sessions = session_factory(engine)
+    sch = claimed.job.schedule
+    try:
+        try:
+            if sch.kind == "investigation":
+                run_id = await start_scheduled_investigation(sessions, claimed.job)
+                await make_runner(runner, database_url=database_url).submit(run_id=run_id, org_id=sch.org_id,
+                                                                            team_id=sch.team_id)
+                outcome = {"status": "done", "run_id": run_id}
+            else:
+                token = ((claimed.config.get("integrations") or {}).get("slack") or {}).get("bot_token")
+                report = await run_report_job(sessions, org_id=sch.org_id, team_id=sch.team_id, kind=sch.kind,
+                                              channel=sch.channel or None, bot_token=token,
+                                              slack_api_url=slack_api_url, schedule_id=sch.id)
+                outcome = {"status": "done" if not report.post_error else "failed", "report_id": report.id,
+                           "error": report.post_error}
+        except Exception as exc:  # noqa: BLE001 - recorded on the claim; the batch goes on
+            outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500]}
+        async with sessions() as s:
+            await finish_claim(s, claimed.claim_id, status=outcome["status"], report_id=outcome.get("report_id"),
+                               run_id=outcome.get("run_id"), error=outcome.get("error"))
+            await s.commit()
+        return {"schedule": sch.key, "scheduled_for": claimed.job.scheduled_for.isoformat(), **outcome}
+    finally:
+        await engine.dispose()
