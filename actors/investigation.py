@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from actors.db_retry import retry_locked
 from actors.fanout import SubAgentFanout
 from actors.offline_planner import investigation_window, plan_offline, rca_from_evidence, merged_bundle, \
     trigger_services
@@ -74,6 +75,7 @@ class LiveRun:
     task: asyncio.Task[Any] | None = None
     first_message_at: float | None = None
     abandoned: bool = False              # the lease was lost: stop without touching the run
+    finish_fields: dict[str, Any] = field(default_factory=dict)   # run columns written with the final status
 
     def absorb(self, *entries: dict[str, Any]) -> None:
         """Add correlated triggers, once each (the row and the live attach may both carry one)."""
@@ -103,18 +105,21 @@ async def _finish(ctx: EngineContext, live: LiveRun, to: RunStatus, **fields: An
     """Flush queued events, then move the run to a terminal status (CAS from running, and only while
     this actor still holds the lease)."""
     run_id = live.run_id
-    await ctx.writer.flush()
-    async with asyncio.timeout(DB_TIMEOUT_S):
-        async with ctx.sessions() as s:
-            ok = await store.transition(s, run_id=run_id, to=to, from_=[RunStatus.RUNNING], owner=live.owner,
-                                        **fields)
-            if ok:
-                data = {"status": to.value}
-                if fields.get("error"):
-                    data["reason"] = fields["error"]
-                await store.append_event(s, run_id=run_id, kind="status", data=data)
-            await s.commit()
-    return ok
+    await retry_locked(ctx.writer.flush)
+
+    async def txn() -> bool:
+        async with asyncio.timeout(DB_TIMEOUT_S):
+            async with ctx.sessions() as s:
+                ok = await store.transition(s, run_id=run_id, to=to, from_=[RunStatus.RUNNING],
+                                            owner=live.owner, **{**live.finish_fields, **fields})
+                if ok:
+                    data = {"status": to.value}
+                    if fields.get("error"):
+                        data["reason"] = fields["error"]
+                    await store.append_event(s, run_id=run_id, kind="status", data=data)
+                await s.commit()
+                return ok
+    return await retry_locked(txn)
 
 
 async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveRun) -> SlackReporter | None:
@@ -136,12 +141,19 @@ async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveR
     values: dict[str, Any] = {"slack_message": {"channel": msg.channel, "ts": msg.ts},
                               "first_message_at": utcnow()}
     if not run.thread_channel or not run.thread_ts:
+        # The run gets its thread now, so follow-ups in it find the run while it is still running.
         values.update(thread_channel=msg.channel, thread_ts=thread_ts or msg.ts)
-    async with asyncio.timeout(DB_TIMEOUT_S):
-        async with ctx.sessions() as s:
-            await s.execute(update(Run).where(Run.id == run.id).values(**values)
-                            .execution_options(synchronize_session=False))
-            await s.commit()
+
+        async def txn() -> None:
+            async with asyncio.timeout(DB_TIMEOUT_S):
+                async with ctx.sessions() as s:
+                    await s.execute(update(Run).where(Run.id == run.id).values(**values)
+                                    .execution_options(synchronize_session=False))
+                    await s.commit()
+        await retry_locked(txn)
+    else:
+        # The thread is known already: record the message with the final status (one write fewer).
+        live.finish_fields.update(values)
     ctx.writer.event(run.id, "phase", {"phase": "slack_posted", "channel": msg.channel, "ts": msg.ts})
     return reporter
 
@@ -174,9 +186,11 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
     run_id = live.run_id
     started = time.monotonic()
     reporter: SlackReporter | None = None
-    async with asyncio.timeout(DB_TIMEOUT_S):
-        async with ctx.sessions() as s:
-            run = await store.get_run(s, run_id)
+    async def read() -> Run | None:
+        async with asyncio.timeout(DB_TIMEOUT_S):
+            async with ctx.sessions() as s:
+                return await store.get_run(s, run_id)
+    run = await retry_locked(read)
     if run is None:
         return "missing"
     try:

@@ -34,6 +34,7 @@ from typing import Any
 import ray
 from sqlalchemy import select
 
+from actors.db_retry import retry_locked
 from actors.investigation import EngineContext, LiveRun, investigate
 from actors.placement import PlacementUnavailable, check_available, options_for_key, placement_key
 from actors.ray_util import is_actor_gone
@@ -66,8 +67,8 @@ class PoolConfig:
     max_actors: int = 4
     actor_max_concurrency: int = 200
     lease_s: float = 30.0
-    subagent_workers: int = 2
-    tool_executors: int = 2
+    subagent_workers: int = 1
+    tool_executors: int = 1
     idle_s: float = 30.0
     slack_api_url: str = "https://slack.com/api/"
     # Tests and benchmarks: a fixed effective config instead of the config service's.
@@ -78,6 +79,7 @@ class PoolConfig:
         return cls(database_url=settings.resolved_database_url(), settings=settings,
                    min_actors=settings.pool_min_actors, max_actors=settings.pool_max_actors,
                    actor_max_concurrency=settings.actor_max_concurrency, lease_s=settings.lease_s,
+                   subagent_workers=settings.subagent_workers, tool_executors=settings.tool_executors,
                    slack_api_url=settings.slack_api_url, **overrides)
 
 
@@ -150,14 +152,17 @@ class InvestigationActor:
     async def run(self, run_id: str, org_id: str, team_id: str, workers: list[Any], executors: list[Any]) -> str:
         """Claim and execute ``run_id``; returns its final status (``not_claimed`` if another took it)."""
         ctx = await self._context()
-        async with asyncio.timeout(CALL_TIMEOUT_S):
-            async with self._sessions() as s:
-                claimed = await store.claim(s, run_id=run_id, owner=self.owner, lease_s=self.cfg.lease_s)
-                if claimed:
-                    await store.append_event(s, run_id=run_id, kind="status",
-                                             data={"status": "running", "actor": self.name})
-                await s.commit()
-        if not claimed:
+
+        async def claim() -> bool:
+            async with asyncio.timeout(CALL_TIMEOUT_S):
+                async with self._sessions() as s:
+                    claimed = await store.claim(s, run_id=run_id, owner=self.owner, lease_s=self.cfg.lease_s)
+                    if claimed:
+                        await store.append_event(s, run_id=run_id, kind="status",
+                                                 data={"status": "running", "actor": self.name})
+                    await s.commit()
+                    return claimed
+        if not await retry_locked(claim):
             return "not_claimed"
         live = LiveRun(run_id=run_id, owner=self.owner)
         live.task = asyncio.current_task()
@@ -416,13 +421,16 @@ class InvestigationPool:
 
     async def _fail_queued(self, run_id: str, reason: str) -> None:
         self._known.discard(run_id)
-        async with asyncio.timeout(CALL_TIMEOUT_S):
-            async with self._sessions() as s:
-                if await store.transition(s, run_id=run_id, to=RunStatus.FAILED, from_=[RunStatus.QUEUED],
-                                          error=reason):
-                    await store.append_event(s, run_id=run_id, kind="status", data={"status": "failed",
-                                                                                    "reason": reason})
-                await s.commit()
+
+        async def txn() -> None:
+            async with asyncio.timeout(CALL_TIMEOUT_S):
+                async with self._sessions() as s:
+                    if await store.transition(s, run_id=run_id, to=RunStatus.FAILED, from_=[RunStatus.QUEUED],
+                                              error=reason):
+                        await store.append_event(s, run_id=run_id, kind="status",
+                                                 data={"status": "failed", "reason": reason})
+                    await s.commit()
+        await retry_locked(txn)
 
     # ------------------------------------------------------------------ maintenance
     async def _maintenance_loop(self) -> None:

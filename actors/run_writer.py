@@ -23,12 +23,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from actors.db_retry import retry_locked
 from incidentfox.db import utcnow
 from incidentfox.runs.models import RunEvent, ToolCall
 
 log = logging.getLogger(__name__)
 
-WRITE_TIMEOUT_S = 30.0
+WRITE_TIMEOUT_S = 150.0
 MAX_ATTEMPTS = 5
 
 
@@ -88,12 +89,12 @@ class RunWriter:
                 for attempt in range(1, MAX_ATTEMPTS + 1):
                     try:
                         async with asyncio.timeout(WRITE_TIMEOUT_S):
-                            await self._write(calls, events)
+                            await retry_locked(lambda: self._write(calls, events))
                         break
                     except (OperationalError, TimeoutError):
                         if attempt == MAX_ATTEMPTS:
                             raise
-                        await asyncio.sleep(0.05 * attempt)   # backoff on a locked database
+                        await asyncio.sleep(0.05 * attempt)   # backoff on a transient database error
                     except IntegrityError:
                         if attempt == MAX_ATTEMPTS:
                             raise

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     actor_max_concurrency: int = 200
     run_deadline_s: float = 300.0
     lease_s: float = 30.0
+    subagent_workers: int = 1      # SubAgentWorker actors per placement key (async: many sub-agents each)
+    tool_executors: int = 1        # ToolExecutor actors per placement key (async: many tool calls each)
     # `incidentfox gc`: runs, events, tool calls and raw webhook payloads older than this are purged.
     retention_days: float = 30.0
 

@@ -1,0 +1,180 @@
+"""Burst benchmark: N investigations (default 1,000) submitted at once through the AgentAPI.
+
+Starts the real local platform (``incidentfox up`` in a subprocess, fresh state in a temporary home,
+the Slack API served by the in-process recorder), seeds a team whose runs use the offline planner
+on the demo backend with simulated tool latency, then fires N ``POST /api/v1/agent/run`` requests
+concurrently and waits until every run is terminal. Reports:
+
+* ``completed`` (succeeded), ``failed``, ``lost`` (not terminal by the time limit, or never created);
+* ``wall_s``: first submit → last run terminal;
+* ``ttfm_p50_s`` / ``ttfm_p99_s``: run created → its first Slack message;
+* ``peak_rss_gib``: peak summed RSS of the platform's process tree (Ray's GCS, raylet, dashboard,
+  Serve and every worker/actor), sampled every 0.5 s from ``/proc``.
+
+Targets: lost = 0, peak RSS ≤ 4 GiB, all done within 120 s on 2 cores. Prints one JSON line.
+
+    .venv/bin/python bench/burst.py [--runs N] [--latency-ms 100] [--timeout 240]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp  # noqa: E402
+import httpx  # noqa: E402
+
+from actors.testing.slack_server import SlackRecorder  # noqa: E402
+from incidentfox.cli.demo_flow import CHANNEL, ORG, TEAM, Demo  # noqa: E402
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def tree_rss_bytes(root: int) -> int:
+    """Summed RSS of ``root`` and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as fh:
+                stat = fh.read()
+            with open(f"/proc/{entry.name}/statm") as fh:
+                resident = int(fh.read().split()[1]) * PAGE
+        except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+            continue
+        pid = int(entry.name)
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = resident
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack.extend(children.get(pid, []))
+    return total
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, round(q * (len(values) - 1))))
+    return values[k]
+
+
+def _dt(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    dt = datetime.fromisoformat(value)
+    return dt
+
+
+def run_rows(db: Path, ids: list[str]) -> list[tuple]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        q = "SELECT id, status, created_at, first_message_at, finished_at FROM runs"
+        return [r for r in con.execute(q).fetchall() if r[0] in set(ids)]
+    finally:
+        con.close()
+
+
+async def main(n: int, latency_ms: float, timeout_s: float) -> dict:
+    home = Path(tempfile.mkdtemp(prefix="ifx-burst-"))
+    os.environ["INCIDENTFOX_HOME"] = str(home)
+    os.environ.pop("INCIDENTFOX_DATABASE_URL", None)
+    os.environ.pop("INCIDENTFOX_ADMIN_TOKEN", None)
+    recorder = SlackRecorder()
+    slack_url = await recorder.start()
+    from rich.console import Console
+
+    demo = Demo(keep=False, console=Console(stderr=True))
+    peak = 0
+    sampling = True
+
+    async def sample() -> None:
+        nonlocal peak
+        while sampling:
+            if demo.proc is not None and demo.proc.returncode is None:
+                peak = max(peak, await asyncio.to_thread(tree_rss_bytes, demo.proc.pid))
+            await asyncio.sleep(0.5)   # sampling period
+
+    sampler = asyncio.create_task(sample())
+    try:
+        await demo.start_platform(slack_url)
+        hdr = {"Authorization": f"Bearer {demo.admin}"}
+        async with httpx.AsyncClient(timeout=60) as http:
+            await demo.seed(http)
+            patch = {"integrations": {"demo": {"enabled": True, "latency_ms": latency_ms}},
+                     "investigation": {"deadline_s": 300}}
+            resp = await http.patch(f"{demo.base}/api/v1/orgs/{ORG}/nodes/{TEAM}/config", json=patch, headers=hdr)
+            resp.raise_for_status()
+        body = {"text": "checkout is failing", "services": ["checkout"], "org": ORG, "team": TEAM,
+                "thread_channel": CHANNEL}
+        started = time.monotonic()
+        ids: list[str] = []
+        rejected: list[int] = []
+        conn = aiohttp.TCPConnector(limit=100)
+        async with aiohttp.ClientSession(connector=conn, headers=hdr) as session:
+            async def submit(i: int) -> None:
+                async with session.post(f"{demo.base}/api/v1/agent/run", json={**body, "title": f"burst {i}"}) as r:
+                    if r.status == 202:
+                        ids.append((await r.json())["run_id"])
+                    else:
+                        rejected.append(r.status)
+            await asyncio.gather(*(submit(i) for i in range(n)))
+        submitted_s = time.monotonic() - started
+        db = home / "incidentfox.db"
+        terminal = ("succeeded", "failed", "cancelled")
+        rows: list[tuple] = []
+        while time.monotonic() - started < timeout_s:
+            rows = await asyncio.to_thread(run_rows, db, ids)
+            if len(rows) == len(ids) and all(r[1] in terminal for r in rows):
+                break
+            await asyncio.sleep(0.5)   # polling the database
+        wall = time.monotonic() - started
+        done = {r[0]: r for r in rows}
+        succeeded = sum(1 for r in rows if r[1] == "succeeded")
+        failed = sum(1 for r in rows if r[1] in ("failed", "cancelled"))
+        ttfm = []
+        for _, _, created, first, _ in rows:
+            if created and first:
+                ttfm.append((_dt(first) - _dt(created)).total_seconds())
+        finished = [_dt(r[4]) for r in rows if r[4]]
+        created = [_dt(r[2]) for r in rows if r[2]]
+        span = (max(finished) - min(created)).total_seconds() if finished and created else float("nan")
+        lost = n - sum(1 for r in done.values() if r[1] in terminal)
+        return {"bench": "burst", "runs": n, "submitted": len(ids), "rejected": len(rejected),
+                "submit_s": round(submitted_s, 2), "completed": succeeded, "failed": failed, "lost": lost,
+                "wall_s": round(span if span == span else wall, 2), "observed_wall_s": round(wall, 2),
+                "ttfm_p50_s": round(statistics.median(ttfm), 3) if ttfm else None,
+                "ttfm_p99_s": round(percentile(ttfm, 0.99), 3) if ttfm else None,
+                "peak_rss_gib": round(peak / 2**30, 3), "tool_latency_ms": latency_ms,
+                "slack_calls": len(recorder.calls),
+                "ok": lost == 0 and failed == 0 and peak <= 4 * 2**30 and span <= 120}
+    finally:
+        sampling = False
+        await sampler
+        await demo.stop_platform()
+        await recorder.stop()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description="N investigations at once through the AgentAPI.")
+    p.add_argument("--runs", type=int, default=1000)
+    p.add_argument("--latency-ms", type=float, default=100.0, help="simulated I/O per demo tool call")
+    p.add_argument("--timeout", type=float, default=300.0, help="give up waiting after this many seconds")
+    ns = p.parse_args()
+    print(json.dumps(asyncio.run(main(ns.runs, ns.latency_ms, ns.timeout))))

@@ -1,0 +1,52 @@
+"""`incidentfox demo` end to end, as `make demo` runs it (one slow test).
+
+It starts the real platform in a subprocess (its own Ray, Serve, SQLite in a temporary home), seeds
+the team over HTTP, sends a signed Slack mention, and must finish with a `Root cause:` line naming the
+demo world's bad deploy, exit 0, and leave nothing running.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _incidentfox_processes(home: Path) -> list[str]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry.name}/environ").read_bytes()
+        except OSError:
+            continue
+        if f"INCIDENTFOX_HOME={home}".encode() in environ and int(entry.name) != os.getpid():
+            found.append(entry.name)
+    return found
+
+
+@pytest.mark.timeout(400)
+def test_demo_runs_end_to_end_and_names_the_bad_deploy(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INCIDENTFOX_", "RAY_ADDRESS", "SLACK_"))}
+    env["INCIDENTFOX_HOME"] = str(home)
+    exe = Path(sys.executable).with_name("incidentfox")
+    for attempt in (1, 2):   # the second run reuses the state of the first (re-runnable)
+        proc = subprocess.run([str(exe), "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=360)
+        out = proc.stdout.strip().splitlines()
+        assert proc.returncode == 0, (attempt, proc.stdout[-3000:], proc.stderr[-3000:])
+        last = out[-1]
+        assert last.startswith("Root cause:"), out[-5:]
+        assert "checkout" in last and "deploy" in last, last
+        text = proc.stdout
+        assert "[slack] chat.postMessage" in text and "Ray dashboard:" in text and "Run URL:" in text
+        assert (home / "admin_token").exists()
+        assert _incidentfox_processes(home) == [], "the demo left processes running"
