@@ -30,7 +30,7 @@ from typing import Any
 import ray
 
 from actors.sandbox.config import SandboxRuntime, check_scheduling, parse_team_sandbox
-from actors.sandbox.errors import SessionExpired, SessionNotFound
+from actors.sandbox.errors import HostUnavailable, SessionExpired, SessionNotFound
 from actors.sandbox.host import SandboxHost, SandboxHostCore, rss_bytes
 from actors.sandbox.mirror import Reporter
 from actors.sandbox.store import SandboxStore, new_session_id
@@ -39,6 +39,7 @@ from incidentfox.db import utcnow
 log = logging.getLogger("incidentfox.sandbox.manager")
 MANAGER_NAME = "sandbox-manager"
 HOST_CALL_TIMEOUT_S = 60.0
+START_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -115,8 +116,15 @@ class SandboxManagerCore:
             for sched in self._prewarm:
                 if not any(h.key == scheduling_key(sched) for h in self.hosts.values()):
                     self._spawn(scheduling_key(sched), sched)
-        await asyncio.gather(*(self.spawner.call(h.handle, "ping") for h in list(self.hosts.values())))
-        return {"hosts": sorted(self.hosts)}
+        # Bounded: a host whose placement no node offers would pend forever.
+        pings = {asyncio.ensure_future(self.spawner.call(h.handle, "ping")): h.name for h in self.hosts.values()}
+        done, pending = await asyncio.wait(pings, timeout=START_TIMEOUT_S) if pings else (set(), set())
+        for task in pending:
+            task.cancel()
+            log.warning("sandbox host %s did not start within %.0fs (is its placement offered?)",
+                        pings[task], START_TIMEOUT_S)
+        ready = sorted(pings[t] for t in done if not t.cancelled() and t.exception() is None)
+        return {"hosts": sorted(self.hosts), "ready": ready}
 
     async def stop(self) -> None:
         if self._sweeper is not None:
@@ -173,7 +181,7 @@ class SandboxManagerCore:
             slack_thread_ts=(slack or {}).get("thread_ts"))
         host = await self._assign(session_id, sched)
         try:
-            await self.spawner.call(host.handle, "open_session", session_id=session_id)
+            await self._open(host, session_id)
         except BaseException:
             self._forget(session_id)
             await self.store.end_session(session_id=session_id, status="deleted", reason="create_failed")
@@ -193,9 +201,20 @@ class SandboxManagerCore:
         if row.status != "active":
             raise SessionExpired(f"sandbox session {session_id} has expired; its transcript is kept")
         host = await self._assign(session_id, row.scheduling or {})
-        await self.spawner.call(host.handle, "open_session", session_id=session_id)
+        try:
+            await self._open(host, session_id)
+        except BaseException:
+            self._forget(session_id)
+            raise
         await self.store.set_host(session_id=session_id, host=host.name)
         return host.name
+
+    async def _open(self, host: HostInfo, session_id: str) -> None:
+        try:
+            await self.spawner.call(host.handle, "open_session", session_id=session_id)
+        except TimeoutError:
+            raise HostUnavailable(f"no sandbox host answered within {HOST_CALL_TIMEOUT_S:.0f}s; is the team's "
+                                  "placement offered by a node?") from None
 
     def where(self, session_id: str) -> str | None:
         """The host currently holding ``session_id`` in memory, if any (never assigns one)."""
