@@ -108,10 +108,14 @@ class SandboxManagerCore:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self) -> dict[str, Any]:
-        """Start the expiry sweep and the prewarmed hosts (idempotent); returns once they answer."""
+    def _ensure_sweeper(self) -> None:
+        # Also called from create/locate: after Ray restarts this actor nobody calls start() again.
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.create_task(self._sweep_loop())
+
+    async def start(self) -> dict[str, Any]:
+        """Start the expiry sweep and the prewarmed hosts (idempotent); returns once they answer."""
+        self._ensure_sweeper()
         async with self._lock:
             for sched in self._prewarm:
                 if not any(h.key == scheduling_key(sched) for h in self.hosts.values()):
@@ -169,6 +173,7 @@ class SandboxManagerCore:
     async def create_session(self, *, org_id: str, team_id: str, created_by: str = "", title: str = "",
                              sandbox: dict[str, Any] | None = None, scheduling: dict[str, Any] | None = None,
                              slack: dict[str, Any] | None = None) -> dict[str, Any]:
+        self._ensure_sweeper()
         team = parse_team_sandbox(sandbox)
         sched = check_scheduling(scheduling)
         session_id = new_session_id()
@@ -192,6 +197,7 @@ class SandboxManagerCore:
 
     async def locate(self, session_id: str) -> str:
         """The name of the host serving ``session_id`` (assigning one if needed)."""
+        self._ensure_sweeper()
         name = self.by_session.get(session_id)
         if name is not None and name in self.hosts:
             return name
@@ -294,8 +300,10 @@ def get_or_create_manager(runtime: SandboxRuntime, *, reporter: Reporter | None 
                           name: str = MANAGER_NAME) -> Any:
     """The named manager actor in ``runtime.namespace`` (created on first call). Callers then
     ``await manager.start.remote()`` once; it is idempotent."""
+    # max_restarts: a crashed manager comes back under the same handle; its maps start empty and
+    # sessions are reassigned from the database on their next message (its hosts died with it).
     opts: dict[str, Any] = {"name": name, "namespace": runtime.namespace, "get_if_exists": True,
-                            "num_cpus": 0, "max_concurrency": 1000}
+                            "num_cpus": 0, "max_concurrency": 1000, "max_restarts": -1}
     if detached:
         opts["lifetime"] = "detached"
     return SandboxManager.options(**opts).remote(runtime, reporter=reporter, prewarm=prewarm)
