@@ -1,8 +1,8 @@
 """Typed application builders: the one way every IncidentFox Serve application is built.
 
 ``serve_apps/serve_config.yaml`` names a builder per application (``import_path``) and its ``args``;
-Serve (``serve deploy``/KubeRay) and ``incidentfox up`` (:func:`deploy_from_config`) both call these
-builders with those args, validated by the builder's pydantic model. ``@serve.deployment`` holds
+Serve (``serve deploy``/KubeRay) and ``incidentfox up`` (:func:`deploy_config`, the same controller
+path) both call these builders with those args, validated by the builder's pydantic model. ``@serve.deployment`` holds
 defaults only; whatever differs per environment is an arg, and secrets/database URLs come from the
 environment, never from the Serve config.
 
@@ -23,6 +23,7 @@ No ``from __future__ import annotations`` here: Serve reads each builder's param
 class to validate ``args``.
 """
 
+import copy
 import importlib
 from pathlib import Path
 from typing import Any, Literal
@@ -202,21 +203,60 @@ def build_application(app_config: dict[str, Any], *, overrides: dict[str, Any] |
     return call_user_app_builder_with_args_if_necessary(builder, args)
 
 
-def deploy_from_config(*, path: Path = SERVE_CONFIG, overrides: dict[str, dict[str, Any]] | None = None,
-                       on_skip: Any = None) -> list[str]:
-    """Deploy every application of the Serve config on the running Serve instance (non-blocking).
-    Returns the names deployed; unavailable pluggable apps are reported to ``on_skip`` and skipped."""
-    config = load_serve_config(path)
-    deployed: list[str] = []
+def local_config(*, path: Path = SERVE_CONFIG, host: str = "127.0.0.1", port: int = 8000,
+                 overrides: dict[str, dict[str, Any]] | None = None, single_writer: bool = False,
+                 on_skip: Any = None) -> dict[str, Any]:
+    """The Serve config as ``incidentfox up`` deploys it: the committed file, with ``overrides``
+    merged into apps' ``args``, the HTTP address set, apps whose module is absent dropped (reported
+    to ``on_skip``), and - on SQLite (``single_writer``) - one Gateway replica, since one database
+    writer gains nothing from more. Every app is test-built here so bad args fail before deploying."""
+    config = copy.deepcopy(load_serve_config(path))
+    config["http_options"] = {**(config.get("http_options") or {}), "host": host, "port": port}
+    apps = []
     for app_config in config["applications"]:
         name = app_config["name"]
+        if overrides and name in overrides:
+            app_config["args"] = {**(app_config.get("args") or {}), **overrides[name]}
         try:
-            application = build_application(app_config, overrides=(overrides or {}).get(name))
+            build_application(app_config)
         except AppUnavailable as exc:
             if on_skip is not None:
                 on_skip(name, str(exc))
             continue
-        serve.run(application, name=name, route_prefix=app_config.get("route_prefix"),
-                  logging_config=app_config.get("logging_config"))
-        deployed.append(name)
-    return deployed
+        if single_writer and name == "gateway":
+            for dep in app_config.get("deployments") or []:
+                if dep.get("name") == "Gateway" and dep.get("autoscaling_config"):
+                    dep["autoscaling_config"] = {**dep["autoscaling_config"], "min_replicas": 1,
+                                                 "max_replicas": 1}
+            app_config["args"] = {**(app_config.get("args") or {}), "min_replicas": 1, "max_replicas": 1}
+        apps.append(app_config)
+    config["applications"] = apps
+    return config
+
+
+def deploy_config(config: dict[str, Any], *, timeout_s: float = 300.0) -> list[str]:
+    """Deploy a Serve config exactly as ``serve deploy``/KubeRay do (the controller imports each
+    builder and applies ``deployments:`` overrides), and wait until every app is RUNNING.
+    Raises RuntimeError with Serve's message for an app that fails."""
+    import time
+
+    from ray.serve.context import _get_global_client
+    from ray.serve.schema import ApplicationStatus, ServeDeploySchema
+
+    schema = ServeDeploySchema.model_validate(config)
+    _get_global_client().deploy_apps(schema)
+    names = [a.name for a in schema.applications]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        apps = serve.status().applications
+        states = {n: apps[n].status if n in apps else ApplicationStatus.NOT_STARTED for n in names}
+        failed = {n: apps[n].message for n, st in states.items()
+                  if st in (ApplicationStatus.DEPLOY_FAILED, ApplicationStatus.UNHEALTHY)}
+        if failed:
+            raise RuntimeError("; ".join(f"{n}: {m}" for n, m in failed.items()))
+        if all(st == ApplicationStatus.RUNNING for st in states.values()):
+            return names
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"applications not running after {timeout_s:.0f} s: "
+                               + ", ".join(f"{n}={st}" for n, st in states.items()))
+        time.sleep(0.5)

@@ -51,3 +51,21 @@ def test_pluggable_apps_report_absence_clearly(monkeypatch):
     monkeypatch.setattr(importlib, "import_module", fake)
     with pytest.raises(builder.AppUnavailable):
         builder.build_reports({})
+
+
+def test_local_config_applies_runner_and_single_writer_and_keeps_cluster_entries():
+    skipped = []
+    config = builder.local_config(port=18999, overrides={"gateway": {"runner": "complete"}},
+                                  single_writer=True, on_skip=lambda n, why: skipped.append(n))
+    assert config["http_options"]["port"] == 18999
+    apps = {a["name"]: a for a in config["applications"]}
+    assert apps["gateway"]["args"]["runner"] == "complete"
+    gw = [d for d in apps["gateway"].get("deployments", []) if d["name"] == "Gateway"]
+    for d in gw:
+        assert d["autoscaling_config"]["max_replicas"] == 1
+    original = {a["name"]: a for a in builder.load_serve_config()["applications"]}
+    assert original["gateway"].get("deployments") == builder.load_serve_config()["applications"][1].get(
+        "deployments"), "the committed file is not modified"
+    from ray.serve.schema import ServeDeploySchema
+
+    ServeDeploySchema.model_validate(config)

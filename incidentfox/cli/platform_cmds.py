@@ -98,7 +98,8 @@ def up(
     import ray
     from ray import serve
 
-    from serve_apps.builder import deploy_from_config
+    from incidentfox.db import is_sqlite
+    from serve_apps.builder import deploy_config, local_config
 
     stop = threading.Event()
 
@@ -127,7 +128,9 @@ def up(
             typer.echo(f"skipping application {name!r}: {why}")
 
         overrides = {"gateway": {"runner": runner}, "agent": {"runner": runner}}
-        deployed = deploy_from_config(overrides=overrides, on_skip=skipped)
+        config = local_config(host=host, port=port, overrides=overrides, on_skip=skipped,
+                              single_writer=is_sqlite(os.environ["INCIDENTFOX_DATABASE_URL"]))
+        deployed = deploy_config(config)
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
         dashboard = getattr(ctx, "dashboard_url", "") or ""
         typer.echo(f"IncidentFox is up ({', '.join(deployed)}; runner: {runner})")
