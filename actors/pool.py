@@ -355,7 +355,8 @@ class InvestigationPool:
                                                     get_if_exists=True, **opts).remote()
                              for i in range(self.cfg.subagent_workers)]
             group.executors = [ToolExecutor.options(name=f"{self.cfg.name}-tools-{safe}-{i}", namespace=NAMESPACE,
-                                                    get_if_exists=True, **opts).remote(self.cfg.database_url)
+                                                    get_if_exists=True, **opts)
+                               .remote(self.cfg.database_url, self.cfg.slack_api_url)
                                for i in range(self.cfg.tool_executors)]
             for _ in range(self.cfg.min_actors):
                 self._spawn(group)
@@ -479,7 +480,7 @@ class InvestigationPool:
                             continue
                         name = f"{self.cfg.name}-{kind}-{safe}-{i}"
                         cls = SubAgentWorker if kind == "subagents" else ToolExecutor
-                        args = () if kind == "subagents" else (self.cfg.database_url,)
+                        args = () if kind == "subagents" else (self.cfg.database_url, self.cfg.slack_api_url)
                         handles[i] = cls.options(name=name, namespace=NAMESPACE, get_if_exists=True,
                                                  **opts).remote(*args)
                         log.warning("replaced dead actor %s", name)

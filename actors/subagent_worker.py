@@ -71,15 +71,21 @@ class _Dispatcher:
         self.evidence = EvidenceBundle()
         self.errors: list[str] = []
         self.timings: list[tuple[str, float, float]] = []
+        self.deadline = time.monotonic() + req.timeout_s
         self._rr = itertools.count(hash(req.run_id + req.agent) % 997)
         self._integrations = TeamConfig(req.config).integrations
 
     async def __call__(self, tool: str, args: dict[str, Any]) -> ToolOutcome:
         spec = self.allowed.get(tool)
         budget = (spec.timeout_s * (spec.retries + 1) if spec else 5.0) + TOOL_CALL_SLACK_S
+        approval_s = 0.0
+        if spec is not None and spec.mutating:   # may wait for a human: up to the run's remaining time
+            approval_s = max(0.0, self.deadline - time.monotonic() - TOOL_CALL_SLACK_S)
+            budget += approval_s
         call = ToolCallRequest(run_id=self.req.run_id, org_id=self.req.org_id, team_id=self.req.team_id,
                                agent=self.req.agent, tool=tool, args=args, integrations=self._integrations,
-                               allowed=self.names)
+                               allowed=self.names, approval_timeout_s=approval_s,
+                               want_data=self.req.mode == "llm")
         self.count += 1
         executors = self.req.executors
         last: BaseException | None = None

@@ -47,6 +47,8 @@ class ToolCallRequest:
     integrations: dict[str, Any] = field(repr=False)
     allowed: frozenset[str] = frozenset()
     approved: bool = False
+    approval_timeout_s: float = 0.0     # how long a mutating call may wait for a human's approval
+    want_data: bool = True              # False: return evidence and summary only (the offline planner)
 
 
 @dataclass
@@ -75,7 +77,9 @@ def _ts(unix: float) -> datetime:
 class ToolExecutorCore:
     """The actor's logic, usable without Ray (unit tests, benchmarks of the logic alone)."""
 
-    def __init__(self, database_url: str | None) -> None:
+    def __init__(self, database_url: str | None, *, slack_api_url: str = "") -> None:
+        self._slack_api_url = slack_api_url
+        self._sessions = None
         self._contexts: OrderedDict[str, ToolContext] = OrderedDict()
         self._specs: dict[str, ToolSpec] | None = None
         self._writer = None
@@ -83,7 +87,8 @@ class ToolExecutorCore:
             from actors.run_writer import RunWriter
 
             self._engine = make_async_engine(database_url)
-            self._writer = RunWriter(session_factory(self._engine))
+            self._sessions = session_factory(self._engine)
+            self._writer = RunWriter(self._sessions)
         self.active = 0
 
     def specs(self) -> dict[str, ToolSpec]:
@@ -118,6 +123,8 @@ class ToolExecutorCore:
                                             f"{req.tool} is not in this team's tool allow-list")
             else:
                 result = await execute(spec, req.args, ctx, approved=req.approved)
+                if result.error == "approval_required" and self._sessions is not None:
+                    result = await self._with_approval(spec, req, ctx)
             status = result.status
             finished = time.time()
             recorded = self._record(req, ctx, started, status, result)
@@ -125,6 +132,8 @@ class ToolExecutorCore:
                 # The result goes back only once its record is durable (group commit, bounded).
                 async with asyncio.timeout(RECORD_TIMEOUT_S):
                     await asyncio.shield(recorded)
+            if not req.want_data:   # the raw data is for a model; don't ship it between processes
+                result = result.model_copy(update={"data": None})
             return ToolOutcome(result=result, started_at=started, finished_at=finished)
         finally:
             self.active -= 1
@@ -146,6 +155,37 @@ class ToolExecutorCore:
                      ("cancelled" if result is None else None),
         })
 
+    async def _with_approval(self, spec: ToolSpec, req: ToolCallRequest, ctx: ToolContext) -> ToolResult:
+        """Wait for a human's decision on a mutating call (actors.approvals); run it only if approved."""
+        from actors.approvals import await_approval
+
+        masked = mask_arguments(req.args, secrets=ctx.secret_values())
+        decision = await await_approval(self._sessions, run_id=req.run_id, tool=req.tool, arguments=masked,
+                                        timeout_s=req.approval_timeout_s,
+                                        post=lambda approval_id: self._post_approval(req, approval_id, masked))
+        if decision == "approved":
+            return await execute(spec, req.args, ctx, approved=True)
+        return ToolResult.failure(f"approval_{decision}",
+                                  f"{req.tool} was not run: approval {decision} (nothing was changed)")
+
+    async def _post_approval(self, req: ToolCallRequest, approval_id: str, masked: dict[str, Any]) -> None:
+        from actors.slack_reporter import approval_blocks, make_client
+        from incidentfox.runs import store
+
+        token = ((req.integrations.get("slack") or {}) if isinstance(req.integrations.get("slack"), dict)
+                 else {}).get("bot_token")
+        async with self._sessions() as s:
+            run = await store.get_run(s, req.run_id)
+        msg = (run.slack_message or {}) if run else {}
+        channel = msg.get("channel") or (run.thread_channel if run else None)
+        if not token or not channel or not self._slack_api_url:
+            return
+        client = make_client(token=token, base_url=self._slack_api_url)
+        await client.chat_postMessage(channel=channel, thread_ts=msg.get("ts") or (run.thread_ts if run else None),
+                                      text=f"Approval needed: {req.tool}",
+                                      blocks=approval_blocks(run_id=req.run_id, approval_id=approval_id,
+                                                             tool=req.tool, arguments=masked))
+
     def forget(self, run_id: str) -> None:
         self._contexts.pop(run_id, None)
 
@@ -158,8 +198,8 @@ class ToolExecutorCore:
 class ToolExecutor:
     """A named async actor hosting many concurrent tool calls (see the module docstring)."""
 
-    def __init__(self, database_url: str | None) -> None:
-        self._core = ToolExecutorCore(database_url)
+    def __init__(self, database_url: str | None, slack_api_url: str = "") -> None:
+        self._core = ToolExecutorCore(database_url, slack_api_url=slack_api_url)
         self._core.specs()   # import every backend now, not on the first call
 
     async def call(self, req: ToolCallRequest) -> ToolOutcome:

@@ -9,7 +9,8 @@ concurrently and waits until every run is terminal. Reports:
 * ``wall_s``: first submit → last run terminal;
 * ``ttfm_p50_s`` / ``ttfm_p99_s``: run created → its first Slack message;
 * ``peak_rss_gib``: peak summed RSS of the platform's process tree (Ray's GCS, raylet, dashboard,
-  Serve and every worker/actor), sampled every 0.5 s from ``/proc``.
+  Serve and every worker/actor), sampled every 0.5 s from ``/proc`` (``peak_pss_gib`` also: shared
+  pages such as Ray's core library counted once, divided among the processes that map them).
 
 Targets: lost = 0, peak RSS ≤ 4 GiB, all done within 120 s on 2 cores. Prints one JSON line.
 
@@ -39,6 +40,41 @@ from actors.testing.slack_server import SlackRecorder  # noqa: E402
 from incidentfox.cli.demo_flow import CHANNEL, ORG, TEAM, Demo  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _pss(pid: str) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def tree_pss_bytes(root: int) -> int:
+    """Summed PSS (shared pages divided among their users) of ``root``'s process tree."""
+    return sum(_pss(str(pid)) for pid in tree_pids(root))
+
+
+def tree_pids(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        out.append(pid)
+        stack.extend(children.get(pid, []))
+    return out
 
 
 def tree_rss_bytes(root: int) -> int:
@@ -91,9 +127,11 @@ def run_rows(db: Path, ids: list[str]) -> list[tuple]:
         con.close()
 
 
-async def main(n: int, latency_ms: float, timeout_s: float) -> dict:
+async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> dict:
     home = Path(tempfile.mkdtemp(prefix="ifx-burst-"))
     os.environ["INCIDENTFOX_HOME"] = str(home)
+    # A 2-core node gains nothing from more investigation processes than cores (they share the CPU).
+    os.environ["INCIDENTFOX_POOL_MAX_ACTORS"] = str(max_actors)
     os.environ.pop("INCIDENTFOX_DATABASE_URL", None)
     os.environ.pop("INCIDENTFOX_ADMIN_TOKEN", None)
     recorder = SlackRecorder()
@@ -101,14 +139,18 @@ async def main(n: int, latency_ms: float, timeout_s: float) -> dict:
     from rich.console import Console
 
     demo = Demo(keep=False, console=Console(stderr=True))
-    peak = 0
+    peak = peak_pss = 0
     sampling = True
 
     async def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_pss
+        n = 0
         while sampling:
             if demo.proc is not None and demo.proc.returncode is None:
                 peak = max(peak, await asyncio.to_thread(tree_rss_bytes, demo.proc.pid))
+                if n % 4 == 0:   # PSS is costlier to read: every 2 s
+                    peak_pss = max(peak_pss, await asyncio.to_thread(tree_pss_bytes, demo.proc.pid))
+                n += 1
             await asyncio.sleep(0.5)   # sampling period
 
     sampler = asyncio.create_task(sample())
@@ -157,11 +199,13 @@ async def main(n: int, latency_ms: float, timeout_s: float) -> dict:
         span = (max(finished) - min(created)).total_seconds() if finished and created else float("nan")
         lost = n - sum(1 for r in done.values() if r[1] in terminal)
         return {"bench": "burst", "runs": n, "submitted": len(ids), "rejected": len(rejected),
+                "rejected_statuses": sorted(set(rejected)),
                 "submit_s": round(submitted_s, 2), "completed": succeeded, "failed": failed, "lost": lost,
                 "wall_s": round(span if span == span else wall, 2), "observed_wall_s": round(wall, 2),
                 "ttfm_p50_s": round(statistics.median(ttfm), 3) if ttfm else None,
                 "ttfm_p99_s": round(percentile(ttfm, 0.99), 3) if ttfm else None,
-                "peak_rss_gib": round(peak / 2**30, 3), "tool_latency_ms": latency_ms,
+                "peak_rss_gib": round(peak / 2**30, 3), "peak_pss_gib": round(peak_pss / 2**30, 3),
+                "tool_latency_ms": latency_ms, "max_actors": max_actors,
                 "slack_calls": len(recorder.calls),
                 "ok": lost == 0 and failed == 0 and peak <= 4 * 2**30 and span <= 120}
     finally:
@@ -176,5 +220,7 @@ if __name__ == "__main__":
     p.add_argument("--runs", type=int, default=1000)
     p.add_argument("--latency-ms", type=float, default=100.0, help="simulated I/O per demo tool call")
     p.add_argument("--timeout", type=float, default=300.0, help="give up waiting after this many seconds")
+    p.add_argument("--max-actors", type=int, default=os.cpu_count() or 2,
+                   help="INCIDENTFOX_POOL_MAX_ACTORS for the platform (default: the CPU count)")
     ns = p.parse_args()
-    print(json.dumps(asyncio.run(main(ns.runs, ns.latency_ms, ns.timeout))))
+    print(json.dumps(asyncio.run(main(ns.runs, ns.latency_ms, ns.timeout, ns.max_actors))))

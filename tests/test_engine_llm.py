@@ -3,6 +3,8 @@ OpenAI-compatible server, sub-agents as parallel Ray calls, tool calls on the To
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from actors.testing.scripted_llm import ScriptedLLM
@@ -137,5 +139,52 @@ async def test_tool_calls_are_recorded_with_masked_arguments(engine: Engine) -> 
         stored = calls[0].arguments
         assert TOKEN not in repr(stored) and gh not in repr(stored) and "***" in stored["query"]
         assert stored["since_minutes"] == 30 and calls[0].status == "ok" and calls[0].result_size > 0
+    finally:
+        await server.stop()
+
+
+@pytest.mark.parametrize("approve", [True, False])
+async def test_mutating_tool_runs_only_after_approval(engine: Engine, approve: bool) -> None:
+    from sqlalchemy import select
+
+    from actors.approvals import decide
+    from incidentfox.runs.models import ToolApproval
+
+    restart = [{"name": "kubernetes_restart_deployment", "arguments": {"namespace": "shop", "deployment": "checkout"}}]
+    server = ScriptedLLM({
+        "lead SRE": [{"tool_calls": [{"name": "ask_kubernetes_agent", "arguments": {"input": "restart checkout"}}]},
+                     {"json": REPORT}],
+        "kubernetes specialist": [{"tool_calls": restart}, {"text": "done"}],
+    })
+    await server.start()
+    channel = f"CAPPR{int(approve)}"
+    try:
+        cfg = _llm_config(server, channel, latency_ms=0)
+        cfg["subagents"] = {"metrics": False, "logs": False, "changes": False, "cloud": False}
+        cfg["tools"] = {"kubernetes_restart_deployment": True}    # the team allows it at all
+        team = await engine.add_team(cfg)
+        run_id = await engine.start(team, channel=channel)
+        # The call waits for a human: an Approve/Deny message lands in the run's thread.
+        posted = await engine.slack.wait_for(lambda calls: [c for c in calls if c.method == "chat.postMessage"
+                                                            and c.args.get("channel") == channel
+                                                            and "incidentfox_approve" in str(c.args.get("blocks"))],
+                                             timeout=60)
+        value = json.loads(posted[0].args["blocks"][1]["elements"][0]["value"])
+        assert value["run_id"] == run_id
+        async with engine.sessions() as s:
+            row = (await s.scalars(select(ToolApproval).where(ToolApproval.run_id == run_id))).one()
+            assert row.status == "pending" and row.id == value["approval_id"] and row.arguments["deployment"] == "checkout"
+            assert await decide(s, run_id=run_id, approval_id=row.id, approve=approve, by="U0ALICE")
+            await s.commit()
+        run = await engine.wait_terminal(run_id, timeout=60)
+        assert run.status == "succeeded", run.error
+        calls = await engine.tool_calls(run_id)
+        assert [c.tool for c in calls] == ["kubernetes_restart_deployment"]
+        assert calls[0].status == ("ok" if approve else "error")
+        if not approve:
+            assert calls[0].result["error"] == "approval_denied"
+        notes = [e.data for e in await engine.events(run_id) if e.kind == "note" and "approval" in e.data]
+        assert notes == [{"approval": value["approval_id"], "decision": "approved" if approve else "denied",
+                          "by": "U0ALICE"}]
     finally:
         await server.stop()
