@@ -190,3 +190,15 @@ async def test_rlimit_only_mode_still_separates_sessions(root: Path) -> None:
     bomb = await sh(b, weak, "bomb() { bomb | bomb & }; bomb; sleep 1", timeout_s=10)
     assert bomb.exit_code is not None or bomb.killed
     assert uid_processes(b.uid) == []
+
+
+async def test_symlink_made_inside_the_sandbox_cannot_be_read_through(bwrap: IsolationStatus, root: Path) -> None:
+    w = ws(root, "links")
+    res = await sh(w, bwrap, "ln -s /etc/passwd passwd && ln -s ../../.. up && ln -s / rootdir && echo made")
+    assert res.output.strip() == "made"
+    box = Toolbox(w, LIMITS, bwrap)
+    for path in ("passwd", "up/etc/passwd", "rootdir/etc/shadow", "/workspace/rootdir/etc/passwd"):
+        out = await box.execute("Read", {"file_path": path})
+        assert out.is_error and out.content.startswith("Refused:") and "root:x" not in out.content, (path, out)
+    out = await box.execute("Write", {"file_path": "rootdir/tmp/pwned", "content": "x"})
+    assert out.is_error and not Path("/tmp/pwned").exists()
