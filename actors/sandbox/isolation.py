@@ -237,6 +237,7 @@ async def _abort_spawn(spawn: asyncio.Future, uid: int | None, *, outer_bwrap: b
     except Exception:  # noqa: BLE001 - the spawn failed: nothing was started, nothing to kill
         return
     await _kill_all(proc, uid, outer_bwrap=outer_bwrap)
+    await _reap(proc, None)
 
 
 class _OutputLimit(Exception):
@@ -300,13 +301,14 @@ async def _supervise(proc: asyncio.subprocess.Process, *, workspace: Workspace, 
                          duration_s=time.monotonic() - started)
 
 
-async def _reap(proc: asyncio.subprocess.Process, reader: asyncio.Future) -> None:
+async def _reap(proc: asyncio.subprocess.Process, reader: asyncio.Future | None) -> None:
     """Drain what is left in the pipe (a paused pipe never sees EOF) and let asyncio record the exit,
     so the transport closes. Everything that could write has been killed by now."""
     assert proc.stdout is not None
-    if not reader.done():
-        reader.cancel()
-    await asyncio.wait({reader})  # one reader at a time on a StreamReader
+    if reader is not None:
+        if not reader.done():
+            reader.cancel()
+        await asyncio.wait({reader})  # one reader at a time on a StreamReader
     try:
         async with asyncio.timeout(5):
             while await proc.stdout.read(65536):
