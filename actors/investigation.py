@@ -30,7 +30,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -38,8 +37,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from actors.db_retry import retry_locked
 from actors.fanout import SubAgentFanout
-from actors.offline_planner import investigation_window, plan_offline, rca_from_evidence, merged_bundle, \
-    trigger_services
+from actors.offline_planner import (
+    investigation_window,
+    merged_bundle,
+    plan_offline,
+    rca_from_evidence,
+    trigger_services,
+)
 from actors.run_writer import RunWriter
 from actors.slack_reporter import SlackReporter, make_client
 from actors.team_config import TeamConfig
@@ -282,7 +286,7 @@ async def _on_failure(ctx: EngineContext, live: LiveRun, reporter: SlackReporter
             async with asyncio.timeout(SLACK_TIMEOUT_S):
                 await reporter.finish(RCA(summary=f"The investigation failed: {reason}"), status="failed")
         except Exception as exc:
-            log.warning("could not post failure of %s to Slack: %s", run_id, type(exc).__name__)
+            log.warning("could not post failure of %s to Slack: %s", live.run_id, type(exc).__name__)
 
 
 async def _on_cancel(ctx: EngineContext, live: LiveRun, reporter: SlackReporter | None) -> None:
@@ -296,8 +300,4 @@ async def _on_cancel(ctx: EngineContext, live: LiveRun, reporter: SlackReporter 
         log.warning("cleanup after cancelling %s failed: %s", run_id, type(exc).__name__)
 
 
-def elapsed_since(start: float) -> float:
-    return time.monotonic() - start
-
-
-__all__ = ["EngineContext", "LiveRun", "investigate", "datetime"]
+__all__ = ["EngineContext", "LiveRun", "RunFailed", "investigate"]

@@ -16,7 +16,7 @@ A team with no usable tools still gets an RCA, which says that no tools are conf
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from actors.fanout import SubAgentFanout
@@ -45,7 +45,7 @@ def _parse_dt(value: Any) -> datetime | None:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
-        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
     return None
 
 

@@ -83,7 +83,7 @@ class PoolConfig:
                    slack_api_url=settings.slack_api_url, **overrides)
 
 
-def make_config_loader(cfg: PoolConfig, sessions: Any):  # noqa: ANN201
+def make_config_loader(cfg: PoolConfig, sessions: Any):
     """``async (org, team) -> effective config`` (decrypted), from the config service's store."""
     if cfg.static_config is not None:
         doc = cfg.static_config
@@ -105,14 +105,14 @@ def make_config_loader(cfg: PoolConfig, sessions: Any):  # noqa: ANN201
 def _preimport() -> None:
     """Import what runs use now: an import inside a run would block the actor's event loop (and
     its lease heartbeat) for seconds on a busy node."""
-    import aiohttp  # noqa: F401
     import agents  # noqa: F401
+    import aiohttp  # noqa: F401
 
-    import actors.agents.planner_agent  # noqa: F401
-    import actors.agents.providers  # noqa: F401
-    import actors.agents.subagent_factory  # noqa: F401
-    import actors.agents.toolset  # noqa: F401
-    import actors.tools.registry  # noqa: F401
+    import actors.agents.planner_agent
+    import actors.agents.providers
+    import actors.agents.subagent_factory
+    import actors.agents.toolset
+    import actors.tools.registry
     try:
         import actors.ranking.rca  # noqa: F401
         import config_service.services.config  # noqa: F401

@@ -185,8 +185,8 @@ class SubAgentWorker:
         # Import the SDK and the tool registry now, not on the first sub-agent call.
         import agents  # noqa: F401
 
-        import actors.agents.toolset  # noqa: F401
-        import actors.tools.playbooks  # noqa: F401
+        import actors.agents.toolset
+        import actors.tools.playbooks
         import actors.tools.registry  # noqa: F401
 
     async def run(self, req: SubAgentRequest) -> SubAgentResult:
@@ -203,4 +203,4 @@ def new_request(**kw: Any) -> SubAgentRequest:
     return SubAgentRequest(**kw)
 
 
-__all__ = ["SubAgentRequest", "SubAgentResult", "SubAgentWorker", "SubAgentCore", "ray"]
+__all__ = ["SubAgentCore", "SubAgentRequest", "SubAgentResult", "SubAgentWorker", "ray"]

@@ -23,7 +23,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import ray
@@ -71,7 +71,7 @@ def _specs() -> dict[str, ToolSpec]:
 
 
 def _ts(unix: float) -> datetime:
-    return datetime.fromtimestamp(unix, tz=timezone.utc)
+    return datetime.fromtimestamp(unix, tz=UTC)
 
 
 class ToolExecutorCore:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sqlite3
 import statistics
@@ -33,11 +34,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aiohttp  # noqa: E402
-import httpx  # noqa: E402
+import aiohttp
+import httpx
 
-from actors.testing.slack_server import SlackRecorder  # noqa: E402
-from incidentfox.cli.demo_flow import CHANNEL, ORG, TEAM, Demo  # noqa: E402
+from actors.testing.slack_server import SlackRecorder
+from incidentfox.cli.demo_flow import CHANNEL, ORG, TEAM, Demo
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -201,7 +202,7 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
         return {"bench": "burst", "runs": n, "submitted": len(ids), "rejected": len(rejected),
                 "rejected_statuses": sorted(set(rejected)),
                 "submit_s": round(submitted_s, 2), "completed": succeeded, "failed": failed, "lost": lost,
-                "wall_s": round(span if span == span else wall, 2), "observed_wall_s": round(wall, 2),
+                "wall_s": round(wall if math.isnan(span) else span, 2), "observed_wall_s": round(wall, 2),
                 "ttfm_p50_s": round(statistics.median(ttfm), 3) if ttfm else None,
                 "ttfm_p99_s": round(percentile(ttfm, 0.99), 3) if ttfm else None,
                 "peak_rss_gib": round(peak / 2**30, 3), "peak_pss_gib": round(peak_pss / 2**30, 3),

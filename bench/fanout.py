@@ -23,13 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import ray  # noqa: E402
+import ray
 
-from actors.fanout import SubAgentFanout  # noqa: E402
-from actors.placement import LOCAL_RESOURCES, options_for_key  # noqa: E402
-from actors.subagent_worker import SubAgentWorker  # noqa: E402
-from actors.tool_executor import ToolExecutor  # noqa: E402
-from incidentfox.db import utcnow  # noqa: E402
+from actors.fanout import SubAgentFanout
+from actors.placement import LOCAL_RESOURCES, options_for_key
+from actors.subagent_worker import SubAgentWorker
+from actors.tool_executor import ToolExecutor
+from incidentfox.db import utcnow
 
 AGENTS = ("kubernetes", "metrics", "changes", "cloud")
 CALLS_PER_AGENT = 4

@@ -72,11 +72,11 @@ class Engine:
         await self.runner.submit(run_id=run_id, org_id=ORG, team_id=team)
         return run_id
 
-    async def run(self, run_id: str):  # noqa: ANN201
+    async def run(self, run_id: str):
         async with self.sessions() as s:
             return await store.get_run(s, run_id)
 
-    async def wait_status(self, run_id: str, statuses: set[str], *, timeout: float = 60.0):  # noqa: ANN201
+    async def wait_status(self, run_id: str, statuses: set[str], *, timeout: float = 60.0):
         """Wait (bounded) until the run's status is one of ``statuses``."""
         async with asyncio.timeout(timeout):
             while True:
@@ -85,7 +85,7 @@ class Engine:
                     return run
                 await asyncio.sleep(0.05)   # polling the database, bounded by the timeout above
 
-    async def wait_terminal(self, run_id: str, *, timeout: float = 60.0):  # noqa: ANN201
+    async def wait_terminal(self, run_id: str, *, timeout: float = 60.0):
         return await self.wait_status(run_id, {s.value for s in RunStatus if s.terminal}, timeout=timeout)
 
     async def tool_calls(self, run_id: str) -> list[Any]:
@@ -121,7 +121,7 @@ def pool_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-async def engine(ray_session, tmp_path_factory):  # noqa: ANN201
+async def engine(ray_session, tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('engine') / 'engine.db'}"
     upgrade(url)
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()

@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from agents import Agent, FunctionTool, Runner
+from agents import FunctionTool, Runner
 
 from actors.agents.planner_agent import PlannerReport, planner_agent, report_to_rca
 from actors.agents.providers import build_model

@@ -9,10 +9,10 @@ import uuid
 import httpx
 import pytest
 import ray
+from engine_support import ORG, TOKEN, Engine, demo_config, engine  # noqa: F401 - the fixture
 from pydantic import SecretStr
 
 from actors.pool import NAMESPACE
-from engine_support import ORG, TOKEN, Engine, demo_config, engine  # noqa: F401 - the fixture
 from incidentfox.contracts import Trigger
 from incidentfox.runs import store
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from engine_support import TOKEN, Engine, demo_config, engine  # noqa: F401 - the fixture
 
 from actors.testing.scripted_llm import ScriptedLLM
-from engine_support import TOKEN, Engine, demo_config, engine  # noqa: F401 - the fixture
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

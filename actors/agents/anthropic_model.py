@@ -20,12 +20,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
-from openai.types.responses import (
-    ResponseFunctionToolCall,
-    ResponseOutputMessage,
-    ResponseOutputText,
-)
-
 from agents.agent_output import AgentOutputSchemaBase
 from agents.exceptions import ModelBehaviorError
 from agents.handoffs import Handoff
@@ -35,6 +29,11 @@ from agents.models.chatcmpl_converter import Converter
 from agents.models.interface import Model, ModelTracing
 from agents.tool import FunctionTool, Tool
 from agents.usage import Usage
+from openai.types.responses import (
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
+)
 
 DEFAULT_MAX_TOKENS = 4096
 

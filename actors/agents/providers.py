@@ -30,7 +30,7 @@ def configure_tracing() -> None:
     _TRACING_CONFIGURED = True
 
 
-def build_model(llm: LLMSettings, model_name: str | None = None):  # noqa: ANN201 - agents.Model
+def build_model(llm: LLMSettings, model_name: str | None = None):
     """A ``Model`` for ``llm`` (``model_name`` overrides ``llm.model`` for one agent)."""
     configure_tracing()
     name = model_name or llm.model
@@ -42,9 +42,8 @@ def build_model(llm: LLMSettings, model_name: str | None = None):  # noqa: ANN20
         client = anthropic.AsyncAnthropic(api_key=llm.api_key or "unset", base_url=llm.base_url or None,
                                           timeout=llm.request_timeout_s, max_retries=MAX_CLIENT_RETRIES)
         return AnthropicModel(name, client)
-    from openai import AsyncOpenAI
-
     from agents import OpenAIChatCompletionsModel, OpenAIResponsesModel
+    from openai import AsyncOpenAI
 
     client = AsyncOpenAI(api_key=llm.api_key or "unset", base_url=llm.base_url or None,
                          timeout=llm.request_timeout_s, max_retries=MAX_CLIENT_RETRIES)
