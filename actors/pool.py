@@ -516,6 +516,11 @@ class InvestigationRunner:
             settings = settings.model_copy(update={"database_url": database_url})
         self._cfg = pool_config or PoolConfig.from_settings(settings)
         self._pool: Any | None = None
+        if pool_config is None and ray.is_initialized():
+            # Built inside a Serve replica at deploy time: start the pool's actors now, so the first
+            # investigation does not wait for process start-up (fire and forget; a failure such as
+            # a missing `shared` resource is reported again by the first submit).
+            self._warm = self._handle().warmup.remote("shared")
 
     def _handle(self) -> Any:
         if self._pool is None:

@@ -78,6 +78,23 @@ def tree_pids(root: int) -> list[int]:
     return out
 
 
+def tree_cpu_seconds(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far per process name in ``root``'s tree."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for pid in tree_pids(root):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline") as fh:
+                cmd = fh.read().split("\0")[0]
+        except OSError:
+            continue
+        name = cmd.split(" ")[0].rsplit("/", 1)[-1] if not cmd.startswith("ray::") else cmd.split(".")[0]
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return dict(sorted(out.items(), key=lambda kv: -kv[1])[:12])
+
+
 def tree_rss_bytes(root: int) -> int:
     """Summed RSS of ``root`` and all its descendants (from /proc)."""
     children: dict[int, list[int]] = {}
@@ -188,6 +205,7 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
                 break
             await asyncio.sleep(0.5)   # polling the database
         wall = time.monotonic() - started
+        cpu = await asyncio.to_thread(tree_cpu_seconds, demo.proc.pid)
         done = {r[0]: r for r in rows}
         succeeded = sum(1 for r in rows if r[1] == "succeeded")
         failed = sum(1 for r in rows if r[1] in ("failed", "cancelled"))
@@ -207,7 +225,7 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
                 "ttfm_p99_s": round(percentile(ttfm, 0.99), 3) if ttfm else None,
                 "peak_rss_gib": round(peak / 2**30, 3), "peak_pss_gib": round(peak_pss / 2**30, 3),
                 "tool_latency_ms": latency_ms, "max_actors": max_actors,
-                "slack_calls": len(recorder.calls),
+                "slack_calls": len(recorder.calls), "cpu_s_by_process": {k: round(v, 1) for k, v in cpu.items()},
                 "ok": lost == 0 and failed == 0 and peak <= 4 * 2**30 and span <= 120}
     finally:
         sampling = False

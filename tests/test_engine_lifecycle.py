@@ -160,3 +160,41 @@ async def test_correlated_alerts_are_absorbed_into_the_running_run(engine: Engin
     assert "1 correlated alert(s) absorbed" in run.result["summary"]
     # The alert-started run adopted its first Slack message as its thread.
     assert run.thread_channel == "CCOR" and run.thread_ts == run.slack_message["ts"]
+
+
+async def test_pool_grows_under_load_and_shrinks_when_idle(engine: Engine) -> None:
+    """A second pool with tiny bounds: 2 runs per actor, up to 3 actors, idle after 1 s."""
+    from actors.pool import InvestigationRunner, PoolConfig, get_pool
+
+    cfg = PoolConfig(database_url=engine.url, settings=engine.settings, name="scale" + uuid.uuid4().hex[:6],
+                     lease_s=10.0, slack_api_url=engine.slack.url, min_actors=1, max_actors=3,
+                     actor_max_concurrency=2, idle_s=1.0, subagent_workers=1, tool_executors=1)
+    pool = get_pool(cfg)
+    runner = InvestigationRunner(engine.url, pool_config=cfg)
+    runner._pool = pool
+    try:
+        await pool.warmup.remote("shared")
+        team = await engine.add_team(demo_config(channel=None, latency_ms=2500))
+        ids = [await engine.create_run(team) for _ in range(7)]
+        for run_id in ids:
+            await runner.submit(run_id=run_id, org_id=ORG, team_id=team)
+        stats = await pool.stats.remote()
+        group = stats["groups"]["shared"]
+        assert len(group["actors"]) == 3                 # grew to the bound…
+        assert max(group["loads"]) <= 2                  # …never over an actor's concurrency…
+        assert group["queued"] == 7 - sum(group["loads"])  # …and the rest wait in the pool
+        for run_id in ids:
+            assert (await engine.wait_terminal(run_id, timeout=90)).status == "succeeded"
+
+        async def shrunk() -> dict:
+            while True:
+                s = await pool.stats.remote()
+                if len(s["groups"]["shared"]["actors"]) == 1 and s["finished"] == 7:
+                    return s
+                await asyncio.sleep(0.2)   # the maintenance loop runs every lease_s / 3
+
+        stats = await asyncio.wait_for(shrunk(), timeout=30)
+        assert stats["dispatched"] == 7 and stats["running"] == 0
+    finally:
+        await pool.shutdown.remote()
+        ray.kill(pool, no_restart=True)
