@@ -29,9 +29,10 @@ from datetime import datetime
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from incidentfox.contracts import Trigger
+from incidentfox.contracts import RunStatus, Trigger, TriggerAction
 from incidentfox.db import utcnow
-from incidentfox.runs.models import Delivery
+from incidentfox.runs import store
+from incidentfox.runs.models import Delivery, Run, RunEvent
 from serve_apps import deliveries
 from serve_apps.deliveries import IntakeResult, Route
 
@@ -102,9 +103,11 @@ class IntakeBatcher:
                 for d in (await session.scalars(
                     select(Delivery).where(tuple_(Delivery.source, Delivery.delivery_id).in_(keys)))).all()
             }
-            firsts: dict[tuple[str, str], tuple[Delivery, IntakeResult | None]] = {}
+            firsts: dict[tuple[str, str], IntakeResult | None] = {}
             results: list[IntakeResult | None] = []
             pending_dups: list[tuple[int, tuple[str, str]]] = []
+            fast: list[tuple[int, Delivery, deliveries.Dispatch]] = []
+            new_threads: dict[tuple[str, str], Run] = {}
             for item in batch:
                 key = (item.trigger.source, item.trigger.delivery_id)
                 if key in existing:
@@ -116,14 +119,62 @@ class IntakeBatcher:
                     pending_dups.append((len(results), key))
                     results.append(None)
                     continue
-                row, result = await deliveries.record_and_decide(
+                started = await _start_without_flush(session, item, new_threads)
+                if started is not None:
+                    row, plan = started
+                    fast.append((len(results), row, plan))
+                    firsts[key] = None
+                    results.append(None)
+                    continue
+                _, result = await deliveries.record_and_decide(
                     session, trigger=item.trigger, route=item.route, payload=item.payload,
                     window_s=item.window_s, now=item.now)
-                firsts[key] = (row, result)
+                firsts[key] = result
                 results.append(result)
+            await session.flush()   # one round of batched INSERTs for every fast-path item
+            for index, row, plan in fast:
+                results[index] = firsts[(row.source, row.delivery_id)] = IntakeResult(
+                    delivery_pk=row.id, outcome=row.outcome, run_id=row.run_id, dispatch=plan)
             await session.commit()
         for index, key in pending_dups:
-            first = firsts[key][1]
+            first = firsts[key]
             results[index] = IntakeResult(delivery_pk=first.delivery_pk, outcome=first.outcome,
                                           run_id=first.run_id, duplicate=True)
         return [r for r in results if r is not None]
+
+
+async def _start_without_flush(session: AsyncSession, item: _Item,
+                               new_threads: dict[tuple[str, str], Run]
+                               ) -> tuple[Delivery, deliveries.Dispatch] | None:
+    """The common case - a routed human request that starts a new run - written without a flush,
+    so the whole batch's rows go out as a few multi-row INSERTs. Returns None for anything else
+    (alerts, thread follow-ups, updates, interactions…), which the general path decides.
+
+    Same decision as :func:`serve_apps.deliveries.decide`: a human START in the thread of an active
+    run continues it instead, so the thread is checked (in the database, and among runs this batch
+    created) and a match goes to the general path."""
+    t, route = item.trigger, item.route
+    if (t.action is not TriggerAction.START or not t.human or t.is_alert or not route.found
+            or not route.org_id or not route.team_id):
+        return None
+    if t.thread is not None and t.thread.ts:
+        thread = (t.thread.channel, t.thread.ts)
+        if thread in new_threads:
+            return None
+        with session.no_autoflush:
+            active = await store.find_by_thread(session, channel=thread[0], thread_ts=thread[1])
+        if active is not None and not RunStatus(active.status).terminal:
+            return None
+    run = await store.create_run(session, org_id=route.org_id, team_id=route.team_id, trigger=t, flush=False)
+    if t.thread is not None and t.thread.ts:
+        new_threads[(t.thread.channel, t.thread.ts)] = run
+    session.add(RunEvent(run_id=run.id, seq=1, kind="status", at=item.now,
+                         data={"status": "queued", "source": t.source,
+                               "route": {"matched_by": route.matched_by, "stale": route.stale}}))
+    row = Delivery(source=t.source, delivery_id=t.delivery_id, received_at=item.now,
+                   event_kind=t.event_kind[:128], action=t.action.value, outcome="accepted",
+                   org_id=route.org_id, team_id=route.team_id, route_stale=route.stale,
+                   trigger=t.model_dump(mode="json"), payload=item.payload, dispatch_attempts=0,
+                   run_id=run.id)
+    session.add(row)
+    return row, deliveries.Dispatch("submit", run.id, run.org_id, run.team_id)

@@ -267,14 +267,14 @@ async def test_group_commit_fails_only_the_bad_item(sqlite_url, fixtures_dir, mo
 
     core = make_core(sqlite_url)
     batcher = IntakeBatcher(core.sessions)
-    real = deliveries._decide
+    real = store.create_run
 
     async def flaky(session, *, trigger, **kw):
         if trigger.delivery_id == "EvBAD":
-            raise RuntimeError("cannot decide")
+            raise RuntimeError("cannot create the run")
         return await real(session, trigger=trigger, **kw)
 
-    monkeypatch.setattr(deliveries, "_decide", flaky)
+    monkeypatch.setattr(store, "create_run", flaky)
     route = deliveries.Route(True, "acme", "payments")
     triggers = [slack.parse(headers={}, body=slack_event(fixtures_dir, event_id=e), now=0).trigger
                 for e in ("EvG1", "EvBAD", "EvG2", "EvG1")]
@@ -289,4 +289,28 @@ async def test_group_commit_fails_only_the_bad_item(sqlite_url, fixtures_dir, mo
                                 [slack.parse(headers={}, body=slack_event(fixtures_dir, event_id=f"EvN{i}"),
                                              now=0).trigger for i in range(5)]])
     assert len({r.run_id for r in ok}) == 5 and batcher.batches >= 1
+    await core.engine.dispose()
+
+
+async def test_group_commit_keeps_thread_semantics_within_a_batch(sqlite_url, fixtures_dir):
+    from serve_apps.intake_batch import IntakeBatcher
+    from serve_apps.webhooks import slack
+
+    core = make_core(sqlite_url)
+    batcher = IntakeBatcher(core.sessions)
+    root = json.loads(slack_event(fixtures_dir, event_id="EvT1"))
+    root_ts = root["event"]["ts"]
+    follow = json.loads(slack_event(fixtures_dir, event_id="EvT2"))
+    follow["event"].update(type="message", ts="1.5", thread_ts=root_ts, text="more context")
+    mention = json.loads(slack_event(fixtures_dir, event_id="EvT3"))
+    mention["event"].update(ts="1.6", thread_ts=root_ts)
+    other = json.loads(slack_event(fixtures_dir, event_id="EvT4"))
+    triggers = [slack.parse(headers={}, body=json.dumps(d).encode(), now=0).trigger
+                for d in (root, follow, mention, other)]
+    route = deliveries.Route(True, "acme", "payments")
+    results = await asyncio.gather(*[batcher.intake(trigger=t, route=route, payload="") for t in triggers])
+    assert [r.outcome for r in results] == ["accepted", "continued", "continued", "accepted"]
+    assert results[1].run_id == results[2].run_id == results[0].run_id != results[3].run_id
+    assert batcher.batches == 1 and batcher.fallbacks == 0
+    assert await _count(core, Run) == 2 and await _count(core, Delivery) == 4
     await core.engine.dispose()

@@ -39,8 +39,9 @@ def _predecessors(to: RunStatus) -> list[str]:
 
 async def create_run(session: AsyncSession, *, org_id: str, team_id: str, trigger: Trigger | dict[str, Any],
                      kind: str = "investigation", run_id: str | None = None,
-                     correlation_key: str | None = None, deadline_s: float | None = None) -> Run:
-    """Insert a queued run (flushed, not committed)."""
+                     correlation_key: str | None = None, deadline_s: float | None = None,
+                     flush: bool = True) -> Run:
+    """Insert a queued run (flushed unless ``flush=False``, not committed)."""
     t = trigger if isinstance(trigger, Trigger) else Trigger.model_validate(trigger)
     run = Run(
         id=run_id or new_run_id(), org_id=org_id, team_id=team_id, status=RunStatus.QUEUED.value,
@@ -50,7 +51,8 @@ async def create_run(session: AsyncSession, *, org_id: str, team_id: str, trigge
         absorbed=[],
     )
     session.add(run)
-    await session.flush()
+    if flush:
+        await session.flush()
     return run
 
 
