@@ -198,3 +198,11 @@ async def test_pool_grows_under_load_and_shrinks_when_idle(engine: Engine) -> No
     finally:
         await pool.shutdown.remote()
         ray.kill(pool, no_restart=True)
+
+
+async def test_dedicated_team_without_its_workers_fails_with_the_reason(engine: Engine) -> None:
+    team = await engine.add_team({**demo_config(channel=None), "deployment": {"mode": "dedicated"}})
+    run_id = await engine.start(team)
+    run = await engine.wait_terminal(run_id, timeout=30)
+    assert run.status == "failed"
+    assert f"team_acme_{team}" in run.error and "no Ray node offers" in run.error
