@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from incidentfox.contracts import RunStatus, Trigger, TriggerAction
@@ -103,11 +103,11 @@ class IntakeBatcher:
                 for d in (await session.scalars(
                     select(Delivery).where(tuple_(Delivery.source, Delivery.delivery_id).in_(keys)))).all()
             }
+            fast = _FastWrites(session)
+            await fast.load_active_threads([i for i in batch if _eligible(i)])
             firsts: dict[tuple[str, str], IntakeResult | None] = {}
             results: list[IntakeResult | None] = []
             pending_dups: list[tuple[int, tuple[str, str]]] = []
-            fast: list[tuple[int, Delivery, deliveries.Dispatch]] = []
-            new_threads: dict[tuple[str, str], Run] = {}
             for item in batch:
                 key = (item.trigger.source, item.trigger.delivery_id)
                 if key in existing:
@@ -119,22 +119,19 @@ class IntakeBatcher:
                     pending_dups.append((len(results), key))
                     results.append(None)
                     continue
-                started = await _start_without_flush(session, item, new_threads)
-                if started is not None:
-                    row, plan = started
-                    fast.append((len(results), row, plan))
+                if _eligible(item) and await fast.start(item, index=len(results)):
                     firsts[key] = None
                     results.append(None)
                     continue
+                await fast.write()   # the general path's queries must see this batch's rows
                 _, result = await deliveries.record_and_decide(
                     session, trigger=item.trigger, route=item.route, payload=item.payload,
                     window_s=item.window_s, now=item.now)
                 firsts[key] = result
                 results.append(result)
-            await session.flush()   # one round of batched INSERTs for every fast-path item
-            for index, row, plan in fast:
-                results[index] = firsts[(row.source, row.delivery_id)] = IntakeResult(
-                    delivery_pk=row.id, outcome=row.outcome, run_id=row.run_id, dispatch=plan)
+            await fast.write()
+            for index, key, result in fast.results:
+                results[index] = firsts[key] = result
             await session.commit()
         for index, key in pending_dups:
             first = firsts[key]
@@ -143,38 +140,81 @@ class IntakeBatcher:
         return [r for r in results if r is not None]
 
 
-async def _start_without_flush(session: AsyncSession, item: _Item,
-                               new_threads: dict[tuple[str, str], Run]
-                               ) -> tuple[Delivery, deliveries.Dispatch] | None:
-    """The common case - a routed human request that starts a new run - written without a flush,
-    so the whole batch's rows go out as a few multi-row INSERTs. Returns None for anything else
-    (alerts, thread follow-ups, updates, interactions…), which the general path decides.
-
-    Same decision as :func:`serve_apps.deliveries.decide`: a human START in the thread of an active
-    run continues it instead, so the thread is checked (in the database, and among runs this batch
-    created) and a match goes to the general path."""
+def _eligible(item: _Item) -> bool:
+    """The common case the fast path takes: a routed human request that starts a run."""
     t, route = item.trigger, item.route
-    if (t.action is not TriggerAction.START or not t.human or t.is_alert or not route.found
-            or not route.org_id or not route.team_id):
-        return None
-    if t.thread is not None and t.thread.ts:
-        thread = (t.thread.channel, t.thread.ts)
-        if thread in new_threads:
-            return None
-        with session.no_autoflush:
-            active = await store.find_by_thread(session, channel=thread[0], thread_ts=thread[1])
-        if active is not None and not RunStatus(active.status).terminal:
-            return None
-    run = await store.create_run(session, org_id=route.org_id, team_id=route.team_id, trigger=t, flush=False)
-    if t.thread is not None and t.thread.ts:
-        new_threads[(t.thread.channel, t.thread.ts)] = run
-    session.add(RunEvent(run_id=run.id, seq=1, kind="status", at=item.now,
-                         data={"status": "queued", "source": t.source,
-                               "route": {"matched_by": route.matched_by, "stale": route.stale}}))
-    row = Delivery(source=t.source, delivery_id=t.delivery_id, received_at=item.now,
-                   event_kind=t.event_kind[:128], action=t.action.value, outcome="accepted",
-                   org_id=route.org_id, team_id=route.team_id, route_stale=route.stale,
-                   trigger=t.model_dump(mode="json"), payload=item.payload, dispatch_attempts=0,
-                   run_id=run.id)
-    session.add(row)
-    return row, deliveries.Dispatch("submit", run.id, run.org_id, run.team_id)
+    return (t.action is TriggerAction.START and t.human and not t.is_alert and route.found
+            and bool(route.org_id) and bool(route.team_id))
+
+
+class _FastWrites:
+    """Runs for eligible items, written as three multi-row statements per batch (runs, their first
+    events, the deliveries with ``RETURNING id``) instead of several statements per webhook.
+
+    Same decision as :func:`serve_apps.deliveries.intake`: a human START in the thread of an ACTIVE
+    run continues that run, so such items go to the general path. Active threads are read once per
+    batch; after any general-path item (which may create runs) threads are checked one by one."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        self._active: set[tuple[str, str]] | None = None
+        self._new_threads: set[tuple[str, str]] = set()
+        self._events: list[dict] = []
+        self._deliveries: list[dict] = []
+        self._pending: list[tuple[int, tuple[str, str], deliveries.Dispatch]] = []
+        self.results: list[tuple[int, tuple[str, str], IntakeResult]] = []
+
+    async def load_active_threads(self, items: list[_Item]) -> None:
+        threads = list({(i.trigger.thread.channel, i.trigger.thread.ts) for i in items
+                        if i.trigger.thread is not None and i.trigger.thread.ts})
+        rows = (await self._session.execute(
+            select(Run.thread_channel, Run.thread_ts)
+            .where(tuple_(Run.thread_channel, Run.thread_ts).in_(threads), Run.status.in_(store.ACTIVE))
+        )).all() if threads else []
+        self._active = {(r.thread_channel, r.thread_ts) for r in rows}
+
+    async def _thread_active(self, thread: tuple[str, str]) -> bool:
+        if thread in self._new_threads:
+            return True
+        if self._active is not None:
+            return thread in self._active
+        run = await store.find_by_thread(self._session, channel=thread[0], thread_ts=thread[1])
+        return run is not None and not RunStatus(run.status).terminal
+
+    async def start(self, item: _Item, *, index: int) -> bool:
+        t, route = item.trigger, item.route
+        thread = (t.thread.channel, t.thread.ts) if t.thread is not None and t.thread.ts else None
+        if thread is not None and await self._thread_active(thread):
+            return False
+        run = await store.create_run(self._session, org_id=route.org_id, team_id=route.team_id, trigger=t,
+                                     flush=False)
+        if thread is not None:
+            self._new_threads.add(thread)
+        self._events.append({"run_id": run.id, "seq": 1, "kind": "status", "at": item.now,
+                             "data": {"status": "queued", "source": t.source,
+                                      "route": {"matched_by": route.matched_by, "stale": route.stale}}})
+        self._deliveries.append({
+            "source": t.source, "delivery_id": t.delivery_id, "received_at": item.now,
+            "event_kind": t.event_kind[:128], "action": t.action.value, "outcome": "accepted",
+            "org_id": route.org_id, "team_id": route.team_id, "run_id": run.id, "route_stale": route.stale,
+            "trigger": t.model_dump(mode="json"), "payload": item.payload, "dispatched_at": None,
+            "dispatch_attempts": 0, "dispatch_error": None})
+        self._pending.append((index, (t.source, t.delivery_id),
+                              deliveries.Dispatch("submit", run.id, route.org_id, route.team_id)))
+        return True
+
+    async def write(self) -> None:
+        """Write what is pending; afterwards threads are checked one by one (see class doc)."""
+        if not self._pending:
+            self._active = None
+            return
+        await self._session.flush()   # the runs (ORM, one executemany)
+        await self._session.execute(insert(RunEvent).values(self._events))
+        ids = {(r.source, r.delivery_id): r.id for r in (await self._session.execute(
+            insert(Delivery).values(self._deliveries)
+            .returning(Delivery.id, Delivery.source, Delivery.delivery_id))).all()}
+        for index, key, plan in self._pending:
+            self.results.append((index, key, IntakeResult(delivery_pk=ids[key], outcome="accepted",
+                                                          run_id=plan.run_id, dispatch=plan)))
+        self._events, self._deliveries, self._pending = [], [], []
+        self._active = None
