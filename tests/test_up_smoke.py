@@ -82,6 +82,9 @@ def test_up_serves_health_turns_a_slack_event_into_a_run_and_stops_on_sigint(tmp
 
             view = _wait_for(finished, 60, "the run to complete")
             assert view["team"] == "payments"
+            sse = c.get(f"/api/v1/agent/runs/{run_id}/events", headers=h)   # streamed through Serve
+            assert sse.status_code == 200 and sse.headers["content-type"].startswith("text/event-stream")
+            assert "event: status" in sse.text and "event: end" in sse.text
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=90) == 0
         out = (tmp_path / "up.log").read_text()

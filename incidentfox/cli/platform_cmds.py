@@ -23,6 +23,9 @@ import typer
 SERVE_TUNING_ENV = {
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",   # one loop per replica: no cross-thread hop
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+    # Proxy → replica over gRPC with the request inline: the default path makes every replica call
+    # back into the proxy actor for the body (measured +30% requests/s, p99 -40% on webhooks).
+    "RAY_SERVE_PROXY_USE_GRPC": "1",
     "RAY_USAGE_STATS_ENABLED": "0",
     # Ray starts workers (so every Serve proxy and replica) at nice 15; on a shared small node that
     # starves the request path behind any other process. The platform's own services run at 0.
