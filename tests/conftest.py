@@ -20,6 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 PG_ADMIN_DSN = os.environ.get("INCIDENTFOX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
+# Tests never time things: Hypothesis's per-example deadline would turn a loaded CI machine into
+# failures, so it is off (and so is its "too slow" health check).
+from hypothesis import HealthCheck, settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("incidentfox", deadline=None,
+                                     suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("incidentfox")
+
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
