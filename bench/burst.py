@@ -177,8 +177,10 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
         hdr = {"Authorization": f"Bearer {demo.admin}"}
         async with httpx.AsyncClient(timeout=60) as http:
             await demo.seed(http)
+            # One team sends the whole burst: lift its concurrent-run quota so the engine, not the
+            # per-team fairness queue, is what is measured.
             patch = {"integrations": {"demo": {"enabled": True, "latency_ms": latency_ms}},
-                     "investigation": {"deadline_s": 300}}
+                     "investigation": {"deadline_s": 300}, "quotas": {"max_concurrent_runs": max(n, 1)}}
             resp = await http.patch(f"{demo.base}/api/v1/orgs/{ORG}/nodes/{TEAM}/config", json=patch, headers=hdr)
             resp.raise_for_status()
         body = {"text": "checkout is failing", "services": ["checkout"], "org": ORG, "team": TEAM,
