@@ -320,7 +320,9 @@ class InvestigationPool:
 
     async def warmup(self, key: str = "shared") -> dict[str, int]:
         """Create the actors of placement ``key`` and wait until every one has started (imports
-        done), so the first run does not pay for process start-up. ``up`` and tests call it."""
+        done), so the first run does not pay for process start-up. ``up`` and tests call it.
+        Also starts the recovery loop, so a restarted pool recovers lapsed leases before any submit."""
+        self._start_maintenance()
         check_available(key, await asyncio.to_thread(ray.cluster_resources))
         group = self._group(key)
         refs = [m.handle.ping.remote() for m in group.members]
