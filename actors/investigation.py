@@ -47,6 +47,7 @@ from actors.offline_planner import (
 from actors.run_writer import RunWriter
 from actors.slack_reporter import SlackReporter, make_client
 from actors.team_config import TeamConfig
+from incidentfox import metrics
 from incidentfox.contracts import RCA, RunStatus
 from incidentfox.db import utcnow
 from incidentfox.runs import store
@@ -80,6 +81,7 @@ class LiveRun:
     first_message_at: float | None = None
     abandoned: bool = False              # the lease was lost: stop without touching the run
     finish_fields: dict[str, Any] = field(default_factory=dict)   # run columns written with the final status
+    started_at: float = field(default_factory=time.monotonic)      # for incidentfox_run_seconds
 
     def absorb(self, *entries: dict[str, Any]) -> None:
         """Add correlated triggers, once each (the row and the live attach may both carry one)."""
@@ -123,7 +125,11 @@ async def _finish(ctx: EngineContext, live: LiveRun, to: RunStatus, **fields: An
                     await store.append_event(s, run_id=run_id, kind="status", data=data)
                 await s.commit()
                 return ok
-    return await retry_locked(txn)
+    ok = await retry_locked(txn)
+    if ok:   # only the transition that won the CAS counts the run
+        metrics.inc("incidentfox_runs_total", status=to.value)
+        metrics.observe("incidentfox_run_seconds", time.monotonic() - live.started_at)
+    return ok
 
 
 async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveRun) -> SlackReporter | None:
@@ -167,7 +173,7 @@ async def _plan_llm(fanout: SubAgentFanout, cfg: TeamConfig, *, trigger: dict[st
     from agents import RunConfig, Runner
 
     from actors.agents.planner_agent import planner_agent, planner_input, report_to_rca
-    from actors.agents.providers import build_model
+    from actors.agents.providers import build_model, record_usage
     from actors.agents.subagent_factory import planner_tool
 
     async def ask(name: str, question: str) -> str:
@@ -181,6 +187,7 @@ async def _plan_llm(fanout: SubAgentFanout, cfg: TeamConfig, *, trigger: dict[st
     agent = planner_agent(settings=settings, tools=tools, model=build_model(cfg.llm, settings.model))
     result = await Runner.run(agent, planner_input(trigger=trigger, absorbed=absorbed, subagents=subagents),
                               max_turns=settings.max_turns, run_config=RunConfig(workflow_name="incidentfox"))
+    record_usage(cfg.llm, settings.model, result)
     return report_to_rca(result.final_output)
 
 

@@ -42,6 +42,7 @@ from actors.run_writer import RunWriter
 from actors.subagent_worker import SubAgentWorker
 from actors.team_config import TeamConfig
 from actors.tool_executor import ToolExecutor
+from incidentfox import logs, metrics
 from incidentfox.contracts import RunStatus, Trigger
 from incidentfox.db import make_async_engine, session_factory, utcnow
 from incidentfox.runs import store
@@ -126,6 +127,7 @@ class InvestigationActor:
     """Hosts many runs; see the module docstring. Created only by :class:`InvestigationPool`."""
 
     def __init__(self, name: str, cfg: PoolConfig) -> None:
+        logs.configure_process_logging()
         _preimport()
 
         self.name = name
@@ -167,11 +169,15 @@ class InvestigationActor:
         live = LiveRun(run_id=run_id, owner=self.owner)
         live.task = asyncio.current_task()
         self._runs[run_id] = live
+        metrics.set_gauge("incidentfox_runs_active", len(self._runs))
+        token = logs.bind(run_id=run_id, org_id=org_id, team_id=team_id)   # this task's log lines
         try:
             return await investigate(ctx, live, org_id=org_id, team_id=team_id, workers=workers,
                                      executors=executors)
         finally:
             self._runs.pop(run_id, None)
+            metrics.set_gauge("incidentfox_runs_active", len(self._runs))
+            logs.unbind(token)
 
     async def cancel(self, run_id: str) -> bool:
         live = self._runs.get(run_id)

@@ -165,6 +165,7 @@ class SubAgentCore:
                        dispatch: _Dispatcher) -> str:
         from agents import RunConfig, Runner
 
+        from actors.agents.providers import record_usage
         from actors.agents.subagent_factory import build_subagent
         from actors.agents.toolset import function_tools
 
@@ -173,6 +174,7 @@ class SubAgentCore:
                                model=self._model(cfg, settings.model))
         result = await Runner.run(agent, req.question or f"Investigate as the {req.agent} specialist.",
                                   max_turns=settings.max_turns, run_config=RunConfig(workflow_name="incidentfox"))
+        record_usage(cfg.llm, settings.model, result)
         return str(result.final_output)
 
 

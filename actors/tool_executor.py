@@ -30,6 +30,7 @@ import ray
 
 from actors.tools.base import ToolContext, ToolResult, ToolSpec
 from actors.tools.execute import execute, mask_arguments
+from incidentfox import metrics
 from incidentfox.db import make_async_engine, session_factory
 
 MAX_CONTEXTS = 4096
@@ -139,6 +140,9 @@ class ToolExecutorCore:
             self.active -= 1
             if recorded is None:   # cancelled (or failed) before recording: record it anyway
                 self._record(req, ctx, started, status, result)
+            # A model may name any tool: label unknown names as one bounded value.
+            metrics.observe("incidentfox_tool_call_seconds", time.time() - started,
+                            tool=req.tool if spec is not None else "unknown", status=status)
 
     def _record(self, req: ToolCallRequest, ctx: ToolContext, started: float, status: str,
                 result: ToolResult | None) -> asyncio.Future[None] | None:

@@ -109,3 +109,20 @@ def configure_logging(level: str = "INFO", stream=None) -> None:  # noqa: ANN001
     handler._incidentfox = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+
+
+# The environment variables holding this process's own secrets (``incidentfox.settings.Settings``).
+PROCESS_SECRET_ENV = ("INCIDENTFOX_ADMIN_TOKEN", "INCIDENTFOX_TOKEN_PEPPER", "INCIDENTFOX_SECRET_KEY")
+
+
+def configure_process_logging(level: str = "INFO") -> None:
+    """:func:`configure_logging`, plus register the process's own secrets (admin token, pepper, Fernet
+    keys) for redaction. Called at process start by ``incidentfox up``, pool actors and Serve replicas."""
+    import os
+
+    configure_logging(level)
+    for name in PROCESS_SECRET_ENV:
+        for value in (os.environ.get(name) or "").split(","):
+            register_secret(value.strip())
+    # One INFO line per HTTP request from the SDK clients is noise, not context.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

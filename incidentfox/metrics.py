@@ -108,3 +108,10 @@ def set_gauge(name: str, value: float, **tags: str) -> None:
     obj = _get(name)
     if obj is not None:
         obj.set(value, tags={k: str(v) for k, v in tags.items()} or None)
+
+
+def record_llm_tokens(*, provider: str, model: str, input_tokens: int | None, output_tokens: int | None) -> None:
+    """Count one model call's (or one agent run's) tokens under ``incidentfox_llm_tokens_total``."""
+    for kind, n in (("input", input_tokens), ("output", output_tokens)):
+        if n:
+            inc("incidentfox_llm_tokens_total", float(n), provider=provider, model=model, kind=kind)

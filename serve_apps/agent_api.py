@@ -230,8 +230,10 @@ class AgentAPI:
 
     async def __init__(self, *, runner: str = "investigation", sse_poll_s: float = 0.5,
                        sse_max_s: float = 900.0, sweep_interval_s: float = 10.0) -> None:
+        from incidentfox.logs import configure_process_logging
         from incidentfox.runs.runner import make_runner
 
+        configure_process_logging()
         settings = Settings()
         self._runner = make_runner(runner, database_url=settings.resolved_database_url())
         self._settings, self._poll, self._max = settings, sse_poll_s, sse_max_s

@@ -294,11 +294,13 @@ class Gateway:
                  route_memo_s: float = 1.0, sweep_interval_s: float = 10.0,
                  org_secret_overrides: bool = True, store_payload: bool = True) -> None:
         from incidentfox.db import make_async_engine, session_factory
+        from incidentfox.logs import configure_process_logging
         from incidentfox.runs.runner import make_runner
         from incidentfox.settings import Settings
         from serve_apps.router import route_from_dict
         from serve_apps.webhook_secrets import make_org_secret_lookup
 
+        configure_process_logging()
         settings = Settings()
         url = settings.resolved_database_url()
         self._engine = make_async_engine(url)

@@ -50,3 +50,14 @@ def build_model(llm: LLMSettings, model_name: str | None = None):
     if llm.provider == "openai_compatible":
         return OpenAIChatCompletionsModel(model=name, openai_client=client)
     return OpenAIResponsesModel(model=name, openai_client=client)
+
+
+def record_usage(llm: LLMSettings, model_name: str | None, result: object) -> None:
+    """Count an openai-agents ``RunResult``'s tokens (``context_wrapper.usage``, summed over the run's
+    model calls) under ``incidentfox_llm_tokens_total``."""
+    from incidentfox.metrics import record_llm_tokens
+
+    usage = getattr(getattr(result, "context_wrapper", None), "usage", None)
+    if usage is not None:
+        record_llm_tokens(provider=llm.provider, model=model_name or llm.model,
+                          input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)

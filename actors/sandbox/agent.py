@@ -27,6 +27,7 @@ from actors.sandbox.config import LLMConfig
 from actors.sandbox.events import SandboxEvent
 from actors.sandbox.tools import ToolOutcome
 from actors.sandbox.transcript import Message, api_messages, final_text
+from incidentfox.metrics import record_llm_tokens
 
 DEFAULT_SYSTEM = (
     "You are IncidentFox, an SRE assistant working in an isolated sandbox session. Your working "
@@ -121,6 +122,9 @@ async def run_turn(ctx: TurnContext, transcript: list[Message]) -> AsyncIterator
                 yield events.error("model_unreachable", f"model API unreachable: {type(exc).__name__}")
                 return
             _usage(usage, final.usage)
+            record_llm_tokens(provider="anthropic", model=ctx.model,
+                              input_tokens=getattr(final.usage, "input_tokens", 0),
+                              output_tokens=getattr(final.usage, "output_tokens", 0))
             content = [b for b in (_param_block(b) for b in final.content) if b]
             partial.clear()
             if content:

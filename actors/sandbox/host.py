@@ -25,6 +25,7 @@ from actors.sandbox.mcp import cipher_from_settings, select_servers
 from actors.sandbox.mirror import Reporter, SlackWebReporter
 from actors.sandbox.session import SandboxSession
 from actors.sandbox.store import SandboxStore
+from incidentfox import metrics
 
 
 def rss_bytes() -> int:
@@ -67,6 +68,7 @@ class SandboxHostCore:
         finally:
             self._loading.pop(session_id, None)
         self.sessions[session_id] = session
+        metrics.set_gauge("incidentfox_sandbox_sessions_active", len(self.sessions))
         return session
 
     async def open_session(self, session_id: str) -> dict[str, Any]:
@@ -103,6 +105,7 @@ class SandboxHostCore:
         """Stop the session's turn, forget it, and remove its workspace directory."""
         session = self.sessions.pop(session_id, None)
         if session is not None:
+            metrics.set_gauge("incidentfox_sandbox_sessions_active", len(self.sessions))
             await session.close(remove_workspace=remove_workspace)
             return True
         if remove_workspace:

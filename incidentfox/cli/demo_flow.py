@@ -84,8 +84,9 @@ def team_config(*, bot_token: str) -> dict[str, Any]:
 
 
 class Demo:
-    def __init__(self, *, keep: bool, console: Console) -> None:
+    def __init__(self, *, keep: bool, console: Console, metrics_port: int | None = None) -> None:
         self.keep = keep
+        self.metrics_port = metrics_port     # Ray's Prometheus export port (``up --metrics-port``)
         self.console = console
         self.home = Path(os.environ.get("INCIDENTFOX_HOME", ".incidentfox")).resolve()
         self.port = free_port()
@@ -110,6 +111,8 @@ class Demo:
         exe = Path(sys.executable).with_name("incidentfox")
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "incidentfox.cli.main"]
         cmd += ["up", "--port", str(self.port), "--dashboard-port", str(self.dashboard_port)]
+        if self.metrics_port is not None:
+            cmd += ["--metrics-port", str(self.metrics_port)]
         self.proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=asyncio.subprocess.PIPE,
                                                          stderr=asyncio.subprocess.STDOUT, start_new_session=True)
         asyncio.create_task(self._pump())
@@ -189,9 +192,9 @@ def _done_agents(calls: list[RecordedCall]) -> set[str]:
     return done
 
 
-async def run_demo(*, keep: bool, question: str) -> int:
+async def run_demo(*, keep: bool, question: str, metrics_port: int | None = None) -> int:
     console = Console()
-    demo = Demo(keep=keep, console=console)
+    demo = Demo(keep=keep, console=console, metrics_port=metrics_port)
     recorder = SlackRecorder()
     slack_url = await recorder.start()
     started = time.monotonic()

@@ -97,6 +97,9 @@ def up(
                    err=True)
     check_runner(runner)
     env = prepare_environment(port=port, runner=runner)
+    from incidentfox.logs import configure_process_logging
+
+    configure_process_logging()   # after prepare_environment: the admin token and pepper are set now
 
     import ray
     from ray import serve
@@ -159,6 +162,8 @@ def demo(
     keep: bool = typer.Option(False, "--keep", help="Leave the platform running after the demo."),
     question: str = typer.Option("checkout is failing for customers - what happened?",
                                  help="What the demo user asks the bot in Slack."),
+    metrics_port: int | None = typer.Option(None, help="Serve Ray's Prometheus metrics on this port "
+                                                       "(http://127.0.0.1:PORT/metrics)."),
 ) -> None:
     """Investigate the demo world's incident end to end: start the platform, seed a team, send a signed
     Slack mention, show live progress and the RCA, then stop everything (unless --keep)."""
@@ -166,7 +171,7 @@ def demo(
 
     from incidentfox.cli.demo_flow import run_demo
 
-    raise typer.Exit(asyncio.run(run_demo(keep=keep, question=question)))
+    raise typer.Exit(asyncio.run(run_demo(keep=keep, question=question, metrics_port=metrics_port)))
 
 
 def register(app: typer.Typer) -> None:
