@@ -3,7 +3,9 @@
 Shape (one set per placement key, see :mod:`actors.placement`):
 
 * ``InvestigationPool`` (named ``<name>-investigation-pool``, detached, restarts): admits
-  submitted runs, dispatches each to the least-loaded ``InvestigationActor`` with a free slot, grows
+  submitted runs into per-team queues (:class:`actors.team_queue.FairQueue`: at most the team's
+  ``quotas.max_concurrent_runs`` dispatched at once, teams served in turn), dispatches each to the
+  least-loaded ``InvestigationActor`` with a free slot, grows
   the actor set when all are busy and shrinks it when actors sit idle (within
   ``pool_min_actors..pool_max_actors``), and runs the recovery loop;
 * ``InvestigationActor`` ×N (``<name>-investigation-<key>-<n>``): hosts up to ``actor_max_concurrency``
@@ -26,7 +28,6 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -40,7 +41,8 @@ from actors.placement import PlacementUnavailable, check_available, options_for_
 from actors.ray_util import is_actor_gone
 from actors.run_writer import RunWriter
 from actors.subagent_worker import SubAgentWorker
-from actors.team_config import TeamConfig
+from actors.team_config import TeamConfig, max_concurrent_runs
+from actors.team_queue import FairQueue
 from actors.tool_executor import ToolExecutor
 from incidentfox import logs, metrics
 from incidentfox.contracts import RunStatus, Trigger
@@ -74,6 +76,9 @@ class PoolConfig:
     slack_api_url: str = "https://slack.com/api/"
     # Tests and benchmarks: a fixed effective config instead of the config service's.
     static_config: dict[str, Any] | None = field(default=None, repr=False)
+    # …and per team ("org/team" → doc, merged over ``static_config`` key by key): teams may differ
+    # in deployment mode and quotas without a config service.
+    static_team_configs: dict[str, dict[str, Any]] | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> PoolConfig:
@@ -86,11 +91,12 @@ class PoolConfig:
 
 def make_config_loader(cfg: PoolConfig, sessions: Any):
     """``async (org, team) -> effective config`` (decrypted), from the config service's store."""
-    if cfg.static_config is not None:
-        doc = cfg.static_config
+    if cfg.static_config is not None or cfg.static_team_configs is not None:
+        base = cfg.static_config or {}
+        per_team = cfg.static_team_configs or {}
 
         async def static(org_id: str, team_id: str) -> dict[str, Any]:
-            return doc
+            return {**base, **per_team.get(f"{org_id}/{team_id}", {})}
         return static
 
     async def load(org_id: str, team_id: str) -> dict[str, Any]:
@@ -246,7 +252,7 @@ class _Group:
     members: list[_Member] = field(default_factory=list)
     workers: list[Any] = field(default_factory=list)
     executors: list[Any] = field(default_factory=list)
-    queue: deque[tuple[str, str, str]] = field(default_factory=deque)
+    queue: FairQueue[tuple[str, str, str]] = field(default_factory=FairQueue)   # per-team quotas
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     dispatcher: asyncio.Task[None] | None = None
     serial: int = 0
@@ -291,7 +297,7 @@ class InvestigationPool:
             await self._fail_queued(run_id, f"could not load the team's config: {type(exc).__name__}: {exc}")
             return False
         group = self._group(key)
-        group.queue.append((run_id, org_id, team_id))
+        group.queue.push((run_id, org_id, team_id), team=(org_id, team_id), limit=max_concurrent_runs(doc))
         group.wake.set()
         return True
 
@@ -319,7 +325,8 @@ class InvestigationPool:
         return {
             **self.stats_counters,
             "groups": {k: {"actors": [m.name for m in g.members], "loads": [m.load for m in g.members],
-                           "queued": len(g.queue), "workers": len(g.workers), "executors": len(g.executors)}
+                           "queued": len(g.queue), "workers": len(g.workers), "executors": len(g.executors),
+                           "teams": g.queue.snapshot()}
                        for k, g in self._groups.items()},
             "running": len(self._where),
         }
@@ -398,18 +405,19 @@ class InvestigationPool:
         while True:
             await group.wake.wait()
             group.wake.clear()
-            while group.queue:
+            # Teams take turns; a team at its quota waits in its own queue (a finishing run sets `wake`).
+            while group.queue.ready():
                 member = self._pick(group)
                 if member is None:
                     break   # every actor is full: a finishing run sets `wake`
-                run_id, org_id, team_id = group.queue.popleft()
+                run_id, org_id, team_id = group.queue.pop()
                 member.load += 1
                 self._where[run_id] = member
                 self.stats_counters["dispatched"] += 1
                 ref = member.handle.run.remote(run_id, org_id, team_id, group.workers, group.executors)
-                asyncio.create_task(self._track(group, member, run_id, ref))
+                asyncio.create_task(self._track(group, member, run_id, ref, (org_id, team_id)))
 
-    async def _track(self, group: _Group, member: _Member, run_id: str, ref: Any) -> None:
+    async def _track(self, group: _Group, member: _Member, run_id: str, ref: Any, team: tuple[str, str]) -> None:
         try:
             await ref
         except Exception as exc:
@@ -421,6 +429,7 @@ class InvestigationPool:
                 log.warning("run %s ended with an error in its actor: %s", run_id, type(exc).__name__)
         finally:
             member.load -= 1
+            group.queue.release(team)
             if member.load == 0:
                 member.idle_since = time.monotonic()
             self._where.pop(run_id, None)

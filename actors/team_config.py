@@ -27,6 +27,7 @@ agents:                                   # optional per-agent overrides
   kubernetes | metrics | logs | changes | cloud: {same, plus
     playbook: [{tool: …, args: {…}}, …]}  # the offline planner's calls (absent → built-in playbook)
 tools: {<tool name>: true|false}          # the team's tool allow-list (absent → catalogue default)
+quotas: {max_concurrent_runs: 4}          # runs of this team dispatched at once (pool, scheduler)
 ```
 
 The view never exposes secrets through ``repr``.
@@ -42,6 +43,17 @@ SUBAGENTS: tuple[str, ...] = ("kubernetes", "metrics", "logs", "changes", "cloud
 PROVIDERS: tuple[str, ...] = ("openai", "openai_compatible", "anthropic")
 DEFAULT_DEADLINE_S = 300.0
 DEFAULT_CORRELATION_WINDOW_S = 600.0
+DEFAULT_MAX_CONCURRENT_RUNS = 4
+
+
+def max_concurrent_runs(doc: Mapping[str, Any] | None, default: int = DEFAULT_MAX_CONCURRENT_RUNS) -> int:
+    """``quotas.max_concurrent_runs`` (≥ 1), or ``default`` when absent or not an integer.
+
+    The one reader of the quota: the pool's dispatcher and the scheduler's batches both use it."""
+    try:
+        return max(1, int(_get(doc, "quotas", "max_concurrent_runs", default=default)))
+    except (TypeError, ValueError):
+        return default
 
 
 def _get(doc: Mapping[str, Any] | None, *path: str, default: Any = None) -> Any:
@@ -99,6 +111,10 @@ class TeamConfig:
     def deployment_mode(self) -> str:
         mode = _get(self.doc, "deployment", "mode", default="shared")
         return mode if mode in ("shared", "dedicated") else "shared"
+
+    @property
+    def max_concurrent_runs(self) -> int:
+        return max_concurrent_runs(self.doc)
 
     # slack ----------------------------------------------------------------
     @property

@@ -32,6 +32,7 @@ from actors.scheduler.claims import (
     try_claim,
 )
 from actors.scheduler.cron import ScheduleError
+from actors.team_config import DEFAULT_MAX_CONCURRENT_RUNS, max_concurrent_runs
 from incidentfox.db import make_async_engine, session_factory, utcnow
 
 log = logging.getLogger("incidentfox.scheduler")
@@ -86,11 +87,9 @@ def batch_task_name(batch_id: str, job: DueJob) -> str:
     return f"schedule-batch-{batch_id}/{s.kind}/{s.org_id}/{s.team_id}"
 
 
-def team_quota(config: dict[str, Any], default: int = 4) -> int:
-    try:
-        return max(1, int((config.get("quotas") or {}).get("max_concurrent_runs", default)))
-    except (TypeError, ValueError):
-        return default
+def team_quota(config: dict[str, Any], default: int = DEFAULT_MAX_CONCURRENT_RUNS) -> int:
+    """The team's ``quotas.max_concurrent_runs`` (the same reader the investigation pool uses)."""
+    return max_concurrent_runs(config, default)
 
 
 async def run_batch(claimed: list[ClaimedJob], *, submit: Callable[[ClaimedJob, str], Awaitable[Any]],
