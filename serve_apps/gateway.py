@@ -98,6 +98,8 @@ class GatewayCore:
     _marks: deliveries.DispatchMarks | None = None
 
     _batcher: IntakeBatcher | None = None
+    # Slack sandbox traffic (serve_apps.sandbox_dispatch.SandboxDispatch); None: all goes to intake.
+    sandbox: Any = None
 
     def __post_init__(self) -> None:
         self._marks = deliveries.DispatchMarks(self.sessions)
@@ -142,6 +144,11 @@ class GatewayCore:
         trigger = result.trigger
         route = await self._route(trigger, verified_org=choice.org_id)
         payload = body.decode("utf-8", "replace") if self.store_payload else ""
+        if self.sandbox is not None:
+            answer = await self.sandbox.handle(trigger=trigger, route=route, payload=payload)
+            if answer is not None:   # recorded once; the session work runs in the background
+                self._count(spec.name, "duplicate" if answer.get("duplicate") else answer["outcome"])
+                return JSONResponse(answer)
         outcome = await self._intake(trigger=trigger, route=route, payload=payload,
                                      correlation_window_s=self.correlation_window_s)
         self._count(spec.name, "duplicate" if outcome.duplicate else outcome.outcome)
@@ -315,6 +322,9 @@ class Gateway:
         self._core = GatewayCore(sessions=sessions, runner=runner_obj, resolve=resolve,
                                  secrets=WebhookSecrets(resolve=resolve, org_secret=org_secret),
                                  correlation_window_s=correlation_window_s, store_payload=store_payload)
+        from serve_apps.sandbox_dispatch import make_sandbox_dispatch
+
+        self._core.sandbox = make_sandbox_dispatch(sessions, settings=settings)
         self._sweeper = Sweeper(sessions, runner_obj, interval_s=sweep_interval_s)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
