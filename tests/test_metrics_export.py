@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_S = 150.0
 SCRAPE_TIMEOUT_S = 90.0   # Ray's agent reports custom metrics every few seconds
-SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+(\S+)", re.M)
+SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+(\S+)", re.MULTILINE)
 
 
 def _builtin_metrics() -> tuple[str, ...]:
