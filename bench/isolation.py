@@ -1,0 +1,231 @@
+"""Isolation benchmark: does team A's burst slow team B's first message?
+
+On the multi-node local cluster of :mod:`cluster.localsim` (a head without CPU, one shared worker node
+carrying ``shared``, one dedicated node carrying ``team_bench_b-ded``; the head on a free port, never
+6379) the bench drives the real engine (:class:`actors.pool.InvestigationPool` and its actors, a
+SQLite database, the offline planner over the demo world whose tools sleep ``--latency-ms`` per call,
+Slack served by the in-process recorder). Two B teams each send one investigation per second:
+
+* ``b-ded``: ``deployment.mode: dedicated`` (its actors on its own node);
+* ``b-shared``: shared, next to team A, protected only by the per-team quotas.
+
+Phase 1 (alone): only the B teams, ``--b-alone`` runs each. Phase 2 (burst): team A (shared,
+``quotas.max_concurrent_runs: --a-quota``) submits ``--runs`` investigations at once while the B
+teams keep sending 1/s until A's runs are all terminal. Time to first message (TTFM) is a run's
+``first_message_at - created_at`` (the clock :mod:`bench.burst` reports). Both phases carry both B
+teams, so the only difference between them is A's burst.
+
+Reports ``b_alone_p99_s`` / ``b_under_burst_p99_s`` for the shared B (the harder case), the same per
+mode (``*_dedicated_*``, ``*_shared_*``), ``ratio_dedicated`` and ``ratio_shared`` (under burst ÷
+alone, per mode), A's peak concurrency seen in the pool's stats, and counts. Targets: ratio ≤ 2
+dedicated, ≤ 3 shared. Ray resources do not isolate CPU on one host, so what a dedicated node buys
+here is its own actors and queue, not its own cores. Prints one JSON line.
+
+    .venv/bin/python bench/isolation.py [--runs 500] [--a-quota 25] [--latency-ms 100] [--b-alone 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.burst import _dt, percentile, run_rows
+
+ORG = "bench"
+TOKEN = "xoxb-isolation-bench-token"
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def team_configs(*, latency_ms: float, a_quota: int) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    base = {"integrations": {"demo": {"enabled": True, "latency_ms": latency_ms},
+                             "slack": {"bot_token": TOKEN}},
+            "investigation": {"deadline_s": 120}}
+    return base, {
+        f"{ORG}/a": {"quotas": {"max_concurrent_runs": a_quota}, "slack": {"default_channel": "CA"}},
+        f"{ORG}/b-ded": {"deployment": {"mode": "dedicated"}, "slack": {"default_channel": "CBD"}},
+        f"{ORG}/b-shared": {"slack": {"default_channel": "CBS"}},
+    }
+
+
+class Driver:
+    """Creates runs in the database and submits them to the pool, like the gateway does."""
+
+    def __init__(self, url: str, runner: Any) -> None:
+        from incidentfox.db import make_async_engine, session_factory
+
+        self.engine = make_async_engine(url)
+        self.sessions = session_factory(self.engine)
+        self.runner = runner
+
+    async def create(self, team: str, n: int = 1) -> list[str]:
+        from incidentfox.contracts import ThreadRef, Trigger
+        from incidentfox.runs import store
+
+        ids = []
+        async with self.sessions() as s:
+            for _ in range(n):
+                trigger = Trigger(source="slack", delivery_id=uuid.uuid4().hex, event_kind="app_mention",
+                                  title="checkout is returning 500s", text="why is checkout failing?",
+                                  services=["checkout"], human=True,
+                                  thread=ThreadRef(channel=f"C-{team}", ts=f"{uuid.uuid4().int % 10**6}.1"))
+                ids.append((await store.create_run(s, org_id=ORG, team_id=team, trigger=trigger)).id)
+            await s.commit()
+        return ids
+
+    async def send(self, team: str, n: int = 1) -> list[str]:
+        ids = await self.create(team, n)
+        await asyncio.gather(*(self.runner.submit(run_id=r, org_id=ORG, team_id=team) for r in ids))
+        return ids
+
+    async def steady(self, team: str, *, stop: asyncio.Event, limit: int | None = None) -> list[str]:
+        """One run per second (a rate, on a fixed schedule) until ``stop`` is set or ``limit`` runs."""
+        ids: list[str] = []
+        t0 = time.monotonic()
+        while not stop.is_set() and (limit is None or len(ids) < limit):
+            ids += await self.send(team)
+            next_at = t0 + len(ids)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_at - time.monotonic()))
+            except TimeoutError:
+                pass
+        return ids
+
+
+async def wait_terminal(db: Path, ids: list[str], *, deadline: float, on_poll: Any = None) -> list[tuple]:
+    rows: list[tuple] = []
+    while time.monotonic() < deadline:
+        rows = await asyncio.to_thread(run_rows, db, ids)
+        if on_poll is not None:
+            await on_poll()
+        if len(rows) == len(ids) and all(r[1] in TERMINAL for r in rows):
+            break
+        await asyncio.sleep(0.5)   # polling the database
+    return rows
+
+
+def ttfm(rows: list[tuple]) -> list[float]:
+    return [(_dt(r[3]) - _dt(r[2])).total_seconds() for r in rows if r[2] and r[3]]
+
+
+def p99(values: list[float]) -> float | None:
+    return round(percentile(values, 0.99), 3) if values else None
+
+
+async def measure(*, runs: int, a_quota: int, latency_ms: float, b_alone: int, timeout_s: float) -> dict[str, Any]:
+    import ray
+
+    from actors.placement import team_resource
+    from actors.pool import NAMESPACE, InvestigationRunner, PoolConfig, get_pool
+    from actors.testing.slack_server import SlackRecorder
+    from cluster.localsim import LocalCluster
+    from incidentfox.db import upgrade
+    from incidentfox.settings import Settings
+
+    home = Path(tempfile.mkdtemp(prefix="ifx-isolation-"))
+    db = home / "bench.db"
+    url = f"sqlite:///{db}"
+    upgrade(url)
+    rec = SlackRecorder()
+    await rec.start()
+    lc = LocalCluster()
+    lc.add_shared("shared-1")
+    lc.add_dedicated("b-ded-1", org=ORG, team="b-ded")
+    pool = None
+    try:
+        ray.init(address=lc.address, namespace=NAMESPACE, log_to_driver=False, configure_logging=False)
+        base, per_team = team_configs(latency_ms=latency_ms, a_quota=a_quota)
+        cfg = PoolConfig(database_url=url, settings=Settings(database_url=url), name="iso" + uuid.uuid4().hex[:6],
+                         min_actors=1, max_actors=2, subagent_workers=1, tool_executors=1, lease_s=30.0,
+                         idle_s=3600, slack_api_url=rec.url, static_config=base, static_team_configs=per_team)
+        pool = get_pool(cfg)
+        runner = InvestigationRunner(url, pool_config=cfg)
+        runner._pool = pool
+        await asyncio.wait_for(pool.warmup.remote("shared"), 180)
+        await asyncio.wait_for(pool.warmup.remote(team_resource(ORG, "b-ded")), 180)
+        drv = Driver(url, runner)
+        deadline = time.monotonic() + timeout_s
+
+        # Phase 1: the B teams alone.
+        stop = asyncio.Event()
+        alone = await asyncio.gather(drv.steady("b-ded", stop=stop, limit=b_alone),
+                                     drv.steady("b-shared", stop=stop, limit=b_alone))
+        alone_rows = [await wait_terminal(db, ids, deadline=deadline) for ids in alone]
+
+        # Phase 2: A bursts while the B teams keep sending 1/s.
+        peak_a = 0
+
+        async def watch() -> None:
+            nonlocal peak_a
+            stats = await pool.stats.remote()
+            team = stats["groups"].get("shared", {}).get("teams", {}).get(f"{ORG}/a", {})
+            peak_a = max(peak_a, team.get("running", 0))
+
+        stop = asyncio.Event()
+        b_tasks = [asyncio.create_task(drv.steady(t, stop=stop)) for t in ("b-ded", "b-shared")]
+        burst_started = time.monotonic()
+        a_ids = await drv.send("a", runs)
+        a_rows = await wait_terminal(db, a_ids, deadline=deadline, on_poll=watch)
+        burst_s = time.monotonic() - burst_started
+        stop.set()
+        burst = [await t for t in b_tasks]
+        burst_rows = [await wait_terminal(db, ids, deadline=deadline) for ids in burst]
+
+        alone_ded, alone_sh = (ttfm(r) for r in alone_rows)
+        burst_ded, burst_sh = (ttfm(r) for r in burst_rows)
+        out: dict[str, Any] = {
+            "bench": "isolation", "runs": runs, "a_quota": a_quota, "tool_latency_ms": latency_ms,
+            "b_alone_p99_s": p99(alone_sh), "b_under_burst_p99_s": p99(burst_sh),
+            "b_alone_dedicated_p99_s": p99(alone_ded), "b_under_burst_dedicated_p99_s": p99(burst_ded),
+            "b_alone_shared_p99_s": p99(alone_sh), "b_under_burst_shared_p99_s": p99(burst_sh),
+        }
+        for mode, a, b in (("dedicated", alone_ded, burst_ded), ("shared", alone_sh, burst_sh)):
+            pa, pb = p99(a), p99(b)
+            out[f"ratio_{mode}"] = round(pb / pa, 2) if pa and pb else None
+        a_done = sum(1 for r in a_rows if r[1] == "succeeded")
+        out.update({
+            "a_succeeded": a_done, "a_not_succeeded": runs - a_done, "a_burst_s": round(burst_s, 1),
+            "a_ttfm_p99_s": p99(ttfm(a_rows)), "a_peak_running_seen": peak_a,
+            "b_samples": {"alone_dedicated": len(alone_ded), "alone_shared": len(alone_sh),
+                          "burst_dedicated": len(burst_ded), "burst_shared": len(burst_sh)},
+            "b_not_succeeded": sum(1 for rows in [*alone_rows, *burst_rows] for r in rows if r[1] != "succeeded"),
+        })
+        out["ok"] = (out["ratio_dedicated"] is not None and out["ratio_dedicated"] <= 2
+                     and out["ratio_shared"] is not None and out["ratio_shared"] <= 3
+                     and peak_a <= a_quota and out["b_not_succeeded"] == 0)
+        return out
+    finally:
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.shutdown.remote(), 60)
+                ray.kill(pool, no_restart=True)
+            except Exception as exc:  # noqa: BLE001 - cleanup of a cluster about to be torn down
+                print(f"pool shutdown: {type(exc).__name__}", file=sys.stderr)
+        ray.shutdown()
+        lc.shutdown()
+        await rec.stop()
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description="Team B's time to first message while team A bursts.")
+    p.add_argument("--runs", type=int, default=500, help="team A's burst size")
+    p.add_argument("--a-quota", type=int, default=25, help="team A's quotas.max_concurrent_runs")
+    p.add_argument("--latency-ms", type=float, default=100.0, help="simulated I/O per demo tool call")
+    p.add_argument("--b-alone", type=int, default=20, help="runs per B team in the alone phase (1/s)")
+    p.add_argument("--timeout", type=float, default=900.0, help="bound on the whole measurement (s)")
+    ns = p.parse_args()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray workers on the local nodes import the engine from this checkout.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    print(json.dumps(asyncio.run(measure(runs=ns.runs, a_quota=ns.a_quota, latency_ms=ns.latency_ms,
+                                         b_alone=ns.b_alone, timeout_s=ns.timeout))))
