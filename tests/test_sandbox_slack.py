@@ -247,3 +247,37 @@ async def test_unrouted_sandbox_command_says_no_team(gw: dict[str, Any]) -> None
     r = await c.post("/slack/commands", content=body, headers=signed("slack", body))
     assert r.status_code == 200 and r.json()["outcome"] == "unrouted" and "No team" in r.json()["text"]
     assert await rows(core, SandboxSessionRow) == [] and await rows(core, Run) == []
+
+
+async def test_concurrent_copies_of_a_command_open_one_session(gw: dict[str, Any]) -> None:
+    core, c, server = gw["core"], gw["client"], gw["server"]
+    server.add(Reply([Text("only once")]))
+    body = command("sandbox count files", trigger_id="111.666.race")
+    answers = await asyncio.gather(*(c.post("/slack/commands", content=body, headers=signed("slack", body))
+                                     for _ in range(4)))
+    assert all(a.status_code == 200 for a in answers)
+    assert sum(1 for a in answers if not a.json().get("duplicate")) == 1
+    await core.sandbox.drain()
+    assert len(await rows(core, SandboxSessionRow)) == 1 and len(server.requests) == 1
+    assert len(await rows(core, Delivery)) == 1
+
+
+async def test_default_wiring_reads_revealed_team_config_and_placement(gw: dict[str, Any], sqlite_url: str,
+                                                                       tmp_path: Path) -> None:
+    """make_sandbox_dispatch (what the Serve gateway uses): the config service's effective config with
+    the bot token and API key revealed, and the engine's placement for a shared team."""
+    from serve_apps.sandbox_dispatch import make_sandbox_dispatch
+
+    core = gw["core"]
+    wired = make_sandbox_dispatch(core.sessions, settings=settings_for(sqlite_url, tmp_path))
+    try:
+        cfg = await wired.team_config("acme", "payments")
+        assert cfg["integrations"]["slack"]["bot_token"] == "xoxb-payments"
+        assert cfg["llm"]["api_key"] == "sk-team-secret"
+        assert wired.scheduling_for(cfg, "acme", "payments") == {"resources": {"shared": 0.001}}
+        problem = await wired._problem(cfg)   # the node's real isolation: none, or a clear reason
+        assert problem is None or problem.startswith("Sandbox isolation is unavailable on this node")
+        search = await wired.team_config("acme", "search")
+        assert "`llm`" in (await wired._problem(search) or "")
+    finally:
+        await wired.store.close()
