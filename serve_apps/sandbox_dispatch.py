@@ -347,7 +347,10 @@ def make_sandbox_dispatch(sessions: async_sessionmaker[AsyncSession], *, setting
         from actors.sandbox.config import SandboxRuntime
         from actors.sandbox.manager import get_or_create_manager
 
-        manager = get_or_create_manager(SandboxRuntime.from_settings(settings, namespace=namespace))
+        # The same manager (and prewarm) the SandboxAPI replicas use; get_if_exists may ask the GCS.
+        manager = await asyncio.to_thread(get_or_create_manager,
+                                          SandboxRuntime.from_settings(settings, namespace=namespace),
+                                          prewarm=[{"resources": {"shared": 0.001}}])
         async with asyncio.timeout(CREATE_TIMEOUT_S):
             await manager.start.remote()
         return RaySandboxBackend(manager, namespace=namespace)
