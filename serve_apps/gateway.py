@@ -10,7 +10,9 @@ Order of operations for every ``POST /webhooks/<source>`` (issue 3):
    ``url_verification``, slash-command usage) is answered as is; ``ignored`` answers
    ``200 {"ignored": true}`` and records nothing.
 4. The trigger is routed (Router deployment, memoised here for ``route_memo_s``), then
-   :func:`serve_apps.deliveries.intake` records it and allocates its run in one transaction.
+   :func:`serve_apps.deliveries.intake` records it and allocates its run in one transaction (on
+   SQLite through :class:`serve_apps.intake_batch.IntakeBatcher`: concurrent webhooks share one
+   transaction, the single writer's group commit).
 5. The sender gets 200 with ``run_id`` (``duplicate: true`` on a redelivery). Dispatch to the runner
    happens after, as a task on this replica's loop; a lost dispatch is repaired by the sweep.
 
