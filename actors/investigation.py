@@ -127,6 +127,7 @@ async def _finish(ctx: EngineContext, live: LiveRun, to: RunStatus, **fields: An
                 return ok
     ok = await retry_locked(txn)
     if ok:   # only the transition that won the CAS counts the run
+        log.info("run finished: %s", to.value)   # carries run_id/org_id/team_id bound by the pool actor
         metrics.inc("incidentfox_runs_total", status=to.value)
         metrics.observe("incidentfox_run_seconds", time.monotonic() - live.started_at)
     return ok

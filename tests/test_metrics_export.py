@@ -10,8 +10,10 @@ our counters moved and that every Ray built-in series the Grafana dashboard uses
 from __future__ import annotations
 
 import asyncio
+import glob
 import importlib.util
 import io
+import json
 import os
 import re
 import time
@@ -81,7 +83,7 @@ def test_parse_samples_reads_labels_and_values() -> None:
     assert total(samples, "ray_a_total") == 3.0 and total(samples, "ray_b_count") == 3.0
 
 
-async def _scenario(home: Path) -> tuple[str, list[str]]:
+async def _scenario(home: Path) -> tuple[str, list[str], str]:
     metrics_port = free_port()
     demo = Demo(keep=False, console=Console(file=io.StringIO()), metrics_port=metrics_port)
     assert demo.home == home
@@ -115,10 +117,26 @@ async def _scenario(home: Path) -> tuple[str, list[str]]:
                     problems = [f"scrape failed: {type(exc).__name__}"]
                 if problems:
                     await asyncio.sleep(2.0)   # waiting for Ray's next metrics report
-            return text, problems
+            return text, problems, run_id
     finally:
         await demo.stop_platform()
         await recorder.stop()
+
+
+def _run_log_records(run_id: str, since: float) -> list[dict]:
+    """JSON log records naming ``run_id`` in Ray worker stderr files written since ``since``."""
+    records = []
+    for path in glob.glob("/tmp/ray/session_*/logs/worker-*.err"):
+        if os.path.getmtime(path) < since:
+            continue
+        with open(path, errors="replace") as fh:
+            for line in fh:
+                if run_id in line and line.startswith("{"):
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        continue
+    return records
 
 
 def _processes_with_home(home: Path) -> list[str]:
@@ -142,7 +160,12 @@ def test_metrics_export_after_a_real_run(tmp_path: Path, monkeypatch: pytest.Mon
         if key.startswith(("INCIDENTFOX_", "SLACK_")) or key == "RAY_ADDRESS":
             monkeypatch.delenv(key)
     monkeypatch.setenv("INCIDENTFOX_HOME", str(home))
-    text, problems = asyncio.run(_scenario(home))
+    started = time.time()
+    text, problems, run_id = asyncio.run(_scenario(home))
     ours = "\n".join(line for line in text.splitlines() if "incidentfox_" in line and not line.startswith("#"))
     assert problems == [], (problems, ours[-3000:])
     assert _processes_with_home(home) == [], "the platform left processes running"
+    # The pool actor's logs are JSON lines carrying the run's bound context.
+    finished = [r for r in _run_log_records(run_id, started) if r.get("msg") == "run finished: succeeded"]
+    assert finished and finished[0]["run_id"] == run_id, _run_log_records(run_id, started)
+    assert (finished[0]["org_id"], finished[0]["team_id"]) == ("demo", "sre")

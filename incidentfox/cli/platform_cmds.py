@@ -124,8 +124,10 @@ def up(
             init_kw["_metrics_export_port"] = metrics_port
         from actors.placement import LOCAL_RESOURCES  # shared teams' actors request "shared"
 
-        ctx = ray.init(include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=dashboard_port,
-                       resources=LOCAL_RESOURCES, **init_kw)
+        # address="local": always a new instance; with no address Ray joins whatever cluster `ray start`
+        # last recorded in /tmp/ray/ray_current_cluster (and then refuses our resources).
+        ctx = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
+                       dashboard_port=dashboard_port, resources=LOCAL_RESOURCES, **init_kw)
     try:
         serve.start(http_options={"host": host, "port": port},
                     logging_config=None if access_log else {"enable_access_log": False})
