@@ -83,6 +83,26 @@ def test_parse_samples_reads_labels_and_values() -> None:
     assert total(samples, "ray_a_total") == 3.0 and total(samples, "ray_b_count") == 3.0
 
 
+def test_llm_usage_is_counted_by_provider_model_and_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from actors.agents.providers import record_usage
+    from actors.team_config import LLMSettings
+    from incidentfox import metrics
+
+    calls: list[tuple[str, float, dict[str, str]]] = []
+    monkeypatch.setattr(metrics, "inc", lambda name, value=1.0, **tags: calls.append((name, value, tags)))
+    llm = LLMSettings(provider="openai", model="gpt-4.1", base_url=None, api_key="k", request_timeout_s=5)
+    result = SimpleNamespace(context_wrapper=SimpleNamespace(usage=SimpleNamespace(input_tokens=120, output_tokens=7)))
+    record_usage(llm, "gpt-4.1-mini", result)
+    metrics.record_llm_tokens(provider="anthropic", model="claude", input_tokens=0, output_tokens=3)
+    assert calls == [
+        ("incidentfox_llm_tokens_total", 120.0, {"provider": "openai", "model": "gpt-4.1-mini", "kind": "input"}),
+        ("incidentfox_llm_tokens_total", 7.0, {"provider": "openai", "model": "gpt-4.1-mini", "kind": "output"}),
+        ("incidentfox_llm_tokens_total", 3.0, {"provider": "anthropic", "model": "claude", "kind": "output"}),
+    ]
+
+
 async def _scenario(home: Path) -> tuple[str, list[str], str]:
     metrics_port = free_port()
     demo = Demo(keep=False, console=Console(file=io.StringIO()), metrics_port=metrics_port)
