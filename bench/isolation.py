@@ -3,7 +3,8 @@
 On the multi-node local cluster of :mod:`cluster.localsim` (a head without CPU, one shared worker node
 carrying ``shared``, one dedicated node carrying ``team_bench_b-ded``; the head on a free port, never
 6379) the bench drives the real engine (:class:`actors.pool.InvestigationPool` and its actors, a
-SQLite database, the offline planner over the demo world whose tools sleep ``--latency-ms`` per call,
+database (SQLite, or with ``--pg`` a throwaway PostgreSQL one as in production), the offline planner
+over the demo world whose tools sleep ``--latency-ms`` per call,
 Slack served by the in-process recorder). Two B teams each send one investigation per second:
 
 * ``b-ded``: ``deployment.mode: dedicated`` (its actors on its own node);
@@ -40,9 +41,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.burst import _dt, percentile, run_rows
+from bench.burst import percentile
 
 ORG = "bench"
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TOKEN = "xoxb-isolation-bench-token"
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -88,6 +90,19 @@ class Driver:
         await asyncio.gather(*(self.runner.submit(run_id=r, org_id=ORG, team_id=team) for r in ids))
         return ids
 
+    async def rows(self, ids: list[str]) -> list[tuple]:
+        """``(id, status, created_at, first_message_at)`` of the runs among ``ids`` that exist."""
+        from sqlalchemy import select
+
+        from incidentfox.runs.models import Run
+
+        out: list[tuple] = []
+        async with self.sessions() as s:
+            for i in range(0, len(ids), 500):
+                q = select(Run.id, Run.status, Run.created_at, Run.first_message_at).where(Run.id.in_(ids[i:i + 500]))
+                out += [tuple(r) for r in (await s.execute(q)).all()]
+        return out
+
     async def steady(self, team: str, *, stop: asyncio.Event, limit: int | None = None) -> list[str]:
         """One run per second (a rate, on a fixed schedule) until ``stop`` is set or ``limit`` runs."""
         ids: list[str] = []
@@ -102,10 +117,10 @@ class Driver:
         return ids
 
 
-async def wait_terminal(db: Path, ids: list[str], *, deadline: float, on_poll: Any = None) -> list[tuple]:
+async def wait_terminal(drv: Driver, ids: list[str], *, deadline: float, on_poll: Any = None) -> list[tuple]:
     rows: list[tuple] = []
     while time.monotonic() < deadline:
-        rows = await asyncio.to_thread(run_rows, db, ids)
+        rows = await drv.rows(ids)
         if on_poll is not None:
             await on_poll()
         if len(rows) == len(ids) and all(r[1] in TERMINAL for r in rows):
@@ -115,14 +130,32 @@ async def wait_terminal(db: Path, ids: list[str], *, deadline: float, on_poll: A
 
 
 def ttfm(rows: list[tuple]) -> list[float]:
-    return [(_dt(r[3]) - _dt(r[2])).total_seconds() for r in rows if r[2] and r[3]]
+    return [(r[3] - r[2]).total_seconds() for r in rows if r[2] and r[3]]
 
 
 def p99(values: list[float]) -> float | None:
     return round(percentile(values, 0.99), 3) if values else None
 
 
-async def measure(*, runs: int, a_quota: int, latency_ms: float, b_alone: int, timeout_s: float) -> dict[str, Any]:
+def pg_database() -> tuple[str, str]:
+    """A throwaway PostgreSQL database: (name, SQLAlchemy URL)."""
+    import psycopg
+
+    name = f"ifx_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return name, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def measure(*, runs: int, a_quota: int, latency_ms: float, b_alone: int, timeout_s: float,
+                  pg: bool) -> dict[str, Any]:
     import ray
 
     from actors.placement import team_resource
@@ -132,9 +165,11 @@ async def measure(*, runs: int, a_quota: int, latency_ms: float, b_alone: int, t
     from incidentfox.db import upgrade
     from incidentfox.settings import Settings
 
-    home = Path(tempfile.mkdtemp(prefix="ifx-isolation-"))
-    db = home / "bench.db"
-    url = f"sqlite:///{db}"
+    pg_name = None
+    if pg:
+        pg_name, url = pg_database()
+    else:
+        url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='ifx-isolation-')) / 'bench.db'}"
     upgrade(url)
     rec = SlackRecorder()
     await rec.start()
@@ -160,7 +195,7 @@ async def measure(*, runs: int, a_quota: int, latency_ms: float, b_alone: int, t
         stop = asyncio.Event()
         alone = await asyncio.gather(drv.steady("b-ded", stop=stop, limit=b_alone),
                                      drv.steady("b-shared", stop=stop, limit=b_alone))
-        alone_rows = [await wait_terminal(db, ids, deadline=deadline) for ids in alone]
+        alone_rows = [await wait_terminal(drv, ids, deadline=deadline) for ids in alone]
 
         # Phase 2: A bursts while the B teams keep sending 1/s.
         peak_a = 0
@@ -175,16 +210,17 @@ async def measure(*, runs: int, a_quota: int, latency_ms: float, b_alone: int, t
         b_tasks = [asyncio.create_task(drv.steady(t, stop=stop)) for t in ("b-ded", "b-shared")]
         burst_started = time.monotonic()
         a_ids = await drv.send("a", runs)
-        a_rows = await wait_terminal(db, a_ids, deadline=deadline, on_poll=watch)
+        a_rows = await wait_terminal(drv, a_ids, deadline=deadline, on_poll=watch)
         burst_s = time.monotonic() - burst_started
         stop.set()
         burst = [await t for t in b_tasks]
-        burst_rows = [await wait_terminal(db, ids, deadline=deadline) for ids in burst]
+        burst_rows = [await wait_terminal(drv, ids, deadline=deadline) for ids in burst]
 
         alone_ded, alone_sh = (ttfm(r) for r in alone_rows)
         burst_ded, burst_sh = (ttfm(r) for r in burst_rows)
         out: dict[str, Any] = {
             "bench": "isolation", "runs": runs, "a_quota": a_quota, "tool_latency_ms": latency_ms,
+            "database": "postgresql" if pg else "sqlite",
             "b_alone_p99_s": p99(alone_sh), "b_under_burst_p99_s": p99(burst_sh),
             "b_alone_dedicated_p99_s": p99(alone_ded), "b_under_burst_dedicated_p99_s": p99(burst_ded),
             "b_alone_shared_p99_s": p99(alone_sh), "b_under_burst_shared_p99_s": p99(burst_sh),
@@ -214,6 +250,8 @@ async def measure(*, runs: int, a_quota: int, latency_ms: float, b_alone: int, t
         ray.shutdown()
         lc.shutdown()
         await rec.stop()
+        if pg_name is not None:
+            drop_pg_database(pg_name)
 
 
 if __name__ == "__main__":
@@ -223,9 +261,11 @@ if __name__ == "__main__":
     p.add_argument("--latency-ms", type=float, default=100.0, help="simulated I/O per demo tool call")
     p.add_argument("--b-alone", type=int, default=20, help="runs per B team in the alone phase (1/s)")
     p.add_argument("--timeout", type=float, default=900.0, help="bound on the whole measurement (s)")
+    p.add_argument("--pg", action="store_true",
+                   help="a throwaway PostgreSQL database at 127.0.0.1:5432 (as in production) instead of SQLite")
     ns = p.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Ray workers on the local nodes import the engine from this checkout.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     print(json.dumps(asyncio.run(measure(runs=ns.runs, a_quota=ns.a_quota, latency_ms=ns.latency_ms,
-                                         b_alone=ns.b_alone, timeout_s=ns.timeout))))
+                                         b_alone=ns.b_alone, timeout_s=ns.timeout, pg=ns.pg))))
