@@ -96,7 +96,7 @@ def up(
         typer.echo("warning: 6379 is Redis's port on this machine; make sure that is really a Ray head.",
                    err=True)
     check_runner(runner)
-    env = prepare_environment(port=port, runner=runner)
+    prepare_environment(port=port, runner=runner)
     from incidentfox.logs import configure_process_logging
 
     configure_process_logging()   # after prepare_environment: the admin token and pepper are set now
@@ -115,8 +115,10 @@ def up(
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
 
-    init_kw: dict = {"namespace": "incidentfox", "log_to_driver": False,
-                     "runtime_env": {"env_vars": env}}
+    # No runtime_env: it would show the webhook secrets in the dashboard's job view. A local Ray
+    # inherits this process's environment; a joined cluster (--address) must provide its own (the
+    # variables prepare_environment returns), as KubeRay does.
+    init_kw: dict = {"namespace": "incidentfox", "log_to_driver": False}
     if address:
         ctx = ray.init(address=address, **init_kw)
     else:
