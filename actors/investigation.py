@@ -268,8 +268,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
                                            "no_incident": rca.no_incident})
         ok = await _finish(ctx, live, RunStatus.SUCCEEDED, result=result)
         if reporter is not None and ok:
-            async with asyncio.timeout(SLACK_TIMEOUT_S):
-                await reporter.finish(rca, status="succeeded")
+            await _post_final(ctx, live.run_id, reporter, rca, "succeeded")
         return RunStatus.SUCCEEDED.value if ok else "lost_race"
     except asyncio.CancelledError:
         if not live.abandoned:
@@ -290,11 +289,21 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
 async def _on_failure(ctx: EngineContext, live: LiveRun, reporter: SlackReporter | None, reason: str) -> None:
     ok = await _finish(ctx, live, RunStatus.FAILED, error=reason)
     if reporter is not None and ok:
+        await _post_final(ctx, live.run_id, reporter, RCA(summary=f"The investigation failed: {reason}"), "failed")
+
+
+async def _post_final(ctx: EngineContext, run_id: str, reporter: SlackReporter, rca: RCA, status: str) -> None:
+    """The final Block Kit edit, after the run's status is durable: a Slack problem here is recorded
+    (a ``note`` event) and retried once, never turned into a run failure."""
+    for attempt in (1, 2):
         try:
             async with asyncio.timeout(SLACK_TIMEOUT_S):
-                await reporter.finish(RCA(summary=f"The investigation failed: {reason}"), status="failed")
-        except Exception as exc:
-            log.warning("could not post failure of %s to Slack: %s", live.run_id, type(exc).__name__)
+                await reporter.finish(rca, status=status)
+            return
+        except Exception as exc:  # Slack down or slow: the run's result stands either way
+            log.warning("final Slack edit of %s failed (attempt %d): %s", run_id, attempt, type(exc).__name__)
+            ctx.writer.event(run_id, "note", {"slack": "error", "phase": "final", "attempt": attempt,
+                                              "reason": _reason(exc)})
 
 
 async def _on_cancel(ctx: EngineContext, live: LiveRun, reporter: SlackReporter | None) -> None:
@@ -302,8 +311,7 @@ async def _on_cancel(ctx: EngineContext, live: LiveRun, reporter: SlackReporter 
     try:
         ok = await _finish(ctx, live, RunStatus.CANCELLED, error="cancelled")
         if reporter is not None and ok:
-            async with asyncio.timeout(SLACK_TIMEOUT_S):
-                await reporter.finish(RCA(summary="The investigation was cancelled."), status="cancelled")
+            await _post_final(ctx, run_id, reporter, RCA(summary="The investigation was cancelled."), "cancelled")
     except Exception as exc:
         log.warning("cleanup after cancelling %s failed: %s", run_id, type(exc).__name__)
 

@@ -86,7 +86,8 @@ async def test_llm_run_fans_out_in_parallel(engine: Engine, llm) -> None:
         assert len(posts) == 1 and posts[0].args["thread_ts"] == run.thread_ts
         final = await engine.slack.wait_for(lambda calls: [c for c in calls if c.method == "chat.update"
                                                            and c.args.get("channel") == "CLLM"
-                                                           and "shop/deployment/checkout" in str(c.args["blocks"])])
+                                                           and "shop/deployment/checkout" in str(c.args["blocks"])],
+                                            timeout=60)
         assert any(e.get("action_id") == "incidentfox_rerun" for b in final[-1].args["blocks"]
                    for e in b.get("elements", []))
         assert all(c.token == TOKEN for c in engine.slack_calls("CLLM"))
