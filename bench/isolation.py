@@ -22,7 +22,7 @@ alone, per mode), A's peak concurrency seen in the pool's stats, and counts. Tar
 dedicated, ≤ 3 shared. Ray resources do not isolate CPU on one host, so what a dedicated node buys
 here is its own actors and queue, not its own cores. Prints one JSON line.
 
-    .venv/bin/python bench/isolation.py [--runs 500] [--a-quota 25] [--latency-ms 100] [--b-alone 20]
+    .venv/bin/python bench/isolation.py [--runs 500] [--a-quota 5] [--latency-ms 100] [--b-alone 20]
 """
 
 from __future__ import annotations
@@ -257,7 +257,8 @@ async def measure(*, runs: int, a_quota: int, latency_ms: float, b_alone: int, t
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description="Team B's time to first message while team A bursts.")
     p.add_argument("--runs", type=int, default=500, help="team A's burst size")
-    p.add_argument("--a-quota", type=int, default=25, help="team A's quotas.max_concurrent_runs")
+    p.add_argument("--a-quota", type=int, default=5,
+                   help="team A's quotas.max_concurrent_runs (default: the config service's default)")
     p.add_argument("--latency-ms", type=float, default=100.0, help="simulated I/O per demo tool call")
     p.add_argument("--b-alone", type=int, default=20, help="runs per B team in the alone phase (1/s)")
     p.add_argument("--timeout", type=float, default=900.0, help="bound on the whole measurement (s)")
