@@ -23,6 +23,20 @@ dedicated, ≤ 3 shared. Ray resources do not isolate CPU on one host, so what a
 here is its own actors and queue, not its own cores. Prints one JSON line.
 
     .venv/bin/python bench/isolation.py [--runs 500] [--a-quota 5] [--latency-ms 100] [--b-alone 20]
+
+Measured (2026-11-26, 2 cores shared with other jobs; load average noted; p99 of 15–209 samples):
+
+| runs | A quota | db | ratio dedicated | ratio shared | host load |
+| --- | --- | --- | --- | --- | --- |
+| 100 | 4 | PostgreSQL | 2.43 | 3.10 | ~15–20 |
+| 500 | 25 | PostgreSQL | 1.80 | 16.9 | ~20 |
+| 500 | 5 | PostgreSQL | 19.5 | 12.8 | 45–59 |
+| 60 | 10 | SQLite | 2.68 | 4.09 | ~20 |
+
+Under burst the shared B's tail is in dispatch-to-claim and in the shared InvestigationActor's event
+loop (A's runs share it); the quota bounds A's concurrency but not the per-run CPU it shares.
+The third row's dedicated ratio shows the host's other load, not A (B's dedicated actors share
+nothing with A but the CPU, the pool actor and the database).
 """
 
 from __future__ import annotations
