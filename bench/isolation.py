@@ -33,8 +33,9 @@ Measured (2026-11-26, 2 cores shared with other jobs; load average noted; p99 of
 | 500 | 5 | PostgreSQL | 19.5 | 12.8 | 45–59 |
 | 60 | 10 | SQLite | 2.68 | 4.09 | ~20 |
 
-Under burst the shared B's tail is in dispatch-to-claim and in the shared InvestigationActor's event
-loop (A's runs share it); the quota bounds A's concurrency but not the per-run CPU it shares.
+In the SQLite run (quota 4, 100 runs) B's tail under burst was mostly created → started (dispatch and
+claim); a shared B's runs also share an InvestigationActor's event loop with A's (not yet measured
+apart). The quota bounds A's concurrency, not the CPU its runs take on a shared actor.
 The third row's dedicated ratio shows the host's other load, not A (B's dedicated actors share
 nothing with A but the CPU, the pool actor and the database).
 """
