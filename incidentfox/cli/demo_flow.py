@@ -37,8 +37,8 @@ from actors.testing.slack_server import RecordedCall, SlackRecorder
 ORG, UNIT, TEAM = "demo", "platform", "sre"
 CHANNEL = "C0DEMO0001"
 BOT_USER = "U0INCFOX"
-STARTUP_TIMEOUT_S = 150.0
-RUN_TIMEOUT_S = 150.0
+STARTUP_TIMEOUT_S = 300.0   # generous: a loaded 2-core machine can take minutes to start Serve
+RUN_TIMEOUT_S = 240.0
 SUBAGENTS = ("kubernetes", "metrics", "logs", "changes", "cloud")
 
 
