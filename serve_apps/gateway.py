@@ -274,11 +274,6 @@ def create_gateway_app(core: GatewayCore, *, on_request: Callable[[], None] | No
     for endpoint in ENDPOINTS:
         app.add_api_route(endpoint, _route(endpoint), methods=["POST"])
 
-    @app.get("/stats")
-    async def stats() -> dict[str, Any]:
-        """Per-source outcome counters of this replica (unrouted, duplicate, rejected…)."""
-        return {"counters": dict(core.counters)}
-
     return app
 
 

@@ -231,7 +231,8 @@ async def test_unrouted_events_are_recorded_counted_and_answered_200(gw, fixture
         assert [d.delivery_id for d in rows] == ["EvU1"] and rows[0].dispatched_at is not None
     assert core.counters["slack:unrouted"] == 1
     assert await _count(core, Run) == 0
-    assert (await client.get("/stats")).json()["counters"]["slack:unrouted"] == 1
+    # Counters stay in-process and in Prometheus: the public /webhooks path exposes no cross-tenant stats.
+    assert (await client.get("/stats")).status_code in (404, 405)
 
 
 async def test_run_allocated_in_the_delivery_transaction(db_url, fixtures_dir):
