@@ -57,9 +57,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.burst import percentile
+from incidentfox.throwaway_db import create_pg_database, drop_pg_database
 
 ORG = "bench"
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TOKEN = "xoxb-isolation-bench-token"
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -154,19 +154,7 @@ def p99(values: list[float]) -> float | None:
 
 def pg_database() -> tuple[str, str]:
     """A throwaway PostgreSQL database: (name, SQLAlchemy URL)."""
-    import psycopg
-
-    name = f"ifx_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-
-
-def drop_pg_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return create_pg_database(prefix="ifx_bench")
 
 
 async def measure(*, runs: int, a_quota: int, latency_ms: float, b_alone: int, timeout_s: float,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -56,7 +57,8 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.home / 'incidentfox.db').resolve()}"
 
 
-def _read_or_create(path: Path, make: callable) -> str:
+def read_or_create_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret stored at ``path``, generating it once (file created 0600) when absent."""
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,11 +77,11 @@ def ensure_local_secrets(settings: Settings) -> Settings:
     """
     updates: dict[str, SecretStr] = {}
     if settings.token_pepper is None:
-        pepper = _read_or_create(settings.home / "token_pepper", lambda: secrets.token_hex(32))
+        pepper = read_or_create_secret(settings.home / "token_pepper", lambda: secrets.token_hex(32))
         updates["token_pepper"] = SecretStr(pepper)
         os.environ["INCIDENTFOX_TOKEN_PEPPER"] = pepper
     if settings.secret_key is None:
-        key = _read_or_create(
+        key = read_or_create_secret(
             settings.home / "secret_key", lambda: base64.urlsafe_b64encode(os.urandom(32)).decode()
         )
         updates["secret_key"] = SecretStr(key)

@@ -40,12 +40,12 @@ from actors.sandbox.isolation import IsolationStatus, sandbox_isolation_status
 from actors.sandbox.mcp import McpServerSpec, cipher_from_settings, encrypt_env, public_view
 from actors.sandbox.models import SandboxSessionRow
 from actors.sandbox.store import SandboxStore
+from config_service.api.deps import bearer_token
 from incidentfox.contracts import Principal
 from incidentfox.errors import (
     BadRequest,
     Forbidden,
     NotFound,
-    Unauthorized,
     Unprocessable,
     install_error_handlers,
 )
@@ -71,16 +71,6 @@ class SendMessage(BaseModel):
 class Allowlist(BaseModel):
     model_config = ConfigDict(extra="forbid")
     servers: list[McpServerSpec] = Field(default_factory=list, max_length=200)
-
-
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if header is None:
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Authorization header must be 'Bearer <token>'", code="invalid_token")
-    return token.strip()
 
 
 async def _parse(model: type[BaseModel], request: Request) -> Any:
@@ -155,7 +145,7 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
             return sandbox_isolation_status(settings.sandbox_allow_rlimit_only)
 
     async def principal_dep(request: Request) -> Principal:
-        return await authenticate(_bearer(request))
+        return await authenticate(bearer_token(request))
 
     PrincipalDep = Annotated[Principal, Depends(principal_dep)]
 

@@ -10,19 +10,21 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from incidentfox import throwaway_db
+from incidentfox.throwaway_db import PG_ADMIN_DSN  # noqa: F401 - re-exported for tests
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-PG_ADMIN_DSN = os.environ.get("INCIDENTFOX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 # Tests never time things: Hypothesis's per-example deadline would turn a loaded CI machine into
 # failures, so it is off (and so is its "too slow" health check).
-from hypothesis import HealthCheck, settings as hypothesis_settings  # noqa: E402
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 hypothesis_settings.register_profile("incidentfox", deadline=None,
                                      suppress_health_check=[HealthCheck.too_slow])
@@ -47,41 +49,18 @@ def fixtures_dir(shared_dir: Path) -> Path:
     return d
 
 
-def _pg_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):
-            return True
-    except Exception:
-        return False
-
-
 _PG_OK: bool | None = None
 
 
 def pg_available() -> bool:
     global _PG_OK
     if _PG_OK is None:
-        _PG_OK = _pg_available()
+        _PG_OK = throwaway_db.pg_available()
     return _PG_OK
 
 
-def create_pg_database() -> tuple[str, str]:
-    """Create an empty throwaway database; return (name, SQLAlchemy URL)."""
-    import psycopg
-
-    name = f"ifx_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-
-
-def drop_pg_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+create_pg_database = throwaway_db.create_pg_database
+drop_pg_database = throwaway_db.drop_pg_database
 
 
 @pytest.fixture

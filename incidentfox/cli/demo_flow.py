@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from actors.testing.slack_server import RecordedCall, SlackRecorder
+from incidentfox.settings import read_or_create_secret
 
 ORG, UNIT, TEAM = "demo", "platform", "sre"
 CHANNEL = "C0DEMO0001"
@@ -46,17 +47,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _read_or_create(path: Path, make: Any) -> str:
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = make()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
-    return value
 
 
 def sign_slack(body: bytes, secret: str, ts: int) -> dict[str, str]:
@@ -99,10 +89,10 @@ class Demo:
     # ------------------------------------------------------------------ platform
     async def start_platform(self, slack_url: str) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        admin = os.environ.get("INCIDENTFOX_ADMIN_TOKEN") or _read_or_create(
+        admin = os.environ.get("INCIDENTFOX_ADMIN_TOKEN") or read_or_create_secret(
             self.home / "admin_token", lambda: "ifx-admin-" + uuid.uuid4().hex + uuid.uuid4().hex)
         self.admin = admin
-        self.signing_secret = os.environ.get("SLACK_SIGNING_SECRET") or _read_or_create(
+        self.signing_secret = os.environ.get("SLACK_SIGNING_SECRET") or read_or_create_secret(
             self.home / "demo_slack_signing_secret", lambda: uuid.uuid4().hex)
         env = {**os.environ, "INCIDENTFOX_HOME": str(self.home), "INCIDENTFOX_ADMIN_TOKEN": admin,
                "INCIDENTFOX_SLACK_API_URL": slack_url, "SLACK_SIGNING_SECRET": self.signing_secret,
