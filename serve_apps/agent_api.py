@@ -25,7 +25,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Header, Query
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -34,7 +34,7 @@ from ray import serve
 
 from config_service.api.deps import PrincipalDep, install_auth_state
 from incidentfox.contracts import Principal, ThreadRef, Trigger, TriggerAction
-from incidentfox.errors import BadRequest, Forbidden, NotFound, install_error_handlers
+from incidentfox.errors import BadRequest, Conflict, Forbidden, NotFound, install_error_handlers
 from incidentfox.runs import store
 from incidentfox.runs.models import Run
 from incidentfox.runs.runner import Runner
@@ -61,6 +61,11 @@ class RunRequest(BaseModel):
 class RedriveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ids: list[int] | None = Field(default=None, max_length=1000)
+
+
+class ApprovalDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["approve", "deny"]
 
 
 def _target_team(principal: Principal, req: RunRequest) -> tuple[str, str]:
@@ -168,6 +173,21 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
         if status == "running":
             await asyncio.wait_for(runner.cancel(run_id=run_id), timeout=10)
         return {"run_id": run_id, "status": status, "cancel_requested": True}
+
+    @app.post("/runs/{run_id}/approvals/{approval_id}")
+    async def decide_approval(principal: PrincipalDep, run_id: str, approval_id: str,
+                              req: ApprovalDecision) -> dict[str, Any]:
+        """Approve or deny a mutating tool call the run is waiting on (audited as a run event)."""
+        from actors.approvals import decide
+
+        async with sessions() as s:
+            _visible(principal, await store.get_run(s, run_id), run_id)
+            ok = await decide(s, run_id=run_id, approval_id=approval_id, approve=req.decision == "approve",
+                              by=principal.subject or principal.auth_kind)
+            if not ok:
+                raise Conflict(f"approval {approval_id!r} is not pending on this run", code="approval_not_pending")
+            await s.commit()
+        return {"run_id": run_id, "approval_id": approval_id, "decision": req.decision}
 
     @app.get("/runs/{run_id}/events")
     async def run_events(principal: PrincipalDep, run_id: str, after: int = Query(0, ge=0)) -> StreamingResponse:

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from incidentfox.contracts import RunStatus, Trigger, TriggerAction
 from incidentfox.db import utcnow
 from incidentfox.runs import store
-from incidentfox.runs.models import Delivery, Run, RunEvent, ToolApproval
+from incidentfox.runs.models import Delivery, Run, RunEvent
 from incidentfox.runs.runner import Runner
 
 DispatchKind = Literal["submit", "attach", "cancel"]
@@ -273,17 +273,12 @@ async def _interaction(session: AsyncSession, *, trigger: Trigger, route: Route,
         await store.record_feedback(session, run_id=run.id, user=user, value=1 if kind == "feedback_up" else -1)
         return "interaction", run.id, None, "feedback"
     if kind in ("approve", "deny"):
+        from actors.approvals import decide
+
         approval_id = str(extra.get("approval_id") or "")
-        status = "approved" if kind == "approve" else "denied"
-        res = await session.execute(
-            update(ToolApproval).where(ToolApproval.id == approval_id, ToolApproval.run_id == run.id,
-                                       ToolApproval.status == "pending")
-            .values(status=status, decided_at=now, decided_by=user)
-            .execution_options(synchronize_session=False))
-        if res.rowcount != 1:
+        if not await decide(session, run_id=run.id, approval_id=approval_id, approve=kind == "approve",
+                            by=f"slack:{user}"):
             return "rejected", run.id, None, "no pending approval with that id"
-        await store.append_event(session, run_id=run.id, kind="note",
-                                 data={"approval": approval_id, "decision": status, "by": user})
         return "interaction", run.id, None, kind
     return "rejected", run.id, None, f"unknown interaction {kind!r}"
 

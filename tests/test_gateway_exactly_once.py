@@ -214,7 +214,7 @@ async def test_slack_buttons_rerun_feedback_cancel_and_approve(gw, fixtures_dir)
     assert (await press("rerun", "run_doesnotexist", "t7"))["outcome"] == "rejected"
     async with core.sessions() as s:
         appr = await s.get(ToolApproval, "appr1", populate_existing=True)
-        assert appr.status == "approved" and appr.decided_by == "W111"
+        assert appr.status == "approved" and appr.decided_by == "slack:W111"
         assert (await store.get_run(s, run_id)).status == "cancelled"
         assert await s.scalar(select(func.count()).select_from(Run)) == 2
     await core.drain()
