@@ -20,15 +20,20 @@ from fastapi import FastAPI
 from config_service.api.deps import install_auth_state
 from config_service.api.middleware import MAX_BODY_BYTES, BodySizeLimitMiddleware
 from config_service.api.routes import audit, auth, config, health, nodes, orgs, routing, tokens
+from config_service.api.routes.health import HealthCheck
 from incidentfox.errors import install_error_handlers
 from incidentfox.settings import Settings, ensure_local_secrets, get_settings
 
 API_VERSION = "1"
 
 
-def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BODY_BYTES) -> FastAPI:
+def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BODY_BYTES,
+               health_checks: dict[str, HealthCheck] | None = None) -> FastAPI:
     """Build the app. Missing token pepper / Fernet key are generated into ``settings.home``
-    (:func:`incidentfox.settings.ensure_local_secrets`), so a local start needs no setup."""
+    (:func:`incidentfox.settings.ensure_local_secrets`), so a local start needs no setup.
+
+    ``health_checks`` adds named components to ``GET /health`` (the platform passes the sandbox's
+    isolation status, so ``/health`` says why sandbox Bash is refused when it is)."""
     settings = ensure_local_secrets(settings or get_settings())
 
     @asynccontextmanager
@@ -40,6 +45,7 @@ def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BO
                   docs_url="/docs", openapi_url="/openapi.json",
                   description="Org → unit → team config tree with inheritance, tokens, routing and audit.")
     install_auth_state(app, settings=settings)
+    app.state.health_checks = dict(health_checks or {})
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
     for module in (health, auth, orgs, nodes, config, tokens, routing, audit):

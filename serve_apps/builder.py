@@ -86,11 +86,22 @@ def _as(model: type[_Args], args: Any) -> Any:
 
 # --- config ---------------------------------------------------------------------------------------
 
+async def _sandbox_health() -> dict[str, Any]:
+    """Whether sandbox Bash can be isolated on this node, and why not (a one-off probe, off the loop)."""
+    import asyncio
+
+    from actors.sandbox.isolation import sandbox_isolation_status
+
+    status = await asyncio.to_thread(sandbox_isolation_status)
+    return {"available": status.available, "mode": status.mode, "reason": status.reason}
+
+
 def _config_asgi_app() -> Any:
+    """The config service, whose ``/health`` is the platform's: it also reports sandbox isolation."""
     from config_service.app import create_app
     from incidentfox.settings import Settings
 
-    return create_app(Settings())
+    return create_app(Settings(), health_checks={"sandbox": _sandbox_health})
 
 
 def build_config(args: ConfigArgs) -> Application:
