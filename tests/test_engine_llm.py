@@ -8,6 +8,7 @@ import json
 import pytest
 from engine_support import TOKEN, Engine, demo_config, engine  # noqa: F401 - the fixture
 
+from actors.investigation import SLACK_TIMEOUT_S
 from actors.testing.scripted_llm import ScriptedLLM
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -113,7 +114,8 @@ async def test_model_error_or_timeout_fails_the_run(engine: Engine, failure) -> 
         assert expected in run.error, run.error
         await engine.slack.wait_for(lambda calls: [c for c in calls if c.method == "chat.update"
                                                    and c.args.get("channel") == channel
-                                                   and "failed" in c.args["text"]], timeout=10)
+                                                   and "failed" in c.args["text"]],
+                                    timeout=2 * SLACK_TIMEOUT_S + 10)   # the final edit gets two attempts
     finally:
         await server.stop()
 
