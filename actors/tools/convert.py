@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from actors.tools.base import ToolResult
+from incidentfox.evidence import EvidenceBundle, K8sEvent
+
 _LEVELS = (
     ("fatal", re.compile(r"\b(FATAL|CRITICAL|PANIC|panic:)\b", re.IGNORECASE)),
     (
@@ -119,3 +122,13 @@ def metric_name(query: str, labels: Mapping[str, Any] | None = None) -> str:
         if word in q:
             return name
     return query[:60]
+
+
+def events_result(events: list[K8sEvent]) -> ToolResult:
+    """Kubernetes events as the tools return them (live and demo backends alike): rows for the
+    model, the events themselves as evidence, and a one-line summary."""
+    data = [{"at": iso(e.at), "type": e.type, "reason": e.reason, "object": f"{e.kind}/{e.name}",
+             "namespace": e.namespace, "count": e.count, "message": e.message} for e in events]
+    warn = sum(1 for e in events if e.type == "Warning")
+    return ToolResult.success(data, evidence=EvidenceBundle(events=events),
+                              summary=f"{len(events)} events ({warn} warnings)")

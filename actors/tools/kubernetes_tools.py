@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from actors.tools import schema as s
 from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError
-from actors.tools.convert import detect_level, iso, k8s_entity, parse_time
+from actors.tools.convert import detect_level, events_result, iso, k8s_entity, parse_time
 from actors.tools.kubernetes_state import (
     deployment_state,
     event_of,
@@ -168,22 +168,7 @@ async def get_events(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     events = [e for e in events if e.at is None or e.at >= start]
     events.sort(key=lambda e: e.at.timestamp() if e.at else 0.0, reverse=True)
     events = events[: args["limit"] or 100]
-    data = [
-        {
-            "at": iso(e.at),
-            "type": e.type,
-            "reason": e.reason,
-            "object": f"{e.kind}/{e.name}",
-            "namespace": e.namespace,
-            "count": e.count,
-            "message": e.message,
-        }
-        for e in events
-    ]
-    warn = sum(1 for e in events if e.type == "Warning")
-    return ToolResult.success(
-        data, evidence=EvidenceBundle(events=events), summary=f"{len(events)} events ({warn} warnings)"
-    )
+    return events_result(events)
 
 
 async def get_pod_logs(args: dict[str, Any], ctx: ToolContext) -> ToolResult:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.tools.base import ToolError, ToolResult
-from actors.tools.convert import iso
+from actors.tools.convert import events_result, iso
 from actors.tools.demo.scenarios import DATABASE, NAMESPACE, SERVICES
 from actors.tools.demo.signals import (
     cloudwatch_logs,
@@ -90,22 +90,7 @@ def get_events(args: dict[str, Any], world: World) -> ToolResult:
         and (not args.get("warnings_only") or e.type == "Warning")
         and (not args.get("object_name") or e.name == args["object_name"])
     ][: args.get("limit") or 100]
-    data = [
-        {
-            "at": iso(e.at),
-            "type": e.type,
-            "reason": e.reason,
-            "object": f"{e.kind}/{e.name}",
-            "namespace": e.namespace,
-            "count": e.count,
-            "message": e.message,
-        }
-        for e in events
-    ]
-    warn = sum(1 for e in events if e.type == "Warning")
-    return ToolResult.success(
-        data, evidence=EvidenceBundle(events=events), summary=f"{len(events)} events ({warn} warnings)"
-    )
+    return events_result(events)
 
 
 def _deployment(world: World, args: dict[str, Any]) -> str:
