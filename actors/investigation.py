@@ -80,6 +80,8 @@ class LiveRun:
     task: asyncio.Task[Any] | None = None
     first_message_at: float | None = None
     abandoned: bool = False              # the lease was lost: stop without touching the run
+    finished: bool = False               # this actor wrote the terminal status; only the final
+                                         # Slack edit is left, which nothing may cancel
     finish_fields: dict[str, Any] = field(default_factory=dict)   # run columns written with the final status
     started_at: float = field(default_factory=time.monotonic)      # for incidentfox_run_seconds
 
@@ -127,6 +129,7 @@ async def _finish(ctx: EngineContext, live: LiveRun, to: RunStatus, **fields: An
                 return ok
     ok = await retry_locked(txn)
     if ok:   # only the transition that won the CAS counts the run
+        live.finished = True
         log.info("run finished: %s", to.value)   # carries run_id/org_id/team_id bound by the pool actor
         metrics.inc("incidentfox_runs_total", status=to.value)
         metrics.observe("incidentfox_run_seconds", time.monotonic() - live.started_at)

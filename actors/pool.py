@@ -187,8 +187,8 @@ class InvestigationActor:
 
     async def cancel(self, run_id: str) -> bool:
         live = self._runs.get(run_id)
-        if live is None or live.task is None:
-            return False
+        if live is None or live.task is None or live.finished:
+            return False   # a finished run's final Slack edit is not cancelled
         live.task.cancel()
         return True
 
@@ -225,8 +225,8 @@ class InvestigationActor:
                 continue
             for run_id, cancel_requested, owner, status in rows:
                 live = self._runs.get(run_id)
-                if live is None or live.task is None:
-                    continue
+                if live is None or live.task is None or live.finished:
+                    continue   # finished here: the status is ours, only the final Slack edit is left
                 if owner != self.owner or status != RunStatus.RUNNING.value:
                     live.abandoned = True
                     live.task.cancel()

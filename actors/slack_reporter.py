@@ -21,7 +21,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -228,12 +227,13 @@ class SlackReporter:
         """Replace the progress message with the final RCA (waits out the debounce interval)."""
         if self.message is None:
             return
-        if self._flush_task and not self._flush_task.done():
-            self._flush_task.cancel()
-            try:
-                await self._flush_task
-            except (asyncio.CancelledError, SlackApiError):
-                pass
+        task = self._flush_task
+        if task and not task.done():
+            task.cancel()
+            # Wait for the pending progress edit to stop without swallowing a cancel of *this* task.
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()   # retrieved: a failed progress edit does not matter now
         await self._edit(text=rca_text(rca),
                          blocks=rca_blocks(rca, run_id=self.run_id, status=status, agents=self.state.agents))
 

@@ -56,6 +56,21 @@ async def test_offline_demo_run_names_the_bad_deploy(engine: Engine) -> None:
     assert TOKEN not in blob
 
 
+async def test_a_slow_final_slack_edit_outlives_the_lease_heartbeat(engine: Engine) -> None:  # noqa: F811
+    # The heartbeat (every lease_s/3 = 2 s here) sees the run already terminal while the final
+    # edit (slow; progress edits are not) is in flight: it must not cancel it as a lost lease.
+    engine.slack.slow("chat.update", "CSLOW", 5.0, when=lambda args: not str(args.get("text", "")).startswith("🔍"))
+    team = await engine.add_team(demo_config(channel="CSLOW"))
+    run_id = await engine.start(team, channel="CSLOW")
+    run = await engine.wait_terminal(run_id, timeout=90)
+    assert run.status == "succeeded", run.error
+    final = await engine.slack.wait_for(
+        lambda calls: [c for c in calls if c.method == "chat.update" and c.args.get("channel") == "CSLOW"
+                       and any(e.get("action_id") == "incidentfox_rerun" for b in c.args.get("blocks") or []
+                               for e in b.get("elements", []))], timeout=40)
+    assert "checkout" in final[-1].args["text"]
+
+
 async def test_team_without_tools_still_gets_an_rca(engine: Engine) -> None:
     team = await engine.add_team({"slack": {"default_channel": "CNONE"}})
     run_id = await engine.start(team)

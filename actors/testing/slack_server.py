@@ -59,6 +59,7 @@ class SlackRecorder:
         self._listeners: list[asyncio.Queue[RecordedCall]] = []
         self._rate_limited = 0
         self._retry_after = 1
+        self._slow: dict[tuple[str, str], tuple[float, Any]] = {}   # (method, channel) → (seconds, when)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -90,6 +91,12 @@ class SlackRecorder:
     def rate_limit(self, n: int, *, retry_after: int = 1) -> None:
         """Answer the next ``n`` API calls with HTTP 429 and ``Retry-After: retry_after``."""
         self._rate_limited, self._retry_after = n, retry_after
+
+    def slow(self, method: str, channel: str, seconds: float,
+             when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """Answer ``method`` calls for ``channel`` (whose arguments pass ``when``, if given) after
+        ``seconds``: a slow Slack. A call whose client gives up first is not recorded."""
+        self._slow[(method, channel)] = (seconds, when)
 
     def subscribe(self) -> asyncio.Queue[RecordedCall]:
         """A queue receiving every call recorded from now on (the demo prints from it)."""
@@ -143,6 +150,11 @@ class SlackRecorder:
             resp = {"ok": False, "error": "ratelimited"}
             await self._record(RecordedCall(method, args, time.monotonic(), token, resp))
             return web.json_response(resp, status=429, headers={"Retry-After": str(self._retry_after)})
+        delay, when = self._slow.get((method, str(args.get("channel", ""))), (0.0, None))
+        if delay and (when is None or when(args)):
+            await asyncio.sleep(delay)   # simulated Slack latency
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499)   # the client gave up: nothing applied or recorded
         if not token:
             resp = {"ok": False, "error": "not_authed"}
         else:
