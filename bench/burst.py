@@ -95,30 +95,29 @@ def tree_cpu_seconds(root: int) -> dict[str, float]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1])[:12])
 
 
-def tree_rss_bytes(root: int) -> int:
-    """Summed RSS of ``root`` and all its descendants (from /proc)."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+def tree_rss(root: int) -> dict[str, int]:
+    """RSS in bytes of ``root`` and each of its descendants (from /proc), by process label."""
+    out: dict[str, int] = {}
+    for pid in tree_pids(root):
         try:
-            with open(f"/proc/{entry.name}/stat") as fh:
-                stat = fh.read()
-            with open(f"/proc/{entry.name}/statm") as fh:
+            with open(f"/proc/{pid}/statm") as fh:
                 resident = int(fh.read().split()[1]) * PAGE
-        except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+            with open(f"/proc/{pid}/cmdline") as fh:
+                cmd = fh.read().split("\0")
+        except (OSError, IndexError, ValueError):
             continue
-        pid = int(entry.name)
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(pid)
-        rss[pid] = resident
-    total, stack = 0, [root]
-    while stack:
-        pid = stack.pop()
-        total += rss.get(pid, 0)
-        stack.extend(children.get(pid, []))
-    return total
+        out[f"{_label(cmd)}#{pid}"] = resident
+    return out
+
+
+def _label(cmd: list[str]) -> str:
+    head = cmd[0]
+    if head.startswith("ray::"):
+        return head.split(" ")[0]
+    for part in cmd[1:3]:
+        if part.endswith(".py") or "ray/" in part:
+            return part.rsplit("/", 1)[-1]
+    return head.rsplit("/", 1)[-1]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -158,14 +157,17 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
 
     demo = Demo(keep=False, console=Console(stderr=True))
     peak = peak_pss = 0
+    peak_by_process: dict[str, int] = {}
     sampling = True
 
     async def sample() -> None:
-        nonlocal peak, peak_pss
+        nonlocal peak, peak_pss, peak_by_process
         n = 0
         while sampling:
             if demo.proc is not None and demo.proc.returncode is None:
-                peak = max(peak, await asyncio.to_thread(tree_rss_bytes, demo.proc.pid))
+                by_process = await asyncio.to_thread(tree_rss, demo.proc.pid)
+                if sum(by_process.values()) > peak:
+                    peak, peak_by_process = sum(by_process.values()), by_process
                 if n % 4 == 0:   # PSS is costlier to read: every 2 s
                     peak_pss = max(peak_pss, await asyncio.to_thread(tree_pss_bytes, demo.proc.pid))
                 n += 1
@@ -227,7 +229,9 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
                 "ttfm_p99_s": round(percentile(ttfm, 0.99), 3) if ttfm else None,
                 "peak_rss_gib": round(peak / 2**30, 3), "peak_pss_gib": round(peak_pss / 2**30, 3),
                 "tool_latency_ms": latency_ms, "max_actors": max_actors,
-                "slack_calls": len(recorder.calls), "cpu_s_by_process": {k: round(v, 1) for k, v in cpu.items()},
+                "slack_calls": len(recorder.calls),
+                "peak_rss_mib_by_process": {k: round(v / 2**20) for k, v in
+                                            sorted(peak_by_process.items(), key=lambda kv: -kv[1])}, "cpu_s_by_process": {k: round(v, 1) for k, v in cpu.items()},
                 "ok": lost == 0 and failed == 0 and peak <= 4 * 2**30 and span <= 120}
     finally:
         sampling = False

@@ -14,23 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from incidentfox.cli.demo_flow import leftover_processes
+
 pytestmark = [pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _incidentfox_processes(home: Path) -> list[str]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry.name}/environ").read_bytes()
-        except OSError:
-            continue
-        if f"INCIDENTFOX_HOME={home}".encode() in environ and int(entry.name) != os.getpid():
-            found.append(entry.name)
-    return found
 
 
 @pytest.mark.timeout(900)
@@ -49,4 +37,4 @@ def test_demo_runs_end_to_end_and_names_the_bad_deploy(tmp_path: Path) -> None:
         text = proc.stdout
         assert "[slack] chat.postMessage" in text and "Ray dashboard:" in text and "Run URL:" in text
         assert (home / "admin_token").exists()
-        assert _incidentfox_processes(home) == [], "the demo left processes running"
+        assert leftover_processes(home) == [], "the demo left processes running"

@@ -24,7 +24,7 @@ import pytest
 from rich.console import Console
 
 from actors.testing.slack_server import SlackRecorder
-from incidentfox.cli.demo_flow import Demo, free_port
+from incidentfox.cli.demo_flow import Demo, free_port, leftover_processes
 
 pytestmark = [pytest.mark.slow]
 
@@ -159,20 +159,6 @@ def _run_log_records(run_id: str, since: float) -> list[dict]:
     return records
 
 
-def _processes_with_home(home: Path) -> list[str]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environ = Path(f"/proc/{entry.name}/environ").read_bytes()
-        except OSError:
-            continue
-        if f"INCIDENTFOX_HOME={home}".encode() in environ:
-            found.append(entry.name)
-    return found
-
-
 @pytest.mark.timeout(420)
 def test_metrics_export_after_a_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
@@ -184,7 +170,7 @@ def test_metrics_export_after_a_real_run(tmp_path: Path, monkeypatch: pytest.Mon
     text, problems, run_id = asyncio.run(_scenario(home))
     ours = "\n".join(line for line in text.splitlines() if "incidentfox_" in line and not line.startswith("#"))
     assert problems == [], (problems, ours[-3000:])
-    assert _processes_with_home(home) == [], "the platform left processes running"
+    assert leftover_processes(home) == [], "the platform left processes running"
     # The pool actor's logs are JSON lines carrying the run's bound context.
     finished = [r for r in _run_log_records(run_id, started) if r.get("msg") == "run finished: succeeded"]
     assert finished and finished[0]["run_id"] == run_id, _run_log_records(run_id, started)

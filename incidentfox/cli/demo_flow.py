@@ -16,6 +16,7 @@ The last line printed starts with ``Root cause:``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -40,7 +41,24 @@ CHANNEL = "C0DEMO0001"
 BOT_USER = "U0INCFOX"
 STARTUP_TIMEOUT_S = 300.0   # generous: a loaded 2-core machine can take minutes to start Serve
 RUN_TIMEOUT_S = 240.0
+LEFTOVER_GRACE_S = 30.0   # Ray workers exit on their own shortly after the raylet
 SUBAGENTS = ("kubernetes", "metrics", "logs", "changes", "cloud")
+
+
+def leftover_processes(home: Path) -> list[int]:
+    """Processes (other than this one) started with ``INCIDENTFOX_HOME=home``: the platform's."""
+    marker = b"\0" + f"INCIDENTFOX_HOME={home}".encode() + b"\0"
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = b"\0" + Path(f"/proc/{entry.name}/environ").read_bytes() + b"\0"
+        except OSError:
+            continue
+        if marker in environ:
+            found.append(int(entry.name))
+    return found
 
 
 def free_port() -> int:
@@ -130,6 +148,11 @@ class Demo:
                 self.dashboard_url = line.split("Ray dashboard:", 1)[1].strip()
 
     async def stop_platform(self) -> None:
+        """Stop ``incidentfox up`` and wait until every process it started has exited.
+
+        ``ray.shutdown()`` returns before Ray's workers are gone (they exit when they notice the
+        raylet died), so the demo waits for them, bounded, and kills what is still there after
+        that, so that it never leaves processes behind."""
         if self.proc is None or self.proc.returncode is not None:
             return
         self.proc.send_signal(signal.SIGINT)
@@ -138,6 +161,15 @@ class Demo:
         except TimeoutError:
             os.killpg(self.proc.pid, signal.SIGKILL)
             await self.proc.wait()
+        deadline = time.monotonic() + LEFTOVER_GRACE_S
+        while (left := leftover_processes(self.home)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)   # waiting for other processes to exit
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if left:
+            self.console.print(f"[yellow]killed {len(left)} platform process(es) still running "
+                               f"{LEFTOVER_GRACE_S:g}s after shutdown[/yellow]")
 
     # ------------------------------------------------------------------ seeding and trigger
     async def seed(self, http: httpx.AsyncClient) -> None:
