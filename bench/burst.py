@@ -8,9 +8,13 @@ concurrently and waits until every run is terminal. Reports:
 * ``completed`` (succeeded), ``failed``, ``lost`` (not terminal by the time limit, or never created);
 * ``wall_s``: first submit → last run terminal;
 * ``ttfm_p50_s`` / ``ttfm_p99_s``: run created → its first Slack message;
-* ``peak_rss_gib``: peak summed RSS of the platform's process tree (Ray's GCS, raylet, dashboard,
-  Serve and every worker/actor), sampled every 0.5 s from ``/proc`` (``peak_pss_gib`` also: shared
-  pages such as Ray's core library counted once, divided among the processes that map them).
+* ``peak_rss_gib``: peak resident memory of the platform's whole process tree (Ray's GCS, raylet,
+  dashboard, Serve and every worker/actor), each physical page counted once: the sum of the
+  processes' PSS, which for pages shared only inside the tree is exactly the tree's resident set
+  (what a container's memory accounting sees). Sampled every 0.5 s from ``/proc``.
+* ``peak_rss_sum_gib``: the peak of the per-process RSS figures added up, which counts every shared
+  page (Ray's core library, the interpreter, the dashboard's forked module processes) once per
+  process that maps it; ``peak_rss_mib_by_process`` is that sample's breakdown.
 
 Targets: lost = 0, peak RSS ≤ 4 GiB, all done within 120 s on 2 cores. Prints one JSON line.
 
@@ -43,7 +47,7 @@ from incidentfox.cli.demo_flow import CHANNEL, ORG, TEAM, Demo
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def _pss(pid: str) -> int:
+def _pss(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/smaps_rollup") as fh:
             for line in fh:
@@ -52,11 +56,6 @@ def _pss(pid: str) -> int:
     except OSError:
         pass
     return 0
-
-
-def tree_pss_bytes(root: int) -> int:
-    """Summed PSS (shared pages divided among their users) of ``root``'s process tree."""
-    return sum(_pss(str(pid)) for pid in tree_pids(root))
 
 
 def tree_pids(root: int) -> list[int]:
@@ -95,9 +94,9 @@ def tree_cpu_seconds(root: int) -> dict[str, float]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1])[:12])
 
 
-def tree_rss(root: int) -> dict[str, int]:
-    """RSS in bytes of ``root`` and each of its descendants (from /proc), by process label."""
-    out: dict[str, int] = {}
+def tree_memory(root: int) -> dict[str, tuple[int, int]]:
+    """``(RSS, PSS)`` in bytes of ``root`` and each of its descendants (from /proc), by process label."""
+    out: dict[str, tuple[int, int]] = {}
     for pid in tree_pids(root):
         try:
             with open(f"/proc/{pid}/statm") as fh:
@@ -106,7 +105,7 @@ def tree_rss(root: int) -> dict[str, int]:
                 cmd = fh.read().split("\0")
         except (OSError, IndexError, ValueError):
             continue
-        out[f"{_label(cmd)}#{pid}"] = resident
+        out[f"{_label(cmd)}#{pid}"] = (resident, _pss(pid))
     return out
 
 
@@ -156,21 +155,19 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
     from rich.console import Console
 
     demo = Demo(keep=False, console=Console(stderr=True))
-    peak = peak_pss = 0
+    peak = peak_sum = 0
     peak_by_process: dict[str, int] = {}
     sampling = True
 
     async def sample() -> None:
-        nonlocal peak, peak_pss, peak_by_process
-        n = 0
+        nonlocal peak, peak_sum, peak_by_process
         while sampling:
             if demo.proc is not None and demo.proc.returncode is None:
-                by_process = await asyncio.to_thread(tree_rss, demo.proc.pid)
-                if sum(by_process.values()) > peak:
-                    peak, peak_by_process = sum(by_process.values()), by_process
-                if n % 4 == 0:   # PSS is costlier to read: every 2 s
-                    peak_pss = max(peak_pss, await asyncio.to_thread(tree_pss_bytes, demo.proc.pid))
-                n += 1
+                memory = await asyncio.to_thread(tree_memory, demo.proc.pid)
+                peak = max(peak, sum(pss for _, pss in memory.values()))
+                rss = {k: r for k, (r, _) in memory.items()}
+                if sum(rss.values()) > peak_sum:
+                    peak_sum, peak_by_process = sum(rss.values()), rss
             await asyncio.sleep(0.5)   # sampling period
 
     sampler = asyncio.create_task(sample())
@@ -227,11 +224,12 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
                 "wall_s": round(wall if math.isnan(span) else span, 2), "observed_wall_s": round(wall, 2),
                 "ttfm_p50_s": round(statistics.median(ttfm), 3) if ttfm else None,
                 "ttfm_p99_s": round(percentile(ttfm, 0.99), 3) if ttfm else None,
-                "peak_rss_gib": round(peak / 2**30, 3), "peak_pss_gib": round(peak_pss / 2**30, 3),
+                "peak_rss_gib": round(peak / 2**30, 3), "peak_rss_sum_gib": round(peak_sum / 2**30, 3),
                 "tool_latency_ms": latency_ms, "max_actors": max_actors,
                 "slack_calls": len(recorder.calls),
                 "peak_rss_mib_by_process": {k: round(v / 2**20) for k, v in
-                                            sorted(peak_by_process.items(), key=lambda kv: -kv[1])}, "cpu_s_by_process": {k: round(v, 1) for k, v in cpu.items()},
+                                            sorted(peak_by_process.items(), key=lambda kv: -kv[1])},
+                "cpu_s_by_process": {k: round(v, 1) for k, v in cpu.items()},
                 "ok": lost == 0 and failed == 0 and peak <= 4 * 2**30 and span <= 120}
     finally:
         sampling = False

@@ -214,13 +214,18 @@ def build_application(app_config: dict[str, Any], *, overrides: dict[str, Any] |
     return call_user_app_builder_with_args_if_necessary(builder, args)
 
 
+# app name → its deployment that writes deliveries/runs; on SQLite each is kept to one replica.
+SINGLE_WRITER_APPS = {"gateway": "Gateway", "agent": "AgentAPI"}
+
+
 def local_config(*, path: Path = SERVE_CONFIG, host: str = "127.0.0.1", port: int = 8000,
                  overrides: dict[str, dict[str, Any]] | None = None, single_writer: bool = False,
                  on_skip: Any = None) -> dict[str, Any]:
     """The Serve config as ``incidentfox up`` deploys it: the committed file, with ``overrides``
     merged into apps' ``args``, the HTTP address set, apps whose module is absent dropped (reported
-    to ``on_skip``), and - on SQLite (``single_writer``) - one Gateway replica, since one database
-    writer gains nothing from more. Every app is test-built here so bad args fail before deploying."""
+    to ``on_skip``), and - on SQLite (``single_writer``) - one replica of each deployment that writes
+    runs (:data:`SINGLE_WRITER_APPS`): one database writer gains nothing from more, and each extra
+    replica is another ~200 MB process on the one node. Every app is test-built here so bad args fail before deploying."""
     config = copy.deepcopy(load_serve_config(path))
     config["http_options"] = {**(config.get("http_options") or {}), "host": host, "port": port}
     apps = []
@@ -234,12 +239,13 @@ def local_config(*, path: Path = SERVE_CONFIG, host: str = "127.0.0.1", port: in
             if on_skip is not None:
                 on_skip(name, str(exc))
             continue
-        if single_writer and name == "gateway":
+        if single_writer and name in SINGLE_WRITER_APPS:
             for dep in app_config.get("deployments") or []:
-                if dep.get("name") == "Gateway" and dep.get("autoscaling_config"):
+                if dep.get("name") == SINGLE_WRITER_APPS[name] and dep.get("autoscaling_config"):
                     dep["autoscaling_config"] = {**dep["autoscaling_config"], "min_replicas": 1,
                                                  "max_replicas": 1}
-            app_config["args"] = {**(app_config.get("args") or {}), "min_replicas": 1, "max_replicas": 1}
+            if name == "gateway":
+                app_config["args"] = {**(app_config.get("args") or {}), "min_replicas": 1, "max_replicas": 1}
         apps.append(app_config)
     config["applications"] = apps
     return config

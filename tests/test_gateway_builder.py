@@ -60,9 +60,9 @@ def test_local_config_applies_runner_and_single_writer_and_keeps_cluster_entries
     assert config["http_options"]["port"] == 18999
     apps = {a["name"]: a for a in config["applications"]}
     assert apps["gateway"]["args"]["runner"] == "complete"
-    gw = [d for d in apps["gateway"].get("deployments", []) if d["name"] == "Gateway"]
-    for d in gw:
-        assert d["autoscaling_config"]["max_replicas"] == 1
+    for app, dep in (("gateway", "Gateway"), ("agent", "AgentAPI")):   # one replica per run writer
+        found = [d for d in apps[app].get("deployments", []) if d["name"] == dep]
+        assert found and all(d["autoscaling_config"]["max_replicas"] == 1 for d in found), app
     original = {a["name"]: a for a in builder.load_serve_config()["applications"]}
     assert original["gateway"].get("deployments") == builder.load_serve_config()["applications"][1].get(
         "deployments"), "the committed file is not modified"

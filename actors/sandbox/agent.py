@@ -18,9 +18,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
-
-import anthropic
+from typing import TYPE_CHECKING, Any
 
 from actors.sandbox import events
 from actors.sandbox.config import LLMConfig
@@ -28,6 +26,10 @@ from actors.sandbox.events import SandboxEvent
 from actors.sandbox.tools import ToolOutcome
 from actors.sandbox.transcript import Message, api_messages, final_text
 from incidentfox.metrics import record_llm_tokens
+
+if TYPE_CHECKING:
+    import anthropic
+
 
 DEFAULT_SYSTEM = (
     "You are IncidentFox, an SRE assistant working in an isolated sandbox session. Your working "
@@ -41,11 +43,20 @@ _clients: dict[tuple[str | None, str, float], anthropic.AsyncAnthropic] = {}
 _http: Any = None
 
 
+def preload() -> None:
+    """Import the Anthropic SDK now (a sandbox host calls this at start, so the first turn does not
+    pay ~1 s for it). Processes that only route sessions, such as the SandboxAPI replica, never
+    import it: that is ~50 MB less in each."""
+    import anthropic  # noqa: F401
+
+
 def shared_http_client() -> Any:
     """One HTTP client (connection pool, TLS context) per process, shared by every session's
     Anthropic client: building one costs ~0.1 s and several MB, a client on top of it ~0.3 ms."""
     global _http
     if _http is None:
+        import anthropic
+
         _http = anthropic.DefaultAsyncHttpxClient()
     return _http
 
@@ -53,6 +64,8 @@ def shared_http_client() -> Any:
 def client_for(llm: LLMConfig, *, timeout_s: float) -> anthropic.AsyncAnthropic:
     """The Anthropic client for a team's (base_url, key), cached per process. The key never falls
     back to the process environment (the platform's own key must not serve a tenant)."""
+    import anthropic
+
     key = llm.api_key.get_secret_value() if llm.api_key else "unset"
     cache_key = (llm.base_url, key, timeout_s)
     client = _clients.get(cache_key)
@@ -98,6 +111,8 @@ def _usage(total: dict[str, int], usage: Any) -> None:
 
 async def run_turn(ctx: TurnContext, transcript: list[Message]) -> AsyncIterator[SandboxEvent]:
     """Run the model/tool loop on ``transcript`` (whose last message is the new user input)."""
+    import anthropic
+
     usage: dict[str, int] = {}
     partial: list[str] = []
     pending: list[dict[str, Any]] = []

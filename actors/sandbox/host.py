@@ -19,6 +19,7 @@ from typing import Any
 
 import ray
 
+from actors.sandbox import agent
 from actors.sandbox.config import SandboxRuntime, parse_llm_config, parse_team_sandbox
 from actors.sandbox.isolation import IsolationStatus, sandbox_isolation_status
 from actors.sandbox.mcp import cipher_from_settings, select_servers
@@ -46,6 +47,7 @@ class SandboxHostCore:
         self.sessions: dict[str, SandboxSession] = {}
         self._isolation: IsolationStatus | None = None
         self._loading: dict[str, asyncio.Task[SandboxSession]] = {}
+        agent.preload()   # the model SDK, before the first turn rather than during it
 
     async def isolation(self) -> IsolationStatus:
         if self._isolation is None:
