@@ -13,7 +13,7 @@ from typing import Any
 
 from actors.tools import aws_client
 from actors.tools import schema as s
-from actors.tools.base import ToolContext, ToolResult, ToolSpec
+from actors.tools.base import ToolContext, ToolResult, ToolSpec, spec_builder
 from actors.tools.convert import iso, normalise_level
 from incidentfox.evidence import ChangeEvent, EvidenceBundle, LogLine, MetricSeries, ObjectState
 
@@ -275,16 +275,7 @@ _DIM = s.obj(
 )
 
 
-def _spec(name: str, fn: Any, description: str, params: dict[str, Any]) -> ToolSpec:
-    return ToolSpec(
-        name=name,
-        description=description,
-        parameters=params,
-        category="cloud",
-        integration="aws",
-        fn=fn,
-        timeout_s=TIMEOUT_S,
-    )
+_spec = spec_builder(category="cloud", integration="aws", timeout_s=TIMEOUT_S)
 
 
 SPECS: list[ToolSpec] = [

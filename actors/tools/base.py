@@ -135,6 +135,28 @@ class ToolSpec:
         }
 
 
+SpecBuilder = Callable[..., ToolSpec]
+
+
+def spec_builder(*, category: Category, integration: str, timeout_s: float) -> SpecBuilder:
+    """A ``spec(name, fn, description, parameters, **overrides)`` that declares a :class:`ToolSpec`
+    with this ``category``, ``integration`` and ``timeout_s``, so a backend module states them once.
+
+    ``overrides`` are further :class:`ToolSpec` fields for one tool (``mutating``, ``retries``, or a
+    different ``category``).
+    """
+
+    def spec(
+        name: str, fn: ToolFn, description: str, parameters: dict[str, Any], **overrides: Any
+    ) -> ToolSpec:
+        fields: dict[str, Any] = {"category": category, "integration": integration, "timeout_s": timeout_s}
+        return ToolSpec(
+            name=name, description=description, parameters=parameters, fn=fn, **(fields | overrides)
+        )
+
+    return spec
+
+
 def integration_enabled(integrations: Mapping[str, Any] | None, key: str) -> bool:
     """Whether ``integrations[key]`` is configured: ``True``, or a non-empty dict whose ``enabled`` is
     not false (``{"enabled": true}`` alone also counts)."""

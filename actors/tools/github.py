@@ -8,10 +8,11 @@ Everything found becomes :class:`ChangeEvent` evidence.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from actors.tools import schema as s
-from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec
+from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec, spec_builder
 from actors.tools.convert import iso, parse_time
 from actors.tools.httpcall import base_url, request_json
 from incidentfox.evidence import ChangeEvent, EvidenceBundle
@@ -49,6 +50,15 @@ async def _get(ctx: ToolContext, config: dict[str, Any], path: str, params: dict
     )
 
 
+async def _per_repo(
+    ctx: ToolContext, config: dict[str, Any], repo: str | None, endpoint: str, params: dict[str, Any]
+) -> AsyncIterator[tuple[str, Any]]:
+    """For each repo to look at (``repo``, else the configured ones; see :func:`_repos`), GET
+    ``/repos/<owner/name>/<endpoint>`` and yield ``(repo, body)``, one repo at a time."""
+    for name in _repos(config, repo):
+        yield name, await _get(ctx, config, f"/repos/{name}/{endpoint}", params)
+
+
 def commit_change(repo_service: str, c: dict[str, Any]) -> ChangeEvent:
     info = c.get("commit") or {}
     author = (c.get("author") or {}).get("login") or (info.get("author") or {}).get("name", "")
@@ -67,13 +77,8 @@ async def recent_commits(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     config = ctx.integration("github")
     since, _ = ctx.window(args["since_minutes"], default=24 * 60)
     changes: list[ChangeEvent] = []
-    for repo in _repos(config, args["repo"]):
-        items = await _get(
-            ctx,
-            config,
-            f"/repos/{repo}/commits",
-            {"sha": args["branch"], "since": iso(since), "per_page": args["limit"] or 30},
-        )
+    params = {"sha": args["branch"], "since": iso(since), "per_page": args["limit"] or 30}
+    async for repo, items in _per_repo(ctx, config, args["repo"], "commits", params):
         changes += [commit_change(_service(config, repo), c) for c in items]
     return _changes_result(changes, "commits")
 
@@ -82,13 +87,8 @@ async def deployments(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     config = ctx.integration("github")
     since, _ = ctx.window(args["since_minutes"], default=24 * 60)
     changes: list[ChangeEvent] = []
-    for repo in _repos(config, args["repo"]):
-        items = await _get(
-            ctx,
-            config,
-            f"/repos/{repo}/deployments",
-            {"environment": args["environment"], "per_page": args["limit"] or 30},
-        )
+    params = {"environment": args["environment"], "per_page": args["limit"] or 30}
+    async for repo, items in _per_repo(ctx, config, args["repo"], "deployments", params):
         for i, d in enumerate(items):
             at = parse_time(d.get("created_at"))
             if at and at < since:
@@ -119,18 +119,13 @@ async def pull_requests(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     config = ctx.integration("github")
     since, _ = ctx.window(args["since_minutes"], default=24 * 60)
     changes: list[ChangeEvent] = []
-    for repo in _repos(config, args["repo"]):
-        items = await _get(
-            ctx,
-            config,
-            f"/repos/{repo}/pulls",
-            {
-                "state": args["state"] or "closed",
-                "sort": "updated",
-                "direction": "desc",
-                "per_page": args["limit"] or 30,
-            },
-        )
+    params = {
+        "state": args["state"] or "closed",
+        "sort": "updated",
+        "direction": "desc",
+        "per_page": args["limit"] or 30,
+    }
+    async for repo, items in _per_repo(ctx, config, args["repo"], "pulls", params):
         for pr in items:
             at = parse_time(pr.get("merged_at") or pr.get("updated_at"))
             if at and at < since:
@@ -155,13 +150,8 @@ async def workflow_runs(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     data: list[dict[str, Any]] = []
     changes: list[ChangeEvent] = []
     notes: list[str] = []
-    for repo in _repos(config, args["repo"]):
-        body = await _get(
-            ctx,
-            config,
-            f"/repos/{repo}/actions/runs",
-            {"branch": args["branch"], "status": args["status"], "per_page": args["limit"] or 30},
-        )
+    params = {"branch": args["branch"], "status": args["status"], "per_page": args["limit"] or 30}
+    async for repo, body in _per_repo(ctx, config, args["repo"], "actions/runs", params):
         for run in body.get("workflow_runs") or []:
             at = parse_time(run.get("updated_at") or run.get("created_at"))
             if at and at < since:
@@ -221,16 +211,7 @@ _SINCE = s.integer(
 )
 
 
-def _spec(name: str, fn: Any, description: str, params: dict[str, Any]) -> ToolSpec:
-    return ToolSpec(
-        name=name,
-        description=description,
-        parameters=params,
-        category="changes",
-        integration="github",
-        fn=fn,
-        timeout_s=TIMEOUT_S,
-    )
+_spec = spec_builder(category="changes", integration="github", timeout_s=TIMEOUT_S)
 
 
 SPECS: list[ToolSpec] = [

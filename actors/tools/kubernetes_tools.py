@@ -24,7 +24,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from actors.tools import schema as s
-from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError
+from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError, spec_builder
 from actors.tools.convert import detect_level, events_result, iso, k8s_entity, parse_time
 from actors.tools.kubernetes_state import (
     deployment_state,
@@ -312,19 +312,7 @@ _NS_REQUIRED = s.string("Namespace of the object.", max_length=253)
 _SELECTOR = s.string("Label selector, e.g. `app=checkout` (null: no filter).", nullable=True)
 
 
-def _spec(
-    name: str, fn: Any, description: str, params: dict[str, Any], category: str = "kubernetes", **kw: Any
-) -> ToolSpec:
-    return ToolSpec(
-        name=name,
-        description=description,
-        parameters=params,
-        category=category,
-        integration="kubernetes",
-        fn=fn,
-        timeout_s=TIMEOUT_S,
-        **kw,
-    )
+_spec = spec_builder(category="kubernetes", integration="kubernetes", timeout_s=TIMEOUT_S)
 
 
 SPECS: list[ToolSpec] = [
