@@ -14,7 +14,7 @@ from typing import Any
 from actors.tools import aws_client
 from actors.tools import schema as s
 from actors.tools.base import ToolContext, ToolResult, ToolSpec, spec_builder
-from actors.tools.convert import iso, normalise_level
+from actors.tools.convert import error_count, iso, logs_result, normalise_level
 from incidentfox.evidence import ChangeEvent, EvidenceBundle, LogLine, MetricSeries, ObjectState
 
 TIMEOUT_S = aws_client.TIMEOUT_S
@@ -103,13 +103,8 @@ async def cloudwatch_logs(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         for e in resp.get("events", [])
     ]
     lines.sort(key=lambda ln: ln.at, reverse=True)
-    data = [{"at": iso(ln.at), "level": ln.level, "text": ln.text} for ln in lines]
-    errors = sum(1 for ln in lines if ln.level in ("error", "fatal"))
-    return ToolResult.success(
-        data,
-        evidence=EvidenceBundle(logs=lines),
-        summary=f"{len(lines)} events from {args['log_group']}, {errors} errors",
-    )
+    summary = f"{len(lines)} events from {args['log_group']}, {error_count(lines)} errors"
+    return logs_result(lines, summary, service=False)
 
 
 async def ecs_services(args: dict[str, Any], ctx: ToolContext) -> ToolResult:

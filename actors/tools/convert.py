@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from actors.tools.base import ToolResult
-from incidentfox.evidence import EvidenceBundle, K8sEvent
+from incidentfox.evidence import EvidenceBundle, K8sEvent, LogLine
 
 _LEVELS = (
     ("fatal", re.compile(r"\b(FATAL|CRITICAL|PANIC|panic:)\b", re.IGNORECASE)),
@@ -132,3 +132,19 @@ def events_result(events: list[K8sEvent]) -> ToolResult:
     warn = sum(1 for e in events if e.type == "Warning")
     return ToolResult.success(data, evidence=EvidenceBundle(events=events),
                               summary=f"{len(events)} events ({warn} warnings)")
+
+
+def error_count(lines: list[LogLine]) -> int:
+    """How many log lines are at level ``error`` or ``fatal``."""
+    return sum(1 for ln in lines if ln.level in ("error", "fatal"))
+
+
+def logs_result(lines: list[LogLine], summary: str, *, service: bool = True) -> ToolResult:
+    """Log lines as the tools return them (live and demo backends alike): one row per line for the
+    model (with the line's ``service`` unless ``service=False``, e.g. when all come from one pod),
+    the lines themselves as evidence, and the caller's one-line ``summary``."""
+    if service:
+        data = [{"at": iso(ln.at), "service": ln.entity, "level": ln.level, "text": ln.text} for ln in lines]
+    else:
+        data = [{"at": iso(ln.at), "level": ln.level, "text": ln.text} for ln in lines]
+    return ToolResult.success(data, evidence=EvidenceBundle(logs=lines), summary=summary)

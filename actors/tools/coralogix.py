@@ -11,9 +11,9 @@ from typing import Any
 
 from actors.tools import schema as s
 from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec
-from actors.tools.convert import iso, normalise_level, parse_time
+from actors.tools.convert import error_count, iso, logs_result, normalise_level, parse_time
 from actors.tools.httpcall import bearer, request
-from incidentfox.evidence import EvidenceBundle, LogLine
+from incidentfox.evidence import LogLine
 
 TIMEOUT_S = 30.0
 
@@ -88,11 +88,7 @@ async def query_logs(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     )
     lines = lines_from_ndjson(resp.text)
     lines.sort(key=lambda ln: ln.at.timestamp() if ln.at else 0.0, reverse=True)
-    data = [{"at": iso(ln.at), "service": ln.entity, "level": ln.level, "text": ln.text} for ln in lines]
-    errors = sum(1 for ln in lines if ln.level in ("error", "fatal"))
-    return ToolResult.success(
-        data, evidence=EvidenceBundle(logs=lines), summary=f"{len(lines)} log lines ({errors} errors)"
-    )
+    return logs_result(lines, f"{len(lines)} log lines ({error_count(lines)} errors)")
 
 
 SPECS: list[ToolSpec] = [

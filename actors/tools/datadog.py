@@ -11,7 +11,7 @@ from typing import Any
 
 from actors.tools import schema as s
 from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec
-from actors.tools.convert import iso, metric_name, normalise_level, parse_time
+from actors.tools.convert import error_count, iso, logs_result, metric_name, normalise_level, parse_time
 from actors.tools.httpcall import request_json
 from incidentfox.evidence import EvidenceBundle, LogLine, MetricSeries
 
@@ -102,11 +102,7 @@ async def search_logs(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
                 at=parse_time(a.get("timestamp")),
             )
         )
-    data = [{"at": iso(ln.at), "service": ln.entity, "level": ln.level, "text": ln.text} for ln in lines]
-    errors = sum(1 for ln in lines if ln.level in ("error", "fatal"))
-    return ToolResult.success(
-        data, evidence=EvidenceBundle(logs=lines), summary=f"{len(lines)} log events ({errors} errors)"
-    )
+    return logs_result(lines, f"{len(lines)} log events ({error_count(lines)} errors)")
 
 
 SPECS: list[ToolSpec] = [

@@ -25,7 +25,15 @@ from kubernetes.client.exceptions import ApiException
 
 from actors.tools import schema as s
 from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError, spec_builder
-from actors.tools.convert import detect_level, events_result, iso, k8s_entity, parse_time
+from actors.tools.convert import (
+    detect_level,
+    error_count,
+    events_result,
+    iso,
+    k8s_entity,
+    logs_result,
+    parse_time,
+)
 from actors.tools.kubernetes_state import (
     deployment_state,
     event_of,
@@ -196,13 +204,8 @@ async def get_pod_logs(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         at = parse_time(stamp)
         body = rest if at else raw
         lines.append(LogLine(entity=entity, text=body[:2000], level=detect_level(body), at=at))
-    errors = sum(1 for ln in lines if ln.level in ("error", "fatal"))
-    data = [{"at": iso(ln.at), "level": ln.level, "text": ln.text} for ln in lines]
-    return ToolResult.success(
-        data,
-        evidence=EvidenceBundle(logs=lines),
-        summary=f"{len(lines)} log lines from {pod}, {errors} errors",
-    )
+    summary = f"{len(lines)} log lines from {pod}, {error_count(lines)} errors"
+    return logs_result(lines, summary, service=False)
 
 
 async def list_deployments(args: dict[str, Any], ctx: ToolContext) -> ToolResult:

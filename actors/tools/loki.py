@@ -11,7 +11,7 @@ from typing import Any
 
 from actors.tools import schema as s
 from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec
-from actors.tools.convert import iso, normalise_level, parse_time, service_from_labels
+from actors.tools.convert import error_count, logs_result, normalise_level, parse_time, service_from_labels
 from actors.tools.httpcall import base_url, bearer, request_json
 from actors.tools.prometheus import series_from_matrix
 from incidentfox.evidence import EvidenceBundle, LogLine
@@ -62,12 +62,9 @@ async def query_logs(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     kind, result = body["data"].get("resultType"), body["data"].get("result") or []
     if kind == "streams":
         lines = lines_from_streams(result)
-        data = [{"at": iso(ln.at), "service": ln.entity, "level": ln.level, "text": ln.text} for ln in lines]
-        errors = sum(1 for ln in lines if ln.level in ("error", "fatal"))
-        return ToolResult.success(
-            data,
-            evidence=EvidenceBundle(logs=lines),
-            summary=f"{len(lines)} log lines ({errors} errors) from "
+        return logs_result(
+            lines,
+            f"{len(lines)} log lines ({error_count(lines)} errors) from "
             f"{len({ln.entity for ln in lines})} services",
         )
     series = series_from_matrix(result, query=args["query"], metric=None)

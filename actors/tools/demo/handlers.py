@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.tools.base import ToolError, ToolResult
-from actors.tools.convert import events_result, iso
+from actors.tools.convert import error_count, events_result, iso, logs_result
 from actors.tools.demo.scenarios import DATABASE, NAMESPACE, SERVICES
 from actors.tools.demo.signals import (
     cloudwatch_logs,
@@ -114,13 +114,8 @@ def pod_logs(args: dict[str, Any], world: World) -> ToolResult:
         LogLine(entity=entity, text=ln.text, level=ln.level, at=ln.at)
         for ln in mine[: args.get("tail_lines") or 200]
     ]
-    data = [{"at": iso(ln.at), "level": ln.level, "text": ln.text} for ln in lines]
-    errors = sum(1 for ln in lines if ln.level in ("error", "fatal"))
-    return ToolResult.success(
-        data,
-        evidence=EvidenceBundle(logs=lines),
-        summary=f"{len(lines)} log lines from {pod.name}, {errors} errors",
-    )
+    summary = f"{len(lines)} log lines from {pod.name}, {error_count(lines)} errors"
+    return logs_result(lines, summary, service=False)
 
 
 def _changes_result(changes: list[ChangeEvent], what: str) -> ToolResult:

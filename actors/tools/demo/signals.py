@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from actors.tools.base import ToolError, ToolResult
-from actors.tools.convert import iso
+from actors.tools.convert import error_count, logs_result
 from actors.tools.demo.scenarios import DATABASE, NAMESPACE, SERVICES
 from actors.tools.demo.world import World
 from incidentfox.evidence import EvidenceBundle, MetricSeries
@@ -137,12 +137,9 @@ def _search_logs(
         and (not levels or ln.level in levels)
         and (pattern is None or pattern.search(ln.text))
     ][:limit]
-    data = [{"at": iso(ln.at), "service": ln.entity, "level": ln.level, "text": ln.text} for ln in lines]
-    errors = sum(1 for ln in lines if ln.level in ("error", "fatal"))
-    return ToolResult.success(
-        data,
-        evidence=EvidenceBundle(logs=lines),
-        summary=f"{len(lines)} log lines ({errors} errors) from {len({ln.entity for ln in lines})} services",
+    return logs_result(
+        lines,
+        f"{len(lines)} log lines ({error_count(lines)} errors) from {len({ln.entity for ln in lines})} services",
     )
 
 
