@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from actors.tools.base import ToolResult
-from incidentfox.evidence import EvidenceBundle, K8sEvent, LogLine
+from incidentfox.evidence import ChangeEvent, EvidenceBundle, K8sEvent, LogLine
 
 _LEVELS = (
     ("fatal", re.compile(r"\b(FATAL|CRITICAL|PANIC|panic:)\b", re.IGNORECASE)),
@@ -148,3 +148,18 @@ def logs_result(lines: list[LogLine], summary: str, *, service: bool = True) -> 
     else:
         data = [{"at": iso(ln.at), "level": ln.level, "text": ln.text} for ln in lines]
     return ToolResult.success(data, evidence=EvidenceBundle(logs=lines), summary=summary)
+
+
+def changes_result(changes: list[ChangeEvent], what: str) -> ToolResult:
+    """Change events as the tools return them (live and demo backends alike), in the given order:
+    rows for the model, the changes as evidence, and ``"<n> <what>; latest: …"`` as the summary."""
+    data = [
+        {"service": c.entity, "at": iso(c.at), "description": c.description, "author": c.author, "ref": c.ref}
+        for c in changes
+    ]
+    latest = (
+        f"; latest: {changes[0].entity} {changes[0].description} at {iso(changes[0].at)}" if changes else ""
+    )
+    return ToolResult.success(
+        data, evidence=EvidenceBundle(changes=changes), summary=f"{len(changes)} {what}{latest}"
+    )

@@ -13,7 +13,7 @@ from typing import Any
 
 from actors.tools import schema as s
 from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec, spec_builder
-from actors.tools.convert import iso, parse_time
+from actors.tools.convert import changes_result, iso, parse_time
 from actors.tools.httpcall import base_url, request_json
 from incidentfox.evidence import ChangeEvent, EvidenceBundle
 
@@ -190,17 +190,9 @@ async def workflow_runs(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
 
 
 def _changes_result(changes: list[ChangeEvent], what: str) -> ToolResult:
+    """:func:`changes_result`, newest first."""
     changes.sort(key=lambda c: c.at.timestamp() if c.at else 0.0, reverse=True)
-    data = [
-        {"service": c.entity, "at": iso(c.at), "description": c.description, "author": c.author, "ref": c.ref}
-        for c in changes
-    ]
-    latest = (
-        f"; latest: {changes[0].entity} {changes[0].description} at {iso(changes[0].at)}" if changes else ""
-    )
-    return ToolResult.success(
-        data, evidence=EvidenceBundle(changes=changes), summary=f"{len(changes)} {what}{latest}"
-    )
+    return changes_result(changes, what)
 
 
 _REPO = s.string(

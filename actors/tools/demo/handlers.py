@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.tools.base import ToolError, ToolResult
-from actors.tools.convert import error_count, events_result, iso, logs_result
+from actors.tools.convert import changes_result, error_count, events_result, iso, logs_result
 from actors.tools.demo.scenarios import DATABASE, NAMESPACE, SERVICES
 from actors.tools.demo.signals import (
     cloudwatch_logs,
@@ -25,7 +25,7 @@ from actors.tools.demo.signals import (
     since_ts,
 )
 from actors.tools.demo.world import World
-from incidentfox.evidence import ChangeEvent, EvidenceBundle, LogLine
+from incidentfox.evidence import EvidenceBundle, LogLine
 
 Handler = Callable[[dict[str, Any], World], ToolResult]
 
@@ -118,19 +118,6 @@ def pod_logs(args: dict[str, Any], world: World) -> ToolResult:
     return logs_result(lines, summary, service=False)
 
 
-def _changes_result(changes: list[ChangeEvent], what: str) -> ToolResult:
-    data = [
-        {"service": c.entity, "at": iso(c.at), "description": c.description, "author": c.author, "ref": c.ref}
-        for c in changes
-    ]
-    latest = (
-        f"; latest: {changes[0].entity} {changes[0].description} at {iso(changes[0].at)}" if changes else ""
-    )
-    return ToolResult.success(
-        data, evidence=EvidenceBundle(changes=changes), summary=f"{len(changes)} {what}{latest}"
-    )
-
-
 def rollout_history(args: dict[str, Any], world: World) -> ToolResult:
     name = _deployment(world, args) if args.get("deployment") else None
     start = since_ts(world, args, default=30 * 24 * 60)
@@ -139,7 +126,7 @@ def rollout_history(args: dict[str, Any], world: World) -> ToolResult:
         for c in world.rollouts
         if _in_namespace(args) and (not name or c.entity.endswith(f"/{name}")) and c.at.timestamp() >= start
     ][: args.get("limit") or 50]
-    return _changes_result(changes, "rollouts")
+    return changes_result(changes, "rollouts")
 
 
 def _simulated(action: str) -> Handler:
@@ -169,7 +156,7 @@ def _github(attr: str, what: str) -> Handler:
         changes = [
             c for c in getattr(world, attr) if (not svc or c.entity == svc) and c.at.timestamp() >= start
         ]
-        return _changes_result(changes[: args.get("limit") or 30], what)
+        return changes_result(changes[: args.get("limit") or 30], what)
 
     return run
 
@@ -200,7 +187,7 @@ def annotations(args: dict[str, Any], world: World) -> ToolResult:
         for i, c in enumerate(world.gh_deployments)
         if c.at.timestamp() >= start
     ][: args.get("limit") or 100]
-    return _changes_result(changes, "annotations")
+    return changes_result(changes, "annotations")
 
 
 def firing_alerts(args: dict[str, Any], world: World) -> ToolResult:
