@@ -8,36 +8,10 @@ from __future__ import annotations
 
 import inspect
 import re
-from types import ModuleType
 from typing import Any
 
-from actors.tools import (
-    aws,
-    coralogix,
-    datadog,
-    github,
-    grafana,
-    kubernetes_tools,
-    loki,
-    prometheus,
-    slack_history,
-)
 from actors.tools.base import CATEGORIES
-from actors.tools.demo import backend as demo_backend
-from actors.tools.registry import TOOLS
-
-BACKENDS: dict[str, ModuleType] = {
-    "kubernetes": kubernetes_tools,
-    "prometheus": prometheus,
-    "loki": loki,
-    "github": github,
-    "aws": aws,
-    "slack": slack_history,
-    "datadog": datadog,
-    "grafana": grafana,
-    "coralogix": coralogix,
-    "demo": demo_backend,
-}
+from actors.tools.registry import BACKENDS, TOOLS
 
 
 def _md(text: str) -> str:

@@ -16,6 +16,7 @@ A backend exists when ``config["integrations"][spec.integration]`` is configured
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import ModuleType
 from typing import Any
 
 from actors.tools import (
@@ -44,20 +45,21 @@ def _index(specs: Iterable[ToolSpec]) -> dict[str, ToolSpec]:
     return out
 
 
-TOOLS: dict[str, ToolSpec] = _index(
-    [
-        *kubernetes_tools.SPECS,
-        *prometheus.SPECS,
-        *loki.SPECS,
-        *github.SPECS,
-        *aws.SPECS,
-        *slack_history.SPECS,
-        *datadog.SPECS,
-        *grafana.SPECS,
-        *coralogix.SPECS,
-        *demo_backend.SPECS,
-    ]
-)
+# integration → the module that declares its tools (``SPECS``) and documents its config (docstring).
+BACKENDS: dict[str, ModuleType] = {
+    "kubernetes": kubernetes_tools,
+    "prometheus": prometheus,
+    "loki": loki,
+    "github": github,
+    "aws": aws,
+    "slack": slack_history,
+    "datadog": datadog,
+    "grafana": grafana,
+    "coralogix": coralogix,
+    "demo": demo_backend,
+}
+
+TOOLS: dict[str, ToolSpec] = _index(spec for module in BACKENDS.values() for spec in module.SPECS)
 
 
 def catalog() -> list[dict[str, Any]]:
