@@ -24,6 +24,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
+from functools import lru_cache
 
 from actors.ranking.model import LOG_SIGNATURE, Finding
 from incidentfox.contracts import Evidence
@@ -70,7 +71,9 @@ _MASKS = (
 )
 
 
+@lru_cache(maxsize=8192)   # pure; log lines repeat within a run and across runs of one world
 def signature(text: str) -> str:
+    """The line with ids, hex, numbers and quoted values masked: lines that differ only there share it."""
     s = text.strip().lower()
     for pattern, repl in _MASKS:
         s = pattern.sub(repl, s)
