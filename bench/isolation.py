@@ -35,10 +35,12 @@ tools; p99 of 20 B runs alone and 57-70 under burst per mode):
 
 | db | ratio dedicated | ratio shared | B shared p99 alone → under burst |
 | --- | --- | --- | --- |
-| PostgreSQL | 0.73 | 2.21 | 78 ms → 172 ms |
-| PostgreSQL | 1.48 | 2.55 | 100 ms → 255 ms |
-| PostgreSQL (a test run started alongside) | 2.35 | 3.66 | 89 ms → 326 ms |
-| SQLite | 2.45 | 3.18 | 66 ms → 210 ms |
+| PostgreSQL | 0.85 | 2.76 | 92 ms → 254 ms |
+| PostgreSQL (py-spy sampling the shared actor at 25 Hz) | 0.93 | 2.01 | 90 ms → 181 ms |
+| PostgreSQL, before log signatures were cached | 0.73 | 2.21 | 78 ms → 172 ms |
+| PostgreSQL, before log signatures were cached | 1.48 | 2.55 | 100 ms → 255 ms |
+| PostgreSQL, before; a test run started alongside | 2.35 | 3.66 | 89 ms → 326 ms |
+| SQLite, before | 2.45 | 3.18 | 66 ms → 210 ms |
 
 ``b_split`` shows where B's time goes: under burst the wait for an actor stays under ~80 ms p99;
 most of the rise is claim → first Slack message, for the dedicated B as well, which shares nothing
