@@ -37,6 +37,8 @@ tools; p99 of 20 B runs alone and 57-70 under burst per mode):
 | --- | --- | --- | --- |
 | PostgreSQL | 0.85 | 2.76 | 92 ms → 254 ms |
 | PostgreSQL (py-spy sampling the shared actor at 25 Hz) | 0.93 | 2.01 | 90 ms → 181 ms |
+| PostgreSQL | 0.58 | 1.31 | 80 ms → 105 ms |
+| SQLite (`--db sqlite`): targets missed, see above | 3.98 | 4.73 | 73 ms → 345 ms |
 | PostgreSQL, before log signatures were cached | 0.73 | 2.21 | 78 ms → 172 ms |
 | PostgreSQL, before log signatures were cached | 1.48 | 2.55 | 100 ms → 255 ms |
 | PostgreSQL, before; a test run started alongside | 2.35 | 3.66 | 89 ms → 326 ms |
