@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
 from config_service.api.deps import PrincipalDep, install_auth_state
+from incidentfox.background import BackgroundTasks
 from incidentfox.contracts import Principal, ThreadRef, Trigger, TriggerAction
 from incidentfox.errors import BadRequest, Conflict, Forbidden, NotFound, install_error_handlers
 from incidentfox.runs import store
@@ -104,8 +105,7 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
     install_error_handlers(app)
     install_auth_state(app, settings=settings)
     sessions = app.state.session_factory
-    tasks: set[asyncio.Task] = set()
-    app.state.dispatch_tasks = tasks
+    tasks = app.state.dispatch_tasks = BackgroundTasks()   # tests drain it
 
     def touch() -> None:
         if on_request is not None:
@@ -127,10 +127,8 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
                                          route=deliveries.Route(True, org_id, team_id, "token", team_id),
                                          payload="")
         if result.dispatch is not None:
-            task = asyncio.ensure_future(deliveries.dispatch(sessions, runner, delivery_pk=result.delivery_pk,
-                                                             plan=result.dispatch, trigger=trigger))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            tasks.spawn(deliveries.dispatch(sessions, runner, delivery_pk=result.delivery_pk,
+                                            plan=result.dispatch, trigger=trigger))
         body: dict[str, Any] = {"run_id": result.run_id}
         if result.duplicate:
             body["duplicate"] = True

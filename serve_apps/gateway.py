@@ -36,6 +36,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from incidentfox import metrics
+from incidentfox.background import BackgroundTasks
 from incidentfox.contracts import Trigger, TriggerAction
 from incidentfox.errors import BadRequest, PayloadTooLarge, error_response, install_error_handlers
 from incidentfox.runs.runner import Runner
@@ -96,7 +97,7 @@ class GatewayCore:
     clock: Callable[[], float] = time.time
     store_payload: bool = True
     counters: dict[str, int] = field(default_factory=dict)
-    _tasks: set[asyncio.Task] = field(default_factory=set)
+    _tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     _marks: deliveries.DispatchMarks | None = None
 
     _batcher: IntakeBatcher | None = None
@@ -185,14 +186,11 @@ class GatewayCore:
         return body
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)
 
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Wait for in-flight dispatches (tests; graceful shutdown)."""
-        if self._tasks:
-            await asyncio.wait_for(asyncio.gather(*list(self._tasks), return_exceptions=True), timeout_s)
+        await self._tasks.drain(timeout_s)
         await self._marks.flush()
 
 

@@ -51,6 +51,7 @@ from actors.sandbox.errors import TurnInProgress
 from actors.sandbox.isolation import IsolationStatus
 from actors.sandbox.mirror import Reporter
 from actors.sandbox.store import SandboxStore
+from incidentfox.background import BackgroundTasks
 from incidentfox.contracts import Trigger, TriggerAction
 from incidentfox.db import utcnow
 from incidentfox.errors import IncidentFoxError
@@ -93,7 +94,7 @@ class SandboxDispatch:
     isolation: Callable[[], IsolationStatus]
     busy_wait_s: float = 900.0
     busy_retry_s: float = 2.0
-    _tasks: set[asyncio.Task] = field(default_factory=set)
+    _tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     _backend: SandboxBackend | None = None
     _backend_lock: asyncio.Lock | None = None
@@ -317,14 +318,11 @@ class SandboxDispatch:
             self._locks.pop(thread, None)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)
 
     async def drain(self, timeout_s: float = 60.0) -> None:
         """Wait for the background opens and turns of this replica (tests; graceful shutdown)."""
-        while self._tasks:
-            await asyncio.wait_for(asyncio.gather(*list(self._tasks), return_exceptions=True), timeout_s)
+        await self._tasks.drain(timeout_s)
 
 
 def make_sandbox_dispatch(sessions: async_sessionmaker[AsyncSession], *, settings: Any,

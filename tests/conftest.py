@@ -103,3 +103,13 @@ def ray_session() -> Iterator[None]:
                  resources={"shared": 1000}, configure_logging=False, namespace="incidentfox-tests")
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    """A sandbox root for one test (the ``test_sandbox_*`` files), removed afterwards."""
+    from tests.sandbox_helpers import make_root, remove_root
+
+    r = make_root()
+    yield r
+    remove_root(r)

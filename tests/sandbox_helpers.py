@@ -7,6 +7,7 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,3 +29,32 @@ def random_uid() -> int:
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="per-session UIDs need root")
+
+
+class FakeSlack:
+    """A Slack poster for the gateway (root messages, notices) and the hosts' mirror: records the
+    calls and gives each post its own ``ts``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str | None, str]] = []
+        self._n = 0
+
+    async def post(self, channel: str, thread_ts: str | None, text: str, blocks: Any) -> str:
+        self._n += 1
+        self.calls.append(("post", channel, thread_ts, text))
+        return f"1700000000.{self._n:06d}"
+
+    async def update(self, channel: str, ts: str, text: str, blocks: Any) -> None:
+        self.calls.append(("update", channel, ts, text))
+
+
+async def patch_team(db_url: str, settings: Any, org: str, team: str, patch: dict[str, Any]) -> None:
+    """Merge-patch a team's config through the config service's service layer."""
+    from config_service.services import config as config_svc
+    from incidentfox.db import make_async_engine, session_factory
+
+    engine = make_async_engine(db_url)
+    async with session_factory(engine)() as s:
+        await config_svc.patch_config(s, settings=settings, org_id=org, node_id=team, actor="test", patch=patch)
+        await s.commit()
+    await engine.dispose()

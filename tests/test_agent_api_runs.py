@@ -3,8 +3,6 @@ operators' delivery listing and redrive. Tokens come from the real config servic
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 from gateway_kit import ADMIN_TOKEN, RecordingRunner, seed_tenants, settings_for
@@ -30,9 +28,7 @@ def auth(token: str) -> dict[str, str]:
 
 
 async def _settle(app):
-    tasks = list(app.state.dispatch_tasks)
-    if tasks:
-        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    await app.state.dispatch_tasks.drain(10)
 
 
 async def test_team_token_starts_a_run_that_the_runner_completes(api):

@@ -18,33 +18,10 @@ from actors.sandbox.client import LocalSandboxBackend
 from actors.sandbox.config import SandboxRuntime
 from actors.sandbox.isolation import uid_processes
 from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text, ToolUse
-from incidentfox.db import make_async_engine, session_factory
 from serve_apps.sandbox_api import create_sandbox_app
-from tests.sandbox_helpers import make_root, needs_root, remove_root
+from tests.sandbox_helpers import FakeSlack, make_root, needs_root, patch_team, remove_root
 
 pytestmark = needs_root
-
-
-class FakeReporter:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, str | None, str]] = []
-
-    async def post(self, channel: str, thread_ts: str | None, text: str, blocks: Any) -> str:
-        self.calls.append(("post", channel, thread_ts, text))
-        return "1700000000.000100"
-
-    async def update(self, channel: str, ts: str, text: str, blocks: Any) -> None:
-        self.calls.append(("update", channel, ts, text))
-
-
-async def patch_team(db_url: str, settings: Any, org: str, team: str, patch: dict[str, Any]) -> None:
-    from config_service.services import config as config_svc
-
-    engine = make_async_engine(db_url)
-    async with session_factory(engine)() as s:
-        await config_svc.patch_config(s, settings=settings, org_id=org, node_id=team, actor="test", patch=patch)
-        await s.commit()
-    await engine.dispose()
 
 
 @pytest.fixture
@@ -52,7 +29,7 @@ async def api(sqlite_url: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     settings = settings_for(sqlite_url, tmp_path)
     toks = await seed_tenants(sqlite_url, settings)
     root = make_root()
-    reporter = FakeReporter()
+    reporter = FakeSlack()
     server = ScriptedAnthropicServer().start()
     llm = {"provider": "anthropic", "model": "claude-test", "base_url": server.url, "api_key": "sk-team-secret"}
     for team in ("payments", "search"):

@@ -4,7 +4,6 @@ bomb, a 10 GB write, an infinite loop, network; plus interrupt and the unavailab
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from actors.sandbox.isolation import (
 )
 from actors.sandbox.tools import Toolbox
 from actors.sandbox.workspace import Workspace
-from tests.sandbox_helpers import make_root, needs_root, random_uid, remove_root
+from tests.sandbox_helpers import needs_root, random_uid
 
 pytestmark = needs_root
 LIMITS = SandboxLimits(fsize_bytes=20 << 20, nproc=48, cpu_s=30, memory_bytes=1 << 30)
@@ -32,13 +31,6 @@ def bwrap() -> IsolationStatus:
     if status.mode != "bwrap":
         pytest.skip(f"bubblewrap unavailable here: {status.reason}")
     return status
-
-
-@pytest.fixture
-def root() -> Iterator[Path]:
-    r = make_root()
-    yield r
-    remove_root(r)
 
 
 def ws(root: Path, name: str) -> Workspace:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +17,9 @@ from actors.sandbox.isolation import uid_processes
 from actors.sandbox.manager import get_or_create_manager
 from actors.sandbox.store import SandboxStore
 from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text, ToolUse, tool_results
-from tests.sandbox_helpers import make_root, needs_root, remove_root
+from tests.sandbox_helpers import needs_root
 
 pytestmark = [pytest.mark.ray, needs_root]
-
-
-@pytest.fixture
-def root() -> Iterator[Path]:
-    r = make_root()
-    yield r
-    remove_root(r)
 
 
 @pytest.fixture

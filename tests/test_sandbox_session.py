@@ -19,7 +19,7 @@ from actors.sandbox.isolation import uid_processes
 from actors.sandbox.store import SandboxStore
 from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text, ToolUse, tool_results
 from incidentfox.errors import Unprocessable
-from tests.sandbox_helpers import make_root, needs_root, remove_root
+from tests.sandbox_helpers import needs_root
 
 pytestmark = needs_root
 ROOT = Path(__file__).resolve().parent
@@ -29,13 +29,6 @@ ROOT = Path(__file__).resolve().parent
 def server() -> Iterator[ScriptedAnthropicServer]:
     with ScriptedAnthropicServer() as srv:
         yield srv
-
-
-@pytest.fixture
-def root() -> Iterator[Path]:
-    r = make_root()
-    yield r
-    remove_root(r)
 
 
 def runtime(db: str, root: Path, **kw: Any) -> SandboxRuntime:

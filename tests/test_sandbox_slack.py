@@ -32,40 +32,13 @@ from actors.sandbox.isolation import IsolationStatus
 from actors.sandbox.models import SandboxSessionRow
 from actors.sandbox.store import SandboxStore
 from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text
-from incidentfox.db import make_async_engine, session_factory
 from incidentfox.runs.models import Delivery, Run
 from serve_apps.sandbox_dispatch import SandboxDispatch
-from tests.sandbox_helpers import make_root, needs_root, remove_root
+from tests.sandbox_helpers import FakeSlack, make_root, needs_root, patch_team, remove_root
 
 pytestmark = needs_root
 
 ROUTES = {**DEFAULT_ROUTES, ("slack_channel_id", "C222"): ("acme", "search")}
-
-
-class FakeSlack:
-    """A Slack poster for both the gateway (root messages, notices) and the hosts' mirror."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, str | None, str]] = []
-        self._n = 0
-
-    async def post(self, channel: str, thread_ts: str | None, text: str, blocks: Any) -> str:
-        self._n += 1
-        self.calls.append(("post", channel, thread_ts, text))
-        return f"1700000000.{self._n:06d}"
-
-    async def update(self, channel: str, ts: str, text: str, blocks: Any) -> None:
-        self.calls.append(("update", channel, ts, text))
-
-
-async def patch_team(db_url: str, settings: Any, org: str, team: str, patch: dict[str, Any]) -> None:
-    from config_service.services import config as config_svc
-
-    engine = make_async_engine(db_url)
-    async with session_factory(engine)() as s:
-        await config_svc.patch_config(s, settings=settings, org_id=org, node_id=team, actor="test", patch=patch)
-        await s.commit()
-    await engine.dispose()
 
 
 @pytest.fixture

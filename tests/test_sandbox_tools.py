@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,14 +13,7 @@ from actors.sandbox.isolation import IsolationStatus
 from actors.sandbox.search import glob_to_regex
 from actors.sandbox.tools import BUILTIN_TOOLS, Toolbox
 from actors.sandbox.workspace import Workspace
-from tests.sandbox_helpers import make_root, random_uid, remove_root
-
-
-@pytest.fixture
-def root() -> Iterator[Path]:
-    r = make_root()
-    yield r
-    remove_root(r)
+from tests.sandbox_helpers import random_uid
 
 
 @pytest.fixture
