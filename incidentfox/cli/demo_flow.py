@@ -147,14 +147,15 @@ class Demo:
             if "Ray dashboard:" in line:
                 self.dashboard_url = line.split("Ray dashboard:", 1)[1].strip()
 
-    async def stop_platform(self) -> None:
+    async def stop_platform(self) -> list[int]:
         """Stop ``incidentfox up`` and wait until every process it started has exited.
 
         ``ray.shutdown()`` returns before Ray's workers are gone (they exit when they notice the
         raylet died), so the demo waits for them, bounded, and kills what is still there after
-        that, so that it never leaves processes behind."""
+        that, so that it never leaves processes behind. Returns the pids it had to kill (none
+        when the platform shut down cleanly)."""
         if self.proc is None or self.proc.returncode is not None:
-            return
+            return []
         self.proc.send_signal(signal.SIGINT)
         try:
             await asyncio.wait_for(self.proc.wait(), 60)
@@ -170,6 +171,7 @@ class Demo:
         if left:
             self.console.print(f"[yellow]killed {len(left)} platform process(es) still running "
                                f"{LEFTOVER_GRACE_S:g}s after shutdown[/yellow]")
+        return left
 
     # ------------------------------------------------------------------ seeding and trigger
     async def seed(self, http: httpx.AsyncClient) -> None:
