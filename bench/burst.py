@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 import httpx
 
-from actors.testing.slack_server import SlackRecorder
-from incidentfox.cli.demo_flow import CHANNEL, ORG, TEAM, Demo
+from cli.demo.slack_recorder import SlackRecorder
+from cli.demo.flow import CHANNEL, ORG, TEAM, Demo
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

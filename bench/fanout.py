@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import ray
 
-from actors.fanout import SubAgentFanout
-from actors.placement import LOCAL_RESOURCES, options_for_key
-from actors.subagent_worker import SubAgentWorker
-from actors.tool_executor import ToolExecutor
+from actors.engine.fanout import SubAgentFanout
+from actors.engine.placement import LOCAL_RESOURCES, options_for_key
+from actors.engine.subagent_worker import SubAgentWorker
+from actors.tools.executor import ToolExecutor
 from incidentfox.db import utcnow
 
 AGENTS = ("kubernetes", "metrics", "changes", "cloud")

@@ -2,7 +2,7 @@
 
 On the multi-node local cluster of :mod:`cluster.localsim` (a head without CPU, one shared worker node
 carrying ``shared``, one dedicated node carrying ``team_bench_b-ded``; the head on a free port, never
-6379) the bench drives the real engine (:class:`actors.pool.InvestigationPool` and its actors, a
+6379) the bench drives the real engine (:class:`actors.engine.pool.InvestigationPool` and its actors, a
 database (``--db``: by default a throwaway PostgreSQL database at 127.0.0.1:5432 as in production,
 SQLite when none is reachable or with ``--db sqlite``), the offline planner
 over the demo world whose tools sleep ``--latency-ms`` per call,
@@ -183,9 +183,9 @@ async def measure(*, runs: int, a_quota: int, latency_ms: float, b_alone: int, t
                   db: str = "auto") -> dict[str, Any]:
     import ray
 
-    from actors.placement import team_resource
-    from actors.pool import NAMESPACE, InvestigationRunner, PoolConfig, get_pool
-    from actors.testing.slack_server import SlackRecorder
+    from actors.engine.placement import team_resource
+    from actors.engine.pool import NAMESPACE, InvestigationRunner, PoolConfig, get_pool
+    from cli.demo.slack_recorder import SlackRecorder
     from cluster.localsim import LocalCluster
     from incidentfox.db import upgrade
     from incidentfox.settings import Settings

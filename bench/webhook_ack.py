@@ -279,7 +279,7 @@ def run_ours(tmp: Path, env: dict[str, str], args: argparse.Namespace) -> dict:
     env = {**env, "INCIDENTFOX_HOME": str(home)}
     log = open(tmp / "ours.log", "w")
     extra = [] if args.access_log else ["--no-access-log"]
-    proc = subprocess.Popen([sys.executable, "-m", "incidentfox.cli.main", "up", "--port", str(port), "--runner",
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "up", "--port", str(port), "--runner",
                              "null", "--dashboard-port", str(dash), *extra], env=env, cwd=tmp, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:

@@ -75,7 +75,7 @@ def probe() -> dict[str, Any]:
     """The placement scenario; returns where everything ran (node names) and what failed how."""
     import ray
 
-    from actors.placement import PlacementUnavailable, check_available, scheduling_options
+    from actors.engine.placement import PlacementUnavailable, check_available, scheduling_options
 
     dedicated_cfg = {"deployment": {"mode": "dedicated"}}
     lc = LocalCluster()

@@ -5,10 +5,10 @@ Contract (docs/operations.md, "Placement"):
 
 - Shared workers carry the custom resource ``shared`` (1000 units per node) and the Ray label
   ``incidentfox.ai/pool=shared``. A shared team's actors request a sliver of ``shared``
-  (``actors.placement.scheduling_options``, the engine's side of this contract), so they never land
+  (``actors.engine.placement.scheduling_options``, the engine's side of this contract), so they never land
   on a dedicated group (which never carries ``shared``).
 - A dedicated team's group ``team-<org>-<team>`` (``-v2``, ``-v3``… after a change of shape) carries
-  ``team_<org>_<team>`` (the engine's :func:`actors.placement.team_resource`, 1000 units per node),
+  ``team_<org>_<team>`` (the engine's :func:`actors.engine.placement.team_resource`, 1000 units per node),
   Ray CPU 0 and labels ``incidentfox.ai/pool=dedicated``, ``incidentfox.ai/org``,
   ``incidentfox.ai/team``. The team's actors request a sliver of that resource with ``num_cpus=0``;
   with CPU 0 on those nodes, nothing that asks only for CPU can be placed there, and Serve's replicas
@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from actors.placement import team_resource as _engine_team_resource
+from actors.engine.placement import team_resource as _engine_team_resource
 
 UNITS_PER_NODE = 1000
 SHARED_GROUP = "shared"
@@ -57,7 +57,7 @@ def check_id(value: str, *, what: str) -> str:
 
 def team_resource(org: str, team: str) -> str:
     """The custom resource a dedicated team's group carries: exactly what the engine requests
-    (:func:`actors.placement.team_resource`, ``team_<org>_<team>`` with ``-`` as ``_``)."""
+    (:func:`actors.engine.placement.team_resource`, ``team_<org>_<team>`` with ``-`` as ``_``)."""
     return _engine_team_resource(check_id(org, what="org"), check_id(team, what="team"))
 
 

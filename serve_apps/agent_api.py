@@ -176,7 +176,7 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
     async def decide_approval(principal: PrincipalDep, run_id: str, approval_id: str,
                               req: ApprovalDecision) -> dict[str, Any]:
         """Approve or deny a mutating tool call the run is waiting on (audited as a run event)."""
-        from actors.approvals import decide
+        from actors.engine.approvals import decide
 
         async with sessions() as s:
             _visible(principal, await store.get_run(s, run_id), run_id)

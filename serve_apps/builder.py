@@ -12,7 +12,7 @@ Applications (all on one HTTP port):
 * ``gateway`` at ``/webhooks``       - :class:`serve_apps.gateway.Gateway` + :class:`serve_apps.router.Router`;
 * ``agent``   at ``/api/v1/agent``   - :class:`serve_apps.agent_api.AgentAPI`;
 * ``tools``   at ``/api/v1/tools``   - the tool catalog (``actors.tools.registry.catalog()``);
-* ``sandbox`` at ``/api/v1/sandbox`` - built by ``serve_apps.sandbox_api:build_app`` (sandbox owner);
+* ``sandbox`` at ``/api/v1/sandbox`` - built by ``serve_apps.sandbox.api:build_app`` (sandbox owner);
 * ``reports`` at ``/api/v1/reports`` - built by ``serve_apps.reports_api:build_app`` (scheduler owner).
 
 Pluggable apps (sandbox, reports) are built by their owners' modules; :func:`build_sandbox` and
@@ -183,8 +183,8 @@ def _delegate(module: str, args: Any) -> Application:
 
 
 def build_sandbox(args: dict) -> Application:
-    """``/api/v1/sandbox``: built by ``serve_apps.sandbox_api.build_app(args)`` (sandbox owner)."""
-    return _delegate("serve_apps.sandbox_api", args)
+    """``/api/v1/sandbox``: built by ``serve_apps.sandbox.api.build_app(args)`` (sandbox owner)."""
+    return _delegate("serve_apps.sandbox.api", args)
 
 
 def build_reports(args: dict) -> Application:

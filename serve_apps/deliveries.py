@@ -273,7 +273,7 @@ async def _interaction(session: AsyncSession, *, trigger: Trigger, route: Route,
         await store.record_feedback(session, run_id=run.id, user=user, value=1 if kind == "feedback_up" else -1)
         return "interaction", run.id, None, "feedback"
     if kind in ("approve", "deny"):
-        from actors.approvals import decide
+        from actors.engine.approvals import decide
 
         approval_id = str(extra.get("approval_id") or "")
         if not await decide(session, run_id=run.id, approval_id=approval_id, approve=kind == "approve",

@@ -101,7 +101,7 @@ class GatewayCore:
     _marks: deliveries.DispatchMarks | None = None
 
     _batcher: IntakeBatcher | None = None
-    # Slack sandbox traffic (serve_apps.sandbox_dispatch.SandboxDispatch); None: all goes to intake.
+    # Slack sandbox traffic (serve_apps.sandbox.dispatch.SandboxDispatch); None: all goes to intake.
     sandbox: Any = None
 
     def __post_init__(self) -> None:
@@ -317,7 +317,7 @@ class Gateway:
         self._core = GatewayCore(sessions=sessions, runner=runner_obj, resolve=resolve,
                                  secrets=WebhookSecrets(resolve=resolve, org_secret=org_secret),
                                  correlation_window_s=correlation_window_s, store_payload=store_payload)
-        from serve_apps.sandbox_dispatch import make_sandbox_dispatch
+        from serve_apps.sandbox.dispatch import make_sandbox_dispatch
 
         self._core.sandbox = make_sandbox_dispatch(sessions, settings=settings)
         self._sweeper = Sweeper(sessions, runner_obj, interval_s=sweep_interval_s)

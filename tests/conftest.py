@@ -97,7 +97,7 @@ def ray_session() -> Iterator[None]:
     import ray
 
     if not ray.is_initialized():
-        # `shared`: the custom resource shared teams' actors request (actors/placement.py).
+        # `shared`: the custom resource shared teams' actors request (actors/engine/placement.py).
         # address="local": always a private instance, never a cluster someone else started here.
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
                  resources={"shared": 1000}, configure_logging=False, namespace="incidentfox-tests")

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import ray
 
-from actors.pool import InvestigationRunner, PoolConfig, get_pool
-from actors.testing.slack_server import SlackRecorder
+from actors.engine.pool import InvestigationRunner, PoolConfig, get_pool
+from cli.demo.slack_recorder import SlackRecorder
 from incidentfox.contracts import RunStatus, ThreadRef, Trigger
 from incidentfox.db import make_async_engine, session_factory, upgrade
 from incidentfox.runs import store

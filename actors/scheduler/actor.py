@@ -22,8 +22,8 @@ ACTOR_NAME = "incidentfox-scheduler"
 
 
 def placement_options(org_id: str, team_id: str, config: dict[str, Any]) -> dict[str, Any]:
-    """Ray options carrying the team's scheduling constraint (see :mod:`actors.placement`)."""
-    from actors.placement import scheduling_options
+    """Ray options carrying the team's scheduling constraint (see :mod:`actors.engine.placement`)."""
+    from actors.engine.placement import scheduling_options
 
     return scheduling_options(config, org_id=org_id, team_id=team_id)
 

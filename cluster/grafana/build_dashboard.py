@@ -11,7 +11,7 @@ from pathlib import Path
 
 OUT = Path(__file__).with_name("incidentfox.json")
 
-# Ray's own series the dashboard uses next to ours (checked live by tests/test_metrics_export.py).
+# Ray's own series the dashboard uses next to ours (checked live by tests/ground/test_metrics_export.py).
 RAY_BUILTIN_METRICS = ("ray_serve_num_http_requests_total", "ray_serve_http_request_latency_ms_bucket",
                        "ray_serve_deployment_replica_healthy")
 

@@ -51,7 +51,7 @@ SOURCE = "slack"
 SIGNATURE_HEADER = "X-Slack-Signature"
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
 INTERACTION_ACTIONS = frozenset({"rerun", "cancel", "feedback_up", "feedback_down", "approve", "deny"})
-# Our buttons' action_id is namespaced: "incidentfox_<action>" (see actors/slack_reporter.py); the
+# Our buttons' action_id is namespaced: "incidentfox_<action>" (see actors/slack/reporter.py); the
 # parsed interaction carries the bare verb as ``interaction["action"]``.
 ACTION_PREFIX = "incidentfox_"
 USAGE = ("Usage: `/incidentfox <question>` starts an investigation here; "

@@ -1,0 +1,63 @@
+"""Model construction from a team's ``llm`` config: ``openai``, ``openai_compatible``, ``anthropic``.
+
+* ``openai``: the Responses API (``OpenAIResponsesModel``); ``base_url`` may override the endpoint.
+* ``openai_compatible``: Chat Completions at ``base_url`` (vLLM, Ollama, LiteLLM proxy…).
+* ``anthropic``: the Messages API through the ``anthropic`` SDK (:mod:`actors.engine.agents.anthropic_model`).
+
+Every client is bounded: ``request_timeout_s`` per request and one SDK-level retry, so an upstream
+that hangs or errors turns into an exception the run reports, never a hang. Tracing to external
+services is off unless ``INCIDENTFOX_AGENT_TRACING=1`` (:func:`configure_tracing`).
+"""
+
+from __future__ import annotations
+
+import os
+
+from actors.team_config import LLMSettings
+
+MAX_CLIENT_RETRIES = 1
+_TRACING_CONFIGURED = False
+
+
+def configure_tracing() -> None:
+    """Disable the SDK's trace export unless the operator opted in (idempotent, per process)."""
+    global _TRACING_CONFIGURED
+    if _TRACING_CONFIGURED:
+        return
+    from agents import set_tracing_disabled
+
+    set_tracing_disabled(os.environ.get("INCIDENTFOX_AGENT_TRACING", "0") != "1")
+    _TRACING_CONFIGURED = True
+
+
+def build_model(llm: LLMSettings, model_name: str | None = None):
+    """A ``Model`` for ``llm`` (``model_name`` overrides ``llm.model`` for one agent)."""
+    configure_tracing()
+    name = model_name or llm.model
+    if llm.provider == "anthropic":
+        import anthropic
+
+        from actors.engine.agents.anthropic_model import AnthropicModel
+
+        client = anthropic.AsyncAnthropic(api_key=llm.api_key or "unset", base_url=llm.base_url or None,
+                                          timeout=llm.request_timeout_s, max_retries=MAX_CLIENT_RETRIES)
+        return AnthropicModel(name, client)
+    from agents import OpenAIChatCompletionsModel, OpenAIResponsesModel
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(api_key=llm.api_key or "unset", base_url=llm.base_url or None,
+                         timeout=llm.request_timeout_s, max_retries=MAX_CLIENT_RETRIES)
+    if llm.provider == "openai_compatible":
+        return OpenAIChatCompletionsModel(model=name, openai_client=client)
+    return OpenAIResponsesModel(model=name, openai_client=client)
+
+
+def record_usage(llm: LLMSettings, model_name: str | None, result: object) -> None:
+    """Count an openai-agents ``RunResult``'s tokens (``context_wrapper.usage``, summed over the run's
+    model calls) under ``incidentfox_llm_tokens_total``."""
+    from incidentfox.metrics import record_llm_tokens
+
+    usage = getattr(getattr(result, "context_wrapper", None), "usage", None)
+    if usage is not None:
+        record_llm_tokens(provider=llm.provider, model=model_name or llm.model,
+                          input_tokens=usage.input_tokens, output_tokens=usage.output_tokens)

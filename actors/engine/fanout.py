@@ -1,0 +1,94 @@
+"""The Ray fan-out of one run's sub-agents: each sub-agent is its own ``SubAgentWorker.run`` call.
+
+Both planners use it: the offline planner starts every enabled sub-agent's playbook at once
+(:meth:`SubAgentFanout.run_all`); the LLM planner calls :meth:`SubAgentFanout.run_one` from each
+``ask_<name>_agent`` tool, and the SDK runs a turn's tool calls concurrently.
+
+Results are kept as they arrive (:attr:`SubAgentFanout.results`), so when a deadline cuts a run
+short the run still has everything that finished. Progress goes to ``on_progress(agent, status,
+tool_count, duration_s)``. Cancelling the caller cancels the Ray calls (:func:`actors.ray_util.await_ref`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from actors.ray_util import await_ref, is_actor_gone
+from actors.engine.subagent_worker import SubAgentRequest, SubAgentResult
+from incidentfox.evidence import EvidenceBundle
+
+Progress = Callable[[str, str, int | None, float | None], None]
+
+
+class SubAgentFanout:
+    def __init__(self, *, run_id: str, org_id: str, team_id: str, config: dict[str, Any],
+                 workers: list[Any], executors: list[Any], services: list[str],
+                 window: tuple[datetime, datetime] | None, deadline_at: float,
+                 on_progress: Progress | None = None) -> None:
+        self.run_id, self.org_id, self.team_id = run_id, org_id, team_id
+        self._config = config
+        self._workers = workers
+        self._executors = executors
+        self.services = services
+        self.window = window
+        self.deadline_at = deadline_at          # time.monotonic() value
+        self._on_progress = on_progress or (lambda *a: None)
+        self._rr = itertools.count(hash(run_id) % 101)
+        self.results: dict[str, SubAgentResult] = {}
+        self.started: dict[str, float] = {}
+
+    def _remaining(self) -> float:
+        return max(0.1, self.deadline_at - time.monotonic())
+
+    async def run_one(self, agent: str, *, mode: str, question: str = "") -> SubAgentResult:
+        """One sub-agent as one Ray call (retried once on another worker if its worker died)."""
+        self.started[agent] = time.monotonic()
+        self._on_progress(agent, "running", None, None)
+        req = SubAgentRequest(run_id=self.run_id, org_id=self.org_id, team_id=self.team_id, agent=agent,
+                              mode=mode, config=self._config, executors=self._executors,
+                              services=self.services, window=self.window, question=question,
+                              timeout_s=self._remaining())
+        result: SubAgentResult | None = None
+        for attempt in range(2):
+            worker = self._workers[next(self._rr) % len(self._workers)]
+            try:
+                result = await await_ref(worker.run.remote(req), timeout=self._remaining() + 5)
+                break
+            except TimeoutError:
+                result = SubAgentResult(agent=agent, status="timeout", error="deadline reached")
+                break
+            except asyncio.CancelledError:
+                self._on_progress(agent, "cancelled", None, time.monotonic() - self.started[agent])
+                raise
+            except Exception as exc:
+                if is_actor_gone(exc) and attempt == 0 and len(self._workers) > 1:
+                    continue
+                cause = getattr(exc, "cause", None) or exc
+                result = SubAgentResult(agent=agent, status="failed",
+                                        error=f"{type(cause).__name__}: {str(cause)[:500]}")
+                break
+        assert result is not None
+        result.duration_s = result.duration_s or (time.monotonic() - self.started[agent])
+        prev = self.results.get(agent)
+        if prev is not None:   # the LLM planner may ask the same specialist twice: keep both
+            result.evidence = prev.evidence.merge(result.evidence)
+            result.tool_count += prev.tool_count
+        self.results[agent] = result
+        self._on_progress(agent, result.status, result.tool_count, result.duration_s)
+        return result
+
+    async def run_all(self, agents: list[str], *, mode: str = "offline") -> dict[str, SubAgentResult]:
+        """Every agent at once; returns when all finished (or raises if cancelled)."""
+        await asyncio.gather(*(self.run_one(a, mode=mode) for a in agents))
+        return self.results
+
+    def evidence(self) -> EvidenceBundle:
+        bundle = EvidenceBundle()
+        for result in self.results.values():
+            bundle = bundle.merge(result.evidence)
+        return bundle

@@ -1,0 +1,322 @@
+"""One investigation, from a claimed run to its posted RCA.
+
+:func:`investigate` runs inside a pool actor after the run was claimed (``running``, leased):
+
+1. snapshot the team's effective config (secrets decrypted, held only in memory);
+2. post "🔍 Investigating…" to the trigger's thread, or the team's ``slack.default_channel``;
+   an alert-started run adopts that message as its thread, so follow-ups find it;
+3. plan: the offline planner, or the LLM planner when the team configured a provider; sub-agents
+   run as parallel Ray calls (:mod:`actors.engine.fanout`), the Slack message is edited as each finishes;
+4. persist the RCA and finish the run (compare-and-set, so a concurrent cancel wins cleanly), then
+   post the RCA as Block Kit.
+
+Lifecycle rules:
+
+* **deadline** (``investigation.deadline_s``, default 300 s, or the run's own): when it passes the
+  planner is cancelled and the run ends *succeeded with what it has*: the evidence gathered so far
+  is ranked, and the RCA says the deadline cut it short;
+* **cancellation**: cancelling the task (``ray.cancel``/the pool's cancel) cancels the sub-agent
+  Ray calls and their tool calls, marks the run ``cancelled`` and says so in Slack, then re-raises;
+* **errors** (model errors and timeouts included) end the run ``failed`` with a one-line reason.
+
+Every phase is a ``run_events`` row (kind ``phase`` / ``agent`` / ``status`` / ``note``); tool calls
+are recorded by the ToolExecutors. No secret is put into an event, a result or a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from actors.db_retry import retry_locked
+from actors.engine.fanout import SubAgentFanout
+from actors.engine.offline_planner import (
+    investigation_window,
+    merged_bundle,
+    plan_offline,
+    rca_from_evidence,
+    trigger_services,
+)
+from actors.engine.run_writer import RunWriter
+from actors.slack.reporter import SlackReporter, make_client
+from actors.team_config import TeamConfig
+from incidentfox import metrics
+from incidentfox.contracts import RCA, RunStatus
+from incidentfox.db import utcnow
+from incidentfox.runs import store
+from incidentfox.runs.models import Run
+
+log = logging.getLogger(__name__)
+
+DB_TIMEOUT_S = 30.0
+SLACK_TIMEOUT_S = 15.0
+
+
+@dataclass
+class EngineContext:
+    """What one pool actor gives every run it hosts."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    writer: RunWriter
+    load_config: Callable[[str, str], Awaitable[dict[str, Any]]]
+    slack_api_url: str
+    http_session: Any | None = None      # a shared aiohttp session for Slack clients
+
+
+@dataclass
+class LiveRun:
+    """In-memory state of a hosted run: what the actor's ``attach``/``cancel`` touch."""
+
+    run_id: str
+    owner: str | None = None             # the lease owner (the hosting actor's incarnation)
+    absorbed: list[dict[str, Any]] = field(default_factory=list)
+    task: asyncio.Task[Any] | None = None
+    first_message_at: float | None = None
+    abandoned: bool = False              # the lease was lost: stop without touching the run
+    finished: bool = False               # this actor wrote the terminal status; only the final
+                                         # Slack edit is left, which nothing may cancel
+    finish_fields: dict[str, Any] = field(default_factory=dict)   # run columns written with the final status
+    started_at: float = field(default_factory=time.monotonic)      # for incidentfox_run_seconds
+
+    def absorb(self, *entries: dict[str, Any]) -> None:
+        """Add correlated triggers, once each (the row and the live attach may both carry one)."""
+        seen = {(e.get("source"), e.get("delivery_id")) for e in self.absorbed}
+        for entry in entries:
+            key = (entry.get("source"), entry.get("delivery_id"))
+            if key not in seen:
+                seen.add(key)
+                self.absorbed.append(entry)
+
+
+class RunFailed(Exception):
+    """A run ended in error; ``reason`` is the one line stored in ``runs.error``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _reason(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None) or exc
+    text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return f"{type(cause).__name__}: {text}"[:500]
+
+
+async def _finish(ctx: EngineContext, live: LiveRun, to: RunStatus, **fields: Any) -> bool:
+    """Flush queued events, then move the run to a terminal status (CAS from running, and only while
+    this actor still holds the lease)."""
+    run_id = live.run_id
+    await retry_locked(ctx.writer.flush)
+
+    async def txn() -> bool:
+        async with asyncio.timeout(DB_TIMEOUT_S):
+            async with ctx.sessions() as s:
+                ok = await store.transition(s, run_id=run_id, to=to, from_=[RunStatus.RUNNING],
+                                            owner=live.owner, **{**live.finish_fields, **fields})
+                if ok:
+                    data = {"status": to.value}
+                    if fields.get("error"):
+                        data["reason"] = fields["error"]
+                    await store.append_event(s, run_id=run_id, kind="status", data=data)
+                await s.commit()
+                return ok
+    ok = await retry_locked(txn)
+    if ok:   # only the transition that won the CAS counts the run
+        live.finished = True
+        log.info("run finished: %s", to.value)   # carries run_id/org_id/team_id bound by the pool actor
+        metrics.inc("incidentfox_runs_total", status=to.value)
+        metrics.observe("incidentfox_run_seconds", time.monotonic() - live.started_at)
+    return ok
+
+
+async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveRun) -> SlackReporter | None:
+    token, channel = cfg.slack_bot_token, run.thread_channel or cfg.slack_default_channel
+    if not token or not channel:
+        ctx.writer.event(run.id, "note", {"slack": "skipped", "reason": "no bot token or channel configured"})
+        return None
+    title = (run.trigger or {}).get("title") or ""
+    reporter = SlackReporter(make_client(token=token, base_url=ctx.slack_api_url, session=ctx.http_session),
+                             run_id=run.id, title=str(title)[:120])
+    thread_ts = run.thread_ts if run.thread_channel else None
+    try:
+        async with asyncio.timeout(SLACK_TIMEOUT_S):
+            msg = await reporter.start(channel=channel, thread_ts=thread_ts)
+    except Exception as exc:  # Slack down must not stop the investigation
+        ctx.writer.event(run.id, "note", {"slack": "error", "reason": _reason(exc)})
+        return None
+    live.first_message_at = time.monotonic()
+    values: dict[str, Any] = {"slack_message": {"channel": msg.channel, "ts": msg.ts},
+                              "first_message_at": utcnow()}
+    if not run.thread_channel or not run.thread_ts:
+        # The run gets its thread now, so follow-ups in it find the run while it is still running.
+        values.update(thread_channel=msg.channel, thread_ts=thread_ts or msg.ts)
+
+        async def txn() -> None:
+            async with asyncio.timeout(DB_TIMEOUT_S):
+                async with ctx.sessions() as s:
+                    await s.execute(update(Run).where(Run.id == run.id).values(**values)
+                                    .execution_options(synchronize_session=False))
+                    await s.commit()
+        await retry_locked(txn)
+    else:
+        # The thread is known already: record the message with the final status (one write fewer).
+        live.finish_fields.update(values)
+    ctx.writer.event(run.id, "phase", {"phase": "slack_posted", "channel": msg.channel, "ts": msg.ts})
+    return reporter
+
+
+async def _plan_llm(fanout: SubAgentFanout, cfg: TeamConfig, *, trigger: dict[str, Any],
+                    absorbed: list[dict[str, Any]], subagents: list[str]) -> RCA:
+    from agents import RunConfig, Runner
+
+    from actors.engine.agents.planner_agent import planner_agent, planner_input, report_to_rca
+    from actors.engine.agents.providers import build_model, record_usage
+    from actors.engine.agents.subagent_factory import planner_tool
+
+    async def ask(name: str, question: str) -> str:
+        result = await fanout.run_one(name, mode="llm", question=question)
+        if result.status in ("failed", "timeout"):
+            return f"The {name} specialist failed: {result.error}"
+        return result.report or f"The {name} specialist found nothing to report."
+
+    settings = cfg.agent("planner")
+    tools = [planner_tool(n, settings=cfg.agent(n), invoke=ask) for n in subagents]
+    agent = planner_agent(settings=settings, tools=tools, model=build_model(cfg.llm, settings.model))
+    result = await Runner.run(agent, planner_input(trigger=trigger, absorbed=absorbed, subagents=subagents),
+                              max_turns=settings.max_turns, run_config=RunConfig(workflow_name="incidentfox"))
+    record_usage(cfg.llm, settings.model, result)
+    return report_to_rca(result.final_output)
+
+
+async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id: str,
+                      workers: list[Any], executors: list[Any]) -> str:
+    """Run a claimed run to a terminal status; returns that status (see the module docstring)."""
+    run_id = live.run_id
+    started = time.monotonic()
+    reporter: SlackReporter | None = None
+    async def read() -> Run | None:
+        async with asyncio.timeout(DB_TIMEOUT_S):
+            async with ctx.sessions() as s:
+                return await store.get_run(s, run_id)
+    run = await retry_locked(read)
+    if run is None:
+        return "missing"
+    try:
+        try:
+            doc = await ctx.load_config(org_id, team_id)
+        except Exception as exc:
+            raise RunFailed(f"could not load the team's config: {_reason(exc)}") from exc
+        cfg = TeamConfig(doc, org_id=org_id, team_id=team_id)
+        deadline_s = float(run.deadline_s or cfg.deadline_s)
+        deadline_at = started + deadline_s
+        from actors.engine.agents.toolset import allowed_tools
+
+        allowed = allowed_tools(cfg)
+        subagents = cfg.enabled_subagents
+        mode = cfg.planner_mode
+        ctx.writer.event(run_id, "phase", {"phase": "config", "planner": mode, "subagents": subagents,
+                                           "tools": sorted(allowed), "deadline_s": deadline_s})
+        live.absorb(*(run.absorbed or []))
+        reporter = await _post_first(ctx, run, cfg, live)
+
+        def progress(agent: str, status: str, tools: int | None, dur: float | None) -> None:
+            data: dict[str, Any] = {"agent": agent, "status": status}
+            if tools is not None:
+                data["tool_count"] = tools
+            if dur is not None:
+                data["duration_s"] = round(dur, 3)
+            ctx.writer.event(run_id, "agent", data)
+            if reporter is not None:
+                reporter.set_agent(agent, status=status, tool_count=tools, duration_s=dur)
+
+        trigger = dict(run.trigger or {})
+        now = utcnow()
+        fanout = SubAgentFanout(run_id=run_id, org_id=org_id, team_id=team_id, config=cfg.doc, workers=workers,
+                                executors=executors, services=trigger_services(trigger, live.absorbed),
+                                window=investigation_window(trigger, now), deadline_at=deadline_at,
+                                on_progress=progress)
+        ctx.writer.event(run_id, "phase", {"phase": "planning", "planner": mode})
+        if reporter:
+            reporter.set_phase("gathering evidence")
+        cut_short = False
+        try:
+            async with asyncio.timeout(max(0.1, deadline_at - time.monotonic())):
+                if mode == "llm" and allowed:
+                    rca = await _plan_llm(fanout, cfg, trigger=trigger, absorbed=live.absorbed,
+                                          subagents=subagents)
+                else:
+                    rca, _ = await plan_offline(fanout, subagents=subagents, tool_count=len(allowed),
+                                                trigger=trigger, absorbed=live.absorbed, now=now)
+        except TimeoutError:
+            cut_short = True
+            bundle = merged_bundle(fanout, trigger=trigger, absorbed=live.absorbed)
+            rca = await asyncio.to_thread(rca_from_evidence, bundle, now=now)
+            missing = [a for a in subagents if a not in fanout.results
+                       or fanout.results[a].status == "timeout"]
+            rca.summary = (f"Deadline of {deadline_s:g}s reached; partial analysis from what finished"
+                           f"{' (unfinished: ' + ', '.join(missing) + ')' if missing else ''}. {rca.summary}")
+            ctx.writer.event(run_id, "phase", {"phase": "deadline", "deadline_s": deadline_s, "unfinished": missing})
+        if live.absorbed:
+            rca.summary += f" ({len(live.absorbed)} correlated alert(s) absorbed into this run.)"
+        result = rca.model_dump(mode="json")
+        result["partial"] = cut_short
+        ctx.writer.event(run_id, "phase", {"phase": "rca", "root_causes": [c.entity for c in rca.root_causes],
+                                           "no_incident": rca.no_incident})
+        ok = await _finish(ctx, live, RunStatus.SUCCEEDED, result=result)
+        if reporter is not None and ok:
+            await _post_final(ctx, live.run_id, reporter, rca, "succeeded")
+        return RunStatus.SUCCEEDED.value if ok else "lost_race"
+    except asyncio.CancelledError:
+        if not live.abandoned:
+            await asyncio.shield(_on_cancel(ctx, live, reporter))
+        raise
+    except RunFailed as exc:
+        await _on_failure(ctx, live, reporter, exc.reason)
+        return RunStatus.FAILED.value
+    except Exception as exc:
+        log.warning("run %s failed: %s", run_id, _reason(exc))
+        await _on_failure(ctx, live, reporter, _reason(exc))
+        return RunStatus.FAILED.value
+    finally:
+        if reporter is not None:
+            await reporter.aclose()
+
+
+async def _on_failure(ctx: EngineContext, live: LiveRun, reporter: SlackReporter | None, reason: str) -> None:
+    ok = await _finish(ctx, live, RunStatus.FAILED, error=reason)
+    if reporter is not None and ok:
+        await _post_final(ctx, live.run_id, reporter, RCA(summary=f"The investigation failed: {reason}"), "failed")
+
+
+async def _post_final(ctx: EngineContext, run_id: str, reporter: SlackReporter, rca: RCA, status: str) -> None:
+    """The final Block Kit edit, after the run's status is durable: a Slack problem here is recorded
+    (a ``note`` event) and retried once, never turned into a run failure."""
+    for attempt in (1, 2):
+        try:
+            async with asyncio.timeout(SLACK_TIMEOUT_S):
+                await reporter.finish(rca, status=status)
+            return
+        except Exception as exc:  # Slack down or slow: the run's result stands either way
+            log.warning("final Slack edit of %s failed (attempt %d): %s", run_id, attempt, type(exc).__name__)
+            ctx.writer.event(run_id, "note", {"slack": "error", "phase": "final", "attempt": attempt,
+                                              "reason": _reason(exc)})
+
+
+async def _on_cancel(ctx: EngineContext, live: LiveRun, reporter: SlackReporter | None) -> None:
+    run_id = live.run_id
+    try:
+        ok = await _finish(ctx, live, RunStatus.CANCELLED, error="cancelled")
+        if reporter is not None and ok:
+            await _post_final(ctx, run_id, reporter, RCA(summary="The investigation was cancelled."), "cancelled")
+    except Exception as exc:
+        log.warning("cleanup after cancelling %s failed: %s", run_id, type(exc).__name__)
+
+
+__all__ = ["EngineContext", "LiveRun", "RunFailed", "investigate"]

@@ -1,0 +1,208 @@
+"""SubAgentWorker: async Ray actors that run sub-agents, many at once, fanning tool calls out.
+
+A run's sub-agents (kubernetes, metrics, logs, changes, cloud) are each one ``SubAgentWorker.run``
+call, so they run in parallel across the pool. Inside, a sub-agent's tool calls are
+``ToolExecutor.call`` actor calls awaited together, so they run in parallel too:
+
+* ``offline``: the sub-agent's playbook (:func:`actors.tools.playbooks.playbook`) of tool calls;
+* ``llm``: an openai-agents ``Agent`` (:mod:`actors.engine.agents.subagent_factory`) whose function tools
+  dispatch to the ToolExecutors; the SDK runs a turn's tool calls concurrently.
+
+Either way the result carries the evidence every tool call returned (merged), so the offline ranker
+can rank over what an LLM sub-agent gathered too (used when a deadline cuts the planner short).
+Only tools in the team's allow-list (from the run's config snapshot) are offered or dispatched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import ray
+
+from actors.ray_util import await_ref, is_actor_gone
+from actors.team_config import TeamConfig
+from actors.tools.executor import ToolCallRequest, ToolOutcome
+from incidentfox.evidence import EvidenceBundle
+
+TOOL_CALL_SLACK_S = 10.0    # on top of a tool's own timeout × attempts: queueing in the executor
+
+
+@dataclass
+class SubAgentRequest:
+    run_id: str
+    org_id: str
+    team_id: str
+    agent: str
+    mode: str                                   # offline | llm
+    config: dict[str, Any] = field(repr=False)  # the run's config snapshot (secrets included)
+    executors: list[Any] = field(default_factory=list, repr=False)
+    services: list[str] = field(default_factory=list)
+    window: tuple[datetime, datetime] | None = None
+    question: str = ""
+    timeout_s: float = 300.0
+
+
+@dataclass
+class SubAgentResult:
+    agent: str
+    status: str                 # ok | failed | skipped | timeout
+    tool_count: int = 0
+    duration_s: float = 0.0
+    evidence: EvidenceBundle = field(default_factory=EvidenceBundle)
+    report: str = ""
+    error: str | None = None
+    tool_errors: list[str] = field(default_factory=list)
+    tool_timings: list[tuple[str, float, float]] = field(default_factory=list)  # (tool, start, end) unix s
+
+
+class _Dispatcher:
+    """Sends one sub-agent's tool calls to the ToolExecutors and collects their evidence."""
+
+    def __init__(self, req: SubAgentRequest, allowed: dict[str, Any]) -> None:
+        self.req = req
+        self.allowed = allowed
+        self.names = frozenset(allowed)
+        self.count = 0
+        self.evidence = EvidenceBundle()
+        self.errors: list[str] = []
+        self.timings: list[tuple[str, float, float]] = []
+        self.deadline = time.monotonic() + req.timeout_s
+        self._rr = itertools.count(hash(req.run_id + req.agent) % 997)
+        self._integrations = TeamConfig(req.config).integrations
+
+    async def __call__(self, tool: str, args: dict[str, Any]) -> ToolOutcome:
+        spec = self.allowed.get(tool)
+        budget = (spec.timeout_s * (spec.retries + 1) if spec else 5.0) + TOOL_CALL_SLACK_S
+        approval_s = 0.0
+        if spec is not None and spec.mutating:   # may wait for a human: up to the run's remaining time
+            approval_s = max(0.0, self.deadline - time.monotonic() - TOOL_CALL_SLACK_S)
+            budget += approval_s
+        call = ToolCallRequest(run_id=self.req.run_id, org_id=self.req.org_id, team_id=self.req.team_id,
+                               agent=self.req.agent, tool=tool, args=args, integrations=self._integrations,
+                               allowed=self.names, approval_timeout_s=approval_s,
+                               want_data=self.req.mode == "llm")
+        self.count += 1
+        executors = self.req.executors
+        last: BaseException | None = None
+        for _ in range(min(2, len(executors))):   # one retry on another executor if one died
+            executor = executors[next(self._rr) % len(executors)]
+            try:
+                outcome: ToolOutcome = await await_ref(executor.call.remote(call), timeout=budget)
+                break
+            except Exception as exc:
+                if not is_actor_gone(exc):
+                    raise
+                last = exc
+        else:
+            raise RuntimeError(f"no tool executor available: {last}")
+        self.timings.append((tool, outcome.started_at, outcome.finished_at))
+        if outcome.result.ok:
+            self.evidence = self.evidence.merge(outcome.result.evidence)
+        else:
+            self.errors.append(f"{tool}: {outcome.result.error}")
+        return outcome
+
+
+class SubAgentCore:
+    """The worker's logic, usable without the actor wrapper."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple, Any] = {}
+        self.active = 0
+
+    async def run(self, req: SubAgentRequest) -> SubAgentResult:
+        from actors.engine.agents.toolset import allowed_tools, tools_by_agent
+
+        started = time.monotonic()
+        self.active += 1
+        try:
+            cfg = TeamConfig(req.config, org_id=req.org_id, team_id=req.team_id)
+            allowed = allowed_tools(cfg)
+            mine = {s.name: s for s in tools_by_agent(allowed).get(req.agent, [])}
+            dispatch = _Dispatcher(req, allowed)
+            try:
+                async with asyncio.timeout(req.timeout_s):
+                    if req.mode == "llm":
+                        report = await self._run_llm(req, cfg, list(mine.values()), dispatch)
+                    else:
+                        report = await self._run_playbook(req, allowed, dispatch)
+                status = "skipped" if not dispatch.count and not mine else ("failed" if dispatch.count and
+                                                    len(dispatch.errors) == dispatch.count else "ok")
+                error = None
+            except TimeoutError:
+                status, report, error = "timeout", "", f"{req.agent} did not finish within {req.timeout_s:.0f}s"
+            return SubAgentResult(agent=req.agent, status=status, tool_count=dispatch.count,
+                                  duration_s=time.monotonic() - started, evidence=dispatch.evidence,
+                                  report=report, error=error, tool_errors=dispatch.errors,
+                                  tool_timings=dispatch.timings)
+        finally:
+            self.active -= 1
+
+    async def _run_playbook(self, req: SubAgentRequest, allowed: dict[str, Any], dispatch: _Dispatcher) -> str:
+        from actors.tools.playbooks import playbook
+
+        configured = TeamConfig(req.config).agent(req.agent).playbook
+        lookback = (req.window[1] - req.window[0]) if req.window else None
+        steps = configured or playbook(req.agent, services=req.services, window=lookback, available=set(allowed))
+        outcomes = await asyncio.gather(*(dispatch(tool, args) for tool, args in steps))
+        return "\n".join(f"{tool}: {o.result.summary}" for (tool, _), o in zip(steps, outcomes))
+
+    def _model(self, cfg: TeamConfig, model_name: str | None) -> Any:
+        from actors.engine.agents.providers import build_model
+
+        llm = cfg.llm
+        key = (llm.provider, llm.base_url, llm.api_key, model_name or llm.model, llm.request_timeout_s)
+        if key not in self._models:
+            self._models[key] = build_model(llm, model_name)
+        return self._models[key]
+
+    async def _run_llm(self, req: SubAgentRequest, cfg: TeamConfig, specs: list[Any],
+                       dispatch: _Dispatcher) -> str:
+        from agents import RunConfig, Runner
+
+        from actors.engine.agents.providers import record_usage
+        from actors.engine.agents.subagent_factory import build_subagent
+        from actors.engine.agents.toolset import function_tools
+
+        settings = cfg.agent(req.agent)
+        agent = build_subagent(req.agent, settings=settings, tools=function_tools(specs, dispatch),
+                               model=self._model(cfg, settings.model))
+        result = await Runner.run(agent, req.question or f"Investigate as the {req.agent} specialist.",
+                                  max_turns=settings.max_turns, run_config=RunConfig(workflow_name="incidentfox"))
+        record_usage(cfg.llm, settings.model, result)
+        return str(result.final_output)
+
+
+@ray.remote(num_cpus=0, max_concurrency=1000)
+class SubAgentWorker:
+    """A named async actor hosting many concurrent sub-agent runs."""
+
+    def __init__(self) -> None:
+        self._core = SubAgentCore()
+        # Import the SDK and the tool registry now, not on the first sub-agent call.
+        import agents  # noqa: F401
+
+        import actors.engine.agents.toolset
+        import actors.tools.playbooks
+        import actors.tools.registry  # noqa: F401
+
+    async def run(self, req: SubAgentRequest) -> SubAgentResult:
+        return await self._core.run(req)
+
+    async def load(self) -> int:
+        return self._core.active
+
+    async def ping(self) -> bool:
+        return True
+
+
+def new_request(**kw: Any) -> SubAgentRequest:
+    return SubAgentRequest(**kw)
+
+
+__all__ = ["SubAgentCore", "SubAgentRequest", "SubAgentResult", "SubAgentWorker", "ray"]

@@ -1,0 +1,211 @@
+"""HolmesGPT adapter: recorded investigations (robusta-dev/holmesgpt, Apache-2.0) as evidence bundles.
+
+A case directory holds ``investigate_request.json`` (the alert as sent), ``issue_data.json`` (the
+alert's payload) and ``*.txt`` tool recordings: line 1 is JSON naming the tool and its parameters,
+line 2 a JSON status header, the rest raw output. Recordings are turned into evidence by what the
+output *is* (kubectl describe, get tables, events, pod logs, Robusta findings, Prometheus results,
+trace trees), never by the case's name. ``test_case.yaml`` (the expected answer) is not read here;
+the labels file in ``tests/data`` carries what the scorer needs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from actors.ranking.entities import format_entity
+from evaluation.recordings import kubectl
+from evaluation.recordings.findings import parse_finding
+from evaluation.recordings.prometheus import parse_prometheus
+from evaluation.recordings.traces import parse_trace_tree
+from incidentfox.evidence import Alert, ChangeEvent, EvidenceBundle, LogLine
+
+_LOG_TOOLS = ("fetch_pod_logs", "kubectl_logs", "kubectl_logs_all_containers", "kubectl_previous_logs",
+              "kubectl_previous_logs_all_containers")
+_LEVELS = {10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal"}
+_TEXT_LEVEL = re.compile(r"\b(TRACE|DEBUG|INFO|WARN(?:ING)?|ERROR|FATAL|CRITICAL)\b")
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: Path
+    tool: str
+    params: dict[str, Any]
+    status: str
+    error: str
+    output: str
+
+
+@dataclass(frozen=True)
+class HolmesCase:
+    name: str
+    path: Path
+
+
+def discover_cases(data_dir: Path) -> list[HolmesCase]:
+    """Every sub-directory with an ``investigate_request.json``, sorted by name."""
+    return [HolmesCase(p.name, p) for p in sorted(data_dir.iterdir())
+            if p.is_dir() and (p / "investigate_request.json").is_file()]
+
+
+def read_recording(path: Path) -> Recording | None:
+    """Split a tool recording into its three parts; None if it is not one."""
+    text = path.read_text(errors="replace")
+    lines = text.split("\n", 2)
+    if len(lines) < 2:
+        return None
+    try:
+        meta, header = json.loads(lines[0]), json.loads(lines[1])
+    except json.JSONDecodeError:
+        return None
+    params = {**(meta.get("match_params") or {}), **(header.get("params") or {})}
+    return Recording(path, str(meta.get("tool_name", "")), params, str(header.get("status", "")),
+                     str(header.get("error") or ""), lines[2] if len(lines) > 2 else "")
+
+
+def _stdout(output: str) -> str:
+    """The ``stdout:`` part of an output that wraps it (``stdout:`` … ``stderr:``), else all of it."""
+    m = re.search(r"(?ms)^stdout:\n(.*?)(?:^stderr:.*)?\Z", output)
+    return m.group(1) if m else output
+
+
+def _log_line(entity: str, raw: str) -> LogLine | None:
+    raw = raw.rstrip()
+    if not raw.strip():
+        return None
+    if raw.startswith("{") and raw.endswith("}"):
+        try:
+            doc = json.loads(raw)
+        except json.JSONDecodeError:
+            doc = None
+        if isinstance(doc, dict) and ("msg" in doc or "message" in doc):
+            lvl = doc.get("level")
+            level = _LEVELS.get(lvl, str(lvl or "")) if isinstance(lvl, int) else str(lvl or "")
+            err = doc.get("err") if isinstance(doc.get("err"), dict) else {}
+            text = str(doc.get("msg") or doc.get("message"))
+            if err.get("message") and err["message"] not in text:
+                text = f"{text}: {err.get('type', 'Error')}: {err['message']}"
+            t = doc.get("time")
+            at = datetime.fromtimestamp(t / 1000, UTC) if isinstance(t, int | float) and t > 1e11 else None
+            return LogLine(entity=entity, text=text, level=level.lower(), at=at)
+    m = _TEXT_LEVEL.search(raw[:40])
+    return LogLine(entity=entity, text=raw.strip(), level=m.group(1).lower() if m else "")
+
+
+def _logs(rec: Recording) -> list[LogLine]:
+    if rec.status == "error" or re.match(r"Command `kubectl logs .*` failed", rec.output):
+        return []   # the tool failed: its output is kubectl's error, not the application's logs
+    ns, pod = rec.params.get("namespace", ""), rec.params.get("pod_name") or rec.params.get("name", "")
+    entity = format_entity(ns, "pod", pod) if pod and pod != "*" else ns
+    return [ln for raw in _stdout(rec.output).splitlines() if (ln := _log_line(entity, raw))]
+
+
+def _changes(rec: Recording) -> list[ChangeEvent]:
+    if rec.status in ("no_data", "error"):
+        return []
+    try:
+        doc = yaml.safe_load(_stdout(rec.output))
+    except yaml.YAMLError:
+        return []
+    items = doc if isinstance(doc, list) else (doc or {}).get("changes", []) if isinstance(doc, dict) else []
+    out = []
+    for it in items:
+        if not isinstance(it, dict):
+            continue
+        entity = format_entity(it.get("subject_namespace", ""), str(it.get("subject_type") or "").lower(),
+                               it.get("subject_name", ""))
+        at = it.get("starts_at") or it.get("creation_date")
+        out.append(ChangeEvent(entity=entity, kind="config", description=str(it.get("title") or
+                               it.get("description") or ""), at=_parse_time(at)))
+    return out
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def recording_evidence(rec: Recording) -> EvidenceBundle:
+    """Turn one recording into evidence by the kind of output it holds."""
+    tool, p, out = rec.tool, rec.params, rec.output
+    ns = p.get("namespace", "")
+    if tool == "kubectl_describe":
+        objs, events = kubectl.parse_describe(_stdout(out), kind=p.get("kind", ""), namespace=ns)
+        return EvidenceBundle(objects=objs, events=events)
+    if tool in ("kubectl_get_by_kind_in_namespace", "kubectl_get_by_name", "kubectl_get_all"):
+        return EvidenceBundle(objects=kubectl.parse_get_table(_stdout(out), kind=p.get("kind", ""), namespace=ns))
+    if tool in ("kubectl_events", "kubectl_get_events"):
+        return EvidenceBundle(events=kubectl.parse_events_table(_stdout(out), namespace=ns))
+    if tool in _LOG_TOOLS:
+        return EvidenceBundle(logs=_logs(rec))
+    if tool == "fetch_finding_by_id":
+        return parse_finding(_stdout(out))
+    if tool == "fetch_tempo_trace_by_id":
+        return EvidenceBundle(spans=parse_trace_tree(out, trace_id=str(p.get("trace_id", rec.path.stem))))
+    if tool.startswith("execute_prometheus") or "prometheus" in tool:
+        return EvidenceBundle(metrics=parse_prometheus(_stdout(out), query=str(p.get("query", ""))))
+    if tool == "fetch_configuration_changes_metadata":
+        return EvidenceBundle(changes=_changes(rec))
+    if tool == "fetch_webpage" and out.strip():
+        text = " ".join(out.split())
+        return EvidenceBundle(notes=[f"runbook {p.get('url', '')}: {text[:600]}"])
+    return EvidenceBundle()
+
+
+def _alert(case_dir: Path) -> Alert:
+    req = json.loads((case_dir / "investigate_request.json").read_text())
+    issue_path = case_dir / "issue_data.json"
+    issue = json.loads(issue_path.read_text()) if issue_path.is_file() else {}
+    raw = issue.get("raw") if isinstance(issue.get("raw"), dict) else issue
+    labels = {str(k): str(v) for k, v in (raw.get("labels") or {}).items()}
+    annotations = raw.get("annotations") or {}
+    subject = req.get("subject") or {}
+    kind = str(subject.get("kind") or subject.get("subject_type") or "").lower()
+    entity = format_entity(subject.get("namespace") or "", kind or "pod", subject["name"]) if subject.get("name") else ""
+    title = str(req.get("title") or issue.get("title") or labels.get("alertname", ""))
+    parts = [req.get("description"), issue.get("description"), annotations.get("summary"),
+             annotations.get("description")]
+    text = "\n".join(dict.fromkeys(kubectl.unescape(str(x)).strip() for x in parts if x and str(x).strip()))
+    started = _parse_time(raw.get("startsAt") or issue.get("starts_at"))
+    return Alert(title=title, entity=entity, metric=_metric_of(f"{title} {text}"), started_at=started,
+                 labels={**labels, "source": str(req.get("source", ""))}, text=text)
+
+
+def _metric_of(text: str) -> str:
+    t = text.lower()
+    if re.search(r"latenc|slow|taking longer|duration|response time", t):
+        return "latency"
+    if re.search(r"error rate|5xx|errors? ", t):
+        return "error_rate"
+    return ""
+
+
+def case_bundle(case: HolmesCase) -> EvidenceBundle:
+    """Alert plus the evidence of every recording in the case directory (duplicate logs dropped)."""
+    bundle = EvidenceBundle(alert=_alert(case.path))
+    seen_logs: set[tuple[str, str]] = set()
+    for path in sorted(case.path.glob("*.txt")):
+        rec = read_recording(path)
+        if rec is None:
+            continue
+        part = recording_evidence(rec)
+        if part.logs:
+            key = (part.logs[0].entity, "\n".join(ln.text for ln in part.logs))
+            if key in seen_logs:
+                part.logs = []
+            seen_logs.add(key)
+        bundle = bundle.merge(part.model_copy(update={"alert": Alert()}))
+    return bundle

@@ -1,0 +1,200 @@
+"""Score rankings against ground truth, one case (or specificity window) at a time.
+
+Everything here is a plain function over paths and names so it runs the same in a Ray task, a
+thread or the test process. Ground truth is read here and only here: PetShop's
+``root_cause.node`` via :func:`evaluation.petshop.read_ground_truth`, HolmesGPT's
+culprit and key phrases from the labels file.
+
+* **top-k**: the expected entity is among the first *k* suspects. An entity matches itself and, for
+  Kubernetes, its workload (a pod matches its deployment or job and the other way round).
+* **key phrases**: each phrase appears in the RCA's text (summary, root causes, their evidence,
+  actions), comparing lower-cased letters and digits only, so spacing and punctuation do not matter.
+* **specificity**: a window of normal operation passes when the ranking blames nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from actors.ranking.entities import same_workload
+from actors.ranking.rank import rank
+from actors.ranking.rca import build_rca
+from incidentfox.contracts import RCA
+from evaluation import holmesgpt, petshop
+from incidentfox.evidence import EvidenceBundle
+
+
+@dataclass
+class CaseResult:
+    case: str
+    expected: str
+    ranked: list[str]
+    hit1: bool
+    hit3: bool
+    group: str = ""                       # e.g. "low_traffic/latency"
+    no_incident: bool = False
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        d = asdict(self)
+        extra = d.pop("extra")
+        return {**d, **extra}
+
+
+@dataclass
+class WindowResult:
+    scenario: str
+    metric: str
+    index: int
+    blamed: list[str]
+
+    @property
+    def clean(self) -> bool:
+        return not self.blamed
+
+
+def matches(ranked: str, expected: str) -> bool:
+    """Equal, or the same workload (``shop/pod/cart-7d9c…`` matches ``cart`` and ``shop/deployment/cart``)."""
+    return ranked == expected or same_workload(ranked, expected)
+
+
+def hits(ranked: list[str], expected: str) -> tuple[bool, bool]:
+    return (any(matches(r, expected) for r in ranked[:1]), any(matches(r, expected) for r in ranked[:3]))
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def rca_text(rca: RCA) -> str:
+    parts = [rca.summary, *rca.recommended_actions]
+    for rc in rca.root_causes:
+        parts += [rc.entity, rc.description, *(e.quote for e in rc.evidence)]
+    return "\n".join(parts)
+
+
+def phrases_present(rca: RCA, phrases: list[str]) -> bool:
+    text = _norm(rca_text(rca))
+    return all(_norm(p) in text for p in phrases)
+
+
+# --- PetShop -------------------------------------------------------------------------------------
+
+def petshop_case(data_dir: str, case_name: str) -> CaseResult:
+    case = next(c for c in petshop.discover_cases(Path(data_dir)) if c.name == case_name)
+    t0 = time.perf_counter()
+    bundle = petshop.case_bundle(case)
+    ranking = rank(bundle)
+    took = time.perf_counter() - t0
+    expected = petshop.read_ground_truth(case.path / "target.json")   # scorer only
+    ranked = ranking.top(5)
+    h1, h3 = hits(ranked, expected)
+    return CaseResult(case=case.name, expected=expected, ranked=ranked, hit1=h1, hit3=h3,
+                      group=f"{case.scenario}/{bundle.alert.metric}", no_incident=ranking.no_incident,
+                      seconds=round(took, 4), extra={"scenario": case.scenario, "split": case.split,
+                                                     "metric": bundle.alert.metric})
+
+
+def petshop_window(scenario_dir: str, index: int, metric: str) -> WindowResult:
+    path = Path(scenario_dir)
+    ranking = rank(petshop.window_bundle(path, index, metric=metric))
+    return WindowResult(scenario=path.name, metric=metric, index=index, blamed=ranking.top(3))
+
+
+# --- HolmesGPT -----------------------------------------------------------------------------------
+
+def load_labels(path: Path) -> dict[str, dict[str, Any]]:
+    doc = json.loads(path.read_text())
+    cases = doc.get("cases", doc) if isinstance(doc, dict) else {}
+    return {k: v for k, v in cases.items() if isinstance(v, dict)}
+
+
+def holmes_case(data_dir: str, case_name: str, label: dict[str, Any]) -> CaseResult:
+    case = holmesgpt.HolmesCase(case_name, Path(data_dir) / case_name)
+    t0 = time.perf_counter()
+    bundle = holmesgpt.case_bundle(case)
+    ranking = rank(bundle)
+    rca = build_rca(ranking, bundle)
+    took = time.perf_counter() - t0
+    ranked = ranking.top(5)
+    phrase_ok = phrases_present(rca, list(label.get("phrases", [])))
+    if label.get("negative") or not label.get("culprit"):
+        clean = ranking.no_incident and not ranked
+        return CaseResult(case=case_name, expected="", ranked=ranked, hit1=clean, hit3=clean, group="negative",
+                          no_incident=ranking.no_incident, seconds=round(took, 4),
+                          extra={"culprit_ok": clean, "phrase_ok": phrase_ok, "negative": True,
+                                 "summary": rca.summary})
+    h1, h3 = hits(ranked, label["culprit"])
+    return CaseResult(case=case_name, expected=label["culprit"], ranked=ranked, hit1=h1, hit3=h3, group="positive",
+                      no_incident=ranking.no_incident, seconds=round(took, 4),
+                      extra={"culprit_ok": h1, "phrase_ok": phrase_ok, "negative": False, "summary": rca.summary})
+
+
+# --- demo world ----------------------------------------------------------------------------------
+
+def demo_case(name: str, bundle: EvidenceBundle, expected: str) -> CaseResult:
+    t0 = time.perf_counter()
+    ranking = rank(bundle)
+    rca = build_rca(ranking, bundle)
+    ranked = ranking.top(5)
+    h1, h3 = hits(ranked, expected)
+    return CaseResult(case=name, expected=expected, ranked=ranked, hit1=h1, hit3=h3, group="demo",
+                      no_incident=ranking.no_incident, seconds=round(time.perf_counter() - t0, 4),
+                      extra={"summary": rca.summary})
+
+
+# --- summaries -----------------------------------------------------------------------------------
+
+def _rate(flags: list[bool]) -> float | None:
+    return round(sum(flags) / len(flags), 4) if flags else None
+
+
+def summarize(results: list[CaseResult]) -> dict[str, Any]:
+    groups: dict[str, list[CaseResult]] = {}
+    for r in results:
+        groups.setdefault(r.group, []).append(r)
+    return {
+        "cases": len(results),
+        "top1": _rate([r.hit1 for r in results]),
+        "top3": _rate([r.hit3 for r in results]),
+        "per_group": {g: {"cases": len(rs), "top1": _rate([r.hit1 for r in rs]), "top3": _rate([r.hit3 for r in rs])}
+                      for g, rs in sorted(groups.items())},
+        "per_case": [r.row() for r in results],
+    }
+
+
+def summarize_specificity(windows: list[WindowResult]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for metric in petshop.METRIC_TYPES:
+        ws = [w for w in windows if w.metric == metric]
+        out[f"specificity_{metric}"] = _rate([w.clean for w in ws])
+    by: dict[str, list[WindowResult]] = {}
+    for w in windows:
+        by.setdefault(f"{w.scenario}/{w.metric}", []).append(w)
+    out["specificity_windows"] = {k: {"windows": len(ws), "specificity": _rate([w.clean for w in ws])}
+                                  for k, ws in sorted(by.items())}
+    return out
+
+
+def summarize_holmes(results: list[CaseResult], unlabelled: list[str]) -> dict[str, Any]:
+    positives = [r for r in results if not r.extra.get("negative")]
+    negatives = [r for r in results if r.extra.get("negative")]
+    base = summarize(positives)
+    base["per_case"] = [r.row() for r in results]
+    base["cases"] = len(results)
+    base.update({
+        "positives": len(positives),
+        "positives_passed": sum(1 for r in positives if r.extra["culprit_ok"] and r.extra["phrase_ok"]),
+        "culprit_ok": sum(1 for r in results if r.extra.get("culprit_ok")),
+        "phrase_ok": sum(1 for r in results if r.extra.get("phrase_ok")),
+        "negatives": len(negatives),
+        "negatives_clean": sum(1 for r in negatives if r.extra["culprit_ok"] and r.extra["phrase_ok"]),
+        "unlabelled": unlabelled,
+    })
+    return base

@@ -1,0 +1,281 @@
+"""The sandbox API (mounted at ``/api/v1/sandbox``): interactive agent sessions over HTTP + SSE.
+
+* ``POST /sessions`` (team or impersonation token) → ``201 {session_id, expires_at, ttl_s}``.
+  Body (all optional): ``title``, ``slack_channel`` / ``slack_thread_ts`` (mirror the session's
+  progress into that thread with the team's Slack bot).
+* ``POST /sessions/{id}/messages`` ``{text}`` → ``text/event-stream``: ``thought``, ``tool_start``,
+  ``tool_end`` … then one of ``result`` / ``error`` / ``interrupted``. ``409 turn_in_progress`` while
+  a turn runs, ``410 session_expired`` after the TTL.
+* ``GET /sessions/{id}``: state and transcript. ``DELETE /sessions/{id}``: end it (workspace
+  removed, transcript kept). ``POST /sessions/{id}/interrupt``: stop the running turn now.
+* ``GET /mcp-allowlist`` (any token; command/url only for the global admin, env values never) and
+  ``PUT /mcp-allowlist`` ``{servers: [...]}`` (global admin only): the platform MCP allow-list.
+* ``GET /health``: ``{status, isolation: {mode, available, reason}}``.
+
+A session of another team answers 404, like the agent API. The model, its base URL and API key come
+from the team's effective config (``llm`` section) at every message, so a key rotation applies to
+the next turn and the key is never stored with the session.
+
+Wiring: :func:`create_sandbox_app` takes a :class:`~actors.sandbox.client.SandboxBackend` and,
+optionally, ``authenticate`` / ``team_config`` / ``scheduling_for`` callables; left out, they use
+the config service (``config_service.services.auth.authenticate``, ``get_effective_config`` with
+secrets revealed) and the engine's placement (``actors.engine.placement.scheduling_options``).
+:func:`build_app` is what ``serve_apps.builder:build_sandbox`` calls.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ray import serve
+from ray.serve import Application
+
+from actors.sandbox.client import SandboxBackend
+from actors.sandbox.config import parse_llm_config, parse_team_sandbox
+from actors.sandbox.events import SandboxEvent
+from actors.sandbox.isolation import IsolationStatus, sandbox_isolation_status
+from actors.sandbox.mcp import McpServerSpec, cipher_from_settings, encrypt_env, public_view
+from actors.sandbox.models import SandboxSessionRow
+from actors.sandbox.store import SandboxStore
+from config_service.api.deps import bearer_token
+from incidentfox.contracts import Principal
+from incidentfox.errors import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    Unprocessable,
+    install_error_handlers,
+)
+from incidentfox.settings import Settings
+
+Authenticate = Callable[[str | None], Awaitable[Principal]]
+TeamConfig = Callable[[Principal], Awaitable[dict[str, Any]]]
+SchedulingFor = Callable[[dict[str, Any], str, str], dict[str, Any]]
+
+
+class CreateSession(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(default="", max_length=200)
+    slack_channel: str | None = Field(default=None, max_length=64)
+    slack_thread_ts: str | None = Field(default=None, max_length=64)
+
+
+class SendMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=100_000)
+
+
+class Allowlist(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    servers: list[McpServerSpec] = Field(default_factory=list, max_length=200)
+
+
+async def _parse(model: type[BaseModel], request: Request) -> Any:
+    """Validate the body *after* authorisation, so a forbidden request is 403 whatever it carries."""
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise BadRequest("request body is not valid JSON", code="malformed_json") from None
+        raise Unprocessable("request failed validation", details={"errors": errors}) from None
+
+
+def _session_view(row: SandboxSessionRow) -> dict[str, Any]:
+    return {"session_id": row.id, "org_id": row.org_id, "team_id": row.team_id, "status": row.status,
+            "title": row.title, "created_at": row.created_at.isoformat(),
+            "last_active_at": row.last_active_at.isoformat(), "expires_at": row.expires_at.isoformat(),
+            "ttl_s": row.ttl_s, "turns": row.turns, "busy": row.busy, "end_reason": row.end_reason,
+            "slack": {"channel": row.slack_channel, "thread_ts": row.slack_thread_ts} if row.slack_channel else None}
+
+
+def _sse(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            if first is not None:
+                yield SandboxEvent.from_dict(first).to_sse()
+            async for ev in rest:
+                yield SandboxEvent.from_dict(ev).to_sse()
+        finally:
+            # The turn itself keeps going if the client left; only this reader stops.
+            await rest.aclose()  # type: ignore[attr-defined]
+
+    return stream()
+
+
+def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: SandboxStore | None = None,
+                       authenticate: Authenticate | None = None, team_config: TeamConfig | None = None,
+                       scheduling_for: SchedulingFor | None = None,
+                       isolation: Callable[[], IsolationStatus] | None = None) -> FastAPI:
+    """The FastAPI app (routes relative to the ``/api/v1/sandbox`` route prefix)."""
+    app = FastAPI(title="IncidentFox sandbox API", docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
+    store = store or SandboxStore(settings.resolved_database_url())
+    app.state.sandbox_store = store
+    cipher = cipher_from_settings(settings)
+    if authenticate is None or team_config is None:
+        from config_service.api.deps import install_auth_state
+
+        install_auth_state(app, settings=settings)
+    if authenticate is None:
+        async def authenticate(token: str | None) -> Principal:
+            from config_service.services.auth import authenticate as cs_authenticate
+
+            async with app.state.session_factory() as s:
+                return await cs_authenticate(s, token=token, settings=settings)
+    if team_config is None:
+        async def team_config(principal: Principal) -> dict[str, Any]:
+            from config_service.services.config import get_effective_config
+
+            async with app.state.session_factory() as s:
+                return await get_effective_config(s, org_id=principal.org_id or "",
+                                                  node_id=principal.team_node_id or "", reveal_secrets=True,
+                                                  settings=settings)
+    if scheduling_for is None:
+        def scheduling_for(cfg: dict[str, Any], org_id: str, team_id: str) -> dict[str, Any]:
+            from actors.engine.placement import scheduling_options
+
+            return scheduling_options(cfg, org_id=org_id, team_id=team_id)
+    if isolation is None:
+        def isolation() -> IsolationStatus:
+            return sandbox_isolation_status(settings.sandbox_allow_rlimit_only)
+
+    async def principal_dep(request: Request) -> Principal:
+        return await authenticate(bearer_token(request))
+
+    PrincipalDep = Annotated[Principal, Depends(principal_dep)]
+
+    async def visible(session_id: str, principal: PrincipalDep) -> SandboxSessionRow:
+        row = await store.get_session(session_id=session_id)
+        # 404 rather than 403: another tenant's session ids are not disclosed.
+        if row is None or row.status == "deleted" or not principal.can_access_team(row.org_id, row.team_id):
+            raise NotFound(f"sandbox session {session_id} does not exist", code="session_not_found")
+        return row
+
+    RowDep = Annotated[SandboxSessionRow, Depends(visible)]
+
+    def team_of(principal: Principal) -> tuple[str, str]:
+        if principal.auth_kind not in ("team", "impersonation") or not principal.team_node_id:
+            raise Forbidden("sandbox sessions are opened with a team (or impersonation) token",
+                            code="team_token_required")
+        return principal.org_id or "", principal.team_node_id
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        status = await asyncio.to_thread(isolation)
+        return {"status": "ok", "isolation": status.to_dict()}
+
+    @app.post("/sessions", status_code=201)
+    async def create(request: Request, principal: PrincipalDep) -> dict[str, Any]:
+        org_id, team_id = team_of(principal)
+        body: CreateSession = await _parse(CreateSession, request)
+        cfg = await team_config(principal)
+        parse_llm_config(cfg.get("llm"))  # fail now, not at the first message, if the team has no model
+        sandbox = dict(cfg.get("sandbox") or {})
+        parse_team_sandbox(sandbox)
+        slack = {"channel": body.slack_channel, "thread_ts": body.slack_thread_ts} if body.slack_channel else None
+        created = await backend.create_session(
+            org_id=org_id, team_id=team_id, created_by=principal.subject or principal.auth_kind,
+            title=body.title, sandbox=sandbox, scheduling=scheduling_for(cfg, org_id, team_id), slack=slack)
+        return {"session_id": created["session_id"], "expires_at": created["expires_at"], "ttl_s": created["ttl_s"]}
+
+    @app.post("/sessions/{session_id}/messages")
+    async def message(request: Request, principal: PrincipalDep,
+                      row: RowDep) -> StreamingResponse:
+        if principal.team_node_id != row.team_id:
+            raise Forbidden("messages are sent with the session team's (or an impersonation) token",
+                            code="team_token_required")
+        body: SendMessage = await _parse(SendMessage, request)
+        cfg = await team_config(principal)
+        slack = None
+        if row.slack_channel:
+            token = ((cfg.get("integrations") or {}).get("slack") or {}).get("bot_token")
+            slack = {"channel": row.slack_channel, "thread_ts": row.slack_thread_ts, "bot_token": token}
+        events = backend.send_message(row.id, text=body.text, llm=dict(cfg.get("llm") or {}),
+                                      sandbox=dict(cfg.get("sandbox") or {}), slack=slack)
+        try:  # the first event surfaces typed errors (404/409/410/403) as HTTP statuses, not as a stream
+            first = await events.__anext__()
+        except StopAsyncIteration:
+            first = None
+        return StreamingResponse(_sse(first, events), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.get("/sessions/{session_id}")
+    async def get(row: RowDep) -> dict[str, Any]:
+        view = _session_view(row)
+        view["transcript"] = await store.list_messages(session_id=row.id)
+        return view
+
+    @app.delete("/sessions/{session_id}")
+    async def delete(row: RowDep) -> dict[str, Any]:
+        await backend.delete_session(row.id)
+        return {"session_id": row.id, "deleted": True}
+
+    @app.post("/sessions/{session_id}/interrupt")
+    async def interrupt(row: RowDep) -> dict[str, Any]:
+        return {"session_id": row.id, "interrupted": await backend.interrupt(row.id)}
+
+    @app.get("/mcp-allowlist")
+    async def get_allowlist(principal: PrincipalDep) -> dict[str, Any]:
+        full = principal.auth_kind == "global_admin"
+        rows = await store.get_allowlist()
+        return {"servers": [public_view({"name": r.name, "transport": r.transport, "command": r.command,
+                                         "url": r.url, "env": r.env, "description": r.description,
+                                         "tool_timeout_s": r.tool_timeout_s}, full=full) for r in rows]}
+
+    @app.put("/mcp-allowlist")
+    async def put_allowlist(request: Request, principal: PrincipalDep) -> JSONResponse:
+        if principal.auth_kind != "global_admin":  # checked before the body is read
+            raise Forbidden("only the platform's global admin may change the MCP allow-list",
+                            code="global_admin_required")
+        body: Allowlist = await _parse(Allowlist, request)
+        names = [s.name for s in body.servers]
+        if len(set(names)) != len(names):
+            raise Unprocessable("server names must be unique", code="duplicate_name")
+        entries = [{**s.model_dump(), "env": encrypt_env(s.env, cipher)} for s in body.servers]
+        await store.replace_allowlist(entries=entries, updated_by=principal.subject or "admin")
+        return JSONResponse({"servers": [public_view(e, full=True) for e in entries]})
+
+    return app
+
+
+# --- Serve ------------------------------------------------------------------------------------
+
+
+class SandboxApiArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    namespace: str = Field(default="incidentfox", min_length=1, max_length=64)
+    # Hosts started with the manager, one per scheduling constraint, so creates never wait for an
+    # actor to boot. Shared teams' constraint by default (actors.engine.placement).
+    prewarm: list[dict[str, Any]] = Field(default_factory=lambda: [{"resources": {"shared": 0.001}}])
+
+
+@serve.deployment(name="SandboxAPI", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=500,
+                  health_check_period_s=10)
+@serve.ingress()
+class SandboxAPI:
+    """Serve ingress for ``/api/v1/sandbox``; settings (database, secrets) from the environment."""
+
+    async def __init__(self, *, namespace: str = "incidentfox", prewarm: list[dict[str, Any]] | None = None) -> None:
+        from actors.sandbox.client import RaySandboxBackend
+        from actors.sandbox.config import SandboxRuntime
+        from actors.sandbox.manager import get_or_create_manager
+
+        self._settings = Settings()
+        runtime = SandboxRuntime.from_settings(self._settings, namespace=namespace)
+        self._manager = get_or_create_manager(runtime, prewarm=prewarm or [])
+        await self._manager.start.remote()
+        self._backend = RaySandboxBackend(self._manager, namespace=namespace)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_sandbox_app(backend=self._backend, settings=self._settings)
+
+
+def build_app(args: dict[str, Any] | SandboxApiArgs) -> Application:
+    """``serve_apps.builder:build_sandbox`` delegates here with the app's ``args``."""
+    a = args if isinstance(args, SandboxApiArgs) else SandboxApiArgs.model_validate(args or {})
+    return SandboxAPI.bind(namespace=a.namespace, prewarm=a.prewarm)

@@ -1,0 +1,32 @@
+"""Placement: every actor running a team's work carries the team's scheduling constraint."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.engine.placement import (
+    RESOURCE_AMOUNT,
+    PlacementUnavailable,
+    check_available,
+    placement_key,
+    scheduling_options,
+    team_resource,
+)
+from actors.team_config import TeamConfig
+
+
+def test_shared_and_dedicated_teams_request_different_resources() -> None:
+    assert scheduling_options({}) == {"resources": {"shared": RESOURCE_AMOUNT}}
+    assert scheduling_options({"deployment": {"mode": "shared"}}, org_id="a", team_id="b") == \
+        {"resources": {"shared": RESOURCE_AMOUNT}}
+    dedicated = TeamConfig({"deployment": {"mode": "dedicated"}}, org_id="acme", team_id="pay-ments")
+    assert placement_key(dedicated) == "team_acme_pay-ments" == team_resource("acme", "pay-ments")
+    assert scheduling_options(dedicated) == {"resources": {"team_acme_pay-ments": RESOURCE_AMOUNT}}
+    # Anything but "dedicated" is shared (an unknown mode never strands a team's work).
+    assert placement_key({"deployment": {"mode": "weird"}}) == "shared"
+
+
+def test_missing_resource_is_reported_not_left_pending() -> None:
+    check_available("shared", {"CPU": 2.0, "shared": 1000.0})
+    with pytest.raises(PlacementUnavailable, match="team_acme_x"):
+        check_available("team_acme_x", {"CPU": 2.0, "shared": 1000.0})

@@ -1,0 +1,196 @@
+"""The sandbox API over HTTP (ASGI): real config-service tokens and team config, the in-process
+backend, the scripted Anthropic server. Sessions, SSE, tenant isolation, interrupt, expiry, the
+admin-only MCP allow-list, health and Slack mirroring."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from gateway_kit import ADMIN_TOKEN, seed_tenants, settings_for
+
+from actors.sandbox.client import LocalSandboxBackend
+from actors.sandbox.config import SandboxRuntime
+from actors.sandbox.isolation import uid_processes
+from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text, ToolUse
+from serve_apps.sandbox.api import create_sandbox_app
+from tests.sandbox_helpers import FakeSlack, make_root, needs_root, patch_team, remove_root
+
+pytestmark = needs_root
+
+
+@pytest.fixture
+async def api(sqlite_url: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    settings = settings_for(sqlite_url, tmp_path)
+    toks = await seed_tenants(sqlite_url, settings)
+    root = make_root()
+    reporter = FakeSlack()
+    server = ScriptedAnthropicServer().start()
+    llm = {"provider": "anthropic", "model": "claude-test", "base_url": server.url, "api_key": "sk-team-secret"}
+    for team in ("payments", "search"):
+        await patch_team(sqlite_url, settings, "acme", team, {"llm": llm})
+    runtime = SandboxRuntime(root=root, db_url=sqlite_url, uid_base=360_000, uid_count=20_000, sweep_interval_s=3600)
+    backend = LocalSandboxBackend(runtime, reporter=reporter)
+    app = create_sandbox_app(backend=backend, settings=settings, scheduling_for=lambda cfg, org, team: {})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as client:
+        yield {"client": client, "toks": toks, "server": server, "backend": backend, "reporter": reporter,
+               "settings": settings, "db": sqlite_url, "root": root}
+    server.stop()
+    await app.state.engine.dispose()
+    remove_root(root)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def sse(text: str) -> list[dict[str, Any]]:
+    out = []
+    for chunk in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in chunk.splitlines())
+        ev = json.loads(lines["data"])
+        assert ev["type"] == lines["event"]
+        out.append(ev)
+    return out
+
+
+async def test_session_lifecycle_over_http(api: dict[str, Any]) -> None:
+    c, toks, server = api["client"], api["toks"], api["server"]
+    server.add(Reply([Text("Checking."), ToolUse("Bash", {"command": "echo hello from the sandbox"})]),
+               Reply([Text("The sandbox says hello.")]))
+    r = await c.post("/sessions", json={"title": "first"}, headers=auth(toks["acme/payments"]))
+    assert r.status_code == 201, r.text
+    sid = r.json()["session_id"]
+    assert r.json()["ttl_s"] == 7200
+    r = await c.post(f"/sessions/{sid}/messages", json={"text": "say hello"}, headers=auth(toks["acme/payments"]))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = sse(r.text)
+    assert [e["type"] for e in events if e["type"] != "thought"] == ["tool_start", "tool_end", "result"]
+    assert "".join(e["text"] for e in events if e["type"] == "thought") == "Checking.The sandbox says hello."
+    assert next(e for e in events if e["type"] == "tool_end")["output"] == "hello from the sandbox"
+    assert events[-1]["text"] == "The sandbox says hello."
+    view = (await c.get(f"/sessions/{sid}", headers=auth(toks["acme/payments"]))).json()
+    assert view["status"] == "active" and view["turns"] == 1 and view["title"] == "first"
+    assert [m["role"] for m in view["transcript"]] == ["user", "assistant", "user", "assistant"]
+    assert "sk-team-secret" not in json.dumps(view)
+    r = await c.delete(f"/sessions/{sid}", headers=auth(toks["acme/payments"]))
+    assert r.json() == {"session_id": sid, "deleted": True}
+    assert (await c.get(f"/sessions/{sid}", headers=auth(toks["acme/payments"]))).status_code == 404
+    assert not (api["root"] / sid).exists()
+
+
+async def test_auth_and_tenant_isolation(api: dict[str, Any]) -> None:
+    c, toks = api["client"], api["toks"]
+    assert (await c.post("/sessions", json={})).status_code == 401
+    r = await c.post("/sessions", json={}, headers=auth(toks["acme"]))  # an org admin has no team
+    assert r.status_code == 403 and r.json()["error"]["code"] == "team_token_required"
+    sid = (await c.post("/sessions", json={}, headers=auth(toks["acme/payments"]))).json()["session_id"]
+    other = auth(toks["acme/search"])
+    assert (await c.get(f"/sessions/{sid}", headers=other)).status_code == 404
+    assert (await c.post(f"/sessions/{sid}/messages", json={"text": "x"}, headers=other)).status_code == 404
+    assert (await c.post(f"/sessions/{sid}/interrupt", headers=other)).status_code == 404
+    assert (await c.delete(f"/sessions/{sid}", headers=other)).status_code == 404
+    assert (await c.get(f"/sessions/{sid}", headers=auth(toks["acme"]))).status_code == 200  # its org admin
+    assert (await c.get(f"/sessions/{sid}", headers=auth(toks["globex"]))).status_code == 404
+    r = await c.post(f"/sessions/{sid}/messages", json={"text": ""}, headers=auth(toks["acme/payments"]))
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
+    r = await c.post(f"/sessions/{sid}/messages", content=b"{not json", headers=auth(toks["acme/payments"]))
+    assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_json"
+    r = await c.post("/sessions", json={}, headers=auth(toks["globex/ops"]))  # a team without an llm
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_llm_config"
+
+
+async def test_interrupt_over_http_and_busy_conflict(api: dict[str, Any]) -> None:
+    c, toks, server = api["client"], api["toks"], api["server"]
+    h = auth(toks["acme/payments"])
+    server.add(Reply([ToolUse("Bash", {"command": "sleep 600", "timeout": 600000})]), Reply([Text("stopped")]))
+    sid = (await c.post("/sessions", json={}, headers=h)).json()["session_id"]
+    uid = (await api["backend"].manager.store.get_session(session_id=sid)).uid
+    running = asyncio.create_task(c.post(f"/sessions/{sid}/messages", json={"text": "long"}, headers=h))
+    async with asyncio.timeout(30):
+        while not uid_processes(uid):
+            await asyncio.sleep(0.02)
+    r = await c.post(f"/sessions/{sid}/messages", json={"text": "another"}, headers=h)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "turn_in_progress"
+    r = await c.post(f"/sessions/{sid}/interrupt", headers=h)
+    assert r.json() == {"session_id": sid, "interrupted": True}
+    events = sse((await running).text)
+    assert events[-1] == {"type": "interrupted", "reason": "interrupted by user"}
+    assert uid_processes(uid) == []
+    r = await c.post(f"/sessions/{sid}/messages", json={"text": "continue"}, headers=h)
+    assert sse(r.text)[-1]["text"] == "stopped"
+    assert (await c.post(f"/sessions/{sid}/interrupt", headers=h)).json()["interrupted"] is False
+
+
+async def test_expired_session_is_410(api: dict[str, Any]) -> None:
+    from datetime import timedelta
+
+    c, toks = api["client"], api["toks"]
+    h = auth(toks["acme/payments"])
+    sid = (await c.post("/sessions", json={}, headers=h)).json()["session_id"]
+    row = await api["backend"].manager.store.get_session(session_id=sid)
+    assert await api["backend"].manager.sweep(now=row.expires_at + timedelta(seconds=1)) == [sid]
+    r = await c.post(f"/sessions/{sid}/messages", json={"text": "hello?"}, headers=h)
+    assert r.status_code == 410 and r.json()["error"]["code"] == "session_expired"
+    assert (await c.get(f"/sessions/{sid}", headers=h)).json()["status"] == "expired"
+
+
+async def test_mcp_allowlist_is_global_admin_only(api: dict[str, Any]) -> None:
+    c, toks = api["client"], api["toks"]
+    body = {"servers": [{"name": "grafana", "transport": "http", "url": "http://127.0.0.1:9/mcp",
+                         "env": {"GRAFANA_TOKEN": "glsa_very_secret"}, "description": "Grafana"}]}
+    for tok in (toks["acme/payments"], toks["acme"]):
+        r = await c.put("/mcp-allowlist", json=body, headers=auth(tok))
+        assert r.status_code == 403 and r.json()["error"]["code"] == "global_admin_required"
+    r = await c.put("/mcp-allowlist", json={"servers": [{"name": "x", "transport": "stdio"}]},
+                    headers=auth(ADMIN_TOKEN))
+    assert r.status_code == 422
+    r = await c.put("/mcp-allowlist", json=body, headers=auth(ADMIN_TOKEN))
+    assert r.status_code == 200 and "glsa_very_secret" not in r.text
+    assert r.json()["servers"][0]["env_keys"] == ["GRAFANA_TOKEN"]
+    team_view = (await c.get("/mcp-allowlist", headers=auth(toks["acme/payments"]))).json()
+    assert team_view == {"servers": [{"name": "grafana", "transport": "http", "description": "Grafana",
+                                      "tool_timeout_s": 30.0}]}
+    stored = (await api["backend"].manager.store.get_allowlist())[0]
+    assert stored.env["GRAFANA_TOKEN"] != "glsa_very_secret"  # encrypted at rest
+    # A team may only pick names from the list: an unknown one fails the message with 403.
+    await patch_team(api["db"], api["settings"], "acme", "payments", {"sandbox": {"mcp_servers": ["jira"]}})
+    sid = (await c.post("/sessions", json={}, headers=auth(toks["acme/payments"]))).json()["session_id"]
+    r = await c.post(f"/sessions/{sid}/messages", json={"text": "x"}, headers=auth(toks["acme/payments"]))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "mcp_not_allowed"
+
+
+async def test_health_reports_isolation(api: dict[str, Any]) -> None:
+    r = await api["client"].get("/health")
+    assert r.status_code == 200
+    assert r.json()["isolation"]["mode"] in ("bwrap", "rlimit_only", "unavailable")
+    assert set(r.json()["isolation"]) == {"mode", "available", "reason"}
+
+
+async def test_session_progress_is_mirrored_to_slack(api: dict[str, Any]) -> None:
+    c, toks, server, reporter = api["client"], api["toks"], api["server"], api["reporter"]
+    server.add(Reply([ToolUse("Bash", {"command": "uptime"})]), Reply([Text("Load is fine.")]))
+    h = auth(toks["acme/payments"])
+    sid = (await c.post("/sessions", json={"slack_channel": "C111", "slack_thread_ts": "1700.1"},
+                        headers=h)).json()["session_id"]
+    r = await c.post(f"/sessions/{sid}/messages", json={"text": "check load"}, headers=h)
+    assert sse(r.text)[-1]["text"] == "Load is fine."
+    assert reporter.calls[0][:3] == ("post", "C111", "1700.1")
+    assert reporter.calls[-1][0] == "update" and reporter.calls[-1][3].endswith("✅ Load is fine.")
+    assert "✅ `Bash` uptime" in reporter.calls[-1][3]
+
+
+def test_builder_delegates_to_build_app() -> None:
+    from pydantic import ValidationError
+    from ray.serve import Application
+
+    from serve_apps.builder import build_sandbox
+
+    assert isinstance(build_sandbox({"namespace": "incidentfox", "prewarm": [{}]}), Application)
+    with pytest.raises(ValidationError):
+        build_sandbox({"unknown": 1})
