@@ -26,6 +26,11 @@ ROUTING_KEYS = (
 )
 
 
+SUBAGENTS: tuple[str, ...] = ("kubernetes", "metrics", "logs", "changes", "cloud")
+"""The specialist sub-agents, in the order the planner lists them: the one roster that team config,
+the tool grouping, the playbooks and the fan-out all read."""
+
+
 class TriggerAction(StrEnum):
     """What the gateway should do with a parsed delivery."""
 
