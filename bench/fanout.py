@@ -28,7 +28,7 @@ import ray
 from actors.engine.fanout import SubAgentFanout
 from actors.engine.placement import LOCAL_RESOURCES, options_for_key
 from actors.engine.subagent_worker import SubAgentWorker
-from actors.tools.executor import ToolExecutor
+from actors.engine.tool_executor import ToolExecutor
 from incidentfox.db import utcnow
 
 AGENTS = ("kubernetes", "metrics", "changes", "cloud")

@@ -43,7 +43,7 @@ from actors.engine.run_writer import RunWriter
 from actors.engine.subagent_worker import SubAgentWorker
 from actors.team_config import TeamConfig, max_concurrent_runs
 from actors.engine.team_queue import FairQueue
-from actors.tools.executor import ToolExecutor
+from actors.engine.tool_executor import ToolExecutor
 from incidentfox import logs, metrics
 from incidentfox.contracts import RunStatus, Trigger
 from incidentfox.db import make_async_engine, session_factory, utcnow

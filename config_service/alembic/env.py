@@ -9,9 +9,10 @@ from __future__ import annotations
 from alembic import context
 
 from incidentfox.db import Base, make_sync_engine
-from incidentfox.model_registry import import_all_models
 
-import_all_models()
+# Running the chain needs no models; Base.metadata (whatever models the caller imported) only
+# serves autogenerate. tests/ground/test_migrations.py imports every model and checks that the
+# chain and the models agree, so no ground-floor module has to import the packages above it.
 target_metadata = Base.metadata
 
 
