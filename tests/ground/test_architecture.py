@@ -27,3 +27,15 @@ def test_no_import_by_string_reaches_up() -> None:
     offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "incidentfox").rglob("*.py")
                  if "import_module(" in p.read_text()]
     assert offenders == []
+
+
+PRODUCTION = ("incidentfox", "config_service", "actors", "serve_apps", "cluster", "cli", "evaluation")
+MAX_MODULE_LINES = 450
+
+
+def test_no_production_module_is_a_god_module() -> None:
+    """Modules are about one thing: none over 450 lines (docs/architecture.md, "Modules")."""
+    long = {str(p.relative_to(ROOT)): n for pkg in PRODUCTION for p in (ROOT / pkg).rglob("*.py")
+            if "alembic/versions" not in p.as_posix()
+            and (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert long == {}
