@@ -31,6 +31,25 @@ def random_uid() -> int:
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="per-session UIDs need root")
 
 
+def _no_bwrap_reason() -> str | None:
+    """Why the sandbox's Bash tool is refused on this machine, or None when bubblewrap works here."""
+    if os.geteuid() != 0:
+        return "per-session UIDs need root"
+    from actors.sandbox.isolation import sandbox_isolation_status
+
+    status = sandbox_isolation_status(allow_rlimit_only=False)
+    if status.mode == "bwrap":
+        return None
+    return (f"the sandbox's Bash tool needs bubblewrap: {status.reason} "
+            "(`make install` installs it as root; else `sudo apt-get install bubblewrap`)")
+
+
+_BWRAP_REASON = _no_bwrap_reason()
+# For tests whose scripted agent runs Bash: without bubblewrap the sandbox refuses Bash (by design,
+# tested in test_sandbox_slack/test_sandbox_health), so these skip with the reason instead of failing.
+needs_bwrap = pytest.mark.skipif(_BWRAP_REASON is not None, reason=_BWRAP_REASON or "")
+
+
 class FakeSlack:
     """A Slack poster for the gateway (root messages, notices) and the hosts' mirror: records the
     calls and gives each post its own ``ts``."""
