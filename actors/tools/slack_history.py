@@ -1,4 +1,4 @@
-"""Slack tool: a thread's history (``conversations.replies``) through :func:`actors.slack.client.slack_client`.
+"""Slack tool: a thread's history via ``slack_sdk``'s ``AsyncWebClient`` (``conversations.replies``).
 
 ``integrations.slack``: ``bot_token`` (required) and optional ``base_url`` (default: the process setting
 ``INCIDENTFOX_SLACK_API_URL``, i.e. ``https://slack.com/api/`` unless pointed at a local Slack-compatible
