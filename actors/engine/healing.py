@@ -55,7 +55,7 @@ async def heal(cfg: PoolConfig, key: str, *, workers: list[Any], executors: list
             try:
                 async with asyncio.timeout(CALL_TIMEOUT_S):
                     await handle.ping.remote()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - only a dead actor is replaced; see below
                 if not is_actor_gone(exc):
                     continue   # slow or busy, not dead: the next period looks again
                 handles[i] = start_helper(cfg, kind, key, i)

@@ -131,7 +131,7 @@ class InvestigationActor:
                 continue
             try:
                 rows = await renew_leases(self._sessions, run_ids=ids, owner=self.owner, lease_s=self.cfg.lease_s)
-            except Exception as exc:  # a transient DB error: the next beat retries; the lease has slack
+            except Exception as exc:  # noqa: BLE001 - a transient DB error: the next beat retries; the lease has slack
                 log.warning("%s heartbeat failed: %s", self.name, type(exc).__name__)
                 continue
             for run_id, action in lease_actions(rows, owner=self.owner).items():

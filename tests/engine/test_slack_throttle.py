@@ -6,6 +6,7 @@ A virtual clock and sleep make the spacing exact and the tests free of real wait
 from __future__ import annotations
 
 import asyncio
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -54,7 +55,7 @@ async def test_a_burst_is_coalesced_spaced_and_the_last_state_lands() -> None:
     editor.set("final")
     await editor.flush()
     times = [posted_at] + [t for t, _ in edits.calls]
-    assert all(b - a >= 0.5 for a, b in zip(times, times[1:])), times
+    assert all(b - a >= 0.5 for a, b in pairwise(times)), times
     assert edits.calls[-1][1] == "final" and len(edits.calls) <= 2
 
 
