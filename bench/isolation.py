@@ -184,7 +184,9 @@ async def measure(*, runs: int, a_quota: int, latency_ms: float, b_alone: int, t
     import ray
 
     from actors.engine.placement import team_resource
-    from actors.engine.pool import NAMESPACE, InvestigationRunner, PoolConfig, get_pool
+    from actors.engine.pool import get_pool
+    from actors.engine.pool_config import NAMESPACE, PoolConfig
+    from actors.engine.runner import InvestigationRunner
     from cli.demo.slack_recorder import SlackRecorder
     from cluster.localsim import LocalCluster
     from incidentfox.db import upgrade

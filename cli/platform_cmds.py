@@ -71,9 +71,9 @@ def check_runner(runner: str) -> None:
     if runner != "investigation":
         return
     try:
-        import actors.engine.pool  # noqa: F401
+        import actors.engine.runner  # noqa: F401
     except ImportError as exc:
-        typer.echo(f"error: the investigation runner needs actors.engine.pool, which is not importable ({exc}).\n"
+        typer.echo(f"error: the investigation runner needs actors.engine.runner, which is not importable ({exc}).\n"
                    "Start with an explicit `--runner complete` (finish runs at once) or `--runner null` "
                    "(leave them queued).", err=True)
         raise typer.Exit(2) from None

@@ -25,6 +25,7 @@ from evaluation.recordings.findings import parse_finding
 from evaluation.recordings.prometheus import parse_prometheus
 from evaluation.recordings.traces import parse_trace_tree
 from incidentfox.evidence import Alert, ChangeEvent, EvidenceBundle, LogLine
+from incidentfox.timeparse import parse_time
 
 _LOG_TOOLS = ("fetch_pod_logs", "kubectl_logs", "kubectl_logs_all_containers", "kubectl_previous_logs",
               "kubectl_previous_logs_all_containers")
@@ -122,20 +123,8 @@ def _changes(rec: Recording) -> list[ChangeEvent]:
                                it.get("subject_name", ""))
         at = it.get("starts_at") or it.get("creation_date")
         out.append(ChangeEvent(entity=entity, kind="config", description=str(it.get("title") or
-                               it.get("description") or ""), at=_parse_time(at)))
+                               it.get("description") or ""), at=parse_time(at)))
     return out
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not value:
-        return None
-    try:
-        dt = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def recording_evidence(rec: Recording) -> EvidenceBundle:
@@ -179,7 +168,7 @@ def _alert(case_dir: Path) -> Alert:
     parts = [req.get("description"), issue.get("description"), annotations.get("summary"),
              annotations.get("description")]
     text = "\n".join(dict.fromkeys(kubectl.unescape(str(x)).strip() for x in parts if x and str(x).strip()))
-    started = _parse_time(raw.get("startsAt") or issue.get("starts_at"))
+    started = parse_time(raw.get("startsAt") or issue.get("starts_at"))
     return Alert(title=title, entity=entity, metric=_metric_of(f"{title} {text}"), started_at=started,
                  labels={**labels, "source": str(req.get("source", ""))}, text=text)
 

@@ -118,7 +118,7 @@ class GatewayCore:
     def _count(self, source: str, outcome: str) -> None:
         key = f"{source}:{outcome}"
         self.counters[key] = self.counters.get(key, 0) + 1
-        metrics.inc("incidentfox_webhooks_total", source=source, outcome=outcome)
+        metrics.WEBHOOKS_TOTAL.inc(source=source, outcome=outcome)
 
     async def handle(self, *, endpoint: str, headers: Mapping[str, str], body: bytes) -> JSONResponse:
         started = time.perf_counter()
@@ -129,7 +129,7 @@ class GatewayCore:
             self._count(spec.name, "rejected")
             log.info("webhook rejected", extra={"source": spec.name, "reason": exc.reason})
             raise
-        metrics.observe("incidentfox_webhook_ack_seconds", time.perf_counter() - started)
+        metrics.WEBHOOK_ACK_SECONDS.observe(time.perf_counter() - started)
         return response
 
     async def _handle(self, spec: SourceSpec, *, endpoint: str, headers: Mapping[str, str],

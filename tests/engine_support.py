@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 import ray
 
-from actors.engine.pool import InvestigationRunner, PoolConfig, get_pool
+from actors.engine.pool import get_pool
+from actors.engine.pool_config import PoolConfig
+from actors.engine.runner import InvestigationRunner
 from cli.demo.slack_recorder import SlackRecorder
 from incidentfox.contracts import RunStatus, ThreadRef, Trigger
 from incidentfox.db import make_async_engine, session_factory, upgrade

@@ -18,11 +18,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from actors.ray_util import await_ref, is_actor_gone
+from actors.engine.outcomes import SubAgentStatus
 from actors.engine.subagent_worker import SubAgentRequest, SubAgentResult
+from actors.ray_util import await_ref, is_actor_gone
 from incidentfox.evidence import EvidenceBundle
 
-Progress = Callable[[str, str, int | None, float | None], None]
+Progress = Callable[[str, SubAgentStatus, int | None, float | None], None]
 
 
 class SubAgentFanout:
@@ -48,7 +49,7 @@ class SubAgentFanout:
     async def run_one(self, agent: str, *, mode: str, question: str = "") -> SubAgentResult:
         """One sub-agent as one Ray call (retried once on another worker if its worker died)."""
         self.started[agent] = time.monotonic()
-        self._on_progress(agent, "running", None, None)
+        self._on_progress(agent, SubAgentStatus.RUNNING, None, None)
         req = SubAgentRequest(run_id=self.run_id, org_id=self.org_id, team_id=self.team_id, agent=agent,
                               mode=mode, config=self._config, executors=self._executors,
                               services=self.services, window=self.window, question=question,
@@ -60,16 +61,16 @@ class SubAgentFanout:
                 result = await await_ref(worker.run.remote(req), timeout=self._remaining() + 5)
                 break
             except TimeoutError:
-                result = SubAgentResult(agent=agent, status="timeout", error="deadline reached")
+                result = SubAgentResult(agent=agent, status=SubAgentStatus.TIMEOUT, error="deadline reached")
                 break
             except asyncio.CancelledError:
-                self._on_progress(agent, "cancelled", None, time.monotonic() - self.started[agent])
+                self._on_progress(agent, SubAgentStatus.CANCELLED, None, time.monotonic() - self.started[agent])
                 raise
             except Exception as exc:
                 if is_actor_gone(exc) and attempt == 0 and len(self._workers) > 1:
                     continue
                 cause = getattr(exc, "cause", None) or exc
-                result = SubAgentResult(agent=agent, status="failed",
+                result = SubAgentResult(agent=agent, status=SubAgentStatus.FAILED,
                                         error=f"{type(cause).__name__}: {str(cause)[:500]}")
                 break
         assert result is not None

@@ -29,6 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,8 +45,10 @@ from actors.engine.offline_planner import (
     rca_from_evidence,
     trigger_services,
 )
+from actors.engine.outcomes import RunOutcome, SubAgentStatus
 from actors.engine.run_writer import RunWriter
-from actors.slack.reporter import SlackReporter, make_client
+from actors.slack.client import slack_client
+from actors.slack.reporter import SlackReporter
 from actors.team_config import TeamConfig
 from incidentfox import metrics
 from incidentfox.contracts import RCA, RunStatus
@@ -131,19 +134,22 @@ async def _finish(ctx: EngineContext, live: LiveRun, to: RunStatus, **fields: An
     if ok:   # only the transition that won the CAS counts the run
         live.finished = True
         log.info("run finished: %s", to.value)   # carries run_id/org_id/team_id bound by the pool actor
-        metrics.inc("incidentfox_runs_total", status=to.value)
-        metrics.observe("incidentfox_run_seconds", time.monotonic() - live.started_at)
+        metrics.RUNS_TOTAL.inc(status=to.value)
+        metrics.RUN_SECONDS.observe(time.monotonic() - live.started_at)
     return ok
 
 
-async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveRun) -> SlackReporter | None:
+async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveRun,
+                      scope: AsyncExitStack) -> SlackReporter | None:
+    """Post the progress message; the Slack client lives (and is closed) with ``scope``."""
     token, channel = cfg.slack_bot_token, run.thread_channel or cfg.slack_default_channel
     if not token or not channel:
         ctx.writer.event(run.id, "note", {"slack": "skipped", "reason": "no bot token or channel configured"})
         return None
     title = (run.trigger or {}).get("title") or ""
-    reporter = SlackReporter(make_client(token=token, base_url=ctx.slack_api_url, session=ctx.http_session),
-                             run_id=run.id, title=str(title)[:120])
+    client = await scope.enter_async_context(
+        slack_client(token=token, base_url=ctx.slack_api_url, session=ctx.http_session))
+    reporter = SlackReporter(client, run_id=run.id, title=str(title)[:120])
     thread_ts = run.thread_ts if run.thread_channel else None
     try:
         async with asyncio.timeout(SLACK_TIMEOUT_S):
@@ -182,7 +188,7 @@ async def _plan_llm(fanout: SubAgentFanout, cfg: TeamConfig, *, trigger: dict[st
 
     async def ask(name: str, question: str) -> str:
         result = await fanout.run_one(name, mode="llm", question=question)
-        if result.status in ("failed", "timeout"):
+        if result.status.unsuccessful:
             return f"The {name} specialist failed: {result.error}"
         return result.report or f"The {name} specialist found nothing to report."
 
@@ -196,18 +202,21 @@ async def _plan_llm(fanout: SubAgentFanout, cfg: TeamConfig, *, trigger: dict[st
 
 
 async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id: str,
-                      workers: list[Any], executors: list[Any]) -> str:
-    """Run a claimed run to a terminal status; returns that status (see the module docstring)."""
+                      workers: list[Any], executors: list[Any]) -> RunOutcome:
+    """Run a claimed run to a terminal status; returns how it ended (see the module docstring and
+    :class:`actors.engine.outcomes.RunOutcome`). A cancelled run raises ``CancelledError``."""
     run_id = live.run_id
     started = time.monotonic()
     reporter: SlackReporter | None = None
+    slack_scope = AsyncExitStack()
+
     async def read() -> Run | None:
         async with asyncio.timeout(DB_TIMEOUT_S):
             async with ctx.sessions() as s:
                 return await store.get_run(s, run_id)
     run = await retry_locked(read)
     if run is None:
-        return "missing"
+        return RunOutcome.MISSING
     try:
         try:
             doc = await ctx.load_config(org_id, team_id)
@@ -224,10 +233,10 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         ctx.writer.event(run_id, "phase", {"phase": "config", "planner": mode, "subagents": subagents,
                                            "tools": sorted(allowed), "deadline_s": deadline_s})
         live.absorb(*(run.absorbed or []))
-        reporter = await _post_first(ctx, run, cfg, live)
+        reporter = await _post_first(ctx, run, cfg, live, slack_scope)
 
-        def progress(agent: str, status: str, tools: int | None, dur: float | None) -> None:
-            data: dict[str, Any] = {"agent": agent, "status": status}
+        def progress(agent: str, status: SubAgentStatus, tools: int | None, dur: float | None) -> None:
+            data: dict[str, Any] = {"agent": agent, "status": status.value}
             if tools is not None:
                 data["tool_count"] = tools
             if dur is not None:
@@ -259,7 +268,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
             bundle = merged_bundle(fanout, trigger=trigger, absorbed=live.absorbed)
             rca = await asyncio.to_thread(rca_from_evidence, bundle, now=now)
             missing = [a for a in subagents if a not in fanout.results
-                       or fanout.results[a].status == "timeout"]
+                       or fanout.results[a].status is SubAgentStatus.TIMEOUT]
             rca.summary = (f"Deadline of {deadline_s:g}s reached; partial analysis from what finished"
                            f"{' (unfinished: ' + ', '.join(missing) + ')' if missing else ''}. {rca.summary}")
             ctx.writer.event(run_id, "phase", {"phase": "deadline", "deadline_s": deadline_s, "unfinished": missing})
@@ -271,31 +280,34 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
                                            "no_incident": rca.no_incident})
         ok = await _finish(ctx, live, RunStatus.SUCCEEDED, result=result)
         if reporter is not None and ok:
-            await _post_final(ctx, live.run_id, reporter, rca, "succeeded")
-        return RunStatus.SUCCEEDED.value if ok else "lost_race"
+            await _post_final(ctx, live.run_id, reporter, rca, RunStatus.SUCCEEDED)
+        return RunOutcome.SUCCEEDED if ok else RunOutcome.LOST_RACE
     except asyncio.CancelledError:
         if not live.abandoned:
             await asyncio.shield(_on_cancel(ctx, live, reporter))
         raise
     except RunFailed as exc:
         await _on_failure(ctx, live, reporter, exc.reason)
-        return RunStatus.FAILED.value
+        return RunOutcome.FAILED
     except Exception as exc:
         log.warning("run %s failed: %s", run_id, _reason(exc))
         await _on_failure(ctx, live, reporter, _reason(exc))
-        return RunStatus.FAILED.value
+        return RunOutcome.FAILED
     finally:
         if reporter is not None:
             await reporter.aclose()
+        await slack_scope.aclose()
 
 
 async def _on_failure(ctx: EngineContext, live: LiveRun, reporter: SlackReporter | None, reason: str) -> None:
     ok = await _finish(ctx, live, RunStatus.FAILED, error=reason)
     if reporter is not None and ok:
-        await _post_final(ctx, live.run_id, reporter, RCA(summary=f"The investigation failed: {reason}"), "failed")
+        await _post_final(ctx, live.run_id, reporter, RCA(summary=f"The investigation failed: {reason}"),
+                          RunStatus.FAILED)
 
 
-async def _post_final(ctx: EngineContext, run_id: str, reporter: SlackReporter, rca: RCA, status: str) -> None:
+async def _post_final(ctx: EngineContext, run_id: str, reporter: SlackReporter, rca: RCA,
+                      status: RunStatus) -> None:
     """The final Block Kit edit, after the run's status is durable: a Slack problem here is recorded
     (a ``note`` event) and retried once, never turned into a run failure."""
     for attempt in (1, 2):
@@ -314,7 +326,8 @@ async def _on_cancel(ctx: EngineContext, live: LiveRun, reporter: SlackReporter 
     try:
         ok = await _finish(ctx, live, RunStatus.CANCELLED, error="cancelled")
         if reporter is not None and ok:
-            await _post_final(ctx, run_id, reporter, RCA(summary="The investigation was cancelled."), "cancelled")
+            await _post_final(ctx, run_id, reporter, RCA(summary="The investigation was cancelled."),
+                              RunStatus.CANCELLED)
     except Exception as exc:
         log.warning("cleanup after cancelling %s failed: %s", run_id, type(exc).__name__)
 

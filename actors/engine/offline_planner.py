@@ -16,12 +16,13 @@ A team with no usable tools still gets an RCA, which says that no tools are conf
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from actors.engine.fanout import SubAgentFanout
 from incidentfox.contracts import RCA
 from incidentfox.evidence import Alert, EvidenceBundle
+from incidentfox.timeparse import parse_time
 
 DEFAULT_LOOKBACK = timedelta(minutes=60)
 NO_TOOLS_SUMMARY = ("No tools are configured for this team, so nothing could be investigated. "
@@ -37,28 +38,16 @@ def trigger_services(trigger: dict[str, Any], absorbed: list[dict[str, Any]]) ->
     return seen
 
 
-def _parse_dt(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str) and value:
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-    return None
-
-
 def investigation_window(trigger: dict[str, Any], now: datetime) -> tuple[datetime, datetime]:
     """From an hour before the alert (or now) until now."""
-    at = _parse_dt(trigger.get("occurred_at")) or now
+    at = parse_time(trigger.get("occurred_at")) or now
     return min(at, now) - DEFAULT_LOOKBACK, now
 
 
 def alert_from_trigger(trigger: dict[str, Any], services: list[str]) -> Alert:
     return Alert(title=str(trigger.get("title") or trigger.get("event_kind") or ""),
                  entity=services[0] if services else "",
-                 started_at=_parse_dt(trigger.get("occurred_at")),
+                 started_at=parse_time(trigger.get("occurred_at")),
                  text=str(trigger.get("text") or "")[:4000])
 
 

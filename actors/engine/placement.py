@@ -7,8 +7,8 @@ by their own worker group (the KubeRay issue adds those groups). Actors that run
 given work of their placement key, so every Ray call that runs the team's work carries the
 constraint.
 
-A local single-node Ray must therefore advertise ``shared``: start it through
-:func:`init_local_ray` (or pass ``resources=LOCAL_RESOURCES`` to ``ray.init``).
+A local single-node Ray must therefore advertise ``shared``: pass ``resources=LOCAL_RESOURCES`` to
+``ray.init`` (``incidentfox up`` and the test session do).
 """
 
 from __future__ import annotations
@@ -67,11 +67,3 @@ def check_available(key: str, cluster_resources: dict[str, float]) -> None:
     """Raise :class:`PlacementUnavailable` when no node advertises ``key`` (an actor would pend forever)."""
     if cluster_resources.get(key, 0.0) < RESOURCE_AMOUNT:
         raise PlacementUnavailable(key)
-
-
-def init_local_ray(**kwargs: Any) -> Any:
-    """``ray.init`` for a local single node that can run shared teams' work."""
-    import ray
-
-    resources = {**LOCAL_RESOURCES, **(kwargs.pop("resources", None) or {})}
-    return ray.init(resources=resources, **kwargs)

@@ -24,6 +24,7 @@ from typing import Any
 
 import ray
 
+from actors.engine.outcomes import SubAgentStatus
 from actors.ray_util import await_ref, is_actor_gone
 from actors.team_config import TeamConfig
 from actors.engine.tool_executor import ToolCallRequest, ToolOutcome
@@ -50,7 +51,7 @@ class SubAgentRequest:
 @dataclass
 class SubAgentResult:
     agent: str
-    status: str                 # ok | failed | skipped | timeout
+    status: SubAgentStatus      # ok | failed | skipped | timeout
     tool_count: int = 0
     duration_s: float = 0.0
     evidence: EvidenceBundle = field(default_factory=EvidenceBundle)
@@ -58,6 +59,15 @@ class SubAgentResult:
     error: str | None = None
     tool_errors: list[str] = field(default_factory=list)
     tool_timings: list[tuple[str, float, float]] = field(default_factory=list)  # (tool, start, end) unix s
+
+
+def _status(*, tools_offered: int, calls: int, errors: int) -> SubAgentStatus:
+    """A finished sub-agent's status: skipped with nothing to use, failed when every call failed."""
+    if not calls and not tools_offered:
+        return SubAgentStatus.SKIPPED
+    if calls and errors == calls:
+        return SubAgentStatus.FAILED
+    return SubAgentStatus.OK
 
 
 class _Dispatcher:
@@ -131,11 +141,10 @@ class SubAgentCore:
                         report = await self._run_llm(req, cfg, list(mine.values()), dispatch)
                     else:
                         report = await self._run_playbook(req, allowed, dispatch)
-                status = "skipped" if not dispatch.count and not mine else ("failed" if dispatch.count and
-                                                    len(dispatch.errors) == dispatch.count else "ok")
+                status = _status(tools_offered=len(mine), calls=dispatch.count, errors=len(dispatch.errors))
                 error = None
             except TimeoutError:
-                status, report, error = "timeout", "", f"{req.agent} did not finish within {req.timeout_s:.0f}s"
+                status, report, error = SubAgentStatus.TIMEOUT, "", f"{req.agent} did not finish within {req.timeout_s:.0f}s"
             return SubAgentResult(agent=req.agent, status=status, tool_count=dispatch.count,
                                   duration_s=time.monotonic() - started, evidence=dispatch.evidence,
                                   report=report, error=error, tool_errors=dispatch.errors,
@@ -201,8 +210,4 @@ class SubAgentWorker:
         return True
 
 
-def new_request(**kw: Any) -> SubAgentRequest:
-    return SubAgentRequest(**kw)
-
-
-__all__ = ["SubAgentCore", "SubAgentRequest", "SubAgentResult", "SubAgentWorker", "ray"]
+__all__ = ["SubAgentCore", "SubAgentRequest", "SubAgentResult", "SubAgentWorker"]

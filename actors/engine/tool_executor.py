@@ -141,8 +141,8 @@ class ToolExecutorCore:
             if recorded is None:   # cancelled (or failed) before recording: record it anyway
                 self._record(req, ctx, started, status, result)
             # A model may name any tool: label unknown names as one bounded value.
-            metrics.observe("incidentfox_tool_call_seconds", time.time() - started,
-                            tool=req.tool if spec is not None else "unknown", status=status)
+            metrics.TOOL_CALL_SECONDS.observe(time.time() - started,
+                                             tool=req.tool if spec is not None else "unknown", status=status)
 
     def _record(self, req: ToolCallRequest, ctx: ToolContext, started: float, status: str,
                 result: ToolResult | None) -> asyncio.Future[None] | None:
@@ -173,7 +173,8 @@ class ToolExecutorCore:
                                   f"{req.tool} was not run: approval {decision} (nothing was changed)")
 
     async def _post_approval(self, req: ToolCallRequest, approval_id: str, masked: dict[str, Any]) -> None:
-        from actors.slack.reporter import approval_blocks, make_client
+        from actors.slack.client import slack_client
+        from actors.slack.reporter import approval_blocks
         from incidentfox.runs import store
 
         token = ((req.integrations.get("slack") or {}) if isinstance(req.integrations.get("slack"), dict)
@@ -184,11 +185,11 @@ class ToolExecutorCore:
         channel = msg.get("channel") or (run.thread_channel if run else None)
         if not token or not channel or not self._slack_api_url:
             return
-        client = make_client(token=token, base_url=self._slack_api_url)
-        await client.chat_postMessage(channel=channel, thread_ts=msg.get("ts") or (run.thread_ts if run else None),
-                                      text=f"Approval needed: {req.tool}",
-                                      blocks=approval_blocks(run_id=req.run_id, approval_id=approval_id,
-                                                             tool=req.tool, arguments=masked))
+        async with slack_client(token=token, base_url=self._slack_api_url) as client:
+            await client.chat_postMessage(channel=channel, thread_ts=msg.get("ts") or (run.thread_ts if run else None),
+                                          text=f"Approval needed: {req.tool}",
+                                          blocks=approval_blocks(run_id=req.run_id, approval_id=approval_id,
+                                                                 tool=req.tool, arguments=masked))
 
     def forget(self, run_id: str) -> None:
         self._contexts.pop(run_id, None)

@@ -70,7 +70,7 @@ class SandboxHostCore:
         finally:
             self._loading.pop(session_id, None)
         self.sessions[session_id] = session
-        metrics.set_gauge("incidentfox_sandbox_sessions_active", len(self.sessions))
+        metrics.SANDBOX_SESSIONS_ACTIVE.set(len(self.sessions))
         return session
 
     async def open_session(self, session_id: str) -> dict[str, Any]:
@@ -107,7 +107,7 @@ class SandboxHostCore:
         """Stop the session's turn, forget it, and remove its workspace directory."""
         session = self.sessions.pop(session_id, None)
         if session is not None:
-            metrics.set_gauge("incidentfox_sandbox_sessions_active", len(self.sessions))
+            metrics.SANDBOX_SESSIONS_ACTIVE.set(len(self.sessions))
             await session.close(remove_workspace=remove_workspace)
             return True
         if remove_workspace:

@@ -12,7 +12,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from actors.sandbox.errors import SandboxError
@@ -123,11 +123,6 @@ class SandboxStore:
                                          SandboxSessionRow.slack_thread_ts == thread_ts,
                                          SandboxSessionRow.status == "active")
                                   .order_by(SandboxSessionRow.created_at.desc()).limit(1))
-
-    async def count_active(self) -> int:
-        async with self.sessions() as s:
-            return int(await s.scalar(select(func.count()).select_from(SandboxSessionRow)
-                                      .where(SandboxSessionRow.status == "active")) or 0)
 
     # -- transcript ----------------------------------------------------------------------------
 

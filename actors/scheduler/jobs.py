@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,6 +20,7 @@ from actors.scheduler import reports
 from actors.scheduler.claims import DueJob
 from actors.scheduler.models import Report
 from actors.scheduler.render import digest_blocks, health_blocks, health_chart_png
+from actors.slack.client import slack_client
 from incidentfox.contracts import ThreadRef, Trigger
 from incidentfox.db import utcnow
 from incidentfox.runs import store
@@ -60,10 +60,7 @@ async def generate_report(session: AsyncSession, *, org_id: str, team_id: str, k
     return report
 
 
-def slack_client(*, bot_token: str | None, base_url: str) -> AsyncWebClient:
-    client = AsyncWebClient(token=bot_token, base_url=base_url, timeout=15)
-    client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=2))
-    return client
+SLACK_TIMEOUT_S = 15
 
 
 async def post_report(report: Report, *, client: AsyncWebClient, report_url: str | None = None) -> None:
@@ -92,8 +89,9 @@ async def run_report_job(sessions: async_sessionmaker, *, org_id: str, team_id: 
         step("posting to Slack")
         try:
             url = f"{report_url_base.rstrip('/')}/api/v1/reports/{report.id}" if report_url_base else None
-            await post_report(report, client=slack_client(bot_token=bot_token, base_url=slack_api_url),
-                              report_url=url)
+            async with slack_client(token=bot_token, base_url=slack_api_url, timeout_s=SLACK_TIMEOUT_S,
+                                    rate_limit_retries=2, connection_retries=1) as client:
+                await post_report(report, client=client, report_url=url)
             report.posted_at = utcnow()
         except (SlackApiError, OSError, ValueError) as exc:
             report.post_error = f"{type(exc).__name__}: {exc}"[:500]

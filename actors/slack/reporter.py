@@ -2,13 +2,13 @@
 
 A :class:`SlackReporter` posts once ("🔍 Investigating…"), then edits that message with
 ``chat.update`` as phases finish: a line per sub-agent with its status, tool count and duration.
-Edits are debounced to at most one per :data:`DEBOUNCE_S` per message: state changes in between are
-coalesced into the next edit, and the final edit also waits out the interval, so Slack never sees
-two edits of one message closer than that.
+Edits go through :class:`actors.slack.throttle.ThrottledEditor`: at most one per :data:`DEBOUNCE_S`
+per message, state changes in between coalesced into the next edit, and the final edit also waits
+out the interval, so Slack never sees two edits of one message closer than that.
 
 The bot token comes from the team config (``integrations.slack.bot_token``) and lives only inside
-the ``AsyncWebClient``; slack_sdk redacts the Authorization header in its debug log, and nothing
-here puts the token in a payload, a log line or a run event.
+the client (:func:`actors.slack.client.slack_client`); nothing here puts the token in a payload, a
+log line or a run event.
 
 Buttons carry the run id in ``value``; ``action_id`` says what they do (:data:`ACTION_*`). The
 gateway's interaction parser maps them to rerun / cancel / feedback.
@@ -16,18 +16,17 @@ gateway's interaction parser maps them to rerun / cancel / feedback.
 
 from __future__ import annotations
 
-import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from actors.slack.throttle import MIN_INTERVAL_S, ThrottledEditor
 from incidentfox.contracts import RCA
 
-DEBOUNCE_S = 0.5
-REQUEST_TIMEOUT_S = 10
+DEBOUNCE_S = MIN_INTERVAL_S
 
 ACTION_RERUN = "incidentfox_rerun"
 ACTION_CANCEL = "incidentfox_cancel"
@@ -151,14 +150,8 @@ def approval_blocks(*, run_id: str, approval_id: str, tool: str, arguments: dict
     ]
 
 
-def make_client(*, token: str, base_url: str, session: Any | None = None) -> AsyncWebClient:
-    """An ``AsyncWebClient`` that retries rate-limited calls (429 + Retry-After) up to 3 times."""
-    return AsyncWebClient(token=token, base_url=base_url, timeout=REQUEST_TIMEOUT_S, session=session,
-                          retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=3)])
-
-
 class SlackReporter:
-    """One run's Slack presence: the progress post, debounced edits, the final RCA."""
+    """One run's Slack presence: the progress post, throttled edits, the final RCA."""
 
     def __init__(self, client: AsyncWebClient, *, run_id: str, title: str = "",
                  debounce_s: float = DEBOUNCE_S) -> None:
@@ -167,23 +160,23 @@ class SlackReporter:
         self.state = ProgressState(title=title)
         self.message: SlackMessage | None = None
         self._debounce_s = debounce_s
-        self._last_edit: float | None = None
-        self._flush_task: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
-        self.edits = 0
+        self._editor: ThrottledEditor | None = None
 
     async def start(self, *, channel: str, thread_ts: str | None) -> SlackMessage:
         """Post the first progress message (into the thread when there is one)."""
         resp = await self._client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=progress_text(self.state),
             blocks=progress_blocks(self.state, run_id=self.run_id), unfurl_links=False)
-        self.message = SlackMessage(channel=resp["channel"], ts=resp["ts"])
-        self._last_edit = asyncio.get_running_loop().time()
-        return self.message
+        message = self.message = SlackMessage(channel=resp["channel"], ts=resp["ts"])
+
+        async def edit(text: str, blocks: list[dict[str, Any]] | None) -> None:
+            await self._client.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks)
+        self._editor = ThrottledEditor(edit, min_interval_s=self._debounce_s, last_edit_at=time.monotonic())
+        return message
 
     def set_phase(self, phase: str) -> None:
         self.state.phase = phase
-        self._schedule()
+        self._changed()
 
     def set_agent(self, name: str, *, status: str, tool_count: int | None = None,
                   duration_s: float | None = None) -> None:
@@ -193,57 +186,20 @@ class SlackReporter:
             line.tool_count = tool_count
         if duration_s is not None:
             line.duration_s = duration_s
-        self._schedule()
+        self._changed()
 
-    def _schedule(self) -> None:
-        if self.message is None or (self._flush_task and not self._flush_task.done()):
-            return   # the pending edit will carry the latest state
-        self._flush_task = asyncio.create_task(self._debounced_edit())
-
-    async def _wait_interval(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._last_edit is not None:
-            delay = self._last_edit + self._debounce_s - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)   # rate limiting, not synchronisation
-
-    async def _debounced_edit(self) -> None:
-        await self._wait_interval()
-        await self._edit(text=progress_text(self.state),
-                         blocks=progress_blocks(self.state, run_id=self.run_id))
-
-    async def _edit(self, *, text: str, blocks: list[dict[str, Any]]) -> None:
-        assert self.message is not None
-        async with self._lock:
-            await self._wait_interval()
-            try:
-                await self._client.chat_update(channel=self.message.channel, ts=self.message.ts,
-                                               text=text, blocks=blocks)
-            finally:
-                self._last_edit = asyncio.get_running_loop().time()
-                self.edits += 1
+    def _changed(self) -> None:
+        if self._editor is not None:   # before the post there is nothing to edit: the post carries it
+            self._editor.set(progress_text(self.state), progress_blocks(self.state, run_id=self.run_id))
 
     async def finish(self, rca: RCA, *, status: str) -> None:
-        """Replace the progress message with the final RCA (waits out the debounce interval)."""
-        if self.message is None:
+        """Replace the progress message with the final RCA (waits out the interval; raises if the
+        edit fails, so the caller can record it and retry)."""
+        if self._editor is None:
             return
-        task = self._flush_task
-        if task and not task.done():
-            task.cancel()
-            # Wait for the pending progress edit to stop without swallowing a cancel of *this* task.
-            await asyncio.wait([task])
-            if not task.cancelled():
-                task.exception()   # retrieved: a failed progress edit does not matter now
-        await self._edit(text=rca_text(rca),
-                         blocks=rca_blocks(rca, run_id=self.run_id, status=status, agents=self.state.agents))
-
-    async def post_approval(self, *, approval_id: str, tool: str, arguments: dict[str, Any]) -> None:
-        if self.message is None:
-            return
-        await self._client.chat_postMessage(
-            channel=self.message.channel, thread_ts=self.message.ts, text=f"Approval needed for {tool}",
-            blocks=approval_blocks(run_id=self.run_id, approval_id=approval_id, tool=tool, arguments=arguments))
+        self._editor.set(rca_text(rca), rca_blocks(rca, run_id=self.run_id, status=status, agents=self.state.agents))
+        await self._editor.flush()
 
     async def aclose(self) -> None:
-        if self._flush_task and not self._flush_task.done():
-            self._flush_task.cancel()
+        if self._editor is not None:
+            await self._editor.aclose()

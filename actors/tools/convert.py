@@ -9,6 +9,7 @@ from typing import Any
 
 from actors.tools.base import ToolResult
 from incidentfox.evidence import ChangeEvent, EvidenceBundle, K8sEvent, LogLine
+from incidentfox.timeparse import parse_time  # noqa: F401 - the tool backends import it from here
 
 _LEVELS = (
     ("fatal", re.compile(r"\b(FATAL|CRITICAL|PANIC|panic:)\b", re.IGNORECASE)),
@@ -59,29 +60,6 @@ def normalise_level(value: Any, text: str = "") -> str:
     if v in ("debug", "trace", "verbose", "1", "2"):
         return "debug"
     return detect_level(text)
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Parse RFC 3339 strings and unix timestamps (s, ms, µs or ns, guessed by magnitude) to UTC."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, (int, float)) or (isinstance(value, str) and re.fullmatch(r"\d+(\.\d+)?", value)):
-        x = float(value)
-        for scale in (1e18, 1e15, 1e12):  # ns, µs, ms
-            if x >= scale:
-                x /= 1e9 if scale == 1e18 else (1e6 if scale == 1e15 else 1e3)
-                break
-        return datetime.fromtimestamp(x, tz=UTC)
-    text = str(value).strip().replace("Z", "+00:00")
-    # Python < 3.11-compatible trimming of nanosecond fractions (RFC 3339 allows 9 digits).
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def iso(dt: datetime | None) -> str | None:

@@ -17,7 +17,6 @@ from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-SUBAGENTS = ("kubernetes", "metrics", "logs", "changes", "cloud")
 Args = dict[str, Any]
 Slot = tuple[tuple[str, Callable[[list[str], int], Args]], ...]
 

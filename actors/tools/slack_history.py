@@ -11,8 +11,8 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
-from slack_sdk.web.async_client import AsyncWebClient
 
+from actors.slack.client import slack_client
 from actors.tools import schema as s
 from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError
 from actors.tools.convert import iso, parse_time
@@ -43,16 +43,13 @@ async def thread_history(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     token = config.get("bot_token") or config.get("token")
     if not token:
         raise ToolError("not_configured", "integrations.slack.bot_token is not set")
-    client = AsyncWebClient(
-        token=token,
-        base_url=config.get("base_url") or get_settings().slack_api_url,
-        timeout=int(TIMEOUT_S),
-        retry_handlers=[],
-    )
     try:
-        resp = await client.conversations_replies(
-            channel=args["channel"], ts=args["thread_ts"], limit=args["limit"] or 100
-        )
+        # No retries here: the tool executor retries transient errors under the tool's own budget.
+        async with slack_client(token=token, base_url=config.get("base_url") or get_settings().slack_api_url,
+                                timeout_s=int(TIMEOUT_S), rate_limit_retries=0) as client:
+            resp = await client.conversations_replies(
+                channel=args["channel"], ts=args["thread_ts"], limit=args["limit"] or 100
+            )
     except SlackApiError as exc:
         raise map_slack_error(str(exc.response.get("error", "unknown_error"))) from exc
     except (aiohttp.ClientError, TimeoutError) as exc:

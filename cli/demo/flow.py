@@ -34,6 +34,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.demo.slack_recorder import RecordedCall, SlackRecorder
+from incidentfox.contracts import SUBAGENTS
 from incidentfox.settings import read_or_create_secret
 
 ORG, UNIT, TEAM = "demo", "platform", "sre"
@@ -42,7 +43,6 @@ BOT_USER = "U0INCFOX"
 STARTUP_TIMEOUT_S = 300.0   # generous: a loaded 2-core machine can take minutes to start Serve
 RUN_TIMEOUT_S = 240.0
 LEFTOVER_GRACE_S = 30.0   # Ray workers exit on their own shortly after the raylet
-SUBAGENTS = ("kubernetes", "metrics", "logs", "changes", "cloud")
 
 
 def leftover_processes(home: Path) -> list[int]:

@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 
-from actors.ranking.entities import format_entity
 from evaluation.recordings.kubectl import unescape
 from incidentfox.evidence import EvidenceBundle, K8sEvent, ObjectState
 
@@ -101,8 +100,3 @@ def _facts(enrichment: str, facts: dict[str, Any], ns: str, kind: str, name: str
         objects.append(ObjectState(namespace=ns, kind=kind or "pod", name=name, status=str(facts.get("Status", "")),
                                    restarts=int(facts.get("Restarts") or 0), reasons=[str(facts["Reason"])],
                                    extra={"source": "finding", "container": str(facts.get("Container", ""))}))
-
-
-def subject_entity(doc: dict[str, Any]) -> str:
-    return format_entity(str(doc.get("subject_namespace") or ""), str(doc.get("subject_type") or "").lower(),
-                         str(doc.get("subject_name") or ""))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from actors.ranking.entities import format_entity, workload_of_owner
+from actors.ranking.entities import workload_of_owner
 from incidentfox.evidence import K8sEvent, ObjectState
 
 _KEY = re.compile(r"^(\s*)([^:\s][^:]*?):(?:\s+(.*))?$")
@@ -256,7 +256,3 @@ def parse_events_table(text: str, *, namespace: str = "") -> list[K8sEvent]:
                             type=row.get("TYPE", "Normal"), reason=row["REASON"],
                             message=unescape(row.get("MESSAGE", ""))))
     return out
-
-
-def entity_of(obj: ObjectState | K8sEvent) -> str:
-    return format_entity(obj.namespace, obj.kind, obj.name)

@@ -9,21 +9,14 @@ hold ``Datetime: start=… end=…``, ``Resource labels: k='v' …`` and an ``At
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 from actors.ranking.entities import format_entity
 from incidentfox.evidence import TraceSpan
+from incidentfox.timeparse import parse_time
 
 _SPAN = re.compile(r"├─ (?P<name>.+?) \((?P<service>[^()]+)\) - (?P<ms>[\d.]+)ms \(span_id=(?P<id>\w+)\)")
 _LABEL = re.compile(r"([\w.]+)='([^']*)'")
 _START = re.compile(r"start=(\S+)")
-
-
-def _time(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 def parse_trace_tree(text: str, *, trace_id: str) -> list[TraceSpan]:
@@ -51,7 +44,7 @@ def parse_trace_tree(text: str, *, trace_id: str) -> list[TraceSpan]:
         body = line.replace("│", " ").strip()
         if body.startswith("Datetime:"):
             s = _START.search(body)
-            current.start = _time(s.group(1)) if s else None
+            current.start = parse_time(s.group(1)) if s else None
         elif body.startswith("Resource labels:"):
             res = dict(_LABEL.findall(body))
             ns, dep = res.get("k8s.namespace.name", ""), res.get("k8s.deployment.name", "")

@@ -7,7 +7,7 @@ database: the gateway's recovery sweep and the engine's lease recovery both do t
 
 Runners are chosen by name (:func:`make_runner`), so a Serve config can say which one an
 application uses: ``null`` (benchmarks: leave runs queued), ``complete`` (tests: finish at once),
-``investigation`` (the engine's Ray actor pool, :mod:`actors.engine.pool`).
+``investigation`` (the engine's Ray actor pool, :mod:`actors.engine.runner`).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class CompletingRunner:
 RUNNERS = {
     "null": "incidentfox.runs.runner:NullRunner",
     "complete": "incidentfox.runs.runner:CompletingRunner",
-    "investigation": "actors.engine.pool:InvestigationRunner",
+    "investigation": "actors.engine.runner:InvestigationRunner",
 }
 
 

@@ -19,14 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from incidentfox.contracts import ALLOWED_TRANSITIONS, RunStatus, Trigger
 from incidentfox.db import utcnow
-from incidentfox.errors import Conflict
 from incidentfox.runs.models import Run, RunEvent, RunFeedback, ToolCall
 
 ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
-
-
-class InvalidTransition(Conflict):
-    code = "invalid_transition"
 
 
 def new_run_id() -> str:

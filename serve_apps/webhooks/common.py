@@ -7,18 +7,17 @@ wrongly typed field instead of raising, so parsers decide explicitly which field
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from incidentfox.contracts import ROUTING_KEYS, Trigger, TriggerAction
+from incidentfox.timeparse import parse_time  # noqa: F401 - the source parsers import it from here
 from serve_apps.webhooks.errors import WebhookError, malformed
 
 REPLAY_WINDOW_S = 300          # Slack and Standard Webhooks both allow 5 minutes of skew
@@ -96,10 +95,6 @@ def to_bytes(text: str) -> bytes:
 
 
 # --- signatures ----------------------------------------------------------------------------------
-
-def hmac_sha256(key: bytes, message: bytes) -> bytes:
-    return hmac.new(key, message, hashlib.sha256).digest()
-
 
 def same(a: str | bytes, b: str | bytes) -> bool:
     """Constant-time equality for str or bytes (hmac.compare_digest rejects non-ASCII str)."""
@@ -248,39 +243,6 @@ def services(*names: str) -> list[str]:
         if name and len(name) <= IDENTIFIER_MAX and name not in out:
             out.append(name)
     return out
-
-
-# --- time ----------------------------------------------------------------------------------------
-
-_FRACTION_RE = re.compile(r"\.(\d+)")
-
-
-def parse_time(value: Any) -> datetime | None:
-    """ISO-8601 (any fraction length, ``Z``) or unix seconds → aware UTC datetime; None if unusable.
-
-    Go's zero time (``0001-01-01T00:00:00Z``, Alertmanager's "no end") maps to None.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        try:
-            return datetime.fromtimestamp(float(value), tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if not isinstance(value, str) or not value.strip() or len(value) > 64:
-        return None
-    text = value.strip()
-    if re.fullmatch(r"[0-9]{1,12}(\.[0-9]{1,9})?", text):
-        return parse_time(float(text))
-    text = _FRACTION_RE.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text, count=1)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
-    return None if parsed.year <= 1 else parsed
 
 
 # --- building ------------------------------------------------------------------------------------

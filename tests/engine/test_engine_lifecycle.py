@@ -12,7 +12,7 @@ import ray
 from engine_support import ORG, TOKEN, Engine, demo_config, engine  # noqa: F401 - the fixture
 from pydantic import SecretStr
 
-from actors.engine.pool import NAMESPACE
+from actors.engine.pool_config import NAMESPACE
 from incidentfox.contracts import Trigger
 from incidentfox.runs import store
 
@@ -179,7 +179,9 @@ async def test_correlated_alerts_are_absorbed_into_the_running_run(engine: Engin
 
 async def test_pool_grows_under_load_and_shrinks_when_idle(engine: Engine) -> None:
     """A second pool with tiny bounds: 2 runs per actor, up to 3 actors, idle after 1 s."""
-    from actors.engine.pool import InvestigationRunner, PoolConfig, get_pool
+    from actors.engine.pool import get_pool
+    from actors.engine.pool_config import PoolConfig
+    from actors.engine.runner import InvestigationRunner
 
     cfg = PoolConfig(database_url=engine.url, settings=engine.settings, name="scale" + uuid.uuid4().hex[:6],
                      lease_s=10.0, slack_api_url=engine.slack.url, min_actors=1, max_actors=3,

@@ -1,7 +1,9 @@
-"""SlackReporter against the local Slack-compatible recorder, through the real slack_sdk client."""
+"""SlackReporter and the Slack client factory against the local Slack-compatible recorder, through
+the real slack_sdk client."""
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from actors.slack.reporter import (
@@ -11,9 +13,9 @@ from actors.slack.reporter import (
     ACTION_RERUN,
     DEBOUNCE_S,
     SlackReporter,
-    make_client,
     rca_blocks,
 )
+from actors.slack.client import SlackWebReporter, slack_client
 from cli.demo.slack_recorder import SlackRecorder
 from incidentfox.contracts import RCA, Evidence, RootCause
 
@@ -36,14 +38,15 @@ def _rca() -> RCA:
 
 
 async def test_post_once_then_debounced_updates(recorder: SlackRecorder) -> None:
-    reporter = SlackReporter(make_client(token=TOKEN, base_url=recorder.url), run_id="run_abc", title="checkout 5xx")
-    msg = await reporter.start(channel="C1", thread_ts="111.222")
-    # A burst of 50 state changes within a few milliseconds…
-    for i in range(50):
-        reporter.set_agent(["kubernetes", "metrics", "logs"][i % 3], status="running", tool_count=i)
-    for name in ("kubernetes", "metrics", "logs"):
-        reporter.set_agent(name, status="ok", tool_count=3, duration_s=1.25)
-    await reporter.finish(_rca(), status="succeeded")
+    async with slack_client(token=TOKEN, base_url=recorder.url) as client:
+        reporter = SlackReporter(client, run_id="run_abc", title="checkout 5xx")
+        msg = await reporter.start(channel="C1", thread_ts="111.222")
+        # A burst of 50 state changes within a few milliseconds…
+        for i in range(50):
+            reporter.set_agent(["kubernetes", "metrics", "logs"][i % 3], status="running", tool_count=i)
+        for name in ("kubernetes", "metrics", "logs"):
+            reporter.set_agent(name, status="ok", tool_count=3, duration_s=1.25)
+        await reporter.finish(_rca(), status="succeeded")
 
     posts = recorder.calls_to("chat.postMessage")
     updates = recorder.calls_to("chat.update")
@@ -61,11 +64,13 @@ async def test_post_once_then_debounced_updates(recorder: SlackRecorder) -> None
 
 
 async def test_progress_lines_per_subagent(recorder: SlackRecorder) -> None:
-    reporter = SlackReporter(make_client(token=TOKEN, base_url=recorder.url), run_id="run_p")
-    await reporter.start(channel="C1", thread_ts=None)
-    reporter.set_agent("kubernetes", status="ok", tool_count=4, duration_s=0.8)
-    reporter.set_agent("logs", status="failed", tool_count=1, duration_s=2.0)
-    await recorder.wait_for(lambda calls: [c for c in calls if c.method == "chat.update"], timeout=5)
+    async with slack_client(token=TOKEN, base_url=recorder.url) as client:
+        reporter = SlackReporter(client, run_id="run_p")
+        await reporter.start(channel="C1", thread_ts=None)
+        reporter.set_agent("kubernetes", status="ok", tool_count=4, duration_s=0.8)
+        reporter.set_agent("logs", status="failed", tool_count=1, duration_s=2.0)
+        await recorder.wait_for(lambda calls: [c for c in calls if c.method == "chat.update"], timeout=5)
+        await reporter.aclose()
     text = recorder.calls_to("chat.update")[-1].args["text"]
     assert "*kubernetes*: ok, 4 tool calls, 0.8s" in text
     assert "*logs*: failed, 1 tool call, 2.0s" in text
@@ -73,8 +78,9 @@ async def test_progress_lines_per_subagent(recorder: SlackRecorder) -> None:
 
 async def test_rate_limited_post_is_retried(recorder: SlackRecorder) -> None:
     recorder.rate_limit(1, retry_after=1)
-    reporter = SlackReporter(make_client(token=TOKEN, base_url=recorder.url), run_id="run_rl")
-    msg = await reporter.start(channel="C9", thread_ts=None)
+    async with slack_client(token=TOKEN, base_url=recorder.url) as client:
+        reporter = SlackReporter(client, run_id="run_rl")
+        msg = await reporter.start(channel="C9", thread_ts=None)
     posts = recorder.calls_to("chat.postMessage")
     assert [p.response.get("ok") for p in posts] == [False, True]
     assert msg.ts == posts[1].response["ts"]
@@ -92,7 +98,11 @@ def test_rca_blocks_buttons_carry_the_run_id() -> None:
 
 
 async def test_unknown_method_and_thread_replies(recorder: SlackRecorder) -> None:
-    client = make_client(token=TOKEN, base_url=recorder.url)
+    async with slack_client(token=TOKEN, base_url=recorder.url) as client:
+        await _thread_and_upload(client, recorder)
+
+
+async def _thread_and_upload(client, recorder: SlackRecorder) -> None:
     root = await client.chat_postMessage(channel="C2", text="root")
     await client.chat_postMessage(channel="C2", text="reply", thread_ts=root["ts"])
     replies = await client.conversations_replies(channel="C2", ts=root["ts"])
@@ -103,3 +113,31 @@ async def test_unknown_method_and_thread_replies(recorder: SlackRecorder) -> Non
             assert resp.status == 200
     done = await client.files_completeUploadExternal(files=[{"id": up["file_id"], "title": "Report"}], channel_id="C2")
     assert done["files"][0]["title"] == "Report" and recorder.files[up["file_id"]]["content"] == b"png"
+
+
+async def test_the_client_factory_always_closes_what_it_opened(recorder: SlackRecorder) -> None:
+    async with slack_client(token=TOKEN, base_url=recorder.url) as client:
+        await client.chat_postMessage(channel="C3", text="hi")
+        own = client.session
+        assert own is not None and not own.closed
+    assert own.closed
+    # A borrowed session (the investigation actor's) is the caller's to close.
+    async with aiohttp.ClientSession() as borrowed:
+        async with slack_client(token=TOKEN, base_url=recorder.url, session=borrowed) as client:
+            await client.chat_postMessage(channel="C3", text="again")
+        assert not borrowed.closed
+    # …and the session is closed when the call fails too.
+    with pytest.raises(Exception):
+        async with slack_client(token=TOKEN, base_url=recorder.url) as client:
+            failing = client.session
+            await client.chat_postMessage(channel="", text="no channel")
+    assert failing.closed
+
+
+async def test_web_reporter_posts_and_updates_through_closed_clients(recorder: SlackRecorder) -> None:
+    reporter = SlackWebReporter(TOKEN, base_url=recorder.url)
+    ts = await reporter.post("C4", None, "first", None)
+    await reporter.update("C4", ts, "second", None)
+    assert [c.method for c in recorder.calls] == ["chat.postMessage", "chat.update"]
+    assert recorder.calls[1].args["ts"] == ts and all(c.token == TOKEN for c in recorder.calls)
+    assert TOKEN not in repr(reporter)

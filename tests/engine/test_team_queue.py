@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actors.engine.pool import PoolConfig, make_config_loader
+from actors.engine.pool_config import PoolConfig, make_config_loader
 from actors.scheduler.service import team_quota
 from actors.team_config import TeamConfig, max_concurrent_runs
 from actors.engine.team_queue import FairQueue

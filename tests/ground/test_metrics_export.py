@@ -91,7 +91,8 @@ def test_llm_usage_is_counted_by_provider_model_and_kind(monkeypatch: pytest.Mon
     from incidentfox import metrics
 
     calls: list[tuple[str, float, dict[str, str]]] = []
-    monkeypatch.setattr(metrics, "inc", lambda name, value=1.0, **tags: calls.append((name, value, tags)))
+    counter = metrics.LLM_TOKENS_TOTAL
+    monkeypatch.setattr(counter, "inc", lambda value=1.0, **tags: calls.append((counter.name, value, tags)))
     llm = LLMSettings(provider="openai", model="gpt-4.1", base_url=None, api_key="k", request_timeout_s=5)
     result = SimpleNamespace(context_wrapper=SimpleNamespace(usage=SimpleNamespace(input_tokens=120, output_tokens=7)))
     record_usage(llm, "gpt-4.1-mini", result)

@@ -13,8 +13,9 @@ from actors.tools.base import ToolContext, ToolError
 from actors.tools.demo.scenarios import SCENARIOS
 from actors.tools.demo.world import EVAL_NOW, build_world, incident_bundles
 from actors.tools.execute import execute, prepare_arguments
-from actors.tools.playbooks import PLAYBOOKS, SUBAGENTS, playbook
+from actors.tools.playbooks import PLAYBOOKS, playbook
 from actors.tools.registry import TOOLS
+from incidentfox.contracts import SUBAGENTS
 from incidentfox.evidence import EvidenceBundle
 
 NOW = datetime(2025, 3, 14, 15, 0, 20, tzinfo=UTC)

@@ -35,7 +35,6 @@ BASELINE: dict[str, dict[str, float]] = {
         "free_storage_gb": 38.0,
     },
 }
-MEMORY_LIMIT_MIB = {"frontend": 1024, "checkout": 1024, "payments": 1024, "cart": 512}
 # Version history per service: (version, days ago). The newest is what runs unless a scenario deploys.
 HISTORY = {
     "frontend": (("v5.2.0", 12.0), ("v5.3.0", 4.0), ("v5.3.1", 2.1)),

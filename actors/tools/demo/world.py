@@ -83,9 +83,6 @@ class World:
     instances: tuple[ObjectState, ...]
     slack: tuple[dict, ...]
 
-    def ago(self, minutes: float) -> datetime:
-        return self.now - timedelta(minutes=minutes)
-
 
 def _hash(*parts: object, n: int = 10) -> str:
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
@@ -413,7 +410,8 @@ def incident_bundles() -> list[tuple[str, EvidenceBundle, str]]:
     """``(case name, full bundle, expected root-cause entity)`` for every scenario, as the offline
     planner's default playbooks gather it from the demo backend (no simulated latency)."""
     from actors.tools.demo.backend import answer
-    from actors.tools.playbooks import SUBAGENTS, playbook
+    from actors.tools.playbooks import playbook
+    from incidentfox.contracts import SUBAGENTS
 
     cases = []
     for name, sc in SCENARIOS.items():
