@@ -37,9 +37,10 @@ _REFUSED = {
     "credential_process": "runs a command on the platform's host; give keys or role_arn + external_id",
 }
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
-_KEY_ID_RE = re.compile(r"^[A-Za-z0-9]{16,128}$")
-_SECRET_RE = re.compile(r"^[\x21-\x7e]{16,128}$")
-_SESSION_TOKEN_RE = re.compile(r"^[A-Za-z0-9+/=]{16,8192}$")
+# Visible ASCII only: nothing that could split a header; AWS itself judges the rest.
+_KEY_ID_RE = re.compile(r"^[A-Za-z0-9]{1,128}$")
+_SECRET_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
+_SESSION_TOKEN_RE = re.compile(r"^[\x21-\x7e]{1,8192}$")
 _ROLE_ARN_RE = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 # AWS allows 2-1224 characters of [\w+=,.@:/-]; the org prefix takes some of them.
 _EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1100}$")

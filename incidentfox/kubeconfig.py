@@ -261,8 +261,9 @@ def _load(r: _Reader, value: Any) -> Mapping[str, Any] | _Opaque:
             raise KubeconfigError("", f"must be at most {MAX_KUBECONFIG_CHARS} characters")
         try:
             value = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise KubeconfigError("", "is not valid YAML") from None  # the parser's message quotes input
+        except (yaml.YAMLError, RecursionError):
+            # The parser's message quotes the input; deep nesting exhausts its recursive composer.
+            raise KubeconfigError("", "is not valid YAML") from None
     return r.mapping(value, "", _TOP_FIELDS)
 
 
