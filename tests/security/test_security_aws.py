@@ -57,7 +57,7 @@ def moto_url() -> Iterator[str]:
     try:
         iam = boto3.client("iam", region_name=REGION, endpoint_url=url, aws_access_key_id="AKIASEED",
                            aws_secret_access_key="seed")
-        iam.create_role(RoleName="incidentfox-read", AssumeRolePolicyDocument="{}")
+        iam.create_role(RoleName="incidentfox-security-read", AssumeRolePolicyDocument="{}")
         yield url
     finally:
         server.stop()
@@ -139,7 +139,7 @@ async def run(block: Any, org: str = "acme", team: str = "sre") -> ToolResult:
     return await execute(TOOLS["aws_rds_instances"], {}, ctx, backoff_s=0.001)
 
 
-ROLE = "arn:aws:iam::123456789012:role/incidentfox-read"
+ROLE = "arn:aws:iam::123456789012:role/incidentfox-security-read"
 
 
 # ---- at use --------------------------------------------------------------------------------------------

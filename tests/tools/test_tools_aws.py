@@ -171,7 +171,7 @@ async def test_assumed_role_reads_with_the_roles_keys(moto_url: str, monkeypatch
     from incidentfox.settings import get_settings
 
     iam = _client(moto_url, "iam")
-    role = iam.create_role(RoleName="incidentfox-read", AssumeRolePolicyDocument=json.dumps({
+    role = iam.create_role(RoleName="incidentfox-tools-read", AssumeRolePolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                 "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]}),
     )["Role"]["Arn"]
