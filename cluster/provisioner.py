@@ -13,6 +13,12 @@ team's effective ``deployment`` section (cluster/placement.py), through ``Custom
   for ``drain_s`` seconds, a later call scales it to zero and retires it;
 - back to shared → the team's groups are scaled to zero (min = max = replicas = 0) and retired at once.
 
+A dedicated group's pods run as the team's own ServiceAccount (``team-<org>-<team>``, created through
+``CoreV1Api`` before the group is appended, :func:`team_service_account`): no IAM role annotation and
+``automountServiceAccountToken: false``, so a dedicated team's workers hold neither the platform's
+cloud identity (the shared account's IRSA role) nor a Kubernetes API token. The account stays when the
+team goes back to shared (it grants nothing) and is reused if it returns.
+
 Why append-only: KubeRay updates a RayService's cluster in place only when worker groups are appended
 or replica counts change; any other edit to ``rayClusterConfig`` rolls out a whole new Ray cluster.
 Retired groups stay in the list until compaction at the next planned upgrade
@@ -37,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes.client import CustomObjectsApi
+from kubernetes.client import CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
@@ -50,11 +56,14 @@ from cluster.groups import (
     worker_groups,
 )
 from cluster.placement import (
+    ORG_LABEL,
     SHARED_GROUP,
+    TEAM_LABEL,
     UNITS_PER_NODE,
     DeploymentConfig,
     TeamResources,
     dedicated_labels,
+    group_base_name,
     group_name,
     team_resource,
 )
@@ -100,6 +109,7 @@ class ProvisionResult:
     resource_version: str
     attempts: int
     patch: list[dict[str, Any]] = field(default_factory=list)
+    service_account: dict[str, Any] | None = None   # the team's account when this call added a group
 
 
 def _escape(segment: str) -> str:
@@ -110,9 +120,30 @@ def _annotation_path(group: str) -> str:
     return f"/metadata/annotations/{_escape(annotation_key(group))}"
 
 
+def team_service_account_name(org: str, team: str) -> str:
+    """``team-<org>-<team>`` (hashed when long, like the group's base name): one account per team."""
+    return group_base_name(org, team)
+
+
+def team_service_account(org: str, *, team: str, namespace: str) -> dict[str, Any]:
+    """The ServiceAccount a dedicated team's pods run as: no token mounted, no cloud role."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": team_service_account_name(org, team),
+            "namespace": namespace,
+            "labels": {"app.kubernetes.io/part-of": "incidentfox", "app.kubernetes.io/managed-by": FIELD_MANAGER,
+                       ORG_LABEL: org, TEAM_LABEL: team},
+        },
+        "automountServiceAccountToken": False,
+    }
+
+
 def team_group_spec(prototype: dict[str, Any], *, org: str, team: str, version: int,
                     resources: TeamResources) -> dict[str, Any]:
-    """A dedicated group built from the shared group's definition (same image, env, account)."""
+    """A dedicated group built from the shared group's definition (same image and env), running as
+    the team's own ServiceAccount with no API token mounted."""
     group = copy.deepcopy(prototype)
     for key in ("scaleStrategy", "suspend", "idleTimeoutSeconds", "numOfHosts"):
         group.pop(key, None)
@@ -128,6 +159,8 @@ def team_group_spec(prototype: dict[str, Any], *, org: str, team: str, version: 
     template = group.setdefault("template", {})
     template.setdefault("metadata", {}).setdefault("labels", {}).update(dedicated_labels(org, team))
     pod = template.setdefault("spec", {})
+    pod["serviceAccountName"] = team_service_account_name(org, team)
+    pod["automountServiceAccountToken"] = False
     size = {"cpu": resources.cpu, "memory": resources.memory}
     pod["containers"][0]["resources"] = {"requests": dict(size), "limits": dict(size)}
     for key, value in (("nodeSelector", resources.node_selector),
@@ -235,12 +268,13 @@ class Provisioner:
     """Reconciles dedicated worker groups on one RayService (see the module docstring)."""
 
     def __init__(self, api: CustomObjectsApi, *, namespace: str, name: str = "incidentfox",
-                 drain_s: float = 900.0, max_attempts: int = 5,
+                 core: CoreV1Api | None = None, drain_s: float = 900.0, max_attempts: int = 5,
                  audit: Callable[[AuditRecord], None] | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  sleep: Callable[[float], None] = time.sleep, request_timeout_s: float = 10.0,
                  dry_run: bool = False) -> None:
         self.api, self.namespace, self.name = api, namespace, name
+        self.core = core if core is not None else CoreV1Api(api.api_client)
         self.drain_s, self.max_attempts = drain_s, max_attempts
         self.audit, self.clock, self.sleep = audit, clock, sleep
         self.timeout, self.dry_run = request_timeout_s, dry_run
@@ -269,10 +303,18 @@ class Provisioner:
             if not plan.actions:
                 return ProvisionResult(actions=[], resource_version=rv, attempts=attempt)
             patch = [{"op": "replace", "path": "/metadata/resourceVersion", "value": rv}, *plan.ops]
+            account = None
+            if any(action == "add_group" for action, _, _ in plan.actions):
+                account = team_service_account(org, team=team, namespace=self.namespace)
+                for action, _, details in plan.actions:
+                    if action == "add_group":
+                        details["service_account"] = account["metadata"]["name"]
             if self.dry_run:
                 records = [self._record(a, org, team, g, d, now, "") for a, g, d in plan.actions]
                 return ProvisionResult(actions=records, resource_version=rv, attempts=attempt,
-                                       patch=patch)
+                                       patch=patch, service_account=account)
+            if account is not None:
+                self.ensure_service_account(account, org=org, team=team)
             try:
                 updated = self.api.patch_namespaced_custom_object(
                     GROUP, VERSION, self.namespace, PLURAL, self.name, patch,
@@ -297,8 +339,34 @@ class Provisioner:
                 if self.audit is not None:
                     self.audit(rec)
             return ProvisionResult(actions=records, resource_version=new_rv, attempts=attempt,
-                                   patch=patch)
+                                   patch=patch, service_account=account)
         raise ProvisionError(f"{self.target}: no attempts made")  # max_attempts < 1
+
+    def ensure_service_account(self, account: dict[str, Any], *, org: str, team: str) -> None:
+        """Create the team's account before its pods need it; an existing one must be this team's."""
+        name = account["metadata"]["name"]
+        try:
+            self.core.create_namespaced_service_account(
+                self.namespace, account, field_manager=FIELD_MANAGER, _request_timeout=self.timeout)
+            log.info(json.dumps({"event": "cluster.provision.service_account", "target": self.target,
+                                 "org": org, "team": team, "service_account": name}))
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise ProvisionError(f"creating serviceaccount {self.namespace}/{name} failed: "
+                                     f"{exc.status} {exc.reason}") from exc
+        except HTTPError as exc:
+            raise ProvisionError(f"cannot reach the API server for serviceaccount {name}: {exc}") from exc
+        try:
+            live = self.core.read_namespaced_service_account(name, self.namespace, _request_timeout=self.timeout)
+        except (ApiException, HTTPError) as exc:
+            raise ProvisionError(f"cannot read serviceaccount {self.namespace}/{name}: {exc}") from exc
+        labels = live.metadata.labels or {}
+        if (labels.get(ORG_LABEL), labels.get(TEAM_LABEL)) != (org, team) \
+                or live.automount_service_account_token is not False or (live.metadata.annotations or {}):
+            # Someone else's account (or one given a token or an IAM role): never run a team as it.
+            raise ProvisionError(f"serviceaccount {self.namespace}/{name} exists but is not {org}/{team}'s "
+                                 "token-less account; remove or fix it")
 
     def _record(self, action: str, org: str, team: str, group: str, details: dict[str, Any],
                 now: datetime, rv: str) -> AuditRecord:

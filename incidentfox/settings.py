@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     sandbox_ttl_s: float = 7200.0
     sandbox_sessions_per_host: int = 64
 
+    # The dedicated AWS identity that assumes tenants' roles (`integrations.aws.role_arn`); its IAM
+    # policy allows sts:AssumeRole and nothing else (docs/security.md). Static keys, or a named
+    # profile (e.g. a web-identity role of its own on EKS). Never the process's default chain.
+    aws_assumer_access_key_id: SecretStr | None = None
+    aws_assumer_secret_access_key: SecretStr | None = None
+    aws_assumer_profile: str | None = None
+
     # Where outbound Slack calls go; tests and the demo point this at a local recorder.
     slack_api_url: str = "https://slack.com/api/"
 

@@ -8,6 +8,7 @@ A response is a ``(status, body)`` pair (dict/list → JSON, str → text), an `
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,11 +70,11 @@ class FakeHTTP:
             headers = payload.pop("__headers__")
         return web.json_response(payload, status=status, headers=headers)
 
-    async def start(self) -> None:
+    async def start(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self.server = TestServer(app, host="127.0.0.1", port=0)
-        await self.server.start_server()
+        await self.server.start_server(ssl=ssl_context)
 
     async def close(self) -> None:
         if self.server is not None:

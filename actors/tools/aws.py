@@ -1,9 +1,12 @@
 """AWS tools on ``boto3``: CloudWatch metrics and logs, ECS services, RDS instances, EC2 status.
 
 Calls go through :mod:`actors.tools.aws_client` (threads, cached clients, typed errors).
-``integrations.aws``: ``region`` (default
-``us-east-1``), ``access_key_id``/``secret_access_key``/``session_token`` (else the process's
-default credential chain), ``endpoint_url`` (e.g. a moto server or a VPC endpoint).
+``integrations.aws``: ``region`` (default ``us-east-1``) and the tenant's own credentials, either
+``access_key_id`` + ``secret_access_key`` (optional ``session_token``) or ``role_arn`` +
+``external_id``: a role in the tenant's account that the operator's assumer identity assumes with
+``sts:ExternalId`` ``<org_id>:<external_id>`` (docs/security.md, "Tenant credentials"). A block with
+neither is refused: the platform's own AWS identity is never used for a tenant. The endpoint is the
+operator's ``AWS_ENDPOINT_URL`` (a VPC endpoint; moto in tests), never set per tenant.
 """
 
 from __future__ import annotations

@@ -4,23 +4,30 @@ The client is synchronous, so every call runs in ``asyncio.to_thread`` with its 
 ``_request_timeout`` no longer than the tool's timeout (a thread cannot be cancelled; the socket
 timeout is what ends it). One ``ApiClient`` per call, built from ``integrations.kubernetes``:
 
-* ``kubeconfig``: kubeconfig YAML text (or dict), optional ``context``; or
-* ``host`` + ``token`` (bearer), optional ``verify_ssl`` (default true) and ``ca_cert`` (PEM).
+* ``kubeconfig``: kubeconfig YAML text (or object) holding only a cluster ``server`` (https) and
+  ``certificate-authority-data``, a user ``token`` or ``client-certificate-data`` +
+  ``client-key-data``, and contexts; optional ``context`` beside it; or
+* ``host`` (https) + ``token`` (bearer), optional ``ca_cert`` (PEM).
+
+Anything that would run a command or read a file on the tool host (``exec``, ``auth-provider``,
+``tokenFile``, file paths) or turn TLS verification off is refused, here and at config write
+(:mod:`incidentfox.kubeconfig`, docs/security.md). The client is configured field by field from the
+validated credentials, never by the client's kubeconfig loader; certificate data the client wants
+as files lives in a private temporary directory removed when the call ends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import os
+import shutil
 import tempfile
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import urllib3
-import yaml
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from actors.tools import schema as s
@@ -42,25 +49,11 @@ from actors.tools.kubernetes_state import (
     rollout_changes,
 )
 from incidentfox.evidence import EvidenceBundle, LogLine
+from incidentfox.kubeconfig import KubeconfigError, KubeCredentials, kubernetes_credentials
 
 T = TypeVar("T")
 TIMEOUT_S = 20.0
-
-
-_ca_files: dict[str, str] = {}
-_ca_lock = threading.Lock()
-
-
-def _ca_file(pem: str) -> str:
-    """The path of a file holding ``pem`` (the client wants a path), written once per content."""
-    key = hashlib.sha256(pem.encode()).hexdigest()
-    with _ca_lock:
-        path = _ca_files.get(key)
-        if path is None:
-            with tempfile.NamedTemporaryFile("w", prefix="ifx-ca-", suffix=".crt", delete=False) as fh:
-                fh.write(pem)
-            path = _ca_files[key] = fh.name
-    return path
+TEMP_PREFIX = "ifx-k8s-"
 
 
 def preload() -> None:
@@ -69,31 +62,51 @@ def preload() -> None:
     _ = (k8s.CoreV1Api, k8s.AppsV1Api)
 
 
-def _api_client(config: dict[str, Any]) -> k8s.ApiClient:
-    kubeconfig = config.get("kubeconfig")
-    if kubeconfig:
-        data = yaml.safe_load(kubeconfig) if isinstance(kubeconfig, str) else kubeconfig
-        try:
-            return k8s_config.new_client_from_config_dict(
-                data, context=config.get("context"), persist_config=False
-            )
-        except (k8s_config.ConfigException, KeyError, TypeError) as exc:
-            raise ToolError(
-                "not_configured", f"integrations.kubernetes.kubeconfig is unusable: {type(exc).__name__}"
-            ) from exc
-    host = config.get("host")
-    if not host:
-        raise ToolError("not_configured", "integrations.kubernetes needs `kubeconfig` or `host`")
+def credentials(config: Any) -> KubeCredentials:
+    """The validated credentials of ``integrations.kubernetes``, or ``not_configured``."""
+    try:
+        return kubernetes_credentials(config)
+    except KubeconfigError as exc:
+        where = "integrations.kubernetes" + (f".{exc.path}" if exc.path else "")
+        raise ToolError("not_configured", f"{where}: {exc.message}") from None
+
+
+def _write_private(directory: str, name: str, data: bytes) -> str:
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+@contextmanager
+def api_client(creds: KubeCredentials) -> Iterator[k8s.ApiClient]:
+    """An ``ApiClient`` for ``creds``, set explicitly; its certificate files are removed on exit.
+
+    urllib3 reads the CA and client-certificate files when it opens a connection, so they live in a
+    0700 directory for the duration of the call (the ``with`` block), and nowhere else.
+    """
     conf = k8s.Configuration()
-    conf.host = str(host).rstrip("/")
-    if config.get("token"):
-        conf.api_key = {"authorization": str(config["token"])}
-        conf.api_key_prefix = {"authorization": "Bearer"}
-    conf.verify_ssl = bool(config.get("verify_ssl", True))
-    if config.get("ca_cert"):
-        conf.ssl_ca_cert = _ca_file(str(config["ca_cert"]))
+    conf.host = creds.server
+    conf.verify_ssl = True
     conf.retries = 0  # execute() owns retries; urllib3's own would multiply them
-    return k8s.ApiClient(conf)
+    if creds.token:
+        conf.api_key = {"authorization": creds.token}
+        conf.api_key_prefix = {"authorization": "Bearer"}
+    files = {"ca.crt": creds.ca_pem, "client.crt": creds.client_cert_pem, "client.key": creds.client_key_pem}
+    workdir = tempfile.mkdtemp(prefix=TEMP_PREFIX) if any(files.values()) else None
+    try:
+        if workdir is not None:
+            if creds.ca_pem:
+                conf.ssl_ca_cert = _write_private(workdir, "ca.crt", creds.ca_pem)
+            if creds.client_cert_pem and creds.client_key_pem:
+                conf.cert_file = _write_private(workdir, "client.crt", creds.client_cert_pem)
+                conf.key_file = _write_private(workdir, "client.key", creds.client_key_pem)
+        with k8s.ApiClient(conf) as api:
+            yield api
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _map_api_error(exc: ApiException) -> ToolError:
@@ -110,11 +123,11 @@ def _map_api_error(exc: ApiException) -> ToolError:
 
 async def _call(ctx: ToolContext, fn: Callable[[k8s.ApiClient, tuple[float, float]], T]) -> T:
     """Run ``fn(api_client, request_timeout)`` in a thread with typed error mapping."""
-    config = ctx.integration("kubernetes")
+    creds = credentials(ctx.integration("kubernetes"))
     timeout = (min(5.0, TIMEOUT_S), TIMEOUT_S)
 
     def run() -> T:
-        with _api_client(config) as api:
+        with api_client(creds) as api:
             return fn(api, timeout)
 
     try:

@@ -13,7 +13,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from config_service.core.secret_fields import MASK
 from incidentfox.errors import Unprocessable
+from incidentfox.tenant_credentials import credential_problems
 
 # Config key (plural) → routing kind (the singular key `POST /routing/lookup` takes).
 ROUTING_CLAIM_KEYS: dict[str, str] = {
@@ -106,6 +108,9 @@ def validate_config(doc: Mapping[str, Any], *, kind: str) -> None:
         for name, block in integrations.items():
             if not isinstance(block, Mapping):
                 errs.add(f"integrations.{name}", "must be an object")
+        # Kubernetes and AWS credentials must be the tenant's own (incidentfox/tenant_credentials.py).
+        for problem in credential_problems(integrations, placeholder=MASK):
+            errs.add(problem.path, problem.message)
     if "locked_paths" in doc:
         paths = doc["locked_paths"]
         if not (isinstance(paths, list) and all(isinstance(p, str) and _PATH_RE.fullmatch(p) for p in paths)):

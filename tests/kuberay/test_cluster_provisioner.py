@@ -3,7 +3,8 @@
 The real ``kubernetes`` client is pointed at the server with ``Configuration(host=...)``. The server
 implements GET and PATCH (JSON patch and merge patch) of one RayService with the API server's
 optimistic concurrency: a patch whose result carries a resourceVersion other than the current one is
-answered 409. Tests assert the exact patches sent.
+answered 409; and CoreV1 ServiceAccounts (create, 409 when present, read). Tests assert the exact
+patches sent.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from kubernetes.client import ApiClient, Configuration, CustomObjectsApi
 from cluster.groups import provisioned_groups, worker_groups
 from cluster.kustomize import KustomizeError, apply_json_patch, merge_patch
 from cluster.placement import DeploymentConfig, group_base_name, group_name
-from cluster.provisioner import AuditRecord, Provisioner, ProvisionError
+from cluster.provisioner import AuditRecord, Provisioner, ProvisionError, team_service_account
 from cluster.render import carry_live_groups, render
-from cluster.validate import validate_ray_object
+from cluster.validate import validate_objects, validate_ray_object
 
 NS, NAME = "incidentfox", "incidentfox"
 PATH = f"/apis/ray.io/v1/namespaces/{NS}/rayservices/{NAME}"
+SA_PATH = f"/api/v1/namespaces/{NS}/serviceaccounts"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -38,6 +40,9 @@ class FakeApiServer:
         self.obj = copy.deepcopy(obj)
         self.obj["metadata"]["resourceVersion"] = "100"
         self.requests: list[dict[str, Any]] = []
+        self.service_accounts: dict[str, dict[str, Any]] = {}
+        self.account_requests: list[tuple[str, str]] = []   # kept apart from the RayService's log
+        self.groups_when_account_created: list[list[str]] = []
         # Each hook runs once, just before the next PATCH is handled: another writer getting in first.
         self.before_patch: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
         # When set, runs before every PATCH: a writer that always gets in first.
@@ -57,7 +62,25 @@ class FakeApiServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.account_requests.append(("POST", self.path.split("?")[0]))
+                if self.path.split("?")[0] != SA_PATH:
+                    return self._send(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
+                name = body["metadata"]["name"]
+                with server.lock:
+                    if name in server.service_accounts:
+                        return self._send(409, {"kind": "Status", "code": 409, "reason": "AlreadyExists"})
+                    server.service_accounts[name] = body
+                    server.groups_when_account_created.append(
+                        [g["groupName"] for g in worker_groups(server.obj)])
+                self._send(201, body)
+
             def do_GET(self) -> None:
+                if self.path.startswith(SA_PATH + "/"):
+                    server.account_requests.append(("GET", self.path.split("?")[0]))
+                    sa = server.service_accounts.get(self.path.split("?")[0].removeprefix(SA_PATH + "/"))
+                    return self._send(200, sa) if sa else self._send(404, {"kind": "Status", "code": 404})
                 server.requests.append({"method": "GET", "path": self.path})
                 if self.path.split("?")[0] != PATH:
                     return self._send(404, {"kind": "Status", "code": 404, "reason": "NotFound"})
@@ -170,6 +193,8 @@ def expected_group(shared: dict[str, Any], name: str, *, cpu: str, memory: str, 
                   "resources": {"CPU": "0", "team_acme_payments": "1000"}, "labels": labels})
     group["template"].setdefault("metadata", {})["labels"] = dict(labels)
     pod = group["template"]["spec"]
+    pod["serviceAccountName"] = "team-acme-payments"
+    pod["automountServiceAccountToken"] = False
     pod["containers"][0]["resources"] = {"requests": {"cpu": cpu, "memory": memory},
                                          "limits": {"cpu": cpu, "memory": memory}}
     if node_selector:
@@ -210,6 +235,53 @@ def test_adds_a_dedicated_group_with_one_exact_json_patch(server: FakeApiServer,
     assert [(r.action, r.group, r.resource_version) for r in result.actions] == \
         [("add_group", "team-acme-payments", "101")]
     assert audit == result.actions and audit[0].target == "rayservice/incidentfox/incidentfox"
+
+
+def test_dedicated_group_runs_as_the_teams_own_token_less_account(
+        server: FakeApiServer, prov: Provisioner, audit: list[AuditRecord]) -> None:
+    shared = worker_groups(server.obj)[0]["template"]["spec"]
+    assert shared["serviceAccountName"] == "incidentfox"  # the platform's account (IRSA on EKS)
+    result = prov.provision(org="acme", team="payments", deployment=dedicated())
+
+    account = server.service_accounts["team-acme-payments"]
+    assert account == team_service_account("acme", team="payments", namespace=NS) == result.service_account
+    assert account["automountServiceAccountToken"] is False and "annotations" not in account["metadata"]
+    assert account["metadata"]["labels"]["incidentfox.ai/team"] == "payments"
+    assert validate_objects([account]) == []
+    # Created before the group that needs it was appended.
+    assert server.groups_when_account_created == [["shared"]]
+    assert server.account_requests == [("POST", SA_PATH)]
+    pod = worker_groups(server.obj)[1]["template"]["spec"]
+    assert (pod["serviceAccountName"], pod["automountServiceAccountToken"]) == ("team-acme-payments", False)
+    assert validate_ray_object(server.obj) == []
+    assert audit[0].details["service_account"] == "team-acme-payments"
+
+    # Another team gets another account; a new version of a group reuses the team's account.
+    prov.provision(org="acme", team="search", deployment=dedicated(cpu="1", memory="2Gi"))
+    prov.provision(org="acme", team="payments", deployment=dedicated(cpu="4"))
+    assert sorted(server.service_accounts) == ["team-acme-payments", "team-acme-search"]
+    by_name = {g["groupName"]: g["template"]["spec"]["serviceAccountName"] for g in worker_groups(server.obj)}
+    assert by_name == {"shared": "incidentfox", "team-acme-payments": "team-acme-payments",
+                       "team-acme-search": "team-acme-search", "team-acme-payments-v2": "team-acme-payments"}
+    assert server.account_requests[-2:] == [("POST", SA_PATH), ("GET", f"{SA_PATH}/team-acme-payments")]
+
+
+def test_an_account_that_is_not_the_teams_is_never_used(server: FakeApiServer, prov: Provisioner) -> None:
+    impostor = team_service_account("acme", team="payments", namespace=NS)
+    impostor["metadata"]["annotations"] = {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/x"}
+    server.service_accounts["team-acme-payments"] = impostor
+    with pytest.raises(ProvisionError, match="not acme/payments's token-less account"):
+        prov.provision(org="acme", team="payments", deployment=dedicated())
+    assert server.methods() == ["GET"]  # the group was not appended
+
+
+def test_dry_run_creates_no_account(server: FakeApiServer, clock: Clock) -> None:
+    api_client = ApiClient(Configuration(host=server.url))
+    prov = Provisioner(CustomObjectsApi(api_client), namespace=NS, name=NAME, clock=clock, dry_run=True)
+    result = prov.provision(org="acme", team="payments", deployment=dedicated())
+    assert result.service_account == team_service_account("acme", team="payments", namespace=NS)
+    assert server.account_requests == [] and server.service_accounts == {}
+    api_client.close()
 
 
 def test_second_call_is_a_noop(server: FakeApiServer, prov: Provisioner, audit: list[AuditRecord]) -> None:

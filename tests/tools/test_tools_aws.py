@@ -1,7 +1,10 @@
-"""AWS tools on boto3 against moto's server (CloudWatch metrics and logs, ECS, RDS, EC2)."""
+"""AWS tools on boto3 against moto's server (CloudWatch metrics and logs, ECS, RDS, EC2).
+
+moto is the operator's endpoint (``AWS_ENDPOINT_URL``): tenants cannot pick one."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,7 +19,7 @@ from actors.tools.execute import execute
 from actors.tools.registry import TOOLS
 
 REGION = "us-east-1"
-CREDS = {"access_key_id": "testing", "secret_access_key": "testing-secret-key"}
+CREDS = {"access_key_id": "AKIATENANTKEY0001", "secret_access_key": "testing-secret-key"}
 
 
 def free_port() -> int:
@@ -70,8 +73,13 @@ def _seed(url: str) -> None:
     ec2.run_instances(ImageId=image, MinCount=2, MaxCount=2, InstanceType="t3.small")
 
 
+@pytest.fixture(autouse=True)
+def operator_endpoint(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+
+
 def ctx(url: str) -> ToolContext:
-    return ToolContext(integrations={"aws": {"region": REGION, "endpoint_url": url, **CREDS}})
+    return ToolContext(integrations={"aws": {"region": REGION, **CREDS}}, org_id="acme", team_id="sre")
 
 
 async def run(tool: str, args: dict[str, Any], c: ToolContext) -> ToolResult:
@@ -150,9 +158,61 @@ async def test_ec2_instance_status(moto_url: str) -> None:
     ("aws_rds_instances", {}),
     ("aws_ec2_instance_status", {}),
 ])
-async def test_unreachable_endpoint_is_retried_then_unavailable(tool: str, args: dict) -> None:
-    c = ToolContext(integrations={"aws": {"region": REGION, "endpoint_url": f"http://127.0.0.1:{free_port()}",
-                                          **CREDS}})
+async def test_unreachable_endpoint_is_retried_then_unavailable(tool: str, args: dict,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    c = ToolContext(integrations={"aws": {"region": REGION, **CREDS}})
     result = await run(tool, args, c)
     assert result.error == "unavailable" and result.attempts == TOOLS[tool].retries + 1
     assert "testing-secret-key" not in result.message
+
+
+async def test_assumed_role_reads_with_the_roles_keys(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from incidentfox.settings import get_settings
+
+    iam = _client(moto_url, "iam")
+    role = iam.create_role(RoleName="incidentfox-tools-read", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]}),
+    )["Role"]["Arn"]
+    monkeypatch.setenv("INCIDENTFOX_AWS_ASSUMER_ACCESS_KEY_ID", "AKIAASSUMER00000001")
+    monkeypatch.setenv("INCIDENTFOX_AWS_ASSUMER_SECRET_ACCESS_KEY", "assumer-secret-key")
+    get_settings.cache_clear()
+    try:
+        c = ToolContext(integrations={"aws": {"region": REGION, "role_arn": role, "external_id": "ext-7f3c"}},
+                        org_id="acme", team_id="sre")
+        result = await run("aws_rds_instances", {}, c)
+        assert result.ok, result.message
+        assert [o.name for o in result.evidence.objects] == ["postgres"]
+        # Without an org there is no scoped external id: refused before any call.
+        anonymous = await run("aws_rds_instances", {}, ToolContext(integrations=c.integrations))
+        assert anonymous.error == "not_configured" and "known org" in anonymous.message
+    finally:
+        get_settings.cache_clear()
+
+
+async def test_role_without_an_assumer_identity_is_not_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from incidentfox.settings import get_settings
+
+    for name in ("ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "PROFILE"):
+        monkeypatch.delenv(f"INCIDENTFOX_AWS_ASSUMER_{name}", raising=False)
+    get_settings.cache_clear()
+    try:
+        c = ToolContext(integrations={"aws": {"role_arn": "arn:aws:iam::123456789012:role/r",
+                                              "external_id": "ext-1"}}, org_id="acme")
+        result = await run("aws_rds_instances", {}, c)
+        assert result.error == "not_configured" and "INCIDENTFOX_AWS_ASSUMER_" in result.message
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("block, path", [
+    ({"region": REGION}, "integrations.aws.access_key_id"),
+    ({"region": REGION, "endpoint_url": "http://169.254.169.254", **CREDS}, "integrations.aws.endpoint_url"),
+    ({"access_key_id": "AKIATENANTKEY0001"}, "integrations.aws.secret_access_key"),
+    ({"role_arn": "arn:aws:iam::123456789012:role/r"}, "integrations.aws.external_id"),
+])
+async def test_blocks_the_tools_refuse(block: dict, path: str) -> None:
+    result = await run("aws_rds_instances", {}, ToolContext(integrations={"aws": block}, org_id="acme"))
+    assert result.error == "not_configured" and result.message.startswith(path + ":")
+    assert result.attempts == 1

@@ -15,6 +15,7 @@ from aiohttp import web
 from actors.tools.base import ToolContext, ToolResult
 from actors.tools.execute import execute
 from actors.tools.registry import TOOLS
+from tests.tls_certs import local_pki
 from tests.tools_fakes import FakeHTTP
 
 NOW = datetime(2025, 3, 14, 15, 0, tzinfo=UTC)
@@ -118,7 +119,7 @@ NODES = {"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": [
 @pytest.fixture
 async def api() -> AsyncIterator[FakeHTTP]:
     fake = FakeHTTP()
-    await fake.start()
+    await fake.start(ssl_context=local_pki().server_context())
     fake.route("GET", "/api/v1/pods", (200, PODS))
     fake.route("GET", "/api/v1/namespaces/shop/pods", (200, PODS))
     fake.route("GET", "/api/v1/namespaces/shop/events", (200, EVENTS))
@@ -131,15 +132,20 @@ async def api() -> AsyncIterator[FakeHTTP]:
 
 
 def host_ctx(api: FakeHTTP) -> ToolContext:
-    return ToolContext(integrations={"kubernetes": {"host": api.url, "token": TOKEN}}, clock=lambda: NOW)
+    block = {"host": api.url, "token": TOKEN, "ca_cert": local_pki().ca.cert.decode()}
+    return ToolContext(integrations={"kubernetes": block}, clock=lambda: NOW)
+
+
+def kubeconfig_doc(server: str, user: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Config", "current-context": "demo", "preferences": {},
+            "clusters": [{"name": "c", "cluster": {"server": server,
+                                                   "certificate-authority-data": local_pki().ca.cert_b64}}],
+            "users": [{"name": "u", "user": user}],
+            "contexts": [{"name": "demo", "context": {"cluster": "c", "user": "u", "namespace": "shop"}}]}
 
 
 def kubeconfig_ctx(api: FakeHTTP) -> ToolContext:
-    kubeconfig = yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "demo",
-        "clusters": [{"name": "c", "cluster": {"server": api.url}}],
-        "users": [{"name": "u", "user": {"token": TOKEN}}],
-        "contexts": [{"name": "demo", "context": {"cluster": "c", "user": "u"}}]})
+    kubeconfig = yaml.safe_dump(kubeconfig_doc(api.url, {"token": TOKEN}))
     return ToolContext(integrations={"kubernetes": {"kubeconfig": kubeconfig}}, clock=lambda: NOW)
 
 
@@ -261,9 +267,9 @@ async def test_api_errors_are_typed(api: FakeHTTP) -> None:
 
 
 async def test_missing_credentials_are_not_configured() -> None:
-    ctx = ToolContext(integrations={"kubernetes": {"verify_ssl": False}})
-    result = await run("kubernetes_list_nodes", {}, ctx)
-    assert result.error == "not_configured"
+    for block in ({"enabled": True}, {"host": "https://k.example"}, {"verify_ssl": True}):
+        result = await run("kubernetes_list_nodes", {}, ToolContext(integrations={"kubernetes": block}))
+        assert result.error == "not_configured" and result.attempts == 1, block
 
 
 async def test_concurrent_calls_share_nothing(api: FakeHTTP) -> None:
@@ -272,13 +278,45 @@ async def test_concurrent_calls_share_nothing(api: FakeHTTP) -> None:
     assert all(r.ok and len(r.evidence.objects) == 3 for r in results)
 
 
-def test_ca_certificate_is_written_once_per_content() -> None:
-    from actors.tools.kubernetes_tools import _ca_file
+async def test_client_certificate_authenticates_over_mutual_tls() -> None:
+    pki = local_pki()
+    fake = FakeHTTP()
+    await fake.start(ssl_context=pki.server_context(require_client_cert=True))
+    try:
+        fake.route("GET", "/api/v1/nodes", (200, NODES))
+        user = {"client-certificate-data": pki.client.cert_b64, "client-key-data": pki.client.key_b64}
+        ctx = ToolContext(integrations={"kubernetes": {"kubeconfig": kubeconfig_doc(fake.url, user)}})
+        result = await run("kubernetes_list_nodes", {}, ctx)
+        assert result.ok, result.message
+        assert "Authorization" not in fake.calls("/api/v1/nodes")[0].headers
+        # The same server refuses a client without the certificate: the handshake is what admitted it.
+        no_cert = await run("kubernetes_list_nodes", {}, host_ctx(fake))
+        assert no_cert.error in ("unavailable", "connection_error") and len(fake.calls("/api/v1/nodes")) == 1
+    finally:
+        await fake.close()
 
-    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-    path = _ca_file(pem)
-    assert _ca_file(pem) == path and Path(path).read_text() == pem
-    assert _ca_file(pem + "\n") != path
+
+async def test_certificate_files_live_only_for_the_call(api: FakeHTTP, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """CA and client-certificate data reach the client as files in a private directory that exists
+    while the request is in flight and is gone when the call returns (success or failure)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen: list[list[str]] = []
+
+    async def nodes(request: web.Request) -> web.Response:
+        seen.append(sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")))
+        return web.json_response(NODES)
+
+    api.route("GET", "/api/v1/nodes", nodes)
+    assert (await run("kubernetes_list_nodes", {}, host_ctx(api))).ok
+    (workdir,) = {entry.split("/")[0] for entry in seen[0]}
+    assert workdir.startswith("ifx-k8s-") and seen[0] == [workdir, f"{workdir}/ca.crt"]
+    assert list(tmp_path.iterdir()) == []
+    api.route("GET", "/api/v1/nodes", (403, {"kind": "Status", "code": 403}))
+    assert (await run("kubernetes_list_nodes", {}, kubeconfig_ctx(api))).error == "forbidden"
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("tool, args, path", [
