@@ -6,9 +6,10 @@ each is a no-op on any other database:
 
 * :func:`configure_connection` - WAL, ``synchronous=NORMAL``, a 10 s ``busy_timeout`` and foreign
   keys, on every new connection (``incidentfox.db`` engines install it).
-* :func:`single_writer` - whether a session factory's database has one writer. Callers use it to
-  choose a batched path (the gateway's group commit, ``serve_apps.deliveries.batch``) or, through
-  ``incidentfox up``, to run one replica of each writing deployment.
+* :func:`single_writer` - whether a session factory's database has one writer. The gateway uses it
+  to choose its group commit (``serve_apps.deliveries.batch``). At deploy time the same question is
+  asked of the URL (``incidentfox.db.is_sqlite``): ``incidentfox up`` then runs one replica of each
+  deployment that writes runs (``serve_apps.builder.SINGLE_WRITER_APPS``).
 * :func:`write_lock` - serialises this process's write transactions on one FIFO asyncio lock, so
   contending connections never spin in SQLite's busy handler.
 * :func:`retry_locked` - re-runs an idempotent transaction that still lost to another process's
