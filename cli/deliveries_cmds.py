@@ -2,8 +2,9 @@
 
 Both work on the database directly (``INCIDENTFOX_DATABASE_URL``), so they are usable while the
 platform is down. ``redrive`` hands failed deliveries to a runner: ``investigation`` joins the
-running Ray cluster (``ray.init(address="auto")``, as the Serve replicas do); ``complete``/``null``
-are for tests and local debugging. The same operations exist over HTTP:
+running Ray cluster (``ray.init(address="auto")``, as the Serve replicas do) and also hands sandbox
+deliveries (``sandbox_opened`` / ``sandbox_continued``) to the ``sandbox-slack`` actor there;
+``complete``/``null`` are for tests and local debugging and leave sandbox deliveries alone. The same operations exist over HTTP:
 ``GET /api/v1/agent/deliveries?failed=true`` and ``POST /api/v1/agent/deliveries/redrive``.
 """
 
@@ -73,9 +74,15 @@ def redrive_cmd(
 
     async def run() -> list[int]:
         url, engine, sessions = _sessions(database_url)
+        sandbox = None
+        if runner == "investigation":
+            from actors.sandbox.slack_actor import RaySandboxRunner
+            from incidentfox.settings import Settings
+
+            sandbox = RaySandboxRunner(Settings(database_url=url))
         try:
             return await deliveries.redrive(sessions, make_runner(runner, database_url=url),
-                                            delivery_pks=ids or None)
+                                            delivery_pks=ids or None, sandbox=sandbox)
         finally:
             await engine.dispose()
 

@@ -42,6 +42,29 @@ class TriggerAction(StrEnum):
     IGNORE = "ignore"        # known source, event we do not act on
 
 
+class DeliveryOutcome(StrEnum):
+    """What a recorded delivery did (``webhook_deliveries.outcome``, and ``outcome`` in the sender's
+    answer). Decided once, in the intake transaction (``serve_apps.deliveries``)."""
+
+    PENDING = "pending"              # only inside the intake transaction, before the decision
+    ACCEPTED = "accepted"            # started a run
+    CORRELATED = "correlated"        # an alert absorbed into an active run
+    CONTINUED = "continued"          # a thread follow-up handed to its run
+    UPDATED = "updated"              # ack/resolve recorded on a run
+    UNMATCHED = "unmatched"          # an update or follow-up with no run to apply to
+    RECORDED = "recorded"            # a change event stored for later correlation
+    UNROUTED = "unrouted"            # no team claims it
+    INTERACTION = "interaction"      # a Slack button acted on a run
+    REJECTED = "rejected"            # a button that names no run we know
+    SANDBOX_OPENED = "sandbox_opened"        # `/incidentfox sandbox …`: a sandbox session to open
+    SANDBOX_CONTINUED = "sandbox_continued"  # a reply in an active sandbox session's thread
+
+    @property
+    def sandbox(self) -> bool:
+        """Handed to the sandbox side (``actors.sandbox``) rather than to a run's runner."""
+        return self in (DeliveryOutcome.SANDBOX_OPENED, DeliveryOutcome.SANDBOX_CONTINUED)
+
+
 class ThreadRef(BaseModel):
     """Where conversation about a trigger lives (a Slack thread today)."""
 

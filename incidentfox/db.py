@@ -4,7 +4,8 @@ One database holds config, runs, deliveries, sandbox transcripts, schedules and 
 comes from settings (``INCIDENTFOX_DATABASE_URL``): SQLite by default, PostgreSQL through
 ``postgresql+psycopg://``. Request paths use the async engine (aiosqlite / psycopg async); Alembic
 and CLI maintenance use the sync one. :func:`upgrade` is safe under concurrent starts: on
-PostgreSQL it holds an advisory lock for the duration of the migration.
+PostgreSQL it holds an advisory lock for the duration of the migration. What SQLite's single
+writer needs (pragmas, the write lock, retries) is in :mod:`incidentfox.sqlite_writer`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, create_engine, e
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+
+from incidentfox.sqlite_writer import configure_connection
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -81,15 +84,6 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
 def _ensure_sqlite_dir(url: str) -> None:
     u = make_url(url)
     if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
@@ -101,7 +95,7 @@ def make_sync_engine(url: str, **kw) -> Engine:
     _ensure_sqlite_dir(url)
     engine = create_engine(url, **kw)
     if is_sqlite(url):
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", configure_connection)
     return engine
 
 
@@ -114,7 +108,7 @@ def make_async_engine(url: str, **kw) -> AsyncEngine:
         kw.setdefault("pool_pre_ping", True)
     engine = create_async_engine(url, **kw)
     if is_sqlite(url):
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", configure_connection)
     return engine
 
 

@@ -10,11 +10,15 @@ Order of operations for every ``POST /webhooks/<source>`` (issue 3):
    ``url_verification``, slash-command usage) is answered as is; ``ignored`` answers
    ``200 {"ignored": true}`` and records nothing.
 4. The trigger is routed (Router deployment, memoised here for ``route_memo_s``), then
-   :func:`serve_apps.deliveries.intake` records it and allocates its run in one transaction (on
-   SQLite through :class:`serve_apps.intake_batch.IntakeBatcher`: concurrent webhooks share one
-   transaction, the single writer's group commit).
-5. The sender gets 200 with ``run_id`` (``duplicate: true`` on a redelivery). Dispatch to the runner
-   happens after, as a task on this replica's loop; a lost dispatch is repaired by the sweep.
+   :func:`serve_apps.deliveries.intake` records it and decides what it does in one transaction (on
+   SQLite through :class:`serve_apps.deliveries.batch.IntakeBatcher`: concurrent webhooks share one
+   transaction, the single writer's group commit): the run it starts or joins, or - for
+   ``/incidentfox sandbox …`` and replies in a sandbox session's thread - the sandbox work it hands off.
+5. The sender gets 200 with ``run_id`` (``duplicate: true`` on a redelivery). The hand-off happens
+   after, as a task on this replica's loop: to the :class:`~incidentfox.runs.runner.Runner` for runs,
+   to the :class:`~incidentfox.runs.runner.SandboxRunner` for sandbox traffic (opens and turns run on
+   the sandbox side, :mod:`actors.sandbox.slack_actor`, never here). A lost hand-off is repaired by
+   the sweep (:class:`Sweeper`), for both.
 
 Everything here is async; the only blocking work is HMAC and JSON on small bodies.
 """
@@ -37,12 +41,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from incidentfox import metrics
 from incidentfox.background import BackgroundTasks
-from incidentfox.contracts import Trigger, TriggerAction
+from incidentfox.contracts import DeliveryOutcome, Trigger, TriggerAction
 from incidentfox.errors import BadRequest, PayloadTooLarge, error_response, install_error_handlers
-from incidentfox.runs.runner import Runner
+from incidentfox.runs.runner import Runner, SandboxRunner
+from incidentfox.sqlite_writer import single_writer
 from serve_apps import deliveries
 from serve_apps.deliveries import Route
-from serve_apps.intake_batch import IntakeBatcher
+from serve_apps.deliveries.batch import IntakeBatcher
 from serve_apps.webhook_secrets import SourceSpec, WebhookSecrets, source_spec
 from serve_apps.webhooks.errors import WebhookError
 
@@ -100,15 +105,15 @@ class GatewayCore:
     _tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     _marks: deliveries.DispatchMarks | None = None
 
+    # Where sandbox deliveries are handed off; None: they stay recorded, undispatched, for a sweep
+    # that has one.
+    sandbox: SandboxRunner | None = None
     _batcher: IntakeBatcher | None = None
-    # Slack sandbox traffic (serve_apps.sandbox.dispatch.SandboxDispatch); None: all goes to intake.
-    sandbox: Any = None
 
     def __post_init__(self) -> None:
         self._marks = deliveries.DispatchMarks(self.sessions)
-        bind = self.sessions.kw.get("bind")
-        if bind is not None and bind.dialect.name == "sqlite":
-            self._batcher = IntakeBatcher(self.sessions)   # group commit: see serve_apps.intake_batch
+        if single_writer(self.sessions):
+            self._batcher = IntakeBatcher(self.sessions)   # group commit: see serve_apps.deliveries.batch
 
     async def _intake(self, **kw: Any) -> deliveries.IntakeResult:
         if self._batcher is not None:
@@ -147,17 +152,13 @@ class GatewayCore:
         trigger = result.trigger
         route = await self._route(trigger, verified_org=choice.org_id)
         payload = body.decode("utf-8", "replace") if self.store_payload else ""
-        if self.sandbox is not None:
-            answer = await self.sandbox.handle(trigger=trigger, route=route, payload=payload)
-            if answer is not None:   # recorded once; the session work runs in the background
-                self._count(spec.name, "duplicate" if answer.get("duplicate") else answer["outcome"])
-                return JSONResponse(answer)
         outcome = await self._intake(trigger=trigger, route=route, payload=payload,
                                      correlation_window_s=self.correlation_window_s)
         self._count(spec.name, "duplicate" if outcome.duplicate else outcome.outcome)
         if outcome.dispatch is not None:
             self._spawn(deliveries.dispatch(self.sessions, self.runner, delivery_pk=outcome.delivery_pk,
-                                            plan=outcome.dispatch, trigger=trigger, marks=self._marks))
+                                            plan=outcome.dispatch, trigger=trigger, marks=self._marks,
+                                            sandbox=self.sandbox))
         return JSONResponse(self._answer(endpoint, trigger, outcome, route))
 
     async def _route(self, trigger: Trigger, *, verified_org: str | None) -> Route:
@@ -176,7 +177,10 @@ class GatewayCore:
         if route.stale:
             body["route_stale"] = True
         if endpoint == "/slack/commands":
-            if outcome.outcome == "unrouted":
+            if outcome.outcome is DeliveryOutcome.SANDBOX_OPENED:
+                text = ("🧪 Sandbox session opened for: " + trigger.title[:200]
+                        + ". Its progress follows in a thread in this channel; reply there to continue it.")
+            elif outcome.outcome is DeliveryOutcome.UNROUTED:
                 text = "No team has claimed this channel in IncidentFox yet, so nothing was started."
             elif outcome.run_id:
                 text = f"Investigating: {trigger.title} (run `{outcome.run_id}`)."
@@ -214,12 +218,13 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 class Sweeper:
     """Runs :func:`serve_apps.deliveries.sweep` every ``interval_s`` on the current loop (and once
-    at start). Started lazily from a request or a health check, since Serve constructs replicas
-    outside their serving loop."""
+    at start); sandbox deliveries too when given ``sandbox``. Started lazily from a request or a
+    health check, since Serve constructs replicas outside their serving loop."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], runner: Runner, *,
-                 interval_s: float = 10.0, grace_s: float = deliveries.SWEEP_GRACE_S) -> None:
-        self._sessions, self._runner = sessions, runner
+                 interval_s: float = 10.0, grace_s: float = deliveries.SWEEP_GRACE_S,
+                 sandbox: SandboxRunner | None = None) -> None:
+        self._sessions, self._runner, self._sandbox = sessions, runner, sandbox
         self._interval, self._grace = interval_s, grace_s
         self._task: asyncio.Task | None = None
         self.swept = 0
@@ -233,7 +238,7 @@ class Sweeper:
             try:
                 async with asyncio.timeout(max(self._interval, 30.0)):
                     self.swept += len(await deliveries.sweep(self._sessions, self._runner,
-                                                             grace_s=self._grace))
+                                                             sandbox=self._sandbox, grace_s=self._grace))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -295,6 +300,7 @@ class Gateway:
                  correlation_window_s: float = deliveries.DEFAULT_CORRELATION_WINDOW_S,
                  route_memo_s: float = 1.0, sweep_interval_s: float = 10.0,
                  org_secret_overrides: bool = True, store_payload: bool = True) -> None:
+        from actors.sandbox.slack_actor import RaySandboxRunner
         from incidentfox.db import make_async_engine, session_factory
         from incidentfox.logs import configure_process_logging
         from incidentfox.runs.runner import make_runner
@@ -314,13 +320,12 @@ class Gateway:
 
         resolve = MemoResolver(via_router, ttl_s=route_memo_s)
         org_secret = make_org_secret_lookup(sessions, settings=settings) if org_secret_overrides else None
+        sandbox = RaySandboxRunner(settings)
         self._core = GatewayCore(sessions=sessions, runner=runner_obj, resolve=resolve,
                                  secrets=WebhookSecrets(resolve=resolve, org_secret=org_secret),
-                                 correlation_window_s=correlation_window_s, store_payload=store_payload)
-        from serve_apps.sandbox.dispatch import make_sandbox_dispatch
-
-        self._core.sandbox = make_sandbox_dispatch(sessions, settings=settings)
-        self._sweeper = Sweeper(sessions, runner_obj, interval_s=sweep_interval_s)
+                                 correlation_window_s=correlation_window_s, store_payload=store_payload,
+                                 sandbox=sandbox)
+        self._sweeper = Sweeper(sessions, runner_obj, interval_s=sweep_interval_s, sandbox=sandbox)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_gateway_app(self._core, on_request=self._sweeper.ensure_started)

@@ -83,7 +83,7 @@ DEFAULT_ROUTES = {
 
 def make_core(db_url: str, *, routes: StaticRoutes | None = None, runner: Any = None,
               env: Mapping[str, str] | None = None, org_secret: OrgSecretFn | None = None,
-              clock: Any = None) -> GatewayCore:
+              clock: Any = None, sandbox: Any = None) -> GatewayCore:
     engine = make_async_engine(db_url)
     sessions = session_factory(engine)
     routes = routes if routes is not None else StaticRoutes(DEFAULT_ROUTES)
@@ -91,7 +91,7 @@ def make_core(db_url: str, *, routes: StaticRoutes | None = None, runner: Any = 
                        resolve=routes,
                        secrets=WebhookSecrets(resolve=routes, org_secret=org_secret,
                                               env=SECRETS if env is None else env),
-                       clock=clock or time.time)
+                       clock=clock or time.time, sandbox=sandbox)
     core.engine = engine  # type: ignore[attr-defined]  (tests dispose it)
     return core
 

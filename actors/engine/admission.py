@@ -16,7 +16,7 @@ from typing import Any
 
 import ray
 
-from actors.db_retry import retry_locked
+from incidentfox.sqlite_writer import retry_locked
 from actors.engine.placement import PlacementUnavailable, check_available, placement_key
 from actors.engine.pool_config import CALL_TIMEOUT_S
 from actors.team_config import TeamConfig, max_concurrent_runs

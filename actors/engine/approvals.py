@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from actors.db_retry import retry_locked
+from incidentfox.sqlite_writer import retry_locked
 from incidentfox.db import utcnow
 from incidentfox.runs import store
 from incidentfox.runs.models import ToolApproval

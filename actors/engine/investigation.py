@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from actors.db_retry import retry_locked
+from incidentfox.sqlite_writer import retry_locked
 from actors.engine.fanout import SubAgentFanout
 from actors.engine.offline_planner import (
     investigation_window,

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from actors.db_retry import retry_locked
+from incidentfox.sqlite_writer import retry_locked
 from actors.engine.pool_config import CALL_TIMEOUT_S
 from incidentfox.contracts import RunStatus
 from incidentfox.runs import store

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from actors.db_retry import retry_locked
+from incidentfox.sqlite_writer import retry_locked
 from incidentfox.db import utcnow
 from incidentfox.runs.models import RunEvent, ToolCall
 

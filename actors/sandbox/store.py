@@ -12,8 +12,9 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from actors.sandbox.errors import SandboxError
 from actors.sandbox.models import SandboxMcpServerRow, SandboxMessageRow, SandboxSessionRow
@@ -22,6 +23,29 @@ from incidentfox.db import make_async_engine, session_factory, utcnow
 
 def new_session_id() -> str:
     return "sbx_" + secrets.token_hex(12)
+
+
+async def active_session_by_thread(session: AsyncSession, *, channel: str,
+                                   thread_ts: str) -> SandboxSessionRow | None:
+    """The active session mirrored into a Slack thread (how a reply in that thread continues it), in
+    the caller's transaction (the gateway's intake asks inside its own)."""
+    return await session.scalar(select(SandboxSessionRow)
+                                .where(SandboxSessionRow.slack_channel == channel,
+                                       SandboxSessionRow.slack_thread_ts == thread_ts,
+                                       SandboxSessionRow.status == "active")
+                                .order_by(SandboxSessionRow.created_at.desc()).limit(1))
+
+
+async def active_sandbox_threads(session: AsyncSession, *,
+                                 threads: list[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of ``threads`` (channel, thread ts) carry an active session: one query for a batch."""
+    if not threads:
+        return set()
+    rows = (await session.execute(
+        select(SandboxSessionRow.slack_channel, SandboxSessionRow.slack_thread_ts)
+        .where(tuple_(SandboxSessionRow.slack_channel, SandboxSessionRow.slack_thread_ts).in_(threads),
+               SandboxSessionRow.status == "active"))).all()
+    return {(r.slack_channel, r.slack_thread_ts) for r in rows}
 
 
 class SandboxStore:
@@ -116,13 +140,9 @@ class SandboxStore:
             return list(rows)
 
     async def find_by_thread(self, *, channel: str, thread_ts: str) -> SandboxSessionRow | None:
-        """The active session mirrored into a Slack thread (how a reply in that thread continues it)."""
+        """The active session mirrored into a Slack thread (:func:`active_session_by_thread`)."""
         async with self.sessions() as s:
-            return await s.scalar(select(SandboxSessionRow)
-                                  .where(SandboxSessionRow.slack_channel == channel,
-                                         SandboxSessionRow.slack_thread_ts == thread_ts,
-                                         SandboxSessionRow.status == "active")
-                                  .order_by(SandboxSessionRow.created_at.desc()).limit(1))
+            return await active_session_by_thread(s, channel=channel, thread_ts=thread_ts)
 
     # -- transcript ----------------------------------------------------------------------------
 

@@ -8,6 +8,10 @@ database: the gateway's recovery sweep and the engine's lease recovery both do t
 Runners are chosen by name (:func:`make_runner`), so a Serve config can say which one an
 application uses: ``null`` (benchmarks: leave runs queued), ``complete`` (tests: finish at once),
 ``investigation`` (the engine's Ray actor pool, :mod:`actors.engine.runner`).
+
+Sandbox deliveries (a Slack ``/incidentfox sandbox …`` or a reply in a sandbox session's thread) are
+handed off the same way, to a :class:`SandboxRunner`: the delivery row holds everything the sandbox
+side needs, so an undispatched one is re-submitted by the same sweep and redrive.
 """
 
 from __future__ import annotations
@@ -30,6 +34,14 @@ class Runner(Protocol):
 
     async def attach(self, *, run_id: str, trigger: Trigger) -> None:
         """Deliver added context (an absorbed alert, a thread follow-up) to a live run."""
+
+
+@runtime_checkable
+class SandboxRunner(Protocol):
+    async def submit(self, *, delivery_pk: int) -> None:
+        """Hand a recorded sandbox delivery (``webhook_deliveries.id``) to the sandbox side, which
+        opens the session or runs the turn. Returns once handed off; idempotent per delivery (the
+        sandbox side claims the row before it acts, so a re-submitted delivery acts once)."""
 
 
 class NullRunner:

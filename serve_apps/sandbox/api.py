@@ -21,6 +21,10 @@ optionally, ``authenticate`` / ``team_config`` / ``scheduling_for`` callables; l
 the config service (``config_service.services.auth.authenticate``, ``get_effective_config`` with
 secrets revealed) and the engine's placement (``actors.engine.placement.scheduling_options``).
 :func:`build_app` is what ``serve_apps.builder:build_sandbox`` calls.
+
+The Serve app also starts the sandbox's other entry point, the ``sandbox-slack`` actor
+(:mod:`actors.sandbox.slack_actor`), where the gateway hands off Slack sandbox deliveries, so the
+first ``/incidentfox sandbox …`` does not wait for it to start.
 """
 
 import asyncio
@@ -264,12 +268,15 @@ class SandboxAPI:
         from actors.sandbox.client import RaySandboxBackend
         from actors.sandbox.config import SandboxRuntime
         from actors.sandbox.manager import get_or_create_manager
+        from actors.sandbox.slack_actor import get_or_create_slack_actor
 
         self._settings = Settings()
         runtime = SandboxRuntime.from_settings(self._settings, namespace=namespace)
         self._manager = get_or_create_manager(runtime, prewarm=prewarm or [])
         await self._manager.start.remote()
         self._backend = RaySandboxBackend(self._manager, namespace=namespace)
+        self._slack = get_or_create_slack_actor(self._settings, namespace=namespace, prewarm=prewarm or [])
+        await self._slack.ping.remote()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_sandbox_app(backend=self._backend, settings=self._settings)

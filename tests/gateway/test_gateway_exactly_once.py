@@ -263,7 +263,7 @@ async def test_run_allocated_in_the_delivery_transaction(db_url, fixtures_dir):
 async def test_group_commit_fails_only_the_bad_item(sqlite_url, fixtures_dir, monkeypatch):
     """SQLite group commit: one failing item rolls back its batch, then every item is retried alone,
     so only that item fails; in-batch copies share the first copy's run."""
-    from serve_apps.intake_batch import IntakeBatcher
+    from serve_apps.deliveries.batch import IntakeBatcher
     from serve_apps.webhooks import slack
 
     core = make_core(sqlite_url)
@@ -294,7 +294,7 @@ async def test_group_commit_fails_only_the_bad_item(sqlite_url, fixtures_dir, mo
 
 
 async def test_group_commit_keeps_thread_semantics_within_a_batch(sqlite_url, fixtures_dir):
-    from serve_apps.intake_batch import IntakeBatcher
+    from serve_apps.deliveries.batch import IntakeBatcher
     from serve_apps.webhooks import slack
 
     core = make_core(sqlite_url)

@@ -1,7 +1,10 @@
 """Sandbox sessions from Slack, through the gateway's HTTP layer (ASGI): a signed
 ``/incidentfox sandbox …`` command opens a session bound to a new thread, a signed threaded reply
-continues it; the real config service holds the team config, the in-process sandbox backend runs
-the sessions, and the real ``anthropic`` SDK talks to the local scripted server."""
+continues it; the gateway records each delivery once and hands it to the sandbox side
+(:class:`actors.sandbox.slack_dispatch.SlackDispatchCore`, in-process here, with its own database
+engine as the ``sandbox-slack`` actor has); the real config service holds the team config, the
+in-process sandbox backend runs the sessions, and the real ``anthropic`` SDK talks to the local
+scripted server."""
 
 from __future__ import annotations
 
@@ -24,16 +27,18 @@ from gateway_kit import (
     signed,
     slack_event,
 )
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from actors.sandbox.client import LocalSandboxBackend
 from actors.sandbox.config import SandboxRuntime
 from actors.sandbox.isolation import IsolationStatus
 from actors.sandbox.models import SandboxSessionRow
+from actors.sandbox.slack_dispatch import SlackDispatchCore
 from actors.sandbox.store import SandboxStore
 from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text
+from incidentfox.db import make_async_engine, session_factory
 from incidentfox.runs.models import Delivery, Run
-from serve_apps.sandbox.dispatch import SandboxDispatch
+from serve_apps import deliveries
 from tests.sandbox_helpers import FakeSlack, make_root, needs_root, patch_team, remove_root
 
 pytestmark = needs_root
@@ -55,32 +60,40 @@ async def gw(sqlite_url: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     slack = FakeSlack()
     backend = LocalSandboxBackend(SandboxRuntime(root=root, db_url=sqlite_url, uid_base=380_000, uid_count=20_000,
                                                  sweep_interval_s=3600), reporter=slack)
-    core = make_core(sqlite_url, routes=StaticRoutes(ROUTES))
     store = SandboxStore(sqlite_url)
     tokens: list[str] = []
     isolation = {"status": IsolationStatus(mode="bwrap", reason="ok")}
+    engine = make_async_engine(sqlite_url)   # the sandbox side's own, as in the sandbox-slack actor
+    sandbox_sessions = session_factory(engine)
 
     async def team_config(org: str, team: str) -> dict[str, Any]:
         from config_service.services.config import get_effective_config
 
-        async with core.sessions() as s:
+        async with sandbox_sessions() as s:
             return await get_effective_config(s, org_id=org, node_id=team, reveal_secrets=True, settings=settings)
 
     def reporter_for(token: str) -> FakeSlack:
         tokens.append(token)
         return slack
 
-    core.sandbox = SandboxDispatch(sessions=core.sessions, store=store, backend=backend, team_config=team_config,
-                                   reporter_for=reporter_for, scheduling_for=lambda cfg, org, team: {},
-                                   isolation=lambda: isolation["status"], busy_retry_s=0.05)
+    sandbox = SlackDispatchCore(sessions=sandbox_sessions, backend=backend, team_config=team_config,
+                                reporter_for=reporter_for, scheduling_for=lambda cfg, org, team: {},
+                                isolation=lambda: isolation["status"], busy_retry_s=0.05, engine=engine)
+    core = make_core(sqlite_url, routes=StaticRoutes(ROUTES), sandbox=sandbox)
+
+    async def drain() -> None:
+        """The gateway's hand-offs, then the opens and turns they started on the sandbox side."""
+        await core.drain()
+        await sandbox.drain()
+
     async with client_for(core) as client:
         yield {"core": core, "client": client, "server": server, "slack": slack, "store": store,
-               "tokens": tokens, "isolation": isolation}
-    await core.sandbox.drain()
-    await core.drain()
+               "tokens": tokens, "isolation": isolation, "sandbox": sandbox, "drain": drain}
+    await drain()
     server.stop()
     await store.close()
     await backend.manager.store.close()
+    await sandbox.close()
     await core.engine.dispose()
     remove_root(root)
 
@@ -143,7 +156,7 @@ async def test_command_opens_one_session_and_a_reply_continues_it_in_order(gw: d
     r = await c.post("/slack/events", content=body2, headers=signed("slack", body2))
     assert r.status_code == 200, r.text
     assert r.json()["outcome"] == "sandbox_continued" and r.json()["session_id"] == session.id
-    await core.sandbox.drain()
+    await gw["drain"]()
 
     assert len(await rows(core, SandboxSessionRow)) == 1
     transcript = await gw["store"].list_messages(session_id=session.id)
@@ -191,7 +204,7 @@ async def test_team_without_llm_is_told_in_the_thread(gw: dict[str, Any]) -> Non
     body = command("sandbox list files", trigger_id="111.333.nollm", channel="C222")
     r = await c.post("/slack/commands", content=body, headers=signed("slack", body))
     assert r.status_code == 200 and r.json()["outcome"] == "sandbox_opened"
-    await core.sandbox.drain()
+    await gw["drain"]()
     assert await rows(core, SandboxSessionRow) == []
     (root, notice) = slack.calls
     assert root[:3] == ("post", "C222", None)
@@ -207,7 +220,7 @@ async def test_isolation_unavailable_is_told_in_the_thread(gw: dict[str, Any]) -
     body = command("sandbox run ls", trigger_id="111.444.noiso")
     r = await c.post("/slack/commands", content=body, headers=signed("slack", body))
     assert r.status_code == 200
-    await core.sandbox.drain()
+    await gw["drain"]()
     assert await rows(core, SandboxSessionRow) == []
     notice = slack.calls[-1]
     assert notice[2] == "1700000000.000001" and "isolation is unavailable" in notice[3]
@@ -230,27 +243,82 @@ async def test_concurrent_copies_of_a_command_open_one_session(gw: dict[str, Any
                                      for _ in range(4)))
     assert all(a.status_code == 200 for a in answers)
     assert sum(1 for a in answers if not a.json().get("duplicate")) == 1
-    await core.sandbox.drain()
+    await gw["drain"]()
     assert len(await rows(core, SandboxSessionRow)) == 1 and len(server.requests) == 1
     assert len(await rows(core, Delivery)) == 1
 
 
 async def test_default_wiring_reads_revealed_team_config_and_placement(gw: dict[str, Any], sqlite_url: str,
                                                                        tmp_path: Path) -> None:
-    """make_sandbox_dispatch (what the Serve gateway uses): the config service's effective config with
-    the bot token and API key revealed, and the engine's placement for a shared team."""
-    from serve_apps.sandbox.dispatch import make_sandbox_dispatch
+    """make_slack_dispatch (what the sandbox-slack actor runs): the config service's effective config
+    with the bot token and API key revealed, and the engine's placement for a shared team."""
+    from actors.sandbox.slack_actor import make_slack_dispatch
 
-    core = gw["core"]
-    wired = make_sandbox_dispatch(core.sessions, settings=settings_for(sqlite_url, tmp_path))
+    wired = make_slack_dispatch(settings_for(sqlite_url, tmp_path))
     try:
         cfg = await wired.team_config("acme", "payments")
         assert cfg["integrations"]["slack"]["bot_token"] == "xoxb-payments"
         assert cfg["llm"]["api_key"] == "sk-team-secret"
         assert wired.scheduling_for(cfg, "acme", "payments") == {"resources": {"shared": 0.001}}
-        problem = await wired._problem(cfg)   # the node's real isolation: none, or a clear reason
+        problem = await wired.problem(cfg)   # the node's real isolation: none, or a clear reason
         assert problem is None or problem.startswith("Sandbox isolation is unavailable on this node")
         search = await wired.team_config("acme", "search")
-        assert "`llm`" in (await wired._problem(search) or "")
+        assert "`llm`" in (await wired.problem(search) or "")
     finally:
-        await wired.store.close()
+        await wired.close()
+
+
+class DiesBeforeHandOff:
+    """The sandbox runner of a gateway replica that dies after recording a delivery and before
+    handing it off: ``submit`` never returns (until the test lets it fail)."""
+
+    def __init__(self) -> None:
+        self.reached = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def submit(self, *, delivery_pk: int) -> None:
+        self.reached.set()
+        await self.release.wait()
+        raise ConnectionError("the replica is gone")
+
+
+async def test_an_open_recorded_but_never_handed_off_is_redriven_by_the_sweep(gw: dict[str, Any],
+                                                                             sqlite_url: str) -> None:
+    core, server, slack, sandbox = gw["core"], gw["server"], gw["slack"], gw["sandbox"]
+    server.add(Reply([Text("Recovered answer.")]))
+    dying = DiesBeforeHandOff()
+    replica = make_core(sqlite_url, routes=StaticRoutes(ROUTES), sandbox=dying)
+    try:
+        body = command("sandbox what survived?", trigger_id="111.777.lost")
+        async with client_for(replica) as c:
+            r = await c.post("/slack/commands", content=body, headers=signed("slack", body))
+        assert r.status_code == 200 and r.json()["outcome"] == "sandbox_opened"
+        await dying.reached.wait()
+        # Recorded, never handed off: no session, nothing in Slack, the row waits for a sweep.
+        (row,) = await rows(core, Delivery)
+        assert (row.outcome, row.dispatched_at, row.dispatch_attempts) == ("sandbox_opened", None, 0)
+        assert await rows(core, SandboxSessionRow) == [] and slack.calls == []
+        # A sweep without the sandbox side (the agent API's) leaves it to one that has it.
+        assert await deliveries.sweep(core.sessions, core.runner, grace_s=0) == []
+
+        assert await deliveries.sweep(core.sessions, core.runner, sandbox=sandbox, grace_s=0) == [row.id]
+        await gw["drain"]()
+        (session,) = await rows(core, SandboxSessionRow)
+        assert (session.org_id, session.team_id, session.slack_channel) == ("acme", "payments", "C111")
+        assert user_texts(await gw["store"].list_messages(session_id=session.id)) == ["what survived?"]
+        assert slack.calls[0][:3] == ("post", "C111", None) and "what survived?" in slack.calls[0][3]
+        (row,) = await rows(core, Delivery)
+        assert row.dispatched_at is not None and row.dispatch_error is None
+
+        # Handed off again (a lost mark, a racing redrive): the sandbox side's claim makes it a no-op.
+        async with core.sessions() as s:
+            await s.execute(update(Delivery).where(Delivery.id == row.id).values(dispatch_attempts=1))
+            await s.commit()
+        await sandbox.submit(delivery_pk=row.id)
+        assert await deliveries.sweep(core.sessions, core.runner, sandbox=sandbox, grace_s=0) == []
+        await gw["drain"]()
+        assert len(await rows(core, SandboxSessionRow)) == 1 and len(server.requests) == 1
+    finally:
+        dying.release.set()
+        await replica.drain()
+        await replica.engine.dispose()

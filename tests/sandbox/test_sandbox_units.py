@@ -174,3 +174,30 @@ async def test_reporter_failures_never_raise() -> None:
     await msg.set("b")
     await msg.close()
     assert msg.failures == 1
+
+
+async def test_thread_locks_are_fifo_per_thread_and_forgotten_when_free() -> None:
+    from actors.sandbox.slack_dispatch import ThreadLocks
+
+    locks = ThreadLocks()
+    order: list[str] = []
+    first_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def turn(name: str, key: tuple[str, str]) -> None:
+        async with locks.hold(key):
+            order.append(name)
+            if name == "first":
+                first_in.set()
+                await release.wait()
+
+    first = asyncio.create_task(turn("first", ("C1", "1.0")))
+    await first_in.wait()
+    queued = [asyncio.create_task(turn(n, ("C1", "1.0"))) for n in ("second", "third")]
+    other = asyncio.create_task(turn("other thread", ("C2", "2.0")))
+    await other   # another thread never waits behind this one
+    assert order == ["first", "other thread"] and len(locks) == 1
+    release.set()
+    await asyncio.gather(first, *queued)
+    assert order == ["first", "other thread", "second", "third"]
+    assert len(locks) == 0   # nothing kept for threads nobody holds or waits on

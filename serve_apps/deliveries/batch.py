@@ -4,11 +4,12 @@ SQLite has one writer, so per-webhook transactions serialise on the write lock, 
 BEGIN, a COMMIT and a session's worth of overhead (measured ~10 ms under load on 2 cores, capping
 the gateway near 100 requests/s). :class:`IntakeBatcher` records everything that arrived while the
 previous batch was being written in ONE transaction, with the same semantics as
-:func:`serve_apps.deliveries.intake`:
+:func:`serve_apps.deliveries.intake`, and used when :func:`incidentfox.sqlite_writer.single_writer`
+says the database has one writer:
 
 * duplicates are found first (one ``SELECT`` for the batch's keys) and within the batch (the first
   copy wins; later copies get its ``run_id`` with ``duplicate=True``);
-* each new delivery is inserted and decided (:func:`serve_apps.deliveries.decide`) in order, so an
+* each new delivery is inserted and decided (:func:`~serve_apps.deliveries.record_and_decide`) in order, so an
   alert later in the batch correlates with a run started earlier in it;
 * if the batch fails for any reason - e.g. another process inserted one of its keys between the
   ``SELECT`` and the insert (``IntegrityError``) - nothing of it is committed and every item is
@@ -29,12 +30,15 @@ from datetime import datetime
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from incidentfox.contracts import RunStatus, Trigger, TriggerAction
+from actors.sandbox.store import active_sandbox_threads
+from incidentfox.contracts import DeliveryOutcome, RunStatus, Trigger, TriggerAction
 from incidentfox.db import utcnow
 from incidentfox.runs import store
 from incidentfox.runs.models import Delivery, Run, RunEvent
-from serve_apps import deliveries
-from serve_apps.deliveries import IntakeResult, Route
+from incidentfox.sqlite_writer import write_lock
+from serve_apps.deliveries.decide import is_sandbox_command
+from serve_apps.deliveries.intake import DEFAULT_CORRELATION_WINDOW_S, duplicate_of, intake, record_and_decide
+from serve_apps.deliveries.model import Dispatch, DispatchKind, IntakeResult, Route
 
 log = logging.getLogger("incidentfox.intake")
 
@@ -58,7 +62,7 @@ class IntakeBatcher:
         self.fallbacks = 0
 
     async def intake(self, *, trigger: Trigger, route: Route, payload: str,
-                     correlation_window_s: float = deliveries.DEFAULT_CORRELATION_WINDOW_S) -> IntakeResult:
+                     correlation_window_s: float = DEFAULT_CORRELATION_WINDOW_S) -> IntakeResult:
         loop = asyncio.get_running_loop()
         item = _Item(trigger, route, payload, correlation_window_s, utcnow(), loop.create_future())
         self._queue.append(item)
@@ -85,9 +89,8 @@ class IntakeBatcher:
     async def _one_by_one(self, batch: list[_Item]) -> None:
         for item in batch:
             try:
-                result = await deliveries.intake(self._sessions, trigger=item.trigger, route=item.route,
-                                                 payload=item.payload, correlation_window_s=item.window_s,
-                                                 now=item.now)
+                result = await intake(self._sessions, trigger=item.trigger, route=item.route,
+                                      payload=item.payload, correlation_window_s=item.window_s, now=item.now)
             except Exception as exc:  # noqa: BLE001 - handed to that item's caller
                 if not item.future.done():
                     item.future.set_exception(exc)
@@ -97,7 +100,7 @@ class IntakeBatcher:
 
     async def _write(self, batch: list[_Item]) -> list[IntakeResult]:
         keys = list({(i.trigger.source, i.trigger.delivery_id) for i in batch})
-        async with deliveries.write_lock(self._sessions), self._sessions() as session:
+        async with write_lock(self._sessions), self._sessions() as session:
             existing = {
                 (d.source, d.delivery_id): d
                 for d in (await session.scalars(
@@ -111,9 +114,7 @@ class IntakeBatcher:
             for item in batch:
                 key = (item.trigger.source, item.trigger.delivery_id)
                 if key in existing:
-                    d = existing[key]
-                    results.append(IntakeResult(delivery_pk=d.id, outcome=d.outcome, run_id=d.run_id,
-                                                duplicate=True))
+                    results.append(await duplicate_of(session, existing[key]))
                     continue
                 if key in firsts:
                     pending_dups.append((len(results), key))
@@ -124,7 +125,7 @@ class IntakeBatcher:
                     results.append(None)
                     continue
                 await fast.write()   # the general path's queries must see this batch's rows
-                _, result = await deliveries.record_and_decide(
+                _, result = await record_and_decide(
                     session, trigger=item.trigger, route=item.route, payload=item.payload,
                     window_s=item.window_s, now=item.now)
                 firsts[key] = result
@@ -134,17 +135,16 @@ class IntakeBatcher:
                 results[index] = firsts[key] = result
             await session.commit()
         for index, key in pending_dups:
-            first = firsts[key]
-            results[index] = IntakeResult(delivery_pk=first.delivery_pk, outcome=first.outcome,
-                                          run_id=first.run_id, duplicate=True)
+            results[index] = firsts[key].as_duplicate()
         return [r for r in results if r is not None]
 
 
 def _eligible(item: _Item) -> bool:
-    """The common case the fast path takes: a routed human request that starts a run."""
+    """The common case the fast path takes: a routed human request that starts a run (not a sandbox
+    command; one in a sandbox session's thread is sent to the general path by :class:`_FastWrites`)."""
     t, route = item.trigger, item.route
     return (t.action is TriggerAction.START and t.human and not t.is_alert and route.found
-            and bool(route.org_id) and bool(route.team_id))
+            and bool(route.org_id) and bool(route.team_id) and not is_sandbox_command(t))
 
 
 class _FastWrites:
@@ -152,16 +152,19 @@ class _FastWrites:
     events, the deliveries with ``RETURNING id``) instead of several statements per webhook.
 
     Same decision as :func:`serve_apps.deliveries.intake`: a human START in the thread of an ACTIVE
-    run continues that run, so such items go to the general path. Active threads are read once per
-    batch; after any general-path item (which may create runs) threads are checked one by one."""
+    run continues that run, and one in an active sandbox session's thread continues that session, so
+    such items go to the general path. Active threads are read once per batch; after any
+    general-path item (which may create runs) run threads are checked one by one (sandbox sessions
+    are created by the sandbox side, never by intake, so the batch's first read of them holds)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._active: set[tuple[str, str]] | None = None
+        self._sandbox: set[tuple[str, str]] = set()
         self._new_threads: set[tuple[str, str]] = set()
         self._events: list[dict] = []
         self._deliveries: list[dict] = []
-        self._pending: list[tuple[int, tuple[str, str], deliveries.Dispatch]] = []
+        self._pending: list[tuple[int, tuple[str, str], Dispatch]] = []
         self.results: list[tuple[int, tuple[str, str], IntakeResult]] = []
 
     async def load_active_threads(self, items: list[_Item]) -> None:
@@ -172,9 +175,10 @@ class _FastWrites:
             .where(tuple_(Run.thread_channel, Run.thread_ts).in_(threads), Run.status.in_(store.ACTIVE))
         )).all() if threads else []
         self._active = {(r.thread_channel, r.thread_ts) for r in rows}
+        self._sandbox = await active_sandbox_threads(self._session, threads=threads)
 
     async def _thread_active(self, thread: tuple[str, str]) -> bool:
-        if thread in self._new_threads:
+        if thread in self._new_threads or thread in self._sandbox:
             return True
         if self._active is not None:
             return thread in self._active
@@ -195,12 +199,13 @@ class _FastWrites:
                                       "route": {"matched_by": route.matched_by, "stale": route.stale}}})
         self._deliveries.append({
             "source": t.source, "delivery_id": t.delivery_id, "received_at": item.now,
-            "event_kind": t.event_kind[:128], "action": t.action.value, "outcome": "accepted",
+            "event_kind": t.event_kind[:128], "action": t.action.value,
+            "outcome": DeliveryOutcome.ACCEPTED.value,
             "org_id": route.org_id, "team_id": route.team_id, "run_id": run.id, "route_stale": route.stale,
             "trigger": t.model_dump(mode="json"), "payload": item.payload, "dispatched_at": None,
             "dispatch_attempts": 0, "dispatch_error": None})
         self._pending.append((index, (t.source, t.delivery_id),
-                              deliveries.Dispatch("submit", run.id, route.org_id, route.team_id)))
+                              Dispatch(DispatchKind.SUBMIT, run.id, route.org_id, route.team_id)))
         return True
 
     async def write(self) -> None:
@@ -214,7 +219,7 @@ class _FastWrites:
             insert(Delivery).values(self._deliveries)
             .returning(Delivery.id, Delivery.source, Delivery.delivery_id))).all()}
         for index, key, plan in self._pending:
-            self.results.append((index, key, IntakeResult(delivery_pk=ids[key], outcome="accepted",
+            self.results.append((index, key, IntakeResult(delivery_pk=ids[key], outcome=DeliveryOutcome.ACCEPTED,
                                                           run_id=plan.run_id, dispatch=plan)))
         self._events, self._deliveries, self._pending = [], [], []
         self._active = None

@@ -1,0 +1,194 @@
+"""What a verified, routed delivery does: :func:`decide`, inside the intake transaction.
+
+The rules, in order:
+
+* a Slack button (INTERACTION) acts on the run it names (rerun, cancel, feedback, approve/deny);
+* ``/incidentfox sandbox …`` routed to a team opens a sandbox session; a human Slack message in the
+  thread of an *active* sandbox session of the routed org continues it (both handed to the sandbox
+  side after the commit);
+* a follow-up in an active run's thread continues that run; an alert on a service (or fingerprint)
+  with an active run in the correlation window is absorbed into it;
+* change events are recorded for correlation; unrouted events are recorded as such; ack/resolve
+  updates the run of the alert's fingerprint;
+* anything else routed starts a run.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from actors.sandbox.store import active_session_by_thread
+from incidentfox.contracts import DeliveryOutcome, RunStatus, Trigger, TriggerAction
+from incidentfox.runs import store
+from incidentfox.runs.models import Run, RunEvent
+from serve_apps.deliveries.model import Decision, Dispatch, DispatchKind, Route
+
+O = DeliveryOutcome
+# The event kind serve_apps.webhooks.slack gives `/incidentfox sandbox <question>`.
+SANDBOX_EVENT_KIND = "sandbox"
+
+
+def correlation_key(trigger: Trigger) -> str | None:
+    # Service first: an alert storm on one service has many fingerprints but one service.
+    if trigger.services:
+        return f"service:{trigger.services[0].lower()}"
+    if trigger.fingerprint:
+        return f"fp:{trigger.fingerprint}"
+    return None
+
+
+def _correlation_keys(trigger: Trigger) -> list[str]:
+    keys = [f"service:{s.lower()}" for s in trigger.services if s]
+    if trigger.fingerprint:
+        keys.append(f"fp:{trigger.fingerprint}")
+    return keys
+
+
+def is_sandbox_command(trigger: Trigger) -> bool:
+    return trigger.action is TriggerAction.START and trigger.event_kind == SANDBOX_EVENT_KIND
+
+
+def may_continue_sandbox(trigger: Trigger) -> bool:
+    """Whether ``trigger`` is the kind of message that continues a sandbox session in its thread."""
+    thread = trigger.thread
+    return (trigger.source == "slack" and trigger.human and thread is not None and bool(thread.ts)
+            and trigger.action in (TriggerAction.CONTINUE, TriggerAction.START))
+
+
+async def decide(session: AsyncSession, *, trigger: Trigger, route: Route, window_s: float,
+                 now: datetime) -> Decision:
+    """Decide what ``trigger`` does and write it (run, events), in the caller's transaction."""
+    action = trigger.action
+    if action is TriggerAction.INTERACTION:
+        return await _interaction(session, trigger=trigger, route=route)
+    sandbox = await _sandbox(session, trigger=trigger, route=route)
+    if sandbox is not None:
+        return sandbox
+    if action is TriggerAction.CONTINUE or (action is TriggerAction.START and trigger.human
+                                           and trigger.thread and trigger.thread.ts):
+        run = await store.find_by_thread(session, channel=trigger.thread.channel,
+                                         thread_ts=trigger.thread.ts) if trigger.thread and trigger.thread.ts \
+            else None
+        if run is not None and not RunStatus(run.status).terminal:
+            await store.append_event(session, run_id=run.id, kind="note",
+                                     data={"follow_up": trigger.text[:2000], "actor": trigger.actor})
+            return Decision(O.CONTINUED, run.id, Dispatch(DispatchKind.ATTACH, run.id, run.org_id, run.team_id))
+        if action is TriggerAction.CONTINUE:
+            return Decision(O.UNMATCHED, run.id if run else None, detail="no active run in this thread")
+    if action is TriggerAction.RECORD:
+        return Decision(O.RECORDED)
+    if not route.found or not route.org_id or not route.team_id:
+        return Decision(O.UNROUTED, detail="no team claims this event's identifiers")
+    if action is TriggerAction.UPDATE:
+        return await _update(session, trigger=trigger, route=route, now=now)
+    # START
+    if trigger.is_alert and not trigger.human:
+        run = await store.find_correlated(session, org_id=route.org_id, team_id=route.team_id,
+                                          keys=_correlation_keys(trigger), window_s=window_s, now=now)
+        if run is not None:
+            await store.absorb(session, run_id=run.id, trigger=trigger)
+            return Decision(O.CORRELATED, run.id, Dispatch(DispatchKind.ATTACH, run.id, run.org_id, run.team_id))
+    run = await store.create_run(session, org_id=route.org_id, team_id=route.team_id, trigger=trigger,
+                                 correlation_key=correlation_key(trigger) if trigger.is_alert else None)
+    # A run created in this transaction has no events yet: its first is seq 1 (no max(seq) read).
+    session.add(RunEvent(run_id=run.id, seq=1, kind="status", at=now,
+                         data={"status": "queued", "source": trigger.source,
+                               "route": {"matched_by": route.matched_by, "stale": route.stale}}))
+    return Decision(O.ACCEPTED, run.id, Dispatch(DispatchKind.SUBMIT, run.id, run.org_id, run.team_id))
+
+
+async def _sandbox(session: AsyncSession, *, trigger: Trigger, route: Route) -> Decision | None:
+    """A sandbox open or turn, or None for anything that is not sandbox traffic. An unrouted sandbox
+    command is not: it is recorded ``unrouted`` like any other unrouted event."""
+    routed = route.found and bool(route.org_id) and bool(route.team_id)
+    if is_sandbox_command(trigger):
+        if not routed or trigger.thread is None:
+            return None
+        return Decision(O.SANDBOX_OPENED,
+                        dispatch=Dispatch(DispatchKind.SANDBOX, None, route.org_id, route.team_id))
+    if not may_continue_sandbox(trigger):
+        return None
+    thread = trigger.thread
+    found = await active_session_by_thread(session, channel=thread.channel, thread_ts=thread.ts)
+    # A channel now routed to another org never feeds that org's traffic into this session.
+    if found is None or not route.found or route.org_id != found.org_id:
+        return None
+    return Decision(O.SANDBOX_CONTINUED, session_id=found.id, team_id=found.team_id,
+                    dispatch=Dispatch(DispatchKind.SANDBOX, None, found.org_id, found.team_id))
+
+
+async def _find_by_fingerprint(session: AsyncSession, *, org_id: str, team_id: str,
+                               fingerprint: str) -> Run | None:
+    """The team's most recent run started by (or absorbing) the alert ``fingerprint``.
+
+    Bounded: only the team's 200 most recent runs are examined (ack/resolve follow their trigger
+    within hours, and the (org, team, created_at) index serves this query)."""
+    runs = await store.list_runs(session, org_id=org_id, team_id=team_id, limit=200)
+    for run in runs:
+        if (run.trigger or {}).get("fingerprint") == fingerprint:
+            return run
+        if any(a.get("fingerprint") == fingerprint for a in (run.absorbed or [])):
+            return run
+    return None
+
+
+async def _update(session: AsyncSession, *, trigger: Trigger, route: Route, now: datetime) -> Decision:
+    if not trigger.fingerprint:
+        return Decision(O.UNMATCHED, detail="update carries no fingerprint")
+    run = await _find_by_fingerprint(session, org_id=route.org_id, team_id=route.team_id,
+                                     fingerprint=trigger.fingerprint)
+    if run is None:
+        return Decision(O.UNMATCHED, detail="no run for this fingerprint")
+    kind = trigger.event_kind.lower()
+    field = "resolved_at" if "resolve" in kind else "acknowledged_at"
+    await session.execute(update(Run).where(Run.id == run.id, getattr(Run, field).is_(None))
+                          .values({field: trigger.occurred_at or now})
+                          .execution_options(synchronize_session=False))
+    await store.append_event(session, run_id=run.id, kind="note",
+                             data={"update": trigger.event_kind, "source": trigger.source})
+    return Decision(O.UPDATED, run.id, detail=field)
+
+
+async def _interaction(session: AsyncSession, *, trigger: Trigger, route: Route) -> Decision:
+    # Shape from serve_apps.webhooks.slack.parse_interaction: action (the bare verb of our
+    # "incidentfox_<verb>" action_id), value, user, run_id, data.
+    spec = trigger.interaction or {}
+    kind = str(spec.get("action") or spec.get("action_id") or "")
+    extra = spec.get("data") if isinstance(spec.get("data"), dict) else {}
+    run_id = str(spec.get("run_id") or "")
+    run = await store.get_run(session, run_id) if run_id else None
+    if run is None:
+        return Decision(O.REJECTED, detail="the button names no known run")
+    if route.found and route.org_id and run.org_id != route.org_id:
+        # A button pressed in one org's channel may not act on another org's run.
+        return Decision(O.REJECTED, detail="the run belongs to another org")
+    user = str(spec.get("user") or trigger.actor or "unknown")[:128]
+    if kind == "rerun":
+        new = await store.create_run(session, org_id=run.org_id, team_id=run.team_id,
+                                     trigger=Trigger.model_validate(run.trigger), kind=run.kind)
+        await store.append_event(session, run_id=new.id, kind="status",
+                                 data={"status": "queued", "rerun_of": run.id, "by": user})
+        return Decision(O.INTERACTION, new.id, Dispatch(DispatchKind.SUBMIT, new.id, new.org_id, new.team_id),
+                        "rerun")
+    if kind == "cancel":
+        status = await store.request_cancel(session, run_id=run.id)
+        await store.append_event(session, run_id=run.id, kind="note", data={"cancel_requested_by": user})
+        if RunStatus(status) is RunStatus.RUNNING:
+            return Decision(O.INTERACTION, run.id, Dispatch(DispatchKind.CANCEL, run.id, run.org_id, run.team_id),
+                            "cancel")
+        return Decision(O.INTERACTION, run.id, detail="cancel")
+    if kind in ("feedback_up", "feedback_down"):
+        await store.record_feedback(session, run_id=run.id, user=user, value=1 if kind == "feedback_up" else -1)
+        return Decision(O.INTERACTION, run.id, detail="feedback")
+    if kind in ("approve", "deny"):
+        from actors.engine.approvals import decide as decide_approval
+
+        approval_id = str(extra.get("approval_id") or "")
+        if not await decide_approval(session, run_id=run.id, approval_id=approval_id,
+                                     approve=kind == "approve", by=f"slack:{user}"):
+            return Decision(O.REJECTED, run.id, detail="no pending approval with that id")
+        return Decision(O.INTERACTION, run.id, detail=kind)
+    return Decision(O.REJECTED, run.id, detail=f"unknown interaction {kind!r}")

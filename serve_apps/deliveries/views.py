@@ -1,0 +1,49 @@
+"""The operator's view of intake: listing deliveries (``incidentfox deliveries list``,
+``GET /api/v1/agent/deliveries``) and their API representation."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from incidentfox.runs.models import Delivery
+from serve_apps.deliveries.dispatch import MAX_DISPATCH_ATTEMPTS
+
+
+async def list_deliveries(session: AsyncSession, *, outcome: str | None = None, failed: bool = False,
+                          source: str | None = None, org_id: str | None = None,
+                          max_attempts: int = MAX_DISPATCH_ATTEMPTS, limit: int = 50,
+                          offset: int = 0) -> list[Delivery]:
+    """Deliveries, newest first. ``failed`` selects those still undispatched after at least one
+    failed attempt (``dispatch_error`` set) or with every attempt used."""
+    q = select(Delivery).order_by(Delivery.received_at.desc(), Delivery.id.desc()).limit(limit).offset(offset)
+    if outcome:
+        q = q.where(Delivery.outcome == outcome)
+    if source:
+        q = q.where(Delivery.source == source)
+    if org_id:
+        q = q.where(Delivery.org_id == org_id)
+    if failed:
+        q = q.where(Delivery.dispatched_at.is_(None),
+                    (Delivery.dispatch_error.is_not(None)) | (Delivery.dispatch_attempts >= max_attempts))
+    return list((await session.scalars(q)).all())
+
+
+def delivery_view(row: Delivery) -> dict[str, Any]:
+    """The API representation of a delivery (the raw payload is not included)."""
+    return {
+        "id": row.id, "source": row.source, "delivery_id": row.delivery_id,
+        "received_at": row.received_at.isoformat() if row.received_at else None,
+        "event_kind": row.event_kind, "action": row.action, "outcome": row.outcome,
+        "org_id": row.org_id, "team_id": row.team_id, "run_id": row.run_id,
+        "route_stale": row.route_stale,
+        "dispatched_at": row.dispatched_at.isoformat() if row.dispatched_at else None,
+        "dispatch_attempts": row.dispatch_attempts, "dispatch_error": row.dispatch_error,
+    }
+
+
+def new_delivery_id(prefix: str = "api") -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
