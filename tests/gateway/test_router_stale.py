@@ -146,6 +146,7 @@ async def test_org_secret_from_the_real_config_service(config_server, fixtures_d
     """An org's own Slack signing secret, set over the config service API (encrypted at rest),
     verifies deliveries to the org's URL; the env secret verifies the shared URL only (issue 12)."""
     from gateway_kit import client_for, make_core, signed, slack_event
+
     from serve_apps.gateway import MemoResolver
     from serve_apps.webhook_secrets import WebhookSecrets, make_secret_loader
 

@@ -9,10 +9,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from config_service.webhook_credentials import WEBHOOK_SOURCES
 from incidentfox.contracts import Trigger, TriggerAction
 from incidentfox.errors import IncidentFoxError, install_error_handlers
 from serve_apps.webhooks.errors import WebhookError
-from config_service.webhook_credentials import WEBHOOK_SOURCES
 from serve_apps.webhooks.registry import SOURCES, ParseResult, get_source
 
 EXPECTED = {
