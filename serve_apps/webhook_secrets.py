@@ -19,6 +19,7 @@ module except to the verifier, and are never logged.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -30,6 +31,7 @@ from serve_apps.webhooks.errors import WebhookError
 from serve_apps.webhooks.registry import SOURCES, SourceSpec
 from serve_apps.webhooks.scope import Scope
 
+log = logging.getLogger("incidentfox.gateway")
 SecretLabel = Literal["env", "current", "previous"]
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
@@ -110,6 +112,9 @@ class WebhookSecrets:
             except WebhookError as exc:
                 first = first or exc
                 continue
+            if label == "previous":   # the sender still uses the rotated-out secret: say so (no secret)
+                log.info("webhook verified with the previous secret",
+                         extra={"source": spec.name, "scope": scope.label})
             return Verified(scope, label)
         assert first is not None
         raise first
