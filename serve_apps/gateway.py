@@ -1,15 +1,19 @@
 """The webhook gateway: verify → parse → route → record once → answer → dispatch after.
 
-Order of operations for every ``POST /webhooks/<source>`` (issue 3):
+Order of operations for every ``POST /webhooks/<source>`` and its per-org (``…/o/<org>``) and
+per-team (``…/o/<org>/t/<team>``) URLs (issues 3 and 12):
 
 1. The body is read with a 1 MiB cap (``Content-Length`` first, then the streamed size): 413.
-2. The secret is chosen (:mod:`serve_apps.webhook_secrets`: the candidate org's override, else the
-   environment's) and the signature verified: 401, with the reason (``stale_timestamp`` says so).
-   NOTHING is recorded or dispatched before this succeeds.
-3. The body is parsed into a ``ParseResult``: 400 when malformed; ``response`` (Slack
+2. An unsigned request is refused (401 ``missing_signature``) before any lookup or decrypt; then the
+   secret is chosen by the URL alone (:mod:`serve_apps.webhook_secrets`: the environment's on the
+   shared URL, the org's or team's own on its URL) and the signature verified: 401, with the reason
+   (``stale_timestamp`` says so). NOTHING is recorded or dispatched before this succeeds.
+3. The body is parsed into a ``ParseResult`` whose delivery id (the dedupe key) comes from signed
+   content only, prefixed with the org/team scope; 400 when malformed; ``response`` (Slack
    ``url_verification``, slash-command usage) is answered as is; ``ignored`` answers
    ``200 {"ignored": true}`` and records nothing.
-4. The trigger is routed (Router deployment, memoised here for ``route_memo_s``), then
+4. The trigger is routed (Router deployment, memoised here for ``route_memo_s``; a team URL routes
+   to its team; an org URL's delivery never leaves its org, see :meth:`GatewayCore._route`), then
    :func:`serve_apps.deliveries.intake` records it and decides what it does in one transaction (on
    SQLite through :class:`serve_apps.deliveries.batch.IntakeBatcher`: concurrent webhooks share one
    transaction, the single writer's group commit): the run it starts or joins, or - for
@@ -29,7 +33,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -50,6 +54,7 @@ from serve_apps.deliveries import Route
 from serve_apps.deliveries.batch import IntakeBatcher
 from serve_apps.webhook_secrets import SourceSpec, WebhookSecrets, source_spec
 from serve_apps.webhooks.errors import WebhookError
+from serve_apps.webhooks.scope import SHARED, Scope, scoped_trigger
 
 log = logging.getLogger("incidentfox.gateway")
 
@@ -125,11 +130,12 @@ class GatewayCore:
         self.counters[key] = self.counters.get(key, 0) + 1
         metrics.WEBHOOKS_TOTAL.inc(source=source, outcome=outcome)
 
-    async def handle(self, *, endpoint: str, headers: Mapping[str, str], body: bytes) -> JSONResponse:
+    async def handle(self, *, endpoint: str, headers: Mapping[str, str], body: bytes,
+                     scope: Scope = SHARED) -> JSONResponse:
         started = time.perf_counter()
         spec = source_spec(ENDPOINTS[endpoint])
         try:
-            response = await self._handle(spec, endpoint=endpoint, headers=headers, body=body)
+            response = await self._handle(spec, endpoint=endpoint, headers=headers, body=body, scope=scope)
         except WebhookError as exc:
             self._count(spec.name, "rejected")
             log.info("webhook rejected", extra={"source": spec.name, "reason": exc.reason})
@@ -138,10 +144,9 @@ class GatewayCore:
         return response
 
     async def _handle(self, spec: SourceSpec, *, endpoint: str, headers: Mapping[str, str],
-                      body: bytes) -> JSONResponse:
-        choice = await self.secrets.secret_for(spec, headers=headers, body=body)
+                      body: bytes, scope: Scope) -> JSONResponse:
         now = self.clock()
-        spec.verify(headers=headers, body=body, secret=choice.secret, now=now, **choice.options)
+        await self.secrets.verify(spec, scope, headers=headers, body=body, now=now)
         result = spec.parse(headers=headers, body=body, now=now)
         if result.response is not None:
             self._count(spec.name, "answered")
@@ -149,8 +154,8 @@ class GatewayCore:
         if result.ignored or result.trigger is None:
             self._count(spec.name, "ignored")
             return JSONResponse({"ignored": True, "reason": result.reason})
-        trigger = result.trigger
-        route = await self._route(trigger, verified_org=choice.org_id)
+        trigger = scoped_trigger(result.trigger, scope)
+        route = await self._route(trigger, scope)
         payload = body.decode("utf-8", "replace") if self.store_payload else ""
         outcome = await self._intake(trigger=trigger, route=route, payload=payload,
                                      correlation_window_s=self.correlation_window_s)
@@ -161,14 +166,20 @@ class GatewayCore:
                                             sandbox=self.sandbox))
         return JSONResponse(self._answer(endpoint, trigger, outcome, route))
 
-    async def _route(self, trigger: Trigger, *, verified_org: str | None) -> Route:
+    async def _route(self, trigger: Trigger, scope: Scope) -> Route:
+        """The router's answer, bounded by the signed scope: a team URL's delivery goes to that
+        team; an org URL's goes to the team of that org its identifiers name, else nowhere."""
+        bound = {"verified_org": scope.org_id, "verified_team": scope.team_id}
+        if scope.team_id:
+            return Route(found=True, org_id=scope.org_id, team_id=scope.team_id, matched_by="webhook_url",
+                         matched_value=scope.label, **bound)
         if trigger.action is TriggerAction.INTERACTION and not trigger.identifiers:
-            return Route(found=False)
+            return Route(found=False, **bound)
         route = await self.resolve(trigger.identifiers)
-        if verified_org and route.found and route.org_id != verified_org:
+        if scope.org_id and route.found and route.org_id != scope.org_id:
             # Signed with org A's secret but routed to org B: never hand A's event to B.
-            return Route(found=False, stale=route.stale)
-        return route
+            return Route(found=False, stale=route.stale, **bound)
+        return replace(route, **bound)
 
     @staticmethod
     def _answer(endpoint: str, trigger: Trigger, outcome: deliveries.IntakeResult,
@@ -264,18 +275,22 @@ def create_gateway_app(core: GatewayCore, *, on_request: Callable[[], None] | No
         return error_response("store_unavailable", "the webhook store is busy; retry shortly", 503,
                               headers={"Retry-After": "1"})
 
-    def _route(endpoint: str) -> Callable[[Request], Awaitable[JSONResponse]]:
+    def _route(endpoint: str) -> Callable[..., Awaitable[JSONResponse]]:
         async def receive(request: Request) -> JSONResponse:
             if on_request is not None:
                 on_request()
             body = await read_body(request, core.max_body)
-            return await core.handle(endpoint=endpoint, headers=request.headers, body=body)
+            # The scope comes from the URL path only: it picks the secret (see webhook_secrets).
+            org, team = request.path_params.get("org"), request.path_params.get("team")
+            return await core.handle(endpoint=endpoint, headers=request.headers, body=body,
+                                     scope=Scope(org_id=org, team_id=team) if org else SHARED)
 
         receive.__name__ = "receive_" + endpoint.strip("/").replace("/", "_")
         return receive
 
     for endpoint in ENDPOINTS:
-        app.add_api_route(endpoint, _route(endpoint), methods=["POST"])
+        for suffix in ("", "/o/{org}", "/o/{org}/t/{team}"):
+            app.add_api_route(endpoint + suffix, _route(endpoint), methods=["POST"])
 
     return app
 
@@ -306,7 +321,7 @@ class Gateway:
         from incidentfox.runs.runner import make_runner
         from incidentfox.settings import Settings
         from serve_apps.router import route_from_dict
-        from serve_apps.webhook_secrets import make_org_secret_lookup
+        from serve_apps.webhook_secrets import make_secret_loader
 
         configure_process_logging()
         settings = Settings()
@@ -319,10 +334,11 @@ class Gateway:
             return route_from_dict(await router.resolve.remote(dict(identifiers)))
 
         resolve = MemoResolver(via_router, ttl_s=route_memo_s)
-        org_secret = make_org_secret_lookup(sessions, settings=settings) if org_secret_overrides else None
+        # org_secret_overrides: per-org/per-team webhook URLs with their own secrets (off → 404).
+        load = make_secret_loader(sessions, settings=settings) if org_secret_overrides else None
         sandbox = RaySandboxRunner(settings)
         self._core = GatewayCore(sessions=sessions, runner=runner_obj, resolve=resolve,
-                                 secrets=WebhookSecrets(resolve=resolve, org_secret=org_secret),
+                                 secrets=WebhookSecrets(load=load),
                                  correlation_window_s=correlation_window_s, store_payload=store_payload,
                                  sandbox=sandbox)
         self._sweeper = Sweeper(sessions, runner_obj, interval_s=sweep_interval_s, sandbox=sandbox)

@@ -1,49 +1,59 @@
-"""Which secret verifies a delivery: the org's override, else the environment's.
+"""Which secrets verify a delivery: chosen by the signed route, never by the body (issue 12).
 
-Contract (issue 3, "Secrets"): every source has a default secret in an environment variable
-(``SLACK_SIGNING_SECRET`` …, declared in :data:`serve_apps.webhooks.registry.SOURCES`). An org can
-override it in its config under ``integrations.<source>``. To find the org BEFORE the signature is
-checked, :meth:`WebhookSecrets.secret_for` reads candidate identifiers from the UNVERIFIED body
-(``candidate_identifiers``), routes them, and reads that team's effective config with secrets
-revealed. Nothing learnt from the unverified body is trusted: it only chooses which key to try, and
-a forged body naming another org simply fails that org's signature check.
+* Shared URL (``/webhooks/<endpoint>``, :data:`~serve_apps.webhooks.scope.SHARED`): the
+  environment's secret (``SLACK_SIGNING_SECRET`` …, :data:`serve_apps.webhooks.registry.SOURCES`).
+  Setting one is the opt-in single-tenant default for that source; unset → 401
+  ``secret_not_configured``, for every source (Grafana included: nothing unsigned is accepted).
+* Org or team URL (``…/o/<org>[/t/<team>]``): that scope's own secret from the config service
+  (current, plus the previous one inside its rotation grace window). Unknown org, no secret for the
+  source, or a bad signature all answer the same 401 ``bad_signature``, so the URL cannot be used to
+  enumerate tenants. Per-org URLs answer 404 when the deployment turned them off (no loader).
 
-Overrides are cached for ``ttl_s`` per (source, org, team), so a burst from one org costs one config
-read. Secrets never leave this module except to the verifier; they are never logged.
+Order, so that an unauthenticated request is cheap: :meth:`WebhookSecrets.verify` first asks the
+source whether a signature is present at all (a header test: no lookup, no database read, no
+decrypt); only then is the scope's secret fetched, through a per-(source, org, node) cache of
+``ttl_s`` (absent secrets cached too; concurrent misses share one load). Secrets never leave this
+module except to the verifier, and are never logged.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
-from incidentfox.errors import NotFound
-from serve_apps.deliveries import Route
-from serve_apps.router import routing_identifiers
-from serve_apps.webhooks.registry import SOURCES, SourceSpec, config_value
+from serve_apps.webhooks.errors import WebhookError
+from serve_apps.webhooks.registry import SOURCES, SourceSpec
+from serve_apps.webhooks.scope import Scope
 
-ResolveFn = Callable[[Mapping[str, str]], Awaitable[Route]]
+log = logging.getLogger("incidentfox.gateway")
+SecretLabel = Literal["env", "current", "previous"]
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
+class StoredSecret(Protocol):
+    """What a loader returns (:class:`config_service.webhook_credentials.LoadedWebhookSecret`)."""
+
+    current: str
+    previous: str | None
+    previous_valid_until: datetime | None
+    options: dict[str, str]
+
+
+SecretLoader = Callable[[str, str, str], Awaitable[StoredSecret | None]]   # (org_id, node_id, source)
 
 
 @dataclass(frozen=True)
-class OrgOverride:
-    secret: str
-    options: dict[str, Any] = field(default_factory=dict)   # verify kwargs (Grafana header names)
+class Verified:
+    """A delivery whose signature checked out: the scope it may act in, and which secret matched."""
 
-
-# (org_id, team_id, source) → that team's override for the source, or None.
-OrgSecretFn = Callable[[str, str, str], Awaitable[OrgOverride | None]]
-
-
-@dataclass(frozen=True)
-class SecretChoice:
-    secret: str
-    origin: Literal["org", "env", "none"]
-    org_id: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    scope: Scope
+    secret: SecretLabel
 
 
 def source_spec(source: str) -> SourceSpec:
@@ -51,65 +61,99 @@ def source_spec(source: str) -> SourceSpec:
     return SOURCES[source]
 
 
+def _valid_id(value: str) -> bool:
+    # Config ids are ^[a-z0-9][a-z0-9-]{0,30}$; anything else cannot have a secret (no lookup).
+    return 0 < len(value) <= 31 and value[0] != "-" and set(value) <= _ID_CHARS
+
+
 class WebhookSecrets:
-    def __init__(self, *, resolve: ResolveFn, org_secret: OrgSecretFn | None,
-                 env: Mapping[str, str] | None = None, ttl_s: float = 5.0) -> None:
-        self._resolve = resolve
-        self._org_secret = org_secret
+    """Picks and checks secrets for the gateway. ``load`` None turns per-org URLs off (404)."""
+
+    def __init__(self, *, load: SecretLoader | None, env: Mapping[str, str] | None = None,
+                 ttl_s: float = 5.0, max_entries: int = 10_000,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._load = load
         self._env = env if env is not None else os.environ
-        self._ttl = ttl_s
-        self._cache: dict[tuple[str, str, str], tuple[float, OrgOverride | None]] = {}
+        self._ttl, self._max, self._monotonic = ttl_s, max_entries, monotonic
+        self._cache: dict[tuple[str, str, str], tuple[float, StoredSecret | None]] = {}
+        self._inflight: dict[tuple[str, str, str], asyncio.Future] = {}
+
+    @property
+    def per_org_enabled(self) -> bool:
+        return self._load is not None
 
     def env_secret(self, spec: SourceSpec) -> str:
         return self._env.get(spec.secret_env, "") or ""
 
-    async def secret_for(self, spec: SourceSpec, *, headers: Mapping[str, str], body: bytes) -> SecretChoice:
-        if self._org_secret is not None:
-            ids = routing_identifiers(spec.candidate_identifiers(headers=headers, body=body))
-            if ids:
-                route = await self._resolve(ids)
-                if route.found and route.org_id and route.team_id:
-                    override = await self._cached_override(spec.name, route.org_id, route.team_id)
-                    if override is not None:
-                        return SecretChoice(override.secret, "org", route.org_id, override.options)
-        env = self.env_secret(spec)
-        return SecretChoice(env, "env" if env else "none")
+    async def verify(self, spec: SourceSpec, scope: Scope, *, headers: Mapping[str, str], body: bytes,
+                     now: float) -> Verified:
+        """Raise :class:`WebhookError` unless the request is signed for ``scope``; see module doc."""
+        if not scope.shared and self._load is None:
+            raise WebhookError("per_org_webhooks_disabled", source=spec.name, status=404,
+                               message="per-org webhook URLs are turned off on this deployment")
+        if not spec.signature_present(headers):
+            raise WebhookError("missing_signature", source=spec.name, message="the request is not signed")
+        if scope.shared:
+            spec.verify(headers=headers, body=body, secret=self.env_secret(spec), now=now)
+            return Verified(scope, "env")
+        stored = await self._stored(spec.name, scope)
+        if stored is None:
+            raise WebhookError("bad_signature", source=spec.name,
+                               message="the signature does not verify for this webhook URL")
+        options = dict(stored.options or {})
+        candidates: list[tuple[SecretLabel, str]] = [("current", stored.current)]
+        until = stored.previous_valid_until
+        if stored.previous and until is not None and now < until.timestamp():
+            candidates.append(("previous", stored.previous))
+        first: WebhookError | None = None
+        for label, secret in candidates:
+            try:
+                spec.verify(headers=headers, body=body, secret=secret, now=now, **options)
+            except WebhookError as exc:
+                first = first or exc
+                continue
+            if label == "previous":   # the sender still uses the rotated-out secret: say so (no secret)
+                log.info("webhook verified with the previous secret",
+                         extra={"source": spec.name, "scope": scope.label})
+            return Verified(scope, label)
+        assert first is not None
+        raise first
 
-    async def _cached_override(self, source: str, org_id: str, team_id: str) -> OrgOverride | None:
-        key = (source, org_id, team_id)
+    async def _stored(self, source: str, scope: Scope) -> StoredSecret | None:
+        org, node = scope.org_id or "", scope.node_id or ""
+        if not (_valid_id(org) and _valid_id(node)):
+            return None
+        key = (source, org, node)
         hit = self._cache.get(key)
-        now = time.monotonic()
-        if hit is not None and now - hit[0] < self._ttl:
+        if hit is not None and self._monotonic() - hit[0] < self._ttl:
             return hit[1]
-        override = await self._org_secret(org_id, team_id, source)
-        if len(self._cache) > 10_000:
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            stored = await self._load(org, node, source)   # type: ignore[misc]
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()   # retrieved: waiters re-raise it, nobody logs "never retrieved"
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        if len(self._cache) >= self._max:
             self._cache.clear()
-        self._cache[key] = (now, override)
-        return override
+        self._cache[key] = (self._monotonic(), stored)
+        future.set_result(stored)
+        return stored
+
+    def forget(self, source: str | None = None) -> None:
+        """Drop cached secrets (all, or one source's): the next delivery reloads."""
+        self._cache = {k: v for k, v in self._cache.items() if source is not None and k[0] != source}
 
 
-def make_org_secret_lookup(sessions: Any, *, settings: Any = None) -> OrgSecretFn:
-    """An :data:`OrgSecretFn` reading the team's effective config (secrets revealed with
-    ``settings``' Fernet keys) through the config service's service layer, in this process, on the
-    shared database."""
-    from config_service.services.config import get_effective_config
+def make_secret_loader(sessions: Any, *, settings: Any = None, cipher: Any = None) -> SecretLoader:
+    """The production loader: the config service's webhook-secret store on the shared database."""
+    from config_service.webhook_credentials import webhook_secret_loader
     from incidentfox.settings import Settings
 
-    settings = settings or Settings()
-
-    async def lookup(org_id: str, team_id: str, source: str) -> OrgOverride | None:
-        spec = source_spec(source)
-        try:
-            async with sessions() as session:
-                config = await get_effective_config(session, org_id=org_id, node_id=team_id,
-                                                    reveal_secrets=True, settings=settings)
-        except NotFound:
-            return None   # the claim's team vanished since routing answered: no override
-        secret = config_value(config, spec.config_key)
-        if not isinstance(secret, str) or not secret:
-            return None
-        options = {kw: v for kw, path in spec.option_keys.items()
-                   if isinstance(v := config_value(config, path), str) and v}
-        return OrgOverride(secret, options)
-
-    return lookup
+    return webhook_secret_loader(sessions, settings=settings or Settings(), cipher=cipher)

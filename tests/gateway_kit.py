@@ -17,7 +17,7 @@ from incidentfox.contracts import ROUTING_KEYS, Trigger
 from incidentfox.db import make_async_engine, session_factory
 from serve_apps.deliveries import Route
 from serve_apps.gateway import GatewayCore, create_gateway_app
-from serve_apps.webhook_secrets import OrgSecretFn, WebhookSecrets
+from serve_apps.webhook_secrets import SecretLoader, WebhookSecrets
 from serve_apps.webhooks import alertmanager, github, grafana, incidentio, pagerduty, slack
 
 SECRETS = {
@@ -82,15 +82,15 @@ DEFAULT_ROUTES = {
 
 
 def make_core(db_url: str, *, routes: StaticRoutes | None = None, runner: Any = None,
-              env: Mapping[str, str] | None = None, org_secret: OrgSecretFn | None = None,
+              env: Mapping[str, str] | None = None, load: SecretLoader | None = None,
               clock: Any = None, sandbox: Any = None) -> GatewayCore:
+    """A gateway over ``db_url``; ``load`` serves per-org/per-team secrets (None: those URLs 404)."""
     engine = make_async_engine(db_url)
     sessions = session_factory(engine)
     routes = routes if routes is not None else StaticRoutes(DEFAULT_ROUTES)
     core = GatewayCore(sessions=sessions, runner=runner if runner is not None else RecordingRunner(),
                        resolve=routes,
-                       secrets=WebhookSecrets(resolve=routes, org_secret=org_secret,
-                                              env=SECRETS if env is None else env),
+                       secrets=WebhookSecrets(load=load, env=SECRETS if env is None else env),
                        clock=clock or time.time, sandbox=sandbox)
     core.engine = engine  # type: ignore[attr-defined]  (tests dispose it)
     return core

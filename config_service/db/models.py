@@ -134,3 +134,31 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(200))
     diff: Mapped[Any] = mapped_column(JSON)              # masked; shape depends on action
+
+
+class WebhookSecret(Base):
+    """A per-org (``node_id == org_id``) or per-team webhook signing secret for one source.
+
+    ``current`` and ``previous`` are Fernet tokens (:mod:`config_service.core.crypto`); ``previous``
+    keeps verifying until ``previous_valid_until`` (the rotation grace window), then is ignored.
+    Deleting the node (team) deletes its secrets."""
+
+    __tablename__ = "webhook_secrets"
+    __table_args__ = (
+        UniqueConstraint("org_id", "node_id", "source"),
+        ForeignKeyConstraint(["org_id", "node_id"], ["config_nodes.org_id", "config_nodes.node_id"],
+                             ondelete="CASCADE"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(String(ID_LEN))
+    node_id: Mapped[str] = mapped_column(String(ID_LEN))
+    source: Mapped[str] = mapped_column(String(32))
+    current: Mapped[str] = mapped_column(String(2048))
+    previous: Mapped[str | None] = mapped_column(String(2048))
+    previous_valid_until: Mapped[datetime | None] = mapped_column()
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    version: Mapped[int] = mapped_column(default=1)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rotated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,6 +14,7 @@ from config_service.core.crypto import settings_cipher
 from config_service.core.secret_fields import rotate_secrets as rotate_tree
 from config_service.db.models import ConfigNode, ConfigVersion
 from config_service.services.tx import rolls_back_on_error
+from config_service.services.webhook_secrets import rotate_webhook_secret_keys
 from incidentfox.settings import Settings
 
 BATCH = 500
@@ -21,7 +22,8 @@ BATCH = 500
 
 @rolls_back_on_error
 async def rotate_secrets(session: AsyncSession, *, settings: Settings) -> dict[str, int]:
-    """Returns ``{"nodes", "versions", "secrets"}``: rows rewritten and secret leaves re-encrypted."""
+    """Returns ``{"nodes", "versions", "secrets", "webhook_secrets"}``: rows rewritten and secret
+    leaves re-encrypted, and per-org webhook signing secrets re-encrypted."""
     cipher = settings_cipher(settings)
     counts = {"nodes": 0, "versions": 0, "secrets": 0}
     for model, label in ((ConfigNode, "nodes"), (ConfigVersion, "versions")):
@@ -32,5 +34,6 @@ async def rotate_secrets(session: AsyncSession, *, settings: Settings) -> dict[s
                 row.config = rotated
                 counts[label] += 1
                 counts["secrets"] += n
+    counts["webhook_secrets"] = await rotate_webhook_secret_keys(session, cipher=cipher)
     await session.commit()
     return counts

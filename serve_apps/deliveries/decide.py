@@ -25,6 +25,7 @@ from incidentfox.contracts import DeliveryOutcome, RunStatus, Trigger, TriggerAc
 from incidentfox.runs import store
 from incidentfox.runs.models import Run, RunEvent
 from serve_apps.deliveries.model import Decision, Dispatch, DispatchKind, Route
+from serve_apps.webhooks.scope import refusal
 
 O = DeliveryOutcome
 # The event kind serve_apps.webhooks.slack gives `/incidentfox sandbox <question>`.
@@ -72,6 +73,10 @@ async def decide(session: AsyncSession, *, trigger: Trigger, route: Route, windo
         run = await store.find_by_thread(session, channel=trigger.thread.channel,
                                          thread_ts=trigger.thread.ts) if trigger.thread and trigger.thread.ts \
             else None
+        if run is not None and route.verified_org and refusal(
+                scope_org=route.verified_org, scope_team=route.verified_team, run_org=run.org_id,
+                run_team=run.team_id) is not None:
+            run = None   # a thread of another org (or team) than the signed one: never joined
         if run is not None and not RunStatus(run.status).terminal:
             await store.append_event(session, run_id=run.id, kind="note",
                                      data={"follow_up": trigger.text[:2000], "actor": trigger.actor})
@@ -162,9 +167,11 @@ async def _interaction(session: AsyncSession, *, trigger: Trigger, route: Route)
     run = await store.get_run(session, run_id) if run_id else None
     if run is None:
         return Decision(O.REJECTED, detail="the button names no known run")
-    if route.found and route.org_id and run.org_id != route.org_id:
-        # A button pressed in one org's channel may not act on another org's run.
-        return Decision(O.REJECTED, detail="the run belongs to another org")
+    refused = refusal(scope_org=route.verified_org, scope_team=route.verified_team, run_org=run.org_id,
+                      run_team=run.team_id, routed_org=route.org_id if route.found else None)
+    if refused is not None:
+        # Only inside the org (and team) that signed it, or that claims the channel: never by run id alone.
+        return Decision(O.REJECTED, detail=refused.value)
     user = str(spec.get("user") or trigger.actor or "unknown")[:128]
     if kind == "rerun":
         new = await store.create_run(session, org_id=run.org_id, team_id=run.team_id,

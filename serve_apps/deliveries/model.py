@@ -22,6 +22,10 @@ class Route:
     matched_by: str | None = None
     matched_value: str | None = None
     stale: bool = False
+    # The org/team whose own secret verified the delivery (per-org webhook URL; None on the shared
+    # URL): it may act only inside that scope.
+    verified_org: str | None = None
+    verified_team: str | None = None
 
 
 class DispatchKind(StrEnum):

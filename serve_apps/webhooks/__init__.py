@@ -1,7 +1,7 @@
 """Per-source webhook verification and parsing (pure; no I/O).
 
 Each source module (``slack``, ``github``, ``pagerduty``, ``incidentio``, ``alertmanager``,
-``grafana``) exposes ``verify``, ``candidate_identifiers``, ``parse`` and a test/bench helper
+``grafana``) exposes ``verify``, ``signature_present``, ``parse`` and a test/bench helper
 ``sign``; :mod:`serve_apps.webhooks.registry` lists them in ``SOURCES``. Every failure is a
 :class:`~serve_apps.webhooks.errors.WebhookError`.
 """

@@ -6,7 +6,8 @@ Verification: Alertmanager does not sign; it authenticates through ``http_config
 One notification is one alert group: ``firing`` → START (an alert; fingerprint = ``groupKey``),
 ``resolved`` → UPDATE. The delivery id is a hash of ``groupKey``, ``status`` and every alert's
 ``fingerprint`` + ``startsAt``, so Alertmanager's repeat of an unchanged group is a duplicate while an
-alert that fires again (new ``startsAt``) is a new delivery. :func:`parse_group` is shared with
+alert that fires again (new ``startsAt``) is a new delivery. The id comes from the body only, so no
+header can turn a replay into a new delivery. :func:`parse_group` is shared with
 Grafana, whose payload has the same shape.
 """
 
@@ -25,8 +26,8 @@ from serve_apps.webhooks.common import (
     accepted,
     arr,
     build_trigger,
-    candidates,
     clip,
+    has_header,
     header,
     identifiers,
     ignored,
@@ -39,7 +40,6 @@ from serve_apps.webhooks.common import (
     s,
     same,
     services,
-    try_json_object,
 )
 from serve_apps.webhooks.errors import WebhookError, malformed
 
@@ -67,10 +67,9 @@ def verify(*, headers: Mapping[str, str], body: bytes, secret: str, now: float) 
         raise WebhookError("bad_signature", source=SOURCE, message="bearer token does not match")
 
 
-def candidate_identifiers(*, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
-    """``alertmanager_receiver`` and ``service`` from the unverified body; {} if unreadable."""
-    data = try_json_object(body)
-    return candidates(alertmanager_receiver=s(data, "receiver"), service=group_service(data))
+def signature_present(headers: Mapping[str, str]) -> bool:
+    """Whether the request carries an Authorization header at all (checked before any lookup)."""
+    return has_header(headers, AUTH_HEADER)
 
 
 def parse(*, headers: Mapping[str, str], body: bytes, now: float) -> ParseResult:
@@ -182,5 +181,5 @@ def _occurred_at(alerts: list[dict[str, Any]], status: str) -> datetime | None:
     return max(times) if status == "resolved" else min(times)
 
 
-__all__ = ["SOURCE", "candidate_identifiers", "group_delivery_id", "group_service", "parse", "parse_group",
-           "sign", "verify"]
+__all__ = ["SOURCE", "group_delivery_id", "group_service", "parse", "parse_group", "sign",
+           "signature_present", "verify"]

@@ -89,6 +89,17 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
     return value.strip()
 
 
+def has_header(headers: Mapping[str, str], *names: str) -> bool:
+    """True when any of ``names`` is present with a non-empty value (the cheap "is it signed at
+    all" test the gateway runs before it looks anything up)."""
+    return any(header(headers, name) for name in names)
+
+
+def body_digest(body: bytes) -> str:
+    """Hex SHA-256 of the raw body: a dedupe key bound to signed content (issue 12, point 7)."""
+    return hashlib.sha256(bytes(body)).hexdigest()
+
+
 def to_bytes(text: str) -> bytes:
     """Encode header-derived text for hashing; never raises (lone surrogates pass through)."""
     return text.encode("utf-8", "surrogatepass")

@@ -1,8 +1,10 @@
 """GitHub webhooks.
 
 Verification (docs: "Validating webhook deliveries"):
-``X-Hub-Signature-256 = "sha256=" + hex(HMAC-SHA256(secret, body))``. There is no timestamp: replays
-are absorbed by deduplicating on ``X-GitHub-Delivery``, the delivery id.
+``X-Hub-Signature-256 = "sha256=" + hex(HMAC-SHA256(secret, body))``. There is no timestamp, and
+the ``X-GitHub-Delivery`` GUID is NOT signed: a replay of a signed body under a fresh GUID must stay a
+duplicate, so the delivery id is the SHA-256 of the signed body (``sha256:<hex>``; GitHub's redeliveries
+resend the same body, so they stay duplicates too).
 
 Events: an ``issue_comment`` (created) that mentions ``@incidentfox`` or starts with ``/incidentfox``
 → START (human); ``check_run`` / ``workflow_run`` completed with a failing conclusion → START
@@ -23,10 +25,10 @@ from serve_apps.webhooks.common import (
     ParseResult,
     accepted,
     arr,
+    body_digest,
     build_trigger,
-    candidates,
     clip,
-    delivery_id,
+    has_header,
     header,
     identifiers,
     ignored,
@@ -39,7 +41,6 @@ from serve_apps.webhooks.common import (
     s,
     same,
     to_bytes,
-    try_json_object,
 )
 from serve_apps.webhooks.errors import WebhookError, malformed
 
@@ -73,26 +74,19 @@ def verify(*, headers: Mapping[str, str], body: bytes, secret: str, now: float) 
         raise WebhookError("bad_signature", source=SOURCE, message="GitHub signature does not match")
 
 
-def candidate_identifiers(*, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
-    """``github_repo`` (owner/name, lowercased), ``github_owner``, ``github_installation_id`` and
-    ``github_hook_id`` (header) from the unverified request; {} for anything unreadable."""
-    data = _loose_body(body)
-    repo = obj(data, "repository")
-    return candidates(
-        github_repo=s(repo, "full_name"),
-        github_owner=s(obj(repo, "owner"), "login") or s(obj(data, "organization"), "login"),
-        github_installation_id=s(obj(data, "installation"), "id"),
-        github_hook_id=header(headers, "X-GitHub-Hook-ID") or "",
-    )
+def signature_present(headers: Mapping[str, str]) -> bool:
+    """Whether the request carries a GitHub signature at all (checked before any lookup)."""
+    return has_header(headers, SIGNATURE_HEADER)
 
 
 def parse(*, headers: Mapping[str, str], body: bytes, now: float) -> ParseResult:
-    """Needs ``X-GitHub-Event`` and ``X-GitHub-Delivery`` (else ``malformed_body``). ``now`` unused."""
+    """Needs ``X-GitHub-Event`` (else ``malformed_body``). The delivery id is ``sha256:`` + hex of
+    the body, never the unsigned ``X-GitHub-Delivery`` header. ``now`` unused."""
     event = header(headers, EVENT_HEADER) or ""
     if not event:
         raise malformed(SOURCE, f"missing {EVENT_HEADER} header")
-    did = delivery_id(header(headers, DELIVERY_HEADER) or "", SOURCE, f"{DELIVERY_HEADER} header")
     data = _strict_body(body)
+    did = "sha256:" + body_digest(body)
     if event == "ping":
         return ignored("ping")
     handler = _HANDLERS.get(event)
@@ -109,16 +103,6 @@ def _strict_body(body: bytes) -> dict[str, Any]:
         form = load_form(raw, SOURCE)
         return load_json_object(to_bytes(form.get("payload", "")), SOURCE)
     return load_json_object(raw, SOURCE)
-
-
-def _loose_body(body: bytes) -> dict[str, Any]:
-    data = try_json_object(body)
-    if not data and isinstance(body, bytes) and body.startswith(b"payload="):
-        try:
-            data = try_json_object(to_bytes(load_form(body, SOURCE).get("payload", "")))
-        except WebhookError:
-            return {}
-    return data
 
 
 def _repo(data: dict[str, Any]) -> str:
@@ -274,4 +258,4 @@ _HANDLERS = {
     "pull_request": _pull_request,
 }
 
-__all__ = ["BOT_HANDLE", "SOURCE", "candidate_identifiers", "parse", "sign", "verify"]
+__all__ = ["BOT_HANDLE", "SOURCE", "parse", "sign", "signature_present", "verify"]

@@ -4,8 +4,10 @@ Verification is optional in Grafana (``hmacConfig``; grafana/alerting ``http/hma
 is set it sends ``hex(HMAC-SHA256(secret, [timestamp + ":"] + body))`` in a configurable header
 (default ``X-Grafana-Alert-Signature``) and, only if a timestamp header is configured, the unix
 timestamp in that header. Both names are configuration, so :func:`verify` takes them as keyword
-arguments. With an EMPTY secret :func:`verify` returns without checking anything: whether an
-unsigned Grafana endpoint is acceptable is the gateway's decision, not this module's.
+arguments. The gateway never accepts unsigned Grafana requests (issue 12): :func:`verify` with an
+empty secret raises ``secret_not_configured`` like every other source. A custom signature header
+must end in ``-Signature`` (the config service checks it), so :func:`signature_present` can tell a
+signed request from an unsigned one before any lookup.
 
 The payload is Alertmanager-shaped (plus ``title``, ``message``, ``orgId`` and per-alert dashboard
 links), so parsing is :func:`serve_apps.webhooks.alertmanager.parse_group`.
@@ -17,18 +19,16 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
-from serve_apps.webhooks.alertmanager import group_service, parse_group
+from serve_apps.webhooks.alertmanager import parse_group
 from serve_apps.webhooks.common import (
     REPLAY_WINDOW_S,
     ParseResult,
-    candidates,
     check_timestamp,
     header,
     load_json_object,
-    s,
+    require_secret,
     same,
     to_bytes,
-    try_json_object,
 )
 from serve_apps.webhooks.errors import WebhookError
 
@@ -56,13 +56,12 @@ def verify(*, headers: Mapping[str, str], body: bytes, secret: str, now: float,
            signature_header: str = DEFAULT_SIGNATURE_HEADER,
            timestamp_header: str = DEFAULT_TIMESTAMP_HEADER,
            window: float = REPLAY_WINDOW_S) -> None:
-    """Check Grafana's optional HMAC. Empty ``secret`` → no check (the gateway decides if allowed).
+    """Check Grafana's HMAC; an empty ``secret`` is ``secret_not_configured`` (401).
 
     With ``timestamp_header`` set, the timestamp is required, signed (``"{ts}:{body}"``) and must be
     within ``window`` seconds of ``now``. Raises WebhookError (401).
     """
-    if not secret:
-        return
+    key = require_secret(secret, SOURCE)
     signature = header(headers, signature_header or DEFAULT_SIGNATURE_HEADER)
     if not signature:
         raise WebhookError("missing_signature", source=SOURCE,
@@ -71,17 +70,19 @@ def verify(*, headers: Mapping[str, str], body: bytes, secret: str, now: float,
     if timestamp_header:
         ts = header(headers, timestamp_header)
         check_timestamp(ts, now=now, source=SOURCE, header_name=timestamp_header, window=window)
-    expected = hmac.new(to_bytes(secret), _content(body, ts), hashlib.sha256).hexdigest()
+    expected = hmac.new(key, _content(body, ts), hashlib.sha256).hexdigest()
     if not same(expected, signature.lower()):
         raise WebhookError("bad_signature", source=SOURCE, message="Grafana signature does not match")
 
 
-def candidate_identifiers(*, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
-    """``alertmanager_receiver`` (the contact point), ``service`` and ``grafana_org_id`` from the
-    unverified body; {} if unreadable."""
-    data = try_json_object(body)
-    return candidates(alertmanager_receiver=s(data, "receiver"), service=group_service(data),
-                      grafana_org_id=s(data, "orgId"))
+def signature_present(headers: Mapping[str, str]) -> bool:
+    """Whether any ``*-Signature`` header has a value (Grafana's header name is configuration)."""
+    try:
+        items = list(headers.items())
+    except (AttributeError, TypeError):
+        return False
+    return any(isinstance(k, str) and k.lower().endswith("-signature") and header(headers, k)
+               for k, _ in items)
 
 
 def parse(*, headers: Mapping[str, str], body: bytes, now: float) -> ParseResult:
@@ -89,5 +90,5 @@ def parse(*, headers: Mapping[str, str], body: bytes, now: float) -> ParseResult
     return parse_group(load_json_object(body, SOURCE), source=SOURCE)
 
 
-__all__ = ["DEFAULT_SIGNATURE_HEADER", "DEFAULT_TIMESTAMP_HEADER", "SOURCE", "candidate_identifiers",
-           "parse", "sign", "verify"]
+__all__ = ["DEFAULT_SIGNATURE_HEADER", "DEFAULT_TIMESTAMP_HEADER", "SOURCE", "parse", "sign",
+           "signature_present", "verify"]

@@ -4,6 +4,7 @@ Verification (https://www.standardwebhooks.com, incident.io API docs "Webhooks")
 ``webhook-id``, ``webhook-timestamp`` (unix s, within 300 s of ``now``) and ``webhook-signature``, a
 space-separated list of ``v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>``; the key is the
 base64 decoding of the secret after its ``whsec_`` prefix. Any matching ``v1`` entry is accepted.
+The delivery id is ``webhook-id``, which is part of the signed content, so a replay cannot change it.
 
 Events: ``public_incident.incident_created_v2`` → START (an alert, fingerprint = incident id),
 ``public_incident.incident_status_updated_v2`` → UPDATE; everything else (including private
@@ -27,7 +28,6 @@ from serve_apps.webhooks.common import (
     accepted,
     arr,
     build_trigger,
-    candidates,
     check_timestamp,
     clip,
     delivery_id,
@@ -42,7 +42,6 @@ from serve_apps.webhooks.common import (
     same,
     services,
     to_bytes,
-    try_json_object,
 )
 from serve_apps.webhooks.errors import WebhookError, malformed
 
@@ -109,19 +108,9 @@ def verify(*, headers: Mapping[str, str], body: bytes, secret: str, now: float) 
         raise WebhookError("bad_signature", source=SOURCE, message="no incident.io v1 signature matches")
 
 
-def candidate_identifiers(*, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
-    """``slack_team_id``, ``slack_channel_id``, ``service`` and ``incidentio_team_id`` from the
-    unverified body; {} if unreadable."""
-    data = try_json_object(body)
-    incident = _incident(data, s(data, "event_type"))
-    service_values = _field(incident, SERVICE_FIELDS, catalog="name")
-    team_values = _field(incident, TEAM_FIELDS, catalog="id")
-    return candidates(
-        slack_team_id=s(incident, "slack_team_id"),
-        slack_channel_id=s(incident, "slack_channel_id"),
-        service=service_values[0] if service_values else "",
-        incidentio_team_id=team_values[0] if team_values else "",
-    )
+def signature_present(headers: Mapping[str, str]) -> bool:
+    """Whether the request carries a Standard Webhooks signature at all (checked before any lookup)."""
+    return bool(_h(headers, SIGNATURE_HEADER))
 
 
 def parse(*, headers: Mapping[str, str], body: bytes, now: float) -> ParseResult:
@@ -198,4 +187,4 @@ def _trigger(incident: dict[str, Any], did: str, event_type: str, action: Trigge
     )
 
 
-__all__ = ["SOURCE", "candidate_identifiers", "parse", "sign", "verify"]
+__all__ = ["SOURCE", "parse", "sign", "signature_present", "verify"]

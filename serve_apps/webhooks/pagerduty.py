@@ -3,7 +3,9 @@
 Verification (PagerDuty developer docs, "Verifying Signatures"): ``X-PagerDuty-Signature`` is a
 comma-separated list with one ``v1=<hex HMAC-SHA256(secret, body)>`` per active secret (several
 during rotation); the request is authentic if any ``v1`` entry matches. No timestamp: retries (up to
-48 h) are absorbed by deduplicating on ``X-Webhook-Id``, else ``event.id``.
+48 h) are absorbed by deduplicating on ``event.id``, which is inside the signed body and stable across
+retries (``sha256:<hex of the body>`` when it is absent). ``X-Webhook-Id`` is
+NOT signed, so it is never the dedupe key: a replay under a fresh one stays a duplicate.
 
 Events: ``incident.triggered`` → START (an alert; fingerprint = incident id), ``incident.acknowledged``
 and ``incident.resolved`` → UPDATE; everything else is ignored.
@@ -15,16 +17,16 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from incidentfox.contracts import TriggerAction
 from serve_apps.webhooks.common import (
     ParseResult,
     accepted,
+    body_digest,
     build_trigger,
-    candidates,
     clip,
     delivery_id,
+    has_header,
     header,
     identifiers,
     ignored,
@@ -37,7 +39,6 @@ from serve_apps.webhooks.common import (
     same,
     services,
     to_bytes,
-    try_json_object,
 )
 from serve_apps.webhooks.errors import WebhookError, malformed
 
@@ -74,24 +75,9 @@ def verify(*, headers: Mapping[str, str], body: bytes, secret: str, now: float) 
         raise WebhookError("bad_signature", source=SOURCE, message="no PagerDuty v1 signature matches")
 
 
-def candidate_identifiers(*, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
-    """``pagerduty_service_id``, ``pagerduty_account`` (the ``<account>.pagerduty.com`` subdomain)
-    and ``pagerduty_subscription_id`` (header) from the unverified request; {} if unreadable."""
-    data = obj(obj(try_json_object(body), "event"), "data")
-    service = obj(data, "service")
-    return candidates(
-        pagerduty_service_id=s(service, "id"),
-        pagerduty_account=_account(s(data, "html_url") or s(service, "html_url")),
-        pagerduty_subscription_id=header(headers, SUBSCRIPTION_HEADER) or "",
-    )
-
-
-def _account(url: str) -> str:
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:
-        return ""
-    return host.split(".")[0] if host.endswith(".pagerduty.com") else ""
+def signature_present(headers: Mapping[str, str]) -> bool:
+    """Whether the request carries a PagerDuty signature at all (checked before any lookup)."""
+    return has_header(headers, SIGNATURE_HEADER)
 
 
 def parse(*, headers: Mapping[str, str], body: bytes, now: float) -> ParseResult:
@@ -103,8 +89,9 @@ def parse(*, headers: Mapping[str, str], body: bytes, now: float) -> ParseResult
     event_type = s(event, "event_type")
     if not event_type:
         raise malformed(SOURCE, "missing event.event_type")
-    did = delivery_id(header(headers, WEBHOOK_ID_HEADER) or s(event, "id"), SOURCE,
-                      f"{WEBHOOK_ID_HEADER} header or event.id")
+    event_id = s(event, "id")
+    did = delivery_id(event_id if 0 < len(event_id) <= 200 else "sha256:" + body_digest(body),
+                      SOURCE, "event.id")
     action = ACTIONS.get(event_type)
     if action is None:
         return ignored(f"unsupported_event:{clip(event_type, 64)}")
@@ -145,4 +132,4 @@ def _incident_trigger(event: dict[str, Any], event_type: str, action: TriggerAct
     )
 
 
-__all__ = ["SOURCE", "candidate_identifiers", "parse", "sign", "verify"]
+__all__ = ["SOURCE", "parse", "sign", "signature_present", "verify"]

@@ -27,10 +27,10 @@ from serve_apps.webhooks.common import (
     accepted,
     arr,
     build_trigger,
-    candidates,
     check_timestamp,
     clip,
     delivery_id,
+    has_header,
     header,
     identifiers,
     ignored,
@@ -83,25 +83,9 @@ def verify(*, headers: Mapping[str, str], body: bytes, secret: str, now: float) 
         raise WebhookError("bad_signature", source=SOURCE, message="Slack signature does not match")
 
 
-def candidate_identifiers(*, headers: Mapping[str, str], body: bytes) -> dict[str, str]:
-    """``slack_app_id``, ``slack_team_id``, ``slack_enterprise_id``, ``slack_channel_id`` from the
-    unverified body (any of the three shapes); {} for anything unreadable."""
-    data = try_json_object(body)
-    if not data:
-        try:
-            form = load_form(body, SOURCE)
-        except WebhookError:
-            return {}
-        data = try_json_object(to_bytes(form["payload"])) if "payload" in form else dict(form)
-    event = obj(data, "event")
-    channel = (s(event, "channel") or s(data, "channel_id") or s(obj(data, "container"), "channel_id")
-               or s(obj(data, "channel"), "id"))
-    return candidates(
-        slack_app_id=s(data, "api_app_id"),
-        slack_team_id=s(data, "team_id") or s(obj(data, "team"), "id"),
-        slack_enterprise_id=s(data, "enterprise_id") or s(obj(data, "enterprise"), "id"),
-        slack_channel_id=channel,
-    )
+def signature_present(headers: Mapping[str, str]) -> bool:
+    """Whether the request carries a Slack signature at all (checked before any lookup)."""
+    return has_header(headers, SIGNATURE_HEADER)
 
 
 def parse(*, headers: Mapping[str, str], body: bytes, now: float) -> ParseResult:
@@ -285,5 +269,5 @@ def _run_id_from_value(value: str) -> tuple[str, dict[str, Any]]:
     return (value if value and len(value) <= 255 and not any(c.isspace() for c in value) else ""), {}
 
 
-__all__ = ["ACTION_PREFIX", "INTERACTION_ACTIONS", "SOURCE", "USAGE", "candidate_identifiers", "parse", "parse_command",
-           "parse_event", "parse_interaction", "sign", "verify"]
+__all__ = ["ACTION_PREFIX", "INTERACTION_ACTIONS", "SOURCE", "USAGE", "parse", "parse_command",
+           "parse_event", "parse_interaction", "sign", "signature_present", "verify"]

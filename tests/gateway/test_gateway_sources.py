@@ -255,22 +255,24 @@ async def test_missing_secret_configuration_is_401_not_500(sqlite_url, fixtures_
     await core.engine.dispose()
 
 
-async def test_org_secret_override_is_used_and_env_secret_then_fails(sqlite_url, fixtures_dir):
-    from serve_apps.webhook_secrets import OrgOverride
+async def test_org_url_verifies_with_the_orgs_secret_and_the_shared_url_with_the_envs(sqlite_url, fixtures_dir):
+    """Issue 12: the URL, not the body, picks the secret (this replaced the org-config override test)."""
+    from config_service.webhook_credentials import LoadedWebhookSecret
 
-    async def org_secret(org, team, source):
-        return OrgOverride("acme-own-slack-secret") if (org, source) == ("acme", "slack") else None
+    async def load(org, node, source):
+        return LoadedWebhookSecret("acme-own-slack-secret") if (org, node, source) == ("acme", "acme", "slack") \
+            else None
 
-    core = make_core(sqlite_url, org_secret=org_secret)
+    core = make_core(sqlite_url, load=load)
     async with client_for(core) as client:
         body = slack_event(fixtures_dir)
-        r = await client.post("/slack/events", content=body, headers=signed("slack", body))
-        assert r.status_code == 401, "the env secret no longer verifies acme's channel"
-        r = await client.post("/slack/events", content=body,
+        r = await client.post("/slack/events/o/acme", content=body, headers=signed("slack", body))
+        assert r.status_code == 401, "the env secret does not verify acme's URL"
+        r = await client.post("/slack/events/o/acme", content=body,
                               headers=signed("slack", body, secret="acme-own-slack-secret"))
         assert r.status_code == 200 and r.json()["outcome"] == "accepted"
         other = slack_event(fixtures_dir, event_id="Ev222", channel="CUNCLAIMED")
         r = await client.post("/slack/events", content=other, headers=signed("slack", other))
-        assert r.status_code == 200 and r.json()["outcome"] == "unrouted", "env secret for unclaimed"
+        assert r.status_code == 200 and r.json()["outcome"] == "unrouted", "env secret on the shared URL"
     await core.drain()
     await core.engine.dispose()

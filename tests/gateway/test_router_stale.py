@@ -142,31 +142,32 @@ async def test_gateway_with_real_router_records_stale_route(config_server, fixtu
     await asyncio.sleep(0)
 
 
-async def test_org_override_secret_from_the_real_config_service(config_server, fixtures_dir, sqlite_url):
-    """An org's `integrations.slack.signing_secret` (encrypted at rest) verifies its channel's events;
-    the env secret still verifies channels of orgs without an override."""
+async def test_org_secret_from_the_real_config_service(config_server, fixtures_dir, sqlite_url):
+    """An org's own Slack signing secret, set over the config service API (encrypted at rest),
+    verifies deliveries to the org's URL; the env secret verifies the shared URL only (issue 12)."""
     from gateway_kit import client_for, make_core, signed, slack_event
+
     from serve_apps.gateway import MemoResolver
-    from serve_apps.webhook_secrets import WebhookSecrets, make_org_secret_lookup
+    from serve_apps.webhook_secrets import WebhookSecrets, make_secret_loader
 
     server, settings = config_server
+    own = "acme-own-slack-signing-secret"
     async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}) as c:
-        r = await c.patch("/api/v1/orgs/acme/nodes/acme/config",
-                          json={"integrations": {"slack": {"signing_secret": "acme-override-secret"}}})
-        assert r.status_code == 200 and "acme-override-secret" not in r.text
+        r = await c.post("/api/v1/orgs/acme/webhook-secrets/slack", json={"secret": own})
+        assert r.status_code == 201 and own not in r.text, r.text
     table = RoutingTable(config_url=server.url, admin_token=ADMIN_TOKEN, epoch_poll_s=0.0)
     core = make_core(sqlite_url)
     resolve = MemoResolver(table.resolve, ttl_s=0)
     core.resolve = resolve
-    core.secrets = WebhookSecrets(resolve=resolve, org_secret=make_org_secret_lookup(core.sessions, settings=settings),
+    core.secrets = WebhookSecrets(load=make_secret_loader(core.sessions, settings=settings),
                                   env={"SLACK_SIGNING_SECRET": "env-secret"})
     async with client_for(core) as client:
         body = slack_event(fixtures_dir, event_id="EvO1")   # channel C111 → acme/payments
-        assert (await client.post("/slack/events", content=body,
+        assert (await client.post("/slack/events/o/acme", content=body,
                                   headers=signed("slack", body, secret="env-secret"))).status_code == 401
-        r = await client.post("/slack/events", content=body, headers=signed("slack", body, secret="acme-override-secret"))
+        r = await client.post("/slack/events/o/acme", content=body, headers=signed("slack", body, secret=own))
         assert r.status_code == 200 and r.json()["outcome"] == "accepted", r.text
-        body = slack_event(fixtures_dir, event_id="EvO2", channel="CGLOBEX")   # globex: no override
+        body = slack_event(fixtures_dir, event_id="EvO2", channel="CGLOBEX")   # shared URL, env secret
         r = await client.post("/slack/events", content=body, headers=signed("slack", body, secret="env-secret"))
         assert r.status_code == 200 and r.json()["outcome"] == "accepted", r.text
     await core.drain()

@@ -9,35 +9,37 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from config_service.webhook_credentials import WEBHOOK_SOURCES
 from incidentfox.contracts import Trigger, TriggerAction
 from incidentfox.errors import IncidentFoxError, install_error_handlers
 from serve_apps.webhooks.errors import WebhookError
-from serve_apps.webhooks.registry import SOURCES, ParseResult, config_value, get_source
+from serve_apps.webhooks.registry import SOURCES, ParseResult, get_source
 
 EXPECTED = {
-    "slack": ("SLACK_SIGNING_SECRET", "integrations.slack.signing_secret"),
-    "github": ("GITHUB_WEBHOOK_SECRET", "integrations.github.webhook_secret"),
-    "pagerduty": ("PAGERDUTY_WEBHOOK_SECRET", "integrations.pagerduty.webhook_secret"),
-    "incidentio": ("INCIDENTIO_WEBHOOK_SECRET", "integrations.incidentio.webhook_secret"),
-    "alertmanager": ("ALERTMANAGER_WEBHOOK_TOKEN", "integrations.alertmanager.webhook_token"),
-    "grafana": ("GRAFANA_WEBHOOK_SECRET", "integrations.grafana.webhook_secret"),
+    "slack": ("SLACK_SIGNING_SECRET", "sender"),
+    "github": ("GITHUB_WEBHOOK_SECRET", "platform"),
+    "pagerduty": ("PAGERDUTY_WEBHOOK_SECRET", "sender"),
+    "incidentio": ("INCIDENTIO_WEBHOOK_SECRET", "sender"),
+    "alertmanager": ("ALERTMANAGER_WEBHOOK_TOKEN", "platform"),
+    "grafana": ("GRAFANA_WEBHOOK_SECRET", "platform"),
 }
 
 
-def test_sources_and_secret_locations() -> None:
-    assert {name: (spec.secret_env, spec.config_key) for name, spec in SOURCES.items()} == EXPECTED
-    assert [n for n, s in SOURCES.items() if s.secret_optional] == ["grafana"]
-    assert dict(SOURCES["grafana"].option_keys) == {
-        "signature_header": "integrations.grafana.signature_header",
-        "timestamp_header": "integrations.grafana.timestamp_header"}
+def test_sources_env_secrets_and_issuers() -> None:
+    """The env names stay as they were (single-tenant default); the config service's list of sources
+    (per-org secrets) is the gateway's list."""
+    assert {name: (spec.secret_env, spec.policy.issuer) for name, spec in SOURCES.items()} == EXPECTED
+    assert set(WEBHOOK_SOURCES) == set(SOURCES)
+    assert WEBHOOK_SOURCES["grafana"].options == {"signature_header", "timestamp_header"}
+    assert not any(hasattr(spec, "candidate_identifiers") for spec in SOURCES.values()), \
+        "nothing reads identifiers from an unverified body any more (issue 12, point 5)"
 
 
 @pytest.mark.parametrize("name", sorted(SOURCES))
 def test_functions_are_keyword_only_with_the_agreed_names(name: str) -> None:
     spec = SOURCES[name]
     for fn, params in ((spec.verify, ["headers", "body", "secret", "now"]),
-                       (spec.parse, ["headers", "body", "now"]),
-                       (spec.candidate_identifiers, ["headers", "body"])):
+                       (spec.parse, ["headers", "body", "now"])):
         sig = inspect.signature(fn)
         assert list(sig.parameters)[: len(params)] == params
         assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in sig.parameters.values())
@@ -45,10 +47,7 @@ def test_functions_are_keyword_only_with_the_agreed_names(name: str) -> None:
         assert all(sig.parameters[p].default is not inspect.Parameter.empty for p in extra)
 
 
-def test_config_value_and_unknown_source() -> None:
-    config = {"integrations": {"slack": {"signing_secret": "abc"}}}
-    assert config_value(config, SOURCES["slack"].config_key) == "abc"
-    assert config_value(config, SOURCES["github"].config_key) is None
+def test_unknown_source() -> None:
     with pytest.raises(WebhookError) as info:
         get_source("nope")
     assert (info.value.reason, info.value.status) == ("unknown_source", 404)

@@ -273,9 +273,10 @@ def test_github_legacy_sha1_header_alone_is_not_enough() -> None:
             secret=GH_SECRET, now=NOW)
 
 
-class TestGrafanaOptionalHmac:
-    def test_empty_secret_skips_verification(self) -> None:
-        grafana.verify(headers={}, body=b"anything", secret="", now=NOW)
+class TestGrafanaHmac:
+    def test_empty_secret_is_refused_never_skipped(self) -> None:
+        """Issue 12: without a secret Grafana is 401 like every source, never unsigned input."""
+        _reject("secret_not_configured", 401, grafana.verify, headers={}, body=b"anything", secret="", now=NOW)
 
     def test_configured_header_names_and_timestamp(self) -> None:
         body = b'{"status": "firing"}'
