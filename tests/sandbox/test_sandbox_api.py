@@ -19,7 +19,7 @@ from actors.sandbox.config import SandboxRuntime
 from actors.sandbox.isolation import uid_processes
 from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text, ToolUse
 from serve_apps.sandbox.api import create_sandbox_app
-from tests.sandbox_helpers import FakeSlack, make_root, needs_root, patch_team, remove_root
+from tests.sandbox_helpers import FakeSlack, make_root, needs_bwrap, needs_root, patch_team, remove_root
 
 pytestmark = needs_root
 
@@ -59,6 +59,7 @@ def sse(text: str) -> list[dict[str, Any]]:
     return out
 
 
+@needs_bwrap
 async def test_session_lifecycle_over_http(api: dict[str, Any]) -> None:
     c, toks, server = api["client"], api["toks"], api["server"]
     server.add(Reply([Text("Checking."), ToolUse("Bash", {"command": "echo hello from the sandbox"})]),
@@ -105,6 +106,7 @@ async def test_auth_and_tenant_isolation(api: dict[str, Any]) -> None:
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_llm_config"
 
 
+@needs_bwrap
 async def test_interrupt_over_http_and_busy_conflict(api: dict[str, Any]) -> None:
     c, toks, server = api["client"], api["toks"], api["server"]
     h = auth(toks["acme/payments"])
@@ -172,6 +174,7 @@ async def test_health_reports_isolation(api: dict[str, Any]) -> None:
     assert set(r.json()["isolation"]) == {"mode", "available", "reason"}
 
 
+@needs_bwrap
 async def test_session_progress_is_mirrored_to_slack(api: dict[str, Any]) -> None:
     c, toks, server, reporter = api["client"], api["toks"], api["server"], api["reporter"]
     server.add(Reply([ToolUse("Bash", {"command": "uptime"})]), Reply([Text("Load is fine.")]))

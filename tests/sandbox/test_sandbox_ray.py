@@ -17,7 +17,7 @@ from actors.sandbox.isolation import uid_processes
 from actors.sandbox.manager import get_or_create_manager
 from actors.sandbox.store import SandboxStore
 from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text, ToolUse, tool_results
-from tests.sandbox_helpers import needs_root
+from tests.sandbox_helpers import needs_bwrap, needs_root
 
 pytestmark = [pytest.mark.ray, needs_root]
 
@@ -74,6 +74,7 @@ async def test_resume_after_host_actor_is_killed(ray_backend: RaySandboxBackend,
     await store.close()
 
 
+@needs_bwrap
 async def test_interrupt_across_processes(ray_backend: RaySandboxBackend, sqlite_url: str) -> None:
     with ScriptedAnthropicServer() as server:
         server.add(Reply([ToolUse("Bash", {"command": "sleep 600", "timeout": 600000})]), Reply([Text("stopped")]))

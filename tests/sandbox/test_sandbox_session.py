@@ -19,7 +19,7 @@ from actors.sandbox.isolation import uid_processes
 from actors.sandbox.store import SandboxStore
 from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text, ToolUse, tool_results
 from incidentfox.errors import Unprocessable
-from tests.sandbox_helpers import needs_root
+from tests.sandbox_helpers import needs_bwrap, needs_root
 
 pytestmark = needs_root
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,7 @@ async def collect(agen: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
     return [ev async for ev in agen]
 
 
+@needs_bwrap
 async def test_multi_turn_session_uses_every_tool(backend: LocalSandboxBackend, server: ScriptedAnthropicServer,
                                                   sqlite_url: str) -> None:
     server.add(
@@ -98,6 +99,7 @@ async def test_multi_turn_session_uses_every_tool(backend: LocalSandboxBackend, 
     await store.close()
 
 
+@needs_bwrap
 async def test_interrupt_long_bash_then_continue(backend: LocalSandboxBackend, server: ScriptedAnthropicServer) -> None:
     server.add(Reply([ToolUse("Bash", {"command": "sleep 300; echo never", "timeout": 600000})]),
                Reply([Text("OK, stopped.")]))
@@ -252,6 +254,7 @@ async def test_mcp_servers_only_from_the_allow_list(backend: LocalSandboxBackend
     assert out[-1]["text"] == "degraded"
 
 
+@needs_bwrap
 @pytest.mark.postgres
 async def test_transcript_round_trip_on_postgres(pg_url: str, root: Path, server: ScriptedAnthropicServer) -> None:
     b = LocalSandboxBackend(runtime(pg_url, root))
