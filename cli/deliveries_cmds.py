@@ -69,7 +69,7 @@ def redrive_cmd(
     database_url: str | None = typer.Option(None, help="Override INCIDENTFOX_DATABASE_URL."),
 ) -> None:
     """Dispatch failed (or the given) deliveries again; prints the ids handed off."""
-    from incidentfox.runs.runner import make_runner
+    from serve_apps.runners import make_runner
     from serve_apps import deliveries
 
     async def run() -> list[int]:

@@ -67,18 +67,6 @@ def prepare_environment(*, port: int, runner: str) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
 
 
-def check_runner(runner: str) -> None:
-    if runner != "investigation":
-        return
-    try:
-        import actors.engine.runner  # noqa: F401
-    except ImportError as exc:
-        typer.echo(f"error: the investigation runner needs actors.engine.runner, which is not importable ({exc}).\n"
-                   "Start with an explicit `--runner complete` (finish runs at once) or `--runner null` "
-                   "(leave them queued).", err=True)
-        raise typer.Exit(2) from None
-
-
 def up(
     port: int = typer.Option(8000, help="HTTP port serving every application."),
     host: str = typer.Option("127.0.0.1", help="Interface the HTTP proxy binds."),
@@ -90,12 +78,13 @@ def up(
 ) -> None:
     """Start the local platform (config service, webhook gateway, agent API, tools) and block until
     Ctrl-C or SIGTERM, then shut Serve and Ray down cleanly."""
-    if runner not in ("investigation", "complete", "null"):
-        raise typer.BadParameter("--runner must be investigation, complete or null")
+    from serve_apps.runners import RUNNERS
+
+    if runner not in RUNNERS:
+        raise typer.BadParameter(f"--runner must be one of {', '.join(sorted(RUNNERS))}")
     if address and address.rsplit(":", 1)[-1] == "6379":
         typer.echo("warning: 6379 is Redis's port on this machine; make sure that is really a Ray head.",
                    err=True)
-    check_runner(runner)
     prepare_environment(port=port, runner=runner)
     from incidentfox.logs import configure_process_logging
 

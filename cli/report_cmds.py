@@ -103,7 +103,11 @@ def run_due_cmd(
     from actors.scheduler.service import SchedulerService, run_batch
     from actors.scheduler.teams import team_config_provider
     from incidentfox.db import make_async_engine, session_factory
+    from serve_apps.runners import RUNNERS
 
+    if runner not in RUNNERS:
+        raise typer.BadParameter(f"choose one of {', '.join(sorted(RUNNERS))}", param_hint="--runner")
+    runner_factory = RUNNERS[runner]
     settings = _settings(database_url)
     url = settings.resolved_database_url()
 
@@ -117,7 +121,7 @@ def run_due_cmd(
             if local:
                 async def submit(c, _name):
                     return await execute_claimed(c, database_url=url, slack_api_url=settings.slack_api_url,
-                                                 runner=runner)
+                                                 runner=runner_factory)
                 return await run_batch(claimed, submit=submit)
             import ray
 
@@ -126,7 +130,7 @@ def run_due_cmd(
             if not ray.is_initialized():
                 ray.init(address="auto", log_to_driver=False)
             return await dispatch_batch(claimed, database_url=url, slack_api_url=settings.slack_api_url,
-                                        runner=runner)
+                                        runner=runner_factory)
         finally:
             await engine.dispose()
 

@@ -249,7 +249,7 @@ class AgentAPI:
     async def __init__(self, *, runner: str = "investigation", sse_poll_s: float = 0.5,
                        sse_max_s: float = 900.0, sweep_interval_s: float = 10.0) -> None:
         from incidentfox.logs import configure_process_logging
-        from incidentfox.runs.runner import make_runner
+        from serve_apps.runners import make_runner
 
         configure_process_logging()
         settings = Settings()

@@ -318,7 +318,7 @@ class Gateway:
         from actors.sandbox.slack_actor import RaySandboxRunner
         from incidentfox.db import make_async_engine, session_factory
         from incidentfox.logs import configure_process_logging
-        from incidentfox.runs.runner import make_runner
+        from serve_apps.runners import make_runner
         from incidentfox.settings import Settings
         from serve_apps.router import route_from_dict
         from serve_apps.webhook_secrets import make_secret_loader

@@ -68,8 +68,9 @@ class ReportsAPI:
         self._settings = ensure_local_secrets(Settings())
         if scheduler:
             from actors.scheduler.actor import ensure_scheduler
+            from serve_apps.runners import RUNNERS
 
-            ensure_scheduler(namespace=namespace, tick_s=tick_s, runner=runner)
+            ensure_scheduler(namespace=namespace, tick_s=tick_s, runner=RUNNERS[runner])
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_reports_app(self._settings)

@@ -15,6 +15,7 @@ import ray
 
 from actors.scheduler.service import ClaimedJob, SchedulerService, run_batch
 from incidentfox.db import make_async_engine, session_factory
+from incidentfox.runs.runner import RunnerFactory
 from incidentfox.settings import Settings
 
 log = logging.getLogger("incidentfox.scheduler")
@@ -29,7 +30,8 @@ def placement_options(org_id: str, team_id: str, config: dict[str, Any]) -> dict
 
 
 @ray.remote(num_cpus=0, max_retries=0)
-def run_scheduled_job(claimed: ClaimedJob, database_url: str, slack_api_url: str, runner: str) -> dict[str, Any]:
+def run_scheduled_job(claimed: ClaimedJob, database_url: str, slack_api_url: str,
+                      runner: RunnerFactory) -> dict[str, Any]:
     """One job of a batch (a sync Ray task driving the async job code on its own loop)."""
     from actors.scheduler.execute import execute_claimed
 
@@ -38,7 +40,7 @@ def run_scheduled_job(claimed: ClaimedJob, database_url: str, slack_api_url: str
 
 
 async def dispatch_batch(claimed: list[ClaimedJob], *, database_url: str, slack_api_url: str,
-                         runner: str = "investigation") -> list[Any]:
+                         runner: RunnerFactory) -> list[Any]:
     async def submit(c: ClaimedJob, name: str) -> Any:
         s = c.job.schedule
         opts = placement_options(s.org_id, s.team_id, c.config)
@@ -49,7 +51,7 @@ async def dispatch_batch(claimed: list[ClaimedJob], *, database_url: str, slack_
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class SchedulerActor:
-    def __init__(self, *, tick_s: float = 30.0, runner: str = "investigation") -> None:
+    def __init__(self, *, runner: RunnerFactory, tick_s: float = 30.0) -> None:
         from actors.scheduler.teams import team_config_provider
 
         self.settings = Settings()
@@ -86,8 +88,9 @@ class SchedulerActor:
             await asyncio.sleep(self.service.tick_s)
 
 
-def ensure_scheduler(*, namespace: str, tick_s: float = 30.0, runner: str = "investigation"):
-    """Get or create the detached scheduler actor and start its loop (idempotent)."""
+def ensure_scheduler(*, namespace: str, runner: RunnerFactory, tick_s: float = 30.0):
+    """Get or create the detached scheduler actor and start its loop (idempotent). ``runner`` builds
+    the runner for scheduled investigations (the composition root's registry picks it)."""
     actor = SchedulerActor.options(name=ACTOR_NAME, namespace=namespace, lifetime="detached",
                                    get_if_exists=True).remote(tick_s=tick_s, runner=runner)
     actor.start.remote()

@@ -8,11 +8,12 @@ from actors.scheduler.claims import finish_claim
 from actors.scheduler.jobs import run_report_job, start_scheduled_investigation
 from actors.scheduler.service import ClaimedJob
 from incidentfox.db import make_async_engine, session_factory
-from incidentfox.runs.runner import make_runner
+from incidentfox.runs.runner import RunnerFactory
 
 
 async def execute_claimed(claimed: ClaimedJob, *, database_url: str, slack_api_url: str,
-                          runner: str = "investigation") -> dict[str, Any]:
+                          runner: RunnerFactory) -> dict[str, Any]:
+    """Run one claimed job; an ``investigation`` schedule's run goes to ``runner(database_url=…)``."""
     engine = make_async_engine(database_url)
     sessions = session_factory(engine)
     sch = claimed.job.schedule
@@ -20,7 +21,7 @@ async def execute_claimed(claimed: ClaimedJob, *, database_url: str, slack_api_u
         try:
             if sch.kind == "investigation":
                 run_id = await start_scheduled_investigation(sessions, claimed.job)
-                await make_runner(runner, database_url=database_url).submit(run_id=run_id, org_id=sch.org_id,
+                await runner(database_url=database_url).submit(run_id=run_id, org_id=sch.org_id,
                                                                             team_id=sch.team_id)
                 outcome = {"status": "done", "run_id": run_id}
             else:

@@ -7,7 +7,9 @@ database: the gateway's recovery sweep and the engine's lease recovery both do t
 
 Runners are chosen by name (:func:`make_runner`), so a Serve config can say which one an
 application uses: ``null`` (benchmarks: leave runs queued), ``complete`` (tests: finish at once),
-``investigation`` (the engine's Ray actor pool, :mod:`actors.engine.runner`).
+``investigation`` (the engine's Ray actor pool, :mod:`actors.engine.runner`). This module knows only
+the first two; the composition roots (:mod:`serve_apps.runners`, used by the Serve builder and the
+CLI) register the engine's, so the ground floor never imports, or names, a package above it.
 
 Sandbox deliveries (a Slack ``/incidentfox sandbox …`` or a reply in a sandbox session's thread) are
 handed off the same way, to a :class:`SandboxRunner`: the delivery row holds everything the sandbox
@@ -16,7 +18,7 @@ side needs, so an undispatched one is re-submitted by the same sweep and redrive
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 from incidentfox.contracts import RunStatus, Trigger
@@ -83,16 +85,20 @@ class CompletingRunner:
         return None
 
 
-RUNNERS = {
-    "null": "incidentfox.runs.runner:NullRunner",
-    "complete": "incidentfox.runs.runner:CompletingRunner",
-    "investigation": "actors.engine.runner:InvestigationRunner",
-}
+RunnerFactory = Callable[..., Runner]
+"""Builds a runner: called as ``factory(database_url=...)`` (a runner class is one)."""
+
+BUILTIN_RUNNERS: dict[str, RunnerFactory] = {"null": NullRunner, "complete": CompletingRunner}
 
 
-def make_runner(name: str, *, database_url: str) -> Runner:
-    """Build the runner named ``name`` (a key of :data:`RUNNERS` or a ``module:Class`` path)."""
-    target = RUNNERS.get(name, name)
-    module, _, attr = target.partition(":")
-    cls = getattr(importlib.import_module(module), attr)
-    return cls(database_url=database_url)
+class UnknownRunner(ValueError):
+    """A runner name that the registry does not hold."""
+
+
+def make_runner(name: str, *, database_url: str, registry: Mapping[str, RunnerFactory]) -> Runner:
+    """Build the runner registered as ``name`` in ``registry`` (see :mod:`serve_apps.runners`)."""
+    try:
+        factory = registry[name]
+    except KeyError:
+        raise UnknownRunner(f"unknown runner {name!r}; registered: {', '.join(sorted(registry))}") from None
+    return factory(database_url=database_url)

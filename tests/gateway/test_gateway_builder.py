@@ -69,3 +69,17 @@ def test_local_config_applies_runner_and_single_writer_and_keeps_cluster_entries
     from ray.serve.schema import ServeDeploySchema
 
     ServeDeploySchema.model_validate(config)
+
+
+def test_runner_names_in_serve_args_match_the_registry() -> None:
+    """The Serve args' runner choices are exactly the composition root's registry; an unknown name is
+    a typed error naming the registered ones (no import by string anywhere)."""
+    import typing
+
+    from incidentfox.runs.runner import NullRunner, UnknownRunner
+    from serve_apps.runners import RUNNERS, make_runner
+
+    assert set(typing.get_args(builder.RunnerName)) == set(RUNNERS)
+    assert isinstance(make_runner("null", database_url=""), NullRunner)
+    with pytest.raises(UnknownRunner, match="registered: complete, investigation, null"):
+        make_runner("actors.engine.runner:InvestigationRunner", database_url="")

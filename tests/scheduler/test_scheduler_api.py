@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from actors.scheduler.execute import execute_claimed
+from incidentfox.runs.runner import NullRunner
 from actors.scheduler.service import SchedulerService
 from actors.scheduler.teams import team_config_provider
 from cli.demo.slack_recorder import SlackRecorder
@@ -62,7 +63,7 @@ async def test_tick_generates_posts_and_serves_a_report(settings, world):
         await svc.close()
         assert [c.job.schedule.key for c in claimed] == ["demo:sre:weekly"]
         outcome = await execute_claimed(claimed[0], database_url=settings.resolved_database_url(),
-                                        slack_api_url=recorder.url)
+                                        slack_api_url=recorder.url, runner=NullRunner)
         assert outcome["status"] == "done", outcome
         posts = recorder.calls_to("chat.postMessage")
         assert posts and posts[0].args["channel"] == "C0REPORTS"
