@@ -7,6 +7,7 @@ wrongly typed field instead of raising, so parsers decide explicitly which field
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import re
