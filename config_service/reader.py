@@ -24,6 +24,10 @@ import copy
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+# Imported here, not per read: an import inside a read would block the caller's event loop (an
+# actor's lease heartbeat) the first time. Importing this module is what "warms" the store path.
+from config_service.services.config import get_effective_config
+from config_service.services.nodes import list_team_ids
 from config_service.team_config import ConfigReadTimeout, TeamConfig
 
 DEFAULT_READ_TIMEOUT_S = 10.0
@@ -57,8 +61,6 @@ class TeamConfigReader:
 
     async def read_doc(self, org_id: str, team_id: str) -> dict[str, Any]:
         """The team's effective config document (a fresh dict the caller owns), secrets revealed."""
-        from config_service.services.config import get_effective_config
-
         async def read(session: Any) -> dict[str, Any]:
             return await get_effective_config(session, org_id=org_id, node_id=team_id, reveal_secrets=True,
                                               settings=self._settings)
@@ -66,8 +68,6 @@ class TeamConfigReader:
 
     async def team_ids(self) -> list[tuple[str, str]]:
         """Every team, ``(org_id, team_id)``, ordered."""
-        from config_service.services.nodes import list_team_ids
-
         return await self._bounded(list_team_ids, "the list of teams")
 
     async def _bounded(self, fn: Callable[[Any], Awaitable[Any]], what: str) -> Any:

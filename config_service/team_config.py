@@ -186,7 +186,8 @@ class EffectiveConfig(_Section):
     deployment: DeploymentSection = Field(default_factory=DeploymentSection)
     slack: SlackSection = Field(default_factory=SlackSection)
     routing: dict[str, Any] = _from_defaults("routing")
-    integrations: dict[str, dict[str, Any]] = _from_defaults("integrations")
+    # Free-form per-integration blocks that hold secrets (tokens, keys): never in a repr.
+    integrations: dict[str, dict[str, Any]] = Field(default_factory=lambda: _default("integrations"), repr=False)
     investigation: InvestigationSection = Field(default_factory=InvestigationSection)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     subagents: dict[str, bool] = _from_defaults("subagents")

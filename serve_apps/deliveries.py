@@ -38,6 +38,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from config_service import DEFAULT_CORRELATION_WINDOW_S
 from incidentfox.contracts import RunStatus, Trigger, TriggerAction
 from incidentfox.db import utcnow
 from incidentfox.runs import store
@@ -45,7 +46,6 @@ from incidentfox.runs.models import Delivery, Run, RunEvent
 from incidentfox.runs.runner import Runner
 
 DispatchKind = Literal["submit", "attach", "cancel"]
-DEFAULT_CORRELATION_WINDOW_S = 600.0
 SWEEP_GRACE_S = 5.0
 MAX_DISPATCH_ATTEMPTS = 5
 DISPATCH_TIMEOUT_S = 15.0
@@ -194,7 +194,7 @@ async def _decide(session: AsyncSession, *, trigger: Trigger, route: Route, wind
     if action is TriggerAction.UPDATE:
         return await _update(session, trigger=trigger, route=route, now=now)
     # START
-    if trigger.is_alert and not trigger.human:
+    if trigger.is_alert and not trigger.human and window_s > 0:   # 0: the team turned correlation off
         run = await store.find_correlated(session, org_id=route.org_id, team_id=route.team_id,
                                           keys=_correlation_keys(trigger), window_s=window_s, now=now)
         if run is not None:

@@ -10,7 +10,8 @@ Order of operations for every ``POST /webhooks/<source>`` (issue 3):
    ``url_verification``, slash-command usage) is answered as is; ``ignored`` answers
    ``200 {"ignored": true}`` and records nothing.
 4. The trigger is routed (Router deployment, memoised here for ``route_memo_s``), then
-   :func:`serve_apps.deliveries.intake` records it and allocates its run in one transaction (on
+   :func:`serve_apps.deliveries.intake` records it (an alert with its team's
+   ``investigation.correlation_window_s``, read through ``config_service.TeamConfigReader``) and allocates its run in one transaction (on
    SQLite through :class:`serve_apps.intake_batch.IntakeBatcher`: concurrent webhooks share one
    transaction, the single writer's group commit).
 5. The sender gets 200 with ``run_id`` (``duplicate: true`` on a redelivery). Dispatch to the runner
@@ -35,10 +36,11 @@ from ray.serve.handle import DeploymentHandle
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from config_service import DEFAULT_CORRELATION_WINDOW_S, TeamConfigError
 from incidentfox import metrics
 from incidentfox.background import BackgroundTasks
 from incidentfox.contracts import Trigger, TriggerAction
-from incidentfox.errors import BadRequest, PayloadTooLarge, error_response, install_error_handlers
+from incidentfox.errors import BadRequest, NotFound, PayloadTooLarge, error_response, install_error_handlers
 from incidentfox.runs.runner import Runner
 from serve_apps import deliveries
 from serve_apps.deliveries import Route
@@ -49,6 +51,7 @@ from serve_apps.webhooks.errors import WebhookError
 log = logging.getLogger("incidentfox.gateway")
 
 MAX_BODY = 1024 * 1024
+CONFIG_READ_TIMEOUT_S = 2.0   # a team's correlation window, read before the ack
 ENDPOINTS: dict[str, str] = {
     "/slack/events": "slack",
     "/slack/commands": "slack",
@@ -92,7 +95,9 @@ class GatewayCore:
     runner: Runner
     resolve: ResolveFn
     secrets: WebhookSecrets
-    correlation_window_s: float = deliveries.DEFAULT_CORRELATION_WINDOW_S
+    # The teams' configs (config_service.TeamConfigSource): each team's alert-storm window,
+    # investigation.correlation_window_s. None: every team gets the default.
+    team_configs: Any = None
     max_body: int = MAX_BODY
     clock: Callable[[], float] = time.time
     store_payload: bool = True
@@ -153,12 +158,26 @@ class GatewayCore:
                 self._count(spec.name, "duplicate" if answer.get("duplicate") else answer["outcome"])
                 return JSONResponse(answer)
         outcome = await self._intake(trigger=trigger, route=route, payload=payload,
-                                     correlation_window_s=self.correlation_window_s)
+                                     correlation_window_s=await self._correlation_window(trigger, route))
         self._count(spec.name, "duplicate" if outcome.duplicate else outcome.outcome)
         if outcome.dispatch is not None:
             self._spawn(deliveries.dispatch(self.sessions, self.runner, delivery_pk=outcome.delivery_pk,
                                             plan=outcome.dispatch, trigger=trigger, marks=self._marks))
         return JSONResponse(self._answer(endpoint, trigger, outcome, route))
+
+    async def _correlation_window(self, trigger: Trigger, route: Route) -> float:
+        """The routed team's ``investigation.correlation_window_s`` (0: never correlate) for an alert
+        that may correlate. A config that cannot be read gives the default: the alert is recorded
+        either way, and correlation only decides whether it joins a running incident."""
+        if (self.team_configs is None or not trigger.is_alert or trigger.human or not route.found
+                or not route.org_id or not route.team_id):
+            return DEFAULT_CORRELATION_WINDOW_S
+        try:
+            return (await self.team_configs.read(route.org_id, route.team_id)).correlation_window_s
+        except (TeamConfigError, NotFound) as exc:
+            log.warning("correlation window of %s/%s unreadable (%s); using the default",
+                        route.org_id, route.team_id, exc.code)
+            return DEFAULT_CORRELATION_WINDOW_S
 
     async def _route(self, trigger: Trigger, *, verified_org: str | None) -> Route:
         if trigger.action is TriggerAction.INTERACTION and not trigger.identifiers:
@@ -292,9 +311,9 @@ class Gateway:
     validated args; the database URL and secrets come from the environment."""
 
     async def __init__(self, router: DeploymentHandle, *, runner: str = "investigation",
-                 correlation_window_s: float = deliveries.DEFAULT_CORRELATION_WINDOW_S,
                  route_memo_s: float = 1.0, sweep_interval_s: float = 10.0,
                  org_secret_overrides: bool = True, store_payload: bool = True) -> None:
+        from config_service import TeamConfigReader
         from incidentfox.db import make_async_engine, session_factory
         from incidentfox.logs import configure_process_logging
         from incidentfox.runs.runner import make_runner
@@ -316,7 +335,9 @@ class Gateway:
         org_secret = make_org_secret_lookup(sessions, settings=settings) if org_secret_overrides else None
         self._core = GatewayCore(sessions=sessions, runner=runner_obj, resolve=resolve,
                                  secrets=WebhookSecrets(resolve=resolve, org_secret=org_secret),
-                                 correlation_window_s=correlation_window_s, store_payload=store_payload)
+                                 team_configs=TeamConfigReader(sessions, settings=settings,
+                                                               timeout_s=CONFIG_READ_TIMEOUT_S),
+                                 store_payload=store_payload)
         from serve_apps.sandbox.dispatch import make_sandbox_dispatch
 
         self._core.sandbox = make_sandbox_dispatch(sessions, settings=settings)

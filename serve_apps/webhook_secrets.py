@@ -26,6 +26,7 @@ from serve_apps.router import routing_identifiers
 from serve_apps.webhooks.registry import SOURCES, SourceSpec, config_value
 
 ResolveFn = Callable[[Mapping[str, str]], Awaitable[Route]]
+ORG_SECRET_TIMEOUT_S = 2.0   # Slack wants its ack within 3 s
 
 
 @dataclass(frozen=True)
@@ -88,21 +89,21 @@ class WebhookSecrets:
         return override
 
 
-def make_org_secret_lookup(sessions: Any, *, settings: Any = None) -> OrgSecretFn:
+def make_org_secret_lookup(sessions: Any, *, settings: Any = None,
+                           timeout_s: float = ORG_SECRET_TIMEOUT_S) -> OrgSecretFn:
     """An :data:`OrgSecretFn` reading the team's effective config (secrets revealed with
-    ``settings``' Fernet keys) through the config service's service layer, in this process, on the
-    shared database."""
-    from config_service.services.config import get_effective_config
+    ``settings``' Fernet keys) through the config service's reader, in this process, on the shared
+    database. The read is bounded by ``timeout_s`` (the sender is waiting for its ack): past it,
+    :class:`config_service.ConfigReadTimeout` answers 503 and the sender retries."""
+    from config_service import TeamConfigReader
     from incidentfox.settings import Settings
 
-    settings = settings or Settings()
+    reader = TeamConfigReader(sessions, settings=settings or Settings(), timeout_s=timeout_s)
 
     async def lookup(org_id: str, team_id: str, source: str) -> OrgOverride | None:
         spec = source_spec(source)
         try:
-            async with sessions() as session:
-                config = await get_effective_config(session, org_id=org_id, node_id=team_id,
-                                                    reveal_secrets=True, settings=settings)
+            config = await reader.read_doc(org_id, team_id)
         except NotFound:
             return None   # the claim's team vanished since routing answered: no override
         secret = config_value(config, spec.config_key)

@@ -46,7 +46,7 @@ from actors.engine.offline_planner import (
 )
 from actors.engine.run_writer import RunWriter
 from actors.slack.reporter import SlackReporter, make_client
-from actors.team_config import TeamConfig
+from config_service import TeamConfig
 from incidentfox import metrics
 from incidentfox.contracts import RCA, RunStatus
 from incidentfox.db import utcnow

@@ -25,7 +25,7 @@ from typing import Any
 import ray
 
 from actors.ray_util import await_ref, is_actor_gone
-from actors.team_config import TeamConfig
+from config_service import TeamConfig
 from actors.tools.executor import ToolCallRequest, ToolOutcome
 from incidentfox.evidence import EvidenceBundle
 

@@ -327,18 +327,15 @@ class SandboxDispatch:
 
 def make_sandbox_dispatch(sessions: async_sessionmaker[AsyncSession], *, settings: Any,
                           namespace: str = "incidentfox") -> SandboxDispatch:
-    """The Serve gateway's wiring: config-service team config (secrets revealed), the engine's
+    """The Serve gateway's wiring: the config service's reader (secrets revealed), the engine's
     placement, the Ray backend over the named ``sandbox-manager`` (created on first use)."""
     from actors.engine.placement import scheduling_options
     from actors.sandbox.isolation import sandbox_isolation_status
     from actors.sandbox.mirror import SlackWebReporter
 
-    async def team_config(org_id: str, team_id: str) -> dict[str, Any]:
-        from config_service.services.config import get_effective_config
+    from config_service import TeamConfigReader
 
-        async with sessions() as s:
-            return await get_effective_config(s, org_id=org_id, node_id=team_id, reveal_secrets=True,
-                                              settings=settings)
+    team_config = TeamConfigReader(sessions, settings=settings, timeout_s=CONFIG_TIMEOUT_S).read_doc
 
     async def ray_backend() -> SandboxBackend:
         from actors.sandbox.client import RaySandboxBackend

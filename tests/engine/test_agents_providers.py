@@ -12,7 +12,8 @@ from agents import FunctionTool, Runner
 from actors.engine.agents.planner_agent import PlannerReport, planner_agent, report_to_rca
 from actors.engine.agents.providers import build_model
 from actors.engine.agents.untrusted import UNTRUSTED_NOTICE, as_data
-from actors.team_config import LLMSettings, TeamConfig
+from config_service import LLMConfig as LLMSettings
+from config_service import TeamConfig
 from actors.testing.scripted_llm import ScriptedLLM
 
 REPORT = {"summary": "checkout broke after deploy", "root_causes": [

@@ -12,7 +12,7 @@ from actors.engine.placement import (
     scheduling_options,
     team_resource,
 )
-from actors.team_config import TeamConfig
+from config_service import TeamConfig
 
 
 def test_shared_and_dedicated_teams_request_different_resources() -> None:

@@ -20,7 +20,8 @@ from agents import FunctionTool
 from agents.tool_context import ToolContext as SDKToolContext
 
 from actors.engine.agents.untrusted import as_data
-from actors.team_config import SUBAGENTS, TeamConfig
+from config_service import TeamConfig
+from incidentfox.contracts import SUBAGENTS
 from actors.tools.base import ToolSpec
 
 CATEGORY_AGENT = {"kubernetes": "kubernetes", "metrics": "metrics", "observability": "metrics",
