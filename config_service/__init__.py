@@ -41,7 +41,43 @@ _EXPORTS: dict[str, str] = {
     "rotate_secrets": "config_service.services.rotation",
 }
 
-__all__ = sorted(_EXPORTS)
+# Spelled out for linters and readers; a test checks it is exactly _EXPORTS' keys.
+__all__ = [
+    "AGENTS",
+    "DEFAULT_CONFIG",
+    "DEFAULT_CORRELATION_WINDOW_S",
+    "DEFAULT_MAX_CONCURRENT_RUNS",
+    "DEFAULT_READ_TIMEOUT_S",
+    "ENGINE_DEFAULT_MODEL",
+    "PROVIDERS",
+    "AccessSection",
+    "AgentOverride",
+    "AgentSettings",
+    "ConfigLoader",
+    "ConfigReadTimeout",
+    "EffectiveConfig",
+    "InvalidTeamConfig",
+    "InvestigationSection",
+    "LLMConfig",
+    "PrincipalDep",
+    "SandboxSection",
+    "SessionDep",
+    "SettingsDep",
+    "StaticTeamConfigReader",
+    "TeamConfig",
+    "TeamConfigError",
+    "TeamConfigReader",
+    "TeamConfigSource",
+    "authenticate",
+    "bearer_token",
+    "config_errors",
+    "create_app",
+    "install_auth_state",
+    "max_concurrent_runs",
+    "parse_effective",
+    "rotate_secrets",
+    "team_config_loader",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -25,8 +25,8 @@ from typing import Any
 import ray
 
 from actors.ray_util import await_ref, is_actor_gone
-from config_service import TeamConfig
 from actors.tools.executor import ToolCallRequest, ToolOutcome
+from config_service import TeamConfig
 from incidentfox.evidence import EvidenceBundle
 
 TOOL_CALL_SLACK_S = 10.0    # on top of a tool's own timeout × attempts: queueing in the executor

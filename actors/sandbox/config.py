@@ -20,8 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from config_service import LLMConfig
-from config_service import SandboxSection
+from config_service import LLMConfig, SandboxSection
 from incidentfox.errors import Unprocessable
 from incidentfox.settings import Settings
 

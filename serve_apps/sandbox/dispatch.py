@@ -332,7 +332,6 @@ def make_sandbox_dispatch(sessions: async_sessionmaker[AsyncSession], *, setting
     from actors.engine.placement import scheduling_options
     from actors.sandbox.isolation import sandbox_isolation_status
     from actors.sandbox.mirror import SlackWebReporter
-
     from config_service import TeamConfigReader
 
     team_config = TeamConfigReader(sessions, settings=settings, timeout_s=CONFIG_TIMEOUT_S).read_doc

@@ -13,11 +13,11 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from cli.main import app as cli_app
 from config_service import DEFAULT_CONFIG
 from config_service.services.cache import clear_effective_cache
 from config_service.services.config import get_effective_config
 from config_service.testing import config_harness
-from cli.main import app as cli_app
 from incidentfox.settings import get_settings
 
 SECRETS = {"llm-key": "sk-live-SECRET-ONE", "slack": "xoxb-SECRET-TWO", "dd": "dd-SECRET-THREE",

@@ -139,3 +139,13 @@ async def test_scheduler_skips_a_team_it_cannot_read(cs, monkeypatch):
     monkeypatch.setattr(TeamConfigReader, "read_doc", flaky)
     provider = team_config_provider(cs.app.state.session_factory, cs.settings)
     assert [(o, t) for o, t, _ in await provider()] == [("acme", "search")]
+
+
+def test_the_face_exports_what_it_lists():
+    import config_service
+
+    assert sorted(config_service.__all__) == sorted(config_service._EXPORTS)
+    for name in config_service.__all__:
+        assert getattr(config_service, name) is not None, name
+    with pytest.raises(AttributeError):
+        config_service.get_effective_config   # internals are not part of the face

@@ -20,9 +20,9 @@ from agents import FunctionTool
 from agents.tool_context import ToolContext as SDKToolContext
 
 from actors.engine.agents.untrusted import as_data
+from actors.tools.base import ToolSpec
 from config_service import TeamConfig
 from incidentfox.contracts import SUBAGENTS
-from actors.tools.base import ToolSpec
 
 CATEGORY_AGENT = {"kubernetes": "kubernetes", "metrics": "metrics", "observability": "metrics",
                   "logs": "logs", "slack": "logs", "changes": "changes", "cloud": "cloud"}
