@@ -148,4 +148,4 @@ def test_the_face_exports_what_it_lists():
     for name in config_service.__all__:
         assert getattr(config_service, name) is not None, name
     with pytest.raises(AttributeError):
-        config_service.get_effective_config   # internals are not part of the face
+        _ = config_service.get_effective_config   # internals are not part of the face
