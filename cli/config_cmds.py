@@ -30,7 +30,7 @@ def config_service(
     """Run the config service API (migrates the database first). OpenAPI at /docs."""
     import uvicorn
 
-    from config_service.app import create_app
+    from config_service import create_app
     from incidentfox.db import upgrade
 
     settings = _settings(database_url)
@@ -60,7 +60,7 @@ def secrets_rotate(
 
     Prepend the new key (comma-separated, newest first), run this, then drop the old key.
     """
-    from config_service.services.rotation import rotate_secrets
+    from config_service import rotate_secrets
     from incidentfox.db import make_async_engine, session_factory
 
     settings = _settings(database_url)

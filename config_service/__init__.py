@@ -1,0 +1,93 @@
+"""The config service: its HTTP face (:func:`create_app`) and its library face (this package).
+
+Other packages use the config service ONLY through the names below (``from config_service import
+TeamConfigReader``), never its ``db``, ``services``, ``api`` or ``core`` modules. Names load
+lazily, so importing the package costs nothing until a name is used (Ray actors import it):
+
+* reading a team's config: :class:`TeamConfigReader` (store; cached, time-bounded),
+  :class:`StaticTeamConfigReader` (fixed documents), :func:`team_config_loader` (the engine's
+  ``async (org, team) -> doc``), :class:`TeamConfig` (the typed view) and its sections
+  (:class:`EffectiveConfig`, :class:`LLMConfig`, :class:`AgentSettings`, ...),
+  :func:`max_concurrent_runs`, the typed errors (:class:`TeamConfigError`,
+  :class:`InvalidTeamConfig`, :class:`ConfigReadTimeout`) and the defaults (:data:`DEFAULT_CONFIG`);
+* authenticating requests in another FastAPI app: :func:`install_auth_state`, :data:`PrincipalDep`,
+  :data:`SessionDep`, :func:`bearer_token`, :func:`authenticate` (see ``config_service.api.deps``);
+* operating it: :func:`create_app`, :func:`rotate_secrets`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    # typed team config
+    **dict.fromkeys(("TeamConfig", "EffectiveConfig", "LLMConfig", "AgentSettings", "AgentOverride",
+                     "AccessSection", "SandboxSection", "InvestigationSection", "TeamConfigError",
+                     "InvalidTeamConfig", "ConfigReadTimeout", "max_concurrent_runs", "parse_effective",
+                     "config_errors", "DEFAULT_MAX_CONCURRENT_RUNS", "DEFAULT_CORRELATION_WINDOW_S",
+                     "AGENTS", "PROVIDERS"), "config_service.team_config"),
+    # reading it
+    **dict.fromkeys(("TeamConfigReader", "StaticTeamConfigReader", "TeamConfigSource", "team_config_loader",
+                     "ConfigLoader", "DEFAULT_READ_TIMEOUT_S"), "config_service.reader"),
+    "DEFAULT_CONFIG": "config_service.core.defaults",
+    "ENGINE_DEFAULT_MODEL": "config_service.core.defaults",
+    # auth for other FastAPI apps
+    **dict.fromkeys(("PrincipalDep", "SessionDep", "SettingsDep", "install_auth_state", "bearer_token"),
+                    "config_service.api.deps"),
+    "authenticate": "config_service.services.auth",
+    # operations
+    "create_app": "config_service.app",
+    "rotate_secrets": "config_service.services.rotation",
+}
+
+# Spelled out for linters and readers; a test checks it is exactly _EXPORTS' keys.
+__all__ = [
+    "AGENTS",
+    "DEFAULT_CONFIG",
+    "DEFAULT_CORRELATION_WINDOW_S",
+    "DEFAULT_MAX_CONCURRENT_RUNS",
+    "DEFAULT_READ_TIMEOUT_S",
+    "ENGINE_DEFAULT_MODEL",
+    "PROVIDERS",
+    "AccessSection",
+    "AgentOverride",
+    "AgentSettings",
+    "ConfigLoader",
+    "ConfigReadTimeout",
+    "EffectiveConfig",
+    "InvalidTeamConfig",
+    "InvestigationSection",
+    "LLMConfig",
+    "PrincipalDep",
+    "SandboxSection",
+    "SessionDep",
+    "SettingsDep",
+    "StaticTeamConfigReader",
+    "TeamConfig",
+    "TeamConfigError",
+    "TeamConfigReader",
+    "TeamConfigSource",
+    "authenticate",
+    "bearer_token",
+    "config_errors",
+    "create_app",
+    "install_auth_state",
+    "max_concurrent_runs",
+    "parse_effective",
+    "rotate_secrets",
+    "team_config_loader",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'config_service' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,6 +1,6 @@
 """The agent API (mounted at ``/api/v1/agent``): start, read, list, cancel and follow runs.
 
-Authorization uses the config service's :data:`config_service.api.deps.PrincipalDep` (bearer
+Authorization uses the config service's :data:`config_service.PrincipalDep` (bearer
 tokens: global admin, org admin, team, impersonation). Tenant isolation: a run that exists but
 belongs to a team the caller cannot see answers **404, not 403**, so a team token cannot probe
 another team's run ids; list endpoints are filtered to the caller's scope the same way.
@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 
-from config_service.api.deps import PrincipalDep, install_auth_state
+from config_service import PrincipalDep, install_auth_state
 from incidentfox.background import BackgroundTasks
 from incidentfox.contracts import Principal, ThreadRef, Trigger, TriggerAction
 from incidentfox.errors import BadRequest, Conflict, Forbidden, NotFound, install_error_handlers

@@ -58,7 +58,6 @@ class RouterArgs(_Args):
 
 class GatewayArgs(_Args):
     runner: RunnerName = "investigation"
-    correlation_window_s: float = Field(default=600.0, ge=0)
     route_memo_s: float = Field(default=1.0, ge=0)
     sweep_interval_s: float = Field(default=10.0, gt=0)
     org_secret_overrides: bool = True
@@ -98,7 +97,7 @@ async def _sandbox_health() -> dict[str, Any]:
 
 def _config_asgi_app() -> Any:
     """The config service, whose ``/health`` is the platform's: it also reports sandbox isolation."""
-    from config_service.app import create_app
+    from config_service import create_app
     from incidentfox.settings import Settings
 
     return create_app(Settings(), health_checks={"sandbox": _sandbox_health})
@@ -124,7 +123,7 @@ def build_gateway(args: GatewayArgs) -> Application:
     autoscaling = {"min_replicas": a.min_replicas, "max_replicas": max(a.max_replicas, a.min_replicas),
                    "target_ongoing_requests": 64, "upscale_delay_s": 5, "downscale_delay_s": 60}
     return Gateway.options(autoscaling_config=autoscaling, max_ongoing_requests=a.max_ongoing_requests).bind(
-        router, runner=a.runner, correlation_window_s=a.correlation_window_s, route_memo_s=a.route_memo_s,
+        router, runner=a.runner, route_memo_s=a.route_memo_s,
         sweep_interval_s=a.sweep_interval_s, org_secret_overrides=a.org_secret_overrides,
         store_payload=a.store_payload)
 

@@ -14,7 +14,9 @@ per-team (``…/o/<org>/t/<team>``) URLs (issues 3 and 12):
    ``200 {"ignored": true}`` and records nothing.
 4. The trigger is routed (Router deployment, memoised here for ``route_memo_s``; a team URL routes
    to its team; an org URL's delivery never leaves its org, see :meth:`GatewayCore._route`), then
-   :func:`serve_apps.deliveries.intake` records it and decides what it does in one transaction (on
+   :func:`serve_apps.deliveries.intake` records it (an alert with its team's
+   ``investigation.correlation_window_s``, read through ``config_service.TeamConfigReader``) and
+   decides what it does in one transaction (on
    SQLite through :class:`serve_apps.deliveries.batch.IntakeBatcher`: concurrent webhooks share one
    transaction, the single writer's group commit): the run it starts or joins, or - for
    ``/incidentfox sandbox …`` and replies in a sandbox session's thread - the sandbox work it hands off.
@@ -43,10 +45,11 @@ from ray.serve.handle import DeploymentHandle
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from config_service import DEFAULT_CORRELATION_WINDOW_S, TeamConfigError
 from incidentfox import metrics
 from incidentfox.background import BackgroundTasks
 from incidentfox.contracts import DeliveryOutcome, Trigger, TriggerAction
-from incidentfox.errors import BadRequest, PayloadTooLarge, error_response, install_error_handlers
+from incidentfox.errors import BadRequest, NotFound, PayloadTooLarge, error_response, install_error_handlers
 from incidentfox.runs.runner import Runner, SandboxRunner
 from incidentfox.sqlite_writer import single_writer
 from serve_apps import deliveries
@@ -59,6 +62,7 @@ from serve_apps.webhooks.scope import SHARED, Scope, scoped_trigger
 log = logging.getLogger("incidentfox.gateway")
 
 MAX_BODY = 1024 * 1024
+CONFIG_READ_TIMEOUT_S = 2.0   # a team's correlation window, read before the ack
 ENDPOINTS: dict[str, str] = {
     "/slack/events": "slack",
     "/slack/commands": "slack",
@@ -102,7 +106,9 @@ class GatewayCore:
     runner: Runner
     resolve: ResolveFn
     secrets: WebhookSecrets
-    correlation_window_s: float = deliveries.DEFAULT_CORRELATION_WINDOW_S
+    # The teams' configs (config_service.TeamConfigSource): each team's alert-storm window,
+    # investigation.correlation_window_s. None: every team gets the default.
+    team_configs: Any = None
     max_body: int = MAX_BODY
     clock: Callable[[], float] = time.time
     store_payload: bool = True
@@ -158,13 +164,27 @@ class GatewayCore:
         route = await self._route(trigger, scope)
         payload = body.decode("utf-8", "replace") if self.store_payload else ""
         outcome = await self._intake(trigger=trigger, route=route, payload=payload,
-                                     correlation_window_s=self.correlation_window_s)
+                                     correlation_window_s=await self._correlation_window(trigger, route))
         self._count(spec.name, "duplicate" if outcome.duplicate else outcome.outcome)
         if outcome.dispatch is not None:
             self._spawn(deliveries.dispatch(self.sessions, self.runner, delivery_pk=outcome.delivery_pk,
                                             plan=outcome.dispatch, trigger=trigger, marks=self._marks,
                                             sandbox=self.sandbox))
         return JSONResponse(self._answer(endpoint, trigger, outcome, route))
+
+    async def _correlation_window(self, trigger: Trigger, route: Route) -> float:
+        """The routed team's ``investigation.correlation_window_s`` (0: never correlate) for an alert
+        that may correlate. A config that cannot be read gives the default: the alert is recorded
+        either way, and correlation only decides whether it joins a running incident."""
+        if (self.team_configs is None or not trigger.is_alert or trigger.human or not route.found
+                or not route.org_id or not route.team_id):
+            return DEFAULT_CORRELATION_WINDOW_S
+        try:
+            return (await self.team_configs.read(route.org_id, route.team_id)).correlation_window_s
+        except (TeamConfigError, NotFound) as exc:
+            log.warning("correlation window of %s/%s unreadable (%s); using the default",
+                        route.org_id, route.team_id, exc.code)
+            return DEFAULT_CORRELATION_WINDOW_S
 
     async def _route(self, trigger: Trigger, scope: Scope) -> Route:
         """The router's answer, bounded by the signed scope: a team URL's delivery goes to that
@@ -312,15 +332,15 @@ class Gateway:
     validated args; the database URL and secrets come from the environment."""
 
     async def __init__(self, router: DeploymentHandle, *, runner: str = "investigation",
-                 correlation_window_s: float = deliveries.DEFAULT_CORRELATION_WINDOW_S,
                  route_memo_s: float = 1.0, sweep_interval_s: float = 10.0,
                  org_secret_overrides: bool = True, store_payload: bool = True) -> None:
         from actors.sandbox.slack_actor import RaySandboxRunner
+        from config_service import TeamConfigReader
         from incidentfox.db import make_async_engine, session_factory
         from incidentfox.logs import configure_process_logging
-        from serve_apps.runners import make_runner
         from incidentfox.settings import Settings
         from serve_apps.router import route_from_dict
+        from serve_apps.runners import make_runner
         from serve_apps.webhook_secrets import make_secret_loader
 
         configure_process_logging()
@@ -339,8 +359,9 @@ class Gateway:
         sandbox = RaySandboxRunner(settings)
         self._core = GatewayCore(sessions=sessions, runner=runner_obj, resolve=resolve,
                                  secrets=WebhookSecrets(load=load),
-                                 correlation_window_s=correlation_window_s, store_payload=store_payload,
-                                 sandbox=sandbox)
+                                 team_configs=TeamConfigReader(sessions, settings=settings,
+                                                               timeout_s=CONFIG_READ_TIMEOUT_S),
+                                 store_payload=store_payload, sandbox=sandbox)
         self._sweeper = Sweeper(sessions, runner_obj, interval_s=sweep_interval_s, sandbox=sandbox)
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from actors.scheduler.jobs import report_view
 from actors.scheduler.models import Report
-from config_service.api.deps import PrincipalDep, SessionDep, install_auth_state
+from config_service import PrincipalDep, SessionDep, install_auth_state
 from incidentfox.contracts import Principal
 from incidentfox.errors import NotFound, install_error_handlers
 from incidentfox.settings import Settings, ensure_local_secrets

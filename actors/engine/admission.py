@@ -16,12 +16,12 @@ from typing import Any
 
 import ray
 
-from incidentfox.sqlite_writer import retry_locked
 from actors.engine.placement import PlacementUnavailable, check_available, placement_key
 from actors.engine.pool_config import CALL_TIMEOUT_S
-from actors.team_config import TeamConfig, max_concurrent_runs
+from config_service import TeamConfig, max_concurrent_runs
 from incidentfox.contracts import RunStatus
 from incidentfox.runs import store
+from incidentfox.sqlite_writer import retry_locked
 
 ConfigLoader = Callable[[str, str], Awaitable[dict[str, Any]]]
 

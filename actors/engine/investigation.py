@@ -49,7 +49,7 @@ from actors.engine.outcomes import RunOutcome, SubAgentStatus
 from actors.engine.run_writer import RunWriter
 from actors.slack.client import slack_client
 from actors.slack.reporter import SlackReporter
-from actors.team_config import TeamConfig
+from config_service import TeamConfig
 from incidentfox import metrics
 from incidentfox.contracts import RCA, RunStatus
 from incidentfox.db import utcnow

@@ -45,12 +45,9 @@ def _preimport() -> None:
     import actors.engine.agents.providers
     import actors.engine.agents.subagent_factory
     import actors.engine.agents.toolset
+    import actors.ranking.rca
     import actors.tools.registry
-    try:
-        import actors.ranking.rca  # noqa: F401
-        import config_service.services.config  # noqa: F401
-    except ImportError as exc:   # optional until those packages exist; the run reports it
-        log.warning("preimport skipped: %s", exc)
+    import config_service.reader  # noqa: F401 - the reader and, through it, the config store
 
 
 @ray.remote(num_cpus=0)

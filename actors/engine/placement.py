@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from actors.team_config import TeamConfig
+from config_service import TeamConfig
 
 SHARED_RESOURCE = "shared"
 # What one actor requests: small enough that thousands fit on a node advertising 1000 units.

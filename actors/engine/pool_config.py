@@ -8,10 +8,10 @@ config. :data:`NAMESPACE` is the Ray namespace every named engine actor lives in
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from config_service import team_config_loader
 from incidentfox.settings import Settings
 
 NAMESPACE = "incidentfox"
@@ -54,20 +54,7 @@ class PoolConfig:
 
 
 def make_config_loader(cfg: PoolConfig, sessions: Any):
-    """``async (org, team) -> effective config`` (decrypted), from the config service's store."""
-    if cfg.static_config is not None or cfg.static_team_configs is not None:
-        base = cfg.static_config or {}
-        per_team = cfg.static_team_configs or {}
-
-        async def static(org_id: str, team_id: str) -> dict[str, Any]:
-            return {**base, **per_team.get(f"{org_id}/{team_id}", {})}
-        return static
-
-    async def load(org_id: str, team_id: str) -> dict[str, Any]:
-        from config_service.services.config import get_effective_config
-
-        async with asyncio.timeout(CALL_TIMEOUT_S):
-            async with sessions() as s:
-                return await get_effective_config(s, org_id=org_id, node_id=team_id, reveal_secrets=True,
-                                                  settings=cfg.settings)
-    return load
+    """``async (org, team) -> effective config`` (decrypted), through the config service's reader
+    (cached, bounded by ``CALL_TIMEOUT_S``), or the static documents when the config has them."""
+    return team_config_loader(sessions=sessions, settings=cfg.settings, static_config=cfg.static_config,
+                              static_team_configs=cfg.static_team_configs, timeout_s=CALL_TIMEOUT_S)

@@ -26,8 +26,8 @@ import ray
 
 from actors.engine.outcomes import SubAgentStatus
 from actors.ray_util import await_ref, is_actor_gone
-from actors.team_config import TeamConfig
 from actors.engine.tool_executor import ToolCallRequest, ToolOutcome
+from config_service import TeamConfig
 from incidentfox.evidence import EvidenceBundle
 
 TOOL_CALL_SLACK_S = 10.0    # on top of a tool's own timeout × attempts: queueing in the executor

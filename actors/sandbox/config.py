@@ -1,22 +1,26 @@
 """Sandbox configuration: platform runtime (:class:`SandboxRuntime`, from ``Settings``), command
-limits (:class:`SandboxLimits`), and the two team-config sections a session reads:
+limits (:class:`SandboxLimits`), and the two team-config sections a session reads, typed by the
+config service's model (``config_service.SandboxSection`` and ``config_service.LLMConfig``, the
+same ``llm`` model the engine uses):
 
 * ``sandbox``: ``ttl_s``, ``mcp_servers`` (names from the platform allow-list, never commands),
   ``network`` (only honoured when the platform allows network at all);
-* ``llm``: ``provider`` (must be ``anthropic``), ``model``, ``base_url``, ``api_key``, ``max_tokens``.
+* ``llm``: ``provider`` (must be ``anthropic``), ``model`` (required here), ``base_url``,
+  ``api_key``, ``max_tokens``, ``system_prompt``.
 
 Parsers are pure: they take the team's effective config section (a dict) and return a typed value
-or raise :class:`incidentfox.errors.Unprocessable` with the offending field.
+or raise :class:`incidentfox.errors.Unprocessable` (``invalid_sandbox_config`` /
+``invalid_llm_config``) with the offending field.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from config_service import LLMConfig, SandboxSection
 from incidentfox.errors import Unprocessable
 from incidentfox.settings import Settings
 
@@ -79,54 +83,43 @@ class SandboxRuntime(BaseModel):
         return cls(**values)
 
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+def _invalid(message: str, code: str, exc: ValidationError) -> Unprocessable:
+    return Unprocessable(message, code=code, details={"errors": [{"loc": list(e["loc"]), "msg": e["msg"]}
+                                                                 for e in exc.errors()]})
 
 
-class TeamSandboxConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    ttl_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
-    mcp_servers: list[str] = Field(default_factory=list)
-    network: bool = False
-
-
-def parse_team_sandbox(section: dict[str, Any] | None) -> TeamSandboxConfig:
-    """Parse a team's ``sandbox`` section. ``mcp_servers`` entries must be allow-list *names*: a
-    dict (or anything naming a command/url) is refused, so a tenant can never choose what runs."""
+def parse_team_sandbox(section: dict[str, Any] | None) -> SandboxSection:
+    """Parse a team's ``sandbox`` section (the config service's typed model). ``mcp_servers`` entries
+    must be allow-list *names*: a dict (or anything naming a command/url) is refused, so a tenant can
+    never choose what runs. ``ttl_s`` absent: the platform's ``SandboxRuntime.ttl_s``."""
     section = dict(section or {})
     servers = section.get("mcp_servers", [])
-    if not isinstance(servers, list) or not all(isinstance(s, str) and _NAME.match(s) for s in servers):
+    if not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
         raise Unprocessable("sandbox.mcp_servers must be a list of allow-list names",
                             code="invalid_sandbox_config", details={"field": "sandbox.mcp_servers"})
     try:
-        return TeamSandboxConfig.model_validate(section)
+        return SandboxSection.model_validate(section)
     except ValidationError as exc:
-        raise Unprocessable("invalid sandbox config", code="invalid_sandbox_config",
-                            details={"errors": [{"loc": list(e["loc"]), "msg": e["msg"]}
-                                                for e in exc.errors()]}) from None
-
-
-class LLMConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    provider: str = "anthropic"
-    model: str = Field(min_length=1)
-    base_url: str | None = None
-    api_key: SecretStr | None = None
-    max_tokens: int = Field(default=4096, gt=0, le=64_000)
-    system_prompt: str | None = None
+        if any(e["loc"][:1] == ("mcp_servers",) for e in exc.errors()):
+            raise Unprocessable("sandbox.mcp_servers must be a list of allow-list names",
+                                code="invalid_sandbox_config", details={"field": "sandbox.mcp_servers"}) from None
+        raise _invalid("invalid sandbox config", "invalid_sandbox_config", exc) from None
 
 
 def parse_llm_config(section: dict[str, Any] | None) -> LLMConfig:
-    """Parse the team's ``llm`` section; the sandbox agent speaks the Anthropic Messages API only."""
+    """Parse the team's ``llm`` section (the one :class:`config_service.LLMConfig`, shared with the
+    engine); the sandbox agent speaks the Anthropic Messages API only and needs an explicit model."""
     try:
         cfg = LLMConfig.model_validate(dict(section or {}))
     except ValidationError as exc:
-        raise Unprocessable("the team's llm config is incomplete for the sandbox agent",
-                            code="invalid_llm_config",
-                            details={"errors": [{"loc": list(e["loc"]), "msg": e["msg"]}
-                                                for e in exc.errors()]}) from None
+        raise _invalid("the team's llm config is invalid for the sandbox agent", "invalid_llm_config",
+                       exc) from None
     if cfg.provider != "anthropic":
         raise Unprocessable(f"sandbox sessions need llm.provider 'anthropic', not {cfg.provider!r}",
                             code="invalid_llm_config", details={"field": "llm.provider"})
+    if not cfg.model:
+        raise Unprocessable("the team's llm config is incomplete for the sandbox agent: llm.model is not set",
+                            code="invalid_llm_config", details={"field": "llm.model"})
     return cfg
 
 

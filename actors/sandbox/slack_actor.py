@@ -20,7 +20,7 @@ import ray
 from ray.exceptions import RayActorError
 
 from actors.sandbox.client import SandboxBackend
-from actors.sandbox.slack_dispatch import CREATE_TIMEOUT_S, SlackDispatchCore
+from actors.sandbox.slack_dispatch import CONFIG_TIMEOUT_S, CREATE_TIMEOUT_S, SlackDispatchCore
 from incidentfox.settings import Settings
 
 SLACK_ACTOR_NAME = "sandbox-slack"
@@ -35,17 +35,13 @@ def make_slack_dispatch(settings: Settings, *, namespace: str = "incidentfox",
     from actors.engine.placement import scheduling_options
     from actors.sandbox.isolation import sandbox_isolation_status
     from actors.sandbox.mirror import SlackWebReporter
+    from config_service import TeamConfigReader
     from incidentfox.db import make_async_engine, session_factory
 
     engine = make_async_engine(settings.resolved_database_url())
     sessions = session_factory(engine)
-
-    async def team_config(org_id: str, team_id: str) -> dict[str, Any]:
-        from config_service.services.config import get_effective_config
-
-        async with sessions() as s:
-            return await get_effective_config(s, org_id=org_id, node_id=team_id, reveal_secrets=True,
-                                              settings=settings)
+    # Bounded by the dispatch core's own CONFIG_TIMEOUT_S as well; the reader's bound is the same.
+    team_config = TeamConfigReader(sessions, settings=settings, timeout_s=CONFIG_TIMEOUT_S).read_doc
 
     async def ray_backend() -> SandboxBackend:
         from actors.sandbox.client import RaySandboxBackend

@@ -32,7 +32,7 @@ from actors.scheduler.claims import (
     try_claim,
 )
 from actors.scheduler.cron import ScheduleError
-from actors.team_config import DEFAULT_MAX_CONCURRENT_RUNS, max_concurrent_runs
+from config_service import DEFAULT_MAX_CONCURRENT_RUNS, max_concurrent_runs
 from incidentfox.db import make_async_engine, session_factory, utcnow
 
 log = logging.getLogger("incidentfox.scheduler")

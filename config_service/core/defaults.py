@@ -1,8 +1,13 @@
 """Built-in defaults: the bottom layer of every effective config (below the org).
 
-Values match what later components assume when a team configures nothing: the offline planner (no
-``llm.provider``), a 300 s run deadline, a 10-minute alert correlation window, shared deployment,
-2-hour sandbox sessions. ``locked_paths`` is not a layer value; see ``services.config``.
+The ONE set of defaults. The typed model (:mod:`config_service.team_config`) takes every default
+it has from here (a test checks that parsing ``{}`` gives exactly this document), so the engine,
+the gateway, the scheduler and the sandbox all see the same numbers a team that configures
+nothing gets: the offline planner (no ``llm.provider``), a 300 s run deadline, a 10-minute alert
+correlation window, shared deployment, 5 concurrent runs, nobody on the ``access`` lists.
+
+``sandbox.ttl_s`` is deliberately absent: a team that sets none gets the platform's
+``INCIDENTFOX_SANDBOX_TTL_S``. ``locked_paths`` is not a layer value; see ``services.config``.
 """
 
 from __future__ import annotations
@@ -11,15 +16,21 @@ from types import MappingProxyType
 from typing import Any
 
 DEFAULT_CONFIG: MappingProxyType[str, Any] = MappingProxyType({
-    "llm": {},
+    "llm": {"request_timeout_s": 60, "max_tokens": 4096},
     "slack": {},
     "routing": {},
     "integrations": {},
     "tools": {},
     "subagents": {},
-    "investigation": {"deadline_s": 300, "correlation_window_s": 600, "max_turns": 20},
+    "agents": {},
+    "investigation": {"deadline_s": 300, "correlation_window_s": 600, "max_turns": 20, "planner": "auto"},
     "deployment": {"mode": "shared", "resources": {}},
     "quotas": {"max_concurrent_runs": 5},
     "schedules": [],
-    "sandbox": {"ttl_s": 7200, "mcp_servers": []},
+    "sandbox": {"mcp_servers": [], "network": False},
+    "access": {"approvers": [], "sandbox_users": [], "responders": []},
 })
+
+# The engine's model when a team sets ``llm.provider`` but no ``llm.model``. Not a config layer
+# value: the sandbox agent needs an explicit model, and a default in the layer would hide that.
+ENGINE_DEFAULT_MODEL = "gpt-4.1"

@@ -1,8 +1,11 @@
-"""Light validation of the known config sections; unknown keys (anywhere) are kept.
+"""Validation of the known config sections; unknown keys (anywhere) are kept.
 
-:func:`validate_config` checks types and enums of a node's whole raw config (secrets masked) and
-raises one 422 ``invalid_config`` listing every problem as ``{"path", "message"}`` (values are never
-echoed: they may be secrets). :func:`normalize_patch` rewrites routing claim lists in a patch into
+:func:`validate_config` checks a node's whole raw config (secrets masked) and raises one 422
+``invalid_config`` listing every problem as ``{"path", "message"}`` (values are never echoed: they
+may be secrets). Besides the checks written here (routing claims, locks, the messages the API has
+always given), every layer must fit the typed model the platform reads
+(:class:`config_service.team_config.EffectiveConfig`, e.g. the ``access`` lists of Slack ids): a
+config the service accepts is one every reader can parse, since merging valid layers stays valid. :func:`normalize_patch` rewrites routing claim lists in a patch into
 their canonical form (trimmed, repos and services lowercased, de-duplicated); lists replace on
 merge, so normalising the patch normalises the stored config.
 """
@@ -14,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from config_service.core.secret_fields import MASK
+from config_service.team_config import config_errors
 from incidentfox.errors import Unprocessable
 from incidentfox.tenant_credentials import credential_problems
 
@@ -143,5 +147,9 @@ def validate_config(doc: Mapping[str, Any], *, kind: str) -> None:
         _check(errs, sandbox, "sandbox", "mcp_servers",
                lambda v: isinstance(v, list) and all(isinstance(s, str) and _MCP_NAME_RE.fullmatch(s) for s in v),
                "must be a list of allow-listed server names")
+    reported = [e["path"] for e in errs.items]
+    for err in config_errors(doc):   # the reader's model: whatever it would refuse is refused now
+        if not any(err["path"] == p or err["path"].startswith(p + ".") for p in reported):
+            errs.add(err["path"], err["message"])
     if errs.items:
         raise Unprocessable("config failed validation", code="invalid_config", details={"errors": errs.items})

@@ -71,6 +71,13 @@ async def list_nodes(session: AsyncSession, *, org_id: str, parent_id: str | Non
 
 
 @rolls_back_on_error
+async def list_team_ids(session: AsyncSession) -> list[tuple[str, str]]:
+    """Every team of every org as ``(org_id, team_id)``, in a stable order."""
+    rows = await session.execute(select(ConfigNode.org_id, ConfigNode.node_id).where(ConfigNode.kind == "team")
+                                 .order_by(ConfigNode.org_id, ConfigNode.node_id))
+    return [(org_id, node_id) for org_id, node_id in rows.all()]
+
+
 async def create_node(session: AsyncSession, *, org_id: str, node_id: str, parent_id: str | None, kind: str,
                       name: str | None, actor: str) -> ConfigNode:
     """Create a unit or team at version 0 with an empty config. Commits.

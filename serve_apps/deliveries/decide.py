@@ -90,7 +90,7 @@ async def decide(session: AsyncSession, *, trigger: Trigger, route: Route, windo
     if action is TriggerAction.UPDATE:
         return await _update(session, trigger=trigger, route=route, now=now)
     # START
-    if trigger.is_alert and not trigger.human:
+    if trigger.is_alert and not trigger.human and window_s > 0:   # 0: the team turned correlation off
         run = await store.find_correlated(session, org_id=route.org_id, team_id=route.team_id,
                                           keys=_correlation_keys(trigger), window_s=window_s, now=now)
         if run is not None:

@@ -15,14 +15,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from actors.sandbox.store import active_session_by_thread
+from config_service import DEFAULT_CORRELATION_WINDOW_S
 from incidentfox.contracts import DeliveryOutcome, Trigger
 from incidentfox.db import utcnow
 from incidentfox.runs.models import Delivery
 from incidentfox.sqlite_writer import write_lock
 from serve_apps.deliveries.decide import decide
 from serve_apps.deliveries.model import IntakeResult, Route
-
-DEFAULT_CORRELATION_WINDOW_S = 600.0
 
 
 async def existing(session: AsyncSession, *, source: str, delivery_id: str) -> Delivery | None:

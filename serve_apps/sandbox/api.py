@@ -18,8 +18,9 @@ the next turn and the key is never stored with the session.
 
 Wiring: :func:`create_sandbox_app` takes a :class:`~actors.sandbox.client.SandboxBackend` and,
 optionally, ``authenticate`` / ``team_config`` / ``scheduling_for`` callables; left out, they use
-the config service (``config_service.services.auth.authenticate``, ``get_effective_config`` with
-secrets revealed) and the engine's placement (``actors.engine.placement.scheduling_options``).
+the config service's library face (``config_service.authenticate`` and
+``config_service.TeamConfigReader``: cached, time-bounded, secrets revealed) and the engine's
+placement (``actors.engine.placement.scheduling_options``).
 :func:`build_app` is what ``serve_apps.builder:build_sandbox`` calls.
 
 The Serve app also starts the sandbox's other entry point, the ``sandbox-slack`` actor
@@ -44,7 +45,7 @@ from actors.sandbox.isolation import IsolationStatus, sandbox_isolation_status
 from actors.sandbox.mcp import McpServerSpec, cipher_from_settings, encrypt_env, public_view
 from actors.sandbox.models import SandboxSessionRow
 from actors.sandbox.store import SandboxStore
-from config_service.api.deps import bearer_token
+from config_service import bearer_token
 from incidentfox.contracts import Principal
 from incidentfox.errors import (
     BadRequest,
@@ -122,23 +123,22 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
     app.state.sandbox_store = store
     cipher = cipher_from_settings(settings)
     if authenticate is None or team_config is None:
-        from config_service.api.deps import install_auth_state
+        from config_service import install_auth_state
 
         install_auth_state(app, settings=settings)
     if authenticate is None:
         async def authenticate(token: str | None) -> Principal:
-            from config_service.services.auth import authenticate as cs_authenticate
+            from config_service import authenticate as cs_authenticate
 
             async with app.state.session_factory() as s:
                 return await cs_authenticate(s, token=token, settings=settings)
     if team_config is None:
-        async def team_config(principal: Principal) -> dict[str, Any]:
-            from config_service.services.config import get_effective_config
+        from config_service import TeamConfigReader
 
-            async with app.state.session_factory() as s:
-                return await get_effective_config(s, org_id=principal.org_id or "",
-                                                  node_id=principal.team_node_id or "", reveal_secrets=True,
-                                                  settings=settings)
+        reader = TeamConfigReader(app.state.session_factory, settings=settings)
+
+        async def team_config(principal: Principal) -> dict[str, Any]:
+            return await reader.read_doc(principal.org_id or "", principal.team_node_id or "")
     if scheduling_for is None:
         def scheduling_for(cfg: dict[str, Any], org_id: str, team_id: str) -> dict[str, Any]:
             from actors.engine.placement import scheduling_options

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from config_service import DEFAULT_CONFIG
 from config_service.services.cache import EFFECTIVE_CACHE
 from config_service.services.nodes import MAX_DEPTH
 from config_service.testing import config_harness
@@ -118,7 +119,7 @@ async def test_effective_inheritance_explain_and_null_removal(cs):
     assert (await cs.patch("acme", "sre", {"llm": {"model": "team-model"}, "slack": {"default_channel": "C1"}})
             ).status_code == 200
     eff = await cs.effective("acme", "sre")
-    assert eff["llm"] == {"provider": "openai", "model": "team-model"}
+    assert eff["llm"] == {**DEFAULT_CONFIG["llm"], "provider": "openai", "model": "team-model"}
     assert eff["tools"] == {"k8s": True, "aws": False}
     assert eff["custom"] == {"keep": [3]}          # lists replace, unknown keys kept
     assert eff["investigation"]["deadline_s"] == 300  # built-in default
@@ -164,7 +165,7 @@ async def test_locks_refuse_descendant_writes_naming_path_and_node(cs):
     assert (await cs.patch("acme", "sre", {"llm": {"model": "m"}})).status_code == 200
     assert (await cs.patch("acme", "acme", {"llm": {"provider": "openai"}})).status_code == 200
     eff = await cs.effective("acme", "sre")
-    assert eff["llm"] == {"provider": "openai", "model": "m"}
+    assert eff["llm"] == {**DEFAULT_CONFIG["llm"], "provider": "openai", "model": "m"}
     assert sorted(eff["locked_paths"]) == ["llm.provider", "quotas"]
     explain = (await cs.call("GET", "/api/v1/orgs/acme/nodes/sre/config/effective?explain=true")).json()
     assert explain["locks"] == {"llm.provider": "acme", "quotas": "eng"}
@@ -184,7 +185,7 @@ async def test_locks_added_later_override_existing_descendant_values(cs):
                                     "locked_paths": ["llm.provider", "custom.flag"]})
     r = (await cs.call("GET", "/api/v1/orgs/acme/nodes/sre/config/effective?explain=true")).json()
     assert r["config"]["quotas"]["max_concurrent_runs"] == 4 and r["sources"]["quotas.max_concurrent_runs"] == "eng"
-    assert r["config"]["llm"] == {"provider": "anthropic"} and r["sources"]["llm.provider"] == "acme"
+    assert r["config"]["llm"] == {**DEFAULT_CONFIG["llm"], "provider": "anthropic"} and r["sources"]["llm.provider"] == "acme"
     assert r["config"]["custom"] == {"flag": True}  # the team's scalar `custom` would hide custom.flag
     assert r["config"]["tools"] == {"a": True}
 

@@ -13,10 +13,11 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from cli.main import app as cli_app
+from config_service import DEFAULT_CONFIG
 from config_service.services.cache import clear_effective_cache
 from config_service.services.config import get_effective_config
 from config_service.testing import config_harness
-from cli.main import app as cli_app
 from incidentfox.settings import get_settings
 
 SECRETS = {"llm-key": "sk-live-SECRET-ONE", "slack": "xoxb-SECRET-TWO", "dd": "dd-SECRET-THREE",
@@ -117,7 +118,8 @@ async def test_masked_values_round_trip_without_wiping_secrets(db_url, tmp_path)
             revealed = await get_effective_config(s, org_id="acme", node_id="sre", reveal_secrets=True,
                                                   settings=cs.settings)
         assert revealed["integrations"]["slack"]["bot_token"] == SECRETS["slack"]
-        assert revealed["llm"] == {"provider": "openai", "model": "gpt-4.1", "api_key": SECRETS["llm-key"]}
+        assert revealed["llm"] == {**DEFAULT_CONFIG["llm"], "provider": "openai", "model": "gpt-4.1",
+                                       "api_key": SECRETS["llm-key"]}
 
 
 @pytest.fixture

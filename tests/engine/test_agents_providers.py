@@ -12,8 +12,9 @@ from agents import FunctionTool, Runner
 from actors.engine.agents.planner_agent import PlannerReport, planner_agent, report_to_rca
 from actors.engine.agents.providers import build_model
 from actors.engine.agents.untrusted import UNTRUSTED_NOTICE, as_data
-from actors.team_config import LLMSettings, TeamConfig
 from actors.testing.scripted_llm import ScriptedLLM
+from config_service import LLMConfig as LLMSettings
+from config_service import TeamConfig
 
 REPORT = {"summary": "checkout broke after deploy", "root_causes": [
     {"entity": "shop/deployment/checkout", "description": "v2.3.1 crashes", "confidence": 0.8,

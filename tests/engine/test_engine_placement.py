@@ -12,7 +12,7 @@ from actors.engine.placement import (
     scheduling_options,
     team_resource,
 )
-from actors.team_config import TeamConfig
+from config_service import InvalidTeamConfig, TeamConfig
 
 
 def test_shared_and_dedicated_teams_request_different_resources() -> None:
@@ -22,8 +22,10 @@ def test_shared_and_dedicated_teams_request_different_resources() -> None:
     dedicated = TeamConfig({"deployment": {"mode": "dedicated"}}, org_id="acme", team_id="pay-ments")
     assert placement_key(dedicated) == "team_acme_pay-ments" == team_resource("acme", "pay-ments")
     assert scheduling_options(dedicated) == {"resources": {"team_acme_pay-ments": RESOURCE_AMOUNT}}
-    # Anything but "dedicated" is shared (an unknown mode never strands a team's work).
-    assert placement_key({"deployment": {"mode": "weird"}}) == "shared"
+    # An unknown mode is refused when written; a document that has one anyway is the reader's typed
+    # error (the pool fails the run with it), never a guess at where the team's work may run.
+    with pytest.raises(InvalidTeamConfig):
+        placement_key({"deployment": {"mode": "weird"}})
 
 
 def test_missing_resource_is_reported_not_left_pending() -> None:

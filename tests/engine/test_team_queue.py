@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from actors.engine.pool_config import PoolConfig, make_config_loader
 from actors.scheduler.service import team_quota
-from actors.team_config import TeamConfig, max_concurrent_runs
+from config_service import DEFAULT_CONFIG, InvalidTeamConfig, TeamConfig, max_concurrent_runs
 from actors.engine.team_queue import FairQueue
 from incidentfox.settings import Settings
 
@@ -61,13 +63,15 @@ def test_release_frees_a_slot_and_the_latest_limit_wins() -> None:
 
 
 def test_one_quota_reader() -> None:
-    assert max_concurrent_runs({}) == 4
+    # One default (config_service/core/defaults.py); a malformed quota is the reader's typed error.
+    assert max_concurrent_runs({}) == DEFAULT_CONFIG["quotas"]["max_concurrent_runs"] == 5
     assert max_concurrent_runs({"quotas": {"max_concurrent_runs": 7}}) == 7
-    assert max_concurrent_runs({"quotas": {"max_concurrent_runs": 0}}) == 1
-    assert max_concurrent_runs({"quotas": {"max_concurrent_runs": "x"}}) == 4
-    assert max_concurrent_runs({"quotas": None}) == 4
+    assert max_concurrent_runs({"quotas": None}) == 5   # null is absent (RFC 7396)
+    for bad in (0, "x", True):
+        with pytest.raises(InvalidTeamConfig):
+            max_concurrent_runs({"quotas": {"max_concurrent_runs": bad}})
     assert TeamConfig({"quotas": {"max_concurrent_runs": 3}}).max_concurrent_runs == 3
-    assert team_quota({"quotas": {"max_concurrent_runs": 3}}) == 3 and team_quota({}) == 4
+    assert team_quota({"quotas": {"max_concurrent_runs": 3}}) == 3 and team_quota({}) == 5
 
 
 async def test_static_config_per_team() -> None:

@@ -87,7 +87,7 @@ def test_llm_usage_is_counted_by_provider_model_and_kind(monkeypatch: pytest.Mon
     from types import SimpleNamespace
 
     from actors.engine.agents.providers import record_usage
-    from actors.team_config import LLMSettings
+    from config_service import LLMConfig as LLMSettings
     from incidentfox import metrics
 
     calls: list[tuple[str, float, dict[str, str]]] = []

@@ -15,7 +15,7 @@ from agents import Agent, AgentOutputSchema, FunctionTool, ModelSettings
 from pydantic import BaseModel, ConfigDict
 
 from actors.engine.agents.untrusted import as_data, with_notice
-from actors.team_config import AgentSettings
+from config_service import AgentSettings
 from incidentfox.contracts import RCA, Evidence, RootCause, TimelineEntry
 
 DEFAULT_INSTRUCTIONS = (

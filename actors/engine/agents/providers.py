@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from actors.team_config import LLMSettings
+from config_service import LLMConfig
 
 MAX_CLIENT_RETRIES = 1
 _TRACING_CONFIGURED = False
@@ -30,7 +30,7 @@ def configure_tracing() -> None:
     _TRACING_CONFIGURED = True
 
 
-def build_model(llm: LLMSettings, model_name: str | None = None):
+def build_model(llm: LLMConfig, model_name: str | None = None):
     """A ``Model`` for ``llm`` (``model_name`` overrides ``llm.model`` for one agent)."""
     configure_tracing()
     name = model_name or llm.model
@@ -39,20 +39,20 @@ def build_model(llm: LLMSettings, model_name: str | None = None):
 
         from actors.engine.agents.anthropic_model import AnthropicModel
 
-        client = anthropic.AsyncAnthropic(api_key=llm.api_key or "unset", base_url=llm.base_url or None,
+        client = anthropic.AsyncAnthropic(api_key=llm.reveal_api_key() or "unset", base_url=llm.base_url or None,
                                           timeout=llm.request_timeout_s, max_retries=MAX_CLIENT_RETRIES)
         return AnthropicModel(name, client)
     from agents import OpenAIChatCompletionsModel, OpenAIResponsesModel
     from openai import AsyncOpenAI
 
-    client = AsyncOpenAI(api_key=llm.api_key or "unset", base_url=llm.base_url or None,
+    client = AsyncOpenAI(api_key=llm.reveal_api_key() or "unset", base_url=llm.base_url or None,
                          timeout=llm.request_timeout_s, max_retries=MAX_CLIENT_RETRIES)
     if llm.provider == "openai_compatible":
         return OpenAIChatCompletionsModel(model=name, openai_client=client)
     return OpenAIResponsesModel(model=name, openai_client=client)
 
 
-def record_usage(llm: LLMSettings, model_name: str | None, result: object) -> None:
+def record_usage(llm: LLMConfig, model_name: str | None, result: object) -> None:
     """Count an openai-agents ``RunResult``'s tokens (``context_wrapper.usage``, summed over the run's
     model calls) under ``incidentfox_llm_tokens_total``."""
     from incidentfox.metrics import record_llm_tokens

@@ -16,7 +16,7 @@ from agents import Agent, FunctionTool, ModelSettings
 from agents.tool_context import ToolContext as SDKToolContext
 
 from actors.engine.agents.untrusted import with_notice
-from actors.team_config import AgentSettings
+from config_service import AgentSettings
 
 DESCRIPTIONS: dict[str, str] = {
     "kubernetes": "Inspects Kubernetes: pods, events, container logs, deployments and rollout history, nodes. "

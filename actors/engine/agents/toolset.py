@@ -20,8 +20,8 @@ from agents import FunctionTool
 from agents.tool_context import ToolContext as SDKToolContext
 
 from actors.engine.agents.untrusted import as_data
-from actors.team_config import TeamConfig
 from actors.tools.base import ToolSpec
+from config_service import TeamConfig
 from incidentfox.contracts import SUBAGENTS
 
 CATEGORY_AGENT = {"kubernetes": "kubernetes", "metrics": "metrics", "observability": "metrics",
