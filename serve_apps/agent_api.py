@@ -36,6 +36,7 @@ from config_service.api.deps import PrincipalDep, install_auth_state
 from incidentfox.background import BackgroundTasks
 from incidentfox.contracts import Principal, ThreadRef, Trigger, TriggerAction
 from incidentfox.errors import BadRequest, Conflict, Forbidden, NotFound, install_error_handlers
+from incidentfox.http_limits import AGENT_MAX_BODY, install_request_limits
 from incidentfox.runs import store
 from incidentfox.runs.models import Run
 from incidentfox.runs.runner import Runner
@@ -100,10 +101,12 @@ def _event_view(ev: Any) -> dict[str, Any]:
 
 
 def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 0.5,
-                     sse_max_s: float = 900.0, on_request: Any = None) -> FastAPI:
+                     sse_max_s: float = 900.0, on_request: Any = None,
+                     max_body: int = AGENT_MAX_BODY) -> FastAPI:
     app = FastAPI(title="IncidentFox agent API", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     install_auth_state(app, settings=settings)
+    install_request_limits(app, max_body=max_body)   # every route needs a token: 401/413 before the body
     sessions = app.state.session_factory
     tasks = app.state.dispatch_tasks = BackgroundTasks()   # tests drain it
 
