@@ -178,9 +178,12 @@ async def _decide(session: AsyncSession, *, trigger: Trigger, route: Route, wind
         return await _interaction(session, trigger=trigger, route=route, now=now)
     if action is TriggerAction.CONTINUE or (action is TriggerAction.START and trigger.human
                                            and trigger.thread and trigger.thread.ts):
-        run = await store.find_by_thread(session, channel=trigger.thread.channel,
-                                         thread_ts=trigger.thread.ts) if trigger.thread and trigger.thread.ts \
-            else None
+        run, foreign = await _thread_run(session, trigger=trigger, route=route)
+        if foreign:
+            # Another team's thread: no note, no attach, no new run bound to it, no id in the answer.
+            if action is TriggerAction.CONTINUE:
+                return "unmatched", None, None, "no active run in this thread"
+            return "rejected", None, None, "the thread belongs to another team"
         if run is not None and not RunStatus(run.status).terminal:
             await store.append_event(session, run_id=run.id, kind="note",
                                      data={"follow_up": trigger.text[:2000], "actor": trigger.actor})
@@ -207,6 +210,21 @@ async def _decide(session: AsyncSession, *, trigger: Trigger, route: Route, wind
                          data={"status": "queued", "source": trigger.source,
                                "route": {"matched_by": route.matched_by, "stale": route.stale}}))
     return "accepted", run.id, Dispatch("submit", run.id, run.org_id, run.team_id), ""
+
+
+async def _thread_run(session: AsyncSession, *, trigger: Trigger, route: Route) -> tuple[Run | None, bool]:
+    """``(the routed team's latest run in the trigger's thread, foreign)``. ``foreign`` when the thread
+    belongs to another team (``store.thread_owner``), or to anyone while the route names no team:
+    an unrouted follow-up cannot show it comes from the owner."""
+    if trigger.thread is None or not trigger.thread.ts:
+        return None, False
+    owner = await store.thread_owner(session, channel=trigger.thread.channel, thread_ts=trigger.thread.ts)
+    if owner is None:
+        return None, False
+    if not route.found or (route.org_id, route.team_id) != owner:
+        return None, True
+    return await store.find_by_thread(session, channel=trigger.thread.channel, thread_ts=trigger.thread.ts,
+                                      org_id=owner[0], team_id=owner[1]), False
 
 
 async def _find_by_fingerprint(session: AsyncSession, *, org_id: str, team_id: str,
@@ -273,9 +291,12 @@ async def _interaction(session: AsyncSession, *, trigger: Trigger, route: Route,
         await store.record_feedback(session, run_id=run.id, user=user, value=1 if kind == "feedback_up" else -1)
         return "interaction", run.id, None, "feedback"
     if kind in ("approve", "deny"):
-        from actors.engine.approvals import decide
+        from actors.engine.approvals import authorize_slack, decide
 
         approval_id = str(extra.get("approval_id") or "")
+        if not await authorize_slack(session, run=run, approval_id=approval_id, user=user, decision=kind,
+                                     channel=trigger.thread.channel if trigger.thread else None):
+            return "rejected", run.id, None, "not an approver (team config access.approvers)"
         if not await decide(session, run_id=run.id, approval_id=approval_id, approve=kind == "approve",
                             by=f"slack:{user}"):
             return "rejected", run.id, None, "no pending approval with that id"
