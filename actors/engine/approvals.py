@@ -53,6 +53,7 @@ from incidentfox.db import utcnow
 from incidentfox.errors import NotFound
 from incidentfox.runs import store
 from incidentfox.runs.models import Run, ToolApproval
+from incidentfox.settings import Settings
 
 log = logging.getLogger("incidentfox.approvals")
 
@@ -135,13 +136,14 @@ def slack_group_members(*, bot_token: str, base_url: str) -> GroupMembers:
 
 
 async def team_config(session: AsyncSession, *, org_id: str, team_id: str,
-                      reveal_secrets: bool = False) -> dict[str, Any]:
-    """The team's effective config (secrets masked unless asked for); ``{}`` for a team that no longer
-    exists (it then has no approvers)."""
+                      settings: Settings | None = None) -> dict[str, Any]:
+    """The team's effective config: secrets masked, or decrypted with ``settings`` when given; ``{}``
+    for a team that no longer exists (it then has no approvers)."""
     from config_service.services.config import get_effective_config
 
     try:
-        return await get_effective_config(session, org_id=org_id, node_id=team_id, reveal_secrets=reveal_secrets)
+        return await get_effective_config(session, org_id=org_id, node_id=team_id,
+                                          reveal_secrets=settings is not None, settings=settings)
     except NotFound:
         return {}
 
@@ -181,17 +183,18 @@ async def decide(session: AsyncSession, *, run_id: str, approval_id: str, approv
 
 
 async def authorize_slack(session: AsyncSession, *, run: Run, approval_id: str, user: str, decision: str,
-                          channel: str | None, slack_api_url: str | None = None) -> bool:
+                          channel: str | None, settings: Settings | None = None) -> bool:
     """The Slack button's approver check (``deliveries._interaction``). On refusal: an audit entry,
-    and an ephemeral message to ``user`` in ``channel`` posted in the background; returns False."""
-    from incidentfox.settings import get_settings
-
+    and an ephemeral message to ``user`` in ``channel`` posted in the background; returns False.
+    ``settings`` (default: this process's environment) decrypt the team's bot token and say where
+    Slack is (``INCIDENTFOX_SLACK_API_URL``)."""
+    settings = settings or Settings()
     approvers = Approvers.from_config(await team_config(session, org_id=run.org_id, team_id=run.team_id))
     secrets: dict[str, Any] | None = None
-    base_url = slack_api_url or get_settings().slack_api_url
+    base_url = settings.slack_api_url
     members_of: GroupMembers | None = None
     if approvers.groups and user not in approvers.users:
-        secrets = await team_config(session, org_id=run.org_id, team_id=run.team_id, reveal_secrets=True)
+        secrets = await team_config(session, org_id=run.org_id, team_id=run.team_id, settings=settings)
         token = _bot_token(secrets)
         members_of = slack_group_members(bot_token=token, base_url=base_url) if token else None
     verdict = await check_slack_approver(approvers, user=user, members_of=members_of)
@@ -202,7 +205,7 @@ async def authorize_slack(session: AsyncSession, *, run: Run, approval_id: str, 
           detail={"decision": decision, "reason": verdict.value})
     if channel and user:
         if secrets is None:
-            secrets = await team_config(session, org_id=run.org_id, team_id=run.team_id, reveal_secrets=True)
+            secrets = await team_config(session, org_id=run.org_id, team_id=run.team_id, settings=settings)
         token = _bot_token(secrets)
         if token:
             REFUSALS.spawn(_post_refusal(token=token, base_url=base_url, channel=channel, user=user,
