@@ -151,7 +151,7 @@ async def test_slack_non_approver_gets_an_ephemeral_refusal_and_nothing_changes(
     from actors.engine.approvals import REFUSALS
 
     await REFUSALS.drain(10)
-    (method, args, auth), = [c for c in slack.calls if c[0] == "chat.postEphemeral"]
+    (_method, args, auth), = [c for c in slack.calls if c[0] == "chat.postEphemeral"]
     assert args["user"] == "U0MALLORY" and args["channel"] == "C111" and auth == f"Bearer {BOT}"
     assert "not an approver" in args["text"] and BOT not in args["text"]
     (entry,) = await _audit(sessions)
@@ -195,7 +195,7 @@ async def test_slack_team_without_approvers_refuses_everyone(world, slack, sqlit
 
 
 async def test_group_lookup_failure_fails_closed():
-    from actors.engine.approvals import ApproverVerdict, Approvers, check_slack_approver, slack_group_members
+    from actors.engine.approvals import Approvers, ApproverVerdict, check_slack_approver, slack_group_members
 
     members_of = slack_group_members(bot_token=BOT, base_url="http://127.0.0.1:9/api/")   # nothing listens
     verdict = await check_slack_approver(Approvers(groups=frozenset({"S0ONCALL"})), user="U0CAROL",
