@@ -67,6 +67,9 @@ class ReportsApiArgs(BaseModel):
 class ReportsAPI:
     def __init__(self, *, scheduler: bool = True, tick_s: float = 30.0, runner: str = "investigation",
                  namespace: str = "incidentfox") -> None:
+        from incidentfox.logs import configure_process_logging
+
+        configure_process_logging()
         self._settings = ensure_local_secrets(Settings())
         if scheduler:
             from actors.scheduler.actor import ensure_scheduler

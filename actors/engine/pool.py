@@ -263,6 +263,7 @@ class InvestigationPool:
     """The supervisor (see the module docstring)."""
 
     def __init__(self, cfg: PoolConfig) -> None:
+        logs.configure_process_logging()
         self.cfg = cfg
         self._engine = make_async_engine(cfg.database_url)
         self._sessions = session_factory(self._engine)

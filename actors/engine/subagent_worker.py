@@ -183,6 +183,9 @@ class SubAgentWorker:
     """A named async actor hosting many concurrent sub-agent runs."""
 
     def __init__(self) -> None:
+        from incidentfox.logs import configure_process_logging
+
+        configure_process_logging()
         self._core = SubAgentCore()
         # Import the SDK and the tool registry now, not on the first sub-agent call.
         import agents  # noqa: F401

@@ -203,6 +203,9 @@ class ToolExecutor:
     """A named async actor hosting many concurrent tool calls (see the module docstring)."""
 
     def __init__(self, database_url: str | None, slack_api_url: str = "") -> None:
+        from incidentfox.logs import configure_process_logging
+
+        configure_process_logging()
         self._core = ToolExecutorCore(database_url, slack_api_url=slack_api_url)
         self._core.specs()   # import every backend now, not on the first call
 

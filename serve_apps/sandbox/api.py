@@ -264,7 +264,9 @@ class SandboxAPI:
         from actors.sandbox.client import RaySandboxBackend
         from actors.sandbox.config import SandboxRuntime
         from actors.sandbox.manager import get_or_create_manager
+        from incidentfox.logs import configure_process_logging
 
+        configure_process_logging()
         self._settings = Settings()
         runtime = SandboxRuntime.from_settings(self._settings, namespace=namespace)
         self._manager = get_or_create_manager(runtime, prewarm=prewarm or [])
