@@ -287,6 +287,19 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
     finally:
         if reporter is not None:
             await reporter.aclose()
+        await _forget_run(executors, run_id)
+
+
+async def _forget_run(executors: list[Any], run_id: str) -> None:
+    """Drop the run's tool context (its decrypted integrations) from every tool executor: a tenant's
+    credentials live in memory only while its run does (issue 12). Bounded; a dead executor holds nothing."""
+    if not executors:
+        return
+    try:
+        async with asyncio.timeout(SLACK_TIMEOUT_S):
+            await asyncio.gather(*(e.forget.remote(run_id) for e in executors), return_exceptions=True)
+    except TimeoutError:
+        log.warning("tool executors did not confirm dropping run %s's credentials in time", run_id)
 
 
 async def _on_failure(ctx: EngineContext, live: LiveRun, reporter: SlackReporter | None, reason: str) -> None:

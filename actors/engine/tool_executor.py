@@ -191,7 +191,12 @@ class ToolExecutorCore:
                                                              tool=req.tool, arguments=masked))
 
     def forget(self, run_id: str) -> None:
+        """Drop the run's context and with it the run's decrypted integrations (called at run end)."""
         self._contexts.pop(run_id, None)
+
+    def held_runs(self) -> list[str]:
+        """The runs whose context (credentials) this executor holds now."""
+        return list(self._contexts)
 
     async def flush(self) -> None:
         if self._writer is not None:
@@ -214,6 +219,9 @@ class ToolExecutor:
 
     async def forget(self, run_id: str) -> None:
         self._core.forget(run_id)
+
+    async def held_runs(self) -> list[str]:
+        return self._core.held_runs()
 
     async def flush(self) -> None:
         await self._core.flush()
