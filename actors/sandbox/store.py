@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from actors.sandbox.errors import SandboxError
 from actors.sandbox.models import SandboxMcpServerRow, SandboxMessageRow, SandboxSessionRow
+from config_service.services import audit
 from incidentfox.db import make_async_engine, session_factory, utcnow
 
 
@@ -56,6 +57,10 @@ class SandboxStore:
                 slack_channel=slack_channel, slack_thread_ts=slack_thread_ts)
             async with self.sessions() as s:
                 s.add(row)
+                # Audited in the insert's transaction: a session that was never opened leaves no entry.
+                audit.record(s, org_id=org_id, actor=created_by or "unknown", action="sandbox.open",
+                             target=f"sandbox:{session_id}", diff={"team": team_id, "host": host,
+                                                                 "slack_channel": slack_channel, "ttl_s": ttl_s})
                 try:
                     await s.commit()
                     return row
