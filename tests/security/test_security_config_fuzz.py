@@ -28,7 +28,7 @@ KEYS = ["provider", "model", "base_url", "api_key", "url", "bot_token", "kubecon
         "approvers", "api_approvals", "enabled", "region", "endpoint_url", "playbook", "tool", "args",
         "instructions", "max_turns", "request_timeout_s", "aws", "kubernetes", "github", "prometheus"]
 HOSTILE_TEXT = st.sampled_from([
-    "", " ", "\x00", "a\x00b", "\udc00", "\ud800x", "‮evil", "../../etc/passwd", "http://169.254.169.254/",
+    "", " ", "\x00", "a\x00b", "\udc00", "\ud800x", "\u202eevil", "../../etc/passwd", "http://169.254.169.254/",
     "http://[::1]:8080/", "http://2130706433/", "file:///etc/shadow", "${ENV}", "{{7*7}}", "'; DROP TABLE x;--",
     "x" * 5000, "S0GROUP", "U0USER", "*", "***",
 ]) | st.text(max_size=30)
