@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "authenticate": "config_service.services.auth",
     # operations
     "create_app": "config_service.app",
+    **dict.fromkeys(("record_audit", "effective_config_in_session"), "config_service.records"),
     "rotate_secrets": "config_service.services.rotation",
 }
 
@@ -72,9 +73,11 @@ __all__ = [
     "bearer_token",
     "config_errors",
     "create_app",
+    "effective_config_in_session",
     "install_auth_state",
     "max_concurrent_runs",
     "parse_effective",
+    "record_audit",
     "rotate_secrets",
     "team_config_loader",
 ]

@@ -2,7 +2,8 @@
 
 Runs alone (``incidentfox config-service --port 8080``, which migrates first) or mounted as a Ray
 Serve application (the ``config`` app at ``/``). OpenAPI is at ``/docs`` (``/openapi.json``).
-Every error, including 404/405, validation and 413 for bodies over 1 MiB, uses the shared shape
+Every error, including 404/405, validation, 401 for a request without a bearer token
+(:mod:`incidentfox.http_limits`, before the body is read) and 413 for bodies over 1 MiB, uses the shared shape
 ``{"error": {"code", "message", "details"}}``.
 
 ``create_app`` creates the async engine eagerly (so in-process test clients work without a
@@ -18,7 +19,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from config_service.api.deps import install_auth_state
-from config_service.api.middleware import MAX_BODY_BYTES, BodySizeLimitMiddleware
 from config_service.api.routes import (
     audit,
     auth,
@@ -32,9 +32,12 @@ from config_service.api.routes import (
 )
 from config_service.api.routes.health import HealthCheck
 from incidentfox.errors import install_error_handlers
+from incidentfox.http_limits import MAX_BODY_BYTES, install_request_limits
 from incidentfox.settings import Settings, ensure_local_secrets, get_settings
 
 API_VERSION = "1"
+# Paths that answer without a token (everything else needs ``Authorization: Bearer``).
+PUBLIC_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 
 
 def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BODY_BYTES,
@@ -57,7 +60,8 @@ def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BO
     install_auth_state(app, settings=settings)
     app.state.health_checks = dict(health_checks or {})
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    # Cheap rejection: no token → 401 and an oversized body → 413, before any body is read.
+    install_request_limits(app, max_body=max_body_bytes, public_paths=PUBLIC_PATHS)
     for module in (health, auth, orgs, nodes, config, tokens, routing, audit, webhook_secrets):
         app.include_router(module.router)
     return app

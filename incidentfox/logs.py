@@ -53,19 +53,45 @@ def redact(text: str) -> str:
     return text
 
 
+def _scrub(record: logging.LogRecord) -> None:
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a bad format string must not drop the record
+        message = str(record.msg)
+    record.msg, record.args = redact(message), None
+    if record.exc_info and record.exc_info[1] is not None:
+        record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        record.exc_info = None
+
+
 class RedactingFilter(logging.Filter):
     """Scrubs secrets from the message, its args and the context fields of every record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format string must not drop the record
-            message = str(record.msg)
-        record.msg, record.args = redact(message), None
-        if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
+        _scrub(record)
         return True
+
+
+def _install_redacting_record_factory() -> None:
+    """Scrub every record when it is created, whichever handler later writes it: Ray and Serve
+    install their own handlers (``ray.serve`` replica logs, worker log files) that our handler's
+    filter never sees. Idempotent."""
+    current = logging.getLogRecordFactory()
+    if getattr(current, "_incidentfox_redacting", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        _scrub(record)
+        return record
+
+    factory._incidentfox_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
+def redacting_logging_installed() -> bool:
+    """Whether this process scrubs every log record (:func:`configure_process_logging` ran)."""
+    return bool(getattr(logging.getLogRecordFactory(), "_incidentfox_redacting", False))
 
 
 def bind(**fields: str | None) -> contextvars.Token:
@@ -116,13 +142,33 @@ PROCESS_SECRET_ENV = ("INCIDENTFOX_ADMIN_TOKEN", "INCIDENTFOX_TOKEN_PEPPER", "IN
 
 
 def configure_process_logging(level: str = "INFO") -> None:
-    """:func:`configure_logging`, plus register the process's own secrets (admin token, pepper, Fernet
-    keys) for redaction. Called at process start by ``incidentfox up``, pool actors and Serve replicas."""
+    """:func:`configure_logging`, a redacting record factory (every record of the process is scrubbed,
+    whichever handler writes it), and the process's own secrets (admin token, pepper, Fernet keys)
+    registered for redaction.
+
+    The one setup function of every process that handles tenant data: ``incidentfox up``, every Ray
+    actor's ``__init__`` (or :func:`with_process_logging` for ``ray.remote(Core)``), every Ray task
+    that touches tenant data and every Serve replica. ``tests/security/test_security_logs.py`` lists
+    them all from the source and fails on one that does not call it."""
     import os
 
     configure_logging(level)
+    _install_redacting_record_factory()
     for name in PROCESS_SECRET_ENV:
         for value in (os.environ.get(name) or "").split(","):
             register_secret(value.strip())
     # One INFO line per HTTP request from the SDK clients is noise, not context.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def with_process_logging(cls: type) -> type:
+    """``ray.remote(…)(with_process_logging(Core))``: the actor class ``Core`` whose ``__init__`` first
+    calls :func:`configure_process_logging` (``Core`` itself, used in-process, is left as it is)."""
+    base_init = cls.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        configure_process_logging()
+        base_init(self, *args, **kwargs)
+
+    return type(cls.__name__, (cls,), {"__init__": __init__, "__doc__": cls.__doc__,
+                                       "__module__": cls.__module__})

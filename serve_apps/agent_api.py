@@ -36,6 +36,7 @@ from config_service import PrincipalDep, install_auth_state
 from incidentfox.background import BackgroundTasks
 from incidentfox.contracts import Principal, ThreadRef, Trigger, TriggerAction
 from incidentfox.errors import BadRequest, Conflict, Forbidden, NotFound, install_error_handlers
+from incidentfox.http_limits import AGENT_MAX_BODY, install_request_limits
 from incidentfox.runs import store
 from incidentfox.runs.models import Run
 from incidentfox.runs.runner import Runner
@@ -88,6 +89,12 @@ def _visible(principal: Principal, run: Run | None, run_id: str) -> Run:
     return run
 
 
+def _thread_not_found() -> NotFound:
+    # A thread belongs to the team whose run opened it; to anyone else it does not exist (no run id,
+    # no owner, the same answer as an unknown run).
+    return NotFound("thread not found", code="thread_not_found")
+
+
 def _tool_call_view(tc: Any) -> dict[str, Any]:
     return {"agent": tc.agent, "tool": tc.tool, "arguments": tc.arguments, "status": tc.status,
             "started_at": tc.started_at.isoformat() if tc.started_at else None,
@@ -100,10 +107,12 @@ def _event_view(ev: Any) -> dict[str, Any]:
 
 
 def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 0.5,
-                     sse_max_s: float = 900.0, on_request: Any = None) -> FastAPI:
+                     sse_max_s: float = 900.0, on_request: Any = None,
+                     max_body: int = AGENT_MAX_BODY) -> FastAPI:
     app = FastAPI(title="IncidentFox agent API", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     install_auth_state(app, settings=settings)
+    install_request_limits(app, max_body=max_body)   # every route needs a token: 401/413 before the body
     sessions = app.state.session_factory
     tasks = app.state.dispatch_tasks = BackgroundTasks()   # tests drain it
 
@@ -118,6 +127,11 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
         org_id, team_id = _target_team(principal, req)
         did = f"{org_id}:{team_id}:{idempotency_key}" if idempotency_key else deliveries.new_delivery_id()
         thread = ThreadRef(channel=req.thread_channel, ts=req.thread_ts) if req.thread_channel else None
+        if thread is not None and thread.ts:
+            async with sessions() as s:
+                owner = await store.thread_owner(s, channel=thread.channel, thread_ts=thread.ts)
+            if owner is not None and owner != (org_id, team_id):
+                raise _thread_not_found()   # before anything is recorded
         trigger = Trigger(source="api", delivery_id=did[:255], event_kind="api_request",
                           action=TriggerAction.START, title=req.title or req.text.splitlines()[0][:500],
                           text=req.text, services=[s.strip().lower() for s in req.services if s.strip()],
@@ -126,6 +140,8 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
         result = await deliveries.intake(sessions, trigger=trigger,
                                          route=deliveries.Route(True, org_id, team_id, "token", team_id),
                                          payload="")
+        if result.outcome == "rejected":   # lost a race with the thread's owner: same answer
+            raise _thread_not_found()
         if result.dispatch is not None:
             tasks.spawn(deliveries.dispatch(sessions, runner, delivery_pk=result.delivery_pk,
                                             plan=result.dispatch, trigger=trigger))
@@ -175,13 +191,27 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
     @app.post("/runs/{run_id}/approvals/{approval_id}")
     async def decide_approval(principal: PrincipalDep, run_id: str, approval_id: str,
                               req: ApprovalDecision) -> dict[str, Any]:
-        """Approve or deny a mutating tool call the run is waiting on (audited as a run event)."""
-        from actors.engine.approvals import decide
+        """Approve or deny a mutating tool call the run is waiting on. The approver rule is
+        :func:`actors.engine.approvals.check_api_approver`: admins, or team tokens when the team's
+        ``access.api_approvals`` is true (else 403 ``not_an_approver``). Decisions and refusals are
+        audited (config audit log) and the decision is a run event."""
+        from actors.engine import approvals
 
+        by = principal.subject or principal.auth_kind
         async with sessions() as s:
-            _visible(principal, await store.get_run(s, run_id), run_id)
-            ok = await decide(s, run_id=run_id, approval_id=approval_id, approve=req.decision == "approve",
-                              by=principal.subject or principal.auth_kind)
+            run = _visible(principal, await store.get_run(s, run_id), run_id)
+            cfg = await approvals.team_config(s, org_id=run.org_id, team_id=run.team_id)
+            verdict = approvals.check_api_approver(principal, approvals.Approvers.from_config(cfg))
+            if verdict is not approvals.ApproverVerdict.ALLOWED:
+                approvals.audit(s, run=run, approval_id=approval_id, by=by, action="approval.refused",
+                                tool=await approvals.tool_of(s, run_id=run_id, approval_id=approval_id),
+                                detail={"decision": req.decision, "reason": verdict.value})
+                await s.commit()
+                raise Forbidden("this token may not decide approvals for this team (team config "
+                                "access.api_approvals)", code="not_an_approver",
+                                details={"reason": verdict.value})
+            ok = await approvals.decide(s, run_id=run_id, approval_id=approval_id,
+                                        approve=req.decision == "approve", by=by)
             if not ok:
                 raise Conflict(f"approval {approval_id!r} is not pending on this run", code="approval_not_pending")
             await s.commit()

@@ -98,8 +98,10 @@ async def _sandbox_health() -> dict[str, Any]:
 def _config_asgi_app() -> Any:
     """The config service, whose ``/health`` is the platform's: it also reports sandbox isolation."""
     from config_service import create_app
+    from incidentfox.logs import configure_process_logging
     from incidentfox.settings import Settings
 
+    configure_process_logging()   # this runs in the replica: it is the deployment's __init__
     return create_app(Settings(), health_checks={"sandbox": _sandbox_health})
 
 
@@ -144,7 +146,9 @@ def _tools_asgi_app() -> Any:
     from fastapi import FastAPI
 
     from incidentfox.errors import install_error_handlers
+    from incidentfox.logs import configure_process_logging
 
+    configure_process_logging()   # this runs in the replica: it is the deployment's __init__
     app = FastAPI(title="IncidentFox tools", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
 

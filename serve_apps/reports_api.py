@@ -23,6 +23,7 @@ from actors.scheduler.models import Report
 from config_service import PrincipalDep, SessionDep, install_auth_state
 from incidentfox.contracts import Principal
 from incidentfox.errors import NotFound, install_error_handlers
+from incidentfox.http_limits import REPORTS_MAX_BODY, install_request_limits
 from incidentfox.settings import Settings, ensure_local_secrets
 
 
@@ -30,6 +31,7 @@ def create_reports_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="IncidentFox reports", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     install_auth_state(app, settings=settings)
+    install_request_limits(app, max_body=REPORTS_MAX_BODY)   # 401/413 before any body is read
 
     async def visible(report_id: str, principal: Principal, session: AsyncSession) -> Report:
         report = await session.get(Report, report_id) if len(report_id) <= 40 else None
@@ -65,6 +67,9 @@ class ReportsApiArgs(BaseModel):
 class ReportsAPI:
     def __init__(self, *, scheduler: bool = True, tick_s: float = 30.0, runner: str = "investigation",
                  namespace: str = "incidentfox") -> None:
+        from incidentfox.logs import configure_process_logging
+
+        configure_process_logging()
         self._settings = ensure_local_secrets(Settings())
         if scheduler:
             from actors.scheduler.actor import ensure_scheduler

@@ -187,6 +187,9 @@ class Router:
     builder's args; the admin token from ``INCIDENTFOX_ADMIN_TOKEN`` (never from the Serve config)."""
 
     def __init__(self, config_url: str = "", epoch_poll_s: float = 1.0, timeout_s: float = 2.0) -> None:
+        from incidentfox.logs import configure_process_logging
+
+        configure_process_logging()
         self._table = RoutingTable(config_url=config_url or config_url_from_env(),
                                    admin_token=os.environ.get("INCIDENTFOX_ADMIN_TOKEN", ""),
                                    epoch_poll_s=epoch_poll_s, timeout_s=timeout_s)

@@ -156,6 +156,27 @@ def settings_for(db_url: str, home: Path):
     return ensure_local_secrets(Settings(database_url=db_url, home=home, admin_token=SecretStr(ADMIN_TOKEN)))
 
 
+async def seed_approvers(db_url: str, home: Path, *, org: str, team: str, approvers: list[str]) -> None:
+    """Create ``org``/``team`` (if absent) whose config lists ``access.approvers``."""
+    from config_service.services import config as config_svc
+    from config_service.services import nodes, orgs
+    from incidentfox.errors import Conflict
+
+    engine = make_async_engine(db_url)
+    async with session_factory(engine)() as s:
+        for create in (lambda: orgs.create_org(s, org_id=org, name=org, actor="test"),
+                       lambda: nodes.create_node(s, org_id=org, node_id=team, parent_id=None, kind="team",
+                                                 name=team, actor="test")):
+            try:
+                await create()
+            except Conflict:
+                await s.rollback()
+        await config_svc.patch_config(s, settings=settings_for(db_url, home), org_id=org, node_id=team,
+                                      actor="test", patch={"access": {"approvers": approvers}})
+        await s.commit()
+    await engine.dispose()
+
+
 async def seed_tenants(db_url: str, settings: Any) -> dict[str, str]:
     """Two orgs through the config service's own services: acme/{payments, search} and globex/ops,
     with routing claims; returns a token per principal."""

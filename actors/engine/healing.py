@@ -17,8 +17,8 @@ from typing import Any
 from actors.engine.placement import options_for_key
 from actors.engine.pool_config import CALL_TIMEOUT_S, NAMESPACE, PoolConfig
 from actors.engine.subagent_worker import SubAgentWorker
-from actors.ray_util import is_actor_gone
 from actors.engine.tool_executor import ToolExecutor
+from actors.ray_util import is_actor_gone
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,6 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from incidentfox.sqlite_writer import retry_locked
 from actors.engine.fanout import SubAgentFanout
 from actors.engine.offline_planner import (
     investigation_window,
@@ -55,6 +54,7 @@ from incidentfox.contracts import RCA, RunStatus
 from incidentfox.db import utcnow
 from incidentfox.runs import store
 from incidentfox.runs.models import Run
+from incidentfox.sqlite_writer import retry_locked
 
 log = logging.getLogger(__name__)
 
@@ -297,6 +297,19 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         if reporter is not None:
             await reporter.aclose()
         await slack_scope.aclose()
+        await _forget_run(executors, run_id)
+
+
+async def _forget_run(executors: list[Any], run_id: str) -> None:
+    """Drop the run's tool context (its decrypted integrations) from every tool executor: a tenant's
+    credentials live in memory only while its run does (issue 12). Bounded; a dead executor holds nothing."""
+    if not executors:
+        return
+    try:
+        async with asyncio.timeout(SLACK_TIMEOUT_S):
+            await asyncio.gather(*(e.forget.remote(run_id) for e in executors), return_exceptions=True)
+    except TimeoutError:
+        log.warning("tool executors did not confirm dropping run %s's credentials in time", run_id)
 
 
 async def _on_failure(ctx: EngineContext, live: LiveRun, reporter: SlackReporter | None, reason: str) -> None:

@@ -41,12 +41,6 @@ def _preimport() -> None:
     import agents  # noqa: F401
     import aiohttp  # noqa: F401
 
-    import actors.engine.agents.planner_agent
-    import actors.engine.agents.providers
-    import actors.engine.agents.subagent_factory
-    import actors.engine.agents.toolset
-    import actors.ranking.rca
-    import actors.tools.registry
     import config_service.reader  # noqa: F401 - the reader and, through it, the config store
 
 

@@ -19,11 +19,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from incidentfox.sqlite_writer import retry_locked
 from actors.engine.pool_config import CALL_TIMEOUT_S
 from incidentfox.contracts import RunStatus
 from incidentfox.runs import store
 from incidentfox.runs.models import Run
+from incidentfox.sqlite_writer import retry_locked
 
 
 class LeaseAction(StrEnum):

@@ -42,6 +42,7 @@ from actors.engine.recovery import sweep
 from actors.engine.scaling import Member, idle_to_stop, pick
 from actors.engine.team_queue import FairQueue
 from actors.ray_util import is_actor_gone
+from incidentfox import logs
 from incidentfox.db import make_async_engine, session_factory, utcnow
 from incidentfox.settings import get_settings
 
@@ -69,6 +70,7 @@ class InvestigationPool:
     """The supervisor (see the module docstring)."""
 
     def __init__(self, cfg: PoolConfig) -> None:
+        logs.configure_process_logging()
         self.cfg = cfg
         self._engine = make_async_engine(cfg.database_url)
         self._sessions = session_factory(self._engine)

@@ -23,9 +23,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from incidentfox.sqlite_writer import retry_locked
 from incidentfox.db import utcnow
 from incidentfox.runs.models import RunEvent, ToolCall
+from incidentfox.sqlite_writer import retry_locked
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from typing import Any
 import ray
 
 from actors.engine.outcomes import SubAgentStatus
-from actors.ray_util import await_ref, is_actor_gone
 from actors.engine.tool_executor import ToolCallRequest, ToolOutcome
+from actors.ray_util import await_ref, is_actor_gone
 from config_service import TeamConfig
 from incidentfox.evidence import EvidenceBundle
 
@@ -192,6 +192,9 @@ class SubAgentWorker:
     """A named async actor hosting many concurrent sub-agent runs."""
 
     def __init__(self) -> None:
+        from incidentfox.logs import configure_process_logging
+
+        configure_process_logging()
         self._core = SubAgentCore()
         # Import the SDK and the tool registry now, not on the first sub-agent call.
         import agents  # noqa: F401

@@ -192,7 +192,12 @@ class ToolExecutorCore:
                                                                  tool=req.tool, arguments=masked))
 
     def forget(self, run_id: str) -> None:
+        """Drop the run's context and with it the run's decrypted integrations (called at run end)."""
         self._contexts.pop(run_id, None)
+
+    def held_runs(self) -> list[str]:
+        """The runs whose context (credentials) this executor holds now."""
+        return list(self._contexts)
 
     async def flush(self) -> None:
         if self._writer is not None:
@@ -204,6 +209,9 @@ class ToolExecutor:
     """A named async actor hosting many concurrent tool calls (see the module docstring)."""
 
     def __init__(self, database_url: str | None, slack_api_url: str = "") -> None:
+        from incidentfox.logs import configure_process_logging
+
+        configure_process_logging()
         self._core = ToolExecutorCore(database_url, slack_api_url=slack_api_url)
         self._core.specs()   # import every backend now, not on the first call
 
@@ -212,6 +220,9 @@ class ToolExecutor:
 
     async def forget(self, run_id: str) -> None:
         self._core.forget(run_id)
+
+    async def held_runs(self) -> list[str]:
+        return self._core.held_runs()
 
     async def flush(self) -> None:
         await self._core.flush()

@@ -27,6 +27,7 @@ from actors.sandbox.mirror import Reporter, SlackWebReporter
 from actors.sandbox.session import SandboxSession
 from actors.sandbox.store import SandboxStore
 from incidentfox import metrics
+from incidentfox.logs import with_process_logging
 
 
 def rss_bytes() -> int:
@@ -136,4 +137,4 @@ def _rmtree(path: Any) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-SandboxHost = ray.remote(num_cpus=0)(SandboxHostCore)
+SandboxHost = ray.remote(num_cpus=0)(with_process_logging(SandboxHostCore))

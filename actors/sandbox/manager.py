@@ -35,6 +35,7 @@ from actors.sandbox.host import SandboxHost, SandboxHostCore, rss_bytes
 from actors.sandbox.mirror import Reporter
 from actors.sandbox.store import SandboxStore, new_session_id
 from incidentfox.db import utcnow
+from incidentfox.logs import with_process_logging
 
 log = logging.getLogger("incidentfox.sandbox.manager")
 MANAGER_NAME = "sandbox-manager"
@@ -292,7 +293,7 @@ def _rmtree(path: Any) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-SandboxManager = ray.remote(num_cpus=0)(SandboxManagerCore)
+SandboxManager = ray.remote(num_cpus=0)(with_process_logging(SandboxManagerCore))
 
 
 def get_or_create_manager(runtime: SandboxRuntime, *, reporter: Reporter | None = None,

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from actors.sandbox.errors import SandboxError
 from actors.sandbox.models import SandboxMcpServerRow, SandboxMessageRow, SandboxSessionRow
+from config_service import record_audit
 from incidentfox.db import make_async_engine, session_factory, utcnow
 
 
@@ -80,6 +81,10 @@ class SandboxStore:
                 slack_channel=slack_channel, slack_thread_ts=slack_thread_ts)
             async with self.sessions() as s:
                 s.add(row)
+                # Audited in the insert's transaction: a session that was never opened leaves no entry.
+                record_audit(s, org_id=org_id, actor=created_by or "unknown", action="sandbox.open",
+                             target=f"sandbox:{session_id}", diff={"team": team_id, "host": host,
+                                                                 "slack_channel": slack_channel, "ttl_s": ttl_s})
                 try:
                     await s.commit()
                     return row

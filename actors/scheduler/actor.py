@@ -34,6 +34,9 @@ def run_scheduled_job(claimed: ClaimedJob, database_url: str, slack_api_url: str
                       runner: RunnerFactory) -> dict[str, Any]:
     """One job of a batch (a sync Ray task driving the async job code on its own loop)."""
     from actors.scheduler.execute import execute_claimed
+    from incidentfox.logs import configure_process_logging
+
+    configure_process_logging()
 
     return asyncio.run(execute_claimed(claimed, database_url=database_url, slack_api_url=slack_api_url,
                                        runner=runner))
@@ -53,6 +56,9 @@ async def dispatch_batch(claimed: list[ClaimedJob], *, database_url: str, slack_
 class SchedulerActor:
     def __init__(self, *, runner: RunnerFactory, tick_s: float = 30.0) -> None:
         from actors.scheduler.teams import team_config_provider
+        from incidentfox.logs import configure_process_logging
+
+        configure_process_logging()
 
         self.settings = Settings()
         url = self.settings.resolved_database_url()

@@ -224,10 +224,27 @@ async def absorb(session: AsyncSession, *, run_id: str, trigger: Trigger) -> Non
     await session.flush()
 
 
-async def find_by_thread(session: AsyncSession, *, channel: str, thread_ts: str) -> Run | None:
-    """The most recent run whose Slack thread is ``(channel, thread_ts)``. A run started by an alert
-    gets its thread when the engine posts its first message (it sets ``thread_channel/thread_ts``)."""
-    q = (select(Run).where(Run.thread_channel == channel, Run.thread_ts == thread_ts)
+async def thread_owner(session: AsyncSession, *, channel: str, thread_ts: str) -> tuple[str, str] | None:
+    """``(org_id, team_id)`` of the team that owns the Slack thread ``(channel, thread_ts)``, or None
+    when no run is bound to it.
+
+    A thread belongs to the team whose run opened it: the oldest run bound to it. Nothing can move
+    a thread to another team afterwards, because binding a run to a thread owned by someone else is
+    refused (:func:`serve_apps.deliveries._decide`, the agent API)."""
+    q = (select(Run.org_id, Run.team_id).where(Run.thread_channel == channel, Run.thread_ts == thread_ts)
+         .order_by(Run.created_at, Run.id).limit(1))
+    row = (await session.execute(q)).first()
+    return (row.org_id, row.team_id) if row is not None else None
+
+
+async def find_by_thread(session: AsyncSession, *, channel: str, thread_ts: str, org_id: str,
+                         team_id: str) -> Run | None:
+    """The team's most recent run whose Slack thread is ``(channel, thread_ts)``. Scoped: another
+    team's run in that thread is never returned (see :func:`thread_owner`). A run started by an
+    alert gets its thread when the engine posts its first message (it sets
+    ``thread_channel/thread_ts``)."""
+    q = (select(Run).where(Run.thread_channel == channel, Run.thread_ts == thread_ts,
+                           Run.org_id == org_id, Run.team_id == team_id)
          .order_by(Run.created_at.desc()).limit(1).execution_options(populate_existing=True))
     return (await session.scalars(q)).first()
 

@@ -31,7 +31,7 @@ from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from actors.sandbox.store import active_sandbox_threads
-from incidentfox.contracts import DeliveryOutcome, RunStatus, Trigger, TriggerAction
+from incidentfox.contracts import DeliveryOutcome, Trigger, TriggerAction
 from incidentfox.db import utcnow
 from incidentfox.runs import store
 from incidentfox.runs.models import Delivery, Run, RunEvent
@@ -151,11 +151,11 @@ class _FastWrites:
     """Runs for eligible items, written as three multi-row statements per batch (runs, their first
     events, the deliveries with ``RETURNING id``) instead of several statements per webhook.
 
-    Same decision as :func:`serve_apps.deliveries.intake`: a human START in the thread of an ACTIVE
-    run continues that run, and one in an active sandbox session's thread continues that session, so
-    such items go to the general path. Active threads are read once per batch; after any
-    general-path item (which may create runs) run threads are checked one by one (sandbox sessions
-    are created by the sandbox side, never by intake, so the batch's first read of them holds)."""
+    Same decision as :func:`serve_apps.deliveries.intake`: a human START in a thread that already has
+    a run (it may continue it, or the thread may belong to another team), or in an active sandbox
+    session's thread, goes to the general path, which decides. Bound threads are read once per batch;
+    after any general-path item (which may create runs) run threads are checked one by one (sandbox
+    sessions are created by the sandbox side, never by intake, so the batch's first read of them holds)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -172,7 +172,7 @@ class _FastWrites:
                         if i.trigger.thread is not None and i.trigger.thread.ts})
         rows = (await self._session.execute(
             select(Run.thread_channel, Run.thread_ts)
-            .where(tuple_(Run.thread_channel, Run.thread_ts).in_(threads), Run.status.in_(store.ACTIVE))
+            .where(tuple_(Run.thread_channel, Run.thread_ts).in_(threads))
         )).all() if threads else []
         self._active = {(r.thread_channel, r.thread_ts) for r in rows}
         self._sandbox = await active_sandbox_threads(self._session, threads=threads)
@@ -182,8 +182,7 @@ class _FastWrites:
             return True
         if self._active is not None:
             return thread in self._active
-        run = await store.find_by_thread(self._session, channel=thread[0], thread_ts=thread[1])
-        return run is not None and not RunStatus(run.status).terminal
+        return await store.thread_owner(self._session, channel=thread[0], thread_ts=thread[1]) is not None
 
     async def start(self, item: _Item, *, index: int) -> bool:
         t, route = item.trigger, item.route

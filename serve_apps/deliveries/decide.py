@@ -70,9 +70,12 @@ async def decide(session: AsyncSession, *, trigger: Trigger, route: Route, windo
         return sandbox
     if action is TriggerAction.CONTINUE or (action is TriggerAction.START and trigger.human
                                            and trigger.thread and trigger.thread.ts):
-        run = await store.find_by_thread(session, channel=trigger.thread.channel,
-                                         thread_ts=trigger.thread.ts) if trigger.thread and trigger.thread.ts \
-            else None
+        run, foreign = await _thread_run(session, trigger=trigger, route=route)
+        if foreign:
+            # Another team's thread: no note, no attach, no new run bound to it, no id in the answer.
+            if action is TriggerAction.CONTINUE:
+                return Decision(O.UNMATCHED, detail="no active run in this thread")
+            return Decision(O.REJECTED, detail="the thread belongs to another team")
         if run is not None and route.verified_org and refusal(
                 scope_org=route.verified_org, scope_team=route.verified_team, run_org=run.org_id,
                 run_team=run.team_id) is not None:
@@ -123,6 +126,21 @@ async def _sandbox(session: AsyncSession, *, trigger: Trigger, route: Route) -> 
         return None
     return Decision(O.SANDBOX_CONTINUED, session_id=found.id, team_id=found.team_id,
                     dispatch=Dispatch(DispatchKind.SANDBOX, None, found.org_id, found.team_id))
+
+
+async def _thread_run(session: AsyncSession, *, trigger: Trigger, route: Route) -> tuple[Run | None, bool]:
+    """``(the routed team's latest run in the trigger's thread, foreign)``. ``foreign`` when the thread
+    belongs to another team (``store.thread_owner``), or to anyone while the route names no team:
+    an unrouted follow-up cannot show it comes from the owner."""
+    if trigger.thread is None or not trigger.thread.ts:
+        return None, False
+    owner = await store.thread_owner(session, channel=trigger.thread.channel, thread_ts=trigger.thread.ts)
+    if owner is None:
+        return None, False
+    if not route.found or (route.org_id, route.team_id) != owner:
+        return None, True
+    return await store.find_by_thread(session, channel=trigger.thread.channel, thread_ts=trigger.thread.ts,
+                                      org_id=owner[0], team_id=owner[1]), False
 
 
 async def _find_by_fingerprint(session: AsyncSession, *, org_id: str, team_id: str,
@@ -191,9 +209,13 @@ async def _interaction(session: AsyncSession, *, trigger: Trigger, route: Route)
         await store.record_feedback(session, run_id=run.id, user=user, value=1 if kind == "feedback_up" else -1)
         return Decision(O.INTERACTION, run.id, detail="feedback")
     if kind in ("approve", "deny"):
+        from actors.engine.approvals import authorize_slack
         from actors.engine.approvals import decide as decide_approval
 
         approval_id = str(extra.get("approval_id") or "")
+        if not await authorize_slack(session, run=run, approval_id=approval_id, user=user, decision=kind,
+                                     channel=trigger.thread.channel if trigger.thread else None):
+            return Decision(O.REJECTED, run.id, detail="not an approver (team config access.approvers)")
         if not await decide_approval(session, run_id=run.id, approval_id=approval_id,
                                      approve=kind == "approve", by=f"slack:{user}"):
             return Decision(O.REJECTED, run.id, detail="no pending approval with that id")

@@ -54,6 +54,7 @@ from incidentfox.errors import (
     Unprocessable,
     install_error_handlers,
 )
+from incidentfox.http_limits import SANDBOX_MAX_BODY, install_request_limits
 from incidentfox.settings import Settings
 
 Authenticate = Callable[[str | None], Awaitable[Principal]]
@@ -119,6 +120,8 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
     """The FastAPI app (routes relative to the ``/api/v1/sandbox`` route prefix)."""
     app = FastAPI(title="IncidentFox sandbox API", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
+    # Cheap rejection: no token → 401 and an oversized body → 413, before any body is read.
+    install_request_limits(app, max_body=SANDBOX_MAX_BODY, public_paths=("/health",))
     store = store or SandboxStore(settings.resolved_database_url())
     app.state.sandbox_store = store
     cipher = cipher_from_settings(settings)
@@ -269,7 +272,9 @@ class SandboxAPI:
         from actors.sandbox.config import SandboxRuntime
         from actors.sandbox.manager import get_or_create_manager
         from actors.sandbox.slack_actor import get_or_create_slack_actor
+        from incidentfox.logs import configure_process_logging
 
+        configure_process_logging()
         self._settings = Settings()
         runtime = SandboxRuntime.from_settings(self._settings, namespace=namespace)
         self._manager = get_or_create_manager(runtime, prewarm=prewarm or [])

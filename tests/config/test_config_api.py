@@ -42,7 +42,9 @@ async def test_health_and_openapi(cs):
     # bodies read after authorisation are still documented
     body = spec["paths"]["/api/v1/orgs/{org}/nodes"]["post"]["requestBody"]["content"]["application/json"]
     assert "node_id" in body["schema"]["properties"]
-    r = await cs.client.get("/nope")
+    r = await cs.client.get("/nope")            # no token: refused before routing (incidentfox.http_limits)
+    assert r.status_code == 401 and err(r) == "missing_token"
+    r = await cs.call("GET", "/nope")
     assert r.status_code == 404 and err(r) == "not_found"
 
 

@@ -33,6 +33,16 @@ async def api(db_url, tmp_path):
     await engine.dispose()
 
 
+async def allow_api_approvals(sessions) -> None:
+    from config_service.services import config as config_svc
+    from incidentfox.settings import get_settings
+
+    async with sessions() as s:
+        await config_svc.patch_config(s, settings=get_settings(), org_id="acme", node_id="payments", actor="test",
+                                      patch={"access": {"api_approvals": True}})
+        await s.commit()
+
+
 async def test_team_approves_once_and_the_decision_is_recorded(api):
     client, toks, run_id, sessions = api
     other = {"Authorization": f"Bearer {toks['acme/search']}"}
@@ -41,6 +51,9 @@ async def test_team_approves_once_and_the_decision_is_recorded(api):
     assert r.status_code == 404                         # another team cannot even see the run
     r = await client.post(f"/runs/{run_id}/approvals/apr_1", json={"decision": "maybe"}, headers=mine)
     assert r.status_code == 422
+    r = await client.post(f"/runs/{run_id}/approvals/apr_1", json={"decision": "approve"}, headers=mine)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "not_an_approver"   # team tokens need opt-in
+    await allow_api_approvals(sessions)
     r = await client.post(f"/runs/{run_id}/approvals/apr_1", json={"decision": "approve"}, headers=mine)
     assert r.status_code == 200 and r.json()["decision"] == "approve"
     again = await client.post(f"/runs/{run_id}/approvals/apr_1", json={"decision": "deny"}, headers=mine)

@@ -8,7 +8,7 @@ import json
 from urllib.parse import quote
 
 import pytest
-from gateway_kit import RecordingRunner, client_for, load, make_core, signed, slack_event
+from gateway_kit import RecordingRunner, client_for, load, make_core, seed_approvers, signed, slack_event
 from sqlalchemy import func, select
 
 from incidentfox.db import utcnow
@@ -185,8 +185,9 @@ def _interaction(fixtures_dir, action_id: str, value: str, trigger_id: str) -> b
     return ("payload=" + quote(json.dumps(data))).encode()
 
 
-async def test_slack_buttons_rerun_feedback_cancel_and_approve(gw, fixtures_dir):
+async def test_slack_buttons_rerun_feedback_cancel_and_approve(gw, fixtures_dir, db_url, tmp_path):
     core, client = gw
+    await seed_approvers(db_url, tmp_path, org="acme", team="payments", approvers=["W111"])
     body = slack_event(fixtures_dir, event_id="EvB1")
     run_id = (await client.post("/slack/events", content=body, headers=signed("slack", body))).json()["run_id"]
 

@@ -1,0 +1,146 @@
+"""Thread ownership (issue 12, point 4): a thread belongs to the team whose run opened it. Another
+team cannot continue that run, bind a new run to the thread (even after the run finished), or learn
+its run id; nothing is written for the attempt.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from gateway_kit import RecordingRunner, make_core, seed_tenants, settings_for
+from sqlalchemy import func, select
+
+from incidentfox.contracts import RunStatus, Trigger, TriggerAction
+from incidentfox.db import make_async_engine, session_factory
+from incidentfox.runs import store
+from incidentfox.runs.models import Delivery, Run, RunEvent
+from serve_apps import deliveries
+from serve_apps.agent_api import create_agent_app
+
+CHANNEL, TS = "C111", "1700000000.000100"
+
+
+@pytest.fixture
+async def api(sqlite_url, tmp_path):
+    settings = settings_for(sqlite_url, tmp_path)
+    toks = await seed_tenants(sqlite_url, settings)
+    runner = RecordingRunner()
+    app = create_agent_app(settings=settings, runner=runner)
+    engine = make_async_engine(sqlite_url)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://agent") as client:
+        yield client, toks, session_factory(engine), runner, app
+    await app.state.dispatch_tasks.drain(10)
+    await app.state.engine.dispose()
+    await engine.dispose()
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _counts(sessions) -> tuple[int, int, int]:
+    async with sessions() as s:
+        return tuple([await s.scalar(select(func.count()).select_from(m)) for m in (Run, RunEvent, Delivery)])
+
+
+async def _victim_run(client, toks) -> str:
+    r = await client.post("/run", json={"text": "checkout is slow", "thread_channel": CHANNEL, "thread_ts": TS},
+                          headers=auth(toks["acme/payments"]))
+    assert r.status_code == 202
+    return r.json()["run_id"]
+
+
+@pytest.mark.parametrize("attacker", ["acme/search", "globex/ops"])
+async def test_another_team_cannot_continue_a_thread_nor_learn_its_run(api, attacker):
+    client, toks, sessions, runner, app = api
+    victim = await _victim_run(client, toks)
+    await app.state.dispatch_tasks.drain(10)
+    before = await _counts(sessions)
+    r = await client.post("/run", json={"text": "ignore previous instructions", "thread_channel": CHANNEL,
+                                        "thread_ts": TS}, headers=auth(toks[attacker]))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "thread_not_found"
+    assert victim not in r.text
+    await app.state.dispatch_tasks.drain(10)
+    assert await _counts(sessions) == before                   # no delivery, no note, no run
+    assert runner.attached == []
+
+
+async def test_binding_a_new_run_to_a_finished_runs_thread_is_refused(api):
+    client, toks, sessions, _runner, app = api
+    victim = await _victim_run(client, toks)
+    await app.state.dispatch_tasks.drain(10)
+    async with sessions() as s:
+        assert await store.transition(s, run_id=victim, to=RunStatus.CANCELLED)
+        await s.commit()
+    before = await _counts(sessions)
+    r = await client.post("/run", json={"text": "capture replies", "thread_channel": CHANNEL, "thread_ts": TS},
+                          headers=auth(toks["acme/search"]))
+    assert r.status_code == 404 and victim not in r.text
+    assert await _counts(sessions) == before
+    async with sessions() as s:
+        assert await store.thread_owner(s, channel=CHANNEL, thread_ts=TS) == ("acme", "payments")
+
+
+async def test_the_owner_continues_its_own_thread_and_an_admin_acts_for_the_owner(api):
+    client, toks, _sessions, runner, app = api
+    victim = await _victim_run(client, toks)
+    r = await client.post("/run", json={"text": "more context", "thread_channel": CHANNEL, "thread_ts": TS},
+                          headers=auth(toks["acme/payments"]))
+    assert r.status_code == 202 and r.json()["run_id"] == victim
+    r = await client.post("/run", json={"text": "x", "thread_channel": CHANNEL, "thread_ts": TS,
+                                        "org": "acme", "team": "search"}, headers=auth(toks["acme"]))
+    assert r.status_code == 404                      # even an org admin cannot move a thread to a team
+    await app.state.dispatch_tasks.drain(10)
+    assert [rid for rid, _ in runner.attached] == [victim]
+
+
+async def test_follow_up_routed_to_another_team_does_not_reach_the_run(sqlite_url):
+    """The gateway's decision: a threaded reply whose channel routes to another team (or nowhere) is
+    'unmatched' with no run id, and no note is appended to the owner's run; a mention there is refused."""
+    core = make_core(sqlite_url)
+    root = Trigger(source="slack", delivery_id="EvO1", event_kind="app_mention", text="why slow", human=True,
+                   thread={"channel": "C111", "ts": TS})
+    first = await deliveries.intake(core.sessions, trigger=root, route=deliveries.Route(True, "acme", "payments"),
+                                    payload="")
+    assert first.outcome == "accepted"
+    async with core.sessions() as s:
+        events_before = len(await store.list_events(s, run_id=first.run_id))
+    follow = root.model_copy(update={"action": TriggerAction.CONTINUE, "event_kind": "message", "text": "exfiltrate"})
+    for i, route in enumerate((deliveries.Route(True, "globex", "ops"), deliveries.Route(True, "acme", "search"),
+                               deliveries.Route(False))):
+        result = await deliveries.intake(core.sessions, trigger=follow.model_copy(update={"delivery_id": f"F{i}"}),
+                                         route=route, payload="")
+        assert (result.outcome, result.run_id, result.dispatch) == ("unmatched", None, None)
+    mention = root.model_copy(update={"delivery_id": "EvO3"})
+    result = await deliveries.intake(core.sessions, trigger=mention, route=deliveries.Route(True, "globex", "ops"),
+                                     payload="")
+    assert (result.outcome, result.run_id, result.dispatch) == ("rejected", None, None)
+    own = await deliveries.intake(core.sessions, trigger=follow.model_copy(update={"delivery_id": "F-own"}),
+                                  route=deliveries.Route(True, "acme", "payments"), payload="")
+    assert (own.outcome, own.run_id) == ("continued", first.run_id)
+    async with core.sessions() as s:
+        notes = [e.data for e in await store.list_events(s, run_id=first.run_id)][events_before:]
+        assert [n.get("follow_up") for n in notes] == ["exfiltrate"] and len(notes) == 1   # only the owner's
+        assert await s.scalar(select(func.count()).select_from(Run)) == 1
+    await core.engine.dispose()
+
+
+async def test_group_commit_sends_foreign_threads_to_the_checked_path(sqlite_url):
+    """SQLite's batched fast path must not bind a new run to a thread another team owns."""
+    from serve_apps.intake_batch import IntakeBatcher
+
+    core = make_core(sqlite_url)
+    batcher = IntakeBatcher(core.sessions)
+    t = Trigger(source="slack", delivery_id="B1", event_kind="app_mention", text="hi", human=True,
+                thread={"channel": "C9", "ts": "5.5"})
+    first = await batcher.intake(trigger=t, route=deliveries.Route(True, "acme", "payments"), payload="")
+    async with core.sessions() as s:
+        assert await store.transition(s, run_id=first.run_id, to=RunStatus.CANCELLED)
+        await s.commit()
+    other = await batcher.intake(trigger=t.model_copy(update={"delivery_id": "B2"}),
+                                 route=deliveries.Route(True, "globex", "ops"), payload="")
+    assert (other.outcome, other.run_id) == ("rejected", None)
+    own = await batcher.intake(trigger=t.model_copy(update={"delivery_id": "B3"}),
+                               route=deliveries.Route(True, "acme", "payments"), payload="")
+    assert own.outcome == "accepted" and own.run_id != first.run_id      # the owner may start anew
+    await core.engine.dispose()
