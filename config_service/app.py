@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from config_service.api.deps import install_auth_state
 from config_service.api.middleware import MAX_BODY_BYTES, BodySizeLimitMiddleware
-from config_service.api.routes import audit, auth, config, health, nodes, orgs, routing, tokens
+from config_service.api.routes import audit, auth, config, egress, health, nodes, orgs, routing, tokens
 from config_service.api.routes.health import HealthCheck
 from incidentfox.errors import install_error_handlers
 from incidentfox.settings import Settings, ensure_local_secrets, get_settings
@@ -48,6 +48,6 @@ def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BO
     app.state.health_checks = dict(health_checks or {})
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
-    for module in (health, auth, orgs, nodes, config, tokens, routing, audit):
+    for module in (health, auth, orgs, nodes, config, tokens, routing, audit, egress):
         app.include_router(module.router)
     return app

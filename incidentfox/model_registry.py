@@ -9,6 +9,7 @@ MODEL_MODULES = (
     "incidentfox.runs.models",
     "actors.sandbox.models",
     "actors.scheduler.models",
+    "incidentfox.egress.store",
 )
 
 

@@ -6,6 +6,8 @@ timeout is what ends it). One ``ApiClient`` per call, built from ``integrations.
 
 * ``kubeconfig``: kubeconfig YAML text (or dict), optional ``context``; or
 * ``host`` + ``token`` (bearer), optional ``verify_ssl`` (default true) and ``ca_cert`` (PEM).
+The API server is tenant egress, checked and pinned before each call
+(:mod:`actors.tools.kubernetes_egress`; a refusal is ``egress_refused``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from actors.tools.convert import (
     logs_result,
     parse_time,
 )
+from actors.tools.kubernetes_egress import pin_to_checked_address
 from actors.tools.kubernetes_state import (
     deployment_state,
     event_of,
@@ -112,13 +115,10 @@ async def _call(ctx: ToolContext, fn: Callable[[k8s.ApiClient, tuple[float, floa
     """Run ``fn(api_client, request_timeout)`` in a thread with typed error mapping."""
     config = ctx.integration("kubernetes")
     timeout = (min(5.0, TIMEOUT_S), TIMEOUT_S)
-
-    def run() -> T:
-        with _api_client(config) as api:
-            return fn(api, timeout)
-
     try:
-        return await asyncio.to_thread(run)
+        with _api_client(config) as api:
+            await pin_to_checked_address(ctx, api)
+            return await asyncio.to_thread(fn, api, timeout)
     except ApiException as exc:
         raise _map_api_error(exc) from exc
     except urllib3.exceptions.HTTPError as exc:

@@ -1,7 +1,8 @@
 """Alembic environment: one migration chain for the whole IncidentFox database.
 
 Revisions, in order: 0001_config (config service), 0002_runs (deliveries, runs and what they record),
-0003_sandbox (sandbox sessions), 0004_scheduler (schedule claims, reports).
+0003_sandbox (sandbox sessions), 0004_scheduler (schedule claims, reports),
+0005_egress (the platform egress allow-list).
 """
 
 from __future__ import annotations
