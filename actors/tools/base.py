@@ -67,7 +67,7 @@ class ToolResult(BaseModel):
     ``error`` is a snake_case reason when ``ok`` is False: ``invalid_arguments``, ``timeout``,
     ``approval_required``, ``not_configured``, ``unauthorized``, ``forbidden``, ``not_found``,
     ``bad_request``, ``unavailable`` (transient failures exhausted retries), ``upstream_error``,
-    ``unknown_tool``. ``message`` is a human-readable detail (never contains credentials).
+    ``unknown_tool``, ``egress_refused`` (the egress policy refused the destination; nothing was sent). ``message`` is a human-readable detail (never contains credentials).
     """
 
     ok: bool

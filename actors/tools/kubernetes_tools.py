@@ -6,6 +6,7 @@ timeout is what ends it). One ``ApiClient`` per call, built from ``integrations.
 
 * ``kubeconfig``: kubeconfig YAML text (or dict), optional ``context``; or
 * ``host`` + ``token`` (bearer), optional ``verify_ssl`` (default true) and ``ca_cert`` (PEM).
+
 The API server is tenant egress, checked and pinned before each call
 (:mod:`actors.tools.kubernetes_egress`; a refusal is ``egress_refused``).
 """
