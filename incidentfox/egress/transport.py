@@ -11,9 +11,9 @@ For every request, redirect hops included (httpx sends each hop through the tran
    original name (httpcore's ``sni_hostname`` extension). Nothing resolves the name again, so a
    DNS answer that changes between check and connect (rebinding) cannot move the connection.
 
-Connections are pooled per original host name (one inner ``AsyncHTTPTransport`` each, at most
-``max_hosts``, least recently used closed first), so a connection verified for one name is never
-reused for another name that happens to share its address.
+Connections are pooled per original host name (one inner ``AsyncHTTPTransport`` each), so a
+connection verified for one name is never reused for another name that happens to share its
+address. Beyond ``max_hosts`` pools, the least recently used pool with no response open is closed.
 
 The ``openai``/``anthropic``/``mcp`` SDKs use ``httpx2``; the tool backends use ``httpx``. Both
 have the same transport API, so :func:`egress_transport` builds one for either (``lib``).
@@ -35,6 +35,22 @@ MAX_HOSTS = 64
 
 @functools.cache
 def _transport_class(lib: ModuleType) -> type:
+    class _CountedStream(lib.AsyncByteStream):
+        """A response body that tells its pool when it is closed (so the pool is not evicted early)."""
+
+        def __init__(self, inner: Any, done: Any) -> None:
+            self._inner, self._done = inner, done
+
+        async def __aiter__(self) -> Any:
+            async for chunk in self._inner:
+                yield chunk
+
+        async def aclose(self) -> None:
+            try:
+                await self._inner.aclose()
+            finally:
+                self._done()
+
     class EgressTransport(lib.AsyncBaseTransport):
         """See the module docstring. ``transport_kwargs`` go to each inner ``AsyncHTTPTransport``
         (``verify``, ``limits``, ``http2`` …)."""
@@ -46,16 +62,23 @@ def _transport_class(lib: ModuleType) -> type:
             self._max_hosts = max_hosts
             self._kwargs = transport_kwargs
             self._pools: OrderedDict[str, Any] = OrderedDict()
+            self._open: dict[str, int] = {}     # host → responses not yet closed
 
         async def _pool(self, host: str) -> Any:
             pool = self._pools.get(host)
             if pool is None:
                 pool = self._pools[host] = lib.AsyncHTTPTransport(**self._kwargs)
-                while len(self._pools) > self._max_hosts:
-                    await self._pools.popitem(last=False)[1].aclose()
+                idle = [h for h in self._pools if not self._open.get(h) and h != host]
+                for h in idle[:max(0, len(self._pools) - self._max_hosts)]:
+                    await self._pools.pop(h).aclose()
             else:
                 self._pools.move_to_end(host)
             return pool
+
+        def _release(self, host: str) -> None:
+            self._open[host] -= 1
+            if not self._open[host]:
+                del self._open[host]
 
         async def handle_async_request(self, request: Any) -> Any:
             url = request.url
@@ -69,8 +92,24 @@ def _transport_class(lib: ModuleType) -> type:
                 extensions.setdefault("sni_hostname", url.host)
             pinned = lib.Request(request.method, url.copy_with(host=dest.address), headers=request.headers,
                                  stream=request.stream, extensions=extensions)
-            pool = await self._pool(url.host)
-            return await pool.handle_async_request(pinned)
+            host = url.host
+            pool = await self._pool(host)
+            self._open[host] = self._open.get(host, 0) + 1
+            try:
+                resp = await pool.handle_async_request(pinned)
+            except BaseException:
+                self._release(host)
+                raise
+            released = False
+
+            def done() -> None:
+                nonlocal released
+                if not released:
+                    released = True
+                    self._release(host)
+
+            return lib.Response(resp.status_code, headers=resp.headers, stream=_CountedStream(resp.stream, done),
+                                extensions=resp.extensions)
 
         async def aclose(self) -> None:
             pools, self._pools = list(self._pools.values()), OrderedDict()

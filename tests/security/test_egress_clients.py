@@ -89,6 +89,23 @@ async def test_https_connects_to_the_checked_address_and_verifies_the_name(tls_s
     assert tls_server["host"] == [f"egress.test:{port}"]
 
 
+async def test_pools_are_per_host_and_only_idle_ones_are_evicted(sentinel: Sentinel) -> None:
+    from incidentfox.egress.transport import egress_transport
+
+    names = ("a.example.com", "b.example.com", "c.example.com")
+    dns = FakeDNS({n: ["127.0.0.1"] for n in names})
+    transport = egress_transport(httpx, policy=EgressPolicy.build(allow=[f"127.0.0.1:{sentinel.port}"]),
+                                 resolver=dns, max_hosts=1)
+    async with httpx.AsyncClient(transport=transport) as client:
+        async with client.stream("GET", f"http://a.example.com:{sentinel.port}/") as streaming:
+            assert (await client.get(f"http://b.example.com:{sentinel.port}/")).status_code == 200
+            assert set(transport._pools) == {"a.example.com", "b.example.com"}   # a's response is open
+            assert sentinel.secret in (await streaming.aread()).decode()
+        await client.get(f"http://c.example.com:{sentinel.port}/")
+        assert set(transport._pools) == {"c.example.com"}
+    assert [r[2] for r in sentinel.requests] == [f"{n}:{sentinel.port}" for n in names]
+
+
 # ---- httpx2 (the openai / anthropic / mcp SDKs) ----------------------------------------------
 
 async def test_httpx2_transport_refuses_and_pins(sentinel: Sentinel) -> None:
