@@ -33,7 +33,20 @@ from incidentfox.egress.policy import (
 )
 
 __all__ = [
-    "AllowRule", "Destination", "EgressPolicy", "EgressReason", "EgressRefused", "PolicySource", "Resolver",
-    "address_reason", "check_destination", "parse_host", "parse_rule", "refusal_in",
-    "policy_from_settings", "process_policy", "system_resolver", "use_database",
+    "AllowRule",
+    "Destination",
+    "EgressPolicy",
+    "EgressReason",
+    "EgressRefused",
+    "PolicySource",
+    "Resolver",
+    "address_reason",
+    "check_destination",
+    "parse_host",
+    "parse_rule",
+    "policy_from_settings",
+    "process_policy",
+    "refusal_in",
+    "system_resolver",
+    "use_database",
 ]

@@ -20,14 +20,13 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
-from typing import Union
 
-from incidentfox.egress.policy import Destination, EgressPolicy
+from incidentfox.egress.policy import Destination, EgressPolicy, parse_rule
 
 log = logging.getLogger("incidentfox.egress")
 
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
-PolicyLike = Union[EgressPolicy, Callable[[], Awaitable[EgressPolicy]]]
+PolicyLike = EgressPolicy | Callable[[], Awaitable[EgressPolicy]]
 
 
 async def system_resolver(name: str, port: int) -> list[str]:
@@ -84,7 +83,14 @@ class PolicySource:
         assert self._load is not None
         try:
             entries = await self._load()
-            self._policy = self.base.with_allow(entries)
+            valid = []
+            for entry in entries:   # validated on write; a bad row must not void the good ones
+                try:
+                    parse_rule(entry)
+                    valid.append(entry)
+                except ValueError:
+                    log.warning("ignoring a malformed egress allow-list entry %r", entry[:100])
+            self._policy = self.base.with_allow(valid)
             self._expires = self._clock() + self._ttl_s
         except Exception as exc:  # noqa: BLE001 - the database may be down; keep enforcing what we have
             log.warning("egress allow-list reload failed (%s: %s); keeping the last one",

@@ -10,7 +10,6 @@ import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import httpx
 import httpx2
 import pytest

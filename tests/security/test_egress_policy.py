@@ -219,7 +219,7 @@ async def test_the_source_reloads_after_its_ttl_and_keeps_the_last_list_when_the
 
     source = PolicySource(STRICT, load=load, ttl_s=10, retry_s=1, clock=lambda: now[0])
     assert (await source()).plan(scheme="http", host="127.0.0.1", port=1234).admitted
-    stored = ["127.0.0.1:5678"]
+    stored = ["127.0.0.1:5678", "not an entry"]     # a bad row is skipped, the good ones apply
     now[0] = 5
     assert (await source()).plan(scheme="http", host="127.0.0.1", port=1234).admitted   # within the TTL
     now[0] = 11
