@@ -23,6 +23,7 @@ from config_service.api.routes import (
     audit,
     auth,
     config,
+    egress,
     health,
     nodes,
     orgs,
@@ -62,6 +63,6 @@ def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BO
     install_error_handlers(app)
     # Cheap rejection: no token → 401 and an oversized body → 413, before any body is read.
     install_request_limits(app, max_body=max_body_bytes, public_paths=PUBLIC_PATHS)
-    for module in (health, auth, orgs, nodes, config, tokens, routing, audit, webhook_secrets):
+    for module in (health, auth, orgs, nodes, config, tokens, routing, audit, webhook_secrets, egress):
         app.include_router(module.router)
     return app

@@ -13,9 +13,15 @@ import secrets
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from incidentfox.egress.policy import EgressPolicy, split_list
+
+# A comma-separated environment variable read as a list.
+CommaList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -55,8 +61,31 @@ class Settings(BaseSettings):
     aws_assumer_secret_access_key: SecretStr | None = None
     aws_assumer_profile: str | None = None
 
-    # Where outbound Slack calls go; tests and the demo point this at a local recorder.
+    # Where outbound Slack calls go; tests and the demo point this at a local recorder. Operator-set:
+    # platform traffic, not checked by the egress policy (a tenant's `slack.base_url` is).
     slack_api_url: str = "https://slack.com/api/"
+
+    # Egress policy for calls made on a tenant's behalf (incidentfox/egress; docs/security.md).
+    egress_allow: CommaList = Field(default_factory=list, description=(
+        "Allow-list entries admitted besides the global admin's: host[:port] or CIDR[:port], comma-separated."))
+    egress_cluster_cidrs: CommaList = Field(default_factory=list, description=(
+        "The cluster's pod/service CIDRs, refused like private ranges even where they are public."))
+    egress_cluster_domains: CommaList = Field(default_factory=list, description=(
+        "Extra cluster DNS domains refused by name (svc, cluster.local, local, internal always are)."))
+    egress_allowlist_ttl_s: float = Field(default=15.0, gt=0, description=(
+        "How long a process uses the database allow-list before re-reading it."))
+
+    @field_validator("egress_allow", "egress_cluster_cidrs", "egress_cluster_domains", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> list[str]:
+        return split_list(value)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _egress_valid(self) -> Settings:
+        # A malformed entry fails the process at start, naming the entry, not at the first call.
+        EgressPolicy.build(allow=self.egress_allow, cluster_cidrs=self.egress_cluster_cidrs,
+                           cluster_domains=self.egress_cluster_domains)
+        return self
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -31,6 +31,10 @@ hypothesis_settings.register_profile("incidentfox", deadline=None,
 hypothesis_settings.load_profile("incidentfox")
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# The suite points tools, LLM providers and MCP servers at local servers on 127.0.0.1, which the egress
+# policy refuses by default: this session allow-lists that loopback address explicitly (before any
+# Settings is built; Ray workers inherit it). tests/security builds policies without it.
+os.environ.setdefault("INCIDENTFOX_EGRESS_ALLOW", "127.0.0.1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 

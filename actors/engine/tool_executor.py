@@ -32,6 +32,8 @@ from actors.tools.base import ToolContext, ToolResult, ToolSpec
 from actors.tools.execute import execute, mask_arguments
 from incidentfox import metrics
 from incidentfox.db import make_async_engine, session_factory
+from incidentfox.egress import use_database
+from incidentfox.egress.guard import PolicyLike
 
 MAX_CONTEXTS = 4096
 RECORD_TIMEOUT_S = 30.0
@@ -78,8 +80,11 @@ def _ts(unix: float) -> datetime:
 class ToolExecutorCore:
     """The actor's logic, usable without Ray (unit tests, benchmarks of the logic alone)."""
 
-    def __init__(self, database_url: str | None, *, slack_api_url: str = "") -> None:
+    def __init__(self, database_url: str | None, *, slack_api_url: str = "", egress: PolicyLike | None = None) -> None:
         self._slack_api_url = slack_api_url
+        if egress is None and database_url:
+            use_database(database_url)   # the global admin's allow-list lives in this database
+        self._egress = egress           # None: the process's egress policy
         self._sessions = None
         self._contexts: OrderedDict[str, ToolContext] = OrderedDict()
         self._specs: dict[str, ToolSpec] | None = None
@@ -101,7 +106,7 @@ class ToolExecutorCore:
         ctx = self._contexts.get(req.run_id)
         if ctx is None:
             ctx = ToolContext(integrations=req.integrations, org_id=req.org_id, team_id=req.team_id,
-                              run_id=req.run_id)
+                              run_id=req.run_id, egress=self._egress)
             self._contexts[req.run_id] = ctx
             while len(self._contexts) > MAX_CONTEXTS:
                 self._contexts.popitem(last=False)

@@ -25,6 +25,7 @@ from actors.sandbox.config import LLMConfig
 from actors.sandbox.events import SandboxEvent
 from actors.sandbox.tools import ToolOutcome
 from actors.sandbox.transcript import Message, api_messages, final_text
+from incidentfox.egress import refusal_in
 from incidentfox.metrics import record_llm_tokens
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ INTERRUPTED_RESULT = "interrupted by user before the tool finished"
 
 _clients: dict[tuple[str | None, str, float], anthropic.AsyncAnthropic] = {}
 _http: Any = None
+_tenant_http: Any = None
 
 
 def preload() -> None:
@@ -61,17 +63,34 @@ def shared_http_client() -> Any:
     return _http
 
 
+def tenant_http_client() -> Any:
+    """The HTTP client for teams that set their own ``llm.base_url``: one per process, through the
+    egress policy (every request and redirect checked, the address pinned; connections pooled per
+    host name, so no team's connection serves another host)."""
+    global _tenant_http
+    if _tenant_http is None:
+        import anthropic
+        import httpx2
+
+        from incidentfox.egress.transport import egress_client
+
+        _tenant_http = egress_client(httpx2, client_cls=anthropic.DefaultAsyncHttpxClient)
+    return _tenant_http
+
+
 def client_for(llm: LLMConfig, *, timeout_s: float) -> anthropic.AsyncAnthropic:
     """The Anthropic client for a team's (base_url, key), cached per process. The key never falls
-    back to the process environment (the platform's own key must not serve a tenant)."""
+    back to the process environment (the platform's own key must not serve a tenant). A team's own
+    ``base_url`` is tenant egress (:func:`tenant_http_client`); the default endpoint is not."""
     import anthropic
 
     key = llm.api_key.get_secret_value() if llm.api_key else "unset"
     cache_key = (llm.base_url, key, timeout_s)
     client = _clients.get(cache_key)
     if client is None:
+        http = tenant_http_client() if llm.base_url else shared_http_client()
         client = anthropic.AsyncAnthropic(api_key=key, base_url=llm.base_url, max_retries=2, timeout=timeout_s,
-                                          http_client=shared_http_client())
+                                          http_client=http)
         _clients[cache_key] = client
     return client
 
@@ -134,7 +153,10 @@ async def run_turn(ctx: TurnContext, transcript: list[Message]) -> AsyncIterator
                 yield events.error("model_error", f"model API returned {exc.status_code}: {_short(exc.message)}")
                 return
             except (anthropic.APIConnectionError, TimeoutError) as exc:
-                yield events.error("model_unreachable", f"model API unreachable: {type(exc).__name__}")
+                if (refused := refusal_in(exc)) is not None:
+                    yield events.error("egress_refused", f"model API refused by the egress policy: {refused}")
+                else:
+                    yield events.error("model_unreachable", f"model API unreachable: {type(exc).__name__}")
                 return
             _usage(usage, final.usage)
             record_llm_tokens(provider="anthropic", model=ctx.model,

@@ -10,6 +10,8 @@
   ``Client``), lists their tools and exposes them to the model as ``mcp__<server>__<tool>``; the
   connections close when the turn ends (or is interrupted). Stdio servers run as platform
   processes, which is why only the global admin may choose their commands.
+* HTTP servers are reached through the egress policy like any call made for a tenant: an entry
+  whose URL is internal needs the egress allow-list too (``docs/security.md``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from actors.sandbox.errors import McpNotAllowed, SandboxError
 from actors.sandbox.tools import BUILTIN_NAMES, ToolOutcome
+from incidentfox.egress import refusal_in
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]")
@@ -144,6 +147,20 @@ class McpToolset:
         self.handlers[name] = call
 
 
+async def _http_target(stack: AsyncExitStack, url: str) -> Any:
+    """A streamable-HTTP transport for ``url`` whose HTTP client goes through the egress policy
+    (every request and redirect checked, the address pinned): the server runs on a tenant's behalf."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    from incidentfox.egress.transport import egress_client
+
+    # The MCP SDK's own defaults: 30 s, and 300 s to read (a server may hold a stream open).
+    http = egress_client(httpx2, timeout=httpx2.Timeout(30.0, read=300.0))
+    await stack.enter_async_context(http)
+    return streamable_http_client(url, http_client=http)
+
+
 @asynccontextmanager
 async def open_mcp_tools(entries: list[dict[str, Any]], *, cipher: MultiFernet | None,
                          connect_timeout_s: float = 30.0) -> AsyncIterator[McpToolset]:
@@ -163,13 +180,16 @@ async def open_mcp_tools(entries: list[dict[str, Any]], *, cipher: MultiFernet |
                 target: Any = StdioServerParameters(command=e["command"][0], args=list(e["command"][1:]),
                                                     env=decrypt_env(e.get("env") or {}, cipher) or None)
             else:
-                target = e["url"]
+                target = await _http_target(stack, e["url"])
             client = Client(target, read_timeout_seconds=float(e.get("tool_timeout_s") or 30.0))
             try:
                 async with asyncio.timeout(connect_timeout_s):
                     await stack.enter_async_context(client)
                     listing = await client.list_tools()
             except Exception as exc:  # noqa: BLE001 - reported with the server's name, never swallowed
+                if (refused := refusal_in(exc)) is not None:
+                    raise SandboxError(f"MCP server {e['name']} is refused by the egress policy: {refused}",
+                                       code="egress_refused", status=403) from None
                 raise SandboxError(f"MCP server {e['name']} is unavailable: {type(exc).__name__}: {str(exc)[:200]}",
                                    code="mcp_unavailable", status=502) from None
             for tool in listing.tools:

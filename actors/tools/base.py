@@ -21,6 +21,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, Field
 
+from incidentfox.egress.guard import PolicyLike, Resolver
 from incidentfox.evidence import EvidenceBundle
 
 Category = Literal["kubernetes", "metrics", "logs", "changes", "cloud", "slack", "observability"]
@@ -66,7 +67,7 @@ class ToolResult(BaseModel):
     ``error`` is a snake_case reason when ``ok`` is False: ``invalid_arguments``, ``timeout``,
     ``approval_required``, ``not_configured``, ``unauthorized``, ``forbidden``, ``not_found``,
     ``bad_request``, ``unavailable`` (transient failures exhausted retries), ``upstream_error``,
-    ``unknown_tool``. ``message`` is a human-readable detail (never contains credentials).
+    ``unknown_tool``, ``egress_refused`` (the egress policy refused the destination; nothing was sent). ``message`` is a human-readable detail (never contains credentials).
     """
 
     ok: bool
@@ -196,6 +197,10 @@ class ToolContext:
     """Everything a backend may use for one run: the team's decrypted ``integrations.*`` config, ids,
     an ``httpx.AsyncClient`` factory (tests inject transports) and the clock.
 
+    ``egress`` is the egress policy tenant calls go through (None: the process's, i.e. settings plus
+    the global admin's allow-list); ``resolver`` replaces DNS for it (tests). See
+    :mod:`incidentfox.egress`.
+
     ``cache`` is per-context scratch (the demo world lives there so one run sees one world).
     The repr never shows credentials.
     """
@@ -207,6 +212,8 @@ class ToolContext:
     http_client_factory: Callable[..., httpx.AsyncClient] = httpx.AsyncClient
     clock: Callable[[], datetime] = utcnow
     cache: dict[str, Any] = field(default_factory=dict)
+    egress: PolicyLike | None = None
+    resolver: Resolver | None = None
 
     def __repr__(self) -> str:
         return (

@@ -4,6 +4,10 @@
 429 and 5xx → :class:`TransientToolError` (``rate_limited`` / ``upstream_unavailable``) carrying
 ``Retry-After``; transport failures (connect, read timeout, reset) → ``connection_error``.
 Upstream error bodies are cut short, so a huge HTML error page never reaches the model.
+
+Every request goes through the egress policy (:mod:`incidentfox.egress`): the URL and each redirect
+hop are checked and the connection pinned to the checked address. A refused destination becomes
+``egress_refused`` (not retried) naming the host and the reason; nothing is sent to it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any
 import httpx
 
 from actors.tools.base import ToolContext, ToolError, TransientToolError
+from incidentfox.egress import EgressRefused
+from incidentfox.egress.transport import egress_transport
 
 _ERR_BODY_CHARS = 300
 
@@ -61,13 +67,18 @@ async def request(
     auth: httpx.Auth | tuple[str, str] | None = None,
     verify: bool = True,
 ) -> httpx.Response:
-    """Send one request with a fresh client from ``ctx``; return the 2xx response or raise typed."""
+    """Send one request with a fresh client from ``ctx`` through the context's egress policy;
+    return the 2xx response or raise typed."""
+    tls = _default_ssl_context() if verify else False
+    transport = egress_transport(httpx, policy=ctx.egress, resolver=ctx.resolver, verify=tls)
     try:
-        tls = _default_ssl_context() if verify else False
-        async with ctx.http(timeout=timeout, verify=tls) as client:
+        async with ctx.http(timeout=timeout, transport=transport, trust_env=False,
+                            follow_redirects=True) as client:
             resp = await client.request(
                 method, url, headers=headers, params=params, json=json_body, auth=auth
             )
+    except EgressRefused as exc:
+        raise ToolError("egress_refused", f"{service}: {exc}") from None
     except httpx.TransportError as exc:
         raise TransientToolError("connection_error", f"{service}: {type(exc).__name__}: {exc}") from exc
     raise_for_status(resp, service=service)

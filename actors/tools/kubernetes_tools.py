@@ -14,6 +14,9 @@ Anything that would run a command or read a file on the tool host (``exec``, ``a
 (:mod:`incidentfox.kubeconfig`, docs/security.md). The client is configured field by field from the
 validated credentials, never by the client's kubeconfig loader; certificate data the client wants
 as files lives in a private temporary directory removed when the call ends.
+
+The API server is tenant egress, checked and pinned before each call
+(:mod:`actors.tools.kubernetes_egress`; a refusal is ``egress_refused``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from actors.tools.convert import (
     logs_result,
     parse_time,
 )
+from actors.tools.kubernetes_egress import pin_to_checked_address
 from actors.tools.kubernetes_state import (
     deployment_state,
     event_of,
@@ -125,13 +129,12 @@ async def _call(ctx: ToolContext, fn: Callable[[k8s.ApiClient, tuple[float, floa
     """Run ``fn(api_client, request_timeout)`` in a thread with typed error mapping."""
     creds = credentials(ctx.integration("kubernetes"))
     timeout = (min(5.0, TIMEOUT_S), TIMEOUT_S)
-
-    def run() -> T:
-        with api_client(creds) as api:
-            return fn(api, timeout)
-
     try:
-        return await asyncio.to_thread(run)
+        # The client is built from validated credentials only (certificate files live for this call),
+        # then pointed at the egress-checked address of the API server.
+        with api_client(creds) as api:
+            await pin_to_checked_address(ctx, api)
+            return await asyncio.to_thread(fn, api, timeout)
     except ApiException as exc:
         raise _map_api_error(exc) from exc
     except urllib3.exceptions.HTTPError as exc:

@@ -3,6 +3,10 @@
 ``integrations.slack``: ``bot_token`` (required) and optional ``base_url`` (default: the process setting
 ``INCIDENTFOX_SLACK_API_URL``, i.e. ``https://slack.com/api/`` unless pointed at a local Slack-compatible
 server in tests and the demo). Message text is untrusted: it reaches the model only as data.
+
+A team's own ``base_url`` is tenant egress: its calls go through the egress policy (an aiohttp session
+on :class:`incidentfox.egress.aiohttp_guard.EgressConnector`), refused as ``egress_refused``. The
+operator's URL is platform traffic and is not checked.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from actors.slack.client import slack_client
 from actors.tools import schema as s
 from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec, TransientToolError
 from actors.tools.convert import iso, parse_time
+from incidentfox.egress import EgressRefused
+from incidentfox.egress.aiohttp_guard import egress_session
 from incidentfox.evidence import EvidenceBundle
 from incidentfox.settings import get_settings
 
@@ -43,17 +49,25 @@ async def thread_history(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     token = config.get("bot_token") or config.get("token")
     if not token:
         raise ToolError("not_configured", "integrations.slack.bot_token is not set")
+    tenant_url = config.get("base_url")
+    # A tenant's own Slack URL is tenant egress (checked, pinned); the operator's is platform traffic.
+    session = egress_session(policy=ctx.egress, resolver=ctx.resolver) if tenant_url else None
     try:
         # No retries here: the tool executor retries transient errors under the tool's own budget.
-        async with slack_client(token=token, base_url=config.get("base_url") or get_settings().slack_api_url,
-                                timeout_s=int(TIMEOUT_S), rate_limit_retries=0) as client:
+        async with slack_client(token=token, base_url=tenant_url or get_settings().slack_api_url,
+                                timeout_s=int(TIMEOUT_S), rate_limit_retries=0, session=session) as client:
             resp = await client.conversations_replies(
                 channel=args["channel"], ts=args["thread_ts"], limit=args["limit"] or 100
             )
     except SlackApiError as exc:
         raise map_slack_error(str(exc.response.get("error", "unknown_error"))) from exc
+    except EgressRefused as exc:
+        raise ToolError("egress_refused", f"slack: {exc}") from None
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise TransientToolError("connection_error", f"slack: {type(exc).__name__}") from exc
+    finally:
+        if session is not None:
+            await session.close()
     messages = resp.get("messages") or []
     data = [
         {

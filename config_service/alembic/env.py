@@ -2,7 +2,7 @@
 
 Revisions, in order: 0001_config (config service), 0002_runs (deliveries, runs and what they record),
 0003_sandbox (sandbox sessions), 0004_scheduler (schedule claims, reports), 0005_webhook_secrets
-(per-org webhook signing secrets).
+(per-org webhook signing secrets), 0006_egress (the platform egress allow-list).
 """
 
 from __future__ import annotations

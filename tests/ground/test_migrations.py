@@ -12,7 +12,7 @@ from incidentfox.db import Base, make_sync_engine, upgrade
 
 # Every package that declares tables; the test is the composition root that knows them all.
 MODEL_MODULES = ("config_service.db.models", "incidentfox.runs.models", "actors.sandbox.models",
-                 "actors.scheduler.models")
+                 "actors.scheduler.models", "incidentfox.egress.store")
 
 
 @pytest.fixture(scope="module")

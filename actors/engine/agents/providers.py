@@ -7,11 +7,17 @@
 Every client is bounded: ``request_timeout_s`` per request and one SDK-level retry, so an upstream
 that hangs or errors turns into an exception the run reports, never a hang. Tracing to external
 services is off unless ``INCIDENTFOX_AGENT_TRACING=1`` (:func:`configure_tracing`).
+
+A team's own ``base_url`` is tenant egress: the client's HTTP goes through the egress policy
+(:func:`tenant_http_client`), so a loopback, link-local or private endpoint is refused before any
+byte is sent, and redirects are re-checked. Without ``base_url`` the SDK's endpoint (or the
+operator's ``OPENAI_BASE_URL``/``ANTHROPIC_BASE_URL``) is platform traffic and not checked.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from config_service import LLMConfig
 
@@ -30,8 +36,21 @@ def configure_tracing() -> None:
     _TRACING_CONFIGURED = True
 
 
-def build_model(llm: LLMConfig, model_name: str | None = None):
-    """A ``Model`` for ``llm`` (``model_name`` overrides ``llm.model`` for one agent)."""
+def tenant_http_client(sdk: Any, base_url: str | None, *, policy: Any = None, resolver: Any = None) -> Any:
+    """The ``http_client`` for an SDK client (``sdk``: the ``openai`` or ``anthropic`` module): one
+    through the egress policy when the team set ``base_url``, else None (the SDK's default)."""
+    if not base_url:
+        return None
+    import httpx2
+
+    from incidentfox.egress.transport import egress_client
+
+    return egress_client(httpx2, policy=policy, resolver=resolver, client_cls=sdk.DefaultAsyncHttpxClient)
+
+
+def build_model(llm: LLMConfig, model_name: str | None = None, *, policy: Any = None, resolver: Any = None):
+    """A ``Model`` for ``llm`` (``model_name`` overrides ``llm.model`` for one agent). ``policy`` and
+    ``resolver`` override the process's egress policy and DNS (tests)."""
     configure_tracing()
     name = model_name or llm.model
     if llm.provider == "anthropic":
@@ -40,13 +59,16 @@ def build_model(llm: LLMConfig, model_name: str | None = None):
         from actors.engine.agents.anthropic_model import AnthropicModel
 
         client = anthropic.AsyncAnthropic(api_key=llm.reveal_api_key() or "unset", base_url=llm.base_url or None,
-                                          timeout=llm.request_timeout_s, max_retries=MAX_CLIENT_RETRIES)
+                                          timeout=llm.request_timeout_s, max_retries=MAX_CLIENT_RETRIES,
+                                          http_client=tenant_http_client(anthropic, llm.base_url, policy=policy,
+                                                                         resolver=resolver))
         return AnthropicModel(name, client)
+    import openai
     from agents import OpenAIChatCompletionsModel, OpenAIResponsesModel
-    from openai import AsyncOpenAI
 
-    client = AsyncOpenAI(api_key=llm.reveal_api_key() or "unset", base_url=llm.base_url or None,
-                         timeout=llm.request_timeout_s, max_retries=MAX_CLIENT_RETRIES)
+    client = openai.AsyncOpenAI(api_key=llm.reveal_api_key() or "unset", base_url=llm.base_url or None,
+                                timeout=llm.request_timeout_s, max_retries=MAX_CLIENT_RETRIES,
+                                http_client=tenant_http_client(openai, llm.base_url, policy=policy, resolver=resolver))
     if llm.provider == "openai_compatible":
         return OpenAIChatCompletionsModel(model=name, openai_client=client)
     return OpenAIResponsesModel(model=name, openai_client=client)
