@@ -179,6 +179,9 @@ class AccessSection(_Section):
                                                 default_factory=lambda: _default("access", "sandbox_users"))
     responders: list[SlackPrincipal] = Field(max_length=MAX_ACCESS_IDS,
                                              default_factory=lambda: _default("access", "responders"))
+    # Team and impersonation tokens may approve or deny tool calls over the API only when this is
+    # true (admins always may): actors/engine/approvals.py, docs/security.md.
+    api_approvals: bool = Field(default_factory=lambda: _default("access", "api_approvals"))
 
 
 def _known_names(value: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:

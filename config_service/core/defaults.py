@@ -28,7 +28,7 @@ DEFAULT_CONFIG: MappingProxyType[str, Any] = MappingProxyType({
     "quotas": {"max_concurrent_runs": 5},
     "schedules": [],
     "sandbox": {"mcp_servers": [], "network": False},
-    "access": {"approvers": [], "sandbox_users": [], "responders": []},
+    "access": {"approvers": [], "sandbox_users": [], "responders": [], "api_approvals": False},
 })
 
 # The engine's model when a team sets ``llm.provider`` but no ``llm.model``. Not a config layer
