@@ -18,7 +18,7 @@ import httpx
 import pytest
 from conftest import STRICT, Sentinel
 
-from actors.tools.executor import ToolCallRequest, ToolExecutorCore
+from actors.engine.tool_executor import ToolCallRequest, ToolExecutorCore
 from config_service.services import config as config_svc
 from config_service.testing import config_harness
 from incidentfox.db import make_async_engine, session_factory

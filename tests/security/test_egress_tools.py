@@ -140,7 +140,7 @@ async def test_dns_rebinding_cannot_move_a_connection(sentinel: Sentinel) -> Non
 
 async def test_the_tool_executor_applies_its_policy(sentinel: Sentinel) -> None:
     """The executor's contexts carry its policy (the API test checks the recorded call)."""
-    from actors.tools.executor import ToolCallRequest, ToolExecutorCore
+    from actors.engine.tool_executor import ToolCallRequest, ToolExecutorCore
 
     core = ToolExecutorCore(None, egress=STRICT)
     out = await core.call(ToolCallRequest(run_id="r1", org_id="o", team_id="t", agent="metrics",
