@@ -49,7 +49,7 @@ def test_db_upgrade_command_is_idempotent(tmp_path, monkeypatch):
 
 @pytest.mark.postgres
 def test_concurrent_upgrades_on_postgres_are_safe():
-    from conftest import create_pg_database, drop_pg_database, pg_available
+    from incidentfox.throwaway_db import create_pg_database, drop_pg_database, pg_available
 
     if not pg_available():
         pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import STRICT, Sentinel
+from security_kit import STRICT, Sentinel
 
 from actors.engine.tool_executor import ToolCallRequest, ToolExecutorCore
 from config_service.services import config as config_svc

@@ -14,11 +14,11 @@ import httpx
 import httpx2
 import pytest
 from aiohttp import web
-from conftest import STRICT, FakeDNS, Sentinel
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from security_kit import STRICT, FakeDNS, Sentinel
 
 from actors.tools.base import ToolContext
 from actors.tools.execute import execute
@@ -190,11 +190,11 @@ async def test_kubernetes_client_is_pinned_with_the_server_name_for_tls() -> Non
 
 @pytest.mark.parametrize("provider", ["openai", "openai_compatible", "anthropic"])
 async def test_llm_base_url_is_tenant_egress(sentinel: Sentinel, provider: str) -> None:
+    from actors.team_config import LLMSettings
     from agents import ModelSettings
     from agents.models.interface import ModelTracing
 
     from actors.engine.agents.providers import build_model
-    from actors.team_config import LLMSettings
 
     llm = LLMSettings(provider=provider, model="m", base_url=sentinel.url() + "/v1", api_key="sk-test-123456",
                       request_timeout_s=5)

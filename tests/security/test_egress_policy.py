@@ -6,9 +6,9 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from conftest import STRICT, FakeDNS
 from hypothesis import given
 from hypothesis import strategies as st
+from security_kit import STRICT, FakeDNS
 
 from incidentfox.egress import (
     EgressPolicy,

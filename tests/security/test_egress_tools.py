@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 import pytest
-from conftest import STRICT, FakeDNS, Sentinel
+from security_kit import STRICT, FakeDNS, Sentinel
 
 from actors.tools.base import ToolContext, ToolResult
 from actors.tools.execute import execute
