@@ -118,14 +118,13 @@ def slack_group_members(*, bot_token: str, base_url: str) -> GroupMembers:
     A failed lookup (Slack down, missing scope, timeout) is an empty group: refusal, never approval."""
     from slack_sdk.errors import SlackApiError
 
-    from actors.slack.reporter import make_client
-
-    client = make_client(token=bot_token, base_url=base_url)
+    from actors.slack.client import slack_client
 
     async def members_of(group: str) -> frozenset[str]:
         try:
             async with asyncio.timeout(GROUP_LOOKUP_TIMEOUT_S):
-                resp = await client.usergroups_users_list(usergroup=group)
+                async with slack_client(token=bot_token, base_url=base_url, rate_limit_retries=0) as client:
+                    resp = await client.usergroups_users_list(usergroup=group)
         except (SlackApiError, TimeoutError, OSError) as exc:
             log.warning("user-group lookup failed; treating as not a member",
                         extra={"reason": type(exc).__name__})
@@ -230,12 +229,13 @@ REFUSAL_TEXT = {
 async def _post_refusal(*, token: str, base_url: str, channel: str, user: str, verdict: ApproverVerdict) -> None:
     from slack_sdk.errors import SlackApiError
 
-    from actors.slack.reporter import make_client
+    from actors.slack.client import slack_client
 
+    text = REFUSAL_TEXT.get(verdict, REFUSAL_TEXT[ApproverVerdict.NOT_AN_APPROVER])
     try:
         async with asyncio.timeout(REFUSAL_TIMEOUT_S):
-            await make_client(token=token, base_url=base_url).chat_postEphemeral(
-                channel=channel, user=user, text=REFUSAL_TEXT.get(verdict, REFUSAL_TEXT[ApproverVerdict.NOT_AN_APPROVER]))
+            async with slack_client(token=token, base_url=base_url, rate_limit_retries=0) as client:
+                await client.chat_postEphemeral(channel=channel, user=user, text=text)
     except (SlackApiError, TimeoutError, OSError) as exc:   # the refusal itself already holds
         log.warning("ephemeral approval refusal not delivered", extra={"reason": type(exc).__name__})
 

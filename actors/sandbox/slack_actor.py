@@ -21,6 +21,7 @@ from ray.exceptions import RayActorError
 
 from actors.sandbox.client import SandboxBackend
 from actors.sandbox.slack_dispatch import CONFIG_TIMEOUT_S, CREATE_TIMEOUT_S, SlackDispatchCore
+from incidentfox.logs import with_process_logging
 from incidentfox.settings import Settings
 
 SLACK_ACTOR_NAME = "sandbox-slack"
@@ -77,7 +78,8 @@ class SandboxSlackActor:
         return True
 
 
-SandboxSlack = ray.remote(num_cpus=0)(SandboxSlackActor)
+# Tenant data passes here: the redacting log filter is installed first (incidentfox.logs).
+SandboxSlack = ray.remote(num_cpus=0)(with_process_logging(SandboxSlackActor))
 
 
 def get_or_create_slack_actor(settings: Settings, *, namespace: str = "incidentfox",

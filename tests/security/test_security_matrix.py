@@ -138,6 +138,23 @@ MATRIX: dict[tuple[str, str, str], Entry] = {
     ("config", "GET", "/api/v1/routing/epoch"): Entry("/api/v1/routing/epoch"),
     ("config", "GET", "/api/v1/routing/table"): Entry("/api/v1/routing/table"),
     ("config", "GET", "/api/v1/orgs/{org}/audit"): Entry("/api/v1/orgs/acme/audit"),
+    # --- per-org / per-team webhook secrets: the org's admin (or the global admin) only ---
+    ("config", "POST", "/api/v1/orgs/{org}/webhook-secrets/{source}"): Entry(
+        "/api/v1/orgs/acme/webhook-secrets/github", body={}),
+    ("config", "POST", "/api/v1/orgs/{org}/teams/{team}/webhook-secrets/{source}"): Entry(
+        "/api/v1/orgs/acme/teams/payments/webhook-secrets/github", body={}),
+    ("config", "GET", "/api/v1/orgs/{org}/webhook-secrets"): Entry("/api/v1/orgs/acme/webhook-secrets"),
+    ("config", "GET", "/api/v1/orgs/{org}/teams/{team}/webhook-secrets"): Entry(
+        "/api/v1/orgs/acme/teams/payments/webhook-secrets"),
+    ("config", "DELETE", "/api/v1/orgs/{org}/webhook-secrets/{source}"): Entry(
+        "/api/v1/orgs/acme/webhook-secrets/github"),
+    ("config", "DELETE", "/api/v1/orgs/{org}/teams/{team}/webhook-secrets/{source}"): Entry(
+        "/api/v1/orgs/acme/teams/payments/webhook-secrets/github"),
+    # --- the platform egress allow-list: the global admin only ---
+    ("config", "GET", "/api/v1/admin/egress-allowlist"): Entry("/api/v1/admin/egress-allowlist"),
+    ("config", "PUT", "/api/v1/admin/egress-allowlist"): Entry(
+        "/api/v1/admin/egress-allowlist", body={"entries": [{"entry": "10.0.0.0/8"}]}),
+    ("config", "GET", "/api/v1/admin/egress-allowlist/audit"): Entry("/api/v1/admin/egress-allowlist/audit"),
 }
 
 

@@ -127,7 +127,7 @@ async def test_follow_up_routed_to_another_team_does_not_reach_the_run(sqlite_ur
 
 async def test_group_commit_sends_foreign_threads_to_the_checked_path(sqlite_url):
     """SQLite's batched fast path must not bind a new run to a thread another team owns."""
-    from serve_apps.intake_batch import IntakeBatcher
+    from serve_apps.deliveries.batch import IntakeBatcher
 
     core = make_core(sqlite_url)
     batcher = IntakeBatcher(core.sessions)
