@@ -8,8 +8,9 @@ Two implementations, picked by settings (:func:`object_store_from_settings`):
 * :class:`S3ObjectStore`: a bucket through ``boto3`` (production). ``PutObject`` and multipart
   uploads are atomic in S3 (an object appears whole when the upload completes). The endpoint is
   the operator's (``INCIDENTFOX_OBJECT_STORE_ENDPOINT_URL``, else boto3's own ``AWS_ENDPOINT_URL``
-  handling); credentials come from the process's default chain (IRSA on EKS): this is the
-  platform's own bucket, never a tenant's.
+  handling); credentials come from the process's default chain (IRSA on EKS), or static keys for
+  S3-compatible stores (``INCIDENTFOX_OBJECT_STORE_ACCESS_KEY_ID``/``..._SECRET_ACCESS_KEY``): this
+  is the platform's own bucket, never a tenant's.
 
 Keys are ``/``-separated relative names of ``[A-Za-z0-9._=-]`` segments; ``..``, ``.``, empty
 segments, a leading ``/`` and anything else are refused with :class:`InvalidKey`, so a key can never
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from incidentfox.errors import IncidentFoxError
 
@@ -286,11 +287,16 @@ class ObjectStoreConfig(BaseModel):
     prefix: str = ""
     endpoint_url: str | None = None
     region: str | None = None
+    access_key_id: SecretStr | None = None      # static keys (MinIO, tests); else the default chain
+    secret_access_key: SecretStr | None = None
 
     def build(self) -> ObjectStore:
         if self.kind == "s3":
+            keys = ({"aws_access_key_id": self.access_key_id.get_secret_value(),
+                     "aws_secret_access_key": self.secret_access_key.get_secret_value()}
+                    if self.access_key_id and self.secret_access_key else {})
             return S3ObjectStore(bucket=self.bucket, prefix=self.prefix, endpoint_url=self.endpoint_url,
-                                 region=self.region)
+                                 region=self.region, client_kwargs=keys)
         if self.root is None:
             raise ValueError("a local object store needs a root folder")
         return LocalObjectStore(self.root)
@@ -302,7 +308,9 @@ def object_store_config(settings: Any) -> ObjectStoreConfig:
         return ObjectStoreConfig(kind="s3", bucket=settings.object_store_bucket or "",
                                  prefix=settings.object_store_prefix,
                                  endpoint_url=settings.object_store_endpoint_url or None,
-                                 region=settings.object_store_region or None)
+                                 region=settings.object_store_region or None,
+                                 access_key_id=settings.object_store_access_key_id,
+                                 secret_access_key=settings.object_store_secret_access_key)
     root = settings.object_store_root or (settings.home / "objects")
     return ObjectStoreConfig(kind="local", root=Path(root).resolve())
 

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     object_store_prefix: str = ""
     object_store_endpoint_url: str = ""
     object_store_region: str = ""
+    object_store_access_key_id: SecretStr | None = None       # S3-compatible stores with static keys
+    object_store_secret_access_key: SecretStr | None = None
 
     # The dedicated AWS identity that assumes tenants' roles (`integrations.aws.role_arn`); its IAM
     # policy allows sts:AssumeRole and nothing else (docs/security.md). Static keys, or a named
