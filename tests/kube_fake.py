@@ -26,7 +26,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import WSMsgType, web
 
@@ -87,12 +87,12 @@ class FakeKubeApi:
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
-    def __enter__(self) -> FakeKubeApi:
+    def __enter__(self) -> Self:
         self._thread.start()
         self._ready.wait(10)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         async def stop() -> None:
             for pod in self.pods.values():
                 pod.kill_all()

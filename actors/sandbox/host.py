@@ -24,8 +24,8 @@ import logging
 import os
 import shutil
 import time
-from pathlib import Path
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import ray

@@ -22,15 +22,21 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from actors.sandbox import events
-from actors.sandbox.backends import CommandBackend, SessionRef
 from actors.sandbox.agent import DEFAULT_SYSTEM, TurnContext, client_for, run_turn
+from actors.sandbox.backends import CommandBackend, SessionRef
 from actors.sandbox.config import LLMConfig, SandboxRuntime
-from actors.sandbox.errors import SandboxError, SessionExpired, SessionNotFound, TurnInProgress, WorkspaceUnavailable
+from actors.sandbox.errors import (
+    SandboxError,
+    SessionExpired,
+    SessionNotFound,
+    TurnInProgress,
+    WorkspaceUnavailable,
+)
 from actors.sandbox.events import SandboxEvent
 from actors.sandbox.isolation import IsolationStatus
 from actors.sandbox.mcp import open_mcp_tools
 from actors.sandbox.mirror import Reporter, ThrottledMessage, TurnMirror
-from actors.sandbox.snapshot import Snapshots, SnapshotRejected
+from actors.sandbox.snapshot import SnapshotRejected, Snapshots
 from actors.sandbox.store import SandboxStore
 from actors.sandbox.tools import Toolbox
 from actors.sandbox.transcript import Message, user_text

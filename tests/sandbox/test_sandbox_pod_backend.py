@@ -116,7 +116,7 @@ async def test_session_commands_run_in_their_pod(sqlite_url: str, root: Path, ku
         sid = created["session_id"]
         events = await collect(b.send_message(sid, text="go", llm=llm(server)))
     assert events[-1]["type"] == "result"
-    write, bash, read, slow = ends(events)
+    _write, bash, read, slow = ends(events)
     assert bash["output"] == "hello from the host\n[exit code 3]" and bash["is_error"]
     assert read["output"] == "     1\tmade"                      # the pod's files came back to the host
     assert "started" in slow["output"] and "timed out" in slow["output"]

@@ -25,7 +25,7 @@ from actors.sandbox.client import LocalSandboxBackend, RaySandboxBackend
 from actors.sandbox.config import SandboxRuntime
 from actors.sandbox.host import OWNERS_DIR, SandboxHostCore
 from actors.sandbox.manager import get_or_create_manager
-from actors.sandbox.snapshot import Snapshots, SnapshotRejected, fingerprint, pack, snapshot_key, unpack
+from actors.sandbox.snapshot import SnapshotRejected, Snapshots, fingerprint, pack, snapshot_key, unpack
 from actors.sandbox.store import SandboxStore
 from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text, ToolUse
 from incidentfox.object_store import LocalObjectStore, ObjectStoreConfig
@@ -91,7 +91,8 @@ def test_pack_unpack_round_trip_is_byte_identical(tmp_path: Path, outside: Path)
     lay_down(ws, outside)
     buf = io.BytesIO()
     pack(ws, buf)
-    names = tarfile.open(fileobj=io.BytesIO(buf.getvalue())).getnames()
+    with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as tar:
+        names = tar.getnames()
     assert "pipe" not in names and not any("host-secret" in n for n in names)
     dest = tmp_path / "dest"
     dest.mkdir()

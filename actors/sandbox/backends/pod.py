@@ -82,8 +82,9 @@ def command_script(limits: SandboxLimits, timeout_s: float) -> list[str]:
 
 
 def push_script(size: int) -> list[str]:
-    return ["/bin/sh", "-c", "chmod -R u+rwX /workspace 2>/dev/null; find /workspace -mindepth 1 -delete && "
-            f"head -c {size} | tar -x -z -p -f - -C /workspace --no-same-owner"]
+    script = ("chmod -R u+rwX /workspace 2>/dev/null; find /workspace -mindepth 1 -delete && "
+              f"head -c {size} | tar -x -z -p -f - -C /workspace --no-same-owner")
+    return ["/bin/sh", "-c", script]
 
 
 @dataclass
