@@ -77,14 +77,14 @@ class SandboxHostCore:
             self._isolation = await self.backend.status()
         return self._isolation
 
-    async def _session(self, session_id: str) -> SandboxSession:
+    async def _session(self, session_id: str, *, new: bool = False) -> SandboxSession:
         """The in-memory session, loading it from the database (history included) on first use."""
         session = self.sessions.get(session_id)
         if session is not None:
             return session
         task = self._loading.get(session_id)
         if task is None:
-            task = asyncio.ensure_future(self._load(session_id))
+            task = asyncio.ensure_future(self._load(session_id, new=new))
             self._loading[session_id] = task
         try:
             session = await task
@@ -94,11 +94,12 @@ class SandboxHostCore:
         metrics.SANDBOX_SESSIONS_ACTIVE.set(len(self.sessions))
         return session
 
-    async def _load(self, session_id: str) -> SandboxSession:
+    async def _load(self, session_id: str, *, new: bool) -> SandboxSession:
         self._ensure_gc()
+        # A session being created has no snapshot yet: skip the store round trip on create.
         session = await SandboxSession.load(session_id=session_id, runtime=self.runtime, store=self.store,
                                             isolation=await self.isolation(), backend=self.backend,
-                                            snapshots=self.snapshots)
+                                            snapshots=self.snapshots, restore=not new)
         await asyncio.to_thread(self._mark_owner, session_id)
         return session
 
@@ -107,8 +108,8 @@ class SandboxHostCore:
         owners.mkdir(mode=0o700, exist_ok=True)
         (owners / session_id).write_text(self.name)
 
-    async def open_session(self, session_id: str) -> dict[str, Any]:
-        session = await self._session(session_id)
+    async def open_session(self, session_id: str, new: bool = False) -> dict[str, Any]:
+        session = await self._session(session_id, new=new)
         return {"session_id": session_id, "host": self.name, "messages": len(session.messages)}
 
     async def send_message(self, session_id: str, text: str, llm: dict[str, Any],

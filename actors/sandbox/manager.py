@@ -191,7 +191,7 @@ class SandboxManagerCore:
             slack_thread_ts=(slack or {}).get("thread_ts"))
         host = await self._assign(session_id, sched)
         try:
-            await self._open(host, session_id)
+            await self._open(host, session_id, new=True)
         except BaseException:
             self._forget(session_id)
             await self.store.end_session(session_id=session_id, status="deleted", reason="create_failed")
@@ -220,9 +220,9 @@ class SandboxManagerCore:
         await self.store.set_host(session_id=session_id, host=host.name)
         return host.name
 
-    async def _open(self, host: HostInfo, session_id: str) -> None:
+    async def _open(self, host: HostInfo, session_id: str, *, new: bool = False) -> None:
         try:
-            await self.spawner.call(host.handle, "open_session", session_id=session_id)
+            await self.spawner.call(host.handle, "open_session", session_id=session_id, new=new)
         except TimeoutError:
             raise HostUnavailable(f"no sandbox host answered within {HOST_CALL_TIMEOUT_S:.0f}s; is the team's "
                                   "placement offered by a node?") from None

@@ -65,7 +65,7 @@ class SandboxSession:
     @classmethod
     async def load(cls, *, session_id: str, runtime: SandboxRuntime, store: SandboxStore,
                    isolation: IsolationStatus, backend: CommandBackend | None = None,
-                   snapshots: Snapshots | None = None) -> SandboxSession:
+                   snapshots: Snapshots | None = None, restore: bool = True) -> SandboxSession:
         """Rebuild a session from the database, (re)creating its workspace directory if needed and
         restoring its last snapshot (when workspaces are persisted). A store that cannot be read is
         :class:`WorkspaceUnavailable` (retry later: saving over the snapshot would lose it); a snapshot
@@ -77,7 +77,7 @@ class SandboxSession:
             raise SessionExpired(f"sandbox session {session_id} has expired; its transcript is kept",
                                  details={"session_id": session_id})
         ws = await asyncio.to_thread(Workspace.ensure, runtime.root, session_id, uid=row.uid)
-        if snapshots is not None:
+        if snapshots is not None and restore:
             try:
                 async with asyncio.timeout(SNAPSHOT_TIMEOUT_S):
                     await snapshots.restore(session_id, ws.path, uid=ws.uid, gid=ws.gid)

@@ -298,3 +298,23 @@ async def test_stale_local_copies_are_collected(sqlite_url: str, root: Path) -> 
     assert (root / here).is_dir() and not (root / moved).exists() and not (root / ended).exists()
     assert not (root / ".restore-sbx_x-1").exists()
     await store.close()
+
+
+async def test_unreadable_store_fails_the_resume_not_the_create(sqlite_url: str, root: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Create never reads the store (a new session has no snapshot); a resume that cannot read it is
+    503 workspace_unavailable rather than an empty workspace that the next save would store."""
+    from actors.sandbox.errors import WorkspaceUnavailable
+    from incidentfox.object_store import ObjectStoreError
+
+    async def unreachable(self: Snapshots, *args: Any, **kwargs: Any) -> Any:
+        raise ObjectStoreError("object store request failed: ServiceUnavailable")
+
+    monkeypatch.setattr(Snapshots, "restore", unreachable)
+    runtime = SandboxRuntime(root=root, db_url=sqlite_url, uid_base=388_000, uid_count=1_000, sweep_interval_s=3600,
+                             object_store=ObjectStoreConfig(kind="local", root=tmp_path / "objects"))
+    sid = (await LocalSandboxBackend(runtime).create_session(org_id="acme", team_id="sre"))["session_id"]
+    other_host = LocalSandboxBackend(runtime)  # the first host is gone
+    with ScriptedAnthropicServer() as server, pytest.raises(WorkspaceUnavailable) as err:
+        await collect(other_host.send_message(sid, text="hi", llm=llm(server)))
+    assert err.value.status == 503 and err.value.code == "workspace_unavailable"
