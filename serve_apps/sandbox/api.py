@@ -37,10 +37,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ray import serve
 from ray.serve import Application
 
+from actors.sandbox.backends import isolation_status
 from actors.sandbox.client import SandboxBackend
 from actors.sandbox.config import parse_llm_config, parse_team_sandbox
 from actors.sandbox.events import SandboxEvent
-from actors.sandbox.backends import isolation_status
 from actors.sandbox.isolation import IsolationStatus
 from actors.sandbox.mcp import McpServerSpec, cipher_from_settings, encrypt_env, public_view
 from actors.sandbox.models import SandboxSessionRow

@@ -100,7 +100,8 @@ class _Commands:
         self.backend, self.state = backend, state
 
     async def run(self, command: str, *, workspace: Workspace, limits: SandboxLimits, status: IsolationStatus,
-                  timeout_s: float, network: bool = False) -> CommandResult:
+                  timeout_s: float, network: bool = False, **options: Any) -> CommandResult:
+        # `network` was fixed when the pod was labelled; bwrap-specific options do not apply here.
         return await self.backend.run(self.state, command, workspace=workspace, limits=limits, timeout_s=timeout_s)
 
 
