@@ -262,17 +262,31 @@ async def test_workspace_survives_a_killed_host_on_another_node(ray_session: Non
 # -- end of session and stale copies (in-process) --------------------------------------------------
 
 
-async def test_delete_removes_snapshot_and_interrupt_saves(sqlite_url: str, root: Path, tmp_path: Path) -> None:
+async def test_interrupt_saves_and_delete_removes_the_snapshot(sqlite_url: str, root: Path, tmp_path: Path) -> None:
     cfg = ObjectStoreConfig(kind="local", root=tmp_path / "objects")
     runtime = SandboxRuntime(root=root, db_url=sqlite_url, uid_base=380_000, uid_count=10_000,
                              sweep_interval_s=3600, object_store=cfg)
     b = LocalSandboxBackend(runtime)
     objects = cfg.build()
     with ScriptedAnthropicServer() as server:
-        server.add(Reply([ToolUse("Write", {"file_path": "a.txt", "content": "A"})]), Reply([Text("ok")]))
+        server.add(Reply([ToolUse("Write", {"file_path": "a.txt", "content": "A"})]),
+                   Reply([Text("a long answer that gets cut")], stall_s=30))
         sid = (await b.create_session(org_id="acme", team_id="sre"))["session_id"]
-        await collect(b.send_message(sid, text="write", llm=llm(server)))
-    assert await objects.exists(snapshot_key(sid))
+        stream = b.send_message(sid, text="write then think", llm=llm(server))
+        async for ev in stream:
+            if ev["type"] == "thought":
+                break                       # the write is done, the model is now stalled
+        assert not await objects.exists(snapshot_key(sid))
+        assert await b.interrupt(sid)
+        assert [ev async for ev in stream][-1]["type"] == "interrupted"
+    # The interrupted turn's files were saved: another node restores them.
+    dest = tmp_path / "elsewhere"
+    dest.mkdir()
+    with (tmp_path / "snap.tgz").open("wb") as fh:
+        fh.write(await objects.get(snapshot_key(sid)))
+    with (tmp_path / "snap.tgz").open("rb") as fh:
+        unpack(fh, dest, uid=UID, gid=UID, max_bytes=1 << 20)
+    assert (dest / "a.txt").read_text() == "A"
     assert await b.delete_session(sid)
     assert not await objects.exists(snapshot_key(sid))
     assert not (root / sid).exists() and not (root / OWNERS_DIR / sid).exists()
