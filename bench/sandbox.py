@@ -13,11 +13,17 @@ database and a scripted Anthropic-compatible server, then, through :class:`RaySa
   4 GiB target is about), the same actors before any session (``rss_idle_actors_gib``), and the
   marginal RSS per loaded session on the warm host (``rss_per_session_mib``);
 * ``baseline``: a bare ``bwrap … /usr/bin/true`` spawn (as the session UID), p50/p99 seconds, and
-  one sandboxed ``Bash`` round trip.
+  one sandboxed ``Bash`` round trip;
+* ``workspace``: sessions save their workspace to a local-folder object store after every turn (as
+  in the embedded default); then ``--snapshot-samples`` times, a workspace of ``--snapshot-files``
+  files (``--snapshot-mib`` MiB, half incompressible) is changed and saved (tar + upload, the code a
+  host runs at the end of a turn) and restored into a fresh directory (download + checked
+  extraction + swap, what a host runs on resume); p50/p99 seconds each.
 
 Prints one JSON line with ``create_p50_s``, ``create_p99_s``, ``first_event_p50_s``,
-``first_event_p99_s``, ``sessions``, ``rss_gib``, ``rss_per_session_mib``, the baseline and whether
-the targets hold (create p99 ≤ 1 s, the sessions fit in 4 GiB).
+``first_event_p99_s``, ``sessions``, ``rss_gib``, ``rss_per_session_mib``, the baseline,
+``workspace_save_p50_s``/``_p99_s``, ``workspace_restore_p50_s``/``_p99_s`` and whether the targets
+hold (create p99 ≤ 1 s, the sessions fit in 4 GiB).
 
     .venv/bin/python bench/sandbox.py [--sessions 50]
 """
@@ -44,6 +50,7 @@ from actors.sandbox.config import SandboxRuntime
 from actors.sandbox.isolation import _bwrap_prefix, sandbox_isolation_status
 from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text, ToolUse
 from incidentfox.db import upgrade
+from incidentfox.object_store import ObjectStoreConfig
 
 GiB = 1 << 30
 
@@ -80,8 +87,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     upgrade(db)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
              namespace="incidentfox-bench")
+    store_cfg = ObjectStoreConfig(kind="local", root=tmp / "objects")
     runtime = SandboxRuntime(root=root, db_url=db, uid_base=420_000, uid_count=20_000,
-                             namespace=f"sbx-bench-{uuid.uuid4().hex[:6]}", sweep_interval_s=3600)
+                             namespace=f"sbx-bench-{uuid.uuid4().hex[:6]}", sweep_interval_s=3600,
+                             object_store=store_cfg)
     manager = get_or_create_manager(runtime, prewarm=[{}], detached=False)
     await manager.start.remote()
     backend = RaySandboxBackend(manager, namespace=runtime.namespace)
@@ -116,6 +125,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     per_session = sum(d for d, _ in grown) / max(1, sum(n for _, n in grown))
     total_rss = hosts_rss + loaded["manager"]["rss_bytes"]
     bash = await one_bash(runtime)
+    saves, restores = await snapshot_times(runtime, store_cfg, args)
     ray.kill(manager)
     ray.shutdown()
     shutil.rmtree(root, ignore_errors=True)
@@ -139,10 +149,44 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "baseline_bwrap_spawn_p99_s": round(pct(base, 0.99), 4) if base else None,
         "bash_round_trip_s": bash,
         "isolation": sandbox_isolation_status(False).mode,
+        "workspace_store": store_cfg.kind,
+        "workspace_files": args.snapshot_files,
+        "workspace_mib": args.snapshot_mib,
+        "workspace_save_p50_s": round(statistics.median(saves), 4),
+        "workspace_save_p99_s": round(pct(saves, 0.99), 4),
+        "workspace_restore_p50_s": round(statistics.median(restores), 4),
+        "workspace_restore_p99_s": round(pct(restores, 0.99), 4),
     }
     result["target_create_p99_ok"] = result["create_p99_s"] <= 1.0  # type: ignore[operator]
     result["target_memory_ok"] = total_rss <= 4 * GiB
     return result
+
+
+async def snapshot_times(runtime: SandboxRuntime, store_cfg: ObjectStoreConfig,
+                         args: argparse.Namespace) -> tuple[list[float], list[float]]:
+    """Save and restore times of one workspace (see the module docstring), in this process."""
+    from actors.sandbox.snapshot import Snapshots
+    from actors.sandbox.workspace import Workspace
+
+    uid = runtime.uid_base - 4
+    ws = Workspace.ensure(runtime.root, "bench-snapshot", uid=uid)
+    per_file = max(1, (args.snapshot_mib << 20) // max(1, args.snapshot_files))
+    for i in range(args.snapshot_files):
+        sub = ws.path / f"dir{i % 10}"
+        sub.mkdir(exist_ok=True)
+        data = os.urandom(per_file) if i % 2 else (b"log line %d ok\n" % i) * (per_file // 16 + 1)
+        (sub / f"file{i}.dat").write_bytes(data[:per_file])
+    snaps = Snapshots(store_cfg.build(), scratch=runtime.root, max_bytes=runtime.snapshot_max_bytes)
+    saves, restores = [], []
+    for n in range(args.snapshot_samples):
+        (ws.path / "changed.txt").write_text(f"turn {n}\n")
+        result = await snaps.save("bench-snapshot", ws.path)
+        assert result.uploaded
+        saves.append(result.duration_s)
+        fresh = runtime.root / "bench-restore"
+        restored = await snaps.restore("bench-snapshot", fresh, uid=uid, gid=uid)
+        restores.append(restored.duration_s)
+    return saves, restores
 
 
 async def one_bash(runtime: SandboxRuntime) -> float | None:
@@ -164,6 +208,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--baseline", type=int, default=30, help="bare bwrap spawns for the baseline")
+    parser.add_argument("--snapshot-samples", type=int, default=20, help="workspace saves/restores timed")
+    parser.add_argument("--snapshot-files", type=int, default=200, help="files in the timed workspace")
+    parser.add_argument("--snapshot-mib", type=int, default=8, help="MiB in the timed workspace")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print(json.dumps({"bench": "sandbox", "skipped": "needs root for per-session UIDs"}))

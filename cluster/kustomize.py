@@ -27,9 +27,9 @@ Obj = dict[str, Any]
 
 _KNOWN_FIELDS = {"apiVersion", "kind", "resources", "patches", "namespace", "labels", "images"}
 _CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
-                   "PersistentVolume", "StorageClass", "IngressClass", "PriorityClass"}
+                   "PersistentVolume", "StorageClass", "IngressClass", "PriorityClass", "RuntimeClass"}
 _BUILTIN_GROUPS = {"v1", "apps/v1", "batch/v1", "networking.k8s.io/v1", "policy/v1",
-                   "rbac.authorization.k8s.io/v1", "autoscaling/v2"}
+                   "rbac.authorization.k8s.io/v1", "autoscaling/v2", "node.k8s.io/v1"}
 
 
 class KustomizeError(ValueError):

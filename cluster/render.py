@@ -13,7 +13,10 @@
    running cluster in place. It also copies ``metadata.resourceVersion``, so a server-side apply of the
    result fails with 409 if the provisioner wrote in between;
 3. with ``compact=True`` (planned upgrades only: it rolls out a new Ray cluster) drops retired groups
-   and groups no longer in the base.
+   and groups no longer in the base;
+4. appends the sandbox namespace's objects (``cluster/sandbox``: the namespace, the session pods'
+   token-less service account, the sandbox actors' Role and RoleBinding, the default-deny
+   NetworkPolicy), built apart because an overlay's ``namespace:`` would move them.
 
 ``write(objects, out)`` writes one file per object plus a ``kustomization.yaml`` listing them, so
 ``kubectl apply --server-side --field-manager=incidentfox-render -k OUT`` applies the result.
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 CLUSTER_DIR = Path(__file__).resolve().parent
 REPO_ROOT = CLUSTER_DIR.parent
 OVERLAYS = ("eks", "local-kind")
+SANDBOX_DIR = CLUSTER_DIR / "sandbox"
 DEFAULT_SERVE_CONFIG = REPO_ROOT / "serve_apps" / "serve_config.yaml"
 RAYSERVICE_NAME = "incidentfox"
 RENDER_FIELD_MANAGER = "incidentfox-render"
@@ -144,7 +148,7 @@ def render(*, overlay: str, serve_config: Path = DEFAULT_SERVE_CONFIG, live: Obj
                 rayservice["metadata"]["name"]:
             raise RenderError("the live object is not this overlay's RayService")
         objects[objects.index(rayservice)] = carry_live_groups(rayservice, live, compact=compact)
-    return objects
+    return objects + build(SANDBOX_DIR)
 
 
 class _BlockDumper(yaml.SafeDumper):

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -53,6 +53,31 @@ class Settings(BaseSettings):
         default=False, description="Run sandbox Bash with rlimits only when bubblewrap is unavailable (weaker).")
     sandbox_ttl_s: float = 7200.0
     sandbox_sessions_per_host: int = 64
+    # Where a session's commands run (docs/sandbox.md, "Backends"): `bwrap` on this node (local
+    # default), or `pod`: a pod per session in `sandbox_namespace` through the Kubernetes API.
+    sandbox_backend: Literal["bwrap", "pod"] = "bwrap"
+    sandbox_namespace: str = Field(default="incidentfox-sandbox", description="Namespace of session pods.")
+    sandbox_pod_image: str = Field(default="debian:bookworm-slim",
+                                   description="Image of session pods (needs sh, tar, base64, timeout).")
+    sandbox_pod_service_account: str = "incidentfox-sandbox-session"
+    sandbox_runtime_class: str = Field(default="", description="runtimeClassName of session pods, e.g. gvisor.")
+    sandbox_pod_cpu: str = "1"
+    sandbox_pod_memory: str = "2Gi"
+    sandbox_pod_ephemeral_storage: str = "4Gi"
+    sandbox_pod_start_timeout_s: float = 120.0
+    # Workspace snapshots in the object store: saved after every turn, restored on resume.
+    sandbox_persist_workspaces: bool = True
+
+    # The platform's object store (incidentfox/object_store.py): a folder under `home` by default,
+    # S3 in production. The S3 endpoint defaults to boto3's own (AWS_ENDPOINT_URL, else AWS).
+    object_store: Literal["local", "s3"] = "local"
+    object_store_root: Path | None = Field(default=None, description="Local store folder; default `home`/objects.")
+    object_store_bucket: str = ""
+    object_store_prefix: str = ""
+    object_store_endpoint_url: str = ""
+    object_store_region: str = ""
+    object_store_access_key_id: SecretStr | None = None       # S3-compatible stores with static keys
+    object_store_secret_access_key: SecretStr | None = None
 
     # The dedicated AWS identity that assumes tenants' roles (`integrations.aws.role_arn`); its IAM
     # policy allows sts:AssumeRole and nothing else (docs/security.md). Static keys, or a named

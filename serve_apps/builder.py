@@ -89,9 +89,10 @@ async def _sandbox_health() -> dict[str, Any]:
     """Whether sandbox Bash can be isolated on this node, and why not (a one-off probe, off the loop)."""
     import asyncio
 
-    from actors.sandbox.isolation import sandbox_isolation_status
+    from actors.sandbox.backends import isolation_status
+    from incidentfox.settings import get_settings
 
-    status = await asyncio.to_thread(sandbox_isolation_status)
+    status = await asyncio.to_thread(isolation_status, get_settings())
     return {"available": status.available, "mode": status.mode, "reason": status.reason}
 
 

@@ -16,12 +16,14 @@ or raise :class:`incidentfox.errors.Unprocessable` (``invalid_sandbox_config`` /
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from actors.sandbox.backends.pod_spec import PodConfig
 from config_service import LLMConfig, SandboxSection
 from incidentfox.errors import Unprocessable
+from incidentfox.object_store import ObjectStoreConfig, object_store_config
 from incidentfox.settings import Settings
 
 GiB = 1 << 30
@@ -67,6 +69,10 @@ class SandboxRuntime(BaseModel):
     tool_timeout_s: float = 660.0       # outer bound on any tool call (Bash has its own)
     mcp_timeout_s: float = 30.0
     slack_api_url: str = "https://slack.com/api/"   # where a session's Slack mirror posts
+    backend: Literal["bwrap", "pod"] = "bwrap"      # where Bash runs (actors/sandbox/backends/)
+    pod: PodConfig = Field(default_factory=PodConfig)
+    object_store: ObjectStoreConfig | None = None   # workspace snapshots; None: not persisted
+    snapshot_max_bytes: int = 4 * GiB               # the most a restored snapshot may hold
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> SandboxRuntime:
@@ -78,6 +84,9 @@ class SandboxRuntime(BaseModel):
             "ttl_s": settings.sandbox_ttl_s,
             "sessions_per_host": settings.sandbox_sessions_per_host,
             "slack_api_url": settings.slack_api_url,
+            "backend": settings.sandbox_backend,
+            "pod": PodConfig.from_settings(settings),
+            "object_store": object_store_config(settings) if settings.sandbox_persist_workspaces else None,
         }
         values.update(overrides)
         return cls(**values)

@@ -41,3 +41,9 @@ class McpNotAllowed(Forbidden):
 
 class HostUnavailable(SandboxError):
     status, code = 503, "sandbox_host_unavailable"
+
+
+class WorkspaceUnavailable(SandboxError):
+    """The session's saved workspace cannot be read from the object store right now."""
+
+    status, code = 503, "workspace_unavailable"

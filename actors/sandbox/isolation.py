@@ -36,7 +36,7 @@ from actors.sandbox.config import SandboxLimits
 from actors.sandbox.errors import IsolationUnavailable
 from actors.sandbox.workspace import VIRTUAL_ROOT, Workspace
 
-Mode = Literal["bwrap", "rlimit_only", "unavailable"]
+Mode = Literal["bwrap", "rlimit_only", "pod", "unavailable"]  # pod: actors/sandbox/backends/pod.py
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 _ETC_FILES = ("ld.so.cache", "alternatives", "localtime", "ssl", "ca-certificates", "mime.types",
               "inputrc", "bash.bashrc", "profile", "nsswitch.conf", "host.conf")

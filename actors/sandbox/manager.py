@@ -9,8 +9,9 @@
   died and was reported with :meth:`host_failed`) is assigned a host again, which reloads it from
   the database: history survives, no turn is lost.
 * **Expire**: a sweep every ``sweep_interval_s`` ends sessions whose ``expires_at`` (last activity +
-  TTL) has passed (compare-and-set, so activity in between wins), removes their workspaces and
-  keeps their transcripts. Messages to an expired session get ``410 session_expired``.
+  TTL) has passed (compare-and-set, so activity in between wins), removes their workspaces, their
+  workspace snapshots and their pods (pod backend), and keeps their transcripts. Messages to an
+  expired session get ``410 session_expired``.
 
 :class:`SandboxManagerCore` is plain Python over a *spawner* (how hosts are created and called):
 :class:`RaySpawner` in production, :class:`LocalSpawner` in-process for tests and Ray-less use.
@@ -29,10 +30,12 @@ from typing import Any
 
 import ray
 
+from actors.sandbox.backends import CommandBackend, command_backend
 from actors.sandbox.config import SandboxRuntime, check_scheduling, parse_team_sandbox
 from actors.sandbox.errors import HostUnavailable, SessionExpired, SessionNotFound
 from actors.sandbox.host import SandboxHost, SandboxHostCore, rss_bytes
 from actors.sandbox.mirror import Reporter
+from actors.sandbox.snapshot import snapshot_key
 from actors.sandbox.store import SandboxStore, new_session_id
 from incidentfox.db import utcnow
 from incidentfox.logs import with_process_logging
@@ -106,6 +109,8 @@ class SandboxManagerCore:
         self._serial = 0
         self._lock = asyncio.Lock()
         self._sweeper: asyncio.Task[None] | None = None
+        self._backend: CommandBackend | None = None
+        self._objects = runtime.object_store.build() if runtime.object_store is not None else None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -187,7 +192,7 @@ class SandboxManagerCore:
             slack_thread_ts=(slack or {}).get("thread_ts"))
         host = await self._assign(session_id, sched)
         try:
-            await self._open(host, session_id)
+            await self._open(host, session_id, new=True)
         except BaseException:
             self._forget(session_id)
             await self.store.end_session(session_id=session_id, status="deleted", reason="create_failed")
@@ -216,9 +221,9 @@ class SandboxManagerCore:
         await self.store.set_host(session_id=session_id, host=host.name)
         return host.name
 
-    async def _open(self, host: HostInfo, session_id: str) -> None:
+    async def _open(self, host: HostInfo, session_id: str, *, new: bool = False) -> None:
         try:
-            await self.spawner.call(host.handle, "open_session", session_id=session_id)
+            await self.spawner.call(host.handle, "open_session", session_id=session_id, new=new)
         except TimeoutError:
             raise HostUnavailable(f"no sandbox host answered within {HOST_CALL_TIMEOUT_S:.0f}s; is the team's "
                                   "placement offered by a node?") from None
@@ -249,6 +254,12 @@ class SandboxManagerCore:
         return ended
 
     async def _close_everywhere(self, session_id: str) -> None:
+        try:
+            await self._close_local(session_id)
+        finally:
+            await self._destroy(session_id)
+
+    async def _close_local(self, session_id: str) -> None:
         host = self._forget(session_id)
         if host is not None:
             try:
@@ -256,8 +267,24 @@ class SandboxManagerCore:
                 return
             except Exception as exc:  # noqa: BLE001 - a dead host cannot clean up; we do it below
                 log.warning("sandbox host %s could not close %s: %s", host.name, session_id, type(exc).__name__)
-        # No live host holds it: remove the workspace from here (same node in single-node setups).
+        # No live host holds it: remove the workspace from here (same node in single-node setups;
+        # copies on other nodes are collected by their hosts, host.gc_workspaces).
         await asyncio.to_thread(_rmtree, self.runtime.root / session_id)
+
+    async def _destroy(self, session_id: str) -> None:
+        """What an ended session holds outside any host: its snapshot and its pod. Failures are
+        logged (the pod has a deadline; a snapshot left over is only storage)."""
+        if self._backend is None:
+            self._backend = command_backend(self.runtime)
+        try:
+            await self._backend.destroy(session_id)
+        except Exception as exc:  # noqa: BLE001 - the sweep must go on
+            log.warning("sandbox session %s: backend cleanup failed: %s", session_id, type(exc).__name__)
+        if self._objects is not None:
+            try:
+                await self._objects.delete(snapshot_key(session_id))
+            except Exception as exc:  # noqa: BLE001
+                log.warning("sandbox session %s: snapshot delete failed: %s", session_id, type(exc).__name__)
 
     async def sweep(self, now: datetime | None = None) -> list[str]:
         """End every session whose TTL passed by ``now``; returns their ids."""

@@ -1,8 +1,11 @@
 """SandboxSession: one workspace and one conversation, hosted in a SandboxHost.
 
-A session's state lives in the database (row + append-only transcript) and on the node's disk (the
-workspace); the in-memory object is a cache that any host can rebuild with :meth:`load`, which is
-how a session whose host died resumes with its full history.
+A session's state lives in the database (row + append-only transcript), on the node's disk (the
+workspace) and, when workspaces are persisted, in the object store (a snapshot of the workspace
+saved at the end of every turn, interrupted ones included: :mod:`actors.sandbox.snapshot`). The
+in-memory object is a cache that any host can rebuild with :meth:`load`, which restores the snapshot:
+that is how a session whose host died (or whose node went away) resumes with its full history and
+its files.
 
 A turn runs as its own task, so it survives the HTTP client going away (the Slack mirror still
 sees it through) and so :meth:`interrupt` can cancel it: the model stream is closed or the running
@@ -20,26 +23,37 @@ from typing import Any
 
 from actors.sandbox import events
 from actors.sandbox.agent import DEFAULT_SYSTEM, TurnContext, client_for, run_turn
+from actors.sandbox.backends import CommandBackend, SessionRef
 from actors.sandbox.config import LLMConfig, SandboxRuntime
-from actors.sandbox.errors import SandboxError, SessionExpired, SessionNotFound, TurnInProgress
+from actors.sandbox.errors import (
+    SandboxError,
+    SessionExpired,
+    SessionNotFound,
+    TurnInProgress,
+    WorkspaceUnavailable,
+)
 from actors.sandbox.events import SandboxEvent
 from actors.sandbox.isolation import IsolationStatus
 from actors.sandbox.mcp import open_mcp_tools
 from actors.sandbox.mirror import Reporter, ThrottledMessage, TurnMirror
+from actors.sandbox.snapshot import SnapshotRejected, Snapshots
 from actors.sandbox.store import SandboxStore
 from actors.sandbox.tools import Toolbox
 from actors.sandbox.transcript import Message, user_text
 from actors.sandbox.workspace import Workspace
+from incidentfox.object_store import ObjectStoreError
 
 log = logging.getLogger("incidentfox.sandbox.session")
 MIRROR_DRAIN_S = 15.0
+SNAPSHOT_TIMEOUT_S = 300.0
 
 
 class SandboxSession:
     def __init__(self, *, session_id: str, org_id: str, team_id: str, workspace: Workspace,
                  messages: list[Message], network: bool, runtime: SandboxRuntime, store: SandboxStore,
-                 isolation: IsolationStatus) -> None:
+                 isolation: IsolationStatus, commands: Any = None, snapshots: Snapshots | None = None) -> None:
         self.id, self.org_id, self.team_id = session_id, org_id, team_id
+        self.commands, self.snapshots = commands, snapshots
         self.workspace = workspace
         self.messages = messages
         self.network = network
@@ -50,8 +64,12 @@ class SandboxSession:
 
     @classmethod
     async def load(cls, *, session_id: str, runtime: SandboxRuntime, store: SandboxStore,
-                   isolation: IsolationStatus) -> SandboxSession:
-        """Rebuild a session from the database, (re)creating its workspace directory if needed."""
+                   isolation: IsolationStatus, backend: CommandBackend | None = None,
+                   snapshots: Snapshots | None = None, restore: bool = True) -> SandboxSession:
+        """Rebuild a session from the database, (re)creating its workspace directory if needed and
+        restoring its last snapshot (when workspaces are persisted). A store that cannot be read is
+        :class:`WorkspaceUnavailable` (retry later: saving over the snapshot would lose it); a snapshot
+        that breaks the restore rules is logged and the session goes on with an empty workspace."""
         row = await store.get_session(session_id=session_id)
         if row is None or row.status == "deleted":
             raise SessionNotFound(f"sandbox session {session_id} does not exist")
@@ -59,11 +77,26 @@ class SandboxSession:
             raise SessionExpired(f"sandbox session {session_id} has expired; its transcript is kept",
                                  details={"session_id": session_id})
         ws = await asyncio.to_thread(Workspace.ensure, runtime.root, session_id, uid=row.uid)
+        if snapshots is not None and restore:
+            try:
+                async with asyncio.timeout(SNAPSHOT_TIMEOUT_S):
+                    await snapshots.restore(session_id, ws.path, uid=ws.uid, gid=ws.gid)
+            except SnapshotRejected as exc:
+                log.error("workspace snapshot of %s refused (%s); the session continues without it",
+                          session_id, exc.message)
+            except (ObjectStoreError, OSError, TimeoutError) as exc:
+                raise WorkspaceUnavailable(f"the workspace of {session_id} could not be restored; retry "
+                                           f"shortly ({type(exc).__name__})") from None
+        network = bool((row.config or {}).get("network"))
+        commands = None
+        if backend is not None:
+            commands = backend.bind(SessionRef(session_id=session_id, org_id=row.org_id, team_id=row.team_id,
+                                               uid=ws.uid, network=network))
         history = [{"role": m["role"], "content": m["content"]}
                    for m in await store.list_messages(session_id=session_id)]
         return cls(session_id=session_id, org_id=row.org_id, team_id=row.team_id, workspace=ws,
-                   messages=history, network=bool((row.config or {}).get("network")), runtime=runtime,
-                   store=store, isolation=isolation)
+                   messages=history, network=network, runtime=runtime, store=store, isolation=isolation,
+                   commands=commands, snapshots=snapshots)
 
     @property
     def busy(self) -> bool:
@@ -102,6 +135,20 @@ class SandboxSession:
         if remove_workspace:
             await asyncio.to_thread(self.workspace.remove)
 
+    async def save_workspace(self) -> None:
+        """Snapshot the workspace to the object store (skipped when unchanged). A failure is logged,
+        never fails the turn: the previous snapshot stays, and the next turn tries again."""
+        if self.snapshots is None:
+            return
+        try:
+            async with asyncio.timeout(SNAPSHOT_TIMEOUT_S):
+                result = await self.snapshots.save(self.id, self.workspace.path)
+            if result.uploaded:
+                log.debug("saved workspace of %s: %d entries, %d bytes in %.3fs", self.id, result.entries,
+                          result.bytes, result.duration_s)
+        except (ObjectStoreError, OSError, TimeoutError) as exc:
+            log.warning("workspace snapshot of %s failed: %s", self.id, type(exc).__name__)
+
     # -- the turn --------------------------------------------------------------------------------
 
     async def _persist(self) -> None:
@@ -131,7 +178,7 @@ class SandboxSession:
             async with open_mcp_tools(mcp_entries, cipher=cipher,
                                       connect_timeout_s=self.runtime.mcp_timeout_s) as mcp:
                 toolbox = Toolbox(self.workspace, self.runtime.limits, self.isolation, network=self.network,
-                                  extra_specs=mcp.specs, extra=mcp.handlers)
+                                  commands=self.commands, extra_specs=mcp.specs, extra=mcp.handlers)
                 ctx = TurnContext(
                     client=client_for(llm, timeout_s=self.runtime.model_timeout_s), model=llm.model,
                     max_tokens=llm.max_tokens,
@@ -164,6 +211,8 @@ class SandboxSession:
     async def _finish(self, mirror_task: asyncio.Task[None] | None, mirror_q: asyncio.Queue,
                       terminal: SandboxEvent) -> None:
         await self._persist()
+        # Before the terminal event: once a caller sees the turn end, its files are saved.
+        await self.save_workspace()
         await self.store.touch(session_id=self.id, busy=False, turn_done=True)
         if mirror_task is not None:
             mirror_q.put_nowait(terminal)

@@ -34,7 +34,7 @@ def make_slack_dispatch(settings: Settings, *, namespace: str = "incidentfox",
                         prewarm: list[dict[str, Any]] | None = None) -> SlackDispatchCore:
     """The production wiring (see module doc); ``close()`` disposes its engine."""
     from actors.engine.placement import scheduling_options
-    from actors.sandbox.isolation import sandbox_isolation_status
+    from actors.sandbox.backends import isolation_status
     from actors.sandbox.mirror import SlackWebReporter
     from config_service import TeamConfigReader
     from incidentfox.db import make_async_engine, session_factory
@@ -61,7 +61,7 @@ def make_slack_dispatch(settings: Settings, *, namespace: str = "incidentfox",
         sessions=sessions, backend=ray_backend, team_config=team_config, engine=engine,
         reporter_for=lambda token: SlackWebReporter(token, base_url=settings.slack_api_url),
         scheduling_for=lambda cfg, org, team: scheduling_options(cfg, org_id=org, team_id=team),
-        isolation=lambda: sandbox_isolation_status(settings.sandbox_allow_rlimit_only))
+        isolation=lambda: isolation_status(settings))
 
 
 class SandboxSlackActor:

@@ -105,6 +105,7 @@ class Toolbox:
     limits: SandboxLimits
     isolation: IsolationStatus
     network: bool = False
+    commands: Any = None    # the session's SessionCommands (actors/sandbox/backends); None: bwrap here
     extra_specs: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, ExtraHandler] = field(default_factory=dict)
 
@@ -146,8 +147,9 @@ class Toolbox:
         timeout_s = self.limits.default_timeout_s
         if args.get("timeout") is not None:
             timeout_s = min(max(float(args["timeout"]) / 1000.0, 1.0), self.limits.max_timeout_s)
-        res = await run_command(command, workspace=self.workspace, limits=self.limits,
-                                status=self.isolation, timeout_s=timeout_s, network=self.network)
+        run = self.commands.run if self.commands is not None else run_command
+        res = await run(command, workspace=self.workspace, limits=self.limits,
+                        status=self.isolation, timeout_s=timeout_s, network=self.network)
         return ToolOutcome(res.for_model(), is_error=res.killed is not None or res.exit_code != 0)
 
     # -- file tools (blocking; run in a thread) ----------------------------------------------------

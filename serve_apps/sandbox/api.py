@@ -38,10 +38,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ray import serve
 from ray.serve import Application
 
+from actors.sandbox.backends import isolation_status
 from actors.sandbox.client import SandboxBackend
 from actors.sandbox.config import parse_llm_config, parse_team_sandbox
 from actors.sandbox.events import SandboxEvent
-from actors.sandbox.isolation import IsolationStatus, sandbox_isolation_status
+from actors.sandbox.isolation import IsolationStatus
 from actors.sandbox.mcp import McpServerSpec, cipher_from_settings, encrypt_env, public_view
 from actors.sandbox.models import SandboxSessionRow
 from actors.sandbox.store import SandboxStore
@@ -149,7 +150,7 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
             return scheduling_options(cfg, org_id=org_id, team_id=team_id)
     if isolation is None:
         def isolation() -> IsolationStatus:
-            return sandbox_isolation_status(settings.sandbox_allow_rlimit_only)
+            return isolation_status(settings)
 
     async def principal_dep(request: Request) -> Principal:
         return await authenticate(bearer_token(request))

@@ -118,7 +118,8 @@ def test_ray_pods_share_env_sources_and_set_requests_and_limits(overlay: str) ->
         assert {"name": "INCIDENTFOX_DATABASE_URL", "valueFrom": {"secretKeyRef": {
             "name": "incidentfox-db", "key": "url"}}} in c["env"]
         assert c["envFrom"] == [{"secretRef": {"name": "incidentfox-app"}},
-                                {"secretRef": {"name": "incidentfox-webhooks"}}]
+                                {"secretRef": {"name": "incidentfox-webhooks"}},
+                                {"configMapRef": {"name": "incidentfox-sandbox"}}]
         literal = {e["name"] for e in c["env"] if "value" in e}
         assert not literal
 
@@ -141,13 +142,17 @@ def test_placement_resources_and_autoscaling(overlay: str) -> None:
 
 def test_eks_overlay_specifics() -> None:
     objects = render(overlay="eks")
-    (sa,) = by_kind(objects, "ServiceAccount")
+    (sa,) = [o for o in by_kind(objects, "ServiceAccount") if o["metadata"]["name"] == "incidentfox"]
     assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
     spec = rayservice(objects)["spec"]["rayClusterConfig"]
     assert spec["gcsFaultToleranceOptions"]["redisPassword"] == {
         "valueFrom": {"secretKeyRef": {"name": "incidentfox-redis", "key": "password"}}}
     assert all(".dkr.ecr." in c["image"] for c in ray_containers(objects))
-    assert {o["metadata"]["namespace"] for o in objects} == {"incidentfox"}
+    # The platform's objects in its namespace; the sandbox's in theirs (tests/kuberay/test_cluster_sandbox.py).
+    assert {o["metadata"].get("namespace") for o in objects
+            if o["kind"] not in ("Namespace", "RuntimeClass")} == {"incidentfox", "incidentfox-sandbox"}
+    assert {o["metadata"]["namespace"] for o in objects
+            if o["metadata"].get("namespace") == "incidentfox-sandbox"} == {"incidentfox-sandbox"}
     # Only /webhooks and /api are public, through the ALB; nothing exposes the dashboard.
     (ingress,) = by_kind(objects, "Ingress")
     assert ingress["spec"]["ingressClassName"] == "alb"
@@ -279,7 +284,7 @@ def test_kustomize_subset_refuses_what_it_does_not_implement(tmp_path: Path) -> 
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) not installed")
-@pytest.mark.parametrize("path", ["base", "overlays/eks", "overlays/local-kind"])
+@pytest.mark.parametrize("path", ["base", "overlays/eks", "overlays/local-kind", "sandbox"])
 def test_python_build_matches_kubectl_kustomize(path: str) -> None:
     out = subprocess.run(["kubectl", "kustomize", str(CLUSTER_DIR / path)], check=True,
                          capture_output=True, text=True, timeout=120).stdout
