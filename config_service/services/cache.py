@@ -1,4 +1,7 @@
-"""Per-process LRU cache of effective configs, keyed by ``(database, org, node, org epoch, revealed)``.
+"""Per-process LRU cache of composed effective configs, keyed by ``(database, org, node, org epoch)``.
+
+Entries keep secret leaves encrypted, as stored; readers decrypt (engine) or mask (responses) their
+own copy, so no decrypted tenant credential lives in this cache.
 
 The database part (its URL, password hidden) keeps two databases in one process (tests, tools)
 apart. Correctness does not depend on eviction: every config write bumps the org epoch in the database,
@@ -17,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config_service.core.merge import json_copy
 
-CacheKey = tuple[str, str, str, int, bool]
+CacheKey = tuple[str, str, str, int]
 _DB_KEYS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 

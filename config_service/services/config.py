@@ -195,17 +195,17 @@ async def effective_config_with_epoch(session: AsyncSession, *, org_id: str, nod
                                       settings: Settings | None = None) -> tuple[int, dict[str, Any]]:
     """:func:`get_effective_config` plus the org epoch it is valid for (a cache key for callers)."""
     epoch = await org_epoch(session, org_id=org_id)
-    key = (database_key(session), org_id, node_id, epoch, reveal_secrets)
-    cached = EFFECTIVE_CACHE.get(key)
-    if cached is not None:
-        return epoch, cached
-    effective, _, _ = _compose(await _chain(session, org_id=org_id, node_id=node_id))
+    # The cache holds the composed document with its secrets still ENCRYPTED: a decrypted tenant
+    # credential lives only in the copy handed to the caller (dropped when its run ends), never in
+    # this long-lived per-process cache. Decrypting a few leaves per read is cheap.
+    key = (database_key(session), org_id, node_id, epoch)
+    composed = EFFECTIVE_CACHE.get(key)
+    if composed is None:
+        composed, _, _ = _compose(await _chain(session, org_id=org_id, node_id=node_id))
+        EFFECTIVE_CACHE.put(key, composed)
     if reveal_secrets:
-        effective = decrypt_secrets(effective, settings_cipher(settings or get_settings()))
-    else:
-        effective = mask_secrets(effective)
-    EFFECTIVE_CACHE.put(key, effective)
-    return epoch, effective
+        return epoch, decrypt_secrets(composed, settings_cipher(settings or get_settings()))
+    return epoch, mask_secrets(composed)
 
 
 async def explain_effective_config(session: AsyncSession, *, org_id: str, node_id: str) -> dict[str, Any]:
