@@ -2,7 +2,7 @@
 
 Values match what later components assume when a team configures nothing: the offline planner (no
 ``llm.provider``), a 300 s run deadline, a 10-minute alert correlation window, shared deployment,
-2-hour sandbox sessions. ``locked_paths`` is not a layer value; see ``services.config``.
+2-hour sandbox sessions, at most 10 open per team. ``locked_paths`` is not a layer value; see ``services.config``.
 """
 
 from __future__ import annotations
@@ -21,5 +21,5 @@ DEFAULT_CONFIG: MappingProxyType[str, Any] = MappingProxyType({
     "deployment": {"mode": "shared", "resources": {}},
     "quotas": {"max_concurrent_runs": 5},
     "schedules": [],
-    "sandbox": {"ttl_s": 7200, "mcp_servers": []},
+    "sandbox": {"ttl_s": 7200, "mcp_servers": [], "max_open_sessions": 10},
 })

@@ -143,5 +143,7 @@ def validate_config(doc: Mapping[str, Any], *, kind: str) -> None:
         _check(errs, sandbox, "sandbox", "mcp_servers",
                lambda v: isinstance(v, list) and all(isinstance(s, str) and _MCP_NAME_RE.fullmatch(s) for s in v),
                "must be a list of allow-listed server names")
+        _check(errs, sandbox, "sandbox", "max_open_sessions", lambda v: _is_int(v) and 1 <= v <= 1000,
+               "must be an integer between 1 and 1000")
     if errs.items:
         raise Unprocessable("config failed validation", code="invalid_config", details={"errors": errs.items})
