@@ -203,16 +203,24 @@ class SessionCgroup:
         return [d for d in (self.memory_dir, self.pids_dir, self.kill_dir) if d is not None]
 
     @classmethod
+    def named(cls, support: CgroupSupport, name: str) -> SessionCgroup | None:
+        """The handle of session ``name``'s cgroups (whether or not they exist), without making them."""
+        if not support.available or support.memory_parent is None or not name or "/" in name:
+            return None
+        return cls(name=name, mode=support.mode, memory_dir=support.memory_parent / name,
+                   pids_dir=support.pids_parent / name if support.pids_parent else None,
+                   kill_dir=(support.kill_parent / name
+                             if support.kill_parent and support.kill_parent != support.memory_parent else None))
+
+    @classmethod
     def create(cls, support: CgroupSupport, name: str, *, memory_bytes: int, pids: int) -> SessionCgroup:
         """Make (or adopt) the session's cgroups and write their limits."""
         if not support.available or support.memory_parent is None:
             raise OSError(errno.ENOTSUP, f"session cgroups unavailable: {support.reason}")
         if not name or "/" in name or name in (".", ".."):
             raise ValueError(f"bad cgroup name {name!r}")
-        cg = cls(name=name, mode=support.mode, memory_dir=support.memory_parent / name,
-                 pids_dir=support.pids_parent / name if support.pids_parent else None,
-                 kill_dir=(support.kill_parent / name
-                           if support.kill_parent and support.kill_parent != support.memory_parent else None))
+        cg = cls.named(support, name)
+        assert cg is not None
         for d in cg.dirs:
             d.mkdir(exist_ok=True)
         if cg.mode is CgroupMode.V2:

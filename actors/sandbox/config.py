@@ -47,6 +47,7 @@ class SandboxLimits(BaseModel):
     workspace_quota_bytes: int = 10 * GiB   # disk the workspace may use (accounted, see limits.py)
     session_wall_s: float = 12 * 3600.0     # a session's whole life, however active it stays
     quota_poll_s: float = 0.5               # how often a running command's workspace is measured
+    search_time_limit_s: float = 10.0       # Grep/Glob regex matching, per call, all files together
 
 
 class SandboxRuntime(BaseModel):

@@ -20,6 +20,7 @@ from typing import Any
 import ray
 
 from actors.sandbox import agent
+from actors.sandbox.cgroups import SessionCgroup
 from actors.sandbox.config import SandboxRuntime, parse_llm_config, parse_team_sandbox
 from actors.sandbox.isolation import IsolationStatus, sandbox_isolation_status
 from actors.sandbox.mcp import cipher_from_settings, select_servers
@@ -113,6 +114,9 @@ class SandboxHostCore:
         if remove_workspace:
             path = self.runtime.root / session_id
             await asyncio.to_thread(_rmtree, path)
+        leftover = SessionCgroup.named((await self.isolation()).cgroups, session_id)
+        if leftover is not None:   # e.g. left by a host that died on this node
+            await asyncio.to_thread(leftover.remove)
         return False
 
     async def stats(self) -> dict[str, Any]:

@@ -16,20 +16,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 from actors.sandbox import events
 from actors.sandbox.agent import DEFAULT_SYSTEM, TurnContext, client_for, run_turn
+from actors.sandbox.cgroups import CgroupMode
 from actors.sandbox.config import LLMConfig, SandboxRuntime
 from actors.sandbox.errors import SandboxError, SessionExpired, SessionNotFound, TurnInProgress
 from actors.sandbox.events import SandboxEvent
 from actors.sandbox.isolation import IsolationStatus
+from actors.sandbox.limits import SessionGuard, make_guard
 from actors.sandbox.mcp import open_mcp_tools
 from actors.sandbox.mirror import Reporter, ThrottledMessage, TurnMirror
 from actors.sandbox.store import SandboxStore
 from actors.sandbox.tools import Toolbox
 from actors.sandbox.transcript import Message, user_text
 from actors.sandbox.workspace import Workspace
+from incidentfox.db import utcnow
 
 log = logging.getLogger("incidentfox.sandbox.session")
 MIRROR_DRAIN_S = 15.0
@@ -38,8 +42,9 @@ MIRROR_DRAIN_S = 15.0
 class SandboxSession:
     def __init__(self, *, session_id: str, org_id: str, team_id: str, workspace: Workspace,
                  messages: list[Message], network: bool, runtime: SandboxRuntime, store: SandboxStore,
-                 isolation: IsolationStatus) -> None:
+                 isolation: IsolationStatus, guard: SessionGuard | None = None) -> None:
         self.id, self.org_id, self.team_id = session_id, org_id, team_id
+        self.guard = guard
         self.workspace = workspace
         self.messages = messages
         self.network = network
@@ -61,9 +66,10 @@ class SandboxSession:
         ws = await asyncio.to_thread(Workspace.ensure, runtime.root, session_id, uid=row.uid)
         history = [{"role": m["role"], "content": m["content"]}
                    for m in await store.list_messages(session_id=session_id)]
+        guard = await asyncio.to_thread(_guard, runtime, session_id, ws, row.created_at, isolation)
         return cls(session_id=session_id, org_id=row.org_id, team_id=row.team_id, workspace=ws,
                    messages=history, network=bool((row.config or {}).get("network")), runtime=runtime,
-                   store=store, isolation=isolation)
+                   store=store, isolation=isolation, guard=guard)
 
     @property
     def busy(self) -> bool:
@@ -75,6 +81,11 @@ class SandboxSession:
         """Start a turn for ``text`` and yield its events (as dicts) until the terminal one."""
         if self.busy:
             raise TurnInProgress(f"session {self.id} is already running a turn; interrupt it or wait")
+        remaining = self.guard.remaining_s() if self.guard is not None else None
+        if remaining is not None and remaining <= 0:
+            raise SessionExpired(f"sandbox session {self.id} reached its maximum lifetime "
+                                 f"({self.runtime.limits.session_wall_s:.0f}s); start a new one",
+                                 details={"session_id": self.id, "limit": "session_wall_s"})
         queue: asyncio.Queue[SandboxEvent] = asyncio.Queue()
         mirror = None
         if reporter is not None and slack and slack.get("channel"):
@@ -99,6 +110,8 @@ class SandboxSession:
 
     async def close(self, *, remove_workspace: bool) -> None:
         await self.interrupt()
+        if self.guard is not None:
+            await asyncio.to_thread(self.guard.close)
         if remove_workspace:
             await asyncio.to_thread(self.workspace.remove)
 
@@ -131,7 +144,7 @@ class SandboxSession:
             async with open_mcp_tools(mcp_entries, cipher=cipher,
                                       connect_timeout_s=self.runtime.mcp_timeout_s) as mcp:
                 toolbox = Toolbox(self.workspace, self.runtime.limits, self.isolation, network=self.network,
-                                  extra_specs=mcp.specs, extra=mcp.handlers)
+                                  extra_specs=mcp.specs, extra=mcp.handlers, guard=self.guard)
                 ctx = TurnContext(
                     client=client_for(llm, timeout_s=self.runtime.model_timeout_s), model=llm.model,
                     max_tokens=llm.max_tokens,
@@ -180,3 +193,22 @@ class SandboxSession:
         while (ev := await q.get()) is not None:
             await mirror.on_event(ev)
         await mirror.message.close()
+
+
+def _guard(runtime: SandboxRuntime, session_id: str, ws: Workspace, created_at: Any,
+           isolation: IsolationStatus) -> SessionGuard:
+    """The session's whole-session limits (blocking: makes its cgroup). A cgroup that cannot be made
+    leaves the per-process rlimits, as when the node has none (the isolation status says so)."""
+    lim = runtime.limits
+    if created_at.tzinfo is None:   # SQLite hands datetimes back naive; they are UTC
+        created_at = created_at.replace(tzinfo=utcnow().tzinfo)
+    remaining = lim.session_wall_s - (utcnow() - created_at).total_seconds()
+    kwargs = dict(workspace=ws.path, session_id=session_id, quota_bytes=lim.workspace_quota_bytes,
+                  memory_bytes=lim.session_memory_bytes, pids=lim.session_pids, remaining_s=remaining,
+                  poll_s=lim.quota_poll_s)
+    try:
+        return make_guard(cgroups=isolation.cgroups, **kwargs)
+    except OSError as exc:
+        log.warning("session %s runs without its cgroup: %s", session_id, exc)
+        return make_guard(cgroups=replace(isolation.cgroups, mode=CgroupMode.NONE,
+                                          reason=f"cgroup creation failed: {exc}"), **kwargs)
