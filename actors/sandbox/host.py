@@ -97,8 +97,17 @@ class SandboxHostCore:
             reporter = SlackWebReporter(slack["bot_token"], base_url=self.runtime.slack_api_url)
         cipher = cipher_from_settings() if any(e.get("env") for e in entries) else None
         async for ev in session.send(text, llm=llm_cfg, mcp_entries=entries, cipher=cipher,
-                                     reporter=reporter, slack=slack):
+                                     reporter=reporter, slack=slack, mcp_read_only=team.mcp_read_only):
             yield ev
+
+    async def decide_approval(self, session_id: str, approval_id: str, approve: bool, by: str) -> bool:
+        """Resolve a pending MCP approval of a session on this host (who may is the caller's check)."""
+        session = self.sessions.get(session_id)
+        return session is not None and session.approvals.decide(approval_id, approve=approve, by=by)
+
+    async def pending_approvals(self, session_id: str) -> list[dict[str, Any]]:
+        session = self.sessions.get(session_id)
+        return session.approvals.pending() if session is not None else []
 
     async def interrupt(self, session_id: str) -> bool:
         session = self.sessions.get(session_id)

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from actors.sandbox import events
+from actors.sandbox.approvals import SessionApprovals
 from actors.sandbox.agent import DEFAULT_SYSTEM, TurnContext, client_for, run_turn
 from actors.sandbox.cgroups import CgroupMode
 from actors.sandbox.config import LLMConfig, SandboxRuntime
@@ -45,6 +46,7 @@ class SandboxSession:
                  isolation: IsolationStatus, guard: SessionGuard | None = None) -> None:
         self.id, self.org_id, self.team_id = session_id, org_id, team_id
         self.guard = guard
+        self.approvals = SessionApprovals(timeout_s=runtime.approval_timeout_s)
         self.workspace = workspace
         self.messages = messages
         self.network = network
@@ -77,7 +79,8 @@ class SandboxSession:
 
     async def send(self, text: str, *, llm: LLMConfig, mcp_entries: list[dict[str, Any]],
                    cipher: Any = None, reporter: Reporter | None = None,
-                   slack: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+                   slack: dict[str, Any] | None = None,
+                   mcp_read_only: list[str] | None = None) -> AsyncIterator[dict[str, Any]]:
         """Start a turn for ``text`` and yield its events (as dicts) until the terminal one."""
         if self.busy:
             raise TurnInProgress(f"session {self.id} is already running a turn; interrupt it or wait")
@@ -92,7 +95,8 @@ class SandboxSession:
             mirror = TurnMirror(ThrottledMessage(reporter, channel=slack["channel"],
                                                  thread_ts=slack.get("thread_ts")),
                                 session_id=self.id, question=text)
-        self._turn = asyncio.create_task(self._run(text, llm, mcp_entries, cipher, queue.put_nowait, mirror))
+        self._turn = asyncio.create_task(self._run(text, llm, mcp_entries, cipher, queue.put_nowait, mirror,
+                                                   list(mcp_read_only or [])))
         while True:
             ev = await queue.get()
             yield ev.to_dict()
@@ -125,7 +129,8 @@ class SandboxSession:
                 self._persisted += len(new)
 
     async def _run(self, text: str, llm: LLMConfig, mcp_entries: list[dict[str, Any]], cipher: Any,
-                   emit: Callable[[SandboxEvent], None], mirror: TurnMirror | None) -> None:
+                   emit: Callable[[SandboxEvent], None], mirror: TurnMirror | None,
+                   mcp_read_only: list[str]) -> None:
         mirror_q: asyncio.Queue[SandboxEvent | None] = asyncio.Queue()
         mirror_task = asyncio.create_task(self._drain_mirror(mirror, mirror_q)) if mirror else None
 
@@ -141,8 +146,11 @@ class SandboxSession:
             self.messages.append(user_text(text))
             await self._persist()
             await self.store.touch(session_id=self.id, busy=True)
-            async with open_mcp_tools(mcp_entries, cipher=cipher,
-                                      connect_timeout_s=self.runtime.mcp_timeout_s) as mcp:
+            async def gate(tool: str, args: dict[str, Any]) -> str | None:
+                return (await self.approvals.request(tool, args, publish)).refusal(tool)
+
+            async with open_mcp_tools(mcp_entries, cipher=cipher, connect_timeout_s=self.runtime.mcp_timeout_s,
+                                      read_only=mcp_read_only, gate=gate) as mcp:
                 toolbox = Toolbox(self.workspace, self.runtime.limits, self.isolation, network=self.network,
                                   extra_specs=mcp.specs, extra=mcp.handlers, guard=self.guard)
                 ctx = TurnContext(
