@@ -21,6 +21,7 @@ import ray
 
 from actors.sandbox import agent
 from actors.sandbox.cgroups import SessionCgroup
+from actors.sandbox.limits import sweep_cgroups
 from actors.sandbox.config import SandboxRuntime, parse_llm_config, parse_team_sandbox
 from actors.sandbox.isolation import IsolationStatus, sandbox_isolation_status
 from actors.sandbox.mcp import cipher_from_settings, select_servers
@@ -52,9 +53,25 @@ class SandboxHostCore:
 
     async def isolation(self) -> IsolationStatus:
         if self._isolation is None:
-            self._isolation = await asyncio.to_thread(sandbox_isolation_status, self.runtime.allow_rlimit_only,
-                                                      probe_uid=self.runtime.uid_base - 1)
+            status = await asyncio.to_thread(sandbox_isolation_status, self.runtime.allow_rlimit_only,
+                                             probe_uid=self.runtime.uid_base - 1)
+            if self._isolation is None:
+                self._isolation = status
+                await self._sweep_cgroups(status)
         return self._isolation
+
+    async def _sweep_cgroups(self, status: IsolationStatus) -> None:
+        """Once per host: remove session cgroups left on this node by sessions that have ended (a
+        host that died cannot remove its own)."""
+        if not status.cgroups.available or status.cgroups.memory_parent is None:
+            return
+        names = [n for n in await asyncio.to_thread(os.listdir, status.cgroups.memory_parent) if n.startswith("sbx_")]
+        keep = set()
+        for name in names:
+            row = await self.store.get_session(session_id=name)
+            if row is not None and row.status == "active":
+                keep.add(name)
+        await asyncio.to_thread(sweep_cgroups, status.cgroups, keep=keep)
 
     async def _session(self, session_id: str) -> SandboxSession:
         """The in-memory session, loading it from the database (history included) on first use."""

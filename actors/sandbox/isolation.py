@@ -222,6 +222,8 @@ async def run_command(command: str, *, workspace: Workspace, limits: SandboxLimi
     remaining = guard.remaining_s() if guard is not None else None
     if remaining is not None and remaining < timeout_s:
         timeout_s, wall_clipped = max(remaining, 0.0), True
+    if guard is not None:
+        await asyncio.to_thread(guard.prepare)
     cgroup = guard.cgroup if guard is not None else None
     baseline = await asyncio.to_thread(guard.usage) if guard is not None else 0
     before = await asyncio.to_thread(cgroup.counters) if cgroup is not None else None

@@ -72,9 +72,18 @@ class SessionGuard:
     cgroup: SessionCgroup | None = None
     deadline: float | None = None          # time.monotonic() at which the session's wall time ends
     poll_s: float = 0.5
+    memory_bytes: int = 0
+    pids: int = 0
 
     def remaining_s(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def prepare(self) -> None:
+        """Before each command (blocking): re-make the cgroup if something removed it (a host that
+        swept leftovers on this node), so a command never runs outside it."""
+        if self.cgroup is not None:
+            self.cgroup = SessionCgroup.create(self.cgroups, self.cgroup.name, memory_bytes=self.memory_bytes,
+                                               pids=self.pids)
 
     def usage(self) -> int:
         return workspace_usage(self.workspace)
@@ -114,7 +123,22 @@ def make_guard(*, workspace: Path, session_id: str, quota_bytes: int, memory_byt
         cgroup = SessionCgroup.create(cgroups, session_id, memory_bytes=memory_bytes, pids=pids)
     deadline = None if remaining_s is None else time.monotonic() + remaining_s
     return SessionGuard(workspace=workspace, quota_bytes=quota_bytes, cgroups=cgroups, cgroup=cgroup,
-                        deadline=deadline, poll_s=poll_s)
+                        deadline=deadline, poll_s=poll_s, memory_bytes=memory_bytes, pids=pids)
+
+
+def sweep_cgroups(cgroups: CgroupSupport, *, keep: set[str]) -> list[str]:
+    """Remove session cgroups on this node whose session is not in ``keep`` (blocking). Populated
+    ones cannot be removed (rmdir fails) and stay; a live session re-makes its own before a command."""
+    if not cgroups.available or cgroups.memory_parent is None:
+        return []
+    removed = []
+    for entry in sorted(os.listdir(cgroups.memory_parent)):
+        if not entry.startswith("sbx_") or entry in keep:
+            continue
+        cg = SessionCgroup.named(cgroups, entry)
+        if cg is not None and not cg.pids() and cg.remove():
+            removed.append(entry)
+    return removed
 
 
 def _mib(n: int) -> str:
