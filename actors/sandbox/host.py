@@ -21,9 +21,9 @@ import ray
 
 from actors.sandbox import agent
 from actors.sandbox.cgroups import SessionCgroup
-from actors.sandbox.limits import sweep_cgroups
 from actors.sandbox.config import SandboxRuntime, parse_llm_config, parse_team_sandbox
 from actors.sandbox.isolation import IsolationStatus, sandbox_isolation_status
+from actors.sandbox.limits import sweep_cgroups
 from actors.sandbox.mcp import cipher_from_settings, select_servers
 from actors.sandbox.mirror import Reporter, SlackWebReporter
 from actors.sandbox.session import SandboxSession

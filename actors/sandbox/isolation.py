@@ -47,13 +47,16 @@ _ETC_FILES = ("ld.so.cache", "alternatives", "localtime", "ssl", "ca-certificate
 _ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 
+UNPROBED = CgroupSupport(CgroupMode.NONE, "not probed")
+
+
 @dataclass(frozen=True)
 class IsolationStatus:
     mode: Mode
     reason: str
     bwrap: str | None = None
     # Whole-session memory/process limits (a cgroup per session), or why only rlimits apply.
-    cgroups: CgroupSupport = CgroupSupport(CgroupMode.NONE, "not probed")
+    cgroups: CgroupSupport = UNPROBED
 
     @property
     def available(self) -> bool:
@@ -366,8 +369,8 @@ async def _supervise(proc: asyncio.subprocess.Process, *, workspace: Workspace, 
         # A write in the last poll interval: say so, so the model cleans up before writing more.
         used = await asyncio.to_thread(guard.usage)
         if used > guard.quota_bytes:
-            notes = (f"the workspace is over its disk quota ({used >> 20} MiB > {guard.quota_bytes >> 20} MiB); "
-                     "commands that add data will be killed until files are removed",)
+            notes = ((f"the workspace is over its disk quota ({used >> 20} MiB > {guard.quota_bytes >> 20} MiB); "
+                      "commands that add data will be killed until files are removed"),)
     text = buf.decode("utf-8", errors="replace")
     truncated = total > len(buf) or len(text) > limits.output_cap_chars
     return CommandResult(exit_code=proc.returncode if killed is None else None,

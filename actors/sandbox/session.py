@@ -20,8 +20,8 @@ from dataclasses import replace
 from typing import Any
 
 from actors.sandbox import events
-from actors.sandbox.approvals import SessionApprovals
 from actors.sandbox.agent import DEFAULT_SYSTEM, TurnContext, client_for, run_turn
+from actors.sandbox.approvals import SessionApprovals
 from actors.sandbox.cgroups import CgroupMode
 from actors.sandbox.config import LLMConfig, SandboxRuntime
 from actors.sandbox.errors import SandboxError, SessionExpired, SessionNotFound, TurnInProgress
@@ -211,9 +211,9 @@ def _guard(runtime: SandboxRuntime, session_id: str, ws: Workspace, created_at: 
     if created_at.tzinfo is None:   # SQLite hands datetimes back naive; they are UTC
         created_at = created_at.replace(tzinfo=utcnow().tzinfo)
     remaining = lim.session_wall_s - (utcnow() - created_at).total_seconds()
-    kwargs = dict(workspace=ws.path, session_id=session_id, quota_bytes=lim.workspace_quota_bytes,
-                  memory_bytes=lim.session_memory_bytes, pids=lim.session_pids, remaining_s=remaining,
-                  poll_s=lim.quota_poll_s)
+    kwargs: dict[str, Any] = {"workspace": ws.path, "session_id": session_id,
+                              "quota_bytes": lim.workspace_quota_bytes, "memory_bytes": lim.session_memory_bytes,
+                              "pids": lim.session_pids, "remaining_s": remaining, "poll_s": lim.quota_poll_s}
     try:
         return make_guard(cgroups=isolation.cgroups, **kwargs)
     except OSError as exc:

@@ -12,14 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from gateway_kit import settings_for, signed
-from tests.sandbox.test_sandbox_slack import command, gw, rows, user_texts, wait_for_session  # noqa: F401
 
 from actors.sandbox.models import SandboxSessionRow
 from actors.sandbox.testing import Reply, Text, ToolUse
 from incidentfox.runs.models import Delivery
+from tests.sandbox import test_sandbox_slack as slack_kit
 from tests.sandbox_helpers import needs_root, patch_team
 
 pytestmark = needs_root
+gw = slack_kit.gw                       # the gateway + sandbox-side fixture, shared
+command, rows, user_texts, wait_for_session = (slack_kit.command, slack_kit.rows, slack_kit.user_texts,
+                                               slack_kit.wait_for_session)
 ROOT = Path(__file__).resolve().parents[1]
 
 

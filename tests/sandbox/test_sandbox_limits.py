@@ -101,7 +101,7 @@ async def test_memory_hog_is_killed_at_the_session_memory_limit(sessions: Any) -
 @needs_root
 @needs_cgroups
 async def test_session_cgroup_is_removed_with_the_session(sessions: Any) -> None:
-    ws, guard = sessions("gone")
+    _ws, guard = sessions("gone")
     assert guard.cgroup is not None and all(d.is_dir() for d in guard.cgroup.dirs)
     guard.close()
     assert not any(d.exists() for d in guard.cgroup.dirs)
