@@ -168,6 +168,11 @@ class SandboxSection(_Section):
     ttl_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     mcp_servers: list[McpName] = _from_defaults("sandbox", "mcp_servers")
     network: bool = _from_defaults("sandbox", "network")
+    # Open sessions a team may hold at once (the sandbox API answers 429 past it).
+    max_open_sessions: int = Field(ge=1, le=1000, default_factory=lambda: _default("sandbox", "max_open_sessions"))
+    # MCP tools the team declares read-only ("<server>/<tool>" or "<server>/*"): only for tools whose
+    # server gives no readOnlyHint; anything else unknown needs an approval (actors/sandbox/approvals.py).
+    mcp_read_only: list[str] = Field(max_length=500, default_factory=lambda: _default("sandbox", "mcp_read_only"))
 
 
 class AccessSection(_Section):

@@ -49,6 +49,10 @@ class SandboxBackend(Protocol):
 
     async def delete_session(self, session_id: str) -> bool: ...
 
+    async def decide_approval(self, session_id: str, approval_id: str, *, approve: bool, by: str) -> bool: ...
+
+    async def pending_approvals(self, session_id: str) -> list[dict[str, Any]]: ...
+
     async def stats(self) -> dict[str, Any]: ...
 
 
@@ -83,6 +87,15 @@ class LocalSandboxBackend:
 
     async def delete_session(self, session_id: str) -> bool:
         return await self.manager.delete_session(session_id)
+
+    async def decide_approval(self, session_id: str, approval_id: str, *, approve: bool, by: str) -> bool:
+        name = self.manager.where(session_id)
+        return bool(name) and await self.manager.host_handle(name).decide_approval(session_id, approval_id,
+                                                                                   approve, by)
+
+    async def pending_approvals(self, session_id: str) -> list[dict[str, Any]]:
+        name = self.manager.where(session_id)
+        return await self.manager.host_handle(name).pending_approvals(session_id) if name else []
 
     async def stats(self) -> dict[str, Any]:
         return await self.manager.stats()
@@ -155,6 +168,26 @@ class RaySandboxBackend:
 
     async def delete_session(self, session_id: str) -> bool:
         return await self._call("delete_session", session_id=session_id)
+
+    async def _on_host(self, session_id: str, method: str, *args: Any) -> Any:
+        """Call ``method`` on the host holding ``session_id`` (None if no host holds it)."""
+        name = await self._call("where", session_id=session_id)
+        if name is None:
+            return None
+        try:
+            host = await self._host(name)
+            async with asyncio.timeout(CALL_TIMEOUT_S):
+                return await getattr(host, method).remote(session_id, *args)
+        except (ValueError, *_DEAD):
+            self._handles.pop(name, None)
+            await self._call("host_failed", name=name)
+            return None
+
+    async def decide_approval(self, session_id: str, approval_id: str, *, approve: bool, by: str) -> bool:
+        return bool(await self._on_host(session_id, "decide_approval", approval_id, approve, by))
+
+    async def pending_approvals(self, session_id: str) -> list[dict[str, Any]]:
+        return list(await self._on_host(session_id, "pending_approvals") or [])
 
     async def stats(self) -> dict[str, Any]:
         return await self._call("stats")

@@ -33,8 +33,9 @@ SCHEDULING_KEYS = frozenset({"resources", "label_selector", "scheduling_strategy
 
 
 class SandboxLimits(BaseModel):
-    """Per-command limits. rlimits apply to every process of the command; NPROC counts all processes
-    of the session's UID, which is why each session gets its own unprivileged UID."""
+    """Per-command limits (rlimits apply to every process of the command; NPROC counts all processes
+    of the session's UID, which is why each session gets its own unprivileged UID) and whole-session
+    limits (``session_*``, ``workspace_quota_bytes``; see :mod:`actors.sandbox.limits`)."""
 
     model_config = ConfigDict(frozen=True)
     cpu_s: int = 120                    # RLIMIT_CPU, per process
@@ -47,6 +48,12 @@ class SandboxLimits(BaseModel):
     max_timeout_s: float = 600.0        # the most the model may ask for
     output_cap_chars: int = 30_000      # what the model sees
     output_hard_bytes: int = 16 * MiB   # past this much output the command is killed
+    session_memory_bytes: int = 4 * GiB     # cgroup memory.max of the session (all its processes)
+    session_pids: int = 256                 # cgroup pids.max of the session
+    workspace_quota_bytes: int = 10 * GiB   # disk the workspace may use (accounted, see limits.py)
+    session_wall_s: float = 12 * 3600.0     # a session's whole life, however active it stays
+    quota_poll_s: float = 0.5               # how often a running command's workspace is measured
+    search_time_limit_s: float = 10.0       # Grep/Glob regex matching, per call, all files together
 
 
 class SandboxRuntime(BaseModel):
@@ -68,6 +75,7 @@ class SandboxRuntime(BaseModel):
     model_timeout_s: float = 300.0      # one model call
     tool_timeout_s: float = 660.0       # outer bound on any tool call (Bash has its own)
     mcp_timeout_s: float = 30.0
+    approval_timeout_s: float = 600.0   # how long a mutating MCP call waits for an approver
     slack_api_url: str = "https://slack.com/api/"   # where a session's Slack mirror posts
     backend: Literal["bwrap", "pod"] = "bwrap"      # where Bash runs (actors/sandbox/backends/)
     pod: PodConfig = Field(default_factory=PodConfig)

@@ -39,6 +39,12 @@ class McpNotAllowed(Forbidden):
     code = "mcp_not_allowed"
 
 
+class SessionLimitReached(SandboxError):
+    """The team already has its ``sandbox.max_open_sessions`` open sessions."""
+
+    status, code = 429, "sandbox_session_limit"
+
+
 class HostUnavailable(SandboxError):
     status, code = 503, "sandbox_host_unavailable"
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-EventType = Literal["thought", "tool_start", "tool_end", "result", "error", "interrupted"]
+EventType = Literal["thought", "tool_start", "tool_end", "approval", "result", "error", "interrupted"]
 TERMINAL: frozenset[str] = frozenset({"result", "error", "interrupted"})
 
 
@@ -49,6 +49,12 @@ def tool_start(tool_use_id: str, name: str, tool_input: dict[str, Any]) -> Sandb
 def tool_end(tool_use_id: str, name: str, output: str, *, is_error: bool, duration_s: float) -> SandboxEvent:
     return SandboxEvent("tool_end", {"id": tool_use_id, "name": name, "output": output,
                                      "is_error": is_error, "duration_s": round(duration_s, 3)})
+
+
+def approval(approval_id: str, tool: str, tool_input: dict[str, Any], status: str, *, by: str = "") -> SandboxEvent:
+    """A mutating MCP call waiting for (``pending``) or given a decision (actors/sandbox/approvals.py)."""
+    return SandboxEvent("approval", {"approval_id": approval_id, "tool": tool, "input": tool_input,
+                                     "status": status, "by": by})
 
 
 def result(text: str, *, stop_reason: str | None, usage: dict[str, Any] | None = None) -> SandboxEvent:

@@ -32,8 +32,10 @@ import ray
 
 from actors.sandbox import agent
 from actors.sandbox.backends import command_backend
+from actors.sandbox.cgroups import SessionCgroup
 from actors.sandbox.config import SandboxRuntime, parse_llm_config, parse_team_sandbox
 from actors.sandbox.isolation import IsolationStatus
+from actors.sandbox.limits import sweep_cgroups
 from actors.sandbox.mcp import cipher_from_settings, select_servers
 from actors.sandbox.mirror import Reporter, SlackWebReporter
 from actors.sandbox.session import SandboxSession
@@ -75,8 +77,24 @@ class SandboxHostCore:
 
     async def isolation(self) -> IsolationStatus:
         if self._isolation is None:
-            self._isolation = await self.backend.status()
+            status = await self.backend.status()
+            if self._isolation is None:
+                self._isolation = status
+                await self._sweep_cgroups(status)
         return self._isolation
+
+    async def _sweep_cgroups(self, status: IsolationStatus) -> None:
+        """Once per host: remove session cgroups left on this node by sessions that have ended (a
+        host that died cannot remove its own)."""
+        if not status.cgroups.available or status.cgroups.memory_parent is None:
+            return
+        names = [n for n in await asyncio.to_thread(os.listdir, status.cgroups.memory_parent) if n.startswith("sbx_")]
+        keep = set()
+        for name in names:
+            row = await self.store.get_session(session_id=name)
+            if row is not None and row.status == "active":
+                keep.add(name)
+        await asyncio.to_thread(sweep_cgroups, status.cgroups, keep=keep)
 
     async def _session(self, session_id: str, *, new: bool = False) -> SandboxSession:
         """The in-memory session, loading it from the database (history included) on first use."""
@@ -132,8 +150,17 @@ class SandboxHostCore:
             reporter = SlackWebReporter(slack["bot_token"], base_url=self.runtime.slack_api_url)
         cipher = cipher_from_settings() if any(e.get("env") for e in entries) else None
         async for ev in session.send(text, llm=llm_cfg, mcp_entries=entries, cipher=cipher,
-                                     reporter=reporter, slack=slack):
+                                     reporter=reporter, slack=slack, mcp_read_only=team.mcp_read_only):
             yield ev
+
+    async def decide_approval(self, session_id: str, approval_id: str, approve: bool, by: str) -> bool:
+        """Resolve a pending MCP approval of a session on this host (who may is the caller's check)."""
+        session = self.sessions.get(session_id)
+        return session is not None and session.approvals.decide(approval_id, approve=approve, by=by)
+
+    async def pending_approvals(self, session_id: str) -> list[dict[str, Any]]:
+        session = self.sessions.get(session_id)
+        return session.approvals.pending() if session is not None else []
 
     async def interrupt(self, session_id: str) -> bool:
         session = self.sessions.get(session_id)
@@ -154,6 +181,9 @@ class SandboxHostCore:
         if remove_workspace:
             path = self.runtime.root / session_id
             await asyncio.to_thread(_rmtree, path)
+        leftover = SessionCgroup.named((await self.isolation()).cgroups, session_id)
+        if leftover is not None:   # e.g. left by a host that died on this node
+            await asyncio.to_thread(leftover.remove)
         return False
 
     # -- stale local copies ----------------------------------------------------------------------

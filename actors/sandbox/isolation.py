@@ -13,9 +13,11 @@ The process chain is ``setpriv`` (switch to the session's UID/GID, no supplement
 * the environment is exactly ``PATH``, ``HOME=/workspace``, ``LANG`` (and ``TMPDIR``);
 * RLIMIT_NPROC counts processes per UID and root ignores it, hence the unprivileged UID per session.
 
-A wall-clock timeout, an interrupt (task cancellation) or too much output kill the whole process
-group (``killpg``) and then every remaining process of the session's UID, so nothing outlives the
-command. When bubblewrap cannot work here, :func:`sandbox_isolation_status` says why and Bash is
+A wall-clock timeout, an interrupt (task cancellation), too much output, a workspace over its disk
+quota or the end of the session's wall time kill the whole process group (``killpg``), every
+remaining process of the session's UID and everything in the session's cgroup, so nothing outlives
+the command. With a :class:`~actors.sandbox.limits.SessionGuard`, the command runs inside the
+session's cgroup (total memory and processes of the session, :mod:`actors.sandbox.cgroups`). When bubblewrap cannot work here, :func:`sandbox_isolation_status` says why and Bash is
 refused, unless the operator opted into the weaker rlimit-only mode (same UID switch and rlimits,
 no namespaces: the command can read world-readable host files).
 """
@@ -28,12 +30,14 @@ import shutil
 import signal
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
+from actors.sandbox.cgroups import CgroupMode, CgroupSupport, SessionCgroup, cgroup_support
 from actors.sandbox.config import SandboxLimits
 from actors.sandbox.errors import IsolationUnavailable
+from actors.sandbox.limits import SessionGuard
 from actors.sandbox.workspace import VIRTUAL_ROOT, Workspace
 
 Mode = Literal["bwrap", "rlimit_only", "pod", "unavailable"]  # pod: actors/sandbox/backends/pod.py
@@ -43,18 +47,24 @@ _ETC_FILES = ("ld.so.cache", "alternatives", "localtime", "ssl", "ca-certificate
 _ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 
+UNPROBED = CgroupSupport(CgroupMode.NONE, "not probed")
+
+
 @dataclass(frozen=True)
 class IsolationStatus:
     mode: Mode
     reason: str
     bwrap: str | None = None
+    # Whole-session memory/process limits (a cgroup per session), or why only rlimits apply.
+    cgroups: CgroupSupport = UNPROBED
 
     @property
     def available(self) -> bool:
         return self.mode != "unavailable"
 
     def to_dict(self) -> dict[str, object]:
-        return {"mode": self.mode, "available": self.available, "reason": self.reason}
+        return {"mode": self.mode, "available": self.available, "reason": self.reason,
+                "session_limits": self.cgroups.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -63,8 +73,9 @@ class CommandResult:
     output: str
     truncated: bool
     timed_out: bool
-    killed: str | None          # why we killed it: "timeout" | "output_limit" | "interrupted"
+    killed: str | None          # why: "timeout" | "output_limit" | "disk_quota" | "session_wall_time"
     duration_s: float
+    notes: tuple[str, ...] = ()  # session limits the command ran into (OOM kill, refused forks, quota)
 
     def for_model(self) -> str:
         """What the model reads: the (capped) output and, when it matters, how the command ended."""
@@ -75,8 +86,13 @@ class CommandResult:
             parts.append(f"[command timed out after {self.duration_s:.1f}s and was killed]")
         elif self.killed == "output_limit":
             parts.append("[command produced too much output and was killed]")
+        elif self.killed == "disk_quota":
+            parts.append("[command was killed: the workspace went over its disk quota; remove files]")
+        elif self.killed == "session_wall_time":
+            parts.append("[command was killed: the session reached its maximum lifetime]")
         elif self.exit_code not in (0, None):
             parts.append(f"[exit code {self.exit_code}]")
+        parts.extend(f"[{note}]" for note in self.notes)
         return "\n".join(parts) or "(no output)"
 
 
@@ -119,6 +135,11 @@ def _probe_bwrap(bwrap: str, uid: int) -> str | None:
 
 @lru_cache(maxsize=8)
 def _status(allow_rlimit_only: bool, probe_uid: int) -> IsolationStatus:
+    status = _bwrap_status(allow_rlimit_only, probe_uid)
+    return IsolationStatus(status.mode, status.reason, status.bwrap, cgroups=cgroup_support())
+
+
+def _bwrap_status(allow_rlimit_only: bool, probe_uid: int) -> IsolationStatus:
     weak = "rlimit-only mode (opted in with INCIDENTFOX_SANDBOX_ALLOW_RLIMIT_ONLY)"
     if os.geteuid() != 0:
         reason = "per-session UIDs need root: the platform does not run as root"
@@ -160,14 +181,16 @@ def _passwd_fd(text: str) -> int:
 
 def build_argv(command: str, *, status: IsolationStatus, limits: SandboxLimits, uid: int, gid: int,
                switch_uid: bool, ws_fd: int | None, data_fds: tuple[int, int] | None,
-               network: bool) -> list[str]:
-    """The full argv for one command (pure apart from looking at which root links exist)."""
-    argv: list[str] = []
+               network: bool, enter: list[str] | None = None) -> list[str]:
+    """The full argv for one command (pure apart from looking at which root links exist). ``enter``
+    (a session cgroup's prefix) runs first, as root, so every process is born in the cgroup."""
+    argv: list[str] = list(enter or ())
+    fsize = min(limits.fsize_bytes, limits.workspace_quota_bytes)
     if switch_uid:
         # setpriv, not Popen(user=...): Ray's event loop (uvloop) has no user/group support.
         argv += ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--no-new-privs", "--"]
     argv += ["prlimit", f"--cpu={limits.cpu_s}", f"--as={limits.memory_bytes}",
-            f"--nproc={limits.nproc}", f"--fsize={limits.fsize_bytes}", f"--nofile={limits.nofile}",
+            f"--nproc={limits.nproc}", f"--fsize={fsize}", f"--nofile={limits.nofile}",
             "--core=0", "--"]
     if status.mode == "bwrap":
         assert status.bwrap and ws_fd is not None and data_fds is not None
@@ -188,30 +211,60 @@ def _env(home: str) -> dict[str, str]:
 
 
 async def run_command(command: str, *, workspace: Workspace, limits: SandboxLimits,
-                      status: IsolationStatus, timeout_s: float, network: bool = False) -> CommandResult:
+                      status: IsolationStatus, timeout_s: float, network: bool = False,
+                      guard: SessionGuard | None = None) -> CommandResult:
     """Run ``command`` in ``workspace``'s sandbox and return its capped output. Cancelling the
-    awaiting task kills the command's process group and every process of the session UID."""
+    awaiting task kills the command's process group, every process of the session UID and of the
+    session's cgroup. ``guard`` adds the whole-session limits (cgroup, disk quota, wall time)."""
     if not status.available:
         raise IsolationUnavailable(f"Bash is disabled on this node: {status.reason}")
     is_root = os.geteuid() == 0
     uid = workspace.uid if is_root else None
     started = time.monotonic()
+    wall_clipped = False
+    remaining = guard.remaining_s() if guard is not None else None
+    if remaining is not None and remaining < timeout_s:
+        timeout_s, wall_clipped = max(remaining, 0.0), True
+    if guard is not None:
+        await asyncio.to_thread(guard.prepare)
+    cgroup = guard.cgroup if guard is not None else None
+    baseline = await asyncio.to_thread(guard.usage) if guard is not None else 0
+    before = await asyncio.to_thread(cgroup.counters) if cgroup is not None else None
     # Spawning is shielded: a cancel that lands while asyncio is still wiring up the pipes would
     # otherwise make asyncio wait for the (never-ending) command with no way to kill it. On cancel
     # we let the spawn finish, kill what it started, and re-raise.
     spawn = asyncio.ensure_future(_spawn(command, workspace=workspace, limits=limits, status=status,
-                                         network=network, is_root=is_root))
+                                         network=network, is_root=is_root,
+                                         enter=cgroup.enter_argv() if cgroup is not None else None))
     try:
         proc = await asyncio.shield(spawn)
     except asyncio.CancelledError:
-        await asyncio.shield(_abort_spawn(spawn, uid, outer_bwrap=status.mode == "bwrap"))
+        await asyncio.shield(_abort_spawn(spawn, uid, cgroup, outer_bwrap=status.mode == "bwrap"))
         raise
-    return await _supervise(proc, workspace=workspace, limits=limits, timeout_s=timeout_s,
-                            started=started, kill_uid=is_root, status_mode=status.mode)
+    res = await _supervise(proc, workspace=workspace, limits=limits, timeout_s=timeout_s,
+                           started=started, kill_uid=is_root, status_mode=status.mode, guard=guard,
+                           baseline=baseline)
+    if res.killed == "timeout" and wall_clipped:
+        res = replace(res, killed="session_wall_time")
+    if cgroup is not None and before is not None:
+        res = replace(res, notes=res.notes + _limit_notes(before, await asyncio.to_thread(cgroup.counters),
+                                                          limits))
+    return res
+
+
+def _limit_notes(before: Any, after: Any, limits: SandboxLimits) -> tuple[str, ...]:
+    notes = []
+    if after.oom_kills > before.oom_kills:
+        notes.append(f"a process was killed: the session's memory limit "
+                     f"({limits.session_memory_bytes >> 20} MiB in total) was reached")
+    if after.pids_max_hits > before.pids_max_hits:
+        notes.append(f"process creation was refused: the session's limit of {limits.session_pids} "
+                     "processes was reached")
+    return tuple(notes)
 
 
 async def _spawn(command: str, *, workspace: Workspace, limits: SandboxLimits, status: IsolationStatus,
-                 network: bool, is_root: bool) -> asyncio.subprocess.Process:
+                 network: bool, is_root: bool, enter: list[str] | None) -> asyncio.subprocess.Process:
     ws_fd = os.open(workspace.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     fds: tuple[int, int] | None = None
     try:
@@ -220,7 +273,7 @@ async def _spawn(command: str, *, workspace: Workspace, limits: SandboxLimits, s
                               f"sandbox:x:{workspace.uid}:{workspace.gid}:sandbox:{VIRTUAL_ROOT}:/bin/bash\n"),
                    _passwd_fd(f"root:x:0:\nsandbox:x:{workspace.gid}:\n"))
         argv = build_argv(command, status=status, limits=limits, uid=workspace.uid, gid=workspace.gid,
-                          switch_uid=is_root, ws_fd=ws_fd, data_fds=fds, network=network)
+                          switch_uid=is_root, ws_fd=ws_fd, data_fds=fds, network=network, enter=enter)
         return await asyncio.create_subprocess_exec(
             *argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             cwd=str(workspace.path), env=_env(VIRTUAL_ROOT if status.mode == "bwrap" else str(workspace.path)),
@@ -231,12 +284,13 @@ async def _spawn(command: str, *, workspace: Workspace, limits: SandboxLimits, s
             os.close(fd)
 
 
-async def _abort_spawn(spawn: asyncio.Future, uid: int | None, *, outer_bwrap: bool) -> None:
+async def _abort_spawn(spawn: asyncio.Future, uid: int | None, cgroup: SessionCgroup | None, *,
+                       outer_bwrap: bool) -> None:
     try:
         proc = await spawn
     except Exception:  # noqa: BLE001 - the spawn failed: nothing was started, nothing to kill
         return
-    await _kill_all(proc, uid, outer_bwrap=outer_bwrap)
+    await _kill_all(proc, uid, cgroup, outer_bwrap=outer_bwrap)
     await _reap(proc, None)
 
 
@@ -244,8 +298,13 @@ class _OutputLimit(Exception):
     pass
 
 
+class _QuotaExceeded(Exception):
+    pass
+
+
 async def _supervise(proc: asyncio.subprocess.Process, *, workspace: Workspace, limits: SandboxLimits,
-                     timeout_s: float, started: float, kill_uid: bool, status_mode: Mode) -> CommandResult:
+                     timeout_s: float, started: float, kill_uid: bool, status_mode: Mode,
+                     guard: SessionGuard | None, baseline: int) -> CommandResult:
     buf = bytearray()
     total = 0
     cap = limits.output_cap_chars * 4  # bytes kept; trimmed to characters after decoding
@@ -261,44 +320,63 @@ async def _supervise(proc: asyncio.subprocess.Process, *, workspace: Workspace, 
                 raise _OutputLimit
 
     uid = workspace.uid if kill_uid else None
+    cgroup = guard.cgroup if guard is not None else None
     outer = status_mode == "bwrap"
     killed: str | None = None
     reader = asyncio.ensure_future(pump())
+    quota = asyncio.ensure_future(guard.watch_quota(baseline)) if guard is not None else None
     try:
         async with asyncio.timeout(timeout_s):
             # asyncio's proc.wait() also waits for the pipe to close, which background leftovers
             # (rlimit-only mode) hold open; a pidfd says when the command itself has exited.
             waiter = asyncio.ensure_future(_exited(proc))
-            done, _ = await asyncio.wait({reader, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            watched = {reader, waiter} | ({quota} if quota is not None else set())
+            done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             if reader in done and reader.exception() is not None:
                 waiter.cancel()
                 raise reader.exception()  # type: ignore[misc]
+            if quota is not None and quota in done and waiter not in done:
+                waiter.cancel()
+                raise _QuotaExceeded
             await waiter
             # The command is done; background leftovers holding the pipe die with the UID sweep.
-            await _kill_all(proc, uid, outer_bwrap=outer)
+            await _kill_all(proc, uid, cgroup, outer_bwrap=outer)
             async with asyncio.timeout(2):
                 await reader
     except TimeoutError:
         killed = "timeout"
     except _OutputLimit:
         killed = "output_limit"
+    except _QuotaExceeded:
+        killed = "disk_quota"
     except asyncio.CancelledError:
         reader.cancel()
-        await asyncio.shield(_kill_all(proc, uid, outer_bwrap=outer))
+        if quota is not None:
+            quota.cancel()
+        await asyncio.shield(_kill_all(proc, uid, cgroup, outer_bwrap=outer))
         await asyncio.shield(_reap(proc, reader))
         raise
     finally:
         if not reader.done():
             reader.cancel()
+        if quota is not None and not quota.done():
+            quota.cancel()
         if killed is not None:
-            await _kill_all(proc, uid, outer_bwrap=outer)
+            await _kill_all(proc, uid, cgroup, outer_bwrap=outer)
     await _reap(proc, reader)
+    notes: tuple[str, ...] = ()
+    if guard is not None and killed is None:
+        # A write in the last poll interval: say so, so the model cleans up before writing more.
+        used = await asyncio.to_thread(guard.usage)
+        if used > guard.quota_bytes:
+            notes = ((f"the workspace is over its disk quota ({used >> 20} MiB > {guard.quota_bytes >> 20} MiB); "
+                      "commands that add data will be killed until files are removed"),)
     text = buf.decode("utf-8", errors="replace")
     truncated = total > len(buf) or len(text) > limits.output_cap_chars
     return CommandResult(exit_code=proc.returncode if killed is None else None,
                          output=text[: limits.output_cap_chars], truncated=truncated,
                          timed_out=killed == "timeout", killed=killed,
-                         duration_s=time.monotonic() - started)
+                         duration_s=time.monotonic() - started, notes=notes)
 
 
 async def _reap(proc: asyncio.subprocess.Process, reader: asyncio.Future | None) -> None:
@@ -335,15 +413,19 @@ async def _exited(proc: asyncio.subprocess.Process) -> None:
         os.close(pidfd)
 
 
-async def _kill_all(proc: asyncio.subprocess.Process, uid: int | None, *, outer_bwrap: bool) -> None:
+async def _kill_all(proc: asyncio.subprocess.Process, uid: int | None, cgroup: SessionCgroup | None = None,
+                    *, outer_bwrap: bool) -> None:
     """Kill everything the command started and reap it.
 
     Under bubblewrap the sandboxed processes live in another session, out of ``killpg``'s reach, so
-    they are killed through the session UID first while the outer ``bwrap`` (our child) is spared:
-    it then reaps its own child and exits, leaving no orphan zombie for the node's init. The process
-    group and a last UID sweep catch the rest."""
+    they are killed through the session UID (and the session cgroup) first while the outer ``bwrap``
+    (our child) is spared: it then reaps its own child and exits, leaving no orphan zombie for the
+    node's init. The process group and a last sweep of the UID and the cgroup catch the rest."""
+    spare = frozenset({proc.pid}) if outer_bwrap else frozenset()
     if uid is not None:
-        await asyncio.to_thread(kill_uid_processes, uid, exclude={proc.pid} if outer_bwrap else set())
+        await asyncio.to_thread(kill_uid_processes, uid, exclude=spare)
+    if cgroup is not None:
+        await asyncio.to_thread(cgroup.kill, exclude=spare)
     if proc.returncode is None:
         try:
             async with asyncio.timeout(1):
@@ -362,6 +444,9 @@ async def _kill_all(proc: asyncio.subprocess.Process, uid: int | None, *, outer_
             pass
     if uid is not None:
         await asyncio.to_thread(kill_uid_processes, uid)
+    if cgroup is not None:
+        await asyncio.to_thread(cgroup.kill)
+        await asyncio.to_thread(cgroup.settle)
 
 
 def uid_processes(uid: int) -> list[int]:

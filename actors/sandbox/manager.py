@@ -32,7 +32,7 @@ import ray
 
 from actors.sandbox.backends import CommandBackend, command_backend
 from actors.sandbox.config import SandboxRuntime, check_scheduling, parse_team_sandbox
-from actors.sandbox.errors import HostUnavailable, SessionExpired, SessionNotFound
+from actors.sandbox.errors import HostUnavailable, SessionExpired, SessionLimitReached, SessionNotFound
 from actors.sandbox.host import SandboxHost, SandboxHostCore, rss_bytes
 from actors.sandbox.mirror import Reporter
 from actors.sandbox.snapshot import snapshot_key
@@ -108,6 +108,7 @@ class SandboxManagerCore:
         self._prewarm = [check_scheduling(p) for p in (prewarm or [])]
         self._serial = 0
         self._lock = asyncio.Lock()
+        self._team_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._backend: CommandBackend | None = None
         self._objects = runtime.object_store.build() if runtime.object_store is not None else None
@@ -183,13 +184,25 @@ class SandboxManagerCore:
         team = parse_team_sandbox(sandbox)
         sched = check_scheduling(scheduling)
         session_id = new_session_id()
-        row = await self.store.create_session(
-            session_id=session_id, org_id=org_id, team_id=team_id,
-            workspace=str(self.runtime.root / session_id), ttl_s=team.ttl_s or self.runtime.ttl_s,
-            uid_base=self.runtime.uid_base, uid_count=self.runtime.uid_count, created_by=created_by, title=title,
-            config={"mcp_servers": team.mcp_servers, "network": team.network and self.runtime.allow_network},
-            scheduling=sched, slack_channel=(slack or {}).get("channel"),
-            slack_thread_ts=(slack or {}).get("thread_ts"))
+        # Count and insert under the team's lock: this actor is the only creator, so two concurrent
+        # creates cannot both take the last place.
+        async with self._team_locks.setdefault((org_id, team_id), asyncio.Lock()):
+            open_now = await self.store.count_active(org_id=org_id, team_id=team_id)
+            if open_now >= team.max_open_sessions:
+                raise SessionLimitReached(
+                    f"team {team_id} already has {open_now} open sandbox sessions (sandbox.max_open_sessions = "
+                    f"{team.max_open_sessions}); end one (DELETE it, or let its TTL pass) and try again",
+                    details={"limit": "sandbox.max_open_sessions", "max": team.max_open_sessions,
+                             "open": open_now})
+            row = await self.store.create_session(
+                session_id=session_id, org_id=org_id, team_id=team_id,
+                workspace=str(self.runtime.root / session_id), ttl_s=team.ttl_s or self.runtime.ttl_s,
+                uid_base=self.runtime.uid_base, uid_count=self.runtime.uid_count, created_by=created_by,
+                title=title, config={"mcp_servers": team.mcp_servers,
+                                     "network": team.network and self.runtime.allow_network,
+                                     "wall_s": self.runtime.limits.session_wall_s},
+                scheduling=sched, slack_channel=(slack or {}).get("channel"),
+                slack_thread_ts=(slack or {}).get("thread_ts"))
         host = await self._assign(session_id, sched)
         try:
             await self._open(host, session_id, new=True)

@@ -8,7 +8,8 @@
   not on the list is refused (:class:`McpNotAllowed`); a tenant can never supply a command or URL.
 * Per turn, :func:`open_mcp_tools` connects to the session's servers (the ``mcp`` package's
   ``Client``), lists their tools and exposes them to the model as ``mcp__<server>__<tool>``; the
-  connections close when the turn ends (or is interrupted). Stdio servers run as platform
+  connections close when the turn ends (or is interrupted). Tools that may change things wait for
+  an approver before they run (:mod:`actors.sandbox.approvals`). Stdio servers run as platform
   processes, which is why only the global admin may choose their commands.
 * HTTP servers are reached through the egress policy like any call made for a tenant: an entry
   whose URL is internal needs the egress allow-list too (``docs/security.md``).
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Literal
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from actors.sandbox.approvals import is_read_only
 from actors.sandbox.errors import McpNotAllowed, SandboxError
 from actors.sandbox.tools import BUILTIN_NAMES, ToolOutcome
 from incidentfox.egress import refusal_in
@@ -121,12 +123,19 @@ def _result_text(result: Any) -> str:
     return "\n".join(parts) or "(no content)"
 
 
-class McpToolset:
-    """The tools of the connected servers: Anthropic tool specs and a handler per tool."""
+Gate = Callable[[str, dict[str, Any]], Awaitable[str | None]]   # (tool, input) → refusal or None
 
-    def __init__(self) -> None:
+
+class McpToolset:
+    """The tools of the connected servers: Anthropic tool specs and a handler per tool. A tool that
+    is not read-only (:func:`is_read_only`) asks ``gate`` first and runs only if it says None."""
+
+    def __init__(self, *, read_only: list[str] | None = None, gate: Gate | None = None) -> None:
         self.specs: list[dict[str, Any]] = []
         self.handlers: dict[str, Any] = {}
+        self.mutating: set[str] = set()
+        self.read_only = list(read_only or [])
+        self.gate = gate
 
     def add(self, server: str, client: Any, tool: Any, timeout_s: float) -> None:
         name = tool_name(server, tool.name)
@@ -137,7 +146,18 @@ class McpToolset:
         self.specs.append({"name": name, "description": (tool.description or f"{tool.name} ({server})")[:4000],
                            "input_schema": schema})
 
+        mutating = not is_read_only(server, tool.name, getattr(tool, "annotations", None), self.read_only)
+        if mutating:
+            self.mutating.add(name)
+
         async def call(args: dict[str, Any], _tool: str = tool.name) -> ToolOutcome:
+            if mutating:
+                if self.gate is None:
+                    return ToolOutcome(f"{name} may change things and needs an approval, which this "
+                                       "session cannot ask for; it did not run", True)
+                refusal = await self.gate(name, args)
+                if refusal is not None:
+                    return ToolOutcome(refusal, True)
             try:
                 res = await client.call_tool(_tool, args, read_timeout_seconds=timeout_s)
             except Exception as exc:  # noqa: BLE001 - any server/transport failure goes back to the model
@@ -163,10 +183,12 @@ async def _http_target(stack: AsyncExitStack, url: str) -> Any:
 
 @asynccontextmanager
 async def open_mcp_tools(entries: list[dict[str, Any]], *, cipher: MultiFernet | None,
-                         connect_timeout_s: float = 30.0) -> AsyncIterator[McpToolset]:
+                         connect_timeout_s: float = 30.0, read_only: list[str] | None = None,
+                         gate: Gate | None = None) -> AsyncIterator[McpToolset]:
     """Connect to each entry (already decrypted env is computed here), yield their tools, close all
-    connections on exit. A server that fails to start is an error: the turn reports it."""
-    toolset = McpToolset()
+    connections on exit. A server that fails to start is an error: the turn reports it. Mutating
+    tools ask ``gate`` before each call (``read_only``: the team's ``sandbox.mcp_read_only``)."""
+    toolset = McpToolset(read_only=read_only, gate=gate)
     if not entries:  # the common case: no MCP, and no import of the mcp package on the turn's path
         yield toolset
         return

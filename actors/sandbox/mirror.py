@@ -53,6 +53,13 @@ class TurnMirror:
             if i is not None:
                 icon = "❌" if d.get("is_error") else "✅"
                 self.lines[i] = self.lines[i].replace("🔄", icon, 1) + f" ({d.get('duration_s', 0):.1f}s)"
+        elif ev.type == "approval":
+            if d.get("status") == "pending":
+                self.footer = (f"⏳ awaiting approval for `{d.get('tool')}`: an approver replies "
+                               f"`approve {d.get('approval_id')}` or `deny {d.get('approval_id')}` in this thread")
+            else:
+                self.lines.append(f"🔐 `{d.get('tool')}` {d.get('status')}" + (f" by {d['by']}" if d.get("by") else ""))
+                self.footer = "🔄 working…"
         elif ev.type == "result":
             self.thinking = ""
             self.footer = "✅ " + (d.get("text") or "done")

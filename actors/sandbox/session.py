@@ -19,11 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 from actors.sandbox import events
 from actors.sandbox.agent import DEFAULT_SYSTEM, TurnContext, client_for, run_turn
+from actors.sandbox.approvals import SessionApprovals
 from actors.sandbox.backends import CommandBackend, SessionRef
+from actors.sandbox.cgroups import CgroupMode
 from actors.sandbox.config import LLMConfig, SandboxRuntime
 from actors.sandbox.errors import (
     SandboxError,
@@ -34,6 +37,7 @@ from actors.sandbox.errors import (
 )
 from actors.sandbox.events import SandboxEvent
 from actors.sandbox.isolation import IsolationStatus
+from actors.sandbox.limits import SessionGuard, make_guard
 from actors.sandbox.mcp import open_mcp_tools
 from actors.sandbox.mirror import Reporter, ThrottledMessage, TurnMirror
 from actors.sandbox.snapshot import SnapshotRejected, Snapshots
@@ -41,6 +45,7 @@ from actors.sandbox.store import SandboxStore
 from actors.sandbox.tools import Toolbox
 from actors.sandbox.transcript import Message, user_text
 from actors.sandbox.workspace import Workspace
+from incidentfox.db import utcnow
 from incidentfox.object_store import ObjectStoreError
 
 log = logging.getLogger("incidentfox.sandbox.session")
@@ -51,9 +56,12 @@ SNAPSHOT_TIMEOUT_S = 300.0
 class SandboxSession:
     def __init__(self, *, session_id: str, org_id: str, team_id: str, workspace: Workspace,
                  messages: list[Message], network: bool, runtime: SandboxRuntime, store: SandboxStore,
-                 isolation: IsolationStatus, commands: Any = None, snapshots: Snapshots | None = None) -> None:
+                 isolation: IsolationStatus, commands: Any = None, snapshots: Snapshots | None = None,
+                 guard: SessionGuard | None = None) -> None:
         self.id, self.org_id, self.team_id = session_id, org_id, team_id
         self.commands, self.snapshots = commands, snapshots
+        self.guard = guard
+        self.approvals = SessionApprovals(timeout_s=runtime.approval_timeout_s)
         self.workspace = workspace
         self.messages = messages
         self.network = network
@@ -94,9 +102,10 @@ class SandboxSession:
                                                uid=ws.uid, network=network))
         history = [{"role": m["role"], "content": m["content"]}
                    for m in await store.list_messages(session_id=session_id)]
+        guard = await asyncio.to_thread(_guard, runtime, session_id, ws, row.created_at, isolation)
         return cls(session_id=session_id, org_id=row.org_id, team_id=row.team_id, workspace=ws,
                    messages=history, network=network, runtime=runtime, store=store, isolation=isolation,
-                   commands=commands, snapshots=snapshots)
+                   commands=commands, snapshots=snapshots, guard=guard)
 
     @property
     def busy(self) -> bool:
@@ -104,17 +113,24 @@ class SandboxSession:
 
     async def send(self, text: str, *, llm: LLMConfig, mcp_entries: list[dict[str, Any]],
                    cipher: Any = None, reporter: Reporter | None = None,
-                   slack: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+                   slack: dict[str, Any] | None = None,
+                   mcp_read_only: list[str] | None = None) -> AsyncIterator[dict[str, Any]]:
         """Start a turn for ``text`` and yield its events (as dicts) until the terminal one."""
         if self.busy:
             raise TurnInProgress(f"session {self.id} is already running a turn; interrupt it or wait")
+        remaining = self.guard.remaining_s() if self.guard is not None else None
+        if remaining is not None and remaining <= 0:
+            raise SessionExpired(f"sandbox session {self.id} reached its maximum lifetime "
+                                 f"({self.runtime.limits.session_wall_s:.0f}s); start a new one",
+                                 details={"session_id": self.id, "limit": "session_wall_s"})
         queue: asyncio.Queue[SandboxEvent] = asyncio.Queue()
         mirror = None
         if reporter is not None and slack and slack.get("channel"):
             mirror = TurnMirror(ThrottledMessage(reporter, channel=slack["channel"],
                                                  thread_ts=slack.get("thread_ts")),
                                 session_id=self.id, question=text)
-        self._turn = asyncio.create_task(self._run(text, llm, mcp_entries, cipher, queue.put_nowait, mirror))
+        self._turn = asyncio.create_task(self._run(text, llm, mcp_entries, cipher, queue.put_nowait, mirror,
+                                                   list(mcp_read_only or [])))
         while True:
             ev = await queue.get()
             yield ev.to_dict()
@@ -132,6 +148,8 @@ class SandboxSession:
 
     async def close(self, *, remove_workspace: bool) -> None:
         await self.interrupt()
+        if self.guard is not None:
+            await asyncio.to_thread(self.guard.close)
         if remove_workspace:
             await asyncio.to_thread(self.workspace.remove)
 
@@ -159,7 +177,8 @@ class SandboxSession:
                 self._persisted += len(new)
 
     async def _run(self, text: str, llm: LLMConfig, mcp_entries: list[dict[str, Any]], cipher: Any,
-                   emit: Callable[[SandboxEvent], None], mirror: TurnMirror | None) -> None:
+                   emit: Callable[[SandboxEvent], None], mirror: TurnMirror | None,
+                   mcp_read_only: list[str]) -> None:
         mirror_q: asyncio.Queue[SandboxEvent | None] = asyncio.Queue()
         mirror_task = asyncio.create_task(self._drain_mirror(mirror, mirror_q)) if mirror else None
 
@@ -175,10 +194,14 @@ class SandboxSession:
             self.messages.append(user_text(text))
             await self._persist()
             await self.store.touch(session_id=self.id, busy=True)
-            async with open_mcp_tools(mcp_entries, cipher=cipher,
-                                      connect_timeout_s=self.runtime.mcp_timeout_s) as mcp:
+            async def gate(tool: str, args: dict[str, Any]) -> str | None:
+                return (await self.approvals.request(tool, args, publish)).refusal(tool)
+
+            async with open_mcp_tools(mcp_entries, cipher=cipher, connect_timeout_s=self.runtime.mcp_timeout_s,
+                                      read_only=mcp_read_only, gate=gate) as mcp:
                 toolbox = Toolbox(self.workspace, self.runtime.limits, self.isolation, network=self.network,
-                                  commands=self.commands, extra_specs=mcp.specs, extra=mcp.handlers)
+                                  commands=self.commands, extra_specs=mcp.specs, extra=mcp.handlers,
+                                  guard=self.guard)
                 ctx = TurnContext(
                     client=client_for(llm, timeout_s=self.runtime.model_timeout_s), model=llm.model,
                     max_tokens=llm.max_tokens,
@@ -229,3 +252,22 @@ class SandboxSession:
         while (ev := await q.get()) is not None:
             await mirror.on_event(ev)
         await mirror.message.close()
+
+
+def _guard(runtime: SandboxRuntime, session_id: str, ws: Workspace, created_at: Any,
+           isolation: IsolationStatus) -> SessionGuard:
+    """The session's whole-session limits (blocking: makes its cgroup). A cgroup that cannot be made
+    leaves the per-process rlimits, as when the node has none (the isolation status says so)."""
+    lim = runtime.limits
+    if created_at.tzinfo is None:   # SQLite hands datetimes back naive; they are UTC
+        created_at = created_at.replace(tzinfo=utcnow().tzinfo)
+    remaining = lim.session_wall_s - (utcnow() - created_at).total_seconds()
+    kwargs: dict[str, Any] = {"workspace": ws.path, "session_id": session_id,
+                              "quota_bytes": lim.workspace_quota_bytes, "memory_bytes": lim.session_memory_bytes,
+                              "pids": lim.session_pids, "remaining_s": remaining, "poll_s": lim.quota_poll_s}
+    try:
+        return make_guard(cgroups=isolation.cgroups, **kwargs)
+    except OSError as exc:
+        log.warning("session %s runs without its cgroup: %s", session_id, exc)
+        return make_guard(cgroups=replace(isolation.cgroups, mode=CgroupMode.NONE,
+                                          reason=f"cgroup creation failed: {exc}"), **kwargs)

@@ -61,7 +61,8 @@ def make_slack_dispatch(settings: Settings, *, namespace: str = "incidentfox",
         sessions=sessions, backend=ray_backend, team_config=team_config, engine=engine,
         reporter_for=lambda token: SlackWebReporter(token, base_url=settings.slack_api_url),
         scheduling_for=lambda cfg, org, team: scheduling_options(cfg, org_id=org, team_id=team),
-        isolation=lambda: isolation_status(settings))
+        isolation=lambda: isolation_status(settings),
+        slack_api_url=settings.slack_api_url)
 
 
 class SandboxSlackActor:

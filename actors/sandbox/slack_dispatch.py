@@ -26,6 +26,12 @@ Contract:
   delivery's ``dispatch_error`` records it. Without a Slack bot token nothing can be posted; that
   is logged and recorded only.
 
+* **Who.** Only the team's ``access.sandbox_users`` (Slack users or user groups; nobody when the
+  list is empty, :mod:`actors.sandbox.access`) open sessions and send turns: anyone else gets an
+  ephemeral refusal and nothing is opened or continued. A reply ``approve <id>`` / ``deny <id>`` in
+  a session's thread decides a pending MCP approval instead of starting a turn, if its author is
+  in ``access.approvers``; it bypasses the thread's turn order (the turn it unblocks holds it).
+
 Known limit: between its claim and ``create_session`` an open lives in this process; if it dies
 there (the actor restarts), that open is lost and the delivery keeps the claim (no session).
 """
@@ -43,6 +49,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from actors.sandbox.access import GroupMembers, SandboxAccess, SlackIds, slack_group_members
+from actors.sandbox.approvals import parse_decision
 from actors.sandbox.client import SandboxBackend
 from actors.sandbox.config import parse_llm_config, parse_team_sandbox
 from actors.sandbox.errors import TurnInProgress
@@ -66,6 +74,12 @@ TURN_TIMEOUT_S = 3600.0
 TeamConfigFn = Callable[[str, str], Awaitable[dict[str, Any]]]
 SchedulingFn = Callable[[dict[str, Any], str, str], dict[str, Any]]
 _SANDBOX_OUTCOMES = [o.value for o in DeliveryOutcome if o.sandbox]
+
+
+REFUSED_DRIVE = ("You are not allowed to use this team's sandbox sessions from Slack: an admin lists "
+                 "who may in the team's config (`access.sandbox_users`). Nothing was opened or sent.")
+REFUSED_APPROVE = ("You are not an approver for this team's sandbox tool calls (`access.approvers`); "
+                   "the call is still waiting for an approver.")
 
 
 class NoBotToken(Exception):
@@ -113,6 +127,10 @@ class SlackDispatchCore:
     isolation: Callable[[], IsolationStatus]
     busy_wait_s: float = 900.0
     busy_retry_s: float = 2.0
+    slack_api_url: str = "https://slack.com/api/"
+    # (bot token) → a user-group resolver; (bot token, channel, user, text) → an ephemeral message.
+    group_members: Callable[[str], GroupMembers] | None = None
+    ephemeral: Callable[[str, str, str, str], Awaitable[None]] | None = None
     engine: AsyncEngine | None = None          # disposed by close() when this core owns it
     _tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
     _threads: ThreadLocks = field(default_factory=ThreadLocks)
@@ -155,6 +173,9 @@ class SlackDispatchCore:
         thread_ts: str | None = None
         try:
             cfg, token = await self._config(org_id, team_id)
+            if not await self._allowed(SandboxAccess.from_config(cfg).sandbox_users, token, trigger.actor):
+                await self._refuse(delivery_pk, token, channel, trigger.actor, REFUSED_DRIVE)
+                return
             reporter = self.reporter_for(token)
             who = f"<@{trigger.actor}>" if trigger.actor else "someone"
             thread_ts = await self._post(reporter, channel, None,
@@ -189,8 +210,15 @@ class SlackDispatchCore:
         channel, thread_ts = trigger.thread.channel, trigger.thread.ts  # type: ignore[union-attr]
         reporter: Reporter | None = None
         try:
+            decision = parse_decision(trigger.text)
+            if decision is not None:   # not behind the thread's lock: the waiting turn holds it
+                await self._decide(trigger, decision, org_id=org_id, team_id=team_id, delivery_pk=delivery_pk)
+                return
             async with self._threads.hold((channel, thread_ts or "")):
                 cfg, token = await self._config(org_id, team_id)   # the session's team (set at intake)
+                if not await self._allowed(SandboxAccess.from_config(cfg).sandbox_users, token, trigger.actor):
+                    await self._refuse(delivery_pk, token, channel, trigger.actor, REFUSED_DRIVE)
+                    return
                 reporter = self.reporter_for(token)
                 async with self.sessions() as s:
                     found = await active_session_by_thread(s, channel=channel, thread_ts=thread_ts or "")
@@ -213,6 +241,52 @@ class SlackDispatchCore:
             log.exception("sandbox continue failed")
             await self._fail(delivery_pk, f"Could not continue the sandbox session ({type(exc).__name__}).",
                              reporter, channel, thread_ts)
+
+    async def _decide(self, trigger: Trigger, decision: tuple[bool, str], *, org_id: str, team_id: str,
+                      delivery_pk: int) -> None:
+        """An ``approve``/``deny`` reply: decide the session's pending MCP approval, if allowed."""
+        channel, thread_ts = trigger.thread.channel, trigger.thread.ts or ""  # type: ignore[union-attr]
+        cfg, token = await self._config(org_id, team_id)
+        if not await self._allowed(SandboxAccess.from_config(cfg).approvers, token, trigger.actor):
+            await self._refuse(delivery_pk, token, channel, trigger.actor, REFUSED_APPROVE)
+            return
+        approve, approval_id = decision
+        async with self.sessions() as s:
+            found = await active_session_by_thread(s, channel=channel, thread_ts=thread_ts)
+        backend = await self._get_backend()
+        done = found is not None and (found.org_id, found.team_id) == (org_id, team_id) and \
+            await backend.decide_approval(found.id, approval_id, approve=approve, by=f"slack:{trigger.actor}")
+        reporter = self.reporter_for(token)
+        if not done:
+            await self._fail(delivery_pk, f"No pending approval `{approval_id}` in this session.", reporter,
+                             channel, thread_ts)
+            return
+        await self._post(reporter, channel, thread_ts,
+                         f"{'✅ Approved' if approve else '🚫 Denied'} `{approval_id}` by <@{trigger.actor}>.")
+
+    async def _allowed(self, ids: SlackIds, token: str, user: str | None) -> bool:
+        if ids.listed(user or ""):
+            return True
+        members = None
+        if ids.groups:
+            members = (self.group_members or (lambda t: slack_group_members(bot_token=t, base_url=self.slack_api_url)))(token)
+        return await ids.allows(user or "", members)
+
+    async def _refuse(self, delivery_pk: int, token: str, channel: str, user: str | None, text: str) -> None:
+        """Tell ``user`` alone (an ephemeral message) and record why nothing happened."""
+        post = self.ephemeral or self._post_ephemeral
+        try:
+            async with asyncio.timeout(SLACK_CALL_TIMEOUT_S):
+                await post(token, channel, user or "", text)
+        except Exception as exc:  # noqa: BLE001 - the delivery row keeps the reason
+            log.warning("sandbox from Slack: the ephemeral refusal failed: %s", type(exc).__name__)
+        await self._fail(delivery_pk, text, None, channel, None)
+
+    async def _post_ephemeral(self, token: str, channel: str, user: str, text: str) -> None:
+        from actors.slack.client import slack_client
+
+        async with slack_client(token=token, base_url=self.slack_api_url, rate_limit_retries=0) as client:
+            await client.chat_postEphemeral(channel=channel, user=user, text=text)
 
     async def _turn(self, session_id: str, text: str, *, cfg: dict[str, Any], token: str, channel: str,
                     thread_ts: str | None, reporter: Reporter, delivery_pk: int) -> None:

@@ -12,7 +12,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +49,16 @@ async def active_sandbox_threads(session: AsyncSession, *,
     return {(r.slack_channel, r.slack_thread_ts) for r in rows}
 
 
+def _expiry(row: SandboxSessionRow, now: datetime) -> datetime:
+    """now + TTL, but never past the session's wall time (``config.wall_s`` from its creation)."""
+    expires = now + timedelta(seconds=row.ttl_s)
+    wall = (row.config or {}).get("wall_s")
+    if wall:
+        created = row.created_at if row.created_at.tzinfo or not now.tzinfo else row.created_at.replace(tzinfo=now.tzinfo)
+        expires = min(expires, created + timedelta(seconds=float(wall)))
+    return expires
+
+
 class SandboxStore:
     """One async engine per process (host, manager, API replica)."""
 
@@ -76,7 +86,8 @@ class SandboxStore:
             row = SandboxSessionRow(
                 id=session_id, org_id=org_id, team_id=team_id, status="active", uid=uid, host=host,
                 workspace=workspace, ttl_s=ttl_s, created_at=now, last_active_at=now,
-                expires_at=now + timedelta(seconds=ttl_s), created_by=created_by[:128], title=title[:200],
+                expires_at=now + timedelta(seconds=min(ttl_s, (config or {}).get("wall_s") or ttl_s)),
+                created_by=created_by[:128], title=title[:200],
                 turns=0, busy=False, config=config or {}, scheduling=scheduling or {},
                 slack_channel=slack_channel, slack_thread_ts=slack_thread_ts)
             async with self.sessions() as s:
@@ -113,13 +124,21 @@ class SandboxStore:
             if row is None or row.status != "active":
                 return False
             row.last_active_at = now
-            row.expires_at = now + timedelta(seconds=row.ttl_s)
+            row.expires_at = _expiry(row, now)
             if busy is not None:
                 row.busy = busy
             if turn_done:
                 row.turns += 1
             await s.commit()
             return True
+
+    async def count_active(self, *, org_id: str, team_id: str) -> int:
+        """How many sessions the team has open (the ``sandbox.max_open_sessions`` check)."""
+        async with self.sessions() as s:
+            return int(await s.scalar(select(func.count()).select_from(SandboxSessionRow)
+                                      .where(SandboxSessionRow.org_id == org_id,
+                                             SandboxSessionRow.team_id == team_id,
+                                             SandboxSessionRow.status == "active")) or 0)
 
     async def end_session(self, *, session_id: str, status: str, reason: str,
                           expired_by: datetime | None = None, now: datetime | None = None) -> bool:

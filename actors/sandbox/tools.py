@@ -1,8 +1,12 @@
 """The built-in tools (``Read``, ``Write``, ``Edit``, ``Bash``, ``Grep``, ``Glob``): their schemas,
 shaped like Claude Code's, and :class:`Toolbox`, which executes a ``tool_use`` for one session.
 
-Every file path goes through :class:`Workspace` (confined, symlink-safe). Tools never raise to the
-agent loop: a refused path, a missing file or a failed command comes back as an ``is_error`` result
+Every file path goes through :class:`Workspace` (confined, symlink-safe). File tools touch regular
+files only: the target is ``lstat``-ed before it is opened (a FIFO, socket or device is refused
+without opening it), every open carries ``O_NONBLOCK | O_NOFOLLOW`` (a swap in between can neither
+block a thread on a FIFO nor follow a link) and the open fd is ``fstat``-ed again
+(:func:`check_regular`). ``Write``/``Edit`` refuse what would take the workspace past its disk
+quota. Tools never raise to the agent loop: a refused path, a missing file or a failed command comes back as an ``is_error`` result
 the model can read and correct. Tools run one at a time per session and Bash leaves no process
 behind, so nothing in the sandbox can race a file tool's path checks.
 """
@@ -10,7 +14,9 @@ behind, so nothing in the sandbox can race a file tool's path checks.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +25,7 @@ from actors.sandbox import search
 from actors.sandbox.config import SandboxLimits
 from actors.sandbox.errors import IsolationUnavailable, PathEscape
 from actors.sandbox.isolation import IsolationStatus, run_command
+from actors.sandbox.limits import SessionGuard
 from actors.sandbox.workspace import VIRTUAL_ROOT, Workspace, check_regular
 
 MAX_READ_BYTES = 10 * 1024 * 1024
@@ -108,6 +115,7 @@ class Toolbox:
     commands: Any = None    # the session's SessionCommands (actors/sandbox/backends); None: bwrap here
     extra_specs: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, ExtraHandler] = field(default_factory=dict)
+    guard: SessionGuard | None = None      # whole-session limits (cgroup, disk quota, wall time)
 
     def specs(self) -> list[dict[str, Any]]:
         return [*BUILTIN_TOOLS, *self.extra_specs]
@@ -147,9 +155,14 @@ class Toolbox:
         timeout_s = self.limits.default_timeout_s
         if args.get("timeout") is not None:
             timeout_s = min(max(float(args["timeout"]) / 1000.0, 1.0), self.limits.max_timeout_s)
+        remaining = self.guard.remaining_s() if self.guard is not None else None
+        if remaining is not None and remaining <= 0:
+            return ToolOutcome("the session reached its maximum lifetime; no more commands run in it", True)
+        # The session's command backend (bubblewrap here, a pod in Kubernetes); ``guard`` carries the
+        # whole-session limits (wall time, workspace quota, cgroup) to whichever runs the command.
         run = self.commands.run if self.commands is not None else run_command
-        res = await run(command, workspace=self.workspace, limits=self.limits,
-                        status=self.isolation, timeout_s=timeout_s, network=self.network)
+        res = await run(command, workspace=self.workspace, limits=self.limits, status=self.isolation,
+                        timeout_s=timeout_s, network=self.network, guard=self.guard)
         return ToolOutcome(res.for_model(), is_error=res.killed is not None or res.exit_code != 0)
 
     # -- file tools (blocking; run in a thread) ----------------------------------------------------
@@ -158,7 +171,7 @@ class Toolbox:
         path = args["file_path"]
         offset = max(int(args.get("offset") or 1), 1)
         limit = max(int(args.get("limit") or DEFAULT_READ_LINES), 1)
-        fd = self.workspace.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = self._open_regular(path, os.O_RDONLY)
         with os.fdopen(fd, "rb") as fh:
             st = check_regular(fh.fileno(), path)
             if st.st_size > MAX_READ_BYTES:
@@ -182,7 +195,10 @@ class Toolbox:
         data = content.encode()
         if len(data) > self.limits.fsize_bytes:
             return ToolOutcome(f"content is larger than the file size limit ({self.limits.fsize_bytes} bytes)", True)
-        fd = self.workspace.open(path, os.O_WRONLY | os.O_CREAT, 0o644, create_parents=True)
+        old = self._existing_size(path)
+        if self.guard is not None and (why := self.guard.quota_refusal(adding=len(data) - old)):
+            return ToolOutcome(f"Refused: {why}", True)
+        fd = self._open_regular(path, os.O_WRONLY | os.O_CREAT, 0o644, create_parents=True)
         with os.fdopen(fd, "wb") as fh:
             check_regular(fh.fileno(), path)
             fh.truncate(0)
@@ -198,7 +214,7 @@ class Toolbox:
             return ToolOutcome("old_string and new_string are identical; nothing to change", True)
         if old == "":
             return ToolOutcome("old_string must not be empty (use Write to create a file)", True)
-        fd = self.workspace.open(path, os.O_RDWR | os.O_NONBLOCK)
+        fd = self._open_regular(path, os.O_RDWR)
         with os.fdopen(fd, "r+b") as fh:
             st = check_regular(fh.fileno(), path)
             if st.st_size > MAX_READ_BYTES:
@@ -211,6 +227,9 @@ class Toolbox:
                 return ToolOutcome(f"old_string occurs {count} times in {path}; add surrounding context "
                                    "to make it unique or set replace_all", True)
             updated = text.replace(old, new) if args.get("replace_all") else text.replace(old, new, 1)
+            grow = len(updated.encode()) - st.st_size
+            if self.guard is not None and (why := self.guard.quota_refusal(adding=grow)):
+                return ToolOutcome(f"Refused: {why}", True)
             fh.seek(0)
             fh.truncate(0)
             fh.write(updated.encode())
@@ -219,12 +238,61 @@ class Toolbox:
 
     def _grep(self, args: dict[str, Any]) -> ToolOutcome:
         start = self.workspace.resolve(args.get("path") or VIRTUAL_ROOT)
-        if not start.exists():
-            raise FileNotFoundError(args.get("path"))
-        return ToolOutcome(search.grep(self.workspace, args=args, start=start))
+        st = os.lstat(start)   # FileNotFoundError when absent
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            raise PathEscape(f"{args.get('path')} is {_kind(st.st_mode)}; Grep searches regular files only",
+                             details={"path": args.get("path"), "reason": "not_regular"})
+        try:
+            return ToolOutcome(search.grep(self.workspace, args=args, start=start,
+                                           time_limit_s=self.limits.search_time_limit_s))
+        except search.SearchTimeout as exc:
+            return ToolOutcome(str(exc), True)
+
+    # -- regular files only -------------------------------------------------------------------------
+
+    def _open_regular(self, path: str, flags: int, mode: int = 0o644, *, create_parents: bool = False) -> int:
+        """Open ``path`` as a regular file, never blocking: refuse a FIFO, socket or device seen by
+        ``lstat`` before opening it; open non-blocking (a FIFO swapped in after the check opens
+        without waiting, or fails with ENXIO) and let the caller ``fstat`` the fd."""
+        real = self.workspace.resolve(path)
+        try:
+            st = os.lstat(real)
+        except FileNotFoundError:
+            st = None
+        if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            raise PathEscape(f"{path} is {_kind(st.st_mode)}; file tools read and write regular files only",
+                             details={"path": path, "reason": "not_regular"})
+        try:
+            return self.workspace.open(path, flags | os.O_NONBLOCK, mode, create_parents=create_parents)
+        except OSError as exc:
+            if exc.errno in (errno.ENXIO, errno.ENODEV, errno.EOPNOTSUPP):
+                raise PathEscape(f"{path} is not a regular file", details={"path": path, "reason": "not_regular"}) \
+                    from None
+            raise
+
+    def _existing_size(self, path: str) -> int:
+        try:
+            st = os.lstat(self.workspace.resolve(path))
+        except FileNotFoundError:
+            return 0
+        return st.st_size if stat.S_ISREG(st.st_mode) else 0
 
     def _glob(self, args: dict[str, Any]) -> ToolOutcome:
         start = self.workspace.resolve(args.get("path") or VIRTUAL_ROOT)
         if not start.is_dir():
             return ToolOutcome(f"{args.get('path')} is not a directory", True)
-        return ToolOutcome(search.glob(self.workspace, pattern=str(args["pattern"]), start=start))
+        try:
+            return ToolOutcome(search.glob(self.workspace, pattern=str(args["pattern"]), start=start,
+                                           time_limit_s=self.limits.search_time_limit_s))
+        except search.SearchTimeout as exc:
+            return ToolOutcome(str(exc), True)
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"

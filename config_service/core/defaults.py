@@ -4,7 +4,7 @@ The ONE set of defaults. The typed model (:mod:`config_service.team_config`) tak
 it has from here (a test checks that parsing ``{}`` gives exactly this document), so the engine,
 the gateway, the scheduler and the sandbox all see the same numbers a team that configures
 nothing gets: the offline planner (no ``llm.provider``), a 300 s run deadline, a 10-minute alert
-correlation window, shared deployment, 5 concurrent runs, nobody on the ``access`` lists.
+correlation window, shared deployment, 5 concurrent runs, nobody on the ``access`` lists, at most 10 open sandbox sessions per team.
 
 ``sandbox.ttl_s`` is deliberately absent: a team that sets none gets the platform's
 ``INCIDENTFOX_SANDBOX_TTL_S``. ``locked_paths`` is not a layer value; see ``services.config``.
@@ -27,7 +27,7 @@ DEFAULT_CONFIG: MappingProxyType[str, Any] = MappingProxyType({
     "deployment": {"mode": "shared", "resources": {}},
     "quotas": {"max_concurrent_runs": 5},
     "schedules": [],
-    "sandbox": {"mcp_servers": [], "network": False},
+    "sandbox": {"mcp_servers": [], "network": False, "max_open_sessions": 10, "mcp_read_only": []},
     "access": {"approvers": [], "sandbox_users": [], "responders": [], "api_approvals": False},
 })
 

@@ -1,6 +1,8 @@
 """The sandbox API (mounted at ``/api/v1/sandbox``): interactive agent sessions over HTTP + SSE.
 
-* ``POST /sessions`` (team or impersonation token) → ``201 {session_id, expires_at, ttl_s}``.
+* ``POST /sessions`` (team or impersonation token) → ``201 {session_id, expires_at, ttl_s}``;
+  ``429 sandbox_session_limit`` (``details.limit = "sandbox.max_open_sessions"``) when the team
+  already has that many open.
   Body (all optional): ``title``, ``slack_channel`` / ``slack_thread_ts`` (mirror the session's
   progress into that thread with the team's Slack bot).
 * ``POST /sessions/{id}/messages`` ``{text}`` → ``text/event-stream``: ``thought``, ``tool_start``,
@@ -8,6 +10,9 @@
   a turn runs, ``410 session_expired`` after the TTL.
 * ``GET /sessions/{id}``: state and transcript. ``DELETE /sessions/{id}``: end it (workspace
   removed, transcript kept). ``POST /sessions/{id}/interrupt``: stop the running turn now.
+* ``POST /sessions/{id}/approvals/{approval_id}`` ``{decision: approve|deny}``: decide a mutating
+  MCP call the session waits on (global admin, org admin, or a team token with
+  ``access.api_approvals``); ``GET /sessions/{id}`` lists them under ``pending_approvals``.
 * ``GET /mcp-allowlist`` (any token; command/url only for the global admin, env values never) and
   ``PUT /mcp-allowlist`` ``{servers: [...]}`` (global admin only): the platform MCP allow-list.
 * ``GET /health``: ``{status, isolation: {mode, available, reason}}``.
@@ -30,7 +35,7 @@ first ``/incidentfox sandbox …`` does not wait for it to start.
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -38,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ray import serve
 from ray.serve import Application
 
+from actors.sandbox.access import SandboxAccess, api_may_approve
 from actors.sandbox.backends import isolation_status
 from actors.sandbox.client import SandboxBackend
 from actors.sandbox.config import parse_llm_config, parse_team_sandbox
@@ -50,6 +56,7 @@ from config_service import bearer_token
 from incidentfox.contracts import Principal
 from incidentfox.errors import (
     BadRequest,
+    Conflict,
     Forbidden,
     NotFound,
     Unprocessable,
@@ -73,6 +80,11 @@ class CreateSession(BaseModel):
 class SendMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=100_000)
+
+
+class ApprovalDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decision: Literal["approve", "deny"]
 
 
 class Allowlist(BaseModel):
@@ -215,8 +227,23 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
     @app.get("/sessions/{session_id}")
     async def get(row: RowDep) -> dict[str, Any]:
         view = _session_view(row)
+        view["pending_approvals"] = await backend.pending_approvals(row.id) if row.status == "active" else []
         view["transcript"] = await store.list_messages(session_id=row.id)
         return view
+
+    @app.post("/sessions/{session_id}/approvals/{approval_id}")
+    async def decide_approval(request: Request, principal: PrincipalDep, row: RowDep,
+                              approval_id: str) -> dict[str, Any]:
+        access = SandboxAccess.from_config(await team_config(principal)) \
+            if principal.auth_kind not in ("global_admin", "org_admin") else SandboxAccess()
+        if not api_may_approve(principal, access):
+            raise Forbidden("only the org's admins (or team tokens, when the team sets access.api_approvals) "
+                            "may approve sandbox tool calls over the API", code="not_an_approver")
+        body: ApprovalDecision = await _parse(ApprovalDecision, request)
+        by = principal.subject or principal.auth_kind
+        if not await backend.decide_approval(row.id, approval_id, approve=body.decision == "approve", by=by):
+            raise Conflict(f"approval {approval_id!r} is not pending in this session", code="approval_not_pending")
+        return {"session_id": row.id, "approval_id": approval_id, "decision": body.decision}
 
     @app.delete("/sessions/{session_id}")
     async def delete(row: RowDep) -> dict[str, Any]:

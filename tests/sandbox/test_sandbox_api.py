@@ -171,7 +171,7 @@ async def test_health_reports_isolation(api: dict[str, Any]) -> None:
     r = await api["client"].get("/health")
     assert r.status_code == 200
     assert r.json()["isolation"]["mode"] in ("bwrap", "rlimit_only", "unavailable")
-    assert set(r.json()["isolation"]) == {"mode", "available", "reason"}
+    assert set(r.json()["isolation"]) == {"mode", "available", "reason", "session_limits"}
 
 
 @needs_bwrap

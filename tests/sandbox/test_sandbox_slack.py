@@ -52,10 +52,11 @@ async def gw(sqlite_url: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     await seed_tenants(sqlite_url, settings)
     server = ScriptedAnthropicServer().start()
     llm = {"provider": "anthropic", "model": "claude-test", "base_url": server.url, "api_key": "sk-team-secret"}
-    await patch_team(sqlite_url, settings, "acme", "payments",
-                     {"llm": llm, "integrations": {"slack": {"bot_token": "xoxb-payments"}}})
+    await patch_team(sqlite_url, settings, "acme", "payments",   # W111 may drive its sandbox
+                     {"llm": llm, "integrations": {"slack": {"bot_token": "xoxb-payments"}},
+                      "access": {"sandbox_users": ["W111"]}})
     await patch_team(sqlite_url, settings, "acme", "search",   # a bot, but no llm
-                     {"integrations": {"slack": {"bot_token": "xoxb-search"}}})
+                     {"integrations": {"slack": {"bot_token": "xoxb-search"}}, "access": {"sandbox_users": ["W111"]}})
     root = make_root()
     slack = FakeSlack()
     backend = LocalSandboxBackend(SandboxRuntime(root=root, db_url=sqlite_url, uid_base=380_000, uid_count=20_000,

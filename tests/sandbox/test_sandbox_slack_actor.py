@@ -44,7 +44,8 @@ async def test_the_gateway_hands_a_sandbox_command_to_the_sandbox_slack_actor(
     await recorder.start()
     settings = settings_for(sqlite_url, tmp_path).model_copy(update={"slack_api_url": recorder.url})
     await seed_tenants(sqlite_url, settings)
-    await patch_team(sqlite_url, settings, "acme", "payments", {"integrations": {"slack": {"bot_token": "xoxb-pay"}}})
+    await patch_team(sqlite_url, settings, "acme", "payments", {"integrations": {"slack": {"bot_token": "xoxb-pay"}},
+                                                              "access": {"sandbox_users": ["W111"]}})
     namespace = f"sbx-slack-{uuid.uuid4().hex[:8]}"
     core = make_core(sqlite_url, routes=StaticRoutes(DEFAULT_ROUTES), sandbox=RaySandboxRunner(settings,
                                                                                                namespace=namespace))

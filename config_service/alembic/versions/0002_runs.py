@@ -3,9 +3,8 @@
 Revision ID: 0002_runs
 Revises: 0001_config
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0002_runs'
 down_revision = '0001_config'

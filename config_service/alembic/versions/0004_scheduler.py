@@ -3,9 +3,8 @@
 Revision ID: 0004_scheduler
 Revises: 0003_sandbox
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0004_scheduler'
 down_revision = '0003_sandbox'
