@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, replace
@@ -38,6 +37,7 @@ from actors.sandbox.cgroups import CgroupMode, CgroupSupport, SessionCgroup, cgr
 from actors.sandbox.config import SandboxLimits
 from actors.sandbox.errors import IsolationUnavailable
 from actors.sandbox.limits import SessionGuard
+from actors.sandbox.reaping import exited, kill_all, reap
 from actors.sandbox.workspace import VIRTUAL_ROOT, Workspace
 
 Mode = Literal["bwrap", "rlimit_only", "pod", "unavailable"]  # pod: actors/sandbox/backends/pod.py
@@ -290,8 +290,8 @@ async def _abort_spawn(spawn: asyncio.Future, uid: int | None, cgroup: SessionCg
         proc = await spawn
     except Exception:  # noqa: BLE001 - the spawn failed: nothing was started, nothing to kill
         return
-    await _kill_all(proc, uid, cgroup, outer_bwrap=outer_bwrap)
-    await _reap(proc, None)
+    await kill_all(proc, uid, cgroup, outer_bwrap=outer_bwrap)
+    await reap(proc, None)
 
 
 class _OutputLimit(Exception):
@@ -329,7 +329,7 @@ async def _supervise(proc: asyncio.subprocess.Process, *, workspace: Workspace, 
         async with asyncio.timeout(timeout_s):
             # asyncio's proc.wait() also waits for the pipe to close, which background leftovers
             # (rlimit-only mode) hold open; a pidfd says when the command itself has exited.
-            waiter = asyncio.ensure_future(_exited(proc))
+            waiter = asyncio.ensure_future(exited(proc))
             watched = {reader, waiter} | ({quota} if quota is not None else set())
             done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
             if reader in done and reader.exception() is not None:
@@ -340,7 +340,7 @@ async def _supervise(proc: asyncio.subprocess.Process, *, workspace: Workspace, 
                 raise _QuotaExceeded
             await waiter
             # The command is done; background leftovers holding the pipe die with the UID sweep.
-            await _kill_all(proc, uid, cgroup, outer_bwrap=outer)
+            await kill_all(proc, uid, cgroup, outer_bwrap=outer)
             async with asyncio.timeout(2):
                 await reader
     except TimeoutError:
@@ -353,8 +353,8 @@ async def _supervise(proc: asyncio.subprocess.Process, *, workspace: Workspace, 
         reader.cancel()
         if quota is not None:
             quota.cancel()
-        await asyncio.shield(_kill_all(proc, uid, cgroup, outer_bwrap=outer))
-        await asyncio.shield(_reap(proc, reader))
+        await asyncio.shield(kill_all(proc, uid, cgroup, outer_bwrap=outer))
+        await asyncio.shield(reap(proc, reader))
         raise
     finally:
         if not reader.done():
@@ -362,8 +362,8 @@ async def _supervise(proc: asyncio.subprocess.Process, *, workspace: Workspace, 
         if quota is not None and not quota.done():
             quota.cancel()
         if killed is not None:
-            await _kill_all(proc, uid, cgroup, outer_bwrap=outer)
-    await _reap(proc, reader)
+            await kill_all(proc, uid, cgroup, outer_bwrap=outer)
+    await reap(proc, reader)
     notes: tuple[str, ...] = ()
     if guard is not None and killed is None:
         # A write in the last poll interval: say so, so the model cleans up before writing more.
@@ -377,116 +377,3 @@ async def _supervise(proc: asyncio.subprocess.Process, *, workspace: Workspace, 
                          output=text[: limits.output_cap_chars], truncated=truncated,
                          timed_out=killed == "timeout", killed=killed,
                          duration_s=time.monotonic() - started, notes=notes)
-
-
-async def _reap(proc: asyncio.subprocess.Process, reader: asyncio.Future | None) -> None:
-    """Drain what is left in the pipe (a paused pipe never sees EOF) and let asyncio record the exit,
-    so the transport closes. Everything that could write has been killed by now."""
-    assert proc.stdout is not None
-    if reader is not None:
-        if not reader.done():
-            reader.cancel()
-        await asyncio.wait({reader})  # one reader at a time on a StreamReader
-    try:
-        async with asyncio.timeout(5):
-            while await proc.stdout.read(65536):
-                pass
-            await proc.wait()
-    except TimeoutError:
-        pass
-
-
-async def _exited(proc: asyncio.subprocess.Process) -> None:
-    """Return when ``proc`` has exited (whether or not its pipes are still open)."""
-    try:
-        pidfd = os.pidfd_open(proc.pid)
-    except (AttributeError, OSError):  # no pidfd (old kernel) or already reaped
-        await proc.wait()
-        return
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
-    loop.add_reader(pidfd, lambda: done.done() or done.set_result(None))
-    try:
-        await done
-    finally:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-
-
-async def _kill_all(proc: asyncio.subprocess.Process, uid: int | None, cgroup: SessionCgroup | None = None,
-                    *, outer_bwrap: bool) -> None:
-    """Kill everything the command started and reap it.
-
-    Under bubblewrap the sandboxed processes live in another session, out of ``killpg``'s reach, so
-    they are killed through the session UID (and the session cgroup) first while the outer ``bwrap``
-    (our child) is spared: it then reaps its own child and exits, leaving no orphan zombie for the
-    node's init. The process group and a last sweep of the UID and the cgroup catch the rest."""
-    spare = frozenset({proc.pid}) if outer_bwrap else frozenset()
-    if uid is not None:
-        await asyncio.to_thread(kill_uid_processes, uid, exclude=spare)
-    if cgroup is not None:
-        await asyncio.to_thread(cgroup.kill, exclude=spare)
-    if proc.returncode is None:
-        try:
-            async with asyncio.timeout(1):
-                await proc.wait()
-        except TimeoutError:
-            pass
-    if proc.returncode is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            async with asyncio.timeout(5):
-                await proc.wait()
-        except TimeoutError:
-            pass
-    if uid is not None:
-        await asyncio.to_thread(kill_uid_processes, uid)
-    if cgroup is not None:
-        await asyncio.to_thread(cgroup.kill)
-        await asyncio.to_thread(cgroup.settle)
-
-
-def uid_processes(uid: int) -> list[int]:
-    """Live (non-zombie) pids whose real UID is ``uid``."""
-    pids = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/status", "rb") as fh:
-                status = fh.read(2048)
-        except OSError:
-            continue
-        state = uid_line = b""
-        for line in status.splitlines():
-            if line.startswith(b"State:"):
-                state = line
-            elif line.startswith(b"Uid:"):
-                uid_line = line
-                break
-        fields = uid_line.split()
-        if len(fields) > 1 and fields[1] == str(uid).encode() and b"Z" not in state.split()[1:2]:
-            pids.append(int(entry.name))
-    return pids
-
-
-def kill_uid_processes(uid: int, *, exclude: set[int] | frozenset[int] = frozenset(), passes: int = 200) -> int:
-    """SIGKILL every process of ``uid`` until none is left (a fork bomb is bounded by NPROC, so this
-    converges). Returns how many processes were signalled. Never used on uid 0."""
-    if uid <= 0:
-        raise ValueError("refusing to sweep uid 0")
-    signalled = 0
-    for _ in range(passes):
-        pids = [p for p in uid_processes(uid) if p not in exclude]
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                signalled += 1
-            except ProcessLookupError:
-                pass
-    return signalled

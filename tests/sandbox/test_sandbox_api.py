@@ -16,7 +16,7 @@ from gateway_kit import ADMIN_TOKEN, seed_tenants, settings_for
 
 from actors.sandbox.client import LocalSandboxBackend
 from actors.sandbox.config import SandboxRuntime
-from actors.sandbox.isolation import uid_processes
+from actors.sandbox.reaping import uid_processes
 from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text, ToolUse
 from serve_apps.sandbox.api import create_sandbox_app
 from tests.sandbox_helpers import FakeSlack, make_root, needs_bwrap, needs_root, patch_team, remove_root

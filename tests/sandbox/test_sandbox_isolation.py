@@ -15,8 +15,8 @@ from actors.sandbox.isolation import (
     _status,
     run_command,
     sandbox_isolation_status,
-    uid_processes,
 )
+from actors.sandbox.reaping import uid_processes
 from actors.sandbox.tools import Toolbox
 from actors.sandbox.workspace import Workspace
 from tests.sandbox_helpers import needs_root, random_uid

@@ -13,8 +13,8 @@ import pytest
 
 from actors.sandbox.client import RaySandboxBackend
 from actors.sandbox.config import SandboxRuntime
-from actors.sandbox.isolation import uid_processes
 from actors.sandbox.manager import get_or_create_manager
+from actors.sandbox.reaping import uid_processes
 from actors.sandbox.store import SandboxStore
 from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text, ToolUse, tool_results
 from tests.sandbox_helpers import needs_bwrap, needs_root

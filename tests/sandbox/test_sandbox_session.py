@@ -15,7 +15,7 @@ import pytest
 from actors.sandbox.client import LocalSandboxBackend
 from actors.sandbox.config import SandboxRuntime
 from actors.sandbox.errors import McpNotAllowed, SessionExpired, TurnInProgress
-from actors.sandbox.isolation import uid_processes
+from actors.sandbox.reaping import uid_processes
 from actors.sandbox.store import SandboxStore
 from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text, ToolUse, tool_results
 from incidentfox.errors import Unprocessable
