@@ -30,6 +30,7 @@ from typing import Any
 
 import ray
 
+from actors.engine.placement import SHARED_RESOURCE, options_for_key
 from actors.sandbox.backends import CommandBackend, command_backend
 from actors.sandbox.config import SandboxRuntime, check_scheduling, parse_team_sandbox
 from actors.sandbox.errors import HostUnavailable, SessionExpired, SessionLimitReached, SessionNotFound
@@ -183,6 +184,11 @@ class SandboxManagerCore:
         self._ensure_sweeper()
         team = parse_team_sandbox(sandbox)
         sched = check_scheduling(scheduling)
+        if self.runtime.backend == "pod":
+            # The session's commands run in its own restricted pod; the host only relays them and
+            # needs the platform's Kubernetes identity, which a dedicated team's worker group (a
+            # token-less team account) does not carry. So pod-backend hosts live on shared workers.
+            sched = options_for_key(SHARED_RESOURCE)
         session_id = new_session_id()
         # Count and insert under the team's lock: this actor is the only creator, so two concurrent
         # creates cannot both take the last place.

@@ -292,3 +292,25 @@ async def test_hosts_follow_the_scheduling_constraint_and_fill_in_order(sqlite_u
     assert row.id == b["session_id"] and row.scheduling == dedicated
     assert await mgr.store.find_by_thread(channel="C9", thread_ts="nope") is None
     await mgr.store.close()
+
+
+async def test_pod_backend_hosts_live_on_shared_workers_even_for_dedicated_teams(sqlite_url: str, root: Path) -> None:
+    """With the pod backend a session's commands run in its own pod; its host only relays them and
+    needs the platform's Kubernetes identity, which dedicated worker groups do not carry."""
+    from actors.sandbox.manager import LocalSpawner, SandboxManagerCore
+
+    spawned: list[dict[str, Any]] = []
+
+    class Recording(LocalSpawner):
+        def spawn(self, name: str, scheduling: dict[str, Any]) -> Any:
+            spawned.append(scheduling)
+            return super().spawn(name, scheduling)
+
+    rt = runtime(sqlite_url, root, backend="pod")
+    mgr = SandboxManagerCore(rt, spawner=Recording(rt))
+    made = await mgr.create_session(org_id="acme", team_id="sre",
+                                    scheduling={"resources": {"team_acme_sre": 0.001}})
+    row = await mgr.store.get_session(session_id=made["session_id"])
+    assert spawned and all(s == {"resources": {"shared": 0.001}} for s in spawned)
+    assert row.scheduling == {"resources": {"shared": 0.001}}
+    await mgr.store.close()
