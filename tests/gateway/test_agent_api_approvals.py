@@ -28,23 +28,23 @@ async def api(db_url, tmp_path):
         await s.commit()
     app = create_agent_app(settings=settings, runner=NullRunner())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://agent") as client:
-        yield client, toks, run.id, session_factory(engine)
+        yield client, toks, run.id, session_factory(engine), settings
     await app.state.engine.dispose()
     await engine.dispose()
 
 
-async def allow_api_approvals(sessions) -> None:
+async def allow_api_approvals(sessions, settings) -> None:
     from config_service.services import config as config_svc
-    from incidentfox.settings import get_settings
 
     async with sessions() as s:
-        await config_svc.patch_config(s, settings=get_settings(), org_id="acme", node_id="payments", actor="test",
+        # The test's own settings (their Fernet key): the process-wide ones depend on test order.
+        await config_svc.patch_config(s, settings=settings, org_id="acme", node_id="payments", actor="test",
                                       patch={"access": {"api_approvals": True}})
         await s.commit()
 
 
 async def test_team_approves_once_and_the_decision_is_recorded(api):
-    client, toks, run_id, sessions = api
+    client, toks, run_id, sessions, settings = api
     other = {"Authorization": f"Bearer {toks['acme/search']}"}
     mine = {"Authorization": f"Bearer {toks['acme/payments']}"}
     r = await client.post(f"/runs/{run_id}/approvals/apr_1", json={"decision": "approve"}, headers=other)
@@ -53,7 +53,7 @@ async def test_team_approves_once_and_the_decision_is_recorded(api):
     assert r.status_code == 422
     r = await client.post(f"/runs/{run_id}/approvals/apr_1", json={"decision": "approve"}, headers=mine)
     assert r.status_code == 403 and r.json()["error"]["code"] == "not_an_approver"   # team tokens need opt-in
-    await allow_api_approvals(sessions)
+    await allow_api_approvals(sessions, settings)
     r = await client.post(f"/runs/{run_id}/approvals/apr_1", json={"decision": "approve"}, headers=mine)
     assert r.status_code == 200 and r.json()["decision"] == "approve"
     again = await client.post(f"/runs/{run_id}/approvals/apr_1", json={"decision": "deny"}, headers=mine)

@@ -167,7 +167,7 @@ async def test_session_ends_at_its_wall_time_however_active(sqlite_url: str, roo
         assert (row.expires_at - row.created_at) <= timedelta(seconds=600)
         assert await b.manager.sweep(now=row.created_at + timedelta(seconds=601)) == [sid]
         with pytest.raises(SessionExpired):
-            await b.send_message(sid, text="hi", llm={"model": "m"}).__anext__()
+            await b.send_message(sid, text="hi", llm={"provider": "anthropic", "model": "m"}).__anext__()
     finally:
         await b.manager.stop()
 
@@ -179,7 +179,7 @@ async def test_loaded_session_past_wall_time_refuses_messages(sqlite_url: str, r
     try:
         sid = (await b.create_session(org_id="acme", team_id="sre"))["session_id"]
         with pytest.raises(SessionExpired) as err:
-            await b.send_message(sid, text="hi", llm={"model": "m"}).__anext__()
+            await b.send_message(sid, text="hi", llm={"provider": "anthropic", "model": "m"}).__anext__()
         assert err.value.details["limit"] == "session_wall_s"
     finally:
         await b.manager.stop()

@@ -97,6 +97,8 @@ MATRIX: dict[tuple[str, str, str], Entry] = {
     ("sandbox", "GET", "/sessions/{session_id}"): Entry("/sessions/{session}"),
     ("sandbox", "DELETE", "/sessions/{session_id}"): Entry("/sessions/{session}"),
     ("sandbox", "POST", "/sessions/{session_id}/interrupt"): Entry("/sessions/{session}/interrupt"),
+    ("sandbox", "POST", "/sessions/{session_id}/approvals/{approval_id}"): Entry(
+        "/sessions/{session}/approvals/sap_victim", body={"decision": "approve"}),
     ("sandbox", "GET", "/mcp-allowlist"): Entry("/mcp-allowlist", cells={
         "org_a": Cell(SCOPED, check=_no_victim), "team_b": Cell(SCOPED, check=_no_victim)}),
     ("sandbox", "PUT", "/mcp-allowlist"): Entry("/mcp-allowlist", body={"servers": []}),
