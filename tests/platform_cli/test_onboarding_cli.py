@@ -273,7 +273,8 @@ def _doc_commands(text: str) -> list[list[str]]:
     return commands
 
 
-def test_every_cli_command_in_the_onboarding_doc_runs(cli, monkeypatch):
+def test_every_cli_command_in_the_onboarding_doc_runs(cli, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)                         # files the doc's commands write land here
     commands = _doc_commands((ROOT / "docs" / "onboarding.md").read_text())
     assert len(commands) >= 12
     for args in commands:
@@ -283,3 +284,5 @@ def test_every_cli_command_in_the_onboarding_doc_runs(cli, monkeypatch):
             continue                                    # needs an id printed by an earlier command
         result = cli(*args, input="slack-signing-secret-or-bot-token-0123\n")
         assert result.exit_code == 0, (args, result.output)
+    assert yaml.safe_load((tmp_path / "slack-manifest.yaml").read_text())["settings"]["interactivity"][
+        "request_url"] == "https://incidentfox.example.com/webhooks/slack/interactions/o/acme"
