@@ -286,3 +286,28 @@ def test_every_cli_command_in_the_onboarding_doc_runs(cli, monkeypatch, tmp_path
         assert result.exit_code == 0, (args, result.output)
     assert yaml.safe_load((tmp_path / "slack-manifest.yaml").read_text())["settings"]["interactivity"][
         "request_url"] == "https://incidentfox.example.com/webhooks/slack/interactions/o/acme"
+
+
+def test_every_cli_command_in_the_eks_guide_parses():
+    """The deploy guide's `incidentfox …` lines name commands and options that exist (they are not
+    run: they need an EKS install)."""
+    import click
+    import typer.main
+
+    commands = _doc_commands((ROOT / "docs" / "deploy-eks.md").read_text())
+    assert any(args[0] == "init" for args in commands)
+    for args in commands:
+        cmd, rest = typer.main.get_command(app), list(args)
+        while isinstance(cmd, click.Group):
+            cmd, rest = cmd.get_command(click.Context(cmd), rest[0]), rest[1:]
+            assert cmd is not None, args
+        cmd.make_context(args[0], rest)                  # raises on an unknown or missing option
+
+
+def test_without_a_token_setting_the_local_admin_token_file_is_used(cli, monkeypatch, tmp_path):
+    monkeypatch.delenv("INCIDENTFOX_TOKEN")
+    monkeypatch.delenv("INCIDENTFOX_ADMIN_TOKEN", raising=False)
+    get_settings.cache_clear()
+    assert cli("orgs", "list").exit_code == 1                               # no token at all: 401
+    (tmp_path / "admin_token").write_text(ADMIN_TOKEN + "\n")               # what `incidentfox up` writes
+    assert _json(cli("tokens", "whoami", "--json"))["auth_kind"] == "global_admin"
