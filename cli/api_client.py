@@ -35,7 +35,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print the API's JSON inst
 OrgOpt = Annotated[str, typer.Option("--org", help="Org id.")]
 
 
-@dataclass
+@dataclass(eq=False)   # an exception stays hashable
 class ApiError(Exception):
     """A non-2xx answer (``status`` > 0) or no answer at all (``status`` 0, ``code`` ``unreachable``)."""
 
