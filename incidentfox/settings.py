@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     aws_assumer_secret_access_key: SecretStr | None = None
     aws_assumer_profile: str | None = None
 
+    # The `incidentfox orgs|teams|tokens|routing|config|init` commands talk to this HTTP API (the
+    # install's base URL: `incidentfox up` serves it on :8000) with this bearer token; without one
+    # they use `admin_token`, then the `home`/admin_token file `incidentfox up` writes.
+    config_url: str = Field(default="", description="Config service base URL; empty: http://127.0.0.1:8000.")
+    token: SecretStr | None = Field(default=None, description="Bearer token the CLI's API commands send.")
+
     # Where outbound Slack calls go; tests and the demo point this at a local recorder. Operator-set:
     # platform traffic, not checked by the egress policy (a tenant's `slack.base_url` is).
     slack_api_url: str = "https://slack.com/api/"
