@@ -14,8 +14,13 @@ import pytest
 
 from cluster.render import render
 from cluster.validate import validate_objects
-from incidentfox.metrics import DELIVERIES_UNDISPATCHED, DISPATCH_ATTEMPTS_TOTAL, REPORT_JOBS_TOTAL, \
-    RUNS_TOTAL, exported_names
+from incidentfox.metrics import (
+    DELIVERIES_UNDISPATCHED,
+    DISPATCH_ATTEMPTS_TOTAL,
+    REPORT_JOBS_TOTAL,
+    RUNS_TOTAL,
+    exported_names,
+)
 from tests.kuberay.manifest_walk import labels_match, pod_templates
 from tests.kuberay.test_grafana_dashboard import _metric_names
 

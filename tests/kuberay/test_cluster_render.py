@@ -13,6 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from cli.main import app
 from cluster.crd_schemas.extract import extract
 from cluster.groups import annotation_key, worker_groups
 from cluster.kustomize import KustomizeError, build
@@ -26,7 +27,6 @@ from cluster.render import (
     write,
 )
 from cluster.validate import SCHEMA_DIR, validate_objects, validate_ray_object
-from cli.main import app
 
 OVERLAYS = ["eks", "local-kind"]
 
@@ -299,7 +299,7 @@ def test_kustomize_subset_refuses_what_it_does_not_implement(tmp_path: Path) -> 
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) not installed")
-@pytest.mark.parametrize("path", ["base", "overlays/eks", "overlays/local-kind", "sandbox"])
+@pytest.mark.parametrize("path", ["base", "overlays/eks", "overlays/local-kind", "sandbox", "monitoring"])
 def test_python_build_matches_kubectl_kustomize(path: str) -> None:
     out = subprocess.run(["kubectl", "kustomize", str(CLUSTER_DIR / path)], check=True,
                          capture_output=True, text=True, timeout=120).stdout
