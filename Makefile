@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(VENV)/.system-packages
 
-.PHONY: install demo test bench lint docs clean system-packages
+.PHONY: install demo test bench lint docs clean system-packages manifests
 
 install: $(STAMP) $(SYSTEM_STAMP)
 
@@ -48,3 +48,7 @@ docs: install
 
 clean:
 	rm -rf $(VENV) .incidentfox
+
+# The committed serveConfigV2 (cluster/base/serve-config.generated.yaml) from serve_apps/serve_config.yaml.
+manifests: install
+	$(BIN)/python -m cluster.render

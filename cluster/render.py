@@ -1,9 +1,12 @@
 """Render the KubeRay manifests for one overlay: ``incidentfox cluster render``.
 
-``render(overlay=...)`` builds ``cluster/overlays/<overlay>`` (cluster/kustomize.py), then:
+``render(overlay=...)`` builds ``cluster/overlays/<overlay>`` (cluster/kustomize.py; the same
+objects ``kubectl kustomize`` builds, the sandbox namespace's included), then:
 
 1. sets the RayService's ``serveConfigV2`` to the YAML text of ``serve_apps/serve_config.yaml``, the
-   same file ``incidentfox up`` deploys (nothing is maintained twice). The config must hold no
+   same file ``incidentfox up`` deploys (nothing is maintained twice). The base carries the same text
+   committed in ``cluster/base/serve-config.generated.yaml`` (:func:`write_serve_config_patch`,
+   ``make manifests``), so ``kubectl apply -k`` of an overlay works too. The config must hold no
    environment-specific secrets: credentials reach the pods as env vars from Secrets. A value that
    looks like one (a URL with a password, a non-empty ``*_secret``/``*_token``/``*_password``/
    ``database_url`` key) stops the render;
@@ -14,9 +17,10 @@
    result fails with 409 if the provisioner wrote in between;
 3. with ``compact=True`` (planned upgrades only: it rolls out a new Ray cluster) drops retired groups
    and groups no longer in the base;
-4. appends the sandbox namespace's objects (``cluster/sandbox``: the namespace, the session pods'
-   token-less service account, the sandbox actors' Role and RoleBinding, the default-deny
-   NetworkPolicy), built apart because an overlay's ``namespace:`` would move them.
+
+The overlays list ``cluster/sandbox`` (the sandbox namespace, the session pods' token-less service
+account, the sandbox actors' Role and RoleBinding, the default-deny NetworkPolicy) beside the base;
+neither the overlays nor the sandbox set a ``namespace:`` that would move the other's objects.
 
 ``write(objects, out)`` writes one file per object plus a ``kustomization.yaml`` listing them, so
 ``kubectl apply --server-side --field-manager=incidentfox-render -k OUT`` applies the result.
@@ -42,6 +46,7 @@ REPO_ROOT = CLUSTER_DIR.parent
 OVERLAYS = ("eks", "local-kind")
 SANDBOX_DIR = CLUSTER_DIR / "sandbox"
 DEFAULT_SERVE_CONFIG = REPO_ROOT / "serve_apps" / "serve_config.yaml"
+SERVE_CONFIG_PATCH = CLUSTER_DIR / "base" / "serve-config.generated.yaml"
 RAYSERVICE_NAME = "incidentfox"
 RENDER_FIELD_MANAGER = "incidentfox-render"
 
@@ -81,7 +86,35 @@ def serve_config_v2(serve_config: Path = DEFAULT_SERVE_CONFIG) -> str:
     if leaks:
         raise RenderError(f"{serve_config}: secret-looking values at {leaks}; pass them as env "
                           "vars from Secrets instead")
-    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    return yaml.dump(config, Dumper=_NoAliasDumper, sort_keys=False, default_flow_style=False)
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes shared values (the config's ``&shared_placement``) out in full: each deployment's
+    options read on their own in the RayService, with no ``&id001`` anchors."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def serve_config_patch(serve_config: Path = DEFAULT_SERVE_CONFIG) -> str:
+    """The text of ``cluster/base/serve-config.generated.yaml``: a merge patch setting the
+    RayService's ``serveConfigV2`` to :func:`serve_config_v2` of ``serve_config``."""
+    patch = {"apiVersion": "ray.io/v1", "kind": "RayService", "metadata": {"name": RAYSERVICE_NAME},
+             "spec": {"serveConfigV2": serve_config_v2(serve_config)}}
+    return ("# Generated from serve_apps/serve_config.yaml by `make manifests` "
+            "(python -m cluster.render); do not edit.\n"
+            "# tests/kuberay/test_cluster_manifests.py fails when this copy is stale.\n" + dump(patch))
+
+
+def write_serve_config_patch(serve_config: Path = DEFAULT_SERVE_CONFIG,
+                             out: Path = SERVE_CONFIG_PATCH) -> bool:
+    """Rewrite the committed serveConfigV2 patch; True when its content changed."""
+    text = serve_config_patch(serve_config)
+    if out.is_file() and out.read_text() == text:
+        return False
+    out.write_text(text)
+    return True
 
 
 def _rayservice(objects: list[Obj]) -> Obj:
@@ -148,7 +181,7 @@ def render(*, overlay: str, serve_config: Path = DEFAULT_SERVE_CONFIG, live: Obj
                 rayservice["metadata"]["name"]:
             raise RenderError("the live object is not this overlay's RayService")
         objects[objects.index(rayservice)] = carry_live_groups(rayservice, live, compact=compact)
-    return objects + build(SANDBOX_DIR)
+    return objects
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -188,3 +221,8 @@ def write(objects: list[Obj], out: Path) -> list[Path]:
     kpath.write_text("# Rendered by `incidentfox cluster render`; do not edit, re-render.\n"
                      + yaml.safe_dump(kustomization, sort_keys=False))
     return [*paths, kpath]
+
+
+if __name__ == "__main__":  # `make manifests`
+    changed = write_serve_config_patch()
+    print(f"{SERVE_CONFIG_PATCH.relative_to(REPO_ROOT)}: {'updated' if changed else 'up to date'}")

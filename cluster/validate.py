@@ -6,6 +6,9 @@
   strict the way the API server is (a field not in the schema is an error), and every embedded pod
   template or Service checked with ``kubernetes-validate`` as a ``PodTemplate``/``Service``.
 - The RayService's ``serveConfigV2`` must load in Ray Serve's own ``ServeDeploySchema``.
+- Prometheus Operator kinds (``PodMonitor``, ``PrometheusRule``): ``jsonschema`` against the schemas
+  written from the operator's API reference in ``cluster/crd_schemas/monitoring.py`` (strict too),
+  because their CRDs are not vendored.
 
 ``validate_objects`` returns a list of human-readable problems (empty when all is well).
 ``kubernetes-validate`` and ``jsonschema`` are dev dependencies, imported here only.
@@ -24,6 +27,7 @@ import yaml
 SCHEMA_DIR = Path(__file__).resolve().parent / "crd_schemas"
 KUBERNETES_VERSION = "1.32.0"
 RAY_KINDS = {"RayService", "RayCluster", "RayJob", "RayCronJob"}
+MONITORING_API = "monitoring.coreos.com/v1"
 _MARK = "x-incidentfox-validate-as"
 
 
@@ -97,6 +101,19 @@ def validate_ray_object(obj: dict[str, Any]) -> list[str]:
     return problems
 
 
+def validate_monitoring_object(obj: dict[str, Any]) -> list[str]:
+    """Problems of a Prometheus Operator object against its hand-written, strict schema."""
+    import jsonschema
+
+    from cluster.crd_schemas.monitoring import SCHEMAS
+
+    if obj.get("kind") not in SCHEMAS:
+        return [f"no schema for {MONITORING_API} kind {obj.get('kind')!r}"]
+    validator = jsonschema.Draft7Validator(_strict(SCHEMAS[obj["kind"]]))
+    return [f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
+            for e in validator.iter_errors(obj)]
+
+
 def validate_serve_config(text: str) -> list[str]:
     """Problems loading ``text`` (a serveConfigV2) into ``ServeDeploySchema``."""
     from ray.serve.schema import ServeDeploySchema
@@ -119,6 +136,8 @@ def validate_objects(objects: list[dict[str, Any]]) -> list[str]:
                 text = obj.get("spec", {}).get("serveConfigV2")
                 found += (validate_serve_config(text) if isinstance(text, str)
                           else ["serveConfigV2 is not rendered (not a string)"])
+        elif obj.get("apiVersion") == MONITORING_API:
+            found = validate_monitoring_object(obj)
         else:
             found = _validate_core(obj)
         problems.extend(f"{label}: {p}" for p in found)

@@ -134,10 +134,19 @@ RUN_SECONDS = Histogram("incidentfox_run_seconds", "Run duration from start to f
 TOOL_CALL_SECONDS = Histogram("incidentfox_tool_call_seconds", "Tool call duration.", tag_keys=("tool", "status"))
 SANDBOX_SESSIONS_ACTIVE = Gauge("incidentfox_sandbox_sessions_active", "Live sandbox sessions in this process.")
 LLM_TOKENS_TOTAL = Counter("incidentfox_llm_tokens_total", "LLM tokens used.", tag_keys=("provider", "model", "kind"))
+DELIVERIES_UNDISPATCHED = Gauge("incidentfox_deliveries_undispatched", "Deliveries recorded but not yet "
+                                "dispatched past the sweep's grace period, as the last sweep in this process "
+                                "saw them (capped at the sweep's batch limit).")
+DISPATCH_ATTEMPTS_TOTAL = Counter("incidentfox_dispatch_attempts_total", "Hand-offs of deliveries to a runner: "
+                                  "kind first|retry (sweep, redrive), result ok|error.",
+                                  tag_keys=("kind", "result"))
+REPORT_JOBS_TOTAL = Counter("incidentfox_report_jobs_total", "Scheduled jobs (reports, scheduled "
+                            "investigations) finished, by status done|failed.", tag_keys=("status",))
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
     WEBHOOKS_TOTAL, WEBHOOK_ACK_SECONDS, RUNS_TOTAL, RUNS_ACTIVE, RUN_SECONDS, TOOL_CALL_SECONDS,
-    SANDBOX_SESSIONS_ACTIVE, LLM_TOKENS_TOTAL,
+    SANDBOX_SESSIONS_ACTIVE, LLM_TOKENS_TOTAL, DELIVERIES_UNDISPATCHED, DISPATCH_ATTEMPTS_TOTAL,
+    REPORT_JOBS_TOTAL,
 )}
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from actors.scheduler.claims import finish_claim
 from actors.scheduler.jobs import run_report_job, start_scheduled_investigation
 from actors.scheduler.service import ClaimedJob
+from incidentfox import metrics
 from incidentfox.db import make_async_engine, session_factory
 from incidentfox.runs.runner import RunnerFactory
 
@@ -33,6 +34,7 @@ async def execute_claimed(claimed: ClaimedJob, *, database_url: str, slack_api_u
                            "error": report.post_error}
         except Exception as exc:  # noqa: BLE001 - recorded on the claim; the batch goes on
             outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500]}
+        metrics.REPORT_JOBS_TOTAL.inc(status=outcome["status"])
         async with sessions() as s:
             await finish_claim(s, claimed.claim_id, status=outcome["status"], report_id=outcome.get("report_id"),
                                run_id=outcome.get("run_id"), error=outcome.get("error"))

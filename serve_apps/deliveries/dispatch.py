@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from incidentfox import metrics
 from incidentfox.contracts import DeliveryOutcome, RunStatus, Trigger
 from incidentfox.db import utcnow
 from incidentfox.runs import store
@@ -85,6 +86,8 @@ async def dispatch(sessions: async_sessionmaker[AsyncSession], runner: Runner, *
             await _hand_off(runner, sandbox, plan, trigger, delivery_pk)
     except Exception as exc:  # noqa: BLE001 - any runner failure is recorded for the sweep/redrive
         error = f"{type(exc).__name__}: {exc}"[:_ERROR_MAX]
+    metrics.DISPATCH_ATTEMPTS_TOTAL.inc(kind="retry" if attempt_claimed else "first",
+                                        result="ok" if error is None else "error")
     if error is None and marks is not None and not attempt_claimed:
         marks.mark(delivery_pk)
         return True
@@ -189,6 +192,7 @@ async def sweep(sessions: async_sessionmaker[AsyncSession], runner: Runner, *,
                                    Delivery.dispatch_attempts < max_attempts)
         rows = list((await session.scalars(
             _dispatchable(q, sandbox).order_by(Delivery.received_at).limit(limit))).all())
+    metrics.DELIVERIES_UNDISPATCHED.set(len(rows))
     return await _redispatch(sessions, runner, rows, sandbox)
 
 

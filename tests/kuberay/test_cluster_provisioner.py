@@ -191,7 +191,8 @@ def expected_group(shared: dict[str, Any], name: str, *, cpu: str, memory: str, 
               "incidentfox.ai/team": "payments"}
     group.update({"groupName": name, "replicas": lo, "minReplicas": lo, "maxReplicas": hi,
                   "resources": {"CPU": "0", "team_acme_payments": "1000"}, "labels": labels})
-    group["template"].setdefault("metadata", {})["labels"] = dict(labels)
+    # The shared template's labels stay (NetworkPolicies and the worker PDB select on them).
+    group["template"].setdefault("metadata", {}).setdefault("labels", {}).update(labels)
     pod = group["template"]["spec"]
     pod["serviceAccountName"] = "team-acme-payments"
     pod["automountServiceAccountToken"] = False

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from cli.main import app
 from cluster.crd_schemas.extract import extract
 from cluster.groups import annotation_key, worker_groups
 from cluster.kustomize import KustomizeError, build
@@ -26,7 +27,6 @@ from cluster.render import (
     write,
 )
 from cluster.validate import SCHEMA_DIR, validate_objects, validate_ray_object
-from cli.main import app
 
 OVERLAYS = ["eks", "local-kind"]
 
@@ -86,9 +86,24 @@ def test_validator_catches_mistakes() -> None:
     assert "Ingress/incidentfox" in problems
 
 
-def test_unrendered_base_is_refused() -> None:
-    problems = validate_objects(build(CLUSTER_DIR / "base"))
-    assert any("serveConfigV2" in p and "not of type 'string'" in p for p in problems)
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_plain_kustomize_build_is_the_render(overlay: str) -> None:
+    """`kubectl apply -k cluster/overlays/<name>` applies what `incidentfox cluster render` writes:
+    the committed serveConfigV2 is the rendered one, and nothing else differs."""
+    built = build(CLUSTER_DIR / "overlays" / overlay)
+    assert built == render(overlay=overlay)
+    assert validate_objects(built) == []
+
+
+def test_a_serve_config_override_changes_only_serve_config_v2(tmp_path: Path) -> None:
+    config = yaml.safe_load(DEFAULT_SERVE_CONFIG.read_text())
+    config["applications"][1]["args"]["max_replicas"] = 3
+    path = tmp_path / "serve.yaml"
+    path.write_text(yaml.safe_dump(config))
+    custom, plain = render(overlay="eks", serve_config=path), build(CLUSTER_DIR / "overlays" / "eks")
+    assert yaml.safe_load(rayservice(custom)["spec"]["serveConfigV2"]) == config
+    rayservice(custom)["spec"]["serveConfigV2"] = rayservice(plain)["spec"]["serveConfigV2"]
+    assert custom == plain
 
 
 def test_secrets_never_enter_serve_config(tmp_path: Path) -> None:
@@ -284,7 +299,7 @@ def test_kustomize_subset_refuses_what_it_does_not_implement(tmp_path: Path) -> 
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) not installed")
-@pytest.mark.parametrize("path", ["base", "overlays/eks", "overlays/local-kind", "sandbox"])
+@pytest.mark.parametrize("path", ["base", "overlays/eks", "overlays/local-kind", "sandbox", "monitoring"])
 def test_python_build_matches_kubectl_kustomize(path: str) -> None:
     out = subprocess.run(["kubectl", "kustomize", str(CLUSTER_DIR / path)], check=True,
                          capture_output=True, text=True, timeout=120).stdout
