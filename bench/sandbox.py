@@ -52,6 +52,10 @@ from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text, ToolUse
 from incidentfox.db import upgrade
 from incidentfox.object_store import ObjectStoreConfig
 
+# The scripted model server is on loopback, which the egress policy refuses for tenant URLs: allow it
+# explicitly, as the test session does (the sandbox actors inherit this environment).
+os.environ.setdefault("INCIDENTFOX_EGRESS_ALLOW", "127.0.0.1")
+
 GiB = 1 << 30
 
 
@@ -107,7 +111,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         llm = {"provider": "anthropic", "model": "bench", "base_url": server.url, "api_key": "k"}
         for _ in range(args.sessions):
             t = time.perf_counter()
-            sids.append((await backend.create_session(org_id="bench", team_id="t"))["session_id"])
+            # One team holds them all: its session cap (default 10) is raised to the bench's size.
+            sids.append((await backend.create_session(org_id="bench", team_id="t",
+                                                      sandbox={"max_open_sessions": args.sessions}))["session_id"])
             creates.append(time.perf_counter() - t)
         for sid in sids:
             t = time.perf_counter()
