@@ -28,6 +28,7 @@ from typing import Any
 
 import ray
 
+from actors.tools import aws_client
 from actors.tools.base import ToolContext, ToolResult, ToolSpec
 from actors.tools.execute import execute, mask_arguments
 from incidentfox import metrics
@@ -197,8 +198,10 @@ class ToolExecutorCore:
                                                                  tool=req.tool, arguments=masked))
 
     def forget(self, run_id: str) -> None:
-        """Drop the run's context and with it the run's decrypted integrations (called at run end)."""
+        """Drop the run's context and with it the run's decrypted integrations (called at run end),
+        including the AWS clients and assumed-role keys built for it."""
         self._contexts.pop(run_id, None)
+        aws_client.forget_run(run_id)
 
     def held_runs(self) -> list[str]:
         """The runs whose context (credentials) this executor holds now."""

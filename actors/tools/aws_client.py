@@ -111,12 +111,13 @@ def assumer_session(settings: Settings, region: str) -> boto3.session.Session:
                                       "(INCIDENTFOX_AWS_ASSUMER_*), which is not configured")
 
 
-def _assume(role: AssumeRole, region: str, *, org_id: str, team_id: str, settings: Settings) -> StaticKeys:
+def _assume(role: AssumeRole, region: str, *, org_id: str, team_id: str, settings: Settings,
+            scope: str = "") -> StaticKeys:
     if not org_id:
         raise ToolError("not_configured", "integrations.aws.role_arn is assumed only for a known org")
     external_id = scoped_external_id(org_id, role.external_id)
     name = session_name(org_id, team_id)
-    key = (role.role_arn, _digest(external_id), name, region, operator_endpoint())
+    key = (scope, role.role_arn, _digest(external_id), name, region, operator_endpoint())
     now = datetime.now(UTC)
     with _lock:
         hit = _assumed.get(key)
@@ -145,18 +146,31 @@ def _assume(role: AssumeRole, region: str, *, org_id: str, team_id: str, setting
 
 
 def tenant_keys(integration: AwsIntegration, *, org_id: str, team_id: str,
-                settings: Settings | None = None) -> StaticKeys:
-    """The keys a tenant's calls are signed with: its own, or its role's (assumed, cached)."""
+                settings: Settings | None = None, scope: str = "") -> StaticKeys:
+    """The keys a tenant's calls are signed with: its own, or its role's (assumed, cached for the
+    run ``scope``)."""
     creds = integration.credentials
     if isinstance(creds, StaticKeys):
         return creds
     return _assume(creds, integration.region, org_id=org_id, team_id=team_id,
-                   settings=settings or get_settings())
+                   settings=settings or get_settings(), scope=scope)
 
 
-def _client(keys: StaticKeys, region: str, service: str) -> Any:
+def forget_run(scope: str) -> int:
+    """Drop the cached clients and assumed-role keys of one run (called when the run ends, with the
+    rest of its decrypted integrations): tenant keys never outlive the run that used them here.
+    Returns how many entries went."""
+    with _lock:
+        gone = [k for k in _clients if k[0] == scope] + [k for k in _assumed if k[0] == scope]
+        for k in gone:
+            _clients.pop(k, None)
+            _assumed.pop(k, None)
+    return len(gone)
+
+
+def _client(keys: StaticKeys, region: str, service: str, *, scope: str = "") -> Any:
     endpoint = operator_endpoint()
-    key = (service, region, endpoint,
+    key = (scope, service, region, endpoint,
            _digest(keys.access_key_id, keys.secret_access_key, keys.session_token))
     with _lock:
         if key in _clients:
@@ -201,8 +215,9 @@ async def call(ctx: ToolContext, service: str, fn: Callable[[Any], T]) -> T:
     integ = integration(ctx)
 
     def run() -> T:
-        keys = tenant_keys(integ, org_id=ctx.org_id, team_id=ctx.team_id)
-        return fn(_client(keys, integ.region, service))
+        scope = ctx.run_id or ""
+        keys = tenant_keys(integ, org_id=ctx.org_id, team_id=ctx.team_id, scope=scope)
+        return fn(_client(keys, integ.region, service, scope=scope))
 
     try:
         return await asyncio.to_thread(run)

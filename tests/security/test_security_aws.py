@@ -134,8 +134,8 @@ def assumer_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     get_settings.cache_clear()
 
 
-async def run(block: Any, org: str = "acme", team: str = "sre") -> ToolResult:
-    ctx = ToolContext(integrations={"aws": block}, org_id=org, team_id=team)
+async def run(block: Any, org: str = "acme", team: str = "sre", run_id: str | None = None) -> ToolResult:
+    ctx = ToolContext(integrations={"aws": block}, org_id=org, team_id=team, run_id=run_id)
     return await execute(TOOLS["aws_rds_instances"], {}, ctx, backoff_s=0.001)
 
 
@@ -178,6 +178,26 @@ async def test_role_is_assumed_by_the_assumer_with_an_org_scoped_external_id(
     before = len(sts)
     assert (await run(block, org="acme", team="sre")).ok
     assert len([1 for _, f in proxy.seen if f.get("Action") == ["AssumeRole"]]) == before
+
+
+async def test_a_runs_aws_clients_and_assumed_keys_go_when_the_run_ends(
+        proxy: RecordingProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tenant keys live in the executor only while their run does: forgetting the run drops its
+    cached boto3 clients and assumed-role keys, and other runs' entries stay."""
+    from actors.engine.tool_executor import ToolExecutorCore
+    from actors.tools import aws_client
+
+    assumer_keys(monkeypatch)
+    block = {"region": REGION, "role_arn": ROLE, "external_id": "ext-run"}
+    assert (await run(block, run_id="run_one")).ok
+    assert (await run({"region": REGION, **TENANT}, run_id="run_two")).ok
+
+    def held(scope: str) -> int:
+        return sum(1 for k in [*aws_client._clients, *aws_client._assumed] if k[0] == scope)
+
+    assert held("run_one") >= 2 and held("run_two") >= 1   # a client each, and run_one's role keys
+    ToolExecutorCore(None).forget("run_one")
+    assert held("run_one") == 0 and held("run_two") >= 1
 
 
 async def test_role_without_assumer_never_falls_back(proxy: RecordingProxy, pod_identity: FakeHTTP) -> None:
