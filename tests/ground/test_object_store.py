@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import pickle
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from moto_kit import moto_server
 
 from incidentfox.object_store import (
     InvalidKey,
@@ -29,24 +28,12 @@ from incidentfox.settings import Settings
 BUCKET = "incidentfox-test"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    boto3.client("s3", region_name="us-east-1", endpoint_url=url, aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
-    try:
+    with moto_server() as url:
+        boto3.client("s3", region_name="us-east-1", endpoint_url=url, aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
         yield url
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 import stat
 import tarfile
 import uuid
@@ -19,7 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from moto_kit import moto_server
 
 from actors.sandbox.client import LocalSandboxBackend, RaySandboxBackend
 from actors.sandbox.config import SandboxRuntime
@@ -171,24 +170,12 @@ async def test_unchanged_workspace_is_not_uploaded_again(tmp_path: Path) -> None
 # -- across a killed host, on both stores ----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    boto3.client("s3", region_name="us-east-1", endpoint_url=url, aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
-    try:
+    with moto_server() as url:
+        boto3.client("s3", region_name="us-east-1", endpoint_url=url, aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
         yield url
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["local", "s3"])

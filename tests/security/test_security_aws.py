@@ -9,7 +9,6 @@ tests see which access key signed each one.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from hypothesis import given
 from hypothesis import strategies as st
-from moto.server import ThreadedMotoServer
+from moto_kit import moto_server
 
 from actors.tools.base import ToolContext, ToolResult
 from actors.tools.execute import execute
@@ -42,25 +41,13 @@ TENANT = {"access_key_id": "AKIATENANT000000001", "secret_access_key": "tenant-s
 _CREDENTIAL = re.compile(r"Credential=([A-Z0-9]+)/")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with moto_server() as url:
         iam = boto3.client("iam", region_name=REGION, endpoint_url=url, aws_access_key_id="AKIASEED",
                            aws_secret_access_key="seed")
         iam.create_role(RoleName="incidentfox-security-read", AssumeRolePolicyDocument="{}")
         yield url
-    finally:
-        server.stop()
 
 
 class RecordingProxy:

@@ -5,14 +5,13 @@ moto is the operator's endpoint (``AWS_ENDPOINT_URL``): tenants cannot pick one.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
+from moto_kit import free_port, moto_server
 
 from actors.tools.base import ToolContext, ToolResult
 from actors.tools.execute import execute
@@ -22,23 +21,11 @@ REGION = "us-east-1"
 CREDS = {"access_key_id": "AKIATENANTKEY0001", "secret_access_key": "testing-secret-key"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
+    with moto_server() as url:
         _seed(url)
         yield url
-    finally:
-        server.stop()
 
 
 def _client(url: str, service: str) -> Any:
