@@ -28,12 +28,13 @@ import errno
 import logging
 import os
 import shlex
-import signal
 import time
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+
+from actors.sandbox.reaping import kill_until_gone
 
 log = logging.getLogger("incidentfox.sandbox.cgroups")
 PARENT = "incidentfox-sandbox"
@@ -267,18 +268,7 @@ class SessionCgroup:
                 _write(v2_kill / "cgroup.kill", "1")
             except OSError:
                 pass
-        signalled = 0
-        for _ in range(_KILL_PASSES):
-            pids = [p for p in self.pids() if p not in exclude]
-            if not pids:
-                break
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    signalled += 1
-                except ProcessLookupError:
-                    pass
-        return signalled
+        return kill_until_gone(self.pids, exclude=exclude, passes=_KILL_PASSES)
 
     def settle(self, timeout_s: float = 2.0) -> bool:
         """Wait (blocking, bounded) until no process, zombies included, is left in the cgroup: the

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING
 
-from actors.sandbox.cgroups import SessionCgroup
+if TYPE_CHECKING:   # annotations only: cgroups itself uses kill_until_gone
+    from actors.sandbox.cgroups import SessionCgroup
 
 
 async def reap(proc: asyncio.subprocess.Process, reader: asyncio.Future | None) -> None:
@@ -110,9 +113,16 @@ def kill_uid_processes(uid: int, *, exclude: set[int] | frozenset[int] = frozens
     converges). Returns how many processes were signalled. Never used on uid 0."""
     if uid <= 0:
         raise ValueError("refusing to sweep uid 0")
+    return kill_until_gone(lambda: uid_processes(uid), exclude=exclude, passes=passes)
+
+
+def kill_until_gone(list_pids: Callable[[], list[int]], *, exclude: Collection[int] = frozenset(),
+                    passes: int = 200) -> int:
+    """SIGKILL what ``list_pids()`` names (bar ``exclude``) until it names nothing or ``passes`` run
+    out; a fork bomb is bounded by its process limit, so this converges. Returns how many were signalled."""
     signalled = 0
     for _ in range(passes):
-        pids = [p for p in uid_processes(uid) if p not in exclude]
+        pids = [p for p in list_pids() if p not in exclude]
         if not pids:
             break
         for pid in pids:
