@@ -15,10 +15,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from incidentfox.egress.policy import EgressPolicy, split_list
+from incidentfox.links import check_public_url
 
 # A comma-separated environment variable read as a list.
 CommaList = Annotated[list[str], NoDecode]
@@ -95,6 +96,9 @@ class Settings(BaseSettings):
     # Where outbound Slack calls go; tests and the demo point this at a local recorder. Operator-set:
     # platform traffic, not checked by the egress policy (a tenant's `slack.base_url` is).
     slack_api_url: str = "https://slack.com/api/"
+    public_url: Annotated[str, AfterValidator(check_public_url)] = Field(default="", description=(
+        "The install's public base URL, e.g. https://incidentfox.example.com: Slack messages link runs and "
+        "reports under it (incidentfox/links.py). Empty: messages carry no links."))
 
     # Egress policy for calls made on a tenant's behalf (incidentfox/egress; docs/security.md).
     egress_allow: CommaList = Field(default_factory=list, description=(
