@@ -52,6 +52,7 @@ from config_service import TeamConfig
 from incidentfox import metrics
 from incidentfox.contracts import RCA, RunStatus
 from incidentfox.db import utcnow
+from incidentfox.links import run_url
 from incidentfox.runs import store
 from incidentfox.runs.models import Run
 from incidentfox.sqlite_writer import retry_locked
@@ -71,6 +72,7 @@ class EngineContext:
     load_config: Callable[[str, str], Awaitable[dict[str, Any]]]
     slack_api_url: str
     http_session: Any | None = None      # a shared aiohttp session for Slack clients
+    public_url: str = ""                 # the install's public base URL: messages link the run under it
 
 
 @dataclass
@@ -146,10 +148,11 @@ async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveR
     if not token or not channel:
         ctx.writer.event(run.id, "note", {"slack": "skipped", "reason": "no bot token or channel configured"})
         return None
-    title = (run.trigger or {}).get("title") or ""
+    trigger = run.trigger or {}
+    title = str(trigger.get("title") or "") or str(trigger.get("text") or "").strip().split("\n")[0]
     client = await scope.enter_async_context(
         slack_client(token=token, base_url=ctx.slack_api_url, session=ctx.http_session))
-    reporter = SlackReporter(client, run_id=run.id, title=str(title)[:120])
+    reporter = SlackReporter(client, run_id=run.id, title=title, run_url=run_url(ctx.public_url, run.id))
     thread_ts = run.thread_ts if run.thread_channel else None
     try:
         async with asyncio.timeout(SLACK_TIMEOUT_S):

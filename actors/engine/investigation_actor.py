@@ -69,6 +69,7 @@ class InvestigationActor:
             self._ctx = EngineContext(sessions=self._sessions, writer=self._writer,
                                       load_config=make_config_loader(self.cfg, self._sessions),
                                       slack_api_url=self.cfg.slack_api_url,
+                                      public_url=self.cfg.settings.public_url,
                                       http_session=aiohttp.ClientSession())
             self._heartbeat = asyncio.create_task(self._heartbeat_loop())
         return self._ctx

@@ -10,8 +10,14 @@ The bot token comes from the team config (``integrations.slack.bot_token``) and 
 the client (:func:`actors.slack.client.slack_client`); nothing here puts the token in a payload, a
 log line or a run event.
 
+What a reader sees, on the progress message and the final one alike: a header with the incident's
+title (the alert title or the mention's first line, cut to Slack's 150 characters), a context line
+with the run's status, its start or finish time as a Slack date token (each reader's own zone, a
+UTC fallback) and a link to the run (:func:`incidentfox.links.run_url`; none without a public URL).
+
 Buttons carry the run id in ``value``; ``action_id`` says what they do (:data:`ACTION_*`). The
-gateway's interaction parser maps them to rerun / cancel / feedback.
+gateway's interaction parser maps them to rerun / cancel / feedback. Cancel is offered only while
+the run is active (:data:`ACTIVE_STATUSES`): a finished, failed or cancelled run's message has none.
 """
 
 from __future__ import annotations
@@ -19,10 +25,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from actors.slack.mrkdwn import clip as _clip
+from actors.slack.mrkdwn import escape as _escape
+from actors.slack.mrkdwn import header_block, link, slack_date
 from actors.slack.throttle import MIN_INTERVAL_S, ThrottledEditor
 from incidentfox.contracts import RCA
 
@@ -37,7 +47,8 @@ ACTION_DENY = "incidentfox_deny"
 
 _STATUS_ICON = {"pending": "⏳", "running": "🔄", "ok": "✅", "succeeded": "✅", "failed": "❌",
                 "error": "❌", "timeout": "⌛", "cancelled": "🚫", "skipped": "➖"}
-_MAX_SECTION = 2900   # Slack caps a section's text at 3,000 characters
+ACTIVE_STATUSES = frozenset({"queued", "running"})   # the only statuses whose message offers Cancel
+RUN_LINK_LABEL = "Open run"
 
 
 @dataclass
@@ -58,15 +69,8 @@ class ProgressState:
     title: str = ""
     phase: str = "starting"
     agents: dict[str, AgentLine] = field(default_factory=dict)
-
-
-def _clip(text: str, limit: int = _MAX_SECTION) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _escape(text: str) -> str:
-    """Untrusted text shown in mrkdwn: neutralise mentions/links and code fences."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("```", "'''")
+    started_at: datetime | None = None
+    run_url: str | None = None
 
 
 def progress_text(state: ProgressState) -> str:
@@ -86,9 +90,23 @@ def _button(text: str, action_id: str, value: str, style: str | None = None) -> 
     return b
 
 
+def _run_context(status: str, *, at_label: str, at: datetime | None, run_url: str | None) -> dict[str, Any]:
+    """``Investigation <status> · <at_label> <date> · <Open run>``: what the run is, since when, where."""
+    parts = [f"Investigation {status}"]
+    if at is not None:
+        parts.append(f"{at_label} {slack_date(at)}")
+    if run_url:
+        parts.append(link(run_url, RUN_LINK_LABEL))
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(parts)}]}
+
+
 def progress_blocks(state: ProgressState, *, run_id: str) -> list[dict[str, Any]]:
+    """Block Kit while the run is active: title header, status line, progress, and Cancel."""
+    body = "\n".join(progress_text(state).split("\n")[1:])   # the first line is the header's
     return [
-        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(progress_text(state))}},
+        header_block("🔍", state.title, fallback="Investigating…"),
+        _run_context("running", at_label="started", at=state.started_at, run_url=state.run_url),
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(body)}},
         {"type": "actions", "block_id": f"run:{run_id}",
          "elements": [_button("Cancel", ACTION_CANCEL, run_id, "danger")]},
     ]
@@ -102,12 +120,16 @@ def rca_text(rca: RCA) -> str:
 
 
 def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
-               agents: dict[str, AgentLine] | None = None) -> list[dict[str, Any]]:
-    """Block Kit for a finished run: summary, causes with quoted evidence, services, timeline,
-    actions, and the rerun / cancel / 👍 / 👎 buttons (``value`` = run id)."""
+               agents: dict[str, AgentLine] | None = None, title: str = "",
+               finished_at: datetime | None = None, run_url: str | None = None) -> list[dict[str, Any]]:
+    """Block Kit for a finished run: the incident's title, status, finish time and run link, then
+    summary, causes with quoted evidence, services, timeline, actions, and the rerun / 👍 / 👎
+    buttons (``value`` = run id); Cancel only if ``status`` is still active."""
     icon = "✅" if status == "succeeded" else _STATUS_ICON.get(status, "•")
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"{icon} Investigation {status}"[:150]}},
+        header_block(icon, title, fallback=f"Investigation {status}"),
+        _run_context(status, at_label="as of" if status in ACTIVE_STATUSES else "finished",
+                     at=finished_at, run_url=run_url),
         {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Summary*\n{_escape(rca.summary)}")}},
     ]
     for i, cause in enumerate(rca.root_causes[:5], 1):
@@ -119,7 +141,8 @@ def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(
             "*Affected services:* " + ", ".join(f"`{_escape(s)}`" for s in rca.affected_services[:20]))}})
     if rca.timeline:
-        rows = [f"• {e.at.strftime('%H:%M:%S') + ' ' if e.at else ''}{_escape(e.event)}" for e in rca.timeline[:10]]
+        rows = [f"• {slack_date(e.at, seconds=True) + ' ' if e.at else ''}{_escape(e.event)}"
+                for e in rca.timeline[:10]]
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip("*Timeline*\n" + "\n".join(rows))}})
     if rca.recommended_actions:
         rows = [f"• {_escape(a)}" for a in rca.recommended_actions[:8]]
@@ -130,12 +153,11 @@ def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
         lines = progress_text(st).split("\n")[2:]
         if lines:
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(" · ".join(lines), 2900)}]})
-    blocks.append({"type": "actions", "block_id": f"run:{run_id}", "elements": [
-        _button("Rerun", ACTION_RERUN, run_id, "primary"),
-        _button("Cancel", ACTION_CANCEL, run_id),
-        _button("👍", ACTION_FEEDBACK_UP, run_id),
-        _button("👎", ACTION_FEEDBACK_DOWN, run_id),
-    ]})
+    buttons = [_button("Rerun", ACTION_RERUN, run_id, "primary")]
+    if status in ACTIVE_STATUSES:
+        buttons.append(_button("Cancel", ACTION_CANCEL, run_id))
+    buttons += [_button("👍", ACTION_FEEDBACK_UP, run_id), _button("👎", ACTION_FEEDBACK_DOWN, run_id)]
+    blocks.append({"type": "actions", "block_id": f"run:{run_id}", "elements": buttons})
     return blocks
 
 
@@ -153,11 +175,11 @@ def approval_blocks(*, run_id: str, approval_id: str, tool: str, arguments: dict
 class SlackReporter:
     """One run's Slack presence: the progress post, throttled edits, the final RCA."""
 
-    def __init__(self, client: AsyncWebClient, *, run_id: str, title: str = "",
-                 debounce_s: float = DEBOUNCE_S) -> None:
+    def __init__(self, client: AsyncWebClient, *, run_id: str, title: str = "", run_url: str | None = None,
+                 debounce_s: float = DEBOUNCE_S, now: datetime | None = None) -> None:
         self._client = client
         self.run_id = run_id
-        self.state = ProgressState(title=title)
+        self.state = ProgressState(title=title, started_at=now or datetime.now(UTC), run_url=run_url)
         self.message: SlackMessage | None = None
         self._debounce_s = debounce_s
         self._editor: ThrottledEditor | None = None
@@ -192,12 +214,14 @@ class SlackReporter:
         if self._editor is not None:   # before the post there is nothing to edit: the post carries it
             self._editor.set(progress_text(self.state), progress_blocks(self.state, run_id=self.run_id))
 
-    async def finish(self, rca: RCA, *, status: str) -> None:
+    async def finish(self, rca: RCA, *, status: str, now: datetime | None = None) -> None:
         """Replace the progress message with the final RCA (waits out the interval; raises if the
         edit fails, so the caller can record it and retry)."""
         if self._editor is None:
             return
-        self._editor.set(rca_text(rca), rca_blocks(rca, run_id=self.run_id, status=status, agents=self.state.agents))
+        blocks = rca_blocks(rca, run_id=self.run_id, status=status, agents=self.state.agents,
+                            title=self.state.title, finished_at=now or datetime.now(UTC), run_url=self.state.run_url)
+        self._editor.set(rca_text(rca), blocks)
         await self._editor.flush()
 
     async def aclose(self) -> None:
