@@ -66,7 +66,8 @@ def run_cmd(
 
             report = await run_report_job(sessions, org_id=org, team_id=team, kind=kind, channel=dest,
                                           bot_token=token, slack_api_url=settings.slack_api_url,
-                                          period=timedelta(days=days), progress=step)
+                                          public_url=settings.public_url, period=timedelta(days=days),
+                                          progress=step)
             return report_view(report)
         finally:
             await engine.dispose()
@@ -121,7 +122,7 @@ def run_due_cmd(
             if local:
                 async def submit(c, _name):
                     return await execute_claimed(c, database_url=url, slack_api_url=settings.slack_api_url,
-                                                 runner=runner_factory)
+                                                 runner=runner_factory, public_url=settings.public_url)
                 return await run_batch(claimed, submit=submit)
             import ray
 
@@ -130,7 +131,7 @@ def run_due_cmd(
             if not ray.is_initialized():
                 ray.init(address="auto", log_to_driver=False)
             return await dispatch_batch(claimed, database_url=url, slack_api_url=settings.slack_api_url,
-                                        runner=runner_factory)
+                                        runner=runner_factory, public_url=settings.public_url)
         finally:
             await engine.dispose()
 

@@ -31,7 +31,7 @@ def placement_options(org_id: str, team_id: str, config: dict[str, Any]) -> dict
 
 @ray.remote(num_cpus=0, max_retries=0)
 def run_scheduled_job(claimed: ClaimedJob, database_url: str, slack_api_url: str,
-                      runner: RunnerFactory) -> dict[str, Any]:
+                      runner: RunnerFactory, public_url: str = "") -> dict[str, Any]:
     """One job of a batch (a sync Ray task driving the async job code on its own loop)."""
     from actors.scheduler.execute import execute_claimed
     from incidentfox.logs import configure_process_logging
@@ -39,15 +39,16 @@ def run_scheduled_job(claimed: ClaimedJob, database_url: str, slack_api_url: str
     configure_process_logging()
 
     return asyncio.run(execute_claimed(claimed, database_url=database_url, slack_api_url=slack_api_url,
-                                       runner=runner))
+                                       runner=runner, public_url=public_url))
 
 
 async def dispatch_batch(claimed: list[ClaimedJob], *, database_url: str, slack_api_url: str,
-                         runner: RunnerFactory) -> list[Any]:
+                         runner: RunnerFactory, public_url: str = "") -> list[Any]:
     async def submit(c: ClaimedJob, name: str) -> Any:
         s = c.job.schedule
         opts = placement_options(s.org_id, s.team_id, c.config)
-        return await run_scheduled_job.options(name=name, **opts).remote(c, database_url, slack_api_url, runner)
+        return await run_scheduled_job.options(name=name, **opts).remote(c, database_url, slack_api_url, runner,
+                                                                         public_url)
 
     return await run_batch(claimed, submit=submit)
 
@@ -79,7 +80,8 @@ class SchedulerActor:
         claimed = await self.service.tick()
         if claimed:
             await dispatch_batch(claimed, database_url=self.service.database_url,
-                                 slack_api_url=self.settings.slack_api_url, runner=self.runner)
+                                 slack_api_url=self.settings.slack_api_url, runner=self.runner,
+                                 public_url=self.settings.public_url)
         self.ticks += 1
         return len(claimed)
 

@@ -13,8 +13,9 @@ from incidentfox.runs.runner import RunnerFactory
 
 
 async def execute_claimed(claimed: ClaimedJob, *, database_url: str, slack_api_url: str,
-                          runner: RunnerFactory) -> dict[str, Any]:
-    """Run one claimed job; an ``investigation`` schedule's run goes to ``runner(database_url=…)``."""
+                          runner: RunnerFactory, public_url: str = "") -> dict[str, Any]:
+    """Run one claimed job; an ``investigation`` schedule's run goes to ``runner(database_url=…)``.
+    A posted report links its full report under ``public_url`` (no link when empty)."""
     engine = make_async_engine(database_url)
     sessions = session_factory(engine)
     sch = claimed.job.schedule
@@ -29,7 +30,8 @@ async def execute_claimed(claimed: ClaimedJob, *, database_url: str, slack_api_u
                 token = ((claimed.config.get("integrations") or {}).get("slack") or {}).get("bot_token")
                 report = await run_report_job(sessions, org_id=sch.org_id, team_id=sch.team_id, kind=sch.kind,
                                               channel=sch.channel or None, bot_token=token,
-                                              slack_api_url=slack_api_url, schedule_id=sch.id)
+                                              slack_api_url=slack_api_url, schedule_id=sch.id,
+                                              public_url=public_url)
                 outcome = {"status": "done" if not report.post_error else "failed", "report_id": report.id,
                            "error": report.post_error}
         except Exception as exc:  # noqa: BLE001 - recorded on the claim; the batch goes on

@@ -2,7 +2,8 @@
 
 Used by the scheduler's batch tasks and by ``incidentfox report run``. A report is stored before it
 is posted, so a Slack failure loses nothing: the report stays readable at
-``GET /api/v1/reports/{id}`` with ``post_error`` set.
+``GET /api/v1/reports/{id}`` with ``post_error`` set. The posted message links there ("full
+report", :func:`incidentfox.links.report_url`) when the install has a public URL.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from actors.scheduler.render import digest_blocks, health_blocks, health_chart_p
 from actors.slack.client import slack_client
 from incidentfox.contracts import ThreadRef, Trigger
 from incidentfox.db import utcnow
+from incidentfox.links import report_url
 from incidentfox.runs import store
 
 Progress = Callable[[str], None]
@@ -68,7 +70,7 @@ async def post_report(report: Report, *, client: AsyncWebClient, report_url: str
     if not report.channel:
         raise ValueError("report has no destination channel")
     blocks = (health_blocks(report.content, report_url=report_url) if report.kind == "health_report"
-              else digest_blocks(report.content))
+              else digest_blocks(report.content, report_url=report_url))
     title = blocks[0]["text"]["text"]
     resp = await client.chat_postMessage(channel=report.channel, text=title, blocks=blocks)
     if report.chart_png:
@@ -78,7 +80,7 @@ async def post_report(report: Report, *, client: AsyncWebClient, report_url: str
 
 async def run_report_job(sessions: async_sessionmaker, *, org_id: str, team_id: str, kind: str,
                          channel: str | None, bot_token: str | None, slack_api_url: str,
-                         schedule_id: str | None = None, report_url_base: str | None = None,
+                         schedule_id: str | None = None, public_url: str = "",
                          period: timedelta = REPORT_PERIOD, progress: Progress | None = None) -> Report:
     step = progress or (lambda _msg: None)
     async with sessions() as s:
@@ -88,7 +90,7 @@ async def run_report_job(sessions: async_sessionmaker, *, org_id: str, team_id: 
     if channel:
         step("posting to Slack")
         try:
-            url = f"{report_url_base.rstrip('/')}/api/v1/reports/{report.id}" if report_url_base else None
+            url = report_url(public_url, report.id)
             async with slack_client(token=bot_token, base_url=slack_api_url, timeout_s=SLACK_TIMEOUT_S,
                                     rate_limit_retries=2, connection_retries=1) as client:
                 await post_report(report, client=client, report_url=url)

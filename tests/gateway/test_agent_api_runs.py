@@ -6,7 +6,9 @@ from __future__ import annotations
 import httpx
 import pytest
 from gateway_kit import ADMIN_TOKEN, RecordingRunner, seed_tenants, settings_for
+from links_kit import app_and_path
 
+from incidentfox.links import run_url
 from incidentfox.runs import store
 from incidentfox.runs.runner import CompletingRunner
 from serve_apps.agent_api import create_agent_app
@@ -45,6 +47,16 @@ async def test_team_token_starts_a_run_that_the_runner_completes(api):
     assert view["trigger"]["services"] == ["checkout"] and view["trigger"]["source"] == "api"
     for key in ("created_at", "started_at", "finished_at", "events", "tool_calls"):
         assert key in view
+
+
+async def test_the_run_link_in_slack_messages_is_served_by_the_agent_api(api):
+    app, client, toks = api
+    run_id = (await client.post("/run", json={"text": "x"}, headers=auth(toks["acme/payments"]))).json()["run_id"]
+    await _settle(app)
+    app_name, path = app_and_path(run_url("https://fox.example.com", run_id), public_url="https://fox.example.com")
+    assert app_name == "agent"
+    r = await client.get(path, headers=auth(toks["acme/payments"]))
+    assert r.status_code == 200 and r.json()["run_id"] == run_id
 
 
 async def test_idempotency_key_returns_the_same_run(api):

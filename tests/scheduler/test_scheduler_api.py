@@ -1,16 +1,19 @@
 """Reports end to end without Ray: a scheduled tick generates, stores and posts a health report
 (Block Kit + chart via files_upload_v2 to the local Slack recorder), the reports API serves it to
-the owning team only, and `incidentfox report run` works from the command line."""
+the owning team only (also through the message's "full report" link), and `incidentfox report run`
+works from the command line."""
 
 from __future__ import annotations
 
 import base64
 import os
+import re
 import secrets
 from datetime import timedelta
 
 import httpx
 import pytest
+from links_kit import app_and_path
 from typer.testing import CliRunner
 
 from actors.scheduler.execute import execute_claimed
@@ -63,11 +66,16 @@ async def test_tick_generates_posts_and_serves_a_report(settings, world):
         await svc.close()
         assert [c.job.schedule.key for c in claimed] == ["demo:sre:weekly"]
         outcome = await execute_claimed(claimed[0], database_url=settings.resolved_database_url(),
-                                        slack_api_url=recorder.url, runner=NullRunner)
+                                        slack_api_url=recorder.url, runner=NullRunner,
+                                        public_url="https://fox.example.com/")
         assert outcome["status"] == "done", outcome
         posts = recorder.calls_to("chat.postMessage")
         assert posts and posts[0].args["channel"] == "C0REPORTS"
         assert "3 investigations" in str(posts[0].args["blocks"])
+        # A scheduled report covers the last seven days, and its title says so.
+        assert posts[0].args["blocks"][0]["text"]["text"].startswith("Weekly health report · sre · ")
+        full = re.findall(r"<([^|<>]+)\|full report>", str(posts[0].args["blocks"]))
+        assert len(full) == 1
         assert recorder.calls_to("files.completeUploadExternal"), "chart was not uploaded"
         assert any(f["content"].startswith(b"\x89PNG") for f in recorder.files.values())
         # The bot token authenticated the calls and never reached a message body.
@@ -85,6 +93,11 @@ async def test_tick_generates_posts_and_serves_a_report(settings, world):
             chart = await client.get(f"/{outcome['report_id']}/chart.png", headers=team)
             assert chart.status_code == 200 and chart.content.startswith(b"\x89PNG")
             assert (await client.get(f"/{outcome['report_id']}")).status_code == 401
+            # The message's "full report" link reaches this app and serves the report.
+            app_name, path = app_and_path(full[0], public_url="https://fox.example.com")
+            assert (app_name, path) == ("reports", f"/{outcome['report_id']}")
+            linked = await client.get(path, headers=team)
+            assert linked.status_code == 200 and linked.json()["report_id"] == outcome["report_id"]
             missing = await client.get("/rep_nope", headers=team)
             assert missing.status_code == 404 and missing.json()["error"]["code"] == "report_not_found"
         await app.state.engine.dispose()

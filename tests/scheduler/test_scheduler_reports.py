@@ -95,3 +95,40 @@ async def test_rendering_block_kit_and_chart(seeded):
     assert png is not None and png.startswith(b"\x89PNG")
     empty = {**c, "daily": [{"day": "2026-05-04"}]}
     assert health_chart_png(empty) is None
+
+
+def _content(start: datetime, end: datetime, kind: str = "health_report") -> dict:
+    base = {"kind": kind, "team_id": "payments", "period": {"start": start.isoformat(), "end": end.isoformat()}}
+    if kind == "digest":
+        return {**base, "incidents": []}
+    return {**base, "runs": {"total": 0, "outcomes": {}}, "by_source": {}, "noisiest_alerts": [],
+            "noisiest_services": [], "failed_integrations": [], "feedback": {"up": 0, "down": 0}, "daily": []}
+
+
+@pytest.mark.parametrize(("start", "end", "title"), [
+    (T0, T0 + timedelta(days=7), "Weekly health report · payments · 2026-05-04 → 2026-05-10"),
+    (T0 + timedelta(hours=9), T0 + timedelta(days=7, hours=9),
+     "Weekly health report · payments · 2026-05-04 → 2026-05-11"),
+    (T0, T0 + timedelta(days=1), "Daily health report · payments · 2026-05-04"),
+    (T0, T0 + timedelta(days=30), "Monthly health report · payments · 2026-05-04 → 2026-06-02"),
+    (T0, T0 + timedelta(days=3), "3-day health report · payments · 2026-05-04 → 2026-05-06"),
+])
+def test_the_health_reports_title_matches_its_period(start, end, title):
+    blocks = health_blocks(_content(start, end))
+    assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": title}}
+    # The body gives the exact period as date tokens, each reader's zone, with a UTC fallback.
+    body = blocks[1]["text"]["text"]
+    assert (f"Period <!date^{int(start.timestamp())}^{{date_short_pretty}} {{time}}|"
+            f"{start:%Y-%m-%d %H:%M} UTC> → <!date^{int(end.timestamp())}^") in body
+
+
+def test_the_digests_title_matches_its_period_and_it_links_the_full_report():
+    blocks = digest_blocks(_content(T0, T0 + timedelta(days=1), kind="digest"),
+                           report_url="https://fox.example.com/api/v1/reports/rep_9")
+    assert blocks[0]["text"]["text"] == "Daily incident digest · payments · 2026-05-04"
+    assert "<https://fox.example.com/api/v1/reports/rep_9|full report>" in blocks[-1]["elements"][0]["text"]
+
+
+def test_no_full_report_link_without_a_url():
+    text = str(health_blocks(_content(T0, T0 + timedelta(days=7)), report_url=None))
+    assert "full report" not in text and "<http" not in text
