@@ -276,9 +276,11 @@ async def follow(console: Console, demo: Demo, http: httpx.AsyncClient, queue: a
                 completed = steps
             progress.update(task, completed=completed, description=f"{status}: {', '.join(sorted(done)) or '…'}")
             if status in ("succeeded", "failed", "cancelled"):
-                # The final Block Kit edit follows the database write; show it too.
+                # The final Block Kit edit follows the database write; show it too. (Progress edits
+                # say "Investigation running"; the final one names the run's terminal status.)
+                final = f"Investigation {status}"
                 try:
-                    await recorder.wait_for(lambda calls: any(c.method == "chat.update" and "Investigation" in
+                    await recorder.wait_for(lambda calls: any(c.method == "chat.update" and final in
                                                               json.dumps(c.args.get("blocks")) for c in calls), timeout=10)
                 except TimeoutError:
                     pass
