@@ -133,8 +133,8 @@ def provision_cmd(
 ) -> None:
     """Reconcile a team's dedicated worker group with its effective `deployment` config.
 
-    Prints one JSON audit record per committed action (nothing when already in line). Run it again
-    after the drain window to retire a replaced group.
+    Prints one JSON audit record per committed action (nothing when already in line). On the
+    RayService the worker-group reconciler does this for every team on its own (`cluster reconcile`).
     """
     from cluster.placement import DeploymentConfig, PlacementError
     from cluster.provisioner import Provisioner, ProvisionError
