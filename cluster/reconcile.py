@@ -192,7 +192,7 @@ class Reconciler:
                 return TeamOutcome(org, team, wanted.mode, "unchanged")
             result = await asyncio.to_thread(self.provisioner.provision, org=org, team=team,
                                              deployment=wanted)
-        except (ProvisionError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever breaks one team must not stop the others
             return TeamOutcome(org, team, wanted.mode, "failed", reason=_reason(exc))
         return TeamOutcome(org, team, wanted.mode, _status(wanted, result.actions), tuple(result.actions),
                            "back to shared" if wanted.mode == "shared" and result.actions else "")
