@@ -21,12 +21,14 @@ import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
-from cluster.reconcile import Reconciler, ReconcileResult
 from incidentfox.settings import Settings
+
+if TYPE_CHECKING:   # imported where used: the kubernetes client is not loaded where the loop is off
+    from cluster.reconcile import Reconciler, ReconcileResult
 
 log = logging.getLogger("incidentfox.reconciler")
 
@@ -92,7 +94,7 @@ def build_reconciler(settings: Settings, *, api_client: Any = None,
     from kubernetes.client import CoreV1Api, CustomObjectsApi
 
     from cluster.provisioner import Provisioner
-    from cluster.reconcile import database_audit
+    from cluster.reconcile import Reconciler, database_audit
     from config_service import TeamConfigReader
     from incidentfox.db import make_async_engine, session_factory
 
