@@ -1,4 +1,4 @@
-"""CLI commands: ``incidentfox cluster render|provision`` (KubeRay manifests, dedicated groups)."""
+"""CLI commands: ``incidentfox cluster render|provision|reconcile`` (KubeRay manifests, dedicated groups)."""
 
 from __future__ import annotations
 
@@ -133,8 +133,8 @@ def provision_cmd(
 ) -> None:
     """Reconcile a team's dedicated worker group with its effective `deployment` config.
 
-    Prints one JSON audit record per committed action (nothing when already in line). Run it again
-    after the drain window to retire a replaced group.
+    Prints one JSON audit record per committed action (nothing when already in line). On the
+    RayService the worker-group reconciler does this for every team on its own (`cluster reconcile`).
     """
     from cluster.placement import DeploymentConfig, PlacementError
     from cluster.provisioner import Provisioner, ProvisionError
@@ -151,6 +151,64 @@ def provision_cmd(
         typer.echo(json.dumps(rec.as_dict(), sort_keys=True))
     if dry_run:
         typer.echo(json.dumps({"patch": result.patch}, indent=1))
+
+
+@cluster.command("reconcile")
+def reconcile_cmd(
+    once: Annotated[bool, typer.Option(help="One pass, then exit (1 when a team failed).")] = False,
+    interval: Annotated[float | None, typer.Option(
+        help="Seconds between passes (default: INCIDENTFOX_WORKER_GROUPS_RECONCILE_S).")] = None,
+    namespace: Annotated[str | None, typer.Option(
+        help="Namespace of the RayService (default: INCIDENTFOX_WORKER_GROUPS_NAMESPACE).")] = None,
+    name: Annotated[str | None, typer.Option(
+        help="RayService name (default: INCIDENTFOX_WORKER_GROUPS_RAYSERVICE).")] = None,
+    drain_seconds: Annotated[float | None, typer.Option(
+        help="How long a replaced group drains (default: INCIDENTFOX_WORKER_GROUPS_DRAIN_S).")] = None,
+    context: Annotated[str | None, typer.Option(help="kube context (default: current).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Plan only: change nothing, audit nothing.")] = False,
+) -> None:
+    """Bring every team's dedicated worker group in line with its `deployment.mode`, reading the
+    teams' configs from the platform database (INCIDENTFOX_DATABASE_URL) and writing the audit log.
+
+    The RayService does this on its own (the worker-group reconciler actor); run it by hand to see a
+    pass's outcome at once. Prints one JSON line per team changed or failed, then a summary line.
+    """
+    import asyncio
+
+    from cluster.reconcile import ReconcileResult
+    from cluster.reconcile_loop import ReconcileLoop, build_reconciler
+    from incidentfox.settings import Settings
+
+    settings = Settings()
+    overrides = {k: v for k, v in (("worker_groups_namespace", namespace), ("worker_groups_rayservice", name),
+                                   ("worker_groups_drain_s", drain_seconds)) if v is not None}
+    settings = settings.model_copy(update=overrides)
+    every = interval if interval is not None else settings.worker_groups_reconcile_s
+    if not once and not every > 0:
+        _fail("the interval must be above 0 (or use --once)")
+
+    def show(result: ReconcileResult) -> None:
+        for outcome in result.outcomes:
+            if outcome.status != "unchanged":
+                typer.echo(json.dumps(outcome.as_dict(), sort_keys=True))
+        typer.echo(json.dumps(result.summary(), sort_keys=True))
+
+    async def main() -> ReconcileResult | None:
+        reconciler, close = build_reconciler(settings, api_client=_kube_api(context).api_client,
+                                             dry_run=dry_run)
+        try:
+            if once:
+                return await reconciler.run_once()
+            await ReconcileLoop(reconciler.run_once, interval_s=every, on_result=show).run()
+            return None
+        finally:
+            await close()
+
+    result = asyncio.run(main())
+    if result is not None:
+        show(result)
+        if not result.ok:
+            raise typer.Exit(code=1)
 
 
 def register(app: typer.Typer) -> None:

@@ -116,6 +116,15 @@ class DeploymentConfig(BaseModel):
     mode: Literal["shared", "dedicated"] = "shared"
     resources: TeamResources | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _resources_only_when_dedicated(cls, data: Any) -> Any:
+        # The config service's defaults give every team `resources: {}`, and a team back to shared
+        # may keep its old sizes: neither matters (nor is validated) unless the team is dedicated.
+        if isinstance(data, dict) and (data.get("mode", "shared") != "dedicated" or data.get("resources") == {}):
+            data = {k: v for k, v in data.items() if k != "resources"}
+        return data
+
     @model_validator(mode="after")
     def _dedicated_needs_resources(self) -> DeploymentConfig:
         if self.mode == "dedicated" and self.resources is None:

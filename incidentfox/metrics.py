@@ -142,11 +142,15 @@ DISPATCH_ATTEMPTS_TOTAL = Counter("incidentfox_dispatch_attempts_total", "Hand-o
                                   tag_keys=("kind", "result"))
 REPORT_JOBS_TOTAL = Counter("incidentfox_report_jobs_total", "Scheduled jobs (reports, scheduled "
                             "investigations) finished, by status done|failed.", tag_keys=("status",))
+WORKER_GROUP_CHANGES_TOTAL = Counter("incidentfox_worker_group_changes_total", "Teams whose dedicated worker "
+                                     "group a reconcile pass changed or failed to change, by outcome "
+                                     "provisioned|drained|updated|failed (error: the pass could not run).",
+                                     tag_keys=("outcome",))
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
     WEBHOOKS_TOTAL, WEBHOOK_ACK_SECONDS, RUNS_TOTAL, RUNS_ACTIVE, RUN_SECONDS, TOOL_CALL_SECONDS,
     SANDBOX_SESSIONS_ACTIVE, LLM_TOKENS_TOTAL, DELIVERIES_UNDISPATCHED, DISPATCH_ATTEMPTS_TOTAL,
-    REPORT_JOBS_TOTAL,
+    REPORT_JOBS_TOTAL, WORKER_GROUP_CHANGES_TOTAL,
 )}
 
 

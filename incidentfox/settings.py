@@ -100,6 +100,16 @@ class Settings(BaseSettings):
         "The install's public base URL, e.g. https://incidentfox.example.com: Slack messages link runs and "
         "reports under it (incidentfox/links.py). Empty: messages carry no links."))
 
+    # Dedicated worker groups (cluster/reconcile.py, docs/operations.md "dedicated mode"): a detached
+    # actor brings the RayService's team groups in line with every team's `deployment.mode`.
+    worker_groups_reconcile_s: float = Field(default=60.0, ge=0, description=(
+        "Seconds between reconcile passes of dedicated worker groups; 0 turns the loop off. It starts "
+        "only inside a Kubernetes pod (in-cluster credentials), never on a laptop's kube context."))
+    worker_groups_namespace: str = Field(default="incidentfox", description="Namespace of the RayService.")
+    worker_groups_rayservice: str = Field(default="incidentfox", description="Name of the RayService.")
+    worker_groups_drain_s: float = Field(default=900.0, ge=0, description=(
+        "How long a replaced dedicated group drains before the reconciler scales it to zero."))
+
     # Egress policy for calls made on a tenant's behalf (incidentfox/egress; docs/security.md).
     egress_allow: CommaList = Field(default_factory=list, description=(
         "Allow-list entries admitted besides the global admin's: host[:port] or CIDR[:port], comma-separated."))

@@ -8,7 +8,8 @@ environment, never from the Serve config.
 
 Applications (all on one HTTP port):
 
-* ``config``  at ``/``               - the config service (also serves ``/health``);
+* ``config``  at ``/``               - the config service (also serves ``/health``); its replicas keep the
+  worker-group reconciler actor running on Kubernetes (:mod:`cluster.reconcile_loop`);
 * ``gateway`` at ``/webhooks``       - :class:`serve_apps.gateway.Gateway` + :class:`serve_apps.router.Router`;
 * ``agent``   at ``/api/v1/agent``   - :class:`serve_apps.agent_api.AgentAPI`;
 * ``tools``   at ``/api/v1/tools``   - the tool catalog (``actors.tools.registry.catalog()``);
@@ -103,7 +104,23 @@ def _config_asgi_app() -> Any:
     from incidentfox.settings import Settings
 
     configure_process_logging()   # this runs in the replica: it is the deployment's __init__
-    return create_app(Settings(), health_checks={"sandbox": _sandbox_health})
+    settings = Settings()
+    _ensure_worker_group_reconciler(settings)
+    return create_app(settings, health_checks={"sandbox": _sandbox_health})
+
+
+def _ensure_worker_group_reconciler(settings: Any) -> None:
+    """Keep the detached worker-group reconciler running (cluster/reconcile_loop.py): it turns each
+    team's ``deployment.mode`` into its dedicated worker group. Only inside a Kubernetes pod with
+    ``INCIDENTFOX_WORKER_GROUPS_RECONCILE_S`` > 0; a failure here never stops the config service."""
+    import logging
+
+    from cluster.reconcile_loop import ensure_reconciler
+
+    try:
+        ensure_reconciler(settings=settings)
+    except Exception:
+        logging.getLogger("incidentfox.reconciler").exception("starting the worker-group reconciler failed")
 
 
 def build_config(args: ConfigArgs) -> Application:

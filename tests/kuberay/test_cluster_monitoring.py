@@ -19,6 +19,7 @@ from incidentfox.metrics import (
     DISPATCH_ATTEMPTS_TOTAL,
     REPORT_JOBS_TOTAL,
     RUNS_TOTAL,
+    WORKER_GROUP_CHANGES_TOTAL,
     exported_names,
 )
 from tests.kuberay.manifest_walk import labels_match, pod_templates
@@ -69,7 +70,8 @@ def test_every_alert_names_only_declared_metrics() -> None:
         assert names <= known, f"{rule['alert']}: {names - known}"
         used |= names
     # The platform's own failure modes are each covered.
-    for metric in (RUNS_TOTAL, DELIVERIES_UNDISPATCHED, DISPATCH_ATTEMPTS_TOTAL, REPORT_JOBS_TOTAL):
+    for metric in (RUNS_TOTAL, DELIVERIES_UNDISPATCHED, DISPATCH_ATTEMPTS_TOTAL, REPORT_JOBS_TOTAL,
+                   WORKER_GROUP_CHANGES_TOTAL):
         assert set(metric.exported()) & used, metric.name
 
 
