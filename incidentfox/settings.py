@@ -192,11 +192,15 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.home / 'incidentfox.db').resolve()}"
 
     def process_secrets(self) -> list[str]:
-        """This process's own secrets (admin token, pepper, each Fernet key), for log redaction."""
+        """Every secret this process was given (each ``SecretStr`` field; each Fernet key of
+        ``secret_key`` on its own), for log redaction."""
         values: list[str] = []
-        for secret in (self.admin_token, self.token_pepper, self.secret_key):
-            if secret is not None:
-                values += [v.strip() for v in secret.get_secret_value().split(",") if v.strip()]
+        for name in type(self).model_fields:
+            secret = getattr(self, name)
+            if isinstance(secret, SecretStr):
+                value = secret.get_secret_value()
+                parts = value.split(",") if name == "secret_key" else [value]
+                values += [v.strip() for v in parts if v.strip()]
         return values
 
     def shared_webhook_secrets(self) -> dict[str, str]:
