@@ -6,7 +6,7 @@
 
 Every client is bounded: ``request_timeout_s`` per request and one SDK-level retry, so an upstream
 that hangs or errors turns into an exception the run reports, never a hang. Tracing to external
-services is off unless ``INCIDENTFOX_AGENT_TRACING=1`` (``Settings.agent_tracing``) (:func:`configure_tracing`).
+services is off unless ``INCIDENTFOX_AGENT_TRACING=1`` (:func:`configure_tracing`, through ``Settings``).
 
 A team's own ``base_url`` is tenant egress: the client's HTTP goes through the egress policy
 (:func:`tenant_http_client`), so a loopback, link-local or private endpoint is refused before any
