@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,9 +21,12 @@ class Overlay(str, Enum):
 def _kube_api(context: str | None) -> Any:
     from kubernetes import client, config
 
+    from incidentfox.settings import Settings
+
     try:
-        # KUBECONFIG is read here, not at import time, so a changed environment is honoured.
-        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"), context=context)
+        # KUBECONFIG is read here (a fresh Settings), not at import time, so a changed environment
+        # is honoured (the kubernetes client reads it once, when imported).
+        config.load_kube_config(config_file=Settings().kubeconfig, context=context)
     except config.ConfigException:
         try:
             config.load_incluster_config()
@@ -123,7 +125,7 @@ def provision_cmd(
     config_file: Annotated[Path | None, typer.Option(
         help="The team's effective config as YAML/JSON (its `deployment` section is used).")] = None,
     config_url: Annotated[str | None, typer.Option(
-        envvar="INCIDENTFOX_CONFIG_URL", help="Config service base URL to read the effective config.")] = None,
+        help="Config service base URL to read the effective config (default: INCIDENTFOX_CONFIG_URL).")] = None,
     namespace: Annotated[str, typer.Option(help="Namespace of the RayService.")] = "incidentfox",
     name: Annotated[str, typer.Option(help="RayService name.")] = "incidentfox",
     drain_seconds: Annotated[float, typer.Option(
@@ -138,10 +140,13 @@ def provision_cmd(
     """
     from cluster.placement import DeploymentConfig, PlacementError
     from cluster.provisioner import Provisioner, ProvisionError
+    from incidentfox.settings import Settings
 
+    settings = Settings()
     try:
         deployment = DeploymentConfig.from_effective(_effective_config(
-            org, team, config_file, config_url, os.environ.get("INCIDENTFOX_ADMIN_TOKEN")))
+            org, team, config_file, config_url or settings.config_url or None,
+            settings.admin_token.get_secret_value() if settings.admin_token else None))
         prov = Provisioner(_kube_api(context), namespace=namespace, name=name,
                            drain_s=drain_seconds, dry_run=dry_run)
         result = prov.provision(org=org, team=team, deployment=deployment)

@@ -49,7 +49,11 @@ def _admin_token(home: Path) -> str:
 
 def prepare_environment(*, port: int, runner: str) -> dict[str, str]:
     """Migrate, generate local secrets, and export what every Serve replica must agree on.
-    Returns the environment to forward to Ray workers."""
+    Returns the environment to forward to Ray workers.
+
+    This WRITES the process environment (Ray workers and Serve replicas inherit it, and read it
+    through their own ``Settings``); the one read, the forwarded copy, passes variables on to child
+    processes unread (tests/ground/test_settings_env.py allows exactly this)."""
     from incidentfox.db import upgrade
     from incidentfox.settings import Settings, ensure_local_secrets
 
@@ -87,6 +91,9 @@ def up(
                    err=True)
     prepare_environment(port=port, runner=runner)
     from incidentfox.logs import configure_process_logging
+    from incidentfox.settings import Settings
+
+    settings = Settings()   # as prepare_environment left the environment (home resolved, database URL set)
 
     configure_process_logging()   # after prepare_environment: the admin token and pepper are set now
 
@@ -128,7 +135,7 @@ def up(
 
         overrides = {"gateway": {"runner": runner}, "agent": {"runner": runner}}
         config = local_config(host=host, port=port, overrides=overrides, on_skip=skipped,
-                              single_writer=is_sqlite(os.environ["INCIDENTFOX_DATABASE_URL"]))
+                              single_writer=is_sqlite(settings.resolved_database_url()))
         deployed = deploy_config(config)
         base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
         dashboard = getattr(ctx, "dashboard_url", "") or ""
@@ -137,7 +144,7 @@ def up(
         typer.echo(f"  agent API:      {base}/api/v1/agent")
         typer.echo(f"  config service: {base}/  (health: {base}/health, docs: {base}/docs)")
         typer.echo(f"  Ray dashboard:  {'http://' + dashboard if dashboard and '://' not in dashboard else dashboard or 'n/a'}")
-        typer.echo(f"  admin token:    in $INCIDENTFOX_ADMIN_TOKEN or {Path(os.environ['INCIDENTFOX_HOME']) / 'admin_token'}")
+        typer.echo(f"  admin token:    in $INCIDENTFOX_ADMIN_TOKEN or {settings.home / 'admin_token'}")
         typer.echo("Press Ctrl-C to stop.")
         sys.stdout.flush()
         while not stop.wait(0.5):

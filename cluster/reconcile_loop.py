@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -84,7 +83,7 @@ class ReconcileLoop:
 
 def enabled(settings: Settings) -> bool:
     """Only inside a Kubernetes pod (in-cluster credentials), and only with an interval above 0."""
-    return settings.worker_groups_reconcile_s > 0 and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    return settings.worker_groups_reconcile_s > 0 and bool(settings.kubernetes_service_host)
 
 
 def build_reconciler(settings: Settings, *, api_client: Any = None,

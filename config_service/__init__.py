@@ -8,7 +8,7 @@ lazily, so importing the package costs nothing until a name is used (Ray actors 
   :class:`StaticTeamConfigReader` (fixed documents), :func:`team_config_loader` (the engine's
   ``async (org, team) -> doc``), :class:`TeamConfig` (the typed view) and its sections
   (:class:`EffectiveConfig`, :class:`LLMConfig`, :class:`AgentSettings`, ...),
-  :func:`max_concurrent_runs`, the typed errors (:class:`TeamConfigError`,
+  :func:`max_concurrent_runs`, its JSON Schema (:func:`team_config_schema`), the typed errors (:class:`TeamConfigError`,
   :class:`InvalidTeamConfig`, :class:`ConfigReadTimeout`) and the defaults (:data:`DEFAULT_CONFIG`);
 * authenticating requests in another FastAPI app: :func:`install_auth_state`, :data:`PrincipalDep`,
   :data:`SessionDep`, :func:`bearer_token`, :func:`authenticate` (see ``config_service.api.deps``);
@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
                      "AccessSection", "SandboxSection", "InvestigationSection", "TeamConfigError",
                      "InvalidTeamConfig", "ConfigReadTimeout", "max_concurrent_runs", "parse_effective",
                      "config_errors", "DEFAULT_MAX_CONCURRENT_RUNS", "DEFAULT_CORRELATION_WINDOW_S",
-                     "AGENTS", "PROVIDERS"), "config_service.team_config"),
+                     "AGENTS", "PROVIDERS", "team_config_schema"), "config_service.team_config"),
     # reading it
     **dict.fromkeys(("TeamConfigReader", "StaticTeamConfigReader", "TeamConfigSource", "team_config_loader",
                      "ConfigLoader", "DEFAULT_READ_TIMEOUT_S"), "config_service.reader"),
@@ -80,6 +80,7 @@ __all__ = [
     "record_audit",
     "rotate_secrets",
     "team_config_loader",
+    "team_config_schema",
 ]
 
 

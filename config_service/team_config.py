@@ -3,44 +3,10 @@
 The config service merges defaults → org → units → team (:mod:`config_service.services.config`);
 :class:`EffectiveConfig` is the typed shape of that document and :class:`TeamConfig` the view every
 component reads it through. Every key is optional; the defaults are those of
-:data:`config_service.core.defaults.DEFAULT_CONFIG` (shown below), never restated here:
-
-```yaml
-deployment: {mode: shared, resources: {}}   # or dedicated → Ray resource team_<org>_<team>
-slack: {default_channel: null}              # where to post when the trigger has no thread
-integrations:
-  slack: {bot_token: xoxb-…}                # secret; never leaves the Slack client
-  demo: {enabled: true}                     # investigate the seeded demo world
-  <integration>: {…}                        # tool backends, see actors/tools/
-investigation:
-  deadline_s: 300                           # the run ends with what it has (> 0)
-  correlation_window_s: 600                 # alerts on a running incident's service/fingerprint this
-                                            #   recent join it (the gateway's alert-storm window); 0: off
-  max_turns: 20                             # default agent turns (>= 1)
-  planner: auto                             # auto | offline | llm (auto: llm when a provider is set)
-llm:                                        # ONE model: the engine's agents and the sandbox agent
-  provider: null                            # openai | openai_compatible | anthropic; null → offline
-  model: null                               # engine default gpt-4.1; the sandbox requires one
-  base_url: null                            # openai_compatible / anthropic (or a local test server)
-  api_key: …                                # secret (SecretStr: never in a repr or a log line)
-  request_timeout_s: 60                     # per model request (engine)
-  max_turns: null                           # overrides investigation.max_turns for every agent
-  max_tokens: 4096                          # sandbox agent, per model call
-  system_prompt: null                       # sandbox agent, appended to its system prompt
-subagents: {kubernetes: true, …}            # enabled sub-agents (absent → enabled); names from
-                                            #   incidentfox.contracts.SUBAGENTS
-agents:                                     # per-agent overrides: planner or a sub-agent
-  <agent>: {enabled: true, instructions: null, max_turns: null, model: null,
-            playbook: [{tool: …, args: {…}}]}  # the offline planner's calls (absent → built-in)
-tools: {<tool name>: true|false}            # the team's tool allow-list (absent → catalogue default)
-quotas: {max_concurrent_runs: 5}            # runs of this team dispatched at once (pool, scheduler)
-sandbox: {ttl_s: null, mcp_servers: [], network: false}  # ttl null → INCIDENTFOX_SANDBOX_TTL_S
-schedules: []                               # scheduled reports/investigations (actors/scheduler)
-access:                                     # Slack user (U…/W…) or user-group (S…) ids
-  approvers: []                             # may approve a run's gated tool calls
-  sandbox_users: []                         # may open sandbox sessions from Slack
-  responders: []                            # are the team's on-call responders
-```
+:data:`config_service.core.defaults.DEFAULT_CONFIG`, never restated here. Each field's
+``description`` documents it: the config service publishes :func:`team_config_schema` (JSON Schema,
+defaults included) at ``GET /api/v1/config/schema``, and ``docs/configuration.md`` is generated from
+the same schema (``incidentfox docs config``).
 
 Parsing is strict (no coercion: ``"5"`` is not an integer) and the config service runs the same
 model on every write (:func:`config_service.core.validation.validate_config`), so a stored config
@@ -64,6 +30,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic.json_schema import GenerateJsonSchema
 
 from config_service.core.defaults import DEFAULT_CONFIG, ENGINE_DEFAULT_MODEL
 from incidentfox.contracts import SUBAGENTS
@@ -81,9 +48,10 @@ def _default(*path: str) -> Any:
     return copy.deepcopy(node)
 
 
-def _from_defaults(*path: str) -> Any:
-    """A field default read from DEFAULT_CONFIG (a fresh copy for lists and dicts)."""
-    return Field(default_factory=lambda: _default(*path))
+def _from_defaults(*path: str, **field: Any) -> Any:
+    """A field whose default is read from DEFAULT_CONFIG (a fresh copy for lists and dicts);
+    ``field`` are the other :func:`~pydantic.Field` arguments (constraints, ``description``)."""
+    return Field(default_factory=lambda: _default(*path), **field)
 
 
 class TeamConfigError(IncidentFoxError):
@@ -113,80 +81,104 @@ SlackPrincipal = Annotated[str, StringConstraints(pattern=r"^[UWS][A-Z0-9]{2,30}
 
 
 class DeploymentSection(_Section):
-    mode: Literal["shared", "dedicated"] = _from_defaults("deployment", "mode")
-    resources: dict[str, Any] = _from_defaults("deployment", "resources")
+    mode: Literal["shared", "dedicated"] = _from_defaults("deployment", "mode", description=(
+        "`shared`: the team's runs use the platform's shared actors; `dedicated`: they run only on "
+        "its own worker group (Ray resource `team_<org>_<team>`, `incidentfox cluster provision`)."))
+    resources: dict[str, Any] = _from_defaults("deployment", "resources", description=(
+        "A dedicated team's worker size and group bounds (cluster/placement.py); needed when "
+        "`mode` is `dedicated`."))
 
 
 class SlackSection(_Section):
-    default_channel: NonEmpty | None = None
+    default_channel: NonEmpty | None = Field(default=None, description=(
+        "Channel to post to when the trigger has no Slack thread (e.g. an alert or a schedule)."))
 
 
 class InvestigationSection(_Section):
-    deadline_s: float = Field(gt=0, default_factory=lambda: _default("investigation", "deadline_s"))
-    correlation_window_s: float = Field(ge=0, default_factory=lambda: _default("investigation",
-                                                                               "correlation_window_s"))
-    max_turns: int = Field(ge=1, default_factory=lambda: _default("investigation", "max_turns"))
-    planner: Literal["auto", "offline", "llm"] = _from_defaults("investigation", "planner")
+    deadline_s: float = _from_defaults("investigation", "deadline_s", gt=0, description=(
+        "A run ends with what it has after this many seconds."))
+    correlation_window_s: float = _from_defaults("investigation", "correlation_window_s", ge=0, description=(
+        "Alerts on a running incident's service or fingerprint this recent join it (the gateway's "
+        "alert-storm window), in seconds; 0 turns correlation off."))
+    max_turns: int = _from_defaults("investigation", "max_turns", ge=1, description=(
+        "Default agent turns (each agent's `max_turns` or `llm.max_turns` overrides it)."))
+    planner: Literal["auto", "offline", "llm"] = _from_defaults("investigation", "planner", description=(
+        "`offline`: the scripted planner; `llm`: the model; `auto`: `llm` when `llm.provider` is set."))
 
 
 class LLMConfig(_Section):
     """A team's ``llm`` section: the one model config of the engine's agents and the sandbox agent.
     ``api_key`` is a :class:`~pydantic.SecretStr`; :meth:`reveal_api_key` is for the client only."""
 
-    provider: Literal["openai", "openai_compatible", "anthropic"] | None = None
-    model: NonEmpty | None = None
-    base_url: NonEmpty | None = None
-    api_key: SecretStr | None = None
-    request_timeout_s: float = Field(gt=0, le=3600,
-                                     default_factory=lambda: _default("llm", "request_timeout_s"))
-    max_turns: int | None = Field(default=None, ge=1)
-    max_tokens: int = Field(gt=0, le=64_000, default_factory=lambda: _default("llm", "max_tokens"))
-    system_prompt: str | None = Field(default=None, max_length=100_000)
+    provider: Literal["openai", "openai_compatible", "anthropic"] | None = Field(default=None, description=(
+        "The model provider; unset: no model (the offline planner)."))
+    model: NonEmpty | None = Field(default=None, description=(
+        f"Model name; unset: {ENGINE_DEFAULT_MODEL} for the engine (the sandbox agent needs one)."))
+    base_url: NonEmpty | None = Field(default=None, description=(
+        "Provider endpoint (openai_compatible, anthropic or a local server); checked by the egress policy."))
+    api_key: SecretStr | None = Field(default=None, description=(
+        "The provider's key: a secret (stored encrypted, masked in every read)."))
+    request_timeout_s: float = _from_defaults("llm", "request_timeout_s", gt=0, le=3600, description=(
+        "Bound of one model request of the engine, in seconds."))
+    max_turns: int | None = Field(default=None, ge=1, description=(
+        "Overrides `investigation.max_turns` for every agent."))
+    max_tokens: int = _from_defaults("llm", "max_tokens", gt=0, le=64_000, description=(
+        "The sandbox agent's output tokens per model call."))
+    system_prompt: str | None = Field(default=None, max_length=100_000, description=(
+        "Appended to the sandbox agent's system prompt."))
 
     def reveal_api_key(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key is not None else None
 
 
 class PlaybookStep(_Section):
-    tool: NonEmpty
-    args: dict[str, Any] = Field(default_factory=dict)
+    tool: NonEmpty = Field(description="Tool name (docs/tools.md).")
+    args: dict[str, Any] = Field(default_factory=dict, description="The tool's arguments.")
 
 
 class AgentOverride(_Section):
-    enabled: bool = True
-    instructions: str | None = Field(default=None, max_length=100_000)
-    max_turns: int | None = Field(default=None, ge=1)
-    model: NonEmpty | None = None
-    playbook: list[PlaybookStep] | None = None
+    enabled: bool = Field(default=True, description="False turns the agent off.")
+    instructions: str | None = Field(default=None, max_length=100_000, description=(
+        "Replaces the agent's built-in instructions."))
+    max_turns: int | None = Field(default=None, ge=1, description="The agent's turns.")
+    model: NonEmpty | None = Field(default=None, description="The agent's model (same provider).")
+    playbook: list[PlaybookStep] | None = Field(default=None, description=(
+        "The offline planner's tool calls for this agent; unset: the built-in ones."))
 
 
 class QuotasSection(_Section):
-    max_concurrent_runs: int = Field(ge=1, default_factory=lambda: _default("quotas", "max_concurrent_runs"))
+    max_concurrent_runs: int = _from_defaults("quotas", "max_concurrent_runs", ge=1, description=(
+        "Runs of this team dispatched at once (pool and scheduler); more wait in the queue."))
 
 
 class SandboxSection(_Section):
-    ttl_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
-    mcp_servers: list[McpName] = _from_defaults("sandbox", "mcp_servers")
-    network: bool = _from_defaults("sandbox", "network")
-    # Open sessions a team may hold at once (the sandbox API answers 429 past it).
-    max_open_sessions: int = Field(ge=1, le=1000, default_factory=lambda: _default("sandbox", "max_open_sessions"))
-    # MCP tools the team declares read-only ("<server>/<tool>" or "<server>/*"): only for tools whose
-    # server gives no readOnlyHint; anything else unknown needs an approval (actors/sandbox/approvals.py).
-    mcp_read_only: list[str] = Field(max_length=500, default_factory=lambda: _default("sandbox", "mcp_read_only"))
+    ttl_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600, description=(
+        "Idle lifetime of a session, in seconds; unset: INCIDENTFOX_SANDBOX_TTL_S."))
+    mcp_servers: list[McpName] = _from_defaults("sandbox", "mcp_servers", description=(
+        "Names of the team's MCP servers sessions may use."))
+    network: bool = _from_defaults("sandbox", "network", description=(
+        "Whether session commands get network access (through the egress policy)."))
+    max_open_sessions: int = _from_defaults("sandbox", "max_open_sessions", ge=1, le=1000, description=(
+        "Open sessions the team may hold at once (the sandbox API answers 429 past it)."))
+    mcp_read_only: list[str] = _from_defaults("sandbox", "mcp_read_only", max_length=500, description=(
+        "MCP tools the team declares read-only (`<server>/<tool>` or `<server>/*`), for tools whose "
+        "server gives no readOnlyHint; any other unknown tool needs an approval."))
 
 
 class AccessSection(_Section):
     """Who, in Slack, may act for the team. Empty lists: nobody beyond the platform's defaults."""
 
-    approvers: list[SlackPrincipal] = Field(max_length=MAX_ACCESS_IDS,
-                                            default_factory=lambda: _default("access", "approvers"))
-    sandbox_users: list[SlackPrincipal] = Field(max_length=MAX_ACCESS_IDS,
-                                                default_factory=lambda: _default("access", "sandbox_users"))
-    responders: list[SlackPrincipal] = Field(max_length=MAX_ACCESS_IDS,
-                                             default_factory=lambda: _default("access", "responders"))
-    # Team and impersonation tokens may approve or deny tool calls over the API only when this is
-    # true (admins always may): actors/engine/approvals.py, docs/security.md.
-    api_approvals: bool = Field(default_factory=lambda: _default("access", "api_approvals"))
+    approvers: list[SlackPrincipal] = _from_defaults("access", "approvers", max_length=MAX_ACCESS_IDS,
+                                                     description=(
+        "Slack users (U…/W…) or user groups (S…) who may approve a run's gated tool calls."))
+    sandbox_users: list[SlackPrincipal] = _from_defaults("access", "sandbox_users", max_length=MAX_ACCESS_IDS,
+                                                         description=(
+        "Slack users or user groups who may open sandbox sessions from Slack."))
+    responders: list[SlackPrincipal] = _from_defaults("access", "responders", max_length=MAX_ACCESS_IDS,
+                                                      description="Slack users or user groups on call for the team.")
+    api_approvals: bool = _from_defaults("access", "api_approvals", description=(
+        "Whether team and impersonation tokens may approve or deny tool calls over the API (admins "
+        "always may; docs/security.md)."))
 
 
 def _known_names(value: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
@@ -199,20 +191,33 @@ def _known_names(value: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, A
 class EffectiveConfig(_Section):
     """The typed effective config. Unknown keys are ignored here (and kept in the document)."""
 
-    deployment: DeploymentSection = Field(default_factory=DeploymentSection)
-    slack: SlackSection = Field(default_factory=SlackSection)
-    routing: dict[str, Any] = _from_defaults("routing")
+    deployment: DeploymentSection = Field(default_factory=DeploymentSection, description=(
+        "Where the team's runs execute."))
+    slack: SlackSection = Field(default_factory=SlackSection, description="Slack delivery.")
+    routing: dict[str, Any] = _from_defaults("routing", description=(
+        "Identifiers that route a trigger to this team (team nodes only), each a list: "
+        "slack_channel_ids, github_repos, pagerduty_service_ids, incidentio_team_ids, "
+        "alertmanager_receivers, services. An identifier belongs to one team."))
     # Free-form per-integration blocks that hold secrets (tokens, keys): never in a repr.
-    integrations: dict[str, dict[str, Any]] = Field(default_factory=lambda: _default("integrations"), repr=False)
-    investigation: InvestigationSection = Field(default_factory=InvestigationSection)
-    llm: LLMConfig = Field(default_factory=LLMConfig)
-    subagents: dict[str, bool] = _from_defaults("subagents")
-    agents: dict[str, AgentOverride] = _from_defaults("agents")
-    tools: dict[str, bool] = _from_defaults("tools")
-    quotas: QuotasSection = Field(default_factory=QuotasSection)
-    sandbox: SandboxSection = Field(default_factory=SandboxSection)
-    schedules: list[dict[str, Any]] = _from_defaults("schedules")
-    access: AccessSection = Field(default_factory=AccessSection)
+    integrations: dict[str, dict[str, Any]] = _from_defaults("integrations", repr=False, description=(
+        "Per-integration blocks: the tool backends' credentials and endpoints (docs/tools.md), e.g. "
+        "`slack.bot_token`, `demo.enabled`, `aws.role_arn`. Secret values are stored encrypted."))
+    investigation: InvestigationSection = Field(default_factory=InvestigationSection, description=(
+        "How runs investigate."))
+    llm: LLMConfig = Field(default_factory=LLMConfig, description=(
+        "The one model of the engine's agents and the sandbox agent."))
+    subagents: dict[str, bool] = _from_defaults("subagents", description=(
+        f"Sub-agents switched on or off by name ({', '.join(SUBAGENTS)}); absent: on."))
+    agents: dict[str, AgentOverride] = _from_defaults("agents", description=(
+        "Per-agent overrides by name (planner or a sub-agent)."))
+    tools: dict[str, bool] = _from_defaults("tools", description=(
+        "The team's tool allow-list overrides, by tool name (absent: the catalogue's default)."))
+    quotas: QuotasSection = Field(default_factory=QuotasSection, description="Limits on the team's runs.")
+    sandbox: SandboxSection = Field(default_factory=SandboxSection, description="Sandbox sessions.")
+    schedules: list[dict[str, Any]] = _from_defaults("schedules", description=(
+        "Scheduled reports and investigations: {id, cron, timezone, kind, destination, prompt} "
+        "(actors/scheduler)."))
+    access: AccessSection = Field(default_factory=AccessSection, description="Who, in Slack, may act for the team.")
 
     @field_validator("subagents")
     @classmethod
@@ -223,6 +228,27 @@ class EffectiveConfig(_Section):
     @classmethod
     def _agent_names(cls, value: dict[str, AgentOverride]) -> dict[str, AgentOverride]:
         return _known_names(value, AGENTS)
+
+
+class _WithFactoryDefaults(GenerateJsonSchema):
+    """JSON Schema with the defaults a ``default_factory`` gives (pydantic leaves those out)."""
+
+    def get_default_value(self, schema: Any) -> Any:
+        factory = schema.get("default_factory")
+        if factory is not None and not schema.get("default_factory_takes_data"):
+            return factory()
+        return super().get_default_value(schema)
+
+
+def team_config_schema() -> dict[str, Any]:
+    """The team config's JSON Schema (validation mode, every default filled in): what
+    ``GET /api/v1/config/schema`` serves and ``docs/configuration.md`` documents."""
+    schema = EffectiveConfig.model_json_schema(schema_generator=_WithFactoryDefaults)
+    schema["title"] = "IncidentFox team config"
+    schema["description"] = ("One layer (org, unit or team) of a team's config, and the merged effective "
+                             "config. Every key is optional; unknown keys are kept. `null` removes a "
+                             "key (RFC 7396 merge patch).")
+    return schema
 
 
 def _drop_nulls(value: Any) -> Any:

@@ -12,7 +12,6 @@ of :mod:`evaluation.scoring`, so tasks ship names and paths, not bundles.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,8 +38,11 @@ def ensure_ray(workers: int) -> bool:
     if ray.is_initialized():
         return False
     common = {"log_to_driver": False, "configure_logging": False, "namespace": "incidentfox-eval"}
-    if os.environ.get("RAY_ADDRESS"):   # an existing cluster sizes itself
-        ray.init(address=os.environ["RAY_ADDRESS"], **common)
+    from incidentfox.settings import Settings
+
+    address = Settings().ray_address
+    if address:   # an existing cluster sizes itself
+        ray.init(address=address, **common)
     else:
         ray.init(address="local", num_cpus=workers, include_dashboard=False, **common)
     return True

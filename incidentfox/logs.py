@@ -4,7 +4,8 @@ Every process calls :func:`configure_logging`. Records carry ``run_id``, ``org_i
 ``trace`` when the code sets them (``log.info("…", extra=log_context(run_id=…))`` or the
 ``bind`` contextvar helpers). :class:`RedactingFilter` is the one place secrets are scrubbed: bearer
 tokens, IncidentFox tokens, Slack tokens, AWS keys, ``key=value`` pairs whose key looks secret, and
-any value registered with :func:`register_secret` (the process's own admin token, pepper, keys).
+any value registered with :func:`register_secret` (the process's own secrets: admin token, pepper,
+keys, webhook secrets; :meth:`incidentfox.settings.Settings.process_secrets`).
 """
 
 from __future__ import annotations
@@ -137,10 +138,6 @@ def configure_logging(level: str = "INFO", stream=None) -> None:  # noqa: ANN001
     root.setLevel(level)
 
 
-# The environment variables holding this process's own secrets (``incidentfox.settings.Settings``).
-PROCESS_SECRET_ENV = ("INCIDENTFOX_ADMIN_TOKEN", "INCIDENTFOX_TOKEN_PEPPER", "INCIDENTFOX_SECRET_KEY")
-
-
 def configure_process_logging(level: str = "INFO") -> None:
     """:func:`configure_logging`, a redacting record factory (every record of the process is scrubbed,
     whichever handler writes it), and the process's own secrets (admin token, pepper, Fernet keys)
@@ -149,14 +146,15 @@ def configure_process_logging(level: str = "INFO") -> None:
     The one setup function of every process that handles tenant data: ``incidentfox up``, every Ray
     actor's ``__init__`` (or :func:`with_process_logging` for ``ray.remote(Core)``), every Ray task
     that touches tenant data and every Serve replica. ``tests/security/test_security_logs.py`` lists
-    them all from the source and fails on one that does not call it."""
-    import os
+    them all from the source and fails on one that does not call it. The secrets are read from the
+    environment as it is now (a fresh :class:`~incidentfox.settings.Settings`, not the cached one:
+    ``incidentfox up`` sets them just before calling this)."""
+    from incidentfox.settings import Settings
 
     configure_logging(level)
     _install_redacting_record_factory()
-    for name in PROCESS_SECRET_ENV:
-        for value in (os.environ.get(name) or "").split(","):
-            register_secret(value.strip())
+    for value in Settings().process_secrets():
+        register_secret(value)
     # One INFO line per HTTP request from the SDK clients is noise, not context.
     logging.getLogger("httpx").setLevel(logging.WARNING)
 

@@ -1,4 +1,11 @@
-"""Process settings, read from ``INCIDENTFOX_*`` environment variables.
+"""Process settings: the ONE reader of this process's environment variables.
+
+Every environment variable the platform reads is a field of :class:`Settings` (a test fails on an
+``os.environ``/``os.getenv`` read anywhere else in production code): ``INCIDENTFOX_<FIELD>``, or,
+for the few names that predate the prefix or belong to a standard (``SLACK_SIGNING_SECRET``,
+``AWS_ENDPOINT_URL``, ``KUBECONFIG``, ``RAY_ADDRESS`` …), the name given as the field's
+``validation_alias``. Each field's ``description`` is its documentation: ``docs/configuration.md``
+is generated from this class (``incidentfox docs config``).
 
 One ``Settings`` object describes a process. Local starts call :func:`ensure_local_secrets`, which
 generates the token pepper and the Fernet key into ``./.incidentfox/`` on first start, so the
@@ -13,7 +20,7 @@ import secrets
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -23,79 +30,130 @@ from incidentfox.links import check_public_url
 
 # A comma-separated environment variable read as a list.
 CommaList = Annotated[list[str], NoDecode]
+ENV_PREFIX = "INCIDENTFOX_"
+
+
+def _secret(alias: str, description: str) -> Any:
+    """A secret read from the un-prefixed variable ``alias`` (a name that predates the prefix)."""
+    return Field(default=None, validation_alias=alias, description=description)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="INCIDENTFOX_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     home: Path = Field(default=Path(".incidentfox"), description="Local state directory.")
     database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite in `home`.")
-    admin_token: SecretStr | None = None
-    token_pepper: SecretStr | None = None
+    admin_token: SecretStr | None = Field(default=None, description=(
+        "The global admin bearer token (every org and team). `incidentfox up` generates one into "
+        "`home`/admin_token when unset."))
+    token_pepper: SecretStr | None = Field(default=None, description=(
+        "HMAC key of stored token hashes and impersonation tokens; generated into `home` on a local "
+        "start. Rotating it voids every token."))
     secret_key: SecretStr | None = Field(
-        default=None, description="Comma-separated Fernet keys, newest first (MultiFernet)."
-    )
-    impersonation_ttl_s: int = Field(default=900, le=900)
+        default=None, description="Comma-separated Fernet keys, newest first (MultiFernet).")
+    impersonation_ttl_s: int = Field(default=900, le=900, description=(
+        "Default lifetime of a minted impersonation token, in seconds (at most 900)."))
 
     # Investigation runtime (issue: investigation engine).
-    pool_min_actors: int = 1
-    pool_max_actors: int = 4
-    actor_max_concurrency: int = 200
-    run_deadline_s: float = 300.0
-    lease_s: float = 30.0
-    subagent_workers: int = 1      # SubAgentWorker actors per placement key (async: many sub-agents each)
-    tool_executors: int = 1        # ToolExecutor actors per placement key (async: many tool calls each)
-    # `incidentfox gc`: runs, events, tool calls and raw webhook payloads older than this are purged.
-    retention_days: float = 30.0
+    pool_min_actors: int = Field(default=1, description="Investigation actors the pool keeps running.")
+    pool_max_actors: int = Field(default=4, description="Most investigation actors the pool starts.")
+    actor_max_concurrency: int = Field(default=200, description="Concurrent runs one investigation actor hosts.")
+    # Read by nothing today: a run's deadline is its team's `investigation.deadline_s` (default 300).
+    # Kept so a deployment that sets the variable still starts; say so in the generated docs.
+    run_deadline_s: float = Field(default=300.0, description=(
+        "Unused (a run's deadline is the team config's `investigation.deadline_s`); accepted for compatibility."))
+    lease_s: float = Field(default=30.0, description=(
+        "Run lease length, in seconds: a run whose actor stops renewing it is requeued after this."))
+    subagent_workers: int = Field(default=1, description=(
+        "SubAgentWorker actors per placement key (async: many sub-agents each)."))
+    tool_executors: int = Field(default=1, description=(
+        "ToolExecutor actors per placement key (async: many tool calls each)."))
+    retention_days: float = Field(default=30.0, description=(
+        "`incidentfox gc` purges runs, events, tool calls and raw webhook payloads older than this."))
+    agent_tracing: bool = Field(default=False, description=(
+        "Export the openai-agents SDK's traces to its tracing service (off: nothing leaves the process)."))
 
     # Sandbox sessions (issue: sandbox). Limits and the rest live in actors/sandbox/config.py.
     sandbox_root: Path | None = Field(default=None, description="Workspace root; default `home`/sandboxes.")
     sandbox_allow_rlimit_only: bool = Field(
         default=False, description="Run sandbox Bash with rlimits only when bubblewrap is unavailable (weaker).")
-    sandbox_ttl_s: float = 7200.0
-    sandbox_sessions_per_host: int = 64
-    # Where a session's commands run (docs/sandbox.md, "Backends"): `bwrap` on this node (local
-    # default), or `pod`: a pod per session in `sandbox_namespace` through the Kubernetes API.
-    sandbox_backend: Literal["bwrap", "pod"] = "bwrap"
+    sandbox_ttl_s: float = Field(default=7200.0, description=(
+        "Idle lifetime of a sandbox session when its team sets no `sandbox.ttl_s`, in seconds."))
+    sandbox_sessions_per_host: int = Field(default=64, description="Open sandbox sessions one host holds.")
+    # Where a session's commands run (docs/sandbox.md, "Backends").
+    sandbox_backend: Literal["bwrap", "pod"] = Field(default="bwrap", description=(
+        "Where a session's commands run: `bwrap` on this node, or `pod`: a pod per session in "
+        "`sandbox_namespace` through the Kubernetes API."))
     sandbox_namespace: str = Field(default="incidentfox-sandbox", description="Namespace of session pods.")
     sandbox_pod_image: str = Field(default="debian:bookworm-slim",
                                    description="Image of session pods (needs sh, tar, base64, timeout).")
-    sandbox_pod_service_account: str = "incidentfox-sandbox-session"
+    sandbox_pod_service_account: str = Field(default="incidentfox-sandbox-session",
+                                             description="Service account of session pods.")
     sandbox_runtime_class: str = Field(default="", description="runtimeClassName of session pods, e.g. gvisor.")
-    sandbox_pod_cpu: str = "1"
-    sandbox_pod_memory: str = "2Gi"
-    sandbox_pod_ephemeral_storage: str = "4Gi"
-    sandbox_pod_start_timeout_s: float = 120.0
-    # Workspace snapshots in the object store: saved after every turn, restored on resume.
-    sandbox_persist_workspaces: bool = True
+    sandbox_pod_cpu: str = Field(default="1", description="CPU request and limit of a session pod.")
+    sandbox_pod_memory: str = Field(default="2Gi", description="Memory request and limit of a session pod.")
+    sandbox_pod_ephemeral_storage: str = Field(default="4Gi", description=(
+        "Ephemeral storage request and limit of a session pod."))
+    sandbox_pod_start_timeout_s: float = Field(default=120.0, description=(
+        "How long a session waits for its pod to run, in seconds."))
+    sandbox_persist_workspaces: bool = Field(default=True, description=(
+        "Snapshot workspaces to the object store after every turn and restore them on resume."))
 
     # The platform's object store (incidentfox/object_store.py): a folder under `home` by default,
-    # S3 in production. The S3 endpoint defaults to boto3's own (AWS_ENDPOINT_URL, else AWS).
-    object_store: Literal["local", "s3"] = "local"
+    # S3 in production.
+    object_store: Literal["local", "s3"] = Field(default="local", description=(
+        "The platform's object store: `local` (a folder) or `s3`."))
     object_store_root: Path | None = Field(default=None, description="Local store folder; default `home`/objects.")
-    object_store_bucket: str = ""
-    object_store_prefix: str = ""
-    object_store_endpoint_url: str = ""
-    object_store_region: str = ""
-    object_store_access_key_id: SecretStr | None = None       # S3-compatible stores with static keys
-    object_store_secret_access_key: SecretStr | None = None
+    object_store_bucket: str = Field(default="", description="S3 bucket of the object store.")
+    object_store_prefix: str = Field(default="", description="Key prefix inside the bucket.")
+    object_store_endpoint_url: str = Field(default="", description=(
+        "S3 endpoint; empty: boto3's own (`AWS_ENDPOINT_URL`, else AWS)."))
+    object_store_region: str = Field(default="", description="S3 region; empty: boto3's default.")
+    object_store_access_key_id: SecretStr | None = Field(default=None, description=(
+        "Static key id for S3-compatible stores; unset: boto3's default credential chain."))
+    object_store_secret_access_key: SecretStr | None = Field(default=None, description=(
+        "Static secret key for S3-compatible stores."))
 
     # The dedicated AWS identity that assumes tenants' roles (`integrations.aws.role_arn`); its IAM
-    # policy allows sts:AssumeRole and nothing else (docs/security.md). Static keys, or a named
-    # profile (e.g. a web-identity role of its own on EKS). Never the process's default chain.
-    aws_assumer_access_key_id: SecretStr | None = None
-    aws_assumer_secret_access_key: SecretStr | None = None
-    aws_assumer_profile: str | None = None
+    # policy allows sts:AssumeRole and nothing else (docs/security.md). Never the default chain.
+    aws_assumer_access_key_id: SecretStr | None = Field(default=None, description=(
+        "Key id of the AWS identity that assumes tenants' roles (sts:AssumeRole only)."))
+    aws_assumer_secret_access_key: SecretStr | None = Field(default=None, description=(
+        "Secret key of the assumer identity."))
+    aws_assumer_profile: str | None = Field(default=None, description=(
+        "Named AWS profile of the assumer identity instead of static keys (e.g. its own web-identity role)."))
+    # Read by boto3 too; the AWS tools read it here so that it is the one endpoint a tenant's calls
+    # may go to (a tenant cannot set one: docs/security.md).
+    aws_endpoint_url: str = Field(default="", validation_alias="AWS_ENDPOINT_URL", description=(
+        "The operator's AWS endpoint for the AWS tools and the assumer (a VPC endpoint; moto in tests)."))
 
     # The `incidentfox orgs|teams|tokens|routing|config|init` commands talk to this HTTP API (the
     # install's base URL: `incidentfox up` serves it on :8000) with this bearer token; without one
     # they use `admin_token`, then the `home`/admin_token file `incidentfox up` writes.
-    config_url: str = Field(default="", description="Config service base URL; empty: http://127.0.0.1:8000.")
-    token: SecretStr | None = Field(default=None, description="Bearer token the CLI's API commands send.")
+    config_url: str = Field(default="", description=(
+        "Config service base URL (the CLI's API commands, the gateway's router); empty: http://127.0.0.1:8000."))
+    token: SecretStr | None = Field(default=None, description=(
+        "Bearer token the CLI's API commands send; unset: `admin_token`, then `home`/admin_token."))
 
     # Where outbound Slack calls go; tests and the demo point this at a local recorder. Operator-set:
     # platform traffic, not checked by the egress policy (a tenant's `slack.base_url` is).
-    slack_api_url: str = "https://slack.com/api/"
+    slack_api_url: str = Field(default="https://slack.com/api/", description=(
+        "Base URL of outbound Slack Web API calls (a local recorder in tests and the demo)."))
+
+    # The shared (single-tenant) webhook URLs' secrets: `POST /webhooks/<source>` verifies with
+    # these (serve_apps/webhooks/registry.py names one per source); unset → 401 secret_not_configured.
+    slack_signing_secret: SecretStr | None = _secret(
+        "SLACK_SIGNING_SECRET", "Slack signing secret of the shared `/webhooks/slack` URL.")
+    github_webhook_secret: SecretStr | None = _secret(
+        "GITHUB_WEBHOOK_SECRET", "GitHub webhook secret of the shared `/webhooks/github` URL.")
+    pagerduty_webhook_secret: SecretStr | None = _secret(
+        "PAGERDUTY_WEBHOOK_SECRET", "PagerDuty webhook signing secret of the shared `/webhooks/pagerduty` URL.")
+    incidentio_webhook_secret: SecretStr | None = _secret(
+        "INCIDENTIO_WEBHOOK_SECRET", "incident.io webhook secret of the shared `/webhooks/incidentio` URL.")
+    alertmanager_webhook_token: SecretStr | None = _secret(
+        "ALERTMANAGER_WEBHOOK_TOKEN", "Bearer token Alertmanager sends to the shared `/webhooks/alertmanager` URL.")
+    grafana_webhook_secret: SecretStr | None = _secret(
+        "GRAFANA_WEBHOOK_SECRET", "HMAC secret of the shared `/webhooks/grafana` URL.")
     public_url: Annotated[str, AfterValidator(check_public_url)] = Field(default="", description=(
         "The install's public base URL, e.g. https://incidentfox.example.com: Slack messages link runs and "
         "reports under it (incidentfox/links.py). Empty: messages carry no links."))
@@ -120,6 +178,19 @@ class Settings(BaseSettings):
     egress_allowlist_ttl_s: float = Field(default=15.0, gt=0, description=(
         "How long a process uses the database allow-list before re-reading it."))
 
+    # Operator tools: where `incidentfox cluster` and `incidentfox eval` connect.
+    kubeconfig: str | None = Field(default=None, validation_alias="KUBECONFIG", description=(
+        "Kubeconfig file(s) of `incidentfox cluster` (kubectl's variable; unset: ~/.kube/config, else "
+        "the in-cluster config)."))
+    kubernetes_service_host: str = Field(default="", validation_alias="KUBERNETES_SERVICE_HOST", description=(
+        "Set by Kubernetes in every pod (read only to know the process runs in a cluster: the worker-group "
+        "reconcile loop starts only there)."))
+    ray_address: str = Field(default="", validation_alias="RAY_ADDRESS", description=(
+        "Ray cluster `incidentfox eval` joins (Ray's variable); empty: a private local Ray."))
+    # Tests and benchmarks (incidentfox/throwaway_db.py): never read by a running platform.
+    test_pg: str = Field(default="postgresql://postgres@127.0.0.1:5432/postgres", description=(
+        "Admin DSN of the PostgreSQL server tests and benchmarks create throwaway databases on."))
+
     @field_validator("egress_allow", "egress_cluster_cidrs", "egress_cluster_domains", mode="before")
     @classmethod
     def _split(cls, value: object) -> list[str]:
@@ -136,6 +207,37 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'incidentfox.db').resolve()}"
+
+    def process_secrets(self) -> list[str]:
+        """Every secret this process was given (each ``SecretStr`` field; each Fernet key of
+        ``secret_key`` on its own), for log redaction."""
+        values: list[str] = []
+        for name in type(self).model_fields:
+            secret = getattr(self, name)
+            if isinstance(secret, SecretStr):
+                value = secret.get_secret_value()
+                parts = value.split(",") if name == "secret_key" else [value]
+                values += [v.strip() for v in parts if v.strip()]
+        return values
+
+    def shared_webhook_secrets(self) -> dict[str, str]:
+        """The shared webhook URLs' secrets that are set, by variable name (``SLACK_SIGNING_SECRET`` …)."""
+        out: dict[str, str] = {}
+        for name in WEBHOOK_SECRET_FIELDS:
+            value = getattr(self, name)
+            if value is not None and value.get_secret_value():
+                out[env_name(name)] = value.get_secret_value()
+        return out
+
+
+WEBHOOK_SECRET_FIELDS = ("slack_signing_secret", "github_webhook_secret", "pagerduty_webhook_secret",
+                         "incidentio_webhook_secret", "alertmanager_webhook_token", "grafana_webhook_secret")
+
+
+def env_name(field: str) -> str:
+    """The environment variable a :class:`Settings` field is read from."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else ENV_PREFIX + field.upper()
 
 
 def read_or_create_secret(path: Path, make: Callable[[], str]) -> str:

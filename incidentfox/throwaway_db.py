@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 
-PG_ADMIN_DSN = os.environ.get("INCIDENTFOX_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+from incidentfox.settings import Settings
+
+# INCIDENTFOX_TEST_PG (``Settings.test_pg``), read once at import like the tests' other fixtures.
+PG_ADMIN_DSN = Settings().test_pg
 
 
 def pg_available(admin_dsn: str = PG_ADMIN_DSN) -> bool:

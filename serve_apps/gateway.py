@@ -358,7 +358,7 @@ class Gateway:
         load = make_secret_loader(sessions, settings=settings) if org_secret_overrides else None
         sandbox = RaySandboxRunner(settings)
         self._core = GatewayCore(sessions=sessions, runner=runner_obj, resolve=resolve,
-                                 secrets=WebhookSecrets(load=load),
+                                 secrets=WebhookSecrets(load=load, env=settings.shared_webhook_secrets()),
                                  team_configs=TeamConfigReader(sessions, settings=settings,
                                                                timeout_s=CONFIG_READ_TIMEOUT_S),
                                  store_payload=store_payload, sandbox=sandbox)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ import httpx
 from ray import serve
 
 from incidentfox.contracts import ROUTING_KEYS
+from incidentfox.settings import Settings
 from serve_apps.deliveries import Route
 
 log = logging.getLogger("incidentfox.router")
@@ -63,8 +63,9 @@ def routing_identifiers(identifiers: Mapping[str, Any]) -> dict[str, str]:
     return {k: v for k, v in identifiers.items() if k in ROUTING_KEYS and isinstance(v, str) and v}
 
 
-def config_url_from_env() -> str:
-    return os.environ.get("INCIDENTFOX_CONFIG_URL", "").rstrip("/") or DEFAULT_CONFIG_URL
+def config_url_from_env(settings: Settings | None = None) -> str:
+    """``INCIDENTFOX_CONFIG_URL`` (``Settings.config_url``), else :data:`DEFAULT_CONFIG_URL`."""
+    return (settings or Settings()).config_url.rstrip("/") or DEFAULT_CONFIG_URL
 
 
 class RoutingTable:
@@ -190,8 +191,9 @@ class Router:
         from incidentfox.logs import configure_process_logging
 
         configure_process_logging()
-        self._table = RoutingTable(config_url=config_url or config_url_from_env(),
-                                   admin_token=os.environ.get("INCIDENTFOX_ADMIN_TOKEN", ""),
+        settings = Settings()
+        admin = settings.admin_token.get_secret_value() if settings.admin_token else ""
+        self._table = RoutingTable(config_url=config_url or config_url_from_env(settings), admin_token=admin,
                                    epoch_poll_s=epoch_poll_s, timeout_s=timeout_s)
 
     async def resolve(self, identifiers: dict[str, str]) -> dict[str, Any]:

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from incidentfox.settings import Settings
 from serve_apps.webhooks.errors import WebhookError
 from serve_apps.webhooks.registry import SOURCES, SourceSpec
 from serve_apps.webhooks.scope import Scope
@@ -73,7 +73,8 @@ class WebhookSecrets:
                  ttl_s: float = 5.0, max_entries: int = 10_000,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._load = load
-        self._env = env if env is not None else os.environ
+        # The shared URLs' secrets (SLACK_SIGNING_SECRET …) by variable name: ``Settings`` reads them.
+        self._env = env if env is not None else Settings().shared_webhook_secrets()
         self._ttl, self._max, self._monotonic = ttl_s, max_entries, monotonic
         self._cache: dict[tuple[str, str, str], tuple[float, StoredSecret | None]] = {}
         self._inflight: dict[tuple[str, str, str], asyncio.Future] = {}

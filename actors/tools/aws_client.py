@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -73,8 +72,9 @@ _MAX_CLIENTS = 32
 
 
 def operator_endpoint() -> str | None:
-    """``AWS_ENDPOINT_URL`` from the operator's environment (a VPC endpoint; moto in tests)."""
-    return os.environ.get("AWS_ENDPOINT_URL") or None
+    """``AWS_ENDPOINT_URL`` from the operator's environment (a VPC endpoint; moto in tests), read per
+    call (``Settings.aws_endpoint_url``) so the client cache is keyed on the endpoint in force."""
+    return Settings().aws_endpoint_url or None
 
 
 def _botocore_config() -> Config:

@@ -35,7 +35,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.demo.slack_recorder import RecordedCall, SlackRecorder
 from incidentfox.contracts import SUBAGENTS
-from incidentfox.settings import read_or_create_secret
+from incidentfox.settings import Settings, read_or_create_secret
 
 ORG, UNIT, TEAM = "demo", "platform", "sre"
 CHANNEL = "C0DEMO0001"
@@ -96,7 +96,8 @@ class Demo:
         self.keep = keep
         self.metrics_port = metrics_port     # Ray's Prometheus export port (``up --metrics-port``)
         self.console = console
-        self.home = Path(os.environ.get("INCIDENTFOX_HOME", ".incidentfox")).resolve()
+        self.settings = Settings()
+        self.home = self.settings.home.resolve()
         self.port = free_port()
         self.dashboard_port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -107,11 +108,14 @@ class Demo:
     # ------------------------------------------------------------------ platform
     async def start_platform(self, slack_url: str) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        admin = os.environ.get("INCIDENTFOX_ADMIN_TOKEN") or read_or_create_secret(
+        given = self.settings
+        admin = (given.admin_token.get_secret_value() if given.admin_token else "") or read_or_create_secret(
             self.home / "admin_token", lambda: "ifx-admin-" + uuid.uuid4().hex + uuid.uuid4().hex)
         self.admin = admin
-        self.signing_secret = os.environ.get("SLACK_SIGNING_SECRET") or read_or_create_secret(
+        signing = given.slack_signing_secret.get_secret_value() if given.slack_signing_secret else ""
+        self.signing_secret = signing or read_or_create_secret(
             self.home / "demo_slack_signing_secret", lambda: uuid.uuid4().hex)
+        # The child's environment: this one passed on (not read here), with the demo's values over it.
         env = {**os.environ, "INCIDENTFOX_HOME": str(self.home), "INCIDENTFOX_ADMIN_TOKEN": admin,
                "INCIDENTFOX_SLACK_API_URL": slack_url, "SLACK_SIGNING_SECRET": self.signing_secret,
                "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}

@@ -86,3 +86,15 @@ def test_parse_result_invariants() -> None:
         with pytest.raises(ValueError):
             ParseResult(**bad)
     assert json.loads(ParseResult(trigger=start).model_dump_json())["trigger"]["delivery_id"] == "Ev1"
+
+
+def test_shared_url_secrets_come_from_settings_under_each_sources_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from serve_apps.webhook_secrets import WebhookSecrets
+
+    for spec in SOURCES.values():
+        monkeypatch.setenv(spec.secret_env, f"{spec.name}-shared-secret")
+    secrets = WebhookSecrets(load=None)   # no env given: Settings reads the process environment
+    assert {name: secrets.env_secret(spec) for name, spec in SOURCES.items()} == {
+        name: f"{name}-shared-secret" for name in SOURCES}
+    monkeypatch.delenv("GRAFANA_WEBHOOK_SECRET")
+    assert WebhookSecrets(load=None).env_secret(SOURCES["grafana"]) == ""

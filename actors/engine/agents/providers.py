@@ -6,7 +6,7 @@
 
 Every client is bounded: ``request_timeout_s`` per request and one SDK-level retry, so an upstream
 that hangs or errors turns into an exception the run reports, never a hang. Tracing to external
-services is off unless ``INCIDENTFOX_AGENT_TRACING=1`` (:func:`configure_tracing`).
+services is off unless ``INCIDENTFOX_AGENT_TRACING=1`` (:func:`configure_tracing`, through ``Settings``).
 
 A team's own ``base_url`` is tenant egress: the client's HTTP goes through the egress policy
 (:func:`tenant_http_client`), so a loopback, link-local or private endpoint is refused before any
@@ -16,7 +16,6 @@ operator's ``OPENAI_BASE_URL``/``ANTHROPIC_BASE_URL``) is platform traffic and n
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from config_service import LLMConfig
@@ -32,7 +31,9 @@ def configure_tracing() -> None:
         return
     from agents import set_tracing_disabled
 
-    set_tracing_disabled(os.environ.get("INCIDENTFOX_AGENT_TRACING", "0") != "1")
+    from incidentfox.settings import Settings
+
+    set_tracing_disabled(not Settings().agent_tracing)
     _TRACING_CONFIGURED = True
 
 

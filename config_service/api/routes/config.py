@@ -1,14 +1,27 @@
-"""Node config: merge-patch writes, raw/effective reads, history and rollback; a team's own config."""
+"""Node config: merge-patch writes, raw/effective reads, history and rollback; a team's own config;
+the config's JSON Schema."""
 
 from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
 from config_service.api.body import body_doc, read_body_json, read_json
-from config_service.api.deps import OrgAdminDep, SessionDep, SettingsDep, TeamPrincipalDep, TeamReaderDep
+from config_service.api.deps import (
+    OrgAdminDep,
+    PrincipalDep,
+    SessionDep,
+    SettingsDep,
+    TeamPrincipalDep,
+    TeamReaderDep,
+)
 from config_service.api.schemas import CONFIG_PATCH_SCHEMA, Rollback
 from config_service.services import config as svc
 from config_service.services.orgs import org_epoch
+from config_service.team_config import team_config_schema
 
 router = APIRouter(prefix="/api/v1", tags=["config"])
 NODE = "/orgs/{org}/nodes/{node}/config"
@@ -69,3 +82,17 @@ async def team_config(principal: TeamPrincipalDep, session: SessionDep, explain:
     """The caller's own team's effective config (team or impersonation token)."""
     org, team = principal.org_id, principal.team_node_id
     return await _effective(session, org, team, explain)
+
+
+@lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    return team_config_schema()
+
+
+@router.get("/config/schema")
+async def config_schema(principal: PrincipalDep) -> dict:
+    """The team config's JSON Schema: every key with its type, constraints, default and description
+    (the model every config write is validated against). Any valid token: it holds no secrets and no
+    tenant data, only the shape; the token requirement keeps the API's one rule (only ``/health`` and
+    the OpenAPI docs are public)."""
+    return copy.deepcopy(_schema())
