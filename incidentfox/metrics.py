@@ -142,11 +142,13 @@ DISPATCH_ATTEMPTS_TOTAL = Counter("incidentfox_dispatch_attempts_total", "Hand-o
                                   tag_keys=("kind", "result"))
 REPORT_JOBS_TOTAL = Counter("incidentfox_report_jobs_total", "Scheduled jobs (reports, scheduled "
                             "investigations) finished, by status done|failed.", tag_keys=("status",))
+RATE_LIMITED_TOTAL = Counter("incidentfox_rate_limited_total", "Requests refused with 429 by the inbound rate "
+                             "limits: surface api|webhooks, scope token|ip.", tag_keys=("surface", "scope"))
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
     WEBHOOKS_TOTAL, WEBHOOK_ACK_SECONDS, RUNS_TOTAL, RUNS_ACTIVE, RUN_SECONDS, TOOL_CALL_SECONDS,
     SANDBOX_SESSIONS_ACTIVE, LLM_TOKENS_TOTAL, DELIVERIES_UNDISPATCHED, DISPATCH_ATTEMPTS_TOTAL,
-    REPORT_JOBS_TOTAL,
+    REPORT_JOBS_TOTAL, RATE_LIMITED_TOTAL,
 )}
 
 

@@ -38,6 +38,8 @@ PANELS = [
      'sum by (kind, result) (rate(ray_incidentfox_dispatch_attempts_total[5m])) * 60'),
     ("Scheduled jobs by status (per hour)", "timeseries",
      'sum by (status) (increase(ray_incidentfox_report_jobs_total[1h]))'),
+    ("Requests refused by rate limits (per s)", "timeseries",
+     'sum by (surface, scope) (rate(ray_incidentfox_rate_limited_total[5m]))'),
     ("Serve HTTP requests (per s)", "timeseries",
      'sum by (application, route) (rate(ray_serve_num_http_requests_total[5m]))'),
     ("Serve HTTP latency p99 (ms)", "timeseries",
