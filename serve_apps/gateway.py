@@ -3,6 +3,8 @@
 Order of operations for every ``POST /webhooks/<source>`` and its per-org (``…/o/<org>``) and
 per-team (``…/o/<org>/t/<team>``) URLs (issues 3 and 12):
 
+0. Rate limits per sender address (:mod:`incidentfox.http_rate_limit`): over them, 429 with
+   ``Retry-After`` before anything is read, verified or recorded.
 1. The body is read with a 1 MiB cap (``Content-Length`` first, then the streamed size): 413.
 2. An unsigned request is refused (401 ``missing_signature``) before any lookup or decrypt; then the
    secret is chosen by the URL alone (:mod:`serve_apps.webhook_secrets`: the environment's on the
