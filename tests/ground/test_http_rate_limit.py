@@ -49,10 +49,10 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def limits(tmp_path, **kw) -> Settings:
-    base = dict(rate_limit_api_token_per_s=1, rate_limit_api_token_burst=3,
-                rate_limit_api_ip_per_s=1, rate_limit_api_ip_burst=10,
-                rate_limit_webhooks_token_per_s=1, rate_limit_webhooks_token_burst=3,
-                rate_limit_webhooks_ip_per_s=1, rate_limit_webhooks_ip_burst=2)
+    base = {"rate_limit_api_token_per_s": 1, "rate_limit_api_token_burst": 3,
+            "rate_limit_api_ip_per_s": 1, "rate_limit_api_ip_burst": 10,
+            "rate_limit_webhooks_token_per_s": 1, "rate_limit_webhooks_token_burst": 3,
+            "rate_limit_webhooks_ip_per_s": 1, "rate_limit_webhooks_ip_burst": 2}
     return Settings(home=tmp_path, **{**base, **kw})
 
 

@@ -11,7 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_kit import ADMIN_TOKEN, RecordingRunner, make_core, seed_tenants, settings_for, signed, slack_event
+from gateway_kit import (
+    ADMIN_TOKEN,
+    RecordingRunner,
+    make_core,
+    seed_tenants,
+    settings_for,
+    signed,
+    slack_event,
+)
 from sqlalchemy import func, select
 
 from actors.sandbox.isolation import IsolationStatus
