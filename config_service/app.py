@@ -34,6 +34,7 @@ from config_service.api.routes import (
 from config_service.api.routes.health import HealthCheck
 from incidentfox.errors import install_error_handlers
 from incidentfox.http_limits import MAX_BODY_BYTES, install_request_limits
+from incidentfox.http_rate_limit import install_rate_limits
 from incidentfox.settings import Settings, ensure_local_secrets, get_settings
 
 API_VERSION = "1"
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BO
     install_error_handlers(app)
     # Cheap rejection: no token → 401 and an oversized body → 413, before any body is read.
     install_request_limits(app, max_body=max_body_bytes, public_paths=PUBLIC_PATHS)
+    # Outermost: per-token and per-IP limits on /api (not /health or the docs pages): 429 first.
+    install_rate_limits(app, surface="api", settings=settings, path_prefix="/api/")
     for module in (health, auth, orgs, nodes, config, tokens, routing, audit, webhook_secrets, egress):
         app.include_router(module.router)
     return app

@@ -146,11 +146,13 @@ WORKER_GROUP_CHANGES_TOTAL = Counter("incidentfox_worker_group_changes_total", "
                                      "group a reconcile pass changed or failed to change, by outcome "
                                      "provisioned|drained|updated|failed (error: the pass could not run).",
                                      tag_keys=("outcome",))
+RATE_LIMITED_TOTAL = Counter("incidentfox_rate_limited_total", "Requests refused with 429 by the inbound rate "
+                             "limits: surface api|webhooks, scope token|ip.", tag_keys=("surface", "scope"))
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
     WEBHOOKS_TOTAL, WEBHOOK_ACK_SECONDS, RUNS_TOTAL, RUNS_ACTIVE, RUN_SECONDS, TOOL_CALL_SECONDS,
     SANDBOX_SESSIONS_ACTIVE, LLM_TOKENS_TOTAL, DELIVERIES_UNDISPATCHED, DISPATCH_ATTEMPTS_TOTAL,
-    REPORT_JOBS_TOTAL, WORKER_GROUP_CHANGES_TOTAL,
+    REPORT_JOBS_TOTAL, WORKER_GROUP_CHANGES_TOTAL, RATE_LIMITED_TOTAL,
 )}
 
 

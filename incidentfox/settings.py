@@ -25,6 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from incidentfox.client_identity import parse_trusted_proxies
 from incidentfox.egress.policy import EgressPolicy, split_list
 from incidentfox.links import check_public_url
 
@@ -191,7 +192,34 @@ class Settings(BaseSettings):
     test_pg: str = Field(default="postgresql://postgres@127.0.0.1:5432/postgres", description=(
         "Admin DSN of the PostgreSQL server tests and benchmarks create throwaway databases on."))
 
-    @field_validator("egress_allow", "egress_cluster_cidrs", "egress_cluster_domains", mode="before")
+    # Inbound rate limits on /api and /webhooks (incidentfox/rate_limit.py; docs/security.md, "Rate
+    # limits"). Per Serve replica / process; a rate or burst of 0 turns that limit off.
+    rate_limit_api_token_per_s: float = Field(default=100.0, ge=0, description=(
+        "Sustained requests a second one bearer token may make to an /api app (per replica)."))
+    rate_limit_api_token_burst: int = Field(default=1000, ge=0, description=(
+        "Requests one bearer token may make to an /api app at once, before the sustained rate applies."))
+    rate_limit_api_ip_per_s: float = Field(default=200.0, ge=0, description=(
+        "Sustained requests a second one client IP (an IPv6 /64) may make to an /api app (per replica)."))
+    rate_limit_api_ip_burst: int = Field(default=2000, ge=0, description=(
+        "Requests one client IP may make to an /api app at once."))
+    rate_limit_webhooks_token_per_s: float = Field(default=100.0, ge=0, description=(
+        "Sustained webhook requests a second per bearer token, for senders that send one (per replica)."))
+    rate_limit_webhooks_token_burst: int = Field(default=1000, ge=0, description=(
+        "Webhook requests one bearer token may send at once."))
+    rate_limit_webhooks_ip_per_s: float = Field(default=200.0, ge=0, description=(
+        "Sustained webhook requests a second per sender IP (per replica). Slack, GitHub and PagerDuty "
+        "send every tenant's events from shared addresses, so this is a flood guard, not a quota."))
+    rate_limit_webhooks_ip_burst: int = Field(default=2000, ge=0, description=(
+        "Webhook requests one sender IP may send at once."))
+    rate_limit_max_keys: int = Field(default=100_000, ge=1, description=(
+        "Tokens or IPs each limit remembers per process; the least recently seen is forgotten first."))
+    trusted_proxies: CommaList = Field(default_factory=list, description=(
+        "Addresses or CIDRs of the reverse proxies in front of the platform (ingress controller, load "
+        "balancer), comma-separated. X-Forwarded-For is read only from these; empty: it is never read "
+        "and the TCP peer is the client."))
+
+    @field_validator("egress_allow", "egress_cluster_cidrs", "egress_cluster_domains", "trusted_proxies",
+                     mode="before")
     @classmethod
     def _split(cls, value: object) -> list[str]:
         return split_list(value)  # type: ignore[arg-type]
@@ -202,6 +230,12 @@ class Settings(BaseSettings):
         EgressPolicy.build(allow=self.egress_allow, cluster_cidrs=self.egress_cluster_cidrs,
                            cluster_domains=self.egress_cluster_domains)
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_valid(cls, value: list[str]) -> list[str]:
+        parse_trusted_proxies(value)   # a typo fails the process at start, naming the entry
+        return value
 
     def resolved_database_url(self) -> str:
         if self.database_url:

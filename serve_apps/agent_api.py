@@ -37,6 +37,7 @@ from incidentfox.background import BackgroundTasks
 from incidentfox.contracts import Principal, ThreadRef, Trigger, TriggerAction
 from incidentfox.errors import BadRequest, Conflict, Forbidden, NotFound, install_error_handlers
 from incidentfox.http_limits import AGENT_MAX_BODY, install_request_limits
+from incidentfox.http_rate_limit import install_rate_limits
 from incidentfox.runs import store
 from incidentfox.runs.models import Run
 from incidentfox.runs.runner import Runner
@@ -113,6 +114,7 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
     install_error_handlers(app)
     install_auth_state(app, settings=settings)
     install_request_limits(app, max_body=max_body)   # every route needs a token: 401/413 before the body
+    install_rate_limits(app, surface="api", settings=settings)   # outermost: 429 before anything else
     sessions = app.state.session_factory
     tasks = app.state.dispatch_tasks = BackgroundTasks()   # tests drain it
 

@@ -164,11 +164,14 @@ def _tools_asgi_app() -> Any:
     from fastapi import FastAPI
 
     from incidentfox.errors import install_error_handlers
+    from incidentfox.http_rate_limit import install_rate_limits
     from incidentfox.logs import configure_process_logging
+    from incidentfox.settings import Settings
 
     configure_process_logging()   # this runs in the replica: it is the deployment's __init__
     app = FastAPI(title="IncidentFox tools", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
+    install_rate_limits(app, surface="api", settings=Settings())
 
     @app.get("/catalog")
     async def catalog() -> dict[str, Any]:

@@ -3,6 +3,8 @@
 Order of operations for every ``POST /webhooks/<source>`` and its per-org (``…/o/<org>``) and
 per-team (``…/o/<org>/t/<team>``) URLs (issues 3 and 12):
 
+0. Rate limits per sender address (:mod:`incidentfox.http_rate_limit`): over them, 429 with
+   ``Retry-After`` before anything is read, verified or recorded.
 1. The body is read with a 1 MiB cap (``Content-Length`` first, then the streamed size): 413.
 2. An unsigned request is refused (401 ``missing_signature``) before any lookup or decrypt; then the
    secret is chosen by the URL alone (:mod:`serve_apps.webhook_secrets`: the environment's on the
@@ -50,7 +52,9 @@ from incidentfox import metrics
 from incidentfox.background import BackgroundTasks
 from incidentfox.contracts import DeliveryOutcome, Trigger, TriggerAction
 from incidentfox.errors import BadRequest, NotFound, PayloadTooLarge, error_response, install_error_handlers
+from incidentfox.http_rate_limit import install_rate_limits
 from incidentfox.runs.runner import Runner, SandboxRunner
+from incidentfox.settings import Settings, get_settings
 from incidentfox.sqlite_writer import single_writer
 from serve_apps import deliveries
 from serve_apps.deliveries import Route
@@ -281,11 +285,15 @@ class Sweeper:
             self._task.cancel()
 
 
-def create_gateway_app(core: GatewayCore, *, on_request: Callable[[], None] | None = None) -> FastAPI:
+def create_gateway_app(core: GatewayCore, *, on_request: Callable[[], None] | None = None,
+                       settings: Settings | None = None) -> FastAPI:
     """The gateway's FastAPI app (mounted at ``/webhooks``). ``on_request`` runs before each webhook
-    (the Serve deployment uses it to start its sweeper)."""
+    (the Serve deployment uses it to start its sweeper). ``settings`` (default: the environment's)
+    give the webhook rate limits: a throttled webhook is answered 429 before its body is read, so
+    nothing is verified or recorded and the sender's retry is the delivery."""
     app = FastAPI(title="IncidentFox webhook gateway", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
+    install_rate_limits(app, surface="webhooks", settings=settings or get_settings())
 
     @app.exception_handler(OperationalError)
     async def _store_unavailable(_: Request, exc: OperationalError) -> JSONResponse:
@@ -338,13 +346,12 @@ class Gateway:
         from config_service import TeamConfigReader
         from incidentfox.db import make_async_engine, session_factory
         from incidentfox.logs import configure_process_logging
-        from incidentfox.settings import Settings
         from serve_apps.router import route_from_dict
         from serve_apps.runners import make_runner
         from serve_apps.webhook_secrets import make_secret_loader
 
         configure_process_logging()
-        settings = Settings()
+        settings = self._settings = Settings()
         url = settings.resolved_database_url()
         self._engine = make_async_engine(url)
         sessions = session_factory(self._engine)
@@ -365,7 +372,7 @@ class Gateway:
         self._sweeper = Sweeper(sessions, runner_obj, interval_s=sweep_interval_s, sandbox=sandbox)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_gateway_app(self._core, on_request=self._sweeper.ensure_started)
+        return create_gateway_app(self._core, on_request=self._sweeper.ensure_started, settings=self._settings)
 
     async def check_health(self) -> None:
         # Serve calls this periodically on the replica's loop: it starts the recovery sweep even

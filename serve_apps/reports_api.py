@@ -24,6 +24,7 @@ from config_service import PrincipalDep, SessionDep, install_auth_state
 from incidentfox.contracts import Principal
 from incidentfox.errors import NotFound, install_error_handlers
 from incidentfox.http_limits import REPORTS_MAX_BODY, install_request_limits
+from incidentfox.http_rate_limit import install_rate_limits
 from incidentfox.settings import Settings, ensure_local_secrets
 
 
@@ -32,6 +33,7 @@ def create_reports_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     install_auth_state(app, settings=settings)
     install_request_limits(app, max_body=REPORTS_MAX_BODY)   # 401/413 before any body is read
+    install_rate_limits(app, surface="api", settings=settings)   # outermost: 429 before anything else
 
     async def visible(report_id: str, principal: Principal, session: AsyncSession) -> Report:
         report = await session.get(Report, report_id) if len(report_id) <= 40 else None

@@ -40,6 +40,8 @@ PANELS = [
      'sum by (status) (increase(ray_incidentfox_report_jobs_total[1h]))'),
     ("Dedicated worker-group changes by outcome (per hour)", "timeseries",
      'sum by (outcome) (increase(ray_incidentfox_worker_group_changes_total[1h]))'),
+    ("Requests refused by rate limits (per s)", "timeseries",
+     'sum by (surface, scope) (rate(ray_incidentfox_rate_limited_total[5m]))'),
     ("Serve HTTP requests (per s)", "timeseries",
      'sum by (application, route) (rate(ray_serve_num_http_requests_total[5m]))'),
     ("Serve HTTP latency p99 (ms)", "timeseries",

@@ -63,6 +63,7 @@ from incidentfox.errors import (
     install_error_handlers,
 )
 from incidentfox.http_limits import SANDBOX_MAX_BODY, install_request_limits
+from incidentfox.http_rate_limit import install_rate_limits
 from incidentfox.settings import Settings
 
 Authenticate = Callable[[str | None], Awaitable[Principal]]
@@ -135,6 +136,7 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
     install_error_handlers(app)
     # Cheap rejection: no token → 401 and an oversized body → 413, before any body is read.
     install_request_limits(app, max_body=SANDBOX_MAX_BODY, public_paths=("/health",))
+    install_rate_limits(app, surface="api", settings=settings)   # outermost: 429 before anything else
     store = store or SandboxStore(settings.resolved_database_url())
     app.state.sandbox_store = store
     cipher = cipher_from_settings(settings)
