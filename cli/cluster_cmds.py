@@ -10,6 +10,9 @@ from typing import Annotated, Any
 import typer
 import yaml
 
+from cli.errors import fail
+from cli.progress import QuietOpt, progress
+
 cluster = typer.Typer(no_args_is_help=True, help="KubeRay manifests and dedicated worker groups.")
 
 
@@ -31,13 +34,8 @@ def _kube_api(context: str | None) -> Any:
         try:
             config.load_incluster_config()
         except config.ConfigException as exc:
-            _fail(f"no kube config and not running in a cluster: {exc}")
+            fail(f"no kube config and not running in a cluster: {exc}")
     return client.CustomObjectsApi()
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
 
 
 @cluster.command("render")
@@ -68,7 +66,7 @@ def render_cmd(
 
     live_obj = None
     if live is not None and from_cluster:
-        _fail("use either --live or --from-cluster")
+        raise typer.BadParameter("use either --live or --from-cluster", param_hint="--live")
     try:
         if live is not None:
             live_obj = yaml.safe_load(live.read_text())
@@ -81,17 +79,17 @@ def render_cmd(
                 live_obj = _kube_api(context).get_namespaced_custom_object(
                     GROUP, VERSION, namespace, PLURAL, r.RAYSERVICE_NAME, _request_timeout=10)
             except ApiException as exc:
-                _fail(f"cannot read rayservice/{namespace}/{r.RAYSERVICE_NAME}: {exc.status} {exc.reason}")
+                fail(f"cannot read rayservice/{namespace}/{r.RAYSERVICE_NAME}: {exc.status} {exc.reason}")
         objects = r.render(overlay=overlay.value, serve_config=serve_config or r.DEFAULT_SERVE_CONFIG,
                            live=live_obj, compact=compact)
     except (OSError, yaml.YAMLError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if validate:
         from cluster.validate import validate_objects
 
         problems = validate_objects(objects)
         if problems:
-            _fail("rendered manifests are invalid:\n  " + "\n  ".join(problems))
+            fail("rendered manifests are invalid: " + "; ".join(problems))
     for path in r.write(objects, out):
         typer.echo(str(path))
 
@@ -104,13 +102,19 @@ def _effective_config(org: str, team: str, config_file: Path | None, config_url:
         import httpx
 
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        resp = httpx.get(f"{config_url.rstrip('/')}/api/v1/orgs/{org}/nodes/{team}/config/effective",
-                         headers=headers, timeout=10.0)
+        try:
+            resp = httpx.get(f"{config_url.rstrip('/')}/api/v1/orgs/{org}/nodes/{team}/config/effective",
+                             headers=headers, timeout=10.0)
+        except httpx.HTTPError as exc:
+            fail(f"config service unreachable: {config_url}: {type(exc).__name__}: {exc}")
         if resp.status_code != 200:
-            _fail(f"config service answered {resp.status_code} for {org}/{team}")
+            fail(f"config service answered {resp.status_code} for {org}/{team}")
         data = resp.json()
     else:
-        _fail("give --config-file or --config-url (or INCIDENTFOX_CONFIG_URL)")
+        raise typer.BadParameter("give --config-file or --config-url (or INCIDENTFOX_CONFIG_URL)",
+                                 param_hint="--config-file")
+    if not isinstance(data, dict):
+        fail(f"the effective config of {org}/{team} is not an object")
     # Accept the bare effective config or an envelope around it.
     for key in ("effective", "config"):
         if isinstance(data.get(key), dict):
@@ -132,6 +136,7 @@ def provision_cmd(
         help="How long a replaced group drains before it is scaled to zero.")] = 900.0,
     context: Annotated[str | None, typer.Option(help="kube context (default: current).")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and the patch; change nothing.")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Reconcile a team's dedicated worker group with its effective `deployment` config.
 
@@ -144,14 +149,17 @@ def provision_cmd(
 
     settings = Settings()
     try:
-        deployment = DeploymentConfig.from_effective(_effective_config(
-            org, team, config_file, config_url or settings.config_url or None,
-            settings.admin_token.get_secret_value() if settings.admin_token else None))
-        prov = Provisioner(_kube_api(context), namespace=namespace, name=name,
-                           drain_s=drain_seconds, dry_run=dry_run)
-        result = prov.provision(org=org, team=team, deployment=deployment)
+        with progress(f"reading the effective config of {org}/{team}", quiet=quiet) as step:
+            deployment = DeploymentConfig.from_effective(_effective_config(
+                org, team, config_file, config_url or settings.config_url or None,
+                settings.admin_token.get_secret_value() if settings.admin_token else None))
+            step("connecting to Kubernetes")
+            prov = Provisioner(_kube_api(context), namespace=namespace, name=name,
+                               drain_s=drain_seconds, dry_run=dry_run)
+            step(f"reconciling rayservice/{namespace}/{name}")
+            result = prov.provision(org=org, team=team, deployment=deployment)
     except (OSError, yaml.YAMLError, ValueError, PlacementError, ProvisionError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for rec in result.actions:
         typer.echo(json.dumps(rec.as_dict(), sort_keys=True))
     if dry_run:
@@ -190,7 +198,7 @@ def reconcile_cmd(
     settings = settings.model_copy(update=overrides)
     every = interval if interval is not None else settings.worker_groups_reconcile_s
     if not once and not every > 0:
-        _fail("the interval must be above 0 (or use --once)")
+        raise typer.BadParameter("must be above 0 (or use --once)", param_hint="--interval")
 
     def show(result: ReconcileResult) -> None:
         for outcome in result.outcomes:

@@ -11,6 +11,7 @@ import json
 
 import typer
 
+from cli.progress import QuietOpt, progress
 from incidentfox.settings import Settings, ensure_local_secrets, get_settings
 
 
@@ -43,13 +44,16 @@ def config_service(
 def db_upgrade(
     database_url: str = typer.Option(None, help="Overrides INCIDENTFOX_DATABASE_URL."),
     revision: str = typer.Option("head", help="Target Alembic revision."),
+    quiet: QuietOpt = False,
 ) -> None:
-    """Apply database migrations (safe to run concurrently: PostgreSQL advisory lock)."""
+    """Apply database migrations (safe to run concurrently: PostgreSQL advisory lock); on a terminal,
+    shows each applied revision on stderr."""
     from incidentfox.db import upgrade
 
     settings = get_settings()
     url = database_url or settings.resolved_database_url()
-    upgrade(url, revision)
+    with progress("connecting to the database", quiet=quiet) as step:
+        upgrade(url, revision, progress=step)
     typer.echo(f"database upgraded to {revision}")
 
 

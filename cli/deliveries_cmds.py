@@ -15,6 +15,8 @@ import json
 
 import typer
 
+from cli.choices import RUNNER_HELP, one_of, runner_names
+
 deliveries_app = typer.Typer(no_args_is_help=True, help="List webhook deliveries and re-drive failed ones.")
 
 
@@ -65,7 +67,8 @@ def list_cmd(
 @deliveries_app.command("redrive")
 def redrive_cmd(
     ids: list[int] = typer.Argument(None, help="Delivery ids to re-drive; default: every failed one."),
-    runner: str = typer.Option("investigation", help="investigation | complete | null"),
+    runner: str = typer.Option("investigation", metavar="RUNNER", help=f"Runner to hand them to: {RUNNER_HELP}.",
+                               **one_of(runner_names, default="investigation")),
     database_url: str | None = typer.Option(None, help="Override INCIDENTFOX_DATABASE_URL."),
 ) -> None:
     """Dispatch failed (or the given) deliveries again; prints the ids handed off."""

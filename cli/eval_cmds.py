@@ -19,11 +19,20 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.choices import one_of
+from cli.errors import fail
+
 
 class Suite(StrEnum):
     petshop = "petshop"
     holmesgpt = "holmesgpt"
     demo = "demo"
+
+
+def _splits() -> tuple[str, ...]:
+    from evaluation.petshop import SPLITS
+
+    return ("all", *SPLITS)
 
 
 def _mark(ok: Any) -> str:
@@ -75,7 +84,8 @@ def _summary_table(suite: str, result: dict[str, Any]) -> Table:
 
 def eval_command(
     suite: Annotated[Suite, typer.Option("--suite", help="Which dataset: petshop, holmesgpt or demo.")],
-    split: Annotated[str, typer.Option("--split", help="PetShop split: all (default), train or test.")] = "all",
+    split: Annotated[str, typer.Option("--split", metavar="SPLIT", help="PetShop split: all (default), train or test.",
+                                       **one_of(_splits, default="all"))] = "all",
     data: Annotated[Path | None, typer.Option(
         "--data", help="Dataset directory (default: the suite's folder under ../shared/benchmarks/).")] = None,
     labels: Annotated[Path | None, typer.Option(
@@ -93,8 +103,7 @@ def eval_command(
     try:
         plan = suites.plan(suite.value, data=data, split=split, labels=labels)
     except suites.SuiteError as e:
-        console.print(f"[red]eval {suite.value}:[/] {e}")
-        raise typer.Exit(2) from e
+        fail(f"eval {suite.value}: {e}")
     for name in plan.unlabelled:
         console.print(f"[yellow]skipped {name}: no label[/]")
     started_ray = False if no_ray else harness.ensure_ray(workers)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import typer
 
+from cli.choices import RUNNER_HELP, one_of, runner_names
+
 # Serve hot-path tuning measured by bench/webhook_ack.py on a 2-core machine; set before Ray starts
 # so every Serve process inherits it (explicit environment values win).
 SERVE_TUNING_ENV = {
@@ -76,16 +78,13 @@ def up(
     host: str = typer.Option("127.0.0.1", help="Interface the HTTP proxy binds."),
     address: str | None = typer.Option(None, help="Join this Ray cluster instead of starting one."),
     metrics_port: int | None = typer.Option(None, help="Prometheus metrics export port of the local Ray."),
-    runner: str = typer.Option("investigation", help="Runner for queued runs: investigation | complete | null."),
+    runner: str = typer.Option("investigation", metavar="RUNNER", help=f"Runner for queued runs: {RUNNER_HELP}.",
+                               **one_of(runner_names, default="investigation")),
     dashboard_port: int = typer.Option(8265, help="Ray dashboard port when starting Ray locally."),
     access_log: bool = typer.Option(True, help="Serve proxy/replica access logs (off saves hot-path CPU)."),
 ) -> None:
     """Start the local platform (config service, webhook gateway, agent API, tools) and block until
     Ctrl-C or SIGTERM, then shut Serve and Ray down cleanly."""
-    from serve_apps.runners import RUNNERS
-
-    if runner not in RUNNERS:
-        raise typer.BadParameter(f"--runner must be one of {', '.join(sorted(RUNNERS))}")
     if address and address.rsplit(":", 1)[-1] == "6379":
         typer.echo("warning: 6379 is Redis's port on this machine; make sure that is really a Ray head.",
                    err=True)

@@ -1,7 +1,7 @@
 """``incidentfox report run|run-due``: scheduled reports on demand, and one scheduler tick.
 
 ``report run`` generates one report for a team now (stored, then posted to the team's Slack channel
-unless ``--no-post``), with a progress bar. ``report run-due`` claims and runs every job due now,
+unless ``--no-post``), with progress on stderr. ``report run-due`` claims and runs every job due now,
 exactly as the scheduler actor's tick does: it is the RayCronJob's entrypoint, and safe to run
 beside the actor (claims are unique).
 """
@@ -13,8 +13,11 @@ import json
 
 import typer
 
+from cli.choices import RUNNER_HELP, one_of, report_kinds, runner_names
+from cli.errors import fail
+from cli.progress import Step, progress
+
 report_app = typer.Typer(no_args_is_help=True, help="Generate scheduled reports (health report, digest).")
-KINDS = ("health_report", "digest")
 
 
 def _settings(database_url: str | None):
@@ -28,27 +31,24 @@ def _settings(database_url: str | None):
 def run_cmd(
     org: str = typer.Option(..., help="Org id."),
     team: str = typer.Option(..., help="Team node id."),
-    kind: str = typer.Option("health_report", help="health_report or digest."),
+    kind: str = typer.Option("health_report", metavar="KIND", help="Report kind: health_report or digest.",
+                             **one_of(report_kinds, default="health_report")),
     channel: str | None = typer.Option(None, help="Slack channel (default: the team's slack.default_channel)."),
     post: bool = typer.Option(True, "--post/--no-post", help="Post to Slack after storing."),
     days: int = typer.Option(7, min=1, max=366, help="Period length in days, ending now."),
     database_url: str | None = typer.Option(None, help="Override INCIDENTFOX_DATABASE_URL."),
     as_json: bool = typer.Option(False, "--json", help="Print the stored report as JSON."),
 ) -> None:
-    """Generate one report for a team now, with a progress bar."""
+    """Generate one report for a team now (progress on stderr when it is a terminal)."""
     from datetime import timedelta
-
-    from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from actors.scheduler.jobs import report_view, run_report_job
     from actors.scheduler.teams import team_config
     from incidentfox.db import make_async_engine, session_factory
 
-    if kind not in KINDS:
-        raise typer.BadParameter(f"kind must be one of {', '.join(KINDS)}", param_hint="--kind")
     settings = _settings(database_url)
 
-    async def run(progress: Progress, task) -> dict:
+    async def run(step: Step) -> dict:
         engine = make_async_engine(settings.resolved_database_url())
         sessions = session_factory(engine)
         try:
@@ -57,13 +57,9 @@ def run_cmd(
             try:
                 cfg = await team_config(sessions, settings, org_id=org, team_id=team)
             except NotFound as exc:
-                raise typer.BadParameter(exc.message, param_hint="--org/--team") from None
+                fail(exc.message)
             dest = (channel or (cfg.get("slack") or {}).get("default_channel")) if post else None
             token = ((cfg.get("integrations") or {}).get("slack") or {}).get("bot_token")
-
-            def step(msg: str) -> None:
-                progress.update(task, advance=1, description=msg)
-
             report = await run_report_job(sessions, org_id=org, team_id=team, kind=kind, channel=dest,
                                           bot_token=token, slack_api_url=settings.slack_api_url,
                                           public_url=settings.public_url, period=timedelta(days=days),
@@ -72,9 +68,8 @@ def run_cmd(
         finally:
             await engine.dispose()
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as progress:
-        task = progress.add_task("loading team config", total=5)
-        view = asyncio.run(run(progress, task))
+    with progress("loading team config", quiet=as_json) as step:
+        view = asyncio.run(run(step))
     if as_json:
         typer.echo(json.dumps(view, indent=2))
         return
@@ -96,7 +91,9 @@ def run_cmd(
 @report_app.command("run-due")
 def run_due_cmd(
     database_url: str | None = typer.Option(None, help="Override INCIDENTFOX_DATABASE_URL."),
-    runner: str = typer.Option("investigation", help="Runner for scheduled investigations."),
+    runner: str = typer.Option("investigation", metavar="RUNNER",
+                               help=f"Runner for scheduled investigations: {RUNNER_HELP}.",
+                               **one_of(runner_names, default="investigation")),
     local: bool = typer.Option(False, "--local", help="Run the jobs in this process instead of as Ray tasks."),
 ) -> None:
     """Claim and run every scheduled job due now (one scheduler tick; the RayCronJob entrypoint)."""
@@ -106,8 +103,6 @@ def run_due_cmd(
     from incidentfox.db import make_async_engine, session_factory
     from serve_apps.runners import RUNNERS
 
-    if runner not in RUNNERS:
-        raise typer.BadParameter(f"choose one of {', '.join(sorted(RUNNERS))}", param_hint="--runner")
     runner_factory = RUNNERS[runner]
     settings = _settings(database_url)
     url = settings.resolved_database_url()

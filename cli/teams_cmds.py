@@ -3,30 +3,25 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated
 
 import typer
 
 from cli.api_client import JsonOpt, OrgOpt, TokenOpt, UrlOpt, api, emit
+from cli.choices import node_kinds, one_of
 
 NODE_COLUMNS = ("node_id", "kind", "name", "parent_id", "depth", "version")
 NodeArg = Annotated[str, typer.Argument(help="Node id ([a-z0-9-], ≤ 31 chars).")]
 
 
-class NodeKind(str, Enum):
-    team = "team"
-    unit = "unit"
-
-
 def create(node_id: NodeArg, org: OrgOpt,
-           kind: Annotated[NodeKind, typer.Option(help="A team (a leaf that runs investigations) or a unit.")]
-           = NodeKind.team,
+           kind: Annotated[str, typer.Option(help="A team (a leaf that runs investigations) or a unit.",
+                                             metavar="KIND", **one_of(node_kinds, default="team"))] = "team",
            parent: Annotated[str | None, typer.Option(help="Parent unit (default: the org root).")] = None,
            name: Annotated[str | None, typer.Option(help="Display name.")] = None,
            url: UrlOpt = None, token: TokenOpt = None, json_out: JsonOpt = False) -> None:
     """Create a team or unit under the org root or under ``--parent``."""
-    body = {"node_id": node_id, "kind": kind.value, "parent_id": parent, "name": name}
+    body = {"node_id": node_id, "kind": kind, "parent_id": parent, "name": name}
     with api(url, token) as c:
         emit(c.call("POST", f"/api/v1/orgs/{org}/nodes", body=body), as_json=json_out)
 

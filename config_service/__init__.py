@@ -12,7 +12,8 @@ lazily, so importing the package costs nothing until a name is used (Ray actors 
   :class:`InvalidTeamConfig`, :class:`ConfigReadTimeout`) and the defaults (:data:`DEFAULT_CONFIG`);
 * authenticating requests in another FastAPI app: :func:`install_auth_state`, :data:`PrincipalDep`,
   :data:`SessionDep`, :func:`bearer_token`, :func:`authenticate` (see ``config_service.api.deps``);
-* operating it: :func:`create_app`, :func:`rotate_secrets`.
+* operating it: :func:`create_app`, :func:`rotate_secrets`, and :data:`NODE_KINDS` (the kinds an org's
+  tree node may have, for the CLI's ``--kind``).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "create_app": "config_service.app",
     **dict.fromkeys(("record_audit", "effective_config_in_session"), "config_service.records"),
     "rotate_secrets": "config_service.services.rotation",
+    "NODE_KINDS": "config_service.services.nodes",
 }
 
 # Spelled out for linters and readers; a test checks it is exactly _EXPORTS' keys.
@@ -50,6 +52,7 @@ __all__ = [
     "DEFAULT_MAX_CONCURRENT_RUNS",
     "DEFAULT_READ_TIMEOUT_S",
     "ENGINE_DEFAULT_MODEL",
+    "NODE_KINDS",
     "PROVIDERS",
     "AccessSection",
     "AgentOverride",

@@ -10,6 +10,7 @@ writer needs (pragmas, the write lock, retries) is in :mod:`incidentfox.sqlite_w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -126,9 +127,15 @@ def alembic_config(url: str):  # noqa: ANN201
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision``. Concurrent callers serialise on an advisory lock."""
+def upgrade(url: str, revision: str = "head", *, progress: Callable[[str], None] | None = None) -> None:
+    """Apply migrations up to ``revision``. Concurrent callers serialise on an advisory lock.
+    ``progress(message)``, when given, hears each step (the lock wait, every applied revision)."""
     from alembic import command
+
+    say = progress or (lambda _message: None)
+
+    def applied(*, step: Any, **_kw: Any) -> None:   # alembic's on_version_apply, after each revision
+        say(f"applied {step.up_revision_id}")
 
     url = sync_url(url)
     cfg = alembic_config(url)
@@ -136,9 +143,12 @@ def upgrade(url: str, revision: str = "head") -> None:
     try:
         with engine.connect() as conn:
             if not is_sqlite(url):
+                say("waiting for the migration lock")
                 conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK_ID})
+            say(f"migrating to {revision}")
             try:
                 cfg.attributes["connection"] = conn
+                cfg.attributes["on_version_apply"] = applied
                 command.upgrade(cfg, revision)
                 conn.commit()
             finally:

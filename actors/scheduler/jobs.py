@@ -29,6 +29,7 @@ from incidentfox.runs import store
 
 Progress = Callable[[str], None]
 REPORT_PERIOD = timedelta(days=7)
+REPORT_KINDS = ("health_report", "digest")   # what generate_report knows how to build
 
 
 def new_report_id() -> str:
@@ -42,17 +43,17 @@ async def generate_report(session: AsyncSession, *, org_id: str, team_id: str, k
     """Compute, render the chart for, and store one report (flushed; the caller commits)."""
     end = now or utcnow()
     start = end - period
+    if kind not in REPORT_KINDS:
+        raise ValueError(f"not a report kind: {kind!r}")
     step = progress or (lambda _msg: None)
     step("aggregating runs")
     if kind == "health_report":
         content = await reports.health_report(session, org_id=org_id, team_id=team_id, start=start, end=end)
         step("rendering chart")
         chart = health_chart_png(content)
-    elif kind == "digest":
+    else:
         content = await reports.digest(session, org_id=org_id, team_id=team_id, start=start, end=end)
         chart = None
-    else:
-        raise ValueError(f"not a report kind: {kind!r}")
     report = Report(id=new_report_id(), org_id=org_id, team_id=team_id, kind=kind, schedule_id=schedule_id,
                     period_start=start, period_end=end, content=content, chart_png=chart, channel=channel,
                     created_at=utcnow())

@@ -22,7 +22,9 @@ def run_migrations() -> None:
     conn = cfg.attributes.get("connection")
     if conn is not None:
         context.configure(connection=conn, target_metadata=target_metadata,
-                          render_as_batch=conn.dialect.name == "sqlite")
+                          render_as_batch=conn.dialect.name == "sqlite",
+                          # incidentfox.db.upgrade's progress hook, called after each applied revision
+                          on_version_apply=cfg.attributes.get("on_version_apply"))
         with context.begin_transaction():
             context.run_migrations()
         return

@@ -10,6 +10,7 @@ exactly-once record). Active runs (queued, running) are never touched. Work is d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,14 +25,18 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 async def purge(sessions: async_sessionmaker[AsyncSession], *, older_than: timedelta,
-                now: datetime | None = None, dry_run: bool = False) -> dict[str, Any]:
-    """Purge records older than ``older_than``; returns counts per table (what would go, if dry)."""
+                now: datetime | None = None, dry_run: bool = False,
+                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Purge records older than ``older_than``; returns counts per table (what would go, if dry).
+    ``progress(message)``, when given, hears each step (every chunk of runs purged)."""
+    say = progress or (lambda _message: None)
     cutoff = (now or utcnow()) - older_than
     old_run = (Run.status.in_(TERMINAL),
                or_(Run.finished_at < cutoff, (Run.finished_at.is_(None)) & (Run.created_at < cutoff)))
     counts = {"runs": 0, "run_events": 0, "tool_calls": 0, "run_feedback": 0, "tool_approvals": 0,
               "delivery_payloads": 0, "cutoff": cutoff.isoformat()}
     if dry_run:
+        say("counting what would be purged")
         async with sessions() as s:
             ids = select(Run.id).where(*old_run)
             counts["runs"] = await s.scalar(select(func.count()).select_from(ids.subquery())) or 0
@@ -55,6 +60,8 @@ async def purge(sessions: async_sessionmaker[AsyncSession], *, older_than: timed
             res = await s.execute(delete(Run).where(Run.id.in_(ids)).execution_options(synchronize_session=False))
             counts["runs"] += res.rowcount or 0
             await s.commit()
+        say(f"purged {counts['runs']} runs")
+    say("clearing old webhook payloads")
     async with sessions() as s:
         res = await s.execute(update(Delivery).where(Delivery.received_at < cutoff, Delivery.payload != "")
                               .values(payload="").execution_options(synchronize_session=False))

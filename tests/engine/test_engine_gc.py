@@ -61,4 +61,4 @@ def test_gc_command_prints_counts(sqlite_url: str) -> None:
     out = json.loads(result.output.strip().splitlines()[-1])
     assert out["runs"] == 0 and out["older_than_days"] == 7 and out["dry_run"] is False
     bad = CliRunner().invoke(app, ["gc", "--older-than-days", "-1", "--database-url", sqlite_url])
-    assert bad.exit_code != 0
+    assert bad.exit_code == 2                   # a usage error: --older-than-days has min 0

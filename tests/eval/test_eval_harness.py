@@ -67,7 +67,7 @@ def test_demo_suite_without_the_demo_world_fails_with_a_clear_message(monkeypatc
     with pytest.raises(suites.SuiteError, match="demo world is not available"):
         suites.plan_demo()
     res = CliRunner().invoke(app, ["eval", "--suite", "demo", "--no-ray"])
-    assert res.exit_code == 2 and "demo world is not available" in res.output
+    assert res.exit_code == 1 and "demo world is not available" in res.stderr
 
 
 def test_matching_accepts_a_pod_for_its_workload() -> None:

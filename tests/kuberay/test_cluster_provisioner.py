@@ -372,7 +372,7 @@ def test_cli_provision_reads_the_effective_config_and_prints_audit_records(
 
     effective.write_text(yaml.safe_dump({"deployment": {"mode": "dedicated"}}))
     bad = CliRunner().invoke(app, args)
-    assert bad.exit_code == 2 and "needs deployment.resources" in bad.output
+    assert bad.exit_code == 1 and "needs deployment.resources" in bad.stderr
 
 
 def test_cli_render_from_cluster_keeps_provisioned_groups(

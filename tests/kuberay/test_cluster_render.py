@@ -283,7 +283,7 @@ def test_cli_render_reports_a_bad_serve_config(tmp_path: Path) -> None:
     bad.write_text("applications: []\n")
     result = CliRunner().invoke(app, ["cluster", "render", "--overlay", "eks", "--out",
                                       str(tmp_path / "o"), "--serve-config", str(bad)])
-    assert result.exit_code == 2 and "not a Serve config" in result.output
+    assert result.exit_code == 1 and "not a Serve config" in result.stderr
 
 
 def test_kustomize_subset_refuses_what_it_does_not_implement(tmp_path: Path) -> None:

@@ -137,4 +137,4 @@ def test_report_run_cli(settings, world, monkeypatch):
     assert "runs: 3" in result.output and "pagerduty: 3 runs, MTTA 60.0 s" in result.output
     bad = CliRunner().invoke(app, ["report", "run", "--org", "demo", "--team", "nope", "--no-post",
                                    "--database-url", settings.resolved_database_url()])
-    assert bad.exit_code != 0 and "nope" in bad.output
+    assert bad.exit_code == 1 and "nope" in bad.stderr          # unknown team: a runtime failure
