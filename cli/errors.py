@@ -14,7 +14,6 @@ one-line message and exit 1. ``INCIDENTFOX_DEBUG=1`` re-raises instead, for the 
 
 from __future__ import annotations
 
-import os
 from typing import Any, NoReturn
 
 import typer
@@ -22,6 +21,17 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 DEBUG_ENV = "INCIDENTFOX_DEBUG"
+
+
+def _debug() -> bool:
+    """``INCIDENTFOX_DEBUG``, read through Settings; a settings error (often the very failure being
+    reported) counts as off, so the one-line message still shows."""
+    from incidentfox.settings import Settings
+
+    try:
+        return Settings().debug
+    except Exception:   # noqa: BLE001 - the settings may be what failed
+        return False
 
 
 class CliFailure(Exception):
@@ -66,7 +76,7 @@ class RootGroup(TyperGroup):
         except (typer.Exit, typer.Abort, TyperException, BrokenPipeError):
             raise                   # typer's exits and usage errors; a closed pipe (`| head`) exits quietly
         except Exception as exc:
-            if os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes"):
+            if _debug():
                 raise
             typer.echo(f"error: {describe(exc)}", err=True)
             raise typer.Exit(1) from None

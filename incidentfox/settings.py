@@ -183,6 +183,8 @@ class Settings(BaseSettings):
     kubeconfig: str | None = Field(default=None, validation_alias="KUBECONFIG", description=(
         "Kubeconfig file(s) of `incidentfox cluster` (kubectl's variable; unset: ~/.kube/config, else "
         "the in-cluster config)."))
+    debug: bool = Field(default=False, description=(
+        "`incidentfox` commands re-raise a failure with its traceback instead of the one-line `error: …`."))
     kubernetes_service_host: str = Field(default="", validation_alias="KUBERNETES_SERVICE_HOST", description=(
         "Set by Kubernetes in every pod (read only to know the process runs in a cluster: the worker-group "
         "reconcile loop starts only there)."))
