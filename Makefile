@@ -45,6 +45,7 @@ lint: install
 
 docs: install
 	$(BIN)/incidentfox docs tools --out docs/tools.md
+	$(BIN)/incidentfox docs openapi --out docs/openapi.json
 
 clean:
 	rm -rf $(VENV) .incidentfox

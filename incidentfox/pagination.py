@@ -29,7 +29,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field, create_model
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, TypeDecorator, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from incidentfox.errors import Unprocessable
@@ -123,7 +123,10 @@ def after_key(order: Sequence[tuple[Any, bool]], key: Sequence[Any]) -> Any:
 
 
 def _kind(column: Any) -> KeyKind:
-    python_type = column.type.python_type
+    sql_type = column.type
+    if isinstance(sql_type, TypeDecorator):   # e.g. incidentfox.db.UTCDateTime
+        sql_type = sql_type.impl_instance
+    python_type = sql_type.python_type
     return datetime if issubclass(python_type, datetime) else python_type
 
 

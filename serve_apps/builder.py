@@ -97,13 +97,15 @@ async def _sandbox_health() -> dict[str, Any]:
 
 
 def _config_asgi_app() -> Any:
-    """The config service, whose ``/health`` is the platform's: it also reports sandbox isolation."""
+    """The config service, whose ``/health`` is the platform's: it also reports sandbox isolation,
+    and whose ``/api/openapi.json`` is the whole platform's merged OpenAPI document."""
     from config_service import create_app
     from incidentfox.logs import configure_process_logging
     from incidentfox.settings import Settings
+    from serve_apps.api_docs import merged_document
 
     configure_process_logging()   # this runs in the replica: it is the deployment's __init__
-    return create_app(Settings(), health_checks={"sandbox": _sandbox_health})
+    return create_app(Settings(), health_checks={"sandbox": _sandbox_health}, platform_openapi=merged_document)
 
 
 def build_config(args: ConfigArgs) -> Application:
@@ -144,23 +146,11 @@ def build_agent(args: AgentArgs) -> Application:
 # --- tools catalog --------------------------------------------------------------------------------
 
 def _tools_asgi_app() -> Any:
-    from fastapi import FastAPI
-
-    from incidentfox.errors import install_error_handlers
     from incidentfox.logs import configure_process_logging
+    from serve_apps.tools_api import create_tools_app
 
     configure_process_logging()   # this runs in the replica: it is the deployment's __init__
-    app = FastAPI(title="IncidentFox tools", docs_url=None, redoc_url=None, openapi_url=None)
-    install_error_handlers(app)
-
-    @app.get("/catalog")
-    async def catalog() -> dict[str, Any]:
-        """Every tool the agents can call: name, category, description, timeout, mutating."""
-        from actors.tools.registry import catalog as tool_catalog
-
-        return {"tools": tool_catalog()}
-
-    return app
+    return create_tools_app()
 
 
 def build_tools(args: ToolsArgs) -> Application:

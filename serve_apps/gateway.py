@@ -284,7 +284,7 @@ class Sweeper:
 def create_gateway_app(core: GatewayCore, *, on_request: Callable[[], None] | None = None) -> FastAPI:
     """The gateway's FastAPI app (mounted at ``/webhooks``). ``on_request`` runs before each webhook
     (the Serve deployment uses it to start its sweeper)."""
-    app = FastAPI(title="IncidentFox webhook gateway", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="IncidentFox webhook gateway", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     install_error_handlers(app)
 
     @app.exception_handler(OperationalError)
@@ -309,8 +309,13 @@ def create_gateway_app(core: GatewayCore, *, on_request: Callable[[], None] | No
         return receive
 
     for endpoint in ENDPOINTS:
-        for suffix in ("", "/o/{org}", "/o/{org}/t/{team}"):
-            app.add_api_route(endpoint + suffix, _route(endpoint), methods=["POST"])
+        for suffix, scope in (("", ()), ("/o/{org}", ("org",)), ("/o/{org}/t/{team}", ("org", "team"))):
+            # The body is read raw (its signature covers the bytes), so OpenAPI learns the path
+            # parameters here rather than from the handler's signature.
+            params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"},
+                       "description": f"the {p} whose webhook secret signs this URL"} for p in scope]
+            app.add_api_route(endpoint + suffix, _route(endpoint), methods=["POST"],
+                              openapi_extra={"parameters": params} if params else None)
 
     return app
 
