@@ -52,6 +52,9 @@ class PageRequest:
     cursor: str | None = None
 
 
+FIRST_PAGE = PageRequest()
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
     items: list[T]
@@ -106,9 +109,8 @@ def _typed(value: Any, kind: KeyKind) -> Any:
             return datetime.fromisoformat(value)
         except ValueError:
             pass
-    elif kind is int and isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63:
-        return value
-    elif kind is str and isinstance(value, str):
+    is_int = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
+    if (kind is int and is_int) or (kind is str and isinstance(value, str)):
         return value
     raise InvalidCursor("cursor does not fit this list (was it issued by another endpoint?)")
 

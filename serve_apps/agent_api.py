@@ -5,18 +5,22 @@ tokens: global admin, org admin, team, impersonation). Tenant isolation: a run t
 belongs to a team the caller cannot see answers **404, not 403**, so a team token cannot probe
 another team's run ids; list endpoints are filtered to the caller's scope the same way.
 
-* ``POST /run`` (team or impersonation token; an admin names ``org`` and ``team`` in the body):
+* ``POST /runs`` (and its older alias ``POST /run``; team or impersonation token; an admin names
+  ``org`` and ``team`` in the body):
   records an ``api`` delivery and allocates the run in one transaction (an ``Idempotency-Key``
   header makes retries return the same run), answers ``202 {run_id}``, then hands the run to the
   runner. The investigation never runs inside the request.
 * ``GET /runs/{id}``: ``{status, team, trigger, created_at, started_at, finished_at, result?,
   events, tool_calls, …}``.
-* ``GET /runs?org=&team=&status=``: newest first; a team token sees only its own team.
+* ``GET /runs?org=&team=&status=&limit=&cursor=``: newest first, ``{items, next_cursor, runs}``
+  (:mod:`incidentfox.pagination`; ``runs`` is the older key); a team token sees only its own team.
 * ``POST /runs/{id}/cancel``.
 * ``GET /runs/{id}/events``: Server-Sent Events, polling the database every ``sse_poll_s``, ending
   with an ``end`` event at a terminal status or after ``sse_max_s``.
-* ``GET /deliveries?outcome=unrouted|…&failed=true`` (global admin, or an org admin for its org)
-  and ``POST /deliveries/redrive`` (global admin): the operator's view of webhook intake.
+* ``GET /deliveries?outcome=unrouted|…&failed=true&limit=&cursor=`` (global admin, or an org admin
+  for its org; ``{items, next_cursor, deliveries}``) and ``POST /deliveries/redrive`` (global
+  admin): the operator's view of webhook intake.
+* ``GET /openapi.json``: this API's OpenAPI document (no token).
 """
 
 from __future__ import annotations

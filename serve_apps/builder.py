@@ -11,7 +11,7 @@ Applications (all on one HTTP port):
 * ``config``  at ``/``               - the config service (also serves ``/health``);
 * ``gateway`` at ``/webhooks``       - :class:`serve_apps.gateway.Gateway` + :class:`serve_apps.router.Router`;
 * ``agent``   at ``/api/v1/agent``   - :class:`serve_apps.agent_api.AgentAPI`;
-* ``tools``   at ``/api/v1/tools``   - the tool catalog (``actors.tools.registry.catalog()``);
+* ``tools``   at ``/api/v1/tools``   - the tool catalog (:mod:`serve_apps.tools_api`);
 * ``sandbox`` at ``/api/v1/sandbox`` - built by ``serve_apps.sandbox.api:build_app`` (sandbox owner);
 * ``reports`` at ``/api/v1/reports`` - built by ``serve_apps.reports_api:build_app`` (scheduler owner).
 

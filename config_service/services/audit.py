@@ -16,7 +16,7 @@ from config_service.core.ids import require_id
 from config_service.core.jsondoc import check_string
 from config_service.db.models import AuditEvent
 from incidentfox.db import utcnow
-from incidentfox.pagination import Page, PageRequest, fetch_page
+from incidentfox.pagination import FIRST_PAGE, Page, PageRequest, fetch_page
 
 
 def record(session: AsyncSession, *, org_id: str | None, actor: str, action: str, target: str,
@@ -35,7 +35,7 @@ def event_dict(event: AuditEvent) -> dict[str, Any]:
 
 async def list_events(session: AsyncSession, *, org_id: str, action: str | None = None,
                       target: str | None = None, actor: str | None = None, since: datetime | None = None,
-                      until: datetime | None = None, page: PageRequest = PageRequest()) -> Page[dict[str, Any]]:
+                      until: datetime | None = None, page: PageRequest = FIRST_PAGE) -> Page[dict[str, Any]]:
     """Newest first. ``action`` ending in ``*`` is a prefix match (``config.*``); ``page.cursor`` is
     the ``next_cursor`` of the previous page (a bare entry id, what this list returned before, works too)."""
     require_id(org_id, field="org_id")

@@ -58,7 +58,7 @@ from config_service.services.routing import (
 from config_service.services.tx import rolls_back_on_error
 from incidentfox.db import utcnow
 from incidentfox.errors import Conflict, NotFound, Unprocessable
-from incidentfox.pagination import PageRequest, fetch_page
+from incidentfox.pagination import FIRST_PAGE, PageRequest, fetch_page
 from incidentfox.settings import Settings, get_settings
 
 log = logging.getLogger("incidentfox.config_service")
@@ -215,7 +215,7 @@ async def explain_effective_config(session: AsyncSession, *, org_id: str, node_i
     return {"config": mask_secrets(effective), "sources": sources, "locks": locks}
 
 
-async def get_history(session: AsyncSession, *, org_id: str, node_id: str, page: PageRequest = PageRequest(),
+async def get_history(session: AsyncSession, *, org_id: str, node_id: str, page: PageRequest = FIRST_PAGE,
                       before: int | None = None) -> dict[str, Any]:
     """Versions newest first, each with its masked diff and masked config; page with ``cursor``
     (or, as before, ``before=<next_before>``, used when no cursor is given)."""

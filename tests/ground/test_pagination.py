@@ -3,7 +3,7 @@ sorted list cover it exactly once, limits are bounded."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from fastapi import FastAPI
@@ -23,7 +23,7 @@ from incidentfox.pagination import (
 
 
 def test_cursor_round_trips_and_is_opaque():
-    at = datetime(2026, 12, 4, 16, 47, 38, 123456, tzinfo=timezone.utc)
+    at = datetime(2026, 12, 4, 16, 47, 38, 123456, tzinfo=UTC)
     cursor = encode_cursor([at, "run_1"])
     assert "run_1" not in cursor and "=" not in cursor
     assert decode_cursor(cursor, (datetime, str)) == (at, "run_1")
