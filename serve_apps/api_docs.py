@@ -24,7 +24,6 @@ from pydantic import SecretStr
 from incidentfox.settings import Settings
 from serve_apps.openapi_merge import Surface, merge_openapi
 
-MERGED_PATH = "/api/openapi.json"
 DESCRIPTION = ("Every IncidentFox HTTP surface in one document (config service, webhook gateway, agent, "
                "tools, sandbox, reports). Each operation's `x-surface` names the Serve application "
                "that serves it. Lists answer `{items, next_cursor}` and take `?limit=&cursor=`; "
@@ -39,8 +38,6 @@ def _inert_settings() -> Settings:
 
 class _Inert:
     """Stands in for a runner, sandbox backend or gateway core: building a route table calls none."""
-
-    max_body = 0
 
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(f"the OpenAPI-only app was asked for {name!r}")
