@@ -46,6 +46,7 @@ lint: install
 docs: install
 	$(BIN)/incidentfox docs tools --out docs/tools.md
 	$(BIN)/incidentfox docs config --out docs/configuration.md
+	$(BIN)/incidentfox docs openapi --out docs/openapi.json
 
 clean:
 	rm -rf $(VENV) .incidentfox

@@ -1,5 +1,6 @@
-"""CLI: ``incidentfox docs tools|config``: write ``docs/tools.md`` from the tool declarations and
-``docs/configuration.md`` from the settings and team-config declarations."""
+"""CLI: ``incidentfox docs tools|config|openapi``: write ``docs/tools.md`` from the tool declarations,
+``docs/configuration.md`` from the settings and team-config declarations, and ``docs/openapi.json``,
+every HTTP surface in one OpenAPI document."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import typer
 
 DEFAULT_OUT = Path("docs/tools.md")
 DEFAULT_CONFIG_OUT = Path("docs/configuration.md")
+DEFAULT_OPENAPI_OUT = Path("docs/openapi.json")
 docs_app = typer.Typer(no_args_is_help=True, help="Generate documentation from the code's declarations.")
 CheckOpt = Annotated[bool, typer.Option("--check", help="Do not write; exit 1 if the file is out of date.")]
 
@@ -49,6 +51,17 @@ def config(
     from cli.config_reference import render_configuration_markdown
 
     _write_or_check(render_configuration_markdown, out, check, "config")
+
+
+@docs_app.command("openapi")
+def openapi(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON.")] = DEFAULT_OPENAPI_OUT,
+    check: CheckOpt = False,
+) -> None:
+    """Write the merged OpenAPI document of every HTTP surface (what GET /api/openapi.json serves)."""
+    from serve_apps.api_docs import render
+
+    _write_or_check(render, out, check, "openapi")
 
 
 def register(app: typer.Typer) -> None:

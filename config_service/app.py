@@ -13,10 +13,13 @@ lifespan) and disposes it at shutdown. It does not migrate: run ``incidentfox db
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from config_service.api.deps import install_auth_state
 from config_service.api.routes import (
@@ -40,15 +43,20 @@ from incidentfox.settings import Settings, ensure_local_secrets, get_settings
 API_VERSION = "1"
 # Paths that answer without a token (everything else needs ``Authorization: Bearer``).
 PUBLIC_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+PLATFORM_OPENAPI_PATH = "/api/openapi.json"
 
 
 def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BODY_BYTES,
-               health_checks: dict[str, HealthCheck] | None = None) -> FastAPI:
+               health_checks: dict[str, HealthCheck] | None = None,
+               platform_openapi: Callable[[], dict[str, Any]] | None = None) -> FastAPI:
     """Build the app. Missing token pepper / Fernet key are generated into ``settings.home``
     (:func:`incidentfox.settings.ensure_local_secrets`), so a local start needs no setup.
 
     ``health_checks`` adds named components to ``GET /health`` (the platform passes the sandbox's
-    isolation status, so ``/health`` says why sandbox Bash is refused when it is)."""
+    isolation status, so ``/health`` says why sandbox Bash is refused when it is).
+    ``platform_openapi`` serves the whole platform's merged OpenAPI document at
+    ``GET /api/openapi.json`` (public, like ``/openapi.json``; the Serve builder passes
+    ``serve_apps.api_docs.merged_document``)."""
     settings = ensure_local_secrets(settings or get_settings())
 
     @asynccontextmanager
@@ -62,8 +70,16 @@ def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BO
     install_auth_state(app, settings=settings)
     app.state.health_checks = dict(health_checks or {})
     install_error_handlers(app)
+    public = PUBLIC_PATHS
+    if platform_openapi is not None:
+        public += (PLATFORM_OPENAPI_PATH,)
+
+        async def platform_document(_: Request) -> JSONResponse:
+            return JSONResponse(await asyncio.to_thread(platform_openapi))   # built once, off the loop
+
+        app.add_route(PLATFORM_OPENAPI_PATH, platform_document, methods=["GET"], include_in_schema=False)
     # Cheap rejection: no token → 401 and an oversized body → 413, before any body is read.
-    install_request_limits(app, max_body=max_body_bytes, public_paths=PUBLIC_PATHS)
+    install_request_limits(app, max_body=max_body_bytes, public_paths=public)
     # Outermost: per-token and per-IP limits on /api (not /health or the docs pages): 429 first.
     install_rate_limits(app, surface="api", settings=settings, path_prefix="/api/")
     for module in (health, auth, orgs, nodes, config, tokens, routing, audit, webhook_secrets, egress):

@@ -5,18 +5,22 @@ tokens: global admin, org admin, team, impersonation). Tenant isolation: a run t
 belongs to a team the caller cannot see answers **404, not 403**, so a team token cannot probe
 another team's run ids; list endpoints are filtered to the caller's scope the same way.
 
-* ``POST /run`` (team or impersonation token; an admin names ``org`` and ``team`` in the body):
+* ``POST /runs`` (and its older alias ``POST /run``; team or impersonation token; an admin names
+  ``org`` and ``team`` in the body):
   records an ``api`` delivery and allocates the run in one transaction (an ``Idempotency-Key``
   header makes retries return the same run), answers ``202 {run_id}``, then hands the run to the
   runner. The investigation never runs inside the request.
 * ``GET /runs/{id}``: ``{status, team, trigger, created_at, started_at, finished_at, result?,
   events, tool_calls, …}``.
-* ``GET /runs?org=&team=&status=``: newest first; a team token sees only its own team.
+* ``GET /runs?org=&team=&status=&limit=&cursor=``: newest first, ``{items, next_cursor, runs}``
+  (:mod:`incidentfox.pagination`; ``runs`` is the older key); a team token sees only its own team.
 * ``POST /runs/{id}/cancel``.
 * ``GET /runs/{id}/events``: Server-Sent Events, polling the database every ``sse_poll_s``, ending
   with an ``end`` event at a terminal status or after ``sse_max_s``.
-* ``GET /deliveries?outcome=unrouted|…&failed=true`` (global admin, or an org admin for its org)
-  and ``POST /deliveries/redrive`` (global admin): the operator's view of webhook intake.
+* ``GET /deliveries?outcome=unrouted|…&failed=true&limit=&cursor=`` (global admin, or an org admin
+  for its org; ``{items, next_cursor, deliveries}``) and ``POST /deliveries/redrive`` (global
+  admin): the operator's view of webhook intake.
+* ``GET /openapi.json``: this API's OpenAPI document (no token).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from incidentfox.contracts import Principal, ThreadRef, Trigger, TriggerAction
 from incidentfox.errors import BadRequest, Conflict, Forbidden, NotFound, install_error_handlers
 from incidentfox.http_limits import AGENT_MAX_BODY, install_request_limits
 from incidentfox.http_rate_limit import install_rate_limits
+from incidentfox.pagination import Page, PageDep, envelope, page_responses
 from incidentfox.runs import store
 from incidentfox.runs.models import Run
 from incidentfox.runs.runner import Runner
@@ -46,6 +51,7 @@ from serve_apps import deliveries
 from serve_apps.gateway import Sweeper
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+OPENAPI_PATH = "/openapi.json"
 
 
 class RunRequest(BaseModel):
@@ -110,10 +116,11 @@ def _event_view(ev: Any) -> dict[str, Any]:
 def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 0.5,
                      sse_max_s: float = 900.0, on_request: Any = None,
                      max_body: int = AGENT_MAX_BODY) -> FastAPI:
-    app = FastAPI(title="IncidentFox agent API", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="IncidentFox agent API", docs_url=None, redoc_url=None, openapi_url=OPENAPI_PATH)
     install_error_handlers(app)
     install_auth_state(app, settings=settings)
-    install_request_limits(app, max_body=max_body)   # every route needs a token: 401/413 before the body
+    # Every route but the OpenAPI document needs a token: 401/413 before the body.
+    install_request_limits(app, max_body=max_body, public_paths=(OPENAPI_PATH,))
     install_rate_limits(app, surface="api", settings=settings)   # outermost: 429 before anything else
     sessions = app.state.session_factory
     tasks = app.state.dispatch_tasks = BackgroundTasks()   # tests drain it
@@ -122,7 +129,9 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
         if on_request is not None:
             on_request()
 
-    @app.post("/run", status_code=202)
+    @app.post("/runs", status_code=202)
+    @app.post("/run", status_code=202, deprecated=True, operation_id="start_run_alias",
+              summary="Start Run (older path)")
     async def start_run(principal: PrincipalDep, req: RunRequest,
                         idempotency_key: str | None = Header(default=None, max_length=200)) -> JSONResponse:
         touch()
@@ -161,22 +170,23 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
             view["tool_calls"] = [_tool_call_view(t) for t in await store.list_tool_calls(s, run_id=run_id)]
         return view
 
-    @app.get("/runs")
-    async def list_runs(principal: PrincipalDep, org: str | None = None, team: str | None = None,
-                        status: str | None = None, limit: int = Query(50, ge=1, le=500),
-                        offset: int = Query(0, ge=0)) -> dict[str, Any]:
+    @app.get("/runs", responses=page_responses("RunPage", "runs"))
+    async def list_runs(principal: PrincipalDep, page: PageDep, org: str | None = None, team: str | None = None,
+                        status: str | None = None, offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        """Newest first, ``{items, next_cursor, runs}`` (``runs``: the same items, the older key)."""
+        nothing = envelope(Page([], None), legacy_key="runs")
         if principal.auth_kind in ("team", "impersonation"):
             if (org and org != principal.org_id) or (team and team != principal.team_node_id):
-                return {"runs": []}   # nothing of another team is visible, not even that it exists
+                return nothing   # nothing of another team is visible, not even that it exists
             org, team = principal.org_id, principal.team_node_id
         elif principal.auth_kind == "org_admin":
             if org and org != principal.org_id:
-                return {"runs": []}
+                return nothing
             org = principal.org_id
         async with sessions() as s:
-            runs = await store.list_runs(s, org_id=org, team_id=team, status=status, limit=limit,
-                                         offset=offset)
-        return {"runs": [store.run_view(r, include_result=False) for r in runs]}
+            runs = await store.page_runs(s, org_id=org, team_id=team, status=status, page=page, offset=offset)
+        return envelope(Page([store.run_view(r, include_result=False) for r in runs.items], runs.next_cursor),
+                        legacy_key="runs")
 
     @app.post("/runs/{run_id}/cancel")
     async def cancel_run(principal: PrincipalDep, run_id: str) -> dict[str, Any]:
@@ -245,17 +255,19 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
-    @app.get("/deliveries")
-    async def list_deliveries(principal: PrincipalDep, outcome: str | None = None, source: str | None = None,
-                              failed: bool = False, limit: int = Query(50, ge=1, le=500),
+    @app.get("/deliveries", responses=page_responses("DeliveryPage", "deliveries"))
+    async def list_deliveries(principal: PrincipalDep, page: PageDep, outcome: str | None = None,
+                              source: str | None = None, failed: bool = False,
                               offset: int = Query(0, ge=0)) -> dict[str, Any]:
+        """Newest first, ``{items, next_cursor, deliveries}`` (``deliveries``: the older key)."""
         if principal.auth_kind not in ("global_admin", "org_admin"):
             raise Forbidden("listing deliveries needs an admin token", code="forbidden")
         org = principal.org_id if principal.auth_kind == "org_admin" else None
         async with sessions() as s:
-            rows = await deliveries.list_deliveries(s, outcome=outcome, source=source, failed=failed,
-                                                    org_id=org, limit=limit, offset=offset)
-        return {"deliveries": [deliveries.delivery_view(r) for r in rows]}
+            rows = await deliveries.page_deliveries(s, outcome=outcome, source=source, failed=failed,
+                                                    org_id=org, page=page, offset=offset)
+        return envelope(Page([deliveries.delivery_view(r) for r in rows.items], rows.next_cursor),
+                        legacy_key="deliveries")
 
     @app.post("/deliveries/redrive")
     async def redrive(principal: PrincipalDep, req: RedriveRequest) -> dict[str, Any]:

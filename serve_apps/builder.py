@@ -12,7 +12,7 @@ Applications (all on one HTTP port):
   worker-group reconciler actor running on Kubernetes (:mod:`cluster.reconcile_loop`);
 * ``gateway`` at ``/webhooks``       - :class:`serve_apps.gateway.Gateway` + :class:`serve_apps.router.Router`;
 * ``agent``   at ``/api/v1/agent``   - :class:`serve_apps.agent_api.AgentAPI`;
-* ``tools``   at ``/api/v1/tools``   - the tool catalog (``actors.tools.registry.catalog()``);
+* ``tools``   at ``/api/v1/tools``   - the tool catalog (:mod:`serve_apps.tools_api`);
 * ``sandbox`` at ``/api/v1/sandbox`` - built by ``serve_apps.sandbox.api:build_app`` (sandbox owner);
 * ``reports`` at ``/api/v1/reports`` - built by ``serve_apps.reports_api:build_app`` (scheduler owner).
 
@@ -98,15 +98,18 @@ async def _sandbox_health() -> dict[str, Any]:
 
 
 def _config_asgi_app() -> Any:
-    """The config service, whose ``/health`` is the platform's: it also reports sandbox isolation."""
+    """The config service, whose ``/health`` is the platform's: it also reports sandbox isolation,
+    and whose ``/api/openapi.json`` is the whole platform's merged OpenAPI document."""
     from config_service import create_app
     from incidentfox.logs import configure_process_logging
     from incidentfox.settings import Settings
+    from serve_apps.api_docs import merged_document
 
     configure_process_logging()   # this runs in the replica: it is the deployment's __init__
     settings = Settings()
     _ensure_worker_group_reconciler(settings)
-    return create_app(settings, health_checks={"sandbox": _sandbox_health})
+    return create_app(settings, health_checks={"sandbox": _sandbox_health},
+                      platform_openapi=merged_document)
 
 
 def _ensure_worker_group_reconciler(settings: Any) -> None:
@@ -161,26 +164,11 @@ def build_agent(args: AgentArgs) -> Application:
 # --- tools catalog --------------------------------------------------------------------------------
 
 def _tools_asgi_app() -> Any:
-    from fastapi import FastAPI
-
-    from incidentfox.errors import install_error_handlers
-    from incidentfox.http_rate_limit import install_rate_limits
     from incidentfox.logs import configure_process_logging
-    from incidentfox.settings import Settings
+    from serve_apps.tools_api import create_tools_app
 
     configure_process_logging()   # this runs in the replica: it is the deployment's __init__
-    app = FastAPI(title="IncidentFox tools", docs_url=None, redoc_url=None, openapi_url=None)
-    install_error_handlers(app)
-    install_rate_limits(app, surface="api", settings=Settings())
-
-    @app.get("/catalog")
-    async def catalog() -> dict[str, Any]:
-        """Every tool the agents can call: name, category, description, timeout, mutating."""
-        from actors.tools.registry import catalog as tool_catalog
-
-        return {"tools": tool_catalog()}
-
-    return app
+    return create_tools_app()
 
 
 def build_tools(args: ToolsArgs) -> Application:

@@ -291,7 +291,7 @@ def create_gateway_app(core: GatewayCore, *, on_request: Callable[[], None] | No
     (the Serve deployment uses it to start its sweeper). ``settings`` (default: the environment's)
     give the webhook rate limits: a throttled webhook is answered 429 before its body is read, so
     nothing is verified or recorded and the sender's retry is the delivery."""
-    app = FastAPI(title="IncidentFox webhook gateway", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="IncidentFox webhook gateway", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     install_error_handlers(app)
     install_rate_limits(app, surface="webhooks", settings=settings or get_settings())
 
@@ -317,8 +317,13 @@ def create_gateway_app(core: GatewayCore, *, on_request: Callable[[], None] | No
         return receive
 
     for endpoint in ENDPOINTS:
-        for suffix in ("", "/o/{org}", "/o/{org}/t/{team}"):
-            app.add_api_route(endpoint + suffix, _route(endpoint), methods=["POST"])
+        for suffix, scope in (("", ()), ("/o/{org}", ("org",)), ("/o/{org}/t/{team}", ("org", "team"))):
+            # The body is read raw (its signature covers the bytes), so OpenAPI learns the path
+            # parameters here rather than from the handler's signature.
+            params = [{"name": p, "in": "path", "required": True, "schema": {"type": "string"},
+                       "description": f"the {p} whose webhook secret signs this URL"} for p in scope]
+            app.add_api_route(endpoint + suffix, _route(endpoint), methods=["POST"],
+                              openapi_extra={"parameters": params} if params else None)
 
     return app
 

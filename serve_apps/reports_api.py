@@ -29,10 +29,11 @@ from incidentfox.settings import Settings, ensure_local_secrets
 
 
 def create_reports_app(settings: Settings) -> FastAPI:
-    app = FastAPI(title="IncidentFox reports", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="IncidentFox reports", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     install_error_handlers(app)
     install_auth_state(app, settings=settings)
-    install_request_limits(app, max_body=REPORTS_MAX_BODY)   # 401/413 before any body is read
+    # 401/413 before any body is read; the OpenAPI document is public.
+    install_request_limits(app, max_body=REPORTS_MAX_BODY, public_paths=("/openapi.json",))
     install_rate_limits(app, surface="api", settings=settings)   # outermost: 429 before anything else
 
     async def visible(report_id: str, principal: Principal, session: AsyncSession) -> Report:

@@ -16,9 +16,7 @@ from config_service.core.ids import require_id
 from config_service.core.jsondoc import check_string
 from config_service.db.models import AuditEvent
 from incidentfox.db import utcnow
-from incidentfox.errors import Unprocessable
-
-MAX_PAGE = 200
+from incidentfox.pagination import FIRST_PAGE, Page, PageRequest, fetch_page
 
 
 def record(session: AsyncSession, *, org_id: str | None, actor: str, action: str, target: str,
@@ -37,13 +35,10 @@ def event_dict(event: AuditEvent) -> dict[str, Any]:
 
 async def list_events(session: AsyncSession, *, org_id: str, action: str | None = None,
                       target: str | None = None, actor: str | None = None, since: datetime | None = None,
-                      until: datetime | None = None, limit: int = 50, cursor: int | None = None) -> dict[str, Any]:
-    """Newest first. ``action`` ending in ``*`` is a prefix match (``config.*``); ``cursor`` is the
-    ``next_cursor`` of the previous page (entries with a smaller id)."""
+                      until: datetime | None = None, page: PageRequest = FIRST_PAGE) -> Page[dict[str, Any]]:
+    """Newest first. ``action`` ending in ``*`` is a prefix match (``config.*``); ``page.cursor`` is
+    the ``next_cursor`` of the previous page (a bare entry id, what this list returned before, works too)."""
     require_id(org_id, field="org_id")
-    limit = max(1, min(limit, MAX_PAGE))
-    if cursor is not None and not 0 <= cursor < 2**63:
-        raise Unprocessable("cursor is out of range", code="invalid_cursor")
     for value in (action, target, actor):
         if value is not None:
             check_string(value)
@@ -59,8 +54,10 @@ async def list_events(session: AsyncSession, *, org_id: str, action: str | None 
         stmt = stmt.where(AuditEvent.at >= since)
     if until is not None:
         stmt = stmt.where(AuditEvent.at < until)
-    if cursor is not None:
-        stmt = stmt.where(AuditEvent.id < cursor)
-    rows = (await session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit + 1))).all()
-    items = [event_dict(e) for e in rows[:limit]]
-    return {"items": items, "next_cursor": rows[limit - 1].id if len(rows) > limit else None}
+    return await page_events(session, stmt, page)
+
+
+async def page_events(session: AsyncSession, stmt: Any, page: PageRequest) -> Page[dict[str, Any]]:
+    """One page of the audit entries ``stmt`` selects, newest first."""
+    rows = await fetch_page(session, stmt, order=[(AuditEvent.id, True)], page=page, legacy_int=True)
+    return Page([event_dict(e) for e in rows.items], rows.next_cursor)

@@ -58,6 +58,7 @@ from config_service.services.routing import (
 from config_service.services.tx import rolls_back_on_error
 from incidentfox.db import utcnow
 from incidentfox.errors import Conflict, NotFound, Unprocessable
+from incidentfox.pagination import FIRST_PAGE, PageRequest, fetch_page
 from incidentfox.settings import Settings, get_settings
 
 log = logging.getLogger("incidentfox.config_service")
@@ -214,19 +215,20 @@ async def explain_effective_config(session: AsyncSession, *, org_id: str, node_i
     return {"config": mask_secrets(effective), "sources": sources, "locks": locks}
 
 
-async def get_history(session: AsyncSession, *, org_id: str, node_id: str, limit: int = 50,
+async def get_history(session: AsyncSession, *, org_id: str, node_id: str, page: PageRequest = FIRST_PAGE,
                       before: int | None = None) -> dict[str, Any]:
-    """Versions newest first, each with its masked diff and masked config; page with ``before``."""
+    """Versions newest first, each with its masked diff and masked config; page with ``cursor``
+    (or, as before, ``before=<next_before>``, used when no cursor is given)."""
     node = await get_node(session, org_id=org_id, node_id=node_id)
-    limit = max(1, min(limit, 200))
     stmt = select(ConfigVersion).where(ConfigVersion.org_id == org_id, ConfigVersion.node_id == node_id)
     if before is not None and not 0 <= before <= MAX_DB_INT:
         raise Unprocessable(f"before must be within 0..{MAX_DB_INT}", code="invalid_cursor")
-    if before is not None:
+    if before is not None and page.cursor is None:
         stmt = stmt.where(ConfigVersion.version < before)
-    rows = (await session.scalars(stmt.order_by(ConfigVersion.version.desc()).limit(limit + 1))).all()
+    rows = await fetch_page(session, stmt, order=[(ConfigVersion.version, True)], page=page)
     items = [{"version": r.version, "action": r.action, "actor": r.actor, "created_at": r.created_at.isoformat(),
               "restored_from": r.restored_from, "diff": r.diff, "config": mask_secrets(r.config)}
-             for r in rows[:limit]]
+             for r in rows.items]
     return {"org_id": org_id, "node_id": node_id, "version": node.version, "items": items,
-            "next_before": rows[limit - 1].version if len(rows) > limit else None}
+            "next_cursor": rows.next_cursor,
+            "next_before": rows.items[-1].version if rows.next_cursor is not None else None}

@@ -24,6 +24,7 @@ from incidentfox.db import utcnow
 from incidentfox.egress.policy import parse_rule
 from incidentfox.egress.store import EgressAllowEntry, list_entries
 from incidentfox.errors import Conflict, Unprocessable
+from incidentfox.pagination import Page, PageRequest
 from incidentfox.settings import Settings
 
 MAX_ENTRIES = 500
@@ -94,11 +95,7 @@ async def replace_allowlist(session: AsyncSession, *, entries: list[EntryIn], ac
     return {**result, "changes": {"added": added, "removed": removed, "comment_changed": recommented}}
 
 
-async def history(session: AsyncSession, *, limit: int = 50, cursor: int | None = None) -> dict[str, Any]:
+async def history(session: AsyncSession, *, page: PageRequest) -> Page[dict[str, Any]]:
     """The allow-list's audit entries, newest first, paged like the org audit log."""
     stmt = select(AuditEvent).where(AuditEvent.org_id.is_(None), AuditEvent.action == ACTION)
-    if cursor is not None:
-        stmt = stmt.where(AuditEvent.id < cursor)
-    rows = (await session.scalars(stmt.order_by(AuditEvent.id.desc()).limit(limit + 1))).all()
-    return {"items": [audit.event_dict(e) for e in rows[:limit]],
-            "next_cursor": rows[limit - 1].id if len(rows) > limit else None}
+    return await audit.page_events(session, stmt, page)

@@ -22,6 +22,7 @@ from config_service.services.orgs import _check_name, bump_org_epoch
 from config_service.services.tx import rolls_back_on_error
 from incidentfox.db import utcnow
 from incidentfox.errors import Conflict, NotFound, Unprocessable
+from incidentfox.pagination import Page, PageRequest, fetch_page
 
 MAX_DEPTH = 16          # a node may sit at most 16 levels below its org root
 NODE_KINDS = ("unit", "team")
@@ -68,6 +69,16 @@ async def list_nodes(session: AsyncSession, *, org_id: str, parent_id: str | Non
     if parent_id is not None:
         stmt = stmt.where(ConfigNode.parent_id == require_id(parent_id, field="parent_id"))
     return list((await session.scalars(stmt.order_by(ConfigNode.depth, ConfigNode.node_id))).all())
+
+
+async def page_nodes(session: AsyncSession, *, org_id: str, page: PageRequest,
+                     parent_id: str | None = None) -> Page[ConfigNode]:
+    """:func:`list_nodes` one page at a time (root first, then by depth and id)."""
+    require_id(org_id, field="org_id")
+    stmt = select(ConfigNode).where(ConfigNode.org_id == org_id)
+    if parent_id is not None:
+        stmt = stmt.where(ConfigNode.parent_id == require_id(parent_id, field="parent_id"))
+    return await fetch_page(session, stmt, order=[(ConfigNode.depth, False), (ConfigNode.node_id, False)], page=page)
 
 
 @rolls_back_on_error

@@ -21,6 +21,7 @@ from config_service.services import audit
 from config_service.services.tx import rolls_back_on_error
 from incidentfox.db import utcnow
 from incidentfox.errors import Conflict, NotFound, Unprocessable
+from incidentfox.pagination import Page, PageRequest, fetch_page
 
 
 def org_dict(org: Org) -> dict[str, Any]:
@@ -68,11 +69,12 @@ async def get_org(session: AsyncSession, *, org_id: str) -> Org:
     return org
 
 
-async def list_orgs(session: AsyncSession, *, limit: int = 500, after: str | None = None) -> list[Org]:
-    stmt = select(Org).order_by(Org.id).limit(max(1, min(limit, 1000)))
-    if after:
+async def list_orgs(session: AsyncSession, *, page: PageRequest, after: str | None = None) -> Page[Org]:
+    """Orgs by id; ``after`` (the older parameter) starts after that id when no cursor is given."""
+    stmt = select(Org)
+    if after and page.cursor is None:
         stmt = stmt.where(Org.id > require_id(after, field="after"))
-    return list((await session.scalars(stmt)).all())
+    return await fetch_page(session, stmt, order=[(Org.id, False)], page=page)
 
 
 async def bump_org_epoch(session: AsyncSession, *, org_id: str) -> int:

@@ -27,6 +27,7 @@ from config_service.services.orgs import get_org
 from config_service.services.tx import rolls_back_on_error
 from incidentfox.db import utcnow
 from incidentfox.errors import NotFound, Unprocessable
+from incidentfox.pagination import Page, PageRequest, fetch_page
 from incidentfox.settings import Settings
 
 MAX_TOKEN_TTL_S = 10 * 365 * 24 * 3600
@@ -104,6 +105,14 @@ async def list_tokens(session: AsyncSession, *, org_id: str) -> list[dict[str, A
         select(ApiToken).where(ApiToken.org_id == org_id).order_by(ApiToken.created_at.desc())
     )).all()
     return [token_dict(r) for r in rows]
+
+
+async def page_tokens(session: AsyncSession, *, org_id: str, page: PageRequest) -> Page[dict[str, Any]]:
+    """:func:`list_tokens` one page at a time (newest first, then by id)."""
+    require_id(org_id, field="org_id")
+    rows = await fetch_page(session, select(ApiToken).where(ApiToken.org_id == org_id),
+                            order=[(ApiToken.created_at, True), (ApiToken.id, True)], page=page)
+    return Page([token_dict(r) for r in rows.items], rows.next_cursor)
 
 
 def impersonation_key(settings: Settings) -> bytes:

@@ -41,6 +41,7 @@ from config_service.services.nodes import get_node
 from config_service.services.tx import rolls_back_on_error
 from incidentfox.db import utcnow
 from incidentfox.errors import NotFound, Unprocessable
+from incidentfox.pagination import Page, PageRequest, fetch_page
 from incidentfox.settings import Settings
 
 DEFAULT_GRACE_S = 3600          # one hour: long enough to update a sender, short enough to matter
@@ -143,16 +144,17 @@ async def put_webhook_secret(session: AsyncSession, *, settings: Settings, org_i
     return view, created
 
 
-async def list_webhook_secrets(session: AsyncSession, *, org_id: str, node_id: str | None = None,
-                               now: datetime | None = None) -> list[dict[str, Any]]:
-    """Metadata of the org's secrets (every scope), or of one scope's."""
+async def list_webhook_secrets(session: AsyncSession, *, org_id: str, page: PageRequest,
+                               node_id: str | None = None, now: datetime | None = None) -> Page[dict[str, Any]]:
+    """Metadata of the org's secrets (every scope), or of one scope's, by scope and source."""
     require_id(org_id, field="org_id")
     q = select(WebhookSecret).where(WebhookSecret.org_id == org_id)
     if node_id is not None:
         await _check_scope(session, org_id=org_id, node_id=node_id)
         q = q.where(WebhookSecret.node_id == node_id)
-    rows = (await session.scalars(q.order_by(WebhookSecret.node_id, WebhookSecret.source))).all()
-    return [secret_view(r, now=now) for r in rows]
+    rows = await fetch_page(session, q, order=[(WebhookSecret.node_id, False), (WebhookSecret.source, False)],
+                            page=page)
+    return Page([secret_view(r, now=now) for r in rows.items], rows.next_cursor)
 
 
 @rolls_back_on_error

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from incidentfox.contracts import ALLOWED_TRANSITIONS, RunStatus, Trigger
 from incidentfox.db import utcnow
+from incidentfox.pagination import Page, PageRequest, fetch_page
 from incidentfox.runs.models import Run, RunEvent, RunFeedback, ToolCall
 
 ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
@@ -55,17 +56,31 @@ async def get_run(session: AsyncSession, run_id: str) -> Run | None:
     return await session.get(Run, run_id, populate_existing=True)
 
 
-async def list_runs(session: AsyncSession, *, org_id: str | None = None, team_id: str | None = None,
-                    status: str | None = None, limit: int = 50, offset: int = 0) -> list[Run]:
-    q = (select(Run).order_by(Run.created_at.desc(), Run.id).limit(limit).offset(offset)
-         .execution_options(populate_existing=True))
+def _runs_query(org_id: str | None, team_id: str | None, status: str | None) -> Any:
+    q = select(Run).execution_options(populate_existing=True)
     if org_id is not None:
         q = q.where(Run.org_id == org_id)
     if team_id is not None:
         q = q.where(Run.team_id == team_id)
     if status is not None:
         q = q.where(Run.status == status)
+    return q
+
+
+# Newest first; the id breaks ties, so pages neither overlap nor skip.
+RUN_ORDER = ((Run.created_at, True), (Run.id, False))
+
+
+async def list_runs(session: AsyncSession, *, org_id: str | None = None, team_id: str | None = None,
+                    status: str | None = None, limit: int = 50, offset: int = 0) -> list[Run]:
+    q = _runs_query(org_id, team_id, status).order_by(Run.created_at.desc(), Run.id).limit(limit).offset(offset)
     return list((await session.scalars(q)).all())
+
+
+async def page_runs(session: AsyncSession, *, page: PageRequest, org_id: str | None = None,
+                    team_id: str | None = None, status: str | None = None, offset: int = 0) -> Page[Run]:
+    """:func:`list_runs` one cursor page at a time (``offset``, the older parameter, skips after the cursor)."""
+    return await fetch_page(session, _runs_query(org_id, team_id, status), order=RUN_ORDER, page=page, offset=offset)
 
 
 async def transition(session: AsyncSession, *, run_id: str, to: RunStatus,

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from incidentfox.pagination import Page, PageRequest, fetch_page
 from incidentfox.runs.models import Delivery
 from serve_apps.deliveries.dispatch import MAX_DISPATCH_ATTEMPTS
 
@@ -19,7 +20,23 @@ async def list_deliveries(session: AsyncSession, *, outcome: str | None = None, 
                           offset: int = 0) -> list[Delivery]:
     """Deliveries, newest first. ``failed`` selects those still undispatched after at least one
     failed attempt (``dispatch_error`` set) or with every attempt used."""
-    q = select(Delivery).order_by(Delivery.received_at.desc(), Delivery.id.desc()).limit(limit).offset(offset)
+    q = _query(outcome=outcome, failed=failed, source=source, org_id=org_id, max_attempts=max_attempts)
+    q = q.order_by(Delivery.received_at.desc(), Delivery.id.desc()).limit(limit).offset(offset)
+    return list((await session.scalars(q)).all())
+
+
+async def page_deliveries(session: AsyncSession, *, page: PageRequest, outcome: str | None = None,
+                          failed: bool = False, source: str | None = None, org_id: str | None = None,
+                          offset: int = 0) -> Page[Delivery]:
+    """:func:`list_deliveries` one cursor page at a time."""
+    q = _query(outcome=outcome, failed=failed, source=source, org_id=org_id, max_attempts=MAX_DISPATCH_ATTEMPTS)
+    return await fetch_page(session, q, order=[(Delivery.received_at, True), (Delivery.id, True)], page=page,
+                            offset=offset)
+
+
+def _query(*, outcome: str | None, failed: bool, source: str | None, org_id: str | None,
+           max_attempts: int) -> Any:
+    q = select(Delivery)
     if outcome:
         q = q.where(Delivery.outcome == outcome)
     if source:
@@ -29,7 +46,7 @@ async def list_deliveries(session: AsyncSession, *, outcome: str | None = None, 
     if failed:
         q = q.where(Delivery.dispatched_at.is_(None),
                     (Delivery.dispatch_error.is_not(None)) | (Delivery.dispatch_attempts >= max_attempts))
-    return list((await session.scalars(q)).all())
+    return q
 
 
 def delivery_view(row: Delivery) -> dict[str, Any]:

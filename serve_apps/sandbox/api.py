@@ -132,10 +132,10 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
                        scheduling_for: SchedulingFor | None = None,
                        isolation: Callable[[], IsolationStatus] | None = None) -> FastAPI:
     """The FastAPI app (routes relative to the ``/api/v1/sandbox`` route prefix)."""
-    app = FastAPI(title="IncidentFox sandbox API", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="IncidentFox sandbox API", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     install_error_handlers(app)
     # Cheap rejection: no token → 401 and an oversized body → 413, before any body is read.
-    install_request_limits(app, max_body=SANDBOX_MAX_BODY, public_paths=("/health",))
+    install_request_limits(app, max_body=SANDBOX_MAX_BODY, public_paths=("/health", "/openapi.json"))
     install_rate_limits(app, surface="api", settings=settings)   # outermost: 429 before anything else
     store = store or SandboxStore(settings.resolved_database_url())
     app.state.sandbox_store = store

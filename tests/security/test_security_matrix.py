@@ -74,6 +74,10 @@ MATRIX: dict[tuple[str, str, str], Entry] = {
                                                    "thread_channel": "C111", "thread_ts": "1.0"},
                                      cells={"team_b": Cell(body={"text": "x", "thread_channel": "C111",
                                                                  "thread_ts": "1.0"})}),
+    ("agent", "POST", "/runs"): Entry("/runs", body={"text": "x", "org": "acme", "team": "payments",
+                                                     "thread_channel": "C111", "thread_ts": "1.0"},
+                                      cells={"team_b": Cell(body={"text": "x", "thread_channel": "C111",
+                                                                  "thread_ts": "1.0"})}),
     ("agent", "GET", "/runs/{run_id}"): Entry("/runs/{run}"),
     ("agent", "GET", "/runs"): Entry("/runs?org=acme&team=payments", cells={
         "org_a": Cell(SCOPED, check=_no_victim), "team_b": Cell(SCOPED, check=_no_victim)}),
@@ -135,6 +139,8 @@ MATRIX: dict[tuple[str, str, str], Entry] = {
     ("config", "POST", "/api/v1/orgs/{org}/tokens/{token_id}/revoke"): Entry("/api/v1/orgs/acme/tokens/{token}/revoke"),
     ("config", "POST", "/api/v1/orgs/{org}/teams/{team}/impersonation-token"): Entry(
         "/api/v1/orgs/acme/teams/payments/impersonation-token", body={}),
+    ("config", "POST", "/api/v1/orgs/{org}/teams/{team}/impersonation-tokens"): Entry(
+        "/api/v1/orgs/acme/teams/payments/impersonation-tokens", body={}),
     ("config", "POST", "/api/v1/routing/lookup"): Entry("/api/v1/routing/lookup",
                                                         body={"slack_channel_id": "C111"}),
     ("config", "GET", "/api/v1/routing/epoch"): Entry("/api/v1/routing/epoch"),

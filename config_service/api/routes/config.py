@@ -22,6 +22,7 @@ from config_service.api.schemas import CONFIG_PATCH_SCHEMA, Rollback
 from config_service.services import config as svc
 from config_service.services.orgs import org_epoch
 from config_service.team_config import team_config_schema
+from incidentfox.pagination import PageDep, page_responses
 
 router = APIRouter(prefix="/api/v1", tags=["config"])
 NODE = "/orgs/{org}/nodes/{node}/config"
@@ -62,11 +63,13 @@ async def _effective(session, org: str, node: str, explain: bool) -> dict:
     return {"org_id": org, "node_id": node, "epoch": epoch, "config": config}
 
 
-@router.get(NODE + "/history")
-async def get_history(org: str, node: str, principal: OrgAdminDep, session: SessionDep, limit: int = 50,
-                      before: int | None = Query(None, ge=0, le=2**31 - 1)) -> dict:
-    """Versions newest first with masked diffs; page with ``before=<next_before>`` (org admin)."""
-    return await svc.get_history(session, org_id=org, node_id=node, limit=limit, before=before)
+@router.get(NODE + "/history", responses=page_responses("ConfigHistoryPage"))
+async def get_history(org: str, node: str, principal: OrgAdminDep, session: SessionDep, page: PageDep,
+                      before: int | None = Query(None, ge=0, le=2**31 - 1,
+                                                 description="older paging: versions below this one")) -> dict:
+    """Versions newest first with masked diffs; page with ``cursor=<next_cursor>`` (or, as before,
+    ``before=<next_before>``) (org admin)."""
+    return await svc.get_history(session, org_id=org, node_id=node, page=page, before=before)
 
 
 @router.post(NODE + "/rollback", openapi_extra=body_doc(Rollback))

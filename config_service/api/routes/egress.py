@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from config_service.api.body import body_doc, read_json
 from config_service.api.deps import GlobalAdminDep, SessionDep, SettingsDep
 from config_service.services import egress
 from config_service.services.egress import MAX_ENTRIES, EntryIn
+from incidentfox.pagination import PageDep, envelope, page_responses
 
 router = APIRouter(prefix="/api/v1/admin/egress-allowlist", tags=["egress"])
 
@@ -41,9 +42,7 @@ async def put_allowlist(request: Request, principal: GlobalAdminDep, session: Se
                                           actor=principal.subject, settings=settings)
 
 
-@router.get("/audit")
-async def allowlist_history(principal: GlobalAdminDep, session: SessionDep,
-                            limit: int = Query(50, ge=1, le=200),
-                            cursor: int | None = Query(None, ge=0, lt=2**63)) -> dict:
+@router.get("/audit", responses=page_responses("AuditPage"))
+async def allowlist_history(principal: GlobalAdminDep, session: SessionDep, page: PageDep) -> dict:
     """Who changed the allow-list and how, newest first (global admin)."""
-    return await egress.history(session, limit=limit, cursor=cursor)
+    return envelope(await egress.history(session, page=page))

@@ -8,6 +8,7 @@ from config_service.api.body import body_doc, read_json
 from config_service.api.deps import OrgAdminDep, SessionDep, TeamReaderDep
 from config_service.api.schemas import NodeCreate, NodeUpdate
 from config_service.services import nodes
+from incidentfox.pagination import LongPageDep, Page, envelope, page_responses
 
 router = APIRouter(prefix="/api/v1/orgs/{org}/nodes", tags=["nodes"])
 
@@ -21,10 +22,12 @@ async def create_node(org: str, request: Request, principal: OrgAdminDep, sessio
     return nodes.node_dict(node)
 
 
-@router.get("")
-async def list_nodes(org: str, principal: OrgAdminDep, session: SessionDep, parent_id: str | None = None) -> dict:
+@router.get("", responses=page_responses("NodePage"))
+async def list_nodes(org: str, principal: OrgAdminDep, session: SessionDep, page: LongPageDep,
+                     parent_id: str | None = None) -> dict:
     """Every node of the org (root first), optionally only the children of ``parent_id`` (org admin)."""
-    return {"items": [nodes.node_dict(n) for n in await nodes.list_nodes(session, org_id=org, parent_id=parent_id)]}
+    result = await nodes.page_nodes(session, org_id=org, parent_id=parent_id, page=page)
+    return envelope(Page([nodes.node_dict(n) for n in result.items], result.next_cursor))
 
 
 @router.get("/{node}")

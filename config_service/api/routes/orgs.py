@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from config_service.api.body import body_doc, read_json
 from config_service.api.deps import GlobalAdminDep, OrgAdminDep, SessionDep
 from config_service.api.schemas import OrgCreate
 from config_service.services import orgs
+from incidentfox.pagination import LongPageDep, Page, envelope, page_responses
 
 router = APIRouter(prefix="/api/v1/orgs", tags=["orgs"])
 
@@ -20,10 +21,12 @@ async def create_org(request: Request, principal: GlobalAdminDep, session: Sessi
     return orgs.org_dict(org)
 
 
-@router.get("")
-async def list_orgs(principal: GlobalAdminDep, session: SessionDep, limit: int = 500, after: str | None = None) -> dict:
+@router.get("", responses=page_responses("OrgPage"))
+async def list_orgs(principal: GlobalAdminDep, session: SessionDep, page: LongPageDep,
+                    after: str | None = Query(None, description="older paging: start after this org id")) -> dict:
     """All orgs, by id (global admin)."""
-    return {"items": [orgs.org_dict(o) for o in await orgs.list_orgs(session, limit=limit, after=after)]}
+    result = await orgs.list_orgs(session, page=page, after=after)
+    return envelope(Page([orgs.org_dict(o) for o in result.items], result.next_cursor))
 
 
 @router.get("/{org}")

@@ -9,6 +9,7 @@ from config_service.api.deps import GlobalAdminDep, OrgAdminDep, SessionDep, Set
 from config_service.api.schemas import ImpersonationCreate, TokenCreate
 from config_service.core.impersonation import DEFAULT_AUDIENCE
 from config_service.services import tokens
+from incidentfox.pagination import LongPageDep, envelope, page_responses
 
 router = APIRouter(prefix="/api/v1/orgs/{org}", tags=["tokens"])
 
@@ -31,10 +32,10 @@ async def issue_team_token(org: str, team: str, request: Request, principal: Org
                                     expires_in_s=body.expires_in_s, actor=principal.subject)
 
 
-@router.get("/tokens")
-async def list_tokens(org: str, principal: OrgAdminDep, session: SessionDep) -> dict:
-    """Token metadata, never the tokens (org admin)."""
-    return {"items": await tokens.list_tokens(session, org_id=org)}
+@router.get("/tokens", responses=page_responses("TokenPage"))
+async def list_tokens(org: str, principal: OrgAdminDep, session: SessionDep, page: LongPageDep) -> dict:
+    """Token metadata, never the tokens, newest first (org admin)."""
+    return envelope(await tokens.page_tokens(session, org_id=org, page=page))
 
 
 @router.post("/tokens/{token_id}/revoke")
@@ -43,7 +44,10 @@ async def revoke_token(org: str, token_id: str, principal: OrgAdminDep, session:
     return await tokens.revoke_token(session, org_id=org, token_id=token_id, actor=principal.subject)
 
 
-@router.post("/teams/{team}/impersonation-token", status_code=201,
+@router.post("/teams/{team}/impersonation-tokens", status_code=201,
+             openapi_extra=body_doc(ImpersonationCreate, required=False))
+@router.post("/teams/{team}/impersonation-token", status_code=201, deprecated=True,
+             operation_id="impersonation_token_alias", summary="Impersonation Token (older path)",
              openapi_extra=body_doc(ImpersonationCreate, required=False))
 async def impersonation_token(org: str, team: str, request: Request, principal: GlobalAdminDep, session: SessionDep,
                               settings: SettingsDep) -> dict:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from config_service.api.body import body_doc, read_json
 from config_service.api.deps import OrgAdminDep, SessionDep, SettingsDep
 from config_service.services import webhook_secrets as svc
+from incidentfox.pagination import LongPageDep, envelope, page_responses
 
 router = APIRouter(prefix="/api/v1/orgs/{org}", tags=["webhook-secrets"])
 
@@ -61,16 +62,17 @@ async def put_team_secret(org: str, team: str, source: str, request: Request, re
     return await _put(org, team, source, request, response, principal, session, settings)
 
 
-@router.get("/webhook-secrets")
-async def list_org_secrets(org: str, principal: OrgAdminDep, session: SessionDep) -> dict:
+@router.get("/webhook-secrets", responses=page_responses("WebhookSecretPage"))
+async def list_org_secrets(org: str, principal: OrgAdminDep, session: SessionDep, page: LongPageDep) -> dict:
     """Every scope's secrets in the org: source, scope, version, dates, URL path; never a secret."""
-    return {"items": await svc.list_webhook_secrets(session, org_id=org)}
+    return envelope(await svc.list_webhook_secrets(session, org_id=org, page=page))
 
 
-@router.get("/teams/{team}/webhook-secrets")
-async def list_team_secrets(org: str, team: str, principal: OrgAdminDep, session: SessionDep) -> dict:
+@router.get("/teams/{team}/webhook-secrets", responses=page_responses("WebhookSecretPage"))
+async def list_team_secrets(org: str, team: str, principal: OrgAdminDep, session: SessionDep,
+                            page: LongPageDep) -> dict:
     """One team's secrets (metadata only)."""
-    return {"items": await svc.list_webhook_secrets(session, org_id=org, node_id=team)}
+    return envelope(await svc.list_webhook_secrets(session, org_id=org, node_id=team, page=page))
 
 
 @router.delete("/webhook-secrets/{source}")
