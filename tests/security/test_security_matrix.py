@@ -110,6 +110,9 @@ MATRIX: dict[tuple[str, str, str], Entry] = {
     ("config", "GET", "/health"): Entry("/health", cells={c: Cell(PUBLIC) for c in CALLERS}),
     ("config", "GET", "/api/v1/auth/whoami"): Entry("/api/v1/auth/whoami", cells={
         "org_a": Cell(SCOPED, check=_no_victim), "team_b": Cell(SCOPED, check=_no_victim)}),
+    # The team-config JSON Schema: no tenant data, but like every /api route it needs a token.
+    ("config", "GET", "/api/v1/config/schema"): Entry("/api/v1/config/schema", cells={
+        "org_a": Cell(SCOPED, check=_no_victim), "team_b": Cell(SCOPED, check=_no_victim)}),
     ("config", "POST", "/api/v1/orgs"): Entry("/api/v1/orgs", body={"org_id": "acme", "name": "x"}),
     ("config", "GET", "/api/v1/orgs"): Entry("/api/v1/orgs"),     # the global admin's only
     ("config", "GET", "/api/v1/orgs/{org}"): Entry("/api/v1/orgs/acme", cells={
