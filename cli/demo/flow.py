@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -46,18 +47,17 @@ LEFTOVER_GRACE_S = 30.0   # Ray workers exit on their own shortly after the rayl
 
 
 def leftover_processes(home: Path) -> list[int]:
-    """Processes (other than this one) started with ``INCIDENTFOX_HOME=home``: the platform's."""
-    marker = b"\0" + f"INCIDENTFOX_HOME={home}".encode() + b"\0"
+    """Processes (other than this one) started with ``INCIDENTFOX_HOME=home``: the platform's.
+    psutil reads each one's environment on Linux and macOS alike."""
     found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for proc in psutil.process_iter():
+        if proc.pid == os.getpid():
             continue
         try:
-            environ = b"\0" + Path(f"/proc/{entry.name}/environ").read_bytes() + b"\0"
-        except OSError:
+            if proc.environ().get("INCIDENTFOX_HOME") == str(home):
+                found.append(proc.pid)
+        except (psutil.Error, OSError):   # gone, another user's, or a kernel thread
             continue
-        if marker in environ:
-            found.append(int(entry.name))
     return found
 
 
