@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -95,3 +96,15 @@ async def test_rendering_block_kit_and_chart(seeded):
     assert png is not None and png.startswith(b"\x89PNG")
     empty = {**c, "daily": [{"day": "2026-05-04"}]}
     assert health_chart_png(empty) is None
+
+
+async def test_without_matplotlib_the_report_has_no_chart(seeded, monkeypatch, caplog):
+    async with seeded() as s:
+        c = await reports.health_report(s, org_id="acme", team_id="payments", start=T0,
+                                        end=T0 + timedelta(days=7))
+    for name in ("matplotlib", "matplotlib.pyplot"):
+        monkeypatch.setitem(sys.modules, name, None)   # `import matplotlib` now raises ImportError
+    with caplog.at_level("WARNING", logger="actors.scheduler.render"):
+        assert health_chart_png(c) is None
+    assert "incidentfox[charts]" in caplog.text
+    assert health_blocks(c)[0]["type"] == "header"   # the report itself is unaffected
