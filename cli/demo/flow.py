@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -37,6 +35,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from cli.demo.slack_recorder import RecordedCall, SlackRecorder
 from incidentfox.contracts import SUBAGENTS
 from incidentfox.settings import read_or_create_secret
+from serve_apps.webhooks import slack as slack_webhook
 
 ORG, UNIT, TEAM = "demo", "platform", "sre"
 CHANNEL = "C0DEMO0001"
@@ -68,10 +67,8 @@ def free_port() -> int:
 
 
 def sign_slack(body: bytes, secret: str, ts: int) -> dict[str, str]:
-    """Slack's v0 request signature headers for ``body`` at ``ts``."""
-    base = b"v0:" + str(ts).encode() + b":" + body
-    sig = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sig, "Content-Type": "application/json"}
+    """Slack's v0 request signature headers for ``body`` at ``ts`` (the gateway's own signer)."""
+    return {**slack_webhook.sign(body=body, secret=secret, timestamp=ts), "Content-Type": "application/json"}
 
 
 def app_mention(*, text: str, now: float) -> dict[str, Any]:
