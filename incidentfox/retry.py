@@ -7,6 +7,9 @@ one error instead (an upstream's ``Retry-After``, or 0 to retry at once); it is 
 too. Retrying stops after ``attempts`` calls, or before a wait that would end ``within_s`` after the
 first call, whichever comes first; then the last error is re-raised as it was (never tenacity's
 ``RetryError``). Errors ``retry_on`` refuses, and cancellation, propagate at once.
+
+With ``AsyncRetrying`` pass an ``async def`` (or a bound async method): tenacity calls anything else
+as a plain function, so ``lambda: coro()`` would hand back an unawaited coroutine as the result.
 """
 
 from __future__ import annotations

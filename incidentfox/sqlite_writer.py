@@ -79,4 +79,8 @@ async def retry_locked(op: Callable[[], Awaitable[T]], *, total_s: float = RETRY
     When hundreds of runs finish at once on a busy 2-core node, a transaction can wait longer than
     the connection's ``busy_timeout`` even though nothing is wrong; the engine's state changes
     (claim, first message, finish) are compare-and-set updates, so re-running them is safe."""
-    return await AsyncRetrying(**backoff(retry_on=is_locked, within_s=total_s, first_s=0.05, max_s=2.0))(op)
+    async def attempt() -> T:
+        # Awaited here: tenacity calls a plain callable (``lambda: txn(s)``) without awaiting its result.
+        return await op()
+
+    return await AsyncRetrying(**backoff(retry_on=is_locked, within_s=total_s, first_s=0.05, max_s=2.0))(attempt)

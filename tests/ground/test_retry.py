@@ -24,6 +24,8 @@ async def test_retry_locked_reruns_a_locked_transaction_and_nothing_else() -> No
         return "done"
 
     assert await retry_locked(twice_locked) == "done" and len(calls) == 3
+    calls.clear()
+    assert await retry_locked(lambda: twice_locked()) == "done" and len(calls) == 3   # callers pass lambdas
 
     async def broken() -> None:
         calls.append(1)
