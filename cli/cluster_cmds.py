@@ -55,7 +55,7 @@ def render_cmd(
         help="Drop retired and unknown worker groups. Rolls out a NEW Ray cluster: planned upgrades "
              "only.")] = False,
     validate: Annotated[bool, typer.Option(
-        help="Validate the result offline (needs the dev extra: kubernetes-validate, jsonschema).")] = False,
+        help="Validate the result offline (kubernetes-validate, jsonschema).")] = False,
 ) -> None:
     """Render the RayService, report job and overlay objects into OUT (one file each, plus a
     kustomization.yaml), with serveConfigV2 taken from the one Serve config.

@@ -6,7 +6,7 @@
 - ``resources`` (files and directories holding a kustomization);
 - ``patches`` with ``path`` or ``patch``, and an optional ``target`` by ``kind``/``name``. A patch
   whose YAML is a list is an RFC 6902 JSON patch; otherwise it is a strategic-merge patch, applied
-  here as an RFC 7386 merge patch. The two agree for custom resources and for maps; they differ for
+  here as an RFC 7396 merge patch. The two agree for custom resources and for maps; they differ for
   lists of built-in kinds (kustomize merges containers by name), so such a patch is refused: write a
   JSON patch for list edits;
 - ``namespace``, ``labels`` (``includeSelectors: false``, metadata only), ``images``;
@@ -28,7 +28,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
+import jsonpointer
 import yaml
+
+# The one RFC 7396 implementation (config layering uses it too): re-exported for this module's callers.
+from config_service import merge_patch
 
 Obj = dict[str, Any]
 
@@ -260,82 +265,16 @@ def _has_list(value: Any) -> bool:
     return False
 
 
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch; returns a new value and never mutates ``target`` or ``patch``."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def _pointer(path: str) -> list[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise KustomizeError(f"JSON pointer {path!r} must start with '/'")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
 def apply_json_patch(doc: Obj, ops: list[Obj]) -> Obj:
-    """RFC 6902 JSON patch (add, remove, replace, test); returns a new document.
+    """RFC 6902 JSON patch (the ``jsonpatch`` library); returns a new document.
 
-    Raises :class:`KustomizeError` naming the operation that does not apply.
+    Raises :class:`KustomizeError` naming the patch that does not apply.
     """
-    result = copy.deepcopy(doc)
-    for op in ops:
-        kind, parts = op.get("op"), _pointer(op.get("path", ""))
-        if not parts:
-            raise KustomizeError(f"{op}: whole-document operations are not supported")
-        parent: Any = result
-        try:
-            for part in parts[:-1]:
-                parent = parent[int(part)] if isinstance(parent, list) else parent[part]
-        except (KeyError, IndexError, ValueError, TypeError) as exc:
-            raise KustomizeError(f"{op}: path does not exist") from exc
-        last = parts[-1]
-        if isinstance(parent, list):
-            if kind == "add" and last == "-":
-                parent.append(copy.deepcopy(op["value"]))
-                continue
-            try:
-                idx = int(last)
-            except ValueError as exc:
-                raise KustomizeError(f"{op}: bad list index") from exc
-            if not (0 <= idx < len(parent) + (1 if kind == "add" else 0)):
-                raise KustomizeError(f"{op}: index out of range")
-            if kind == "add":
-                parent.insert(idx, copy.deepcopy(op["value"]))
-            elif kind == "replace":
-                parent[idx] = copy.deepcopy(op["value"])
-            elif kind == "remove":
-                del parent[idx]
-            elif kind == "test":
-                if parent[idx] != op["value"]:
-                    raise KustomizeError(f"{op}: test failed")
-            else:
-                raise KustomizeError(f"{op}: unsupported op")
-        elif isinstance(parent, dict):
-            if kind == "add":
-                parent[last] = copy.deepcopy(op["value"])
-            elif kind in ("replace", "remove", "test"):
-                if last not in parent:
-                    raise KustomizeError(f"{op}: path does not exist")
-                if kind == "replace":
-                    parent[last] = copy.deepcopy(op["value"])
-                elif kind == "remove":
-                    del parent[last]
-                elif parent[last] != op["value"]:
-                    raise KustomizeError(f"{op}: test failed")
-            else:
-                raise KustomizeError(f"{op}: unsupported op")
-        else:
-            raise KustomizeError(f"{op}: parent is not a container")
-    return result
+    try:
+        return jsonpatch.apply_patch(doc, ops)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, KeyError,
+            IndexError, ValueError) as exc:   # a malformed operation reaches past the library's checks
+        raise KustomizeError(f"JSON patch does not apply: {exc} ({ops})") from exc
 
 
 def _set_images(value: Any, image: Obj) -> None:

@@ -45,6 +45,7 @@ from typing import Any
 
 from kubernetes.client import CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
+from tenacity import RetryCallState, Retrying
 from urllib3.exceptions import HTTPError
 
 from cluster.groups import (
@@ -67,6 +68,7 @@ from cluster.placement import (
     group_name,
     team_resource,
 )
+from incidentfox.retry import backoff
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +266,10 @@ def plan_team(rayservice: dict[str, Any], *, org: str, team: str, deployment: De
     return plan
 
 
+def _is_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, ApiException) and exc.status == 409
+
+
 class Provisioner:
     """Reconciles dedicated worker groups on one RayService (see the module docstring)."""
 
@@ -293,54 +299,66 @@ class Provisioner:
             raise ProvisionError(f"cannot reach the API server for {self.target}: {exc}") from exc
 
     def provision(self, *, org: str, team: str, deployment: DeploymentConfig) -> ProvisionResult:
-        """Reconcile one team; returns the committed actions (empty when already in line)."""
-        for attempt in range(1, self.max_attempts + 1):
-            obj = self.get()
-            rv = obj["metadata"]["resourceVersion"]
-            now = self.clock()
-            plan = plan_team(obj, org=org, team=team, deployment=deployment, now=now,
-                             drain_s=self.drain_s)
-            if not plan.actions:
-                return ProvisionResult(actions=[], resource_version=rv, attempts=attempt)
-            patch = [{"op": "replace", "path": "/metadata/resourceVersion", "value": rv}, *plan.ops]
-            account = None
-            if any(action == "add_group" for action, _, _ in plan.actions):
-                account = team_service_account(org, team=team, namespace=self.namespace)
-                for action, _, details in plan.actions:
-                    if action == "add_group":
-                        details["service_account"] = account["metadata"]["name"]
-            if self.dry_run:
-                records = [self._record(a, org, team, g, d, now, "") for a, g, d in plan.actions]
-                return ProvisionResult(actions=records, resource_version=rv, attempts=attempt,
-                                       patch=patch, service_account=account)
-            if account is not None:
-                self.ensure_service_account(account, org=org, team=team)
-            try:
-                updated = self.api.patch_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, PLURAL, self.name, patch,
-                    field_manager=FIELD_MANAGER, _content_type=JSON_PATCH,
-                    _request_timeout=self.timeout)
-            except ApiException as exc:
-                if exc.status == 409 and attempt < self.max_attempts:
-                    log.info(json.dumps({"event": "cluster.provision.conflict", "target": self.target,
-                                         "org": org, "team": team, "attempt": attempt,
-                                         "resource_version": rv}))
-                    self.sleep(min(0.05 * 2 ** attempt, 2.0))
-                    continue
-                raise ProvisionError(
-                    f"patching {self.target} failed: {exc.status} {exc.reason}"
-                    + (" (conflicts did not settle)" if exc.status == 409 else "")) from exc
-            except HTTPError as exc:
-                raise ProvisionError(f"cannot reach the API server for {self.target}: {exc}") from exc
-            new_rv = (updated.get("metadata") or {}).get("resourceVersion", "")
-            records = [self._record(a, org, team, g, d, now, new_rv) for a, g, d in plan.actions]
-            for rec in records:
-                log.info(json.dumps({"event": "cluster.provision", **rec.as_dict()}, sort_keys=True))
-                if self.audit is not None:
-                    self.audit(rec)
-            return ProvisionResult(actions=records, resource_version=new_rv, attempts=attempt,
+        """Reconcile one team; returns the committed actions (empty when already in line). A 409 (a
+        concurrent write moved the resourceVersion) is retried on a fresh read, up to ``max_attempts``
+        calls in all, with the platform's backoff (:func:`incidentfox.retry.backoff`)."""
+        if self.max_attempts < 1:
+            raise ProvisionError(f"{self.target}: no attempts made")
+
+        def conflict(state: RetryCallState) -> None:
+            log.info(json.dumps({"event": "cluster.provision.conflict", "target": self.target, "org": org,
+                                 "team": team, "attempt": state.attempt_number}))
+
+        retrying = Retrying(sleep=self.sleep, before_sleep=conflict,
+                            **backoff(retry_on=_is_conflict, attempts=self.max_attempts, first_s=0.1, max_s=2.0))
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._provision_once(org=org, team=team, deployment=deployment,
+                                                attempt=attempt.retry_state.attempt_number)
+        except ApiException as exc:
+            raise ProvisionError(
+                f"patching {self.target} failed: {exc.status} {exc.reason}"
+                + (" (conflicts did not settle)" if exc.status == 409 else "")) from exc
+        raise AssertionError("unreachable: tenacity returns or re-raises")
+
+    def _provision_once(self, *, org: str, team: str, deployment: DeploymentConfig,
+                        attempt: int) -> ProvisionResult:
+        """One read, plan and patch; raises ApiException (409 when another write won)."""
+        obj = self.get()
+        rv = obj["metadata"]["resourceVersion"]
+        now = self.clock()
+        plan = plan_team(obj, org=org, team=team, deployment=deployment, now=now, drain_s=self.drain_s)
+        if not plan.actions:
+            return ProvisionResult(actions=[], resource_version=rv, attempts=attempt)
+        patch = [{"op": "replace", "path": "/metadata/resourceVersion", "value": rv}, *plan.ops]
+        account = None
+        if any(action == "add_group" for action, _, _ in plan.actions):
+            account = team_service_account(org, team=team, namespace=self.namespace)
+            for action, _, details in plan.actions:
+                if action == "add_group":
+                    details["service_account"] = account["metadata"]["name"]
+        if self.dry_run:
+            records = [self._record(a, org, team, g, d, now, "") for a, g, d in plan.actions]
+            return ProvisionResult(actions=records, resource_version=rv, attempts=attempt,
                                    patch=patch, service_account=account)
-        raise ProvisionError(f"{self.target}: no attempts made")  # max_attempts < 1
+        if account is not None:
+            self.ensure_service_account(account, org=org, team=team)
+        try:
+            updated = self.api.patch_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, self.name, patch,
+                field_manager=FIELD_MANAGER, _content_type=JSON_PATCH,
+                _request_timeout=self.timeout)
+        except HTTPError as exc:
+            raise ProvisionError(f"cannot reach the API server for {self.target}: {exc}") from exc
+        new_rv = (updated.get("metadata") or {}).get("resourceVersion", "")
+        records = [self._record(a, org, team, g, d, now, new_rv) for a, g, d in plan.actions]
+        for rec in records:
+            log.info(json.dumps({"event": "cluster.provision", **rec.as_dict()}, sort_keys=True))
+            if self.audit is not None:
+                self.audit(rec)
+        return ProvisionResult(actions=records, resource_version=new_rv, attempts=attempt,
+                               patch=patch, service_account=account)
 
     def ensure_service_account(self, account: dict[str, Any], *, org: str, team: str) -> None:
         """Create the team's account before its pods need it; an existing one must be this team's."""

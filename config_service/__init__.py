@@ -13,7 +13,9 @@ lazily, so importing the package costs nothing until a name is used (Ray actors 
 * authenticating requests in another FastAPI app: :func:`install_auth_state`, :data:`PrincipalDep`,
   :data:`SessionDep`, :func:`bearer_token`, :func:`authenticate` (see ``config_service.api.deps``);
 * operating it: :func:`create_app`, :func:`rotate_secrets`, and :data:`NODE_KINDS` (the kinds an org's
-  tree node may have, for the CLI's ``--kind``).
+  tree node may have, for the CLI's ``--kind``);
+* JSON documents: :func:`merge_patch` (RFC 7396; the one implementation, also used by ``cluster``'s
+  kustomize subset).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("record_audit", "effective_config_in_session"), "config_service.records"),
     "rotate_secrets": "config_service.services.rotation",
     "NODE_KINDS": "config_service.services.nodes",
+    # JSON documents
+    "merge_patch": "config_service.core.merge",
 }
 
 # Spelled out for linters and readers; a test checks it is exactly _EXPORTS' keys.
@@ -79,6 +83,7 @@ __all__ = [
     "effective_config_in_session",
     "install_auth_state",
     "max_concurrent_runs",
+    "merge_patch",
     "parse_effective",
     "record_audit",
     "rotate_secrets",

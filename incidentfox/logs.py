@@ -1,4 +1,4 @@
-"""Structured JSON logs with one secret-redaction filter.
+"""Structured JSON logs (structlog's stdlib formatter) with one secret-redaction filter.
 
 Every process calls :func:`configure_logging`. Records carry ``run_id``, ``org_id``, ``team_id`` and
 ``trace`` when the code sets them (``log.info("…", extra=log_context(run_id=…))`` or the
@@ -11,12 +11,13 @@ keys, webhook secrets; :meth:`incidentfox.settings.Settings.process_secrets`).
 from __future__ import annotations
 
 import contextvars
-import json
 import logging
 import re
 import sys
 from datetime import datetime, timezone
 from typing import Any
+
+import structlog
 
 CONTEXT_FIELDS = ("run_id", "org_id", "team_id", "trace")
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("incidentfox_log_ctx", default={})
@@ -106,22 +107,34 @@ def unbind(token: contextvars.Token) -> None:
     _context.reset(token)
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        ctx = _context.get()
-        for f in CONTEXT_FIELDS:
-            value = getattr(record, f, None) or ctx.get(f)
-            if value:
-                out[f] = redact(str(value))
-        if record.exc_text:
-            out["exc"] = record.exc_text
-        return json.dumps(out, ensure_ascii=False)
+def _line_fields(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: a stdlib record (already scrubbed by :class:`RedactingFilter` or the record
+    factory) → the keys of one log line, in order: ts, level, logger, msg, the context fields, exc.
+    It runs in the foreign (stdlib) pre-chain, which sees the record before the formatter clears its
+    ``exc_text``."""
+    record: logging.LogRecord = event["_record"]
+    out: dict[str, Any] = {
+        "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "msg": event["event"],
+    }
+    ctx = _context.get()
+    for f in CONTEXT_FIELDS:
+        value = getattr(record, f, None) or ctx.get(f)
+        if value:
+            out[f] = redact(str(value))
+    if record.exc_text:
+        out["exc"] = record.exc_text
+    return out
+
+
+class JsonFormatter(structlog.stdlib.ProcessorFormatter):
+    """One JSON object per line (structlog's stdlib integration and ``JSONRenderer``)."""
+
+    def __init__(self) -> None:
+        super().__init__(foreign_pre_chain=[_line_fields],
+                         processors=[structlog.processors.JSONRenderer(ensure_ascii=False)])
 
 
 def configure_logging(level: str = "INFO", stream=None) -> None:  # noqa: ANN001

@@ -13,21 +13,22 @@ each is a no-op on any other database:
 * :func:`write_lock` - serialises this process's write transactions on one FIFO asyncio lock, so
   contending connections never spin in SQLite's busy handler.
 * :func:`retry_locked` - re-runs an idempotent transaction that still lost to another process's
-  write ("database is locked") with jittered backoff.
+  write ("database is locked") with jittered backoff (:func:`incidentfox.retry.backoff`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tenacity import AsyncRetrying
+
+from incidentfox.retry import backoff
 
 T = TypeVar("T")
 RETRY_TOTAL_S = 120.0
@@ -78,13 +79,8 @@ async def retry_locked(op: Callable[[], Awaitable[T]], *, total_s: float = RETRY
     When hundreds of runs finish at once on a busy 2-core node, a transaction can wait longer than
     the connection's ``busy_timeout`` even though nothing is wrong; the engine's state changes
     (claim, first message, finish) are compare-and-set updates, so re-running them is safe."""
-    deadline = time.monotonic() + total_s
-    delay = 0.05
-    while True:
-        try:
-            return await op()
-        except OperationalError as exc:
-            if not is_locked(exc) or time.monotonic() + delay > deadline:
-                raise
-        await asyncio.sleep(delay * (0.5 + random.random()))   # backoff before retrying the transaction
-        delay = min(delay * 2, 2.0)
+    async def attempt() -> T:
+        # Awaited here: tenacity calls a plain callable (``lambda: txn(s)``) without awaiting its result.
+        return await op()
+
+    return await AsyncRetrying(**backoff(retry_on=is_locked, within_s=total_s, first_s=0.05, max_s=2.0))(attempt)

@@ -32,9 +32,10 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from fastapi import FastAPI, Header, Query
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from config_service import PrincipalDep, install_auth_state
 from incidentfox.background import BackgroundTasks
@@ -52,6 +53,7 @@ from serve_apps.gateway import Sweeper
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 OPENAPI_PATH = "/openapi.json"
+SSE_SEP = "\n"   # the framing clients have always seen (sse-starlette's default is CRLF)
 
 
 class RunRequest(BaseModel):
@@ -230,11 +232,12 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
         return {"run_id": run_id, "approval_id": approval_id, "decision": req.decision}
 
     @app.get("/runs/{run_id}/events")
-    async def run_events(principal: PrincipalDep, run_id: str, after: int = Query(0, ge=0)) -> StreamingResponse:
+    async def run_events(principal: PrincipalDep, run_id: str,
+                         after: int = Query(0, ge=0)) -> EventSourceResponse:
         async with sessions() as s:
             _visible(principal, await store.get_run(s, run_id), run_id)
 
-        async def stream() -> AsyncIterator[bytes]:
+        async def stream() -> AsyncIterator[ServerSentEvent]:
             seq, deadline = after, time.monotonic() + sse_max_s
             while True:
                 async with sessions() as s:
@@ -242,18 +245,20 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
                     run = await store.get_run(s, run_id)
                 for ev in events:
                     seq = ev.seq
-                    yield (f"id: {ev.seq}\nevent: {ev.kind}\ndata: {json.dumps(_event_view(ev))}\n\n").encode()
+                    yield ServerSentEvent(id=str(ev.seq), event=ev.kind, data=json.dumps(_event_view(ev)),
+                                          sep=SSE_SEP)
                 status = run.status if run is not None else "cancelled"
                 if status in TERMINAL and not events:
-                    yield f"event: end\ndata: {json.dumps({'status': status})}\n\n".encode()
+                    yield ServerSentEvent(event="end", data=json.dumps({"status": status}), sep=SSE_SEP)
                     return
                 if time.monotonic() > deadline:
-                    yield f"event: end\ndata: {json.dumps({'status': status, 'timeout': True})}\n\n".encode()
+                    yield ServerSentEvent(event="end", data=json.dumps({"status": status, "timeout": True}),
+                                          sep=SSE_SEP)
                     return
                 await asyncio.sleep(sse_poll_s)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        # sse-starlette frames the events and sends a comment ping every 15 s between them.
+        return EventSourceResponse(stream(), sep=SSE_SEP)
 
     @app.get("/deliveries", responses=page_responses("DeliveryPage", "deliveries"))
     async def list_deliveries(principal: PrincipalDep, page: PageDep, outcome: str | None = None,

@@ -22,8 +22,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tenacity import AsyncRetrying
 
 from incidentfox.db import utcnow
+from incidentfox.retry import backoff
 from incidentfox.runs.models import RunEvent, ToolCall
 from incidentfox.sqlite_writer import retry_locked
 
@@ -31,6 +33,11 @@ log = logging.getLogger(__name__)
 
 WRITE_TIMEOUT_S = 150.0
 MAX_ATTEMPTS = 5
+# A transient database error (or a write past WRITE_TIMEOUT_S) backs off; a concurrent event writer
+# that took our seq (IntegrityError) is retried at once: the next attempt recomputes the seqs.
+_WRITE_RETRY = backoff(retry_on=lambda exc: isinstance(exc, OperationalError | IntegrityError | TimeoutError),
+                       attempts=MAX_ATTEMPTS, first_s=0.05, max_s=1.0,
+                       wait_hint=lambda exc: 0.0 if isinstance(exc, IntegrityError) else None)
 
 
 class RunWriter:
@@ -86,19 +93,7 @@ class RunWriter:
             if not calls and not events:
                 return
             try:
-                for attempt in range(1, MAX_ATTEMPTS + 1):
-                    try:
-                        async with asyncio.timeout(WRITE_TIMEOUT_S):
-                            await retry_locked(lambda: self._write(calls, events))
-                        break
-                    except (OperationalError, TimeoutError):
-                        if attempt == MAX_ATTEMPTS:
-                            raise
-                        await asyncio.sleep(0.05 * attempt)   # backoff on a transient database error
-                    except IntegrityError:
-                        if attempt == MAX_ATTEMPTS:
-                            raise
-                        # A concurrent event writer took our seq: recompute in the next attempt.
+                await AsyncRetrying(**_WRITE_RETRY)(self._write_within_timeout, calls, events)
             except BaseException as exc:
                 log.error("dropped %d tool-call and %d event rows: %s", len(calls), len(events),
                           type(exc).__name__)
@@ -109,6 +104,11 @@ class RunWriter:
             for fut in waiters:
                 if not fut.done():
                     fut.set_result(None)
+
+    async def _write_within_timeout(self, calls: list[dict[str, Any]],
+                                    events: list[tuple[str, str, dict[str, Any], Any]]) -> None:
+        async with asyncio.timeout(WRITE_TIMEOUT_S):
+            await retry_locked(lambda: self._write(calls, events))
 
     async def _write(self, calls: list[dict[str, Any]], events: list[tuple[str, str, dict[str, Any], Any]]) -> None:
         async with self._sessions() as s:

@@ -34,6 +34,8 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
+import psutil
+
 from actors.sandbox.reaping import kill_until_gone
 
 log = logging.getLogger("incidentfox.sandbox.cgroups")
@@ -307,9 +309,8 @@ def _raw_procs(d: Path) -> bool:
 
 def _zombie(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read(512).rsplit(b")", 1)[1].split()[0] == b"Z"
-    except (OSError, IndexError):
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return True   # gone
 
 

@@ -8,7 +8,6 @@ stays usable) or ``interrupted`` (``POST .../interrupt``). Events cross Ray as p
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,10 +31,6 @@ class SandboxEvent:
     def from_dict(cls, d: dict[str, Any]) -> SandboxEvent:
         data = {k: v for k, v in d.items() if k != "type"}
         return cls(d["type"], data)
-
-    def to_sse(self) -> bytes:
-        """One Server-Sent Event: ``event: <type>`` and the JSON object (type included) as data."""
-        return f"event: {self.type}\ndata: {json.dumps(self.to_dict(), default=str)}\n\n".encode()
 
 
 def thought(text: str) -> SandboxEvent:

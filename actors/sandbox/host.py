@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import ray
 
 from actors.sandbox import agent
@@ -51,12 +52,8 @@ OWNERS_DIR = ".owners"
 
 
 def rss_bytes() -> int:
-    """Resident set size of this process (``VmRSS``)."""
-    with open("/proc/self/status", "rb") as fh:
-        for line in fh:
-            if line.startswith(b"VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    """Resident set size of this process."""
+    return psutil.Process().memory_info().rss
 
 
 class SandboxHostCore:

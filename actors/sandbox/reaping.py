@@ -10,6 +10,8 @@ import signal
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
+import psutil
+
 if TYPE_CHECKING:   # annotations only: cgroups itself uses kill_until_gone
     from actors.sandbox.cgroups import SessionCgroup
 
@@ -87,24 +89,10 @@ async def kill_all(proc: asyncio.subprocess.Process, uid: int | None, cgroup: Se
 def uid_processes(uid: int) -> list[int]:
     """Live (non-zombie) pids whose real UID is ``uid``."""
     pids = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/status", "rb") as fh:
-                status = fh.read(2048)
-        except OSError:
-            continue
-        state = uid_line = b""
-        for line in status.splitlines():
-            if line.startswith(b"State:"):
-                state = line
-            elif line.startswith(b"Uid:"):
-                uid_line = line
-                break
-        fields = uid_line.split()
-        if len(fields) > 1 and fields[1] == str(uid).encode() and b"Z" not in state.split()[1:2]:
-            pids.append(int(entry.name))
+    for proc in psutil.process_iter(["uids", "status"]):
+        uids, status = proc.info["uids"], proc.info["status"]
+        if uids is not None and uids.real == uid and status not in (None, psutil.STATUS_ZOMBIE):
+            pids.append(proc.pid)
     return pids
 
 

@@ -9,10 +9,13 @@ own zone, a UTC fallback), and the "full report" link is :func:`incidentfox.link
 from __future__ import annotations
 
 import io
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from actors.slack.mrkdwn import HEADER_MAX, as_utc, clip, escape, link, slack_date
+
+log = logging.getLogger(__name__)
 
 STATUS_COLOURS = {"succeeded": "#2e7d32", "failed": "#c62828", "cancelled": "#9e9e9e",
                   "running": "#1565c0", "queued": "#f9a825"}
@@ -25,11 +28,17 @@ def _fmt_s(v: float | None) -> str:
 
 
 def health_chart_png(content: dict[str, Any]) -> bytes | None:
-    """Runs per day by outcome, as a stacked bar chart. None when there is nothing to plot."""
+    """Runs per day by outcome, as a stacked bar chart. None when there is nothing to plot, or when
+    matplotlib (the optional ``charts`` extra) is not installed: the report then goes without it."""
     daily = content.get("daily") or []
     if not any(sum(v for k, v in d.items() if k != "day") for d in daily):
         return None
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        log.warning("no chart in the health report: matplotlib is not installed "
+                    "(pip install 'incidentfox[charts]')")
+        return None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

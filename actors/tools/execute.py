@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 import time
 from collections.abc import Iterable
@@ -30,6 +29,7 @@ from typing import Any
 
 import httpx
 import jsonschema
+from tenacity import AsyncRetrying
 
 from actors.tools.base import (
     ToolContext,
@@ -43,6 +43,7 @@ from actors.tools.base import (
 from actors.tools.bounds import MAX_DATA_BYTES, bound_data, bound_evidence
 from actors.tools.httpcall import raise_for_status
 from actors.tools.schema import nullable_properties
+from incidentfox.retry import backoff
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def resolve_backend(spec: ToolSpec, ctx: ToolContext) -> ToolFn:
     )
 
 
-def _as_transient(exc: Exception) -> TransientToolError | None:
+def _as_transient(exc: BaseException) -> TransientToolError | None:
     if isinstance(exc, TransientToolError):
         return exc
     if isinstance(exc, httpx.TransportError):
@@ -144,10 +145,9 @@ def _as_transient(exc: Exception) -> TransientToolError | None:
     return None
 
 
-def _backoff(attempt: int, base: float, retry_after: float | None) -> float:
-    if retry_after is not None:
-        return min(MAX_BACKOFF_S, max(0.0, retry_after))
-    return min(MAX_BACKOFF_S, base * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+def _retry_after(exc: BaseException) -> float | None:
+    transient = _as_transient(exc)
+    return transient.retry_after if transient is not None else None
 
 
 async def execute(
@@ -176,24 +176,29 @@ async def execute(
             )
             return _finish(result, started, attempts, max_bytes, secrets)
         backend = resolve_backend(spec, ctx)
-        while True:
+
+        async def attempt() -> ToolResult:
+            nonlocal attempts
             attempts += 1
             try:
                 async with asyncio.timeout(spec.timeout_s):
-                    result = await backend(call_args, ctx)
-                return _finish(result, started, attempts, max_bytes, secrets)
+                    return await backend(call_args, ctx)
             except TimeoutError:
-                result = ToolResult.failure("timeout", f"{spec.name} took longer than {spec.timeout_s:g}s")
-                return _finish(result, started, attempts, max_bytes, secrets)
-            except (ToolError, httpx.HTTPError) as exc:
-                transient = _as_transient(exc)
-                if transient is None:
-                    raise
-                if attempts > spec.retries:
-                    raise ToolError(
-                        "unavailable", f"{transient.reason} after {attempts} attempts: {transient.message}"
-                    ) from exc
-                await asyncio.sleep(_backoff(attempts, backoff_s, transient.retry_after))
+                return ToolResult.failure("timeout", f"{spec.name} took longer than {spec.timeout_s:g}s")
+
+        retrying = AsyncRetrying(**backoff(retry_on=lambda exc: _as_transient(exc) is not None,
+                                           attempts=spec.retries + 1, first_s=backoff_s, max_s=MAX_BACKOFF_S,
+                                           wait_hint=_retry_after))
+        try:
+            result = await retrying(attempt)
+        except (ToolError, httpx.HTTPError) as exc:
+            transient = _as_transient(exc)
+            if transient is None:
+                raise
+            raise ToolError(
+                "unavailable", f"{transient.reason} after {attempts} attempts: {transient.message}"
+            ) from exc
+        return _finish(result, started, attempts, max_bytes, secrets)
     except ToolError as exc:
         return _finish(ToolResult.failure(exc.reason, exc.message), started, attempts, max_bytes, secrets)
     except httpx.HTTPError as exc:  # a backend let an httpx error escape: map it like httpcall does

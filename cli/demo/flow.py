@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -30,12 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.demo.slack_recorder import RecordedCall, SlackRecorder
 from incidentfox.contracts import SUBAGENTS
 from incidentfox.settings import Settings, read_or_create_secret
+from serve_apps.webhooks import slack as slack_webhook
 
 ORG, UNIT, TEAM = "demo", "platform", "sre"
 CHANNEL = "C0DEMO0001"
@@ -46,18 +46,17 @@ LEFTOVER_GRACE_S = 30.0   # Ray workers exit on their own shortly after the rayl
 
 
 def leftover_processes(home: Path) -> list[int]:
-    """Processes (other than this one) started with ``INCIDENTFOX_HOME=home``: the platform's."""
-    marker = b"\0" + f"INCIDENTFOX_HOME={home}".encode() + b"\0"
+    """Processes (other than this one) started with ``INCIDENTFOX_HOME=home``: the platform's.
+    psutil reads each one's environment on Linux and macOS alike."""
     found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for proc in psutil.process_iter():
+        if proc.pid == os.getpid():
             continue
         try:
-            environ = b"\0" + Path(f"/proc/{entry.name}/environ").read_bytes() + b"\0"
-        except OSError:
+            if proc.environ().get("INCIDENTFOX_HOME") == str(home):
+                found.append(proc.pid)
+        except (psutil.Error, OSError):   # gone, another user's, or a kernel thread
             continue
-        if marker in environ:
-            found.append(int(entry.name))
     return found
 
 
@@ -68,10 +67,8 @@ def free_port() -> int:
 
 
 def sign_slack(body: bytes, secret: str, ts: int) -> dict[str, str]:
-    """Slack's v0 request signature headers for ``body`` at ``ts``."""
-    base = b"v0:" + str(ts).encode() + b":" + body
-    sig = "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(ts), "X-Slack-Signature": sig, "Content-Type": "application/json"}
+    """Slack's v0 request signature headers for ``body`` at ``ts`` (the gateway's own signer)."""
+    return {**slack_webhook.sign(body=body, secret=secret, timestamp=ts), "Content-Type": "application/json"}
 
 
 def app_mention(*, text: str, now: float) -> dict[str, Any]:

@@ -34,14 +34,16 @@ first ``/incidentfox sandbox …`` does not wait for it to start.
 """
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ray import serve
 from ray.serve import Application
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from actors.sandbox.access import SandboxAccess, api_may_approve
 from actors.sandbox.backends import isolation_status
@@ -69,6 +71,7 @@ from incidentfox.settings import Settings
 Authenticate = Callable[[str | None], Awaitable[Principal]]
 TeamConfig = Callable[[Principal], Awaitable[dict[str, Any]]]
 SchedulingFor = Callable[[dict[str, Any], str, str], dict[str, Any]]
+SSE_SEP = "\n"   # the framing clients have always seen (sse-starlette's default is CRLF)
 
 
 class CreateSession(BaseModel):
@@ -113,13 +116,18 @@ def _session_view(row: SandboxSessionRow) -> dict[str, Any]:
             "slack": {"channel": row.slack_channel, "thread_ts": row.slack_thread_ts} if row.slack_channel else None}
 
 
-def _sse(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
-    async def stream() -> AsyncIterator[bytes]:
+def sse_event(ev: SandboxEvent) -> ServerSentEvent:
+    """One Server-Sent Event: ``event: <type>`` and the JSON object (type included) as data."""
+    return ServerSentEvent(event=ev.type, data=json.dumps(ev.to_dict(), default=str), sep=SSE_SEP)
+
+
+def _sse(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]) -> AsyncIterator[ServerSentEvent]:
+    async def stream() -> AsyncIterator[ServerSentEvent]:
         try:
             if first is not None:
-                yield SandboxEvent.from_dict(first).to_sse()
+                yield sse_event(SandboxEvent.from_dict(first))
             async for ev in rest:
-                yield SandboxEvent.from_dict(ev).to_sse()
+                yield sse_event(SandboxEvent.from_dict(ev))
         finally:
             # The turn itself keeps going if the client left; only this reader stops.
             await rest.aclose()  # type: ignore[attr-defined]
@@ -207,7 +215,7 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
 
     @app.post("/sessions/{session_id}/messages")
     async def message(request: Request, principal: PrincipalDep,
-                      row: RowDep) -> StreamingResponse:
+                      row: RowDep) -> EventSourceResponse:
         if principal.team_node_id != row.team_id:
             raise Forbidden("messages are sent with the session team's (or an impersonation) token",
                             code="team_token_required")
@@ -223,8 +231,9 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
             first = await events.__anext__()
         except StopAsyncIteration:
             first = None
-        return StreamingResponse(_sse(first, events), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        # sse-starlette frames the events and adds a comment ping every 15 s, so a proxy keeps a long
+        # tool run's stream open.
+        return EventSourceResponse(_sse(first, events), sep=SSE_SEP)
 
     @app.get("/sessions/{session_id}")
     async def get(row: RowDep) -> dict[str, Any]:

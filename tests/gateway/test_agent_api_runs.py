@@ -3,6 +3,8 @@ operators' delivery listing and redrive. Tokens come from the real config servic
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from gateway_kit import ADMIN_TOKEN, RecordingRunner, seed_tenants, settings_for
@@ -130,7 +132,12 @@ async def test_events_stream_as_sse_until_terminal(api):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     text = r.text
     assert "event: status" in text and "event: phase" in text and '"planning"' in text
-    assert text.rstrip().endswith('data: {"status": "succeeded"}')
+    assert text.rstrip().endswith('event: end\ndata: {"status": "succeeded"}')
+    assert "\r" not in text   # the same LF framing as ever: every event is "id: n\nevent: k\ndata: {...}\n\n"
+    for chunk in text.strip().split("\n\n")[:-1]:
+        if not chunk.startswith(":"):   # a keep-alive comment
+            seq, kind, data = chunk.split("\n")
+            assert seq.startswith("id: ") and kind.startswith("event: ") and json.loads(data.removeprefix("data: "))
     r = await client.get(f"/runs/{run_id}/events?after=100", headers=auth(toks["acme/payments"]))
     assert "event: phase" not in r.text and "event: end" in r.text
 

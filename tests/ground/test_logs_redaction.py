@@ -61,3 +61,6 @@ def test_filter_scrubs_args_exceptions_and_emits_context():
     assert "xoxb-" not in lines[0]["msg"] and lines[0]["run_id"] == "run_1"
     assert lines[0]["org_id"] == "acme" and lines[0]["team_id"] == "payments"
     assert "abcdefghijklmnopqrstuvwxyz012345" not in json.dumps(lines[1])
+    assert list(lines[0]) == ["ts", "level", "logger", "msg", "run_id", "org_id", "team_id"]
+    assert lines[1]["level"] == "error" and lines[1]["logger"] == "test.redaction"
+    assert "RuntimeError: bad token Bearer ***" in lines[1]["exc"]

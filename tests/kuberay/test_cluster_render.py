@@ -298,6 +298,22 @@ def test_kustomize_subset_refuses_what_it_does_not_implement(tmp_path: Path) -> 
         build(tmp_path)
 
 
+@pytest.mark.parametrize("ops", [
+    "[{op: replace, path: /spec/missing, value: 1}]",        # no such member
+    "[{op: test, path: /metadata/name, value: other}]",      # a failing test
+    "[{op: remove, path: /spec/items/5}]",                   # index out of range
+    "[{op: frobnicate, path: /spec}]",                       # not an RFC 6902 operation
+    "[{path: /spec}]",                                       # no op at all
+])
+def test_a_json_patch_that_does_not_apply_is_a_kustomize_error(tmp_path: Path, ops: str) -> None:
+    (tmp_path / "kustomization.yaml").write_text(
+        "resources: [r.yaml]\npatches:\n- target: {kind: RayService, name: r}\n  patch: |\n    " + ops + "\n")
+    (tmp_path / "r.yaml").write_text(
+        "apiVersion: ray.io/v1\nkind: RayService\nmetadata: {name: r}\nspec: {items: [1]}\n")
+    with pytest.raises(KustomizeError, match="JSON patch does not apply"):
+        build(tmp_path)
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) not installed")
 @pytest.mark.parametrize("path", ["base", "overlays/eks", "overlays/local-kind", "sandbox", "monitoring"])
 def test_python_build_matches_kubectl_kustomize(path: str) -> None:

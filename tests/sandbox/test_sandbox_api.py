@@ -52,6 +52,8 @@ def auth(token: str) -> dict[str, str]:
 def sse(text: str) -> list[dict[str, Any]]:
     out = []
     for chunk in text.strip().split("\n\n"):
+        if chunk.startswith(":"):   # a keep-alive comment (sse-starlette pings every 15 s)
+            continue
         lines = dict(line.split(": ", 1) for line in chunk.splitlines())
         ev = json.loads(lines["data"])
         assert ev["type"] == lines["event"]

@@ -18,6 +18,7 @@ from actors.sandbox.mirror import ThrottledMessage, TurnMirror
 from actors.sandbox.testing import validate_request
 from actors.sandbox.transcript import MISSING_RESULT, api_messages, pending_tool_uses, user_text
 from incidentfox.errors import Unprocessable
+from serve_apps.sandbox.api import sse_event
 
 
 def use(i: str) -> dict[str, Any]:
@@ -115,7 +116,7 @@ def test_allowlist_entries_and_selection() -> None:
 
 def test_sse_encoding() -> None:
     ev = tool_start("toolu_1", "Bash", {"command": "ls"})
-    assert ev.to_sse() == (b'event: tool_start\ndata: {"type": "tool_start", "id": "toolu_1", "name": "Bash", '
+    assert sse_event(ev).encode() == (b'event: tool_start\ndata: {"type": "tool_start", "id": "toolu_1", "name": "Bash", '
                            b'"input": {"command": "ls"}}\n\n')
     assert SandboxEvent.from_dict(ev.to_dict()) == ev and result("x", stop_reason="end_turn").terminal
 

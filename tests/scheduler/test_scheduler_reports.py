@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -132,3 +133,15 @@ def test_the_digests_title_matches_its_period_and_it_links_the_full_report():
 def test_no_full_report_link_without_a_url():
     text = str(health_blocks(_content(T0, T0 + timedelta(days=7)), report_url=None))
     assert "full report" not in text and "<http" not in text
+
+
+async def test_without_matplotlib_the_report_has_no_chart(seeded, monkeypatch, caplog):
+    async with seeded() as s:
+        c = await reports.health_report(s, org_id="acme", team_id="payments", start=T0,
+                                        end=T0 + timedelta(days=7))
+    for name in ("matplotlib", "matplotlib.pyplot"):
+        monkeypatch.setitem(sys.modules, name, None)   # `import matplotlib` now raises ImportError
+    with caplog.at_level("WARNING", logger="actors.scheduler.render"):
+        assert health_chart_png(c) is None
+    assert "incidentfox[charts]" in caplog.text
+    assert health_blocks(c)[0]["type"] == "header"   # the report itself is unaffected
