@@ -46,11 +46,14 @@ LEFTOVER_GRACE_S = 30.0   # Ray workers exit on their own shortly after the rayl
 
 
 def leftover_processes(home: Path) -> list[int]:
-    """Processes (other than this one) started with ``INCIDENTFOX_HOME=home``: the platform's.
-    psutil reads each one's environment on Linux and macOS alike."""
+    """Processes started with ``INCIDENTFOX_HOME=home``: the platform's. Not this process, nor what
+    started it (``INCIDENTFOX_HOME=… make demo``: make and its shell carry the variable too, and must
+    never be waited for or killed). psutil reads each one's environment on Linux and macOS alike."""
+    me = psutil.Process()
+    ours = {me.pid, *(p.pid for p in me.parents())}
     found = []
     for proc in psutil.process_iter():
-        if proc.pid == os.getpid():
+        if proc.pid in ours:
             continue
         try:
             if proc.environ().get("INCIDENTFOX_HOME") == str(home):
