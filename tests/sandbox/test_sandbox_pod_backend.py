@@ -110,7 +110,7 @@ async def test_session_commands_run_in_their_pod(sqlite_url: str, root: Path, ku
                    Reply([ToolUse("Bash", {"command": "cat in.txt; echo made > out.txt; chmod 640 out.txt; "
                                                       "ln -s out.txt link; mkdir -p d/e; exit 3"})]),
                    Reply([ToolUse("Read", {"file_path": "out.txt"})]),
-                   Reply([ToolUse("Bash", {"command": "sleep 30 & echo started; sleep 60", "timeout": 1000})]),
+                   Reply([ToolUse("Bash", {"command": "sleep 30 & echo started; sleep 60", "timeout": 3000})]),
                    Reply([Text("done")]))
         created = await b.create_session(org_id="acme", team_id="sre")
         sid = created["session_id"]
