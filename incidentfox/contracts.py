@@ -148,6 +148,9 @@ class RCA(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     recommended_actions: list[str] = Field(default_factory=list)
     no_incident: bool = False  # the planner found nothing that stands out
+    # Caveats the reader must see with the analysis, e.g. quoted evidence dropped because no tool
+    # output of the run contained it (actors.engine.evidence_check). Empty for most RCAs.
+    notes: list[str] = Field(default_factory=list)
 
 
 class Principal(BaseModel):

@@ -79,6 +79,7 @@ class SubAgentFanout:
         if prev is not None:   # the LLM planner may ask the same specialist twice: keep both
             result.evidence = prev.evidence.merge(result.evidence)
             result.tool_count += prev.tool_count
+            result.tool_outputs = [*prev.tool_outputs, *result.tool_outputs]
         self.results[agent] = result
         self._on_progress(agent, result.status, result.tool_count, result.duration_s)
         return result
@@ -87,6 +88,10 @@ class SubAgentFanout:
         """Every agent at once; returns when all finished (or raises if cancelled)."""
         await asyncio.gather(*(self.run_one(a, mode=mode) for a in agents))
         return self.results
+
+    def tool_outputs(self) -> list[tuple[str, str]]:
+        """``(tool, text)`` of every tool call the LLM sub-agents made, as their models saw it."""
+        return [out for result in self.results.values() for out in result.tool_outputs]
 
     def evidence(self) -> EvidenceBundle:
         bundle = EvidenceBundle()

@@ -7,6 +7,8 @@
    an alert-started run adopts that message as its thread, so follow-ups find it;
 3. plan: the offline planner, or the LLM planner when the team configured a provider; sub-agents
    run as parallel Ray calls (:mod:`actors.engine.fanout`), the Slack message is edited as each finishes;
+   the LLM planner's quoted evidence is verified against the run's tool output
+   (:mod:`actors.engine.evidence_check`);
 4. persist the RCA and finish the run (compare-and-set, so a concurrent cancel wins cleanly), then
    post the RCA as Block Kit.
 
@@ -36,6 +38,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from actors.engine.evidence_check import EvidenceCheck, Source, verify_rca
 from actors.engine.fanout import SubAgentFanout
 from actors.engine.offline_planner import (
     investigation_window,
@@ -182,7 +185,9 @@ async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveR
 
 
 async def _plan_llm(fanout: SubAgentFanout, cfg: TeamConfig, *, trigger: dict[str, Any],
-                    absorbed: list[dict[str, Any]], subagents: list[str]) -> RCA:
+                    absorbed: list[dict[str, Any]], subagents: list[str]) -> tuple[RCA, EvidenceCheck]:
+    """The planner's RCA, its quoted evidence verified against what the run's tools returned (and the
+    trigger): unverified quotes dropped, confidence lowered, the RCA says so (:mod:`.evidence_check`)."""
     from agents import RunConfig, Runner
 
     from actors.engine.agents.planner_agent import planner_agent, planner_input, report_to_rca
@@ -201,7 +206,8 @@ async def _plan_llm(fanout: SubAgentFanout, cfg: TeamConfig, *, trigger: dict[st
     result = await Runner.run(agent, planner_input(trigger=trigger, absorbed=absorbed, subagents=subagents),
                               max_turns=settings.max_turns, run_config=RunConfig(workflow_name="incidentfox"))
     record_usage(cfg.llm, settings.model, result)
-    return report_to_rca(result.final_output)
+    sources = [*fanout.tool_outputs(), Source("trigger", trigger), *(Source("absorbed_alert", a) for a in absorbed)]
+    return await asyncio.to_thread(verify_rca, report_to_rca(result.final_output), sources)
 
 
 async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id: str,
@@ -261,8 +267,10 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         try:
             async with asyncio.timeout(max(0.1, deadline_at - time.monotonic())):
                 if mode == "llm" and allowed:
-                    rca = await _plan_llm(fanout, cfg, trigger=trigger, absorbed=live.absorbed,
-                                          subagents=subagents)
+                    rca, check = await _plan_llm(fanout, cfg, trigger=trigger, absorbed=live.absorbed,
+                                                 subagents=subagents)
+                    if check.total:
+                        ctx.writer.event(run_id, "note", {"evidence_check": check.summary()})
                 else:
                     rca, _ = await plan_offline(fanout, subagents=subagents, tool_count=len(allowed),
                                                 trigger=trigger, absorbed=live.absorbed, now=now)

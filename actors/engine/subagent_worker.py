@@ -10,6 +10,9 @@ call, so they run in parallel across the pool. Inside, a sub-agent's tool calls 
 
 Either way the result carries the evidence every tool call returned (merged), so the offline ranker
 can rank over what an LLM sub-agent gathered too (used when a deadline cuts the planner short).
+An ``llm`` sub-agent's result also carries the text each tool call showed its model
+(``tool_outputs``), against which the planner's quoted evidence is verified
+(:mod:`actors.engine.evidence_check`).
 Only tools in the team's allow-list (from the run's config snapshot) are offered or dispatched.
 """
 
@@ -31,6 +34,7 @@ from config_service import TeamConfig
 from incidentfox.evidence import EvidenceBundle
 
 TOOL_CALL_SLACK_S = 10.0    # on top of a tool's own timeout × attempts: queueing in the executor
+MAX_OUTPUT_CHARS = 2_000_000    # tool output text kept per sub-agent call for the evidence check
 
 
 @dataclass
@@ -59,6 +63,7 @@ class SubAgentResult:
     error: str | None = None
     tool_errors: list[str] = field(default_factory=list)
     tool_timings: list[tuple[str, float, float]] = field(default_factory=list)  # (tool, start, end) unix s
+    tool_outputs: list[tuple[str, str]] = field(default_factory=list, repr=False)  # (tool, text the model saw)
 
 
 def _status(*, tools_offered: int, calls: int, errors: int) -> SubAgentStatus:
@@ -81,6 +86,8 @@ class _Dispatcher:
         self.evidence = EvidenceBundle()
         self.errors: list[str] = []
         self.timings: list[tuple[str, float, float]] = []
+        self.outputs: list[tuple[str, str]] = []
+        self._output_chars = 0
         self.deadline = time.monotonic() + req.timeout_s
         self._rr = itertools.count(hash(req.run_id + req.agent) % 997)
         self._integrations = TeamConfig(req.config).integrations
@@ -111,11 +118,22 @@ class _Dispatcher:
         else:
             raise RuntimeError(f"no tool executor available: {last}")
         self.timings.append((tool, outcome.started_at, outcome.finished_at))
+        if self.req.mode == "llm":
+            self._keep_output(tool, outcome)
         if outcome.result.ok:
             self.evidence = self.evidence.merge(outcome.result.evidence)
         else:
             self.errors.append(f"{tool}: {outcome.result.error}")
         return outcome
+
+    def _keep_output(self, tool: str, outcome: ToolOutcome) -> None:
+        """Keep the text the model is shown for this call (bounded per sub-agent call)."""
+        from actors.engine.agents.toolset import render_outcome
+
+        text = render_outcome(tool, outcome)
+        if self._output_chars + len(text) <= MAX_OUTPUT_CHARS:
+            self._output_chars += len(text)
+            self.outputs.append((tool, text))
 
 
 class SubAgentCore:
@@ -148,7 +166,7 @@ class SubAgentCore:
             return SubAgentResult(agent=req.agent, status=status, tool_count=dispatch.count,
                                   duration_s=time.monotonic() - started, evidence=dispatch.evidence,
                                   report=report, error=error, tool_errors=dispatch.errors,
-                                  tool_timings=dispatch.timings)
+                                  tool_timings=dispatch.timings, tool_outputs=dispatch.outputs)
         finally:
             self.active -= 1
 

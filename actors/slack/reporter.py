@@ -123,8 +123,8 @@ def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
                agents: dict[str, AgentLine] | None = None, title: str = "",
                finished_at: datetime | None = None, run_url: str | None = None) -> list[dict[str, Any]]:
     """Block Kit for a finished run: the incident's title, status, finish time and run link, then
-    summary, causes with quoted evidence, services, timeline, actions, and the rerun / 👍 / 👎
-    buttons (``value`` = run id); Cancel only if ``status`` is still active."""
+    summary, causes with quoted evidence, the RCA's notes (⚠️), services, timeline, actions, and the
+    rerun / 👍 / 👎 buttons (``value`` = run id); Cancel only if ``status`` is still active."""
     icon = "✅" if status == "succeeded" else _STATUS_ICON.get(status, "•")
     blocks: list[dict[str, Any]] = [
         header_block(icon, title, fallback=f"Investigation {status}"),
@@ -137,6 +137,9 @@ def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
         body = (f"*Root cause {i}:* `{_escape(cause.entity)}` (confidence {cause.confidence:.0%})\n"
                 f"{_escape(cause.description)}" + (f"\n{quotes}" if quotes else ""))
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(body)}})
+    if rca.notes:   # caveats (e.g. evidence dropped as unverified) sit right under the causes
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": _clip("\n".join(f"⚠️ {_escape(n)}" for n in rca.notes[:5]), 2900)}]})
     if rca.affected_services:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(
             "*Affected services:* " + ", ".join(f"`{_escape(s)}`" for s in rca.affected_services[:20]))}})

@@ -304,6 +304,8 @@ def show_result(console: Console, demo: Demo, run: dict[str, Any], run_id: str) 
         console.print(f"  {i}. {cause['entity']} ({cause['confidence']:.0%}): {cause['description']}", highlight=False)
         for ev in (cause.get("evidence") or [])[:3]:
             console.print(f"       > {ev['quote'][:160]}", markup=False, highlight=False)
+    for note in rca.get("notes") or []:
+        console.print(f"  ⚠ {note}", markup=False, highlight=False)
     if rca.get("recommended_actions"):
         console.print("[bold]Recommended actions:[/bold]")
         for action in rca["recommended_actions"][:5]:

@@ -197,3 +197,49 @@ async def test_mutating_tool_runs_only_after_approval(engine: Engine, approve: b
                           "by": "U0ALICE"}]
     finally:
         await server.stop()
+
+
+async def test_quoted_evidence_no_tool_returned_is_dropped(engine: Engine) -> None:
+    """The planner quotes one line a tool really returned and one it invented: the RCA keeps the first
+    (labelled with its tool), drops the second, lowers that cause's confidence below an unquoted
+    cause, and says so, in the stored result and in Slack."""
+    real = "Readiness probe failed: HTTP probe failed with statuscode: 503"   # the demo world's event
+    invented = "java.lang.OutOfMemoryError: Java heap space in checkout-7d9f"
+    report = {**REPORT, "root_causes": [
+        {"entity": "shop/deployment/checkout", "description": "pool exhausted", "confidence": 0.8,
+         "evidence": [f'"{real}"', invented]},
+        {"entity": "rds/postgres", "description": "database saturated", "confidence": 0.5, "evidence": []}]}
+    server = ScriptedLLM({
+        "lead SRE": [{"tool_calls": [{"name": "ask_kubernetes_agent", "arguments": {"input": "events?"}}]},
+                     {"json": report}],
+        "kubernetes specialist": [{"tool_calls": K8S_CALLS[1:]}, {"text": "readiness probes fail on checkout"}],
+    })
+    await server.start()
+    channel = "CEVID"
+    try:
+        cfg = _llm_config(server, channel, latency_ms=0)
+        cfg["subagents"] = {"metrics": False, "logs": False, "changes": False, "cloud": False}
+        team = await engine.add_team(cfg)
+        run_id = await engine.start(team, channel=channel)
+        run = await engine.wait_terminal(run_id, timeout=60)
+        assert run.status == "succeeded", run.error
+        causes = run.result["root_causes"]
+        assert [c["entity"] for c in causes] == ["rds/postgres", "shop/deployment/checkout"]   # re-sorted
+        checkout = causes[1]
+        assert [(e["quote"], e["source"]) for e in checkout["evidence"]] == [(f'"{real}"', "kubernetes_get_events")]
+        assert checkout["confidence"] == pytest.approx(0.4) and causes[0]["confidence"] == 0.5
+        (note,) = run.result["notes"]
+        assert note.startswith("Evidence check: 1 of 2 quoted evidence line(s) could not be found")
+        assert "shop/deployment/checkout" in note and invented not in json.dumps(run.result)
+        checks = [e.data["evidence_check"] for e in await engine.events(run_id)
+                  if e.kind == "note" and "evidence_check" in e.data]
+        assert checks == [{"quotes": 2, "verified": 1, "dropped": 1, "dropped_quotes": [
+            {"entity": "shop/deployment/checkout", "quote": invented, "reason": "not_found"}]}]
+        final = await engine.slack.wait_for(lambda calls: [c for c in calls if c.method == "chat.update"
+                                                           and c.args.get("channel") == channel
+                                                           and "Evidence check" in json.dumps(c.args["blocks"])],
+                                            timeout=60)
+        blocks = json.dumps(final[-1].args["blocks"], ensure_ascii=False)
+        assert "⚠️ Evidence check: 1 of 2" in blocks and real in blocks and invented not in blocks
+    finally:
+        await server.stop()
