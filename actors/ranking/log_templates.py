@@ -16,7 +16,10 @@
   runs from the earliest timed line to ``onset − LEAD``, the incident window from there to the
   latest timed line (each at least one minute).
 * **New or surging.** Rates are lines per minute in each window;
-  ``ratio = (incident_rate + 1) / (baseline_rate + 1)``. A template is *new* when it occurs in the
+  ``ratio = (incident_rate + SMOOTH) / (baseline_rate + SMOOTH)``, ``SMOOTH = 0.1`` (one line per ten
+  minutes: rare lines do not look like surges, yet a quiet error going from one line in ten minutes
+  to one a minute does; ``+1`` per minute would hide every spike slower than a line a minute). A
+  template is *new* when it occurs in the
   incident window and never in the baseline, *surging* when ``ratio ≥ SURGE_RATIO`` with at least
   ``MIN_SURGE`` incident lines, *steady* when it occurs in both otherwise, *gone* when only in the
   baseline. Its ``score`` is ``log2(ratio)``, halved for templates without an error line (by level,
@@ -41,6 +44,7 @@ from incidentfox.evidence import LogLine
 SIM_TH = 0.5            # Drain's similarity threshold: at least half the tokens agree
 DEPTH = 5               # Drain's prefix-tree depth (3 leading tokens route a line)
 LEAD = timedelta(minutes=15)
+SMOOTH = 0.1            # lines per minute added to both rates
 SURGE_RATIO = 2.0
 MIN_SURGE = 3
 QUIET_WEIGHT = 0.5      # templates with no error line count half in `score`
@@ -167,7 +171,7 @@ def score_templates(stats: Sequence[TemplateStats], *, baseline_minutes: float,
     for s in stats:
         base_rate = s.baseline_count / baseline_minutes if baseline_minutes > 0 else 0.0
         inc_rate = s.incident_count / max(incident_minutes, 1.0)
-        ratio = (inc_rate + 1) / (base_rate + 1)
+        ratio = (inc_rate + SMOOTH) / (base_rate + SMOOTH)
         status: Status
         if s.incident_count == 0:
             status = "gone"
