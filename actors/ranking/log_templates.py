@@ -209,4 +209,5 @@ def template_changes(lines: Sequence[LogLine], *, onset: datetime | None, lead: 
 
 
 def new_or_surging(changes: Sequence[TemplateChange]) -> list[TemplateChange]:
+    """The templates that rose with the incident, in the given order."""
     return [c for c in changes if c.status in ("new", "surging")]

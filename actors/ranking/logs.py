@@ -29,12 +29,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 
-from actors.ranking.log_templates import (
-    LEAD,
-    TemplateChange,
-    is_error,
-    template_changes,
-)
+from actors.ranking.log_templates import TemplateChange, is_error, new_or_surging, template_changes
 from actors.ranking.model import LOG_SIGNATURE, Finding
 from incidentfox.contracts import Evidence
 from incidentfox.evidence import Alert, LogLine
@@ -123,7 +118,7 @@ def log_findings(logs: list[LogLine], alert: Alert) -> list[Finding]:
 
 def _error_finding(entity: str, lines: list[LogLine], changes: list[TemplateChange]) -> Finding | None:
     errors = [c for c in changes if c.stats.error and c.stats.incident_count]
-    fresh = [c for c in errors if c.status in ("new", "surging")]   # best first (rate ratio)
+    fresh = new_or_surging(errors)   # best first (rate ratio)
     if not errors:
         return None
     best = fresh[0] if fresh else max(errors, key=lambda c: (c.stats.incident_count, -c.stats.template_id))
@@ -188,6 +183,3 @@ def _slow_finding(entity: str, lines: list[LogLine], changes: list[TemplateChang
 
 def _names_dependency(template: str) -> bool:
     return bool(re.search(r"(?i)database|\bdb\b|query|sql|call|request|redis|cache|upstream|http", template))
-
-
-__all__ = ["LEAD", "dependency_of", "explaining_line", "is_error", "log_findings", "slow_threshold"]
