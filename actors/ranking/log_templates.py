@@ -41,7 +41,8 @@ from pydantic import BaseModel
 
 from incidentfox.evidence import LogLine
 
-SIM_TH = 0.5            # Drain's similarity threshold: at least half the tokens agree
+SIM_TH = 0.7            # Drain's similarity threshold (its default 0.4 merges messages that share only
+                        # a boilerplate prefix such as `TraceID: <HEX> SpanID: <HEX>`)
 DEPTH = 5               # Drain's prefix-tree depth (3 leading tokens route a line)
 LEAD = timedelta(minutes=15)
 SMOOTH = 0.1            # lines per minute added to both rates

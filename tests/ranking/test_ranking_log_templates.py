@@ -45,6 +45,11 @@ def test_different_messages_stay_apart() -> None:
     ids, texts = mine(lines)
     assert len(set(ids)) == 4 and ids[0] == ids[4]
     assert texts[ids[0]] == lines[0]
+    # A shared boilerplate prefix (trace context) does not make two messages one template.
+    ids, _ = mine(["TraceID: 04c87ec97bae041b1b15b3c7676a43cc SpanID: e4006dce6700e903 cart emptied",
+                   "TraceID: 18af88d37ae92f8c2548ac8e1202549b SpanID: a86ed18af2a7c4a0 payment declined",
+                   "TraceID: 5d291fbfb8482ba748fd8d020ab345a0 SpanID: 8f1c47170210fcd8 cart emptied"])
+    assert ids[0] == ids[2] != ids[1]
 
 
 # --- new, surging, steady ------------------------------------------------------------------------
