@@ -19,10 +19,9 @@
   ``ratio = (incident_rate + SMOOTH) / (baseline_rate + SMOOTH)``, ``SMOOTH = 0.1`` (one line per ten
   minutes: rare lines do not look like surges, yet a quiet error going from one line in ten minutes
   to one a minute does; ``+1`` per minute would hide every spike slower than a line a minute). A
-  template is *new* when it occurs in the
-  incident window and never in the baseline, *surging* when ``ratio ≥ SURGE_RATIO`` with at least
-  ``MIN_SURGE`` incident lines, *steady* when it occurs in both otherwise, *gone* when only in the
-  baseline. Its ``score`` is ``log2(ratio)``, halved for templates without an error line (by level,
+  template is *new* when it occurs in the incident window and never in the baseline, *surging* when
+  ``ratio ≥ SURGE_RATIO`` with at least ``MIN_SURGE`` incident lines, *steady* when it occurs in both
+  otherwise, *gone* when only in the baseline. Its ``score`` is ``log2(ratio)``, halved for templates without an error line (by level,
   or by wording when the line has no level): errors first, then the sharpest rise.
 """
 
@@ -41,7 +40,7 @@ from pydantic import BaseModel
 
 from incidentfox.evidence import LogLine
 
-SIM_TH = 0.7            # Drain's similarity threshold (its default 0.4 merges messages that share only
+SIM_TH = 0.7            # Drain's similarity threshold (drain3's default 0.4 merges messages that share only
                         # a boilerplate prefix such as `TraceID: <HEX> SpanID: <HEX>`)
 DEPTH = 5               # Drain's prefix-tree depth (3 leading tokens route a line)
 LEAD = timedelta(minutes=15)
