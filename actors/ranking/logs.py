@@ -1,16 +1,21 @@
-"""Log signatures: recurring error lines and slow operations, per entity.
+"""Log signatures: new or surging error templates and slow operations, per entity.
 
-* **Error signature.** A line is an error when its level says so (error, fatal, critical) or, with
-  no level, when it reads like one (exception, failed, refused, timed out…). Lines group by
-  signature: the text with numbers, ids, hex and quoted values masked. The entity's most frequent
-  signature scores ``0.3 + 0.1·log10(1 + count)`` (at most ``ERROR_MAX``), ``FATAL_BONUS`` more when
-  the lines are fatal/critical (the component reports its own failure). A signature that already
-  occurred ``OLD_BEFORE`` (15 min) before the onset is not new with this incident and counts half;
-  so does one that stopped
+* **Error templates.** Each entity's lines are mined into templates
+  (:mod:`actors.ranking.log_templates`: generic masks, then Drain) and judged against the baseline
+  before the onset: *new* (absent from the baseline), *surging* (its rate rose at least
+  ``SURGE_RATIO``-fold) or *steady*. A line is an error when its level says so (error, fatal,
+  critical) or, with no level, when it reads like one (exception, failed, refused, timed out…). The
+  entity's best new-or-surging error template (highest rate ratio, then most lines) scores
+  ``0.3 + 0.1·log10(1 + count)`` over its incident-window lines (at most ``ERROR_MAX``),
+  ``FATAL_BONUS`` more when the lines are fatal/critical (the component reports its own failure).
+  With no such template, the most frequent steady error template counts half (it is not new with
+  this incident); errors seen only in the baseline are not evidence. A template that stopped
   recurring early in the log (its last line within the first half of the log's time span) is
-  transient and counts half.
+  transient and counts half. The evidence quotes an example line of each of up to
+  ``MAX_QUOTES`` new or surging error templates, with their counts in the details.
 * **Slow operation.** A line reporting a duration (``completed in 8.01 seconds``, ``took 750ms``)
-  at or above the alert's own threshold (``longer than 3 seconds``, ``> 4s``), else 1 s.
+  at or above the alert's own threshold (``longer than 3 seconds``, ``> 4s``), else 1 s, grouped by
+  template.
 * **Known failures.** An error matching a well-known signature (disk full, connection limit, out of
   memory, permission denied, TLS) is named, so the RCA can recommend the matching fix.
 * **Dependency.** An error line naming what it could not reach (``tried: prod-db:3333``,
@@ -23,24 +28,17 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import timedelta
-from functools import lru_cache
 
+from actors.ranking.log_templates import TemplateChange, is_error, new_or_surging, template_changes
 from actors.ranking.model import LOG_SIGNATURE, Finding
 from incidentfox.contracts import Evidence
 from incidentfox.evidence import Alert, LogLine
 
 ERROR_MAX = 0.6
-OLD_BEFORE = timedelta(minutes=15)   # a signature seen this long before the onset is not new
 FATAL_BONUS = 0.1        # the component itself reports a fatal/panic/critical failure
 SLOW_SCORE = 0.55
 DEFAULT_SLOW_S = 1.0
-_ERROR_LEVELS = {"error", "err", "fatal", "critical", "crit", "emerg", "alert", "panic"}
-_FATAL_LEVELS = {"fatal", "critical", "crit", "emerg", "panic"}
-_QUIET_LEVELS = {"info", "debug", "trace", "notice"}
-_ERROR_WORDS = re.compile(
-    r"(?i)\b(error|exception|traceback|fatal|panic|failed|failure|refused|timed? ?out|unreachable|denied|"
-    r"no such|not found|cannot|could not|unable to|no available connection)\b")
+MAX_QUOTES = 3           # new or surging error templates quoted as evidence
 _DURATION = re.compile(
     r"(?i)\b(?:in|took|after|duration[=:]?|elapsed[=:]?|latency[=:]?)\s*(\d+(?:\.\d+)?)\s*"
     r"(ms|milliseconds|msec|s|sec|secs|seconds)\b")
@@ -63,30 +61,6 @@ KNOWN_ERRORS = (
     (re.compile(r"(?i)permission denied|access denied|unauthori[sz]ed|forbidden"), "permission_denied"),
     (re.compile(r"(?i)x509|certificate (?:has )?expired|tls handshake"), "tls"),
 )
-_MASKS = (
-    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE), "<id>"),
-    (re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{12,}\b", re.IGNORECASE), "<hex>"),
-    (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
-    (re.compile(r"'[^']*'|\"[^\"]*\""), "<q>"),
-)
-
-
-@lru_cache(maxsize=8192)   # pure; log lines repeat within a run and across runs of one world
-def signature(text: str) -> str:
-    """The line with ids, hex, numbers and quoted values masked: lines that differ only there share it."""
-    s = text.strip().lower()
-    for pattern, repl in _MASKS:
-        s = pattern.sub(repl, s)
-    return " ".join(s.split())[:200]
-
-
-def is_error(line: LogLine) -> bool:
-    level = line.level.lower()
-    if level in _ERROR_LEVELS:
-        return True
-    if level in _QUIET_LEVELS or level.startswith("warn"):
-        return False
-    return bool(_ERROR_WORDS.search(line.text))
 
 
 def dependency_of(text: str) -> str:
@@ -124,66 +98,88 @@ def _transient(lines: list[LogLine], all_lines: list[LogLine]) -> bool:
     return hi - lo > 0 and (last - lo) < 0.5 * (hi - lo)
 
 
-def _before_onset(lines: list[LogLine], alert: Alert) -> bool:
-    """The signature already occurred well before the onset: it is not new with this incident."""
-    if alert.started_at is None:
-        return False
-    cutoff = alert.started_at - OLD_BEFORE
-    return any(ln.at is not None and ln.at < cutoff for ln in lines)
-
-
 def log_findings(logs: list[LogLine], alert: Alert) -> list[Finding]:
-    """Error-signature and slow-operation findings, at most one of each per entity."""
+    """Error-template and slow-operation findings, at most one of each per entity."""
     by_entity: dict[str, list[LogLine]] = defaultdict(list)
     for ln in logs:
         by_entity[ln.entity].append(ln)
+    times = [ln.at for ln in logs if ln.at is not None]   # the query's time range, shared by all entities
+    start, end = min(times, default=None), max(times, default=None)
     threshold = slow_threshold(alert)
     out: list[Finding] = []
     for entity, lines in by_entity.items():
-        errors: dict[str, list[LogLine]] = defaultdict(list)
-        slow: dict[str, list[tuple[float, LogLine]]] = defaultdict(list)
-        for ln in lines:
-            if is_error(ln):
-                errors[signature(ln.text)].append(ln)
-            m = _DURATION.search(ln.text)
-            if m and (secs := _seconds(m.group(1), m.group(2))) >= threshold:
-                slow[signature(ln.text)].append((secs, ln))
-        if errors:
-            sig, hits = max(errors.items(), key=lambda kv: len(kv[1]))
-            score = min(ERROR_MAX, 0.3 + 0.1 * math.log10(1 + len(hits)))
-            if any(ln.level.lower() in _FATAL_LEVELS for ln in hits):
-                score = min(ERROR_MAX + FATAL_BONUS, score + FATAL_BONUS)
-            transient = _transient(hits, lines)
-            if transient:
-                score /= 2
-            old = _before_onset(hits, alert)
-            if old:
-                score /= 2
-            dep = next((d for ln in hits if (d := dependency_of(ln.text))), "")
-            known = next((name for pat, name in KNOWN_ERRORS if pat.search(hits[-1].text)), "")
-            out.append(Finding(
-                entity=entity, signal=LOG_SIGNATURE, kind="error_signature", score=round(score, 4),
-                summary=f"{entity} logs a recurring error ({len(hits)}×{', early only' if transient else ''}): "
-                        f"{hits[-1].text.strip()[:160]}",
-                evidence=[Evidence(kind="log", source=LOG_SIGNATURE, quote=hits[-1].text.strip()[:400],
-                                   at=hits[-1].at)],
-                details={"count": len(hits), "signature": sig, "dependency": dep, "transient": transient,
-                         "signatures": len(errors), "known": known, "new": not old},
-            ))
-        if slow:
-            sig, hits = max(slow.items(), key=lambda kv: (len(kv[1]), _names_dependency(kv[0])))
-            secs, worst = max(hits, key=lambda h: h[0])
-            out.append(Finding(
-                entity=entity, signal=LOG_SIGNATURE, kind="slow_operation",
-                score=SLOW_SCORE if len(hits) > 1 else SLOW_SCORE * 0.75,
-                summary=f"{entity} logs slow operations ({len(hits)}×, up to {secs:g} s, threshold {threshold:g} s): "
-                        f"{worst.text.strip()[:160]}",
-                evidence=[Evidence(kind="log", source=LOG_SIGNATURE, quote=worst.text.strip()[:400], at=worst.at)],
-                details={"count": len(hits), "max_seconds": secs, "threshold_seconds": threshold,
-                         "operation": worst.text.strip()[:200]},
-            ))
+        changes = template_changes(lines, onset=alert.started_at, start=start, end=end)
+        if (f := _error_finding(entity, lines, changes)) is not None:
+            out.append(f)
+        if (f := _slow_finding(entity, lines, changes, threshold)) is not None:
+            out.append(f)
     return out
 
 
-def _names_dependency(sig: str) -> bool:
-    return bool(re.search(r"database|\bdb\b|query|sql|call|request|redis|cache|upstream|http", sig))
+def _error_finding(entity: str, lines: list[LogLine], changes: list[TemplateChange]) -> Finding | None:
+    errors = [c for c in changes if c.stats.error and c.stats.incident_count]
+    fresh = new_or_surging(errors)   # best first (rate ratio)
+    if not errors:
+        return None
+    best = fresh[0] if fresh else max(errors, key=lambda c: (c.stats.incident_count, -c.stats.template_id))
+    hits = [lines[i] for i in best.stats.lines if is_error(lines[i])]
+    count = best.stats.incident_count
+    score = min(ERROR_MAX, 0.3 + 0.1 * math.log10(1 + count))
+    if best.stats.fatal:
+        score = min(ERROR_MAX + FATAL_BONUS, score + FATAL_BONUS)
+    transient = _transient(hits, lines)
+    if transient:
+        score /= 2
+    if not fresh:
+        score /= 2
+    example = best.stats.example
+    dep = next((d for ln in hits if (d := dependency_of(ln.text))), "")
+    known = next((name for pat, name in KNOWN_ERRORS if pat.search(example)), "")
+    quoted = fresh[:MAX_QUOTES] or [best]
+    since = {"new": f"new, {count}×", "surging": f"surging, {count}× vs {best.stats.baseline_count}× in the baseline",
+             }.get(best.status, f"{count}×, also before the incident")
+    return Finding(
+        entity=entity, signal=LOG_SIGNATURE, kind="error_signature", score=round(score, 4),
+        summary=f"{entity} logs a recurring error ({since}{', early only' if transient else ''}): "
+                f"{example[:160]}",
+        evidence=[Evidence(kind="log", source=LOG_SIGNATURE, quote=c.stats.example[:400], at=c.stats.example_at)
+                  for c in quoted],
+        details={"count": count, "signature": best.stats.template, "dependency": dep, "transient": transient,
+                 "signatures": len(errors), "known": known, "new": bool(fresh), "status": best.status,
+                 "baseline_count": best.stats.baseline_count, "ratio": best.ratio,
+                 "templates": [_template_detail(c) for c in quoted]},
+    )
+
+
+def _template_detail(c: TemplateChange) -> dict:
+    return {"template_id": c.stats.template_id, "template": c.stats.template, "status": c.status,
+            "baseline_count": c.stats.baseline_count, "incident_count": c.stats.incident_count,
+            "ratio": c.ratio, "first_seen": c.stats.first_seen.isoformat() if c.stats.first_seen else None,
+            "example": c.stats.example[:400]}
+
+
+def _slow_finding(entity: str, lines: list[LogLine], changes: list[TemplateChange],
+                  threshold: float) -> Finding | None:
+    slow: list[tuple[str, list[tuple[float, LogLine]]]] = []
+    for c in sorted(changes, key=lambda c: c.stats.template_id):
+        hits = [(secs, lines[i]) for i in c.stats.lines
+                if (m := _DURATION.search(lines[i].text)) and (secs := _seconds(m.group(1), m.group(2))) >= threshold]
+        if hits:
+            slow.append((c.stats.template, hits))
+    if not slow:
+        return None
+    _, hits = max(slow, key=lambda kv: (len(kv[1]), _names_dependency(kv[0])))
+    secs, worst = max(hits, key=lambda h: h[0])
+    return Finding(
+        entity=entity, signal=LOG_SIGNATURE, kind="slow_operation",
+        score=SLOW_SCORE if len(hits) > 1 else SLOW_SCORE * 0.75,
+        summary=f"{entity} logs slow operations ({len(hits)}×, up to {secs:g} s, threshold {threshold:g} s): "
+                f"{worst.text.strip()[:160]}",
+        evidence=[Evidence(kind="log", source=LOG_SIGNATURE, quote=worst.text.strip()[:400], at=worst.at)],
+        details={"count": len(hits), "max_seconds": secs, "threshold_seconds": threshold,
+                 "operation": worst.text.strip()[:200]},
+    )
+
+
+def _names_dependency(template: str) -> bool:
+    return bool(re.search(r"(?i)database|\bdb\b|query|sql|call|request|redis|cache|upstream|http", template))

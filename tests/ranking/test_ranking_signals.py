@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from actors.ranking.changes import change_findings
-from actors.ranking.logs import dependency_of, log_findings, signature, slow_threshold
+from actors.ranking.log_templates import mine
+from actors.ranking.logs import dependency_of, log_findings, slow_threshold
 from actors.ranking.traces import trace_findings
 from incidentfox.evidence import Alert, ChangeEvent, LogLine, TraceSpan
 from tests.ranking_helpers import T0
@@ -53,7 +54,8 @@ def test_error_lines_group_by_signature_and_name_the_dependency() -> None:
     (f,) = log_findings(lines, Alert())
     assert f.kind == "error_signature" and f.details["count"] == 20
     assert f.details["dependency"] == "prod-db:3333"
-    assert signature("took 12 ms id=1") == signature("took 99 ms id=7")
+    ids, _ = mine(["took 12 ms id=1", "took 99 ms id=7"])
+    assert ids[0] == ids[1]
 
 
 def test_errors_that_stopped_early_are_transient() -> None:
