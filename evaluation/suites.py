@@ -18,7 +18,7 @@ from typing import Any
 from evaluation import holmesgpt, petshop, scoring
 from evaluation.harness import Item
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO_ROOT.parent / "shared" / "benchmarks"
 DEFAULT_DATA = {"petshop": BENCHMARKS / "petshop", "holmesgpt": BENCHMARKS / "holmesgpt-investigate"}
 DEFAULT_LABELS = REPO_ROOT / "tests" / "data" / "holmesgpt_labels.json"

@@ -93,3 +93,14 @@ def test_eval_help_lists_the_options() -> None:
     assert res.exit_code == 0
     for opt in ("--suite", "--split", "--data", "--labels", "--json", "--write-docs"):
         assert opt in res.output
+
+
+def test_default_data_and_labels_are_the_checkouts_own(shared_dir: Path) -> None:
+    """`incidentfox eval --suite …` with no --data/--labels reads ../shared/benchmarks beside the
+    checkout and the labels under tests/data (the paths moved once with the package; this pins them)."""
+    root = Path(__file__).resolve().parents[2]
+    assert suites.REPO_ROOT == root
+    assert suites.DEFAULT_LABELS == root / "tests" / "data" / "holmesgpt_labels.json" and suites.DEFAULT_LABELS.is_file()
+    assert report.DOCS_PATH == root / "docs" / "evaluation.md" and report.DOCS_PATH.is_file()
+    for name, path in suites.DEFAULT_DATA.items():
+        assert path.is_dir() and path.parent == shared_dir / "benchmarks", name
