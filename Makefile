@@ -34,8 +34,11 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/incidentfox demo
 
+# Two workers: the platform tests (each starts its own Ray and Serve in a subprocess) beside the rest
+# (tests/conftest.py groups them). `make test XDIST=` runs everything in one process.
+XDIST ?= -n 2 --dist loadgroup
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=15 $(XDIST) $(PYTEST_ARGS)
 
 bench: install
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -38,6 +38,17 @@ os.environ.setdefault("INCIDENTFOX_EGRESS_ALLOW", "127.0.0.1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Two xdist groups for `make test` (``-n 2 --dist loadgroup``): the tests that start a platform of
+    their own in a subprocess (``@pytest.mark.platform``: the demo, ``incidentfox up``, the multi-node
+    cluster) run on one worker while everything else runs in order on the other, with the one shared
+    Ray instance. Those tests mostly wait on their subprocess, so the two overlap. Without xdist the
+    marks are inert and the suite runs as one process."""
+    for item in items:
+        group = "platform" if item.get_closest_marker("platform") else "suite"
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():

@@ -162,6 +162,7 @@ def _run_log_records(run_id: str, since: float) -> list[dict]:
     return records
 
 
+@pytest.mark.platform
 @pytest.mark.timeout(420)
 def test_metrics_export_after_a_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
+@pytest.mark.platform
 def test_dedicated_and_shared_work_stay_on_their_nodes() -> None:
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     proc = subprocess.run([sys.executable, "-m", "cluster.localsim", "probe"], check=False, cwd=ROOT,

@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.platform
 @pytest.mark.timeout(900)
 def test_demo_runs_end_to_end_and_names_the_bad_deploy(tmp_path: Path) -> None:
     home = tmp_path / "home"

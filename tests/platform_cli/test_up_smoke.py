@@ -36,6 +36,7 @@ def _wait_for(predicate, timeout: float, what: str):
 
 
 @pytest.mark.slow
+@pytest.mark.platform
 def test_up_serves_health_turns_a_slack_event_into_a_run_and_stops_on_sigint(tmp_path):
     from serve_apps.webhooks import slack
 
