@@ -52,7 +52,8 @@ def _same(a: Any, b: Any) -> bool:
 def parse_recording(doc: Any, *, where: str = "recording") -> Recording:
     if not isinstance(doc, Mapping) or not isinstance(doc.get("tool"), str) or not doc["tool"]:
         raise ReplayError(f"{where}: a recording is an object with a 'tool' name")
-    match, result = doc.get("match") or {}, doc.get("result") or {}
+    match = {} if doc.get("match") is None else doc["match"]
+    result = {} if doc.get("result") is None else doc["result"]
     if not isinstance(match, Mapping) or not isinstance(result, Mapping):
         raise ReplayError(f"{where}: 'match' and 'result' must be objects")
     fields = {k: result[k] for k in RESULT_FIELDS if k in result}
