@@ -6,7 +6,8 @@ time range, newest first, size-bounded (both speak the same API for this).
 optional ``headers`` and ``verify_ssl``, and the field names of the team's log documents (dotted
 paths, nested or flat): ``timestamp_field`` (``@timestamp``), ``message_field`` (``message``),
 ``service_field`` (``service.name``), ``pod_field`` (``kubernetes.pod.name``), ``level_field``
-(``log.level``).
+(``log.level``). The block's types are checked at
+config write (``config_service/integration_blocks.py``).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 the query service's HTTP JSON API (the one its UI uses).
 
 ``integrations.jaeger``: ``url`` (the query service, required), ``token`` (bearer) or
-``username``/``password``, optional ``headers`` and ``verify_ssl``. Jaeger answers a search with
+``username``/``password``, optional ``headers`` and ``verify_ssl``. The block's types are checked at
+config write (``config_service/integration_blocks.py``). Jaeger answers a search with
 whole traces, so the result carries spans, slow and failing spans and service-to-service calls
 (:mod:`actors.tools.traces`).
 """

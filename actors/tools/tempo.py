@@ -1,10 +1,10 @@
 """Grafana Tempo tools: trace search (``/api/search``) and one trace (``/api/traces/{id}``, OTLP JSON).
 
 ``integrations.tempo``: ``url`` (required), ``token`` (bearer) or ``username``/``password``,
-``tenant`` (sent as ``X-Scope-OrgID``), optional ``headers`` and ``verify_ssl``. A search lists
-matching traces (by service, TraceQL or minimum duration) and fetches the slowest few in full, so
-the answer carries spans, slow and failing spans and service-to-service calls
-(:mod:`actors.tools.traces`).
+``tenant`` (sent as ``X-Scope-OrgID``), optional ``headers`` and ``verify_ssl``. The block's types
+are checked at config write (``config_service/integration_blocks.py``). A search lists matching
+traces (by service, TraceQL or minimum duration) and fetches the slowest few in full, so the answer
+carries spans, slow and failing spans and service-to-service calls (:mod:`actors.tools.traces`).
 """
 
 from __future__ import annotations
