@@ -16,7 +16,8 @@ from aiohttp import web
 from security_kit import STRICT, Sentinel
 
 from actors.tools.base import ToolContext, ToolResult
-from actors.tools.execute import execute
+from actors.tools.execute import execute, prepare_arguments
+from actors.tools.playbooks import playbook
 from actors.tools.registry import TOOLS
 from actors.tools.traces import MAX_SPANS
 from tests.tools_fakes import FakeHTTP
@@ -346,3 +347,17 @@ async def test_egress_policy_refuses_an_internal_url(sentinel: Sentinel, tool: s
     result = await execute(TOOLS[tool], args, c, backoff_s=0.001)
     assert result.error == "egress_refused" and "loopback" in result.message and result.attempts == 1
     assert sentinel.requests == [] and _secret(integrations) not in result.model_dump_json()
+
+
+# ---- offline playbooks -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("available, agent, tool", [
+    ({"tempo_search_traces", "xray_search_traces"}, "metrics", "tempo_search_traces"),
+    ({"xray_search_traces"}, "metrics", "xray_search_traces"),
+    ({"elasticsearch_search_logs"}, "logs", "elasticsearch_search_logs"),
+])
+def test_live_teams_without_the_demo_map_ask_their_traces_and_logs(available: set[str], agent: str,
+                                                                   tool: str) -> None:
+    calls = playbook(agent, available=available, window=2 * 24 * 60)
+    assert [name for name, _ in calls] == [tool]
+    prepare_arguments(TOOLS[tool], calls[0][1])          # the playbook's arguments fit the schema
