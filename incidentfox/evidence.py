@@ -93,6 +93,7 @@ class TraceSpan(BaseModel):
     name: str = ""                   # operation, e.g. "postgres.query", "/api/checkout"
     start: datetime | None = None
     duration_ms: float = 0.0
+    status: str = ""                 # "error" | "ok" | "" (the provider did not say)
     attributes: dict[str, str] = Field(default_factory=dict)   # e.g. db.system, db.statement, http.url
 
 

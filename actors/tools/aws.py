@@ -1,4 +1,5 @@
-"""AWS tools on ``boto3``: CloudWatch metrics and logs, ECS services, RDS instances, EC2 status.
+"""AWS tools on ``boto3``: CloudWatch metrics and logs, ECS services, RDS instances, EC2 status, and
+X-Ray traces (:mod:`actors.tools.xray`, same credentials).
 
 Calls go through :mod:`actors.tools.aws_client` (threads, cached clients, typed errors).
 ``integrations.aws``: ``region`` (default ``us-east-1``) and the tenant's own credentials, either
@@ -14,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from actors.tools import aws_client
+from actors.tools import aws_client, xray
 from actors.tools import schema as s
 from actors.tools.base import ToolContext, ToolResult, ToolSpec, spec_builder
 from actors.tools.convert import error_count, iso, logs_result, normalise_level
@@ -358,3 +359,5 @@ SPECS: list[ToolSpec] = [
         ),
     ),
 ]
+# X-Ray reads the same integration and credentials; it is declared in its own module.
+SPECS += xray.SPECS

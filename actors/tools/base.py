@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from pydantic import BaseModel, Field
@@ -24,8 +24,13 @@ from pydantic import BaseModel, Field
 from incidentfox.egress.guard import PolicyLike, Resolver
 from incidentfox.evidence import EvidenceBundle
 
-Category = Literal["kubernetes", "metrics", "logs", "changes", "cloud", "slack", "observability"]
-CATEGORIES: tuple[str, ...] = ("kubernetes", "metrics", "logs", "changes", "cloud", "slack", "observability")
+if TYPE_CHECKING:
+    from actors.tools.replay import ReplayStore
+
+Category = Literal["kubernetes", "metrics", "traces", "logs", "changes", "cloud", "slack", "observability"]
+CATEGORIES: tuple[str, ...] = (
+    "kubernetes", "metrics", "traces", "logs", "changes", "cloud", "slack", "observability"
+)
 INTEGRATIONS: tuple[str, ...] = (
     "kubernetes",
     "prometheus",
@@ -36,6 +41,9 @@ INTEGRATIONS: tuple[str, ...] = (
     "datadog",
     "grafana",
     "coralogix",
+    "tempo",
+    "jaeger",
+    "elasticsearch",
     "demo",
 )
 
@@ -202,6 +210,8 @@ class ToolContext:
     :mod:`incidentfox.egress`.
 
     ``cache`` is per-context scratch (the demo world lives there so one run sees one world).
+    ``replay`` (an :class:`actors.tools.replay.ReplayStore`, set by the caller, never from team
+    config) answers every tool from recordings instead of a live system or the demo world.
     The repr never shows credentials.
     """
 
@@ -214,6 +224,7 @@ class ToolContext:
     cache: dict[str, Any] = field(default_factory=dict)
     egress: PolicyLike | None = None
     resolver: Resolver | None = None
+    replay: ReplayStore | None = None
 
     def __repr__(self) -> str:
         return (

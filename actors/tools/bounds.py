@@ -21,6 +21,7 @@ EVIDENCE_CAPS = {
     "changes": 200,
     "metrics": 100,
     "topology": 500,
+    "spans": 500,
     "notes": 50,
 }
 MAX_POINTS = 720

@@ -7,8 +7,9 @@
   ``invalid_arguments``;
 * a mutating tool runs only with ``approved=True``; without it the result is ``approval_required``
   and nothing is called;
-* the backend is the live integration when the team configured it, else the demo world when
-  ``integrations.demo`` is on, else ``not_configured``;
+* the backend is the caller's replay store when ``ctx.replay`` is set, else the live integration
+  when the team configured it, else the demo world when ``integrations.demo`` is on, else
+  ``not_configured``;
 * each attempt is bounded by ``spec.timeout_s`` (→ ``timeout``, not retried: a slow upstream would
   only eat the run's deadline again); ``TransientToolError``, httpx transport errors and HTTP
   5xx/429 are retried ``spec.retries`` times with jittered exponential backoff (→ ``unavailable``);
@@ -118,7 +119,10 @@ def prepare_arguments(spec: ToolSpec, args: Any) -> dict[str, Any]:
 
 
 def resolve_backend(spec: ToolSpec, ctx: ToolContext) -> ToolFn:
-    """The live backend when its integration is configured, else the demo world, else not_configured."""
+    """The replay store when the caller set one (:mod:`actors.tools.replay`), else the live backend
+    when its integration is configured, else the demo world, else not_configured."""
+    if ctx.replay is not None:
+        return ctx.replay.backend(spec.name)
     if ctx.enabled(spec.integration):
         return spec.fn
     if ctx.enabled("demo"):

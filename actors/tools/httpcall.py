@@ -106,3 +106,15 @@ def base_url(config: dict[str, Any], *, service: str, key: str = "url", default:
 
 def bearer(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def config_auth(config: dict[str, Any]) -> tuple[dict[str, str], tuple[str, str] | None]:
+    """``(headers, basic_auth)`` from an integration block's common keys: ``headers`` (extra
+    headers), ``token`` (bearer), ``tenant`` (``X-Scope-OrgID``, Grafana's multi-tenant stacks)
+    and ``username``/``password`` (basic)."""
+    headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
+    headers.update(bearer(config.get("token")))
+    if config.get("tenant"):
+        headers["X-Scope-OrgID"] = str(config["tenant"])
+    auth = (str(config["username"]), str(config.get("password", ""))) if config.get("username") else None
+    return headers, auth

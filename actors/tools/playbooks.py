@@ -112,7 +112,20 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
                 },
             ),
         ),
-        (("demo_service_map", lambda sv, w: {}),),
+        (
+            ("demo_service_map", lambda sv, w: {}),
+            # Live teams learn who calls whom (and where time and errors go) from their traces.
+            (
+                "tempo_search_traces",
+                lambda sv, w: {"service": None, "query": None, "min_duration_ms": None, "since_minutes": w,
+                               "limit": 20, "fetch_traces": 5},
+            ),
+            (
+                "xray_search_traces",
+                lambda sv, w: {"service": None, "filter_expression": None, "since_minutes": min(w, 24 * 60),
+                               "limit": 20, "fetch_traces": 5},
+            ),
+        ),
     ),
     "logs": (
         (
@@ -132,6 +145,15 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
                 "coralogix_query_logs",
                 lambda sv, w: {
                     "query": "source logs | filter $m.severity >= ERROR",
+                    "since_minutes": w,
+                    "limit": 300,
+                },
+            ),
+            (
+                "elasticsearch_search_logs",
+                lambda sv, w: {
+                    "query": "error OR exception OR fatal OR panic OR timeout OR refused",
+                    "index": None,
                     "since_minutes": w,
                     "limit": 300,
                 },

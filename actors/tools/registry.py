@@ -23,12 +23,15 @@ from actors.tools import (
     aws,
     coralogix,
     datadog,
+    elasticsearch,
     github,
     grafana,
+    jaeger,
     kubernetes_tools,
     loki,
     prometheus,
     slack_history,
+    tempo,
 )
 from actors.tools.base import CATEGORIES, INTEGRATIONS, ToolSpec, integration_enabled
 from actors.tools.demo import backend as demo_backend
@@ -56,6 +59,9 @@ BACKENDS: dict[str, ModuleType] = {
     "datadog": datadog,
     "grafana": grafana,
     "coralogix": coralogix,
+    "tempo": tempo,
+    "jaeger": jaeger,
+    "elasticsearch": elasticsearch,
     "demo": demo_backend,
 }
 

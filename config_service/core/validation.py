@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from config_service.core.secret_fields import MASK
+from config_service.integration_blocks import integration_block_problems
 from config_service.team_config import config_errors
 from incidentfox.errors import Unprocessable
 from incidentfox.tenant_credentials import credential_problems
@@ -115,6 +116,9 @@ def validate_config(doc: Mapping[str, Any], *, kind: str) -> None:
         # Kubernetes and AWS credentials must be the tenant's own (incidentfox/tenant_credentials.py).
         for problem in credential_problems(integrations, placeholder=MASK):
             errs.add(problem.path, problem.message)
+        # Trace and log-search blocks have typed fields (config_service/integration_blocks.py).
+        for path, message in integration_block_problems(integrations):
+            errs.add(path, message)
     if "locked_paths" in doc:
         paths = doc["locked_paths"]
         if not (isinstance(paths, list) and all(isinstance(p, str) and _PATH_RE.fullmatch(p) for p in paths)):

@@ -93,6 +93,24 @@ def test_validation_reports_every_bad_known_section_and_keeps_unknown():
                     kind="team")
 
 
+def test_trace_and_log_search_blocks_are_typed():
+    good = {"integrations": {
+        "tempo": {"url": "https://tempo.example.com", "token": "***", "tenant": "team-a", "verify_ssl": False},
+        "jaeger": {"url": "http://jaeger.example.com:16686", "headers": {"X-Org": "a"}},
+        "elasticsearch": {"url": "https://es.example.com:9200", "api_key": "***", "index": "logs-*",
+                          "service_field": "kubernetes.labels.app", "custom": [1]}}}
+    validate_config(good, kind="team")
+    bad = {"integrations": {"tempo": {"url": "tempo:3200", "verify_ssl": "false"},
+                            "jaeger": {"headers": ["X-Org: a"], "token": "s3cret-jaeger-token"},
+                            "elasticsearch": {"timestamp_field": "a b", "api_key": 123}}}
+    with pytest.raises(Unprocessable) as exc:
+        validate_config(bad, kind="team")
+    paths = {e["path"] for e in exc.value.details["errors"]}
+    assert paths == {"integrations.tempo.url", "integrations.tempo.verify_ssl", "integrations.jaeger.headers",
+                     "integrations.elasticsearch.timestamp_field", "integrations.elasticsearch.api_key"}
+    assert "tempo:3200" not in json.dumps(exc.value.details) and "s3cret" not in json.dumps(exc.value.details)
+
+
 def test_validation_kind_rules():
     with pytest.raises(Unprocessable):
         validate_config({"routing": {"services": ["a"]}}, kind="unit")

@@ -11,6 +11,7 @@ import pytest
 
 from actors.tools.base import ToolContext, ToolError
 from actors.tools.demo.scenarios import SCENARIOS
+from actors.tools.demo.traces import trace_ids
 from actors.tools.demo.world import EVAL_NOW, build_world, incident_bundles
 from actors.tools.execute import execute, prepare_arguments
 from actors.tools.playbooks import PLAYBOOKS, playbook
@@ -35,6 +36,10 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "datadog_query_metrics": {"query": "avg:trace.http.request.errors{service:checkout}"},
     "datadog_search_logs": {"query": "service:checkout status:error"},
     "coralogix_query_logs": {"query": "source logs | filter $l.subsystemname == 'checkout'"},
+    "jaeger_search_traces": {"service": "checkout"},
+    "tempo_get_trace": {"trace_id": "<first trace>"},
+    "jaeger_get_trace": {"trace_id": "<first trace>"},
+    "xray_get_trace": {"trace_id": "<first xray trace>"},
 }
 
 
@@ -49,6 +54,9 @@ def minimal(tool: str) -> dict[str, Any]:
     args = dict(MINIMAL.get(tool, {}))
     if args.get("pod") == "<first pod>":
         args["pod"] = build_world("bad_deploy", now=NOW.replace(second=0)).pods[0].name
+    if args.get("trace_id", "").startswith("<first"):
+        world = build_world("bad_deploy", now=NOW.replace(second=0))
+        args["trace_id"] = trace_ids(world, xray="xray" in args["trace_id"])[0]
     return args
 
 

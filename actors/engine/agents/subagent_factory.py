@@ -21,10 +21,11 @@ from config_service import AgentSettings
 DESCRIPTIONS: dict[str, str] = {
     "kubernetes": "Inspects Kubernetes: pods, events, container logs, deployments and rollout history, nodes. "
                   "Finds crash loops, OOM kills, image pull errors, failed scheduling and bad rollouts.",
-    "metrics": "Queries metrics (Prometheus, Datadog, Grafana, CloudWatch): error rates, latency, saturation; "
-               "finds anomalies and when they started.",
-    "logs": "Searches logs (Loki, Coralogix, Slack thread history) for new error signatures and their first "
-            "occurrence.",
+    "metrics": "Queries metrics (Prometheus, Datadog, Grafana, CloudWatch) and traces (Tempo, Jaeger, X-Ray): "
+               "error rates, latency, saturation, slow and failing spans, which service calls which; finds "
+               "anomalies and when they started.",
+    "logs": "Searches logs (Loki, Coralogix, Elasticsearch/OpenSearch, Slack thread history) for new error "
+            "signatures and their first occurrence.",
     "changes": "Finds recent changes: deploys, commits, pull requests, workflow runs and config changes "
                "shortly before the incident.",
     "cloud": "Checks AWS: CloudWatch metrics and logs, ECS services, RDS and EC2 status.",

@@ -25,7 +25,7 @@ from config_service import TeamConfig
 from incidentfox.contracts import SUBAGENTS
 
 CATEGORY_AGENT = {"kubernetes": "kubernetes", "metrics": "metrics", "observability": "metrics",
-                  "logs": "logs", "slack": "logs", "changes": "changes", "cloud": "cloud"}
+                  "traces": "metrics", "logs": "logs", "slack": "logs", "changes": "changes", "cloud": "cloud"}
 
 Dispatch = Callable[[str, dict[str, Any]], Awaitable[Any]]   # (tool, args) → ToolOutcome
 

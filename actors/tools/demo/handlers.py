@@ -18,12 +18,14 @@ from actors.tools.demo.signals import (
     cloudwatch_metric,
     coralogix_logs,
     datadog_logs,
+    elasticsearch_logs,
     loki_logs,
     query_instant,
     query_range,
     services_in,
     since_ts,
 )
+from actors.tools.demo.traces import HANDLERS as TRACE_HANDLERS
 from actors.tools.demo.world import World
 from incidentfox.evidence import EvidenceBundle, LogLine
 
@@ -268,5 +270,7 @@ HANDLERS: dict[str, Handler] = {
     "grafana_firing_alerts": firing_alerts,
     "grafana_annotations": annotations,
     "coralogix_query_logs": coralogix_logs,
+    "elasticsearch_search_logs": elasticsearch_logs,
     "demo_service_map": service_map,
+    **TRACE_HANDLERS,
 }

@@ -169,6 +169,16 @@ def coralogix_logs(args: dict[str, Any], world: World) -> ToolResult:
     return _search_logs(world, args, services=services_in(q), levels=levels, pattern=None)
 
 
+def elasticsearch_logs(args: dict[str, Any], world: World) -> ToolResult:
+    q = args.get("query") or ""
+    levels = {"error", "fatal"} if re.search(r"level\S*:\s*\(?\s*(error|fatal)", q, re.IGNORECASE) else None
+    result = _search_logs(world, args, services=services_in(q), levels=levels, pattern=None)
+    result.data = {"total": len(result.data), "lines": [
+        {"timestamp": r["at"], "service": r["service"], "pod": None, "level": r["level"], "message": r["text"]}
+        for r in result.data], "partial": False}
+    return result
+
+
 def cloudwatch_logs(args: dict[str, Any], world: World) -> ToolResult:
     group = args["log_group"].rstrip("/")
     service = DATABASE if group == f"/aws/rds/instance/{DATABASE}/postgresql" else group.split("/")[-1]
