@@ -96,8 +96,8 @@ class MetricsSection(BaseModel):
     service_label: LabelName | None = Field(default=None, description=(
         "Label naming the service on request metrics (overrides the preset)."))
     status_label: LabelName | None = Field(default=None, description="Label holding the response status code.")
-    error_status: str | None = Field(default=None, max_length=200, description=(
-        "Regex of the failing status codes (default `5..`)."))
+    error_status: Annotated[str, StringConstraints(pattern=r'^[^"\\\n]+$', max_length=200)] | None = Field(
+        default=None, description="Regex of the failing status codes (default `5..`; no quotes or backslashes).")
     service_graph_metric: MetricName | None = Field(default=None, description=(
         "Service-graph counter (overrides the preset)."))
     client_label: LabelName | None = Field(default=None, description="Service-graph label of the caller.")

@@ -60,7 +60,8 @@ def no_tools_rca() -> RCA:
 
 
 def rca_from_evidence(bundle: EvidenceBundle, *, now: datetime | None = None) -> RCA:
-    """Rank ``bundle`` and write the RCA (pure CPU; callers on an event loop use a thread)."""
+    """Merge ``bundle``'s call graph, rank it and write the RCA (pure CPU; callers on an event loop
+    use a thread)."""
     from actors.ranking import rank
     from actors.ranking.rca import build_rca
     from actors.ranking.topology import with_call_graph
@@ -85,9 +86,7 @@ async def plan_offline(fanout: SubAgentFanout, *, subagents: list[str], tool_cou
 
 
 def merged_bundle(fanout: SubAgentFanout, *, trigger: dict[str, Any], absorbed: list[dict[str, Any]]) -> EvidenceBundle:
-    """Everything the sub-agents found, with the alert from the trigger where tools set none and the
-    call graph merged from every source."""
-    from actors.ranking.topology import with_call_graph
-
+    """Everything the sub-agents found, with the alert from the trigger where tools set none (the
+    call graph is merged by :func:`rca_from_evidence`, off the event loop)."""
     bundle = EvidenceBundle(alert=alert_from_trigger(trigger, trigger_services(trigger, absorbed)))
-    return with_call_graph(bundle.merge(fanout.evidence()))
+    return bundle.merge(fanout.evidence())

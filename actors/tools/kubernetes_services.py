@@ -4,7 +4,8 @@ One call reads Services, their EndpointSlices and the pods behind them (three li
 :func:`actors.tools.kubernetes_tools.api_call`, same credentials, egress check and error mapping) and
 returns one ``Service`` object per service naming the workloads that serve it. The call graph
 (:mod:`actors.ranking.topology`) uses that to join names: a trace's ``cart-svc`` and a metric's
-``cart`` are one node when the service's pods belong to ``deployment/cart``.
+``cart`` are one node when the service's pods belong to ``deployment/cart``. Needs ``list`` on
+``services``, ``endpointslices`` (``discovery.k8s.io``) and ``pods``; a denial is ``forbidden``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 ``integrations.prometheus``: ``url`` (required), ``token`` (bearer) or ``username``/``password``
 (basic auth), optional ``headers`` (e.g. ``X-Scope-OrgID`` for Mimir/Cortex/Thanos) and
 ``verify_ssl``. Range results become :class:`MetricSeries`; with ``baseline_offset_hours`` the same
-window that many hours earlier is fetched too and marked ``baseline=True``.
+window that many hours earlier is fetched too and marked ``baseline=True``. The service-graph tool
+reads who calls whom from a client/server counter (Tempo's ``traces_service_graph_request_total``,
+Istio's ``istio_requests_total``) and returns call-graph edges with their call counts.
 """
 
 from __future__ import annotations

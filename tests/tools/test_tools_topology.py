@@ -195,5 +195,7 @@ def test_playbook_queries_follow_the_team_config() -> None:
 
 def test_invalid_metric_names_fail_the_config_with_their_path() -> None:
     from config_service import config_errors
-    errors = config_errors({"investigation": {"metrics": {"requests": "zipkin", "service_label": "a-b"}}})
-    assert {e["path"] for e in errors} == {"investigation.metrics.requests", "investigation.metrics.service_label"}
+    errors = config_errors({"investigation": {"metrics": {"requests": "zipkin", "service_label": "a-b",
+                                                          "error_status": '5.."} or vector(1) #'}}})
+    assert {e["path"] for e in errors} == {"investigation.metrics.requests", "investigation.metrics.service_label",
+                                           "investigation.metrics.error_status"}
