@@ -33,6 +33,7 @@ _EXPORTS: dict[str, str] = {
     # reading it
     **dict.fromkeys(("TeamConfigReader", "StaticTeamConfigReader", "TeamConfigSource", "team_config_loader",
                      "ConfigLoader", "DEFAULT_READ_TIMEOUT_S"), "config_service.reader"),
+    **dict.fromkeys(("MetricSchema", "MetricsSection"), "config_service.metrics_schema"),
     "DEFAULT_CONFIG": "config_service.core.defaults",
     "ENGINE_DEFAULT_MODEL": "config_service.core.defaults",
     # auth for other FastAPI apps
@@ -67,6 +68,8 @@ __all__ = [
     "InvalidTeamConfig",
     "InvestigationSection",
     "LLMConfig",
+    "MetricSchema",
+    "MetricsSection",
     "PrincipalDep",
     "SandboxSection",
     "SessionDep",

@@ -33,6 +33,7 @@ from pydantic import (
 from pydantic.json_schema import GenerateJsonSchema
 
 from config_service.core.defaults import DEFAULT_CONFIG, ENGINE_DEFAULT_MODEL
+from config_service.metrics_schema import MetricSchema, MetricsSection
 from incidentfox.contracts import SUBAGENTS
 from incidentfox.errors import IncidentFoxError
 
@@ -104,6 +105,9 @@ class InvestigationSection(_Section):
         "Default agent turns (each agent's `max_turns` or `llm.max_turns` overrides it)."))
     planner: Literal["auto", "offline", "llm"] = _from_defaults("investigation", "planner", description=(
         "`offline`: the scripted planner; `llm`: the model; `auto`: `llm` when `llm.provider` is set."))
+    metrics: MetricsSection = Field(default_factory=MetricsSection, description=(
+        "Metric names and labels of the team's exporters (presets and overrides; the offline "
+        "planner's PromQL and call-graph query are built from them)."))
 
 
 class LLMConfig(_Section):
@@ -365,6 +369,11 @@ class TeamConfig:
         if self.effective.investigation.planner == "offline" or self.llm is None:
             return "offline"
         return "llm"
+
+    @property
+    def metrics(self) -> MetricSchema:
+        """The team's metric names and labels, presets resolved (``investigation.metrics``)."""
+        return self.effective.investigation.metrics.schema()
 
     def agent(self, name: str) -> AgentSettings:
         node = self.effective.agents.get(name) or AgentOverride()

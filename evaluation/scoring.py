@@ -3,7 +3,8 @@
 Everything here is a plain function over paths and names so it runs the same in a Ray task, a
 thread or the test process. Ground truth is read here and only here: PetShop's
 ``root_cause.node`` via :func:`evaluation.petshop.read_ground_truth`, HolmesGPT's
-culprit and key phrases from the labels file.
+culprit and key phrases from the labels file. Bundles are ranked as the offline planner ranks
+them: call graph merged first (:func:`actors.ranking.topology.with_call_graph`).
 
 * **top-k**: the expected entity is among the first *k* suspects. An entity matches itself and, for
   Kubernetes, its workload (a pod matches its deployment or job and the other way round).
@@ -24,6 +25,7 @@ from typing import Any
 from actors.ranking.entities import same_workload
 from actors.ranking.rank import rank
 from actors.ranking.rca import build_rca
+from actors.ranking.topology import with_call_graph
 from incidentfox.contracts import RCA
 from evaluation import holmesgpt, petshop
 from incidentfox.evidence import EvidenceBundle
@@ -89,7 +91,7 @@ def phrases_present(rca: RCA, phrases: list[str]) -> bool:
 def petshop_case(data_dir: str, case_name: str) -> CaseResult:
     case = next(c for c in petshop.discover_cases(Path(data_dir)) if c.name == case_name)
     t0 = time.perf_counter()
-    bundle = petshop.case_bundle(case)
+    bundle = with_call_graph(petshop.case_bundle(case))
     ranking = rank(bundle)
     took = time.perf_counter() - t0
     expected = petshop.read_ground_truth(case.path / "target.json")   # scorer only
@@ -103,7 +105,7 @@ def petshop_case(data_dir: str, case_name: str) -> CaseResult:
 
 def petshop_window(scenario_dir: str, index: int, metric: str) -> WindowResult:
     path = Path(scenario_dir)
-    ranking = rank(petshop.window_bundle(path, index, metric=metric))
+    ranking = rank(with_call_graph(petshop.window_bundle(path, index, metric=metric)))
     return WindowResult(scenario=path.name, metric=metric, index=index, blamed=ranking.top(3))
 
 
@@ -118,7 +120,7 @@ def load_labels(path: Path) -> dict[str, dict[str, Any]]:
 def holmes_case(data_dir: str, case_name: str, label: dict[str, Any]) -> CaseResult:
     case = holmesgpt.HolmesCase(case_name, Path(data_dir) / case_name)
     t0 = time.perf_counter()
-    bundle = holmesgpt.case_bundle(case)
+    bundle = with_call_graph(holmesgpt.case_bundle(case))
     ranking = rank(bundle)
     rca = build_rca(ranking, bundle)
     took = time.perf_counter() - t0
@@ -140,6 +142,7 @@ def holmes_case(data_dir: str, case_name: str, label: dict[str, Any]) -> CaseRes
 
 def demo_case(name: str, bundle: EvidenceBundle, expected: str) -> CaseResult:
     t0 = time.perf_counter()
+    bundle = with_call_graph(bundle)
     ranking = rank(bundle)
     rca = build_rca(ranking, bundle)
     ranked = ranking.top(5)

@@ -26,8 +26,13 @@ class Alert(BaseModel):
 
 
 class TopologyEdge(BaseModel):
+    """One caller → callee edge of the call graph (:mod:`actors.ranking.topology` merges them)."""
+
     caller: str
     callee: str
+    calls: float = 0.0               # calls seen in the window (0: unknown)
+    errors: float = 0.0              # failed calls among them (0: none or unknown)
+    sources: list[str] = Field(default_factory=list)   # where the edge was seen: traces, service_graph, istio, demo…
 
 
 class MetricSeries(BaseModel):

@@ -5,7 +5,10 @@ Used when a team configures no LLM provider, and by the demo. Steps:
 1. every enabled sub-agent runs its playbook (:func:`actors.tools.playbooks.playbook`) as its own
    Ray call, all at once; each playbook's tool calls run in parallel on the ToolExecutors;
 2. the evidence each tool call returned is merged into one :class:`EvidenceBundle`, with the alert
-   taken from the trigger (and any absorbed alerts' services);
+   taken from the trigger (and any absorbed alerts' services), and its call graph merged
+   (:func:`actors.ranking.topology.with_call_graph`: service-graph metrics, trace spans and
+   Kubernetes services joined on one name per workload; the demo world's map arrives the same way,
+   as the demo backend's answer to the service-graph query);
 3. :func:`actors.ranking.rank` ranks suspects with its documented rules (recent change before the
    alert, crash loops, OOM kills, image pull errors, metric anomalies, new log signatures,
    failing dependencies), and :func:`actors.ranking.rca.build_rca` writes the ``RCA``.
@@ -57,10 +60,13 @@ def no_tools_rca() -> RCA:
 
 
 def rca_from_evidence(bundle: EvidenceBundle, *, now: datetime | None = None) -> RCA:
-    """Rank ``bundle`` and write the RCA (pure CPU; callers on an event loop use a thread)."""
+    """Merge ``bundle``'s call graph, rank it and write the RCA (pure CPU; callers on an event loop
+    use a thread)."""
     from actors.ranking import rank
     from actors.ranking.rca import build_rca
+    from actors.ranking.topology import with_call_graph
 
+    bundle = with_call_graph(bundle)
     ranking = rank(bundle, now=now)
     return build_rca(ranking, bundle)
 
@@ -80,6 +86,7 @@ async def plan_offline(fanout: SubAgentFanout, *, subagents: list[str], tool_cou
 
 
 def merged_bundle(fanout: SubAgentFanout, *, trigger: dict[str, Any], absorbed: list[dict[str, Any]]) -> EvidenceBundle:
-    """Everything the sub-agents found, with the alert from the trigger where tools set none."""
+    """Everything the sub-agents found, with the alert from the trigger where tools set none (the
+    call graph is merged by :func:`rca_from_evidence`, off the event loop)."""
     bundle = EvidenceBundle(alert=alert_from_trigger(trigger, trigger_services(trigger, absorbed)))
     return bundle.merge(fanout.evidence())

@@ -173,9 +173,11 @@ class SubAgentCore:
     async def _run_playbook(self, req: SubAgentRequest, allowed: dict[str, Any], dispatch: _Dispatcher) -> str:
         from actors.tools.playbooks import playbook
 
-        configured = TeamConfig(req.config).agent(req.agent).playbook
+        cfg = TeamConfig(req.config)
+        configured = cfg.agent(req.agent).playbook
         lookback = (req.window[1] - req.window[0]) if req.window else None
-        steps = configured or playbook(req.agent, services=req.services, window=lookback, available=set(allowed))
+        steps = configured or playbook(req.agent, services=req.services, window=lookback, available=set(allowed),
+                                       metrics=cfg.metrics)
         outcomes = await asyncio.gather(*(dispatch(tool, args) for tool, args in steps))
         return "\n".join(f"{tool}: {o.result.summary}" for (tool, _), o in zip(steps, outcomes))
 

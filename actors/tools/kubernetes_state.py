@@ -152,3 +152,36 @@ def rollout_changes(replica_sets: list[Any], deployment: str | None) -> list[Cha
         )
     out.sort(key=lambda pair: (pair[1].at.timestamp() if pair[1].at else 0.0, pair[0]), reverse=True)
     return [c for _, c in out]
+
+
+def service_states(services: list[Any], slices: list[Any], pods: list[Any]) -> list[ObjectState]:
+    """Services → one ``Service`` ObjectState each, joined through their EndpointSlices' pod
+    targets to the pods' owners: ``extra["pods"]`` and ``extra["workloads"]`` (``deployment/cart``,
+    ``statefulset/db``…) say which workloads serve the service (what the call graph uses to join
+    names), ``extra["ready_endpoints"]``/``extra["endpoints"]`` how many of its endpoints are ready."""
+    owners = {(p.metadata.namespace or "", p.metadata.name): _owner(p.metadata) for p in pods}
+    members: dict[tuple[str, str], list[tuple[str, bool]]] = {}
+    for sl in slices:
+        svc = (sl.metadata.labels or {}).get("kubernetes.io/service-name")
+        if not svc:
+            continue
+        ns = sl.metadata.namespace or ""
+        for ep in sl.endpoints or []:
+            ref = ep.target_ref
+            ready = ep.conditions is None or ep.conditions.ready is not False
+            name = ref.name if ref is not None and ref.kind == "Pod" else ""
+            members.setdefault((ns, svc), []).append((name, ready))
+    out = []
+    for svc in services:
+        ns, name = svc.metadata.namespace or "", svc.metadata.name
+        eps = members.get((ns, name), [])
+        pod_names = sorted({p for p, _ in eps if p})
+        workloads = sorted({owners[(ns, p)] for p in pod_names if owners.get((ns, p))})
+        spec = svc.spec
+        out.append(ObjectState(
+            namespace=ns, kind="Service", name=name,
+            extra={"type": spec.type or "", "cluster_ip": spec.cluster_ip or "", "selector": spec.selector or {},
+                   "ports": [p.port for p in spec.ports or []], "pods": pod_names, "workloads": workloads,
+                   "endpoints": len(eps), "ready_endpoints": sum(1 for _, r in eps if r)},
+        ))
+    return out

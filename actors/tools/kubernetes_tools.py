@@ -141,6 +141,9 @@ async def _call(ctx: ToolContext, fn: Callable[[k8s.ApiClient, tuple[float, floa
         raise TransientToolError("connection_error", f"kubernetes: {type(exc).__name__}") from exc
 
 
+api_call = _call  # what other Kubernetes tool modules (kubernetes_services) call through
+
+
 # ---- tools --------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,11 @@ Prometheus and Datadog asks once, and a demo team (where every tool is available
 With ``available=None`` the primary of every slot is returned.
 
 Queries cover every service (``by (service)``), not just the trigger's: the culprit is often a
-dependency of the service that alerted. The trigger's ``services`` add focused log searches.
+dependency of the service that alerted. The trigger's ``services`` add focused log searches. PromQL
+comes from :mod:`actors.tools.promql`, built from the team's ``investigation.metrics`` (``metrics``);
+the call graph from the service-graph metrics (``prometheus_service_graph``, unless that preset is
+``off``) and Kubernetes services (``kubernetes_list_services``), which the demo backend answers
+from its world like any other query.
 """
 
 from __future__ import annotations
@@ -17,17 +21,13 @@ from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-Args = dict[str, Any]
-Slot = tuple[tuple[str, Callable[[list[str], int], Args]], ...]
+from actors.tools import promql
+from config_service import MetricSchema
 
-ERROR_RATE = (
-    'sum by (service) (rate(http_requests_total{code=~"5.."}[5m])) / '
-    "sum by (service) (rate(http_requests_total[5m]))"
-)
-LATENCY_P99 = (
-    "histogram_quantile(0.99, sum by (service, le) (rate(http_request_duration_seconds_bucket[5m])))"
-)
-MEMORY = 'sum by (container) (container_memory_working_set_bytes{container!="", container!="POD"})'
+Args = dict[str, Any]
+# A builder gets (services, window minutes, the team's metric schema); None skips the slot.
+Slot = tuple[tuple[str, Callable[[list[str], int, MetricSchema], Args | None]], ...]
+
 ERROR_WORDS = "(?i)(error|exception|fatal|panic|timeout|refused|out of memory|no space)"
 
 
@@ -40,14 +40,21 @@ def _dd_services(services: list[str]) -> str:
     return " OR ".join(f"service:{s}" for s in services if re.fullmatch(r"[\w.-]+", s))
 
 
+def _service_graph(m: MetricSchema, minutes: int) -> Args | None:
+    if not m.service_graph_enabled:
+        return None
+    return {"metric": m.service_graph_metric, "client_label": m.client_label, "server_label": m.server_label,
+            "since_minutes": minutes}
+
+
 # Each slot: alternatives of (tool, args builder(services, window_minutes)).
 PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
     "kubernetes": (
-        (("kubernetes_list_pods", lambda sv, w: {"namespace": None, "label_selector": None, "limit": 500}),),
+        (("kubernetes_list_pods", lambda sv, w, m: {"namespace": None, "label_selector": None, "limit": 500}),),
         (
             (
                 "kubernetes_get_events",
-                lambda sv, w: {
+                lambda sv, w, m: {
                     "namespace": None,
                     "warnings_only": True,
                     "since_minutes": w,
@@ -56,15 +63,16 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
                 },
             ),
         ),
-        (("kubernetes_list_deployments", lambda sv, w: {"namespace": None, "label_selector": None}),),
-        (("kubernetes_list_nodes", lambda sv, w: {"label_selector": None}),),
+        (("kubernetes_list_deployments", lambda sv, w, m: {"namespace": None, "label_selector": None}),),
+        (("kubernetes_list_nodes", lambda sv, w, m: {"label_selector": None}),),
+        (("kubernetes_list_services", lambda sv, w, m: {"namespace": None, "label_selector": None, "limit": 500}),),
     ),
     "metrics": (
         (
             (
                 "prometheus_query_range",
-                lambda sv, w: {
-                    "query": ERROR_RATE,
+                lambda sv, w, m: {
+                    "query": promql.error_rate(m),
                     "metric": "error_rate",
                     "since_minutes": w,
                     "step_seconds": None,
@@ -73,7 +81,7 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
             ),
             (
                 "datadog_query_metrics",
-                lambda sv, w: {
+                lambda sv, w, m: {
                     "query": "sum:trace.http.request.errors{*} by {service}.as_rate()",
                     "metric": "error_rate",
                     "since_minutes": w,
@@ -83,8 +91,8 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
         (
             (
                 "prometheus_query_range",
-                lambda sv, w: {
-                    "query": LATENCY_P99,
+                lambda sv, w, m: {
+                    "query": promql.latency_p99(m),
                     "metric": "latency_p99",
                     "since_minutes": w,
                     "step_seconds": None,
@@ -93,7 +101,7 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
             ),
             (
                 "datadog_query_metrics",
-                lambda sv, w: {
+                lambda sv, w, m: {
                     "query": "p99:trace.http.request.duration{*} by {service}",
                     "metric": "latency_p99",
                     "since_minutes": w,
@@ -103,8 +111,8 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
         (
             (
                 "prometheus_query_range",
-                lambda sv, w: {
-                    "query": MEMORY,
+                lambda sv, w, m: {
+                    "query": promql.memory(m),
                     "metric": "memory",
                     "since_minutes": w,
                     "step_seconds": None,
@@ -113,17 +121,18 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
             ),
         ),
         (
-            ("demo_service_map", lambda sv, w: {}),
-            # Live teams learn who calls whom (and where time and errors go) from their traces.
+            # Who calls whom: the service-graph metrics, else (no Prometheus) the traces, which also
+            # say where time and errors go.
+            ("prometheus_service_graph", lambda sv, w, m: _service_graph(m, w)),
             (
                 "tempo_search_traces",
-                lambda sv, w: {"service": None, "query": None, "min_duration_ms": None, "since_minutes": w,
-                               "limit": 20, "fetch_traces": 5},
+                lambda sv, w, m: {"service": None, "query": None, "min_duration_ms": None, "since_minutes": w,
+                                  "limit": 20, "fetch_traces": 5},
             ),
             (
                 "xray_search_traces",
-                lambda sv, w: {"service": None, "filter_expression": None, "since_minutes": min(w, 24 * 60),
-                               "limit": 20, "fetch_traces": 5},
+                lambda sv, w, m: {"service": None, "filter_expression": None, "since_minutes": min(w, 24 * 60),
+                                  "limit": 20, "fetch_traces": 5},
             ),
         ),
     ),
@@ -131,7 +140,7 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
         (
             (
                 "loki_query_logs",
-                lambda sv, w: {
+                lambda sv, w, m: {
                     "query": f'{{service=~".+"}} |~ "{ERROR_WORDS}"',
                     "since_minutes": w,
                     "limit": 300,
@@ -139,11 +148,11 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
             ),
             (
                 "datadog_search_logs",
-                lambda sv, w: {"query": "status:error", "since_minutes": w, "limit": 300},
+                lambda sv, w, m: {"query": "status:error", "since_minutes": w, "limit": 300},
             ),
             (
                 "coralogix_query_logs",
-                lambda sv, w: {
+                lambda sv, w, m: {
                     "query": "source logs | filter $m.severity >= ERROR",
                     "since_minutes": w,
                     "limit": 300,
@@ -151,7 +160,7 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
             ),
             (
                 "elasticsearch_search_logs",
-                lambda sv, w: {
+                lambda sv, w, m: {
                     "query": "error OR exception OR fatal OR panic OR timeout OR refused",
                     "index": None,
                     "since_minutes": w,
@@ -160,19 +169,19 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
             ),
         ),
         (
-            ("loki_query_logs", lambda sv, w: {"query": _selector(sv), "since_minutes": w, "limit": 100}),
+            ("loki_query_logs", lambda sv, w, m: {"query": _selector(sv), "since_minutes": w, "limit": 100}),
             (
                 "datadog_search_logs",
-                lambda sv, w: {"query": _dd_services(sv) or "*", "since_minutes": w, "limit": 100},
+                lambda sv, w, m: {"query": _dd_services(sv) or "*", "since_minutes": w, "limit": 100},
             ),
         ),
     ),
     "changes": (
-        (("kubernetes_rollout_history", lambda sv, w: {"namespace": None, "deployment": None, "limit": 50}),),
+        (("kubernetes_rollout_history", lambda sv, w, m: {"namespace": None, "deployment": None, "limit": 50}),),
         (
             (
                 "github_deployments",
-                lambda sv, w: {
+                lambda sv, w, m: {
                     "repo": None,
                     "environment": None,
                     "since_minutes": max(w * 3, 180),
@@ -181,23 +190,23 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
             ),
             (
                 "grafana_annotations",
-                lambda sv, w: {"tags": None, "since_minutes": max(w * 3, 180), "limit": 100},
+                lambda sv, w, m: {"tags": None, "since_minutes": max(w * 3, 180), "limit": 100},
             ),
         ),
         (
             (
                 "github_recent_commits",
-                lambda sv, w: {"repo": None, "branch": None, "since_minutes": max(w * 3, 180), "limit": 30},
+                lambda sv, w, m: {"repo": None, "branch": None, "since_minutes": max(w * 3, 180), "limit": 30},
             ),
         ),
     ),
     "cloud": (
-        (("aws_rds_instances", lambda sv, w: {"identifier": None}),),
-        (("aws_ec2_instance_status", lambda sv, w: {"instance_ids": None, "only_impaired": True}),),
+        (("aws_rds_instances", lambda sv, w, m: {"identifier": None}),),
+        (("aws_ec2_instance_status", lambda sv, w, m: {"instance_ids": None, "only_impaired": True}),),
         (
             (
                 "aws_ecs_services",
-                lambda sv, w: {"cluster": None, "services": None, "since_minutes": max(w * 3, 180)},
+                lambda sv, w, m: {"cluster": None, "services": None, "since_minutes": max(w * 3, 180)},
             ),
         ),
     ),
@@ -228,6 +237,7 @@ def playbook(
     services: Iterable[str] = (),
     window: Window = 60,
     available: Collection[str] | None = None,
+    metrics: MetricSchema | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """``[(tool name, args), …]`` for ``subagent`` to run in parallel.
 
@@ -235,17 +245,21 @@ def playbook(
     look-back then reaches ``start`` from now, since tools query up to the moment they run).
     ``available`` restricts the choice to those tool names, e.g. the sub-agent's allowed tools (None:
     the primary of each slot, which may be a tool the team lacks). The focused per-service log search
-    is only included when ``services`` is non-empty. ``KeyError`` for an unknown sub-agent.
+    is only included when ``services`` is non-empty. ``metrics`` are the team's metric names and
+    labels (``TeamConfig.metrics``; None: the defaults). ``KeyError`` for an unknown sub-agent.
     """
     slots = PLAYBOOKS[subagent]
     svc = sorted({s for s in services if s})
     w = _minutes(window)
+    m = metrics or promql.DEFAULT_SCHEMA
     out: list[tuple[str, dict[str, Any]]] = []
     for slot in slots:
         if subagent == "logs" and slot is slots[1] and not svc:
             continue
         for tool, build in slot:
             if available is None or tool in available:
-                out.append((tool, build(svc, w)))
+                args = build(svc, w, m)
+                if args is not None:
+                    out.append((tool, args))
                 break
     return out

@@ -3,7 +3,9 @@
 ``integrations.prometheus``: ``url`` (required), ``token`` (bearer) or ``username``/``password``
 (basic auth), optional ``headers`` (e.g. ``X-Scope-OrgID`` for Mimir/Cortex/Thanos) and
 ``verify_ssl``. Range results become :class:`MetricSeries`; with ``baseline_offset_hours`` the same
-window that many hours earlier is fetched too and marked ``baseline=True``.
+window that many hours earlier is fetched too and marked ``baseline=True``. The service-graph tool
+reads who calls whom from a client/server counter (Tempo's ``traces_service_graph_request_total``,
+Istio's ``istio_requests_total``) and returns call-graph edges with their call counts.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
+from actors.ranking.topology import SERVICE_GRAPH, edges_from_service_graph
+from actors.tools import promql
 from actors.tools import schema as s
 from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec
 from actors.tools.convert import metric_name, parse_time, service_from_labels
@@ -151,6 +155,31 @@ async def query_range(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     )
 
 
+async def service_graph(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+    metric = args["metric"] or "traces_service_graph_request_total"
+    client, server = args["client_label"] or "client", args["server_label"] or "server"
+    for name in (metric, client, server):
+        if not _NAME.fullmatch(name):
+            raise ToolError("invalid_arguments", f"{name[:80]!r} is not a Prometheus metric or label name")
+    minutes = args["since_minutes"] or 60
+    data = await _api(ctx, "/api/v1/query", {"query": promql.service_graph(metric, client, server, minutes)})
+    rows = []
+    result = (data.get("result") or []) if data.get("resultType") == "vector" else []
+    for item in result:
+        try:
+            rows.append((item.get("metric") or {}, float(item["value"][1])))
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+    edges = edges_from_service_graph(rows, client_label=client, server_label=server, source=SERVICE_GRAPH)
+    return ToolResult.success(
+        [{"caller": e.caller, "callee": e.callee, "calls": e.calls} for e in edges],
+        evidence=EvidenceBundle(topology=edges),
+        summary=f"{len(edges)} edges from {metric}: "
+        + "; ".join(f"{e.caller} → {e.callee} ({e.calls:.0f})" for e in edges[:20]),
+    )
+
+
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _METRIC = s.string(
     "What the query measures, e.g. `error_rate`, `latency_p99`, `memory` (null: guessed).",
     nullable=True,
@@ -194,6 +223,24 @@ SPECS: list[ToolSpec] = [
                 minimum=1,
                 maximum=24 * 14,
             ),
+        ),
+    ),
+    ToolSpec(
+        name="prometheus_service_graph",
+        category="metrics",
+        integration="prometheus",
+        fn=service_graph,
+        timeout_s=TIMEOUT_S,
+        description="Show which services call which, with call counts, from service-graph metrics "
+        "(Tempo's `traces_service_graph_request_total{client, server}` by default; for Istio use "
+        "`istio_requests_total` with `source_workload`/`destination_workload`). Use it to tell a "
+        "failing dependency from the services that merely suffer from it.",
+        parameters=s.obj(
+            metric=s.string("Service-graph counter (null: traces_service_graph_request_total).",
+                            nullable=True, max_length=200),
+            client_label=s.string("Label naming the caller (null: client).", nullable=True, max_length=200),
+            server_label=s.string("Label naming the callee (null: server).", nullable=True, max_length=200),
+            since_minutes=s.SINCE_MINUTES,
         ),
     ),
 ]

@@ -27,6 +27,7 @@ from actors.tools import (
     github,
     grafana,
     jaeger,
+    kubernetes_services,
     kubernetes_tools,
     loki,
     prometheus,
@@ -65,7 +66,12 @@ BACKENDS: dict[str, ModuleType] = {
     "demo": demo_backend,
 }
 
-TOOLS: dict[str, ToolSpec] = _index(spec for module in BACKENDS.values() for spec in module.SPECS)
+# Further modules declaring tools of an integration above (kept apart to stay one concept each).
+MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services,)
+
+TOOLS: dict[str, ToolSpec] = _index(
+    spec for module in (*BACKENDS.values(), *MORE_SPECS) for spec in module.SPECS
+)
 
 
 def catalog() -> list[dict[str, Any]]:

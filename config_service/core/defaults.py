@@ -4,7 +4,8 @@ The ONE set of defaults. The typed model (:mod:`config_service.team_config`) tak
 it has from here (a test checks that parsing ``{}`` gives exactly this document), so the engine,
 the gateway, the scheduler and the sandbox all see the same numbers a team that configures
 nothing gets: the offline planner (no ``llm.provider``), a 300 s run deadline, a 10-minute alert
-correlation window, shared deployment, 5 concurrent runs, nobody on the ``access`` lists, at most 10 open sandbox sessions per team.
+correlation window, the ``default`` request-metric names
+(``http_requests_total`` by ``service``) with Tempo's service graph, shared deployment, 5 concurrent runs, nobody on the ``access`` lists, at most 10 open sandbox sessions per team.
 
 ``sandbox.ttl_s`` is deliberately absent: a team that sets none gets the platform's
 ``INCIDENTFOX_SANDBOX_TTL_S``. ``locked_paths`` is not a layer value; see ``services.config``.
@@ -23,7 +24,8 @@ DEFAULT_CONFIG: MappingProxyType[str, Any] = MappingProxyType({
     "tools": {},
     "subagents": {},
     "agents": {},
-    "investigation": {"deadline_s": 300, "correlation_window_s": 600, "max_turns": 20, "planner": "auto"},
+    "investigation": {"deadline_s": 300, "correlation_window_s": 600, "max_turns": 20, "planner": "auto",
+                      "metrics": {"requests": "default", "service_graph": "tempo"}},
     "deployment": {"mode": "shared", "resources": {}},
     "quotas": {"max_concurrent_runs": 5},
     "schedules": [],

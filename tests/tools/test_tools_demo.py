@@ -16,6 +16,7 @@ from actors.tools.demo.world import EVAL_NOW, build_world, incident_bundles
 from actors.tools.execute import execute, prepare_arguments
 from actors.tools.playbooks import PLAYBOOKS, playbook
 from actors.tools.registry import TOOLS
+from config_service import MetricsSection
 from incidentfox.contracts import SUBAGENTS
 from incidentfox.evidence import EvidenceBundle
 
@@ -216,12 +217,14 @@ def test_playbook_arguments_are_valid(subagent: str) -> None:
             assert args["since_minutes"] >= 45
     for slot in PLAYBOOKS[subagent]:
         for tool, build in slot:
-            prepare_arguments(TOOLS[tool], build(["checkout"], 30))
+            for preset in ("default", "opentelemetry", "istio", "ingress_nginx"):
+                args = build(["checkout"], 30, MetricsSection(requests=preset, service_graph="istio").schema())
+                prepare_arguments(TOOLS[tool], args)
 
 
 def test_playbook_picks_available_alternatives() -> None:
     primary = playbook("metrics", services=[], window=60)
-    assert [t for t, _ in primary] == ["prometheus_query_range"] * 3 + ["demo_service_map"]
+    assert [t for t, _ in primary] == ["prometheus_query_range"] * 3 + ["prometheus_service_graph"]
     datadog = playbook("metrics", services=[], window=60, available={"datadog_query_metrics"})
     assert [t for t, _ in datadog] == ["datadog_query_metrics"] * 2
     assert playbook("logs", services=[], window=60, available=set()) == []

@@ -96,7 +96,8 @@ def test_no_integrations_means_no_tools() -> None:
 
 
 def test_tools_follow_configured_integrations() -> None:
-    assert names({"integrations": {"prometheus": {"url": "http://p"}}}) == {"prometheus_query", "prometheus_query_range"}
+    assert names({"integrations": {"prometheus": {"url": "http://p"}}}) == {
+        "prometheus_query", "prometheus_query_range", "prometheus_service_graph"}
     assert names({"integrations": {"prometheus": {"url": "http://p", "enabled": False}}}) == set()
     k8s = names({"integrations": {"kubernetes": {"host": "https://k"}}})
     assert "kubernetes_list_pods" in k8s and "kubernetes_restart_deployment" not in k8s

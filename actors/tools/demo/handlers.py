@@ -12,7 +12,7 @@ from typing import Any
 
 from actors.tools.base import ToolError, ToolResult
 from actors.tools.convert import changes_result, error_count, events_result, iso, logs_result
-from actors.tools.demo.scenarios import DATABASE, NAMESPACE, SERVICES
+from actors.tools.demo.scenarios import BASELINE, DATABASE, NAMESPACE, SERVICES
 from actors.tools.demo.signals import (
     cloudwatch_logs,
     cloudwatch_metric,
@@ -27,7 +27,7 @@ from actors.tools.demo.signals import (
 )
 from actors.tools.demo.traces import HANDLERS as TRACE_HANDLERS
 from actors.tools.demo.world import World
-from incidentfox.evidence import EvidenceBundle, LogLine
+from incidentfox.evidence import EvidenceBundle, LogLine, ObjectState, TopologyEdge
 
 Handler = Callable[[dict[str, Any], World], ToolResult]
 
@@ -243,6 +243,40 @@ def service_map(args: dict[str, Any], world: World) -> ToolResult:
     )
 
 
+def service_graph(args: dict[str, Any], world: World) -> ToolResult:
+    """The world's call graph as a service-graph metric query answers it (calls over the window)."""
+    minutes = args.get("since_minutes") or 60
+    edges = [TopologyEdge(caller=e.caller, callee=e.callee, sources=["service_graph"],
+                          calls=round(BASELINE[e.callee].get("requests", 10.0) * 60 * minutes))
+             for e in world.topology]
+    return ToolResult.success(
+        [{"caller": e.caller, "callee": e.callee, "calls": e.calls} for e in edges],
+        evidence=EvidenceBundle(topology=edges),
+        summary=f"{len(edges)} edges from {args.get('metric') or 'traces_service_graph_request_total'}: "
+        + "; ".join(f"{e.caller} → {e.callee} ({e.calls:.0f})" for e in edges),
+    )
+
+
+def list_services(args: dict[str, Any], world: World) -> ToolResult:
+    """One Kubernetes service per deployment, backed by that deployment's pods."""
+    wanted = services_in(args.get("label_selector"))
+    out = []
+    for svc in SERVICES:
+        if not _in_namespace(args) or (wanted and svc not in wanted):
+            continue
+        pods = [p for p in world.pods if p.owner.split("/")[-1] == svc]
+        ready = sum(1 for p in pods if p.ready.split("/")[0] == p.ready.split("/")[-1])
+        out.append(ObjectState(namespace=NAMESPACE, kind="Service", name=svc, extra={
+            "type": "ClusterIP", "selector": {"app": svc}, "ports": [8080], "pods": [p.name for p in pods],
+            "workloads": [f"deployment/{svc}"], "endpoints": len(pods), "ready_endpoints": ready}))
+    data = [{"namespace": o.namespace, "name": o.name, "workloads": o.extra["workloads"],
+             "pods": len(o.extra["pods"]), "ready_endpoints": o.extra["ready_endpoints"],
+             "endpoints": o.extra["endpoints"]} for o in out]
+    empty = [o.name for o in out if o.extra["endpoints"] and not o.extra["ready_endpoints"]]
+    return ToolResult.success(data, evidence=EvidenceBundle(objects=out), summary=f"{len(out)} services"
+                              + (f", no ready endpoints: {', '.join(empty)}" if empty else ""))
+
+
 HANDLERS: dict[str, Handler] = {
     "kubernetes_list_pods": list_pods,
     "kubernetes_get_events": get_events,
@@ -272,5 +306,7 @@ HANDLERS: dict[str, Handler] = {
     "coralogix_query_logs": coralogix_logs,
     "elasticsearch_search_logs": elasticsearch_logs,
     "demo_service_map": service_map,
+    "prometheus_service_graph": service_graph,
+    "kubernetes_list_services": list_services,
     **TRACE_HANDLERS,
 }
