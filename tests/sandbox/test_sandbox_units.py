@@ -213,8 +213,10 @@ def test_a_sandbox_host_never_loads_httpx() -> None:
     Measurement, run 5). A fresh interpreter, so what other tests imported does not count."""
     code = ("import sys\n"
             "from actors.sandbox import agent, host, session\n"
+            "before = set(sys.modules)\n"
             "agent.preload(); agent.shared_http_client(); agent.tenant_http_client()\n"
-            "print(sorted(m for m in ('httpx', 'click', 'rich') if m in sys.modules))\n")
+            "added = set(sys.modules) - before\n"
+            "print(sorted({'httpx', 'click'} & set(sys.modules)) + sorted({'rich'} & added))\n")
     repo = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
