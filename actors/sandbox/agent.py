@@ -43,6 +43,7 @@ INTERRUPTED_RESULT = "interrupted by user before the tool finished"
 _clients: dict[tuple[str | None, str, float], anthropic.AsyncAnthropic] = {}
 _http: Any = None
 _tenant_http: Any = None
+_tls: Any = None
 
 
 def preload() -> None:
@@ -52,6 +53,19 @@ def preload() -> None:
     import anthropic  # noqa: F401
 
 
+def shared_tls_context() -> Any:
+    """One TLS context per process for every HTTP client of the sandbox (the default endpoint's, each
+    tenant host's pool, MCP over HTTP): each context parses the CA bundle, ~0.5 MB apiece, and
+    ``httpx2`` would otherwise build one per client and per tenant host. Same settings as
+    ``verify=True`` (certifi's bundle, ``SSL_CERT_FILE``/``SSL_CERT_DIR`` honoured)."""
+    global _tls
+    if _tls is None:
+        import httpx2
+
+        _tls = httpx2.create_ssl_context()
+    return _tls
+
+
 def shared_http_client() -> Any:
     """One HTTP client (connection pool, TLS context) per process, shared by every session's
     Anthropic client: building one costs ~0.1 s and several MB, a client on top of it ~0.3 ms."""
@@ -59,7 +73,7 @@ def shared_http_client() -> Any:
     if _http is None:
         import anthropic
 
-        _http = anthropic.DefaultAsyncHttpxClient()
+        _http = anthropic.DefaultAsyncHttpxClient(verify=shared_tls_context())
     return _http
 
 
@@ -74,7 +88,8 @@ def tenant_http_client() -> Any:
 
         from incidentfox.egress.transport import egress_client
 
-        _tenant_http = egress_client(httpx2, client_cls=anthropic.DefaultAsyncHttpxClient)
+        _tenant_http = egress_client(httpx2, client_cls=anthropic.DefaultAsyncHttpxClient,
+                                     verify=shared_tls_context())
     return _tenant_http
 
 

@@ -173,10 +173,11 @@ async def _http_target(stack: AsyncExitStack, url: str) -> Any:
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
+    from actors.sandbox.agent import shared_tls_context
     from incidentfox.egress.transport import egress_client
 
     # The MCP SDK's own defaults: 30 s, and 300 s to read (a server may hold a stream open).
-    http = egress_client(httpx2, timeout=httpx2.Timeout(30.0, read=300.0))
+    http = egress_client(httpx2, timeout=httpx2.Timeout(30.0, read=300.0), verify=shared_tls_context())
     await stack.enter_async_context(http)
     return streamable_http_client(url, http_client=http)
 

@@ -17,6 +17,9 @@ address. Beyond ``max_hosts`` pools, the least recently used pool with no respon
 
 The ``openai``/``anthropic``/``mcp`` SDKs use ``httpx2``; the tool backends use ``httpx``. Both
 have the same transport API, so :func:`egress_transport` builds one for either (``lib``).
+``httpx`` is imported only when a caller asks for it (``lib`` left out): importing it also imports
+``click`` and ``rich`` (its command-line entry point), ~5 MB of resident memory that a process speaking
+only ``httpx2`` (a sandbox host, an SDK client) has no use for.
 """
 
 from __future__ import annotations
@@ -25,8 +28,6 @@ import functools
 from collections import OrderedDict
 from types import ModuleType
 from typing import Any
-
-import httpx
 
 from incidentfox.egress.guard import PolicyLike, Resolver, check_destination, process_policy
 
@@ -120,18 +121,27 @@ def _transport_class(lib: ModuleType) -> type:
     return EgressTransport
 
 
-def egress_transport(lib: ModuleType = httpx, *, policy: PolicyLike | None = None, resolver: Resolver | None = None,
-                     **transport_kwargs: Any) -> Any:
-    """A policy-enforcing, address-pinning transport for ``lib`` (``httpx`` or ``httpx2``).
-    ``policy`` defaults to this process's (:func:`~incidentfox.egress.guard.process_policy`)."""
-    cls = _transport_class(lib)
+def _default_lib(lib: ModuleType | None) -> ModuleType:
+    if lib is not None:
+        return lib
+    import httpx   # on demand only: see the module docstring
+
+    return httpx
+
+
+def egress_transport(lib: ModuleType | None = None, *, policy: PolicyLike | None = None,
+                     resolver: Resolver | None = None, **transport_kwargs: Any) -> Any:
+    """A policy-enforcing, address-pinning transport for ``lib`` (``httpx`` or ``httpx2``; ``httpx``
+    when left out). ``policy`` defaults to this process's (:func:`~incidentfox.egress.guard.process_policy`)."""
+    cls = _transport_class(_default_lib(lib))
     return cls(policy=policy if policy is not None else process_policy(), resolver=resolver, **transport_kwargs)
 
 
-def egress_client(lib: ModuleType = httpx, *, policy: PolicyLike | None = None, resolver: Resolver | None = None,
+def egress_client(lib: ModuleType | None = None, *, policy: PolicyLike | None = None, resolver: Resolver | None = None,
                   client_cls: type | None = None, verify: Any = True, **client_kwargs: Any) -> Any:
     """An ``AsyncClient`` (``client_cls``: e.g. an SDK's ``DefaultAsyncHttpxClient``) whose every
     request goes through :func:`egress_transport`. Environment proxies are ignored
     (``trust_env=False``): a proxy would make the connection on our behalf, unchecked."""
+    lib = _default_lib(lib)
     transport = egress_transport(lib, policy=policy, resolver=resolver, verify=verify)
     return (client_cls or lib.AsyncClient)(transport=transport, trust_env=False, **client_kwargs)

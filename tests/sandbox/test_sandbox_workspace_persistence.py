@@ -274,9 +274,15 @@ async def test_interrupt_saves_and_delete_removes_the_snapshot(sqlite_url: str, 
     with (tmp_path / "snap.tgz").open("rb") as fh:
         unpack(fh, dest, uid=UID, gid=UID, max_bytes=1 << 20)
     assert (dest / "a.txt").read_text() == "A"
+    host = next(iter(b.manager.hosts.values())).handle
+    assert sid in host.sessions and sid in host.snapshots._last
     assert await b.delete_session(sid)
     assert not await objects.exists(snapshot_key(sid))
     assert not (root / sid).exists() and not (root / OWNERS_DIR / sid).exists()
+    # Nothing of the session stays in its host's memory (a host holds many sessions over its life).
+    assert host.sessions == {} and host._loading == {} and host.snapshots._last == {}
+    stats = await b.stats()
+    assert stats["sessions"] == 0 and stats["hosts"][0]["sessions"] == 0 and b.manager.by_session == {}
 
 
 async def test_stale_local_copies_are_collected(sqlite_url: str, root: Path) -> None:
