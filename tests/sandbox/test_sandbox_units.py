@@ -211,13 +211,14 @@ async def test_thread_locks_are_fifo_per_thread_and_forgotten_when_free() -> Non
 def test_a_sandbox_host_never_loads_httpx() -> None:
     """The host speaks httpx2 only (the Anthropic SDK, the egress-checked tenant client); importing
     ``httpx`` would also load click and rich, ~5 MB per host process for nothing (docs/sandbox.md,
-    Measurement, run 5). A fresh interpreter, so what other tests imported does not count."""
+    Measurement, run 5); nor does structlog's optional rich (incidentfox/logs.py). A fresh
+    interpreter, so what other tests imported does not count."""
     code = ("import sys\n"
             "from actors.sandbox import agent, host, session\n"
-            "before = set(sys.modules)\n"
             "agent.preload(); agent.shared_http_client(); agent.tenant_http_client()\n"
-            "added = set(sys.modules) - before\n"
-            "print(sorted({'httpx', 'click'} & set(sys.modules)) + sorted({'rich'} & added))\n")
+            "from incidentfox.logs import configure_process_logging\n"
+            "configure_process_logging()\n"   # every actor process configures structlog's JSON logs
+            "print(sorted({'httpx', 'click', 'rich'} & set(sys.modules)))\n")
     repo = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
