@@ -142,7 +142,8 @@ def eval_command(
     if write_docs:
         from evaluation.report import write_docs as render
 
-        console.print(f"wrote {render(suite.value, result)}")
+        section = f"{suite.value}-replay" if result.get("path") == "replay" else suite.value
+        console.print(f"wrote {render(section, result)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -105,6 +105,8 @@ def plan_demo() -> SuitePlan:
 
 def plan(suite: str, *, data: Path | None = None, split: str = "all", labels: Path | None = None,
          path: str = "direct") -> SuitePlan:
+    if path != "direct" and suite != "holmesgpt":
+        raise SuiteError(f"--path {path} is only available for the holmesgpt suite so far")
     if suite == "petshop":
         return plan_petshop(data or DEFAULT_DATA["petshop"], split=split)
     if suite == "holmesgpt":

@@ -116,3 +116,28 @@ def test_eval_replay_json_keeps_the_keys_and_adds_tool_calls(shared_dir: Path, t
 def test_eval_refuses_an_unknown_path() -> None:
     res = CliRunner().invoke(app, ["eval", "--suite", "holmesgpt", "--path", "sideways"])
     assert res.exit_code == 2
+
+
+def test_docs_keep_a_replay_section_beside_the_direct_one(tmp_path: Path) -> None:
+    from evaluation.report import write_docs
+
+    row = {"case": "c1", "expected": "ns/pod/p", "ranked": ["ns/pod/p"], "culprit_ok": True, "phrase_ok": True,
+           "tool_calls": 6, "tool_calls_answered": 2}
+    doc = tmp_path / "evaluation.md"
+    write_docs("holmesgpt", {"cases": 1, "positives": 1, "positives_passed": 1, "negatives": 0,
+                             "negatives_clean": 0,
+                             "per_case": [{k: v for k, v in row.items() if k != "tool_calls_answered"}]}, path=doc)
+    write_docs("holmesgpt-replay", {"cases": 1, "top1": 1.0, "top3": 1.0, "positives": 1, "positives_passed": 1,
+                                    "negatives": 0, "negatives_clean": 0, "tool_calls": 6, "per_case": [row]},
+               path=doc)
+    text = doc.read_text()
+    direct = text.split("<!-- results:holmesgpt -->")[1].split("<!-- /results:holmesgpt -->")[0]
+    replay = text.split("<!-- results:holmesgpt-replay -->")[1].split("<!-- /results:holmesgpt-replay -->")[0]
+    assert "tool calls" not in direct and "| 6 (2) |" in replay and "**6** tool calls" in replay
+
+
+def test_replay_path_is_refused_for_suites_without_it() -> None:
+    from evaluation import suites
+
+    with pytest.raises(suites.SuiteError, match="only available for the holmesgpt suite"):
+        suites.plan("demo", path="replay")
