@@ -1,7 +1,7 @@
 """CLI: ``incidentfox eval``: score the root-cause ranking on public incident datasets.
 
 ``incidentfox eval --suite petshop|holmesgpt|demo [--split all|train|test] [--data DIR]
-[--labels FILE] [--json OUT] [--write-docs]`` runs the cases in parallel on Ray (a few batch tasks),
+[--labels FILE] [--path direct|replay] [--json OUT] [--write-docs]`` runs the cases in parallel on Ray (a few batch tasks),
 shows a progress bar, a per-case table and a summary, and optionally writes the results as JSON and
 ``docs/evaluation.md``.
 """
@@ -35,6 +35,12 @@ def _splits() -> tuple[str, ...]:
     return ("all", *SPLITS)
 
 
+def _paths() -> tuple[str, ...]:
+    from evaluation.suites import PATHS
+
+    return PATHS
+
+
 def _mark(ok: Any) -> str:
     return "[green]✓[/]" if ok else "[red]✗[/]"
 
@@ -42,11 +48,11 @@ def _mark(ok: Any) -> str:
 def _case_table(suite: str, result: dict[str, Any]) -> Table:
     t = Table(title=f"{suite}: per case", show_lines=False)
     if suite == "holmesgpt":
-        for col in ("case", "expected culprit", "ranked first", "culprit", "phrases"):
+        for col in ("case", "expected culprit", "ranked first", "culprit", "phrases", "tool calls"):
             t.add_column(col)
         for c in result["per_case"]:
             t.add_row(c["case"], c["expected"] or "(no incident)", (c["ranked"] or ["—"])[0],
-                      _mark(c.get("culprit_ok")), _mark(c.get("phrase_ok")))
+                      _mark(c.get("culprit_ok")), _mark(c.get("phrase_ok")), str(c.get("tool_calls", "")))
         return t
     cols = ("case", "metric", "expected", "top 3", "top-1", "top-3") if suite == "petshop" else \
         ("case", "expected", "top 3", "top-1", "top-3")
@@ -94,6 +100,10 @@ def eval_command(
     write_docs: Annotated[bool, typer.Option("--write-docs", help="Rewrite docs/evaluation.md with these numbers.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Parallel Ray tasks (CPUs).")] = 2,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Run in this process instead of on Ray.")] = False,
+    path: Annotated[str, typer.Option(
+        "--path", metavar="PATH", help="HolmesGPT: direct (rank the recorded evidence at once, default) or replay "
+        "(the offline planner calls our tools, answered from the recordings).",
+        **one_of(_paths, default="direct"))] = "direct",
 ) -> None:
     """Rank every case of a suite, score it against ground truth, and report the numbers."""
     from evaluation import harness, suites
@@ -101,7 +111,7 @@ def eval_command(
     console = Console()
     t_start = time.perf_counter()
     try:
-        plan = suites.plan(suite.value, data=data, split=split, labels=labels)
+        plan = suites.plan(suite.value, data=data, split=split, labels=labels, path=path)
     except suites.SuiteError as e:
         fail(f"eval {suite.value}: {e}")
     for name in plan.unlabelled:
@@ -132,7 +142,8 @@ def eval_command(
     if write_docs:
         from evaluation.report import write_docs as render
 
-        console.print(f"wrote {render(suite.value, result)}")
+        section = f"{suite.value}-replay" if result.get("path") == "replay" else suite.value
+        console.print(f"wrote {render(section, result)}")
 
 
 def register(app: typer.Typer) -> None:

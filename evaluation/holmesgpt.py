@@ -173,6 +173,11 @@ def _alert(case_dir: Path) -> Alert:
                  labels={**labels, "source": str(req.get("source", ""))}, text=text)
 
 
+def case_alert(case: HolmesCase) -> Alert:
+    """The alert the case starts from (what the investigation is triggered with)."""
+    return _alert(case.path)
+
+
 def _metric_of(text: str) -> str:
     t = text.lower()
     if re.search(r"latenc|slow|taking longer|duration|response time", t):

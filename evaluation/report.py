@@ -14,7 +14,7 @@ from typing import Any
 from evaluation.suites import REPO_ROOT
 
 DOCS_PATH = REPO_ROOT / "docs" / "evaluation.md"
-SUITES = ("petshop", "holmesgpt", "demo")
+SUITES = ("petshop", "holmesgpt", "holmesgpt-replay", "demo")   # holmesgpt-replay: `--path replay`
 
 HEADER = """# Evaluation of the root-cause ranking
 
@@ -50,6 +50,22 @@ Prometheus results), never by case name. `tests/data/holmesgpt_labels.json` was 
 each case's `expected_output`: the culprit (namespace/kind/name; a pod matches its workload) and the
 key phrases the RCA must contain (case, spacing and punctuation ignored). `13_Watchdog` is a
 negative: it passes when nothing is blamed and the RCA says there is no incident.
+
+**HolmesGPT through replay** (`--path replay`; the default is still `direct`, above). Instead of
+ranking every recording at once, the offline planner investigates: each enabled sub-agent runs its
+playbook (`actors/tools/playbooks.py`) against our own tools, and a replay store
+(`actors/tools/replay.py`) built from the case answers them (`evaluation/replay_holmes.py`, run by
+`evaluation/replay_run.py`). Recordings are filed by the evidence they hold, never by case name:
+pods, deployments, nodes and services under the `kubernetes_list_*` tools (all namespaces, and per
+namespace), events under `kubernetes_get_events`, pod logs under `kubernetes_get_pod_logs` matched on
+namespace, pod and `previous`, trace spans under `tempo_search_traces`, Prometheus results under
+`prometheus_query_range` matched on the query. A call nothing recorded answers `no data`. The team
+has Kubernetes plus the integrations of the other recorded tools. `tool_calls` per case counts the
+planner's calls (`tool_calls_answered`: those that found recorded data; `unserved` lists recorded
+evidence no tool of ours returns: jobs, Robusta finding descriptions, runbook pages). Gap against
+the direct path: the offline playbook never reads pod logs, and no tool of ours lists jobs, so
+cases whose answer is in a pod's logs (a latency message, a connection error) or in a job's
+status are missed.
 
 **Demo** (the embedded demo world's seeded incidents). `actors.tools.demo.world.incident_bundles()`
 yields each incident as the offline planner's playbooks gather it, with the expected root-cause
@@ -100,14 +116,21 @@ def _section(suite: str, r: dict[str, Any]) -> str:
                   ("Targets (issue 8): top-1 > 0.65 (aim 0.80), top-3 > 0.83 (aim 0.95), latency specificity "
                   "> 0.33 (aim 0.8); published baseline: top-1 0.57–0.83, top-3 0.57–1.0, latency specificity "
                   "as low as 0.17.")]
-    elif suite == "holmesgpt":
+    elif suite.startswith("holmesgpt"):
+        calls = any("tool_calls_answered" in c for c in r.get("per_case", []))
         lines += ["", f"Positives with culprit and key phrases right: **{r.get('positives_passed')}/"
                       f"{r.get('positives')}**; negatives clean: **{r.get('negatives_clean')}/{r.get('negatives')}**."
                       + (f" Unlabelled (skipped): {', '.join(r['unlabelled'])}." if r.get("unlabelled") else ""),
-                  "", "| case | expected culprit | ranked first | culprit | phrases |", "|---|---|---|---|---|"]
+                  "", "| case | expected culprit | ranked first | culprit | phrases |" + (" tool calls (answered) |"
+                                                                                     if calls else ""),
+                  "|---|---|---|---|---|" + ("---|" if calls else "")]
+        if calls:
+            lines[-4] += (f" Top-1 **{_pct(r.get('top1'))}**, top-3 **{_pct(r.get('top3'))}** over the positives; "
+                         f"**{r.get('tool_calls', 0)}** tool calls in all.")
         for c in r.get("per_case", []):
             lines.append(f"| {c['case']} | {c['expected'] or '(no incident)'} | {(c['ranked'] or ['—'])[0]} | "
-                         f"{'✓' if c.get('culprit_ok') else '✗'} | {'✓' if c.get('phrase_ok') else '✗'} |")
+                         f"{'✓' if c.get('culprit_ok') else '✗'} | {'✓' if c.get('phrase_ok') else '✗'} |"
+                         + (f" {c.get('tool_calls', 0)} ({c.get('tool_calls_answered', 0)}) |" if calls else ""))
     else:
         lines += ["", f"Top-1 **{_pct(r.get('top1'))}**, top-3 **{_pct(r.get('top3'))}**.", "",
                   "| case | expected | ranked | top-1 |", "|---|---|---|---|"]
@@ -131,7 +154,8 @@ def write_docs(suite: str, result: dict[str, Any], *, path: Path = DOCS_PATH) ->
     sections[suite] = _section(suite, result)
     body = [HEADER]
     for s in SUITES:
-        content = sections.get(s, f"### {s}\n\nNot run yet: `incidentfox eval --suite {s} --write-docs`.\n")
+        command = "holmesgpt --path replay" if s == "holmesgpt-replay" else s
+        content = sections.get(s, f"### {s}\n\nNot run yet: `incidentfox eval --suite {command} --write-docs`.\n")
         body.append(f"<!-- results:{s} -->\n{content}<!-- /results:{s} -->\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(body))

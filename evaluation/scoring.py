@@ -118,12 +118,35 @@ def load_labels(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def holmes_case(data_dir: str, case_name: str, label: dict[str, Any]) -> CaseResult:
+    """The direct path: every recording's evidence straight into one bundle, ranked."""
     case = holmesgpt.HolmesCase(case_name, Path(data_dir) / case_name)
     t0 = time.perf_counter()
     bundle = with_call_graph(holmesgpt.case_bundle(case))
     ranking = rank(bundle)
     rca = build_rca(ranking, bundle)
+    return _holmes_result(case_name, label, ranking, rca, time.perf_counter() - t0, {"tool_calls": 0})
+
+
+def holmes_replay_case(data_dir: str, case_name: str, label: dict[str, Any]) -> CaseResult:
+    """The replay path: the offline planner's playbooks call our tools, a replay store built from
+    the case's recordings answers them (:mod:`evaluation.replay_holmes`), and the planner's RCA is
+    scored. ``tool_calls`` counts the calls it made."""
+    from evaluation import replay_holmes, replay_run
+
+    case = holmesgpt.HolmesCase(case_name, Path(data_dir) / case_name)
+    t0 = time.perf_counter()
+    replay = replay_holmes.case_replay(case)
+    run = replay_run.investigate(replay.store(), integrations=replay.integrations,
+                                 alert=holmesgpt.case_alert(case))
     took = time.perf_counter() - t0
+    answered = sum(1 for _, _, summary in run.calls if not summary.startswith(("no data", "error")))
+    return _holmes_result(case_name, label, run.ranking, run.rca, took,
+                          {"tool_calls": len(run.calls), "tool_calls_answered": answered,
+                           "calls": [tool for tool, _, _ in run.calls], "unserved": replay.unserved})
+
+
+def _holmes_result(case_name: str, label: dict[str, Any], ranking: Any, rca: RCA, took: float,
+                   extra: dict[str, Any]) -> CaseResult:
     ranked = ranking.top(5)
     phrase_ok = phrases_present(rca, list(label.get("phrases", [])))
     if label.get("negative") or not label.get("culprit"):
@@ -131,11 +154,12 @@ def holmes_case(data_dir: str, case_name: str, label: dict[str, Any]) -> CaseRes
         return CaseResult(case=case_name, expected="", ranked=ranked, hit1=clean, hit3=clean, group="negative",
                           no_incident=ranking.no_incident, seconds=round(took, 4),
                           extra={"culprit_ok": clean, "phrase_ok": phrase_ok, "negative": True,
-                                 "summary": rca.summary})
+                                 "summary": rca.summary, **extra})
     h1, h3 = hits(ranked, label["culprit"])
     return CaseResult(case=case_name, expected=label["culprit"], ranked=ranked, hit1=h1, hit3=h3, group="positive",
                       no_incident=ranking.no_incident, seconds=round(took, 4),
-                      extra={"culprit_ok": h1, "phrase_ok": phrase_ok, "negative": False, "summary": rca.summary})
+                      extra={"culprit_ok": h1, "phrase_ok": phrase_ok, "negative": False, "summary": rca.summary,
+                             **extra})
 
 
 # --- demo world ----------------------------------------------------------------------------------
@@ -199,5 +223,6 @@ def summarize_holmes(results: list[CaseResult], unlabelled: list[str]) -> dict[s
         "negatives": len(negatives),
         "negatives_clean": sum(1 for r in negatives if r.extra["culprit_ok"] and r.extra["phrase_ok"]),
         "unlabelled": unlabelled,
+        "tool_calls": sum(int(r.extra.get("tool_calls") or 0) for r in results),
     })
     return base

@@ -2,7 +2,9 @@
 
 * ``petshop``: every issue of the chosen split, plus the specificity windows over ``noissue``
   (independent of the split) for each alert target the scenario's issues use.
-* ``holmesgpt``: every case directory; cases without a label are skipped and reported.
+* ``holmesgpt``: every case directory; cases without a label are skipped and reported. ``path``
+  ``direct`` (default) ranks the recordings' evidence at once, ``replay`` runs the offline planner
+  against a replay store built from them.
 * ``demo``: the seeded incidents of the embedded demo world, from
   ``actors.tools.demo.world.incident_bundles() -> list[(case name, bundle, expected entity)]``.
 """
@@ -60,7 +62,14 @@ def plan_petshop(data: Path, *, split: str = "all") -> SuitePlan:
     return SuitePlan("petshop", items, finish, meta={"split": split, "data": str(data)})
 
 
-def plan_holmesgpt(data: Path, *, labels: Path | None = None) -> SuitePlan:
+PATHS = ("direct", "replay")
+
+
+def plan_holmesgpt(data: Path, *, labels: Path | None = None, path: str = "direct") -> SuitePlan:
+    """``path``: ``direct`` ranks every recording's evidence at once; ``replay`` lets the offline
+    planner call our tools against a replay store built from the recordings."""
+    if path not in PATHS:
+        raise SuiteError(f"--path must be one of {', '.join(PATHS)} (got {path!r})")
     labels = labels or DEFAULT_LABELS
     if not data.is_dir():
         raise SuiteError(f"HolmesGPT data not found at {data}")
@@ -71,9 +80,10 @@ def plan_holmesgpt(data: Path, *, labels: Path | None = None) -> SuitePlan:
     if not cases:
         raise SuiteError(f"no HolmesGPT cases (directories with investigate_request.json) under {data}")
     unlabelled = [c.name for c in cases if c.name not in table]
-    items: list[Item] = [(scoring.holmes_case, (str(data), c.name, table[c.name])) for c in cases if c.name in table]
+    fn = scoring.holmes_replay_case if path == "replay" else scoring.holmes_case
+    items: list[Item] = [(fn, (str(data), c.name, table[c.name])) for c in cases if c.name in table]
     return SuitePlan("holmesgpt", items, lambda rs: scoring.summarize_holmes(rs, unlabelled), unlabelled,
-                     meta={"data": str(data), "labels": str(labels)})
+                     meta={"data": str(data), "labels": str(labels), "path": path})
 
 
 def plan_demo() -> SuitePlan:
@@ -93,11 +103,14 @@ def plan_demo() -> SuitePlan:
     return SuitePlan("demo", items, scoring.summarize, meta={"source": DEMO_WORLD})
 
 
-def plan(suite: str, *, data: Path | None = None, split: str = "all", labels: Path | None = None) -> SuitePlan:
+def plan(suite: str, *, data: Path | None = None, split: str = "all", labels: Path | None = None,
+         path: str = "direct") -> SuitePlan:
+    if path != "direct" and suite != "holmesgpt":
+        raise SuiteError(f"--path {path} is only available for the holmesgpt suite so far")
     if suite == "petshop":
         return plan_petshop(data or DEFAULT_DATA["petshop"], split=split)
     if suite == "holmesgpt":
-        return plan_holmesgpt(data or DEFAULT_DATA["holmesgpt"], labels=labels)
+        return plan_holmesgpt(data or DEFAULT_DATA["holmesgpt"], labels=labels, path=path)
     if suite == "demo":
         return plan_demo()
     raise SuiteError(f"unknown suite {suite!r}: petshop, holmesgpt or demo")

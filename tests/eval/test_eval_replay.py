@@ -1,0 +1,143 @@
+"""HolmesGPT through replay: recordings for our tools from a case, the offline planner's calls
+answered by them, and the `--path replay` JSON keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from evaluation import holmesgpt, replay_holmes, replay_run, scoring
+from incidentfox.evidence import Alert
+
+LABELS = Path(__file__).parents[1] / "data" / "holmesgpt_labels.json"
+
+DESCRIBE = """Name:             web-5d98ffcfd-tz4nc
+Namespace:        shop
+Status:           Running
+Controlled By:  ReplicaSet/web-5d98ffcfd
+Containers:
+  app:
+    Image:          acme/web:1.0
+    State:          Waiting
+      Reason:       CrashLoopBackOff
+    Last State:     Terminated
+      Reason:       OOMKilled
+      Exit Code:    137
+    Ready:          False
+    Restart Count:  4
+Events:
+  Type     Reason   Age                  From     Message
+  ----     ------   ----                 ----     -------
+  Warning  BackOff  2m (x9 over 6m)      kubelet  Back-off restarting failed container app in pod web
+"""
+
+
+def _write(path: Path, tool: str, params: dict, body: str, status: str = "success") -> None:
+    path.write_text(json.dumps({"tool_name": tool, "match_params": params}) + "\n"
+                    + json.dumps({"status": status, "params": params}) + "\n" + body)
+
+
+@pytest.fixture
+def small_case(tmp_path: Path) -> holmesgpt.HolmesCase:
+    case = tmp_path / "any_case"
+    case.mkdir()
+    (case / "investigate_request.json").write_text(json.dumps(
+        {"title": "Pod is crash looping", "source": "prometheus",
+         "subject": {"name": "web-5d98ffcfd-tz4nc", "namespace": "shop", "kind": "pod"}}))
+    _write(case / "describe.txt", "kubectl_describe", {"kind": "pod", "name": "web-5d98ffcfd-tz4nc", "namespace": "shop"},
+           DESCRIBE)
+    _write(case / "prev.txt", "kubectl_previous_logs", {"pod_name": "web-5d98ffcfd-tz4nc", "namespace": "shop"},
+           "ERROR out of memory allocating buffer\n")
+    _write(case / "job.txt", "kubectl_describe", {"kind": "job", "name": "nightly", "namespace": "shop"},
+           "Name:           nightly\nNamespace:      shop\n")
+    return holmesgpt.HolmesCase(case.name, case)
+
+
+def test_recordings_are_filed_under_our_tools_and_matched_on_their_parameters(small_case) -> None:
+    replay = replay_holmes.case_replay(small_case)
+    store = replay.store()
+    pods = store.answer("kubernetes_list_pods", {"namespace": None, "label_selector": None, "limit": 500})
+    assert [(o.namespace, o.name) for o in pods.evidence.objects] == [("shop", "web-5d98ffcfd-tz4nc")]
+    assert store.answer("kubernetes_list_pods", {"namespace": "shop"}).evidence.objects
+    assert store.answer("kubernetes_list_pods", {"namespace": "other"}).evidence.objects == []
+    events = store.answer("kubernetes_get_events", {"namespace": None, "warnings_only": True})
+    assert [e.reason for e in events.evidence.events] == ["BackOff"]
+    prev = store.answer("kubernetes_get_pod_logs",
+                        {"namespace": "shop", "pod": "web-5d98ffcfd-tz4nc", "previous": True, "container": None})
+    assert [ln.text for ln in prev.evidence.logs] == ["ERROR out of memory allocating buffer"]
+    nothing = store.answer("kubernetes_get_pod_logs", {"namespace": "shop", "pod": "other", "previous": True})
+    assert nothing.ok and nothing.summary.startswith("no data")
+    assert replay.integrations == {"kubernetes": {"enabled": True}}
+    assert any("job nightly" in u for u in replay.unserved)   # no tool of ours lists jobs
+
+
+def test_the_planner_calls_our_tools_and_ranks_what_they_answer(small_case) -> None:
+    replay = replay_holmes.case_replay(small_case)
+    run = replay_run.investigate(replay.store(), integrations=replay.integrations,
+                                 alert=Alert(title="Pod is crash looping"))
+    called = [tool for tool, _, _ in run.calls]
+    assert "kubernetes_list_pods" in called and "kubernetes_get_events" in called
+    assert all(t.startswith("kubernetes_") for t in called)   # only the team's integration is offered
+    assert run.ranking.top(1) == ["shop/pod/web-5d98ffcfd-tz4nc"]
+
+
+def _real_case(shared_dir: Path, name: str) -> Path:
+    data = shared_dir / "benchmarks" / "holmesgpt-investigate"
+    if not (data / name / "investigate_request.json").is_file():
+        pytest.skip(f"{name} is absent from ../shared/benchmarks")
+    return data
+
+
+def test_a_recorded_case_replayed_names_the_culprit(shared_dir: Path) -> None:
+    data = _real_case(shared_dir, "01_oom_kill")
+    label = scoring.load_labels(LABELS)["01_oom_kill"]
+    res = scoring.holmes_replay_case(str(data), "01_oom_kill", label)
+    assert res.extra["tool_calls"] >= 1 and res.extra["tool_calls_answered"] >= 1
+    assert res.extra["culprit_ok"] and res.extra["phrase_ok"]
+
+
+def test_eval_replay_json_keeps_the_keys_and_adds_tool_calls(shared_dir: Path, tmp_path: Path) -> None:
+    data = _real_case(shared_dir, "01_oom_kill")
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["eval", "--suite", "holmesgpt", "--path", "replay", "--no-ray",
+                                   "--data", str(data), "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert doc["path"] == "replay" and doc["cases"] >= 1 and {"top1", "top3", "per_case"} <= set(doc)
+    for case in doc["per_case"]:
+        assert {"culprit_ok", "phrase_ok", "tool_calls"} <= set(case)
+        assert case["tool_calls"] >= 1
+
+
+def test_eval_refuses_an_unknown_path() -> None:
+    res = CliRunner().invoke(app, ["eval", "--suite", "holmesgpt", "--path", "sideways"])
+    assert res.exit_code == 2
+
+
+def test_docs_keep_a_replay_section_beside_the_direct_one(tmp_path: Path) -> None:
+    from evaluation.report import write_docs
+
+    row = {"case": "c1", "expected": "ns/pod/p", "ranked": ["ns/pod/p"], "culprit_ok": True, "phrase_ok": True,
+           "tool_calls": 6, "tool_calls_answered": 2}
+    doc = tmp_path / "evaluation.md"
+    write_docs("holmesgpt", {"cases": 1, "positives": 1, "positives_passed": 1, "negatives": 0,
+                             "negatives_clean": 0,
+                             "per_case": [{k: v for k, v in row.items() if k != "tool_calls_answered"}]}, path=doc)
+    write_docs("holmesgpt-replay", {"cases": 1, "top1": 1.0, "top3": 1.0, "positives": 1, "positives_passed": 1,
+                                    "negatives": 0, "negatives_clean": 0, "tool_calls": 6, "per_case": [row]},
+               path=doc)
+    text = doc.read_text()
+    direct = text.split("<!-- results:holmesgpt -->")[1].split("<!-- /results:holmesgpt -->")[0]
+    replay = text.split("<!-- results:holmesgpt-replay -->")[1].split("<!-- /results:holmesgpt-replay -->")[0]
+    assert "tool calls" not in direct and "| 6 (2) |" in replay and "**6** tool calls" in replay
+
+
+def test_replay_path_is_refused_for_suites_without_it() -> None:
+    from evaluation import suites
+
+    with pytest.raises(suites.SuiteError, match="only available for the holmesgpt suite"):
+        suites.plan("demo", path="replay")
