@@ -105,6 +105,11 @@ class InvestigationSection(_Section):
         "Default agent turns (each agent's `max_turns` or `llm.max_turns` overrides it)."))
     planner: Literal["auto", "offline", "llm"] = _from_defaults("investigation", "planner", description=(
         "`offline`: the scripted planner; `llm`: the model; `auto`: `llm` when `llm.provider` is set."))
+    followup_rounds: int = _from_defaults("investigation", "followup_rounds", ge=0, description=(
+        "Offline planner: rounds of follow-up calls after the playbooks (hypotheses from the evidence so "
+        "far, e.g. a crash-looping pod's previous logs); 0 turns follow-ups off."))
+    max_tool_calls: int = _from_defaults("investigation", "max_tool_calls", ge=0, description=(
+        "Offline planner: the most tool calls of one run, playbooks included; follow-ups stop there."))
     metrics: MetricsSection = Field(default_factory=MetricsSection, description=(
         "Metric names and labels of the team's exporters (presets and overrides; the offline "
         "planner's PromQL and call-graph query are built from them)."))

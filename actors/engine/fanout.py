@@ -46,14 +46,21 @@ class SubAgentFanout:
     def _remaining(self) -> float:
         return max(0.1, self.deadline_at - time.monotonic())
 
-    async def run_one(self, agent: str, *, mode: str, question: str = "") -> SubAgentResult:
-        """One sub-agent as one Ray call (retried once on another worker if its worker died)."""
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's config snapshot."""
+        return self._config
+
+    async def run_one(self, agent: str, *, mode: str, question: str = "",
+                      steps: list[tuple[str, dict[str, Any]]] | None = None) -> SubAgentResult:
+        """One sub-agent as one Ray call (retried once on another worker if its worker died);
+        ``steps``: offline, these tool calls instead of its playbook (the planner's follow-ups)."""
         self.started[agent] = time.monotonic()
         self._on_progress(agent, SubAgentStatus.RUNNING, None, None)
         req = SubAgentRequest(run_id=self.run_id, org_id=self.org_id, team_id=self.team_id, agent=agent,
                               mode=mode, config=self._config, executors=self._executors,
                               services=self.services, window=self.window, question=question,
-                              timeout_s=self._remaining())
+                              timeout_s=self._remaining(), steps=steps)
         result: SubAgentResult | None = None
         for attempt in range(2):
             worker = self._workers[next(self._rr) % len(self._workers)]

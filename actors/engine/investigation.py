@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from actors.engine.evidence_check import EvidenceCheck, Source, verify_rca
 from actors.engine.fanout import SubAgentFanout
 from actors.engine.offline_planner import (
+    followup_event,
     investigation_window,
     merged_bundle,
     plan_offline,
@@ -272,8 +273,12 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
                     if check.total:
                         ctx.writer.event(run_id, "note", {"evidence_check": check.summary()})
                 else:
+                    def followed_up(n: int, todo: list[Any], cut: list[Any]) -> None:
+                        ctx.writer.event(run_id, "phase", followup_event(n, todo, cut))
+
                     rca, _ = await plan_offline(fanout, subagents=subagents, tool_count=len(allowed),
-                                                trigger=trigger, absorbed=live.absorbed, now=now)
+                                                trigger=trigger, absorbed=live.absorbed, now=now,
+                                                on_round=followed_up)
         except TimeoutError:
             cut_short = True
             bundle = merged_bundle(fanout, trigger=trigger, absorbed=live.absorbed)

@@ -9,7 +9,13 @@ Used when a team configures no LLM provider, and by the demo. Steps:
    (:func:`actors.ranking.topology.with_call_graph`: service-graph metrics, trace spans and
    Kubernetes services joined on one name per workload; the demo world's map arrives the same way,
    as the demo backend's answer to the service-graph query);
-3. :func:`actors.ranking.rank` ranks suspects with its documented rules (recent change before the
+3. follow-ups (:func:`follow_up`): hypotheses derived from the evidence so far
+   (:func:`actors.engine.followups.derive`: a crash-looping pod → its previous logs and events, an
+   OOM kill → its memory series, a slow service → its traces and then the service its slowest
+   spans wait on, an error spike → its logs for template mining) run as targeted tool calls through
+   the same sub-agents and ToolExecutors, round after round while new hypotheses appear, up to
+   ``investigation.followup_rounds`` rounds and ``investigation.max_tool_calls`` calls in all;
+4. :func:`actors.ranking.rank` ranks suspects with its documented rules (recent change before the
    alert, crash loops, OOM kills, image pull errors, metric anomalies, new log signatures,
    failing dependencies), and :func:`actors.ranking.rca.build_rca` writes the ``RCA``.
 
@@ -19,10 +25,13 @@ A team with no usable tools still gets an RCA, which says that no tools are conf
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from actors.engine.fanout import SubAgentFanout
+from actors.engine.followups import FollowUp, derive
 from incidentfox.contracts import RCA
 from incidentfox.evidence import Alert, EvidenceBundle
 from incidentfox.timeparse import parse_time
@@ -71,15 +80,88 @@ def rca_from_evidence(bundle: EvidenceBundle, *, now: datetime | None = None) ->
     return build_rca(ranking, bundle)
 
 
+@dataclass(frozen=True)
+class Budget:
+    rounds: int = 3               # follow-up rounds after the playbooks
+    max_tool_calls: int = 60      # tool calls of the whole run, playbooks included
+
+
+# Called once per follow-up round with (round number, the follow-ups it runs, the ones the call budget cut).
+OnRound = Callable[[int, list[FollowUp], list[FollowUp]], None]
+
+
+def _tool_calls(fanout: SubAgentFanout) -> int:
+    return sum(r.tool_count for r in fanout.results.values())
+
+
+async def follow_up(fanout: SubAgentFanout, *, subagents: list[str], tools: dict[str, str], budget: Budget,
+                    trigger: dict[str, Any], absorbed: list[dict[str, Any]], window_minutes: int,
+                    metrics: Any = None, on_round: OnRound | None = None) -> int:
+    """Run follow-up rounds after the playbooks; returns how many rounds ran.
+
+    ``tools`` maps each tool the team may call to the sub-agent that owns it; only tools of enabled
+    ``subagents`` are used. A round's follow-ups run at once, one sub-agent call per owning agent.
+    Stops when no new hypothesis appears, after ``budget.rounds`` rounds, or when the run has made
+    ``budget.max_tool_calls`` calls (a round is trimmed to what is left)."""
+    import asyncio
+
+    available = {tool for tool, agent in tools.items() if agent in subagents}
+    done: set[str] = set()
+    ran = 0
+    for n in range(1, budget.rounds + 1):
+        bundle = merged_bundle(fanout, trigger=trigger, absorbed=absorbed)
+        todo = derive(bundle, available=available, window_minutes=window_minutes, metrics=metrics, done=done)
+        room = budget.max_tool_calls - _tool_calls(fanout)
+        if not todo or room <= 0:
+            if todo and on_round is not None:
+                on_round(n, [], todo)
+            break
+        todo, cut = todo[:room], todo[room:]
+        done.update(f.key() for f in todo)
+        if on_round is not None:
+            on_round(n, todo, cut)
+        by_agent: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for f in todo:
+            by_agent.setdefault(tools[f.tool], []).append((f.tool, f.args))
+        await asyncio.gather(*(fanout.run_one(agent, mode="offline", steps=steps)
+                               for agent, steps in by_agent.items()))
+        ran = n
+        if cut:
+            break
+    return ran
+
+
+def followup_event(n: int, todo: list[FollowUp], cut: list[FollowUp]) -> dict[str, Any]:
+    """The ``phase`` run event of one follow-up round: which calls ran and why."""
+    data: dict[str, Any] = {"phase": "followup", "round": n,
+                            "calls": [{"tool": f.tool, "args": f.args, "hypothesis": f.hypothesis} for f in todo]}
+    if cut:
+        data["budget_reached"] = True
+        data["skipped"] = [{"tool": f.tool, "hypothesis": f.hypothesis} for f in cut]
+    return data
+
+
 async def plan_offline(fanout: SubAgentFanout, *, subagents: list[str], tool_count: int,
                        trigger: dict[str, Any], absorbed: list[dict[str, Any]],
-                       now: datetime) -> tuple[RCA, EvidenceBundle]:
-    """Run the playbooks through ``fanout`` and rank what they found."""
+                       now: datetime, on_round: OnRound | None = None) -> tuple[RCA, EvidenceBundle]:
+    """Run the playbooks through ``fanout``, follow up on what they found, and rank it all."""
     import asyncio
+
+    from actors.engine.agents.toolset import agent_of, allowed_tools
+    from actors.tools.playbooks import window_minutes
+    from config_service import TeamConfig
 
     if tool_count == 0 or not subagents:
         return no_tools_rca(), EvidenceBundle()
     await fanout.run_all(subagents, mode="offline")
+    cfg = TeamConfig(fanout.config)
+    inv = cfg.effective.investigation
+    budget = Budget(rounds=inv.followup_rounds, max_tool_calls=inv.max_tool_calls)
+    if budget.rounds:
+        tools = {name: agent_of(spec) for name, spec in allowed_tools(cfg).items()}
+        await follow_up(fanout, subagents=subagents, tools=tools, budget=budget, trigger=trigger,
+                        absorbed=absorbed, window_minutes=window_minutes(fanout.window), metrics=cfg.metrics,
+                        on_round=on_round)
     bundle = merged_bundle(fanout, trigger=trigger, absorbed=absorbed)
     rca = await asyncio.to_thread(rca_from_evidence, bundle, now=now)
     return rca, bundle

@@ -50,6 +50,7 @@ class SubAgentRequest:
     window: tuple[datetime, datetime] | None = None
     question: str = ""
     timeout_s: float = 300.0
+    steps: list[tuple[str, dict[str, Any]]] | None = None   # offline: these calls instead of the playbook
 
 
 @dataclass
@@ -176,8 +177,8 @@ class SubAgentCore:
         cfg = TeamConfig(req.config)
         configured = cfg.agent(req.agent).playbook
         lookback = (req.window[1] - req.window[0]) if req.window else None
-        steps = configured or playbook(req.agent, services=req.services, window=lookback, available=set(allowed),
-                                       metrics=cfg.metrics)
+        steps = req.steps if req.steps is not None else configured or playbook(
+            req.agent, services=req.services, window=lookback, available=set(allowed), metrics=cfg.metrics)
         outcomes = await asyncio.gather(*(dispatch(tool, args) for tool, args in steps))
         return "\n".join(f"{tool}: {o.result.summary}" for (tool, _), o in zip(steps, outcomes))
 

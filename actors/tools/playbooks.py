@@ -216,7 +216,8 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
 Window = timedelta | float | int | tuple[datetime, datetime] | None
 
 
-def _minutes(window: Window) -> int:
+def window_minutes(window: Window) -> int:
+    """``window`` (see :func:`playbook`) as whole minutes of look-back, 1 minute to 7 days."""
     if window is None:
         return 60
     if isinstance(window, tuple):
@@ -250,7 +251,7 @@ def playbook(
     """
     slots = PLAYBOOKS[subagent]
     svc = sorted({s for s in services if s})
-    w = _minutes(window)
+    w = window_minutes(window)
     m = metrics or promql.DEFAULT_SCHEMA
     out: list[tuple[str, dict[str, Any]]] = []
     for slot in slots:

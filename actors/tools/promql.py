@@ -8,6 +8,7 @@ exporter. With the default schema the queries are exactly what the planner alway
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from config_service import MetricSchema
@@ -16,6 +17,7 @@ Signal = Literal["error_rate", "latency_p99", "memory", "cpu", "restarts", "oom_
 SIGNALS: tuple[Signal, ...] = ("error_rate", "latency_p99", "memory", "cpu", "restarts", "oom_killed")
 DEFAULT_SCHEMA = MetricSchema()
 RATE_WINDOW = "5m"
+_POD_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 
 
 def _as_service(expr: str, label: str) -> str:
@@ -84,3 +86,11 @@ def service_graph(metric: str, client_label: str, server_label: str, minutes: in
     """Calls per client/server pair over the last ``minutes`` (Tempo's service graph, Istio…)."""
     return (f"sum by ({client_label}, {server_label}) "
             f"(increase({metric}{{{client_label}!=\"\", {server_label}!=\"\"}}[{max(1, minutes)}m]))")
+
+
+def pod_memory(pod: str, m: MetricSchema = DEFAULT_SCHEMA) -> str:
+    """Working-set memory of one pod's containers (cAdvisor); ``pod`` must be a pod name."""
+    if not _POD_NAME.fullmatch(pod):
+        raise ValueError(f"not a pod name: {pod!r}")
+    return (f"sum by ({m.pod_label}, {m.container_label}) "
+            f'({m.memory}{{{m.pod_label}="{pod}", {m.container_label}!="", {m.container_label}!="POD"}})')

@@ -46,6 +46,13 @@ async def test_offline_demo_run_names_the_bad_deploy(engine: Engine) -> None:
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     done = [e.data for e in events if e.kind == "agent" and e.data["status"] in ("ok", "failed")]
     assert {d["agent"] for d in done} == {"kubernetes", "metrics", "logs", "changes", "cloud"}
+    # Follow-ups: the slow checkout's traces were searched, and the event says why.
+    followups = [e.data for e in events if e.kind == "phase" and e.data.get("phase") == "followup"]
+    asked = [c for f in followups for c in f["calls"]]
+    assert any(c["tool"] == "tempo_search_traces" and c["args"]["service"] == "checkout" and c["hypothesis"]
+               for c in asked), followups
+    assert any(c.tool == "tempo_search_traces" and (c.arguments or {}).get("service") == "checkout" for c in calls)
+    assert phases.index("followup") < phases.index("rca")
 
     final = await engine.slack.wait_for(lambda calls: [c for c in calls if c.method == "chat.update"
                                                        and c.args.get("channel") == "COFF"

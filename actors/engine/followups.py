@@ -1,0 +1,190 @@
+"""Follow-ups of the offline planner: hypotheses from the evidence so far, each a targeted tool call.
+
+:func:`derive` is pure: evidence in, typed :class:`FollowUp` requests out. Its rules are generic
+(no service or scenario names):
+
+* a crash-looping pod (``CrashLoopBackOff``/``Error``, or at least :data:`RESTARTS_MIN` restarts)
+  → the crashed container's ``previous`` logs and the pod's events;
+* an OOM-killed pod → its memory working-set series (PromQL from the team's metric schema) and its
+  events;
+* a latency alert or a service whose p99 is far above its baseline → a trace search for that
+  service; once its traces are in, the slowest spans' downstream service (a child span in another
+  service) gets one more trace search (one hop);
+* an error alert or a service whose error rate is far above its baseline → that service's logs,
+  over twice the window so the ranker's template mining (:mod:`actors.ranking.log_templates`) sees
+  a baseline to call templates new or surging against.
+
+Each rule names alternative tools in order of preference; the first in ``available`` (the team's
+tools, the playbooks' rule) is used, and a follow-up with none available is skipped. Follow-ups whose
+call was already made (``done``, keyed by :meth:`FollowUp.key`) are not asked again, so the planner
+stops when no new hypothesis appears. One representative pod per owner keeps a crash-looping
+deployment of many replicas to one set of calls.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from actors.tools import promql
+from config_service import MetricSchema
+from incidentfox.evidence import EvidenceBundle, MetricSeries, ObjectState, TraceSpan
+
+RESTARTS_MIN = 3
+CRASH_REASONS = frozenset({"CrashLoopBackOff", "Error"})
+MAX_PODS = 3                  # pods followed up per rule and round
+MAX_SERVICES = 3              # services followed up per rule and round
+SPIKE_RATIO = 2.0             # incident max over baseline max that counts as a spike
+ERROR_RATE_FLOOR = 0.05       # an error rate this high is a spike even without a baseline
+_LATENCY_WORDS = re.compile(r"(?i)latency|slow|p9\d|duration|response time")
+_ERROR_WORDS = re.compile(r"(?i)error|5xx|failure|exception|availability")
+_NAME = re.compile(r"[\w.-]+")
+
+Call = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """One targeted tool call and the hypothesis it tests."""
+
+    tool: str
+    args: dict[str, Any]
+    hypothesis: str
+
+    def key(self) -> str:
+        return json.dumps([self.tool, self.args], sort_keys=True, default=str)
+
+
+def short(entity: str) -> str:
+    """``ns/kind/name`` → ``name``; a bare service name unchanged."""
+    return entity.rsplit("/", 1)[-1]
+
+
+def _pick(alternatives: Iterable[Call], available: Collection[str]) -> Call | None:
+    return next(((tool, args) for tool, args in alternatives if tool in available), None)
+
+
+def _pods(bundle: EvidenceBundle, wanted: Any) -> list[ObjectState]:
+    """Pods matching ``wanted``, most restarts first, one per owner, at most :data:`MAX_PODS`."""
+    seen: set[str] = set()
+    out: list[ObjectState] = []
+    for pod in sorted((o for o in bundle.objects if o.kind.lower() == "pod" and o.name and o.namespace
+                       and wanted(o)), key=lambda o: (-o.restarts, o.namespace, o.name)):
+        owner = pod.owner or pod.name
+        if owner not in seen:
+            seen.add(owner)
+            out.append(pod)
+    return out[:MAX_PODS]
+
+
+def _events(pod: ObjectState, w: int) -> Call:
+    return ("kubernetes_get_events", {"namespace": pod.namespace, "object_name": pod.name, "warnings_only": False,
+                                      "since_minutes": w, "limit": 50})
+
+
+def _spiking(series: list[MetricSeries], metric: str, floor: float | None) -> list[str]:
+    """Services whose ``metric`` rose to :data:`SPIKE_RATIO` × its baseline (or above ``floor``)."""
+    base: dict[str, float] = {}
+    now: dict[str, float] = {}
+    for s in series:
+        if s.metric != metric or not s.values:
+            continue
+        into = base if s.baseline else now
+        into[s.entity] = max(into.get(s.entity, 0.0), max(s.values))
+    out = []
+    for entity, peak in sorted(now.items(), key=lambda kv: -kv[1]):
+        before = base.get(entity)
+        if (before is not None and before > 0 and peak >= SPIKE_RATIO * before) or \
+                (before is None and floor is not None and peak >= floor):
+            out.append(short(entity))
+    return out
+
+
+def _alerted(bundle: EvidenceBundle, words: re.Pattern[str]) -> list[str]:
+    a = bundle.alert
+    if a.entity and (words.search(a.metric) or words.search(a.title)):
+        return [short(a.entity)]
+    return []
+
+
+def _services(*groups: list[str]) -> list[str]:
+    out: list[str] = []
+    for svc in (s for g in groups for s in g):
+        if svc and _NAME.fullmatch(svc) and svc not in out:
+            out.append(svc)
+    return out[:MAX_SERVICES]
+
+
+def _traces(svc: str, w: int) -> list[Call]:
+    return [("tempo_search_traces", {"service": svc, "query": None, "min_duration_ms": None, "since_minutes": w,
+                                     "limit": 20, "fetch_traces": 5}),
+            ("jaeger_search_traces", {"service": svc, "operation": None, "min_duration_ms": None,
+                                      "errors_only": None, "since_minutes": w, "limit": 20}),
+            ("xray_search_traces", {"service": svc, "filter_expression": None, "since_minutes": min(w, 24 * 60),
+                                    "limit": 20, "fetch_traces": 5})]
+
+
+def _service_logs(svc: str, w: int) -> list[Call]:
+    return [("loki_query_logs", {"query": f'{{service=~"{re.escape(svc)}"}}', "since_minutes": w, "limit": 500}),
+            ("datadog_search_logs", {"query": f"service:{svc}", "since_minutes": w, "limit": 500})]
+
+
+def downstream(spans: list[TraceSpan], service: str) -> tuple[str, TraceSpan] | None:
+    """The other service the slowest spans of ``service`` wait on: its longest direct child span in
+    another service, among the five slowest spans of ``service``."""
+    mine = sorted((s for s in spans if short(s.entity) == service), key=lambda s: -s.duration_ms)[:5]
+    ids = {s.span_id for s in mine}
+    children = [s for s in spans if s.parent_id in ids and short(s.entity) != service and _NAME.fullmatch(short(s.entity))]
+    if not children:
+        return None
+    child = max(children, key=lambda s: s.duration_ms)
+    return short(child.entity), child
+
+
+def derive(bundle: EvidenceBundle, *, available: Collection[str], window_minutes: int,
+           metrics: MetricSchema | None = None, done: Collection[str] = ()) -> list[FollowUp]:
+    """The follow-up calls the evidence suggests, minus those already made (``done`` keys)."""
+    m = metrics or promql.DEFAULT_SCHEMA
+    w = max(1, window_minutes)
+    out: list[FollowUp] = []
+    keys = set(done)
+
+    def add(alternatives: Iterable[Call], hypothesis: str) -> None:
+        picked = _pick(alternatives, available)
+        if picked is None:
+            return
+        f = FollowUp(picked[0], picked[1], hypothesis)
+        if f.key() not in keys:
+            keys.add(f.key())
+            out.append(f)
+
+    for pod in _pods(bundle, lambda o: "OOMKilled" in o.reasons):
+        why = f"pod {pod.namespace}/{pod.name} was OOM-killed: compare its memory with its limit"
+        add([("prometheus_query_range", {"query": promql.pod_memory(pod.name, m), "metric": "memory",
+                                         "since_minutes": w, "step_seconds": None, "baseline_offset_hours": 24})],
+            why)
+        add([_events(pod, w)], why)
+    for pod in _pods(bundle, lambda o: bool(CRASH_REASONS & set(o.reasons)) or o.restarts >= RESTARTS_MIN):
+        why = (f"pod {pod.namespace}/{pod.name} is crash-looping ({pod.restarts} restarts): read the crashed "
+               f"container's logs and the pod's events")
+        add([("kubernetes_get_pod_logs", {"namespace": pod.namespace, "pod": pod.name, "container": None,
+                                          "tail_lines": 200, "previous": True, "since_minutes": None})], why)
+        add([_events(pod, w)], why)
+    slow = _services(_alerted(bundle, _LATENCY_WORDS), _spiking(bundle.metrics, "latency_p99", None))
+    for svc in slow:
+        add(_traces(svc, w), f"{svc} is slow: find its slowest spans in recent traces")
+    traced = {str(args.get("service")) for tool, args in map(json.loads, done) if tool.endswith("_search_traces")}
+    for svc in sorted(traced & set(slow)):
+        hop = downstream(bundle.spans, svc)
+        if hop is not None:
+            down, span = hop
+            add(_traces(down, w), f"the slowest spans of {svc} wait on {down} ({span.name or 'a call'}, "
+                                  f"{span.duration_ms:.0f} ms): trace {down} too")
+    failing = _services(_alerted(bundle, _ERROR_WORDS), _spiking(bundle.metrics, "error_rate", ERROR_RATE_FLOOR))
+    for svc in failing:
+        add(_service_logs(svc, 2 * w), f"errors spiked on {svc}: mine its log templates for ones new or "
+                                       f"surging since the baseline")
+    return out

@@ -1,0 +1,177 @@
+"""Offline follow-ups: hypotheses derived from evidence (pure), and the budgeted rounds that run them."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from actors.engine.followups import derive, downstream
+from actors.engine.offline_planner import Budget, follow_up, followup_event
+from actors.engine.outcomes import SubAgentStatus
+from actors.engine.subagent_worker import SubAgentResult
+from actors.tools import promql
+from config_service import MetricSchema
+from incidentfox.evidence import Alert, EvidenceBundle, MetricSeries, ObjectState, TraceSpan
+
+ALL = {"kubernetes_get_pod_logs", "kubernetes_get_events", "prometheus_query_range", "tempo_search_traces",
+       "jaeger_search_traces", "loki_query_logs", "datadog_search_logs"}
+
+
+def pod(name: str, *, reasons: list[str] = (), restarts: int = 0, owner: str = "") -> ObjectState:  # type: ignore[assignment]
+    return ObjectState(namespace="shop", kind="Pod", name=name, reasons=list(reasons), restarts=restarts,
+                       owner=owner or f"deployment/{name.split('-')[0]}")
+
+
+def calls(bundle: EvidenceBundle, available: set[str] = ALL, **kw: Any) -> list[tuple[str, dict[str, Any]]]:
+    return [(f.tool, f.args) for f in derive(bundle, available=available, window_minutes=60, **kw)]
+
+
+def test_a_crash_looping_pod_leads_to_its_previous_logs_and_events() -> None:
+    bundle = EvidenceBundle(objects=[pod("api-7d9-x1", reasons=["CrashLoopBackOff"], restarts=5),
+                                     pod("web-1-a")])
+    got = derive(bundle, available=ALL, window_minutes=30)
+    assert [(f.tool, f.args.get("pod") or f.args.get("object_name")) for f in got] == [
+        ("kubernetes_get_pod_logs", "api-7d9-x1"), ("kubernetes_get_events", "api-7d9-x1")]
+    assert got[0].args["previous"] is True and got[0].args["namespace"] == "shop"
+    assert all("shop/api-7d9-x1 is crash-looping (5 restarts)" in f.hypothesis for f in got)
+
+
+def test_restarts_alone_count_and_one_pod_per_owner_is_followed() -> None:
+    bundle = EvidenceBundle(objects=[pod("api-1-a", restarts=4, owner="deployment/api"),
+                                     pod("api-1-b", restarts=9, owner="deployment/api"),
+                                     pod("db-0", restarts=1, owner="statefulset/db")])
+    assert {a.get("pod") or a.get("object_name") for _, a in calls(bundle)} == {"api-1-b"}
+
+
+def test_an_oom_kill_leads_to_the_pods_memory_series_from_the_metric_schema_and_events() -> None:
+    schema = MetricSchema(memory="mem_ws", pod_label="kpod")
+    bundle = EvidenceBundle(objects=[pod("cart-5-z", reasons=["OOMKilled"])])
+    got = calls(bundle, metrics=schema)
+    assert [t for t, _ in got] == ["prometheus_query_range", "kubernetes_get_events"]
+    assert got[0][1]["query"] == promql.pod_memory("cart-5-z", schema)
+    assert 'mem_ws{kpod="cart-5-z"' in got[0][1]["query"] and got[0][1]["metric"] == "memory"
+
+
+def test_a_latency_alert_leads_to_the_services_traces_then_one_hop_downstream() -> None:
+    bundle = EvidenceBundle(alert=Alert(title="High p99 latency", entity="shop/deployment/checkout"))
+    first = derive(bundle, available=ALL, window_minutes=60)
+    assert [(f.tool, f.args["service"]) for f in first] == [("tempo_search_traces", "checkout")]
+    spans = [TraceSpan(trace_id="t", span_id="1", entity="checkout", name="POST /pay", duration_ms=900),
+             TraceSpan(trace_id="t", span_id="2", parent_id="1", entity="payments", name="charge", duration_ms=850),
+             TraceSpan(trace_id="t", span_id="3", parent_id="1", entity="checkout", name="render", duration_ms=20)]
+    after = bundle.model_copy(update={"spans": spans})
+    second = derive(after, available=ALL, window_minutes=60, done={f.key() for f in first})
+    assert [(f.tool, f.args["service"]) for f in second] == [("tempo_search_traces", "payments")]
+    assert "wait on payments" in second[0].hypothesis and "charge" in second[0].hypothesis
+    assert downstream(spans, "payments") is None
+
+
+def test_a_latency_spike_over_baseline_uses_the_available_trace_backend() -> None:
+    bundle = EvidenceBundle(metrics=[MetricSeries(entity="search", metric="latency_p99", values=[0.2, 1.5]),
+                                     MetricSeries(entity="search", metric="latency_p99", values=[0.2, 0.3],
+                                                  baseline=True),
+                                     MetricSeries(entity="steady", metric="latency_p99", values=[0.3]),
+                                     MetricSeries(entity="steady", metric="latency_p99", values=[0.3], baseline=True)])
+    assert [(t, a["service"]) for t, a in calls(bundle, available={"jaeger_search_traces"})] == [
+        ("jaeger_search_traces", "search")]
+
+
+def test_an_error_spike_leads_to_the_services_logs_over_a_longer_window() -> None:
+    bundle = EvidenceBundle(metrics=[MetricSeries(entity="orders", metric="error_rate", values=[0.0, 0.3])])
+    got = derive(bundle, available=ALL, window_minutes=30)
+    assert [(f.tool, f.args["query"], f.args["since_minutes"]) for f in got] == [
+        ("loki_query_logs", '{service=~"orders"}', 60)]
+    assert "new or surging" in got[0].hypothesis
+
+
+@pytest.mark.parametrize("bundle", [
+    EvidenceBundle(),
+    EvidenceBundle(alert=Alert(title="Disk almost full", entity="db")),
+    EvidenceBundle(objects=[pod("ok-1-a", restarts=1)],
+                   metrics=[MetricSeries(entity="a", metric="error_rate", values=[0.01])]),
+])
+def test_no_signal_no_follow_ups(bundle: EvidenceBundle) -> None:
+    assert calls(bundle) == []
+
+
+def test_a_follow_up_whose_tools_are_unavailable_is_skipped_and_done_ones_are_not_repeated() -> None:
+    bundle = EvidenceBundle(objects=[pod("api-1-a", reasons=["CrashLoopBackOff"])],
+                            alert=Alert(title="latency", entity="api"))
+    assert [t for t, _ in calls(bundle, available={"kubernetes_get_events"})] == ["kubernetes_get_events"]
+    done = {f.key() for f in derive(bundle, available=ALL, window_minutes=60)}
+    assert calls(bundle, done=done) == []
+
+
+# ---- the rounds and their budget, over a fake fan-out ----
+
+@dataclass
+class FakeFanout:
+    """Answers each follow-up call with new evidence: each trace search reveals a slow pod."""
+
+    results: dict[str, SubAgentResult] = field(default_factory=dict)
+    asked: list[tuple[str, list[tuple[str, dict[str, Any]]]]] = field(default_factory=list)
+    first_pass: int = 10
+
+    def __post_init__(self) -> None:
+        self.results["metrics"] = SubAgentResult(
+            agent="metrics", status=SubAgentStatus.OK, tool_count=self.first_pass,
+            evidence=EvidenceBundle(objects=[pod(f"p{i}-1-a", reasons=["CrashLoopBackOff"], owner=f"d/p{i}")
+                                             for i in range(2)]))
+
+    async def run_one(self, agent: str, *, mode: str, steps: list[tuple[str, dict[str, Any]]]) -> SubAgentResult:
+        self.asked.append((agent, steps))
+        n = len(self.asked)
+        new = EvidenceBundle(objects=[pod(f"r{n}x{i}-1-a", restarts=5, owner=f"d/r{n}x{i}") for i in range(2)])
+        prev = self.results[agent] if agent in self.results else SubAgentResult(agent=agent, status=SubAgentStatus.OK)
+        self.results[agent] = SubAgentResult(agent=agent, status=SubAgentStatus.OK,
+                                             tool_count=prev.tool_count + len(steps),
+                                             evidence=prev.evidence.merge(new))
+        return self.results[agent]
+
+    def evidence(self) -> EvidenceBundle:
+        out = EvidenceBundle()
+        for r in self.results.values():
+            out = out.merge(r.evidence)
+        return out
+
+
+TOOLS = {"kubernetes_get_pod_logs": "kubernetes", "kubernetes_get_events": "kubernetes"}
+
+
+def run_rounds(fanout: FakeFanout, budget: Budget, subagents: list[str] = ["kubernetes"]) -> tuple[int, list]:  # noqa: B006
+    seen: list[tuple[int, list, list]] = []
+    ran = asyncio.run(follow_up(fanout, subagents=subagents, tools=TOOLS, budget=budget, trigger={},  # type: ignore[arg-type]
+                                absorbed=[], window_minutes=60, on_round=lambda *a: seen.append(a)))
+    return ran, seen
+
+
+def test_rounds_stop_at_the_rounds_cap_and_record_their_hypotheses() -> None:
+    fanout = FakeFanout()
+    ran, seen = run_rounds(fanout, Budget(rounds=2, max_tool_calls=1000))
+    assert ran == 2 and [n for n, _, _ in seen] == [1, 2]
+    assert [agent for agent, _ in fanout.asked] == ["kubernetes", "kubernetes"]
+    assert len(fanout.asked[0][1]) == 4     # two pods × (previous logs, events), one sub-agent call
+    event = followup_event(*seen[0])
+    assert event["phase"] == "followup" and event["round"] == 1 and "budget_reached" not in event
+    assert {c["tool"] for c in event["calls"]} == set(TOOLS) and "crash-looping" in event["calls"][0]["hypothesis"]
+
+
+def test_the_call_budget_counts_the_first_pass_and_trims_the_last_round() -> None:
+    fanout = FakeFanout(first_pass=10)
+    ran, seen = run_rounds(fanout, Budget(rounds=5, max_tool_calls=13))
+    assert ran == 1 and sum(len(steps) for _, steps in fanout.asked) == 3
+    assert sum(r.tool_count for r in fanout.results.values()) == 13
+    event = followup_event(*seen[0])
+    assert event["budget_reached"] is True and len(event["skipped"]) == 1
+
+
+def test_no_budget_left_or_no_enabled_agent_means_no_follow_up_calls() -> None:
+    for budget, subagents in ((Budget(rounds=3, max_tool_calls=10), ["kubernetes"]),
+                              (Budget(rounds=0, max_tool_calls=100), ["kubernetes"]),
+                              (Budget(rounds=3, max_tool_calls=100), ["metrics"])):
+        fanout = FakeFanout(first_pass=10)
+        ran, _ = run_rounds(fanout, budget, subagents)
+        assert ran == 0 and fanout.asked == []
