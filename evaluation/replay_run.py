@@ -5,7 +5,8 @@ around them: the team's enabled sub-agents each pick their playbook
 (:func:`actors.tools.playbooks.playbook`, restricted to the tools the team's integrations allow,
 or the team's configured playbook), every call goes through :func:`actors.tools.execute.execute`
 with ``ToolContext.replay`` set, so the replay store answers it (a call nothing recorded answers
-``no data``), and the evidence of every successful call is merged under the alert and ranked by
+``no data``); then the planner's follow-up rounds (:func:`actors.engine.followups.derive`, within
+``investigation.followup_rounds`` and ``max_tool_calls``) run the same way; and the evidence of every successful call is merged under the alert and ranked by
 :func:`actors.ranking.rank` exactly as :func:`~actors.engine.offline_planner.rca_from_evidence` does.
 The planner decides what to call; :attr:`ReplayRun.calls` says what it called.
 """
@@ -32,8 +33,10 @@ class ReplayRun:
     calls: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)   # (tool, args, summary)
 
 
-async def _gather(store: ReplayStore, config: dict[str, Any], services: list[str]) -> tuple[EvidenceBundle, list]:
-    from actors.engine.agents.toolset import allowed_tools
+async def _gather(store: ReplayStore, config: dict[str, Any], services: list[str],
+                  alert: Alert) -> tuple[EvidenceBundle, list]:
+    from actors.engine.agents.toolset import agent_of, allowed_tools
+    from actors.engine.followups import derive
     from actors.tools.base import ToolContext
     from actors.tools.execute import execute
     from actors.tools.playbooks import playbook
@@ -47,13 +50,31 @@ async def _gather(store: ReplayStore, config: dict[str, Any], services: list[str
                                                        available=set(allowed), metrics=cfg.metrics)
     steps = [(tool, args) for tool, args in steps if tool in allowed]
     ctx = ToolContext(integrations=cfg.integrations, run_id="replay", replay=store)
-    results = await asyncio.gather(*(execute(allowed[tool], args, ctx) for tool, args in steps))
     evidence = EvidenceBundle()
-    calls = []
-    for (tool, args), res in zip(steps, results, strict=True):
-        calls.append((tool, args, res.summary if res.ok else f"error: {res.error}"))
-        if res.ok:
-            evidence = evidence.merge(res.evidence)
+    calls: list[tuple[str, dict[str, Any], str]] = []
+
+    async def run(batch: list[tuple[str, dict[str, Any]]]) -> None:
+        nonlocal evidence
+        results = await asyncio.gather(*(execute(allowed[tool], args, ctx) for tool, args in batch))
+        for (tool, args), res in zip(batch, results, strict=True):
+            calls.append((tool, args, res.summary if res.ok else f"error: {res.error}"))
+            if res.ok:
+                evidence = evidence.merge(res.evidence)
+
+    await run(steps)
+    # The offline planner's follow-up rounds (actors/engine/offline_planner.follow_up), same budget.
+    inv = cfg.effective.investigation
+    available = {tool for tool, spec in allowed.items() if agent_of(spec) in cfg.enabled_subagents}
+    done: set[str] = set()
+    for _ in range(inv.followup_rounds):
+        todo = derive(EvidenceBundle(alert=alert).merge(evidence), available=available,
+                      window_minutes=LOOKBACK_MINUTES, metrics=cfg.metrics, done=done)
+        room = inv.max_tool_calls - len(calls)
+        if not todo or room <= 0:
+            break
+        todo = todo[:room]
+        done.update(f.key() for f in todo)
+        await run([(f.tool, f.args) for f in todo])
     return evidence, calls
 
 
@@ -64,7 +85,7 @@ def investigate(store: ReplayStore, *, integrations: dict[str, Any], alert: Aler
     from actors.ranking.rca import build_rca
     from actors.ranking.topology import with_call_graph
 
-    evidence, calls = asyncio.run(_gather(store, {"integrations": integrations}, list(services or [])))
+    evidence, calls = asyncio.run(_gather(store, {"integrations": integrations}, list(services or []), alert))
     bundle = with_call_graph(EvidenceBundle(alert=alert).merge(evidence))
     ranking = rank(bundle)
     return ReplayRun(rca=build_rca(ranking, bundle), ranking=ranking, bundle=bundle, calls=calls)

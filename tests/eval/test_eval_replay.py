@@ -98,6 +98,8 @@ def test_a_recorded_case_replayed_names_the_culprit(shared_dir: Path) -> None:
     res = scoring.holmes_replay_case(str(data), "01_oom_kill", label)
     assert res.extra["tool_calls"] >= 1 and res.extra["tool_calls_answered"] >= 1
     assert res.extra["culprit_ok"] and res.extra["phrase_ok"]
+    # The playbooks never read pod logs; the OOM-killed pod's follow-up round does (previous container).
+    assert "kubernetes_get_pod_logs" in res.extra["calls"], res.extra["calls"]
 
 
 def test_eval_replay_json_keeps_the_keys_and_adds_tool_calls(shared_dir: Path, tmp_path: Path) -> None:
