@@ -108,6 +108,17 @@ def bearer(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def json_endpoint(ctx: ToolContext, integration: str) -> tuple[str, dict[str, Any]]:
+    """``(base URL, request keyword arguments)`` for a JSON HTTP API configured in the team's
+    ``integrations.<integration>`` block: its auth (:func:`config_auth`), ``Accept: application/json``
+    and ``verify_ssl``."""
+    config = ctx.integration(integration)
+    headers, auth = config_auth(config)
+    headers["Accept"] = "application/json"
+    return base_url(config, service=integration), {
+        "headers": headers, "auth": auth, "verify": bool(config.get("verify_ssl", True))}
+
+
 def config_auth(config: dict[str, Any]) -> tuple[dict[str, str], tuple[str, str] | None]:
     """``(headers, basic_auth)`` from an integration block's common keys: ``headers`` (extra
     headers), ``token`` (bearer), ``tenant`` (``X-Scope-OrgID``, Grafana's multi-tenant stacks)

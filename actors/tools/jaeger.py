@@ -16,7 +16,7 @@ from typing import Any
 from actors.tools import schema as s
 from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec, spec_builder
 from actors.tools.convert import parse_time
-from actors.tools.httpcall import base_url, config_auth, request_json
+from actors.tools.httpcall import json_endpoint, request_json
 from actors.tools.tempo import MIN_DURATION, TRACE_ID, TRACE_LIMIT
 from actors.tools.traces import traces_result
 from incidentfox.evidence import TraceSpan
@@ -61,13 +61,6 @@ def spans_from_jaeger(traces: list[dict[str, Any]]) -> list[TraceSpan]:
     return out
 
 
-def _endpoint(ctx: ToolContext) -> tuple[str, dict[str, Any]]:
-    config = ctx.integration("jaeger")
-    headers, auth = config_auth(config)
-    headers["Accept"] = "application/json"
-    return base_url(config, service="jaeger"), {
-        "headers": headers, "auth": auth, "verify": bool(config.get("verify_ssl", True))}
-
 
 def _data(body: Any) -> list[dict[str, Any]]:
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
@@ -81,7 +74,7 @@ def _data(body: Any) -> list[dict[str, Any]]:
 
 
 async def search_traces(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-    url, kw = _endpoint(ctx)
+    url, kw = json_endpoint(ctx, "jaeger")
     start, end = ctx.window(args["since_minutes"])
     params: dict[str, str] = {"service": args["service"], "start": str(int(start.timestamp() * 1e6)),
                               "end": str(int(end.timestamp() * 1e6)), "limit": str(args["limit"] or 20)}
@@ -97,7 +90,7 @@ async def search_traces(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
 
 
 async def get_trace(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-    url, kw = _endpoint(ctx)
+    url, kw = json_endpoint(ctx, "jaeger")
     if not TRACE_ID.match(args["trace_id"]):
         raise ToolError("invalid_arguments", "trace_id must be 1-32 hex characters")
     body = await request_json(ctx, "GET", f"{url}/api/traces/{args['trace_id'].lower()}", service="jaeger",

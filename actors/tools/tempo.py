@@ -16,7 +16,7 @@ from typing import Any
 from actors.tools import schema as s
 from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec, spec_builder
 from actors.tools.convert import iso, parse_time
-from actors.tools.httpcall import base_url, config_auth, request_json
+from actors.tools.httpcall import json_endpoint, request_json
 from actors.tools.traces import TraceHeader, hex_id, traces_result
 from incidentfox.evidence import TraceSpan
 
@@ -70,13 +70,6 @@ def spans_from_otlp(body: dict[str, Any], *, trace_id: str = "") -> list[TraceSp
     return out
 
 
-def _endpoint(ctx: ToolContext) -> tuple[str, dict[str, Any]]:
-    config = ctx.integration("tempo")
-    headers, auth = config_auth(config)
-    headers["Accept"] = "application/json"
-    return base_url(config, service="tempo"), {
-        "headers": headers, "auth": auth, "verify": bool(config.get("verify_ssl", True))}
-
 
 async def _trace(ctx: ToolContext, url: str, kw: dict[str, Any], trace_id: str) -> list[TraceSpan]:
     body = await request_json(ctx, "GET", f"{url}/api/traces/{trace_id}", service="tempo", timeout=TIMEOUT_S, **kw)
@@ -92,7 +85,7 @@ def _checked_id(value: str) -> str:
 
 
 async def search_traces(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-    url, kw = _endpoint(ctx)
+    url, kw = json_endpoint(ctx, "tempo")
     start, end = ctx.window(args["since_minutes"])
     params: dict[str, str] = {"start": str(int(start.timestamp())), "end": str(int(end.timestamp())),
                               "limit": str(args["limit"] or 20)}
@@ -124,7 +117,7 @@ async def search_traces(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
 
 
 async def get_trace(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-    url, kw = _endpoint(ctx)
+    url, kw = json_endpoint(ctx, "tempo")
     trace_id = _checked_id(args["trace_id"])
     return traces_result(await _trace(ctx, url, kw, trace_id), what="trace")
 

@@ -14,30 +14,7 @@ from evaluation.recordings import kubectl
 from evaluation.recordings.findings import parse_finding
 from evaluation.recordings.prometheus import parse_prometheus
 from evaluation.recordings.traces import parse_trace_tree
-
-LABELS = Path(__file__).parents[1] / "data" / "holmesgpt_labels.json"
-
-DESCRIBE = """Name:             web-5d98ffcfd-tz4nc
-Namespace:        shop
-Status:           Running
-Controlled By:  ReplicaSet/web-5d98ffcfd
-Containers:
-  app:
-    Image:          acme/web:1.0
-    State:          Waiting
-      Reason:       CrashLoopBackOff
-    Last State:     Terminated
-      Reason:       OOMKilled
-      Exit Code:    137
-    Ready:          False
-    Restart Count:  4
-    Limits:
-      memory:  64Mi
-Events:
-  Type     Reason   Age                  From     Message
-  ----     ------   ----                 ----     -------
-  Warning  BackOff  2m (x9 over 6m)      kubelet  Back-off restarting failed container app in pod web
-"""
+from tests.eval.holmes_kit import DESCRIBE, LABELS
 
 
 def test_describe_pod_becomes_state_and_events() -> None:

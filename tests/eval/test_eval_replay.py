@@ -12,28 +12,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from evaluation import holmesgpt, replay_holmes, replay_run, scoring
 from incidentfox.evidence import Alert
-
-LABELS = Path(__file__).parents[1] / "data" / "holmesgpt_labels.json"
-
-DESCRIBE = """Name:             web-5d98ffcfd-tz4nc
-Namespace:        shop
-Status:           Running
-Controlled By:  ReplicaSet/web-5d98ffcfd
-Containers:
-  app:
-    Image:          acme/web:1.0
-    State:          Waiting
-      Reason:       CrashLoopBackOff
-    Last State:     Terminated
-      Reason:       OOMKilled
-      Exit Code:    137
-    Ready:          False
-    Restart Count:  4
-Events:
-  Type     Reason   Age                  From     Message
-  ----     ------   ----                 ----     -------
-  Warning  BackOff  2m (x9 over 6m)      kubelet  Back-off restarting failed container app in pod web
-"""
+from tests.eval.holmes_kit import DESCRIBE, LABELS
 
 
 def _write(path: Path, tool: str, params: dict, body: str, status: str = "success") -> None:
