@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import json
 import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,12 +22,6 @@ NOW = datetime(2025, 3, 14, 15, 0, tzinfo=UTC)
 T0 = (NOW - timedelta(minutes=10)).timestamp()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[FakeHTTP]:
-    fake = FakeHTTP()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 def ctx(**integrations: Any) -> ToolContext:

@@ -25,12 +25,6 @@ from tests.tools_fakes import FakeHTTP
 NOW = datetime(2025, 3, 14, 15, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[FakeHTTP]:
-    fake = FakeHTTP()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 async def run(tool: str, args: dict[str, Any], c: ToolContext) -> ToolResult:

@@ -29,12 +29,6 @@ US0 = int(T0.timestamp() * 1e6)
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[FakeHTTP]:
-    fake = FakeHTTP()
-    await fake.start()
-    yield fake
-    await fake.close()
 
 
 @pytest.fixture
