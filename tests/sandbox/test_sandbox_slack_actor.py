@@ -23,7 +23,7 @@ from gateway_kit import (
 )
 from sqlalchemy import select
 
-from actors.sandbox.slack_actor import SLACK_ACTOR_NAME, RaySandboxRunner
+from actors.sandbox.slack_actor import SLACK_ACTOR_NAME, RaySandboxRunner, get_or_create_slack_actor
 from cli.demo.slack_recorder import SlackRecorder
 from incidentfox.runs.models import Delivery
 from tests.sandbox_helpers import patch_team
@@ -47,6 +47,9 @@ async def test_the_gateway_hands_a_sandbox_command_to_the_sandbox_slack_actor(
     await patch_team(sqlite_url, settings, "acme", "payments", {"integrations": {"slack": {"bot_token": "xoxb-pay"}},
                                                               "access": {"sandbox_users": ["W111"]}})
     namespace = f"sbx-slack-{uuid.uuid4().hex[:8]}"
+    # The actor is started first: on a loaded machine a new Ray worker can take longer to come up than
+    # the hand-off's own call timeout (a slow start is the sweep's to repair, another test's subject).
+    await asyncio.wait_for(get_or_create_slack_actor(settings, namespace=namespace).__ray_ready__.remote(), 300)
     core = make_core(sqlite_url, routes=StaticRoutes(DEFAULT_ROUTES), sandbox=RaySandboxRunner(settings,
                                                                                                namespace=namespace))
     try:
