@@ -56,11 +56,13 @@ def _case_table(suite: str, result: dict[str, Any]) -> Table:
         return t
     cols = ("case", "metric", "expected", "top 3", "top-1", "top-3") if suite == "petshop" else \
         ("case", "expected", "top 3", "top-1", "top-3")
-    for col in cols:
+    calls = "tool_calls" in result
+    for col in (*cols, *(("tool calls",) if calls else ())):
         t.add_column(col)
     for c in result["per_case"]:
         row = [c["case"], *( [c.get("metric", "")] if suite == "petshop" else []), c["expected"],
-               ", ".join(c["ranked"][:3]) or "(nothing)", _mark(c["hit1"]), _mark(c["hit3"])]
+               ", ".join(c["ranked"][:3]) or "(nothing)", _mark(c["hit1"]), _mark(c["hit3"]),
+               *((str(c.get("tool_calls", "")),) if calls else ())]
         t.add_row(*row)
     return t
 
@@ -101,7 +103,7 @@ def eval_command(
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Parallel Ray tasks (CPUs).")] = 2,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Run in this process instead of on Ray.")] = False,
     path: Annotated[str, typer.Option(
-        "--path", metavar="PATH", help="HolmesGPT: direct (rank the recorded evidence at once, default) or replay "
+        "--path", metavar="PATH", help="PetShop, HolmesGPT: direct (rank the recorded evidence at once, default) or replay "
         "(the offline planner calls our tools, answered from the recordings).",
         **one_of(_paths, default="direct"))] = "direct",
 ) -> None:

@@ -109,6 +109,41 @@ def petshop_window(scenario_dir: str, index: int, metric: str) -> WindowResult:
     return WindowResult(scenario=path.name, metric=metric, index=index, blamed=ranking.top(3))
 
 
+def petshop_replay_case(data_dir: str, case_name: str) -> CaseResult:
+    """The replay path: the offline planner calls our tools, answered from the case's recordings
+    (:mod:`evaluation.replay_petshop`); given only the alert. ``tool_calls`` counts its calls."""
+    from evaluation import replay_petshop, replay_run
+
+    case = next(c for c in petshop.discover_cases(Path(data_dir)) if c.name == case_name)
+    t0 = time.perf_counter()
+    bundle = petshop.case_bundle(case)
+    replay = replay_petshop.bundle_replay(bundle)
+    run = replay_run.investigate(replay.store(), integrations=replay.integrations, alert=bundle.alert)
+    took = time.perf_counter() - t0
+    expected = petshop.read_ground_truth(case.path / "target.json")   # scorer only
+    ranked = run.ranking.top(5)
+    h1, h3 = hits(ranked, expected)
+    return CaseResult(case=case.name, expected=expected, ranked=ranked, hit1=h1, hit3=h3,
+                      group=f"{case.scenario}/{bundle.alert.metric}", no_incident=run.ranking.no_incident,
+                      seconds=round(took, 4), extra={"scenario": case.scenario, "split": case.split,
+                                                     "metric": bundle.alert.metric, **_call_counts(run.calls)})
+
+
+def petshop_replay_window(scenario_dir: str, index: int, metric: str) -> WindowResult:
+    from evaluation import replay_petshop, replay_run
+
+    path = Path(scenario_dir)
+    replay = replay_petshop.window_replay(path, index)
+    alert = petshop.window_bundle(path, index, metric=metric).alert
+    run = replay_run.investigate(replay.store(), integrations=replay.integrations, alert=alert)
+    return WindowResult(scenario=path.name, metric=metric, index=index, blamed=run.ranking.top(3))
+
+
+def _call_counts(calls: list[tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
+    answered = sum(1 for _, _, summary in calls if not summary.startswith(("no data", "error")))
+    return {"tool_calls": len(calls), "tool_calls_answered": answered, "calls": [tool for tool, _, _ in calls]}
+
+
 # --- HolmesGPT -----------------------------------------------------------------------------------
 
 def load_labels(path: Path) -> dict[str, dict[str, Any]]:
@@ -139,10 +174,8 @@ def holmes_replay_case(data_dir: str, case_name: str, label: dict[str, Any]) -> 
     run = replay_run.investigate(replay.store(), integrations=replay.integrations,
                                  alert=holmesgpt.case_alert(case))
     took = time.perf_counter() - t0
-    answered = sum(1 for _, _, summary in run.calls if not summary.startswith(("no data", "error")))
     return _holmes_result(case_name, label, run.ranking, run.rca, took,
-                          {"tool_calls": len(run.calls), "tool_calls_answered": answered,
-                           "calls": [tool for tool, _, _ in run.calls], "unserved": replay.unserved})
+                          {**_call_counts(run.calls), "unserved": replay.unserved})
 
 
 def _holmes_result(case_name: str, label: dict[str, Any], ranking: Any, rca: RCA, took: float,

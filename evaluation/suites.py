@@ -1,7 +1,8 @@
 """The evaluation suites: what work items each runs and how its results are summarised.
 
 * ``petshop``: every issue of the chosen split, plus the specificity windows over ``noissue``
-  (independent of the split) for each alert target the scenario's issues use.
+  (independent of the split) for each alert target the scenario's issues use. ``path`` as for
+  ``holmesgpt``: ``direct`` (default) or ``replay``.
 * ``holmesgpt``: every case directory; cases without a label are skipped and reported. ``path``
   ``direct`` (default) ranks the recordings' evidence at once, ``replay`` runs the offline planner
   against a replay store built from them.
@@ -25,6 +26,7 @@ BENCHMARKS = REPO_ROOT.parent / "shared" / "benchmarks"
 DEFAULT_DATA = {"petshop": BENCHMARKS / "petshop", "holmesgpt": BENCHMARKS / "holmesgpt-investigate"}
 DEFAULT_LABELS = REPO_ROOT / "tests" / "data" / "holmesgpt_labels.json"
 DEMO_WORLD = "actors.tools.demo.world"
+PATHS = ("direct", "replay")
 
 
 class SuiteError(Exception):
@@ -40,7 +42,11 @@ class SuitePlan:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def plan_petshop(data: Path, *, split: str = "all") -> SuitePlan:
+def plan_petshop(data: Path, *, split: str = "all", path: str = "direct") -> SuitePlan:
+    """``path``: ``direct`` ranks each window's evidence at once; ``replay`` lets the offline planner
+    call our tools against a replay store built from it (:mod:`evaluation.replay_petshop`)."""
+    if path not in PATHS:
+        raise SuiteError(f"--path must be one of {', '.join(PATHS)} (got {path!r})")
     if split not in ("all", *petshop.SPLITS):
         raise SuiteError(f"--split must be one of all, {', '.join(petshop.SPLITS)} (got {split!r})")
     try:
@@ -48,21 +54,22 @@ def plan_petshop(data: Path, *, split: str = "all") -> SuitePlan:
         scenario_dirs = petshop.scenarios(data)
     except (petshop.PetshopLayoutError, OSError) as e:
         raise SuiteError(f"PetShop data not usable at {data}: {e}") from e
-    items: list[Item] = [(scoring.petshop_case, (str(data), c.name)) for c in cases]
+    case_fn, window_fn = ((scoring.petshop_replay_case, scoring.petshop_replay_window) if path == "replay"
+                          else (scoring.petshop_case, scoring.petshop_window))
+    items: list[Item] = [(case_fn, (str(data), c.name)) for c in cases]
     for sdir in scenario_dirs:
         metrics = sorted({m for _, m, _ in petshop.spec_targets(data, sdir.name)} & set(petshop.METRIC_TYPES))
         for metric in metrics:
-            items += [(scoring.petshop_window, (str(sdir), i, metric)) for i in petshop.specificity_windows(sdir)]
+            items += [(window_fn, (str(sdir), i, metric)) for i in petshop.specificity_windows(sdir)]
 
     def finish(results: list[Any]) -> dict[str, Any]:
         out = scoring.summarize([r for r in results if isinstance(r, scoring.CaseResult)])
         out.update(scoring.summarize_specificity([r for r in results if isinstance(r, scoring.WindowResult)]))
+        if path == "replay":
+            out["tool_calls"] = sum(int(c.get("tool_calls") or 0) for c in out["per_case"])
         return out
 
-    return SuitePlan("petshop", items, finish, meta={"split": split, "data": str(data)})
-
-
-PATHS = ("direct", "replay")
+    return SuitePlan("petshop", items, finish, meta={"split": split, "data": str(data), "path": path})
 
 
 def plan_holmesgpt(data: Path, *, labels: Path | None = None, path: str = "direct") -> SuitePlan:
@@ -105,10 +112,10 @@ def plan_demo() -> SuitePlan:
 
 def plan(suite: str, *, data: Path | None = None, split: str = "all", labels: Path | None = None,
          path: str = "direct") -> SuitePlan:
-    if path != "direct" and suite != "holmesgpt":
-        raise SuiteError(f"--path {path} is only available for the holmesgpt suite so far")
+    if path != "direct" and suite == "demo":
+        raise SuiteError(f"--path {path} is only available for the petshop and holmesgpt suites")
     if suite == "petshop":
-        return plan_petshop(data or DEFAULT_DATA["petshop"], split=split)
+        return plan_petshop(data or DEFAULT_DATA["petshop"], split=split, path=path)
     if suite == "holmesgpt":
         return plan_holmesgpt(data or DEFAULT_DATA["holmesgpt"], labels=labels, path=path)
     if suite == "demo":

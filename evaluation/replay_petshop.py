@@ -1,0 +1,102 @@
+"""PetShop cases and specificity windows as replay recordings for our own tools (:mod:`actors.tools.replay`).
+
+PetShop records, per X-Ray node, a latency and an availability series in several statistics
+(CloudWatch style), plus the call graph. A team with that data exposes it as request metrics and a
+service graph, so each window's evidence (built by :mod:`evaluation.petshop`, which never reads how
+the fault was injected) is filed under the tool of ours that returns that kind of evidence, by
+**metric kind**, never by service name:
+
+* ``availability`` series (``Average``, the one statistic PetShop has) → ``prometheus_query_range``
+  for the playbook's error-rate query, kept as recorded (percent of successful requests, lower is
+  worse). Turning it into an error ratio (``1 - availability``) is what a Prometheus would hold, but
+  the ranker then scores a flat-zero baseline against its own jumps and availability specificity
+  falls from 0.92 to 0.42 (measured on a quarter of the windows), so the series keeps its kind;
+* ``latency`` series, statistic ``p99`` → ``prometheus_query_range`` for the playbook's p99-latency
+  query, named ``latency_p99`` as the Prometheus tool names a series by the call's ``metric``.
+  PetShop's alerts are on *Average* latency; answering the p99 query with the Average series would
+  score like the direct path but answer a question the query did not ask, so it is not done;
+
+each matched on ``query`` exactly, computed with :mod:`actors.tools.promql` from the team's
+``investigation.metrics`` (so the recordings follow whatever names the team configures). An answer
+holds the window's points and, as ``baseline``, the normal-operation points the tool's
+``baseline_offset_hours`` comparison brings back (``noissue`` for a case; only the points before the
+window for a specificity window);
+* the call graph (edges and X-Ray node kinds) → ``prometheus_service_graph`` (``match`` empty).
+
+Any other call (memory, follow-up queries…) answers ``no data``. Series of another metric kind have
+no query of ours and are listed in :attr:`PetshopReplay.unserved`. The team has Prometheus only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from actors.tools import promql
+from actors.tools.base import ToolResult
+from actors.tools.replay import ReplayStore, recording
+from config_service import MetricSchema
+from evaluation import petshop
+from incidentfox.evidence import EvidenceBundle, MetricSeries
+
+INTEGRATIONS: dict[str, Any] = {"prometheus": {"enabled": True}}
+# The playbook signal each PetShop metric kind answers.
+KIND_SIGNAL: dict[str, promql.Signal] = {"availability": "error_rate", "latency": "latency_p99"}
+# The statistic each query's answer holds: the p99 query gets PetShop's p99 latency; availability
+# has one statistic (Average).
+STATISTIC = {"availability": "Average", "latency": "p99"}
+
+
+def answer_series(s: MetricSeries) -> MetricSeries:
+    """``s`` as the Prometheus tool names a series of that query: latency under the playbook's
+    ``latency_p99`` (the tool names series by the call's ``metric``); availability keeps its name,
+    unit and direction (see the module docstring for why it is not turned into an error ratio)."""
+    if s.metric == "latency":
+        return s.model_copy(update={"metric": "latency_p99", "statistic": ""})
+    return s
+
+
+@dataclass
+class PetshopReplay:
+    recordings: list[dict[str, Any]] = field(default_factory=list)
+    unserved: list[str] = field(default_factory=list)
+    integrations: dict[str, Any] = field(default_factory=lambda: dict(INTEGRATIONS))
+
+    def store(self) -> ReplayStore:
+        return ReplayStore.from_records(self.recordings)
+
+
+def bundle_replay(bundle: EvidenceBundle, schema: MetricSchema = promql.DEFAULT_SCHEMA) -> PetshopReplay:
+    """Recordings answering the planner's metric and call-graph tools from ``bundle``'s evidence
+    (its alert is not recorded: the planner is given the alert)."""
+    out = PetshopReplay()
+    for kind, signal in KIND_SIGNAL.items():
+        series = [answer_series(s) for s in bundle.metrics if s.metric == kind and s.statistic == STATISTIC[kind]]
+        if series:
+            nodes = len({s.entity for s in series if not s.baseline})
+            out.recordings.append(recording(
+                "prometheus_query_range", {"query": promql.query(signal, schema)},
+                ToolResult.success(None, evidence=EvidenceBundle(metrics=series),
+                                   summary=f"{signal}: {len(series)} series over {nodes} services")))
+    other = sorted({s.metric for s in bundle.metrics} - set(KIND_SIGNAL))
+    out.unserved += [f"metric kind {m!r}: no query of ours asks for it" for m in other]
+    if bundle.topology:
+        graph = EvidenceBundle(topology=list(bundle.topology), objects=list(bundle.objects))
+        out.recordings.append(recording("prometheus_service_graph", {}, ToolResult.success(
+            None, evidence=graph, summary=f"{len(bundle.topology)} call edges"), match_keys=()))
+    return out
+
+
+def case_replay(case: petshop.PetshopCase, schema: MetricSchema = promql.DEFAULT_SCHEMA) -> PetshopReplay:
+    """Recordings for one PetShop issue (its alert comes from :func:`case_alert`)."""
+    return bundle_replay(petshop.case_bundle(case), schema)
+
+
+def window_replay(scenario_dir: Path, index: int, schema: MetricSchema = promql.DEFAULT_SCHEMA) -> PetshopReplay:
+    """Recordings for one specificity window: every metric kind's points ``index-2 … index+2``, the
+    points before the window as baseline (the same window as the direct path's, all metric kinds,
+    since the planner asks for both)."""
+    parts = [petshop.window_bundle(scenario_dir, index, metric=metric) for metric in petshop.METRIC_TYPES]
+    bundle = parts[0].model_copy(update={"metrics": [s for p in parts for s in p.metrics]})
+    return bundle_replay(bundle, schema)
