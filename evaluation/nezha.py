@@ -14,6 +14,7 @@ Our tools are answered like a live backend over that window:
 * ``prometheus_query_range`` matched on the playbook's ``metric`` kind: ``error_rate`` ←
   100 − ``PodSuccessRate(%)``, ``latency_p99`` ← ``PodServerLatencyP99(s)`` (ms), ``memory`` ←
   ``MemoryUsage(Mi)``, ``cpu`` ← ``CpuUsageRate(%)``; one series per service;
+* ``prometheus_service_graph``: the call graph of ``metric/dependency.csv`` (``Source, Target``);
 * ``loki_query_logs`` (any query): the window's log lines (inner ``message`` of the JSON record);
 * ``tempo_search_traces`` (any arguments): a deterministic sample of the window's traces as spans.
 
@@ -34,10 +35,10 @@ from typing import Any
 
 from actors.tools.base import ToolResult
 from actors.tools.replay import ReplayStore, recording
-from incidentfox.evidence import Alert, EvidenceBundle, LogLine, MetricSeries, TraceSpan
+from incidentfox.evidence import Alert, EvidenceBundle, LogLine, MetricSeries, TopologyEdge, TraceSpan
 
 WINDOW_MIN = 3                 # inject minute + 2
-METRIC_LOOKBACK_MIN = 6        # normal period before the injection (cases are ~8 minutes apart)
+METRIC_LOOKBACK_MIN = 60       # the playbook asks for 60 minutes; the points before the onset are the baseline
 MAX_TRACES = 200               # traces served per case (deterministic sample)
 MAX_LOG_LINES = 2000
 # metric kind (the playbook's ``metric`` argument) -> (column, scale, unit); error_rate is derived.
@@ -214,6 +215,15 @@ def trace_spans(case: NezhaCase, gaps: list[str]) -> list[TraceSpan]:
     return out
 
 
+def call_graph(case: NezhaCase) -> list[TopologyEdge]:
+    path = case.day_dir / "metric" / "dependency.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="") as fh:
+        pairs = {(r.get("Source", ""), r.get("Target", "")) for r in csv.DictReader(fh)}
+    return [TopologyEdge(caller=a, callee=b, sources=["service_graph"]) for a, b in sorted(pairs) if a and b]
+
+
 def case_alert(case: NezhaCase) -> Alert:
     """What paged: the entry service's latency/success (``front_service.csv``), not the culprit."""
     entry = ""
@@ -231,6 +241,10 @@ def case_data(case: NezhaCase) -> CaseData:
     for kind, series in metric_series(case).items():
         out.recordings.append(recording("prometheus_query_range", {"metric": kind}, ToolResult.success(
             None, evidence=EvidenceBundle(metrics=series), summary=f"{len(series)} series")))
+    edges = call_graph(case)
+    if edges:
+        out.recordings.append(recording("prometheus_service_graph", {}, ToolResult.success(
+            None, evidence=EvidenceBundle(topology=edges), summary=f"{len(edges)} edges"), match_keys=()))
     logs = log_lines(case, out.gaps)
     if logs:
         out.recordings.append(recording("loki_query_logs", {}, ToolResult.success(
