@@ -48,6 +48,7 @@ METRIC_COLUMNS: dict[str, tuple[str, float, str]] = {
     "cpu": ("CpuUsageRate(%)", 1.0, "%"),
 }
 SUCCESS_COLUMN = "PodSuccessRate(%)"
+ERROR_LEVELS = ("error", "warning", "warn", "severe", "fatal")
 
 
 class NezhaLayoutError(ValueError):
@@ -132,8 +133,7 @@ def metric_series(case: NezhaCase) -> dict[str, list[MetricSeries]]:
     for svc, rows in sorted(rows_by_service.items()):
         rows.sort(key=lambda r: float(r["TimeStamp"]))
         ts = [float(r["TimeStamp"]) for r in rows]
-        kinds = {k: (col, scale, unit) for k, (col, scale, unit) in METRIC_COLUMNS.items()}
-        for kind, (col, scale, unit) in kinds.items():
+        for kind, (col, scale, unit) in METRIC_COLUMNS.items():
             vals = [_float(r.get(col, "")) for r in rows]
             pts = [(t, v * scale) for t, v in zip(ts, vals, strict=True) if v is not None]
             if pts:
@@ -181,9 +181,9 @@ def log_lines(case: NezhaCase, gaps: list[str]) -> list[LogLine]:
                 ns = _float(row.get("TimeUnixNano", ""))
                 at = datetime.fromtimestamp(ns / 1e9, UTC) if ns else None
                 out.append(LogLine(entity=service_of(row.get("PodName", "")), text=text, level=level, at=at))
-    errorish = [ln for ln in out if ln.level in ("error", "warning", "warn", "severe", "fatal")]
-    rest = [ln for ln in out if ln not in errorish] if len(errorish) < MAX_LOG_LINES else []
-    return (errorish + rest)[:MAX_LOG_LINES]
+    # Error-level lines first (what the playbook's error search asks for), then the rest, up to the cap.
+    out.sort(key=lambda ln: ln.level not in ERROR_LEVELS)
+    return out[:MAX_LOG_LINES]
 
 
 def _keep(trace_id: str) -> int:

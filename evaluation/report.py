@@ -84,6 +84,14 @@ data` (`gaps` per case in `--json`). The alert is the entry service of `front_se
 `inject_pod`'s service, reported per fault type (`inject_type`, not scored). Published for Nezha
 on this system with all modalities: top-1 0.93, top-3 0.96; those runs had files this snapshot
 lacks.
+Why cases fail (run of 2026-12-04): the entry service is ranked first in 31 of the 41 misses. Its
+latency is the alert and the traces put the largest share of exclusive time in it, while the
+playbook asks Prometheus for error rate, p99 latency and memory only, so the CPU column that shows
+`cpu_contention` is never requested (served if asked); no `network_delay` case is found (0/16), since
+presumably because the delay shows as latency in the callers rather than in the culprit's own server latency (not checked further); 7 cases
+rank nothing (no series passes the gate); 54 of 56 cases have no log file in the window, so
+`return`/`exception` faults are judged on metrics and traces alone. `cpu_consumed` (the culprit's own
+latency and CPU climb) is found 8/10.
 
 **Demo** (the embedded demo world's seeded incidents). `actors.tools.demo.world.incident_bundles()`
 yields each incident as the offline planner's playbooks gather it, with the expected root-cause

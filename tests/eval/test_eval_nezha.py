@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,12 +23,14 @@ METRIC_HEADER = ["Time", "TimeStamp", "PodName", "CpuUsage(m)", "CpuUsageRate(%)
 
 def _write_csv(path: Path, header: list[str], rows: list[list[object]], *, gz: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    opener = (lambda: gzip.open(path.with_name(path.name + ".gz"), "wt", newline="")) if gz else \
-        (lambda: path.open("w", newline=""))
-    with opener() as fh:
-        w = csv.writer(fh)
-        w.writerow(header)
-        w.writerows(rows)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    if gz:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(buf.getvalue().encode()))
+    else:
+        path.write_text(buf.getvalue())
 
 
 def _make_day(root: Path, *, with_logs: bool) -> Path:
