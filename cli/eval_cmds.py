@@ -1,6 +1,6 @@
 """CLI: ``incidentfox eval``: score the root-cause ranking on public incident datasets.
 
-``incidentfox eval --suite petshop|holmesgpt|demo [--split all|train|test] [--data DIR]
+``incidentfox eval --suite petshop|holmesgpt|nezha|demo [--split all|train|test] [--data DIR]
 [--labels FILE] [--path direct|replay] [--json OUT] [--write-docs]`` runs the cases in parallel on Ray (a few batch tasks),
 shows a progress bar, a per-case table and a summary, and optionally writes the results as JSON and
 ``docs/evaluation.md``.
@@ -26,6 +26,7 @@ from cli.errors import fail
 class Suite(StrEnum):
     petshop = "petshop"
     holmesgpt = "holmesgpt"
+    nezha = "nezha"
     demo = "demo"
 
 
@@ -71,9 +72,10 @@ def _summary_table(suite: str, result: dict[str, Any]) -> Table:
     t = Table(title=f"{suite}: summary")
     t.add_column("measure")
     t.add_column("value", justify="right")
-    if suite == "petshop":
+    if suite in ("petshop", "nezha"):
         for g, v in result.get("per_group", {}).items():
             t.add_row(f"{g} top-1 / top-3 ({v['cases']})", f"{v['top1']:.2f} / {v['top3']:.2f}")
+    if suite == "petshop":
         for key in ("specificity_latency", "specificity_availability"):
             v = result.get(key)
             t.add_row(key.replace("_", " "), "n/a" if v is None else f"{v:.2f}")
@@ -91,7 +93,7 @@ def _summary_table(suite: str, result: dict[str, Any]) -> Table:
 
 
 def eval_command(
-    suite: Annotated[Suite, typer.Option("--suite", help="Which dataset: petshop, holmesgpt or demo.")],
+    suite: Annotated[Suite, typer.Option("--suite", help="Which dataset: petshop, holmesgpt, nezha or demo.")],
     split: Annotated[str, typer.Option("--split", metavar="SPLIT", help="PetShop split: all (default), train or test.",
                                        **one_of(_splits, default="all"))] = "all",
     data: Annotated[Path | None, typer.Option(

@@ -259,3 +259,26 @@ def summarize_holmes(results: list[CaseResult], unlabelled: list[str]) -> dict[s
         "tool_calls": sum(int(r.extra.get("tool_calls") or 0) for r in results),
     })
     return base
+
+
+# --- Nezha ---------------------------------------------------------------------------------------
+
+def nezha_case(data_dir: str, case_name: str) -> CaseResult:
+    """One injected fault of the Nezha data: the offline planner's tools answered from the case's
+    window (:mod:`evaluation.nezha`), its ranking scored at service level; the fault type is
+    reported next to it (``group``) but not scored."""
+    from evaluation import nezha, replay_run
+
+    case = next(c for c in nezha.discover_cases(Path(data_dir)) if c.name == case_name)
+    t0 = time.perf_counter()
+    data = nezha.case_data(case)
+    run = replay_run.investigate(data.store(), integrations=data.integrations, alert=nezha.case_alert(case))
+    took = time.perf_counter() - t0
+    ranked = run.ranking.top(5)
+    h1, h3 = hits(ranked, case.service)
+    answered = sum(1 for _, _, summary in run.calls if not summary.startswith(("no data", "error")))
+    return CaseResult(case=case_name, expected=case.service, ranked=ranked, hit1=h1, hit3=h3,
+                      group=case.fault_type, no_incident=run.ranking.no_incident, seconds=round(took, 4),
+                      extra={"fault_type": case.fault_type, "tool_calls": len(run.calls),
+                             "tool_calls_answered": answered, "calls": [tool for tool, _, _ in run.calls],
+                             "gaps": data.gaps, "summary": run.rca.summary})

@@ -6,6 +6,9 @@
 * ``holmesgpt``: every case directory; cases without a label are skipped and reported. ``path``
   ``direct`` (default) ranks the recordings' evidence at once, ``replay`` runs the offline planner
   against a replay store built from them.
+* ``nezha``: every injected fault of the Nezha data (``rca_data/<date>/<date>-fault_list.json``),
+  replayed through the offline planner with our tools answered from the case's window
+  (:mod:`evaluation.nezha`); service-level top-1/top-3, per fault type.
 * ``demo``: the seeded incidents of the embedded demo world, from
   ``actors.tools.demo.world.incident_bundles() -> list[(case name, bundle, expected entity)]``.
 """
@@ -18,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evaluation import holmesgpt, petshop, scoring
+from evaluation import holmesgpt, nezha, petshop, scoring
 from evaluation.harness import Item
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO_ROOT.parent / "shared" / "benchmarks"
-DEFAULT_DATA = {"petshop": BENCHMARKS / "petshop", "holmesgpt": BENCHMARKS / "holmesgpt-investigate"}
+DEFAULT_DATA = {"petshop": BENCHMARKS / "petshop", "holmesgpt": BENCHMARKS / "holmesgpt-investigate",
+                "nezha": BENCHMARKS / "nezha"}
 DEFAULT_LABELS = REPO_ROOT / "tests" / "data" / "holmesgpt_labels.json"
 DEMO_WORLD = "actors.tools.demo.world"
 PATHS = ("direct", "replay")
@@ -93,6 +97,15 @@ def plan_holmesgpt(data: Path, *, labels: Path | None = None, path: str = "direc
                      meta={"data": str(data), "labels": str(labels), "path": path})
 
 
+def plan_nezha(data: Path) -> SuitePlan:
+    try:
+        cases = nezha.discover_cases(data)
+    except (nezha.NezhaLayoutError, OSError, ValueError, KeyError) as e:
+        raise SuiteError(f"Nezha data not usable at {data}: {e}") from e
+    items: list[Item] = [(scoring.nezha_case, (str(data), c.name)) for c in cases]
+    return SuitePlan("nezha", items, scoring.summarize, meta={"data": str(data)})
+
+
 def plan_demo() -> SuitePlan:
     try:
         world = importlib.import_module(DEMO_WORLD)
@@ -118,6 +131,8 @@ def plan(suite: str, *, data: Path | None = None, split: str = "all", labels: Pa
         return plan_petshop(data or DEFAULT_DATA["petshop"], split=split, path=path)
     if suite == "holmesgpt":
         return plan_holmesgpt(data or DEFAULT_DATA["holmesgpt"], labels=labels, path=path)
+    if suite == "nezha":
+        return plan_nezha(data or DEFAULT_DATA["nezha"])
     if suite == "demo":
         return plan_demo()
-    raise SuiteError(f"unknown suite {suite!r}: petshop, holmesgpt or demo")
+    raise SuiteError(f"unknown suite {suite!r}: petshop, holmesgpt, nezha or demo")
