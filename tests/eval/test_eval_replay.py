@@ -51,7 +51,9 @@ def test_recordings_are_filed_under_our_tools_and_matched_on_their_parameters(sm
     nothing = store.answer("kubernetes_get_pod_logs", {"namespace": "shop", "pod": "other", "previous": True})
     assert nothing.ok and nothing.summary.startswith("no data")
     assert replay.integrations == {"kubernetes": {"enabled": True}}
-    assert any("job nightly" in u for u in replay.unserved)   # no tool of ours lists jobs
+    jobs = store.answer("kubernetes_list_jobs", {"namespace": "shop", "label_selector": None, "limit": 500})
+    assert [(o.kind.lower(), o.name) for o in jobs.evidence.objects] == [("job", "nightly")]
+    assert not any("nightly" in u for u in replay.unserved)   # jobs are served by kubernetes_list_jobs
 
 
 def test_the_planner_calls_our_tools_and_ranks_what_they_answer(small_case) -> None:
