@@ -100,10 +100,10 @@ def eval_command(
     write_docs: Annotated[bool, typer.Option("--write-docs", help="Rewrite docs/evaluation.md with these numbers.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Parallel Ray tasks (CPUs).")] = 2,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Run in this process instead of on Ray.")] = False,
-    path: Annotated[str, typer.Option(
-        "--path", metavar="PATH", help="HolmesGPT: direct (rank the recorded evidence at once, default) or replay "
-        "(the offline planner calls our tools, answered from the recordings).",
-        **one_of(_paths, default="direct"))] = "direct",
+    path: Annotated[str | None, typer.Option(
+        "--path", metavar="PATH", help="HolmesGPT: replay (the offline planner calls our tools, answered from the "
+        "recordings; the default) or direct (rank the recorded evidence at once). Other suites: direct only.",
+        **one_of(_paths))] = None,
 ) -> None:
     """Rank every case of a suite, score it against ground truth, and report the numbers."""
     from evaluation import harness, suites

@@ -3,8 +3,8 @@
 * ``petshop``: every issue of the chosen split, plus the specificity windows over ``noissue``
   (independent of the split) for each alert target the scenario's issues use.
 * ``holmesgpt``: every case directory; cases without a label are skipped and reported. ``path``
-  ``direct`` (default) ranks the recordings' evidence at once, ``replay`` runs the offline planner
-  against a replay store built from them.
+  ``replay`` (default) runs the offline planner against a replay store built from the recordings,
+  ``direct`` ranks the recordings' evidence at once.
 * ``demo``: the seeded incidents of the embedded demo world, from
   ``actors.tools.demo.world.incident_bundles() -> list[(case name, bundle, expected entity)]``.
 """
@@ -65,7 +65,7 @@ def plan_petshop(data: Path, *, split: str = "all") -> SuitePlan:
 PATHS = ("direct", "replay")
 
 
-def plan_holmesgpt(data: Path, *, labels: Path | None = None, path: str = "direct") -> SuitePlan:
+def plan_holmesgpt(data: Path, *, labels: Path | None = None, path: str = "replay") -> SuitePlan:
     """``path``: ``direct`` ranks every recording's evidence at once; ``replay`` lets the offline
     planner call our tools against a replay store built from the recordings."""
     if path not in PATHS:
@@ -104,13 +104,14 @@ def plan_demo() -> SuitePlan:
 
 
 def plan(suite: str, *, data: Path | None = None, split: str = "all", labels: Path | None = None,
-         path: str = "direct") -> SuitePlan:
-    if path != "direct" and suite != "holmesgpt":
+         path: str | None = None) -> SuitePlan:
+    """``path`` None: the suite's default (``replay`` for holmesgpt, ``direct`` elsewhere)."""
+    if path not in (None, "direct") and suite != "holmesgpt":
         raise SuiteError(f"--path {path} is only available for the holmesgpt suite so far")
     if suite == "petshop":
         return plan_petshop(data or DEFAULT_DATA["petshop"], split=split)
     if suite == "holmesgpt":
-        return plan_holmesgpt(data or DEFAULT_DATA["holmesgpt"], labels=labels, path=path)
+        return plan_holmesgpt(data or DEFAULT_DATA["holmesgpt"], labels=labels, path=path or "replay")
     if suite == "demo":
         return plan_demo()
     raise SuiteError(f"unknown suite {suite!r}: petshop, holmesgpt or demo")
