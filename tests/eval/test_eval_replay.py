@@ -124,3 +124,12 @@ def test_replay_path_is_refused_for_suites_without_it() -> None:
 
     with pytest.raises(suites.SuiteError, match="only available for the holmesgpt suite"):
         suites.plan("demo", path="replay")
+
+
+def test_replay_is_the_holmesgpt_default_and_direct_stays_selectable(small_case) -> None:
+    from evaluation import suites
+
+    data, labels = small_case.path.parent, small_case.path.parent / "labels.json"
+    labels.write_text(json.dumps({small_case.name: {"culprit": "shop/pod/web", "phrases": []}}))
+    assert suites.plan("holmesgpt", data=data, labels=labels).meta["path"] == "replay"
+    assert suites.plan("holmesgpt", data=data, labels=labels, path="direct").meta["path"] == "direct"
