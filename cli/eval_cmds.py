@@ -104,10 +104,11 @@ def eval_command(
     write_docs: Annotated[bool, typer.Option("--write-docs", help="Rewrite docs/evaluation.md with these numbers.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Parallel Ray tasks (CPUs).")] = 2,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Run in this process instead of on Ray.")] = False,
-    path: Annotated[str, typer.Option(
-        "--path", metavar="PATH", help="PetShop, HolmesGPT: direct (rank the recorded evidence at once, default) or replay "
-        "(the offline planner calls our tools, answered from the recordings).",
-        **one_of(_paths, default="direct"))] = "direct",
+    path: Annotated[str | None, typer.Option(
+        "--path", metavar="PATH", help="replay (the offline planner calls our tools, answered from the recordings; "
+        "the default for holmesgpt and nezha) or direct (rank the recorded evidence at once; the default for "
+        "petshop, the only one for demo).",
+        **one_of(_paths))] = None,
 ) -> None:
     """Rank every case of a suite, score it against ground truth, and report the numbers."""
     from evaluation import harness, suites

@@ -6,9 +6,10 @@ Prometheus queries…). Each recording is parsed by what its output is
 under the tool of ours that returns that kind of evidence, matched on the parameters that tool
 takes:
 
-* pods, deployments, nodes, services (from describe and get tables) → ``kubernetes_list_pods`` /
-  ``kubernetes_list_deployments`` / ``kubernetes_list_nodes`` / ``kubernetes_list_services``, one
-  answer for all namespaces (``match: {namespace: null}``) and one per namespace;
+* pods, deployments, nodes, services, jobs (from describe and get tables) → ``kubernetes_list_pods`` /
+  ``kubernetes_list_deployments`` / ``kubernetes_list_nodes`` / ``kubernetes_list_services`` /
+  ``kubernetes_list_jobs``, one answer for all namespaces (``match: {namespace: null}``) and one per
+  namespace;
 * events (events tables and the Events section of describe) → ``kubernetes_get_events`` (same);
 * pod logs → ``kubernetes_get_pod_logs`` matched on ``{namespace, pod}``, and for previous-container
   recordings ``{namespace, pod, previous: true}`` (a kubectl error is not logs: no recording);
@@ -16,7 +17,7 @@ takes:
 * Prometheus results → ``prometheus_query_range`` matched on the recorded ``query``.
 
 What has no tool of ours to answer it is left out and listed (:attr:`CaseReplay.unserved`): objects
-of other kinds (jobs…), Robusta findings, configuration-change metadata, runbook pages. The team is
+of other kinds (statefulsets…), Robusta findings, configuration-change metadata, runbook pages. The team is
 given Kubernetes (every case investigates a cluster) plus the integrations of the other tools that
 have recordings (Tempo, Prometheus), as a team with those systems would be.
 """
@@ -33,7 +34,8 @@ from evaluation.holmesgpt import HolmesCase, read_recording, recording_evidence
 from incidentfox.evidence import EvidenceBundle
 
 LIST_TOOLS = {"pod": "kubernetes_list_pods", "deployment": "kubernetes_list_deployments",
-              "node": "kubernetes_list_nodes", "service": "kubernetes_list_services"}
+              "node": "kubernetes_list_nodes", "service": "kubernetes_list_services",
+              "job": "kubernetes_list_jobs"}
 _PREVIOUS = ("kubectl_previous_logs", "kubectl_previous_logs_all_containers")
 
 

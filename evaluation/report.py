@@ -58,7 +58,8 @@ series to the p99 query would score like the direct path but answer a question t
 ask, so the gap is reported instead. Availability is not turned into an error ratio: the ranker
 then judges a flat-zero baseline against its own jumps and blames normal windows.
 
-**HolmesGPT** (9 recorded investigations). The adapter (`evaluation/holmesgpt.py`)
+**HolmesGPT** (9 recorded investigations; this section is `--path direct`, the replay default is
+below). The adapter (`evaluation/holmesgpt.py`)
 turns `investigate_request.json`/`issue_data.json` into the alert and parses each tool recording by
 what its output is (kubectl describe, get tables, events, pod logs, Robusta findings, trace trees,
 Prometheus results), never by case name. `tests/data/holmesgpt_labels.json` was written by reading
@@ -66,21 +67,22 @@ each case's `expected_output`: the culprit (namespace/kind/name; a pod matches i
 key phrases the RCA must contain (case, spacing and punctuation ignored). `13_Watchdog` is a
 negative: it passes when nothing is blamed and the RCA says there is no incident.
 
-**HolmesGPT through replay** (`--path replay`; the default is still `direct`, above). Instead of
+**HolmesGPT through replay** (`--path replay`, the default for this suite; `--path direct` is the
+section above). Instead of
 ranking every recording at once, the offline planner investigates: each enabled sub-agent runs its
-playbook (`actors/tools/playbooks.py`) against our own tools, and a replay store
+playbook (`actors/tools/playbooks.py`) and its follow-up rounds (`actors/engine/followups.py`)
+against our own tools, and a replay store
 (`actors/tools/replay.py`) built from the case answers them (`evaluation/replay_holmes.py`, run by
 `evaluation/replay_run.py`). Recordings are filed by the evidence they hold, never by case name:
-pods, deployments, nodes and services under the `kubernetes_list_*` tools (all namespaces, and per
-namespace), events under `kubernetes_get_events`, pod logs under `kubernetes_get_pod_logs` matched on
-namespace, pod and `previous`, trace spans under `tempo_search_traces`, Prometheus results under
+pods, deployments, nodes, services and jobs under the `kubernetes_list_*` tools (all namespaces, and
+per namespace), events under `kubernetes_get_events`, pod logs under `kubernetes_get_pod_logs` matched
+on namespace, pod and `previous`, trace spans under `tempo_search_traces`, Prometheus results under
 `prometheus_query_range` matched on the query. A call nothing recorded answers `no data`. The team
 has Kubernetes plus the integrations of the other recorded tools. `tool_calls` per case counts the
 planner's calls (`tool_calls_answered`: those that found recorded data; `unserved` lists recorded
-evidence no tool of ours returns: jobs, Robusta finding descriptions, runbook pages). Gap against
-the direct path: the offline playbook never reads pod logs, and no tool of ours lists jobs, so
-cases whose answer is in a pod's logs (a latency message, a connection error) or in a job's
-status are missed.
+evidence no tool of ours returns: Robusta finding descriptions, runbook pages, objects of kinds we
+do not list). Pod logs are reached through follow-ups: a failed Job's pods, and the pods of a slow or
+failing workload when no trace answers for it.
 
 **Nezha** (Online Boutique half: 56 injected faults over two days, `--suite nezha`). The adapter
 (`evaluation/nezha.py`) makes one case per entry of `rca_data/<date>/<date>-fault_list.json`; the
@@ -219,7 +221,8 @@ def write_docs(suite: str, result: dict[str, Any], *, path: Path = DOCS_PATH) ->
     sections[suite] = _section(suite, result)
     body = [HEADER]
     for s in SUITES:
-        command = s.removesuffix("-replay") + " --path replay" if s.endswith("-replay") else s
+        command = {"holmesgpt": "holmesgpt --path direct"}.get(
+            s, s.removesuffix("-replay") + " --path replay" if s.endswith("-replay") else s)
         content = sections.get(s, f"### {s}\n\nNot run yet: `incidentfox eval --suite {command} --write-docs`.\n")
         body.append(f"<!-- results:{s} -->\n{content}<!-- /results:{s} -->\n")
     path.parent.mkdir(parents=True, exist_ok=True)

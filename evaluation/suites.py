@@ -4,11 +4,11 @@
   (independent of the split) for each alert target the scenario's issues use. ``path`` as for
   ``holmesgpt``: ``direct`` (default) or ``replay``.
 * ``holmesgpt``: every case directory; cases without a label are skipped and reported. ``path``
-  ``direct`` (default) ranks the recordings' evidence at once, ``replay`` runs the offline planner
-  against a replay store built from them.
+  ``replay`` (default) runs the offline planner against a replay store built from the recordings,
+  ``direct`` ranks the recordings' evidence at once.
 * ``nezha``: every injected fault of the Nezha data (``rca_data/<date>/<date>-fault_list.json``),
   replayed through the offline planner with our tools answered from the case's window
-  (:mod:`evaluation.nezha`); service-level top-1/top-3, per fault type.
+  (:mod:`evaluation.nezha`); service-level top-1/top-3, per fault type. Replay only.
 * ``demo``: the seeded incidents of the embedded demo world, from
   ``actors.tools.demo.world.incident_bundles() -> list[(case name, bundle, expected entity)]``.
 """
@@ -76,7 +76,7 @@ def plan_petshop(data: Path, *, split: str = "all", path: str = "direct") -> Sui
     return SuitePlan("petshop", items, finish, meta={"split": split, "data": str(data), "path": path})
 
 
-def plan_holmesgpt(data: Path, *, labels: Path | None = None, path: str = "direct") -> SuitePlan:
+def plan_holmesgpt(data: Path, *, labels: Path | None = None, path: str = "replay") -> SuitePlan:
     """``path``: ``direct`` ranks every recording's evidence at once; ``replay`` lets the offline
     planner call our tools against a replay store built from the recordings."""
     if path not in PATHS:
@@ -124,13 +124,18 @@ def plan_demo() -> SuitePlan:
 
 
 def plan(suite: str, *, data: Path | None = None, split: str = "all", labels: Path | None = None,
-         path: str = "direct") -> SuitePlan:
-    if path != "direct" and suite == "demo":
-        raise SuiteError(f"--path {path} is only available for the petshop and holmesgpt suites")
+         path: str | None = None) -> SuitePlan:
+    """``path`` None: the suite's default (``replay`` for holmesgpt and nezha, ``direct`` for petshop
+    and demo)."""
+    if suite == "demo" and path not in (None, "direct"):
+        raise SuiteError(f"--path {path} is only available for the petshop and holmesgpt suites "
+                         "(nezha runs through replay only)")
+    if suite == "nezha" and path not in (None, "replay"):
+        raise SuiteError(f"--path {path}: the nezha suite runs through replay only")
     if suite == "petshop":
-        return plan_petshop(data or DEFAULT_DATA["petshop"], split=split, path=path)
+        return plan_petshop(data or DEFAULT_DATA["petshop"], split=split, path=path or "direct")
     if suite == "holmesgpt":
-        return plan_holmesgpt(data or DEFAULT_DATA["holmesgpt"], labels=labels, path=path)
+        return plan_holmesgpt(data or DEFAULT_DATA["holmesgpt"], labels=labels, path=path or "replay")
     if suite == "nezha":
         return plan_nezha(data or DEFAULT_DATA["nezha"])
     if suite == "demo":

@@ -12,7 +12,14 @@
   service) gets one more trace search (one hop);
 * an error alert or a service whose error rate is far above its baseline → that service's logs,
   over twice the window so the ranker's template mining (:mod:`actors.ranking.log_templates`) sees
-  a baseline to call templates new or surging against.
+  a baseline to call templates new or surging against;
+* a failed Job (status ``Failed`` or a failure reason such as ``BackoffLimitExceeded``) → the
+  current logs of the pods it owns (owner ``job/<name>`` and a name starting ``<name>-``), a few per
+  job: a job's pods have usually exited, so their last output is the failure;
+* a slow or failing service (the latency and error rules above) whose workload has pods in the
+  evidence (owner named like the service, or behind a Kubernetes Service of that name), when no
+  trace tool is available or its trace search found no spans of it → those pods' current logs
+  (one pod per owner), the only place left where a slow request or an error shows.
 
 Each rule names alternative tools in order of preference; the first in ``available`` (the team's
 tools, the playbooks' rule) is used, and a follow-up with none available is skipped. Follow-ups whose
@@ -37,6 +44,8 @@ RESTARTS_MIN = 3
 CRASH_REASONS = frozenset({"CrashLoopBackOff", "Error"})
 MAX_PODS = 3                  # pods followed up per rule and round
 MAX_SERVICES = 3              # services followed up per rule and round
+MAX_JOB_PODS = 2              # pods of one failed job whose logs are read
+JOB_FAILURES = frozenset({"BackoffLimitExceeded", "DeadlineExceeded", "PodFailurePolicy", "FailedIndexes"})
 SPIKE_RATIO = 2.0             # incident max over baseline max that counts as a spike
 ERROR_RATE_FLOOR = 0.05       # an error rate this high is a spike even without a baseline
 _LATENCY_WORDS = re.compile(r"(?i)latency|slow|p9\d|duration|response time")
@@ -83,6 +92,36 @@ def _pods(bundle: EvidenceBundle, wanted: Any) -> list[ObjectState]:
 def _events(pod: ObjectState, w: int) -> Call:
     return ("kubernetes_get_events", {"namespace": pod.namespace, "object_name": pod.name, "warnings_only": False,
                                       "since_minutes": w, "limit": 50})
+
+
+def _current_logs(pod: ObjectState) -> Call:
+    return ("kubernetes_get_pod_logs", {"namespace": pod.namespace, "pod": pod.name, "container": None,
+                                        "tail_lines": 200, "previous": None, "since_minutes": None})
+
+
+def _failed_jobs(bundle: EvidenceBundle) -> list[tuple[ObjectState, list[ObjectState]]]:
+    """Failed jobs and their pods (owned by the job, named ``<job>-…``), at most
+    :data:`MAX_JOB_PODS` pods per job, :data:`MAX_PODS` jobs."""
+    out = []
+    for job in sorted((o for o in bundle.objects if o.kind.lower() == "job" and o.name
+                       and (o.status.lower() == "failed" or JOB_FAILURES & set(o.reasons))),
+                      key=lambda o: (o.namespace, o.name)):
+        pods = sorted((p for p in bundle.objects if p.kind.lower() == "pod" and p.namespace == job.namespace
+                       and p.owner.lower() == f"job/{job.name}".lower() and p.name.startswith(job.name + "-")),
+                      key=lambda p: p.name)
+        if pods:
+            out.append((job, pods[:MAX_JOB_PODS]))
+    return out[:MAX_PODS]
+
+
+def _workload_pods(bundle: EvidenceBundle, svc: str) -> list[ObjectState]:
+    """Pods of the workload ``svc`` names: owner named ``svc``, or a workload behind the Kubernetes
+    Service ``svc`` (its ``workloads``); one pod per owner."""
+    owners = {f"/{svc}"}
+    for o in bundle.objects:
+        if o.kind.lower() == "service" and o.name == svc:
+            owners.update("/" + short(str(w)) for w in o.extra.get("workloads") or [])
+    return _pods(bundle, lambda p: any(p.owner.endswith(x) for x in owners) and "/" in p.owner)
 
 
 def _spiking(series: list[MetricSeries], metric: str, floor: float | None) -> list[str]:
@@ -187,4 +226,16 @@ def derive(bundle: EvidenceBundle, *, available: Collection[str], window_minutes
     for svc in failing:
         add(_service_logs(svc, 2 * w), f"errors spiked on {svc}: mine its log templates for ones new or "
                                        f"surging since the baseline")
+    for job, pods in _failed_jobs(bundle):
+        for pod in pods:
+            add([_current_logs(pod)], f"job {job.namespace}/{job.name} failed ({', '.join(job.reasons) or job.status})"
+                                      f": read the output of its pod {pod.name}")
+    can_trace = any(tool in available for tool, _ in _traces("", w))
+    spanned = {short(s.entity) for s in bundle.spans}
+    for svc in _services(slow, failing):
+        if can_trace and (svc not in traced or svc in spanned):
+            continue
+        for pod in _workload_pods(bundle, svc):
+            add([_current_logs(pod)], f"{svc} is slow or failing and its traces show nothing: read its pod "
+                                      f"{pod.name}'s logs")
     return out

@@ -66,6 +66,7 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
         (("kubernetes_list_deployments", lambda sv, w, m: {"namespace": None, "label_selector": None}),),
         (("kubernetes_list_nodes", lambda sv, w, m: {"label_selector": None}),),
         (("kubernetes_list_services", lambda sv, w, m: {"namespace": None, "label_selector": None, "limit": 500}),),
+        (("kubernetes_list_jobs", lambda sv, w, m: {"namespace": None, "label_selector": None, "limit": 500}),),
     ),
     "metrics": (
         (

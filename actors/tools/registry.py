@@ -27,6 +27,7 @@ from actors.tools import (
     github,
     grafana,
     jaeger,
+    kubernetes_jobs,
     kubernetes_services,
     kubernetes_tools,
     loki,
@@ -67,7 +68,7 @@ BACKENDS: dict[str, ModuleType] = {
 }
 
 # Further modules declaring tools of an integration above (kept apart to stay one concept each).
-MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services,)
+MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services, kubernetes_jobs)
 
 TOOLS: dict[str, ToolSpec] = _index(
     spec for module in (*BACKENDS.values(), *MORE_SPECS) for spec in module.SPECS

@@ -102,7 +102,66 @@ def test_a_follow_up_whose_tools_are_unavailable_is_skipped_and_done_ones_are_no
                             alert=Alert(title="latency", entity="api"))
     assert [t for t, _ in calls(bundle, available={"kubernetes_get_events"})] == ["kubernetes_get_events"]
     done = {f.key() for f in derive(bundle, available=ALL, window_minutes=60)}
-    assert calls(bundle, done=done) == []
+    # The trace search found nothing for api: one new hypothesis (its pod's current logs), then none.
+    second = derive(bundle, available=ALL, window_minutes=60, done=done)
+    assert [(f.tool, f.args["pod"], f.args["previous"]) for f in second] == [
+        ("kubernetes_get_pod_logs", "api-1-a", None)]
+    assert calls(bundle, done=done | {f.key() for f in second}) == []
+
+
+def job(name: str, *, status: str = "Failed", reasons: list[str] = ()) -> ObjectState:  # type: ignore[assignment]
+    return ObjectState(namespace="shop", kind="Job", name=name, status=status, reasons=list(reasons))
+
+
+@pytest.mark.parametrize(("objects", "pods_read"), [
+    # a failed job → current logs of its own pods (owner job/<name>, name <name>-…), a few of them
+    ([job("nightly", reasons=["BackoffLimitExceeded"]), pod("nightly-a1", owner="job/nightly"),
+      pod("nightly-b2", owner="job/nightly"), pod("nightly-c3", owner="job/nightly")],
+     ["nightly-a1", "nightly-b2"]),
+    # a failure reason counts without the Failed status
+    ([job("sync", status="", reasons=["DeadlineExceeded"]), pod("sync-x", owner="job/sync")], ["sync-x"]),
+    # a complete job, or pods of another owner (same prefix, other job / a deployment), lead nowhere
+    ([job("report", status="Complete"), pod("report-z", owner="job/report")], []),
+    ([job("nightly"), pod("nightly-2-a", owner="job/nightly-2"), pod("nightly-web-q", owner="deployment/nightly-web")],
+     []),
+    # a pod owned by the job but not named after it is not taken on the owner alone
+    ([job("etl"), pod("other-1", owner="job/etl")], []),
+])
+def test_a_failed_job_leads_to_its_pods_current_logs(objects: list[ObjectState], pods_read: list[str]) -> None:
+    got = derive(EvidenceBundle(objects=objects), available=ALL, window_minutes=60)
+    assert [f.args["pod"] for f in got if f.tool == "kubernetes_get_pod_logs"] == pods_read
+    assert all(f.args["previous"] is None and "failed" in f.hypothesis for f in got)
+
+
+SLOW = Alert(title="High p99 latency", entity="shop/deployment/orders")
+ORDERS = [pod("orders-7f-a", owner="deployment/orders"), pod("orders-7f-b", owner="deployment/orders"),
+          pod("ordersvc-1-c", owner="deployment/ordersvc")]
+
+
+@pytest.mark.parametrize(("bundle", "available", "done_traces", "pods_read"), [
+    # no trace backend: the alerted workload's pod logs at once, one pod per owner
+    (EvidenceBundle(alert=SLOW, objects=ORDERS), ALL - {"tempo_search_traces", "jaeger_search_traces"}, False,
+     ["orders-7f-a"]),
+    # a trace backend not yet asked: traces first, no logs yet
+    (EvidenceBundle(alert=SLOW, objects=ORDERS), ALL, False, []),
+    # traces asked and found nothing of the service: its pods' logs
+    (EvidenceBundle(alert=SLOW, objects=ORDERS), ALL, True, ["orders-7f-a"]),
+    # traces asked and answered: no pod logs
+    (EvidenceBundle(alert=SLOW, objects=ORDERS, spans=[TraceSpan(trace_id="t", span_id="1", entity="orders")]),
+     ALL, True, []),
+    # the alert names a Kubernetes Service: the workloads behind it
+    (EvidenceBundle(alert=Alert(title="5xx errors", entity="shop/service/orders-svc"), objects=[
+        *ORDERS, ObjectState(namespace="shop", kind="Service", name="orders-svc",
+                             extra={"workloads": ["deployment/ordersvc"]})]), {"kubernetes_get_pod_logs"}, False,
+     ["ordersvc-1-c"]),
+    # no pods of that workload in the evidence: nothing to read
+    (EvidenceBundle(alert=SLOW, objects=[pod("web-1-a")]), {"kubernetes_get_pod_logs"}, False, []),
+])
+def test_a_slow_or_failing_service_without_traces_leads_to_its_pods_logs(
+        bundle: EvidenceBundle, available: set[str], done_traces: bool, pods_read: list[str]) -> None:
+    done = {f.key() for f in derive(bundle, available=available, window_minutes=60)} if done_traces else set()
+    got = derive(bundle, available=available, window_minutes=60, done=done)
+    assert [f.args["pod"] for f in got if f.tool == "kubernetes_get_pod_logs"] == pods_read
 
 
 # ---- the rounds and their budget, over a fake fan-out ----

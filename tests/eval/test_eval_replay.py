@@ -51,7 +51,9 @@ def test_recordings_are_filed_under_our_tools_and_matched_on_their_parameters(sm
     nothing = store.answer("kubernetes_get_pod_logs", {"namespace": "shop", "pod": "other", "previous": True})
     assert nothing.ok and nothing.summary.startswith("no data")
     assert replay.integrations == {"kubernetes": {"enabled": True}}
-    assert any("job nightly" in u for u in replay.unserved)   # no tool of ours lists jobs
+    jobs = store.answer("kubernetes_list_jobs", {"namespace": "shop", "label_selector": None, "limit": 500})
+    assert [(o.kind.lower(), o.name) for o in jobs.evidence.objects] == [("job", "nightly")]
+    assert not any("nightly" in u for u in replay.unserved)   # jobs are served by kubernetes_list_jobs
 
 
 def test_the_planner_calls_our_tools_and_ranks_what_they_answer(small_case) -> None:
@@ -122,3 +124,12 @@ def test_replay_path_is_refused_for_suites_without_it() -> None:
 
     with pytest.raises(suites.SuiteError, match="only available for the petshop and holmesgpt suites"):
         suites.plan("demo", path="replay")
+
+
+def test_replay_is_the_holmesgpt_default_and_direct_stays_selectable(small_case) -> None:
+    from evaluation import suites
+
+    data, labels = small_case.path.parent, small_case.path.parent / "labels.json"
+    labels.write_text(json.dumps({small_case.name: {"culprit": "shop/pod/web", "phrases": []}}))
+    assert suites.plan("holmesgpt", data=data, labels=labels).meta["path"] == "replay"
+    assert suites.plan("holmesgpt", data=data, labels=labels, path="direct").meta["path"] == "direct"

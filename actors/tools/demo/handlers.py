@@ -82,6 +82,11 @@ def list_nodes(args: dict[str, Any], world: World) -> ToolResult:
     return _objects_result(list(world.nodes), "nodes")
 
 
+def list_jobs(args: dict[str, Any], world: World) -> ToolResult:
+    """The demo world runs no batch Jobs: an empty list, as a cluster without any answers."""
+    return _objects_result([], "jobs")
+
+
 def get_events(args: dict[str, Any], world: World) -> ToolResult:
     start = since_ts(world, args)
     events = [
@@ -308,5 +313,6 @@ HANDLERS: dict[str, Handler] = {
     "demo_service_map": service_map,
     "prometheus_service_graph": service_graph,
     "kubernetes_list_services": list_services,
+    "kubernetes_list_jobs": list_jobs,
     **TRACE_HANDLERS,
 }
