@@ -41,10 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp
 import httpx
 
-from cli.demo.slack_recorder import SlackRecorder
 from cli.demo.flow import CHANNEL, ORG, TEAM, Demo
+from cli.demo.slack_recorder import SlackRecorder
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+# investigation.followup_rounds of the bench team (--followup-rounds): the team-config default unless given.
+FOLLOWUP_ROUNDS: int | None = None
 
 
 def _pss(pid: int) -> int:
@@ -180,6 +182,8 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
             # per-team fairness queue, is what is measured.
             patch = {"integrations": {"demo": {"enabled": True, "latency_ms": latency_ms}},
                      "investigation": {"deadline_s": 300}, "quotas": {"max_concurrent_runs": max(n, 1)}}
+            if FOLLOWUP_ROUNDS is not None:
+                patch["investigation"]["followup_rounds"] = FOLLOWUP_ROUNDS
             resp = await http.patch(f"{demo.base}/api/v1/orgs/{ORG}/nodes/{TEAM}/config", json=patch, headers=hdr)
             resp.raise_for_status()
         body = {"text": "checkout is failing", "services": ["checkout"], "org": ORG, "team": TEAM,
@@ -245,5 +249,8 @@ if __name__ == "__main__":
     p.add_argument("--timeout", type=float, default=300.0, help="give up waiting after this many seconds")
     p.add_argument("--max-actors", type=int, default=os.cpu_count() or 2,
                    help="INCIDENTFOX_POOL_MAX_ACTORS for the platform (default: the CPU count)")
+    p.add_argument("--followup-rounds", type=int, default=None,
+                   help="the team's investigation.followup_rounds (default: the team-config default)")
     ns = p.parse_args()
+    FOLLOWUP_ROUNDS = ns.followup_rounds
     print(json.dumps(asyncio.run(main(ns.runs, ns.latency_ms, ns.timeout, ns.max_actors))))
