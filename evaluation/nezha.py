@@ -28,6 +28,7 @@ import gzip
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -168,19 +169,25 @@ def _log_text(raw: str) -> tuple[str, str]:
     return text, (m.group(1).lower() if m else "")
 
 
-def log_lines(case: NezhaCase, gaps: list[str]) -> list[LogLine]:
-    out: list[LogLine] = []
+def _rows(case: NezhaCase, kind: str, gaps: list[str]) -> Iterator[dict[str, str]]:
+    """The rows of the case window's ``<kind>/<minute>_<kind>.csv`` files; a missing file is a gap
+    (``<kind>/<minute>`` appended to ``gaps``), as a real backend with no data for that minute."""
     for minute in case.minutes():
-        fh = _open(case.day_dir / "log" / f"{minute}_log.csv")
+        fh = _open(case.day_dir / kind / f"{minute}_{kind}.csv")
         if fh is None:
-            gaps.append(f"log/{minute}")
+            gaps.append(f"{kind}/{minute}")
             continue
         with fh:
-            for row in csv.DictReader(fh):
-                text, level = _log_text(row.get("Log", ""))
-                ns = _float(row.get("TimeUnixNano", ""))
-                at = datetime.fromtimestamp(ns / 1e9, UTC) if ns else None
-                out.append(LogLine(entity=service_of(row.get("PodName", "")), text=text, level=level, at=at))
+            yield from csv.DictReader(fh)
+
+
+def log_lines(case: NezhaCase, gaps: list[str]) -> list[LogLine]:
+    out: list[LogLine] = []
+    for row in _rows(case, "log", gaps):
+        text, level = _log_text(row.get("Log", ""))
+        ns = _float(row.get("TimeUnixNano", ""))
+        at = datetime.fromtimestamp(ns / 1e9, UTC) if ns else None
+        out.append(LogLine(entity=service_of(row.get("PodName", "")), text=text, level=level, at=at))
     # Error-level lines first (what the playbook's error search asks for), then the rest, up to the cap.
     out.sort(key=lambda ln: ln.level not in ERROR_LEVELS)
     return out[:MAX_LOG_LINES]
@@ -192,14 +199,8 @@ def _keep(trace_id: str) -> int:
 
 def trace_spans(case: NezhaCase, gaps: list[str]) -> list[TraceSpan]:
     by_trace: dict[str, list[dict[str, str]]] = {}
-    for minute in case.minutes():
-        fh = _open(case.day_dir / "trace" / f"{minute}_trace.csv")
-        if fh is None:
-            gaps.append(f"trace/{minute}")
-            continue
-        with fh:
-            for row in csv.DictReader(fh):
-                by_trace.setdefault(row["TraceID"], []).append(row)
+    for row in _rows(case, "trace", gaps):
+        by_trace.setdefault(row["TraceID"], []).append(row)
     chosen = sorted(by_trace, key=_keep)[:MAX_TRACES]
     out: list[TraceSpan] = []
     for tid in chosen:
