@@ -27,6 +27,7 @@ from actors.tools import (
     github,
     grafana,
     jaeger,
+    kubernetes_describe,
     kubernetes_jobs,
     kubernetes_services,
     kubernetes_tools,
@@ -68,7 +69,7 @@ BACKENDS: dict[str, ModuleType] = {
 }
 
 # Further modules declaring tools of an integration above (kept apart to stay one concept each).
-MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services, kubernetes_jobs)
+MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services, kubernetes_jobs, kubernetes_describe)
 
 TOOLS: dict[str, ToolSpec] = _index(
     spec for module in (*BACKENDS.values(), *MORE_SPECS) for spec in module.SPECS

@@ -87,6 +87,22 @@ def list_jobs(args: dict[str, Any], world: World) -> ToolResult:
     return _objects_result([], "jobs")
 
 
+def describe_pod(args: dict[str, Any], world: World) -> ToolResult:
+    """A demo pod as ``kubernetes_describe_pod`` shows it: its state, no declared limits, its events."""
+    pod = next((p for p in world.pods if p.name == args["pod"] and _in_namespace(args)), None)
+    if pod is None:
+        raise ToolError("not_found", f"kubernetes API returned HTTP 404: pod {args['pod']!r} not found")
+    events = [e for e in world.events if e.name == pod.name and e.at.timestamp() >= since_ts(world, args)]
+    return ToolResult.success(
+        {"namespace": pod.namespace, "name": pod.name, "status": pod.status, "ready": pod.ready,
+         "restarts": pod.restarts, "reasons": pod.reasons, "containers": [], "conditions": [],
+         "events": [{"type": e.type, "reason": e.reason, "message": e.message, "count": e.count} for e in events]},
+        evidence=EvidenceBundle(objects=[pod], events=events),
+        summary=f"pod {pod.namespace}/{pod.name} {pod.status} ({pod.ready} ready), {pod.restarts} restarts, "
+                f"{len(events)} events",
+    )
+
+
 def get_events(args: dict[str, Any], world: World) -> ToolResult:
     start = since_ts(world, args)
     events = [
@@ -314,5 +330,6 @@ HANDLERS: dict[str, Handler] = {
     "prometheus_service_graph": service_graph,
     "kubernetes_list_services": list_services,
     "kubernetes_list_jobs": list_jobs,
+    "kubernetes_describe_pod": describe_pod,
     **TRACE_HANDLERS,
 }
