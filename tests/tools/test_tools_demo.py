@@ -25,6 +25,7 @@ NOW = datetime(2025, 3, 14, 15, 0, 20, tzinfo=UTC)
 # Smallest valid arguments per tool (all that is not listed is null).
 MINIMAL: dict[str, dict[str, Any]] = {
     "kubernetes_get_pod_logs": {"namespace": "shop", "pod": "<first pod>"},
+    "kubernetes_describe_pod": {"namespace": "shop", "pod": "<first pod>"},
     "kubernetes_restart_deployment": {"namespace": "shop", "deployment": "checkout"},
     "kubernetes_scale_deployment": {"namespace": "shop", "deployment": "checkout", "replicas": 4},
     "prometheus_query": {"query": 'sum by (service) (rate(http_requests_total{code=~"5.."}[5m]))'},
