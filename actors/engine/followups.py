@@ -168,7 +168,9 @@ def _traces(svc: str, w: int) -> list[Call]:
             ("jaeger_search_traces", {"service": svc, "operation": None, "min_duration_ms": None,
                                       "errors_only": None, "since_minutes": w, "limit": 20}),
             ("xray_search_traces", {"service": svc, "filter_expression": None, "since_minutes": min(w, 24 * 60),
-                                    "limit": 20, "fetch_traces": 5})]
+                                    "limit": 20, "fetch_traces": 5}),
+            ("datadog_search_traces", {"service": svc, "query": None, "errors_only": None, "min_duration_ms": None,
+                                       "since_minutes": w, "limit": 20, "fetch_traces": 3})]
 
 
 def _service_logs(svc: str, w: int) -> list[Call]:

@@ -23,6 +23,7 @@ from actors.tools import (
     aws,
     coralogix,
     datadog,
+    datadog_traces,
     elasticsearch,
     github,
     grafana,
@@ -69,7 +70,7 @@ BACKENDS: dict[str, ModuleType] = {
 }
 
 # Further modules declaring tools of an integration above (kept apart to stay one concept each).
-MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services, kubernetes_jobs, kubernetes_describe)
+MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services, kubernetes_jobs, kubernetes_describe, datadog_traces)
 
 TOOLS: dict[str, ToolSpec] = _index(
     spec for module in (*BACKENDS.values(), *MORE_SPECS) for spec in module.SPECS

@@ -39,6 +39,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "datadog_search_logs": {"query": "service:checkout status:error"},
     "coralogix_query_logs": {"query": "source logs | filter $l.subsystemname == 'checkout'"},
     "jaeger_search_traces": {"service": "checkout"},
+    "datadog_search_traces": {"service": "checkout"},
     "tempo_get_trace": {"trace_id": "<first trace>"},
     "jaeger_get_trace": {"trace_id": "<first trace>"},
     "xray_get_trace": {"trace_id": "<first xray trace>"},
