@@ -110,6 +110,9 @@ class InvestigationSection(_Section):
         "far, e.g. a crash-looping pod's previous logs); 0 turns follow-ups off."))
     max_tool_calls: int = _from_defaults("investigation", "max_tool_calls", ge=0, description=(
         "Offline planner: the most tool calls of one run, playbooks included; follow-ups stop there."))
+    time_budget_s: float = _from_defaults("investigation", "time_budget_s", gt=0, description=(
+        "Offline planner: no follow-up round starts once the run has taken this many seconds; the run "
+        "ranks what it has and the RCA says the budget ended the follow-ups (`deadline_s` is the hard cut)."))
     metrics: MetricsSection = Field(default_factory=MetricsSection, description=(
         "Metric names and labels of the team's exporters (presets and overrides; the offline "
         "planner's PromQL and call-graph query are built from them)."))

@@ -1,7 +1,8 @@
 """Pydantic contracts that cross process boundaries (HTTP, Serve handles, Ray actor calls).
 
 * :class:`Trigger`: what every webhook parser yields, and what a run is started from.
-* :class:`RCA`: what every planner (offline or LLM) produces and what Slack and the API show.
+* :class:`RCA`: what every planner (offline or LLM) produces and what Slack and the API show
+  (with :class:`Hypothesis`: a follow-up the offline planner pursued and what it found).
 * :class:`RunStatus`: the run state machine ``queued → running → succeeded | failed | cancelled``.
 """
 
@@ -141,6 +142,16 @@ class TimelineEntry(BaseModel):
     event: str
 
 
+class Hypothesis(BaseModel):
+    """One follow-up call the planner made after its first pass: the hypothesis it tested, in which
+    round, with which tool, and the one-line summary of what the call returned."""
+
+    round: int = Field(ge=1)
+    hypothesis: str
+    tool: str
+    found: str = ""           # the tool result's summary ("" when the call returned nothing to say)
+
+
 class RCA(BaseModel):
     summary: str
     root_causes: list[RootCause] = Field(default_factory=list)
@@ -151,6 +162,9 @@ class RCA(BaseModel):
     # Caveats the reader must see with the analysis, e.g. quoted evidence dropped because no tool
     # output of the run contained it (actors.engine.evidence_check). Empty for most RCAs.
     notes: list[str] = Field(default_factory=list)
+    # The follow-ups the offline planner pursued, in round order (empty for the LLM planner and for
+    # runs that needed none). A budget that ended them is said in ``notes``.
+    hypotheses: list[Hypothesis] = Field(default_factory=list)
 
 
 class Principal(BaseModel):

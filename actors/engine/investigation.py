@@ -278,7 +278,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
 
                     rca, _ = await plan_offline(fanout, subagents=subagents, tool_count=len(allowed),
                                                 trigger=trigger, absorbed=live.absorbed, now=now,
-                                                on_round=followed_up)
+                                                on_round=followed_up, started=started)
         except TimeoutError:
             cut_short = True
             bundle = merged_bundle(fanout, trigger=trigger, absorbed=live.absorbed)
