@@ -49,6 +49,7 @@ _STATUS_ICON = {"pending": "⏳", "running": "🔄", "ok": "✅", "succeeded": "
                 "error": "❌", "timeout": "⌛", "cancelled": "🚫", "skipped": "➖"}
 ACTIVE_STATUSES = frozenset({"queued", "running"})   # the only statuses whose message offers Cancel
 RUN_LINK_LABEL = "Open run"
+MAX_HYPOTHESES = 6                                  # follow-up hypotheses listed in the final message
 
 
 @dataclass
@@ -119,11 +120,24 @@ def rca_text(rca: RCA) -> str:
     return _clip(f"{rca.summary}{cause}", 3000)
 
 
+def hypotheses_text(rca: RCA, *, limit: int = MAX_HYPOTHESES) -> str:
+    """The follow-ups section: each hypothesis pursued (grouped over its calls, in round order) and
+    what its calls found, e.g. ``• R1 pod … is crash-looping → kubernetes_get_pod_logs: 40 lines, 3 errors``."""
+    groups: dict[tuple[int, str], list[str]] = {}
+    for h in rca.hypotheses:
+        groups.setdefault((h.round, h.hypothesis), []).append(
+            f"`{_escape(h.tool)}`: {_escape(h.found[:160]) if h.found else 'nothing returned'}")
+    rows = [f"• R{n} {_escape(why)} → " + "; ".join(found) for (n, why), found in list(groups.items())[:limit]]
+    more = len(groups) - limit
+    return "*Follow-ups*\n" + "\n".join(rows) + (f"\n…and {more} more (see the run)" if more > 0 else "")
+
+
 def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
                agents: dict[str, AgentLine] | None = None, title: str = "",
                finished_at: datetime | None = None, run_url: str | None = None) -> list[dict[str, Any]]:
     """Block Kit for a finished run: the incident's title, status, finish time and run link, then
-    summary, causes with quoted evidence, the RCA's notes (⚠️), services, timeline, actions, and the
+    summary, causes with quoted evidence, the RCA's notes (⚠️), the follow-up hypotheses pursued and what
+    they found, services, timeline, actions, and the
     rerun / 👍 / 👎 buttons (``value`` = run id); Cancel only if ``status`` is still active."""
     icon = "✅" if status == "succeeded" else _STATUS_ICON.get(status, "•")
     blocks: list[dict[str, Any]] = [
@@ -140,6 +154,8 @@ def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
     if rca.notes:   # caveats (e.g. evidence dropped as unverified) sit right under the causes
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": _clip("\n".join(f"⚠️ {_escape(n)}" for n in rca.notes[:5]), 2900)}]})
+    if rca.hypotheses:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(hypotheses_text(rca))}})
     if rca.affected_services:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(
             "*Affected services:* " + ", ".join(f"`{_escape(s)}`" for s in rca.affected_services[:20]))}})
