@@ -103,13 +103,13 @@ def test_image_pull_from_a_private_registry_event_only() -> None:
 
 
 @pytest.mark.parametrize(("message", "names"), [
-    ("0/6 nodes are available: 2 Insufficient cpu, 4 Insufficient memory. preemption: 0/6 nodes are available: "
-     "6 No preemption victims found for incoming pod.", ["CPU", "memory"]),
-    ("0/3 nodes are available: 3 Insufficient amd.com/gpu. preemption: 0/3 nodes are available: 3 Preemption "
-     "is not helpful for scheduling.", ["GPU"]),
+    (("0/6 nodes are available: 2 Insufficient cpu, 4 Insufficient memory. preemption: 0/6 nodes are available: "
+     "6 No preemption victims found for incoming pod."), ["CPU", "memory"]),
+    (("0/3 nodes are available: 3 Insufficient amd.com/gpu. preemption: 0/3 nodes are available: 3 Preemption "
+     "is not helpful for scheduling."), ["GPU"]),
     ("0/2 nodes are available: 2 Insufficient gpu.intel.com/i915.", ["GPU"]),
-    ("0/4 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, "
-     "3 node(s) didn't match Pod's node affinity/selector.", []),
+    (("0/4 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, "
+     "3 node(s) didn't match Pod's node affinity/selector."), []),
 ])
 def test_failed_scheduling_in_the_schedulers_own_words(message: str, names: list[str]) -> None:
     b = EvidenceBundle(events=[_warn("trainer-0", "FailedScheduling", message)])
@@ -144,8 +144,8 @@ def test_a_missing_secret_is_a_container_config_error() -> None:
     ("Evicted", "The node was low on resource: ephemeral-storage. Threshold quantity: 10%, available: 8%.",
      "evicted"),
     ("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503", "probe_failed"),
-    ("FailedCreate", 'Error creating: pods "ledger-api-6d5f-" is forbidden: exceeded quota: compute, requested: '
-                     "limits.cpu=2, used: limits.cpu=8, limited: limits.cpu=8", "failed_create"),
+    ("FailedCreate", ('Error creating: pods "ledger-api-6d5f-" is forbidden: exceeded quota: compute, requested: '
+                     "limits.cpu=2, used: limits.cpu=8, limited: limits.cpu=8"), "failed_create"),
 ])
 def test_generic_warning_events(reason: str, message: str, kind: str) -> None:
     assert kind in _kinds(EvidenceBundle(events=[_warn("ledger-api-6d5f8c7b9-abcde", reason, message)]))
@@ -164,8 +164,8 @@ def test_short_replicas_and_a_pending_pod() -> None:
 
 
 @pytest.mark.parametrize(("line", "dep"), [
-    ("com.datastax.oss.driver.api.core.AllNodesFailedException: All host(s) tried for query failed "
-     "(tried: /10.42.0.17:9042 (com.datastax.driver.core.exceptions.TransportException: Cannot connect))",
+    (("com.datastax.oss.driver.api.core.AllNodesFailedException: All host(s) tried for query failed "
+     "(tried: /10.42.0.17:9042 (com.datastax.driver.core.exceptions.TransportException: Cannot connect))"),
      "10.42.0.17:9042"),
     ('connection to server at "ledger-db" (10.0.3.4), port 5432 failed: FATAL: password authentication failed',
      "ledger-db:5432"),
