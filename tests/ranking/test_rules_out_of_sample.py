@@ -310,3 +310,44 @@ def test_no_incident_when_the_alerting_series_is_normal() -> None:
     view = analyze(b)
     no, reason = decide(b, view, [])
     assert no and "within its normal range" in reason
+
+
+# ---- combination: relevance, grouping, noisy-OR, cross-metric corroboration ---------------------
+
+
+def test_an_unrelated_broken_pod_stays_below_blame_and_a_workloads_signals_combine() -> None:
+    pod = "ledger-api-6d5f8c7b9-x2x4z"
+    b = EvidenceBundle(
+        alert=Alert(title="ledger-api error ratio above 5%", entity="ledger-api", metric="error_rate", started_at=T0),
+        objects=[ObjectState(namespace=NS, kind="pod", name="batch-exporter-0", status="Pending", ready="0/1",
+                             reasons=["ImagePullBackOff"], image="registry.example/exporter:bad")],
+        changes=[ChangeEvent(entity=f"{NS}/deployment/ledger-api", kind="deploy", description="v4.2.0",
+                             at=T0 - timedelta(minutes=8))],
+        logs=[*_lines(f"{NS}/pod/{pod}", "GET /healthz 200", 30, level="info", start=-timedelta(minutes=40)),
+              *_lines(f"{NS}/pod/{pod}", "ERROR ledger write failed: deadlock detected", 12)])
+    ranked = rank(b)
+    top = ranked.suspects[0]
+    assert top.entity == f"{NS}/deployment/ledger-api" and {"change", "log_signature"} <= set(top.signals)
+    single = max(f.score for f in top.findings)
+    assert top.score > single                                   # independent signals agree: noisy-OR
+    exporter = next(s for s in ranked.suspects if "batch-exporter" in s.entity)
+    assert exporter.score < 0.3 and exporter.findings[0].details["unrelated_to_alert"]
+
+
+def test_a_dependency_anomalous_in_another_metric_counts_only_when_corroborated() -> None:
+    metrics = [baseline("web", 0.01, metric="error_rate"), incident("web", 0.01, 0.2, metric="error_rate"),
+               baseline("orders-db", 40, metric="latency"), incident("orders-db", 40, 900, metric="latency")]
+    b = EvidenceBundle(alert=alert("web", metric="error_rate"), topology=edges(("web", "orders-db")), metrics=metrics)
+    view = analyze(b)
+    assert "orders-db" in view.secondary
+    assert [f.entity for f in propagation_findings(b, view)] == ["web"]
+    found = propagation_findings(b, view, corroborated=lambda e: e == "orders-db")
+    assert found[0].entity == "orders-db" and found[0].details["secondary"] is True
+
+
+def test_an_error_template_that_stopped_early_is_transient() -> None:
+    entity = f"{NS}/pod/ledger-api-6d5f8c7b9-x2x4z"
+    logs = [*_lines(entity, "ERROR cache warmup failed: connection reset by peer", 4),
+            *_lines(entity, "GET /v1/balance 200", 40, level="info", start=timedelta(minutes=2))]
+    f = next(f for f in log_findings(logs, alert(entity)) if f.kind == "error_signature")
+    assert f.details["transient"] is True
