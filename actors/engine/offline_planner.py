@@ -25,7 +25,7 @@ A team with no usable tools still gets an RCA, which says that no tools are conf
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -88,6 +88,9 @@ class Budget:
 
 # Called once per follow-up round with (round number, the follow-ups it runs, the ones the call budget cut).
 OnRound = Callable[[int, list[FollowUp], list[FollowUp]], None]
+# Called with the evidence so far after the playbooks, before each follow-up round and before the
+# ranking: acts on replies that reached the run meanwhile (actors.engine.thread_turns.Steering).
+Steer = Callable[[EvidenceBundle], Awaitable[None]]
 
 
 def _tool_calls(fanout: SubAgentFanout) -> int:
@@ -96,7 +99,7 @@ def _tool_calls(fanout: SubAgentFanout) -> int:
 
 async def follow_up(fanout: SubAgentFanout, *, subagents: list[str], tools: dict[str, str], budget: Budget,
                     trigger: dict[str, Any], absorbed: list[dict[str, Any]], window_minutes: int,
-                    metrics: Any = None, on_round: OnRound | None = None) -> int:
+                    metrics: Any = None, on_round: OnRound | None = None, steer: Steer | None = None) -> int:
     """Run follow-up rounds after the playbooks; returns how many rounds ran.
 
     ``tools`` maps each tool the team may call to the sub-agent that owns it; only tools of enabled
@@ -109,6 +112,8 @@ async def follow_up(fanout: SubAgentFanout, *, subagents: list[str], tools: dict
     done: set[str] = set()
     ran = 0
     for n in range(1, budget.rounds + 1):
+        if steer is not None:
+            await steer(merged_bundle(fanout, trigger=trigger, absorbed=absorbed))
         bundle = merged_bundle(fanout, trigger=trigger, absorbed=absorbed)
         todo = derive(bundle, available=available, window_minutes=window_minutes, metrics=metrics, done=done)
         room = budget.max_tool_calls - _tool_calls(fanout)
@@ -143,7 +148,8 @@ def followup_event(n: int, todo: list[FollowUp], cut: list[FollowUp]) -> dict[st
 
 async def plan_offline(fanout: SubAgentFanout, *, subagents: list[str], tool_count: int,
                        trigger: dict[str, Any], absorbed: list[dict[str, Any]],
-                       now: datetime, on_round: OnRound | None = None) -> tuple[RCA, EvidenceBundle]:
+                       now: datetime, on_round: OnRound | None = None,
+                       steer: Steer | None = None) -> tuple[RCA, EvidenceBundle]:
     """Run the playbooks through ``fanout``, follow up on what they found, and rank it all."""
     import asyncio
 
@@ -154,6 +160,8 @@ async def plan_offline(fanout: SubAgentFanout, *, subagents: list[str], tool_cou
     if tool_count == 0 or not subagents:
         return no_tools_rca(), EvidenceBundle()
     await fanout.run_all(subagents, mode="offline")
+    if steer is not None:
+        await steer(merged_bundle(fanout, trigger=trigger, absorbed=absorbed))
     cfg = TeamConfig(fanout.config)
     inv = cfg.effective.investigation
     budget = Budget(rounds=inv.followup_rounds, max_tool_calls=inv.max_tool_calls)
@@ -161,7 +169,9 @@ async def plan_offline(fanout: SubAgentFanout, *, subagents: list[str], tool_cou
         tools = {name: agent_of(spec) for name, spec in allowed_tools(cfg).items()}
         await follow_up(fanout, subagents=subagents, tools=tools, budget=budget, trigger=trigger,
                         absorbed=absorbed, window_minutes=window_minutes(fanout.window), metrics=cfg.metrics,
-                        on_round=on_round)
+                        on_round=on_round, steer=steer)
+    if steer is not None:
+        await steer(merged_bundle(fanout, trigger=trigger, absorbed=absorbed))
     bundle = merged_bundle(fanout, trigger=trigger, absorbed=absorbed)
     rca = await asyncio.to_thread(rca_from_evidence, bundle, now=now)
     return rca, bundle
