@@ -46,16 +46,16 @@ async def _until(predicate, timeout: float = 60.0):
     return value
 
 
-def _gateway(engine: Engine, channel: str, team: str):
-    return make_core(engine.url, runner=engine.runner, routes=StaticRoutes({("slack_channel_id", channel): (ORG, team)}))
+def _gateway(eng: Engine, channel: str, team: str):
+    return make_core(eng.url, runner=eng.runner, routes=StaticRoutes({("slack_channel_id", channel): (ORG, team)}))
 
 
-def _thread_texts(engine: Engine, channel: str, root_ts: str) -> list[str]:
-    return [str(c.args.get("text")) for c in engine.slack_calls(channel, "chat.postMessage")
+def _thread_texts(eng: Engine, channel: str, root_ts: str) -> list[str]:
+    return [str(c.args.get("text")) for c in eng.slack_calls(channel, "chat.postMessage")
             if c.args.get("thread_ts") == root_ts]
 
 
-async def test_offline_reply_redirects_the_run_then_follow_ups_answer_in_the_thread(engine: Engine, fixtures_dir):
+async def test_offline_reply_redirects_the_run_then_follow_ups_answer_in_the_thread(engine: Engine, fixtures_dir):  # noqa: F811
     channel = "CTHR"
     team = await engine.add_team(demo_config(channel=channel, latency_ms=1200))
     core = _gateway(engine, channel, team)
@@ -122,7 +122,7 @@ K8S = [{"name": "kubernetes_get_events", "arguments": {"namespace": "shop", "obj
                                                         "warnings_only": True, "since_minutes": 60, "limit": 50}}]
 
 
-async def test_llm_planner_gets_replies_as_untrusted_data(engine: Engine, fixtures_dir):
+async def test_llm_planner_gets_replies_as_untrusted_data(engine: Engine, fixtures_dir):  # noqa: F811
     llm = ScriptedLLM({"lead SRE": [{"tool_calls": [{"name": "ask_kubernetes_agent", "arguments": {"input": "pods?"}}]},
                                     {"json": REPORT}],
                        "kubernetes specialist": [{"tool_calls": K8S}, {"text": "checkout pods crash-loop"}]})
@@ -143,8 +143,7 @@ async def test_llm_planner_gets_replies_as_untrusted_data(engine: Engine, fixtur
                                               "1700000001.000101"))
             assert turn["outcome"] == "continued", turn
             run = await engine.wait_terminal(run_id, timeout=120)
-            async with engine.sessions() as s:
-                print("DEBUG", [(d.delivery_id, d.dispatched_at, d.dispatch_error) for d in (await s.scalars(select(Delivery))).all()])
+            assert run.status == "succeeded", run.error
             delivered = [e.data for e in await engine.events(run_id) if e.kind == "turn"]
             assert {"turn": "EvL101", "delivered_to": "llm_planner"} in delivered
             lead = [r for r in llm.requests if r.agent == "lead SRE"]

@@ -111,7 +111,7 @@ async def test_reply_after_the_run_ended_starts_a_linked_follow_up(gw, fixtures_
 
 
 async def test_reply_in_a_thread_with_no_run_is_unmatched(gw, fixtures_dir):
-    core, client = gw
+    _core, client = gw
     answer = await _post(client, _reply(fixtures_dir, event_id="EvT300", root_ts="1500000000.000100",
                                         text="what about the database?"))
     assert answer["outcome"] == "unmatched" and answer["run_id"] is None
@@ -119,11 +119,9 @@ async def test_reply_in_a_thread_with_no_run_is_unmatched(gw, fixtures_dir):
 
 async def test_non_responder_is_refused_politely_and_recorded(db_url, fixtures_dir, tmp_path, monkeypatch):
     from actors.engine.responders import RESPONDER_REFUSALS
-    from gateway_kit import settings_for
 
     recorder = SlackRecorder()
     monkeypatch.setenv("INCIDENTFOX_SLACK_API_URL", await recorder.start())
-    settings_for(db_url, tmp_path)
     await seed_team_config(db_url, tmp_path, org="acme", team="payments", patch={
         "access": {"responders": ["W333"]}, "integrations": {"slack": {"bot_token": "xoxb-thread-test-bot"}}})
     core = make_core(db_url)
