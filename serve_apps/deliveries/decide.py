@@ -193,8 +193,10 @@ async def _interaction(session: AsyncSession, *, trigger: Trigger, route: Route)
         return Decision(O.REJECTED, detail=refused.value)
     user = str(spec.get("user") or trigger.actor or "unknown")[:128]
     if kind == "rerun":
+        # A follow-up's rerun is that follow-up again: same reply, same parent (runs/turns.py).
         new = await store.create_run(session, org_id=run.org_id, team_id=run.team_id,
-                                     trigger=Trigger.model_validate(run.trigger), kind=run.kind)
+                                     trigger=Trigger.model_validate(run.trigger), kind=run.kind,
+                                     parent_run_id=run.parent_run_id)
         await store.append_event(session, run_id=new.id, kind="status",
                                  data={"status": "queued", "rerun_of": run.id, "by": user})
         return Decision(O.INTERACTION, new.id, Dispatch(DispatchKind.SUBMIT, new.id, new.org_id, new.team_id),

@@ -7,6 +7,7 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pytest
 from gateway_kit import client_for, make_core, seed_team_config, signed, slack_event
@@ -108,6 +109,14 @@ async def test_reply_after_the_run_ended_starts_a_linked_follow_up(gw, fixtures_
     # The next reply goes to the follow-up (the thread's newest run), still queued: a turn of it.
     nxt = await _post(client, _reply(fixtures_dir, event_id="EvT202", root_ts=root_ts, text="look at redis"))
     assert nxt == {"ok": True, "run_id": child_id, "outcome": "continued"}
+    # Rerun on the follow-up's result is that follow-up again: same reply, same parent.
+    press = json.loads((fixtures_dir / "slack/block_actions.json").read_text())
+    press["trigger_id"] = "tThread1"
+    press["actions"][0].update(action_id="incidentfox_rerun", value=child_id)
+    body = ("payload=" + quote(json.dumps(press))).encode()
+    r = await client.post("/slack/interactions", content=body, headers=signed("slack", body))
+    rerun = await _run(core, r.json()["run_id"])
+    assert rerun.parent_run_id == run_id and rerun.trigger["text"] == "why payments-db?"
 
 
 async def test_reply_in_a_thread_with_no_run_is_unmatched(gw, fixtures_dir):
