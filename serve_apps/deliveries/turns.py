@@ -3,7 +3,8 @@
 Called by :func:`serve_apps.deliveries.decide.decide` once the thread's run is known and in scope
 (:mod:`incidentfox.runs.turns` has the model):
 
-* not from a responder (``access.responders``): recorded on the run as refused, nothing else;
+* a Slack author who is not a responder (``access.responders``): recorded on the run as refused,
+  nothing else (an API request in the thread was authorised by its token);
 * the same Slack message again (another event id for one message): the first turn's answer;
 * the run is active: recorded (``redirect``) and handed to the live run (``ATTACH``);
 * the run ended: a follow-up run, bound to the same thread with ``parent_run_id``, is started
@@ -34,9 +35,10 @@ async def thread_turn(session: AsyncSession, *, run: Run, trigger: Trigger, now:
     if first is not None:   # one Slack message, delivered again under another event id
         return _again(first, run)
     thread = trigger.thread
-    verdict = await authorize_turn(session, org_id=run.org_id, team_id=run.team_id, user=trigger.actor,
-                                   channel=thread.channel if thread else None,
-                                   thread_ts=thread.ts if thread else None)
+    # A Slack author is checked against access.responders; an API request was authorised by its token.
+    verdict = ResponderVerdict.ALLOWED if trigger.source != "slack" else await authorize_turn(
+        session, org_id=run.org_id, team_id=run.team_id, user=trigger.actor,
+        channel=thread.channel if thread else None, thread_ts=thread.ts if thread else None)
     if verdict is not ResponderVerdict.ALLOWED:
         await store.add_turn(session, run_id=run.id,
                              entry=turn_entry(trigger, mode="refused", at=now, reason=verdict.value))
