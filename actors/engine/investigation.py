@@ -330,6 +330,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
             rca.summary += f" ({len(live.absorbed)} correlated alert(s) absorbed into this run.)"
         bundle = merged_bundle(fanout, trigger=trigger, absorbed=live.absorbed)
         steering.answer_questions(rca, bundle)
+        steering.too_late(rca)
         if follow is not None and follow.preface:
             rca.summary = follow.preface + rca.summary
         live.finish_fields["evidence"] = evidence_snapshot(trigger, bundle)

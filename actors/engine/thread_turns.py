@@ -125,6 +125,13 @@ class Steering:
             entity = resolve(target, known_entities(bundle, self.trigger.get("services") or [])) or target
             rca.notes.append(explain(entity, bundle, rca).summary)
 
+    def too_late(self, rca: RCA) -> None:
+        """Replies that arrived after the planner's last look: recorded, and the RCA says so."""
+        for turn in self.take():
+            self.record({"turn": turn.get("delivery_id"), "read": False})
+            rca.notes.append(f"A reply from {_actor(turn)} arrived after the analysis was done and did not "
+                             f"change it; reply again in this thread to follow up.")
+
     async def for_llm(self) -> str:
         """New replies as untrusted data, to append to what the planner reads next ("" if none)."""
         turns = self.take()
