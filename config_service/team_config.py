@@ -187,7 +187,13 @@ class AccessSection(_Section):
                                                          description=(
         "Slack users or user groups who may open sandbox sessions from Slack."))
     responders: list[SlackPrincipal] = _from_defaults("access", "responders", max_length=MAX_ACCESS_IDS,
-                                                      description="Slack users or user groups on call for the team.")
+                                                      description=(
+        "Slack users or user groups on call for the team: a reply of theirs in an investigation's "
+        "thread is a turn of it (docs/slack.md). Empty: anyone in the team's channel."))
+    non_responder_replies: Literal["refuse", "ignore"] = _from_defaults(
+        "access", "non_responder_replies", description=(
+            "What a thread reply from someone not in `responders` gets: `refuse` (a polite ephemeral "
+            "note) or `ignore`. Either way it is recorded and changes nothing."))
     api_approvals: bool = _from_defaults("access", "api_approvals", description=(
         "Whether team and impersonation tokens may approve or deny tool calls over the API (admins "
         "always may; docs/security.md)."))

@@ -29,7 +29,7 @@ A team with no usable tools still gets an RCA, which says that no tools are conf
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -120,6 +120,9 @@ class FollowUpLog:
 
 # Called once per follow-up round with (round number, the follow-ups it runs, the ones the budget cut).
 OnRound = Callable[[int, list[FollowUp], list[FollowUp]], None]
+# Called with the evidence so far after the playbooks, before each follow-up round and before the
+# ranking: acts on replies that reached the run meanwhile (actors.engine.thread_turns.Steering).
+Steer = Callable[[EvidenceBundle], Awaitable[None]]
 
 
 def _tool_calls(fanout: SubAgentFanout) -> int:
@@ -139,7 +142,7 @@ def _found(steps: list[FollowUp], report: str) -> list[str]:
 
 async def follow_up(fanout: SubAgentFanout, *, subagents: list[str], tools: dict[str, str], budget: Budget,
                     trigger: dict[str, Any], absorbed: list[dict[str, Any]], window_minutes: int,
-                    metrics: Any = None, on_round: OnRound | None = None,
+                    metrics: Any = None, on_round: OnRound | None = None, steer: Steer | None = None,
                     clock: Callable[[], float] = time.monotonic, started: float | None = None) -> FollowUpLog:
     """Run follow-up rounds after the playbooks and say what they did.
 
@@ -161,6 +164,8 @@ async def follow_up(fanout: SubAgentFanout, *, subagents: list[str], tools: dict
             on_round(n, [], left)
 
     for n in range(1, budget.rounds + 2):
+        if steer is not None:
+            await steer(merged_bundle(fanout, trigger=trigger, absorbed=absorbed))
         bundle = merged_bundle(fanout, trigger=trigger, absorbed=absorbed)
         todo = derive(bundle, available=available, window_minutes=window_minutes, metrics=metrics, done=done)
         if not todo:
@@ -207,10 +212,13 @@ def followup_event(n: int, todo: list[FollowUp], cut: list[FollowUp]) -> dict[st
 async def plan_offline(fanout: SubAgentFanout, *, subagents: list[str], tool_count: int,
                        trigger: dict[str, Any], absorbed: list[dict[str, Any]],
                        now: datetime, on_round: OnRound | None = None, started: float | None = None,
-                       clock: Callable[[], float] = time.monotonic) -> tuple[RCA, EvidenceBundle]:
+                       clock: Callable[[], float] = time.monotonic,
+                       steer: Steer | None = None) -> tuple[RCA, EvidenceBundle]:
     """Run the playbooks through ``fanout``, follow up on what they found, and rank it all.
 
     ``started`` is when the run began on ``clock`` (default: now), what the time budget counts from.
+    ``steer`` acts on thread replies that reached the run meanwhile (after the playbooks, before each
+    follow-up round and before the ranking).
     The RCA lists the hypotheses followed up and, when a budget ended them, says so in its notes."""
     import asyncio
 
@@ -222,6 +230,8 @@ async def plan_offline(fanout: SubAgentFanout, *, subagents: list[str], tool_cou
         return no_tools_rca(), EvidenceBundle()
     started = clock() if started is None else started
     await fanout.run_all(subagents, mode="offline")
+    if steer is not None:
+        await steer(merged_bundle(fanout, trigger=trigger, absorbed=absorbed))
     cfg = TeamConfig(fanout.config)
     inv = cfg.effective.investigation
     budget = Budget(rounds=inv.followup_rounds, max_tool_calls=inv.max_tool_calls, time_s=inv.time_budget_s)
@@ -230,7 +240,9 @@ async def plan_offline(fanout: SubAgentFanout, *, subagents: list[str], tool_cou
         tools = {name: agent_of(spec) for name, spec in allowed_tools(cfg).items()}
         log = await follow_up(fanout, subagents=subagents, tools=tools, budget=budget, trigger=trigger,
                               absorbed=absorbed, window_minutes=window_minutes(fanout.window), metrics=cfg.metrics,
-                              on_round=on_round, clock=clock, started=started)
+                              on_round=on_round, steer=steer, clock=clock, started=started)
+    if steer is not None:
+        await steer(merged_bundle(fanout, trigger=trigger, absorbed=absorbed))
     bundle = merged_bundle(fanout, trigger=trigger, absorbed=absorbed)
     rca = await asyncio.to_thread(rca_from_evidence, bundle, now=now)
     rca.hypotheses = log.hypotheses

@@ -202,6 +202,7 @@ class SlackReporter:
         self.message: SlackMessage | None = None
         self._debounce_s = debounce_s
         self._editor: ThrottledEditor | None = None
+        self.thread_ts: str | None = None
 
     async def start(self, *, channel: str, thread_ts: str | None) -> SlackMessage:
         """Post the first progress message (into the thread when there is one)."""
@@ -209,11 +210,20 @@ class SlackReporter:
             channel=channel, thread_ts=thread_ts, text=progress_text(self.state),
             blocks=progress_blocks(self.state, run_id=self.run_id), unfurl_links=False)
         message = self.message = SlackMessage(channel=resp["channel"], ts=resp["ts"])
+        self.thread_ts = thread_ts or message.ts
 
         async def edit(text: str, blocks: list[dict[str, Any]] | None) -> None:
             await self._client.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks)
         self._editor = ThrottledEditor(edit, min_interval_s=self._debounce_s, last_edit_at=time.monotonic())
         return message
+
+    async def say(self, text: str) -> None:
+        """A short reply in the run's thread (an answer to a responder's message), apart from the
+        progress message. Nothing before :meth:`start`."""
+        if self.message is None:
+            return
+        await self._client.chat_postMessage(channel=self.message.channel, thread_ts=self.thread_ts,
+                                            text=text[:3000], unfurl_links=False)
 
     def set_phase(self, phase: str) -> None:
         self.state.phase = phase

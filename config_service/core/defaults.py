@@ -31,7 +31,8 @@ DEFAULT_CONFIG: MappingProxyType[str, Any] = MappingProxyType({
     "quotas": {"max_concurrent_runs": 5},
     "schedules": [],
     "sandbox": {"mcp_servers": [], "network": False, "max_open_sessions": 10, "mcp_read_only": []},
-    "access": {"approvers": [], "sandbox_users": [], "responders": [], "api_approvals": False},
+    "access": {"approvers": [], "sandbox_users": [], "responders": [], "non_responder_replies": "refuse",
+               "api_approvals": False},
 })
 
 # The engine's model when a team sets ``llm.provider`` but no ``llm.model``. Not a config layer
