@@ -298,6 +298,8 @@ HANDLERS: dict[str, Handler] = {
     "github_deployments": _github("gh_deployments", "deployments"),
     "github_pull_requests": _github("pull_requests", "pull requests"),
     "github_workflow_runs": workflow_runs,
+    # The demo world's GitHub reports its deployments by webhook too.
+    "github_recorded_changes": _github("gh_deployments", "recorded changes"),
     "aws_cloudwatch_metric": cloudwatch_metric,
     "aws_cloudwatch_logs": cloudwatch_logs,
     "aws_ecs_services": ecs_services,
