@@ -30,6 +30,7 @@ from actors.tools import (
     grafana,
     jaeger,
     kubernetes_jobs,
+    kubernetes_rollback,
     kubernetes_services,
     kubernetes_tools,
     loki,
@@ -72,7 +73,7 @@ BACKENDS: dict[str, ModuleType] = {
 }
 
 # Further modules declaring tools of an integration above (kept apart to stay one concept each).
-MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services, kubernetes_jobs)
+MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services, kubernetes_jobs, kubernetes_rollback)
 
 TOOLS: dict[str, ToolSpec] = _index(
     spec for module in (*BACKENDS.values(), *MORE_SPECS) for spec in module.SPECS

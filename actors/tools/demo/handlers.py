@@ -291,6 +291,7 @@ HANDLERS: dict[str, Handler] = {
     "kubernetes_list_nodes": list_nodes,
     "kubernetes_restart_deployment": _simulated("rollout restart of"),
     "kubernetes_scale_deployment": _simulated("scale of"),
+    "kubernetes_rollback_deployment": _simulated("rollback of"),
     "prometheus_query": query_instant,
     "prometheus_query_range": query_range,
     "loki_query_logs": loki_logs,
