@@ -108,14 +108,13 @@ async def execute_approved(sessions: async_sessionmaker[AsyncSession], *, run_id
             return ActionOutcome(False, "unknown", reason="no such proposed action on this run")
         if RunStatus(run.status) is not RunStatus.SUCCEEDED:
             return ActionOutcome(False, row.status, reason="the run did not succeed")
+        seen, approved_by = row.status, row.decided_by
         res = await s.execute(update(ToolApproval)
                               .where(ToolApproval.id == action_id, ToolApproval.status == "approved")
                               .values(status=EXECUTING).execution_options(synchronize_session=False))
         if res.rowcount != 1:
             await s.rollback()
-            return ActionOutcome(False, row.status, approved_by=row.decided_by,
-                                 reason=f"the action is {row.status}, not approved")
-        approved_by = row.decided_by
+            return ActionOutcome(False, seen, approved_by=approved_by, reason=f"the action is {seen}, not approved")
         await s.commit()
     try:
         result = await call_tool(run, action)
