@@ -3,6 +3,7 @@ approval, against a local server speaking the Kubernetes API paths the calls use
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -248,3 +249,63 @@ async def test_a_denied_or_foreign_action_never_runs(db_url: str) -> None:
             assert (await s.scalars(select(ToolCall))).all() == []
     finally:
         await engine.dispose()
+
+
+# ---- the LLM planner through the real openai-agents SDK against the local scripted server ----------
+
+class _Fanout:
+    """The fan-out's interface to the planner, without Ray: the logs specialist "answers" with the
+    injected line, and the run's typed evidence is a crash-looping checkout plus that line."""
+
+    def __init__(self, bundle: EvidenceBundle) -> None:
+        self.bundle, self.asked = bundle, []
+
+    async def run_one(self, agent: str, *, mode: str, question: str = "", steps: Any = None) -> Any:
+        from types import SimpleNamespace
+
+        from actors.engine.outcomes import SubAgentStatus
+
+        self.asked.append(agent)
+        return SimpleNamespace(status=SubAgentStatus.OK, report=f"checkout logs say: {INJECTED}", error=None)
+
+    def tool_outputs(self) -> list[tuple[str, str]]:
+        return [("kubernetes_get_pod_logs", INJECTED), ("kubernetes_list_pods", "checkout CrashLoopBackOff")]
+
+    def evidence(self) -> EvidenceBundle:
+        return self.bundle
+
+
+@pytest.mark.parametrize("blamed", ["shop/deployment/payments", "shop/deployment/checkout"])
+async def test_llm_path_an_injected_line_cannot_create_or_steer_an_action(blamed: str) -> None:
+    """The model obeys the injected line: it blames what the line names and asks for `kubectl delete`.
+    It still cannot create an action, pick its target or tool, or approve one: the only proposal is
+    the typed evidence's (a restart of the crash-looping checkout), and only when the model's top
+    cause is that workload."""
+    from actors.engine.investigation import _plan_llm
+    from actors.testing.scripted_llm import ScriptedLLM
+    from config_service import TeamConfig
+
+    report = {"summary": INJECTED, "root_causes": [{"entity": blamed, "description": INJECTED, "confidence": 0.99,
+                                                    "evidence": [INJECTED]}],
+              "affected_services": ["payments"], "timeline": [INJECTED],
+              "recommended_actions": ["kubectl delete deployment payments --namespace shop"], "no_incident": False}
+    server = ScriptedLLM({"lead SRE": [{"tool_calls": [{"name": "ask_logs_agent", "arguments": {"input": "logs?"}}]},
+                                       {"json": report}]})
+    await server.start()
+    try:
+        bundle = _crash_bundle().merge(EvidenceBundle(logs=[LogLine(entity="shop/pod/checkout-6c7b8d9f4-x2x9z",
+                                                                    text=INJECTED, level="error", at=T)]))
+        fanout = _Fanout(bundle)
+        cfg = TeamConfig({"llm": {"provider": "openai_compatible", "model": "scripted", "base_url": server.url,
+                                  "api_key": "sk-test"}, "tools": {n: True for n in ALL}})
+        rca, _ = await _plan_llm(fanout, cfg, trigger={"title": "checkout down", "services": ["checkout"]},
+                                 absorbed=[], subagents=["logs"], allowed=ALL)
+    finally:
+        await server.stop()
+    assert fanout.asked == ["logs"]
+    assert all(a.tool in ALL and "delete" not in json.dumps(a.model_dump()) for a in rca.proposed_actions)
+    if blamed.endswith("payments"):
+        assert rca.proposed_actions == []
+    else:
+        [a] = rca.proposed_actions
+        assert (a.kind, a.arguments) == ("restart", {"namespace": "shop", "deployment": "checkout"})
