@@ -309,3 +309,21 @@ async def test_llm_path_an_injected_line_cannot_create_or_steer_an_action(blamed
     else:
         [a] = rca.proposed_actions
         assert (a.kind, a.arguments) == ("restart", {"namespace": "shop", "deployment": "checkout"})
+
+
+def test_saturation_proposes_scaling_by_half_again() -> None:
+    from actors.engine.remedies import propose_actions
+    from actors.ranking.model import ANOMALY, Finding, Ranking, Suspect
+
+    finding = Finding(entity="shop/deployment/checkout", signal=ANOMALY, kind="root_of_anomaly", score=0.8,
+                      summary="cpu", details={"metric": "container_cpu_usage_seconds_total", "z": 9})
+    ranking = Ranking(suspects=[Suspect(entity="shop/deployment/checkout", score=0.8, confidence=0.8,
+                                        signals=[ANOMALY], findings=[finding])])
+    bundle = EvidenceBundle(objects=[ObjectState(namespace="shop", kind="Deployment", name="checkout", ready="4/4")])
+    [a] = propose_actions(ranking, bundle, allowed=ALL, new_id=lambda: "act_1")
+    assert (a.id, a.kind, a.arguments) == ("act_1", "scale", {"namespace": "shop", "deployment": "checkout",
+                                                               "replicas": 6})
+    assert a.effect == "Scale deployment shop/checkout from 4 to 6 replicas."
+    latency = finding.model_copy(update={"details": {"metric": "http_request_duration_seconds", "z": 9}})
+    assert propose_actions(ranking.model_copy(update={"suspects": [ranking.suspects[0].model_copy(
+        update={"findings": [latency]})]}), bundle, allowed=ALL) == []
