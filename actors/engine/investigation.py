@@ -304,7 +304,11 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         ok = await _finish(ctx, live, RunStatus.SUCCEEDED, result=result)
         if ok and rca.proposed_actions:
             # Approvable only now that the run and its RCA are durable (actors/engine/actions.py).
-            await record_proposals(ctx.sessions, run_id=run_id, rca=rca)
+            try:
+                await record_proposals(ctx.sessions, run_id=run_id, rca=rca)
+            except Exception as exc:  # the RCA stands; without its rows the fix is not offered
+                ctx.writer.event(run_id, "note", {"proposed_actions": "not recorded", "reason": _reason(exc)})
+                rca = rca.model_copy(update={"proposed_actions": []})
         if reporter is not None and ok:
             await _post_final(ctx, live.run_id, reporter, rca, RunStatus.SUCCEEDED)
         return RunOutcome.SUCCEEDED if ok else RunOutcome.LOST_RACE
