@@ -12,7 +12,7 @@ from incidentfox.runs.models import ToolApproval
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-async def test_bad_deploy_gets_a_pending_rollback_with_buttons(engine: Engine) -> None:
+async def test_bad_deploy_gets_a_pending_rollback_with_buttons(engine: Engine) -> None:  # noqa: F811
     team = await engine.add_team(demo_config(channel="CFIX", latency_ms=[20, 60],
                                              tools={"kubernetes_rollback_deployment": True}))
     run_id = await engine.start(team, channel="CFIX")

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
 from sqlalchemy import select
 
 from actors.engine import actions, approvals
@@ -22,6 +21,7 @@ from incidentfox.db import make_async_engine, session_factory
 from incidentfox.evidence import Alert, ChangeEvent, EvidenceBundle, LogLine, ObjectState
 from incidentfox.runs import store
 from incidentfox.runs.models import Run, ToolApproval, ToolCall
+from tests.kube_api_kit import kube_api
 from tests.tls_certs import local_pki
 from tests.tools_fakes import FakeHTTP
 
@@ -99,43 +99,10 @@ def test_llm_rca_gets_a_proposal_only_where_the_ranking_agrees() -> None:
 
 # ---- execution against a local Kubernetes API server ------------------------------------------------
 
-def _dep(revision: str, image: str) -> dict[str, Any]:
-    return {"metadata": {"name": "checkout", "namespace": "shop",
-                         "annotations": {"deployment.kubernetes.io/revision": revision}},
-            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "checkout"}},
-                     "template": {"metadata": {"labels": {"app": "checkout"}},
-                                  "spec": {"containers": [{"name": "checkout", "image": image}]}}},
-            "status": {}}
-
-
-def _rs(name: str, revision: str, image: str) -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": "shop",
-                         "annotations": {"deployment.kubernetes.io/revision": revision},
-                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "checkout",
-                                              "uid": "d", "controller": True}]},
-            "spec": {"selector": {"matchLabels": {"app": "checkout"}},
-                     "template": {"metadata": {"labels": {"app": "checkout", "pod-template-hash": name[-5:]}},
-                                  "spec": {"containers": [{"name": "checkout", "image": image}]}}}}
-
-
 @pytest.fixture
 async def kube() -> AsyncIterator[FakeHTTP]:
-    fake = FakeHTTP()
-    await fake.start(ssl_context=local_pki().server_context())
-    fake.route("GET", "/apis/apps/v1/namespaces/shop/deployments/checkout", (200, _dep("7", "reg/checkout:v2.14.0")))
-    fake.route("GET", "/apis/apps/v1/namespaces/shop/replicasets", (200, {
-        "kind": "ReplicaSetList", "apiVersion": "apps/v1", "metadata": {},
-        "items": [_rs("checkout-6c7b8", "7", "reg/checkout:v2.14.0"), _rs("checkout-5b6a7", "6", "reg/checkout:v2.13.1"),
-                  _rs("checkout-4a5b6", "5", "reg/checkout:v2.12.0")]}))
-
-    async def patch(request: web.Request) -> web.Response:
-        return web.json_response(_dep("8", "patched"))
-    fake.route("PATCH", "/apis/apps/v1/namespaces/shop/deployments/checkout", patch)
-    fake.route("PATCH", "/apis/apps/v1/namespaces/shop/deployments/checkout/scale", (200, {
-        "kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": {"name": "checkout", "namespace": "shop"},
-        "spec": {"replicas": 5}, "status": {"replicas": 3}}))
-    yield fake
-    await fake.close()
+    async with kube_api() as fake:
+        yield fake
 
 
 def _ctx(kube: FakeHTTP) -> ToolContext:

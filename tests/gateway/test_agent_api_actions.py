@@ -13,13 +13,15 @@ from sqlalchemy import select
 
 from actors.engine.actions import ActionRunner, record_proposals
 from actors.engine.offline_planner import rca_from_evidence
+from cli.demo.slack_recorder import SlackRecorder
 from incidentfox.contracts import RCA, ProposedAction, Trigger
 from incidentfox.db import make_async_engine, session_factory
 from incidentfox.runs import store
 from incidentfox.runs.models import ToolApproval, ToolCall
 from incidentfox.runs.runner import NullRunner
 from serve_apps.agent_api import create_agent_app
-from tests.engine.test_proposed_actions import ALL, TOKEN, T, _deploy_bundle, kube  # noqa: F401 - fixture
+from tests.engine.test_proposed_actions import ALL, TOKEN, T, _deploy_bundle
+from tests.kube_api_kit import kube_api
 from tests.tls_certs import local_pki
 from tests.tools_fakes import FakeHTTP
 
@@ -31,14 +33,23 @@ async def _configure(sessions, settings, *, kube_url: str, api_approvals: bool) 
         await config_svc.patch_config(s, settings=settings, org_id="acme", node_id="payments", actor="test", patch={
             "access": {"api_approvals": api_approvals},
             "tools": {"kubernetes_rollback_deployment": True},
-            "integrations": {"kubernetes": {"host": kube_url, "token": TOKEN,
+            "integrations": {"slack": {"bot_token": "xoxb-actions-test"},
+                             "kubernetes": {"host": kube_url, "token": TOKEN,
                                             "ca_cert": local_pki().ca.cert.decode()}}})
         await s.commit()
 
 
 @pytest.fixture
-async def api(db_url, tmp_path, kube: FakeHTTP):
-    settings = settings_for(db_url, tmp_path)
+async def api(db_url, tmp_path):
+    async with kube_api() as kube:
+        async for value in _api(db_url, tmp_path, kube):
+            yield value
+
+
+async def _api(db_url, tmp_path, kube: FakeHTTP):
+    slack = SlackRecorder()
+    await slack.start()
+    settings = settings_for(db_url, tmp_path).model_copy(update={"slack_api_url": slack.url})
     toks = await seed_tenants(db_url, settings)
     engine = make_async_engine(db_url)
     sessions = session_factory(engine)
@@ -50,14 +61,16 @@ async def api(db_url, tmp_path, kube: FakeHTTP):
         run = await store.create_run(s, org_id="acme", team_id="payments",
                                      trigger=Trigger(source="api", delivery_id="d1", event_kind="api"))
         run.status, run.result = "succeeded", rca.model_dump(mode="json")
+        run.thread_channel, run.thread_ts, run.slack_message = "C111", "1.0", {"channel": "C111", "ts": "1.1"}
         await s.commit()
     await record_proposals(sessions, run_id=run.id, rca=rca)
     app = create_agent_app(settings=settings, runner=NullRunner(),
                            actions=ActionRunner(sessions, settings=settings))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://agent") as client:
-        yield client, toks, run.id, rca.proposed_actions[0], sessions, settings, kube
+        yield client, toks, run.id, rca.proposed_actions[0], sessions, settings, kube, slack
     await app.state.engine.dispose()
     await engine.dispose()
+    await slack.stop()
 
 
 def _patches(kube: FakeHTTP) -> list:
@@ -65,7 +78,7 @@ def _patches(kube: FakeHTTP) -> list:
 
 
 async def test_only_an_allowed_approver_runs_it_once(api) -> None:
-    client, toks, run_id, action, sessions, settings, kube = api
+    client, toks, run_id, action, sessions, settings, kube, slack = api
     mine = {"Authorization": f"Bearer {toks['acme/payments']}"}
     other = {"Authorization": f"Bearer {toks['acme/search']}"}
     url = f"/runs/{run_id}/actions/{action.id}"
@@ -96,10 +109,15 @@ async def test_only_an_allowed_approver_runs_it_once(api) -> None:
     async with sessions() as s:
         [call] = (await s.scalars(select(ToolCall).where(ToolCall.run_id == run_id))).all()
         assert (call.tool, call.agent, call.status) == ("kubernetes_rollback_deployment", "action", "ok")
+    # The result is posted into the run's thread, with who approved it.
+    [post] = slack.calls_to("chat.postMessage")
+    assert post.args["channel"] == "C111" and post.args["thread_ts"] == "1.0"
+    assert "Proposed fix executed (approved by" in post.args["text"] and "to revision 6" in post.args["text"]
+    assert TOKEN not in post.args["text"]
 
 
 async def test_denied_never_runs(api) -> None:
-    client, toks, run_id, action, sessions, settings, kube = api
+    client, toks, run_id, action, _sessions, _settings, kube, _slack = api
     admin = {"Authorization": f"Bearer {toks['acme']}"}
     url = f"/runs/{run_id}/actions/{action.id}"
     r = await client.post(f"{url}/deny", headers=admin)
@@ -110,7 +128,7 @@ async def test_denied_never_runs(api) -> None:
 
 
 async def test_a_tool_removed_from_the_allow_list_is_refused_at_run_time(api) -> None:
-    client, toks, run_id, action, sessions, settings, kube = api
+    client, toks, run_id, action, sessions, settings, kube, _slack = api
     from config_service.services import config as config_svc
 
     async with sessions() as s:

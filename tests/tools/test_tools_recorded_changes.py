@@ -189,3 +189,23 @@ def test_teams_with_repositories_have_the_builtin_tool() -> None:
     assert "github_recorded_changes" not in names({"integrations": {}})
     assert "github_recorded_changes" not in names({"routing": {"github_repos": ["acme/shop"]},
                                                    "tools": {"github_recorded_changes": False}})
+
+
+async def test_retention_is_that_of_every_delivery(fixtures_dir: Path, db_url: str) -> None:
+    """`incidentfox gc` blanks raw bodies past retention; a blanked body carries no change."""
+    from incidentfox.runs.gc import purge
+
+    engine = make_async_engine(db_url)
+    sessions = session_factory(engine)
+    try:
+        at = NOW - timedelta(minutes=30)
+        await _record(sessions, _deployment(fixtures_dir, at=at, state="success"), "deployment_status",
+                      org="o1", team="t1", received=at)
+        ctx = ToolContext(org_id="o1", team_id="t1", sessions=sessions, clock=lambda: NOW)
+        args = {"repo": None, "since_minutes": 180, "limit": None}
+        assert len((await execute(TOOLS["github_recorded_changes"], args, ctx)).evidence.changes) == 1
+        counts = await purge(sessions, older_than=timedelta(minutes=10), now=NOW)
+        assert counts["delivery_payloads"] == 1
+        assert (await execute(TOOLS["github_recorded_changes"], args, ctx)).evidence.changes == []
+    finally:
+        await engine.dispose()
