@@ -9,7 +9,8 @@ error mapping as every Kubernetes tool (:func:`actors.tools.kubernetes_tools.api
 
 ``expected_revision`` guards against acting on a moved target: when given and the deployment's
 current revision differs (someone deployed since the RCA was written), nothing changes and the call
-fails with ``conflict``.
+fails with ``conflict``. Needs ``get`` on deployments, ``list`` on replicasets and ``patch`` on
+deployments (``apps``); a denial is ``forbidden``.
 """
 
 from __future__ import annotations
