@@ -152,6 +152,23 @@ class Hypothesis(BaseModel):
     found: str = ""           # the tool result's summary ("" when the call returned nothing to say)
 
 
+class ProposedAction(BaseModel):
+    """A remedy for the top cause that IncidentFox can carry out, but only after an allowed approver
+    approves it (``actors/engine/actions.py``). Derived by pure rules from the ranking's typed
+    evidence (``actors/engine/remedies.py``), never from model or log text.
+
+    ``tool`` and ``arguments`` are the exact mutating tool call it makes; ``effect`` says what that
+    call changes, in words. ``tool`` is None for a remedy IncidentFox cannot run yet (a revert pull
+    request needs the GitHub App client): it is shown, never approvable."""
+
+    id: str                   # "act_<hex>": also its approval's id (tool_approvals.id)
+    kind: Literal["rollback", "restart", "scale", "revert"]
+    target: str               # the entity it acts on, e.g. "shop/deployment/checkout"
+    effect: str               # exactly what running it changes
+    tool: str | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 class RCA(BaseModel):
     summary: str
     root_causes: list[RootCause] = Field(default_factory=list)
@@ -165,6 +182,8 @@ class RCA(BaseModel):
     # The follow-ups the offline planner pursued, in round order (empty for the LLM planner and for
     # runs that needed none). A budget that ended them is said in ``notes``.
     hypotheses: list[Hypothesis] = Field(default_factory=list)
+    # At most one, for the top cause; runs only once approved (see ProposedAction).
+    proposed_actions: list[ProposedAction] = Field(default_factory=list)
 
 
 class Principal(BaseModel):

@@ -218,6 +218,8 @@ def bot_token(config: Mapping[str, Any]) -> str | None:
     return token if isinstance(token, str) and token and token != "***" else None
 
 
+
+
 REFUSAL_TEXT = {
     ApproverVerdict.NOT_AN_APPROVER: "You are not an approver for this team's tool calls, so nothing was "
                                      "changed. Approvers are listed in the team config (access.approvers).",

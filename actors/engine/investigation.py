@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from actors.engine.actions import record_proposals
 from actors.engine.evidence_check import EvidenceCheck, Source, verify_rca
 from actors.engine.fanout import SubAgentFanout
 from actors.engine.offline_planner import (
@@ -45,6 +46,7 @@ from actors.engine.offline_planner import (
     investigation_window,
     merged_bundle,
     plan_offline,
+    proposals_for,
     rca_from_evidence,
     trigger_services,
 )
@@ -204,7 +206,7 @@ async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveR
 
 async def _plan_llm(fanout: SubAgentFanout, cfg: TeamConfig, *, trigger: dict[str, Any],
                     absorbed: list[dict[str, Any]], subagents: list[str], steering: Steering,
-                    follow: FollowUpPlan | None) -> tuple[RCA, EvidenceCheck]:
+                    follow: FollowUpPlan | None, allowed: Collection[str] = ()) -> tuple[RCA, EvidenceCheck]:
     """The planner's RCA, its quoted evidence verified against what the run's tools returned (and the
     trigger): unverified quotes dropped, confidence lowered, the RCA says so (:mod:`.evidence_check`)."""
     from agents import RunConfig, Runner
@@ -231,7 +233,11 @@ async def _plan_llm(fanout: SubAgentFanout, cfg: TeamConfig, *, trigger: dict[st
     sources = [*fanout.tool_outputs(), Source("trigger", trigger), *(Source("absorbed_alert", a) for a in absorbed)]
     if follow is not None:   # a follow-up may quote what its parent run found
         sources += [Source("previous_analysis", follow.parent_rca), Source("previous_evidence", follow.seed)]
-    return await asyncio.to_thread(verify_rca, report_to_rca(result.final_output), sources)
+    rca, check = await asyncio.to_thread(verify_rca, report_to_rca(result.final_output), sources)
+    rca.proposed_actions = []   # the model never proposes an action; the typed evidence may
+    rca = await asyncio.to_thread(proposals_for, rca, merged_bundle(fanout, trigger=trigger, absorbed=absorbed),
+                                  allowed=set(allowed))
+    return rca, check
 
 
 async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id: str,
@@ -306,7 +312,8 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
                     rca = follow.answer   # answered from the parent's evidence: no tool call
                 elif mode == "llm" and allowed:
                     rca, check = await _plan_llm(fanout, cfg, trigger=trigger, absorbed=live.absorbed,
-                                                 subagents=subagents, steering=steering, follow=follow)
+                                                 subagents=subagents, steering=steering, follow=follow,
+                                                 allowed=allowed)
                     if check.total:
                         ctx.writer.event(run_id, "note", {"evidence_check": check.summary()})
                 else:
@@ -320,7 +327,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         except TimeoutError:
             cut_short = True
             bundle = merged_bundle(fanout, trigger=trigger, absorbed=live.absorbed)
-            rca = await asyncio.to_thread(rca_from_evidence, bundle, now=now)
+            rca = await asyncio.to_thread(rca_from_evidence, bundle, now=now, allowed=set(allowed))
             missing = [a for a in subagents if a not in fanout.results
                        or fanout.results[a].status is SubAgentStatus.TIMEOUT]
             rca.summary = (f"Deadline of {deadline_s:g}s reached; partial analysis from what finished"
@@ -339,6 +346,13 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         ctx.writer.event(run_id, "phase", {"phase": "rca", "root_causes": [c.entity for c in rca.root_causes],
                                            "no_incident": rca.no_incident})
         ok = await _finish(ctx, live, RunStatus.SUCCEEDED, result=result)
+        if ok and rca.proposed_actions:
+            # Approvable only now that the run and its RCA are durable (actors/engine/actions.py).
+            try:
+                await record_proposals(ctx.sessions, run_id=run_id, rca=rca)
+            except Exception as exc:  # the RCA stands; without its rows the fix is not offered
+                ctx.writer.event(run_id, "note", {"proposed_actions": "not recorded", "reason": _reason(exc)})
+                rca = rca.model_copy(update={"proposed_actions": []})
         if reporter is not None and ok:
             await _post_final(ctx, live.run_id, reporter, rca, RunStatus.SUCCEEDED)
         return RunOutcome.SUCCEEDED if ok else RunOutcome.LOST_RACE

@@ -20,7 +20,8 @@ Used when a team configures no LLM provider, and by the demo. Steps:
    budget ended the follow-ups, says which in its notes;
 4. :func:`actors.ranking.rank` ranks suspects with its documented rules (recent change before the
    alert, crash loops, OOM kills, image pull errors, metric anomalies, new log signatures,
-   failing dependencies), and :func:`actors.ranking.rca.build_rca` writes the ``RCA``.
+   failing dependencies), :func:`actors.ranking.rca.build_rca` writes the ``RCA``, and
+   :func:`actors.engine.remedies.propose_actions` adds the top cause's proposed fix.
 
 A team with no usable tools still gets an RCA, which says that no tools are configured.
 :func:`rca_from_evidence` is also what a deadline-cut LLM run falls back to.
@@ -29,7 +30,7 @@ A team with no usable tools still gets an RCA, which says that no tools are conf
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -72,16 +73,33 @@ def no_tools_rca() -> RCA:
                recommended_actions=["Configure at least one integration for this team."])
 
 
-def rca_from_evidence(bundle: EvidenceBundle, *, now: datetime | None = None) -> RCA:
-    """Merge ``bundle``'s call graph, rank it and write the RCA (pure CPU; callers on an event loop
-    use a thread)."""
+def rca_from_evidence(bundle: EvidenceBundle, *, now: datetime | None = None,
+                      allowed: Collection[str] = ()) -> RCA:
+    """Merge ``bundle``'s call graph, rank it and write the RCA, with the top cause's proposed fix
+    when its mutating tool is in ``allowed`` (:mod:`actors.engine.remedies`). Pure CPU; callers on an
+    event loop use a thread."""
+    from actors.engine.remedies import propose_actions
     from actors.ranking import rank
     from actors.ranking.rca import build_rca
     from actors.ranking.topology import with_call_graph
 
     bundle = with_call_graph(bundle)
     ranking = rank(bundle, now=now)
-    return build_rca(ranking, bundle)
+    rca = build_rca(ranking, bundle)
+    rca.proposed_actions = propose_actions(ranking, bundle, allowed=allowed)
+    return rca
+
+
+def proposals_for(rca: RCA, bundle: EvidenceBundle, *, now: datetime | None = None,
+                  allowed: Collection[str] = ()) -> RCA:
+    """The LLM planner's ``rca`` with a proposed fix only where the deterministic ranking of the run's
+    typed evidence proposes one for the same top cause (model text never makes one)."""
+    from actors.engine.remedies import agreeing
+
+    ranked = rca_from_evidence(bundle, now=now, allowed=allowed)
+    top = rca.root_causes[0].entity if rca.root_causes else None
+    rca.proposed_actions = agreeing(ranked.proposed_actions, top)
+    return rca
 
 
 @dataclass(frozen=True)
@@ -244,7 +262,7 @@ async def plan_offline(fanout: SubAgentFanout, *, subagents: list[str], tool_cou
     if steer is not None:
         await steer(merged_bundle(fanout, trigger=trigger, absorbed=absorbed))
     bundle = merged_bundle(fanout, trigger=trigger, absorbed=absorbed)
-    rca = await asyncio.to_thread(rca_from_evidence, bundle, now=now)
+    rca = await asyncio.to_thread(rca_from_evidence, bundle, now=now, allowed=set(allowed_tools(cfg)))
     rca.hypotheses = log.hypotheses
     if note := log.note(budget):
         rca.notes.append(note)

@@ -167,6 +167,8 @@ def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
         rows = [f"• {_escape(a)}" for a in rca.recommended_actions[:8]]
         blocks.append({"type": "section", "text": {"type": "mrkdwn",
                                                    "text": _clip("*Recommended actions*\n" + "\n".join(rows))}})
+    for action in rca.proposed_actions[:1] if status == "succeeded" else ():
+        blocks += proposed_action_blocks(run_id=run_id, action=action)
     if agents:
         st = ProgressState(agents=agents)
         lines = progress_text(st).split("\n")[2:]
@@ -189,6 +191,21 @@ def approval_blocks(*, run_id: str, approval_id: str, tool: str, arguments: dict
         {"type": "actions", "block_id": f"approval:{approval_id}", "elements": [
             _button("Approve", ACTION_APPROVE, value, "primary"), _button("Deny", ACTION_DENY, value, "danger")]},
     ]
+
+
+def proposed_action_blocks(*, run_id: str, action: Any) -> list[dict[str, Any]]:
+    """A proposed fix (``incidentfox.contracts.ProposedAction``): its exact effect and tool call, with
+    Approve / Deny buttons (the approval buttons; ``approval_id`` = the action's id) when IncidentFox
+    can run it; only an allowed approver's click counts (actors/engine/actions.py)."""
+    call = (f"\n`{_escape(action.tool)}` ```{_escape(json.dumps(action.arguments, default=str))[:800]}```"
+            if action.tool else "\n_IncidentFox cannot run this one yet._")
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": _clip(
+        f"*Proposed fix ({_escape(action.kind)}):* {_escape(action.effect)}{call}")}}]
+    if action.tool:
+        value = json.dumps({"run_id": run_id, "approval_id": action.id})
+        blocks.append({"type": "actions", "block_id": f"action:{action.id}", "elements": [
+            _button("Approve fix", ACTION_APPROVE, value, "primary"), _button("Deny", ACTION_DENY, value, "danger")]})
+    return blocks
 
 
 class SlackReporter:

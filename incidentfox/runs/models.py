@@ -131,7 +131,7 @@ class RunFeedback(Base):
 
 
 class ToolApproval(Base):
-    """A mutating tool call waiting for (or given) explicit approval."""
+    """A mutating tool call waiting for (or given) explicit approval, or an RCA's proposed fix."""
 
     __tablename__ = "tool_approvals"
 
@@ -139,7 +139,9 @@ class ToolApproval(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     tool: Mapped[str] = mapped_column(String(128))
     arguments: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|approved|denied|expired
+    # pending|approved|denied|expired; a proposed fix (id "act_…", actors/engine/actions.py) then
+    # approved → executing → executed|failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column()
     decided_by: Mapped[str | None] = mapped_column(String(128))

@@ -222,5 +222,8 @@ async def _interaction(session: AsyncSession, *, trigger: Trigger, route: Route)
         if not await decide_approval(session, run_id=run.id, approval_id=approval_id,
                                      approve=kind == "approve", by=f"slack:{user}"):
             return Decision(O.REJECTED, run.id, detail="no pending approval with that id")
-        return Decision(O.INTERACTION, run.id, detail=kind)
+        # An approved proposed fix runs after the commit (actors/engine/actions.py); a tool call the
+        # run waits on is run by the waiting ToolExecutor.
+        is_action = approval_id.startswith("act_") and kind == "approve"
+        return Decision(O.INTERACTION, run.id, detail=kind, action_id=approval_id if is_action else None)
     return Decision(O.REJECTED, run.id, detail=f"unknown interaction {kind!r}")

@@ -307,6 +307,7 @@ HANDLERS: dict[str, Handler] = {
     "kubernetes_list_nodes": list_nodes,
     "kubernetes_restart_deployment": _simulated("rollout restart of"),
     "kubernetes_scale_deployment": _simulated("scale of"),
+    "kubernetes_rollback_deployment": _simulated("rollback of"),
     "prometheus_query": query_instant,
     "prometheus_query_range": query_range,
     "loki_query_logs": loki_logs,
@@ -314,6 +315,8 @@ HANDLERS: dict[str, Handler] = {
     "github_deployments": _github("gh_deployments", "deployments"),
     "github_pull_requests": _github("pull_requests", "pull requests"),
     "github_workflow_runs": workflow_runs,
+    # The demo world's GitHub reports its deployments by webhook too.
+    "github_recorded_changes": _github("gh_deployments", "recorded changes"),
     "aws_cloudwatch_metric": cloudwatch_metric,
     "aws_cloudwatch_logs": cloudwatch_logs,
     "aws_ecs_services": ecs_services,
