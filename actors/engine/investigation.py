@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,24 +39,21 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from actors.engine.actions import record_proposals
-from actors.engine.evidence_check import EvidenceCheck, Source, verify_rca
 from actors.engine.fanout import SubAgentFanout
+from actors.engine.llm_plan import plan_llm
 from actors.engine.offline_planner import (
     followup_event,
     investigation_window,
     merged_bundle,
     plan_offline,
-    proposals_for,
     rca_from_evidence,
     trigger_services,
 )
 from actors.engine.outcomes import RunOutcome, SubAgentStatus
 from actors.engine.run_writer import RunWriter
 from actors.engine.thread_turns import (
-    FollowUpPlan,
     Steering,
     evidence_snapshot,
-    llm_follow_up_input,
     load_follow_up,
     sayer,
 )
@@ -204,42 +201,6 @@ async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveR
     return reporter
 
 
-async def _plan_llm(fanout: SubAgentFanout, cfg: TeamConfig, *, trigger: dict[str, Any],
-                    absorbed: list[dict[str, Any]], subagents: list[str], steering: Steering,
-                    follow: FollowUpPlan | None, allowed: Collection[str] = ()) -> tuple[RCA, EvidenceCheck]:
-    """The planner's RCA, its quoted evidence verified against what the run's tools returned (and the
-    trigger): unverified quotes dropped, confidence lowered, the RCA says so (:mod:`.evidence_check`)."""
-    from agents import RunConfig, Runner
-
-    from actors.engine.agents.planner_agent import planner_agent, planner_input, report_to_rca
-    from actors.engine.agents.providers import build_model, record_usage
-    from actors.engine.agents.subagent_factory import planner_tool
-
-    async def ask(name: str, question: str) -> str:
-        result = await fanout.run_one(name, mode="llm", question=question)
-        if result.status.unsuccessful:
-            return f"The {name} specialist failed: {result.error}" + await steering.for_llm()
-        return (result.report or f"The {name} specialist found nothing to report.") + await steering.for_llm()
-
-    settings = cfg.agent("planner")
-    tools = [planner_tool(n, settings=cfg.agent(n), invoke=ask) for n in subagents]
-    agent = planner_agent(settings=settings, tools=tools, model=build_model(cfg.llm, settings.model))
-    first = planner_input(trigger=trigger, absorbed=absorbed, subagents=subagents)
-    if follow is not None:
-        first += "\n\n" + llm_follow_up_input(follow)
-    result = await Runner.run(agent, first + await steering.for_llm(), max_turns=settings.max_turns,
-                              run_config=RunConfig(workflow_name="incidentfox"))
-    record_usage(cfg.llm, settings.model, result)
-    sources = [*fanout.tool_outputs(), Source("trigger", trigger), *(Source("absorbed_alert", a) for a in absorbed)]
-    if follow is not None:   # a follow-up may quote what its parent run found
-        sources += [Source("previous_analysis", follow.parent_rca), Source("previous_evidence", follow.seed)]
-    rca, check = await asyncio.to_thread(verify_rca, report_to_rca(result.final_output), sources)
-    rca.proposed_actions = []   # the model never proposes an action; the typed evidence may
-    rca = await asyncio.to_thread(proposals_for, rca, merged_bundle(fanout, trigger=trigger, absorbed=absorbed),
-                                  allowed=set(allowed))
-    return rca, check
-
-
 async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id: str,
                       workers: list[Any], executors: list[Any]) -> RunOutcome:
     """Run a claimed run to a terminal status; returns how it ended (see the module docstring and
@@ -311,7 +272,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
                 if follow is not None and follow.answer is not None:
                     rca = follow.answer   # answered from the parent's evidence: no tool call
                 elif mode == "llm" and allowed:
-                    rca, check = await _plan_llm(fanout, cfg, trigger=trigger, absorbed=live.absorbed,
+                    rca, check = await plan_llm(fanout, cfg, trigger=trigger, absorbed=live.absorbed,
                                                  subagents=subagents, steering=steering, follow=follow,
                                                  allowed=allowed)
                     if check.total:

@@ -248,7 +248,7 @@ async def test_llm_path_an_injected_line_cannot_create_or_steer_an_action(blamed
     It still cannot create an action, pick its target or tool, or approve one: the only proposal is
     the typed evidence's (a restart of the crash-looping checkout), and only when the model's top
     cause is that workload."""
-    from actors.engine.investigation import _plan_llm
+    from actors.engine.llm_plan import plan_llm
     from actors.testing.scripted_llm import ScriptedLLM
     from config_service import TeamConfig
 
@@ -265,7 +265,7 @@ async def test_llm_path_an_injected_line_cannot_create_or_steer_an_action(blamed
         fanout = _Fanout(bundle)
         cfg = TeamConfig({"llm": {"provider": "openai_compatible", "model": "scripted", "base_url": server.url,
                                   "api_key": "sk-test"}, "tools": {n: True for n in ALL}})
-        rca, _ = await _plan_llm(fanout, cfg, trigger={"title": "checkout down", "services": ["checkout"]},
+        rca, _ = await plan_llm(fanout, cfg, trigger={"title": "checkout down", "services": ["checkout"]},
                                  absorbed=[], subagents=["logs"], allowed=ALL)
     finally:
         await server.stop()
