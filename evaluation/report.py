@@ -241,7 +241,7 @@ def _holmes_split(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
         out[section] = {**result, **shapes.get(shape, {}), "per_case": rows, "cases": len(rows),
                         "top1": round(sum(top1) / len(top1), 4) if top1 else None,
                         "top3": round(sum(top3) / len(top3), 4) if top3 else None}
-    return out
+    return out or {"holmesgpt": result}
 
 
 def _existing(text: str) -> dict[str, str]:

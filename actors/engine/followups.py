@@ -16,9 +16,9 @@
 * a failed Job (status ``Failed`` or a failure reason such as ``BackoffLimitExceeded``) → the
   current logs of the pods it owns (owner ``job/<name>`` and a name starting ``<name>-``), a few per
   job: a job's pods have usually exited, so their last output is the failure;
-* the alert's subject, when it is a Kubernetes object (``ns/kind/name``) or a question named it
-  (:mod:`actors.engine.subject`) → its pods' current logs and events (the pod itself, or one pod
-  per owner of the workload it names): what was asked about is read first-hand;
+* the resource a user's question names (:mod:`actors.engine.subject`; an alert labelled
+  ``trigger: question``) → its pods' current logs and events (the pod itself, or one pod per owner
+  of the workload it names): what was asked about is read first-hand, whatever the symptom;
 * a slow or failing service (the latency and error rules above) whose workload has pods in the
   evidence (owner named like the service, or behind a Kubernetes Service of that name), when no
   trace tool is available or its trace search found no spans of it → those pods' current logs
@@ -39,6 +39,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from actors.engine.subject import QUESTION
 from actors.ranking.entities import format_entity, same_workload
 from actors.tools import promql
 from config_service import MetricSchema
@@ -245,10 +246,10 @@ def derive(bundle: EvidenceBundle, *, available: Collection[str], window_minutes
             add([_current_logs(pod)], f"job {job.namespace}/{job.name} failed ({', '.join(job.reasons) or job.status})"
                                       f": read the output of its pod {pod.name}")
     subject = bundle.alert.entity
-    if subject and "/" in subject or bundle.alert.labels.get("trigger") == "question":
+    if subject and bundle.alert.labels.get("trigger") == QUESTION:
         for pod in _subject_pods(bundle, subject):
-            add([_current_logs(pod)], f"{subject} is what was asked or alerted about: read its pod {pod.name}'s logs")
-            add([_events(pod, w)], f"{subject} is what was asked or alerted about: read its pod {pod.name}'s events")
+            add([_current_logs(pod)], f"the question is about {subject}: read its pod {pod.name}'s logs")
+            add([_events(pod, w)], f"the question is about {subject}: read its pod {pod.name}'s events")
     can_trace = any(tool in available for tool, _ in _traces("", w))
     spanned = {short(s.entity) for s in bundle.spans}
     for svc in _services(slow, failing):
