@@ -30,6 +30,7 @@ from actors.tools import (
     kubernetes_jobs,
     kubernetes_services,
     kubernetes_tools,
+    kubernetes_volumes,
     loki,
     prometheus,
     slack_history,
@@ -68,7 +69,7 @@ BACKENDS: dict[str, ModuleType] = {
 }
 
 # Further modules declaring tools of an integration above (kept apart to stay one concept each).
-MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services, kubernetes_jobs)
+MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services, kubernetes_jobs, kubernetes_volumes)
 
 TOOLS: dict[str, ToolSpec] = _index(
     spec for module in (*BACKENDS.values(), *MORE_SPECS) for spec in module.SPECS

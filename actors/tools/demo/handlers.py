@@ -87,6 +87,11 @@ def list_jobs(args: dict[str, Any], world: World) -> ToolResult:
     return _objects_result([], "jobs")
 
 
+def list_volume_claims(args: dict[str, Any], world: World) -> ToolResult:
+    """The demo world mounts no persistent volumes: an empty list, as a cluster without any answers."""
+    return _objects_result([], "volume claims")
+
+
 def get_events(args: dict[str, Any], world: World) -> ToolResult:
     start = since_ts(world, args)
     events = [
@@ -314,5 +319,6 @@ HANDLERS: dict[str, Handler] = {
     "prometheus_service_graph": service_graph,
     "kubernetes_list_services": list_services,
     "kubernetes_list_jobs": list_jobs,
+    "kubernetes_list_volume_claims": list_volume_claims,
     **TRACE_HANDLERS,
 }
