@@ -6,9 +6,9 @@ Prometheus queries…). Each recording is parsed by what its output is
 under the tool of ours that returns that kind of evidence, matched on the parameters that tool
 takes:
 
-* pods, deployments, nodes, services, jobs (from describe and get tables) → ``kubernetes_list_pods`` /
-  ``kubernetes_list_deployments`` / ``kubernetes_list_nodes`` / ``kubernetes_list_services`` /
-  ``kubernetes_list_jobs``, one answer for all namespaces (``match: {namespace: null}``) and one per
+* pods, deployments, nodes, services, jobs, persistent volume claims (from describe and get tables)
+  → ``kubernetes_list_pods`` / ``kubernetes_list_deployments`` / ``kubernetes_list_nodes`` /
+  ``kubernetes_list_services`` / ``kubernetes_list_jobs`` / ``kubernetes_list_volume_claims``, one answer for all namespaces (``match: {namespace: null}``) and one per
   namespace;
 * events (events tables and the Events section of describe) → ``kubernetes_get_events`` (same);
 * pod logs → ``kubernetes_get_pod_logs`` matched on ``{namespace, pod}``, and for previous-container
@@ -35,7 +35,7 @@ from incidentfox.evidence import EvidenceBundle
 
 LIST_TOOLS = {"pod": "kubernetes_list_pods", "deployment": "kubernetes_list_deployments",
               "node": "kubernetes_list_nodes", "service": "kubernetes_list_services",
-              "job": "kubernetes_list_jobs"}
+              "job": "kubernetes_list_jobs", "persistentvolumeclaim": "kubernetes_list_volume_claims"}
 _PREVIOUS = ("kubectl_previous_logs", "kubectl_previous_logs_all_containers")
 
 
