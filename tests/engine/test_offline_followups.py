@@ -234,3 +234,15 @@ def test_no_budget_left_or_no_enabled_agent_means_no_follow_up_calls() -> None:
         fanout = FakeFanout(first_pass=10)
         ran, _ = run_rounds(fanout, budget, subagents)
         assert ran == 0 and fanout.asked == []
+
+
+def test_a_pod_waiting_on_an_unbound_claim_leads_to_its_namespaces_claims() -> None:
+    from incidentfox.evidence import K8sEvent
+
+    waiting = K8sEvent(namespace="cache", kind="pod", name="redis-1", type="Warning", reason="FailedScheduling",
+                       message="0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims.")
+    other = waiting.model_copy(update={"name": "redis-2", "message": "0/2 nodes are available: Insufficient cpu."})
+    got = derive(EvidenceBundle(events=[waiting, other]), available={"kubernetes_list_volume_claims"},
+                 window_minutes=60)
+    assert [(f.tool, f.args["namespace"]) for f in got] == [("kubernetes_list_volume_claims", "cache")]
+    assert derive(EvidenceBundle(events=[other]), available={"kubernetes_list_volume_claims"}, window_minutes=60) == []

@@ -105,3 +105,29 @@ def test_executable_suggestions() -> None:
     assert suggest_executable("pyhton3") == "python3"
     assert suggest_executable("bash") == ""
     assert suggest_executable("zzzz") == ""
+
+
+def _claim_case(*, mounts: list[str] | None) -> EvidenceBundle:
+    extra = {"claims": mounts} if mounts is not None else {}
+    return EvidenceBundle(
+        objects=[_pod("cache-5d8f7c9b6d-q2w4x", status="Pending", extra=extra),
+                 ObjectState(namespace=NS, kind="PersistentVolumeClaim", name="cache-data", status="Pending",
+                             extra={"storage_class": "fast"})],
+        events=[K8sEvent(namespace=NS, kind="pod", name="cache-5d8f7c9b6d-q2w4x", type="Warning",
+                         reason="FailedScheduling", message="0/2 nodes are available: pod has unbound immediate "
+                                                            "PersistentVolumeClaims."),
+                K8sEvent(namespace=NS, kind="persistentvolumeclaim", name="cache-data", type="Warning",
+                         reason="ProvisioningFailed", message='storageclass.storage.k8s.io "fast" not found', count=9)])
+
+
+def test_an_unbound_claim_is_the_cause_of_the_pod_it_holds_back() -> None:
+    for mounts in (["cache-data"], None):   # the pod's volumes known, or only its scheduling event
+        found = _by_kind(_claim_case(mounts=mounts))
+        claim, pod = found["volume_claim_unbound"], found["failed_scheduling"]
+        assert claim.entity == f"{NS}/persistentvolumeclaim/cache-data" and claim.score == 0.85
+        assert claim.details["explains"] == [f"{NS}/pod/cache-5d8f7c9b6d-q2w4x"]
+        assert "PVC" in claim.summary and '"fast" not found' in claim.evidence[0].quote
+        assert pod.score < claim.score and pod.details["caused_by"] == [claim.entity]
+    other = _claim_case(mounts=["other-claim"])
+    found = _by_kind(other)
+    assert found["volume_claim_unbound"].details["explains"] == [] and found["failed_scheduling"].score == 0.8
