@@ -17,7 +17,8 @@ takes:
 * Prometheus results → ``prometheus_query_range`` matched on the recorded ``query``.
 
 What has no tool of ours to answer it is left out and listed (:attr:`CaseReplay.unserved`): objects
-of other kinds (statefulsets…), Robusta findings, configuration-change metadata, runbook pages. The team is
+of other kinds (statefulsets…), Robusta findings, configuration-change metadata, runbook pages, and
+outputs no parser reads (tools of systems we have no tool for, e.g. Argo CD or RabbitMQ). The team is
 given Kubernetes (every case investigates a cluster) plus the integrations of the other tools that
 have recordings (Tempo, Prometheus), as a team with those systems would be.
 """
@@ -76,6 +77,9 @@ def case_replay(case: HolmesCase) -> CaseReplay:
         if rec is None:
             continue
         ev = recording_evidence(rec)
+        if ev == EvidenceBundle() and rec.status != "error" and rec.output.strip() and \
+                f"{rec.tool}: output no parser of ours reads" not in out.unserved:
+            out.unserved.append(f"{rec.tool}: output no parser of ours reads")
         for obj in ev.objects:
             kind = obj.kind.lower()
             if kind in LIST_TOOLS:
