@@ -12,7 +12,8 @@ The grammar is generic English around Kubernetes words, never a list of known na
 * ``<kind> <name>`` or ``<name> <kind>`` (``job get-data``, ``the customer-orders deployment``);
 * ``namespace X``, ``X namespace``, ``-n X`` give the namespace;
 * otherwise the first name-like word that is not ordinary English (``redis``, ``user-profile-import``);
-* the symptom words give the metric: slow/latency → ``latency``, error/fail → ``error_rate``.
+* the symptom words give the metric: slow/latency → ``latency``, error/fail → ``error_rate`` (the
+  alert's metric only when the question names a resource).
 """
 
 from __future__ import annotations
@@ -141,8 +142,10 @@ def question_alert(text: str, *, title: str = "") -> Alert:
     """The alert a question stands for: its subject as the entity, its symptom as the metric."""
     s = subject_of(text)
     labels = {"trigger": QUESTION, **{k: v for k, v in (("namespace", s.namespace), ("kind", s.kind)) if v}}
-    return Alert(title=(title or text).strip()[:300], entity=s.entity(), metric=s.metric, labels=labels,
-                 text=text[:4000])
+    # A symptom without a subject stays text: an alert metric with no entity would narrow the
+    # ranking's metric family for a question that named nothing to measure it on.
+    return Alert(title=(title or text).strip()[:300], entity=s.entity(), metric=s.metric if s.entity() else "",
+                 labels=labels, text=text[:4000])
 
 
 def _entities(bundle: EvidenceBundle) -> set[str]:
@@ -165,7 +168,7 @@ def resolve(bundle: EvidenceBundle) -> EvidenceBundle:
         # The question names nothing the tools found: investigate without a subject rather than
         # judge every finding unrelated to a name that may not be a resource at all.
         labels = {k: v for k, v in a.labels.items() if k not in ("kind",)}
-        return bundle.model_copy(update={"alert": a.model_copy(update={"entity": "", "labels": labels})})
+        return bundle.model_copy(update={"alert": a.model_copy(update={"entity": "", "metric": "", "labels": labels})})
     same = sorted((o for o in bundle.objects if o.name == ref.name and (not ref.kind or o.kind.lower() == ref.kind)),
                   key=lambda o: (o.namespace != namespace, o.kind.lower() not in WORKLOADS, o.namespace, o.kind))
     if not same:

@@ -64,3 +64,9 @@ def test_the_subject_leads_to_its_pods_logs_and_events() -> None:
     calls = derive(resolve(bundle), available={"kubernetes_get_pod_logs", "kubernetes_get_events"}, window_minutes=60)
     assert [(f.tool, f.args.get("pod") or f.args.get("object_name")) for f in calls] == [
         ("kubernetes_get_pod_logs", "nightly-x7k2p"), ("kubernetes_get_events", "nightly-x7k2p")]
+
+
+def test_a_question_that_names_no_resource_keeps_its_symptom_as_text_only() -> None:
+    alert = alert_from_trigger({"human": True, "title": "checkout is failing for customers - what happened?",
+                                "text": "checkout is failing for customers - what happened?"}, [])
+    assert (alert.entity, alert.metric) == ("", "") and "failing" in alert.title
