@@ -30,6 +30,7 @@ import yaml
 
 from actors.engine.subject import question_alert
 from actors.ranking.entities import format_entity
+from actors.tools.rabbitmq import node_evidence
 from evaluation.recordings import kubectl
 from evaluation.recordings.findings import parse_finding
 from evaluation.recordings.prometheus import parse_prometheus
@@ -189,10 +190,24 @@ def recording_evidence(rec: Recording) -> EvidenceBundle:
         return EvidenceBundle(metrics=parse_prometheus(_stdout(out), query=str(p.get("query", ""))))
     if tool == "fetch_configuration_changes_metadata":
         return EvidenceBundle(changes=_changes(rec))
+    if "rabbitmq" in tool and "cluster_status" in tool:
+        return _rabbitmq(out)
     if tool == "fetch_webpage" and out.strip():
         text = " ".join(out.split())
         return EvidenceBundle(notes=[f"runbook {p.get('url', '')}: {text[:600]}"])
     return EvidenceBundle()
+
+
+def _rabbitmq(output: str) -> EvidenceBundle:
+    """A RabbitMQ cluster-status recording: the management API's node objects (``raw_node_data``,
+    or the ``data`` list itself) read as :func:`actors.tools.rabbitmq.node_evidence` reads them live."""
+    try:
+        doc = json.loads(_stdout(output))
+    except json.JSONDecodeError:
+        return EvidenceBundle()
+    data = doc.get("data") if isinstance(doc, dict) else doc
+    nodes = data.get("raw_node_data") if isinstance(data, dict) else data
+    return node_evidence(nodes) if isinstance(nodes, list) else EvidenceBundle()
 
 
 def _alert(case_dir: Path) -> Alert:

@@ -14,7 +14,9 @@ takes:
 * pod logs → ``kubernetes_get_pod_logs`` matched on ``{namespace, pod}``, and for previous-container
   recordings ``{namespace, pod, previous: true}`` (a kubectl error is not logs: no recording);
 * trace spans → ``tempo_search_traces`` (``match`` empty);
-* Prometheus results → ``prometheus_query_range`` matched on the recorded ``query``.
+* Prometheus results → ``prometheus_query_range`` matched on the recorded ``query``;
+* RabbitMQ node states (a cluster-status recording, with the warnings its nodes raise) →
+  ``rabbitmq_cluster_status``.
 
 What has no tool of ours to answer it is left out and listed (:attr:`CaseReplay.unserved`): objects
 of other kinds (statefulsets…), Robusta findings, configuration-change metadata, runbook pages, and
@@ -37,6 +39,7 @@ from incidentfox.evidence import EvidenceBundle
 LIST_TOOLS = {"pod": "kubernetes_list_pods", "deployment": "kubernetes_list_deployments",
               "node": "kubernetes_list_nodes", "service": "kubernetes_list_services",
               "job": "kubernetes_list_jobs", "persistentvolumeclaim": "kubernetes_list_volume_claims"}
+BROKER_NODE, BROKER_TOOL = "RabbitMQNode", "rabbitmq_cluster_status"
 _PREVIOUS = ("kubectl_previous_logs", "kubectl_previous_logs_all_containers")
 
 
@@ -77,6 +80,11 @@ def case_replay(case: HolmesCase) -> CaseReplay:
         if rec is None:
             continue
         ev = recording_evidence(rec)
+        if any(o.kind == BROKER_NODE for o in ev.objects):   # broker health: its own tool, events and all
+            out.recordings.append(recording(BROKER_TOOL, {}, ToolResult.success(
+                None, evidence=ev, summary=f"{len(ev.objects)} RabbitMQ nodes"), match_keys=()))
+            out.integrations["rabbitmq"] = {"enabled": True}
+            continue
         if ev == EvidenceBundle() and rec.status != "error" and rec.output.strip() and \
                 f"{rec.tool}: output no parser of ours reads" not in out.unserved:
             out.unserved.append(f"{rec.tool}: output no parser of ours reads")

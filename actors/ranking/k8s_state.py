@@ -17,6 +17,8 @@ Rules (score, finding kind):
   (``explains``: pods that mount it, else pods whose scheduling failed on an unbound claim).
 * A failed job (``BackoffLimitExceeded``/``DeadlineExceeded`` or only failed pods) →
   ``job_failed`` 0.85, explained by its pods' last error log line.
+* A message-broker node's warnings (``NetworkPartition`` 0.7; ``NodeDown``, ``MemoryAlarm``,
+  ``DiskAlarm`` 0.6) on the pod that runs it.
 * Container errors (``Error``, ``StartError``, ``CreateContainerConfigError``…) → 0.6; failed
   mounts, evictions → 0.6; failing probes → 0.45; a deployment short of available replicas → 0.45;
   an unready or pending pod → 0.35.
@@ -44,6 +46,9 @@ PAST = 0.3
 CAUSED = 0.5          # a pod held back by an unbound claim: the claim is the cause, the pod a symptom
 CLAIM = "persistentvolumeclaim"
 _CLAIM_FAILURES = {"ProvisioningFailed", "FailedBinding", "ClaimLost"}
+# Warnings a broker's health check raises about the pod running a node (actors/tools/rabbitmq.py).
+BROKER = {"NetworkPartition": ("network_partition", 0.7), "NodeDown": ("node_down", 0.6),
+          "MemoryAlarm": ("memory_alarm", 0.6), "DiskAlarm": ("disk_alarm", 0.6)}
 _UNBOUND = re.compile(r"(?i)unbound\b.*persistentvolumeclaim")
 _IMAGE = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
 _CONTAINER_ERRORS = {"Error", "StartError", "ContainerCannotRun", "CreateContainerConfigError",
@@ -218,7 +223,7 @@ def k8s_findings(bundle: EvidenceBundle) -> list[Finding]:
                  Evidence(kind="log", source=K8S_STATE, quote=line.text.strip()[:400], at=line.at) if line else None],
                 dependency=dependency_of(line.text) if line else "", reason=why.reason if why else "")
         generic = {"FailedMount": ("failed_mount", 0.6), "Evicted": ("evicted", 0.6),
-                   "Unhealthy": ("probe_failed", 0.45), "FailedCreate": ("failed_create", 0.5)}
+                   "Unhealthy": ("probe_failed", 0.45), "FailedCreate": ("failed_create", 0.5), **BROKER}
         for reason, (kind, score) in generic.items():
             e = next((e for e in warn if e.reason == reason), None)
             if e is not None:

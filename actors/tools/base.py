@@ -44,6 +44,7 @@ INTEGRATIONS: tuple[str, ...] = (
     "tempo",
     "jaeger",
     "elasticsearch",
+    "rabbitmq",
     "demo",
 )
 

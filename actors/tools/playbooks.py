@@ -136,6 +136,8 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
                                   "limit": 20, "fetch_traces": 5},
             ),
         ),
+        # Message-broker health (nodes down, a split cluster, alarms blocking publishers).
+        (("rabbitmq_cluster_status", lambda sv, w, m: {}),),
     ),
     "logs": (
         (

@@ -33,6 +33,7 @@ from actors.tools import (
     kubernetes_volumes,
     loki,
     prometheus,
+    rabbitmq,
     slack_history,
     tempo,
 )
@@ -65,6 +66,7 @@ BACKENDS: dict[str, ModuleType] = {
     "tempo": tempo,
     "jaeger": jaeger,
     "elasticsearch": elasticsearch,
+    "rabbitmq": rabbitmq,
     "demo": demo_backend,
 }
 

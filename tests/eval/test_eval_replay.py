@@ -141,3 +141,20 @@ def test_replay_is_the_holmesgpt_path(small_case) -> None:
     labels.write_text(json.dumps({small_case.name: {"culprit": "shop/pod/web", "phrases": []}}))
     assert suites.plan("holmesgpt", data=data, labels=labels).meta["path"] == "replay"
     assert suites.plan("holmesgpt", data=data, labels=labels, path="replay").meta["path"] == "replay"
+
+
+def test_a_broker_status_recording_is_served_by_our_broker_tool(tmp_path: Path) -> None:
+    case = tmp_path / "asked"
+    case.mkdir()
+    nodes = [{"name": "rabbit@mq-0.mq-h.queues.svc.cluster.local", "running": False},
+             {"name": "rabbit@mq-1.mq-h.queues.svc.cluster.local", "running": True,
+              "partitions": ["rabbit@mq-0.mq-h.queues.svc.cluster.local"]}]
+    _write(case / "status.txt", "get_rabbitmq_cluster_status", {},
+           json.dumps({"status": "success", "data": {"nodes": [], "raw_node_data": nodes}}))
+    replay = replay_holmes.case_replay(holmesgpt.HolmesCase(case.name, case, holmesgpt.ASK))
+    assert replay.integrations["rabbitmq"] == {"enabled": True}
+    got = replay.store().answer("rabbitmq_cluster_status", {})
+    assert {(e.name, e.reason) for e in got.evidence.events} == {("mq-0", "NodeDown"), ("mq-1", "NetworkPartition")}
+    assert replay.store().answer("kubernetes_get_events", {"namespace": None}).summary.startswith("no data")
+    run = replay_run.investigate(replay.store(), integrations=replay.integrations, alert=Alert(title="is mq ok?"))
+    assert run.ranking.top(1) == ["queues/pod/mq-1"] and "partition" in run.rca.summary.lower()

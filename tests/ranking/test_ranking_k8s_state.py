@@ -131,3 +131,13 @@ def test_an_unbound_claim_is_the_cause_of_the_pod_it_holds_back() -> None:
     other = _claim_case(mounts=["other-claim"])
     found = _by_kind(other)
     assert found["volume_claim_unbound"].details["explains"] == [] and found["failed_scheduling"].score == 0.8
+
+
+def test_a_broker_nodes_warnings_weigh_like_other_warnings() -> None:
+    b = EvidenceBundle(events=[
+        K8sEvent(namespace="mq", kind="pod", name="mq-1", type="Warning", reason="NetworkPartition",
+                 message="RabbitMQ node rabbit@mq-1 reports a network partition: it cannot reach mq-0"),
+        K8sEvent(namespace="mq", kind="pod", name="mq-0", type="Warning", reason="NodeDown", message="not running")])
+    found = {f.entity: f for f in k8s_findings(b)}
+    assert found["mq/pod/mq-1"].kind == "network_partition" and found["mq/pod/mq-1"].score == 0.7
+    assert found["mq/pod/mq-0"].kind == "node_down" and "partition" in found["mq/pod/mq-1"].summary

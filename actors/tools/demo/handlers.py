@@ -92,6 +92,11 @@ def list_volume_claims(args: dict[str, Any], world: World) -> ToolResult:
     return _objects_result([], "volume claims")
 
 
+def rabbitmq_status(args: dict[str, Any], world: World) -> ToolResult:
+    """The demo world runs no RabbitMQ: no nodes, as a management API of an empty cluster answers."""
+    return ToolResult.success([], summary="0 RabbitMQ nodes, 0 with problems")
+
+
 def get_events(args: dict[str, Any], world: World) -> ToolResult:
     start = since_ts(world, args)
     events = [
@@ -320,5 +325,6 @@ HANDLERS: dict[str, Handler] = {
     "kubernetes_list_services": list_services,
     "kubernetes_list_jobs": list_jobs,
     "kubernetes_list_volume_claims": list_volume_claims,
+    "rabbitmq_cluster_status": rabbitmq_status,
     **TRACE_HANDLERS,
 }
