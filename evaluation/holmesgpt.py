@@ -31,7 +31,7 @@ import yaml
 from actors.engine.subject import question_alert
 from actors.ranking.entities import format_entity
 from actors.tools.rabbitmq import node_evidence
-from evaluation.recordings import kubectl
+from evaluation.recordings import argocd, kubectl
 from evaluation.recordings.findings import parse_finding
 from evaluation.recordings.prometheus import parse_prometheus
 from evaluation.recordings.traces import parse_trace_tree
@@ -190,6 +190,10 @@ def recording_evidence(rec: Recording) -> EvidenceBundle:
         return EvidenceBundle(metrics=parse_prometheus(_stdout(out), query=str(p.get("query", ""))))
     if tool == "fetch_configuration_changes_metadata":
         return EvidenceBundle(changes=_changes(rec))
+    if tool == "argocd_app_get":
+        return EvidenceBundle(objects=argocd.parse_app_get(_stdout(out)))
+    if tool == "argocd_app_list":
+        return EvidenceBundle(objects=argocd.parse_app_list(_stdout(out)))
     if "rabbitmq" in tool and "cluster_status" in tool:
         return _rabbitmq(out)
     if tool == "fetch_webpage" and out.strip():

@@ -15,6 +15,8 @@ takes:
   recordings ``{namespace, pod, previous: true}`` (a kubectl error is not logs: no recording);
 * trace spans → ``tempo_search_traces`` (``match`` empty);
 * Prometheus results → ``prometheus_query_range`` matched on the recorded ``query``;
+* Argo CD applications (``argocd app get`` / ``app list``) → ``argocd_list_applications``, one
+  answer (the most detailed state of each application: ``app get`` over ``app list``);
 * RabbitMQ node states (a cluster-status recording, with the warnings its nodes raise) →
   ``rabbitmq_cluster_status``.
 
@@ -34,11 +36,12 @@ from typing import Any
 from actors.tools.base import ToolResult
 from actors.tools.replay import ReplayStore, recording
 from evaluation.holmesgpt import HolmesCase, read_recording, recording_evidence
-from incidentfox.evidence import EvidenceBundle
+from incidentfox.evidence import EvidenceBundle, ObjectState
 
 LIST_TOOLS = {"pod": "kubernetes_list_pods", "deployment": "kubernetes_list_deployments",
               "node": "kubernetes_list_nodes", "service": "kubernetes_list_services",
               "job": "kubernetes_list_jobs", "persistentvolumeclaim": "kubernetes_list_volume_claims"}
+APPS_TOOL = "argocd_list_applications"   # GitOps applications: one answer, whatever the name asked
 BROKER_NODE, BROKER_TOOL = "RabbitMQNode", "rabbitmq_cluster_status"
 _PREVIOUS = ("kubectl_previous_logs", "kubectl_previous_logs_all_containers")
 
@@ -74,6 +77,7 @@ def case_replay(case: HolmesCase) -> CaseReplay:
     events: dict[str, EvidenceBundle] = defaultdict(EvidenceBundle)
     logs: dict[tuple[str, str, bool], EvidenceBundle] = {}
     spans = EvidenceBundle()
+    apps: list[ObjectState] = []
     out = CaseReplay()
     for path in sorted(case.path.glob("*.txt")):
         rec = read_recording(path)
@@ -90,7 +94,9 @@ def case_replay(case: HolmesCase) -> CaseReplay:
             out.unserved.append(f"{rec.tool}: output no parser of ours reads")
         for obj in ev.objects:
             kind = obj.kind.lower()
-            if kind in LIST_TOOLS:
+            if kind == "application":
+                apps.append(obj)
+            elif kind in LIST_TOOLS:
                 objects[kind][obj.namespace] = objects[kind][obj.namespace].merge(EvidenceBundle(objects=[obj]))
             else:
                 out.unserved.append(f"{rec.tool}: {kind or 'object'} {obj.name}")
@@ -117,6 +123,17 @@ def case_replay(case: HolmesCase) -> CaseReplay:
             out.unserved.append(f"{rec.tool}: {len(ev.changes)} change(s)")
     for kind, by_ns in objects.items():
         out.recordings += _scoped(LIST_TOOLS[kind], by_ns, f"recorded {kind}s")
+    if apps:
+        richest: dict[tuple[str, str], ObjectState] = {}
+        for o in apps:   # the most detailed recording of each application wins
+            key, was = (o.namespace, o.name), richest.get((o.namespace, o.name))
+            if was is None or (len(o.message), len(o.extra.get("resources", []))) > \
+                    (len(was.message), len(was.extra.get("resources", []))):
+                richest[key] = o
+        merged = EvidenceBundle(objects=list(richest.values()))
+        out.recordings.append(recording(APPS_TOOL, {}, ToolResult.success(
+            None, evidence=merged, summary=f"{len(merged.objects)} Argo CD applications"), match_keys=()))
+        out.integrations["argocd"] = {"enabled": True}
     if events:
         out.recordings += _scoped("kubernetes_get_events", events, "recorded events")
     for (ns, pod, previous), part in sorted(logs.items()):

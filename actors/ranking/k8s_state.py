@@ -19,6 +19,8 @@ Rules (score, finding kind):
   ``job_failed`` 0.85, explained by its pods' last error log line.
 * A message-broker node's warnings (``NetworkPartition`` 0.7; ``NodeDown``, ``MemoryAlarm``,
   ``DiskAlarm`` 0.6) on the pod that runs it.
+* A GitOps application (Argo CD) whose last sync failed → ``sync_failed`` 0.8 with the operation's
+  message; one only unhealthy or missing → ``app_unhealthy`` 0.5.
 * Container errors (``Error``, ``StartError``, ``CreateContainerConfigError``…) → 0.6; failed
   mounts, evictions → 0.6; failing probes → 0.45; a deployment short of available replicas → 0.45;
   an unready or pending pod → 0.35.
@@ -229,6 +231,8 @@ def k8s_findings(bundle: EvidenceBundle) -> list[Finding]:
             if e is not None:
                 add(entity, kind, score, f"{entity}: {reason}: {e.message[:200]}",
                     [Evidence(kind="event", source=K8S_STATE, quote=f"{reason}: {e.message}", at=e.at)])
+        if o is not None and o.kind.lower() == "application" and o.reasons:
+            _application(entity, o, add)
         if o is not None and not any(f.entity == entity for f in out):
             _availability(o, entity, add)
     return out
@@ -278,6 +282,18 @@ def _claim_finding(entity: str, o: ObjectState | None, warn: list[K8sEvent], pod
                   + (f" (x{why.count})" if why.count > 1 else ""), at=why.at) if why else None,
          Evidence(kind="state", source=K8S_STATE, quote=_state_quote(o, None)) if o is not None else None],
         explains=pods, storage_class=storage_class)
+
+
+def _application(entity: str, o: ObjectState, add: Callable[..., None]) -> None:
+    """A GitOps application (Argo CD) whose last sync failed, or that is not healthy."""
+    failed = "SyncFailed" in o.reasons
+    bad = "; ".join(f"{r.get('kind')} {r.get('namespace')}/{r.get('name')}: {r.get('message')}"
+                    for r in o.extra.get("resources", [])[:3] if r.get("message"))
+    add(entity, "sync_failed" if failed else "app_unhealthy", 0.8 if failed else 0.5,
+        f"{entity} ({o.status or 'unknown sync status'}, health {o.extra.get('health') or 'unknown'})"
+        + (f": {o.message[:300]}" if o.message else "") + (f"; {bad[:300]}" if bad else ""),
+        [Evidence(kind="state", source=K8S_STATE, quote=_state_quote(o, None) + (f"; {o.message}" if o.message else ""))],
+        reasons=o.reasons)
 
 
 def _availability(o: ObjectState, entity: str, add: Callable[..., None]) -> None:

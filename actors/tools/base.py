@@ -45,6 +45,7 @@ INTEGRATIONS: tuple[str, ...] = (
     "jaeger",
     "elasticsearch",
     "rabbitmq",
+    "argocd",
     "demo",
 )
 

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from actors.tools import (
+    argocd,
     aws,
     coralogix,
     datadog,
@@ -67,6 +68,7 @@ BACKENDS: dict[str, ModuleType] = {
     "jaeger": jaeger,
     "elasticsearch": elasticsearch,
     "rabbitmq": rabbitmq,
+    "argocd": argocd,
     "demo": demo_backend,
 }
 

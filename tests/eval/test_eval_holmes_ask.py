@@ -84,12 +84,11 @@ def ask_dir(shared_dir: Path) -> Path:
 
 
 def test_holmesgpt_ask_floors(ask_dir: Path) -> None:
-    """Measured through replay: 10 of 11 questions with culprit and phrases right (36_argocd needs
-    an Argo CD tool we do not have; docs/evaluation.md lists why)."""
+    """Measured through replay: all 11 questions with culprit and phrases right."""
     plan = suites.plan_holmesgpt(ask_dir)
     r = plan.finish(harness.run_items(plan.items, use_ray=False))
     assert r["cases"] == 11 and not r["unlabelled"]
-    assert r["per_shape"]["ask"]["passed"] >= 10
+    assert r["per_shape"]["ask"]["passed"] == 11
     assert all(c["shape"] == "ask" and c["tool_calls"] >= 1 for c in r["per_case"])
 
 

@@ -141,3 +141,15 @@ def test_a_broker_nodes_warnings_weigh_like_other_warnings() -> None:
     found = {f.entity: f for f in k8s_findings(b)}
     assert found["mq/pod/mq-1"].kind == "network_partition" and found["mq/pod/mq-1"].score == 0.7
     assert found["mq/pod/mq-0"].kind == "node_down" and "partition" in found["mq/pod/mq-1"].summary
+
+
+def test_a_gitops_application_whose_sync_failed_quotes_why() -> None:
+    failed = ObjectState(namespace="argocd", kind="Application", name="shop", status="OutOfSync",
+                         reasons=["SyncFailed", "Missing"], message='namespaces "shop-typo" not found',
+                         extra={"health": "Missing", "resources": [{"kind": "Service", "namespace": "shop-typo",
+                                                                    "name": "auth", "message": "not found"}]})
+    sick = failed.model_copy(update={"name": "billing", "reasons": ["Degraded"], "message": ""})
+    found = {f.entity: f for f in k8s_findings(EvidenceBundle(objects=[failed, sick]))}
+    sync = found["argocd/application/shop"]
+    assert sync.kind == "sync_failed" and sync.score == 0.8 and '"shop-typo" not found' in sync.summary
+    assert found["argocd/application/billing"].kind == "app_unhealthy" and found["argocd/application/billing"].score == 0.5

@@ -97,6 +97,11 @@ def rabbitmq_status(args: dict[str, Any], world: World) -> ToolResult:
     return ToolResult.success([], summary="0 RabbitMQ nodes, 0 with problems")
 
 
+def argocd_apps(args: dict[str, Any], world: World) -> ToolResult:
+    """The demo world deploys without Argo CD: no applications."""
+    return ToolResult.success([], summary="0 Argo CD applications, 0 with problems")
+
+
 def get_events(args: dict[str, Any], world: World) -> ToolResult:
     start = since_ts(world, args)
     events = [
@@ -326,5 +331,6 @@ HANDLERS: dict[str, Handler] = {
     "kubernetes_list_jobs": list_jobs,
     "kubernetes_list_volume_claims": list_volume_claims,
     "rabbitmq_cluster_status": rabbitmq_status,
+    "argocd_list_applications": argocd_apps,
     **TRACE_HANDLERS,
 }
