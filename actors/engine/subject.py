@@ -45,6 +45,8 @@ happening has have healthy help here high how i in investigate is issue issues i
 my not now of off ok on or out please problem problems properly restarting running see seem seems show slow
 so some something status take tell than that the their them there these this those to unhealthy up wait was
 we what what's whats when where which while who why with work working wrong you your latest today currently
+broken stuck pending dead unavailable unreachable erroring flaky degraded ready again still keeps keep getting
+returning throwing showing timing lately just all anymore suddenly our new old one two
 """.split())
 _LATENCY = re.compile(r"(?i)\b(slow\w*|latenc\w*|taking (?:too )?long|timeouts?|p9\d|response time)\b")
 _ERRORS = re.compile(r"(?i)\b(errors?|fail\w*|crash\w*|5xx|exceptions?|down)\b")

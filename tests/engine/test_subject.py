@@ -70,3 +70,8 @@ def test_a_question_that_names_no_resource_keeps_its_symptom_as_text_only() -> N
     alert = alert_from_trigger({"human": True, "title": "checkout is failing for customers - what happened?",
                                 "text": "checkout is failing for customers - what happened?"}, [])
     assert (alert.entity, alert.metric) == ("", "") and "failing" in alert.title
+
+
+@pytest.mark.parametrize("text", ["why is my deployment broken?", "the pod is stuck again", "our job keeps failing"])
+def test_english_after_a_kind_word_is_not_a_name(text: str) -> None:
+    assert subject_of(text).name == ""
