@@ -49,10 +49,10 @@ def _mark(ok: Any) -> str:
 def _case_table(suite: str, result: dict[str, Any]) -> Table:
     t = Table(title=f"{suite}: per case", show_lines=False)
     if suite == "holmesgpt":
-        for col in ("case", "expected culprit", "ranked first", "culprit", "phrases", "tool calls"):
+        for col in ("case", "shape", "expected culprit", "ranked first", "culprit", "phrases", "tool calls"):
             t.add_column(col)
         for c in result["per_case"]:
-            t.add_row(c["case"], c["expected"] or "(no incident)", (c["ranked"] or ["—"])[0],
+            t.add_row(c["case"], c.get("shape", ""), c["expected"] or "(no incident)", (c["ranked"] or ["—"])[0],
                       _mark(c.get("culprit_ok")), _mark(c.get("phrase_ok")), str(c.get("tool_calls", "")))
         return t
     cols = ("case", "metric", "expected", "top 3", "top-1", "top-3") if suite == "petshop" else \
@@ -82,6 +82,9 @@ def _summary_table(suite: str, result: dict[str, Any]) -> Table:
     if suite == "holmesgpt":
         t.add_row("positives passed (culprit + phrases)", f"{result['positives_passed']}/{result['positives']}")
         t.add_row("negatives clean", f"{result['negatives_clean']}/{result['negatives']}")
+        for shape, v in result.get("per_shape", {}).items():
+            t.add_row(f"{shape}: culprit / phrases / both ({v['cases']})",
+                      f"{v['culprit_ok']} / {v['phrase_ok']} / {v['passed']}; {v['tool_calls']} tool calls")
         if result.get("unlabelled"):
             t.add_row("unlabelled (skipped)", ", ".join(result["unlabelled"]))
     top1, top3 = result.get("top1"), result.get("top3")
@@ -99,14 +102,15 @@ def eval_command(
     data: Annotated[Path | None, typer.Option(
         "--data", help="Dataset directory (default: the suite's folder under ../shared/benchmarks/).")] = None,
     labels: Annotated[Path | None, typer.Option(
-        "--labels", help="HolmesGPT labels file (default: tests/data/holmesgpt_labels.json).")] = None,
+        "--labels", help="HolmesGPT labels file (default: tests/data/holmesgpt_labels.json; a labels.json in "
+        "a case folder is read too).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON to this file.")] = None,
     write_docs: Annotated[bool, typer.Option("--write-docs", help="Rewrite docs/evaluation.md with these numbers.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Parallel Ray tasks (CPUs).")] = 2,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Run in this process instead of on Ray.")] = False,
     path: Annotated[str | None, typer.Option(
         "--path", metavar="PATH", help="replay (the offline planner calls our tools, answered from the recordings; "
-        "the default for holmesgpt and nezha) or direct (rank the recorded evidence at once; the default for "
+        "the only path for holmesgpt and nezha) or direct (rank the recorded evidence at once; the default for "
         "petshop, the only one for demo).",
         **one_of(_paths))] = None,
 ) -> None:

@@ -1,5 +1,6 @@
-"""Typed shapes of the trace and log-search integration blocks: ``integrations.tempo``,
-``integrations.jaeger`` and ``integrations.elasticsearch`` (X-Ray reads ``integrations.aws``, checked
+"""Typed shapes of the trace, log-search and broker integration blocks: ``integrations.tempo``,
+``integrations.jaeger``, ``integrations.elasticsearch``, ``integrations.rabbitmq`` and
+``integrations.argocd`` (X-Ray reads ``integrations.aws``, checked
 by :mod:`incidentfox.aws_credentials`).
 
 The config validator runs :func:`integration_block_problems` on every write, so a block the tools
@@ -51,7 +52,16 @@ class ElasticsearchBlock(_Block):
     level_field: FieldPath | None = None
 
 
-BLOCKS: dict[str, type[_Block]] = {"tempo": TempoBlock, "jaeger": JaegerBlock, "elasticsearch": ElasticsearchBlock}
+class RabbitMQBlock(_Block):
+    pass
+
+
+class ArgoCDBlock(_Block):
+    pass
+
+
+BLOCKS: dict[str, type[_Block]] = {"tempo": TempoBlock, "jaeger": JaegerBlock, "elasticsearch": ElasticsearchBlock,
+                                   "rabbitmq": RabbitMQBlock, "argocd": ArgoCDBlock}
 
 
 def integration_block_problems(integrations: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -1,11 +1,20 @@
-"""HolmesGPT adapter: recorded investigations (robusta-dev/holmesgpt, Apache-2.0) as evidence bundles.
+"""HolmesGPT adapter: recorded investigations and questions (robusta-dev/holmesgpt, Apache-2.0).
 
-A case directory holds ``investigate_request.json`` (the alert as sent), ``issue_data.json`` (the
-alert's payload) and ``*.txt`` tool recordings: line 1 is JSON naming the tool and its parameters,
-line 2 a JSON status header, the rest raw output. Recordings are turned into evidence by what the
-output *is* (kubectl describe, get tables, events, pod logs, Robusta findings, Prometheus results,
-trace trees), never by the case's name. ``test_case.yaml`` (the expected answer) is not read here;
-the labels file in ``tests/data`` carries what the scorer needs.
+Two fixture shapes, told apart by their files, read from one folder or from a parent holding
+folders of them (:func:`discover_cases`):
+
+* **investigate**: ``investigate_request.json`` (the alert as sent), ``issue_data.json`` (the
+  alert's payload) and tool recordings; the case starts from the alert (:func:`case_alert`);
+* **ask**: ``test_case.yaml`` whose ``user_prompt`` is a user's question ("what is wrong with pod
+  X?") and tool recordings; the case starts from the question, as a Slack mention would
+  (:func:`actors.engine.subject.question_alert`). Only ``user_prompt`` is read from that file; its
+  expected answer, ``manifest.yaml``, ``helm/`` and setup scripts (how upstream built the live
+  incident) are never read.
+
+A tool recording is a ``*.txt`` file: line 1 is JSON naming the tool and its parameters, line 2 a
+JSON status header, the rest raw output. Recordings are turned into evidence by what the output
+*is* (kubectl describe, get tables, events, pod logs, Robusta findings, Prometheus results, trace
+trees), never by the case's name. Labels (what the scorer needs) live in a labels file, not here.
 """
 
 from __future__ import annotations
@@ -19,8 +28,10 @@ from typing import Any
 
 import yaml
 
+from actors.engine.subject import question_alert
 from actors.ranking.entities import format_entity
-from evaluation.recordings import kubectl
+from actors.tools.rabbitmq import node_evidence
+from evaluation.recordings import argocd, kubectl
 from evaluation.recordings.findings import parse_finding
 from evaluation.recordings.prometheus import parse_prometheus
 from evaluation.recordings.traces import parse_trace_tree
@@ -43,16 +54,47 @@ class Recording:
     output: str
 
 
+INVESTIGATE, ASK = "investigate", "ask"
+
+
 @dataclass(frozen=True)
 class HolmesCase:
     name: str
     path: Path
+    shape: str = INVESTIGATE        # INVESTIGATE (an alert) or ASK (a user's question)
+
+
+def case_shape(path: Path) -> str | None:
+    """INVESTIGATE, ASK or None (not a case directory)."""
+    if (path / "investigate_request.json").is_file():
+        return INVESTIGATE
+    if (path / "test_case.yaml").is_file() and any(path.glob("*.txt")) and question(path):
+        return ASK
+    return None
+
+
+def question(path: Path) -> str:
+    """An ask case's question: ``user_prompt`` of its ``test_case.yaml`` (nothing else is read)."""
+    try:
+        doc = yaml.safe_load((path / "test_case.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return ""
+    prompt = doc.get("user_prompt") if isinstance(doc, dict) else None
+    return prompt.strip() if isinstance(prompt, str) else ""
 
 
 def discover_cases(data_dir: Path) -> list[HolmesCase]:
-    """Every sub-directory with an ``investigate_request.json``, sorted by name."""
-    return [HolmesCase(p.name, p) for p in sorted(data_dir.iterdir())
-            if p.is_dir() and (p / "investigate_request.json").is_file()]
+    """Every case directory under ``data_dir``, or under its sub-folders when ``data_dir`` holds
+    folders of cases (e.g. ``holmesgpt-investigate/`` and ``holmesgpt-ask/`` side by side); sorted
+    by shape, then name."""
+    def cases_in(folder: Path) -> list[HolmesCase]:
+        return [HolmesCase(p.name, p, shape) for p in sorted(folder.iterdir())
+                if p.is_dir() and (shape := case_shape(p))]
+
+    found = cases_in(data_dir)
+    if not found:
+        found = [c for sub in sorted(data_dir.iterdir()) if sub.is_dir() for c in cases_in(sub)]
+    return sorted(found, key=lambda c: (c.shape != INVESTIGATE, c.name))
 
 
 def read_recording(path: Path) -> Recording | None:
@@ -148,10 +190,28 @@ def recording_evidence(rec: Recording) -> EvidenceBundle:
         return EvidenceBundle(metrics=parse_prometheus(_stdout(out), query=str(p.get("query", ""))))
     if tool == "fetch_configuration_changes_metadata":
         return EvidenceBundle(changes=_changes(rec))
+    if tool == "argocd_app_get":
+        return EvidenceBundle(objects=argocd.parse_app_get(_stdout(out)))
+    if tool == "argocd_app_list":
+        return EvidenceBundle(objects=argocd.parse_app_list(_stdout(out)))
+    if "rabbitmq" in tool and "cluster_status" in tool:
+        return _rabbitmq(out)
     if tool == "fetch_webpage" and out.strip():
         text = " ".join(out.split())
         return EvidenceBundle(notes=[f"runbook {p.get('url', '')}: {text[:600]}"])
     return EvidenceBundle()
+
+
+def _rabbitmq(output: str) -> EvidenceBundle:
+    """A RabbitMQ cluster-status recording: the management API's node objects (``raw_node_data``,
+    or the ``data`` list itself) read as :func:`actors.tools.rabbitmq.node_evidence` reads them live."""
+    try:
+        doc = json.loads(_stdout(output))
+    except json.JSONDecodeError:
+        return EvidenceBundle()
+    data = doc.get("data") if isinstance(doc, dict) else doc
+    nodes = data.get("raw_node_data") if isinstance(data, dict) else data
+    return node_evidence(nodes) if isinstance(nodes, list) else EvidenceBundle()
 
 
 def _alert(case_dir: Path) -> Alert:
@@ -174,7 +234,9 @@ def _alert(case_dir: Path) -> Alert:
 
 
 def case_alert(case: HolmesCase) -> Alert:
-    """The alert the case starts from (what the investigation is triggered with)."""
+    """What the investigation is triggered with: the alert (investigate) or the question (ask)."""
+    if case.shape == ASK:
+        return question_alert(question(case.path))
     return _alert(case.path)
 
 
@@ -185,21 +247,3 @@ def _metric_of(text: str) -> str:
     if re.search(r"error rate|5xx|errors? ", t):
         return "error_rate"
     return ""
-
-
-def case_bundle(case: HolmesCase) -> EvidenceBundle:
-    """Alert plus the evidence of every recording in the case directory (duplicate logs dropped)."""
-    bundle = EvidenceBundle(alert=_alert(case.path))
-    seen_logs: set[tuple[str, str]] = set()
-    for path in sorted(case.path.glob("*.txt")):
-        rec = read_recording(path)
-        if rec is None:
-            continue
-        part = recording_evidence(rec)
-        if part.logs:
-            key = (part.logs[0].entity, "\n".join(ln.text for ln in part.logs))
-            if key in seen_logs:
-                part.logs = []
-            seen_logs.add(key)
-        bundle = bundle.merge(part.model_copy(update={"alert": Alert()}))
-    return bundle

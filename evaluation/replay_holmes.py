@@ -6,18 +6,23 @@ Prometheus queries…). Each recording is parsed by what its output is
 under the tool of ours that returns that kind of evidence, matched on the parameters that tool
 takes:
 
-* pods, deployments, nodes, services, jobs (from describe and get tables) → ``kubernetes_list_pods`` /
-  ``kubernetes_list_deployments`` / ``kubernetes_list_nodes`` / ``kubernetes_list_services`` /
-  ``kubernetes_list_jobs``, one answer for all namespaces (``match: {namespace: null}``) and one per
+* pods, deployments, nodes, services, jobs, persistent volume claims (from describe and get tables)
+  → ``kubernetes_list_pods`` / ``kubernetes_list_deployments`` / ``kubernetes_list_nodes`` /
+  ``kubernetes_list_services`` / ``kubernetes_list_jobs`` / ``kubernetes_list_volume_claims``, one answer for all namespaces (``match: {namespace: null}``) and one per
   namespace;
 * events (events tables and the Events section of describe) → ``kubernetes_get_events`` (same);
 * pod logs → ``kubernetes_get_pod_logs`` matched on ``{namespace, pod}``, and for previous-container
   recordings ``{namespace, pod, previous: true}`` (a kubectl error is not logs: no recording);
 * trace spans → ``tempo_search_traces`` (``match`` empty);
-* Prometheus results → ``prometheus_query_range`` matched on the recorded ``query``.
+* Prometheus results → ``prometheus_query_range`` matched on the recorded ``query``;
+* Argo CD applications (``argocd app get`` / ``app list``) → ``argocd_list_applications``, one
+  answer (the most detailed state of each application: ``app get`` over ``app list``);
+* RabbitMQ node states (a cluster-status recording, with the warnings its nodes raise) →
+  ``rabbitmq_cluster_status``.
 
 What has no tool of ours to answer it is left out and listed (:attr:`CaseReplay.unserved`): objects
-of other kinds (statefulsets…), Robusta findings, configuration-change metadata, runbook pages. The team is
+of other kinds (statefulsets…), Robusta findings, configuration-change metadata, runbook pages, and
+outputs no parser reads (tools of systems we have no tool for, e.g. Argo CD or RabbitMQ). The team is
 given Kubernetes (every case investigates a cluster) plus the integrations of the other tools that
 have recordings (Tempo, Prometheus), as a team with those systems would be.
 """
@@ -31,11 +36,13 @@ from typing import Any
 from actors.tools.base import ToolResult
 from actors.tools.replay import ReplayStore, recording
 from evaluation.holmesgpt import HolmesCase, read_recording, recording_evidence
-from incidentfox.evidence import EvidenceBundle
+from incidentfox.evidence import EvidenceBundle, ObjectState
 
 LIST_TOOLS = {"pod": "kubernetes_list_pods", "deployment": "kubernetes_list_deployments",
               "node": "kubernetes_list_nodes", "service": "kubernetes_list_services",
-              "job": "kubernetes_list_jobs"}
+              "job": "kubernetes_list_jobs", "persistentvolumeclaim": "kubernetes_list_volume_claims"}
+APPS_TOOL = "argocd_list_applications"   # GitOps applications: one answer, whatever the name asked
+BROKER_NODE, BROKER_TOOL = "RabbitMQNode", "rabbitmq_cluster_status"
 _PREVIOUS = ("kubectl_previous_logs", "kubectl_previous_logs_all_containers")
 
 
@@ -70,15 +77,26 @@ def case_replay(case: HolmesCase) -> CaseReplay:
     events: dict[str, EvidenceBundle] = defaultdict(EvidenceBundle)
     logs: dict[tuple[str, str, bool], EvidenceBundle] = {}
     spans = EvidenceBundle()
+    apps: list[ObjectState] = []
     out = CaseReplay()
     for path in sorted(case.path.glob("*.txt")):
         rec = read_recording(path)
         if rec is None:
             continue
         ev = recording_evidence(rec)
+        if any(o.kind == BROKER_NODE for o in ev.objects):   # broker health: its own tool, events and all
+            out.recordings.append(recording(BROKER_TOOL, {}, ToolResult.success(
+                None, evidence=ev, summary=f"{len(ev.objects)} RabbitMQ nodes"), match_keys=()))
+            out.integrations["rabbitmq"] = {"enabled": True}
+            continue
+        if ev == EvidenceBundle() and rec.status != "error" and rec.output.strip() and \
+                f"{rec.tool}: output no parser of ours reads" not in out.unserved:
+            out.unserved.append(f"{rec.tool}: output no parser of ours reads")
         for obj in ev.objects:
             kind = obj.kind.lower()
-            if kind in LIST_TOOLS:
+            if kind == "application":
+                apps.append(obj)
+            elif kind in LIST_TOOLS:
                 objects[kind][obj.namespace] = objects[kind][obj.namespace].merge(EvidenceBundle(objects=[obj]))
             else:
                 out.unserved.append(f"{rec.tool}: {kind or 'object'} {obj.name}")
@@ -105,6 +123,17 @@ def case_replay(case: HolmesCase) -> CaseReplay:
             out.unserved.append(f"{rec.tool}: {len(ev.changes)} change(s)")
     for kind, by_ns in objects.items():
         out.recordings += _scoped(LIST_TOOLS[kind], by_ns, f"recorded {kind}s")
+    if apps:
+        richest: dict[tuple[str, str], ObjectState] = {}
+        for o in apps:   # the most detailed recording of each application wins
+            key, was = (o.namespace, o.name), richest.get((o.namespace, o.name))
+            if was is None or (len(o.message), len(o.extra.get("resources", []))) > \
+                    (len(was.message), len(was.extra.get("resources", []))):
+                richest[key] = o
+        merged = EvidenceBundle(objects=list(richest.values()))
+        out.recordings.append(recording(APPS_TOOL, {}, ToolResult.success(
+            None, evidence=merged, summary=f"{len(merged.objects)} Argo CD applications"), match_keys=()))
+        out.integrations["argocd"] = {"enabled": True}
     if events:
         out.recordings += _scoped("kubernetes_get_events", events, "recorded events")
     for (ns, pod, previous), part in sorted(logs.items()):

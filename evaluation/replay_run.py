@@ -37,6 +37,7 @@ async def _gather(store: ReplayStore, config: dict[str, Any], services: list[str
                   alert: Alert) -> tuple[EvidenceBundle, list]:
     from actors.engine.agents.toolset import agent_of, allowed_tools
     from actors.engine.followups import derive
+    from actors.engine.subject import resolve
     from actors.tools.base import ToolContext
     from actors.tools.execute import execute
     from actors.tools.playbooks import playbook
@@ -67,7 +68,7 @@ async def _gather(store: ReplayStore, config: dict[str, Any], services: list[str
     available = {tool for tool, spec in allowed.items() if agent_of(spec) in cfg.enabled_subagents}
     done: set[str] = set()
     for _ in range(inv.followup_rounds):
-        todo = derive(EvidenceBundle(alert=alert).merge(evidence), available=available,
+        todo = derive(resolve(EvidenceBundle(alert=alert).merge(evidence)), available=available,
                       window_minutes=LOOKBACK_MINUTES, metrics=cfg.metrics, done=done)
         room = inv.max_tool_calls - len(calls)
         if not todo or room <= 0:
@@ -81,11 +82,12 @@ async def _gather(store: ReplayStore, config: dict[str, Any], services: list[str
 def investigate(store: ReplayStore, *, integrations: dict[str, Any], alert: Alert,
                 services: list[str] | None = None) -> ReplayRun:
     """The offline planner's RCA for ``alert`` when its tools are answered by ``store``."""
+    from actors.engine.subject import resolve
     from actors.ranking import rank
     from actors.ranking.rca import build_rca
     from actors.ranking.topology import with_call_graph
 
     evidence, calls = asyncio.run(_gather(store, {"integrations": integrations}, list(services or []), alert))
-    bundle = with_call_graph(EvidenceBundle(alert=alert).merge(evidence))
+    bundle = with_call_graph(resolve(EvidenceBundle(alert=alert).merge(evidence)))
     ranking = rank(bundle)
     return ReplayRun(rca=build_rca(ranking, bundle), ranking=ranking, bundle=bundle, calls=calls)

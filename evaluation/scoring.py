@@ -152,30 +152,22 @@ def load_labels(path: Path) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in cases.items() if isinstance(v, dict)}
 
 
-def holmes_case(data_dir: str, case_name: str, label: dict[str, Any]) -> CaseResult:
-    """The direct path: every recording's evidence straight into one bundle, ranked."""
-    case = holmesgpt.HolmesCase(case_name, Path(data_dir) / case_name)
-    t0 = time.perf_counter()
-    bundle = with_call_graph(holmesgpt.case_bundle(case))
-    ranking = rank(bundle)
-    rca = build_rca(ranking, bundle)
-    return _holmes_result(case_name, label, ranking, rca, time.perf_counter() - t0, {"tool_calls": 0})
-
-
-def holmes_replay_case(data_dir: str, case_name: str, label: dict[str, Any]) -> CaseResult:
-    """The replay path: the offline planner's playbooks call our tools, a replay store built from
-    the case's recordings answers them (:mod:`evaluation.replay_holmes`), and the planner's RCA is
-    scored. ``tool_calls`` counts the calls it made."""
+def holmes_replay_case(case_dir: str, shape: str, label: dict[str, Any]) -> CaseResult:
+    """The offline planner investigates the case's alert (investigate) or question (ask): its
+    playbooks and follow-ups call our tools, a replay store built from the case's recordings
+    answers them (:mod:`evaluation.replay_holmes`), and the planner's RCA is scored.
+    ``tool_calls`` counts the calls it made."""
     from evaluation import replay_holmes, replay_run
 
-    case = holmesgpt.HolmesCase(case_name, Path(data_dir) / case_name)
+    path = Path(case_dir)
+    case = holmesgpt.HolmesCase(path.name, path, shape)
     t0 = time.perf_counter()
     replay = replay_holmes.case_replay(case)
     run = replay_run.investigate(replay.store(), integrations=replay.integrations,
                                  alert=holmesgpt.case_alert(case))
     took = time.perf_counter() - t0
-    return _holmes_result(case_name, label, run.ranking, run.rca, took,
-                          {**_call_counts(run.calls), "unserved": replay.unserved})
+    return _holmes_result(case.name, label, run.ranking, run.rca, took,
+                          {"shape": shape, **_call_counts(run.calls), "unserved": replay.unserved})
 
 
 def _holmes_result(case_name: str, label: dict[str, Any], ranking: Any, rca: RCA, took: float,
@@ -242,22 +234,33 @@ def summarize_specificity(windows: list[WindowResult]) -> dict[str, Any]:
     return out
 
 
-def summarize_holmes(results: list[CaseResult], unlabelled: list[str]) -> dict[str, Any]:
+def _holmes_totals(results: list[CaseResult]) -> dict[str, Any]:
     positives = [r for r in results if not r.extra.get("negative")]
     negatives = [r for r in results if r.extra.get("negative")]
-    base = summarize(positives)
-    base["per_case"] = [r.row() for r in results]
-    base["cases"] = len(results)
-    base.update({
+    return {
+        "cases": len(results),
         "positives": len(positives),
         "positives_passed": sum(1 for r in positives if r.extra["culprit_ok"] and r.extra["phrase_ok"]),
         "culprit_ok": sum(1 for r in results if r.extra.get("culprit_ok")),
         "phrase_ok": sum(1 for r in results if r.extra.get("phrase_ok")),
+        "passed": sum(1 for r in results if r.extra.get("culprit_ok") and r.extra.get("phrase_ok")),
         "negatives": len(negatives),
         "negatives_clean": sum(1 for r in negatives if r.extra["culprit_ok"] and r.extra["phrase_ok"]),
-        "unlabelled": unlabelled,
         "tool_calls": sum(int(r.extra.get("tool_calls") or 0) for r in results),
-    })
+        "seconds": round(sum(r.seconds for r in results), 3),
+    }
+
+
+def summarize_holmes(results: list[CaseResult], unlabelled: list[str]) -> dict[str, Any]:
+    """Top-k over the positives, the counts of both shapes together, and the same counts per
+    shape (``per_shape``: ``investigate``, ``ask``)."""
+    base = summarize([r for r in results if not r.extra.get("negative")])
+    base.update(_holmes_totals(results))
+    base["per_case"] = [r.row() for r in results]
+    base["unlabelled"] = unlabelled
+    shapes = sorted({str(r.extra.get("shape") or holmesgpt.INVESTIGATE) for r in results})
+    base["per_shape"] = {s: _holmes_totals([r for r in results if (r.extra.get("shape") or holmesgpt.INVESTIGATE) == s])
+                         for s in shapes}
     return base
 
 

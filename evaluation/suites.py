@@ -3,9 +3,13 @@
 * ``petshop``: every issue of the chosen split, plus the specificity windows over ``noissue``
   (independent of the split) for each alert target the scenario's issues use. ``path`` as for
   ``holmesgpt``: ``direct`` (default) or ``replay``.
-* ``holmesgpt``: every case directory; cases without a label are skipped and reported. ``path``
-  ``replay`` (default) runs the offline planner against a replay store built from the recordings,
-  ``direct`` ranks the recordings' evidence at once.
+* ``holmesgpt``: every case directory of both shapes (investigate requests and ask questions,
+  :func:`evaluation.holmesgpt.discover_cases`), from ``--data`` (one folder, or a parent holding
+  folders of cases; default: ``holmesgpt-investigate`` and ``holmesgpt-ask`` under the shared
+  benchmarks, each skipped when absent). The offline planner investigates each against a replay
+  store built from its recordings; replay only. Labels: ``--labels`` (default the repo's
+  ``tests/data/holmesgpt_labels.json``) plus any ``labels.json`` in the case folders (same format;
+  the ``--labels`` file wins on a name in both). Cases without a label are skipped and reported.
 * ``nezha``: every injected fault of the Nezha data (``rca_data/<date>/<date>-fault_list.json``),
   replayed through the offline planner with our tools answered from the case's window
   (:mod:`evaluation.nezha`); service-level top-1/top-3, per fault type. Replay only.
@@ -28,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = REPO_ROOT.parent / "shared" / "benchmarks"
 DEFAULT_DATA = {"petshop": BENCHMARKS / "petshop", "holmesgpt": BENCHMARKS / "holmesgpt-investigate",
                 "nezha": BENCHMARKS / "nezha"}
+DEFAULT_HOLMES = (BENCHMARKS / "holmesgpt-investigate", BENCHMARKS / "holmesgpt-ask")   # both shapes
 DEFAULT_LABELS = REPO_ROOT / "tests" / "data" / "holmesgpt_labels.json"
 DEMO_WORLD = "actors.tools.demo.world"
 PATHS = ("direct", "replay")
@@ -76,25 +81,43 @@ def plan_petshop(data: Path, *, split: str = "all", path: str = "direct") -> Sui
     return SuitePlan("petshop", items, finish, meta={"split": split, "data": str(data), "path": path})
 
 
-def plan_holmesgpt(data: Path, *, labels: Path | None = None, path: str = "replay") -> SuitePlan:
-    """``path``: ``direct`` ranks every recording's evidence at once; ``replay`` lets the offline
-    planner call our tools against a replay store built from the recordings."""
-    if path not in PATHS:
-        raise SuiteError(f"--path must be one of {', '.join(PATHS)} (got {path!r})")
+def _holmes_roots(data: Path | None) -> list[Path]:
+    if data is not None:
+        if not data.is_dir():
+            raise SuiteError(f"HolmesGPT data not found at {data}")
+        return [data]
+    roots = [d for d in DEFAULT_HOLMES if d.is_dir()]
+    if not roots:
+        raise SuiteError(f"HolmesGPT data not found at {' or '.join(str(d) for d in DEFAULT_HOLMES)}")
+    return roots
+
+
+def holmes_labels(labels: Path, cases: list[holmesgpt.HolmesCase]) -> dict[str, dict[str, Any]]:
+    """The labels of ``cases``: each case folder's ``labels.json``, then ``labels`` over them."""
+    table: dict[str, dict[str, Any]] = {}
+    for folder in sorted({c.path.parent for c in cases}):
+        if (folder / "labels.json").is_file():
+            table.update(scoring.load_labels(folder / "labels.json"))
+    table.update(scoring.load_labels(labels))
+    return table
+
+
+def plan_holmesgpt(data: Path | None = None, *, labels: Path | None = None) -> SuitePlan:
+    """Both fixture shapes through replay (the offline planner against the recordings)."""
     labels = labels or DEFAULT_LABELS
-    if not data.is_dir():
-        raise SuiteError(f"HolmesGPT data not found at {data}")
+    roots = _holmes_roots(data)
     if not labels.is_file():
         raise SuiteError(f"labels file not found: {labels}")
-    table = scoring.load_labels(labels)
-    cases = holmesgpt.discover_cases(data)
+    cases = [c for root in roots for c in holmesgpt.discover_cases(root)]
     if not cases:
-        raise SuiteError(f"no HolmesGPT cases (directories with investigate_request.json) under {data}")
+        raise SuiteError(f"no HolmesGPT cases (directories with investigate_request.json, or test_case.yaml "
+                         f"with a user_prompt and tool recordings) under {', '.join(map(str, roots))}")
+    table = holmes_labels(labels, cases)
     unlabelled = [c.name for c in cases if c.name not in table]
-    fn = scoring.holmes_replay_case if path == "replay" else scoring.holmes_case
-    items: list[Item] = [(fn, (str(data), c.name, table[c.name])) for c in cases if c.name in table]
+    items: list[Item] = [(scoring.holmes_replay_case, (str(c.path), c.shape, table[c.name]))
+                         for c in cases if c.name in table]
     return SuitePlan("holmesgpt", items, lambda rs: scoring.summarize_holmes(rs, unlabelled), unlabelled,
-                     meta={"data": str(data), "labels": str(labels), "path": path})
+                     meta={"data": ", ".join(map(str, roots)), "labels": str(labels), "path": "replay"})
 
 
 def plan_nezha(data: Path) -> SuitePlan:
@@ -125,17 +148,17 @@ def plan_demo() -> SuitePlan:
 
 def plan(suite: str, *, data: Path | None = None, split: str = "all", labels: Path | None = None,
          path: str | None = None) -> SuitePlan:
-    """``path`` None: the suite's default (``replay`` for holmesgpt and nezha, ``direct`` for petshop
-    and demo)."""
+    """``path`` None: the suite's default (``replay``, the only path, for holmesgpt and nezha;
+    ``direct`` for petshop and demo)."""
     if suite == "demo" and path not in (None, "direct"):
-        raise SuiteError(f"--path {path} is only available for the petshop and holmesgpt suites "
-                         "(nezha runs through replay only)")
-    if suite == "nezha" and path not in (None, "replay"):
-        raise SuiteError(f"--path {path}: the nezha suite runs through replay only")
+        raise SuiteError(f"--path {path} is only available for the petshop suite "
+                         "(holmesgpt and nezha run through replay only)")
+    if suite in ("nezha", "holmesgpt") and path not in (None, "replay"):
+        raise SuiteError(f"--path {path}: the {suite} suite runs through replay only")
     if suite == "petshop":
         return plan_petshop(data or DEFAULT_DATA["petshop"], split=split, path=path or "direct")
     if suite == "holmesgpt":
-        return plan_holmesgpt(data or DEFAULT_DATA["holmesgpt"], labels=labels, path=path or "replay")
+        return plan_holmesgpt(data, labels=labels)
     if suite == "nezha":
         return plan_nezha(data or DEFAULT_DATA["nezha"])
     if suite == "demo":

@@ -17,6 +17,12 @@
 * a failed Job (status ``Failed`` or a failure reason such as ``BackoffLimitExceeded``) → the
   current logs of the pods it owns (owner ``job/<name>`` and a name starting ``<name>-``), a few per
   job: a job's pods have usually exited, so their last output is the failure;
+* a pod the scheduler holds back for an unbound PersistentVolumeClaim (a ``FailedScheduling``
+  event saying so) → the claims of its namespace (``kubernetes_list_volume_claims``), whose phase
+  and events say why no volume was provisioned;
+* the resource a user's question names (:mod:`actors.engine.subject`; an alert labelled
+  ``trigger: question``) → its pods' current logs and events (the pod itself, or one pod per owner
+  of the workload it names): what was asked about is read first-hand, whatever the symptom;
 * a slow or failing service (the latency and error rules above) whose workload has pods in the
   evidence (owner named like the service, or behind a Kubernetes Service of that name), when no
   trace tool is available or its trace search found no spans of it → those pods' current logs
@@ -37,6 +43,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from actors.engine.subject import QUESTION
+from actors.ranking.entities import format_entity, same_workload
 from actors.tools import promql
 from config_service import MetricSchema
 from incidentfox.evidence import EvidenceBundle, MetricSeries, ObjectState, TraceSpan
@@ -52,6 +60,7 @@ ERROR_RATE_FLOOR = 0.05       # an error rate this high is a spike even without 
 _LATENCY_WORDS = re.compile(r"(?i)latency|slow|p9\d|duration|response time")
 _ERROR_WORDS = re.compile(r"(?i)error|5xx|failure|exception|availability")
 _NAME = re.compile(r"[\w.-]+")
+_UNBOUND_CLAIM = re.compile(r"(?i)unbound\b.*persistentvolumeclaim")
 
 Call = tuple[str, dict[str, Any]]
 
@@ -127,6 +136,27 @@ def _workload_pods(bundle: EvidenceBundle, svc: str) -> list[ObjectState]:
         if o.kind.lower() == "service" and o.name == svc:
             owners.update("/" + short(str(w)) for w in o.extra.get("workloads") or [])
     return _pods(bundle, lambda p: any(p.owner.endswith(x) for x in owners) and "/" in p.owner)
+
+
+def _subject_pods(bundle: EvidenceBundle, subject: str) -> list[ObjectState]:
+    """Pods of the alert's subject: the pod itself, or the pods of the workload it names (same
+    workload by generated name, or owned by it); one per owner."""
+    if not subject:
+        return []
+    name = short(subject)
+    return _pods(bundle, lambda p: same_workload(format_entity(p.namespace, "pod", p.name), subject)
+                 or short(p.owner) == name)
+
+
+def _waiting_on_claims(bundle: EvidenceBundle) -> list[tuple[str, str]]:
+    """(namespace, pod) of pods the scheduler holds back for an unbound PersistentVolumeClaim
+    (a ``FailedScheduling`` event saying so), one per namespace, at most :data:`MAX_PODS`."""
+    seen: dict[str, str] = {}
+    for e in sorted(bundle.events, key=lambda e: (e.namespace, e.name)):
+        if e.kind.lower() == "pod" and e.namespace and e.reason == "FailedScheduling" \
+                and _UNBOUND_CLAIM.search(e.message):
+            seen.setdefault(e.namespace, e.name)
+    return sorted(seen.items())[:MAX_PODS]
 
 
 def _spiking(series: list[MetricSeries], metric: str, floor: float | None) -> list[str]:
@@ -239,6 +269,14 @@ def derive(bundle: EvidenceBundle, *, available: Collection[str], window_minutes
         for pod in pods:
             add([_current_logs(pod)], f"job {job.namespace}/{job.name} failed ({', '.join(job.reasons) or job.status})"
                                       f": read the output of its pod {pod.name}")
+    for ns, pod in _waiting_on_claims(bundle):
+        add([("kubernetes_list_volume_claims", {"namespace": ns, "label_selector": None, "limit": 200})],
+            f"pod {ns}/{pod} cannot be scheduled for an unbound PersistentVolumeClaim: read the namespace's claims")
+    subject = bundle.alert.entity
+    if subject and bundle.alert.labels.get("trigger") == QUESTION:
+        for pod in _subject_pods(bundle, subject):
+            add([_current_logs(pod)], f"the question is about {subject}: read its pod {pod.name}'s logs")
+            add([_events(pod, w)], f"the question is about {subject}: read its pod {pod.name}'s events")
     can_trace = any(tool in available for tool, _ in _traces("", w))
     spanned = {short(s.entity) for s in bundle.spans}
     for svc in _services(slow, failing):

@@ -5,7 +5,9 @@ Used when a team configures no LLM provider, and by the demo. Steps:
 1. every enabled sub-agent runs its playbook (:func:`actors.tools.playbooks.playbook`) as its own
    Ray call, all at once; each playbook's tool calls run in parallel on the ToolExecutors;
 2. the evidence each tool call returned is merged into one :class:`EvidenceBundle`, with the alert
-   taken from the trigger (and any absorbed alerts' services), and its call graph merged
+   taken from the trigger (and any absorbed alerts' services; a human question stands for an alert
+   on the resource it names, pinned to what the tools found: :mod:`actors.engine.subject`), and its
+   call graph merged
    (:func:`actors.ranking.topology.with_call_graph`: service-graph metrics, trace spans and
    Kubernetes services joined on one name per workload; the demo world's map arrives the same way,
    as the demo backend's answer to the service-graph query);
@@ -37,6 +39,7 @@ from typing import Any, Literal
 
 from actors.engine.fanout import SubAgentFanout
 from actors.engine.followups import FollowUp, derive
+from actors.engine.subject import question_alert, resolve
 from incidentfox.contracts import RCA, Hypothesis
 from incidentfox.evidence import Alert, EvidenceBundle
 from incidentfox.timeparse import parse_time
@@ -62,6 +65,11 @@ def investigation_window(trigger: dict[str, Any], now: datetime) -> tuple[dateti
 
 
 def alert_from_trigger(trigger: dict[str, Any], services: list[str]) -> Alert:
+    """The alert to investigate. A human's question without services (a Slack mention, a command)
+    stands for an alert on the resource it names (:func:`actors.engine.subject.question_alert`)."""
+    if not services and trigger.get("human") and not trigger.get("is_alert"):
+        alert = question_alert(str(trigger.get("text") or trigger.get("title") or ""), title=str(trigger.get("title") or ""))
+        return alert.model_copy(update={"started_at": parse_time(trigger.get("occurred_at"))})
     return Alert(title=str(trigger.get("title") or trigger.get("event_kind") or ""),
                  entity=services[0] if services else "",
                  started_at=parse_time(trigger.get("occurred_at")),
@@ -273,4 +281,4 @@ def merged_bundle(fanout: SubAgentFanout, *, trigger: dict[str, Any], absorbed: 
     """Everything the sub-agents found, with the alert from the trigger where tools set none (the
     call graph is merged by :func:`rca_from_evidence`, off the event loop)."""
     bundle = EvidenceBundle(alert=alert_from_trigger(trigger, trigger_services(trigger, absorbed)))
-    return bundle.merge(fanout.evidence())
+    return resolve(bundle.merge(fanout.evidence()))

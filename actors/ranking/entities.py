@@ -20,7 +20,7 @@ from typing import NamedTuple
 K8S_KINDS = frozenset({
     "pod", "deployment", "replicaset", "statefulset", "daemonset", "job", "cronjob", "service",
     "node", "namespace", "configmap", "secret", "ingress", "persistentvolumeclaim", "hpa",
-    "horizontalpodautoscaler",
+    "horizontalpodautoscaler", "application",   # application: an Argo CD Application (a custom resource)
 })
 # k8s.io/apimachinery rand.SafeEncodeString alphabet: no vowels, no 0/1/3.
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"

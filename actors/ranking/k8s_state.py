@@ -12,9 +12,18 @@ Rules (score, finding kind):
 * ``ImagePullBackOff`` / ``ErrImagePull`` / ``InvalidImageName`` → ``image_pull`` 0.85 with the image.
 * ``FailedScheduling`` warning events → ``failed_scheduling`` 0.8, with the resources the scheduler
   found insufficient (``Insufficient cpu``, ``Insufficient nvidia.com/gpu``: any ``*gpu*`` extended
-  resource → GPU).
+  resource → GPU); × ``CAUSED`` when the pod waits on an
+  unbound PersistentVolumeClaim that is itself failing (the claim is the cause).
+* A PersistentVolumeClaim not bound (``Pending``/``Lost``) with a ``ProvisioningFailed`` /
+  ``FailedBinding`` warning → ``volume_claim_unbound`` 0.85 (0.6 on the phase alone), quoting the
+  warning (e.g. a storage class that does not exist) and naming the pods it holds back
+  (``explains``: pods that mount it, else pods whose scheduling failed on an unbound claim).
 * A failed job (``BackoffLimitExceeded``/``DeadlineExceeded`` or only failed pods) →
   ``job_failed`` 0.85, explained by its pods' last error log line.
+* A message-broker node's warnings (``NetworkPartition`` 0.7; ``NodeDown``, ``MemoryAlarm``,
+  ``DiskAlarm`` 0.6) on the pod that runs it.
+* A GitOps application (Argo CD) whose last sync failed → ``sync_failed`` 0.8 with the operation's
+  message; one only unhealthy or missing → ``app_unhealthy`` 0.5.
 * Container errors (``Error``, ``StartError``, ``CreateContainerConfigError``…) → 0.6; failed
   mounts, evictions → 0.6; failing probes → 0.45; a deployment short of available replicas → 0.45;
   an unready or pending pod → 0.35.
@@ -31,7 +40,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable
 
-from actors.ranking.entities import format_entity, same_workload
+from actors.ranking.entities import format_entity, parse_entity, same_workload
 from actors.ranking.logs import dependency_of, explaining_line, is_error
 from actors.ranking.model import K8S_STATE, Finding
 from incidentfox.contracts import Evidence
@@ -39,6 +48,13 @@ from incidentfox.evidence import EvidenceBundle, K8sEvent, LogLine, ObjectState
 
 LISTING = 0.6
 PAST = 0.3
+CAUSED = 0.5          # a pod held back by an unbound claim: the claim is the cause, the pod a symptom
+CLAIM = "persistentvolumeclaim"
+_CLAIM_FAILURES = {"ProvisioningFailed", "FailedBinding", "ClaimLost"}
+# Warnings a broker's health check raises about the pod running a node (actors/tools/rabbitmq.py).
+BROKER = {"NetworkPartition": ("network_partition", 0.7), "NodeDown": ("node_down", 0.6),
+          "MemoryAlarm": ("memory_alarm", 0.6), "DiskAlarm": ("disk_alarm", 0.6)}
+_UNBOUND = re.compile(r"(?i)unbound\b.*persistentvolumeclaim")
 _IMAGE = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
 _CONTAINER_ERRORS = {"Error", "StartError", "ContainerCannotRun", "CreateContainerConfigError",
                      "CreateContainerError", "RunContainerError"}
@@ -151,6 +167,7 @@ def k8s_findings(bundle: EvidenceBundle) -> list[Finding]:
         out.append(Finding(entity=entity, signal=K8S_STATE, kind=kind, score=round(min(score, 1.0), 4),
                            summary=summary, evidence=[e for e in evidence if e is not None], details=details))
 
+    claims = _failing_claims(objects, events)
     for entity in sorted(set(objects) | set(events)):
         o, evs = objects.get(entity), events.get(entity, [])
         reasons = set(o.reasons) if o else set()
@@ -199,16 +216,20 @@ def k8s_findings(bundle: EvidenceBundle) -> list[Finding]:
                  Evidence(kind="event", source=K8S_STATE, quote=f"Failed: {failed.message}", at=failed.at) if failed else None],
                 image=image, pull_error=failed.message if failed else "")
         sched = [e for e in warn if e.reason == "FailedScheduling"]
+        blockers = _blocking_claims(o, sched, claims) if sched else []
         if sched:
             resources = sorted({r for e in sched for r in _INSUFFICIENT.findall(e.message)})
             names = sorted({friendly_resource(r) for r in resources})
-            add(entity, "failed_scheduling", 0.8,
+            add(entity, "failed_scheduling", 0.8 * (CAUSED if blockers else 1.0),
                 f"{entity} cannot be scheduled" + (f": insufficient {' and '.join(names)} "
                                                    f"({', '.join(resources)}) on the nodes" if resources else "")
+                + (f": its volume claim {', '.join(blockers)} is not bound" if blockers else "")
                 + f" — {sched[0].message[:160]}",
                 [Evidence(kind="event", source=K8S_STATE, quote=f"FailedScheduling: {sched[0].message}"
                           + (f" (x{sched[0].count})" if sched[0].count > 1 else ""), at=sched[0].at)],
-                resources=resources, resource_names=names, message=sched[0].message)
+                resources=resources, resource_names=names, message=sched[0].message, caused_by=blockers)
+        if entity in claims:
+            _claim_finding(entity, o, warn, claims[entity], add)
         if o is not None and o.kind == "job" and (o.status == "Failed" or
                                                  ev_reasons & {"BackoffLimitExceeded", "DeadlineExceeded"}):
             line = explaining_line(ln for ln in bundle.logs if same_workload(ln.entity, entity) and is_error(ln)) \
@@ -222,15 +243,75 @@ def k8s_findings(bundle: EvidenceBundle) -> list[Finding]:
                  Evidence(kind="log", source=K8S_STATE, quote=line.text.strip()[:400], at=line.at) if line else None],
                 dependency=dependency_of(line.text) if line else "", reason=why.reason if why else "")
         generic = {"FailedMount": ("failed_mount", 0.6), "Evicted": ("evicted", 0.6),
-                   "Unhealthy": ("probe_failed", 0.45), "FailedCreate": ("failed_create", 0.5)}
+                   "Unhealthy": ("probe_failed", 0.45), "FailedCreate": ("failed_create", 0.5), **BROKER}
         for reason, (kind, score) in generic.items():
             e = next((e for e in warn if e.reason == reason), None)
             if e is not None:
                 add(entity, kind, score, f"{entity}: {reason}: {e.message[:200]}",
                     [Evidence(kind="event", source=K8S_STATE, quote=f"{reason}: {e.message}", at=e.at)])
+        if o is not None and o.kind.lower() == "application" and o.reasons:
+            _application(entity, o, add)
         if o is not None and not any(f.entity == entity for f in out):
             _availability(o, entity, add)
     return out
+
+
+def _failing_claims(objects: dict[str, ObjectState], events: dict[str, list[K8sEvent]]) -> dict[str, list[str]]:
+    """PersistentVolumeClaims that are not bound (phase ``Pending``/``Lost`` or a provisioning or
+    binding warning), each with the pods held back by it: pods that mount it, or, where a pod's
+    volumes are unknown, pods of its namespace whose scheduling failed on an unbound claim."""
+    claims = {e for e, o in objects.items() if o.kind.lower() == CLAIM and o.status in ("Pending", "Lost")}
+    claims |= {e for e, evs in events.items() if parse_entity(e).kind == CLAIM
+               and any(x.type == "Warning" and x.reason in _CLAIM_FAILURES for x in evs)}
+    out: dict[str, list[str]] = {}
+    for claim in sorted(claims):
+        ref = parse_entity(claim)
+        pods = []
+        for e in sorted(set(objects) | set(events)):
+            p = parse_entity(e)
+            if p.kind != "pod" or p.namespace != ref.namespace:
+                continue
+            mounts = (objects[e].extra.get("claims") if e in objects else None)
+            blocked = any(x.reason == "FailedScheduling" and _UNBOUND.search(x.message) for x in events.get(e, []))
+            if (ref.name in mounts) if mounts else blocked:
+                pods.append(e)
+        out[claim] = pods
+    return out
+
+
+def _blocking_claims(o: ObjectState | None, sched: list[K8sEvent], claims: dict[str, list[str]]) -> list[str]:
+    if not any(_UNBOUND.search(e.message) for e in sched):
+        return []
+    ns = sched[0].namespace
+    return [c for c, pods in claims.items() if parse_entity(c).namespace == ns
+            and format_entity(ns, "pod", sched[0].name) in pods]
+
+
+def _claim_finding(entity: str, o: ObjectState | None, warn: list[K8sEvent], pods: list[str],
+                   add: Callable[..., None]) -> None:
+    status = o.status if o is not None and o.status else "not bound"
+    why = next((e for e in warn if e.reason in _CLAIM_FAILURES), None)
+    storage_class = (o.extra.get("storage_class") if o is not None else "") or ""
+    add(entity, "volume_claim_unbound", 0.85 if why else 0.6,
+        f"PersistentVolumeClaim (PVC) {entity} is {status}" + (f": {why.reason}: {why.message[:200]}" if why else "")
+        + (f" (storage class {storage_class})" if storage_class else "")
+        + (f"; it keeps {', '.join(pods[:3])} from being scheduled" if pods else ""),
+        [Evidence(kind="event", source=K8S_STATE, quote=f"{why.reason}: {why.message}"
+                  + (f" (x{why.count})" if why.count > 1 else ""), at=why.at) if why else None,
+         Evidence(kind="state", source=K8S_STATE, quote=_state_quote(o, None)) if o is not None else None],
+        explains=pods, storage_class=storage_class)
+
+
+def _application(entity: str, o: ObjectState, add: Callable[..., None]) -> None:
+    """A GitOps application (Argo CD) whose last sync failed, or that is not healthy."""
+    failed = "SyncFailed" in o.reasons
+    bad = "; ".join(f"{r.get('kind')} {r.get('namespace')}/{r.get('name')}: {r.get('message')}"
+                    for r in o.extra.get("resources", [])[:3] if r.get("message"))
+    add(entity, "sync_failed" if failed else "app_unhealthy", 0.8 if failed else 0.5,
+        f"{entity} ({o.status or 'unknown sync status'}, health {o.extra.get('health') or 'unknown'})"
+        + (f": {o.message[:300]}" if o.message else "") + (f"; {bad[:300]}" if bad else ""),
+        [Evidence(kind="state", source=K8S_STATE, quote=_state_quote(o, None) + (f"; {o.message}" if o.message else ""))],
+        reasons=o.reasons)
 
 
 def _availability(o: ObjectState, entity: str, add: Callable[..., None]) -> None:

@@ -8,7 +8,8 @@ Steps:
    (:mod:`.k8s_state`), recent changes (:mod:`.changes`), log signatures (:mod:`.logs`) and
    traces (:mod:`.traces`).
 2. **Relevance.** Non-metric findings about entities unrelated to the incident (not the alert's
-   subject or its workload, not a call-graph neighbour of it, not an anomalous node) weigh
+   subject or its workload, not a call-graph neighbour of it, not an anomalous node, and not the
+   cause of one of those: ``details["explains"]``) weigh
    ``UNRELATED``: a namespace listing shows every broken pod, not only the one that paged. A single
    unrelated finding therefore stays below the blame threshold.
 3. **Grouping.** Findings about one workload (a deployment, its replicasets and pods, a job and
@@ -50,7 +51,10 @@ def _relevance(findings: list[Finding], anchors: list[str], bundle: EvidenceBund
     adj = neighbours((e.caller, e.callee) for e in bundle.topology)
     out = []
     for f in findings:
-        if f.signal != PROPAGATION and not any(related(f.entity, a, adj) for a in anchors):
+        # A finding that explains another entity (a claim that keeps a pod pending) is as related
+        # as what it explains.
+        about = [f.entity, *f.details.get("explains", [])]
+        if f.signal != PROPAGATION and not any(related(e, a, adj) for e in about for a in anchors):
             f = f.model_copy(update={"score": round(f.score * UNRELATED, 4),
                                      "details": {**f.details, "unrelated_to_alert": True}})
         out.append(f)

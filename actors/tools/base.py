@@ -44,6 +44,8 @@ INTEGRATIONS: tuple[str, ...] = (
     "tempo",
     "jaeger",
     "elasticsearch",
+    "rabbitmq",
+    "argocd",
     "demo",
     "incidentfox",
 )

@@ -57,6 +57,8 @@ def pod_state(pod: Any) -> ObjectState:
             "node": pod.spec.node_name,
             "labels": pod.metadata.labels or {},
             "started_at": iso(st.start_time),
+            "claims": [v.persistent_volume_claim.claim_name for v in pod.spec.volumes or []
+                       if v.persistent_volume_claim is not None],
         },
     )
 

@@ -136,6 +136,8 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
                                   "limit": 20, "fetch_traces": 5},
             ),
         ),
+        # Message-broker health (nodes down, a split cluster, alarms blocking publishers).
+        (("rabbitmq_cluster_status", lambda sv, w, m: {}),),
     ),
     "logs": (
         (
@@ -206,6 +208,8 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
                 lambda sv, w, m: {"repo": None, "branch": None, "since_minutes": max(w * 3, 180), "limit": 30},
             ),
         ),
+        # GitOps: applications out of sync, unhealthy, or whose last sync failed.
+        (("argocd_list_applications", lambda sv, w, m: {"name": None}),),
     ),
     "cloud": (
         (("aws_rds_instances", lambda sv, w, m: {"identifier": None}),),

@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from actors.tools import (
+    argocd,
     aws,
     coralogix,
     datadog,
@@ -35,8 +36,10 @@ from actors.tools import (
     kubernetes_rollback,
     kubernetes_services,
     kubernetes_tools,
+    kubernetes_volumes,
     loki,
     prometheus,
+    rabbitmq,
     recorded_changes,
     slack_history,
     tempo,
@@ -70,13 +73,15 @@ BACKENDS: dict[str, ModuleType] = {
     "tempo": tempo,
     "jaeger": jaeger,
     "elasticsearch": elasticsearch,
+    "rabbitmq": rabbitmq,
+    "argocd": argocd,
     "demo": demo_backend,
     "incidentfox": recorded_changes,
 }
 
 # Further modules declaring tools of an integration above (kept apart to stay one concept each).
 MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services, kubernetes_jobs, kubernetes_describe, datadog_traces,
-                                       kubernetes_rollback)
+                                       kubernetes_rollback, kubernetes_volumes)
 
 TOOLS: dict[str, ToolSpec] = _index(
     spec for module in (*BACKENDS.values(), *MORE_SPECS) for spec in module.SPECS

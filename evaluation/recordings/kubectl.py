@@ -172,8 +172,15 @@ def _pod(tree: Node, namespace: str, name: str) -> ObjectState:
         owner=workload_of_owner(tree.val("Controlled By")),
         extra={"containers": containers,
                "conditions": {r["Type"]: r.get("Status", "") for r in parse_table([c.raw for c in cond.children])}
-               if cond else {}},
+               if cond else {},
+               "claims": _claims(tree)},
     )
+
+
+def _claims(tree: Node) -> list[str]:
+    """The PersistentVolumeClaims a pod mounts (``Volumes:`` entries with a ``ClaimName``)."""
+    vols = tree.get("Volumes")
+    return [v.val("ClaimName") for v in (vols.children if vols else ()) if v.val("ClaimName")]
 
 
 def _deployment(tree: Node, namespace: str, name: str) -> ObjectState:

@@ -271,3 +271,15 @@ def test_a_time_budget_already_spent_by_the_playbooks_runs_no_round() -> None:
     log, _ = run_rounds(fanout, Budget(rounds=3, max_tool_calls=1000, time_s=10), clock=lambda: 10.0)
     assert log.rounds == 0 and fanout.asked == [] and log.stopped == "time"
     assert FollowUpLog().note(Budget()) == ""
+
+
+def test_a_pod_waiting_on_an_unbound_claim_leads_to_its_namespaces_claims() -> None:
+    from incidentfox.evidence import K8sEvent
+
+    waiting = K8sEvent(namespace="cache", kind="pod", name="redis-1", type="Warning", reason="FailedScheduling",
+                       message="0/2 nodes are available: pod has unbound immediate PersistentVolumeClaims.")
+    other = waiting.model_copy(update={"name": "redis-2", "message": "0/2 nodes are available: Insufficient cpu."})
+    got = derive(EvidenceBundle(events=[waiting, other]), available={"kubernetes_list_volume_claims"},
+                 window_minutes=60)
+    assert [(f.tool, f.args["namespace"]) for f in got] == [("kubernetes_list_volume_claims", "cache")]
+    assert derive(EvidenceBundle(events=[other]), available={"kubernetes_list_volume_claims"}, window_minutes=60) == []

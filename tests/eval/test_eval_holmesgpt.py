@@ -1,4 +1,5 @@
-"""HolmesGPT adapter: recording parsers on small texts, labels, independence from names, floors."""
+"""HolmesGPT adapter (investigate shape): recording parsers on small texts, labels, independence
+from names, floors through replay."""
 
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ def test_labels_quote_each_cases_expected_output(holmes_dir: Path) -> None:
 
 
 def test_holmesgpt_floors(holmes_dir: Path) -> None:
-    """Measured: 8/8 positives with culprit and key phrases, the negative clean."""
+    """Measured through replay: 8/8 positives with culprit and key phrases, the negative clean."""
     plan = suites.plan_holmesgpt(holmes_dir, labels=LABELS)
     r = plan.finish(harness.run_items(plan.items, use_ray=False))
     assert r["positives"] == 8 and r["positives_passed"] >= 8
@@ -129,7 +130,7 @@ def test_ranking_does_not_depend_on_case_names_or_expected_answers(holmes_dir: P
     for i, name in enumerate(("02_crashloop_backoff", "14_tempo")):
         renamed = tmp_path / f"case_{i}"
         shutil.copytree(holmes_dir / name, renamed, ignore=shutil.ignore_patterns("test_case.yaml"))
-        r = scoring.holmes_case(str(tmp_path), renamed.name, labels[name])
+        r = scoring.holmes_replay_case(str(renamed), holmesgpt.INVESTIGATE, labels[name])
         assert r.hit1 and r.extra["phrase_ok"], name
 
 

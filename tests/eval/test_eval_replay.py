@@ -76,9 +76,9 @@ def _real_case(shared_dir: Path, name: str) -> Path:
 def test_a_recorded_case_replayed_names_the_culprit(shared_dir: Path) -> None:
     data = _real_case(shared_dir, "01_oom_kill")
     label = scoring.load_labels(LABELS)["01_oom_kill"]
-    res = scoring.holmes_replay_case(str(data), "01_oom_kill", label)
+    res = scoring.holmes_replay_case(str(data / "01_oom_kill"), holmesgpt.INVESTIGATE, label)
     assert res.extra["tool_calls"] >= 1 and res.extra["tool_calls_answered"] >= 1
-    assert res.extra["culprit_ok"] and res.extra["phrase_ok"]
+    assert res.extra["culprit_ok"] and res.extra["phrase_ok"] and res.extra["shape"] == "investigate"
     # The playbooks never read pod logs; the OOM-killed pod's follow-up round does (previous container).
     assert "kubernetes_get_pod_logs" in res.extra["calls"], res.extra["calls"]
 
@@ -101,35 +101,60 @@ def test_eval_refuses_an_unknown_path() -> None:
     assert res.exit_code == 2
 
 
-def test_docs_keep_a_replay_section_beside_the_direct_one(tmp_path: Path) -> None:
+def test_docs_get_a_section_per_fixture_shape_with_its_failing_cases(tmp_path: Path) -> None:
     from evaluation.report import write_docs
 
-    row = {"case": "c1", "expected": "ns/pod/p", "ranked": ["ns/pod/p"], "culprit_ok": True, "phrase_ok": True,
-           "tool_calls": 6, "tool_calls_answered": 2}
+    rows = [{"case": "c1", "shape": "investigate", "expected": "ns/pod/p", "ranked": ["ns/pod/p"], "hit1": True,
+             "hit3": True, "culprit_ok": True, "phrase_ok": True, "tool_calls": 6, "tool_calls_answered": 2},
+            {"case": "q1", "shape": "ask", "expected": "ns/statefulset/mq", "ranked": [], "hit1": False,
+             "hit3": False, "culprit_ok": False, "phrase_ok": False, "tool_calls": 7, "tool_calls_answered": 0,
+             "unserved": ["get_mq_status: cluster status"]}]
     doc = tmp_path / "evaluation.md"
-    write_docs("holmesgpt", {"cases": 1, "positives": 1, "positives_passed": 1, "negatives": 0,
-                             "negatives_clean": 0,
-                             "per_case": [{k: v for k, v in row.items() if k != "tool_calls_answered"}]}, path=doc)
-    write_docs("holmesgpt-replay", {"cases": 1, "top1": 1.0, "top3": 1.0, "positives": 1, "positives_passed": 1,
-                                    "negatives": 0, "negatives_clean": 0, "tool_calls": 6, "per_case": [row]},
+    write_docs("holmesgpt-replay", {"cases": 2, "positives": 2, "positives_passed": 1, "negatives": 0,
+                                    "negatives_clean": 0, "tool_calls": 13, "per_case": rows,
+                                    "per_shape": {"investigate": {"culprit_ok": 1, "phrase_ok": 1, "tool_calls": 6},
+                                                  "ask": {"culprit_ok": 0, "phrase_ok": 0, "tool_calls": 7}}},
                path=doc)
     text = doc.read_text()
-    direct = text.split("<!-- results:holmesgpt -->")[1].split("<!-- /results:holmesgpt -->")[0]
-    replay = text.split("<!-- results:holmesgpt-replay -->")[1].split("<!-- /results:holmesgpt-replay -->")[0]
-    assert "tool calls" not in direct and "| 6 (2) |" in replay and "**6** tool calls" in replay
+    inv = text.split("<!-- results:holmesgpt -->")[1].split("<!-- /results:holmesgpt -->")[0]
+    ask = text.split("<!-- results:holmesgpt-ask -->")[1].split("<!-- /results:holmesgpt-ask -->")[0]
+    assert "| c1 |" in inv and "| q1 |" not in inv and "| 6 (2) |" in inv and "Failing cases: none." in inv
+    assert "| q1 |" in ask and "**7** tool calls" in ask and "Culprit right **0/1**" in ask
+    assert "- q1: blamed nothing, expected ns/statefulset/mq; key phrases missing" in ask
+    assert "get_mq_status: cluster status" in ask
+    assert "results:holmesgpt-replay" not in text
 
 
-def test_replay_path_is_refused_for_suites_without_it() -> None:
+def test_a_path_other_than_replay_is_refused_for_holmesgpt_and_demo() -> None:
     from evaluation import suites
 
-    with pytest.raises(suites.SuiteError, match="only available for the petshop and holmesgpt suites"):
+    with pytest.raises(suites.SuiteError, match="only available for the petshop suite"):
         suites.plan("demo", path="replay")
+    with pytest.raises(suites.SuiteError, match="holmesgpt suite runs through replay only"):
+        suites.plan("holmesgpt", path="direct")
 
 
-def test_replay_is_the_holmesgpt_default_and_direct_stays_selectable(small_case) -> None:
+def test_replay_is_the_holmesgpt_path(small_case) -> None:
     from evaluation import suites
 
     data, labels = small_case.path.parent, small_case.path.parent / "labels.json"
     labels.write_text(json.dumps({small_case.name: {"culprit": "shop/pod/web", "phrases": []}}))
     assert suites.plan("holmesgpt", data=data, labels=labels).meta["path"] == "replay"
-    assert suites.plan("holmesgpt", data=data, labels=labels, path="direct").meta["path"] == "direct"
+    assert suites.plan("holmesgpt", data=data, labels=labels, path="replay").meta["path"] == "replay"
+
+
+def test_a_broker_status_recording_is_served_by_our_broker_tool(tmp_path: Path) -> None:
+    case = tmp_path / "asked"
+    case.mkdir()
+    nodes = [{"name": "rabbit@mq-0.mq-h.queues.svc.cluster.local", "running": False},
+             {"name": "rabbit@mq-1.mq-h.queues.svc.cluster.local", "running": True,
+              "partitions": ["rabbit@mq-0.mq-h.queues.svc.cluster.local"]}]
+    _write(case / "status.txt", "get_rabbitmq_cluster_status", {},
+           json.dumps({"status": "success", "data": {"nodes": [], "raw_node_data": nodes}}))
+    replay = replay_holmes.case_replay(holmesgpt.HolmesCase(case.name, case, holmesgpt.ASK))
+    assert replay.integrations["rabbitmq"] == {"enabled": True}
+    got = replay.store().answer("rabbitmq_cluster_status", {})
+    assert {(e.name, e.reason) for e in got.evidence.events} == {("mq-0", "NodeDown"), ("mq-1", "NetworkPartition")}
+    assert replay.store().answer("kubernetes_get_events", {"namespace": None}).summary.startswith("no data")
+    run = replay_run.investigate(replay.store(), integrations=replay.integrations, alert=Alert(title="is mq ok?"))
+    assert run.ranking.top(1) == ["queues/pod/mq-1"] and "partition" in run.rca.summary.lower()

@@ -105,3 +105,51 @@ def test_executable_suggestions() -> None:
     assert suggest_executable("pyhton3") == "python3"
     assert suggest_executable("bash") == ""
     assert suggest_executable("zzzz") == ""
+
+
+def _claim_case(*, mounts: list[str] | None) -> EvidenceBundle:
+    extra = {"claims": mounts} if mounts is not None else {}
+    return EvidenceBundle(
+        objects=[_pod("cache-5d8f7c9b6d-q2w4x", status="Pending", extra=extra),
+                 ObjectState(namespace=NS, kind="PersistentVolumeClaim", name="cache-data", status="Pending",
+                             extra={"storage_class": "fast"})],
+        events=[K8sEvent(namespace=NS, kind="pod", name="cache-5d8f7c9b6d-q2w4x", type="Warning",
+                         reason="FailedScheduling", message="0/2 nodes are available: pod has unbound immediate "
+                                                            "PersistentVolumeClaims."),
+                K8sEvent(namespace=NS, kind="persistentvolumeclaim", name="cache-data", type="Warning",
+                         reason="ProvisioningFailed", message='storageclass.storage.k8s.io "fast" not found', count=9)])
+
+
+def test_an_unbound_claim_is_the_cause_of_the_pod_it_holds_back() -> None:
+    for mounts in (["cache-data"], None):   # the pod's volumes known, or only its scheduling event
+        found = _by_kind(_claim_case(mounts=mounts))
+        claim, pod = found["volume_claim_unbound"], found["failed_scheduling"]
+        assert claim.entity == f"{NS}/persistentvolumeclaim/cache-data" and claim.score == 0.85
+        assert claim.details["explains"] == [f"{NS}/pod/cache-5d8f7c9b6d-q2w4x"]
+        assert "PVC" in claim.summary and '"fast" not found' in claim.evidence[0].quote
+        assert pod.score < claim.score and pod.details["caused_by"] == [claim.entity]
+    other = _claim_case(mounts=["other-claim"])
+    found = _by_kind(other)
+    assert found["volume_claim_unbound"].details["explains"] == [] and found["failed_scheduling"].score == 0.8
+
+
+def test_a_broker_nodes_warnings_weigh_like_other_warnings() -> None:
+    b = EvidenceBundle(events=[
+        K8sEvent(namespace="mq", kind="pod", name="mq-1", type="Warning", reason="NetworkPartition",
+                 message="RabbitMQ node rabbit@mq-1 reports a network partition: it cannot reach mq-0"),
+        K8sEvent(namespace="mq", kind="pod", name="mq-0", type="Warning", reason="NodeDown", message="not running")])
+    found = {f.entity: f for f in k8s_findings(b)}
+    assert found["mq/pod/mq-1"].kind == "network_partition" and found["mq/pod/mq-1"].score == 0.7
+    assert found["mq/pod/mq-0"].kind == "node_down" and "partition" in found["mq/pod/mq-1"].summary
+
+
+def test_a_gitops_application_whose_sync_failed_quotes_why() -> None:
+    failed = ObjectState(namespace="argocd", kind="Application", name="shop", status="OutOfSync",
+                         reasons=["SyncFailed", "Missing"], message='namespaces "shop-typo" not found',
+                         extra={"health": "Missing", "resources": [{"kind": "Service", "namespace": "shop-typo",
+                                                                    "name": "auth", "message": "not found"}]})
+    sick = failed.model_copy(update={"name": "billing", "reasons": ["Degraded"], "message": ""})
+    found = {f.entity: f for f in k8s_findings(EvidenceBundle(objects=[failed, sick]))}
+    sync = found["argocd/application/shop"]
+    assert sync.kind == "sync_failed" and sync.score == 0.8 and '"shop-typo" not found' in sync.summary
+    assert found["argocd/application/billing"].kind == "app_unhealthy" and found["argocd/application/billing"].score == 0.5

@@ -142,3 +142,19 @@ def test_known_failure_signatures_yield_their_fix_once() -> None:
     rca = build_rca(rank(b), b)
     disk = [a for a in rca.recommended_actions if a.startswith("Free disk space")]
     assert len(disk) == 1
+
+
+def test_a_cause_of_the_alerts_subject_is_not_damped_as_unrelated() -> None:
+    """An unbound claim is named like nothing the alert names, but it explains the alerted pod."""
+    pod = "cache-5d8f7c9b6d-q2w4x"
+    b = EvidenceBundle(
+        alert=Alert(title="what is wrong with cache?", entity="cache"),
+        objects=[ObjectState(namespace="shop", kind="pod", name=pod, status="Pending", extra={"claims": ["data"]}),
+                 ObjectState(namespace="shop", kind="PersistentVolumeClaim", name="data", status="Pending")],
+        events=[K8sEvent(namespace="shop", kind="pod", name=pod, type="Warning", reason="FailedScheduling",
+                         message="pod has unbound immediate PersistentVolumeClaims"),
+                K8sEvent(namespace="shop", kind="persistentvolumeclaim", name="data", type="Warning",
+                         reason="ProvisioningFailed", message='storageclass "x" not found')])
+    r = rank(b)
+    assert r.top(2) == ["shop/persistentvolumeclaim/data", f"shop/pod/{pod}"]
+    assert not r.suspects[0].findings[0].details.get("unrelated_to_alert")

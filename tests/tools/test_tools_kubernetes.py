@@ -56,6 +56,8 @@ PODS = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [
         phase="Pending"),
     pod("checkout-6c7b8-q1w2e", "checkout-6c7b8", [container_status("checkout", ready=True)]),
 ]}
+PODS["items"][2]["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "checkout-data"}},
+                                       {"name": "cfg", "configMap": {"name": "checkout"}}]
 
 EVENTS = {"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": [
     {"metadata": meta("cart.1"), "involvedObject": {"kind": "Pod", "name": "cart-5d8f9-abcde", "namespace": "shop"},
@@ -164,6 +166,7 @@ async def test_list_pods_reasons(api: FakeHTTP, make_ctx: Any) -> None:
     assert by_name["payments-77aa1-xyz12"].reasons == ["ImagePullBackOff"]
     assert by_name["payments-77aa1-xyz12"].status == "Pending"
     assert by_name["checkout-6c7b8-q1w2e"].reasons == [] and by_name["checkout-6c7b8-q1w2e"].ready == "1/1"
+    assert by_name["checkout-6c7b8-q1w2e"].extra["claims"] == ["checkout-data"] and cart.extra["claims"] == []
     req = api.calls("/api/v1/namespaces/shop/pods")[0]
     assert req.headers["Authorization"] == f"Bearer {TOKEN}" and req.arg("labelSelector") == "tier=web"
     assert "2 unhealthy" in result.summary

@@ -103,6 +103,21 @@ def describe_pod(args: dict[str, Any], world: World) -> ToolResult:
     )
 
 
+def list_volume_claims(args: dict[str, Any], world: World) -> ToolResult:
+    """The demo world mounts no persistent volumes: an empty list, as a cluster without any answers."""
+    return _objects_result([], "volume claims")
+
+
+def rabbitmq_status(args: dict[str, Any], world: World) -> ToolResult:
+    """The demo world runs no RabbitMQ: no nodes, as a management API of an empty cluster answers."""
+    return ToolResult.success([], summary="0 RabbitMQ nodes, 0 with problems")
+
+
+def argocd_apps(args: dict[str, Any], world: World) -> ToolResult:
+    """The demo world deploys without Argo CD: no applications."""
+    return ToolResult.success([], summary="0 Argo CD applications, 0 with problems")
+
+
 def get_events(args: dict[str, Any], world: World) -> ToolResult:
     start = since_ts(world, args)
     events = [
@@ -334,5 +349,8 @@ HANDLERS: dict[str, Handler] = {
     "kubernetes_list_services": list_services,
     "kubernetes_list_jobs": list_jobs,
     "kubernetes_describe_pod": describe_pod,
+    "kubernetes_list_volume_claims": list_volume_claims,
+    "rabbitmq_cluster_status": rabbitmq_status,
+    "argocd_list_applications": argocd_apps,
     **TRACE_HANDLERS,
 }
