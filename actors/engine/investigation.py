@@ -10,7 +10,10 @@
    the LLM planner's quoted evidence is verified against the run's tool output
    (:mod:`actors.engine.evidence_check`);
 4. persist the RCA and finish the run (compare-and-set, so a concurrent cancel wins cleanly), then
-   post the RCA as Block Kit.
+   post the RCA as Block Kit;
+5. answer where the alert came from when the team turned it on (:mod:`actors.answerback`: a GitHub
+   check run or comment, a PagerDuty note, an incident.io update), after Slack, bounded, each write
+   once; how each went is a ``note`` event, never a run failure.
 
 Lifecycle rules:
 
@@ -38,6 +41,8 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from actors.answerback.dispatch import answer_back
+from actors.answerback.http import Outbound
 from actors.engine.evidence_check import EvidenceCheck, Source, verify_rca
 from actors.engine.fanout import SubAgentFanout
 from actors.engine.offline_planner import (
@@ -65,6 +70,7 @@ log = logging.getLogger(__name__)
 
 DB_TIMEOUT_S = 30.0
 SLACK_TIMEOUT_S = 15.0
+ANSWER_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -77,6 +83,7 @@ class EngineContext:
     slack_api_url: str
     http_session: Any | None = None      # a shared aiohttp session for Slack clients
     public_url: str = ""                 # the install's public base URL: messages link the run under it
+    outbound: Outbound = field(default_factory=Outbound)   # answer-back HTTP (GitHub App tokens cached)
 
 
 @dataclass
@@ -297,6 +304,8 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         ok = await _finish(ctx, live, RunStatus.SUCCEEDED, result=result)
         if reporter is not None and ok:
             await _post_final(ctx, live.run_id, reporter, rca, RunStatus.SUCCEEDED)
+        if ok:
+            await _answer(ctx, run, cfg, rca)
         return RunOutcome.SUCCEEDED if ok else RunOutcome.LOST_RACE
     except asyncio.CancelledError:
         if not live.abandoned:
@@ -348,6 +357,24 @@ async def _post_final(ctx: EngineContext, run_id: str, reporter: SlackReporter, 
             log.warning("final Slack edit of %s failed (attempt %d): %s", run_id, attempt, type(exc).__name__)
             ctx.writer.event(run_id, "note", {"slack": "error", "phase": "final", "attempt": attempt,
                                               "reason": _reason(exc)})
+
+
+async def _answer(ctx: EngineContext, run: Run, cfg: TeamConfig, rca: RCA) -> None:
+    """Answer where the alert came from (:mod:`actors.answerback`), after Slack: bounded, each outcome
+    a ``note`` event; a problem here never changes the run's result."""
+    trigger = run.trigger or {}
+    try:
+        async with asyncio.timeout(ANSWER_TIMEOUT_S):
+            outcomes = await answer_back(
+                sessions=ctx.sessions, run_id=run.id, trigger=trigger, integrations=cfg.integrations, rca=rca,
+                title=str(trigger.get("title") or ""), run_link=run_url(ctx.public_url, run.id),
+                since=run.created_at, out=ctx.outbound)
+    except Exception as exc:
+        log.warning("answering back for %s failed: %s", run.id, type(exc).__name__)
+        ctx.writer.event(run.id, "note", {"answer_back": "error", "reason": _reason(exc)})
+        return
+    for outcome in outcomes:
+        ctx.writer.event(run.id, "note", outcome.event())
 
 
 async def _on_cancel(ctx: EngineContext, live: LiveRun, reporter: SlackReporter | None) -> None:

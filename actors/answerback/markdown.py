@@ -1,0 +1,54 @@
+"""The RCA as Markdown for the places an alert came from (GitHub, PagerDuty, incident.io).
+
+:func:`rca_markdown` is pure. Evidence quotes are tool output (log lines, metric values): they go
+into fenced blocks whose fence they cannot close, so a quoted line never becomes markup or a link.
+Every answer ends with the run's marker line (:func:`marker`), which is how an attempt that follows
+a lost one finds what was already posted (a retried finish step never posts twice).
+"""
+
+from __future__ import annotations
+
+from incidentfox.contracts import RCA
+
+FENCE = "~~~~"
+MAX_CAUSES = 5
+MAX_EVIDENCE = 4
+QUOTE_CHARS = 500
+
+
+def marker(run_id: str) -> str:
+    """The line every answer of ``run_id`` carries (plain text, so it works in PagerDuty notes too)."""
+    return f"incidentfox-run: {run_id}"
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def _quote(text: str) -> str:
+    return clip(text.replace(FENCE, "~~~"), QUOTE_CHARS)
+
+
+def rca_markdown(rca: RCA, *, run_id: str, title: str = "", run_link: str | None = None,
+                 limit: int = 60_000) -> str:
+    """The RCA as Markdown, at most ``limit`` characters, the marker line always kept last."""
+    lines: list[str] = [f"### IncidentFox root-cause analysis{': ' + title if title else ''}", "", rca.summary, ""]
+    if rca.no_incident:
+        lines += ["_Nothing stands out: no incident found in the evidence gathered._", ""]
+    for i, cause in enumerate(rca.root_causes[:MAX_CAUSES], 1):
+        lines += [f"**Root cause {i}: {cause.entity}** (confidence {cause.confidence:.0%})", "", cause.description, ""]
+        for ev in cause.evidence[:MAX_EVIDENCE]:
+            lines += [f"{ev.kind}{' from ' + ev.source if ev.source else ''}:", FENCE, _quote(ev.quote), FENCE, ""]
+    if rca.affected_services:
+        lines += ["**Affected services:** " + ", ".join(rca.affected_services), ""]
+    if rca.recommended_actions:
+        lines += ["**Recommended actions:**", *(f"- {a}" for a in rca.recommended_actions), ""]
+    if rca.notes:
+        lines += ["**Notes:**", *(f"- {n}" for n in rca.notes), ""]
+    footer = ([f"[Open the run]({run_link})", ""] if run_link else []) + [marker(run_id)]
+    tail = "\n".join(footer)
+    body = "\n".join(lines).rstrip() + "\n\n"
+    return clip(body, max(0, limit - len(tail) - 2)).rstrip() + "\n\n" + tail
+
+
+__all__ = ["marker", "rca_markdown"]
