@@ -133,7 +133,7 @@ async def _deliver(sessions: async_sessionmaker[AsyncSession], run_id: str, writ
         if claim.reason == "posted":
             return AnswerOutcome(dest, "already_posted", external_id=claim.external_id)
         return AnswerOutcome(dest, "skipped", reason=claim.reason)
-    look = not claim.first
+    look = write.always_find or not claim.first
 
     async def once(_attempt: int) -> tuple[str, bool]:
         nonlocal look

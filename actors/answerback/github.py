@@ -18,7 +18,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from actors.answerback.github_app import headers, installation_token
+from actors.answerback.github_app import app_jwt, headers, installation_token
 from actors.answerback.http import AnswerError, Outbound, json_of, send
 from actors.answerback.markdown import clip, marker
 from actors.answerback.write import Write, require
@@ -39,6 +39,7 @@ def writes(target: AnswerTarget, block: GitHubBlock, *, out: Outbound, run_id: s
     """The writes for ``target`` (``bad_config`` when the App is not fully configured)."""
     app_id = require(block.app_id, "integrations.github.app_id", "answering on GitHub needs a GitHub App")
     key = require(block.private_key, "integrations.github.private_key", "answering on GitHub needs a GitHub App")
+    app_jwt(app_id=app_id, private_key=key, now=out.clock())   # a key that cannot sign is bad config now
     installation = target.installation_id or block.installation_id
     if installation is None:
         raise AnswerError("bad_config", "the delivery names no GitHub App installation and "

@@ -66,7 +66,7 @@ def writes(target: AnswerTarget, block: PagerDutyBlock, *, out: Outbound, run_id
             current = (((await call("GET", f"/incidents/{incident}")) or {}).get("incident") or {}).get("status")
             return f"status:{current}" if current in (status, "resolved") else None
 
-        out_writes.append(Write("pagerduty.status", post=post_status, find=find_status))
+        out_writes.append(Write("pagerduty.status", post=post_status, find=find_status, always_find=True))
     return out_writes
 
 

@@ -16,11 +16,13 @@ class Write:
     """``destination`` names the record (``github.comment``, ``pagerduty.note`` …). ``post`` writes
     and returns the destination's id of what it wrote; ``find`` returns the id of an earlier post of
     this run (its marker, or its API-native key) or None: it runs before any ``post`` that follows
-    an attempt which may have reached the destination."""
+    an attempt which may have reached the destination, and before every ``post`` when ``always_find``
+    (a status change: the incident may be there already, or past it)."""
 
     destination: str
     post: Callable[[], Awaitable[str]]
     find: Callable[[], Awaitable[str | None]]
+    always_find: bool = False
 
 
 async def nothing_found() -> str | None:

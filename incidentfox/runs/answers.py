@@ -50,8 +50,8 @@ async def claim_answer(session: AsyncSession, *, run_id: str, destination: str,
     now = now or utcnow()
     stmt = _insert(session)(RunAnswer).values(
         run_id=run_id, destination=destination, status="pending", attempts=1, created_at=now,
-        updated_at=now).on_conflict_do_nothing(index_elements=["run_id", "destination"])
-    if (await session.execute(stmt)).rowcount == 1:
+        updated_at=now).on_conflict_do_nothing(index_elements=["run_id", "destination"]).returning(RunAnswer.id)
+    if (await session.execute(stmt)).scalar_one_or_none() is not None:   # rowcount is not portable here
         return AnswerClaim(claimed=True, first=True, attempts=1)
     row = (await session.scalars(select(RunAnswer).where(
         RunAnswer.run_id == run_id, RunAnswer.destination == destination)
