@@ -147,10 +147,10 @@ async def _deliver(sessions: async_sessionmaker[AsyncSession], run_id: str, writ
     try:
         external_id, existed = await with_retries(out, once)
     except AnswerError as exc:
-        message = _scrub(exc.message, secrets)
+        reason, message = exc.reason, _scrub(exc.message, secrets)
         await _txn(sessions, lambda s: record_answer(s, run_id=run_id, destination=dest, status="failed",
-                                                     error=f"{exc.reason}: {message}"))
-        return AnswerOutcome(dest, "failed", reason=exc.reason, message=message)
+                                                     error=f"{reason}: {message}"))
+        return AnswerOutcome(dest, "failed", reason=reason, message=message)
     await _txn(sessions, lambda s: record_answer(s, run_id=run_id, destination=dest, status="posted",
                                                  external_id=external_id))
     return AnswerOutcome(dest, "already_posted" if existed else "posted", external_id=external_id)

@@ -42,7 +42,7 @@ def headers(token: str) -> dict[str, str]:
 
 def _expiry(value: Any) -> float | None:
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(str(value)).timestamp()
     except ValueError:
         return None
 

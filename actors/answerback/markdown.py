@@ -8,12 +8,15 @@ a lost one finds what was already posted (a retried finish step never posts twic
 
 from __future__ import annotations
 
+import re
+
 from incidentfox.contracts import RCA
 
 FENCE = "~~~~"
 MAX_CAUSES = 5
 MAX_EVIDENCE = 4
 QUOTE_CHARS = 500
+_TILDES = re.compile(r"~{4,}")
 
 
 def marker(run_id: str) -> str:
@@ -26,25 +29,33 @@ def clip(text: str, limit: int) -> str:
 
 
 def _quote(text: str) -> str:
-    return clip(text.replace(FENCE, "~~~"), QUOTE_CHARS)
+    # A closing fence is a line of at least as many tildes: no run of four survives in a quote.
+    return clip(_TILDES.sub("~~~", text), QUOTE_CHARS)
+
+
+def _text(text: str) -> str:
+    return _TILDES.sub("~~~", text)
 
 
 def rca_markdown(rca: RCA, *, run_id: str, title: str = "", run_link: str | None = None,
                  limit: int = 60_000) -> str:
     """The RCA as Markdown, at most ``limit`` characters, the marker line always kept last."""
-    lines: list[str] = [f"### IncidentFox root-cause analysis{': ' + title if title else ''}", "", rca.summary, ""]
+    head = f"### IncidentFox root-cause analysis{': ' + _text(title) if title else ''}"
+    lines: list[str] = [head, "", _text(rca.summary), ""]
     if rca.no_incident:
         lines += ["_Nothing stands out: no incident found in the evidence gathered._", ""]
     for i, cause in enumerate(rca.root_causes[:MAX_CAUSES], 1):
-        lines += [f"**Root cause {i}: {cause.entity}** (confidence {cause.confidence:.0%})", "", cause.description, ""]
+        lines += [f"**Root cause {i}: {_text(cause.entity)}** (confidence {cause.confidence:.0%})", "",
+                  _text(cause.description), ""]
         for ev in cause.evidence[:MAX_EVIDENCE]:
-            lines += [f"{ev.kind}{' from ' + ev.source if ev.source else ''}:", FENCE, _quote(ev.quote), FENCE, ""]
+            lines += [f"{ev.kind}{' from ' + _text(ev.source) if ev.source else ''}:", FENCE, _quote(ev.quote),
+                      FENCE, ""]
     if rca.affected_services:
-        lines += ["**Affected services:** " + ", ".join(rca.affected_services), ""]
+        lines += ["**Affected services:** " + _text(", ".join(rca.affected_services)), ""]
     if rca.recommended_actions:
-        lines += ["**Recommended actions:**", *(f"- {a}" for a in rca.recommended_actions), ""]
+        lines += ["**Recommended actions:**", *(f"- {_text(a)}" for a in rca.recommended_actions), ""]
     if rca.notes:
-        lines += ["**Notes:**", *(f"- {n}" for n in rca.notes), ""]
+        lines += ["**Notes:**", *(f"- {_text(n)}" for n in rca.notes), ""]
     footer = ([f"[Open the run]({run_link})", ""] if run_link else []) + [marker(run_id)]
     tail = "\n".join(footer)
     body = "\n".join(lines).rstrip() + "\n\n"

@@ -369,7 +369,7 @@ async def _answer(ctx: EngineContext, run: Run, cfg: TeamConfig, rca: RCA) -> No
                 sessions=ctx.sessions, run_id=run.id, trigger=trigger, integrations=cfg.integrations, rca=rca,
                 title=str(trigger.get("title") or ""), run_link=run_url(ctx.public_url, run.id),
                 since=run.created_at, out=ctx.outbound)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the RCA stands in Slack and the run whatever happens here
         log.warning("answering back for %s failed: %s", run.id, type(exc).__name__)
         ctx.writer.event(run.id, "note", {"answer_back": "error", "reason": _reason(exc)})
         return

@@ -2,16 +2,18 @@
 
 One row per ``(run_id, destination)``. :func:`claim_answer` decides, in the caller's transaction,
 whether this caller may write to the destination now; :func:`record_answer` stores how it ended.
-The first claim inserts the row; a later one finds it ``posted`` (nothing to do) or takes over a
-``pending``/``failed`` row by compare-and-set on ``attempts`` (one winner), and is told that an
-earlier attempt may already have reached the destination, so the writer looks there first.
+The first claim inserts the row; a later one finds it ``posted`` (nothing to do), finds a fresh
+``pending`` row (another attempt is writing: ``busy``), or takes over a ``failed`` row or a
+``pending`` one older than ``stale_s`` (its writer died) by compare-and-set on ``attempts`` (one
+winner). A takeover is told that an earlier attempt may already have reached the destination, so
+the writer looks there first.
 Keyword-only, commits nothing (like :mod:`incidentfox.runs.store`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select, update
@@ -24,6 +26,7 @@ from incidentfox.runs.models import RunAnswer
 
 AnswerStatus = Literal["pending", "posted", "failed"]
 MAX_ATTEMPTS = 5
+STALE_S = 300.0     # a pending row this old lost its writer (the engine bounds an answer at 120 s)
 ERROR_CHARS = 500
 
 
@@ -45,7 +48,8 @@ def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
 
 
 async def claim_answer(session: AsyncSession, *, run_id: str, destination: str,
-                       now: datetime | None = None, max_attempts: int = MAX_ATTEMPTS) -> AnswerClaim:
+                       now: datetime | None = None, max_attempts: int = MAX_ATTEMPTS,
+                       stale_s: float = STALE_S) -> AnswerClaim:
     """Claim the right to answer ``run_id`` at ``destination`` (see the module docstring)."""
     now = now or utcnow()
     stmt = _insert(session)(RunAnswer).values(
@@ -58,6 +62,8 @@ async def claim_answer(session: AsyncSession, *, run_id: str, destination: str,
         .execution_options(populate_existing=True))).one()
     if row.status == "posted":
         return AnswerClaim(claimed=False, attempts=row.attempts, external_id=row.external_id, reason="posted")
+    if row.status == "pending" and row.updated_at > now - timedelta(seconds=stale_s):
+        return AnswerClaim(claimed=False, attempts=row.attempts, reason="busy")
     if row.attempts >= max_attempts:
         return AnswerClaim(claimed=False, attempts=row.attempts, reason="attempts_exhausted")
     won = await session.execute(

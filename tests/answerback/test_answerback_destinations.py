@@ -69,7 +69,7 @@ async def test_github_comment_through_the_app_once(http: FakeHTTP, sessions: Any
     [claims] = gh.jwt_claims
     assert claims["iss"] == "4242" and claims["iat"] <= time.time() - 30
     assert 0 < claims["exp"] - claims["iat"] <= 600
-    posted = [r for r in http.requests if r.method == "POST" and r.path.endswith("/comments")][0]
+    posted = next(r for r in http.requests if r.method == "POST" and r.path.endswith("/comments"))
     assert posted.headers["Authorization"] == f"Bearer {gh.tokens[0]}"
     assert posted.headers["X-GitHub-Api-Version"] == "2022-11-28"
 
