@@ -34,7 +34,8 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("TeamConfigReader", "StaticTeamConfigReader", "TeamConfigSource", "team_config_loader",
                      "ConfigLoader", "DEFAULT_READ_TIMEOUT_S"), "config_service.reader"),
     **dict.fromkeys(("MetricSchema", "MetricsSection"), "config_service.metrics_schema"),
-    **dict.fromkeys(("GitHubBlock", "PagerDutyBlock", "IncidentIoBlock"), "config_service.integration_blocks"),
+    **dict.fromkeys(("GitHubBlock", "PagerDutyBlock", "IncidentIoBlock", "integration_block_schemas"),
+                    "config_service.integration_blocks"),
     "DEFAULT_CONFIG": "config_service.core.defaults",
     "ENGINE_DEFAULT_MODEL": "config_service.core.defaults",
     # auth for other FastAPI apps
@@ -89,6 +90,7 @@ __all__ = [
     "create_app",
     "effective_config_in_session",
     "install_auth_state",
+    "integration_block_schemas",
     "max_concurrent_runs",
     "merge_patch",
     "parse_effective",

@@ -98,6 +98,11 @@ BLOCKS: dict[str, type[BaseModel]] = {"tempo": TempoBlock, "jaeger": JaegerBlock
                                       "github": GitHubBlock, "pagerduty": PagerDutyBlock, "incidentio": IncidentIoBlock}
 
 
+def integration_block_schemas() -> dict[str, dict[str, Any]]:
+    """Each typed block's JSON Schema by integration name (``docs/configuration.md`` lists them)."""
+    return {name: model.model_json_schema() for name, model in sorted(BLOCKS.items())}
+
+
 def integration_block_problems(integrations: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``[(path, message)]`` for each field of a known block that does not fit its type (values
     never echoed). Blocks that are not objects are the caller's to report."""
