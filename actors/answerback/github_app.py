@@ -5,7 +5,8 @@ installation"): the App signs a JWT with its private key, RS256, claims ``iat`` 
 for clock drift), ``exp`` (at most 10 minutes after) and ``iss`` (the App id); it trades it at
 ``POST /app/installations/{installation_id}/access_tokens`` for an installation token that expires
 within an hour (``expires_at``). Tokens are cached per (API, App, installation) in the
-:class:`~actors.answerback.http.Outbound` cache until a minute before they expire.
+:class:`~actors.answerback.http.Outbound` cache until a minute before they expire; the engine makes
+one ``Outbound`` per run, so a token never outlives the run that fetched it.
 
 The key, the JWT and the token never leave this module except as the ``Authorization`` header of
 a request; errors name the config path and the problem, never the value.

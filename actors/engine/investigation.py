@@ -83,7 +83,8 @@ class EngineContext:
     slack_api_url: str
     http_session: Any | None = None      # a shared aiohttp session for Slack clients
     public_url: str = ""                 # the install's public base URL: messages link the run under it
-    outbound: Outbound = field(default_factory=Outbound)   # answer-back HTTP (GitHub App tokens cached)
+    outbound: Callable[[], Outbound] = Outbound   # answer-back HTTP, one per run: its GitHub App token
+                                                  # cache dies with the run (no credential outlives it)
 
 
 @dataclass
@@ -368,7 +369,7 @@ async def _answer(ctx: EngineContext, run: Run, cfg: TeamConfig, rca: RCA) -> No
             outcomes = await answer_back(
                 sessions=ctx.sessions, run_id=run.id, trigger=trigger, integrations=cfg.integrations, rca=rca,
                 title=str(trigger.get("title") or ""), run_link=run_url(ctx.public_url, run.id),
-                since=run.created_at, out=ctx.outbound)
+                since=run.created_at, out=ctx.outbound())
     except Exception as exc:  # noqa: BLE001 - the RCA stands in Slack and the run whatever happens here
         log.warning("answering back for %s failed: %s", run.id, type(exc).__name__)
         ctx.writer.event(run.id, "note", {"answer_back": "error", "reason": _reason(exc)})

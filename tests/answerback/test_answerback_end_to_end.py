@@ -53,7 +53,8 @@ async def finish_step(core: Any, run_id: str, integrations: dict[str, Any]) -> l
         run = await store.get_run(s, run_id)
     notes = Notes()
     ctx = EngineContext(sessions=core.sessions, writer=notes, load_config=None, slack_api_url="",  # type: ignore[arg-type]
-                        public_url="https://incidentfox.example", outbound=Outbound(first_s=0.001))
+                        public_url="https://incidentfox.example",
+                        outbound=lambda: Outbound(first_s=0.001))
     await _answer(ctx, run, TeamConfig({"integrations": integrations}), RCA_)
     return [data for rid, kind, data in notes.events if rid == run_id and kind == "note"]
 

@@ -136,3 +136,14 @@ def test_classify_reads_rate_limits() -> None:
         else:
             raise AssertionError(r.status_code)
     classify(resp(201), service="github", now=0.0)
+
+
+def test_answer_back_credentials_are_secret_fields_and_the_rest_is_not() -> None:
+    # The config service encrypts and masks these (by name), and nothing else of the blocks.
+    from config_service.core.secret_fields import is_secret_path
+
+    for path in ("github.private_key", "pagerduty.token", "incidentio.api_key"):
+        assert is_secret_path(("integrations", *path.split("."))), path
+    for path in ("github.app_id", "github.installation_id", "pagerduty.from_email", "pagerduty.set_status",
+                 "incidentio.answer_back"):
+        assert not is_secret_path(("integrations", *path.split("."))), path
