@@ -103,16 +103,20 @@ def integration_block_schemas() -> dict[str, dict[str, Any]]:
     return {name: model.model_json_schema() for name, model in sorted(BLOCKS.items())}
 
 
-def integration_block_problems(integrations: Mapping[str, Any]) -> list[tuple[str, str]]:
+def integration_block_problems(integrations: Mapping[str, Any], *, placeholder: str | None = None
+                               ) -> list[tuple[str, str]]:
     """``[(path, message)]`` for each field of a known block that does not fit its type (values
-    never echoed). Blocks that are not objects are the caller's to report."""
+    never echoed). Blocks that are not objects are the caller's to report. A leaf equal to
+    ``placeholder`` is a stored secret shown masked (every leaf under ``integrations`` is one): it
+    was checked when it was written, and is skipped."""
     problems: list[tuple[str, str]] = []
     for name, model in BLOCKS.items():
         block = integrations.get(name)
         if not isinstance(block, Mapping):
             continue
+        fields = {k: v for k, v in block.items() if placeholder is None or v != placeholder}
         try:
-            model.model_validate(dict(block))
+            model.model_validate(fields)
         except ValidationError as exc:
             for err in exc.errors(include_input=False):
                 where = ".".join(str(p) for p in err["loc"])

@@ -58,8 +58,30 @@ def rca_markdown(rca: RCA, *, run_id: str, title: str = "", run_link: str | None
         lines += ["**Notes:**", *(f"- {_text(n)}" for n in rca.notes), ""]
     footer = ([f"[Open the run]({run_link})", ""] if run_link else []) + [marker(run_id)]
     tail = "\n".join(footer)
-    body = "\n".join(lines).rstrip() + "\n\n"
-    return clip(body, max(0, limit - len(tail) - 2)).rstrip() + "\n\n" + tail
+    body = _clip_lines("\n".join(lines).rstrip(), max(0, limit - len(tail) - 2))
+    return (body + "\n\n" if body else "") + tail
+
+
+def _clip_lines(body: str, limit: int) -> str:
+    """``body`` cut to ``limit`` characters at a line end, an open fence closed, ``…`` on its own
+    line (the last line kept may be cut itself when it alone is too long)."""
+    if len(body) <= limit:
+        return body
+    reserve = len(FENCE) + 3                   # a closing fence and "…", each on its own line
+    kept: list[str] = []
+    size, fenced = 0, False
+    for line in body.split("\n"):
+        room = limit - reserve - size
+        if len(line) + 1 > room:
+            if line != FENCE and room > 2:
+                kept.append(clip(line, room - 1))
+            break
+        kept.append(line)
+        size += len(line) + 1
+        fenced ^= line == FENCE
+    if fenced:
+        kept.append(FENCE)
+    return "\n".join([*kept, "…"])[:limit]
 
 
 __all__ = ["marker", "rca_markdown"]

@@ -116,6 +116,7 @@ def test_markdown_keeps_its_marker_and_its_bound(quote: str, summary: str, limit
     assert len(text) <= limit and text.endswith(marker("run_abc"))
     # Only the fences themselves are runs of four tildes: a quote can never close its block.
     assert "~~~~" not in text.replace("\n~~~~\n", "\n\n")
+    assert text.split("\n").count("~~~~") % 2 == 0, "a clipped answer closes its open fence"
 
 
 def test_classify_reads_rate_limits() -> None:
@@ -138,12 +139,35 @@ def test_classify_reads_rate_limits() -> None:
     classify(resp(201), service="github", now=0.0)
 
 
-def test_answer_back_credentials_are_secret_fields_and_the_rest_is_not() -> None:
-    # The config service encrypts and masks these (by name), and nothing else of the blocks.
-    from config_service.core.secret_fields import is_secret_path
+def test_answer_back_config_is_stored_encrypted_and_shown_masked() -> None:
+    # Every leaf under integrations is a secret to the config service (encrypted at rest, "***" in
+    # every read): the App key, the API keys, and the ids and emails beside them alike.
+    from config_service.core.secret_fields import is_secret_path, mask_secrets
 
-    for path in ("github.private_key", "pagerduty.token", "incidentio.api_key"):
+    for path in ("github.private_key", "github.app_id", "pagerduty.token", "pagerduty.from_email",
+                 "incidentio.api_key"):
         assert is_secret_path(("integrations", *path.split("."))), path
-    for path in ("github.app_id", "github.installation_id", "pagerduty.from_email", "pagerduty.set_status",
-                 "incidentio.answer_back"):
-        assert not is_secret_path(("integrations", *path.split("."))), path
+    masked = mask_secrets({"integrations": {"github": {"private_key": "-----BEGIN", "app_id": 7}}})
+    assert masked == {"integrations": {"github": {"private_key": "***", "app_id": "***"}}}
+
+
+def test_a_second_config_write_keeps_the_stored_typed_blocks_valid() -> None:
+    # Writes validate merge_patch(mask_secrets(stored), patch): every stored integrations leaf is then
+    # "***". Those were checked when written; only the new values are (a typed block must not turn a
+    # later, unrelated write into a 422).
+    from config_service import merge_patch
+    from config_service.core.secret_fields import mask_secrets
+    from config_service.core.validation import validate_config
+    from incidentfox.errors import IncidentFoxError
+
+    stored = {"integrations": {"github": {"api_url": "https://ghe.example/api/v3", "app_id": 7, "answer_back": True},
+                               "pagerduty": {"answer_back": True, "from_email": "a@b.example"},
+                               "tempo": {"url": "http://tempo:3200", "verify_ssl": False}}}
+    validate_config(merge_patch(mask_secrets(stored), {"slack": {"default_channel": "C1"}}), kind="team")
+    bad = {"integrations": {"pagerduty": {"set_status": "snoozed"}}}
+    try:
+        validate_config(merge_patch(mask_secrets(stored), bad), kind="team")
+    except IncidentFoxError as exc:
+        assert [e["path"] for e in exc.details["errors"]] == ["integrations.pagerduty.set_status"]
+    else:
+        raise AssertionError("a bad new value must still be refused")
