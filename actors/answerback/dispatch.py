@@ -65,13 +65,16 @@ class AnswerOutcome:
 
 
 def target_of(trigger: Mapping[str, Any]) -> AnswerTarget | None:
+    """The trigger's AnswerTarget, only when it names the trigger's own source (the parser of that
+    source's signed delivery is the only writer of one)."""
     raw = trigger.get("answer_to")
     if not isinstance(raw, Mapping):
         return None
     try:
-        return AnswerTarget.model_validate(raw)
+        target = AnswerTarget.model_validate(raw)
     except ValidationError:
         return None
+    return target if target.source == trigger.get("source") else None
 
 
 def enabled(target: AnswerTarget | None, integrations: Mapping[str, Any]) -> bool:

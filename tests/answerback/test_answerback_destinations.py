@@ -170,6 +170,9 @@ async def test_answering_back_is_off_unless_the_team_turns_it_on(http: FakeHTTP,
         assert await answer(sessions, run_id, t, integrations) == []
     no_target = Trigger(source="slack", delivery_id="e", event_kind="app_mention")
     assert await answer(sessions, run_id, no_target, github_cfg(http)) == []
+    foreign = Trigger(source="api", delivery_id="f", event_kind="api_request",
+                      answer_to=AnswerTarget(source="github", repo="acme/shop", issue_number=1))
+    assert await answer(sessions, run_id, foreign, github_cfg(http)) == [], "only the source's own parser names one"
     assert http.requests == []
 
 
