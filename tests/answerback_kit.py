@@ -19,9 +19,19 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from incidentfox.contracts import Trigger
+from incidentfox.runs import store
 from tests.tools_fakes import FakeHTTP
 
 _ids = itertools.count(1000)
+
+
+async def new_run(sessions: Any, trigger: Trigger) -> str:
+    """A queued run of team acme/payments started by ``trigger``."""
+    async with sessions() as s:
+        run = await store.create_run(s, org_id="acme", team_id="payments", trigger=trigger)
+        await s.commit()
+        return run.id
 
 
 def rsa_pem() -> tuple[str, Any]:

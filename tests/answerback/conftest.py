@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-from incidentfox.contracts import Trigger
 from incidentfox.db import make_async_engine, session_factory
-from incidentfox.runs import store
 from tests.tools_fakes import FakeHTTP
 
 
@@ -26,10 +24,3 @@ async def sessions(db_url: str) -> AsyncIterator[Any]:
     engine = make_async_engine(db_url)
     yield session_factory(engine)
     await engine.dispose()
-
-
-async def new_run(sessions: Any, trigger: Trigger) -> str:
-    async with sessions() as s:
-        run = await store.create_run(s, org_id="acme", team_id="payments", trigger=trigger)
-        await s.commit()
-        return run.id

@@ -16,8 +16,7 @@ from actors.answerback.http import Outbound
 from actors.answerback.markdown import marker
 from incidentfox.contracts import RCA, AnswerTarget, Evidence, RootCause, Trigger
 from incidentfox.runs.answers import answers_of
-from tests.answerback.conftest import new_run
-from tests.answerback_kit import FakeGitHub, FakeIncidentIo, FakePagerDuty, rsa_pem
+from tests.answerback_kit import FakeGitHub, FakeIncidentIo, FakePagerDuty, new_run, rsa_pem
 from tests.tools_fakes import FakeHTTP
 
 RCA_ = RCA(summary="checkout v2.3.1 exhausted its DB pool",

@@ -19,7 +19,7 @@ from incidentfox.contracts import RCA, Evidence, RootCause, Trigger
 from incidentfox.db import utcnow
 from incidentfox.runs.answers import STALE_S, answers_of, claim_answer, record_answer
 from serve_apps.webhooks import github, incidentio, pagerduty
-from tests.answerback.conftest import new_run
+from tests.answerback_kit import new_run
 
 
 async def test_claims_race_to_one_winner_and_posted_is_final(sessions: Any) -> None:
