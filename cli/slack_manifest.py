@@ -3,11 +3,12 @@
 The bot scopes are exactly what the code calls (keep in step when a Slack call is added):
 
 * ``chat:write``: ``chat.postMessage`` / ``chat.update`` (actors/slack, the report jobs, tool
-  executor) and ``chat.postEphemeral`` (approvals, sandbox dispatch);
+  executor, a run's answers in its thread) and ``chat.postEphemeral`` (approvals, sandbox dispatch,
+  thread replies from non-responders);
 * ``files:write``: ``files.upload`` v2 (the health report's chart, actors/scheduler/jobs.py);
-* ``usergroups:read``: ``usergroups.users.list`` (approver and sandbox-user groups);
+* ``usergroups:read``: ``usergroups.users.list`` (approver, responder and sandbox-user groups);
 * ``channels:history``: ``conversations.replies`` (the Slack history tool) and the
-  ``message.channels`` event;
+  ``message.channels`` event (replies in an investigation's thread, docs/slack.md);
 * ``app_mentions:read``: the ``app_mention`` event; ``commands``: the ``/incidentfox`` command.
 """
 

@@ -110,6 +110,9 @@ class InvestigationSection(_Section):
         "far, e.g. a crash-looping pod's previous logs); 0 turns follow-ups off."))
     max_tool_calls: int = _from_defaults("investigation", "max_tool_calls", ge=0, description=(
         "Offline planner: the most tool calls of one run, playbooks included; follow-ups stop there."))
+    time_budget_s: float = _from_defaults("investigation", "time_budget_s", gt=0, description=(
+        "Offline planner: no follow-up round starts once the run has taken this many seconds; the run "
+        "ranks what it has and the RCA says the budget ended the follow-ups (`deadline_s` is the hard cut)."))
     metrics: MetricsSection = Field(default_factory=MetricsSection, description=(
         "Metric names and labels of the team's exporters (presets and overrides; the offline "
         "planner's PromQL and call-graph query are built from them)."))
@@ -184,7 +187,13 @@ class AccessSection(_Section):
                                                          description=(
         "Slack users or user groups who may open sandbox sessions from Slack."))
     responders: list[SlackPrincipal] = _from_defaults("access", "responders", max_length=MAX_ACCESS_IDS,
-                                                      description="Slack users or user groups on call for the team.")
+                                                      description=(
+        "Slack users or user groups on call for the team: a reply of theirs in an investigation's "
+        "thread is a turn of it (docs/slack.md). Empty: anyone in the team's channel."))
+    non_responder_replies: Literal["refuse", "ignore"] = _from_defaults(
+        "access", "non_responder_replies", description=(
+            "What a thread reply from someone not in `responders` gets: `refuse` (a polite ephemeral "
+            "note) or `ignore`. Either way it is recorded and changes nothing."))
     api_approvals: bool = _from_defaults("access", "api_approvals", description=(
         "Whether team and impersonation tokens may approve or deny tool calls over the API (admins "
         "always may; docs/security.md)."))

@@ -2,7 +2,8 @@
 
 * :class:`Trigger`: what every webhook parser yields, and what a run is started from.
 * :class:`AnswerTarget`: where, besides Slack, a run's RCA is answered (the object the delivery came from).
-* :class:`RCA`: what every planner (offline or LLM) produces and what Slack and the API show.
+* :class:`RCA`: what every planner (offline or LLM) produces and what Slack and the API show
+  (with :class:`Hypothesis`: a follow-up the offline planner pursued and what it found).
 * :class:`RunStatus`: the run state machine ``queued → running → succeeded | failed | cancelled``.
 """
 
@@ -163,6 +164,33 @@ class TimelineEntry(BaseModel):
     event: str
 
 
+class Hypothesis(BaseModel):
+    """One follow-up call the planner made after its first pass: the hypothesis it tested, in which
+    round, with which tool, and the one-line summary of what the call returned."""
+
+    round: int = Field(ge=1)
+    hypothesis: str
+    tool: str
+    found: str = ""           # the tool result's summary ("" when the call returned nothing to say)
+
+
+class ProposedAction(BaseModel):
+    """A remedy for the top cause that IncidentFox can carry out, but only after an allowed approver
+    approves it (``actors/engine/actions.py``). Derived by pure rules from the ranking's typed
+    evidence (``actors/engine/remedies.py``), never from model or log text.
+
+    ``tool`` and ``arguments`` are the exact mutating tool call it makes; ``effect`` says what that
+    call changes, in words. ``tool`` is None for a remedy IncidentFox cannot run yet (a revert pull
+    request needs the GitHub App client): it is shown, never approvable."""
+
+    id: str                   # "act_<hex>": also its approval's id (tool_approvals.id)
+    kind: Literal["rollback", "restart", "scale", "revert"]
+    target: str               # the entity it acts on, e.g. "shop/deployment/checkout"
+    effect: str               # exactly what running it changes
+    tool: str | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 class RCA(BaseModel):
     summary: str
     root_causes: list[RootCause] = Field(default_factory=list)
@@ -173,6 +201,11 @@ class RCA(BaseModel):
     # Caveats the reader must see with the analysis, e.g. quoted evidence dropped because no tool
     # output of the run contained it (actors.engine.evidence_check). Empty for most RCAs.
     notes: list[str] = Field(default_factory=list)
+    # The follow-ups the offline planner pursued, in round order (empty for the LLM planner and for
+    # runs that needed none). A budget that ended them is said in ``notes``.
+    hypotheses: list[Hypothesis] = Field(default_factory=list)
+    # At most one, for the top cause; runs only once approved (see ProposedAction).
+    proposed_actions: list[ProposedAction] = Field(default_factory=list)
 
 
 class Principal(BaseModel):

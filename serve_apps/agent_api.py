@@ -15,6 +15,9 @@ another team's run ids; list endpoints are filtered to the caller's scope the sa
 * ``GET /runs?org=&team=&status=&limit=&cursor=``: newest first, ``{items, next_cursor, runs}``
   (:mod:`incidentfox.pagination`; ``runs`` is the older key); a team token sees only its own team.
 * ``POST /runs/{id}/cancel``.
+* ``POST /runs/{id}/approvals/{approval_id}``: decide a mutating tool call the run waits on.
+* ``POST /runs/{id}/actions/{action_id}/approve|deny``: a proposed fix of the RCA
+  (:mod:`serve_apps.actions_api`).
 * ``GET /runs/{id}/events``: Server-Sent Events, polling the database every ``sse_poll_s``, ending
   with an ``end`` event at a terminal status or after ``sse_max_s``.
 * ``GET /deliveries?outcome=unrouted|…&failed=true&limit=&cursor=`` (global admin, or an org admin
@@ -49,6 +52,7 @@ from incidentfox.runs.models import Run
 from incidentfox.runs.runner import Runner
 from incidentfox.settings import Settings
 from serve_apps import deliveries
+from serve_apps.actions_api import install_action_routes
 from serve_apps.gateway import Sweeper
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -117,7 +121,7 @@ def _event_view(ev: Any) -> dict[str, Any]:
 
 def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 0.5,
                      sse_max_s: float = 900.0, on_request: Any = None,
-                     max_body: int = AGENT_MAX_BODY) -> FastAPI:
+                     max_body: int = AGENT_MAX_BODY, actions: Any = None) -> FastAPI:
     app = FastAPI(title="IncidentFox agent API", docs_url=None, redoc_url=None, openapi_url=OPENAPI_PATH)
     install_error_handlers(app)
     install_auth_state(app, settings=settings)
@@ -211,6 +215,9 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
         audited (config audit log) and the decision is a run event."""
         from actors.engine import approvals
 
+        if approval_id.startswith("act_"):   # one route per concept: a proposed fix is run by its own
+            raise Conflict(f"{approval_id!r} is a proposed fix: POST /runs/{{run_id}}/actions/{approval_id}"
+                           "/approve or /deny", code="use_actions_route")
         by = principal.subject or principal.auth_kind
         async with sessions() as s:
             run = _visible(principal, await store.get_run(s, run_id), run_id)
@@ -230,6 +237,12 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
                 raise Conflict(f"approval {approval_id!r} is not pending on this run", code="approval_not_pending")
             await s.commit()
         return {"run_id": run_id, "approval_id": approval_id, "decision": req.decision}
+
+    if actions is None:
+        from actors.engine.actions import ActionRunner
+
+        actions = ActionRunner(sessions, settings=settings)
+    install_action_routes(app, sessions=sessions, actions=actions)
 
     @app.get("/runs/{run_id}/events")
     async def run_events(principal: PrincipalDep, run_id: str,

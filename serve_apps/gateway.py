@@ -123,6 +123,9 @@ class GatewayCore:
     # Where sandbox deliveries are handed off; None: they stay recorded, undispatched, for a sweep
     # that has one.
     sandbox: SandboxRunner | None = None
+    # Runs a proposed fix a Slack approver just approved (actors.engine.actions.ActionRunner); None:
+    # it stays approved, for the API's approve to run.
+    actions: Any = None
     _batcher: IntakeBatcher | None = None
 
     def __post_init__(self) -> None:
@@ -170,6 +173,8 @@ class GatewayCore:
         outcome = await self._intake(trigger=trigger, route=route, payload=payload,
                                      correlation_window_s=await self._correlation_window(trigger, route))
         self._count(spec.name, "duplicate" if outcome.duplicate else outcome.outcome)
+        if outcome.action_id and outcome.run_id and self.actions is not None and not outcome.duplicate:
+            self._spawn(self.actions.run(run_id=outcome.run_id, action_id=outcome.action_id))
         if outcome.dispatch is not None:
             self._spawn(deliveries.dispatch(self.sessions, self.runner, delivery_pk=outcome.delivery_pk,
                                             plan=outcome.dispatch, trigger=trigger, marks=self._marks,
@@ -347,6 +352,7 @@ class Gateway:
     async def __init__(self, router: DeploymentHandle, *, runner: str = "investigation",
                  route_memo_s: float = 1.0, sweep_interval_s: float = 10.0,
                  org_secret_overrides: bool = True, store_payload: bool = True) -> None:
+        from actors.engine.actions import ActionRunner
         from actors.sandbox.slack_actor import RaySandboxRunner
         from config_service import TeamConfigReader
         from incidentfox.db import make_async_engine, session_factory
@@ -373,7 +379,8 @@ class Gateway:
                                  secrets=WebhookSecrets(load=load, env=settings.shared_webhook_secrets()),
                                  team_configs=TeamConfigReader(sessions, settings=settings,
                                                                timeout_s=CONFIG_READ_TIMEOUT_S),
-                                 store_payload=store_payload, sandbox=sandbox)
+                                 store_payload=store_payload, sandbox=sandbox,
+                                 actions=ActionRunner(sessions, settings=settings, database_url=url))
         self._sweeper = Sweeper(sessions, runner_obj, interval_s=sweep_interval_s, sandbox=sandbox)
 
     def __serve_build_asgi_app__(self) -> FastAPI:

@@ -158,6 +158,11 @@ def settings_for(db_url: str, home: Path):
 
 async def seed_approvers(db_url: str, home: Path, *, org: str, team: str, approvers: list[str]) -> None:
     """Create ``org``/``team`` (if absent) whose config lists ``access.approvers``."""
+    await seed_team_config(db_url, home, org=org, team=team, patch={"access": {"approvers": approvers}})
+
+
+async def seed_team_config(db_url: str, home: Path, *, org: str, team: str, patch: dict[str, Any]) -> None:
+    """Create ``org``/``team`` (if absent) and patch its config with ``patch``."""
     from config_service.services import config as config_svc
     from config_service.services import nodes, orgs
     from incidentfox.errors import Conflict
@@ -172,7 +177,7 @@ async def seed_approvers(db_url: str, home: Path, *, org: str, team: str, approv
             except Conflict:
                 await s.rollback()
         await config_svc.patch_config(s, settings=settings_for(db_url, home), org_id=org, node_id=team,
-                                      actor="test", patch={"access": {"approvers": approvers}})
+                                      actor="test", patch=patch)
         await s.commit()
     await engine.dispose()
 

@@ -14,12 +14,14 @@
 4. Writes of one source run in order and stop at the first failure (PagerDuty's status change
    follows its note only).
 
-Returns one :class:`AnswerOutcome` per destination; the engine records each as a run ``note`` event.
-Raises only on cancellation.
+Returns one :class:`AnswerOutcome` per destination. :func:`answer_run` is what a finished run
+calls: the same, bounded in time, each outcome (or what stopped it) handed on as a run ``note``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,7 +39,9 @@ from incidentfox.contracts import RCA, AnswerTarget
 from incidentfox.runs.answers import claim_answer, record_answer
 from incidentfox.sqlite_writer import retry_locked, write_lock
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
+ANSWER_TIMEOUT_S = 120.0
 Status = Literal["posted", "already_posted", "failed", "skipped"]
 _SECRET_KEYS = ("token", "api_key", "private_key")
 _BLOCKS = {"github": GitHubBlock, "pagerduty": PagerDutyBlock, "incidentio": IncidentIoBlock}
@@ -109,6 +113,23 @@ async def answer_back(*, sessions: async_sessionmaker[AsyncSession], run_id: str
     return outcomes
 
 
+async def answer_run(*, note: Callable[[dict[str, Any]], None], timeout_s: float = ANSWER_TIMEOUT_S,
+                     **kwargs: Any) -> None:
+    """:func:`answer_back` (``kwargs``) for a finished run, within ``timeout_s``: each outcome's
+    :meth:`AnswerOutcome.event` is passed to ``note``, and so is an error that stopped it
+    (``{"answer_back": "error", "reason"}``); nothing is raised but cancellation."""
+    run_id = kwargs.get("run_id")
+    try:
+        async with asyncio.timeout(timeout_s):
+            outcomes = await answer_back(**kwargs)
+    except Exception as exc:  # noqa: BLE001 - the RCA stands in Slack and on the run whatever happens here
+        log.warning("answering back for %s failed: %s", run_id, type(exc).__name__)
+        note({"answer_back": "error", "reason": f"{type(exc).__name__}: {str(exc)[:300]}".rstrip(": ")})
+        return
+    for outcome in outcomes:
+        note(outcome.event())
+
+
 def _plan(target: AnswerTarget, block: Any, *, out: Outbound, run_id: str, title: str, text: str,
           run_link: str | None, since: datetime | None) -> list[Write]:
     if target.source == "github":
@@ -165,4 +186,4 @@ def _scrub(message: str, secrets: list[str]) -> str:
     return message
 
 
-__all__ = ["AnswerOutcome", "answer_back", "enabled", "target_of"]
+__all__ = ["ANSWER_TIMEOUT_S", "AnswerOutcome", "answer_back", "answer_run", "enabled", "target_of"]

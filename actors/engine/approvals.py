@@ -194,7 +194,7 @@ async def authorize_slack(session: AsyncSession, *, run: Run, approval_id: str, 
     members_of: GroupMembers | None = None
     if approvers.groups and user not in approvers.users:
         secrets = await team_config(session, org_id=run.org_id, team_id=run.team_id, settings=settings)
-        token = _bot_token(secrets)
+        token = bot_token(secrets)
         members_of = slack_group_members(bot_token=token, base_url=base_url) if token else None
     verdict = await check_slack_approver(approvers, user=user, members_of=members_of)
     if verdict is ApproverVerdict.ALLOWED:
@@ -205,17 +205,19 @@ async def authorize_slack(session: AsyncSession, *, run: Run, approval_id: str, 
     if channel and user:
         if secrets is None:
             secrets = await team_config(session, org_id=run.org_id, team_id=run.team_id, settings=settings)
-        token = _bot_token(secrets)
+        token = bot_token(secrets)
         if token:
             REFUSALS.spawn(_post_refusal(token=token, base_url=base_url, channel=channel, user=user,
                                          verdict=verdict))
     return False
 
 
-def _bot_token(config: Mapping[str, Any]) -> str | None:
+def bot_token(config: Mapping[str, Any]) -> str | None:
     slack = ((config.get("integrations") or {}).get("slack") or {}) if isinstance(config, Mapping) else {}
     token = slack.get("bot_token") if isinstance(slack, Mapping) else None
     return token if isinstance(token, str) and token and token != "***" else None
+
+
 
 
 REFUSAL_TEXT = {

@@ -30,7 +30,7 @@ class SubAgentFanout:
     def __init__(self, *, run_id: str, org_id: str, team_id: str, config: dict[str, Any],
                  workers: list[Any], executors: list[Any], services: list[str],
                  window: tuple[datetime, datetime] | None, deadline_at: float,
-                 on_progress: Progress | None = None) -> None:
+                 on_progress: Progress | None = None, seed: EvidenceBundle | None = None) -> None:
         self.run_id, self.org_id, self.team_id = run_id, org_id, team_id
         self._config = config
         self._workers = workers
@@ -42,6 +42,7 @@ class SubAgentFanout:
         self._rr = itertools.count(hash(run_id) % 101)
         self.results: dict[str, SubAgentResult] = {}
         self.started: dict[str, float] = {}
+        self.seed = seed or EvidenceBundle()    # a follow-up run starts from its parent's evidence
 
     def _remaining(self) -> float:
         return max(0.1, self.deadline_at - time.monotonic())
@@ -101,7 +102,7 @@ class SubAgentFanout:
         return [out for result in self.results.values() for out in result.tool_outputs]
 
     def evidence(self) -> EvidenceBundle:
-        bundle = EvidenceBundle()
+        bundle = self.seed
         for result in self.results.values():
             bundle = bundle.merge(result.evidence)
         return bundle

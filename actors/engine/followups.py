@@ -4,9 +4,10 @@
 (no service or scenario names):
 
 * a crash-looping pod (``CrashLoopBackOff``/``Error``, or at least :data:`RESTARTS_MIN` restarts)
-  → the crashed container's ``previous`` logs and the pod's events;
-* an OOM-killed pod → its memory working-set series (PromQL from the team's metric schema) and its
-  events;
+  → the crashed container's ``previous`` logs, the pod described (``kubernetes_describe_pod``: last
+  state, exit code, limits) and its events;
+* an OOM-killed pod → the pod described (the limit the kill hit), its memory working-set series
+  (PromQL from the team's metric schema) and its events;
 * a latency alert or a service whose p99 is far above its baseline → a trace search for that
   service; once its traces are in, the slowest spans' downstream service (a child span in another
   service) gets one more trace search (one hop);
@@ -94,6 +95,10 @@ def _events(pod: ObjectState, w: int) -> Call:
                                       "since_minutes": w, "limit": 50})
 
 
+def _describe(pod: ObjectState, w: int) -> Call:
+    return ("kubernetes_describe_pod", {"namespace": pod.namespace, "pod": pod.name, "since_minutes": w})
+
+
 def _current_logs(pod: ObjectState) -> Call:
     return ("kubernetes_get_pod_logs", {"namespace": pod.namespace, "pod": pod.name, "container": None,
                                         "tail_lines": 200, "previous": None, "since_minutes": None})
@@ -163,7 +168,9 @@ def _traces(svc: str, w: int) -> list[Call]:
             ("jaeger_search_traces", {"service": svc, "operation": None, "min_duration_ms": None,
                                       "errors_only": None, "since_minutes": w, "limit": 20}),
             ("xray_search_traces", {"service": svc, "filter_expression": None, "since_minutes": min(w, 24 * 60),
-                                    "limit": 20, "fetch_traces": 5})]
+                                    "limit": 20, "fetch_traces": 5}),
+            ("datadog_search_traces", {"service": svc, "query": None, "errors_only": None, "min_duration_ms": None,
+                                       "since_minutes": w, "limit": 20, "fetch_traces": 3})]
 
 
 def _service_logs(svc: str, w: int) -> list[Call]:
@@ -202,15 +209,17 @@ def derive(bundle: EvidenceBundle, *, available: Collection[str], window_minutes
 
     for pod in _pods(bundle, lambda o: "OOMKilled" in o.reasons):
         why = f"pod {pod.namespace}/{pod.name} was OOM-killed: compare its memory with its limit"
+        add([_describe(pod, w)], why)
         add([("prometheus_query_range", {"query": promql.pod_memory(pod.name, m), "metric": "memory",
                                          "since_minutes": w, "step_seconds": None, "baseline_offset_hours": 24})],
             why)
         add([_events(pod, w)], why)
     for pod in _pods(bundle, lambda o: bool(CRASH_REASONS & set(o.reasons)) or o.restarts >= RESTARTS_MIN):
         why = (f"pod {pod.namespace}/{pod.name} is crash-looping ({pod.restarts} restarts): read the crashed "
-               f"container's logs and the pod's events")
+               f"container's previous logs, describe the pod and read its events")
         add([("kubernetes_get_pod_logs", {"namespace": pod.namespace, "pod": pod.name, "container": None,
                                           "tail_lines": 200, "previous": True, "since_minutes": None})], why)
+        add([_describe(pod, w)], why)
         add([_events(pod, w)], why)
     slow = _services(_alerted(bundle, _LATENCY_WORDS), _spiking(bundle.metrics, "latency_p99", None))
     for svc in slow:

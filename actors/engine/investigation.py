@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,8 +41,9 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from actors.answerback.dispatch import answer_back
+from actors.answerback.dispatch import answer_run
 from actors.answerback.http import Outbound
+from actors.engine.actions import record_proposals
 from actors.engine.evidence_check import EvidenceCheck, Source, verify_rca
 from actors.engine.fanout import SubAgentFanout
 from actors.engine.offline_planner import (
@@ -50,11 +51,20 @@ from actors.engine.offline_planner import (
     investigation_window,
     merged_bundle,
     plan_offline,
+    proposals_for,
     rca_from_evidence,
     trigger_services,
 )
 from actors.engine.outcomes import RunOutcome, SubAgentStatus
 from actors.engine.run_writer import RunWriter
+from actors.engine.thread_turns import (
+    FollowUpPlan,
+    Steering,
+    evidence_snapshot,
+    llm_follow_up_input,
+    load_follow_up,
+    sayer,
+)
 from actors.slack.client import slack_client
 from actors.slack.reporter import SlackReporter
 from config_service import TeamConfig
@@ -64,13 +74,13 @@ from incidentfox.db import utcnow
 from incidentfox.links import run_url
 from incidentfox.runs import store
 from incidentfox.runs.models import Run
+from incidentfox.runs.turns import ENTRY_KIND, is_turn
 from incidentfox.sqlite_writer import retry_locked
 
 log = logging.getLogger(__name__)
 
 DB_TIMEOUT_S = 30.0
 SLACK_TIMEOUT_S = 15.0
-ANSWER_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -94,6 +104,8 @@ class LiveRun:
     run_id: str
     owner: str | None = None             # the lease owner (the hosting actor's incarnation)
     absorbed: list[dict[str, Any]] = field(default_factory=list)
+    turns: list[dict[str, Any]] = field(default_factory=list)   # thread replies (incidentfox.runs.turns)
+    turns_read: int = 0                  # how many of ``turns`` the planner has been given
     task: asyncio.Task[Any] | None = None
     first_message_at: float | None = None
     abandoned: bool = False              # the lease was lost: stop without touching the run
@@ -103,13 +115,19 @@ class LiveRun:
     started_at: float = field(default_factory=time.monotonic)      # for incidentfox_run_seconds
 
     def absorb(self, *entries: dict[str, Any]) -> None:
-        """Add correlated triggers, once each (the row and the live attach may both carry one)."""
-        seen = {(e.get("source"), e.get("delivery_id")) for e in self.absorbed}
+        """Add correlated triggers and thread turns, once each (the row and the live attach may both
+        carry one)."""
+        seen = {(e.get("source"), e.get("delivery_id")) for e in (*self.absorbed, *self.turns)}
         for entry in entries:
             key = (entry.get("source"), entry.get("delivery_id"))
             if key not in seen:
                 seen.add(key)
-                self.absorbed.append(entry)
+                (self.turns if is_turn(entry) else self.absorbed).append(entry)
+
+    def take_turns(self) -> list[dict[str, Any]]:
+        """The thread turns the planner has not been given yet."""
+        new, self.turns_read = self.turns[self.turns_read:], len(self.turns)
+        return new
 
 
 class RunFailed(Exception):
@@ -194,7 +212,8 @@ async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveR
 
 
 async def _plan_llm(fanout: SubAgentFanout, cfg: TeamConfig, *, trigger: dict[str, Any],
-                    absorbed: list[dict[str, Any]], subagents: list[str]) -> tuple[RCA, EvidenceCheck]:
+                    absorbed: list[dict[str, Any]], subagents: list[str], steering: Steering,
+                    follow: FollowUpPlan | None, allowed: Collection[str] = ()) -> tuple[RCA, EvidenceCheck]:
     """The planner's RCA, its quoted evidence verified against what the run's tools returned (and the
     trigger): unverified quotes dropped, confidence lowered, the RCA says so (:mod:`.evidence_check`)."""
     from agents import RunConfig, Runner
@@ -206,17 +225,26 @@ async def _plan_llm(fanout: SubAgentFanout, cfg: TeamConfig, *, trigger: dict[st
     async def ask(name: str, question: str) -> str:
         result = await fanout.run_one(name, mode="llm", question=question)
         if result.status.unsuccessful:
-            return f"The {name} specialist failed: {result.error}"
-        return result.report or f"The {name} specialist found nothing to report."
+            return f"The {name} specialist failed: {result.error}" + await steering.for_llm()
+        return (result.report or f"The {name} specialist found nothing to report.") + await steering.for_llm()
 
     settings = cfg.agent("planner")
     tools = [planner_tool(n, settings=cfg.agent(n), invoke=ask) for n in subagents]
     agent = planner_agent(settings=settings, tools=tools, model=build_model(cfg.llm, settings.model))
-    result = await Runner.run(agent, planner_input(trigger=trigger, absorbed=absorbed, subagents=subagents),
-                              max_turns=settings.max_turns, run_config=RunConfig(workflow_name="incidentfox"))
+    first = planner_input(trigger=trigger, absorbed=absorbed, subagents=subagents)
+    if follow is not None:
+        first += "\n\n" + llm_follow_up_input(follow)
+    result = await Runner.run(agent, first + await steering.for_llm(), max_turns=settings.max_turns,
+                              run_config=RunConfig(workflow_name="incidentfox"))
     record_usage(cfg.llm, settings.model, result)
     sources = [*fanout.tool_outputs(), Source("trigger", trigger), *(Source("absorbed_alert", a) for a in absorbed)]
-    return await asyncio.to_thread(verify_rca, report_to_rca(result.final_output), sources)
+    if follow is not None:   # a follow-up may quote what its parent run found
+        sources += [Source("previous_analysis", follow.parent_rca), Source("previous_evidence", follow.seed)]
+    rca, check = await asyncio.to_thread(verify_rca, report_to_rca(result.final_output), sources)
+    rca.proposed_actions = []   # the model never proposes an action; the typed evidence may
+    rca = await asyncio.to_thread(proposals_for, rca, merged_bundle(fanout, trigger=trigger, absorbed=absorbed),
+                                  allowed=set(allowed))
+    return rca, check
 
 
 async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id: str,
@@ -251,7 +279,20 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         ctx.writer.event(run_id, "phase", {"phase": "config", "planner": mode, "subagents": subagents,
                                            "tools": sorted(allowed), "deadline_s": deadline_s})
         live.absorb(*(run.absorbed or []))
+        live.absorb(*({**t, "kind": ENTRY_KIND} for t in run.turns or [] if t.get("mode") == "redirect"))
+        trigger = dict(run.trigger or {})
+        try:
+            follow = await retry_locked(lambda: load_follow_up(ctx.sessions, run, llm=mode == "llm" and bool(allowed),
+                                                               timeout_s=DB_TIMEOUT_S))
+        except LookupError as exc:
+            raise RunFailed(str(exc)) from exc
+        if follow is not None:
+            trigger = follow.trigger
+            ctx.writer.event(run_id, "phase", {"phase": "follow_up", "parent_run_id": run.parent_run_id,
+                                               "intent": follow.intent.as_dict()})
         reporter = await _post_first(ctx, run, cfg, live, slack_scope)
+        steering = Steering(take=live.take_turns, trigger=trigger, say=sayer(reporter, timeout_s=SLACK_TIMEOUT_S),
+                            record=lambda data: ctx.writer.event(run_id, "turn", data))
 
         def progress(agent: str, status: SubAgentStatus, tools: int | None, dur: float | None) -> None:
             data: dict[str, Any] = {"agent": agent, "status": status.value}
@@ -263,21 +304,23 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
             if reporter is not None:
                 reporter.set_agent(agent, status=status, tool_count=tools, duration_s=dur)
 
-        trigger = dict(run.trigger or {})
         now = utcnow()
         fanout = SubAgentFanout(run_id=run_id, org_id=org_id, team_id=team_id, config=cfg.doc, workers=workers,
                                 executors=executors, services=trigger_services(trigger, live.absorbed),
                                 window=investigation_window(trigger, now), deadline_at=deadline_at,
-                                on_progress=progress)
+                                on_progress=progress, seed=follow.seed if follow else None)
         ctx.writer.event(run_id, "phase", {"phase": "planning", "planner": mode})
         if reporter:
             reporter.set_phase("gathering evidence")
         cut_short = False
         try:
             async with asyncio.timeout(max(0.1, deadline_at - time.monotonic())):
-                if mode == "llm" and allowed:
+                if follow is not None and follow.answer is not None:
+                    rca = follow.answer   # answered from the parent's evidence: no tool call
+                elif mode == "llm" and allowed:
                     rca, check = await _plan_llm(fanout, cfg, trigger=trigger, absorbed=live.absorbed,
-                                                 subagents=subagents)
+                                                 subagents=subagents, steering=steering, follow=follow,
+                                                 allowed=allowed)
                     if check.total:
                         ctx.writer.event(run_id, "note", {"evidence_check": check.summary()})
                 else:
@@ -286,11 +329,12 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
 
                     rca, _ = await plan_offline(fanout, subagents=subagents, tool_count=len(allowed),
                                                 trigger=trigger, absorbed=live.absorbed, now=now,
-                                                on_round=followed_up)
+                                                on_round=followed_up, started=started,
+                                                steer=lambda b: steering.offline(fanout, subagents, b))
         except TimeoutError:
             cut_short = True
             bundle = merged_bundle(fanout, trigger=trigger, absorbed=live.absorbed)
-            rca = await asyncio.to_thread(rca_from_evidence, bundle, now=now)
+            rca = await asyncio.to_thread(rca_from_evidence, bundle, now=now, allowed=set(allowed))
             missing = [a for a in subagents if a not in fanout.results
                        or fanout.results[a].status is SubAgentStatus.TIMEOUT]
             rca.summary = (f"Deadline of {deadline_s:g}s reached; partial analysis from what finished"
@@ -298,15 +342,31 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
             ctx.writer.event(run_id, "phase", {"phase": "deadline", "deadline_s": deadline_s, "unfinished": missing})
         if live.absorbed:
             rca.summary += f" ({len(live.absorbed)} correlated alert(s) absorbed into this run.)"
+        bundle = merged_bundle(fanout, trigger=trigger, absorbed=live.absorbed)
+        steering.answer_questions(rca, bundle)
+        steering.too_late(rca)
+        if follow is not None and follow.preface:
+            rca.summary = follow.preface + rca.summary
+        live.finish_fields["evidence"] = evidence_snapshot(trigger, bundle)
         result = rca.model_dump(mode="json")
         result["partial"] = cut_short
         ctx.writer.event(run_id, "phase", {"phase": "rca", "root_causes": [c.entity for c in rca.root_causes],
                                            "no_incident": rca.no_incident})
         ok = await _finish(ctx, live, RunStatus.SUCCEEDED, result=result)
+        if ok and rca.proposed_actions:
+            # Approvable only now that the run and its RCA are durable (actors/engine/actions.py).
+            try:
+                await record_proposals(ctx.sessions, run_id=run_id, rca=rca)
+            except Exception as exc:  # the RCA stands; without its rows the fix is not offered
+                ctx.writer.event(run_id, "note", {"proposed_actions": "not recorded", "reason": _reason(exc)})
+                rca = rca.model_copy(update={"proposed_actions": []})
         if reporter is not None and ok:
             await _post_final(ctx, live.run_id, reporter, rca, RunStatus.SUCCEEDED)
-        if ok:
-            await _answer(ctx, run, cfg, rca)
+        if ok:   # bounded; each outcome a note event; never changes the run's result
+            await answer_run(sessions=ctx.sessions, run_id=run_id, trigger=run.trigger or {}, rca=rca,
+                             integrations=cfg.integrations, run_link=run_url(ctx.public_url, run_id),
+                             since=run.created_at, out=ctx.outbound(),
+                             note=lambda data: ctx.writer.event(run_id, "note", data))
         return RunOutcome.SUCCEEDED if ok else RunOutcome.LOST_RACE
     except asyncio.CancelledError:
         if not live.abandoned:
@@ -358,24 +418,6 @@ async def _post_final(ctx: EngineContext, run_id: str, reporter: SlackReporter, 
             log.warning("final Slack edit of %s failed (attempt %d): %s", run_id, attempt, type(exc).__name__)
             ctx.writer.event(run_id, "note", {"slack": "error", "phase": "final", "attempt": attempt,
                                               "reason": _reason(exc)})
-
-
-async def _answer(ctx: EngineContext, run: Run, cfg: TeamConfig, rca: RCA) -> None:
-    """Answer where the alert came from (:mod:`actors.answerback`), after Slack: bounded, each outcome
-    a ``note`` event; a problem here never changes the run's result."""
-    trigger = run.trigger or {}
-    try:
-        async with asyncio.timeout(ANSWER_TIMEOUT_S):
-            outcomes = await answer_back(
-                sessions=ctx.sessions, run_id=run.id, trigger=trigger, integrations=cfg.integrations, rca=rca,
-                title=str(trigger.get("title") or ""), run_link=run_url(ctx.public_url, run.id),
-                since=run.created_at, out=ctx.outbound())
-    except Exception as exc:  # noqa: BLE001 - the RCA stands in Slack and the run whatever happens here
-        log.warning("answering back for %s failed: %s", run.id, type(exc).__name__)
-        ctx.writer.event(run.id, "note", {"answer_back": "error", "reason": _reason(exc)})
-        return
-    for outcome in outcomes:
-        ctx.writer.event(run.id, "note", outcome.event())
 
 
 async def _on_cancel(ctx: EngineContext, live: LiveRun, reporter: SlackReporter | None) -> None:

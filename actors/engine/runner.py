@@ -15,6 +15,7 @@ import ray
 from actors.engine.pool import get_pool
 from actors.engine.pool_config import CALL_TIMEOUT_S, NAMESPACE, PoolConfig
 from incidentfox.contracts import Trigger
+from incidentfox.runs.turns import attach_entry
 from incidentfox.settings import get_settings
 
 
@@ -50,8 +51,7 @@ class InvestigationRunner:
             await self._handle().cancel.remote(run_id)
 
     async def attach(self, *, run_id: str, trigger: Trigger) -> None:
-        entry = {"source": trigger.source, "delivery_id": trigger.delivery_id, "title": trigger.title,
-                 "fingerprint": trigger.fingerprint, "services": trigger.services}
+        entry = attach_entry(trigger)
         async with asyncio.timeout(CALL_TIMEOUT_S):
             await self._handle().attach.remote(run_id, entry)
 

@@ -107,7 +107,7 @@ class ToolExecutorCore:
         ctx = self._contexts.get(req.run_id)
         if ctx is None:
             ctx = ToolContext(integrations=req.integrations, org_id=req.org_id, team_id=req.team_id,
-                              run_id=req.run_id, egress=self._egress)
+                              run_id=req.run_id, egress=self._egress, sessions=self._sessions)
             self._contexts[req.run_id] = ctx
             while len(self._contexts) > MAX_CONTEXTS:
                 self._contexts.popitem(last=False)

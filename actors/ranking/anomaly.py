@@ -41,13 +41,15 @@ PCT_FLOOR = 0.25      # scale floor for percentages, in points
 MIN_BASELINE = 20     # fewer baseline points than this: the series is not scored
 _UP = ("latency", "duration", "error", "fault", "5xx", "cpu", "memory", "restart", "saturation",
        "queue", "lag", "timeout")
-_DOWN = ("availability", "success", "apdex", "uptime", "free", "available")
+_DOWN = ("avail", "success", "apdex", "uptime", "free")     # avail: availability, available, node_exporter's avail
 _PREFERRED_STATS = ("Average", "avg", "mean", "", "p50")
 
 
 def direction(metric: str) -> int:
     """+1 when higher is worse, -1 when lower is worse, 0 when either way is notable."""
     m = metric.lower()
+    if "unavailable" in m:
+        return 1
     if any(w in m for w in _DOWN):
         return -1
     if any(w in m for w in _UP):

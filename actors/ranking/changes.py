@@ -5,6 +5,12 @@ A change at ``t`` before the onset ``T`` (the alert's start, else ``now``) score
 clock skew ``SKEW`` after ``T`` is tolerated). Deploys, rollbacks and config changes weigh 1,
 commits and pull requests 0.7 (they may not be deployed). Changes without a time score 0.3; changes
 after the onset cannot have caused it and are ignored.
+
+The same change often arrives twice: found by a tool (GitHub's REST API, the rollout history) and
+recorded from a webhook (:mod:`actors.tools.recorded_changes`), or as a deployment and then its
+status. :func:`dedupe_changes` keeps one per ``(entity, kind, ref)`` (without a ref:
+``(entity, kind, time, description)``), the one with the time and the longest description, so a
+change counts once with the weight of its kind whichever way it was found.
 """
 
 from __future__ import annotations
@@ -29,9 +35,30 @@ def change_quote(c: ChangeEvent) -> str:
     return f"{c.kind} of {c.entity}{ref} at {when}{who}: {c.description}".rstrip(": ")
 
 
+def _key(c: ChangeEvent) -> tuple[str, ...]:
+    if c.ref:
+        return (c.entity, c.kind, c.ref)
+    return (c.entity, c.kind, c.at.isoformat() if c.at else "", c.description)
+
+
+def dedupe_changes(changes: list[ChangeEvent]) -> list[ChangeEvent]:
+    """One change per key (see the module doc), in first-seen order; of two copies the one with a
+    time wins, then the longer description (a deployment's status says more than the deployment)."""
+    kept: dict[tuple[str, ...], ChangeEvent] = {}
+    for c in changes:
+        key = _key(c)
+        old = kept.get(key)
+        if old is None:
+            kept[key] = c
+        elif (old.at is None and c.at is not None) or (
+                (old.at is None) == (c.at is None) and len(c.description) > len(old.description)):
+            kept[key] = c.model_copy(update={"at": c.at or old.at, "author": c.author or old.author})
+    return list(kept.values())
+
+
 def change_findings(changes: list[ChangeEvent], onset: datetime | None) -> list[Finding]:
     out = []
-    for c in changes:
+    for c in dedupe_changes(changes):
         weight = _WEIGHTS.get(c.kind, 0.7)
         if c.at is None or onset is None:
             score, age = 0.3 * weight, None

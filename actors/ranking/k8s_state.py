@@ -6,10 +6,13 @@ Rules (score, finding kind):
   the container's memory limit.
 * ``CrashLoopBackOff`` → ``crash_loop`` 0.8, explained by the container's termination message, a
   ``Failed`` warning event, or the pod's last error log line. An ``exec: "x": executable file not
-  found`` explanation records the missing command and the closest common executable.
+  found`` explanation records the missing command and the closest entry of
+  :data:`COMMON_EXECUTABLES` (narrow by design: a typo of an application's own binary gets no
+  suggestion, only the missing name).
 * ``ImagePullBackOff`` / ``ErrImagePull`` / ``InvalidImageName`` → ``image_pull`` 0.85 with the image.
 * ``FailedScheduling`` warning events → ``failed_scheduling`` 0.8, with the resources the scheduler
-  found insufficient (``Insufficient nvidia.com/gpu`` → GPU).
+  found insufficient (``Insufficient cpu``, ``Insufficient nvidia.com/gpu``: any ``*gpu*`` extended
+  resource → GPU).
 * A failed job (``BackoffLimitExceeded``/``DeadlineExceeded`` or only failed pods) →
   ``job_failed`` 0.85, explained by its pods' last error log line.
 * Container errors (``Error``, ``StartError``, ``CreateContainerConfigError``…) → 0.6; failed
@@ -42,7 +45,7 @@ _CONTAINER_ERRORS = {"Error", "StartError", "ContainerCannotRun", "CreateContain
 _EXEC_NOT_FOUND = re.compile(r'exec: "([^"]+)": executable file not found')
 _INSUFFICIENT = re.compile(r"Insufficient ([\w./-]*\w)")
 _IMAGE_IN_TEXT = re.compile(r'image "([^"]+)"')
-_FRIENDLY = {"nvidia.com/gpu": "GPU", "amd.com/gpu": "GPU", "cpu": "CPU", "memory": "memory",
+_FRIENDLY = {"cpu": "CPU", "memory": "memory",
              "ephemeral-storage": "ephemeral storage", "pods": "pod slots"}
 COMMON_EXECUTABLES = ("sh", "bash", "wget", "curl", "python", "python3", "node", "java", "nginx", "env",
                       "echo", "cat", "sleep", "ls", "cp", "mv", "tar", "gzip", "git", "npm", "pip", "ruby",
@@ -85,8 +88,20 @@ def _only_past(o: ObjectState, reason: str) -> bool:
 
 
 def suggest_executable(cmd: str) -> str:
-    match = difflib.get_close_matches(cmd, COMMON_EXECUTABLES, n=1, cutoff=0.75)
-    return match[0] if match and match[0] != cmd else ""
+    """The common executable ``cmd`` is likely a typo of (a path keeps its directory), or ""."""
+    directory, _, name = cmd.rpartition("/")
+    match = difflib.get_close_matches(name, COMMON_EXECUTABLES, n=1, cutoff=0.75)
+    if not match or match[0] == name:
+        return ""
+    return f"{directory}/{match[0]}" if directory else match[0]
+
+
+def friendly_resource(resource: str) -> str:
+    """A scheduler resource name for people: any ``*/gpu`` extended resource (``nvidia.com/gpu``,
+    ``amd.com/gpu``, ``gpu.intel.com/i915``) is a GPU; ``cpu``, ``memory``… are spelt out."""
+    if resource in _FRIENDLY:
+        return _FRIENDLY[resource]
+    return "GPU" if "gpu" in resource.lower() else resource
 
 
 def _explain(entity: str, o: ObjectState | None, events: list[K8sEvent], logs: list[LogLine]) -> tuple[Evidence | None, dict]:
@@ -150,12 +165,15 @@ def k8s_findings(bundle: EvidenceBundle) -> list[Finding]:
                 + (f", container {c['name']} restarting ({c.get('restarts', 0)} restarts)" if c else ""),
                 [Evidence(kind="state", source=K8S_STATE, quote=_state_quote(o, c)) if o else None],
                 memory_limit=limit, container=(c or {}).get("name", ""))
-        if "CrashLoopBackOff" in reasons or ("BackOff" in ev_reasons and "OOMKilled" not in reasons
+        # The kubelet's BackOff event is either "Back-off restarting failed container" (a crash loop)
+        # or "Back-off pulling image" (an image problem, handled below).
+        restart_backoff = any(e.reason == "BackOff" and "pull" not in e.message.lower() for e in warn)
+        if "CrashLoopBackOff" in reasons or (restart_backoff and "OOMKilled" not in reasons
                                               and not reasons & _IMAGE):
             c = _focus(o, {"CrashLoopBackOff"}) if o else None
             ev_q, det = _explain(entity, o, evs, bundle.logs)
             why = "OOMKilled" if "OOMKilled" in reasons else det.get("explanation", "")
-            backoff = next((e for e in warn if e.reason == "BackOff"), None)
+            backoff = next((e for e in warn if e.reason == "BackOff" and "pull" not in e.message.lower()), None)
             add(entity, "crash_loop", 0.8,
                 f"{entity} is in CrashLoopBackOff" + (f": {why[:200]}" if why else ""),
                 [Evidence(kind="state", source=K8S_STATE, quote=_state_quote(o, c)) if o else None, ev_q,
@@ -183,7 +201,7 @@ def k8s_findings(bundle: EvidenceBundle) -> list[Finding]:
         sched = [e for e in warn if e.reason == "FailedScheduling"]
         if sched:
             resources = sorted({r for e in sched for r in _INSUFFICIENT.findall(e.message)})
-            names = sorted({_FRIENDLY.get(r, r) for r in resources})
+            names = sorted({friendly_resource(r) for r in resources})
             add(entity, "failed_scheduling", 0.8,
                 f"{entity} cannot be scheduled" + (f": insufficient {' and '.join(names)} "
                                                    f"({', '.join(resources)}) on the nodes" if resources else "")

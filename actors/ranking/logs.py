@@ -18,8 +18,10 @@
   template.
 * **Known failures.** An error matching a well-known signature (disk full, connection limit, out of
   memory, permission denied, TLS) is named, so the RCA can recommend the matching fix.
-* **Dependency.** An error line naming what it could not reach (``tried: prod-db:3333``,
-  ``connection refused … host:port``, ``getaddrinfo … name``) records it for the RCA.
+* **Dependency.** An error line naming what it could not reach records it for the RCA: a database
+  driver's ``tried: /host:port`` (Cassandra/Scylla drivers), libpq's ``connection to server at
+  "host", port N``, Go's ``lookup host … no such host``, ``could not connect to X at host:port``,
+  ``dial tcp host:port``, ``getaddrinfo ENOTFOUND host``, ``host=host:port``.
 """
 
 from __future__ import annotations
@@ -45,19 +47,27 @@ _DURATION = re.compile(
 _THRESHOLD = re.compile(
     r"(?i)(?:longer than|more than|greater than|over|exceeds?|above|>)\s*(\d+(?:\.\d+)?)\s*"
     r"(ms|milliseconds|s|sec|secs|seconds)\b")
+_HOST_PORT = r"([A-Za-z0-9][\w.-]*:\d{1,5})"
 _DEPENDENCY = (
-    re.compile(r"tried:\s*([\w.-]+:\d+)"),
-    re.compile(r"(?i)(?:connect(?:ion)? (?:to|refused)|dial tcp|could not connect to|unable to connect to)\s+"
-               r"(\w[\w.-]*(?::\d+)?)"),
+    # Cassandra/Scylla drivers: "All host(s) tried for query failed (tried: /10.0.0.7:9042 (…))"
+    re.compile(r"tried:\s*/?" + _HOST_PORT),
+    # libpq ≥ 14: 'connection to server at "orders-db" (10.0.0.5), port 5432 failed'
+    re.compile(r'(?i)connection to server at "([^"]+)"(?: \([^)]*\))?, port (\d+)'),
+    # Go resolver: "dial tcp: lookup orders-db on 10.96.0.10:53: no such host"
+    re.compile(r"(?i)\blookup ([\w.-]+)(?: on [\w.:\[\]]+)?: (?:no such host|server misbehaving|i/o timeout)"),
+    # "could not connect to Redis at cache-0:6379", "connect to orders-db:5432", "dial tcp 10.0.0.5:5432"
+    re.compile(r"(?i)(?:connect(?:ion)? (?:to|refused)|dial tcp|could not connect to|unable to connect to|"
+               r"failed to connect to|cannot connect to)\s+(?:\w+ at\s+)?(\w[\w.-]*(?::\d+)?)"),
     re.compile(r"(?i)getaddrinfo \w+\s+([\w.-]+)"),
-    re.compile(r"(?i)\bhost[s]?[ =:]+([\w.-]+:\d+)"),
+    re.compile(r"(?i)\bhost[s]?[ =:]+" + _HOST_PORT),
 )
 # Well-known failure signatures: (pattern, name). The RCA derives an action from the name.
 KNOWN_ERRORS = (
     (re.compile(r"(?i)no space left on device|disk ?full|diskfull|out of disk"), "disk_full"),
-    (re.compile(r"(?i)too many (?:open )?connections|pool exhausted|connection is not available|"
-                r"remaining connection slots"), "connection_limit"),
-    (re.compile(r"(?i)out of memory|heap limit|oomkill|memory limit exceeded"), "out_of_memory"),
+    (re.compile(r"(?i)too many (?:open )?(?:connections|clients)|pool exhausted|connection is not available|"
+                r"remaining connection slots|max_connections"), "connection_limit"),
+    (re.compile(r"(?i)out ?of ?memory|heap limit|oomkill|memory limit exceeded|cannot allocate memory"),
+     "out_of_memory"),
     (re.compile(r"(?i)permission denied|access denied|unauthori[sz]ed|forbidden"), "permission_denied"),
     (re.compile(r"(?i)x509|certificate (?:has )?expired|tls handshake"), "tls"),
 )
@@ -68,7 +78,7 @@ def dependency_of(text: str) -> str:
     for pattern in _DEPENDENCY:
         m = pattern.search(text)
         if m:
-            return m.group(1).rstrip(".:")
+            return ":".join(g for g in m.groups() if g).rstrip(".:")
     return ""
 
 

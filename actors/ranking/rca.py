@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from actors.ranking.changes import change_quote
+from actors.ranking.changes import change_quote, dedupe_changes
 from actors.ranking.model import Finding, Ranking, Suspect
 from actors.ranking.no_incident import MIN_BLAME
 from incidentfox.contracts import RCA, RootCause, TimelineEntry
@@ -128,7 +128,7 @@ def _describe(s: Suspect) -> str:
 
 def _timeline(ranking: Ranking, bundle: EvidenceBundle, causes: list[Suspect]) -> list[TimelineEntry]:
     entries: list[TimelineEntry] = []
-    for c in bundle.changes:
+    for c in dedupe_changes(bundle.changes):
         entries.append(TimelineEntry(at=c.at, event=change_quote(c)))
     for ev in bundle.events:
         if ev.type == "Warning" and ev.at is not None:

@@ -49,6 +49,7 @@ _STATUS_ICON = {"pending": "⏳", "running": "🔄", "ok": "✅", "succeeded": "
                 "error": "❌", "timeout": "⌛", "cancelled": "🚫", "skipped": "➖"}
 ACTIVE_STATUSES = frozenset({"queued", "running"})   # the only statuses whose message offers Cancel
 RUN_LINK_LABEL = "Open run"
+MAX_HYPOTHESES = 6                                  # follow-up hypotheses listed in the final message
 
 
 @dataclass
@@ -119,11 +120,24 @@ def rca_text(rca: RCA) -> str:
     return _clip(f"{rca.summary}{cause}", 3000)
 
 
+def hypotheses_text(rca: RCA, *, limit: int = MAX_HYPOTHESES) -> str:
+    """The follow-ups section: each hypothesis pursued (grouped over its calls, in round order) and
+    what its calls found, e.g. ``• R1 pod … is crash-looping → kubernetes_get_pod_logs: 40 lines, 3 errors``."""
+    groups: dict[tuple[int, str], list[str]] = {}
+    for h in rca.hypotheses:
+        groups.setdefault((h.round, h.hypothesis), []).append(
+            f"`{_escape(h.tool)}`: {_escape(h.found[:160]) if h.found else 'nothing returned'}")
+    rows = [f"• R{n} {_escape(why)} → " + "; ".join(found) for (n, why), found in list(groups.items())[:limit]]
+    more = len(groups) - limit
+    return "*Follow-ups*\n" + "\n".join(rows) + (f"\n…and {more} more (see the run)" if more > 0 else "")
+
+
 def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
                agents: dict[str, AgentLine] | None = None, title: str = "",
                finished_at: datetime | None = None, run_url: str | None = None) -> list[dict[str, Any]]:
     """Block Kit for a finished run: the incident's title, status, finish time and run link, then
-    summary, causes with quoted evidence, the RCA's notes (⚠️), services, timeline, actions, and the
+    summary, causes with quoted evidence, the RCA's notes (⚠️), the follow-up hypotheses pursued and what
+    they found, services, timeline, actions, and the
     rerun / 👍 / 👎 buttons (``value`` = run id); Cancel only if ``status`` is still active."""
     icon = "✅" if status == "succeeded" else _STATUS_ICON.get(status, "•")
     blocks: list[dict[str, Any]] = [
@@ -140,6 +154,8 @@ def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
     if rca.notes:   # caveats (e.g. evidence dropped as unverified) sit right under the causes
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": _clip("\n".join(f"⚠️ {_escape(n)}" for n in rca.notes[:5]), 2900)}]})
+    if rca.hypotheses:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(hypotheses_text(rca))}})
     if rca.affected_services:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(
             "*Affected services:* " + ", ".join(f"`{_escape(s)}`" for s in rca.affected_services[:20]))}})
@@ -151,6 +167,8 @@ def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
         rows = [f"• {_escape(a)}" for a in rca.recommended_actions[:8]]
         blocks.append({"type": "section", "text": {"type": "mrkdwn",
                                                    "text": _clip("*Recommended actions*\n" + "\n".join(rows))}})
+    for action in rca.proposed_actions[:1] if status == "succeeded" else ():
+        blocks += proposed_action_blocks(run_id=run_id, action=action)
     if agents:
         st = ProgressState(agents=agents)
         lines = progress_text(st).split("\n")[2:]
@@ -175,6 +193,21 @@ def approval_blocks(*, run_id: str, approval_id: str, tool: str, arguments: dict
     ]
 
 
+def proposed_action_blocks(*, run_id: str, action: Any) -> list[dict[str, Any]]:
+    """A proposed fix (``incidentfox.contracts.ProposedAction``): its exact effect and tool call, with
+    Approve / Deny buttons (the approval buttons; ``approval_id`` = the action's id) when IncidentFox
+    can run it; only an allowed approver's click counts (actors/engine/actions.py)."""
+    call = (f"\n`{_escape(action.tool)}` ```{_escape(json.dumps(action.arguments, default=str))[:800]}```"
+            if action.tool else "\n_IncidentFox cannot run this one yet._")
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": _clip(
+        f"*Proposed fix ({_escape(action.kind)}):* {_escape(action.effect)}{call}")}}]
+    if action.tool:
+        value = json.dumps({"run_id": run_id, "approval_id": action.id})
+        blocks.append({"type": "actions", "block_id": f"action:{action.id}", "elements": [
+            _button("Approve fix", ACTION_APPROVE, value, "primary"), _button("Deny", ACTION_DENY, value, "danger")]})
+    return blocks
+
+
 class SlackReporter:
     """One run's Slack presence: the progress post, throttled edits, the final RCA."""
 
@@ -186,6 +219,7 @@ class SlackReporter:
         self.message: SlackMessage | None = None
         self._debounce_s = debounce_s
         self._editor: ThrottledEditor | None = None
+        self.thread_ts: str | None = None
 
     async def start(self, *, channel: str, thread_ts: str | None) -> SlackMessage:
         """Post the first progress message (into the thread when there is one)."""
@@ -193,11 +227,20 @@ class SlackReporter:
             channel=channel, thread_ts=thread_ts, text=progress_text(self.state),
             blocks=progress_blocks(self.state, run_id=self.run_id), unfurl_links=False)
         message = self.message = SlackMessage(channel=resp["channel"], ts=resp["ts"])
+        self.thread_ts = thread_ts or message.ts
 
         async def edit(text: str, blocks: list[dict[str, Any]] | None) -> None:
             await self._client.chat_update(channel=message.channel, ts=message.ts, text=text, blocks=blocks)
         self._editor = ThrottledEditor(edit, min_interval_s=self._debounce_s, last_edit_at=time.monotonic())
         return message
+
+    async def say(self, text: str) -> None:
+        """A short reply in the run's thread (an answer to a responder's message), apart from the
+        progress message. Nothing before :meth:`start`."""
+        if self.message is None:
+            return
+        await self._client.chat_postMessage(channel=self.message.channel, thread_ts=self.thread_ts,
+                                            text=text[:3000], unfurl_links=False)
 
     def set_phase(self, phase: str) -> None:
         self.state.phase = phase

@@ -45,7 +45,10 @@ INTEGRATIONS: tuple[str, ...] = (
     "jaeger",
     "elasticsearch",
     "demo",
+    "incidentfox",
 )
+# The platform's own records (recorded webhook deliveries): always available, no credentials.
+BUILTIN_INTEGRATION = "incidentfox"
 
 
 def utcnow() -> datetime:
@@ -168,7 +171,10 @@ def spec_builder(*, category: Category, integration: str, timeout_s: float) -> S
 
 def integration_enabled(integrations: Mapping[str, Any] | None, key: str) -> bool:
     """Whether ``integrations[key]`` is configured: ``True``, or a non-empty dict whose ``enabled`` is
-    not false (``{"enabled": true}`` alone also counts)."""
+    not false (``{"enabled": true}`` alone also counts). The built-in ``incidentfox`` integration
+    (the platform's own records) is always configured."""
+    if key == BUILTIN_INTEGRATION:
+        return True
     value = (integrations or {}).get(key)
     if value is True:
         return True
@@ -212,6 +218,8 @@ class ToolContext:
     ``cache`` is per-context scratch (the demo world lives there so one run sees one world).
     ``replay`` (an :class:`actors.tools.replay.ReplayStore`, set by the caller, never from team
     config) answers every tool from recordings instead of a live system or the demo world.
+    ``sessions`` (an ``async_sessionmaker`` of the platform database, set by the ToolExecutor) is
+    what the built-in tools read the team's recorded deliveries through; None: they are unavailable.
     The repr never shows credentials.
     """
 
@@ -225,6 +233,7 @@ class ToolContext:
     egress: PolicyLike | None = None
     resolver: Resolver | None = None
     replay: ReplayStore | None = None
+    sessions: Any | None = None
 
     def __repr__(self) -> str:
         return (

@@ -1,5 +1,5 @@
 """Datadog HTTP API tools: metric queries (``/api/v1/query``) and log search
-(``/api/v2/logs/events/search``).
+(``/api/v2/logs/events/search``); APM span search is :mod:`actors.tools.datadog_traces`.
 
 ``integrations.datadog``: ``api_key`` and ``app_key`` (required), ``site`` (default ``datadoghq.com``)
 or ``api_url`` (overrides the site; tests point it at a local server).
@@ -18,7 +18,8 @@ from incidentfox.evidence import EvidenceBundle, LogLine, MetricSeries
 TIMEOUT_S = 20.0
 
 
-def _endpoint(config: dict[str, Any]) -> tuple[str, dict[str, str]]:
+def endpoint(config: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """The API base URL and the key headers of ``integrations.datadog`` (``not_configured`` without keys)."""
     if not config.get("api_key") or not config.get("app_key"):
         raise ToolError("not_configured", "integrations.datadog needs api_key and app_key")
     url = (config.get("api_url") or f"https://api.{config.get('site') or 'datadoghq.com'}").rstrip("/")
@@ -35,7 +36,7 @@ def _scope_entity(scope: str) -> str:
 
 
 async def query_metrics(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-    url, headers = _endpoint(ctx.integration("datadog"))
+    url, headers = endpoint(ctx.integration("datadog"))
     start, end = ctx.window(args["since_minutes"])
     body = await request_json(
         ctx,
@@ -74,7 +75,7 @@ async def query_metrics(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
 
 
 async def search_logs(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
-    url, headers = _endpoint(ctx.integration("datadog"))
+    url, headers = endpoint(ctx.integration("datadog"))
     start, end = ctx.window(args["since_minutes"])
     payload = {
         "filter": {"query": args["query"], "from": iso(start), "to": iso(end)},

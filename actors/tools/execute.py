@@ -33,6 +33,7 @@ import jsonschema
 from tenacity import AsyncRetrying
 
 from actors.tools.base import (
+    BUILTIN_INTEGRATION,
     ToolContext,
     ToolError,
     ToolFn,
@@ -123,7 +124,8 @@ def resolve_backend(spec: ToolSpec, ctx: ToolContext) -> ToolFn:
     when its integration is configured, else the demo world, else not_configured."""
     if ctx.replay is not None:
         return ctx.replay.backend(spec.name)
-    if ctx.enabled(spec.integration):
+    # A demo team's built-in tools answer from its world (it has no recorded deliveries).
+    if ctx.enabled(spec.integration) and not (spec.integration == BUILTIN_INTEGRATION and ctx.enabled("demo")):
         return spec.fn
     if ctx.enabled("demo"):
         from actors.tools.demo.backend import demo_backend

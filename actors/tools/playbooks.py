@@ -196,6 +196,12 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
         ),
         (
             (
+                "github_recorded_changes",
+                lambda sv, w, m: {"repo": None, "since_minutes": max(w * 3, 180), "limit": 100},
+            ),
+        ),
+        (
+            (
                 "github_recent_commits",
                 lambda sv, w, m: {"repo": None, "branch": None, "since_minutes": max(w * 3, 180), "limit": 30},
             ),

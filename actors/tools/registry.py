@@ -10,7 +10,9 @@ has a backend for. The allow-list is ``config["tools"]``, a dict ``tool name →
   prompt change a system.
 
 A backend exists when ``config["integrations"][spec.integration]`` is configured, or when
-``integrations.demo`` is on (the demo world serves every tool).
+``integrations.demo`` is on (the demo world serves every tool). The built-in ``incidentfox``
+integration (the team's recorded GitHub deliveries) is there for a team that has repositories: routing
+claims ``routing.github_repos`` or a configured ``integrations.github`` (and for demo teams).
 """
 
 from __future__ import annotations
@@ -23,19 +25,23 @@ from actors.tools import (
     aws,
     coralogix,
     datadog,
+    datadog_traces,
     elasticsearch,
     github,
     grafana,
     jaeger,
+    kubernetes_describe,
     kubernetes_jobs,
+    kubernetes_rollback,
     kubernetes_services,
     kubernetes_tools,
     loki,
     prometheus,
+    recorded_changes,
     slack_history,
     tempo,
 )
-from actors.tools.base import CATEGORIES, INTEGRATIONS, ToolSpec, integration_enabled
+from actors.tools.base import BUILTIN_INTEGRATION, CATEGORIES, INTEGRATIONS, ToolSpec, integration_enabled
 from actors.tools.demo import backend as demo_backend
 
 
@@ -65,10 +71,12 @@ BACKENDS: dict[str, ModuleType] = {
     "jaeger": jaeger,
     "elasticsearch": elasticsearch,
     "demo": demo_backend,
+    "incidentfox": recorded_changes,
 }
 
 # Further modules declaring tools of an integration above (kept apart to stay one concept each).
-MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services, kubernetes_jobs)
+MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services, kubernetes_jobs, kubernetes_describe, datadog_traces,
+                                       kubernetes_rollback)
 
 TOOLS: dict[str, ToolSpec] = _index(
     spec for module in (*BACKENDS.values(), *MORE_SPECS) for spec in module.SPECS
@@ -89,6 +97,13 @@ def allowed(spec: ToolSpec, tools_config: Mapping[str, Any] | None) -> bool:
     return (not spec.mutating) and bool(tools_config.get("*", True))
 
 
+def has_repositories(config: Mapping[str, Any]) -> bool:
+    """Whether GitHub deliveries can be recorded for this team: it claims repositories
+    (``routing.github_repos``) or configured ``integrations.github``."""
+    routing = config.get("routing") if isinstance(config.get("routing"), Mapping) else {}
+    return bool(routing.get("github_repos")) or integration_enabled(config.get("integrations") or {}, "github")
+
+
 def tools_for(config: Mapping[str, Any]) -> list[ToolSpec]:
     """The tools a team with this effective config may call, in catalog order."""
     integrations = config.get("integrations") or {}
@@ -98,7 +113,10 @@ def tools_for(config: Mapping[str, Any]) -> list[ToolSpec]:
         spec = TOOLS[entry["name"]]
         if not allowed(spec, config.get("tools")):
             continue
-        if integration_enabled(integrations, spec.integration) or (
+        if spec.integration == BUILTIN_INTEGRATION:
+            if demo or has_repositories(config):
+                out.append(spec)
+        elif integration_enabled(integrations, spec.integration) or (
             demo and demo_backend.demo_backend(spec.name) is not None
         ):
             out.append(spec)

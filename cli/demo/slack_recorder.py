@@ -177,6 +177,10 @@ class SlackRecorder:
                    "thread_ts": args.get("thread_ts"), "user": "UBOT", "bot_id": "BBOT"}
             self.messages[(channel, ts)] = msg
             return {"ok": True, "channel": channel, "ts": ts, "message": msg}
+        if method == "chat.postEphemeral":   # seen by one user only: recorded, not kept in the channel
+            if not channel or not args.get("user"):
+                return {"ok": False, "error": "channel_not_found" if not channel else "user_not_in_channel"}
+            return {"ok": True, "message_ts": self._next_ts()}
         if method == "chat.update":
             key = (channel, str(args.get("ts", "")))
             if key not in self.messages:

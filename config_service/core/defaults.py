@@ -25,13 +25,14 @@ DEFAULT_CONFIG: MappingProxyType[str, Any] = MappingProxyType({
     "subagents": {},
     "agents": {},
     "investigation": {"deadline_s": 300, "correlation_window_s": 600, "max_turns": 20, "planner": "auto",
-                      "followup_rounds": 3, "max_tool_calls": 60,
+                      "followup_rounds": 3, "max_tool_calls": 60, "time_budget_s": 120,
                       "metrics": {"requests": "default", "service_graph": "tempo"}},
     "deployment": {"mode": "shared", "resources": {}},
     "quotas": {"max_concurrent_runs": 5},
     "schedules": [],
     "sandbox": {"mcp_servers": [], "network": False, "max_open_sessions": 10, "mcp_read_only": []},
-    "access": {"approvers": [], "sandbox_users": [], "responders": [], "api_approvals": False},
+    "access": {"approvers": [], "sandbox_users": [], "responders": [], "non_responder_replies": "refuse",
+               "api_approvals": False},
 })
 
 # The engine's model when a team sets ``llm.provider`` but no ``llm.model``. Not a config layer

@@ -6,6 +6,8 @@ Invariants the schema keeps:
   row, so it can never start a second run. The run id is allocated in the same transaction.
 * ``runs.status`` follows :data:`incidentfox.contracts.ALLOWED_TRANSITIONS`; transitions are
   compare-and-set updates in :mod:`incidentfox.runs.store`.
+* A follow-up run (a reply in the thread of a finished run) names the run it continues in
+  ``parent_run_id``; both stay bound to the same thread.
 * A running run holds a lease (``lease_owner``, ``lease_expires_at``) renewed by its actor; a run
   whose lease lapsed is retried once (``attempts``) or failed with the reason.
 """
@@ -82,6 +84,11 @@ class Run(Base):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     absorbed: Mapped[list[dict[str, Any]]] = mapped_column(default=list)  # correlated triggers
     slack_message: Mapped[dict[str, Any] | None] = mapped_column()  # {channel, ts} of the progress post
+    # Thread conversations (incidentfox/runs/turns.py): the run a follow-up continues, the replies
+    # addressed to this run, and the evidence it gathered (what a follow-up starts from).
+    parent_run_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    turns: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column()
 
 
 class RunEvent(Base):
@@ -92,7 +99,7 @@ class RunEvent(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     seq: Mapped[int] = mapped_column()
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    kind: Mapped[str] = mapped_column(String(32))    # status | phase | agent | tool | absorbed | note
+    kind: Mapped[str] = mapped_column(String(32))    # status | phase | agent | tool | absorbed | turn | note
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
@@ -124,7 +131,7 @@ class RunFeedback(Base):
 
 
 class ToolApproval(Base):
-    """A mutating tool call waiting for (or given) explicit approval."""
+    """A mutating tool call waiting for (or given) explicit approval, or an RCA's proposed fix."""
 
     __tablename__ = "tool_approvals"
 
@@ -132,7 +139,9 @@ class ToolApproval(Base):
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
     tool: Mapped[str] = mapped_column(String(128))
     arguments: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|approved|denied|expired
+    # pending|approved|denied|expired; a proposed fix (id "act_…", actors/engine/actions.py) then
+    # approved → executing → executed|failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column()
     decided_by: Mapped[str | None] = mapped_column(String(128))

@@ -35,7 +35,8 @@ class Runner(Protocol):
         """Stop a running run's work (the store already records the cancel request)."""
 
     async def attach(self, *, run_id: str, trigger: Trigger) -> None:
-        """Deliver added context (an absorbed alert, a thread follow-up) to a live run."""
+        """Deliver added context to a live run: an absorbed alert, or a human reply in its thread
+        (a turn, :func:`incidentfox.runs.turns.attach_entry` says which)."""
 
 
 @runtime_checkable

@@ -36,15 +36,16 @@ def _predecessors(to: RunStatus) -> list[str]:
 async def create_run(session: AsyncSession, *, org_id: str, team_id: str, trigger: Trigger | dict[str, Any],
                      kind: str = "investigation", run_id: str | None = None,
                      correlation_key: str | None = None, deadline_s: float | None = None,
-                     flush: bool = True) -> Run:
-    """Insert a queued run (flushed unless ``flush=False``, not committed)."""
+                     parent_run_id: str | None = None, flush: bool = True) -> Run:
+    """Insert a queued run (flushed unless ``flush=False``, not committed). ``parent_run_id``: the
+    run this one follows up (a reply in its thread after it ended; :mod:`incidentfox.runs.turns`)."""
     t = trigger if isinstance(trigger, Trigger) else Trigger.model_validate(trigger)
     run = Run(
         id=run_id or new_run_id(), org_id=org_id, team_id=team_id, status=RunStatus.QUEUED.value,
         kind=kind, source=t.source, trigger=t.model_dump(mode="json"), correlation_key=correlation_key,
         thread_channel=t.thread.channel if t.thread else None,
         thread_ts=t.thread.ts if t.thread else None, deadline_s=deadline_s, created_at=utcnow(),
-        absorbed=[],
+        absorbed=[], turns=[], parent_run_id=parent_run_id,
     )
     session.add(run)
     if flush:
@@ -239,6 +240,18 @@ async def absorb(session: AsyncSession, *, run_id: str, trigger: Trigger) -> Non
     await session.flush()
 
 
+async def add_turn(session: AsyncSession, *, run_id: str, entry: dict[str, Any]) -> None:
+    """Record a thread turn on ``run_id`` (:mod:`incidentfox.runs.turns`) and a ``turn`` event; the
+    list is bounded (the event still records every turn)."""
+    from incidentfox.runs.turns import MAX_TURNS
+
+    run = await get_run(session, run_id)
+    if len(run.turns or []) < MAX_TURNS:
+        run.turns = [*(run.turns or []), entry]
+    await append_event(session, run_id=run_id, kind="turn", data=entry)
+    await session.flush()
+
+
 async def thread_owner(session: AsyncSession, *, channel: str, thread_ts: str) -> tuple[str, str] | None:
     """``(org_id, team_id)`` of the team that owns the Slack thread ``(channel, thread_ts)``, or None
     when no run is bound to it.
@@ -286,6 +299,7 @@ def run_view(run: Run, *, include_result: bool = True) -> dict[str, Any]:
         "created_at": _iso(run.created_at), "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at), "attempts": run.attempts,
         "absorbed": run.absorbed or [], "error": run.error,
+        "parent_run_id": run.parent_run_id, "turns": run.turns or [],
     }
     if include_result and run.result is not None:
         view["result"] = run.result

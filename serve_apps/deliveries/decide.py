@@ -6,8 +6,9 @@ The rules, in order:
 * ``/incidentfox sandbox …`` routed to a team opens a sandbox session; a human Slack message in the
   thread of an *active* sandbox session of the routed org continues it (both handed to the sandbox
   side after the commit);
-* a follow-up in an active run's thread continues that run; an alert on a service (or fingerprint)
-  with an active run in the correlation window is absorbed into it;
+* a human message in the thread of the routed team's run is a turn of it (:mod:`.turns`): it steers
+  the run while it is active and starts a linked follow-up run after it ended; an alert on a service
+  (or fingerprint) with an active run in the correlation window is absorbed into it;
 * change events are recorded for correlation; unrouted events are recorded as such; ack/resolve
   updates the run of the alert's fingerprint;
 * anything else routed starts a run.
@@ -25,6 +26,7 @@ from incidentfox.contracts import DeliveryOutcome, RunStatus, Trigger, TriggerAc
 from incidentfox.runs import store
 from incidentfox.runs.models import Run, RunEvent
 from serve_apps.deliveries.model import Decision, Dispatch, DispatchKind, Route
+from serve_apps.deliveries.turns import thread_turn
 from serve_apps.webhooks.scope import refusal
 
 O = DeliveryOutcome
@@ -80,12 +82,11 @@ async def decide(session: AsyncSession, *, trigger: Trigger, route: Route, windo
                 scope_org=route.verified_org, scope_team=route.verified_team, run_org=run.org_id,
                 run_team=run.team_id) is not None:
             run = None   # a thread of another org (or team) than the signed one: never joined
-        if run is not None and not RunStatus(run.status).terminal:
-            await store.append_event(session, run_id=run.id, kind="note",
-                                     data={"follow_up": trigger.text[:2000], "actor": trigger.actor})
-            return Decision(O.CONTINUED, run.id, Dispatch(DispatchKind.ATTACH, run.id, run.org_id, run.team_id))
+        if run is not None:
+            # A turn of the thread's investigation: steers it while it runs, follows it up after.
+            return await thread_turn(session, run=run, trigger=trigger, now=now)
         if action is TriggerAction.CONTINUE:
-            return Decision(O.UNMATCHED, run.id if run else None, detail="no active run in this thread")
+            return Decision(O.UNMATCHED, detail="no run in this thread")
     if action is TriggerAction.RECORD:
         return Decision(O.RECORDED)
     if not route.found or not route.org_id or not route.team_id:
@@ -192,8 +193,10 @@ async def _interaction(session: AsyncSession, *, trigger: Trigger, route: Route)
         return Decision(O.REJECTED, detail=refused.value)
     user = str(spec.get("user") or trigger.actor or "unknown")[:128]
     if kind == "rerun":
+        # A follow-up's rerun is that follow-up again: same reply, same parent (runs/turns.py).
         new = await store.create_run(session, org_id=run.org_id, team_id=run.team_id,
-                                     trigger=Trigger.model_validate(run.trigger), kind=run.kind)
+                                     trigger=Trigger.model_validate(run.trigger), kind=run.kind,
+                                     parent_run_id=run.parent_run_id)
         await store.append_event(session, run_id=new.id, kind="status",
                                  data={"status": "queued", "rerun_of": run.id, "by": user})
         return Decision(O.INTERACTION, new.id, Dispatch(DispatchKind.SUBMIT, new.id, new.org_id, new.team_id),
@@ -219,5 +222,8 @@ async def _interaction(session: AsyncSession, *, trigger: Trigger, route: Route)
         if not await decide_approval(session, run_id=run.id, approval_id=approval_id,
                                      approve=kind == "approve", by=f"slack:{user}"):
             return Decision(O.REJECTED, run.id, detail="no pending approval with that id")
-        return Decision(O.INTERACTION, run.id, detail=kind)
+        # An approved proposed fix runs after the commit (actors/engine/actions.py); a tool call the
+        # run waits on is run by the waiting ToolExecutor.
+        is_action = approval_id.startswith("act_") and kind == "approve"
+        return Decision(O.INTERACTION, run.id, detail=kind, action_id=approval_id if is_action else None)
     return Decision(O.REJECTED, run.id, detail=f"unknown interaction {kind!r}")

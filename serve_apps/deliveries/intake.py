@@ -84,4 +84,4 @@ async def record_and_decide(session: AsyncSession, *, trigger: Trigger, route: R
         row.dispatched_at = now
     return row, IntakeResult(delivery_pk=row.id, outcome=decision.outcome, run_id=decision.run_id,
                              dispatch=decision.dispatch, detail=decision.detail,
-                             session_id=decision.session_id)
+                             session_id=decision.session_id, action_id=decision.action_id)

@@ -55,6 +55,7 @@ class Decision:
     detail: str = ""
     session_id: str | None = None   # the sandbox session a SANDBOX_CONTINUED reply goes to
     team_id: str | None = None      # overrides the route's team (a sandbox session's own team)
+    action_id: str | None = None    # a proposed fix this interaction approved: run it after the commit
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class IntakeResult:
     dispatch: Dispatch | None = None
     detail: str = ""
     session_id: str | None = None
+    action_id: str | None = None    # see Decision.action_id (never re-sent for a duplicate)
 
     def response(self) -> dict[str, Any]:
         """The sender's 200 body."""

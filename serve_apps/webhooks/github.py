@@ -8,8 +8,8 @@ resend the same body, so they stay duplicates too).
 
 Events: an ``issue_comment`` (created) that mentions ``@incidentfox`` or starts with ``/incidentfox``
 → START (human); ``check_run`` / ``workflow_run`` completed with a failing conclusion → START
-(``event_kind="ci_failure"``); ``push`` and ``pull_request`` → RECORD (change events); the rest is
-ignored. Bodies may be JSON or the legacy ``payload=<json>`` form encoding.
+(``event_kind="ci_failure"``); ``push``, ``pull_request``, ``deployment`` and ``deployment_status`` →
+RECORD (change events, read back by :mod:`actors.tools.recorded_changes`); the rest is ignored. Bodies may be JSON or the legacy ``payload=<json>`` form encoding.
 """
 
 from __future__ import annotations
@@ -256,7 +256,35 @@ def _pull_request(data: dict[str, Any], did: str) -> ParseResult:
     return accepted(build_trigger(SOURCE, action=TriggerAction.RECORD, **fields))
 
 
+def _deployment(data: dict[str, Any], did: str) -> ParseResult:
+    """``deployment`` (created) and ``deployment_status`` (created): recorded as change events."""
+    repo = _repo(data)
+    dep = obj(data, "deployment")
+    if not dep:
+        raise malformed(SOURCE, "deployment event without a deployment object")
+    status = obj(data, "deployment_status")
+    state = s(status, "state")
+    env = s(dep, "environment")
+    kind = "deployment_status" if status else "deployment"
+    return accepted(build_trigger(
+        SOURCE,
+        delivery_id=did,
+        event_kind=f"{kind}.{clip(state, 32)}" if state else kind,
+        action=TriggerAction.RECORD,
+        identifiers=identifiers(github_repo=repo),
+        title=f"deploy {s(dep, 'ref') or s(dep, 'sha')[:12]} of {repo}" + (f" to {env}" if env else "")
+              + (f" [{state}]" if state else ""),
+        text=s(dep, "description"),
+        links=links(s(status, "target_url"), s(dep, "url")),
+        actor=s(obj(dep, "creator"), "login") or s(obj(data, "sender"), "login") or None,
+        occurred_at=parse_time(status.get("created_at")) or parse_time(dep.get("created_at")),
+        external_ref=s(dep, "sha") or None,
+    ))
+
+
 _HANDLERS = {
+    "deployment": _deployment,
+    "deployment_status": _deployment,
     "issue_comment": _issue_comment,
     "check_run": _check_run,
     "workflow_run": _workflow_run,

@@ -184,6 +184,7 @@ def _message_trigger(data: dict[str, Any], event: dict[str, Any], did: str, acti
         human=True,
         actor=s(event, "user") or None,
         occurred_at=parse_time(data.get("event_time")) or parse_time(ts),
+        external_ref=ts or None,   # the message's own ts: one thread turn per message (runs/turns.py)
     )
     return accepted(trigger)
 

@@ -2,7 +2,8 @@
 AnswerTarget, the engine's answer step (what a finished run calls after its Slack post) writes to a
 local server that speaks the source's API, records each outcome as a run ``note`` event, and a
 redelivery of the same webhook neither starts a second run nor posts a second answer. Bad config
-ends as a clear note on the run. No Ray: the step is called as the run's actor calls it."""
+ends as a clear note on the run. No Ray: the step is called as the run's actor calls it (the engine
+test, tests/engine/test_engine_answerback.py, runs it inside a real run)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from typing import Any
 import pytest
 from gateway_kit import DEFAULT_ROUTES, StaticRoutes, client_for, load, make_core, signed
 
+from actors.answerback.dispatch import answer_run
 from actors.answerback.http import Outbound
 from actors.answerback.markdown import marker
-from actors.engine.investigation import EngineContext, _answer
 from config_service import TeamConfig
 from incidentfox.contracts import RCA, RootCause
 from incidentfox.links import run_url
@@ -31,16 +32,6 @@ ROUTES = {**DEFAULT_ROUTES, ("incidentio_team_id", "01fcndv6p870ea6s7tk1dsydg0")
           ("slack_channel_id", "C02AW36C1M5"): ("acme", "payments")}
 
 
-class Notes:
-    """The run writer's ``event`` (what ``_answer`` records), kept in memory."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, dict[str, Any]]] = []
-
-    def event(self, run_id: str, kind: str, data: dict[str, Any]) -> None:
-        self.events.append((run_id, kind, data))
-
-
 async def deliver(core: Any, source: str, body: bytes, **kw: Any) -> dict[str, Any]:
     async with client_for(core) as client:
         r = await client.post(f"/{source}", content=body, headers=signed(source, body, **kw))
@@ -51,12 +42,13 @@ async def deliver(core: Any, source: str, body: bytes, **kw: Any) -> dict[str, A
 async def finish_step(core: Any, run_id: str, integrations: dict[str, Any]) -> list[dict[str, Any]]:
     async with core.sessions() as s:
         run = await store.get_run(s, run_id)
-    notes = Notes()
-    ctx = EngineContext(sessions=core.sessions, writer=notes, load_config=None, slack_api_url="",  # type: ignore[arg-type]
-                        public_url="https://incidentfox.example",
-                        outbound=lambda: Outbound(first_s=0.001))
-    await _answer(ctx, run, TeamConfig({"integrations": integrations}), RCA_)
-    return [data for rid, kind, data in notes.events if rid == run_id and kind == "note"]
+    notes: list[dict[str, Any]] = []
+    # As the engine calls it once the run is succeeded and its Slack answer posted (investigation.py).
+    await answer_run(sessions=core.sessions, run_id=run.id, trigger=run.trigger, rca=RCA_,
+                     integrations=TeamConfig({"integrations": integrations}).integrations,
+                     run_link=run_url("https://incidentfox.example", run.id), since=run.created_at,
+                     out=Outbound(first_s=0.001), note=notes.append)
+    return notes
 
 
 @pytest.fixture

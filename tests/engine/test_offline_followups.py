@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from actors.engine.followups import derive, downstream
-from actors.engine.offline_planner import Budget, follow_up, followup_event
+from actors.engine.offline_planner import Budget, FollowUpLog, follow_up, followup_event
 from actors.engine.outcomes import SubAgentStatus
 from actors.engine.subagent_worker import SubAgentResult
 from actors.tools import promql
@@ -187,7 +187,9 @@ class FakeFanout:
         prev = self.results[agent] if agent in self.results else SubAgentResult(agent=agent, status=SubAgentStatus.OK)
         self.results[agent] = SubAgentResult(agent=agent, status=SubAgentStatus.OK,
                                              tool_count=prev.tool_count + len(steps),
-                                             evidence=prev.evidence.merge(new))
+                                             evidence=prev.evidence.merge(new),
+                                             report="\n".join(f"{tool}: {len(tool)} lines from {args.get('pod') or args.get('object_name')}"
+                                                              for tool, args in steps))
         return self.results[agent]
 
     def evidence(self) -> EvidenceBundle:
@@ -200,17 +202,23 @@ class FakeFanout:
 TOOLS = {"kubernetes_get_pod_logs": "kubernetes", "kubernetes_get_events": "kubernetes"}
 
 
-def run_rounds(fanout: FakeFanout, budget: Budget, subagents: list[str] = ["kubernetes"]) -> tuple[int, list]:  # noqa: B006
+def run_rounds(fanout: FakeFanout, budget: Budget, subagents: list[str] = ["kubernetes"],  # noqa: B006
+               clock: Any = None) -> tuple[FollowUpLog, list]:
     seen: list[tuple[int, list, list]] = []
-    ran = asyncio.run(follow_up(fanout, subagents=subagents, tools=TOOLS, budget=budget, trigger={},  # type: ignore[arg-type]
-                                absorbed=[], window_minutes=60, on_round=lambda *a: seen.append(a)))
-    return ran, seen
+    log = asyncio.run(follow_up(fanout, subagents=subagents, tools=TOOLS, budget=budget, trigger={},  # type: ignore[arg-type]
+                                absorbed=[], window_minutes=60, on_round=lambda *a: seen.append(a),
+                                **({"clock": clock, "started": 0.0} if clock else {})))
+    return log, seen
 
 
 def test_rounds_stop_at_the_rounds_cap_and_record_their_hypotheses() -> None:
     fanout = FakeFanout()
-    ran, seen = run_rounds(fanout, Budget(rounds=2, max_tool_calls=1000))
-    assert ran == 2 and [n for n, _, _ in seen] == [1, 2]
+    log, seen = run_rounds(fanout, Budget(rounds=2, max_tool_calls=1000))
+    assert log.rounds == 2 and [n for n, _, _ in seen] == [1, 2]
+    assert log.stopped == "rounds" and log.skipped > 0 and "round limit" in log.note(Budget(rounds=2))
+    assert [h.round for h in log.hypotheses] == [1] * 4 + [2] * 4
+    first = log.hypotheses[0]
+    assert "crash-looping" in first.hypothesis and first.found == f"{len(first.tool)} lines from p0-1-a"
     assert [agent for agent, _ in fanout.asked] == ["kubernetes", "kubernetes"]
     assert len(fanout.asked[0][1]) == 4     # two pods × (previous logs, events), one sub-agent call
     event = followup_event(*seen[0])
@@ -220,8 +228,9 @@ def test_rounds_stop_at_the_rounds_cap_and_record_their_hypotheses() -> None:
 
 def test_the_call_budget_counts_the_first_pass_and_trims_the_last_round() -> None:
     fanout = FakeFanout(first_pass=10)
-    ran, seen = run_rounds(fanout, Budget(rounds=5, max_tool_calls=13))
-    assert ran == 1 and sum(len(steps) for _, steps in fanout.asked) == 3
+    log, seen = run_rounds(fanout, Budget(rounds=5, max_tool_calls=13))
+    assert log.rounds == 1 and sum(len(steps) for _, steps in fanout.asked) == 3
+    assert (log.stopped, log.skipped, len(log.hypotheses)) == ("tool_calls", 1, 3)
     assert sum(r.tool_count for r in fanout.results.values()) == 13
     event = followup_event(*seen[0])
     assert event["budget_reached"] is True and len(event["skipped"]) == 1
@@ -232,5 +241,33 @@ def test_no_budget_left_or_no_enabled_agent_means_no_follow_up_calls() -> None:
                               (Budget(rounds=0, max_tool_calls=100), ["kubernetes"]),
                               (Budget(rounds=3, max_tool_calls=100), ["metrics"])):
         fanout = FakeFanout(first_pass=10)
-        ran, _ = run_rounds(fanout, budget, subagents)
-        assert ran == 0 and fanout.asked == []
+        log, _ = run_rounds(fanout, budget, subagents)
+        assert log.rounds == 0 and fanout.asked == [] and log.hypotheses == []
+
+
+class FakeClock:
+    """Seconds since the run started: each round's calls take ``per_round`` seconds of it."""
+
+    def __init__(self, fanout: FakeFanout, per_round: float) -> None:
+        self.fanout, self.per_round = fanout, per_round
+
+    def __call__(self) -> float:
+        return self.per_round * len(self.fanout.asked)
+
+
+def test_the_time_budget_stops_further_rounds_and_is_named_in_the_note() -> None:
+    fanout = FakeFanout()
+    budget = Budget(rounds=5, max_tool_calls=1000, time_s=50)
+    log, seen = run_rounds(fanout, budget, clock=FakeClock(fanout, per_round=30))
+    assert log.rounds == 2 and len(fanout.asked) == 2          # 0 s, 30 s: rounds start; at 60 s none does
+    assert log.stopped == "time" and log.skipped > 0
+    assert seen[-1][0] == 3 and seen[-1][1] == [] and followup_event(*seen[-1])["budget_reached"] is True
+    note = log.note(budget)
+    assert "time budget (investigation.time_budget_s = 50 s) after 2 round(s)" in note and f"{log.skipped} further" in note
+
+
+def test_a_time_budget_already_spent_by_the_playbooks_runs_no_round() -> None:
+    fanout = FakeFanout()
+    log, _ = run_rounds(fanout, Budget(rounds=3, max_tool_calls=1000, time_s=10), clock=lambda: 10.0)
+    assert log.rounds == 0 and fanout.asked == [] and log.stopped == "time"
+    assert FollowUpLog().note(Budget()) == ""

@@ -22,7 +22,7 @@ from actors.slack.reporter import (
     rca_blocks,
 )
 from cli.demo.slack_recorder import SlackRecorder
-from incidentfox.contracts import RCA, TimelineEntry
+from incidentfox.contracts import RCA, Hypothesis, TimelineEntry
 from incidentfox.links import check_public_url, run_url
 from incidentfox.settings import Settings
 
@@ -104,6 +104,25 @@ def test_header_titles_are_plain_and_fit_slacks_limit() -> None:
     # No title (an API run without one): the status stands in.
     assert header(rca_blocks(RCA(summary="x"), run_id="r", status="failed")) == "❌ Investigation failed"
     assert header(progress_blocks(ProgressState(), run_id="r")) == "🔍 Investigating…"
+
+
+def test_the_follow_up_hypotheses_and_what_they_found_are_shown_grouped_and_escaped() -> None:
+    why = "pod shop/api-1 is crash-looping (5 restarts): read <its> logs"
+    rca = RCA(summary="x", notes=["Follow-ups ended by the time budget (investigation.time_budget_s = 30 s)"],
+              hypotheses=[Hypothesis(round=1, hypothesis=why, tool="kubernetes_get_pod_logs",
+                                     found="40 log lines from api-1, 3 errors"),
+                          Hypothesis(round=1, hypothesis=why, tool="kubernetes_get_events", found=""),
+                          *(Hypothesis(round=2, hypothesis=f"checkout-{i} is slow", tool="tempo_search_traces",
+                                       found="3 traces") for i in range(7))])
+    text = mrkdwn(rca_blocks(rca, run_id="r"))
+    section = text[text.index("*Follow-ups*"):].split("\n\n")[0]
+    rows = section.split("\n")
+    assert rows[1] == ("• R1 pod shop/api-1 is crash-looping (5 restarts): read &lt;its&gt; logs → "
+                       "`kubernetes_get_pod_logs`: 40 log lines from api-1, 3 errors; `kubernetes_get_events`: "
+                       "nothing returned")
+    assert rows[2].startswith("• R2 checkout-0 is slow") and rows[-1] == "…and 2 more (see the run)"
+    assert "time budget" in text
+    assert "*Follow-ups*" not in mrkdwn(rca_blocks(RCA(summary="x"), run_id="r"))
 
 
 def test_timeline_times_carry_date_and_zone() -> None:

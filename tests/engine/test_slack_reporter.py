@@ -141,3 +141,17 @@ async def test_web_reporter_posts_and_updates_through_closed_clients(recorder: S
     assert [c.method for c in recorder.calls] == ["chat.postMessage", "chat.update"]
     assert recorder.calls[1].args["ts"] == ts and all(c.token == TOKEN for c in recorder.calls)
     assert TOKEN not in repr(reporter)
+
+
+@pytest.mark.parametrize("thread_ts", ["111.222", None])
+async def test_say_answers_in_the_run_thread(recorder: SlackRecorder, thread_ts: str | None) -> None:
+    async with slack_client(token=TOKEN, base_url=recorder.url) as client:
+        reporter = SlackReporter(client, run_id="run_say", title="checkout 5xx")
+        await reporter.say("before the first post: nowhere to answer")
+        msg = await reporter.start(channel="C1", thread_ts=thread_ts)
+        await reporter.say("Turning to *payments*, as <@W222> asked.")
+        await reporter.aclose()
+    posts = recorder.calls_to("chat.postMessage")
+    assert len(posts) == 2
+    assert posts[1].args["text"] == "Turning to *payments*, as <@W222> asked."
+    assert posts[1].args["thread_ts"] == (thread_ts or msg.ts) and posts[1].args["channel"] == "C1"

@@ -84,6 +84,8 @@ MATRIX: dict[tuple[str, str, str], Entry] = {
     ("agent", "POST", "/runs/{run_id}/cancel"): Entry("/runs/{run}/cancel"),
     ("agent", "POST", "/runs/{run_id}/approvals/{approval_id}"): Entry("/runs/{run}/approvals/apr_victim",
                                                                          body={"decision": "approve"}),
+    ("agent", "POST", "/runs/{run_id}/actions/{action_id}/approve"): Entry("/runs/{run}/actions/act_victim/approve"),
+    ("agent", "POST", "/runs/{run_id}/actions/{action_id}/deny"): Entry("/runs/{run}/actions/act_victim/deny"),
     ("agent", "GET", "/runs/{run_id}/events"): Entry("/runs/{run}/events"),
     ("agent", "GET", "/deliveries"): Entry("/deliveries", cells={"org_a": Cell(SCOPED, check=_no_victim)}),
     ("agent", "POST", "/deliveries/redrive"): Entry("/deliveries/redrive", body={"ids": None}),

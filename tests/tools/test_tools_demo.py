@@ -25,8 +25,10 @@ NOW = datetime(2025, 3, 14, 15, 0, 20, tzinfo=UTC)
 # Smallest valid arguments per tool (all that is not listed is null).
 MINIMAL: dict[str, dict[str, Any]] = {
     "kubernetes_get_pod_logs": {"namespace": "shop", "pod": "<first pod>"},
+    "kubernetes_describe_pod": {"namespace": "shop", "pod": "<first pod>"},
     "kubernetes_restart_deployment": {"namespace": "shop", "deployment": "checkout"},
     "kubernetes_scale_deployment": {"namespace": "shop", "deployment": "checkout", "replicas": 4},
+    "kubernetes_rollback_deployment": {"namespace": "shop", "deployment": "checkout"},
     "prometheus_query": {"query": 'sum by (service) (rate(http_requests_total{code=~"5.."}[5m]))'},
     "prometheus_query_range": {"query": "histogram_quantile(0.99, http_request_duration_seconds_bucket)"},
     "loki_query_logs": {"query": '{service="checkout"} |= "ERROR"'},
@@ -38,6 +40,7 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "datadog_search_logs": {"query": "service:checkout status:error"},
     "coralogix_query_logs": {"query": "source logs | filter $l.subsystemname == 'checkout'"},
     "jaeger_search_traces": {"service": "checkout"},
+    "datadog_search_traces": {"service": "checkout"},
     "tempo_get_trace": {"trace_id": "<first trace>"},
     "jaeger_get_trace": {"trace_id": "<first trace>"},
     "xray_get_trace": {"trace_id": "<first xray trace>"},

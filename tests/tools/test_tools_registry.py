@@ -50,7 +50,8 @@ def test_each_tool_is_fully_declared(spec: ToolSpec) -> None:
 
 
 def test_mutating_tools_are_the_change_making_ones() -> None:
-    assert {s.name for s in SPECS if s.mutating} == {"kubernetes_restart_deployment", "kubernetes_scale_deployment"}
+    assert {s.name for s in SPECS if s.mutating} == {"kubernetes_restart_deployment", "kubernetes_scale_deployment",
+                                                     "kubernetes_rollback_deployment"}
 
 
 def test_every_tool_is_served_by_the_demo_world() -> None:

@@ -87,6 +87,22 @@ def list_jobs(args: dict[str, Any], world: World) -> ToolResult:
     return _objects_result([], "jobs")
 
 
+def describe_pod(args: dict[str, Any], world: World) -> ToolResult:
+    """A demo pod as ``kubernetes_describe_pod`` shows it: its state, no declared limits, its events."""
+    pod = next((p for p in world.pods if p.name == args["pod"] and _in_namespace(args)), None)
+    if pod is None:
+        raise ToolError("not_found", f"kubernetes API returned HTTP 404: pod {args['pod']!r} not found")
+    events = [e for e in world.events if e.name == pod.name and e.at.timestamp() >= since_ts(world, args)]
+    return ToolResult.success(
+        {"namespace": pod.namespace, "name": pod.name, "status": pod.status, "ready": pod.ready,
+         "restarts": pod.restarts, "reasons": pod.reasons, "containers": [], "conditions": [],
+         "events": [{"type": e.type, "reason": e.reason, "message": e.message, "count": e.count} for e in events]},
+        evidence=EvidenceBundle(objects=[pod], events=events),
+        summary=f"pod {pod.namespace}/{pod.name} {pod.status} ({pod.ready} ready), {pod.restarts} restarts, "
+                f"{len(events)} events",
+    )
+
+
 def get_events(args: dict[str, Any], world: World) -> ToolResult:
     start = since_ts(world, args)
     events = [
@@ -291,6 +307,7 @@ HANDLERS: dict[str, Handler] = {
     "kubernetes_list_nodes": list_nodes,
     "kubernetes_restart_deployment": _simulated("rollout restart of"),
     "kubernetes_scale_deployment": _simulated("scale of"),
+    "kubernetes_rollback_deployment": _simulated("rollback of"),
     "prometheus_query": query_instant,
     "prometheus_query_range": query_range,
     "loki_query_logs": loki_logs,
@@ -298,6 +315,8 @@ HANDLERS: dict[str, Handler] = {
     "github_deployments": _github("gh_deployments", "deployments"),
     "github_pull_requests": _github("pull_requests", "pull requests"),
     "github_workflow_runs": workflow_runs,
+    # The demo world's GitHub reports its deployments by webhook too.
+    "github_recorded_changes": _github("gh_deployments", "recorded changes"),
     "aws_cloudwatch_metric": cloudwatch_metric,
     "aws_cloudwatch_logs": cloudwatch_logs,
     "aws_ecs_services": ecs_services,
@@ -314,5 +333,6 @@ HANDLERS: dict[str, Handler] = {
     "prometheus_service_graph": service_graph,
     "kubernetes_list_services": list_services,
     "kubernetes_list_jobs": list_jobs,
+    "kubernetes_describe_pod": describe_pod,
     **TRACE_HANDLERS,
 }

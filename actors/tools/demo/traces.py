@@ -109,6 +109,7 @@ HANDLERS = {
     "tempo_get_trace": get_trace,
     "jaeger_search_traces": search_traces,
     "jaeger_get_trace": get_trace,
+    "datadog_search_traces": search_traces,
     "xray_search_traces": lambda args, world: search_traces(args, world, xray=True),
     "xray_get_trace": lambda args, world: get_trace(args, world, xray=True),
 }

@@ -1,13 +1,13 @@
 """run_answers: where a run's RCA was answered besides Slack (GitHub, PagerDuty, incident.io)
 
-Revision ID: 0007_run_answers
-Revises: 0006_egress
+Revision ID: 0008_run_answers
+Revises: 0007_thread_turns
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_run_answers"
-down_revision = "0006_egress"
+revision = "0008_run_answers"
+down_revision = "0007_thread_turns"
 branch_labels = None
 depends_on = None
 
