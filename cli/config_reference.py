@@ -22,7 +22,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from config_service import team_config_schema
+from config_service import integration_block_schemas, team_config_schema
 from incidentfox.settings import Settings, env_name
 
 HEADER = """# Configuration reference
@@ -168,7 +168,21 @@ def render_team_config() -> list[str]:
             *_rows("", schema["properties"], schema.get("required", []), defs), "",
             ("Besides these keys, an org or unit node's own layer may hold `locked_paths` (dotted paths "
              "such as `llm.provider` that nodes below it may not change; docs/api.md). Keys the platform "
-             "does not type are kept as they are.")]
+             "does not type are kept as they are."), "", *render_integration_blocks()]
+
+
+def render_integration_blocks() -> list[str]:
+    """The typed keys of the integration blocks the config service checks on every write
+    (``config_service/integration_blocks.py``); other keys of a block are kept as they are."""
+    out = ["### Typed integration blocks", "",
+           ("`integrations` is free-form, but these blocks' keys are typed and checked on every write "
+            "(422 naming the path, never the value). Other keys of a block (the tools' own, docs/tools.md) "
+            "are kept as they are. Answering where an alert came from: docs/answerback.md."), "",
+           "| Key | Type | Default | Description |", "| --- | --- | --- | --- |"]
+    for name, schema in integration_block_schemas().items():
+        out += _rows(f"integrations.{name}.", schema.get("properties", {}), schema.get("required", []),
+                     schema.get("$defs", {}))
+    return out
 
 
 def render_configuration_markdown() -> str:

@@ -1,7 +1,8 @@
-"""Typed shapes of the trace, log-search and broker integration blocks: ``integrations.tempo``,
-``integrations.jaeger``, ``integrations.elasticsearch``, ``integrations.rabbitmq`` and
-``integrations.argocd`` (X-Ray reads ``integrations.aws``, checked
-by :mod:`incidentfox.aws_credentials`).
+"""Typed shapes of the trace, log-search and broker integration blocks (``integrations.tempo``,
+``integrations.jaeger``, ``integrations.elasticsearch``, ``integrations.rabbitmq``,
+``integrations.argocd``; X-Ray reads ``integrations.aws``, checked by
+:mod:`incidentfox.aws_credentials`) and of the answer-back keys of ``integrations.github``,
+``integrations.pagerduty`` and ``integrations.incidentio`` (``actors.answerback``).
 
 The config validator runs :func:`integration_block_problems` on every write, so a block the tools
 would misread (``verify_ssl: "false"``, a list of headers) is refused with its field path, never its
@@ -13,7 +14,7 @@ would make every team look as if it had configured the integration.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
@@ -60,20 +61,72 @@ class ArgoCDBlock(_Block):
     pass
 
 
-BLOCKS: dict[str, type[_Block]] = {"tempo": TempoBlock, "jaeger": JaegerBlock, "elasticsearch": ElasticsearchBlock,
-                                   "rabbitmq": RabbitMQBlock, "argocd": ArgoCDBlock}
+class _AnswerBlock(BaseModel):
+    """The keys a block shares for answering a run's RCA where its alert came from."""
+
+    model_config = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
+
+    answer_back: bool | None = Field(default=None, description=(
+        "True: a run started by this source's delivery also answers there with its RCA (unset: off)."))
 
 
-def integration_block_problems(integrations: Mapping[str, Any]) -> list[tuple[str, str]]:
+class GitHubBlock(_AnswerBlock):
+    """``integrations.github``: the tools' ``token``/``repos`` (docs/tools.md) and the GitHub App that
+    answers (a check run on a failed check's commit, a comment on the issue or pull request)."""
+
+    api_url: Url | None = Field(default=None, description="REST base URL (unset: https://api.github.com).")
+    app_id: Annotated[int, Field(ge=1)] | Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")] | None = Field(
+        default=None, description="The GitHub App's id (the JWT's `iss`).")
+    private_key: Annotated[str, StringConstraints(min_length=1, max_length=16384)] | None = Field(
+        default=None, description="The App's PEM private key (a secret).")
+    installation_id: Annotated[int, Field(ge=1)] | None = Field(default=None, description=(
+        "The App installation to act as when the delivery names none (an org's repository webhook)."))
+    check_run_name: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        default=None, description="Name of the check run that carries the RCA (unset: `IncidentFox RCA`).")
+
+
+class PagerDutyBlock(_AnswerBlock):
+    """``integrations.pagerduty``: the REST API key that writes the incident note, and its ``From``."""
+
+    api_url: Url | None = Field(default=None, description="REST base URL (unset: https://api.pagerduty.com).")
+    token: Text | None = Field(default=None, description="REST API key, sent as `Token token=…` (a secret).")
+    from_email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$", max_length=320)] | None = Field(
+        default=None, description="The PagerDuty user's email sent as `From` (required by notes and status changes).")
+    set_status: Literal["acknowledged", "resolved"] | None = Field(default=None, description=(
+        "Once the RCA note is posted, move the incident to this status (unset: leave it)."))
+
+
+class IncidentIoBlock(_AnswerBlock):
+    """``integrations.incidentio``: the API key that posts the RCA as an incident update."""
+
+    api_url: Url | None = Field(default=None, description="API base URL (unset: https://api.incident.io).")
+    api_key: Text | None = Field(default=None, description="API key with permission to post updates (a secret).")
+
+
+BLOCKS: dict[str, type[BaseModel]] = {"tempo": TempoBlock, "jaeger": JaegerBlock, "elasticsearch": ElasticsearchBlock,
+                                      "rabbitmq": RabbitMQBlock, "argocd": ArgoCDBlock,
+                                      "github": GitHubBlock, "pagerduty": PagerDutyBlock, "incidentio": IncidentIoBlock}
+
+
+def integration_block_schemas() -> dict[str, dict[str, Any]]:
+    """Each typed block's JSON Schema by integration name (``docs/configuration.md`` lists them)."""
+    return {name: model.model_json_schema() for name, model in sorted(BLOCKS.items())}
+
+
+def integration_block_problems(integrations: Mapping[str, Any], *, placeholder: str | None = None
+                               ) -> list[tuple[str, str]]:
     """``[(path, message)]`` for each field of a known block that does not fit its type (values
-    never echoed). Blocks that are not objects are the caller's to report."""
+    never echoed). Blocks that are not objects are the caller's to report. A leaf equal to
+    ``placeholder`` is a stored secret shown masked (every leaf under ``integrations`` is one): it
+    was checked when it was written, and is skipped."""
     problems: list[tuple[str, str]] = []
     for name, model in BLOCKS.items():
         block = integrations.get(name)
         if not isinstance(block, Mapping):
             continue
+        fields = {k: v for k, v in block.items() if placeholder is None or v != placeholder}
         try:
-            model.model_validate(dict(block))
+            model.model_validate(fields)
         except ValidationError as exc:
             for err in exc.errors(include_input=False):
                 where = ".".join(str(p) for p in err["loc"])

@@ -1,6 +1,7 @@
 """Pydantic contracts that cross process boundaries (HTTP, Serve handles, Ray actor calls).
 
 * :class:`Trigger`: what every webhook parser yields, and what a run is started from.
+* :class:`AnswerTarget`: where, besides Slack, a run's RCA is answered (the object the delivery came from).
 * :class:`RCA`: what every planner (offline or LLM) produces and what Slack and the API show
   (with :class:`Hypothesis`: a follow-up the offline planner pursued and what it found).
 * :class:`RunStatus`: the run state machine ``queued → running → succeeded | failed | cancelled``.
@@ -74,6 +75,26 @@ class ThreadRef(BaseModel):
     ts: str | None = None          # thread root; None means post a new message in `channel`
 
 
+AnswerSource = Literal["github", "pagerduty", "incidentio"]
+
+
+class AnswerTarget(BaseModel):
+    """Where the alert came from, so the RCA can be answered there too (``actors.answerback``).
+
+    Set by the parser from the signed delivery, carried on the run's trigger. GitHub: ``repo`` with
+    ``issue_number`` (a comment on the issue or pull request) or ``head_sha`` (a check run on the
+    commit), and the App ``installation_id`` that sent it when the payload names one. PagerDuty and
+    incident.io: ``incident_id``."""
+
+    model_config = ConfigDict(frozen=True)
+    source: AnswerSource
+    repo: str | None = Field(default=None, max_length=255)
+    issue_number: int | None = Field(default=None, ge=1)
+    head_sha: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{7,64}$")
+    installation_id: int | None = Field(default=None, ge=1)
+    incident_id: str | None = Field(default=None, max_length=255)
+
+
 class Trigger(BaseModel):
     """A normalised, source-independent event. Parsers are pure and build exactly one."""
 
@@ -97,6 +118,7 @@ class Trigger(BaseModel):
     # For INTERACTION triggers: which button, on which run.
     interaction: dict[str, Any] | None = None
     payload_ref: str | None = None   # "delivery:<source>:<delivery_id>", the stored raw payload
+    answer_to: AnswerTarget | None = None   # where the RCA is answered besides Slack (alerts, CI, comments)
 
 
 class RunStatus(StrEnum):

@@ -10,7 +10,10 @@
    the LLM planner's quoted evidence is verified against the run's tool output
    (:mod:`actors.engine.evidence_check`);
 4. persist the RCA and finish the run (compare-and-set, so a concurrent cancel wins cleanly), then
-   post the RCA as Block Kit.
+   post the RCA as Block Kit;
+5. answer where the alert came from when the team turned it on (:mod:`actors.answerback`: a GitHub
+   check run or comment, a PagerDuty note, an incident.io update), after Slack, bounded, each write
+   once; how each went is a ``note`` event, never a run failure.
 
 Lifecycle rules:
 
@@ -38,6 +41,8 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from actors.answerback.dispatch import answer_run
+from actors.answerback.http import Outbound
 from actors.engine.actions import record_proposals
 from actors.engine.fanout import SubAgentFanout
 from actors.engine.llm_plan import plan_llm
@@ -85,6 +90,8 @@ class EngineContext:
     slack_api_url: str
     http_session: Any | None = None      # a shared aiohttp session for Slack clients
     public_url: str = ""                 # the install's public base URL: messages link the run under it
+    outbound: Callable[[], Outbound] = Outbound   # answer-back HTTP, one per run: its GitHub App token
+                                                  # cache dies with the run (no credential outlives it)
 
 
 @dataclass
@@ -316,6 +323,11 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
                 rca = rca.model_copy(update={"proposed_actions": []})
         if reporter is not None and ok:
             await _post_final(ctx, live.run_id, reporter, rca, RunStatus.SUCCEEDED)
+        if ok:   # bounded; each outcome a note event; never changes the run's result
+            await answer_run(sessions=ctx.sessions, run_id=run_id, trigger=run.trigger or {}, rca=rca,
+                             integrations=cfg.integrations, run_link=run_url(ctx.public_url, run_id),
+                             since=run.created_at, out=ctx.outbound(),
+                             note=lambda data: ctx.writer.event(run_id, "note", data))
         return RunOutcome.SUCCEEDED if ok else RunOutcome.LOST_RACE
     except asyncio.CancelledError:
         if not live.abandoned:

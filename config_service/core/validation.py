@@ -117,7 +117,7 @@ def validate_config(doc: Mapping[str, Any], *, kind: str) -> None:
         for problem in credential_problems(integrations, placeholder=MASK):
             errs.add(problem.path, problem.message)
         # Trace and log-search blocks have typed fields (config_service/integration_blocks.py).
-        for path, message in integration_block_problems(integrations):
+        for path, message in integration_block_problems(integrations, placeholder=MASK):
             errs.add(path, message)
     if "locked_paths" in doc:
         paths = doc["locked_paths"]

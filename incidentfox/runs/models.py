@@ -145,3 +145,27 @@ class ToolApproval(Base):
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column()
     decided_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class RunAnswer(Base):
+    """One answer of a run's RCA at the place its alert came from (``actors.answerback``): a GitHub
+    check run or comment, a PagerDuty note or status change, an incident.io update.
+
+    ``UNIQUE(run_id, destination)`` makes the answer durable-once: the first writer claims the row
+    (``pending``), and a retried finish step, a second copy of the run or a redelivery that reaches
+    the same run sees it ``posted`` and sends nothing. A ``pending`` or ``failed`` row is taken over
+    by the next attempt, which first looks for the earlier post on the destination itself (a marker
+    or the API's own idempotency key) before it writes."""
+
+    __tablename__ = "run_answers"
+    __table_args__ = (UniqueConstraint("run_id", "destination"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    destination: Mapped[str] = mapped_column(String(64))   # github.check_run | github.comment | pagerduty.note …
+    status: Mapped[str] = mapped_column(String(16), default="pending")   # pending | posted | failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    external_id: Mapped[str | None] = mapped_column(String(255))   # the destination's id of what was posted
+    error: Mapped[str | None] = mapped_column(Text)                 # one line, never a secret
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

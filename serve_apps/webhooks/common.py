@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from incidentfox.contracts import ROUTING_KEYS, Trigger, TriggerAction
+from incidentfox.contracts import ROUTING_KEYS, AnswerTarget, Trigger, TriggerAction
 from incidentfox.timeparse import parse_time  # noqa: F401 - the source parsers import it from here
 from serve_apps.webhooks.errors import WebhookError, malformed
 
@@ -255,6 +255,22 @@ def services(*names: str) -> list[str]:
         if name and len(name) <= IDENTIFIER_MAX and name not in out:
             out.append(name)
     return out
+
+
+def positive_int(data: Any, key: str) -> int | None:
+    """A positive integer field (GitHub's issue numbers and installation ids), else None."""
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def answer_target(source: str, **fields: Any) -> AnswerTarget | None:
+    """Where to answer the delivery (:class:`AnswerTarget`), or None when the payload does not name
+    a usable object: a bad value here never makes a delivery malformed, it only means the RCA is
+    answered in Slack alone."""
+    try:
+        return AnswerTarget(source=source, **{k: v for k, v in fields.items() if v not in (None, "")})
+    except ValidationError:
+        return None
 
 
 # --- building ------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from incidentfox.contracts import TriggerAction
 from serve_apps.webhooks.common import (
     ParseResult,
     accepted,
+    answer_target,
     arr,
     body_digest,
     build_trigger,
@@ -37,6 +38,7 @@ from serve_apps.webhooks.common import (
     load_json_object,
     obj,
     parse_time,
+    positive_int,
     require_secret,
     s,
     same,
@@ -133,6 +135,8 @@ def _issue_comment(data: dict[str, Any], did: str) -> ParseResult:
         "actor": s(user, "login") or None,
         "occurred_at": parse_time(comment.get("created_at")),
         "external_ref": s(issue, "html_url") or None,
+        "answer_to": answer_target(SOURCE, repo=repo, issue_number=positive_int(issue, "number"),
+                                   installation_id=positive_int(obj(data, "installation"), "id")),
     }
     if action != "created":
         return ignored(f"comment_{clip(action, 32) or 'unknown'}",
@@ -176,6 +180,8 @@ def _ci(data: dict[str, Any], did: str, key: str) -> ParseResult:
         "occurred_at": parse_time(run.get("completed_at")) or parse_time(run.get("updated_at")),
         "external_ref": url or None,
         "fingerprint": f"github:{key}:{s(run, 'id')}" if s(run, "id") else None,
+        "answer_to": answer_target(SOURCE, repo=repo, head_sha=sha,
+                                   installation_id=positive_int(obj(data, "installation"), "id")),
     }
     if s(data, "action") != "completed":
         return ignored(f"{key}_{clip(s(data, 'action'), 32) or 'unknown'}")

@@ -26,6 +26,7 @@ from incidentfox.contracts import Trigger, TriggerAction
 from serve_apps.webhooks.common import (
     ParseResult,
     accepted,
+    answer_target,
     arr,
     build_trigger,
     check_timestamp,
@@ -184,6 +185,7 @@ def _trigger(incident: dict[str, Any], did: str, event_type: str, action: Trigge
         actor=s(obj(obj(incident, "creator"), "user"), "name") or None,
         occurred_at=parse_time(incident.get("created_at" if action == TriggerAction.START else "updated_at")),
         external_ref=s(incident, "permalink") or s(incident, "id"),
+        answer_to=answer_target(SOURCE, incident_id=s(incident, "id")),
     )
 
 

@@ -22,6 +22,7 @@ from incidentfox.contracts import TriggerAction
 from serve_apps.webhooks.common import (
     ParseResult,
     accepted,
+    answer_target,
     body_digest,
     build_trigger,
     clip,
@@ -129,6 +130,7 @@ def _incident_trigger(event: dict[str, Any], event_type: str, action: TriggerAct
         actor=s(obj(event, "agent"), "summary") or None,
         occurred_at=parse_time(event.get("occurred_at")),
         external_ref=s(incident, "html_url") or incident_id,
+        answer_to=answer_target(SOURCE, incident_id=incident_id),
     )
 
 
