@@ -21,6 +21,7 @@ from actors.ranking.model import Ranking
 from actors.tools.replay import ReplayStore
 from incidentfox.contracts import RCA
 from incidentfox.evidence import Alert, EvidenceBundle
+from incidentfox.latency_statistic import alert_statistic, asked
 
 LOOKBACK_MINUTES = 60
 
@@ -44,10 +45,12 @@ async def _gather(store: ReplayStore, config: dict[str, Any], services: list[str
 
     cfg = TeamConfig(config)
     allowed = allowed_tools(cfg)
+    # As the live planner: the latency statistics the team asks, plus the one the alert is on.
+    metrics = cfg.metrics.asking(asked(cfg.metrics.latency_statistics, alert_statistic(alert)))
     steps: list[tuple[str, dict[str, Any]]] = []
     for agent in cfg.enabled_subagents:
         steps += cfg.agent(agent).playbook or playbook(agent, services=services, window=LOOKBACK_MINUTES,
-                                                       available=set(allowed), metrics=cfg.metrics)
+                                                       available=set(allowed), metrics=metrics)
     steps = [(tool, args) for tool, args in steps if tool in allowed]
     ctx = ToolContext(integrations=cfg.integrations, run_id="replay", replay=store)
     evidence = EvidenceBundle()
@@ -68,7 +71,7 @@ async def _gather(store: ReplayStore, config: dict[str, Any], services: list[str
     done: set[str] = set()
     for _ in range(inv.followup_rounds):
         todo = derive(EvidenceBundle(alert=alert).merge(evidence), available=available,
-                      window_minutes=LOOKBACK_MINUTES, metrics=cfg.metrics, done=done)
+                      window_minutes=LOOKBACK_MINUTES, metrics=metrics, done=done)
         room = inv.max_tool_calls - len(calls)
         if not todo or room <= 0:
             break
@@ -78,6 +81,18 @@ async def _gather(store: ReplayStore, config: dict[str, Any], services: list[str
     return evidence, calls
 
 
+def _run(coro: Any) -> Any:
+    """``coro`` on a fresh event loop. Not ``asyncio.run``: on the main thread it installs a SIGINT
+    handler bound to the main task, and reading that handler back reprs the task and its result
+    (here a whole evidence bundle: seconds per case, measured)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
 def investigate(store: ReplayStore, *, integrations: dict[str, Any], alert: Alert,
                 services: list[str] | None = None) -> ReplayRun:
     """The offline planner's RCA for ``alert`` when its tools are answered by ``store``."""
@@ -85,7 +100,7 @@ def investigate(store: ReplayStore, *, integrations: dict[str, Any], alert: Aler
     from actors.ranking.rca import build_rca
     from actors.ranking.topology import with_call_graph
 
-    evidence, calls = asyncio.run(_gather(store, {"integrations": integrations}, list(services or []), alert))
+    evidence, calls = _run(_gather(store, {"integrations": integrations}, list(services or []), alert))
     bundle = with_call_graph(EvidenceBundle(alert=alert).merge(evidence))
     ranking = rank(bundle)
     return ReplayRun(rca=build_rca(ranking, bundle), ranking=ranking, bundle=bundle, calls=calls)

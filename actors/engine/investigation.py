@@ -43,6 +43,7 @@ from actors.engine.fanout import SubAgentFanout
 from actors.engine.offline_planner import (
     followup_event,
     investigation_window,
+    latency_statistics,
     merged_bundle,
     plan_offline,
     rca_from_evidence,
@@ -260,7 +261,9 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         fanout = SubAgentFanout(run_id=run_id, org_id=org_id, team_id=team_id, config=cfg.doc, workers=workers,
                                 executors=executors, services=trigger_services(trigger, live.absorbed),
                                 window=investigation_window(trigger, now), deadline_at=deadline_at,
-                                on_progress=progress)
+                                on_progress=progress,
+                                latency_statistics=latency_statistics(trigger, live.absorbed,
+                                                                      cfg.metrics.latency_statistics))
         ctx.writer.event(run_id, "phase", {"phase": "planning", "planner": mode})
         if reporter:
             reporter.set_phase("gathering evidence")

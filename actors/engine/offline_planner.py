@@ -34,6 +34,7 @@ from actors.engine.fanout import SubAgentFanout
 from actors.engine.followups import FollowUp, derive
 from incidentfox.contracts import RCA
 from incidentfox.evidence import Alert, EvidenceBundle
+from incidentfox.latency_statistic import alert_statistic, asked
 from incidentfox.timeparse import parse_time
 
 DEFAULT_LOOKBACK = timedelta(minutes=60)
@@ -57,10 +58,24 @@ def investigation_window(trigger: dict[str, Any], now: datetime) -> tuple[dateti
 
 
 def alert_from_trigger(trigger: dict[str, Any], services: list[str]) -> Alert:
-    return Alert(title=str(trigger.get("title") or trigger.get("event_kind") or ""),
-                 entity=services[0] if services else "",
-                 started_at=parse_time(trigger.get("occurred_at")),
-                 text=str(trigger.get("text") or "")[:4000])
+    """The trigger as an alert; a latency alert's statistic (read from its title, text and links,
+    e.g. a Prometheus ``generatorURL``: :func:`incidentfox.latency_statistic.alert_statistic`) goes
+    into ``labels["statistic"]``, where the ranker looks for it."""
+    alert = Alert(title=str(trigger.get("title") or trigger.get("event_kind") or ""),
+                  entity=services[0] if services else "",
+                  started_at=parse_time(trigger.get("occurred_at")),
+                  text=str(trigger.get("text") or "")[:4000])
+    links = [str(u) for u in (trigger.get("links") or []) if isinstance(u, str)]
+    stat = alert_statistic(alert, extra_texts=links)
+    return alert.model_copy(update={"labels": {"statistic": stat}}) if stat else alert
+
+
+def latency_statistics(trigger: dict[str, Any], absorbed: list[dict[str, Any]], default: tuple[str, ...]
+                       ) -> tuple[str, ...]:
+    """The latency statistics the run's latency queries ask: the team's ``default`` plus the one the
+    alert is on (an alert on the average is investigated on the average too, not only on p99)."""
+    alert = alert_from_trigger(trigger, trigger_services(trigger, absorbed))
+    return asked(default, alert.labels.get("statistic"))
 
 
 def no_tools_rca() -> RCA:
@@ -160,7 +175,8 @@ async def plan_offline(fanout: SubAgentFanout, *, subagents: list[str], tool_cou
     if budget.rounds:
         tools = {name: agent_of(spec) for name, spec in allowed_tools(cfg).items()}
         await follow_up(fanout, subagents=subagents, tools=tools, budget=budget, trigger=trigger,
-                        absorbed=absorbed, window_minutes=window_minutes(fanout.window), metrics=cfg.metrics,
+                        absorbed=absorbed, window_minutes=window_minutes(fanout.window),
+                        metrics=cfg.metrics.asking(fanout.latency_statistics),
                         on_round=on_round)
     bundle = merged_bundle(fanout, trigger=trigger, absorbed=absorbed)
     rca = await asyncio.to_thread(rca_from_evidence, bundle, now=now)
