@@ -106,8 +106,8 @@ def eval_command(
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Run in this process instead of on Ray.")] = False,
     path: Annotated[str | None, typer.Option(
         "--path", metavar="PATH", help="replay (the offline planner calls our tools, answered from the recordings; "
-        "the default for holmesgpt and nezha) or direct (rank the recorded evidence at once; the default for "
-        "petshop, the only one for demo).",
+        "the default for holmesgpt, the only one for petshop and nezha) or direct (rank the recorded evidence "
+        "at once; holmesgpt, and the only one for demo).",
         **one_of(_paths))] = None,
 ) -> None:
     """Rank every case of a suite, score it against ground truth, and report the numbers."""
@@ -145,9 +145,11 @@ def eval_command(
         json_out.write_text(json.dumps(result, indent=2, default=str) + "\n")
         console.print(f"wrote {json_out}")
     if write_docs:
+        from evaluation.report import SUITES
         from evaluation.report import write_docs as render
 
-        section = f"{suite.value}-replay" if result.get("path") == "replay" else suite.value
+        replay_section = f"{suite.value}-replay"
+        section = replay_section if result.get("path") == "replay" and replay_section in SUITES else suite.value
         console.print(f"wrote {render(section, result)}")
 
 

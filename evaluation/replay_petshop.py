@@ -103,8 +103,11 @@ def case_replay(case: petshop.PetshopCase, schema: MetricSchema = promql.DEFAULT
 
 def window_replay(scenario_dir: Path, index: int, schema: MetricSchema = promql.DEFAULT_SCHEMA) -> PetshopReplay:
     """Recordings for one specificity window: every metric kind's points ``index-2 … index+2``, the
-    points before the window as baseline (the same window as the direct path's, all metric kinds,
-    since the planner asks for both)."""
-    parts = [petshop.window_bundle(scenario_dir, index, metric=metric) for metric in petshop.METRIC_TYPES]
-    bundle = parts[0].model_copy(update={"metrics": [s for p in parts for s in p.metrics]})
+    points before the window as baseline (the planner asks for every kind, whichever alert fires)."""
+    table = petshop.read_metrics(scenario_dir / "noissue" / "metrics.csv")
+    lo = index - petshop.WINDOW_BEFORE
+    edges = petshop.read_graph(scenario_dir / "graph.csv")
+    bundle = EvidenceBundle(topology=list(edges), objects=petshop.node_objects(edges, table), metrics=[
+        *petshop.table_series(table, slice(lo, index + petshop.WINDOW_AFTER + 1), baseline=False),
+        *petshop.table_series(table, slice(0, lo), baseline=True)])
     return bundle_replay(bundle, schema)

@@ -14,7 +14,7 @@ from typing import Any
 from evaluation.suites import REPO_ROOT
 
 DOCS_PATH = REPO_ROOT / "docs" / "evaluation.md"
-SUITES = ("petshop", "petshop-replay", "holmesgpt", "holmesgpt-replay", "nezha", "demo")   # *-replay: `--path replay`
+SUITES = ("petshop", "holmesgpt", "holmesgpt-replay", "nezha", "demo")   # *-replay: `--path replay`
 
 HEADER = """# Evaluation of the root-cause ranking
 
@@ -163,7 +163,7 @@ def _section(suite: str, r: dict[str, Any]) -> str:
                   ("Targets (issue 8): top-1 > 0.65 (aim 0.80), top-3 > 0.83 (aim 0.95), latency specificity "
                   "> 0.33 (aim 0.8); published baseline: top-1 0.57–0.83, top-3 0.57–1.0, latency specificity "
                   "as low as 0.17.")]
-        if suite == "petshop-replay":
+        if suite == "petshop":
             met = (r.get("top1") or 0) >= 0.9 and (r.get("specificity_latency") or 0) >= 0.9
             lines += ["", (f"Target through replay (issue 14): top-1 ≥ 0.9 and latency specificity ≥ 0.9: "
                            f"{'met' if met else 'not met'} (top-1 {_pct(r.get('top1'))}, latency specificity "

@@ -122,7 +122,7 @@ def test_docs_keep_a_replay_section_beside_the_direct_one(tmp_path: Path) -> Non
 def test_replay_path_is_refused_for_suites_without_it() -> None:
     from evaluation import suites
 
-    with pytest.raises(suites.SuiteError, match="only available for the petshop and holmesgpt suites"):
+    with pytest.raises(suites.SuiteError, match="the demo suite ranks its incidents directly"):
         suites.plan("demo", path="replay")
 
 
