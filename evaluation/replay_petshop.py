@@ -38,7 +38,7 @@ from typing import Any
 
 from actors.tools import promql
 from actors.tools.base import ToolResult
-from actors.tools.replay import ReplayStore, recording
+from actors.tools.replay import Recording, ReplayStore
 from config_service import MetricSchema
 from evaluation import petshop
 from incidentfox.evidence import EvidenceBundle, MetricSeries
@@ -53,18 +53,21 @@ def answer_series(s: MetricSeries, statistic: str = "") -> MetricSeries:
     ``latency_<statistic>`` (the tool names series by the call's ``metric``); availability keeps its
     name, unit and direction (see the module docstring for why it is not turned into an error ratio)."""
     if s.metric == "latency":
-        return s.model_copy(update={"metric": promql.latency_metric(statistic), "statistic": ""})
+        return MetricSeries.model_construct(**{**s.__dict__, "metric": promql.latency_metric(statistic),
+                                                 "statistic": ""})   # already validated: no copy
     return s
 
 
 @dataclass
 class PetshopReplay:
-    recordings: list[dict[str, Any]] = field(default_factory=list)
+    # Recordings as objects, not JSON documents: a case's series would be dumped and validated once
+    # more for nothing (``Recording.to_doc`` gives the on-disk form).
+    recordings: list[Recording] = field(default_factory=list)
     unserved: list[str] = field(default_factory=list)
     integrations: dict[str, Any] = field(default_factory=lambda: dict(INTEGRATIONS))
 
     def store(self) -> ReplayStore:
-        return ReplayStore.from_records(self.recordings)
+        return ReplayStore(tuple(self.recordings))
 
 
 def bundle_replay(bundle: EvidenceBundle, schema: MetricSchema = promql.DEFAULT_SCHEMA) -> PetshopReplay:
@@ -85,14 +88,14 @@ def bundle_replay(bundle: EvidenceBundle, schema: MetricSchema = promql.DEFAULT_
     out.unserved += [f"metric kind {m!r}: no query of ours asks for it" for m in other]
     if bundle.topology:
         graph = EvidenceBundle(topology=list(bundle.topology), objects=list(bundle.objects))
-        out.recordings.append(recording("prometheus_service_graph", {}, ToolResult.success(
-            None, evidence=graph, summary=f"{len(bundle.topology)} call edges"), match_keys=()))
+        out.recordings.append(Recording("prometheus_service_graph", {}, ToolResult.success(
+            None, evidence=graph, summary=f"{len(bundle.topology)} call edges")))
     return out
 
 
-def _answer(query: str, series: list[MetricSeries], name: str) -> dict[str, Any]:
+def _answer(query: str, series: list[MetricSeries], name: str) -> Recording:
     nodes = len({s.entity for s in series if not s.baseline})
-    return recording("prometheus_query_range", {"query": query}, ToolResult.success(
+    return Recording("prometheus_query_range", {"query": query}, ToolResult.success(
         None, evidence=EvidenceBundle(metrics=series), summary=f"{name}: {len(series)} series over {nodes} services"))
 
 
