@@ -27,36 +27,41 @@ below these numbers (`tests/eval/test_eval_*.py`), so a regression fails CI.
 
 ## Method
 
-**PetShop** (52 injected incidents, low and high traffic). The adapter
-(`evaluation/petshop.py`) turns `graph.csv` (row = caller) into the call graph,
-`noissue/metrics.csv` into baseline series, each issue's `metrics.csv` into the incident series and
-only the `target` of `target.json` into the alert (node, metric, statistic, time). It never reads
+**PetShop** (52 injected incidents, low and high traffic), through the live path: the offline
+planner investigates each case with a team that has Prometheus, and a replay store built from the
+case's recordings answers its tools (`evaluation/replay_petshop.py`, run by
+`evaluation/replay_run.py`: the planner's playbooks, then its follow-up rounds, then the ranking,
+as `actors/engine/offline_planner.py` does them). The adapter (`evaluation/petshop.py`) turns
+`graph.csv` (row = caller) into the call graph, `noissue/metrics.csv` into baseline series, each
+issue's `metrics.csv` into the incident series and only the `target` of `target.json` into the alert
+(node, metric, statistic, time); the planner is given that alert and nothing else. It never reads
 `metadata` (how the fault was injected) or `root_cause`; the scorer alone reads `root_cause.node`,
-and a test with poisoned values proves the adapter does not. Top-k recall: the injected node is among
-the first *k* suspects, reported per scenario and alert metric (latency, availability).
+and a test with poisoned values proves the adapter does not. Recordings are filed by metric kind and
+statistic, never by service name, each matched on the exact PromQL that `actors/tools/promql.py`
+builds from the team's `investigation.metrics`: availability (`Average`, kept as recorded) answers
+the error-rate query; each latency statistic PetShop records (`Average`, `p50`, `p90`, `p95`, `p99`)
+answers the latency query *of that statistic* (`latency_average`: the histogram's `_sum` rate over
+its `_count` rate; `latency_p99`: `histogram_quantile(0.99, …)`); the call graph with the X-Ray node
+kinds answers `prometheus_service_graph`. Every other call (memory, follow-ups) answers `no data`.
+The planner asks its default p99 and, because PetShop's latency alerts carry the statistic
+`Average`, the average too, the way it reads a live alert's statistic ([engine.md](engine.md),
+"Latency statistic"); the ranker then compares the alert's own statistic. The p99 query is never
+answered with the Average series. `tool_calls` per case counts the planner's calls
+(`tool_calls_answered`: those that found recorded data). Availability is not turned into an error
+ratio: the ranker then judges a flat-zero baseline against its own jumps and blames normal windows.
+Top-k recall: the injected node is among the first *k* suspects, reported per scenario and alert
+metric (latency, availability). Until issue 14, a `--path direct` adapter handed each case's
+evidence straight to the ranker; it scored the same top-1 once the planner asked the alert's
+statistic, and was retired so the number measures the planner as it runs.
 
 **Specificity (windowing).** Over each scenario's `noissue` data (589 five-minute points, about
 two days), windows shaped exactly like an issue are slid across the second half of the data, one
-every 6 points (30 minutes): the points `i-2 … i+2` form the case window, an alert on the scenario's
-alert target (`PetSite`, latency or availability, statistic `Average`) fires at point `i`, and only
-the points before the window serve as the baseline, so the ranker never sees the future. A window
+every 6 points (30 minutes): the points `i-2 … i+2` form the case window, and only the points before
+the window are recorded as its baseline, so the planner never sees the future. The window's
+recordings are built once and investigated once per alert target the scenario's issues use
+(`PetSite` latency and availability, statistic `Average`), the alert firing at point `i`. A window
 passes when the ranking blames nothing. Specificity is the share of passing windows, per alert
 metric over both scenarios (49 windows per scenario and metric).
-
-**PetShop through replay** (`--path replay`; the default is still `direct`, above). The offline
-planner investigates each case and specificity window with a team that has Prometheus: its
-playbook's queries are answered by a replay store built from the same evidence the direct path ranks
-(`evaluation/replay_petshop.py`), filed by metric kind, never by service name: availability
-(`Average`, kept as recorded) answers the error-rate query, the `p99` latency series (named
-`latency_p99`) answers the p99-latency query, each matched on the exact PromQL that
-`actors/tools/promql.py` builds from the team's `investigation.metrics`, and the call graph with the
-X-Ray node kinds answers `prometheus_service_graph`. Every other call (memory, follow-ups) answers
-`no data`. `tool_calls` per case counts the planner's calls (`tool_calls_answered`: those that found
-recorded data). Gap against the direct path: PetShop's alerts are on *Average* latency, but the
-playbook asks for p99, which is noisier and often does not confirm the alert; serving the Average
-series to the p99 query would score like the direct path but answer a question the query did not
-ask, so the gap is reported instead. Availability is not turned into an error ratio: the ranker
-then judges a flat-zero baseline against its own jumps and blames normal windows.
 
 **HolmesGPT** (9 recorded investigations; this section is `--path direct`, the replay default is
 below). The adapter (`evaluation/holmesgpt.py`)
