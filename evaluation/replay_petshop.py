@@ -110,7 +110,9 @@ def window_replay(scenario_dir: Path, index: int, schema: MetricSchema = promql.
     table = petshop.read_metrics(scenario_dir / "noissue" / "metrics.csv")
     lo = index - petshop.WINDOW_BEFORE
     edges = petshop.read_graph(scenario_dir / "graph.csv")
+    window = slice(lo, index + petshop.WINDOW_AFTER + 1)
     bundle = EvidenceBundle(topology=list(edges), objects=petshop.node_objects(edges, table), metrics=[
-        *petshop.table_series(table, slice(lo, index + petshop.WINDOW_AFTER + 1), baseline=False),
-        *petshop.table_series(table, slice(0, lo), baseline=True)])
+        s for kind in petshop.METRIC_TYPES   # the kinds a query of ours asks for (requests: none)
+        for s in (*petshop.table_series(table, window, baseline=False, metric=kind),
+                  *petshop.table_series(table, slice(0, lo), baseline=True, metric=kind))])
     return bundle_replay(bundle, schema)

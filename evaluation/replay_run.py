@@ -14,6 +14,8 @@ The planner decides what to call; :attr:`ReplayRun.calls` says what it called.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,15 +38,13 @@ class ReplayRun:
 
 async def _gather(store: ReplayStore, config: dict[str, Any], services: list[str],
                   alert: Alert) -> tuple[EvidenceBundle, list]:
-    from actors.engine.agents.toolset import agent_of, allowed_tools
+    from actors.engine.agents.toolset import agent_of
     from actors.engine.followups import derive
     from actors.tools.base import ToolContext
     from actors.tools.execute import execute
     from actors.tools.playbooks import playbook
-    from config_service import TeamConfig
 
-    cfg = TeamConfig(config)
-    allowed = allowed_tools(cfg)
+    cfg, allowed = _team(json.dumps(config, sort_keys=True))
     # As the live planner: the latency statistics the team asks, plus the one the alert is on.
     metrics = cfg.metrics.asking(asked(cfg.metrics.latency_statistics, alert_statistic(alert)))
     steps: list[tuple[str, dict[str, Any]]] = []
@@ -79,6 +79,16 @@ async def _gather(store: ReplayStore, config: dict[str, Any], services: list[str
         done.update(f.key() for f in todo)
         await run([(f.tool, f.args) for f in todo])
     return evidence, calls
+
+
+@functools.lru_cache(maxsize=16)
+def _team(config: str) -> tuple[Any, dict[str, Any]]:
+    """The team view and its allowed tools, once per config (the same for every case of a suite)."""
+    from actors.engine.agents.toolset import allowed_tools
+    from config_service import TeamConfig
+
+    cfg = TeamConfig(json.loads(config))
+    return cfg, allowed_tools(cfg)
 
 
 def _run(coro: Any) -> Any:
