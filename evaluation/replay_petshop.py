@@ -61,7 +61,7 @@ def answer_series(s: MetricSeries, statistic: str = "") -> MetricSeries:
 @dataclass
 class PetshopReplay:
     # Recordings as objects, not JSON documents: a case's series would be dumped and validated once
-    # more for nothing (``Recording.to_doc`` gives the on-disk form).
+    # more for nothing (:func:`actors.tools.replay.recording` gives a call's on-disk form).
     recordings: list[Recording] = field(default_factory=list)
     unserved: list[str] = field(default_factory=list)
     integrations: dict[str, Any] = field(default_factory=lambda: dict(INTEGRATIONS))
@@ -100,7 +100,7 @@ def _answer(query: str, series: list[MetricSeries], name: str) -> Recording:
 
 
 def case_replay(case: petshop.PetshopCase, schema: MetricSchema = promql.DEFAULT_SCHEMA) -> PetshopReplay:
-    """Recordings for one PetShop issue (its alert comes from :func:`case_alert`)."""
+    """Recordings for one PetShop issue (its alert is the bundle's: :func:`evaluation.petshop.case_bundle`)."""
     return bundle_replay(petshop.case_bundle(case), schema)
 
 

@@ -38,7 +38,7 @@ _LABEL_KEYS = ("extendedstatistic", "statistic", "stat", "quantile", "percentile
 _EXPR_KEYS = ("expr", "expression", "query", "promql")
 _LATENCY = re.compile(r"(?i)latenc|duration|response[ _-]?time|responsetime|slow")
 _QUANTILE_FN = re.compile(r"histogram_quantile\s*\(\s*([0-9.]+)\s*,")
-_SUM_OVER_COUNT = re.compile(r"(\w+)_sum\b[^/]*\)\s*/\s*[^/]*\b\1_count\b", re.S)
+_SUM_OVER_COUNT = re.compile(r"(\w+)_sum\b[^/]*\)\s*/\s*[^/]*\b\1_count\b", re.DOTALL)
 _JSON_FIELD = re.compile(r'"(ExtendedStatistic|Statistic|Stat)"\s*:\s*"([^"]{1,20})"')
 _TEXT_LABEL = re.compile(r'(?i)\b(statistic|stat|quantile|percentile)\s*[=:]\s*"?([\w.]+)')
 _TITLE_WORDS = re.compile(r"(?i)\b(average|avg|mean|p\d{1,2}(?:\.\d{1,3})?)\b")
