@@ -9,6 +9,7 @@ shows a progress bar, a per-case table and a summary, and optionally writes the 
 from __future__ import annotations
 
 import json
+import os
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -138,6 +139,8 @@ def eval_command(
               "wall_seconds": round(time.perf_counter() - t0, 2), "workers": workers, "ray": not no_ray,
               "items": len(plan.items)}
     result["total_seconds"] = round(time.perf_counter() - t_start, 2)   # including Ray start-up
+    # Wall times depend on what else the machine runs: the 1-minute load average says how busy it was.
+    result["load_average"], result["cpus"] = round(os.getloadavg()[0], 1), os.cpu_count()
     console.print(_case_table(suite.value, result))
     console.print(_summary_table(suite.value, result))
     if json_out is not None:

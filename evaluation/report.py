@@ -152,7 +152,9 @@ def _section(suite: str, r: dict[str, Any]) -> str:
     what = f"{r.get('cases')} cases" + (f" and {windows} specificity windows" if windows else "")
     lines = [f"### {suite}", "", (f"Run {when}: {what} ranked in {r.get('wall_seconds', 0):.1f} s "
              f"({r.get('workers', '?')} workers, {'Ray' if r.get('ray') else 'in-process'}); "
-             f"{r.get('total_seconds', r.get('wall_seconds', 0)):.1f} s end to end, Ray start-up included.")]
+             f"{r.get('total_seconds', r.get('wall_seconds', 0)):.1f} s end to end, Ray start-up included"
+             + (f" (machine load average {r['load_average']:g} on {r.get('cpus')} CPUs)." if "load_average" in r
+                else "."))]
     if suite.startswith("petshop"):
         calls = f" **{r['tool_calls']}** tool calls in all." if "tool_calls" in r else ""
         lines += ["", f"Split: {r.get('split', 'all')}.{calls}", "",
