@@ -88,3 +88,18 @@ def test_the_planner_reads_the_statistic_from_the_trigger() -> None:
     plain = {"title": "[FIRING:1] PodCrashLooping", "services": ["api"]}
     assert alert_from_trigger(plain, ["api"]).labels == {}
     assert latency_statistics(plain, [], ("p99",)) == ("p99",)
+
+
+def test_a_cloudwatch_alarm_names_its_statistic() -> None:
+    import json
+
+    from actors.engine.offline_planner import latency_statistics
+
+    def alarm(**trigger: object) -> dict[str, Any]:
+        body = {"AlarmName": "checkout-latency", "NewStateValue": "ALARM",
+                "Trigger": {"MetricName": "TargetResponseTime", "Namespace": "AWS/ApplicationELB", **trigger}}
+        return {"title": "ALARM: checkout-latency", "text": json.dumps(body), "services": ["checkout"]}
+
+    assert latency_statistics(alarm(Statistic="Average"), [], ("p99",)) == ("p99", "average")
+    assert latency_statistics(alarm(ExtendedStatistic="p99"), [], ("p99",)) == ("p99",)
+    assert latency_statistics(alarm(ExtendedStatistic="p95"), [], ("p99",)) == ("p99", "p95")
