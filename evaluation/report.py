@@ -63,6 +63,17 @@ recordings are built once and investigated once per alert target the scenario's 
 passes when the ranking blames nothing. Specificity is the share of passing windows, per alert
 metric over both scenarios (49 windows per scenario and metric).
 
+**Where PetShop's time goes** (profiled 2026-12-04, in-process CPU time, which the machine's load
+does not change): the whole suite took 32.1 CPU-seconds before issue 14's work and 11.1 after. Most
+of the 32 s were not ranking: each replayed answer was deep-copied (`model_copy(deep=True)` over
+thousands of points: now a pydantic-core dump and validate, ~5× faster), `asyncio.run` read back its
+SIGINT handler, whose repr holds the finished task and so the whole evidence bundle (now a plain
+event loop), and every specificity window was built two or three times (now once, for all its alert
+targets). Ray round trips are few (a few batches per worker), the follow-up rounds cost little
+(PetShop's team has no trace or log tool to follow up with), and the offline path no longer imports
+the agents SDK in each worker. What is left is mostly ranking (~0.1 s per investigation) and, in
+wall time, Ray's start-up (18 s at load average 11 on 2 CPUs) and the machine's other work.
+
 **HolmesGPT** (9 recorded investigations; this section is `--path direct`, the replay default is
 below). The adapter (`evaluation/holmesgpt.py`)
 turns `investigate_request.json`/`issue_data.json` into the alert and parses each tool recording by
