@@ -17,7 +17,11 @@ setup differs:
 * containers: cAdvisor (``container_memory_working_set_bytes``, ``container_cpu_usage_seconds_total``,
   labels ``pod``/``container``) and kube-state-metrics
   (``kube_pod_container_status_restarts_total``, ``kube_pod_container_status_last_terminated_reason``),
-  each name overridable.
+  each name overridable;
+* ``latency_statistics``: which latency statistics the latency query asks for (default ``[p99]``,
+  a histogram quantile; ``average`` is the histogram's ``_sum`` rate over its ``_count`` rate). The
+  planner adds the statistic a latency alert is on (:mod:`incidentfox.latency_statistic`), so an
+  alert on the average is investigated on the average as well as on the p99.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from config_service.core.defaults import DEFAULT_CONFIG
 
 MetricName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$", max_length=200)]
+LatencyStatistic = Annotated[str, StringConstraints(pattern=r"^(average|p\d{1,2}(\.\d{1,3})?)$")]
 LabelName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$", max_length=200)]
 RequestsPreset = Literal["default", "opentelemetry", "istio", "ingress_nginx"]
 ServiceGraphPreset = Literal["tempo", "istio", "off"]
@@ -55,6 +60,11 @@ class MetricSchema:
     last_terminated_reason: str = "kube_pod_container_status_last_terminated_reason"
     pod_label: str = "pod"
     container_label: str = "container"
+    latency_statistics: tuple[str, ...] = ("p99",)   # average | p<quantile>, see incidentfox.latency_statistic
+
+    def asking(self, statistics: tuple[str, ...]) -> MetricSchema:
+        """This schema with the latency query asking for ``statistics`` (the planner adds the alert's)."""
+        return replace(self, latency_statistics=statistics) if statistics else self
 
 
 REQUEST_PRESETS: dict[str, dict[str, str]] = {
@@ -114,10 +124,17 @@ class MetricsSection(BaseModel):
     container_label: LabelName | None = Field(default=None, description=(
         "Label naming the container on container metrics."))
 
+    latency_statistics: list[LatencyStatistic] | None = Field(default=None, min_length=1, max_length=4, description=(
+        "Latency statistics the planner's latency query asks for: `p99` (default; a histogram quantile, "
+        "any `p<q>` such as `p95` or `p99.9`) and/or `average` (the duration histogram's `_sum` rate over "
+        "its `_count` rate). A latency alert's own statistic is always asked as well."))
+
     def schema(self) -> MetricSchema:
         """The resolved names: the built-in defaults, then the presets, then the overrides."""
         resolved = replace(MetricSchema(), **REQUEST_PRESETS[self.requests],
                            **SERVICE_GRAPH_PRESETS[self.service_graph])  # type: ignore[arg-type]
         overrides = {f.name: getattr(self, f.name) for f in fields(MetricSchema)
                      if f.name in type(self).model_fields and getattr(self, f.name) is not None}
+        if self.latency_statistics is not None:
+            overrides["latency_statistics"] = tuple(dict.fromkeys(self.latency_statistics))
         return replace(resolved, **overrides)

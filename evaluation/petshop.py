@@ -155,7 +155,7 @@ def node_kind(node: str) -> str:
     return "service"
 
 
-def _series(table: MetricsTable, rows: slice, *, baseline: bool, metric: str = "") -> list[MetricSeries]:
+def table_series(table: MetricsTable, rows: slice, *, baseline: bool, metric: str = "") -> list[MetricSeries]:
     ts_all, block = table.timestamps[rows], table.data[rows]
     out = []
     for j, (node, m, stat) in enumerate(table.columns):
@@ -172,10 +172,10 @@ def _series(table: MetricsTable, rows: slice, *, baseline: bool, metric: str = "
 @lru_cache(maxsize=8)
 def _baseline(scenario_dir: Path) -> tuple[MetricSeries, ...]:
     path = scenario_dir / "noissue" / "metrics.csv"
-    return tuple(_series(read_metrics(path), slice(None), baseline=True)) if path.is_file() else ()
+    return tuple(table_series(read_metrics(path), slice(None), baseline=True)) if path.is_file() else ()
 
 
-def _objects(edges: tuple[TopologyEdge, ...], table: MetricsTable) -> list[ObjectState]:
+def node_objects(edges: tuple[TopologyEdge, ...], table: MetricsTable) -> list[ObjectState]:
     """One object per node, carrying its X-Ray kind."""
     nodes = sorted({e.caller for e in edges} | {e.callee for e in edges} | {c[0] for c in table.columns})
     return [ObjectState(name=n, kind=node_kind(n)) for n in nodes]
@@ -196,8 +196,8 @@ def case_bundle(case: PetshopCase) -> EvidenceBundle:
     return EvidenceBundle(
         alert=_alert(read_alert_target(case.path / "target.json")),
         topology=list(edges),
-        objects=_objects(edges, table),
-        metrics=[*_series(table, slice(None), baseline=False), *_baseline(scenario_dir)],
+        objects=node_objects(edges, table),
+        metrics=[*table_series(table, slice(None), baseline=False), *_baseline(scenario_dir)],
     )
 
 
@@ -210,23 +210,11 @@ def specificity_windows(scenario_dir: Path, *, step: int = SPEC_STEP) -> list[in
     return list(range(max(n // 2, WINDOW_BEFORE + 1), n - WINDOW_AFTER, step))
 
 
-def window_bundle(scenario_dir: Path, index: int, *, metric: str, target_node: str = "PetSite",
-                  statistic: str = "Average") -> EvidenceBundle:
-    """A normal-operation window shaped like an issue: the points ``index-2 … index+2`` as the case,
-    an alert on ``target_node``/``metric`` at point ``index``, and only the points before the window
-    as the baseline (the ranker sees no future). Only ``metric``'s series are included: the alert
-    names the metric, and the ranker compares that metric family alone."""
+def window_alert(scenario_dir: Path, index: int, *, node: str, metric: str, statistic: str) -> Alert:
+    """The alert of a specificity window: ``node``'s ``metric`` (``statistic``) at point ``index``,
+    the shape of an issue's alert (:func:`spec_targets` gives the scenario's own targets)."""
     table = read_metrics(scenario_dir / "noissue" / "metrics.csv")
-    lo, hi = index - WINDOW_BEFORE, index + WINDOW_AFTER + 1
-    edges = read_graph(scenario_dir / "graph.csv")
-    target = {"node": target_node, "metric": metric, "agg": statistic, "timestamp": float(table.timestamps[index])}
-    return EvidenceBundle(
-        alert=_alert(target),
-        topology=list(edges),
-        objects=_objects(edges, table),
-        metrics=[*_series(table, slice(lo, hi), baseline=False, metric=metric),
-                 *_series(table, slice(0, lo), baseline=True, metric=metric)],
-    )
+    return _alert({"node": node, "metric": metric, "agg": statistic, "timestamp": float(table.timestamps[index])})
 
 
 def spec_targets(data_dir: Path, scenario: str) -> list[tuple[str, str, str]]:

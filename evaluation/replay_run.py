@@ -14,6 +14,8 @@ The planner decides what to call; :attr:`ReplayRun.calls` says what it called.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,7 @@ from actors.ranking.model import Ranking
 from actors.tools.replay import ReplayStore
 from incidentfox.contracts import RCA
 from incidentfox.evidence import Alert, EvidenceBundle
+from incidentfox.latency_statistic import alert_statistic, asked
 
 LOOKBACK_MINUTES = 60
 
@@ -35,20 +38,20 @@ class ReplayRun:
 
 async def _gather(store: ReplayStore, config: dict[str, Any], services: list[str],
                   alert: Alert) -> tuple[EvidenceBundle, list]:
-    from actors.engine.agents.toolset import agent_of, allowed_tools
+    from actors.engine.agents.toolset import agent_of
     from actors.engine.followups import derive
     from actors.engine.subject import resolve
     from actors.tools.base import ToolContext
     from actors.tools.execute import execute
     from actors.tools.playbooks import playbook
-    from config_service import TeamConfig
 
-    cfg = TeamConfig(config)
-    allowed = allowed_tools(cfg)
+    cfg, allowed = _team(json.dumps(config, sort_keys=True))
+    # As the live planner: the latency statistics the team asks, plus the one the alert is on.
+    metrics = cfg.metrics.asking(asked(cfg.metrics.latency_statistics, alert_statistic(alert)))
     steps: list[tuple[str, dict[str, Any]]] = []
     for agent in cfg.enabled_subagents:
         steps += cfg.agent(agent).playbook or playbook(agent, services=services, window=LOOKBACK_MINUTES,
-                                                       available=set(allowed), metrics=cfg.metrics)
+                                                       available=set(allowed), metrics=metrics)
     steps = [(tool, args) for tool, args in steps if tool in allowed]
     ctx = ToolContext(integrations=cfg.integrations, run_id="replay", replay=store)
     evidence = EvidenceBundle()
@@ -69,7 +72,7 @@ async def _gather(store: ReplayStore, config: dict[str, Any], services: list[str
     done: set[str] = set()
     for _ in range(inv.followup_rounds):
         todo = derive(resolve(EvidenceBundle(alert=alert).merge(evidence)), available=available,
-                      window_minutes=LOOKBACK_MINUTES, metrics=cfg.metrics, done=done)
+                      window_minutes=LOOKBACK_MINUTES, metrics=metrics, done=done)
         room = inv.max_tool_calls - len(calls)
         if not todo or room <= 0:
             break
@@ -77,6 +80,28 @@ async def _gather(store: ReplayStore, config: dict[str, Any], services: list[str
         done.update(f.key() for f in todo)
         await run([(f.tool, f.args) for f in todo])
     return evidence, calls
+
+
+@functools.lru_cache(maxsize=16)
+def _team(config: str) -> tuple[Any, dict[str, Any]]:
+    """The team view and its allowed tools, once per config (the same for every case of a suite)."""
+    from actors.engine.agents.toolset import allowed_tools
+    from config_service import TeamConfig
+
+    cfg = TeamConfig(json.loads(config))
+    return cfg, allowed_tools(cfg)
+
+
+def _run(coro: Any) -> Any:
+    """``coro`` on a fresh event loop. Not ``asyncio.run``: on the main thread it installs a SIGINT
+    handler bound to the main task, and reading that handler back reprs the task and its result
+    (here a whole evidence bundle: seconds per case, measured)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def investigate(store: ReplayStore, *, integrations: dict[str, Any], alert: Alert,
@@ -87,7 +112,7 @@ def investigate(store: ReplayStore, *, integrations: dict[str, Any], alert: Aler
     from actors.ranking.rca import build_rca
     from actors.ranking.topology import with_call_graph
 
-    evidence, calls = asyncio.run(_gather(store, {"integrations": integrations}, list(services or []), alert))
+    evidence, calls = _run(_gather(store, {"integrations": integrations}, list(services or []), alert))
     bundle = with_call_graph(resolve(EvidenceBundle(alert=alert).merge(evidence)))
     ranking = rank(bundle)
     return ReplayRun(rca=build_rca(ranking, bundle), ranking=ranking, bundle=bundle, calls=calls)

@@ -89,29 +89,9 @@ def phrases_present(rca: RCA, phrases: list[str]) -> bool:
 # --- PetShop -------------------------------------------------------------------------------------
 
 def petshop_case(data_dir: str, case_name: str) -> CaseResult:
-    case = next(c for c in petshop.discover_cases(Path(data_dir)) if c.name == case_name)
-    t0 = time.perf_counter()
-    bundle = with_call_graph(petshop.case_bundle(case))
-    ranking = rank(bundle)
-    took = time.perf_counter() - t0
-    expected = petshop.read_ground_truth(case.path / "target.json")   # scorer only
-    ranked = ranking.top(5)
-    h1, h3 = hits(ranked, expected)
-    return CaseResult(case=case.name, expected=expected, ranked=ranked, hit1=h1, hit3=h3,
-                      group=f"{case.scenario}/{bundle.alert.metric}", no_incident=ranking.no_incident,
-                      seconds=round(took, 4), extra={"scenario": case.scenario, "split": case.split,
-                                                     "metric": bundle.alert.metric})
-
-
-def petshop_window(scenario_dir: str, index: int, metric: str) -> WindowResult:
-    path = Path(scenario_dir)
-    ranking = rank(with_call_graph(petshop.window_bundle(path, index, metric=metric)))
-    return WindowResult(scenario=path.name, metric=metric, index=index, blamed=ranking.top(3))
-
-
-def petshop_replay_case(data_dir: str, case_name: str) -> CaseResult:
-    """The replay path: the offline planner calls our tools, answered from the case's recordings
-    (:mod:`evaluation.replay_petshop`); given only the alert. ``tool_calls`` counts its calls."""
+    """One PetShop issue through the live path: the offline planner, given only the alert, calls our
+    tools, answered from the case's recordings (:mod:`evaluation.replay_petshop`); its ranking is
+    scored. ``tool_calls`` counts its calls."""
     from evaluation import replay_petshop, replay_run
 
     case = next(c for c in petshop.discover_cases(Path(data_dir)) if c.name == case_name)
@@ -129,18 +109,24 @@ def petshop_replay_case(data_dir: str, case_name: str) -> CaseResult:
                                                      "metric": bundle.alert.metric, **_call_counts(run.calls)})
 
 
-def petshop_replay_window(scenario_dir: str, index: int, metric: str) -> WindowResult:
+def petshop_windows(scenario_dir: str, index: int, targets: tuple[tuple[str, str, str], ...]) -> list[WindowResult]:
+    """One specificity window, investigated once per alert target ``(node, metric, statistic)``: the
+    window's recordings are built once and serve every target's investigation."""
     from evaluation import replay_petshop, replay_run
 
     path = Path(scenario_dir)
-    replay = replay_petshop.window_replay(path, index)
-    alert = petshop.window_bundle(path, index, metric=metric).alert
-    run = replay_run.investigate(replay.store(), integrations=replay.integrations, alert=alert)
-    return WindowResult(scenario=path.name, metric=metric, index=index, blamed=run.ranking.top(3))
+    store = (replay := replay_petshop.window_replay(path, index)).store()
+    out = []
+    for node, metric, statistic in targets:
+        alert = petshop.window_alert(path, index, node=node, metric=metric, statistic=statistic)
+        run = replay_run.investigate(store, integrations=replay.integrations, alert=alert)
+        out.append(WindowResult(scenario=path.name, metric=metric, index=index, blamed=run.ranking.top(3)))
+    return out
 
 
 def _call_counts(calls: list[tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
-    answered = sum(1 for _, _, summary in calls if not summary.startswith(("no data", "error")))
+    # "error: …" is a failed call (replay_run's summary); "error_rate: …" is an answered one
+    answered = sum(1 for _, _, summary in calls if not summary.startswith(("no data", "error:")))
     return {"tool_calls": len(calls), "tool_calls_answered": answered, "calls": [tool for tool, _, _ in calls]}
 
 

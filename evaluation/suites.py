@@ -1,8 +1,8 @@
 """The evaluation suites: what work items each runs and how its results are summarised.
 
 * ``petshop``: every issue of the chosen split, plus the specificity windows over ``noissue``
-  (independent of the split) for each alert target the scenario's issues use. ``path`` as for
-  ``holmesgpt``: ``direct`` (default) or ``replay``.
+  (independent of the split), each window investigated once per alert target the scenario's issues
+  use; through replay only (the offline planner calls our tools, :mod:`evaluation.replay_petshop`).
 * ``holmesgpt``: every case directory of both shapes (investigate requests and ask questions,
   :func:`evaluation.holmesgpt.discover_cases`), from ``--data`` (one folder, or a parent holding
   folders of cases; default: ``holmesgpt-investigate`` and ``holmesgpt-ask`` under the shared
@@ -51,11 +51,9 @@ class SuitePlan:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def plan_petshop(data: Path, *, split: str = "all", path: str = "direct") -> SuitePlan:
-    """``path``: ``direct`` ranks each window's evidence at once; ``replay`` lets the offline planner
-    call our tools against a replay store built from it (:mod:`evaluation.replay_petshop`)."""
-    if path not in PATHS:
-        raise SuiteError(f"--path must be one of {', '.join(PATHS)} (got {path!r})")
+def plan_petshop(data: Path, *, split: str = "all") -> SuitePlan:
+    """Every issue of ``split`` and every specificity window, each investigated by the offline
+    planner against a replay store built from its evidence (:mod:`evaluation.replay_petshop`)."""
     if split not in ("all", *petshop.SPLITS):
         raise SuiteError(f"--split must be one of all, {', '.join(petshop.SPLITS)} (got {split!r})")
     try:
@@ -63,22 +61,20 @@ def plan_petshop(data: Path, *, split: str = "all", path: str = "direct") -> Sui
         scenario_dirs = petshop.scenarios(data)
     except (petshop.PetshopLayoutError, OSError) as e:
         raise SuiteError(f"PetShop data not usable at {data}: {e}") from e
-    case_fn, window_fn = ((scoring.petshop_replay_case, scoring.petshop_replay_window) if path == "replay"
-                          else (scoring.petshop_case, scoring.petshop_window))
-    items: list[Item] = [(case_fn, (str(data), c.name)) for c in cases]
+    items: list[Item] = [(scoring.petshop_case, (str(data), c.name)) for c in cases]
     for sdir in scenario_dirs:
-        metrics = sorted({m for _, m, _ in petshop.spec_targets(data, sdir.name)} & set(petshop.METRIC_TYPES))
-        for metric in metrics:
-            items += [(window_fn, (str(sdir), i, metric)) for i in petshop.specificity_windows(sdir)]
+        targets = tuple(t for t in petshop.spec_targets(data, sdir.name) if t[1] in petshop.METRIC_TYPES)
+        if targets:
+            items += [(scoring.petshop_windows, (str(sdir), i, targets)) for i in petshop.specificity_windows(sdir)]
 
     def finish(results: list[Any]) -> dict[str, Any]:
+        windows = [w for r in results if isinstance(r, list) for w in r]
         out = scoring.summarize([r for r in results if isinstance(r, scoring.CaseResult)])
-        out.update(scoring.summarize_specificity([r for r in results if isinstance(r, scoring.WindowResult)]))
-        if path == "replay":
-            out["tool_calls"] = sum(int(c.get("tool_calls") or 0) for c in out["per_case"])
+        out.update(scoring.summarize_specificity(windows))
+        out["tool_calls"] = sum(int(c.get("tool_calls") or 0) for c in out["per_case"])
         return out
 
-    return SuitePlan("petshop", items, finish, meta={"split": split, "data": str(data), "path": path})
+    return SuitePlan("petshop", items, finish, meta={"split": split, "data": str(data), "path": "replay"})
 
 
 def _holmes_roots(data: Path | None) -> list[Path]:
@@ -148,15 +144,14 @@ def plan_demo() -> SuitePlan:
 
 def plan(suite: str, *, data: Path | None = None, split: str = "all", labels: Path | None = None,
          path: str | None = None) -> SuitePlan:
-    """``path`` None: the suite's default (``replay``, the only path, for holmesgpt and nezha;
-    ``direct`` for petshop and demo)."""
+    """``path`` None: the suite's default (``replay`` for holmesgpt, nezha and petshop, which have no
+    other; ``direct`` for demo, its only one)."""
     if suite == "demo" and path not in (None, "direct"):
-        raise SuiteError(f"--path {path} is only available for the petshop suite "
-                         "(holmesgpt and nezha run through replay only)")
-    if suite in ("nezha", "holmesgpt") and path not in (None, "replay"):
+        raise SuiteError(f"--path {path}: the demo suite ranks its incidents directly (no recordings to replay)")
+    if suite in ("nezha", "petshop", "holmesgpt") and path not in (None, "replay"):
         raise SuiteError(f"--path {path}: the {suite} suite runs through replay only")
     if suite == "petshop":
-        return plan_petshop(data or DEFAULT_DATA["petshop"], split=split, path=path or "direct")
+        return plan_petshop(data or DEFAULT_DATA["petshop"], split=split)
     if suite == "holmesgpt":
         return plan_holmesgpt(data, labels=labels)
     if suite == "nezha":

@@ -30,13 +30,15 @@ class SubAgentFanout:
     def __init__(self, *, run_id: str, org_id: str, team_id: str, config: dict[str, Any],
                  workers: list[Any], executors: list[Any], services: list[str],
                  window: tuple[datetime, datetime] | None, deadline_at: float,
-                 on_progress: Progress | None = None, seed: EvidenceBundle | None = None) -> None:
+                 on_progress: Progress | None = None, seed: EvidenceBundle | None = None,
+                 latency_statistics: tuple[str, ...] = ()) -> None:
         self.run_id, self.org_id, self.team_id = run_id, org_id, team_id
         self._config = config
         self._workers = workers
         self._executors = executors
         self.services = services
         self.window = window
+        self.latency_statistics = latency_statistics   # the playbooks' latency queries (empty: the team's)
         self.deadline_at = deadline_at          # time.monotonic() value
         self._on_progress = on_progress or (lambda *a: None)
         self._rr = itertools.count(hash(run_id) % 101)
@@ -61,7 +63,8 @@ class SubAgentFanout:
         req = SubAgentRequest(run_id=self.run_id, org_id=self.org_id, team_id=self.team_id, agent=agent,
                               mode=mode, config=self._config, executors=self._executors,
                               services=self.services, window=self.window, question=question,
-                              timeout_s=self._remaining(), steps=steps)
+                              timeout_s=self._remaining(), steps=steps,
+                              latency_statistics=self.latency_statistics)
         result: SubAgentResult | None = None
         for attempt in range(2):
             worker = self._workers[next(self._rr) % len(self._workers)]

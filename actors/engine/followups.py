@@ -8,7 +8,8 @@
   state, exit code, limits) and its events;
 * an OOM-killed pod → the pod described (the limit the kill hit), its memory working-set series
   (PromQL from the team's metric schema) and its events;
-* a latency alert or a service whose p99 is far above its baseline → a trace search for that
+* a latency alert or a service whose latency (any statistic asked: p99, average…) is far above its
+  baseline → a trace search for that
   service; once its traces are in, the slowest spans' downstream service (a child span in another
   service) gets one more trace search (one hop);
 * an error alert or a service whose error rate is far above its baseline → that service's logs,
@@ -159,20 +160,23 @@ def _waiting_on_claims(bundle: EvidenceBundle) -> list[tuple[str, str]]:
     return sorted(seen.items())[:MAX_PODS]
 
 
-def _spiking(series: list[MetricSeries], metric: str, floor: float | None) -> list[str]:
-    """Services whose ``metric`` rose to :data:`SPIKE_RATIO` × its baseline (or above ``floor``)."""
-    base: dict[str, float] = {}
-    now: dict[str, float] = {}
+def _spiking(series: list[MetricSeries], family: str, floor: float | None) -> list[str]:
+    """Services whose ``family`` series (``family`` itself or ``family_<statistic>``, e.g.
+    ``latency_p99`` and ``latency_average``) rose to :data:`SPIKE_RATIO` × its baseline (or above
+    ``floor``); each statistic is compared with its own baseline."""
+    base: dict[tuple[str, str], float] = {}
+    now: dict[tuple[str, str], float] = {}
     for s in series:
-        if s.metric != metric or not s.values:
+        if not (s.metric == family or s.metric.startswith(family + "_")) or not s.values:
             continue
         into = base if s.baseline else now
-        into[s.entity] = max(into.get(s.entity, 0.0), max(s.values))
-    out = []
-    for entity, peak in sorted(now.items(), key=lambda kv: -kv[1]):
-        before = base.get(entity)
-        if (before is not None and before > 0 and peak >= SPIKE_RATIO * before) or \
-                (before is None and floor is not None and peak >= floor):
+        key = (s.entity, s.metric)
+        into[key] = max(into.get(key, 0.0), max(s.values))
+    out: list[str] = []
+    for (entity, metric), peak in sorted(now.items(), key=lambda kv: -kv[1]):
+        before = base.get((entity, metric))
+        if ((before is not None and before > 0 and peak >= SPIKE_RATIO * before) or
+                (before is None and floor is not None and peak >= floor)) and short(entity) not in out:
             out.append(short(entity))
     return out
 
@@ -251,7 +255,7 @@ def derive(bundle: EvidenceBundle, *, available: Collection[str], window_minutes
                                           "tail_lines": 200, "previous": True, "since_minutes": None})], why)
         add([_describe(pod, w)], why)
         add([_events(pod, w)], why)
-    slow = _services(_alerted(bundle, _LATENCY_WORDS), _spiking(bundle.metrics, "latency_p99", None))
+    slow = _services(_alerted(bundle, _LATENCY_WORDS), _spiking(bundle.metrics, "latency", None))
     for svc in slow:
         add(_traces(svc, w), f"{svc} is slow: find its slowest spans in recent traces")
     traced = {str(args.get("service")) for tool, args in map(json.loads, done) if tool.endswith("_search_traces")}

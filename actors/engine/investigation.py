@@ -49,6 +49,7 @@ from actors.engine.llm_plan import plan_llm
 from actors.engine.offline_planner import (
     followup_event,
     investigation_window,
+    latency_statistics,
     merged_bundle,
     plan_offline,
     rca_from_evidence,
@@ -269,7 +270,9 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         fanout = SubAgentFanout(run_id=run_id, org_id=org_id, team_id=team_id, config=cfg.doc, workers=workers,
                                 executors=executors, services=trigger_services(trigger, live.absorbed),
                                 window=investigation_window(trigger, now), deadline_at=deadline_at,
-                                on_progress=progress, seed=follow.seed if follow else None)
+                                on_progress=progress, seed=follow.seed if follow else None,
+                                latency_statistics=latency_statistics(trigger, live.absorbed,
+                                                                      cfg.metrics.latency_statistics))
         ctx.writer.event(run_id, "phase", {"phase": "planning", "planner": mode})
         if reporter:
             reporter.set_phase("gathering evidence")

@@ -42,6 +42,7 @@ from actors.engine.followups import FollowUp, derive
 from actors.engine.subject import question_alert, resolve
 from incidentfox.contracts import RCA, Hypothesis
 from incidentfox.evidence import Alert, EvidenceBundle
+from incidentfox.latency_statistic import alert_statistic, asked
 from incidentfox.timeparse import parse_time
 
 DEFAULT_LOOKBACK = timedelta(minutes=60)
@@ -66,14 +67,28 @@ def investigation_window(trigger: dict[str, Any], now: datetime) -> tuple[dateti
 
 def alert_from_trigger(trigger: dict[str, Any], services: list[str]) -> Alert:
     """The alert to investigate. A human's question without services (a Slack mention, a command)
-    stands for an alert on the resource it names (:func:`actors.engine.subject.question_alert`)."""
+    stands for an alert on the resource it names (:func:`actors.engine.subject.question_alert`).
+    A latency alert's statistic (read from its title, text and links, e.g. a Prometheus
+    ``generatorURL``: :func:`incidentfox.latency_statistic.alert_statistic`) goes into
+    ``labels["statistic"]``, where the ranker looks for it."""
     if not services and trigger.get("human") and not trigger.get("is_alert"):
         alert = question_alert(str(trigger.get("text") or trigger.get("title") or ""), title=str(trigger.get("title") or ""))
         return alert.model_copy(update={"started_at": parse_time(trigger.get("occurred_at"))})
-    return Alert(title=str(trigger.get("title") or trigger.get("event_kind") or ""),
-                 entity=services[0] if services else "",
-                 started_at=parse_time(trigger.get("occurred_at")),
-                 text=str(trigger.get("text") or "")[:4000])
+    alert = Alert(title=str(trigger.get("title") or trigger.get("event_kind") or ""),
+                  entity=services[0] if services else "",
+                  started_at=parse_time(trigger.get("occurred_at")),
+                  text=str(trigger.get("text") or "")[:4000])
+    links = [str(u) for u in (trigger.get("links") or []) if isinstance(u, str)]
+    stat = alert_statistic(alert, extra_texts=links)
+    return alert.model_copy(update={"labels": {"statistic": stat}}) if stat else alert
+
+
+def latency_statistics(trigger: dict[str, Any], absorbed: list[dict[str, Any]], default: tuple[str, ...]
+                       ) -> tuple[str, ...]:
+    """The latency statistics the run's latency queries ask: the team's ``default`` plus the one the
+    alert is on (an alert on the average is investigated on the average too, not only on p99)."""
+    alert = alert_from_trigger(trigger, trigger_services(trigger, absorbed))
+    return asked(default, alert.labels.get("statistic"))
 
 
 def no_tools_rca() -> RCA:
@@ -265,7 +280,8 @@ async def plan_offline(fanout: SubAgentFanout, *, subagents: list[str], tool_cou
     if budget.rounds:
         tools = {name: agent_of(spec) for name, spec in allowed_tools(cfg).items()}
         log = await follow_up(fanout, subagents=subagents, tools=tools, budget=budget, trigger=trigger,
-                              absorbed=absorbed, window_minutes=window_minutes(fanout.window), metrics=cfg.metrics,
+                              absorbed=absorbed, window_minutes=window_minutes(fanout.window),
+                              metrics=cfg.metrics.asking(fanout.latency_statistics),
                               on_round=on_round, steer=steer, clock=clock, started=started)
     if steer is not None:
         await steer(merged_bundle(fanout, trigger=trigger, absorbed=absorbed))

@@ -51,6 +51,7 @@ class SubAgentRequest:
     question: str = ""
     timeout_s: float = 300.0
     steps: list[tuple[str, dict[str, Any]]] | None = None   # offline: these calls instead of the playbook
+    latency_statistics: tuple[str, ...] = ()    # offline: the latency statistics asked (empty: the team's)
 
 
 @dataclass
@@ -178,7 +179,8 @@ class SubAgentCore:
         configured = cfg.agent(req.agent).playbook
         lookback = (req.window[1] - req.window[0]) if req.window else None
         steps = req.steps if req.steps is not None else configured or playbook(
-            req.agent, services=req.services, window=lookback, available=set(allowed), metrics=cfg.metrics)
+            req.agent, services=req.services, window=lookback, available=set(allowed),
+            metrics=cfg.metrics.asking(req.latency_statistics))
         outcomes = await asyncio.gather(*(dispatch(tool, args) for tool, args in steps))
         return "\n".join(f"{tool}: {o.result.summary}" for (tool, _), o in zip(steps, outcomes))
 

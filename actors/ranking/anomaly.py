@@ -13,7 +13,8 @@ For every metric series of the incident window (``MetricSeries.baseline is False
    median of the window's own points before the onset (``z = min(z_baseline, z_shift)``). A level
    that was already there before the alert is drift, not the incident.
 5. **Alert alignment.** The alert's metric family is the one it states, else the one its text
-   names (latency, error, availability) among its entity's series, else its entity's most
+   names (latency, error, availability) among its entity's series (of several latency families,
+   the one of the statistic the alert is on: ``latency_average`` for an alert on the average), else its entity's most
    anomalous family. If the alert's entity has a series in that family, that series is the
    *gate*: the alert is confirmed when its z reaches ``GATE_Z``, and every other node is scored only
    at the times the alerting series is elevated (z ≥ ``ROW_Z``). A node that peaks after the alert
@@ -31,7 +32,8 @@ from datetime import datetime
 
 import numpy as np
 
-from incidentfox.evidence import EvidenceBundle, MetricSeries
+from incidentfox.evidence import Alert, EvidenceBundle, MetricSeries
+from incidentfox.latency_statistic import alert_statistic
 
 GATE_Z = 2.0          # the alerting series must reach this to confirm the alert
 ROW_Z = 1.0           # incident times = where the alerting series is at least this elevated
@@ -247,9 +249,16 @@ def _alert_metric(bundle: EvidenceBundle, live: list[MetricSeries]) -> str:
         if re.search(pattern, text):
             named = sorted({s.metric for s in mine if word in s.metric.lower()})
             if named:
-                return named[0]
+                return _on_statistic(named, alert) if word == "latency" else named[0]
     scored = [x for s in mine if (x := score_one(s, _baseline_of(bundle, s), _onset(bundle))) is not None]
     return max(scored, key=lambda x: float(x.z.max())).metric if scored else ""
+
+
+def _on_statistic(families: list[str], alert: Alert) -> str:
+    """Of several latency families (``latency_p99``, ``latency_average``…), the one of the statistic
+    the alert is on (:func:`incidentfox.latency_statistic.alert_statistic`), else the first."""
+    stat = alert_statistic(alert)
+    return next((f for f in families if stat and f.lower().endswith("_" + stat)), families[0])
 
 
 def _baseline_of(bundle: EvidenceBundle, s: MetricSeries) -> MetricSeries | None:

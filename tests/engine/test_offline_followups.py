@@ -79,6 +79,18 @@ def test_a_latency_spike_over_baseline_uses_the_available_trace_backend() -> Non
         ("jaeger_search_traces", "search")]
 
 
+def test_every_latency_statistic_is_compared_with_its_own_baseline() -> None:
+    """The average of ``cart`` doubled; its p99 baseline is higher than its average now, which must not
+    hide the spike (each statistic against its own baseline), nor make ``steady`` look slow."""
+    def s(entity: str, metric: str, v: float, baseline: bool = False) -> MetricSeries:
+        return MetricSeries(entity=entity, metric=metric, values=[v], baseline=baseline)
+
+    bundle = EvidenceBundle(metrics=[s("cart", "latency_average", 0.4), s("cart", "latency_average", 0.1, True),
+                                     s("cart", "latency_p99", 0.9), s("cart", "latency_p99", 0.8, True),
+                                     s("steady", "latency_average", 0.5), s("steady", "latency_p99", 0.2, True)])
+    assert [a["service"] for _, a in calls(bundle, available={"jaeger_search_traces"})] == ["cart"]
+
+
 def test_an_error_spike_leads_to_the_services_logs_over_a_longer_window() -> None:
     bundle = EvidenceBundle(metrics=[MetricSeries(entity="orders", metric="error_rate", values=[0.0, 0.3])])
     got = derive(bundle, available=ALL, window_minutes=30)

@@ -41,3 +41,65 @@ async def test_defaults_keep_the_old_queries_and_ask_kubernetes_for_services() -
     assert [a["metric"] for t, a in calls if t == "prometheus_service_graph"] == ["traces_service_graph_request_total"]
     k8s = await _calls({"integrations": {"kubernetes": {"host": "https://k", "token": "x"}}}, "kubernetes")
     assert "kubernetes_list_services" in [t for t, _ in k8s]
+
+
+async def _latency_queries(config: dict[str, Any], statistics: tuple[str, ...] = ()) -> dict[str, str]:
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    async def dispatch(tool: str, args: dict[str, Any]) -> ToolOutcome:
+        seen.append((tool, args))
+        return ToolOutcome(result=ToolResult.success([], summary="ok"), started_at=0.0, finished_at=0.0)
+
+    req = SubAgentRequest(run_id="r", org_id="o", team_id="t", agent="metrics", mode="offline", config=config,
+                          latency_statistics=statistics)
+    await SubAgentCore()._run_playbook(req, allowed_tools(TeamConfig(config)), dispatch)  # type: ignore[arg-type]
+    return {a["metric"]: a["query"] for t, a in seen if t == "prometheus_query_range"
+            and a["metric"].startswith("latency")}
+
+
+async def test_an_alert_on_the_average_is_asked_on_the_average_too() -> None:
+    prom = {"integrations": {"prometheus": {"url": "http://prom"}}}
+    assert list(await _latency_queries(prom)) == ["latency_p99"]
+    both = await _latency_queries(prom, ("p99", "average"))
+    assert both["latency_p99"].startswith("histogram_quantile(0.99,")
+    assert both["latency_average"] == ("sum by (service) (rate(http_request_duration_seconds_sum[5m])) / "
+                                       "sum by (service) (rate(http_request_duration_seconds_count[5m]))")
+
+
+async def test_the_team_sets_its_latency_statistics() -> None:
+    config = {"integrations": {"prometheus": {"url": "http://prom"}},
+              "investigation": {"metrics": {"requests": "istio", "latency_statistics": ["p95", "average"]}}}
+    queries = await _latency_queries(config)
+    assert set(queries) == {"latency_p95", "latency_average"}
+    assert "istio_request_duration_milliseconds_sum" in queries["latency_average"]
+    assert queries["latency_p95"].startswith('label_replace(histogram_quantile(0.95,')
+
+
+def test_the_planner_reads_the_statistic_from_the_trigger() -> None:
+    from urllib.parse import quote
+
+    from actors.engine.offline_planner import alert_from_trigger, latency_statistics
+
+    expr = "sum(rate(rpc_duration_seconds_sum[5m])) by (service) / sum(rate(rpc_duration_seconds_count[5m])) by (service)"
+    trigger = {"title": "[FIRING:1] RpcLatencyHigh", "text": "- firing RpcLatencyHigh {service=api}",
+               "links": ["http://prom:9090/graph?g0.expr=" + quote(expr)], "services": ["api"]}
+    assert alert_from_trigger(trigger, ["api"]).labels == {"statistic": "average"}
+    assert latency_statistics(trigger, [], ("p99",)) == ("p99", "average")
+    plain = {"title": "[FIRING:1] PodCrashLooping", "services": ["api"]}
+    assert alert_from_trigger(plain, ["api"]).labels == {}
+    assert latency_statistics(plain, [], ("p99",)) == ("p99",)
+
+
+def test_a_cloudwatch_alarm_names_its_statistic() -> None:
+    import json
+
+    from actors.engine.offline_planner import latency_statistics
+
+    def alarm(**trigger: object) -> dict[str, Any]:
+        body = {"AlarmName": "checkout-latency", "NewStateValue": "ALARM",
+                "Trigger": {"MetricName": "TargetResponseTime", "Namespace": "AWS/ApplicationELB", **trigger}}
+        return {"title": "ALARM: checkout-latency", "text": json.dumps(body), "services": ["checkout"]}
+
+    assert latency_statistics(alarm(Statistic="Average"), [], ("p99",)) == ("p99", "average")
+    assert latency_statistics(alarm(ExtendedStatistic="p99"), [], ("p99",)) == ("p99",)
+    assert latency_statistics(alarm(ExtendedStatistic="p95"), [], ("p99",)) == ("p99", "p95")

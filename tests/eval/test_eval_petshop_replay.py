@@ -1,5 +1,6 @@
-"""PetShop through replay: recordings filed by metric kind and matched on the playbook's exact PromQL,
-a call nothing recorded answers no data, the planner ranks a real case, and the JSON keys."""
+"""PetShop through replay: recordings filed by metric kind and latency statistic, matched on the
+playbook's exact PromQL; a call nothing recorded answers no data; the planner asks the statistic
+the alert is on; a real case; the JSON keys."""
 
 from __future__ import annotations
 
@@ -32,11 +33,11 @@ def tiny_window() -> EvidenceBundle:
     start = T0 + 300 * 100
     metrics = []
     for node, v in NORMAL.items():
-        for stat in ("Average", "p99"):
-            metrics.append(_series(node, "latency", stat, [v * wiggle[i % 5] for i in range(60)], baseline=True,
+        for stat, k in (("Average", 1.0), ("p99", 1.5)):     # the p99 sits above the average
+            metrics.append(_series(node, "latency", stat, [k * v * wiggle[i % 5] for i in range(60)], baseline=True,
                                    start=T0))
-            metrics.append(_series(node, "latency", stat, [v, v, SLOW[node], SLOW[node], v], baseline=False,
-                                   start=start))
+            metrics.append(_series(node, "latency", stat, [k * x for x in (v, v, SLOW[node], SLOW[node], v)],
+                                   baseline=False, start=start))
         metrics.append(_series(node, "availability", "Average", [100.0] * 5, baseline=False, start=start))
         metrics.append(_series(node, "requests", "Sum", [10.0] * 5, baseline=False, start=start))
     return EvidenceBundle(topology=[TopologyEdge(caller="front", callee="api"), TopologyEdge(caller="api", callee="db")],
@@ -44,12 +45,18 @@ def tiny_window() -> EvidenceBundle:
 
 
 
-def test_adapter_files_series_by_metric_kind_under_the_exact_queries() -> None:
+def test_adapter_files_each_latency_statistic_under_its_own_query() -> None:
     replay = replay_petshop.bundle_replay(tiny_window())
     store = replay.store()
-    latency = store.answer("prometheus_query_range", {"query": promql.latency_p99(), "since_minutes": 60})
-    assert latency.ok and {s.metric for s in latency.evidence.metrics} == {"latency_p99"}
-    assert len(latency.evidence.metrics) == 6            # p99 only: three nodes, window and baseline
+    p99 = store.answer("prometheus_query_range", {"query": promql.latency_p99(), "since_minutes": 60})
+    assert p99.ok and {s.metric for s in p99.evidence.metrics} == {"latency_p99"}
+    assert len(p99.evidence.metrics) == 6            # p99 only: three nodes, window and baseline
+    average = store.answer("prometheus_query_range", {"query": promql.latency(statistic="average")})
+    assert {s.metric for s in average.evidence.metrics} == {"latency_average"}
+    # the p99 query is never answered with the Average series, nor the other way round
+    assert [s.values for s in p99.evidence.metrics] != [s.values for s in average.evidence.metrics]
+    assert store.answer("prometheus_query_range", {"query": promql.latency(statistic="p95")}).summary.startswith(
+        "no data")
     errors = store.answer("prometheus_query_range", {"query": promql.error_rate()})
     assert {s.metric for s in errors.evidence.metrics} == {"availability"}
     graph = store.answer("prometheus_service_graph", {"metric": "anything"})
@@ -73,36 +80,45 @@ def test_recordings_follow_the_teams_metric_names() -> None:
     assert store.answer("prometheus_query_range", {"query": promql.latency_p99()}).summary.startswith("no data")
 
 
-def test_planner_ranks_the_tiny_window_through_replay() -> None:
+def test_planner_asks_the_alerts_statistic_and_ranks_the_tiny_window() -> None:
     replay = replay_petshop.bundle_replay(tiny_window())
     alert = Alert(title="front latency (Average) breached its SLO", entity="front", metric="latency",
                   labels={"statistic": "Average"}, started_at=datetime.fromtimestamp(T0 + 300 * 102 + 20, UTC))
     run = replay_run.investigate(replay.store(), integrations=replay.integrations, alert=alert)
-    tools = [t for t, _, _ in run.calls]
-    assert "prometheus_query_range" in tools and "prometheus_service_graph" in tools
+    asked = [a.get("metric") for t, a, _ in run.calls if t == "prometheus_query_range"]
+    assert "latency_p99" in asked and "latency_average" in asked
+    assert "prometheus_service_graph" in [t for t, _, _ in run.calls]
     assert run.ranking.top(1) == ["db"], run.ranking.top(3)
+    # the ranker compares the family of the alert's statistic
+    assert {s.metric for s in run.bundle.metrics} >= {"latency_p99", "latency_average"}
 
 
-def test_replay_plan_and_json_keys_on_a_synthetic_dataset(tmp_path: Path) -> None:
+def test_an_alert_naming_no_statistic_gets_the_teams_default_only() -> None:
+    replay = replay_petshop.bundle_replay(tiny_window())
+    alert = Alert(title="front latency breached its SLO", entity="front", metric="latency",
+                  started_at=datetime.fromtimestamp(T0 + 300 * 102 + 20, UTC))
+    run = replay_run.investigate(replay.store(), integrations=replay.integrations, alert=alert)
+    assert [a.get("metric") for t, a, _ in run.calls if t == "prometheus_query_range"
+            and str(a.get("metric")).startswith("latency")] == ["latency_p99"]
+
+
+def test_plan_and_json_keys_on_a_synthetic_dataset(tmp_path: Path) -> None:
     data = make_dataset(tmp_path)
-    plan = suites.plan("petshop", data=data, path="replay")
+    plan = suites.plan("petshop", data=data)
     assert plan.meta["path"] == "replay"
-    assert {fn for fn, _ in plan.items} <= {scoring.petshop_replay_case, scoring.petshop_replay_window}
+    assert {fn for fn, _ in plan.items} == {scoring.petshop_case, scoring.petshop_windows}
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(app, ["eval", "--suite", "petshop", "--path", "replay", "--no-ray",
-                                   "--data", str(data), "--json", str(out)])
+    res = CliRunner().invoke(app, ["eval", "--suite", "petshop", "--no-ray", "--data", str(data), "--json", str(out)])
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
-    assert doc["path"] == "replay" and {"top1", "top3", "per_case", "tool_calls", "specificity_latency"} <= set(doc)
+    assert doc["path"] == "replay" and {"cases", "top1", "top3", "per_case", "tool_calls",
+                                        "specificity_latency"} <= set(doc)
     for case in doc["per_case"]:
         assert {"tool_calls", "tool_calls_answered", "calls", "ranked", "hit1"} <= set(case)
         assert case["tool_calls"] >= 1
-
-
-def test_direct_stays_the_default_for_petshop(tmp_path: Path) -> None:
-    plan = suites.plan("petshop", data=make_dataset(tmp_path))
-    assert plan.meta["path"] == "direct" and {fn for fn, _ in plan.items} <= {scoring.petshop_case,
-                                                                            scoring.petshop_window}
+    assert suites.plan("petshop", data=data, path="replay").meta["path"] == "replay"
+    with pytest.raises(suites.SuiteError, match="replay only"):
+        suites.plan("petshop", data=data, path="direct")
 
 
 def test_one_real_case_through_replay(shared_dir: Path) -> None:
@@ -111,6 +127,6 @@ def test_one_real_case_through_replay(shared_dir: Path) -> None:
         pytest.skip("PetShop benchmark data absent")
     case = next(c for c in petshop.discover_cases(data)
                 if petshop.read_alert_target(c.path / "target.json").get("metric") == "availability")
-    res = scoring.petshop_replay_case(str(data), case.name)
+    res = scoring.petshop_case(str(data), case.name)
     assert res.extra["tool_calls"] >= 1 and res.extra["tool_calls_answered"] >= 1
     assert res.ranked, "the planner ranked no service"

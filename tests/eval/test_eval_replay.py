@@ -128,7 +128,7 @@ def test_docs_get_a_section_per_fixture_shape_with_its_failing_cases(tmp_path: P
 def test_a_path_other_than_replay_is_refused_for_holmesgpt_and_demo() -> None:
     from evaluation import suites
 
-    with pytest.raises(suites.SuiteError, match="only available for the petshop suite"):
+    with pytest.raises(suites.SuiteError, match="the demo suite ranks its incidents directly"):
         suites.plan("demo", path="replay")
     with pytest.raises(suites.SuiteError, match="holmesgpt suite runs through replay only"):
         suites.plan("holmesgpt", path="direct")

@@ -85,6 +85,21 @@ def test_alert_metric_inferred_from_text_when_not_stated() -> None:
     assert view.confirmed is True
 
 
+def test_of_several_latency_families_the_alerts_statistic_is_compared() -> None:
+    """The average moved, the p99 did not: an alert on the average is judged on the average."""
+    def metrics() -> list:
+        out = []
+        for fam, peak in (("latency_p99", 0.3), ("latency_average", 0.5)):
+            out += [incident("api", 0.3 if fam == "latency_p99" else 0.1, peak, metric=fam, statistic=""),
+                    baseline("api", 0.3 if fam == "latency_p99" else 0.1, metric=fam, statistic="")]
+        return out
+
+    on_average = analyze(EvidenceBundle(alert=alert("api", labels={"statistic": "Average"}), metrics=metrics()))
+    assert on_average.metric == "latency_average" and on_average.confirmed is True
+    on_p99 = analyze(EvidenceBundle(alert=alert("api", title="api p99 latency high"), metrics=metrics()))
+    assert on_p99.metric == "latency_p99" and on_p99.confirmed is False
+
+
 def test_other_metric_families_are_kept_as_secondary() -> None:
     b = EvidenceBundle(
         alert=alert("api", metric="error_rate"),

@@ -221,8 +221,11 @@ def test_playbook_arguments_are_valid(subagent: str) -> None:
     for slot in PLAYBOOKS[subagent]:
         for tool, build in slot:
             for preset in ("default", "opentelemetry", "istio", "ingress_nginx"):
-                args = build(["checkout"], 30, MetricsSection(requests=preset, service_graph="istio").schema())
-                prepare_arguments(TOOLS[tool], args)
+                schema = MetricsSection(requests=preset, service_graph="istio",
+                                        latency_statistics=["p99", "average", "p99.9"]).schema()
+                args = build(["checkout"], 30, schema)
+                for one in args if isinstance(args, list) else [args]:   # a list: one call per statistic
+                    prepare_arguments(TOOLS[tool], one)
 
 
 def test_playbook_picks_available_alternatives() -> None:
