@@ -5,12 +5,19 @@ Steps:
 
 1. Every signal turns the bundle into findings (entity, score in ``[0, 1]``, quoted evidence):
    metric anomalies walked over the call graph (:mod:`.propagation`), Kubernetes state
-   (:mod:`.k8s_state`), recent changes (:mod:`.changes`), log signatures (:mod:`.logs`) and
-   traces (:mod:`.traces`).
+   (:mod:`.k8s_state`), recent changes (:mod:`.changes`), log signatures (:mod:`.logs`),
+   traces (:mod:`.traces`) and each service's own saturation or network delay (:mod:`.resources`).
 2. **Relevance.** Non-metric findings about entities unrelated to the incident (not the alert's
    subject or its workload, not a call-graph neighbour of it, not an anomalous node) weigh
    ``UNRELATED``: a namespace listing shows every broken pod, not only the one that paged. A single
-   unrelated finding therefore stays below the blame threshold.
+   unrelated finding therefore stays below the blame threshold. A resource finding (saturation,
+   network delay) about any service the alert's entity depends on, directly or through others, is
+   related: a saturated dependency's dependency slows the alerting service too.
+   **Explained entry.** When a dependency of the alert's entity (directly or through others) has a
+   resource finding of its own (saturation, network delay), the alerting entity's other findings
+   (its latency, its share of trace time) are symptoms of it and weigh ``EXPLAINED_ENTRY``; the
+   alerting entity's own resource findings keep their score, so it is blamed when it is the one
+   saturated.
 3. **Grouping.** Findings about one workload (a deployment, its replicasets and pods, a job and
    its pods, and the service of that name in the call graph) form one suspect, named after the
    call-graph service, else the workload object, else the entity with the strongest finding.
@@ -32,9 +39,10 @@ from actors.ranking.changes import change_findings
 from actors.ranking.entities import neighbours, parse_entity, related, same_workload, workload_key
 from actors.ranking.k8s_state import k8s_findings
 from actors.ranking.logs import log_findings
-from actors.ranking.model import PROPAGATION, Finding, Ranking, Suspect
+from actors.ranking.model import PROPAGATION, RESOURCE, Finding, Ranking, Suspect
 from actors.ranking.no_incident import decide, heartbeat_note
 from actors.ranking.propagation import propagation_findings
+from actors.ranking.resources import resource_findings
 from actors.ranking.traces import trace_findings
 from incidentfox.evidence import EvidenceBundle
 
@@ -42,19 +50,48 @@ UNRELATED = 0.3        # so unrelated evidence alone never reaches the blame thr
 CORROBORATES = 0.3      # a non-metric finding this strong corroborates cross-metric anomalies
 WORKLOAD_KINDS = frozenset({"deployment", "statefulset", "daemonset", "job", "cronjob"})
 MAX_SUSPECTS = 10
+EXPLAINED_ENTRY = 0.5   # the alerting entity's symptoms, when a dependency is saturated or delayed
 
 
 def _relevance(findings: list[Finding], anchors: list[str], bundle: EvidenceBundle) -> list[Finding]:
     if not anchors:
         return findings
     adj = neighbours((e.caller, e.callee) for e in bundle.topology)
+    below = _dependencies(bundle.alert.entity, bundle)
     out = []
     for f in findings:
-        if f.signal != PROPAGATION and not any(related(f.entity, a, adj) for a in anchors):
+        if f.signal == RESOURCE and f.entity in below:
+            pass
+        elif f.signal != PROPAGATION and not any(related(f.entity, a, adj) for a in anchors):
             f = f.model_copy(update={"score": round(f.score * UNRELATED, 4),
                                      "details": {**f.details, "unrelated_to_alert": True}})
         out.append(f)
     return out
+
+
+def _explained_entry(findings: list[Finding], bundle: EvidenceBundle) -> list[Finding]:
+    alert = bundle.alert.entity
+    below = _dependencies(alert, bundle) - {alert}
+    if not any(f.signal == RESOURCE and f.entity in below for f in findings):
+        return findings
+    return [f.model_copy(update={"score": round(f.score * EXPLAINED_ENTRY, 4),
+                                 "details": {**f.details, "explained_by_dependency": True}})
+            if f.signal != RESOURCE and same_workload(f.entity, alert) else f for f in findings]
+
+
+def _dependencies(entity: str, bundle: EvidenceBundle) -> set[str]:
+    """Every service ``entity`` calls, directly or through others (caller → callee edges)."""
+    down: dict[str, set[str]] = {}
+    for e in bundle.topology:
+        down.setdefault(e.caller, set()).add(e.callee)
+    seen: set[str] = set()
+    todo = [entity] if entity else []
+    while todo:
+        for c in down.get(todo.pop(), ()):
+            if c not in seen:
+                seen.add(c)
+                todo.append(c)
+    return seen
 
 
 def _groups(findings: list[Finding]) -> list[list[Finding]]:
@@ -127,6 +164,7 @@ def rank(bundle: EvidenceBundle, *, now: datetime | None = None) -> Ranking:
         *change_findings(bundle.changes, bundle.alert.started_at),
         *log_findings(bundle.logs, bundle.alert),
         *trace_findings(bundle.spans, bundle.alert),
+        *resource_findings(bundle),
     ]
     implicated = {f.entity for f in others if f.score >= CORROBORATES}
 
@@ -137,6 +175,7 @@ def rank(bundle: EvidenceBundle, *, now: datetime | None = None) -> Ranking:
     anomalous = list(view.anomalous()) if view.confirmed is not False else []
     anchors = [a for a in [bundle.alert.entity, *anomalous] if a]
     findings = _relevance(findings, anchors, bundle)
+    findings = _explained_entry(findings, bundle)
     topology = {e.caller for e in bundle.topology} | {e.callee for e in bundle.topology}
     suspects = sorted((_suspect(g, topology) for g in _groups(findings)), key=lambda s: (-s.score, s.entity))
     for i, s in enumerate(suspects):

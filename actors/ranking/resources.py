@@ -1,0 +1,114 @@
+"""Resources: a service's own saturation, and the network in front of it.
+
+Both findings come from a service's OWN series, scored against its normal period like every metric
+(:func:`actors.ranking.anomaly.score_series`: robust z against the baseline, checked for a change
+point at the onset), at the incident's points only:
+
+* **Saturation** (``cpu_saturation``, ``memory_saturation``): the service's CPU or memory
+  (``cpu``/``memory`` metric families, as the planner's cAdvisor queries name them) rose to
+  ``z ≥ TAU``. Waiting on a slow dependency does not burn a caller's CPU, so a saturated service is
+  a cause rather than a victim.
+* **Network delay** (``network_delay``): the latency of the calls *into* a service as its callers
+  measure it (``call_latency_client``) rose to ``z ≥ TAU`` while the service's own measure of the
+  same calls (``call_latency_server``) did not follow: the share of the rise the service does not
+  see itself, ``(Δclient − Δserver) / Δclient``, is at least ``NETWORK_SHARE``, and the callers'
+  latency at least ``NETWORK_RATIO`` × its baseline (a millisecond over a flat baseline is not a
+  network fault). The time is spent
+  between the caller and the service, on the service's network path. Without a server-side series
+  the finding is not made (a slow service looks the same from outside).
+
+Each finding scores ``BASE + (TOP - BASE) · (1 - exp(-(z - TAU) / SPREAD))``: just above the blame
+threshold at ``TAU``, approaching ``TOP`` for extreme departures; ``details["fault"]`` names the
+fault class (``cpu``, ``memory``, ``network``) for the RCA.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from actors.ranking.anomaly import TAU, SeriesScore, score_series
+from actors.ranking.model import RESOURCE, Finding
+from incidentfox.contracts import Evidence
+from incidentfox.evidence import EvidenceBundle
+
+BASE = 0.35
+TOP = 0.85
+SPREAD = 2 * TAU
+NETWORK_SHARE = 0.7
+NETWORK_RATIO = 2.0
+SATURATION = {"cpu": "cpu_saturation", "memory": "memory_saturation"}
+CLIENT, SERVER = "call_latency_client", "call_latency_server"
+
+
+def _score(z: float) -> float:
+    return round(BASE + (TOP - BASE) * (1 - math.exp(-max(0.0, z - TAU) / SPREAD)), 4)
+
+
+def _worst(s: SeriesScore) -> int:
+    return int(np.argmax(s.z))
+
+
+def _quote(s: SeriesScore, i: int) -> str:
+    unit = f" {s.unit}" if s.unit else ""
+    return (f"{s.entity} {s.metric} {s.values[i]:.4g}{unit} vs baseline {s.center:.4g}{unit} "
+            f"(robust z {s.z[i]:.1f})")
+
+
+def _saturation(scored: list[SeriesScore]) -> list[Finding]:
+    out = []
+    for s in scored:
+        if s.metric not in SATURATION or not len(s.z):
+            continue
+        i = _worst(s)
+        z = float(s.z[i])
+        if z < TAU:
+            continue
+        fault = s.metric
+        out.append(Finding(
+            entity=s.entity, signal=RESOURCE, kind=SATURATION[s.metric], score=_score(z),
+            summary=f"{s.entity} {s.metric} rose to {s.values[i]:.4g}{' ' + s.unit if s.unit else ''} "
+                    f"from {s.center:.4g} (robust z {z:.1f}): the service itself is saturated",
+            evidence=[Evidence(kind="metric", source=RESOURCE, quote=_quote(s, i))],
+            details={"fault": fault, "metric": s.metric, "z": round(z, 2), "signals": ["anomaly"]},
+        ))
+    return out
+
+
+def _network(scored: list[SeriesScore]) -> list[Finding]:
+    server = {s.entity: s for s in scored if s.metric == SERVER}
+    out = []
+    for c in scored:
+        if c.metric != CLIENT or not len(c.z) or c.entity not in server:
+            continue
+        i = _worst(c)
+        z = float(c.z[i])
+        if z < TAU or c.delta[i] <= 0 or c.values[i] < NETWORK_RATIO * c.center:
+            continue
+        srv = server[c.entity]
+        j = int(np.argmin(np.abs(srv.times - c.times[i]))) if len(srv.times) else -1
+        seen = max(0.0, float(srv.delta[j])) if j >= 0 else 0.0
+        share = max(0.0, (float(c.delta[i]) - seen) / float(c.delta[i]))
+        if share < NETWORK_SHARE:
+            continue
+        evidence = [Evidence(kind="metric", source=RESOURCE, quote=_quote(c, i))]
+        if j >= 0:
+            evidence.append(Evidence(kind="metric", source=RESOURCE, quote=_quote(srv, j)))
+        out.append(Finding(
+            entity=c.entity, signal=RESOURCE, kind="network_delay", score=_score(z * share),
+            summary=f"calls into {c.entity} take {c.values[i]:.4g} {c.unit} as its callers see them "
+                    f"(baseline {c.center:.4g}) while {c.entity} measures "
+                    f"{srv.values[j]:.4g} {srv.unit} itself: {share:.0%} of the delay is on the network"
+            if j >= 0 else f"calls into {c.entity} slowed on the network",
+            evidence=evidence,
+            details={"fault": "network", "metric": CLIENT, "z": round(z, 2), "network_share": round(share, 3),
+                     "signals": ["anomaly"]},
+        ))
+    return out
+
+
+def resource_findings(bundle: EvidenceBundle) -> list[Finding]:
+    """Saturation and network-delay findings from each service's own series (see module doc)."""
+    scored = score_series(bundle, metrics={*SATURATION, CLIENT, SERVER})
+    return sorted([*_saturation(scored), *_network(scored)], key=lambda f: -f.score)
