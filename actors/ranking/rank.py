@@ -13,11 +13,11 @@ Steps:
    unrelated finding therefore stays below the blame threshold. A resource finding (saturation,
    network delay) about any service the alert's entity depends on, directly or through others, is
    related: a saturated dependency's dependency slows the alerting service too.
-   **Explained entry.** When a dependency of the alert's entity (directly or through others) has a
-   resource finding of its own (saturation, network delay), the alerting entity's other findings
-   (its latency, its share of trace time) are symptoms of it and weigh ``EXPLAINED_ENTRY``; the
-   alerting entity's own resource findings keep their score, so it is blamed when it is the one
-   saturated.
+   **Explained callers.** When a dependency of an entity (directly or through others, on the call
+   graph) has a resource finding of its own (saturation, network delay), that entity's other
+   findings (its latency, its share of trace time) are symptoms of it and weigh ``EXPLAINED``; an
+   entity's own resource findings keep their score, so the entry service is blamed when it is the
+   one saturated, and only then.
 3. **Grouping.** Findings about one workload (a deployment, its replicasets and pods, a job and
    its pods, and the service of that name in the call graph) form one suspect, named after the
    call-graph service, else the workload object, else the entity with the strongest finding.
@@ -50,7 +50,7 @@ UNRELATED = 0.3        # so unrelated evidence alone never reaches the blame thr
 CORROBORATES = 0.3      # a non-metric finding this strong corroborates cross-metric anomalies
 WORKLOAD_KINDS = frozenset({"deployment", "statefulset", "daemonset", "job", "cronjob"})
 MAX_SUSPECTS = 10
-EXPLAINED_ENTRY = 0.5   # the alerting entity's symptoms, when a dependency is saturated or delayed
+EXPLAINED = 0.5   # a caller's symptoms, when one of its dependencies is saturated or delayed
 
 
 def _relevance(findings: list[Finding], anchors: list[str], bundle: EvidenceBundle) -> list[Finding]:
@@ -69,14 +69,17 @@ def _relevance(findings: list[Finding], anchors: list[str], bundle: EvidenceBund
     return out
 
 
-def _explained_entry(findings: list[Finding], bundle: EvidenceBundle) -> list[Finding]:
-    alert = bundle.alert.entity
-    below = _dependencies(alert, bundle) - {alert}
-    if not any(f.signal == RESOURCE and f.entity in below for f in findings):
+def _explained_callers(findings: list[Finding], bundle: EvidenceBundle) -> list[Finding]:
+    causes = {f.entity for f in findings if f.signal == RESOURCE}
+    if not causes:
         return findings
-    return [f.model_copy(update={"score": round(f.score * EXPLAINED_ENTRY, 4),
-                                 "details": {**f.details, "explained_by_dependency": True}})
-            if f.signal != RESOURCE and same_workload(f.entity, alert) else f for f in findings]
+    out = []
+    for f in findings:
+        if f.signal != RESOURCE and (_dependencies(f.entity, bundle) - {f.entity}) & causes:
+            f = f.model_copy(update={"score": round(f.score * EXPLAINED, 4),
+                                     "details": {**f.details, "explained_by_dependency": True}})
+        out.append(f)
+    return out
 
 
 def _dependencies(entity: str, bundle: EvidenceBundle) -> set[str]:
@@ -175,7 +178,7 @@ def rank(bundle: EvidenceBundle, *, now: datetime | None = None) -> Ranking:
     anomalous = list(view.anomalous()) if view.confirmed is not False else []
     anchors = [a for a in [bundle.alert.entity, *anomalous] if a]
     findings = _relevance(findings, anchors, bundle)
-    findings = _explained_entry(findings, bundle)
+    findings = _explained_callers(findings, bundle)
     topology = {e.caller for e in bundle.topology} | {e.callee for e in bundle.topology}
     suspects = sorted((_suspect(g, topology) for g in _groups(findings)), key=lambda s: (-s.score, s.entity))
     for i, s in enumerate(suspects):

@@ -2,7 +2,8 @@
 
 Both findings come from a service's OWN series, scored against its normal period like every metric
 (:func:`actors.ranking.anomaly.score_series`: robust z against the baseline, checked for a change
-point at the onset), at the incident's points only:
+point at the onset), at the points measured after the alert's onset only (a point stamped before the
+onset measured the time before it):
 
 * **Saturation** (``cpu_saturation``, ``memory_saturation``): the service's CPU or memory
   (``cpu``/``memory`` metric families, as the planner's cAdvisor queries name them) rose to
@@ -13,7 +14,8 @@ point at the onset), at the incident's points only:
   same calls (``call_latency_server``) did not follow: the share of the rise the service does not
   see itself, ``(Δclient − Δserver) / Δclient``, is at least ``NETWORK_SHARE``, and the callers'
   latency at least ``NETWORK_RATIO`` × its baseline (a millisecond over a flat baseline is not a
-  network fault). The time is spent
+  network fault). A caller starved of CPU times its calls slow too, so when a caller of the service
+  (call graph) is CPU-saturated the finding weighs ``CALLER_SATURATED``. The time is spent
   between the caller and the service, on the service's network path. Without a server-side series
   the finding is not made (a slow service looks the same from outside).
 
@@ -25,6 +27,7 @@ fault class (``cpu``, ``memory``, ``network``) for the RCA.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 
 import numpy as np
 
@@ -36,7 +39,8 @@ from incidentfox.evidence import EvidenceBundle
 BASE = 0.35
 TOP = 0.85
 SPREAD = 2 * TAU
-NETWORK_SHARE = 0.7
+NETWORK_SHARE = 0.5
+CALLER_SATURATED = 0.5
 NETWORK_RATIO = 2.0
 SATURATION = {"cpu": "cpu_saturation", "memory": "memory_saturation"}
 CLIENT, SERVER = "call_latency_client", "call_latency_server"
@@ -46,8 +50,12 @@ def _score(z: float) -> float:
     return round(BASE + (TOP - BASE) * (1 - math.exp(-max(0.0, z - TAU) / SPREAD)), 4)
 
 
-def _worst(s: SeriesScore) -> int:
-    return int(np.argmax(s.z))
+def _worst(s: SeriesScore, onset: float | None) -> int | None:
+    """The index of the most anomalous point measured after ``onset`` (None: there is none)."""
+    after = s.times >= onset if onset is not None else np.ones(len(s.times), dtype=bool)
+    if not after.any():
+        return None
+    return int(np.argmax(np.where(after, s.z, -np.inf)))
 
 
 def _quote(s: SeriesScore, i: int) -> str:
@@ -56,12 +64,12 @@ def _quote(s: SeriesScore, i: int) -> str:
             f"(robust z {s.z[i]:.1f})")
 
 
-def _saturation(scored: list[SeriesScore]) -> list[Finding]:
+def _saturation(scored: list[SeriesScore], onset: float | None) -> list[Finding]:
     out = []
     for s in scored:
-        if s.metric not in SATURATION or not len(s.z):
+        i = _worst(s, onset) if s.metric in SATURATION else None
+        if i is None:
             continue
-        i = _worst(s)
         z = float(s.z[i])
         if z < TAU:
             continue
@@ -76,13 +84,14 @@ def _saturation(scored: list[SeriesScore]) -> list[Finding]:
     return out
 
 
-def _network(scored: list[SeriesScore]) -> list[Finding]:
+def _network(scored: list[SeriesScore], onset: float | None, starved: set[str],
+             callers: dict[str, set[str]]) -> list[Finding]:
     server = {s.entity: s for s in scored if s.metric == SERVER}
     out = []
     for c in scored:
-        if c.metric != CLIENT or not len(c.z) or c.entity not in server:
+        i = _worst(c, onset) if c.metric == CLIENT and c.entity in server else None
+        if i is None:
             continue
-        i = _worst(c)
         z = float(c.z[i])
         if z < TAU or c.delta[i] <= 0 or c.values[i] < NETWORK_RATIO * c.center:
             continue
@@ -92,18 +101,20 @@ def _network(scored: list[SeriesScore]) -> list[Finding]:
         share = max(0.0, (float(c.delta[i]) - seen) / float(c.delta[i]))
         if share < NETWORK_SHARE:
             continue
+        hungry = sorted(callers.get(c.entity, set()) & starved)
         evidence = [Evidence(kind="metric", source=RESOURCE, quote=_quote(c, i))]
         if j >= 0:
             evidence.append(Evidence(kind="metric", source=RESOURCE, quote=_quote(srv, j)))
         out.append(Finding(
-            entity=c.entity, signal=RESOURCE, kind="network_delay", score=_score(z * share),
+            entity=c.entity, signal=RESOURCE, kind="network_delay",
+            score=round(_score(z * share) * (CALLER_SATURATED if hungry else 1.0), 4),
             summary=f"calls into {c.entity} take {c.values[i]:.4g} {c.unit} as its callers see them "
                     f"(baseline {c.center:.4g}) while {c.entity} measures "
                     f"{srv.values[j]:.4g} {srv.unit} itself: {share:.0%} of the delay is on the network"
             if j >= 0 else f"calls into {c.entity} slowed on the network",
             evidence=evidence,
             details={"fault": "network", "metric": CLIENT, "z": round(z, 2), "network_share": round(share, 3),
-                     "signals": ["anomaly"]},
+                     "saturated_callers": hungry, "signals": ["anomaly"]},
         ))
     return out
 
@@ -111,4 +122,11 @@ def _network(scored: list[SeriesScore]) -> list[Finding]:
 def resource_findings(bundle: EvidenceBundle) -> list[Finding]:
     """Saturation and network-delay findings from each service's own series (see module doc)."""
     scored = score_series(bundle, metrics={*SATURATION, CLIENT, SERVER})
-    return sorted([*_saturation(scored), *_network(scored)], key=lambda f: -f.score)
+    at = bundle.alert.started_at
+    onset = at.timestamp() if isinstance(at, datetime) else None
+    saturated = _saturation(scored, onset)
+    callers: dict[str, set[str]] = {}
+    for e in bundle.topology:
+        callers.setdefault(e.callee, set()).add(e.caller)
+    starved = {f.entity for f in saturated if f.details["fault"] == "cpu"}
+    return sorted([*saturated, *_network(scored, onset, starved, callers)], key=lambda f: -f.score)
