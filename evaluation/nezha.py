@@ -58,6 +58,9 @@ METRIC_COLUMNS: dict[str, tuple[str, float, str]] = {
 # Call latency into each callee, as its callers measure it and as it measures itself (median, s).
 CALL_LATENCY_FILES = {"call_latency_client": "source_50.csv", "call_latency_server": "destination_50.csv"}
 SUCCESS_COLUMN = "PodSuccessRate(%)"
+# The dataset's fault labels as the fault classes the ranking names (scoring only, never a rule).
+FAULT_CLASS = {"cpu_contention": "cpu", "cpu_consumed": "cpu", "network_delay": "network", "return": "code",
+               "exception": "code"}
 ERROR_LEVELS = ("error", "warning", "warn", "severe", "fatal")
 
 

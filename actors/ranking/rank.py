@@ -15,7 +15,8 @@ Steps:
    related: a saturated dependency's dependency slows the alerting service too.
    **Explained callers.** When a dependency of an entity (directly or through others, on the call
    graph) has a resource finding of its own (saturation, network delay), that entity's other
-   findings (its latency, its share of trace time) are symptoms of it and weigh ``EXPLAINED``; an
+   findings (its latency, its share of trace time) are symptoms of it and weigh ``EXPLAINED`` (a
+   network delay blamed on CPU-starved callers explains nothing); an
    entity's own resource findings keep their score, so the entry service is blamed when it is the
    one saturated, and only then.
 3. **Grouping.** Findings about one workload (a deployment, its replicasets and pods, a job and
@@ -70,7 +71,7 @@ def _relevance(findings: list[Finding], anchors: list[str], bundle: EvidenceBund
 
 
 def _explained_callers(findings: list[Finding], bundle: EvidenceBundle) -> list[Finding]:
-    causes = {f.entity for f in findings if f.signal == RESOURCE}
+    causes = {f.entity for f in findings if f.signal == RESOURCE and not f.details.get("saturated_callers")}
     if not causes:
         return findings
     out = []

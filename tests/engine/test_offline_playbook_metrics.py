@@ -41,3 +41,11 @@ async def test_defaults_keep_the_old_queries_and_ask_kubernetes_for_services() -
     assert [a["metric"] for t, a in calls if t == "prometheus_service_graph"] == ["traces_service_graph_request_total"]
     k8s = await _calls({"integrations": {"kubernetes": {"host": "https://k", "token": "x"}}}, "kubernetes")
     assert "kubernetes_list_services" in [t for t, _ in k8s]
+
+
+async def test_the_playbook_asks_for_each_services_cpu_from_the_schema() -> None:
+    config = {"integrations": {"prometheus": {"url": "http://prom"}},
+              "investigation": {"metrics": {"cpu": "node_cpu_used_total", "container_label": "ctr"}}}
+    calls = await _calls(config, "metrics")
+    cpu = [a for t, a in calls if t == "prometheus_query_range" and a["metric"] == "cpu"]
+    assert len(cpu) == 1 and "rate(node_cpu_used_total{ctr!=" in cpu[0]["query"] and "by (ctr)" in cpu[0]["query"]
