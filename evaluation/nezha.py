@@ -279,12 +279,32 @@ def _keep(trace_id: str) -> int:
     return int(hashlib.sha1(trace_id.encode()).hexdigest()[:8], 16)
 
 
+def _trace_lines(case: NezhaCase, gaps: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """The window's trace files as (header, raw lines per trace id). ``TraceID`` is the first column,
+    so a line is filed without parsing it; only the sampled traces' lines are parsed later."""
+    header: list[str] = []
+    by_trace: dict[str, list[str]] = {}
+    for minute in case.minutes():
+        fh = _open(case.day_dir / "trace" / f"{minute}_trace.csv")
+        if fh is None:
+            gaps.append(f"trace/{minute}")
+            continue
+        with fh:
+            first = fh.readline()
+            header = header or next(csv.reader([first]), [])
+            for line in fh:
+                tid, sep, _ = line.partition(",")
+                if sep:
+                    by_trace.setdefault(tid.strip('"'), []).append(line)
+    return header, by_trace
+
+
 def trace_spans(case: NezhaCase, gaps: list[str]) -> list[TraceSpan]:
     """A deterministic sample of the window's traces (by a hash of the trace id), whole traces only,
     up to the span cap a tool result carries (:data:`actors.tools.bounds.EVIDENCE_CAPS`)."""
-    by_trace: dict[str, list[dict[str, str]]] = {}
-    for row in _rows(case, "trace", gaps):
-        by_trace.setdefault(row["TraceID"], []).append(row)
+    header, by_trace = _trace_lines(case, gaps)
+    if not header or header[0] != "TraceID":
+        return []
     chosen: list[str] = []
     room = MAX_SPANS
     for tid in sorted(by_trace, key=_keep):
@@ -295,7 +315,7 @@ def trace_spans(case: NezhaCase, gaps: list[str]) -> list[TraceSpan]:
             break
     out: list[TraceSpan] = []
     for tid in chosen:
-        for r in by_trace[tid]:
+        for r in csv.DictReader(by_trace[tid], fieldnames=header):
             start = _float(r.get("StartTimeUnixNano", ""))
             dur = _float(r.get("Duration", "")) or 0.0
             parent = r.get("ParentID", "")

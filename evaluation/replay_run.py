@@ -85,7 +85,16 @@ def investigate(store: ReplayStore, *, integrations: dict[str, Any], alert: Aler
     from actors.ranking.rca import build_rca
     from actors.ranking.topology import with_call_graph
 
-    evidence, calls = asyncio.run(_gather(store, {"integrations": integrations}, list(services or []), alert))
+    got: list[tuple[EvidenceBundle, list]] = []
+
+    async def main() -> None:
+        # The result goes through a list, not the task's return value: on exit asyncio.run (3.11)
+        # formats the main task's repr while restoring SIGINT, and that repr would print the whole
+        # evidence bundle (a tenth of a second per case on Nezha).
+        got.append(await _gather(store, {"integrations": integrations}, list(services or []), alert))
+
+    asyncio.run(main())
+    evidence, calls = got[0]
     bundle = with_call_graph(EvidenceBundle(alert=alert).merge(evidence))
     ranking = rank(bundle)
     return ReplayRun(rca=build_rca(ranking, bundle), ranking=ranking, bundle=bundle, calls=calls)

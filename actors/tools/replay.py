@@ -96,7 +96,10 @@ class ReplayStore:
         rec = self.lookup(tool, args)
         if rec is None:
             return ToolResult.success(None, summary=f"no data: nothing recorded for {tool} with these arguments")
-        return rec.result.model_copy(deep=True)
+        # A shallow copy: the recorded evidence is shared, never mutated (tool results are immutable
+        # values; the executor bounds and masks them into new copies). A deep copy of a large
+        # recording (hundreds of spans) cost more than the ranking of it.
+        return rec.result.model_copy()
 
     def backend(self, tool: str) -> ToolFn:
         """An async backend for ``tool`` that answers from this store."""
