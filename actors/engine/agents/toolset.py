@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-from agents import FunctionTool
-from agents.tool_context import ToolContext as SDKToolContext
+from typing import TYPE_CHECKING, Any
 
 from actors.engine.agents.untrusted import as_data
 from actors.tools.base import ToolSpec
@@ -26,6 +23,10 @@ from incidentfox.contracts import SUBAGENTS
 
 CATEGORY_AGENT = {"kubernetes": "kubernetes", "metrics": "metrics", "observability": "metrics",
                   "traces": "metrics", "logs": "logs", "slack": "logs", "changes": "changes", "cloud": "cloud"}
+
+if TYPE_CHECKING:   # the SDK is imported where FunctionTools are built: the offline path never needs it
+    from agents import FunctionTool
+    from agents.tool_context import ToolContext as SDKToolContext
 
 Dispatch = Callable[[str, dict[str, Any]], Awaitable[Any]]   # (tool, args) → ToolOutcome
 
@@ -67,6 +68,8 @@ def render_outcome(tool: str, outcome: Any) -> str:
 
 
 def function_tools(specs: list[ToolSpec], dispatch: Dispatch) -> list[FunctionTool]:
+    from agents import FunctionTool
+
     tools = []
     for spec in specs:
         async def invoke(_ctx: SDKToolContext[Any], raw: str, _name: str = spec.name) -> str:
