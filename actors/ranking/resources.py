@@ -14,7 +14,10 @@ onset measured the time before it):
   same calls (``call_latency_server``) did not follow: the share of the rise the service does not
   see itself, ``(Δclient − Δserver) / Δclient``, is at least ``NETWORK_SHARE``, and the callers'
   latency at least ``NETWORK_RATIO`` × its baseline (a millisecond over a flat baseline is not a
-  network fault). A caller starved of CPU times its calls slow too, so when a caller of the service
+  network fault). Its strength is the z of the *network time*, the callers' view minus the
+  service's own at the same times, against that gap's own points before the onset: a caller's view
+  swings with the service's own work, which the difference cancels. Without ``MIN_BASELINE`` such
+  points the callers' z times the share stands in. A caller starved of CPU times its calls slow too, so when a caller of the service
   (call graph) is CPU-saturated the finding weighs ``CALLER_SATURATED``. The time is spent
   between the caller and the service, on the service's network path. Without a server-side series
   the finding is not made (a slow service looks the same from outside).
@@ -31,7 +34,7 @@ from datetime import datetime
 
 import numpy as np
 
-from actors.ranking.anomaly import TAU, SeriesScore, score_series
+from actors.ranking.anomaly import MIN_BASELINE, REL_FLOOR, TAU, SeriesScore, score_series
 from actors.ranking.model import RESOURCE, Finding
 from incidentfox.contracts import Evidence
 from incidentfox.evidence import EvidenceBundle
@@ -84,6 +87,24 @@ def _saturation(scored: list[SeriesScore], onset: float | None) -> list[Finding]
     return out
 
 
+def _gap_z(client: SeriesScore, server: SeriesScore, onset: float | None) -> tuple[float, float] | None:
+    """(z, time) of the worst network time (client − server) after the onset, against the gap's own
+    points before it; None without ``MIN_BASELINE`` such points or an onset."""
+    if onset is None:
+        return None
+    common = sorted(set(client.window) & set(server.window))
+    t = np.asarray(common, dtype=float)
+    gap = np.asarray([client.window[x] - server.window[x] for x in common], dtype=float)
+    pre, post = gap[t < onset - client.step / 2], t >= onset
+    if len(pre) < MIN_BASELINE or not post.any():
+        return None
+    center = float(np.median(pre))
+    scale = max(1.4826 * float(np.median(np.abs(pre - center))), REL_FLOOR * abs(client.center), 1e-12)
+    z = np.where(post, (gap - center) / scale, -np.inf)
+    k = int(np.argmax(z))
+    return float(z[k]), float(t[k])
+
+
 def _network(scored: list[SeriesScore], onset: float | None, starved: set[str],
              callers: dict[str, set[str]]) -> list[Finding]:
     server = {s.entity: s for s in scored if s.metric == SERVER}
@@ -92,14 +113,17 @@ def _network(scored: list[SeriesScore], onset: float | None, starved: set[str],
         i = _worst(c, onset) if c.metric == CLIENT and c.entity in server else None
         if i is None:
             continue
-        z = float(c.z[i])
-        if z < TAU or c.delta[i] <= 0 or c.values[i] < NETWORK_RATIO * c.center:
-            continue
         srv = server[c.entity]
+        gap = _gap_z(c, srv, onset)
+        if gap is not None:
+            i = int(np.argmin(np.abs(c.times - gap[1])))
+        if c.delta[i] <= 0 or c.values[i] < NETWORK_RATIO * c.center:
+            continue
         j = int(np.argmin(np.abs(srv.times - c.times[i]))) if len(srv.times) else -1
         seen = max(0.0, float(srv.delta[j])) if j >= 0 else 0.0
         share = max(0.0, (float(c.delta[i]) - seen) / float(c.delta[i]))
-        if share < NETWORK_SHARE:
+        z = gap[0] if gap is not None else float(c.z[i]) * share
+        if share < NETWORK_SHARE or z < TAU:
             continue
         hungry = sorted(callers.get(c.entity, set()) & starved)
         evidence = [Evidence(kind="metric", source=RESOURCE, quote=_quote(c, i))]
@@ -107,13 +131,14 @@ def _network(scored: list[SeriesScore], onset: float | None, starved: set[str],
             evidence.append(Evidence(kind="metric", source=RESOURCE, quote=_quote(srv, j)))
         out.append(Finding(
             entity=c.entity, signal=RESOURCE, kind="network_delay",
-            score=round(_score(z * share) * (CALLER_SATURATED if hungry else 1.0), 4),
+            score=round(_score(z) * (CALLER_SATURATED if hungry else 1.0), 4),
             summary=f"calls into {c.entity} take {c.values[i]:.4g} {c.unit} as its callers see them "
                     f"(baseline {c.center:.4g}) while {c.entity} measures "
                     f"{srv.values[j]:.4g} {srv.unit} itself: {share:.0%} of the delay is on the network"
             if j >= 0 else f"calls into {c.entity} slowed on the network",
             evidence=evidence,
             details={"fault": "network", "metric": CLIENT, "z": round(z, 2), "network_share": round(share, 3),
+                     "network_time_z": gap is not None,
                      "saturated_callers": hungry, "signals": ["anomaly"]},
         ))
     return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from actors.ranking import rank
+from actors.ranking.anomaly import TAU, score_series
 from actors.ranking.resources import CALLER_SATURATED, resource_findings
 from incidentfox.evidence import EvidenceBundle, MetricSeries
 from tests.ranking_helpers import T0, alert, baseline, edges, incident, series
@@ -100,3 +101,21 @@ def test_a_spike_measured_before_the_onset_is_not_a_finding() -> None:
     b = _bundle(_latency({"web": 900.0}), [baseline("db", 10.0, metric="cpu"),
                                            series("db", vals, metric="cpu", start=T0 - timedelta(minutes=10))])
     assert resource_findings(b) == []
+
+
+def test_network_time_is_scored_against_its_own_history_when_the_callers_view_is_noisy() -> None:
+    # The service's own work swings 100–700 ms and its callers see the same swing: alone, their view
+    # rising 2.25× is within its noise (z < TAU); minus the service's own view it is a clear jump.
+    own = [100.0 + 600.0 * ((i * 7) % 5) / 4 for i in range(40)]
+    rest = [200.0] * 5
+    client = own + [r + 700.0 for r in rest]
+    server = own + rest
+    start = T0 - timedelta(minutes=40)
+    b = _bundle(_latency({"web": 900.0}),
+                [series("api", client, metric="call_latency_client", start=start),
+                 series("api", server, metric="call_latency_server", start=start)])
+    alone = next(s for s in score_series(b) if s.metric == "call_latency_client")
+    assert float(alone.z.max()) < TAU
+    f = resource_findings(b)
+    assert [(x.entity, x.kind) for x in f] == [("api", "network_delay")]
+    assert f[0].details["network_time_z"] is True and f[0].details["z"] >= 4
