@@ -22,6 +22,13 @@ onset measured the time before it):
   between the caller and the service, on the service's network path. Without a server-side series
   the finding is not made (a slow service looks the same from outside).
 
+* **Calls stopped** (``calls_stopped``): the calls into a dependency vanished at the onset (its
+  ``call_latency_client`` had points in at least ``STOPPED_BEFORE`` of the ``STOPPED_STEPS`` steps
+  before the onset and at most one after, while other services' series go on), and a caller of it
+  is still called itself: that caller fails before it reaches the dependency (an exception, an
+  early return), fault class ``code``. A caller with another dependency that is saturated or
+  delayed stopped because of it, so its finding weighs ``CALLER_SATURATED``.
+
 Each finding scores ``BASE + (TOP - BASE) · (1 - exp(-(z - TAU) / SPREAD))``: just above the blame
 threshold at ``TAU``, approaching ``TOP`` for extreme departures; ``details["fault"]`` names the
 fault class (``cpu``, ``memory``, ``network``) for the RCA.
@@ -46,6 +53,7 @@ NETWORK_SHARE = 0.5
 CALLER_SATURATED = 0.5
 NETWORK_RATIO = 2.0
 SATURATION = {"cpu": "cpu_saturation", "memory": "memory_saturation"}
+STOPPED_STEPS, STOPPED_BEFORE = 10, 8
 CLIENT, SERVER = "call_latency_client", "call_latency_server"
 
 
@@ -144,6 +152,43 @@ def _network(scored: list[SeriesScore], onset: float | None, starved: set[str],
     return out
 
 
+def _stopped(bundle: EvidenceBundle, onset: float | None, callers: dict[str, set[str]],
+             causes: set[str]) -> list[Finding]:
+    """``calls_stopped`` findings on the callers of dependencies whose incoming calls vanished."""
+    series = [s for s in bundle.metrics if s.metric == CLIENT and not s.baseline and s.timestamps]
+    if onset is None or not series:
+        return []
+    step = float(np.median([np.median(np.diff(s.timestamps)) for s in series if len(s.timestamps) > 1] or [60.0]))
+    before = {s.entity: sum(1 for t in s.timestamps if onset - STOPPED_STEPS * step <= t < onset) for s in series}
+    after = {s.entity: sum(1 for t in s.timestamps if t >= onset) for s in series}
+    gone = sorted(e for e in before if before[e] >= STOPPED_BEFORE and after[e] <= 1)
+    if not gone or max(after.values()) < 2:
+        return []        # nothing vanished, or the data ends at the onset for everyone
+    alert = bundle.alert.entity
+    blamed: dict[str, list[str]] = {}
+    for dep in gone:
+        for c in callers.get(dep, set()):
+            if after.get(c, 0) >= 2 or c == alert:      # the caller is itself still called
+                blamed.setdefault(c, []).append(dep)
+    down: dict[str, set[str]] = {}
+    for e in bundle.topology:
+        down.setdefault(e.caller, set()).add(e.callee)
+    out = []
+    for c, deps in sorted(blamed.items()):
+        other = sorted((down.get(c, set()) - set(deps)) & causes)
+        score = min(TOP, BASE + 0.1 * len(deps)) * (CALLER_SATURATED if other else 1.0)
+        out.append(Finding(
+            entity=c, signal=RESOURCE, kind="calls_stopped", score=round(score, 4),
+            summary=f"{c} stopped calling {', '.join(deps)} at the onset while it is still called itself: "
+                    f"it fails before reaching {'them' if len(deps) > 1 else 'it'}",
+            evidence=[Evidence(kind="metric", source=RESOURCE,
+                               quote=f"{CLIENT} into {d}: {before[d]} points in the {STOPPED_STEPS} steps before "
+                                     f"the onset, {after[d]} after") for d in deps],
+            details={"fault": "code", "stopped": deps, "saturated_dependencies": other, "signals": ["anomaly"]},
+        ))
+    return out
+
+
 def resource_findings(bundle: EvidenceBundle) -> list[Finding]:
     """Saturation and network-delay findings from each service's own series (see module doc)."""
     scored = score_series(bundle, metrics={*SATURATION, CLIENT, SERVER})
@@ -154,4 +199,6 @@ def resource_findings(bundle: EvidenceBundle) -> list[Finding]:
     for e in bundle.topology:
         callers.setdefault(e.callee, set()).add(e.caller)
     starved = {f.entity for f in saturated if f.details["fault"] == "cpu"}
-    return sorted([*saturated, *_network(scored, onset, starved, callers)], key=lambda f: -f.score)
+    found = [*saturated, *_network(scored, onset, starved, callers)]
+    causes = {f.entity for f in found if not f.details.get("saturated_callers")}
+    return sorted([*found, *_stopped(bundle, onset, callers, causes)], key=lambda f: -f.score)

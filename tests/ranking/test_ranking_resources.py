@@ -119,3 +119,32 @@ def test_network_time_is_scored_against_its_own_history_when_the_callers_view_is
     f = resource_findings(b)
     assert [(x.entity, x.kind) for x in f] == [("api", "network_delay")]
     assert f[0].details["network_time_z"] is True and f[0].details["z"] >= 4
+
+
+def _calls(entity: str, *, stop: bool, n_pre: int = 10, n_post: int = 3) -> MetricSeries:
+    """Calls into ``entity`` as its callers time them: one point a minute, none after the onset when
+    they ``stop``."""
+    return series(entity, [5.0] * n_pre + ([] if stop else [5.0] * n_post), metric="call_latency_client")
+
+
+def test_a_service_that_stops_calling_its_dependencies_while_still_called_is_blamed() -> None:
+    b = _bundle(_latency({"web": 900.0}), _steady("cpu", 10.0),
+                [_calls("api", stop=False), _calls("db", stop=True), _calls("queue", stop=True)])
+    f = resource_findings(b)
+    assert [(x.entity, x.kind, x.details["fault"], x.details["stopped"]) for x in f] == [
+        ("api", "calls_stopped", "code", ["db", "queue"])]
+    assert rank(b).top(1) == ["api"]
+
+
+def test_calls_stopped_because_another_dependency_is_saturated_weigh_less() -> None:
+    # api stopped calling queue, but db (its other dependency) is CPU-saturated: db is the cause.
+    b = _bundle(_latency({"web": 900.0}), _steady("cpu", 10.0, skip=("db",)), _one("cpu", "db", 10.0, 95.0),
+                [_calls("api", stop=False), _calls("db", stop=False), _calls("queue", stop=True)])
+    f = {x.entity: x for x in resource_findings(b)}
+    assert f["api"].details["saturated_dependencies"] == ["db"] and f["api"].score < f["db"].score
+    assert rank(b).top(1) == ["db"]
+
+
+def test_data_that_ends_at_the_onset_is_not_calls_stopping() -> None:
+    b = _bundle(_latency({"web": 900.0}), [_calls("api", stop=True), _calls("db", stop=True)])
+    assert [x for x in resource_findings(b) if x.kind == "calls_stopped"] == []
