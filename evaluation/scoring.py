@@ -267,7 +267,7 @@ def nezha_case(data_dir: str, case_name: str) -> CaseResult:
     """One injected fault of the Nezha data: the offline planner's tools answered from the case's
     window (:mod:`evaluation.nezha`), its ranking scored at service level. The fault type is the
     group; the fault class the ranking states for its top suspect (``fault``: ``cpu``, ``memory``,
-    ``network`` from a resource finding, "" when none) is compared with the injected one's class
+    ``network``, ``code`` from a resource finding, "" when none) is compared with the injected one's class
     (:data:`evaluation.nezha.FAULT_CLASS`)."""
     from evaluation import nezha, replay_run
 
@@ -299,7 +299,7 @@ def summarize_nezha(results: list[CaseResult]) -> dict[str, Any]:
         days.setdefault(str(r.extra.get("day", "")), []).append(r)
     out["per_day"] = {d: {"cases": len(rs), "top1": _rate([r.hit1 for r in rs]), "top3": _rate([r.hit3 for r in rs])}
                       for d, rs in sorted(days.items())}
-    named = [r for r in results if r.hit1 and r.extra.get("fault_expected") in ("cpu", "network", "memory")]
+    named = [r for r in results if r.hit1 and r.extra.get("fault_expected")]
     out["fault_class_ok"] = _rate([r.extra.get("fault") == r.extra.get("fault_expected") for r in named])
     out["fault_class_cases"] = len(named)
     out["tool_calls"] = sum(int(r.extra.get("tool_calls") or 0) for r in results)
