@@ -14,8 +14,12 @@ setup differs:
 * ``service_graph`` (who calls whom): ``tempo`` (``traces_service_graph_request_total{client, server}``,
   also what Grafana Agent/Alloy's service-graph connector writes), ``istio``
   (``istio_requests_total{source_workload, destination_workload}``) or ``off``;
+* call latency per callee, measured by the caller and by the callee (the gap is the network):
+  Tempo's ``traces_service_graph_request_client_seconds`` / ``…_server_seconds`` histograms
+  (``tempo`` preset; none for ``istio`` and ``off``);
 * containers: cAdvisor (``container_memory_working_set_bytes``, ``container_cpu_usage_seconds_total``,
-  labels ``pod``/``container``) and kube-state-metrics
+  ``container_network_transmit_bytes_total``, ``container_network_receive_bytes_total``, labels
+  ``pod``/``container``) and kube-state-metrics
   (``kube_pod_container_status_restarts_total``, ``kube_pod_container_status_last_terminated_reason``),
   each name overridable;
 * ``latency_statistics``: which latency statistics the latency query asks for (default ``[p99]``,
@@ -54,8 +58,12 @@ class MetricSchema:
     client_label: str = "client"
     server_label: str = "server"
     service_graph_enabled: bool = True
+    call_latency_client_bucket: str = "traces_service_graph_request_client_seconds_bucket"  # "" = none
+    call_latency_server_bucket: str = "traces_service_graph_request_server_seconds_bucket"
     memory: str = "container_memory_working_set_bytes"
     cpu: str = "container_cpu_usage_seconds_total"
+    network_transmit: str = "container_network_transmit_bytes_total"
+    network_receive: str = "container_network_receive_bytes_total"
     restarts: str = "kube_pod_container_status_restarts_total"
     last_terminated_reason: str = "kube_pod_container_status_last_terminated_reason"
     pod_label: str = "pod"
@@ -80,9 +88,11 @@ REQUEST_PRESETS: dict[str, dict[str, str]] = {
 }
 SERVICE_GRAPH_PRESETS: dict[str, dict[str, object]] = {
     "tempo": {},
+    # Istio reports one duration histogram from both sides (label ``reporter``): not split here.
     "istio": {"service_graph_metric": "istio_requests_total", "client_label": "source_workload",
-              "server_label": "destination_workload"},
-    "off": {"service_graph_enabled": False},
+              "server_label": "destination_workload", "call_latency_client_bucket": "",
+              "call_latency_server_bucket": ""},
+    "off": {"service_graph_enabled": False, "call_latency_client_bucket": "", "call_latency_server_bucket": ""},
 }
 
 
@@ -112,10 +122,20 @@ class MetricsSection(BaseModel):
         "Service-graph counter (overrides the preset)."))
     client_label: LabelName | None = Field(default=None, description="Service-graph label of the caller.")
     server_label: LabelName | None = Field(default=None, description="Service-graph label of the callee.")
+    call_latency_client_bucket: MetricName | None = Field(default=None, description=(
+        "Service-graph histogram of call latency measured by the caller (Tempo: "
+        "traces_service_graph_request_client_seconds_bucket; overrides the preset)."))
+    call_latency_server_bucket: MetricName | None = Field(default=None, description=(
+        "Service-graph histogram of call latency measured by the callee (Tempo: "
+        "traces_service_graph_request_server_seconds_bucket; overrides the preset)."))
     memory: MetricName | None = Field(default=None, description=(
         "Container memory (cAdvisor: container_memory_working_set_bytes)."))
     cpu: MetricName | None = Field(default=None, description=(
         "Container CPU counter (cAdvisor: container_cpu_usage_seconds_total)."))
+    network_transmit: MetricName | None = Field(default=None, description=(
+        "Container bytes sent (cAdvisor: container_network_transmit_bytes_total)."))
+    network_receive: MetricName | None = Field(default=None, description=(
+        "Container bytes received (cAdvisor: container_network_receive_bytes_total)."))
     restarts: MetricName | None = Field(default=None, description=(
         "Container restarts (kube-state-metrics: kube_pod_container_status_restarts_total)."))
     last_terminated_reason: MetricName | None = Field(default=None, description=(

@@ -24,6 +24,7 @@ A missing file (``MISSING.txt``) is a backend with a gap: that tool answers ``no
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import hashlib
 import json
@@ -34,21 +35,32 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from actors.tools.base import ToolResult
+from actors.tools.bounds import EVIDENCE_CAPS
 from actors.tools.replay import ReplayStore, recording
 from incidentfox.evidence import Alert, EvidenceBundle, LogLine, MetricSeries, TopologyEdge, TraceSpan
 
 WINDOW_MIN = 3                 # inject minute + 2
 METRIC_LOOKBACK_MIN = 60       # the playbook asks for 60 minutes; the points before the onset are the baseline
 MAX_TRACES = 200               # traces served per case (deterministic sample)
-MAX_LOG_LINES = 2000
+MAX_SPANS = EVIDENCE_CAPS["spans"]   # what one tool result carries; more would be cut by the executor
+MAX_LOG_LINES = EVIDENCE_CAPS["logs"]
 # metric kind (the playbook's ``metric`` argument) -> (column, scale, unit); error_rate is derived.
 METRIC_COLUMNS: dict[str, tuple[str, float, str]] = {
     "latency_p99": ("PodServerLatencyP99(s)", 1000.0, "ms"),
     "memory": ("MemoryUsage(Mi)", 1.0, "MiB"),
     "cpu": ("CpuUsageRate(%)", 1.0, "%"),
+    "network_transmit": ("NetworkTransmitBytes", 1.0, "B"),
+    "network_receive": ("NetworkReceiveBytes", 1.0, "B"),
 }
+# Call latency into each callee, as its callers measure it and as it measures itself (median, s).
+CALL_LATENCY_FILES = {"call_latency_client": "source_50.csv", "call_latency_server": "destination_50.csv"}
 SUCCESS_COLUMN = "PodSuccessRate(%)"
+# The dataset's fault labels as the fault classes the ranking names (scoring only, never a rule).
+FAULT_CLASS = {"cpu_contention": "cpu", "cpu_consumed": "cpu", "network_delay": "network", "return": "code",
+               "exception": "code"}
 ERROR_LEVELS = ("error", "warning", "warn", "severe", "fatal")
 
 
@@ -119,35 +131,105 @@ def _float(v: str) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class _Table:
+    """One service's (or callee's) per-minute rows: sorted timestamps and one array per column."""
+
+    ts: np.ndarray
+    cols: dict[str, np.ndarray]
+
+
+def _columns(rows: list[list[str]], header: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def num(v: str) -> float:
+        f = _float(v)
+        return np.nan if f is None else f
+
+    arr = np.array([[num(v) for v in r] for r in rows], dtype=float).reshape(len(rows), len(header))
+    return arr[:, 0], {h: arr[:, i] for i, h in enumerate(header)}
+
+
+@functools.lru_cache(maxsize=4)
+def _day_metrics(metric_dir: str) -> dict[str, _Table]:
+    """Every pod file of a day's ``metric/`` folder, read once per process, per service."""
+    out: dict[str, _Table] = {}
+    for file in sorted(Path(metric_dir).glob("*_metric.csv")):
+        with file.open(newline="") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, [])
+            if "TimeStamp" not in header:
+                continue
+            keep = ["TimeStamp", *(c for c in header if c not in ("TimeStamp", "Time", "PodName"))]
+            idx = [header.index(c) for c in keep]
+            pod_at = header.index("PodName") if "PodName" in header else None
+            rows = [r for r in reader if len(r) == len(header)]
+        svc = service_of(rows[0][pod_at] if rows and pod_at is not None else file.name[:-11])
+        ts, cols = _columns([[r[i] for i in idx] for r in rows], keep)
+        order = np.argsort(ts)
+        out[svc] = _Table(ts[order], {c: v[order] for c, v in cols.items()})
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _day_call_latency(path: str) -> dict[str, _Table]:
+    """``source_50.csv`` / ``destination_50.csv`` (one ``caller_callee`` column per edge) as one
+    series per callee: the mean over its callers of each minute's latency (s)."""
+    file = Path(path)
+    if not file.is_file():
+        return {}
+    with file.open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        rows = [r for r in reader if len(r) == len(header)]
+    if "timestamp" not in header or not rows:
+        return {}
+    ts_at = header.index("timestamp")
+    ts, cols = _columns([[r[ts_at], *(r[i] for i in range(len(header)) if i != ts_at and header[i] != "time")]
+                         for r in rows], ["timestamp", *(h for h in header if h not in ("timestamp", "time"))])
+    by_callee: dict[str, list[np.ndarray]] = {}
+    for edge, values in cols.items():
+        if "_" in edge and edge != "timestamp":
+            by_callee.setdefault(edge.rsplit("_", 1)[1], []).append(values)
+    order = np.argsort(ts)
+    out = {}
+    for callee, parts in by_callee.items():
+        stacked = np.vstack(parts)[:, order]
+        seen = ~np.isnan(stacked)
+        mean = np.where(seen.any(axis=0), np.nansum(stacked, axis=0) / np.maximum(seen.sum(axis=0), 1), np.nan)
+        out[callee] = _Table(ts[order], {"latency": mean})
+    return out
+
+
+def _series(kind: str, svc: str, ts: np.ndarray, values: np.ndarray, unit: str) -> MetricSeries | None:
+    ok = ~np.isnan(values)
+    if not ok.any():
+        return None
+    return MetricSeries(entity=svc, metric=kind, unit=unit, timestamps=ts[ok].tolist(), values=values[ok].tolist())
+
+
 def metric_series(case: NezhaCase) -> dict[str, list[MetricSeries]]:
     """Per metric kind, one series per service over the look-back plus the window."""
     lo = case.inject.timestamp() - METRIC_LOOKBACK_MIN * 60
     hi = case.inject.timestamp() + WINDOW_MIN * 60
-    rows_by_service: dict[str, list[dict[str, str]]] = {}
-    for file in sorted((case.day_dir / "metric").glob("*_metric.csv")):
-        with file.open(newline="") as fh:
-            for row in csv.DictReader(fh):
-                ts = _float(row.get("TimeStamp", ""))
-                if ts is not None and lo <= ts < hi:
-                    rows_by_service.setdefault(service_of(row.get("PodName") or file.name[:-11]), []).append(row)
     out: dict[str, list[MetricSeries]] = {}
-    for svc, rows in sorted(rows_by_service.items()):
-        rows.sort(key=lambda r: float(r["TimeStamp"]))
-        ts = [float(r["TimeStamp"]) for r in rows]
+
+    def add(kind: str, series: MetricSeries | None) -> None:
+        if series is not None:
+            out.setdefault(kind, []).append(series)
+
+    for svc, table in sorted(_day_metrics(str(case.day_dir / "metric")).items()):
+        cut = (table.ts >= lo) & (table.ts < hi)
+        ts = table.ts[cut]
         for kind, (col, scale, unit) in METRIC_COLUMNS.items():
-            vals = [_float(r.get(col, "")) for r in rows]
-            pts = [(t, v * scale) for t, v in zip(ts, vals, strict=True) if v is not None]
-            if pts:
-                out.setdefault(kind, []).append(MetricSeries(entity=svc, metric=kind, unit=unit,
-                                                             timestamps=[p[0] for p in pts],
-                                                             values=[p[1] for p in pts]))
-        ok = [(t, _float(r.get(SUCCESS_COLUMN, ""))) for t, r in zip(ts, rows, strict=True)]
-        # PodSuccessRate is 0 when a pod served nothing that minute: no data, not 100 % errors.
-        pts = [(t, 100.0 - v) for t, v in ok if v is not None and v > 0]
-        if pts:
-            out.setdefault("error_rate", []).append(MetricSeries(entity=svc, metric="error_rate", unit="%",
-                                                                 timestamps=[p[0] for p in pts],
-                                                                 values=[p[1] for p in pts]))
+            if col in table.cols:
+                add(kind, _series(kind, svc, ts, table.cols[col][cut] * scale, unit))
+        if SUCCESS_COLUMN in table.cols:
+            ok = table.cols[SUCCESS_COLUMN][cut]
+            # PodSuccessRate is 0 when a pod served nothing that minute: no data, not 100 % errors.
+            add("error_rate", _series("error_rate", svc, ts, np.where(ok > 0, 100.0 - ok, np.nan), "%"))
+    for kind, file in CALL_LATENCY_FILES.items():
+        for callee, table in sorted(_day_call_latency(str(case.day_dir / "metric" / file)).items()):
+            cut = (table.ts >= lo) & (table.ts < hi)
+            add(kind, _series(kind, callee, table.ts[cut], table.cols["latency"][cut] * 1000.0, "ms"))
     return out
 
 
@@ -197,14 +279,43 @@ def _keep(trace_id: str) -> int:
     return int(hashlib.sha1(trace_id.encode()).hexdigest()[:8], 16)
 
 
+def _trace_lines(case: NezhaCase, gaps: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """The window's trace files as (header, raw lines per trace id). ``TraceID`` is the first column,
+    so a line is filed without parsing it; only the sampled traces' lines are parsed later."""
+    header: list[str] = []
+    by_trace: dict[str, list[str]] = {}
+    for minute in case.minutes():
+        fh = _open(case.day_dir / "trace" / f"{minute}_trace.csv")
+        if fh is None:
+            gaps.append(f"trace/{minute}")
+            continue
+        with fh:
+            first = fh.readline()
+            header = header or next(csv.reader([first]), [])
+            for line in fh:
+                tid, sep, _ = line.partition(",")
+                if sep:
+                    by_trace.setdefault(tid.strip('"'), []).append(line)
+    return header, by_trace
+
+
 def trace_spans(case: NezhaCase, gaps: list[str]) -> list[TraceSpan]:
-    by_trace: dict[str, list[dict[str, str]]] = {}
-    for row in _rows(case, "trace", gaps):
-        by_trace.setdefault(row["TraceID"], []).append(row)
-    chosen = sorted(by_trace, key=_keep)[:MAX_TRACES]
+    """A deterministic sample of the window's traces (by a hash of the trace id), whole traces only,
+    up to the span cap a tool result carries (:data:`actors.tools.bounds.EVIDENCE_CAPS`)."""
+    header, by_trace = _trace_lines(case, gaps)
+    if not header or header[0] != "TraceID":
+        return []
+    chosen: list[str] = []
+    room = MAX_SPANS
+    for tid in sorted(by_trace, key=_keep):
+        if len(by_trace[tid]) <= room:
+            chosen.append(tid)
+            room -= len(by_trace[tid])
+        if room <= 0 or len(chosen) >= MAX_TRACES:
+            break
     out: list[TraceSpan] = []
     for tid in chosen:
-        for r in by_trace[tid]:
+        for r in csv.DictReader(by_trace[tid], fieldnames=header):
             start = _float(r.get("StartTimeUnixNano", ""))
             dur = _float(r.get("Duration", "")) or 0.0
             parent = r.get("ParentID", "")

@@ -254,8 +254,10 @@ def summarize_holmes(results: list[CaseResult], unlabelled: list[str]) -> dict[s
 
 def nezha_case(data_dir: str, case_name: str) -> CaseResult:
     """One injected fault of the Nezha data: the offline planner's tools answered from the case's
-    window (:mod:`evaluation.nezha`), its ranking scored at service level; the fault type is
-    reported next to it (``group``) but not scored."""
+    window (:mod:`evaluation.nezha`), its ranking scored at service level. The fault type is the
+    group; the fault class the ranking states for its top suspect (``fault``: ``cpu``, ``memory``,
+    ``network``, ``code`` from a resource finding, "" when none) is compared with the injected one's class
+    (:data:`evaluation.nezha.FAULT_CLASS`)."""
     from evaluation import nezha, replay_run
 
     case = next(c for c in nezha.discover_cases(Path(data_dir)) if c.name == case_name)
@@ -266,8 +268,29 @@ def nezha_case(data_dir: str, case_name: str) -> CaseResult:
     ranked = run.ranking.top(5)
     h1, h3 = hits(ranked, case.service)
     answered = sum(1 for _, _, summary in run.calls if not summary.startswith(("no data", "error")))
+    top = run.ranking.suspects[0] if run.ranking.suspects else None
+    fault = next((str(f.details["fault"]) for f in (top.findings if top else []) if f.details.get("fault")), "")
     return CaseResult(case=case_name, expected=case.service, ranked=ranked, hit1=h1, hit3=h3,
                       group=case.fault_type, no_incident=run.ranking.no_incident, seconds=round(took, 4),
-                      extra={"fault_type": case.fault_type, "tool_calls": len(run.calls),
+                      extra={"fault_type": case.fault_type, "fault": fault,
+                             "fault_expected": nezha.FAULT_CLASS.get(case.fault_type, ""),
+                             "day": case.name.split("/")[0], "tool_calls": len(run.calls),
                              "tool_calls_answered": answered, "calls": [tool for tool, _, _ in run.calls],
                              "gaps": data.gaps, "summary": run.rca.summary})
+
+
+def summarize_nezha(results: list[CaseResult]) -> dict[str, Any]:
+    """:func:`summarize` plus per-day numbers, the fault class (where the ranking names one) and the
+    tool calls made."""
+    out = summarize(results)
+    days: dict[str, list[CaseResult]] = {}
+    for r in results:
+        days.setdefault(str(r.extra.get("day", "")), []).append(r)
+    out["per_day"] = {d: {"cases": len(rs), "top1": _rate([r.hit1 for r in rs]), "top3": _rate([r.hit3 for r in rs])}
+                      for d, rs in sorted(days.items())}
+    named = [r for r in results if r.hit1 and r.extra.get("fault_expected")]
+    out["fault_class_ok"] = _rate([r.extra.get("fault") == r.extra.get("fault_expected") for r in named])
+    out["fault_class_cases"] = len(named)
+    out["tool_calls"] = sum(int(r.extra.get("tool_calls") or 0) for r in results)
+    out["min_tool_calls"] = min((int(r.extra.get("tool_calls") or 0) for r in results), default=0)
+    return out

@@ -122,7 +122,7 @@ def plan_nezha(data: Path) -> SuitePlan:
     except (nezha.NezhaLayoutError, OSError, ValueError, KeyError) as e:
         raise SuiteError(f"Nezha data not usable at {data}: {e}") from e
     items: list[Item] = [(scoring.nezha_case, (str(data), c.name)) for c in cases]
-    return SuitePlan("nezha", items, scoring.summarize, meta={"data": str(data)})
+    return SuitePlan("nezha", items, scoring.summarize_nezha, meta={"data": str(data)})
 
 
 def plan_demo() -> SuitePlan:

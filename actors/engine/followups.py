@@ -12,6 +12,11 @@
   baseline → a trace search for that
   service; once its traces are in, the slowest spans' downstream service (a child span in another
   service) gets one more trace search (one hop);
+* a latency or error alert → every service's network traffic (bytes sent and received per
+  container) and the latency of the calls into each service measured on both sides of the call
+  (by its callers and by itself; the service-graph histograms), so the ranker can tell a slow
+  network from a slow service (:mod:`actors.ranking.resources`); skipped where the team's metric
+  schema has no such metric;
 * an error alert or a service whose error rate is far above its baseline → that service's logs,
   over twice the window so the ranker's template mining (:mod:`actors.ranking.log_templates`) sees
   a baseline to call templates new or surging against;
@@ -212,6 +217,19 @@ def _service_logs(svc: str, w: int) -> list[Call]:
             ("datadog_search_logs", {"query": f"service:{svc}", "since_minutes": w, "limit": 500})]
 
 
+def _resource_calls(m: MetricSchema, w: int) -> list[Call]:
+    def q(query: str, metric: str) -> Call:
+        return ("prometheus_query_range", {"query": query, "metric": metric, "since_minutes": w,
+                                           "step_seconds": None, "baseline_offset_hours": 24})
+
+    out = [q(promql.network_transmit(m), "network_transmit"), q(promql.network_receive(m), "network_receive")]
+    for side in ("client", "server"):
+        query = promql.call_latency(side, m)
+        if query is not None:
+            out.append(q(query, f"call_latency_{side}"))
+    return out
+
+
 def downstream(spans: list[TraceSpan], service: str) -> tuple[str, TraceSpan] | None:
     """The other service the slowest spans of ``service`` wait on: its longest direct child span in
     another service, among the five slowest spans of ``service``."""
@@ -265,6 +283,10 @@ def derive(bundle: EvidenceBundle, *, available: Collection[str], window_minutes
             down, span = hop
             add(_traces(down, w), f"the slowest spans of {svc} wait on {down} ({span.name or 'a call'}, "
                                   f"{span.duration_ms:.0f} ms): trace {down} too")
+    if _alerted(bundle, _LATENCY_WORDS) or _alerted(bundle, _ERROR_WORDS):
+        for call in _resource_calls(m, w):
+            add([call], "the alert may start in a saturated service or a slow network: compare each "
+                        "service's traffic and its callers' view of its latency with its own")
     failing = _services(_alerted(bundle, _ERROR_WORDS), _spiking(bundle.metrics, "error_rate", ERROR_RATE_FLOOR))
     for svc in failing:
         add(_service_logs(svc, 2 * w), f"errors spiked on {svc}: mine its log templates for ones new or "

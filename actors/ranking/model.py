@@ -24,6 +24,7 @@ K8S_STATE = "k8s_state"
 CHANGE = "change"
 LOG_SIGNATURE = "log_signature"
 TRACE = "trace"
+RESOURCE = "resource"
 
 
 class Finding(BaseModel):

@@ -5,13 +5,21 @@ Steps:
 
 1. Every signal turns the bundle into findings (entity, score in ``[0, 1]``, quoted evidence):
    metric anomalies walked over the call graph (:mod:`.propagation`), Kubernetes state
-   (:mod:`.k8s_state`), recent changes (:mod:`.changes`), log signatures (:mod:`.logs`) and
-   traces (:mod:`.traces`).
+   (:mod:`.k8s_state`), recent changes (:mod:`.changes`), log signatures (:mod:`.logs`),
+   traces (:mod:`.traces`) and each service's own saturation or network delay (:mod:`.resources`).
 2. **Relevance.** Non-metric findings about entities unrelated to the incident (not the alert's
    subject or its workload, not a call-graph neighbour of it, not an anomalous node, and not the
    cause of one of those: ``details["explains"]``) weigh
    ``UNRELATED``: a namespace listing shows every broken pod, not only the one that paged. A single
-   unrelated finding therefore stays below the blame threshold.
+   unrelated finding therefore stays below the blame threshold. A resource finding (saturation,
+   network delay) about any service the alert's entity depends on, directly or through others, is
+   related: a saturated dependency's dependency slows the alerting service too.
+   **Explained callers.** When a dependency of an entity (directly or through others, on the call
+   graph) has a resource finding of its own (saturation, network delay), that entity's other
+   findings (its latency, its share of trace time) are symptoms of it and weigh ``EXPLAINED`` (a
+   network delay blamed on CPU-starved callers explains nothing); an
+   entity's own resource findings keep their score, so the entry service is blamed when it is the
+   one saturated, and only then.
 3. **Grouping.** Findings about one workload (a deployment, its replicasets and pods, a job and
    its pods, and the service of that name in the call graph) form one suspect, named after the
    call-graph service, else the workload object, else the entity with the strongest finding.
@@ -33,9 +41,10 @@ from actors.ranking.changes import change_findings
 from actors.ranking.entities import neighbours, parse_entity, related, same_workload, workload_key
 from actors.ranking.k8s_state import k8s_findings
 from actors.ranking.logs import log_findings
-from actors.ranking.model import PROPAGATION, Finding, Ranking, Suspect
+from actors.ranking.model import PROPAGATION, RESOURCE, Finding, Ranking, Suspect
 from actors.ranking.no_incident import decide, heartbeat_note
 from actors.ranking.propagation import propagation_findings
+from actors.ranking.resources import resource_findings
 from actors.ranking.traces import trace_findings
 from incidentfox.evidence import EvidenceBundle
 
@@ -43,22 +52,54 @@ UNRELATED = 0.3        # so unrelated evidence alone never reaches the blame thr
 CORROBORATES = 0.3      # a non-metric finding this strong corroborates cross-metric anomalies
 WORKLOAD_KINDS = frozenset({"deployment", "statefulset", "daemonset", "job", "cronjob"})
 MAX_SUSPECTS = 10
+EXPLAINED = 0.5   # a caller's symptoms, when one of its dependencies is saturated or delayed
 
 
 def _relevance(findings: list[Finding], anchors: list[str], bundle: EvidenceBundle) -> list[Finding]:
     if not anchors:
         return findings
     adj = neighbours((e.caller, e.callee) for e in bundle.topology)
+    below = _dependencies(bundle.alert.entity, bundle)
     out = []
     for f in findings:
         # A finding that explains another entity (a claim that keeps a pod pending) is as related
         # as what it explains.
         about = [f.entity, *f.details.get("explains", [])]
-        if f.signal != PROPAGATION and not any(related(e, a, adj) for e in about for a in anchors):
+        if f.signal == RESOURCE and f.entity in below:
+            pass
+        elif f.signal != PROPAGATION and not any(related(e, a, adj) for e in about for a in anchors):
             f = f.model_copy(update={"score": round(f.score * UNRELATED, 4),
                                      "details": {**f.details, "unrelated_to_alert": True}})
         out.append(f)
     return out
+
+
+def _explained_callers(findings: list[Finding], bundle: EvidenceBundle) -> list[Finding]:
+    causes = {f.entity for f in findings if f.signal == RESOURCE and not f.details.get("saturated_callers")}
+    if not causes:
+        return findings
+    out = []
+    for f in findings:
+        if f.signal != RESOURCE and (_dependencies(f.entity, bundle) - {f.entity}) & causes:
+            f = f.model_copy(update={"score": round(f.score * EXPLAINED, 4),
+                                     "details": {**f.details, "explained_by_dependency": True}})
+        out.append(f)
+    return out
+
+
+def _dependencies(entity: str, bundle: EvidenceBundle) -> set[str]:
+    """Every service ``entity`` calls, directly or through others (caller → callee edges)."""
+    down: dict[str, set[str]] = {}
+    for e in bundle.topology:
+        down.setdefault(e.caller, set()).add(e.callee)
+    seen: set[str] = set()
+    todo = [entity] if entity else []
+    while todo:
+        for c in down.get(todo.pop(), ()):
+            if c not in seen:
+                seen.add(c)
+                todo.append(c)
+    return seen
 
 
 def _groups(findings: list[Finding]) -> list[list[Finding]]:
@@ -131,6 +172,7 @@ def rank(bundle: EvidenceBundle, *, now: datetime | None = None) -> Ranking:
         *change_findings(bundle.changes, bundle.alert.started_at),
         *log_findings(bundle.logs, bundle.alert),
         *trace_findings(bundle.spans, bundle.alert),
+        *resource_findings(bundle),
     ]
     implicated = {f.entity for f in others if f.score >= CORROBORATES}
 
@@ -141,6 +183,7 @@ def rank(bundle: EvidenceBundle, *, now: datetime | None = None) -> Ranking:
     anomalous = list(view.anomalous()) if view.confirmed is not False else []
     anchors = [a for a in [bundle.alert.entity, *anomalous] if a]
     findings = _relevance(findings, anchors, bundle)
+    findings = _explained_callers(findings, bundle)
     topology = {e.caller for e in bundle.topology} | {e.callee for e in bundle.topology}
     suspects = sorted((_suspect(g, topology) for g in _groups(findings)), key=lambda s: (-s.score, s.entity))
     for i, s in enumerate(suspects):

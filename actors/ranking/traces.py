@@ -3,7 +3,8 @@
 For each trace, a span's *exclusive* time is its duration minus its children's (never below 0):
 the time the service spent itself rather than waiting on a callee. Over the slow traces (root at
 or above the alert's threshold, else at or above the median root duration), each service's share
-is its exclusive time over the traces' total. The service with the largest share is where the
+is its exclusive time over the exclusive time of every span of those traces (so shares sum to 1 even
+when a trace has several top-level spans or concurrent children). The service with the largest share is where the
 latency lives; a share of at least ``MIN_SHARE`` becomes a finding scoring
 ``0.35 + 0.5·share``. Its longest exclusive span is quoted; a database span (``db.system`` /
 ``db.statement`` attributes, or a ``query``/``sql`` operation) is called a slow database query.
@@ -52,17 +53,18 @@ def trace_findings(spans: list[TraceSpan], alert: Alert) -> list[Finding]:
     median = statistics.median(r.duration_ms for r in roots.values())
     cut = threshold_ms if any(r.duration_ms >= threshold_ms for r in roots.values()) else median
     slow = [tid for tid, r in roots.items() if r.duration_ms >= cut]
-    total = sum(roots[t].duration_ms for t in slow)
-    if total <= 0:
-        return []
     share: dict[str, float] = defaultdict(float)
     worst: dict[str, tuple[float, TraceSpan, str]] = {}
+    total = 0.0
     for tid in slow:
         excl = _exclusive(traces[tid])
         for s in traces[tid]:
             share[s.entity] += excl[s.span_id]
+            total += excl[s.span_id]
             if s.entity not in worst or excl[s.span_id] > worst[s.entity][0]:
                 worst[s.entity] = (excl[s.span_id], s, tid)
+    if total <= 0:
+        return []
     out = []
     for entity, t in sorted(share.items(), key=lambda kv: -kv[1]):
         frac = t / total

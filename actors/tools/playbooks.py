@@ -119,6 +119,18 @@ PLAYBOOKS: dict[str, tuple[Slot, ...]] = {
             ),
         ),
         (
+            (
+                "prometheus_query_range",
+                lambda sv, w, m: {
+                    "query": promql.cpu(m),
+                    "metric": "cpu",
+                    "since_minutes": w,
+                    "step_seconds": None,
+                    "baseline_offset_hours": 24,
+                },
+            ),
+        ),
+        (
             # Who calls whom: the service-graph metrics, else (no Prometheus) the traces, which also
             # say where time and errors go.
             ("prometheus_service_graph", lambda sv, w, m: _service_graph(m, w)),

@@ -14,8 +14,11 @@ from typing import Literal
 from config_service import MetricSchema
 from incidentfox.latency_statistic import AVERAGE, STATISTIC
 
-Signal = Literal["error_rate", "latency_p99", "memory", "cpu", "restarts", "oom_killed"]
-SIGNALS: tuple[Signal, ...] = ("error_rate", "latency_p99", "memory", "cpu", "restarts", "oom_killed")
+Signal = Literal["error_rate", "latency_p99", "memory", "cpu", "network_transmit", "network_receive", "restarts",
+                 "oom_killed"]
+SIGNALS: tuple[Signal, ...] = ("error_rate", "latency_p99", "memory", "cpu", "network_transmit", "network_receive",
+                               "restarts", "oom_killed")
+Side = Literal["client", "server"]
 DEFAULT_SCHEMA = MetricSchema()
 RATE_WINDOW = "5m"
 _POD_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
@@ -87,6 +90,28 @@ def cpu(m: MetricSchema = DEFAULT_SCHEMA) -> str:
     return f"sum by ({m.container_label}) (rate({m.cpu}{_containers(m)}[{RATE_WINDOW}]))"
 
 
+def network_transmit(m: MetricSchema = DEFAULT_SCHEMA) -> str:
+    """Bytes per second sent per container (cAdvisor)."""
+    return f"sum by ({m.container_label}) (rate({m.network_transmit}{_containers(m)}[{RATE_WINDOW}]))"
+
+
+def network_receive(m: MetricSchema = DEFAULT_SCHEMA) -> str:
+    """Bytes per second received per container (cAdvisor)."""
+    return f"sum by ({m.container_label}) (rate({m.network_receive}{_containers(m)}[{RATE_WINDOW}]))"
+
+
+def call_latency(side: Side, m: MetricSchema = DEFAULT_SCHEMA) -> str | None:
+    """Median latency of the calls *into* each service, as its callers measure it (``client``) or
+    as it measures itself (``server``), from the service-graph histograms, labelled ``service``
+    (the callee). None when the schema has no such histogram. A gap between the two sides is time
+    spent on the network."""
+    bucket = m.call_latency_client_bucket if side == "client" else m.call_latency_server_bucket
+    if not bucket or not m.service_graph_enabled:
+        return None
+    expr = f"histogram_quantile(0.5, sum by ({m.server_label}, le) (rate({bucket}[{RATE_WINDOW}])))"
+    return _as_service(expr, m.server_label)
+
+
 def restarts(m: MetricSchema = DEFAULT_SCHEMA, minutes: int = 60) -> str:
     """Container restarts over the last ``minutes`` per pod and container (kube-state-metrics)."""
     return (f"sum by ({m.pod_label}, {m.container_label}) "
@@ -103,6 +128,7 @@ def query(signal: Signal, m: MetricSchema = DEFAULT_SCHEMA, *, minutes: int = 60
     if signal == "restarts":
         return restarts(m, minutes)
     return {"error_rate": error_rate, "latency_p99": latency_p99, "memory": memory, "cpu": cpu,
+            "network_transmit": network_transmit, "network_receive": network_receive,
             "oom_killed": oom_killed}[signal](m)
 
 

@@ -58,7 +58,7 @@ def test_an_oom_kill_leads_to_the_pods_memory_series_from_the_metric_schema_and_
 def test_a_latency_alert_leads_to_the_services_traces_then_one_hop_downstream() -> None:
     bundle = EvidenceBundle(alert=Alert(title="High p99 latency", entity="shop/deployment/checkout"))
     first = derive(bundle, available=ALL, window_minutes=60)
-    assert [(f.tool, f.args["service"]) for f in first] == [("tempo_search_traces", "checkout")]
+    assert [(f.tool, f.args["service"]) for f in first if "service" in f.args] == [("tempo_search_traces", "checkout")]
     spans = [TraceSpan(trace_id="t", span_id="1", entity="checkout", name="POST /pay", duration_ms=900),
              TraceSpan(trace_id="t", span_id="2", parent_id="1", entity="payments", name="charge", duration_ms=850),
              TraceSpan(trace_id="t", span_id="3", parent_id="1", entity="checkout", name="render", duration_ms=20)]
@@ -67,6 +67,22 @@ def test_a_latency_alert_leads_to_the_services_traces_then_one_hop_downstream() 
     assert [(f.tool, f.args["service"]) for f in second] == [("tempo_search_traces", "payments")]
     assert "wait on payments" in second[0].hypothesis and "charge" in second[0].hypothesis
     assert downstream(spans, "payments") is None
+
+
+def test_a_latency_alert_asks_for_network_and_both_sides_of_call_latency_from_the_schema() -> None:
+    bundle = EvidenceBundle(alert=Alert(title="High p99 latency", entity="checkout"))
+    got = [(t, a) for t, a in calls(bundle) if t == "prometheus_query_range"]
+    assert [a["metric"] for _, a in got] == ["network_transmit", "network_receive", "call_latency_client",
+                                             "call_latency_server"]
+    assert got[0][1]["query"] == promql.network_transmit() and "container_network_transmit_bytes_total" in got[0][1]["query"]
+    assert "traces_service_graph_request_client_seconds_bucket" in got[2][1]["query"]
+    # A schema without the service-graph histograms (istio preset) asks for the network series only.
+    istio = MetricSchema(call_latency_client_bucket="", call_latency_server_bucket="")
+    assert [a["metric"] for t, a in calls(bundle, metrics=istio) if t == "prometheus_query_range"] == [
+        "network_transmit", "network_receive"]
+    # No latency or error alert: no such follow-up.
+    quiet = EvidenceBundle(alert=Alert(title="Disk almost full", entity="db"))
+    assert not [a for t, a in calls(quiet) if t == "prometheus_query_range"]
 
 
 def test_a_latency_spike_over_baseline_uses_the_available_trace_backend() -> None:

@@ -103,3 +103,11 @@ def test_a_cloudwatch_alarm_names_its_statistic() -> None:
     assert latency_statistics(alarm(Statistic="Average"), [], ("p99",)) == ("p99", "average")
     assert latency_statistics(alarm(ExtendedStatistic="p99"), [], ("p99",)) == ("p99",)
     assert latency_statistics(alarm(ExtendedStatistic="p95"), [], ("p99",)) == ("p99", "p95")
+
+
+async def test_the_playbook_asks_for_each_services_cpu_from_the_schema() -> None:
+    config = {"integrations": {"prometheus": {"url": "http://prom"}},
+              "investigation": {"metrics": {"cpu": "node_cpu_used_total", "container_label": "ctr"}}}
+    calls = await _calls(config, "metrics")
+    cpu = [a for t, a in calls if t == "prometheus_query_range" and a["metric"] == "cpu"]
+    assert len(cpu) == 1 and "rate(node_cpu_used_total{ctr!=" in cpu[0]["query"] and "by (ctr)" in cpu[0]["query"]

@@ -126,3 +126,39 @@ def test_replay_run_reports_its_calls_for_a_real_shaped_case(tmp_path: Path) -> 
     run = replay_run.investigate(data.store(), integrations=data.integrations, alert=nezha.case_alert(case))
     loki = [summary for tool, _, summary in run.calls if tool == "loki_query_logs"]
     assert loki and all(s.startswith("no data") for s in loki)
+
+
+def _edge_files(root: Path) -> None:
+    """Call latency per caller_callee edge, measured at the caller (source) and the callee
+    (destination): calls into db-api slow down by 0.5 s on the way, db-api itself sees no change."""
+    metric = root / "rca_data" / "2024-03-01" / "metric"
+    t0 = int(INJECT.timestamp())
+    for name, slow in (("source_50.csv", 0.5), ("destination_50.csv", 0.0)):
+        rows = [["t", t0 + 60 * i, 0.01 + (slow if i >= 0 else 0.0), 0.03 + (slow if i >= 0 else 0.0), 0.004]
+                for i in range(-60, 3)]
+        _write_csv(metric / name, ["time", "timestamp", "web_db-api", "mail_db-api", "web_mail"], rows)
+
+
+def test_call_latency_is_served_per_callee_from_both_sides_of_the_call(tmp_path: Path) -> None:
+    root = _make_day(tmp_path, with_logs=False)
+    _edge_files(root)
+    case = nezha.discover_cases(root)[0]
+    store = nezha.case_data(case).store()
+    client = store.answer("prometheus_query_range", {"query": "q", "metric": "call_latency_client"}).evidence.metrics
+    server = store.answer("prometheus_query_range", {"query": "q", "metric": "call_latency_server"}).evidence.metrics
+    assert sorted(s.entity for s in client) == ["db-api", "mail"]
+    into = next(s for s in client if s.entity == "db-api")
+    assert into.unit == "ms" and into.values[0] == pytest.approx(20.0) and into.values[-1] == pytest.approx(520.0)
+    assert max(next(s for s in server if s.entity == "db-api").values) == pytest.approx(20.0)
+
+
+def test_the_planner_asks_for_resources_and_names_the_fault_class(tmp_path: Path) -> None:
+    root = _make_day(tmp_path, with_logs=False)
+    _edge_files(root)
+    result = scoring.nezha_case(str(root), "2024-03-01/10_30")
+    asked = [c for c in result.extra["calls"] if c == "prometheus_query_range"]
+    assert len(asked) >= 7    # error rate, latency, memory, cpu; network ×2, call latency ×2
+    assert result.ranked[0] == "db-api" and result.extra["fault"] == "network"
+    summary = scoring.summarize_nezha([result])
+    assert summary["per_day"] == {"2024-03-01": {"cases": 1, "top1": 1.0, "top3": 1.0}}
+    assert summary["fault_class_ok"] == 1.0 and summary["min_tool_calls"] >= 7

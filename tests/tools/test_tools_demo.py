@@ -230,7 +230,8 @@ def test_playbook_arguments_are_valid(subagent: str) -> None:
 
 def test_playbook_picks_available_alternatives() -> None:
     primary = playbook("metrics", services=[], window=60)
-    assert [t for t, _ in primary] == ["prometheus_query_range"] * 3 + ["prometheus_service_graph", "rabbitmq_cluster_status"]
+    assert [t for t, _ in primary] == ["prometheus_query_range"] * 4 + ["prometheus_service_graph", "rabbitmq_cluster_status"]
+    assert [a["metric"] for t, a in primary if t == "prometheus_query_range"] == ["error_rate", "latency_p99", "memory", "cpu"]
     datadog = playbook("metrics", services=[], window=60, available={"datadog_query_metrics"})
     assert [t for t, _ in datadog] == ["datadog_query_metrics"] * 2
     assert playbook("logs", services=[], window=60, available=set()) == []

@@ -168,6 +168,24 @@ def test_presets_name_each_exporters_metrics() -> None:
     assert "container_cpu_usage_seconds_total" in promql.query("cpu", nginx)
 
 
+def test_network_and_two_sided_call_latency_come_from_the_schema() -> None:
+    tempo = MetricsSection().schema()
+    assert promql.network_transmit(tempo) == ('sum by (container) (rate(container_network_transmit_bytes_total'
+                                              '{container!="", container!="POD"}[5m]))')
+    assert promql.query("network_receive", tempo).startswith("sum by (container) (rate(container_network_receive_")
+    assert promql.call_latency("client", tempo) == (
+        'label_replace(histogram_quantile(0.5, sum by (server, le) '
+        '(rate(traces_service_graph_request_client_seconds_bucket[5m]))), "service", "$1", "server", "(.+)")')
+    assert "traces_service_graph_request_server_seconds_bucket" in (promql.call_latency("server", tempo) or "")
+    # Istio's one histogram is not split by side here; no service graph: no call latency either.
+    assert promql.call_latency("client", MetricsSection(service_graph="istio").schema()) is None
+    assert promql.call_latency("server", MetricsSection(service_graph="off").schema()) is None
+    custom = TeamConfig({"investigation": {"metrics": {"call_latency_client_bucket": "edge_client_bucket",
+                                                       "network_transmit": "net_tx_total"}}}).metrics
+    assert "rate(edge_client_bucket[5m])" in (promql.call_latency("client", custom) or "")
+    assert "net_tx_total" in promql.network_transmit(custom)
+
+
 def test_overrides_win_over_the_preset() -> None:
     m = TeamConfig({"investigation": {"metrics": {"requests": "istio", "service_label": "app",
                                                   "memory": "my_memory_bytes"}}}).metrics

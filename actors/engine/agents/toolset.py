@@ -28,6 +28,10 @@ if TYPE_CHECKING:   # the SDK is imported where tools are built: the offline pla
 CATEGORY_AGENT = {"kubernetes": "kubernetes", "metrics": "metrics", "observability": "metrics",
                   "traces": "metrics", "logs": "logs", "slack": "logs", "changes": "changes", "cloud": "cloud"}
 
+if TYPE_CHECKING:   # the SDK is imported where FunctionTools are built: the offline path never needs it
+    from agents import FunctionTool
+    from agents.tool_context import ToolContext as SDKToolContext
+
 Dispatch = Callable[[str, dict[str, Any]], Awaitable[Any]]   # (tool, args) → ToolOutcome
 
 
