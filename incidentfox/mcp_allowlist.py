@@ -177,10 +177,11 @@ def result_text(result: Any) -> str:
 
 
 async def open_client(stack: AsyncExitStack, entry: dict[str, Any], *, cipher: MultiFernet | None,
-                      verify: Any = True) -> Any:
+                      verify: Any = True, policy: Any = None, resolver: Any = None) -> Any:
     """An (unopened) ``mcp.Client`` for ``entry``; transports it needs close with ``stack``. HTTP goes
     through the egress policy (the server is reached on a tenant's behalf); the SDK's own defaults
-    apply: 30 s, and 300 s to read (a server may hold a stream open)."""
+    apply: 30 s, and 300 s to read (a server may hold a stream open). ``policy``/``resolver``: the
+    egress policy to apply (None: the process's) and a DNS stand-in (tests)."""
     from mcp import Client, StdioServerParameters
 
     timeout = float(entry.get("tool_timeout_s") or 30.0)
@@ -193,7 +194,8 @@ async def open_client(stack: AsyncExitStack, entry: dict[str, Any], *, cipher: M
 
         from incidentfox.egress.transport import egress_client
 
-        http = egress_client(httpx2, timeout=httpx2.Timeout(30.0, read=300.0), verify=verify)
+        http = egress_client(httpx2, policy=policy, resolver=resolver, timeout=httpx2.Timeout(30.0, read=300.0),
+                             verify=verify)
         await stack.enter_async_context(http)
         target = streamable_http_client(entry["url"], http_client=http)
     return Client(target, read_timeout_seconds=timeout)

@@ -72,6 +72,11 @@ def _mask_text(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def mask_text(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with known credential values (longest first) and token shapes replaced by ``***``."""
+    return _mask_text(text, sorted({s for s in secrets if s}, key=len, reverse=True))
+
+
 def mask_arguments(args: Any, *, secrets: Iterable[str] = ()) -> Any:
     """A copy of ``args`` safe to record: values under secret-looking keys become ``"***"``, and
     known credential values (``secrets``) or token shapes inside strings are replaced."""
@@ -123,7 +128,7 @@ def resolve_backend(spec: ToolSpec, ctx: ToolContext) -> ToolFn:
     when its integration is configured, else the demo world, else not_configured."""
     if ctx.replay is not None:
         return ctx.replay.backend(spec.name)
-    if ctx.enabled(spec.integration):
+    if ctx.enabled(spec.integration) or spec.integration == "mcp":   # an MCP tool: its server is its backend
         return spec.fn
     if ctx.enabled("demo"):
         from actors.tools.demo.backend import demo_backend
