@@ -151,3 +151,34 @@ async def test_slack_button_posts_the_draft_in_the_thread(api) -> None:
     async with api["sessions"]() as s:
         events = await store.list_events(s, run_id=api["done"])
     assert events[-1].data == {"postmortem": "posted", "source": "offline"}
+
+
+async def test_pressing_the_button_posts_after_the_answer(api, sqlite_url, monkeypatch) -> None:
+    """The whole path: a signed Slack interaction → the gateway records it and answers → the
+    dispatch posts the draft into the run's thread."""
+    from urllib.parse import quote
+
+    from gateway_kit import client_for, make_core, signed
+
+    import incidentfox.settings
+
+    slack = SlackRecorder()
+    await slack.start()
+    settings = api["settings"].model_copy(update={"slack_api_url": slack.url})
+    monkeypatch.setattr(incidentfox.settings, "get_settings", lambda: settings)
+    await _configure(api, {"integrations": {"slack": {"bot_token": BOT}}})
+    core = make_core(sqlite_url)
+    payload = {"type": "block_actions", "trigger_id": "tpm1", "user": {"id": "U1"}, "channel": {"id": "C111"},
+               "message": {"ts": "1700.2", "thread_ts": "1700.1"},
+               "actions": [{"action_id": ACTION_POSTMORTEM, "value": api["done"], "action_ts": "1700000000.1"}]}
+    body = ("payload=" + quote(json.dumps(payload))).encode()
+    try:
+        async with client_for(core) as client:
+            r = await client.post("/slack/interactions", content=body, headers=signed("slack", body))
+            assert r.status_code == 200 and r.json()["outcome"] == "interaction", r.text
+            await core.drain()
+    finally:
+        await core.engine.dispose()
+        await slack.stop()
+    (call,) = slack.calls_to("chat.postMessage")
+    assert "Postmortem draft: checkout 5xx" in json.dumps(call.args) and call.token == BOT
