@@ -14,11 +14,11 @@ SECTIONS = ["## Summary", "## Impact window", "## Timeline (UTC)", "## Root caus
 
 
 def _run(**kw) -> RunFacts:
-    base = dict(run_id="run_1", status="succeeded", created_at=T0 + timedelta(minutes=3),
-                finished_at=T0 + timedelta(minutes=6),
-                trigger={"source": "pagerduty", "title": "checkout 5xx\n# injected heading",
-                         "occurred_at": (T0 + timedelta(minutes=2)).isoformat(), "services": ["checkout"]},
-                absorbed=[{"title": "frontend latency", "occurred_at": (T0 + timedelta(minutes=1)).isoformat()}])
+    base = {"run_id": "run_1", "status": "succeeded", "created_at": T0 + timedelta(minutes=3),
+            "finished_at": T0 + timedelta(minutes=6),
+            "trigger": {"source": "pagerduty", "title": "checkout 5xx\n# injected heading",
+                        "occurred_at": (T0 + timedelta(minutes=2)).isoformat(), "services": ["checkout"]},
+            "absorbed": [{"title": "frontend latency", "occurred_at": (T0 + timedelta(minutes=1)).isoformat()}]}
     return RunFacts(**(base | kw))
 
 
