@@ -31,7 +31,14 @@ from typing import Any
 from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec
 from actors.tools.execute import mask_text
 from incidentfox.egress import refusal_in
-from incidentfox.mcp_allowlist import decrypt_env, is_read_only, open_client, result_text, tool_name
+from incidentfox.mcp_allowlist import (
+    McpSecretError,
+    decrypt_env,
+    is_read_only,
+    open_client,
+    result_text,
+    tool_name,
+)
 
 INTEGRATION = "mcp"
 MAX_TOOLS_PER_SERVER = 64
@@ -109,9 +116,11 @@ def declared_spec(decl: McpTool, fn: Any = _not_here) -> ToolSpec:
 def mcp_spec(decl: McpTool, entry: dict[str, Any], *, cipher: Any) -> ToolSpec:
     """``decl`` with a backend that calls ``entry``'s tool (one connection per call)."""
 
-    server_secrets = [v for v in decrypt_env(entry.get("env") or {}, cipher).values() if len(v) >= 6]
-
     async def call(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
+        try:
+            server_secrets = [v for v in decrypt_env(entry.get("env") or {}, cipher).values() if len(v) >= 6]
+        except McpSecretError as exc:
+            raise ToolError("not_configured", f"MCP server {entry['name']}: {exc}") from None
         try:
             async with AsyncExitStack() as stack:
                 client = await open_client(stack, entry, cipher=cipher, policy=ctx.egress, resolver=ctx.resolver)

@@ -196,3 +196,35 @@ async def test_config_write_refuses_servers_not_on_the_allow_list(world: dict) -
     assert info.value.details["errors"] == [{"path": "investigation.mcp_servers.1.name",
                                              "message": "'evil' is not on the platform's MCP allow-list "
                                                         "(ask the global admin to add it)"}]
+
+
+async def test_a_stdio_server_runs_with_its_encrypted_env_and_never_shows_it(world: dict, monkeypatch) -> None:
+    """A stdio entry (the global admin's command) gets its decrypted env; what it echoes is masked."""
+    import sys
+    from pathlib import Path
+
+    from cryptography.fernet import Fernet
+    from pydantic import SecretStr
+
+    import incidentfox.settings
+    from actors.engine.mcp_attach import AllowlistCache, list_attached, spec_for_call
+    from actors.tools.base import ToolContext
+    from actors.tools.execute import execute
+    from incidentfox.mcp_allowlist import cipher_from_settings, encrypt_env
+
+    token = "ops-secret-value-123456"
+    settings = incidentfox.settings.Settings(secret_key=SecretStr(Fernet.generate_key().decode()))
+    monkeypatch.setattr(incidentfox.settings, "get_settings", lambda: settings)
+    async with world["sessions"]() as s:
+        s.add(McpServerRow(name="local", transport="stdio",
+                           command=[sys.executable, str(Path(__file__).parents[1] / "engine_mcp_stdio.py")],
+                           env=encrypt_env({"OPS_TOKEN": token}, cipher_from_settings(settings))))
+        await s.commit()
+    cache = AllowlistCache(world["sessions"])
+    listing = await list_attached(cache, [{"name": "local"}], ToolContext())
+    (decl,) = listing.tools
+    assert decl.name == "mcp__local__whoami" and not decl.mutating and listing.errors == []
+    spec = await spec_for_call(cache, decl)
+    result = await execute(spec, {}, ToolContext())
+    assert result.ok and "running as ops with token ***" in result.data["text"]
+    assert token not in result.model_dump_json()
