@@ -228,3 +228,23 @@ async def test_a_stdio_server_runs_with_its_encrypted_env_and_never_shows_it(wor
     result = await execute(spec, {}, ToolContext())
     assert result.ok and "running as ops with token ***" in result.data["text"]
     assert token not in result.model_dump_json()
+
+
+async def test_the_config_api_write_path_refuses_unknown_servers(world: dict, sqlite_url: str, tmp_path) -> None:
+    from gateway_kit import settings_for
+
+    from config_service.services import config as config_svc
+    from config_service.services import nodes, orgs
+
+    settings = settings_for(sqlite_url, tmp_path)
+    async with world["sessions"]() as s:
+        await orgs.create_org(s, org_id="acme", name="Acme", actor="test")
+        await nodes.create_node(s, org_id="acme", node_id="sre", parent_id=None, kind="team", name="sre",
+                                actor="test")
+        ok = await config_svc.patch_config(s, settings=settings, org_id="acme", node_id="sre", actor="test",
+                                           patch={"investigation": {"mcp_servers": [{"name": "ops"}]}})
+        assert ok["version"] >= 1
+        with pytest.raises(Unprocessable) as info:
+            await config_svc.patch_config(s, settings=settings, org_id="acme", node_id="sre", actor="test",
+                                          patch={"investigation": {"mcp_servers": [{"name": "nope"}]}})
+    assert info.value.code == "invalid_config" and "nope" in str(info.value)
