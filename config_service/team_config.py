@@ -95,6 +95,17 @@ class SlackSection(_Section):
         "Channel to post to when the trigger has no Slack thread (e.g. an alert or a schedule)."))
 
 
+class McpAttachment(_Section):
+    """One MCP server from the platform allow-list, attached to a team's sub-agents."""
+
+    name: McpName = Field(description="A server name from the platform's MCP allow-list (checked at write).")
+    subagents: list[Literal[SUBAGENTS]] = Field(default_factory=list, description=(  # type: ignore[valid-type]
+        "Sub-agents that get its tools; empty: every sub-agent."))
+    tools: dict[str, Literal["read_only", "mutating"]] = Field(default_factory=dict, max_length=500, description=(
+        "The team's word per tool; a server's readOnlyHint/destructiveHint wins, an unmarked tool without "
+        "hints is mutating (a mutating call waits for an approver)."))
+
+
 class InvestigationSection(_Section):
     deadline_s: float = _from_defaults("investigation", "deadline_s", gt=0, description=(
         "A run ends with what it has after this many seconds."))
@@ -113,6 +124,8 @@ class InvestigationSection(_Section):
     time_budget_s: float = _from_defaults("investigation", "time_budget_s", gt=0, description=(
         "Offline planner: no follow-up round starts once the run has taken this many seconds; the run "
         "ranks what it has and the RCA says the budget ended the follow-ups (`deadline_s` is the hard cut)."))
+    mcp_servers: list[McpAttachment] = Field(default_factory=list, max_length=20, description=(
+        "MCP servers (from the platform allow-list) whose tools the LLM sub-agents may call."))
     metrics: MetricsSection = Field(default_factory=MetricsSection, description=(
         "Metric names and labels of the team's exporters (presets and overrides; the offline "
         "planner's PromQL and call-graph query are built from them)."))

@@ -18,6 +18,8 @@ another team's run ids; list endpoints are filtered to the caller's scope the sa
 * ``POST /runs/{id}/approvals/{approval_id}``: decide a mutating tool call the run waits on.
 * ``POST /runs/{id}/actions/{action_id}/approve|deny``: a proposed fix of the RCA
   (:mod:`serve_apps.actions_api`).
+* ``POST /runs/{id}/postmortem`` (body optional, ``{"llm": true}``): a Markdown postmortem draft of
+  a finished run (:mod:`serve_apps.postmortem`); 409 ``run_not_finished`` while it runs.
 * ``GET /runs/{id}/events``: Server-Sent Events, polling the database every ``sse_poll_s``, ending
   with an ``end`` event at a terminal status or after ``sse_max_s``.
 * ``GET /deliveries?outcome=unrouted|…&failed=true&limit=&cursor=`` (global admin, or an org admin
@@ -76,6 +78,11 @@ class RunRequest(BaseModel):
 class RedriveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ids: list[int] | None = Field(default=None, max_length=1000)
+
+
+class PostmortemRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    llm: bool = Field(default=True, description="Let the team's model rewrite the offline draft, if it has one.")
 
 
 class ApprovalDecision(BaseModel):
@@ -205,6 +212,16 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
         if status == "running":
             await asyncio.wait_for(runner.cancel(run_id=run_id), timeout=10)
         return {"run_id": run_id, "status": status, "cancel_requested": True}
+
+    @app.post("/runs/{run_id}/postmortem")
+    async def postmortem(principal: PrincipalDep, run_id: str, req: PostmortemRequest | None = None) -> dict[str, Any]:
+        """A postmortem draft (Markdown) from the run, its events and conversation, and its RCA:
+        ``{run_id, format, source: offline|llm, markdown, notes}``."""
+        from serve_apps.postmortem import write_postmortem
+
+        async with sessions() as s:
+            run = _visible(principal, await store.get_run(s, run_id), run_id)
+            return await write_postmortem(s, run=run, settings=settings, use_llm=(req or PostmortemRequest()).llm)
 
     @app.post("/runs/{run_id}/approvals/{approval_id}")
     async def decide_approval(principal: PrincipalDep, run_id: str, approval_id: str,

@@ -30,6 +30,7 @@ import ray
 from actors.engine.outcomes import SubAgentStatus
 from actors.engine.tool_executor import ToolCallRequest, ToolOutcome
 from actors.ray_util import await_ref, is_actor_gone
+from actors.tools.mcp import declared_spec
 from config_service import TeamConfig
 from incidentfox.evidence import EvidenceBundle
 
@@ -80,9 +81,10 @@ def _status(*, tools_offered: int, calls: int, errors: int) -> SubAgentStatus:
 class _Dispatcher:
     """Sends one sub-agent's tool calls to the ToolExecutors and collects their evidence."""
 
-    def __init__(self, req: SubAgentRequest, allowed: dict[str, Any]) -> None:
+    def __init__(self, req: SubAgentRequest, allowed: dict[str, Any], mcp: dict[str, Any] | None = None) -> None:
         self.req = req
         self.allowed = allowed
+        self.mcp = mcp or {}    # tool name → McpTool: calls to the run's MCP servers
         self.names = frozenset(allowed)
         self.count = 0
         self.evidence = EvidenceBundle()
@@ -104,7 +106,7 @@ class _Dispatcher:
         call = ToolCallRequest(run_id=self.req.run_id, org_id=self.req.org_id, team_id=self.req.team_id,
                                agent=self.req.agent, tool=tool, args=args, integrations=self._integrations,
                                allowed=self.names, approval_timeout_s=approval_s,
-                               want_data=self.req.mode == "llm")
+                               want_data=self.req.mode == "llm", mcp=self.mcp.get(tool))
         self.count += 1
         executors = self.req.executors
         last: BaseException | None = None
@@ -154,7 +156,10 @@ class SubAgentCore:
             cfg = TeamConfig(req.config, org_id=req.org_id, team_id=req.team_id)
             allowed = allowed_tools(cfg)
             mine = {s.name: s for s in tools_by_agent(allowed).get(req.agent, [])}
-            dispatch = _Dispatcher(req, allowed)
+            mcp, mcp_errors = await self._mcp_tools(req, cfg) if req.mode == "llm" else ({}, [])
+            for decl in mcp.values():
+                allowed[decl.name] = mine[decl.name] = declared_spec(decl)
+            dispatch = _Dispatcher(req, allowed, mcp)
             try:
                 async with asyncio.timeout(req.timeout_s):
                     if req.mode == "llm":
@@ -167,10 +172,27 @@ class SubAgentCore:
                 status, report, error = SubAgentStatus.TIMEOUT, "", f"{req.agent} did not finish within {req.timeout_s:.0f}s"
             return SubAgentResult(agent=req.agent, status=status, tool_count=dispatch.count,
                                   duration_s=time.monotonic() - started, evidence=dispatch.evidence,
-                                  report=report, error=error, tool_errors=dispatch.errors,
+                                  report=report, error=error, tool_errors=mcp_errors + dispatch.errors,
                                   tool_timings=dispatch.timings, tool_outputs=dispatch.outputs)
         finally:
             self.active -= 1
+
+    async def _mcp_tools(self, req: SubAgentRequest, cfg: TeamConfig) -> tuple[dict[str, Any], list[str]]:
+        """The tools of the MCP servers the team attached to this sub-agent, listed by a ToolExecutor
+        (bounded by the sub-agent's time), and what went wrong with the servers left out."""
+        from actors.engine.mcp_attach import LIST_TIMEOUT_S, attachments_for
+
+        attachments = attachments_for(cfg, req.agent)
+        if not attachments or not req.executors:
+            return {}, []
+        probe = ToolCallRequest(run_id=req.run_id, org_id=req.org_id, team_id=req.team_id, agent=req.agent,
+                                tool="", args={}, integrations=TeamConfig(req.config).integrations)
+        try:
+            listing = await await_ref(req.executors[0].list_mcp.remote(probe, attachments),
+                                      timeout=min(req.timeout_s, LIST_TIMEOUT_S * len(attachments) + TOOL_CALL_SLACK_S))
+        except TimeoutError:
+            return {}, ["mcp: listing the MCP servers' tools timed out"]
+        return {t.name: t for t in listing.tools}, list(listing.errors)
 
     async def _run_playbook(self, req: SubAgentRequest, allowed: dict[str, Any], dispatch: _Dispatcher) -> str:
         from actors.tools.playbooks import playbook

@@ -53,6 +53,7 @@ class ToolCallRequest:
     approved: bool = False
     approval_timeout_s: float = 0.0     # how long a mutating call may wait for a human's approval
     want_data: bool = True              # False: return evidence and summary only (the offline planner)
+    mcp: Any = None                     # an actors.tools.mcp.McpTool: the call is to an MCP server's tool
 
 
 @dataclass
@@ -96,6 +97,9 @@ class ToolExecutorCore:
             self._engine = make_async_engine(database_url)
             self._sessions = session_factory(self._engine)
             self._writer = RunWriter(self._sessions)
+        from actors.engine.mcp_attach import AllowlistCache
+
+        self._mcp_allowlist = AllowlistCache(self._sessions)
         self.active = 0
 
     def specs(self) -> dict[str, ToolSpec]:
@@ -123,6 +127,10 @@ class ToolExecutorCore:
         status, result = "cancelled", None
         recorded: asyncio.Future[None] | None = None
         try:
+            if req.mcp is not None and req.mcp.name == req.tool and spec is None:
+                from actors.engine.mcp_attach import spec_for_call
+
+                spec = await spec_for_call(self._mcp_allowlist, req.mcp)
             if spec is None:
                 result = ToolResult.failure("unknown_tool", f"no tool named {req.tool!r}")
             elif req.tool not in req.allowed:
@@ -197,6 +205,13 @@ class ToolExecutorCore:
                                           blocks=approval_blocks(run_id=req.run_id, approval_id=approval_id,
                                                                  tool=req.tool, arguments=masked))
 
+    async def list_mcp(self, req: ToolCallRequest, attachments: list[dict[str, Any]]) -> Any:
+        """The tools of the run's attached MCP servers (:func:`actors.engine.mcp_attach.list_attached`),
+        reached with this run's context (egress policy)."""
+        from actors.engine.mcp_attach import list_attached
+
+        return await list_attached(self._mcp_allowlist, attachments, self._context(req))
+
     def forget(self, run_id: str) -> None:
         """Drop the run's context and with it the run's decrypted integrations (called at run end),
         including the AWS clients and assumed-role keys built for it."""
@@ -225,6 +240,9 @@ class ToolExecutor:
 
     async def call(self, req: ToolCallRequest) -> ToolOutcome:
         return await self._core.call(req)
+
+    async def list_mcp(self, req: ToolCallRequest, attachments: list[dict[str, Any]]) -> Any:
+        return await self._core.list_mcp(req, attachments)
 
     async def forget(self, run_id: str) -> None:
         self._core.forget(run_id)

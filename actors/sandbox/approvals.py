@@ -25,7 +25,6 @@ that waited (its ``tool_use`` gets an "interrupted" result when the session resu
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from enum import StrEnum
 from typing import Any
 
 from actors.sandbox.events import SandboxEvent, approval
+from incidentfox.mcp_allowlist import is_read_only  # noqa: F401 - one classification, re-exported
 
 
 class ApprovalStatus(StrEnum):
@@ -40,25 +40,6 @@ class ApprovalStatus(StrEnum):
     APPROVED = "approved"
     DENIED = "denied"
     EXPIRED = "expired"
-
-
-def is_read_only(server: str, tool: str, annotations: Any, team_read_only: list[str]) -> bool:
-    """Whether a call to ``server``'s ``tool`` may run without approval (see the module doc)."""
-    read_only, destructive = _hint(annotations, "readOnlyHint", "read_only_hint"), \
-        _hint(annotations, "destructiveHint", "destructive_hint")
-    if read_only is True:
-        return True
-    if read_only is False or destructive is True:
-        return False
-    return any(fnmatch.fnmatchcase(f"{server}/{tool}", pattern) for pattern in team_read_only)
-
-
-def _hint(annotations: Any, wire: str, python: str) -> bool | None:
-    """An annotation as the protocol names it, or as the ``mcp`` package's model does."""
-    if annotations is None:
-        return None
-    value = getattr(annotations, python, None)
-    return getattr(annotations, wire, None) if value is None else value
 
 
 @dataclass

@@ -15,10 +15,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from incidentfox.db import Base, utcnow
+from incidentfox.mcp_allowlist import McpServerRow
 
 BigIntPK = BigInteger().with_variant(Integer, "sqlite")
 
@@ -68,15 +69,5 @@ class SandboxMessageRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class SandboxMcpServerRow(Base):
-    __tablename__ = "sandbox_mcp_allowlist"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    transport: Mapped[str] = mapped_column(String(16))                   # stdio | http
-    command: Mapped[list[str]] = mapped_column(default=list)             # argv, stdio only
-    url: Mapped[str | None] = mapped_column(String(1024))                # http only
-    env: Mapped[dict[str, Any]] = mapped_column(default=dict)            # name -> Fernet token
-    description: Mapped[str] = mapped_column(Text, default="")
-    tool_timeout_s: Mapped[float] = mapped_column(default=30.0)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_by: Mapped[str] = mapped_column(String(128), default="")
+# The allow-list has one owner, shared with investigations: :mod:`incidentfox.mcp_allowlist`.
+SandboxMcpServerRow = McpServerRow

@@ -44,6 +44,7 @@ ACTION_FEEDBACK_UP = "incidentfox_feedback_up"
 ACTION_FEEDBACK_DOWN = "incidentfox_feedback_down"
 ACTION_APPROVE = "incidentfox_approve"      # value: {"run_id", "approval_id"} as JSON
 ACTION_DENY = "incidentfox_deny"
+ACTION_POSTMORTEM = "incidentfox_postmortem"   # value: run id; the draft is posted in the thread
 
 _STATUS_ICON = {"pending": "⏳", "running": "🔄", "ok": "✅", "succeeded": "✅", "failed": "❌",
                 "error": "❌", "timeout": "⌛", "cancelled": "🚫", "skipped": "➖"}
@@ -138,7 +139,8 @@ def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
     """Block Kit for a finished run: the incident's title, status, finish time and run link, then
     summary, causes with quoted evidence, the RCA's notes (⚠️), the follow-up hypotheses pursued and what
     they found, services, timeline, actions, and the
-    rerun / 👍 / 👎 buttons (``value`` = run id); Cancel only if ``status`` is still active."""
+    rerun / 👍 / 👎 buttons (``value`` = run id); Cancel only if ``status`` is still active, Postmortem
+    (a draft posted in the thread, :mod:`serve_apps.postmortem`) only once it is not."""
     icon = "✅" if status == "succeeded" else _STATUS_ICON.get(status, "•")
     blocks: list[dict[str, Any]] = [
         header_block(icon, title, fallback=f"Investigation {status}"),
@@ -178,6 +180,8 @@ def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
     if status in ACTIVE_STATUSES:
         buttons.append(_button("Cancel", ACTION_CANCEL, run_id))
     buttons += [_button("👍", ACTION_FEEDBACK_UP, run_id), _button("👎", ACTION_FEEDBACK_DOWN, run_id)]
+    if status not in ACTIVE_STATUSES:
+        buttons.append(_button("Postmortem", ACTION_POSTMORTEM, run_id))
     blocks.append({"type": "actions", "block_id": f"run:{run_id}", "elements": buttons})
     return blocks
 

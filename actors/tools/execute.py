@@ -73,6 +73,11 @@ def _mask_text(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def mask_text(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with known credential values (longest first) and token shapes replaced by ``***``."""
+    return _mask_text(text, sorted({s for s in secrets if s}, key=len, reverse=True))
+
+
 def mask_arguments(args: Any, *, secrets: Iterable[str] = ()) -> Any:
     """A copy of ``args`` safe to record: values under secret-looking keys become ``"***"``, and
     known credential values (``secrets``) or token shapes inside strings are replaced."""
@@ -124,8 +129,10 @@ def resolve_backend(spec: ToolSpec, ctx: ToolContext) -> ToolFn:
     when its integration is configured, else the demo world, else not_configured."""
     if ctx.replay is not None:
         return ctx.replay.backend(spec.name)
-    # A demo team's built-in tools answer from its world (it has no recorded deliveries).
-    if ctx.enabled(spec.integration) and not (spec.integration == BUILTIN_INTEGRATION and ctx.enabled("demo")):
+    # A demo team's built-in tools answer from its world (it has no recorded deliveries); an MCP
+    # tool's server is its backend.
+    if (ctx.enabled(spec.integration) and not (spec.integration == BUILTIN_INTEGRATION and ctx.enabled("demo"))) \
+            or spec.integration == "mcp":
         return spec.fn
     if ctx.enabled("demo"):
         from actors.tools.demo.backend import demo_backend

@@ -25,7 +25,7 @@ DEFAULT_CONFIG: MappingProxyType[str, Any] = MappingProxyType({
     "subagents": {},
     "agents": {},
     "investigation": {"deadline_s": 300, "correlation_window_s": 600, "max_turns": 20, "planner": "auto",
-                      "followup_rounds": 3, "max_tool_calls": 60, "time_budget_s": 120,
+                      "followup_rounds": 3, "max_tool_calls": 60, "time_budget_s": 120, "mcp_servers": [],
                       "metrics": {"requests": "default", "service_graph": "tempo"}},
     "deployment": {"mode": "shared", "resources": {}},
     "quotas": {"max_concurrent_runs": 5},

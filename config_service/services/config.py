@@ -58,6 +58,7 @@ from config_service.services.routing import (
 from config_service.services.tx import rolls_back_on_error
 from incidentfox.db import utcnow
 from incidentfox.errors import Conflict, NotFound, Unprocessable
+from incidentfox.mcp_allowlist import load_allowlist, unknown_names
 from incidentfox.pagination import FIRST_PAGE, PageRequest, fetch_page
 from incidentfox.settings import Settings, get_settings
 
@@ -66,6 +67,23 @@ log = logging.getLogger("incidentfox.config_service")
 
 def _target(node: ConfigNode) -> str:
     return f"node:{node.org_id}/{node.node_id}"
+
+
+async def check_mcp_names(session: AsyncSession, config: Mapping[str, Any]) -> None:
+    """Refuse (422 ``invalid_config``) ``investigation.mcp_servers`` names that are not on the
+    platform's MCP allow-list: a team picks servers, it never supplies one."""
+    inv = config.get("investigation")
+    attached = inv.get("mcp_servers") if isinstance(inv, Mapping) else None
+    if not attached:
+        return
+    names = [a.get("name") for a in attached if isinstance(a, Mapping)]
+    missing = set(unknown_names([n for n in names if isinstance(n, str)], await load_allowlist(session)))
+    errors = [{"path": f"investigation.mcp_servers.{i}.name",
+               "message": f"{n!r} is not on the platform's MCP allow-list (ask the global admin to add it)"}
+              for i, n in enumerate(names) if n in missing]
+    if errors:
+        raise Unprocessable("MCP servers not on the platform allow-list: " + ", ".join(sorted(missing)),
+                            code="invalid_config", details={"errors": errors})
 
 
 @rolls_back_on_error
@@ -83,7 +101,9 @@ async def patch_config(session: AsyncSession, *, settings: Settings, org_id: str
     patch = normalize_patch(drop_masked(patch))
     chain = await load_chain(session, node=node)
     raise_if_locked(touched=patch_paths(patch), ancestors=[(n.node_id, n.config) for n in chain[:-1]])
-    validate_config(merge_patch(mask_secrets(node.config), patch), kind=node.kind)
+    merged = merge_patch(mask_secrets(node.config), patch)
+    validate_config(merged, kind=node.kind)
+    await check_mcp_names(session, merged)
     new_config = merge_patch(node.config, encrypt_secrets(patch, settings_cipher(settings)))
     return await _write_version(session, node=node, new_config=new_config, action="config.patch", actor=actor)
 
@@ -107,6 +127,7 @@ async def rollback_config(session: AsyncSession, *, org_id: str, node_id: str, v
     touched = [split_path(c["path"]) for c in changes(node.config, target)]
     raise_if_locked(touched=touched, ancestors=[(n.node_id, n.config) for n in chain[:-1]])
     validate_config(mask_secrets(target), kind=node.kind)
+    await check_mcp_names(session, target)
     return await _write_version(session, node=node, new_config=target, action="config.rollback", actor=actor,
                                 restored_from=version)
 

@@ -211,6 +211,10 @@ async def _interaction(session: AsyncSession, *, trigger: Trigger, route: Route)
     if kind in ("feedback_up", "feedback_down"):
         await store.record_feedback(session, run_id=run.id, user=user, value=1 if kind == "feedback_up" else -1)
         return Decision(O.INTERACTION, run.id, detail="feedback")
+    if kind == "postmortem":
+        await store.append_event(session, run_id=run.id, kind="note", data={"postmortem_requested_by": user})
+        return Decision(O.INTERACTION, run.id, Dispatch(DispatchKind.POSTMORTEM, run.id, run.org_id, run.team_id),
+                        "postmortem")
     if kind in ("approve", "deny"):
         from actors.engine.approvals import authorize_slack
         from actors.engine.approvals import decide as decide_approval

@@ -83,7 +83,13 @@ async def dispatch(sessions: async_sessionmaker[AsyncSession], runner: Runner, *
     error: str | None = None
     try:
         async with asyncio.timeout(DISPATCH_TIMEOUT_S):
-            await _hand_off(runner, sandbox, plan, trigger, delivery_pk)
+            if plan.kind is DispatchKind.POSTMORTEM:
+                from incidentfox.settings import get_settings
+                from serve_apps.postmortem import post_postmortem
+
+                await post_postmortem(sessions, run_id=plan.run_id or "", settings=get_settings())
+            else:
+                await _hand_off(runner, sandbox, plan, trigger, delivery_pk)
     except Exception as exc:  # noqa: BLE001 - any runner failure is recorded for the sweep/redrive
         error = f"{type(exc).__name__}: {exc}"[:_ERROR_MAX]
     metrics.DISPATCH_ATTEMPTS_TOTAL.inc(kind="retry" if attempt_claimed else "first",
@@ -139,6 +145,9 @@ async def plan_for(session: AsyncSession, row: Delivery) -> tuple[Dispatch | Non
         return None, None   # it started (or ended) after all: the runner has it
     if outcome in (DeliveryOutcome.CORRELATED, DeliveryOutcome.CONTINUED) and not status.terminal:
         return Dispatch(DispatchKind.ATTACH, run.id, run.org_id, run.team_id), trigger
+    if outcome is DeliveryOutcome.INTERACTION and trigger is not None and \
+            (trigger.interaction or {}).get("action") == "postmortem":
+        return Dispatch(DispatchKind.POSTMORTEM, run.id, run.org_id, run.team_id), trigger
     if outcome is DeliveryOutcome.INTERACTION and status is RunStatus.RUNNING and run.cancel_requested:
         return Dispatch(DispatchKind.CANCEL, run.id, run.org_id, run.team_id), trigger
     return None, None

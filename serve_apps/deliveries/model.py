@@ -33,6 +33,7 @@ class DispatchKind(StrEnum):
     ATTACH = "attach"      # Runner.attach: context for a live run
     CANCEL = "cancel"      # Runner.cancel: stop a running run
     SANDBOX = "sandbox"    # SandboxRunner.submit: open a sandbox session or run its next turn
+    POSTMORTEM = "postmortem"  # serve_apps.postmortem.post_postmortem: a draft into the run's thread
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,8 @@ from serve_apps.webhooks.errors import WebhookError, malformed
 SOURCE = "slack"
 SIGNATURE_HEADER = "X-Slack-Signature"
 TIMESTAMP_HEADER = "X-Slack-Request-Timestamp"
-INTERACTION_ACTIONS = frozenset({"rerun", "cancel", "feedback_up", "feedback_down", "approve", "deny"})
+INTERACTION_ACTIONS = frozenset({"rerun", "cancel", "feedback_up", "feedback_down", "approve", "deny",
+                                 "postmortem"})
 # Our buttons' action_id is namespaced: "incidentfox_<action>" (see actors/slack/reporter.py); the
 # parsed interaction carries the bare verb as ``interaction["action"]``.
 ACTION_PREFIX = "incidentfox_"

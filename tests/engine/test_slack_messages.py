@@ -15,6 +15,7 @@ from actors.slack.reporter import (
     ACTION_CANCEL,
     ACTION_FEEDBACK_DOWN,
     ACTION_FEEDBACK_UP,
+    ACTION_POSTMORTEM,
     ACTION_RERUN,
     ProgressState,
     SlackReporter,
@@ -74,7 +75,7 @@ def test_a_finished_runs_message_keeps_the_title_and_has_no_cancel(status: str) 
     blocks = rca_blocks(RCA(summary="done"), run_id="run_7", status=status, title="checkout 5xx",
                         finished_at=STARTED + timedelta(minutes=3), run_url=run_url(PUBLIC + "/", "run_7"))
     assert header(blocks).endswith(" checkout 5xx")
-    assert actions(blocks) == {ACTION_RERUN, ACTION_FEEDBACK_UP, ACTION_FEEDBACK_DOWN}
+    assert actions(blocks) == {ACTION_RERUN, ACTION_FEEDBACK_UP, ACTION_FEEDBACK_DOWN, ACTION_POSTMORTEM}
     assert all(e["value"] == "run_7" for b in blocks if b["type"] == "actions" for e in b["elements"])
     assert links(blocks) == [(f"{PUBLIC}/api/v1/agent/runs/run_7", "Open run")]
     text = mrkdwn(blocks)

@@ -9,6 +9,7 @@ import pytest
 from actors.slack.reporter import (
     ACTION_FEEDBACK_DOWN,
     ACTION_FEEDBACK_UP,
+    ACTION_POSTMORTEM,
     ACTION_RERUN,
     DEBOUNCE_S,
     SlackReporter,
@@ -88,8 +89,8 @@ async def test_rate_limited_post_is_retried(recorder: SlackRecorder) -> None:
 def test_rca_blocks_buttons_carry_the_run_id() -> None:
     blocks = rca_blocks(_rca(), run_id="run_42")
     actions = [b for b in blocks if b["type"] == "actions"][0]["elements"]
-    # A finished run cannot be cancelled: its message offers rerun and feedback only.
-    assert {e["action_id"] for e in actions} == {ACTION_RERUN, ACTION_FEEDBACK_UP, ACTION_FEEDBACK_DOWN}
+    # A finished run cannot be cancelled: its message offers rerun, feedback and a postmortem draft.
+    assert {e["action_id"] for e in actions} == {ACTION_RERUN, ACTION_FEEDBACK_UP, ACTION_FEEDBACK_DOWN, ACTION_POSTMORTEM}
     assert all(e["value"] == "run_42" for e in actions)
     text = "\n".join(b.get("text", {}).get("text", "") for b in blocks if b["type"] == "section")
     assert "shop/deployment/checkout" in text and "90%" in text

@@ -87,5 +87,6 @@ def function_tools(specs: list[ToolSpec], dispatch: Dispatch) -> list[FunctionTo
 
         tools.append(FunctionTool(name=spec.name, description=spec.description,
                                   params_json_schema=spec.parameters, on_invoke_tool=invoke,
-                                  strict_json_schema=True))
+                                  # an MCP server's schema is its own, not written for strict mode
+                                  strict_json_schema=spec.integration != "mcp"))
     return tools
