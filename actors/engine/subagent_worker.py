@@ -79,7 +79,7 @@ def _status(*, tools_offered: int, calls: int, errors: int) -> SubAgentStatus:
 class _Dispatcher:
     """Sends one sub-agent's tool calls to the ToolExecutors and collects their evidence."""
 
-    def __init__(self, req: SubAgentRequest, allowed: dict[str, Any]) -> None:
+    def __init__(self, req: SubAgentRequest, allowed: dict[str, Any], cfg: TeamConfig) -> None:
         self.req = req
         self.allowed = allowed
         self.names = frozenset(allowed)
@@ -91,7 +91,7 @@ class _Dispatcher:
         self._output_chars = 0
         self.deadline = time.monotonic() + req.timeout_s
         self._rr = itertools.count(hash(req.run_id + req.agent) % 997)
-        self._integrations = TeamConfig(req.config).integrations
+        self._integrations = cfg.integrations
 
     async def __call__(self, tool: str, args: dict[str, Any]) -> ToolOutcome:
         spec = self.allowed.get(tool)
@@ -153,13 +153,13 @@ class SubAgentCore:
             cfg = TeamConfig(req.config, org_id=req.org_id, team_id=req.team_id)
             allowed = allowed_tools(cfg)
             mine = {s.name: s for s in tools_by_agent(allowed).get(req.agent, [])}
-            dispatch = _Dispatcher(req, allowed)
+            dispatch = _Dispatcher(req, allowed, cfg)
             try:
                 async with asyncio.timeout(req.timeout_s):
                     if req.mode == "llm":
                         report = await self._run_llm(req, cfg, list(mine.values()), dispatch)
                     else:
-                        report = await self._run_playbook(req, allowed, dispatch)
+                        report = await self._run_playbook(req, allowed, dispatch, cfg)
                 status = _status(tools_offered=len(mine), calls=dispatch.count, errors=len(dispatch.errors))
                 error = None
             except TimeoutError:
@@ -171,10 +171,11 @@ class SubAgentCore:
         finally:
             self.active -= 1
 
-    async def _run_playbook(self, req: SubAgentRequest, allowed: dict[str, Any], dispatch: _Dispatcher) -> str:
+    async def _run_playbook(self, req: SubAgentRequest, allowed: dict[str, Any], dispatch: _Dispatcher,
+                            cfg: TeamConfig | None = None) -> str:
         from actors.tools.playbooks import playbook
 
-        cfg = TeamConfig(req.config)
+        cfg = cfg or TeamConfig(req.config)   # the caller's parse, when it has one
         configured = cfg.agent(req.agent).playbook
         lookback = (req.window[1] - req.window[0]) if req.window else None
         steps = req.steps if req.steps is not None else configured or playbook(
