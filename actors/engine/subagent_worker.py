@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -93,31 +94,32 @@ class _Dispatcher:
         self._rr = itertools.count(hash(req.run_id + req.agent) % 997)
         self._integrations = cfg.integrations
 
-    async def __call__(self, tool: str, args: dict[str, Any]) -> ToolOutcome:
+    def _budget(self, tool: str) -> float:
         spec = self.allowed.get(tool)
-        budget = (spec.timeout_s * (spec.retries + 1) if spec else 5.0) + TOOL_CALL_SLACK_S
-        approval_s = 0.0
-        if spec is not None and spec.mutating:   # may wait for a human: up to the run's remaining time
-            approval_s = max(0.0, self.deadline - time.monotonic() - TOOL_CALL_SLACK_S)
-            budget += approval_s
-        call = ToolCallRequest(run_id=self.req.run_id, org_id=self.req.org_id, team_id=self.req.team_id,
+        return (spec.timeout_s * (spec.retries + 1) if spec else 5.0) + TOOL_CALL_SLACK_S
+
+    def _request(self, tool: str, args: dict[str, Any], approval_s: float = 0.0) -> ToolCallRequest:
+        self.count += 1
+        return ToolCallRequest(run_id=self.req.run_id, org_id=self.req.org_id, team_id=self.req.team_id,
                                agent=self.req.agent, tool=tool, args=args, integrations=self._integrations,
                                allowed=self.names, approval_timeout_s=approval_s,
                                want_data=self.req.mode == "llm")
-        self.count += 1
+
+    async def _send(self, submit: Callable[[Any], Any], budget: float) -> Any:
+        """``submit(executor)``'s answer, retried once on another executor if the first one died."""
         executors = self.req.executors
         last: BaseException | None = None
         for _ in range(min(2, len(executors))):   # one retry on another executor if one died
             executor = executors[next(self._rr) % len(executors)]
             try:
-                outcome: ToolOutcome = await await_ref(executor.call.remote(call), timeout=budget)
-                break
+                return await await_ref(submit(executor), timeout=budget)
             except Exception as exc:
                 if not is_actor_gone(exc):
                     raise
                 last = exc
-        else:
-            raise RuntimeError(f"no tool executor available: {last}")
+        raise RuntimeError(f"no tool executor available: {last}")
+
+    def _collect(self, tool: str, outcome: ToolOutcome) -> None:
         self.timings.append((tool, outcome.started_at, outcome.finished_at))
         if self.req.mode == "llm":
             self._keep_output(tool, outcome)
@@ -125,7 +127,35 @@ class _Dispatcher:
             self.evidence = self.evidence.merge(outcome.result.evidence)
         else:
             self.errors.append(f"{tool}: {outcome.result.error}")
+
+    async def __call__(self, tool: str, args: dict[str, Any]) -> ToolOutcome:
+        budget = self._budget(tool)
+        approval_s = 0.0
+        spec = self.allowed.get(tool)
+        if spec is not None and spec.mutating:   # may wait for a human: up to the run's remaining time
+            approval_s = max(0.0, self.deadline - time.monotonic() - TOOL_CALL_SLACK_S)
+            budget += approval_s
+        call = self._request(tool, args, approval_s)
+        outcome: ToolOutcome = await self._send(lambda executor: executor.call.remote(call), budget)
+        self._collect(tool, outcome)
         return outcome
+
+    def batchable(self, steps: list[tuple[str, dict[str, Any]]]) -> bool:
+        """Whether ``steps`` can go as one batch: none may wait for a human's approval."""
+        return not any((spec := self.allowed.get(tool)) is not None and spec.mutating for tool, _ in steps)
+
+    async def batch(self, steps: list[tuple[str, dict[str, Any]]]) -> list[ToolOutcome]:
+        """``steps`` (:meth:`batchable`) as one ``ToolExecutor.call_many``: one Ray round trip instead of
+        one per call; each call is still validated, run, bounded by its own timeout and recorded on its
+        own. Outcomes in step order."""
+        if not steps:
+            return []
+        calls = [self._request(tool, args) for tool, args in steps]
+        budget = max(self._budget(tool) for tool, _ in steps)
+        outcomes: list[ToolOutcome] = await self._send(lambda executor: executor.call_many.remote(calls), budget)
+        for (tool, _), outcome in zip(steps, outcomes, strict=True):
+            self._collect(tool, outcome)
+        return outcomes
 
     def _keep_output(self, tool: str, outcome: ToolOutcome) -> None:
         """Keep the text the model is shown for this call (bounded per sub-agent call)."""
@@ -180,7 +210,10 @@ class SubAgentCore:
         lookback = (req.window[1] - req.window[0]) if req.window else None
         steps = req.steps if req.steps is not None else configured or playbook(
             req.agent, services=req.services, window=lookback, available=set(allowed), metrics=cfg.metrics)
-        outcomes = await asyncio.gather(*(dispatch(tool, args) for tool, args in steps))
+        if dispatch.batchable(steps):
+            outcomes = await dispatch.batch(steps)
+        else:
+            outcomes = await asyncio.gather(*(dispatch(tool, args) for tool, args in steps))
         return "\n".join(f"{tool}: {o.result.summary}" for (tool, _), o in zip(steps, outcomes))
 
     def _model(self, cfg: TeamConfig, model_name: str | None) -> Any:

@@ -226,6 +226,11 @@ class ToolExecutor:
     async def call(self, req: ToolCallRequest) -> ToolOutcome:
         return await self._core.call(req)
 
+    async def call_many(self, reqs: list[ToolCallRequest]) -> list[ToolOutcome]:
+        """Several calls at once (a playbook's or a follow-up round's), in one Ray round trip; each is
+        run and recorded as by :meth:`call`. Outcomes in request order."""
+        return list(await asyncio.gather(*(self._core.call(r) for r in reqs)))
+
     async def forget(self, run_id: str) -> None:
         self._core.forget(run_id)
 

@@ -28,11 +28,17 @@ class Executor:
     def __init__(self) -> None:
         self.core = ToolExecutorCore(None)
         self.asked: list[ToolCallRequest] = []
+        self.batches: list[int] = []
 
         async def call(req: ToolCallRequest) -> Any:
             self.asked.append(req)
             return await self.core.call(req)
+
+        async def call_many(reqs: list[ToolCallRequest]) -> list[Any]:
+            self.batches.append(len(reqs))
+            return list(await asyncio.gather(*(call(r) for r in reqs)))
         self.call = _Method(call)
+        self.call_many = _Method(call_many)
 
 
 class NoWorker:
@@ -56,7 +62,7 @@ def test_explicit_steps_run_here_through_the_tool_executors_under_the_agents_nam
     steps = [("tempo_search_traces", {"service": "checkout"}), ("prometheus_query_range", {"query": "up"}),
              ("not_a_tool", {})]
     result = asyncio.run(f.run_one("metrics", mode="offline", steps=steps))
-    assert [r.tool for r in executor.asked] == [t for t, _ in steps]
+    assert [r.tool for r in executor.asked] == [t for t, _ in steps] and executor.batches == [3]   # one round trip
     assert {r.agent for r in executor.asked} == {"metrics"} and not any(r.want_data for r in executor.asked)
     assert result.tool_count == 3 and result.status is SubAgentStatus.OK and result.evidence.spans
     assert len(result.tool_errors) == 1 and result.tool_errors[0].startswith("not_a_tool: ")
