@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -81,7 +82,8 @@ def _status(*, tools_offered: int, calls: int, errors: int) -> SubAgentStatus:
 class _Dispatcher:
     """Sends one sub-agent's tool calls to the ToolExecutors and collects their evidence."""
 
-    def __init__(self, req: SubAgentRequest, allowed: dict[str, Any], mcp: dict[str, Any] | None = None) -> None:
+    def __init__(self, req: SubAgentRequest, allowed: dict[str, Any], cfg: TeamConfig,
+                 mcp: dict[str, Any] | None = None) -> None:
         self.req = req
         self.allowed = allowed
         self.mcp = mcp or {}    # tool name → McpTool: calls to the run's MCP servers
@@ -94,33 +96,34 @@ class _Dispatcher:
         self._output_chars = 0
         self.deadline = time.monotonic() + req.timeout_s
         self._rr = itertools.count(hash(req.run_id + req.agent) % 997)
-        self._integrations = TeamConfig(req.config).integrations
+        self._integrations = cfg.integrations
 
-    async def __call__(self, tool: str, args: dict[str, Any]) -> ToolOutcome:
+    def _budget(self, tool: str) -> float:
         spec = self.allowed.get(tool)
-        budget = (spec.timeout_s * (spec.retries + 1) if spec else 5.0) + TOOL_CALL_SLACK_S
-        approval_s = 0.0
-        if spec is not None and spec.mutating:   # may wait for a human: up to the run's remaining time
-            approval_s = max(0.0, self.deadline - time.monotonic() - TOOL_CALL_SLACK_S)
-            budget += approval_s
-        call = ToolCallRequest(run_id=self.req.run_id, org_id=self.req.org_id, team_id=self.req.team_id,
+        return (spec.timeout_s * (spec.retries + 1) if spec else 5.0) + TOOL_CALL_SLACK_S
+
+    def _request(self, tool: str, args: dict[str, Any], approval_s: float = 0.0) -> ToolCallRequest:
+        self.count += 1
+        return ToolCallRequest(run_id=self.req.run_id, org_id=self.req.org_id, team_id=self.req.team_id,
                                agent=self.req.agent, tool=tool, args=args, integrations=self._integrations,
                                allowed=self.names, approval_timeout_s=approval_s,
                                want_data=self.req.mode == "llm", mcp=self.mcp.get(tool))
-        self.count += 1
+
+    async def _send(self, submit: Callable[[Any], Any], budget: float) -> Any:
+        """``submit(executor)``'s answer, retried once on another executor if the first one died."""
         executors = self.req.executors
         last: BaseException | None = None
         for _ in range(min(2, len(executors))):   # one retry on another executor if one died
             executor = executors[next(self._rr) % len(executors)]
             try:
-                outcome: ToolOutcome = await await_ref(executor.call.remote(call), timeout=budget)
-                break
+                return await await_ref(submit(executor), timeout=budget)
             except Exception as exc:
                 if not is_actor_gone(exc):
                     raise
                 last = exc
-        else:
-            raise RuntimeError(f"no tool executor available: {last}")
+        raise RuntimeError(f"no tool executor available: {last}")
+
+    def _collect(self, tool: str, outcome: ToolOutcome) -> None:
         self.timings.append((tool, outcome.started_at, outcome.finished_at))
         if self.req.mode == "llm":
             self._keep_output(tool, outcome)
@@ -128,7 +131,35 @@ class _Dispatcher:
             self.evidence = self.evidence.merge(outcome.result.evidence)
         else:
             self.errors.append(f"{tool}: {outcome.result.error}")
+
+    async def __call__(self, tool: str, args: dict[str, Any]) -> ToolOutcome:
+        budget = self._budget(tool)
+        approval_s = 0.0
+        spec = self.allowed.get(tool)
+        if spec is not None and spec.mutating:   # may wait for a human: up to the run's remaining time
+            approval_s = max(0.0, self.deadline - time.monotonic() - TOOL_CALL_SLACK_S)
+            budget += approval_s
+        call = self._request(tool, args, approval_s)
+        outcome: ToolOutcome = await self._send(lambda executor: executor.call.remote(call), budget)
+        self._collect(tool, outcome)
         return outcome
+
+    def batchable(self, steps: list[tuple[str, dict[str, Any]]]) -> bool:
+        """Whether ``steps`` can go as one batch: none may wait for a human's approval."""
+        return not any((spec := self.allowed.get(tool)) is not None and spec.mutating for tool, _ in steps)
+
+    async def batch(self, steps: list[tuple[str, dict[str, Any]]]) -> list[ToolOutcome]:
+        """``steps`` (:meth:`batchable`) as one ``ToolExecutor.call_many``: one Ray round trip instead of
+        one per call; each call is still validated, run, bounded by its own timeout and recorded on its
+        own. Outcomes in step order."""
+        if not steps:
+            return []
+        calls = [self._request(tool, args) for tool, args in steps]
+        budget = max(self._budget(tool) for tool, _ in steps)
+        outcomes: list[ToolOutcome] = await self._send(lambda executor: executor.call_many.remote(calls), budget)
+        for (tool, _), outcome in zip(steps, outcomes, strict=True):
+            self._collect(tool, outcome)
+        return outcomes
 
     def _keep_output(self, tool: str, outcome: ToolOutcome) -> None:
         """Keep the text the model is shown for this call (bounded per sub-agent call)."""
@@ -159,13 +190,13 @@ class SubAgentCore:
             mcp, mcp_errors = await self._mcp_tools(req, cfg) if req.mode == "llm" else ({}, [])
             for decl in mcp.values():
                 allowed[decl.name] = mine[decl.name] = declared_spec(decl)
-            dispatch = _Dispatcher(req, allowed, mcp)
+            dispatch = _Dispatcher(req, allowed, cfg, mcp)
             try:
                 async with asyncio.timeout(req.timeout_s):
                     if req.mode == "llm":
                         report = await self._run_llm(req, cfg, list(mine.values()), dispatch)
                     else:
-                        report = await self._run_playbook(req, allowed, dispatch)
+                        report = await self._run_playbook(req, allowed, dispatch, cfg)
                 status = _status(tools_offered=len(mine), calls=dispatch.count, errors=len(dispatch.errors))
                 error = None
             except TimeoutError:
@@ -194,16 +225,20 @@ class SubAgentCore:
             return {}, ["mcp: listing the MCP servers' tools timed out"]
         return {t.name: t for t in listing.tools}, list(listing.errors)
 
-    async def _run_playbook(self, req: SubAgentRequest, allowed: dict[str, Any], dispatch: _Dispatcher) -> str:
+    async def _run_playbook(self, req: SubAgentRequest, allowed: dict[str, Any], dispatch: _Dispatcher,
+                            cfg: TeamConfig | None = None) -> str:
         from actors.tools.playbooks import playbook
 
-        cfg = TeamConfig(req.config)
+        cfg = cfg or TeamConfig(req.config)   # the caller's parse, when it has one
         configured = cfg.agent(req.agent).playbook
         lookback = (req.window[1] - req.window[0]) if req.window else None
         steps = req.steps if req.steps is not None else configured or playbook(
             req.agent, services=req.services, window=lookback, available=set(allowed),
             metrics=cfg.metrics.asking(req.latency_statistics))
-        outcomes = await asyncio.gather(*(dispatch(tool, args) for tool, args in steps))
+        if dispatch.batchable(steps):
+            outcomes = await dispatch.batch(steps)
+        else:
+            outcomes = await asyncio.gather(*(dispatch(tool, args) for tool, args in steps))
         return "\n".join(f"{tool}: {o.result.summary}" for (tool, _), o in zip(steps, outcomes))
 
     def _model(self, cfg: TeamConfig, model_name: str | None) -> Any:

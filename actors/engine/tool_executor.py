@@ -244,6 +244,11 @@ class ToolExecutor:
     async def list_mcp(self, req: ToolCallRequest, attachments: list[dict[str, Any]]) -> Any:
         return await self._core.list_mcp(req, attachments)
 
+    async def call_many(self, reqs: list[ToolCallRequest]) -> list[ToolOutcome]:
+        """Several calls at once (a playbook's or a follow-up round's), in one Ray round trip; each is
+        run and recorded as by :meth:`call`. Outcomes in request order."""
+        return list(await asyncio.gather(*(self._core.call(r) for r in reqs)))
+
     async def forget(self, run_id: str) -> None:
         self._core.forget(run_id)
 

@@ -143,7 +143,7 @@ def _error_finding(entity: str, lines: list[LogLine], changes: list[TemplateChan
     if not fresh:
         score /= 2
     example = best.stats.example
-    dep = next((d for ln in hits if (d := dependency_of(ln.text))), "")
+    dep = next((d for text in dict.fromkeys(ln.text for ln in hits) if (d := dependency_of(text))), "")
     known = next((name for pat, name in KNOWN_ERRORS if pat.search(example)), "")
     quoted = fresh[:MAX_QUOTES] or [best]
     since = {"new": f"new, {count}×", "surging": f"surging, {count}× vs {best.stats.baseline_count}× in the baseline",
@@ -171,9 +171,17 @@ def _template_detail(c: TemplateChange) -> dict:
 def _slow_finding(entity: str, lines: list[LogLine], changes: list[TemplateChange],
                   threshold: float) -> Finding | None:
     slow: list[tuple[str, list[tuple[float, LogLine]]]] = []
+    durations: dict[str, float | None] = {}   # per distinct text: a log repeats its lines
+
+    def duration(text: str) -> float | None:
+        if text not in durations:
+            m = _DURATION.search(text)
+            durations[text] = _seconds(m.group(1), m.group(2)) if m else None
+        return durations[text]
+
     for c in sorted(changes, key=lambda c: c.stats.template_id):
         hits = [(secs, lines[i]) for i in c.stats.lines
-                if (m := _DURATION.search(lines[i].text)) and (secs := _seconds(m.group(1), m.group(2))) >= threshold]
+                if (secs := duration(lines[i].text)) is not None and secs >= threshold]
         if hits:
             slow.append((c.stats.template, hits))
     if not slow:

@@ -14,12 +14,17 @@ from config_service import TeamConfig
 async def _calls(config: dict[str, Any], agent: str) -> list[tuple[str, dict[str, Any]]]:
     seen: list[tuple[str, dict[str, Any]]] = []
 
-    async def dispatch(tool: str, args: dict[str, Any]) -> ToolOutcome:
-        seen.append((tool, args))
-        return ToolOutcome(result=ToolResult.success([], summary="ok"), started_at=0.0, finished_at=0.0)
+    class Dispatch:   # the playbook's calls go as one batch
+        def batchable(self, steps: list[tuple[str, dict[str, Any]]]) -> bool:
+            return True
+
+        async def batch(self, steps: list[tuple[str, dict[str, Any]]]) -> list[ToolOutcome]:
+            seen.extend(steps)
+            return [ToolOutcome(result=ToolResult.success([], summary="ok"), started_at=0.0, finished_at=0.0)
+                    for _ in steps]
 
     req = SubAgentRequest(run_id="r", org_id="o", team_id="t", agent=agent, mode="offline", config=config)
-    await SubAgentCore()._run_playbook(req, allowed_tools(TeamConfig(config)), dispatch)  # type: ignore[arg-type]
+    await SubAgentCore()._run_playbook(req, allowed_tools(TeamConfig(config)), Dispatch())  # type: ignore[arg-type]
     return seen
 
 
