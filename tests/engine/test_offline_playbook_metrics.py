@@ -11,7 +11,8 @@ from actors.tools.base import ToolResult
 from config_service import TeamConfig
 
 
-async def _calls(config: dict[str, Any], agent: str) -> list[tuple[str, dict[str, Any]]]:
+async def _calls(config: dict[str, Any], agent: str,
+                 latency_statistics: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
     seen: list[tuple[str, dict[str, Any]]] = []
 
     class Dispatch:   # the playbook's calls go as one batch
@@ -23,7 +24,8 @@ async def _calls(config: dict[str, Any], agent: str) -> list[tuple[str, dict[str
             return [ToolOutcome(result=ToolResult.success([], summary="ok"), started_at=0.0, finished_at=0.0)
                     for _ in steps]
 
-    req = SubAgentRequest(run_id="r", org_id="o", team_id="t", agent=agent, mode="offline", config=config)
+    req = SubAgentRequest(run_id="r", org_id="o", team_id="t", agent=agent, mode="offline", config=config,
+                          latency_statistics=latency_statistics)
     await SubAgentCore()._run_playbook(req, allowed_tools(TeamConfig(config)), Dispatch())  # type: ignore[arg-type]
     return seen
 
@@ -49,15 +51,7 @@ async def test_defaults_keep_the_old_queries_and_ask_kubernetes_for_services() -
 
 
 async def _latency_queries(config: dict[str, Any], statistics: tuple[str, ...] = ()) -> dict[str, str]:
-    seen: list[tuple[str, dict[str, Any]]] = []
-
-    async def dispatch(tool: str, args: dict[str, Any]) -> ToolOutcome:
-        seen.append((tool, args))
-        return ToolOutcome(result=ToolResult.success([], summary="ok"), started_at=0.0, finished_at=0.0)
-
-    req = SubAgentRequest(run_id="r", org_id="o", team_id="t", agent="metrics", mode="offline", config=config,
-                          latency_statistics=statistics)
-    await SubAgentCore()._run_playbook(req, allowed_tools(TeamConfig(config)), dispatch)  # type: ignore[arg-type]
+    seen = await _calls(config, "metrics", latency_statistics=statistics)
     return {a["metric"]: a["query"] for t, a in seen if t == "prometheus_query_range"
             and a["metric"].startswith("latency")}
 
