@@ -1,9 +1,10 @@
 """CLI: ``incidentfox eval``: score the root-cause ranking on public incident datasets.
 
 ``incidentfox eval --suite petshop|holmesgpt|nezha|demo [--split all|train|test] [--data DIR]
-[--labels FILE] [--path direct|replay] [--json OUT] [--write-docs]`` runs the cases in parallel on Ray (a few batch tasks),
+[--labels FILE] [--json OUT] [--write-docs]`` runs the cases in parallel on Ray (a few batch tasks),
 shows a progress bar, a per-case table and a summary, and optionally writes the results as JSON and
-``docs/evaluation.md``.
+``docs/evaluation.md``. Each suite has one path: petshop, holmesgpt and nezha through replay (the
+offline planner calls our tools, answered from the recordings), demo ranked directly.
 """
 
 from __future__ import annotations
@@ -35,12 +36,6 @@ def _splits() -> tuple[str, ...]:
     from evaluation.petshop import SPLITS
 
     return ("all", *SPLITS)
-
-
-def _paths() -> tuple[str, ...]:
-    from evaluation.suites import PATHS
-
-    return PATHS
 
 
 def _mark(ok: Any) -> str:
@@ -109,19 +104,17 @@ def eval_command(
     write_docs: Annotated[bool, typer.Option("--write-docs", help="Rewrite docs/evaluation.md with these numbers.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Parallel Ray tasks (CPUs).")] = 2,
     no_ray: Annotated[bool, typer.Option("--no-ray", help="Run in this process instead of on Ray.")] = False,
-    path: Annotated[str | None, typer.Option(
-        "--path", metavar="PATH", help="replay (the offline planner calls our tools, answered from the recordings; "
-        "the only path for petshop, holmesgpt and nezha) or direct (rank the recorded evidence at once; "
-        "the only one for demo).",
-        **one_of(_paths))] = None,
 ) -> None:
-    """Rank every case of a suite, score it against ground truth, and report the numbers."""
+    """Rank every case of a suite, score it against ground truth, and report the numbers.
+
+    One path per suite: petshop, holmesgpt and nezha run through replay (the offline planner calls our
+    tools, answered from the case's recordings); demo ranks its seeded incidents directly."""
     from evaluation import harness, suites
 
     console = Console()
     t_start = time.perf_counter()
     try:
-        plan = suites.plan(suite.value, data=data, split=split, labels=labels, path=path)
+        plan = suites.plan(suite.value, data=data, split=split, labels=labels)
     except suites.SuiteError as e:
         fail(f"eval {suite.value}: {e}")
     for name in plan.unlabelled:
@@ -152,12 +145,9 @@ def eval_command(
         json_out.write_text(json.dumps(result, indent=2, default=str) + "\n")
         console.print(f"wrote {json_out}")
     if write_docs:
-        from evaluation.report import SUITES
         from evaluation.report import write_docs as render
 
-        replay_section = f"{suite.value}-replay"
-        section = replay_section if result.get("path") == "replay" and replay_section in SUITES else suite.value
-        console.print(f"wrote {render(section, result)}")
+        console.print(f"wrote {render(suite.value, result)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -35,7 +35,7 @@ from evaluation.recordings import argocd, kubectl
 from evaluation.recordings.findings import parse_finding
 from evaluation.recordings.prometheus import parse_prometheus
 from evaluation.recordings.traces import parse_trace_tree
-from incidentfox.evidence import Alert, ChangeEvent, EvidenceBundle, LogLine
+from incidentfox.evidence import Alert, ChangeEvent, EvidenceBundle, K8sEvent, LogLine, ObjectState
 from incidentfox.timeparse import parse_time
 
 _LOG_TOOLS = ("fetch_pod_logs", "kubectl_logs", "kubectl_logs_all_containers", "kubectl_previous_logs",
@@ -200,6 +200,16 @@ def recording_evidence(rec: Recording) -> EvidenceBundle:
         text = " ".join(out.split())
         return EvidenceBundle(notes=[f"runbook {p.get('url', '')}: {text[:600]}"])
     return EvidenceBundle()
+
+
+def described_pod(rec: Recording) -> tuple[ObjectState, list[K8sEvent]] | None:
+    """A ``kubectl describe`` recording of a pod as the live ``kubernetes_describe_pod`` tool sees it
+    (:func:`evaluation.recordings.kubectl.parse_describe_pod`); None for any other recording (another
+    kind, a failed call, output that describes no pod)."""
+    if rec.tool != "kubectl_describe" or rec.status == "error" or \
+            str(rec.params.get("kind") or "pod").lower() not in ("pod", "pods", "po"):
+        return None
+    return kubectl.parse_describe_pod(_stdout(rec.output), namespace=str(rec.params.get("namespace", "")))
 
 
 def _rabbitmq(output: str) -> EvidenceBundle:

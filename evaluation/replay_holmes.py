@@ -11,6 +11,10 @@ takes:
   ``kubernetes_list_services`` / ``kubernetes_list_jobs`` / ``kubernetes_list_volume_claims``, one answer for all namespaces (``match: {namespace: null}``) and one per
   namespace;
 * events (events tables and the Events section of describe) → ``kubernetes_get_events`` (same);
+* a described pod (``kubectl describe pod``: its containers' states, last states, exit codes,
+  restarts, requests and limits, its conditions and events) → ``kubernetes_describe_pod`` matched on
+  ``{namespace, pod}``, in the live tool's result shape
+  (:func:`actors.tools.kubernetes_describe.describe_result`);
 * pod logs → ``kubernetes_get_pod_logs`` matched on ``{namespace, pod}``, and for previous-container
   recordings ``{namespace, pod, previous: true}`` (a kubectl error is not logs: no recording);
 * trace spans → ``tempo_search_traces`` (``match`` empty);
@@ -34,8 +38,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.tools.base import ToolResult
+from actors.tools.kubernetes_describe import describe_result
 from actors.tools.replay import ReplayStore, recording
-from evaluation.holmesgpt import HolmesCase, read_recording, recording_evidence
+from evaluation.holmesgpt import HolmesCase, described_pod, read_recording, recording_evidence
 from incidentfox.evidence import EvidenceBundle, ObjectState
 
 LIST_TOOLS = {"pod": "kubernetes_list_pods", "deployment": "kubernetes_list_deployments",
@@ -43,6 +48,7 @@ LIST_TOOLS = {"pod": "kubernetes_list_pods", "deployment": "kubernetes_list_depl
               "job": "kubernetes_list_jobs", "persistentvolumeclaim": "kubernetes_list_volume_claims"}
 APPS_TOOL = "argocd_list_applications"   # GitOps applications: one answer, whatever the name asked
 BROKER_NODE, BROKER_TOOL = "RabbitMQNode", "rabbitmq_cluster_status"
+DESCRIBE_TOOL = "kubernetes_describe_pod"
 _PREVIOUS = ("kubectl_previous_logs", "kubectl_previous_logs_all_containers")
 
 
@@ -84,6 +90,10 @@ def case_replay(case: HolmesCase) -> CaseReplay:
         if rec is None:
             continue
         ev = recording_evidence(rec)
+        if (pod := described_pod(rec)) is not None:
+            state, pod_events = pod
+            out.recordings.append(recording(DESCRIBE_TOOL, {"namespace": state.namespace, "pod": state.name},
+                                            describe_result(state, pod_events)))
         if any(o.kind == BROKER_NODE for o in ev.objects):   # broker health: its own tool, events and all
             out.recordings.append(recording(BROKER_TOOL, {}, ToolResult.success(
                 None, evidence=ev, summary=f"{len(ev.objects)} RabbitMQ nodes"), match_keys=()))

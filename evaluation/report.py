@@ -29,6 +29,11 @@ below these numbers (`tests/eval/test_eval_*.py`), so a regression fails CI.
 
 ## Method
 
+Each suite has one path. `petshop`, `holmesgpt` and `nezha` run through replay: the offline planner
+investigates each case, calling our own tools, and a replay store built from the case's recordings
+answers them (`actors/tools/replay.py`), so the numbers measure the planner as it runs. `demo` ranks
+its seeded incidents directly (it has no recordings to replay).
+
 **PetShop** (52 injected incidents, low and high traffic), through the live path: the offline
 planner investigates each case with a team that has Prometheus, and a replay store built from the
 case's recordings answers its tools (`evaluation/replay_petshop.py`, run by
@@ -52,7 +57,7 @@ answered with the Average series. `tool_calls` per case counts the planner's cal
 (`tool_calls_answered`: those that found recorded data). Availability is not turned into an error
 ratio: the ranker then judges a flat-zero baseline against its own jumps and blames normal windows.
 Top-k recall: the injected node is among the first *k* suspects, reported per scenario and alert
-metric (latency, availability). Until issue 14, a `--path direct` adapter handed each case's
+metric (latency, availability). Until issue 14, a direct adapter handed each case's
 evidence straight to the ranker; it scored the same top-1 once the planner asked the alert's
 statistic, and was retired so the number measures the planner as it runs.
 
@@ -94,7 +99,10 @@ OOM kills, failed jobs, slow services…) against our own tools, and a replay st
 tables, events, pod logs, Robusta findings, trace trees, Prometheus results) and filed by the
 evidence they hold, never by case name: pods, deployments, nodes, services, jobs and
 persistent volume claims under the `kubernetes_list_*` tools (all namespaces, and per namespace),
-events under `kubernetes_get_events`, pod logs under `kubernetes_get_pod_logs` matched on namespace,
+events under `kubernetes_get_events`, a described pod (`kubectl describe pod` text: each container's
+state, last state, reason, exit code, restart count, requests and limits, the conditions and the
+events, read into the live tool's result) under `kubernetes_describe_pod` matched on namespace and
+pod, pod logs under `kubernetes_get_pod_logs` matched on namespace,
 pod and `previous`, trace spans under `tempo_search_traces`, Prometheus results under
 `prometheus_query_range` matched on the query, Argo CD applications (`argocd app get`/`list` text,
 read into the API's shape) under `argocd_list_applications`, RabbitMQ node states (the management
@@ -118,7 +126,7 @@ server speaking its API.
 (`evaluation/nezha.py`) makes one case per entry of `rca_data/<date>/<date>-fault_list.json`; the
 window is the inject minute and the two after (the files upstream scores on), with metrics reaching
 60 minutes back for a normal period (each day's metric files are read once per worker process). The
-offline planner runs on the replay path (as HolmesGPT `--path replay`) with Prometheus, Loki and
+offline planner runs on the replay path (as for HolmesGPT) with Prometheus, Loki and
 Tempo integrations, and our tools are answered from the window like a live backend:
 `prometheus_query_range` by the metric kind the planner asks for (error rate ← 100 −
 `PodSuccessRate(%)`, p99 latency ← `PodServerLatencyP99(s)`, memory ← `MemoryUsage(Mi)`, cpu ←
@@ -300,7 +308,7 @@ def _existing(text: str) -> dict[str, str]:
 
 def write_docs(suite: str, result: dict[str, Any], *, path: Path = DOCS_PATH) -> Path:
     """Rewrite ``path`` with ``suite``'s section replaced by ``result``; other suites' sections kept.
-    A holmesgpt result (``holmesgpt`` or ``holmesgpt-replay``) fills one section per fixture shape."""
+    A holmesgpt result fills one section per fixture shape."""
     sections = _existing(path.read_text()) if path.is_file() else {}
     if suite.startswith("holmesgpt"):
         for name, part in _holmes_split(result).items():
@@ -309,8 +317,7 @@ def write_docs(suite: str, result: dict[str, Any], *, path: Path = DOCS_PATH) ->
         sections[suite] = _section(suite, result)
     body = [HEADER]
     for s in SUITES:
-        command = {"holmesgpt-ask": "holmesgpt"}.get(
-            s, s.removesuffix("-replay") + " --path replay" if s.endswith("-replay") else s)
+        command = {"holmesgpt-ask": "holmesgpt"}.get(s, s)
         content = sections.get(s, f"### {s}\n\nNot run yet: `incidentfox eval --suite {command} --write-docs`.\n")
         body.append(f"<!-- results:{s} -->\n{content}<!-- /results:{s} -->\n")
     path.parent.mkdir(parents=True, exist_ok=True)

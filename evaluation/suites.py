@@ -14,7 +14,11 @@
   replayed through the offline planner with our tools answered from the case's window
   (:mod:`evaluation.nezha`); service-level top-1/top-3, per fault type. Replay only.
 * ``demo``: the seeded incidents of the embedded demo world, from
-  ``actors.tools.demo.world.incident_bundles() -> list[(case name, bundle, expected entity)]``.
+  ``actors.tools.demo.world.incident_bundles() -> list[(case name, bundle, expected entity)]``, ranked
+  directly (no recordings to replay).
+
+One path per suite: nothing chooses between replay and direct ranking. The ``path`` key of the
+petshop and holmesgpt results (``replay``) is kept for readers of their JSON.
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ DEFAULT_DATA = {"petshop": BENCHMARKS / "petshop", "holmesgpt": BENCHMARKS / "ho
 DEFAULT_HOLMES = (BENCHMARKS / "holmesgpt-investigate", BENCHMARKS / "holmesgpt-ask")   # both shapes
 DEFAULT_LABELS = REPO_ROOT / "tests" / "data" / "holmesgpt_labels.json"
 DEMO_WORLD = "actors.tools.demo.world"
-PATHS = ("direct", "replay")
 
 
 class SuiteError(Exception):
@@ -142,14 +145,9 @@ def plan_demo() -> SuitePlan:
     return SuitePlan("demo", items, scoring.summarize, meta={"source": DEMO_WORLD})
 
 
-def plan(suite: str, *, data: Path | None = None, split: str = "all", labels: Path | None = None,
-         path: str | None = None) -> SuitePlan:
-    """``path`` None: the suite's default (``replay`` for holmesgpt, nezha and petshop, which have no
-    other; ``direct`` for demo, its only one)."""
-    if suite == "demo" and path not in (None, "direct"):
-        raise SuiteError(f"--path {path}: the demo suite ranks its incidents directly (no recordings to replay)")
-    if suite in ("nezha", "petshop", "holmesgpt") and path not in (None, "replay"):
-        raise SuiteError(f"--path {path}: the {suite} suite runs through replay only")
+def plan(suite: str, *, data: Path | None = None, split: str = "all", labels: Path | None = None) -> SuitePlan:
+    """The work of ``suite``, on its one path: replay for petshop, holmesgpt and nezha; demo ranks its
+    incidents directly."""
     if suite == "petshop":
         return plan_petshop(data or DEFAULT_DATA["petshop"], split=split)
     if suite == "holmesgpt":

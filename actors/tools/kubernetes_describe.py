@@ -91,20 +91,26 @@ async def describe_pod(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
                                            _request_timeout=t))
 
     pod, events = await api_call(ctx, fetch)
-    state = describe_state(pod)
-    evs: list[K8sEvent] = [e for e in (event_of(e) for e in events.items) if e.at is None or e.at >= start]
-    evs.sort(key=lambda e: e.at.timestamp() if e.at else 0.0, reverse=True)
-    evs = evs[:MAX_EVENTS]
+    evs = [e for e in (event_of(e) for e in events.items) if e.at is None or e.at >= start]
+    return describe_result(describe_state(pod), evs)
+
+
+def describe_result(state: ObjectState, events: list[K8sEvent]) -> ToolResult:
+    """The tool's answer for a described pod: ``state`` as :func:`describe_state` builds it (extra
+    ``containers``, ``conditions``, ``qos_class``, ``node``) and its events, newest first (undated
+    last), at most :data:`MAX_EVENTS`. Pure: the live call and a replayed ``kubectl describe pod``
+    recording (:mod:`evaluation.recordings.kubectl`) answer through it alike."""
+    evs = sorted(events, key=lambda e: e.at.timestamp() if e.at else 0.0, reverse=True)[:MAX_EVENTS]
     data = {"namespace": state.namespace, "name": state.name, "status": state.status, "ready": state.ready,
-            "node": state.extra.get("node"), "qos_class": state.extra["qos_class"], "owner": state.owner,
-            "containers": state.extra["containers"], "conditions": state.extra["conditions"],
+            "node": state.extra.get("node"), "qos_class": state.extra.get("qos_class", ""), "owner": state.owner,
+            "containers": state.extra.get("containers", []), "conditions": state.extra.get("conditions", []),
             "events": [{"type": e.type, "reason": e.reason, "message": e.message, "count": e.count,
                         "at": iso(e.at)} for e in evs]}
     warnings = [e for e in evs if e.type == "Warning"]
     return ToolResult.success(
         data, evidence=EvidenceBundle(objects=[state], events=evs),
-        summary=f"pod {ns}/{name} {state.status} ({state.ready} ready); "
-                + "; ".join(_line(c) for c in state.extra["containers"])
+        summary=f"pod {state.namespace}/{state.name} {state.status} ({state.ready} ready); "
+                + "; ".join(_line(c) for c in data["containers"])
                 + (f"; {len(warnings)} warning events: {', '.join(dict.fromkeys(e.reason for e in warnings))}"
                    if warnings else ""),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 
 from actors.ranking.entities import workload_of_owner
 from incidentfox.evidence import K8sEvent, ObjectState
@@ -181,6 +182,72 @@ def _claims(tree: Node) -> list[str]:
     """The PersistentVolumeClaims a pod mounts (``Volumes:`` entries with a ``ClaimName``)."""
     vols = tree.get("Volumes")
     return [v.val("ClaimName") for v in (vols.children if vols else ()) if v.val("ClaimName")]
+
+
+def parse_describe_pod(text: str, *, namespace: str = "") -> tuple[ObjectState, list[K8sEvent]] | None:
+    """``kubectl describe pod`` → the pod as the live ``kubernetes_describe_pod`` tool sees it
+    (:func:`actors.tools.kubernetes_describe.describe_state`: kind ``Pod``, phase, ready and restarts
+    of the main containers, reasons of every waiting or non-``Completed`` terminated state, and
+    ``extra`` with ``containers`` in that tool's keys, ``conditions`` as a list, ``qos_class``,
+    ``node``…) and its events; None when the text describes no pod (no ``Name`` or no ``Containers``)."""
+    tree = parse_tree(text)
+    name = tree.val("Name")
+    if not name or tree.get("Containers") is None:
+        return None
+    namespace = tree.val("Namespace", namespace)
+    containers = [_live_container(c) for c in _containers(tree, "Init Containers", "Containers")]
+    main = [c for c in containers if not c["init"]]
+    reasons: list[str] = []
+    messages: list[str] = []
+    for c in containers:
+        for st, reason, message in ((c["state"], c["reason"], c["message"]),
+                                    (c["last_state"], c["last_reason"], c["last_message"])):
+            if reason and not (st == "Terminated" and reason == "Completed"):
+                reasons.append(reason)
+                messages.append(message)
+    if tree.val("Reason"):
+        reasons.append(tree.val("Reason"))
+    cond = tree.get("Conditions")
+    conditions = [{"type": r.get("Type", ""), "status": r.get("Status", ""), "reason": r.get("Reason", ""),
+                   "message": r.get("Message", "")[:300]} for r in parse_table([c.raw for c in cond.children])
+                  if r.get("Type")] if cond else []
+    node = tree.val("Node").split("/")[0]
+    state = ObjectState(
+        namespace=namespace, kind="Pod", name=name, status=tree.val("Status"),
+        ready=f"{sum(1 for c in main if c['ready'])}/{len(main)}", restarts=sum(int(c["restarts"]) for c in main),
+        reasons=list(dict.fromkeys(reasons)), image=str(main[0]["image"]) if main else "",
+        message="; ".join(m for m in dict.fromkeys(messages) if m)[:500] or unescape(tree.val("Message")),
+        owner=workload_of_owner(tree.val("Controlled By")),
+        extra={"node": None if node in ("", "<none>") else node, "labels": _labels(tree.get("Labels")),
+               "started_at": _rfc2822(tree.val("Start Time")), "claims": _claims(tree),
+               "containers": containers, "conditions": conditions, "qos_class": tree.val("QoS Class")},
+    )
+    return state, _events(tree.get("Events"), namespace, "Pod", name)
+
+
+def _live_container(c: dict[str, object]) -> dict[str, object]:
+    """A parsed container in the live tool's keys (:func:`actors.tools.kubernetes_describe.container_details`)."""
+    return {"name": c["name"], "init": c["init"], "image": c["image"], "requests": c["requests"],
+            "limits": c["limits"], "state": c["state"], "reason": c["reason"], "message": str(c["message"])[:500],
+            "last_state": c["last_state"], "last_reason": c["last_reason"],
+            "last_message": str(c["last_message"])[:500], "exit_code": c["exit_code"], "restarts": c["restarts"],
+            "ready": c["ready"] == "True", "command": [*c["command"], *c["args"]]}
+
+
+def _labels(node: Node | None) -> dict[str, str]:
+    """``Labels:`` (one ``key=value`` on the key's line, the rest on the lines under it)."""
+    if node is None:
+        return {}
+    pairs = [node.value, *(c.raw.strip() for c in node.children)]
+    return dict(p.split("=", 1) for p in pairs if "=" in p)
+
+
+def _rfc2822(value: str) -> str | None:
+    """``Start Time: Mon, 01 Jan 2024 10:00:00 +0000`` as ISO 8601, None when absent or unreadable."""
+    try:
+        return parsedate_to_datetime(value).isoformat() if value else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _deployment(tree: Node, namespace: str, name: str) -> ObjectState:

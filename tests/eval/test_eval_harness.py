@@ -91,8 +91,9 @@ def test_docs_writer_replaces_one_suite_and_keeps_the_others(tmp_path: Path) -> 
 def test_eval_help_lists_the_options() -> None:
     res = CliRunner().invoke(app, ["eval", "--help"])
     assert res.exit_code == 0
-    for opt in ("--suite", "--split", "--data", "--labels", "--path", "--json", "--write-docs"):
+    for opt in ("--suite", "--split", "--data", "--labels", "--json", "--write-docs"):
         assert opt in res.output
+    assert "--path" not in res.output and "One path per suite" in res.output
 
 
 def test_default_data_and_labels_are_the_checkouts_own(shared_dir: Path) -> None:

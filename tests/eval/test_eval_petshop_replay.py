@@ -116,9 +116,7 @@ def test_plan_and_json_keys_on_a_synthetic_dataset(tmp_path: Path) -> None:
     for case in doc["per_case"]:
         assert {"tool_calls", "tool_calls_answered", "calls", "ranked", "hit1"} <= set(case)
         assert case["tool_calls"] >= 1
-    assert suites.plan("petshop", data=data, path="replay").meta["path"] == "replay"
-    with pytest.raises(suites.SuiteError, match="replay only"):
-        suites.plan("petshop", data=data, path="direct")
+    assert suites.plan("petshop", data=data).meta["path"] == "replay"
 
 
 def test_one_real_case_through_replay(shared_dir: Path) -> None:

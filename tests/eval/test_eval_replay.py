@@ -1,5 +1,5 @@
 """HolmesGPT through replay: recordings for our tools from a case, the offline planner's calls
-answered by them, and the `--path replay` JSON keys."""
+answered by them, and the JSON keys of its results."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def test_a_recorded_case_replayed_names_the_culprit(shared_dir: Path) -> None:
 def test_eval_replay_json_keeps_the_keys_and_adds_tool_calls(shared_dir: Path, tmp_path: Path) -> None:
     data = _real_case(shared_dir, "01_oom_kill")
     out = tmp_path / "r.json"
-    res = CliRunner().invoke(app, ["eval", "--suite", "holmesgpt", "--path", "replay", "--no-ray",
+    res = CliRunner().invoke(app, ["eval", "--suite", "holmesgpt", "--no-ray",
                                    "--data", str(data), "--json", str(out)])
     assert res.exit_code == 0, res.output
     doc = json.loads(out.read_text())
@@ -96,9 +96,10 @@ def test_eval_replay_json_keeps_the_keys_and_adds_tool_calls(shared_dir: Path, t
         assert case["tool_calls"] >= 1
 
 
-def test_eval_refuses_an_unknown_path() -> None:
-    res = CliRunner().invoke(app, ["eval", "--suite", "holmesgpt", "--path", "sideways"])
-    assert res.exit_code == 2
+def test_eval_has_no_path_option() -> None:
+    """One path per suite: there is nothing to choose, so ``--path`` is not an option."""
+    res = CliRunner().invoke(app, ["eval", "--suite", "holmesgpt", "--path", "replay"])
+    assert res.exit_code == 2 and "--path" in res.output + (res.stderr or "")
 
 
 def test_docs_get_a_section_per_fixture_shape_with_its_failing_cases(tmp_path: Path) -> None:
@@ -110,7 +111,7 @@ def test_docs_get_a_section_per_fixture_shape_with_its_failing_cases(tmp_path: P
              "hit3": False, "culprit_ok": False, "phrase_ok": False, "tool_calls": 7, "tool_calls_answered": 0,
              "unserved": ["get_mq_status: cluster status"]}]
     doc = tmp_path / "evaluation.md"
-    write_docs("holmesgpt-replay", {"cases": 2, "positives": 2, "positives_passed": 1, "negatives": 0,
+    write_docs("holmesgpt", {"cases": 2, "positives": 2, "positives_passed": 1, "negatives": 0,
                                     "negatives_clean": 0, "tool_calls": 13, "per_case": rows,
                                     "per_shape": {"investigate": {"culprit_ok": 1, "phrase_ok": 1, "tool_calls": 6},
                                                   "ask": {"culprit_ok": 0, "phrase_ok": 0, "tool_calls": 7}}},
@@ -125,22 +126,12 @@ def test_docs_get_a_section_per_fixture_shape_with_its_failing_cases(tmp_path: P
     assert "results:holmesgpt-replay" not in text
 
 
-def test_a_path_other_than_replay_is_refused_for_holmesgpt_and_demo() -> None:
-    from evaluation import suites
-
-    with pytest.raises(suites.SuiteError, match="the demo suite ranks its incidents directly"):
-        suites.plan("demo", path="replay")
-    with pytest.raises(suites.SuiteError, match="holmesgpt suite runs through replay only"):
-        suites.plan("holmesgpt", path="direct")
-
-
 def test_replay_is_the_holmesgpt_path(small_case) -> None:
     from evaluation import suites
 
     data, labels = small_case.path.parent, small_case.path.parent / "labels.json"
     labels.write_text(json.dumps({small_case.name: {"culprit": "shop/pod/web", "phrases": []}}))
     assert suites.plan("holmesgpt", data=data, labels=labels).meta["path"] == "replay"
-    assert suites.plan("holmesgpt", data=data, labels=labels, path="replay").meta["path"] == "replay"
 
 
 def test_a_broker_status_recording_is_served_by_our_broker_tool(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def test_every_restricted_default_is_in_its_declaration():
         ("up", "runner"), ("deliveries redrive", "runner"), ("report run-due", "runner"),
         ("report run", "kind"), ("teams create", "kind")}
     for path, param, parser in found:
-        # None: no default value (the command picks one per case, e.g. eval's --path per suite).
+        # None: no default value (the command picks one per case).
         assert parser.default == param.default, (path, param.name)
         assert param.default is None or param.default in parser.declared(), (path, param.name)
 
