@@ -230,7 +230,7 @@ def k8s_findings(bundle: EvidenceBundle) -> list[Finding]:
                 resources=resources, resource_names=names, message=sched[0].message, caused_by=blockers)
         if entity in claims:
             _claim_finding(entity, o, warn, claims[entity], add)
-        if o is not None and o.kind == "job" and (o.status == "Failed" or
+        if o is not None and o.kind.lower() == "job" and (o.status == "Failed" or
                                                  ev_reasons & {"BackoffLimitExceeded", "DeadlineExceeded"}):
             line = explaining_line(ln for ln in bundle.logs if same_workload(ln.entity, entity) and is_error(ln)) \
                 or explaining_line(ln for ln in bundle.logs if same_workload(ln.entity, entity))
@@ -269,7 +269,7 @@ def _failing_claims(objects: dict[str, ObjectState], events: dict[str, list[K8sE
         pods = []
         for e in sorted(set(objects) | set(events)):
             p = parse_entity(e)
-            if p.kind != "pod" or p.namespace != ref.namespace:
+            if p.kind.lower() != "pod" or p.namespace != ref.namespace:
                 continue
             mounts = (objects[e].extra.get("claims") if e in objects else None)
             blocked = any(x.reason == "FailedScheduling" and _UNBOUND.search(x.message) for x in events.get(e, []))
@@ -317,9 +317,9 @@ def _application(entity: str, o: ObjectState, add: Callable[..., None]) -> None:
 def _availability(o: ObjectState, entity: str, add: Callable[..., None]) -> None:
     have, _, want = o.ready.partition("/")
     short = have.isdigit() and want.isdigit() and int(have) < int(want)
-    if o.kind in ("deployment", "statefulset", "daemonset", "replicaset") and (short or "MinimumReplicasUnavailable" in o.reasons):
+    if o.kind.lower() in ("deployment", "statefulset", "daemonset", "replicaset") and (short or "MinimumReplicasUnavailable" in o.reasons):
         add(entity, "unavailable_replicas", 0.45, f"{entity} has {o.ready} replicas available"
             + (f" ({o.message})" if o.message else ""), [Evidence(kind="state", source=K8S_STATE, quote=_state_quote(o, None))])
-    elif o.kind == "pod" and (short or o.status == "Pending" or "Pending" in o.reasons):
+    elif o.kind.lower() == "pod" and (short or o.status == "Pending" or "Pending" in o.reasons):
         add(entity, "unready", 0.35, f"{entity} is {o.status or 'not ready'}" + (f" ({o.ready} ready)" if o.ready else ""),
             [Evidence(kind="state", source=K8S_STATE, quote=_state_quote(o, None))])

@@ -351,3 +351,19 @@ def test_an_error_template_that_stopped_early_is_transient() -> None:
             *_lines(entity, "GET /v1/balance 200", 40, level="info", start=timedelta(minutes=2))]
     f = next(f for f in log_findings(logs, alert(entity)) if f.kind == "error_signature")
     assert f.details["transient"] is True
+
+
+@pytest.mark.parametrize("kind", ["pod", "Pod"])
+def test_a_pending_pod_is_unready_whatever_case_its_kind_is_spelt_in(kind: str) -> None:
+    """The live Kubernetes tools report ``kind="Pod"`` (the API's spelling) and the ranker's own
+    objects ``"pod"``: the availability rule reads both."""
+    b = EvidenceBundle(objects=[ObjectState(namespace=NS, kind=kind, name="ledger-5c9d7-qq2lm", status="Pending",
+                                            ready="0/1")])
+    assert [f.kind for f in k8s_findings(b)] == ["unready"]
+
+
+@pytest.mark.parametrize("kind", ["job", "Job"])
+def test_a_failed_job_is_found_whatever_case_its_kind_is_spelt_in(kind: str) -> None:
+    b = EvidenceBundle(objects=[ObjectState(namespace=NS, kind=kind, name="nightly-export", status="Failed",
+                                            reasons=["BackoffLimitExceeded"])])
+    assert any("job" in f.entity.lower() for f in k8s_findings(b))
