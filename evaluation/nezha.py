@@ -62,6 +62,7 @@ SUCCESS_COLUMN = "PodSuccessRate(%)"
 FAULT_CLASS = {"cpu_contention": "cpu", "cpu_consumed": "cpu", "network_delay": "network", "return": "code",
                "exception": "code"}
 ERROR_LEVELS = ("error", "warning", "warn", "severe", "fatal")
+_GO_TIME = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.\d+)? ([+-]\d{4})")
 
 
 class NezhaLayoutError(ValueError):
@@ -148,6 +149,20 @@ def _columns(rows: list[list[str]], header: list[str]) -> tuple[np.ndarray, dict
     return arr[:, 0], {h: arr[:, i] for i, h in enumerate(header)}
 
 
+def _row_time(row: list[str], time_at: int | None, stamp: str) -> str:
+    """A metric row's epoch seconds from its wall clock (``Time``, a Go time string such as
+    ``2022-08-22 03:51:19.607 +0000 UTC m=+0.11``), else its ``TimeStamp``. The wall clock is what
+    every file of a day agrees on; a ``TimeStamp`` column can be off (one pod file of 2022-08-22 is
+    200,000,000 s ahead of its own ``Time`` column and of every other file), which would silently
+    drop that pod from every window, as no real TSDB would."""
+    if time_at is not None:
+        m = _GO_TIME.match(row[time_at])
+        if m:
+            # whole seconds, as ``TimeStamp`` (and the other files' ``timestamp``) count them
+            return str(datetime.strptime(f"{m.group(1)} {m.group(2)}", "%Y-%m-%d %H:%M:%S %z").timestamp())
+    return stamp
+
+
 @functools.lru_cache(maxsize=4)
 def _day_metrics(metric_dir: str) -> dict[str, _Table]:
     """Every pod file of a day's ``metric/`` folder, read once per process, per service."""
@@ -161,9 +176,10 @@ def _day_metrics(metric_dir: str) -> dict[str, _Table]:
             keep = ["TimeStamp", *(c for c in header if c not in ("TimeStamp", "Time", "PodName"))]
             idx = [header.index(c) for c in keep]
             pod_at = header.index("PodName") if "PodName" in header else None
+            time_at = header.index("Time") if "Time" in header else None
             rows = [r for r in reader if len(r) == len(header)]
         svc = service_of(rows[0][pod_at] if rows and pod_at is not None else file.name[:-11])
-        ts, cols = _columns([[r[i] for i in idx] for r in rows], keep)
+        ts, cols = _columns([[_row_time(r, time_at, r[idx[0]]), *(r[i] for i in idx[1:])] for r in rows], keep)
         order = np.argsort(ts)
         out[svc] = _Table(ts[order], {c: v[order] for c, v in cols.items()})
     return out

@@ -267,15 +267,13 @@ def nezha_case(data_dir: str, case_name: str) -> CaseResult:
     took = time.perf_counter() - t0
     ranked = run.ranking.top(5)
     h1, h3 = hits(ranked, case.service)
-    answered = sum(1 for _, _, summary in run.calls if not summary.startswith(("no data", "error")))
     top = run.ranking.suspects[0] if run.ranking.suspects else None
     fault = next((str(f.details["fault"]) for f in (top.findings if top else []) if f.details.get("fault")), "")
     return CaseResult(case=case_name, expected=case.service, ranked=ranked, hit1=h1, hit3=h3,
                       group=case.fault_type, no_incident=run.ranking.no_incident, seconds=round(took, 4),
                       extra={"fault_type": case.fault_type, "fault": fault,
                              "fault_expected": nezha.FAULT_CLASS.get(case.fault_type, ""),
-                             "day": case.name.split("/")[0], "tool_calls": len(run.calls),
-                             "tool_calls_answered": answered, "calls": [tool for tool, _, _ in run.calls],
+                             "day": case.name.split("/")[0], **_call_counts(run.calls),
                              "gaps": data.gaps, "summary": run.rca.summary})
 
 

@@ -162,3 +162,25 @@ def test_the_planner_asks_for_resources_and_names_the_fault_class(tmp_path: Path
     summary = scoring.summarize_nezha([result])
     assert summary["per_day"] == {"2024-03-01": {"cases": 1, "top1": 1.0, "top3": 1.0}}
     assert summary["fault_class_ok"] == 1.0 and summary["min_tool_calls"] >= 7
+
+
+def test_metric_rows_are_timed_by_their_wall_clock_when_the_timestamp_column_is_off(tmp_path: Path) -> None:
+    """A pod file whose ``TimeStamp`` column disagrees with its own ``Time`` (as one file of the real
+    data does, by 200,000,000 s) is still served in the window: the wall clock times the row."""
+    root = _make_day(tmp_path, with_logs=False)
+    t0 = int(INJECT.timestamp())
+    rows = [[datetime.fromtimestamp(t0 + 60 * i, UTC).strftime("%Y-%m-%d %H:%M:%S.123456789 +0000 UTC m=+1.5"),
+             t0 + 60 * i + 200_000_000, "mail-55fdc5b988-ccccc", 3, 10, 30, 0.01, 100] for i in range(-60, 3)]
+    _write_csv(root / "rca_data" / "2024-03-01" / "metric" / "mail-55fdc5b988-ccccc_metric.csv", METRIC_HEADER, rows)
+    nezha._day_metrics.cache_clear()
+    case = nezha.discover_cases(root)[0]
+    cpu = nezha.case_data(case).store().answer("prometheus_query_range", {"query": "q", "metric": "cpu"})
+    mail = next(s for s in cpu.evidence.metrics if s.entity == "mail")
+    assert len(mail.timestamps) == 63 and mail.timestamps[-1] == t0 + 120
+
+
+def test_answered_calls_count_an_error_rate_answer_as_answered() -> None:
+    calls = [("prometheus_query_range", {}, "error_rate: 3 series"), ("loki_query_logs", {}, "no data: none"),
+             ("tempo_search_traces", {}, "error: backend down")]
+    counts = scoring._call_counts(calls)
+    assert counts["tool_calls"] == 3 and counts["tool_calls_answered"] == 1
