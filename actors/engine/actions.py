@@ -6,8 +6,8 @@ mutating tool call. Its life, on the approvals machinery of mutating tool calls
 
 1. :func:`record_proposals`, when the run succeeds: a ``pending`` row (tool, exact arguments) and an
    ``approval`` run event ``{action_id, kind, target, effect, tool, status: proposed}``. An action
-   IncidentFox cannot run yet (``tool`` None: the revert pull request) gets no row: it is shown,
-   never approvable.
+   IncidentFox cannot run (``tool`` None: a revert whose repository or commit is unknown) gets no
+   row: it is shown, never approvable.
 2. a decision, by an allowed approver only (``access.approvers`` in Slack; admins or, with
    ``access.api_approvals``, team tokens over the API), through :func:`approvals.decide`: the same
    compare-and-set, run event and audit entry as every approval. Slack: the Approve / Deny buttons
@@ -39,6 +39,7 @@ from actors.engine import approvals
 from actors.tools.base import ToolResult
 from incidentfox.contracts import RCA, ProposedAction, RunStatus
 from incidentfox.db import utcnow
+from incidentfox.links import run_url
 from incidentfox.runs import store
 from incidentfox.runs.models import Run, ToolApproval
 from incidentfox.settings import Settings
@@ -176,8 +177,11 @@ class ActionRunner:
             self._executor = ToolExecutorCore(self._url, slack_api_url=self._settings.slack_api_url)
         doc = await self._config(run)
         cfg = TeamConfig(doc, org_id=run.org_id, team_id=run.team_id)
+        args = dict(action.arguments)
+        if "rca_link" in args and not args["rca_link"]:   # the revert PR links the RCA (public URL only)
+            args["rca_link"] = run_url(self._settings.public_url, run.id)
         req = ToolCallRequest(run_id=run.id, org_id=run.org_id, team_id=run.team_id, agent="action",
-                              tool=action.tool or "", args=dict(action.arguments),
+                              tool=action.tool or "", args=args,
                               integrations=dict(doc.get("integrations") or {}),
                               allowed=frozenset(allowed_tools(cfg)), approved=True, want_data=False)
         try:
