@@ -190,6 +190,9 @@ class ActionRunner:
             self._executor.forget(run.id)   # the decrypted credentials live for this call only
 
     async def post(self, run: Run, action: ProposedAction, outcome: ActionOutcome) -> None:
+        await self.post_text(run, result_text(action, outcome))
+
+    async def post_text(self, run: Run, text: str) -> None:
         from actors.slack.client import slack_client
 
         token = approvals.bot_token(await self._config(run))
@@ -198,9 +201,24 @@ class ActionRunner:
         if not token or not channel:
             return
         async with slack_client(token=token, base_url=self._settings.slack_api_url) as client:
-            await client.chat_postMessage(channel=channel, thread_ts=run.thread_ts or msg.get("ts"),
-                                          text=result_text(action, outcome))
+            await client.chat_postMessage(channel=channel, thread_ts=run.thread_ts or msg.get("ts"), text=text)
 
     async def run(self, *, run_id: str, action_id: str) -> ActionOutcome:
+        """Run an approved action; for a revert whose pull request was just merged
+        (:mod:`actors.engine.revert_merge`), post the merge into the run's thread instead."""
+        from actors.engine.revert_merge import MERGED, merge_of, merge_text
+
+        async with self._sessions() as s:
+            row = await s.get(ToolApproval, action_id)
+            run = await store.get_run(s, run_id)
+            merge = await merge_of(s, run, action_id) if run and row and row.status == MERGED else None
+        if run is not None and merge is not None:
+            try:
+                async with asyncio.timeout(SLACK_TIMEOUT_S):
+                    await self.post_text(run, merge_text(merge))
+            except Exception as exc:  # noqa: BLE001 - the merge is recorded either way
+                log.warning("revert merge not posted to Slack", extra={"reason": type(exc).__name__})
+            return ActionOutcome(False, MERGED, summary=merge_text(merge), approved_by=merge.get("approved_by"),
+                                 reason="the revert pull request was merged")
         return await execute_approved(self._sessions, run_id=run_id, action_id=action_id,
                                       call_tool=self.call_tool, post=self.post)
