@@ -152,7 +152,7 @@ async def test_a_marker_on_another_repo_or_a_pending_action_records_nothing(worl
     core, client, repo = world
     repo.commit("init", {"app.py": "v1"})
     bad = repo.commit("Raise pool size", {"app.py": "v2"})
-    run_id, proposal, _ = await _run_with_revert(core, client, fixtures_dir, bad)
+    _, proposal, _ = await _run_with_revert(core, client, fixtures_dir, bad)
     # Someone writes the marker into their own PR before anyone approved: no PR was opened, nothing recorded.
     forged = {"body": f"innocent\n\nincidentfox-action: {proposal.id}\n", "html_url": "https://x/pull/9", "number": 9}
     body = _merged(fixtures_dir, forged, merger="octocat")

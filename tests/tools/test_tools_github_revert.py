@@ -44,7 +44,7 @@ async def revert(c: ToolContext, sha: str, *, approved: bool = True) -> ToolResu
 
 async def test_declared_once_as_mutating_and_needs_approval(http: FakeHTTP, pem_pub) -> None:
     pem, pub = pem_pub
-    gh, repo = world(http, pub)
+    _, repo = world(http, pub)
     repo.commit("init", {"app.py": "v1"})
     bad = repo.commit("Raise pool size", {"app.py": "v2"})
     spec = TOOLS["github_open_revert_pr"]
@@ -56,7 +56,7 @@ async def test_declared_once_as_mutating_and_needs_approval(http: FakeHTTP, pem_
 
 async def test_revert_of_the_head_is_its_parents_tree(http: FakeHTTP, pem_pub) -> None:
     pem, pub = pem_pub
-    gh, repo = world(http, pub)
+    _, repo = world(http, pub)
     base = repo.commit("init", {"app.py": "v1", "README": "hi"})
     bad = repo.commit("Raise pool size\n\nlonger text", {"app.py": "v2", "new.py": "x"})
     result = await revert(ctx(http, pem, installation=None), bad[:12])   # the App's installation on the repo
@@ -74,7 +74,7 @@ async def test_revert_of_the_head_is_its_parents_tree(http: FakeHTTP, pem_pub) -
 
 async def test_a_branch_moved_on_elsewhere_reverts_only_the_commits_files(http: FakeHTTP, pem_pub) -> None:
     pem, pub = pem_pub
-    gh, repo = world(http, pub)
+    _, repo = world(http, pub)
     repo.commit("init", {"app.py": "v1", "gone.py": "old", "docs.md": "a"})
     bad = repo.commit("Rework", {"app.py": "v2", "gone.py": None, "added.py": "new"})
     head = repo.commit("Docs", {"docs.md": "b"})
@@ -88,7 +88,7 @@ async def test_a_branch_moved_on_elsewhere_reverts_only_the_commits_files(http: 
 
 async def test_refused_when_the_branch_changed_the_same_file_since(http: FakeHTTP, pem_pub) -> None:
     pem, pub = pem_pub
-    gh, repo = world(http, pub)
+    _, repo = world(http, pub)
     repo.commit("init", {"app.py": "v1"})
     bad = repo.commit("Raise pool size", {"app.py": "v2"})
     repo.commit("Tune pool again", {"app.py": "v3"})
