@@ -8,7 +8,8 @@ only a human with merge rights on the repository can do it. When GitHub's ``pull
 the intake transaction:
 
 * finds the action (``tool_approvals`` row ``executed``, tool ``github_open_revert_pr``), on a run of
-  the routed team, whose ``repo`` argument is the PR's repository; anything else changes nothing;
+  the routed team, whose ``repo`` argument is the PR's repository and whose recorded result names
+  this PR's URL (a copy of the marker in another PR is not the revert); anything else changes nothing;
 * moves it ``executed → merged`` by compare-and-set, so a redelivery (or a forged second body) does
   nothing new;
 * appends a run event and an ``action.merged`` audit entry naming the GitHub login that merged it and
@@ -89,6 +90,8 @@ async def record_merge(session: AsyncSession, *, trigger: Trigger, org_id: str |
     repo = str((row.arguments or {}).get("repo") or "")
     if run is None or (run.org_id, run.team_id) != (org_id, team_id) or repo.lower() != merge.repo.lower():
         return None
+    if not merge.url or not await _opened(session, run.id, merge.action_id, merge.url):
+        return None
     res = await session.execute(update(ToolApproval)
                                 .where(ToolApproval.id == merge.action_id, ToolApproval.status == "executed")
                                 .values(status=MERGED).execution_options(synchronize_session=False))
@@ -104,6 +107,15 @@ async def record_merge(session: AsyncSession, *, trigger: Trigger, org_id: str |
                     detail={"pull_request": merge.url[:300], "by_approver": ok})
     return MergeRecord(run_id=run.id, action_id=merge.action_id, merged_by=merge.merged_by, by_approver=ok,
                        url=merge.url)
+
+
+async def _opened(session: AsyncSession, run_id: str, action_id: str, url: str) -> bool:
+    """Whether ``url`` is the pull request the action's execution opened (its recorded result names it):
+    another PR carrying a copy of the marker is not the revert."""
+    events = await session.scalars(select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.kind == "note")
+                                   .order_by(RunEvent.seq.desc()).limit(200))
+    return any((e.data or {}).get("action") == action_id and (e.data or {}).get("status") == "executed"
+               and f"({url})" in str((e.data or {}).get("summary") or "") for e in events)
 
 
 async def merge_of(session: AsyncSession, run: Run, action_id: str) -> dict[str, Any] | None:

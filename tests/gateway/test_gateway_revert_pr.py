@@ -119,6 +119,14 @@ async def test_revert_pr_opens_after_approval_and_its_merge_is_recorded_once(wor
     assert f"incidentfox-action: {proposal.id}" in pr["body"] and pr["title"] == f"Revert {bad[:7]}: Raise pool size"
     assert "✅" in core.actions.posted[0] and "approved by slack:W111" in core.actions.posted[0]
 
+    # Another PR in the repository carrying a copy of the marker is not the revert.
+    copy = _merged(fixtures_dir, {**pr, "html_url": f"https://github.com/{REPO}/pull/99", "number": 99},
+                   merger="octocat")
+    r = await client.post("/github", content=copy, headers=signed("github", copy, event="pull_request"))
+    assert r.json()["outcome"] == "recorded"
+    async with core.sessions() as s:
+        assert (await s.get(ToolApproval, proposal.id)).status == "executed"
+
     body = _merged(fixtures_dir, pr, merger=merger)
     r = await client.post("/github", content=body, headers=signed("github", body, event="pull_request"))
     assert r.status_code == 200 and r.json()["outcome"] == "recorded", r.text
