@@ -79,6 +79,7 @@ NonEmpty = Annotated[str, StringConstraints(pattern=r"\S", max_length=4096)]
 McpName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
 # Slack users are U…/W… (Enterprise Grid), user groups S…
 SlackPrincipal = Annotated[str, StringConstraints(pattern=r"^[UWS][A-Z0-9]{2,30}$")]
+GitHubLogin = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")]
 
 
 class DeploymentSection(_Section):
@@ -210,6 +211,10 @@ class AccessSection(_Section):
     api_approvals: bool = _from_defaults("access", "api_approvals", description=(
         "Whether team and impersonation tokens may approve or deny tool calls over the API (admins "
         "always may; docs/security.md)."))
+    github_approvers: list[GitHubLogin] = _from_defaults("access", "github_approvers", max_length=MAX_ACCESS_IDS,
+                                                         description=(
+        "GitHub logins whose merge of a revert pull request IncidentFox opened counts as an approved "
+        "revert (docs/engine.md). A merge by anyone else is recorded as by a non-approver."))
 
 
 def _known_names(value: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:

@@ -86,6 +86,8 @@ class ChangeEvent(BaseModel):
     at: datetime | None = None
     author: str = ""
     ref: str = ""                    # sha, PR url, revision
+    repo: str = ""                   # GitHub owner/name the change is in ("" when not from GitHub)
+    sha: str = ""                    # the commit a revert undoes: the commit's, a merged PR's merge commit
 
 
 class TraceSpan(BaseModel):

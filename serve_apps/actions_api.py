@@ -4,7 +4,8 @@ Thin: authorise, decide (:func:`actors.engine.approvals.decide`), run
 (:func:`actors.engine.actions.execute_approved` through an ``ActionRunner``), map to a status.
 
 * 404 ``run_not_found`` (also for another tenant's run), 404 ``action_not_found``;
-* 409 ``action_not_runnable``: IncidentFox cannot run this kind yet (the revert pull request);
+* 409 ``action_not_runnable``: IncidentFox cannot run this action (a revert whose repository or commit
+  the evidence does not name);
 * 403 ``not_an_approver``: the API approver rule (admins; team and impersonation tokens only with
   the team's ``access.api_approvals``), audited as ``approval.refused``;
 * 409 ``action_not_pending``: already denied, expired, executed or failed (its ``status`` in

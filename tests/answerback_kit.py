@@ -8,6 +8,7 @@ scripts one failing answer: with ``commit=True`` the write is stored and the ans
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import time
@@ -139,6 +140,139 @@ class FakeGitHub(FakeAPI):
 
         self.route("POST", f"/repos/{self.repo}/check-runs", post)
         self.route("GET", f"/repos/{self.repo}/commits/{sha}/check-runs", get)
+
+
+def _sha(*parts: Any) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class FakeGitRepo:
+    """The Git Data, commits, compare and pulls endpoints over an in-memory history for the revert
+    tool (``github_open_revert_pr``). Trees are ``{path: (mode, blob sha)}``; ``contents`` of a
+    commit are ``{path: text}`` (None: deleted)."""
+
+    def __init__(self, gh: FakeGitHub, *, branch: str = "main") -> None:
+        self.gh, self.branch, self.r = gh, branch, f"/repos/{gh.repo}"
+        self.trees: dict[str, dict[str, tuple[str, str]]] = {}
+        self.commits: dict[str, dict[str, Any]] = {}
+        self.refs: dict[str, str] = {}
+        self.pulls: list[dict[str, Any]] = []
+        self.writes: list[tuple[str, str]] = []
+        gh.route("GET", self.r, self._auth(lambda req: (200, {"full_name": gh.repo, "default_branch": branch})))
+        gh.route("GET", f"{self.r}/installation", self._installation)
+        gh.route("GET", f"{self.r}/git/ref/heads/{branch}", self._auth(
+            lambda req: (200, {"ref": f"refs/heads/{branch}", "object": {"sha": self.refs[branch], "type": "commit"}})))
+        gh.route("POST", f"{self.r}/git/trees", self._auth_async(self._post_tree))
+        gh.route("POST", f"{self.r}/git/commits", self._auth_async(self._post_commit))
+        gh.route("POST", f"{self.r}/git/refs", self._auth_async(self._post_ref))
+        gh.route("POST", f"{self.r}/pulls", self._auth_async(self._post_pull))
+
+    # -- plumbing
+    def _auth(self, fn: Any) -> Any:
+        async def handler(request: web.Request) -> tuple[int, Any]:
+            return fn(request) if self.gh._authorised(request) else (401, {"message": "Bad credentials"})
+        return handler
+
+    def _auth_async(self, fn: Any) -> Any:
+        async def handler(request: web.Request) -> tuple[int, Any]:
+            if not self.gh._authorised(request):
+                return 401, {"message": "Bad credentials"}
+            self.writes.append((request.method, request.path))
+            return await fn(await request.json())
+        return handler
+
+    async def _installation(self, request: web.Request) -> tuple[int, Any]:
+        raw = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        try:
+            jwt.decode(raw, self.gh.public_key, algorithms=["RS256"], issuer=self.gh.app_id)
+        except jwt.PyJWTError:
+            return 401, {"message": "bad JWT"}
+        return 200, {"id": self.gh.installation_id}
+
+    def _tree(self, entries: dict[str, tuple[str, str]]) -> str:
+        sha = _sha("tree", sorted(entries.items()))
+        if sha not in self.trees:
+            self.trees[sha] = dict(entries)
+            self.gh.route("GET", f"{self.r}/git/trees/{sha}", self._auth(lambda req: (200, {
+                "sha": sha, "truncated": False,
+                "tree": [{"path": p, "mode": m, "type": "blob", "sha": b} for p, (m, b) in sorted(entries.items())]})))
+        return sha
+
+    def _store(self, sha: str, *, tree: str, parents: list[str], message: str) -> None:
+        self.commits[sha] = {"sha": sha, "tree": tree, "parents": parents, "message": message}
+        self.gh.route("GET", f"{self.r}/git/commits/{sha}", self._auth(lambda req: (200, {
+            "sha": sha, "tree": {"sha": tree}, "parents": [{"sha": p} for p in parents], "message": message})))
+
+    def files_of(self, a: str | None, b: str) -> list[dict[str, Any]]:
+        before = self.trees[self.commits[a]["tree"]] if a else {}
+        after = self.trees[self.commits[b]["tree"]]
+        out = []
+        for path in sorted(set(before) | set(after)):
+            if before.get(path) != after.get(path):
+                status = "added" if path not in before else "removed" if path not in after else "modified"
+                out.append({"filename": path, "status": status})
+        return out
+
+    def ancestors(self, sha: str) -> list[str]:
+        out = []
+        while sha:
+            out.append(sha)
+            sha = (self.commits[sha]["parents"] or [""])[0]
+        return out
+
+    # -- history
+    def commit(self, message: str, contents: dict[str, str | None], *, mode: str = "100644") -> str:
+        """A commit on the branch (its head moves to it); returns its sha."""
+        parent = self.refs.get(self.branch)
+        entries = dict(self.trees[self.commits[parent]["tree"]]) if parent else {}
+        for path, text in contents.items():
+            if text is None:
+                entries.pop(path, None)
+            else:
+                entries[path] = (entries.get(path, (mode, ""))[0], _sha("blob", text))
+        sha = _sha("commit", parent, message, sorted(entries.items()))
+        self._store(sha, tree=self._tree(entries), parents=[parent] if parent else [], message=message)
+        self.refs[self.branch] = sha
+        files = self.files_of(parent, sha)
+        for ref in (sha, sha[:12], sha[:7]):        # GitHub resolves a short sha here
+            self.gh.route("GET", f"{self.r}/commits/{ref}", self._auth(lambda req: (200, {
+                "sha": sha, "commit": {"message": message, "tree": {"sha": self.commits[sha]["tree"]}},
+                "parents": [{"sha": parent}] if parent else [], "files": files})))
+        for earlier in self.ancestors(sha)[1:]:
+            self.gh.route("GET", f"{self.r}/compare/{earlier}...{sha}", self._auth(
+                lambda req, e=earlier: (200, {"status": "ahead", "files": self.files_of(e, sha)})))
+        return sha
+
+    def tree_of(self, commit_sha: str) -> dict[str, tuple[str, str]]:
+        return self.trees[self.commits[commit_sha]["tree"]]
+
+    # -- writes
+    async def _post_tree(self, body: dict[str, Any]) -> tuple[int, Any]:
+        entries = dict(self.trees[body["base_tree"]]) if body.get("base_tree") else {}
+        for e in body["tree"]:
+            if e["sha"] is None:
+                entries.pop(e["path"], None)
+            else:
+                entries[e["path"]] = (e["mode"], e["sha"])
+        return 201, {"sha": self._tree(entries)}
+
+    async def _post_commit(self, body: dict[str, Any]) -> tuple[int, Any]:
+        sha = _sha("commit", body["parents"], body["message"], body["tree"])
+        self._store(sha, tree=body["tree"], parents=body["parents"], message=body["message"])
+        return 201, {"sha": sha}
+
+    async def _post_ref(self, body: dict[str, Any]) -> tuple[int, Any]:
+        name = body["ref"].removeprefix("refs/heads/")
+        if name in self.refs:
+            return 422, {"message": "Reference already exists"}
+        self.refs[name] = body["sha"]
+        return 201, {"ref": body["ref"], "object": {"sha": body["sha"]}}
+
+    async def _post_pull(self, body: dict[str, Any]) -> tuple[int, Any]:
+        number = len(self.pulls) + 1
+        pr = {**body, "number": number, "html_url": f"https://github.com/{self.gh.repo}/pull/{number}"}
+        self.pulls.append(pr)
+        return 201, pr
 
 
 class FakePagerDuty(FakeAPI):

@@ -6,8 +6,8 @@ mutating tool call. Its life, on the approvals machinery of mutating tool calls
 
 1. :func:`record_proposals`, when the run succeeds: a ``pending`` row (tool, exact arguments) and an
    ``approval`` run event ``{action_id, kind, target, effect, tool, status: proposed}``. An action
-   IncidentFox cannot run yet (``tool`` None: the revert pull request) gets no row: it is shown,
-   never approvable.
+   IncidentFox cannot run (``tool`` None: a revert whose repository or commit is unknown) gets no
+   row: it is shown, never approvable.
 2. a decision, by an allowed approver only (``access.approvers`` in Slack; admins or, with
    ``access.api_approvals``, team tokens over the API), through :func:`approvals.decide`: the same
    compare-and-set, run event and audit entry as every approval. Slack: the Approve / Deny buttons
@@ -39,6 +39,7 @@ from actors.engine import approvals
 from actors.tools.base import ToolResult
 from incidentfox.contracts import RCA, ProposedAction, RunStatus
 from incidentfox.db import utcnow
+from incidentfox.links import run_url
 from incidentfox.runs import store
 from incidentfox.runs.models import Run, ToolApproval
 from incidentfox.settings import Settings
@@ -176,8 +177,11 @@ class ActionRunner:
             self._executor = ToolExecutorCore(self._url, slack_api_url=self._settings.slack_api_url)
         doc = await self._config(run)
         cfg = TeamConfig(doc, org_id=run.org_id, team_id=run.team_id)
+        args = dict(action.arguments)
+        if "rca_link" in args and not args["rca_link"]:   # the revert PR links the RCA (public URL only)
+            args["rca_link"] = run_url(self._settings.public_url, run.id)
         req = ToolCallRequest(run_id=run.id, org_id=run.org_id, team_id=run.team_id, agent="action",
-                              tool=action.tool or "", args=dict(action.arguments),
+                              tool=action.tool or "", args=args,
                               integrations=dict(doc.get("integrations") or {}),
                               allowed=frozenset(allowed_tools(cfg)), approved=True, want_data=False)
         try:
@@ -186,6 +190,9 @@ class ActionRunner:
             self._executor.forget(run.id)   # the decrypted credentials live for this call only
 
     async def post(self, run: Run, action: ProposedAction, outcome: ActionOutcome) -> None:
+        await self.post_text(run, result_text(action, outcome))
+
+    async def post_text(self, run: Run, text: str) -> None:
         from actors.slack.client import slack_client
 
         token = approvals.bot_token(await self._config(run))
@@ -194,9 +201,24 @@ class ActionRunner:
         if not token or not channel:
             return
         async with slack_client(token=token, base_url=self._settings.slack_api_url) as client:
-            await client.chat_postMessage(channel=channel, thread_ts=run.thread_ts or msg.get("ts"),
-                                          text=result_text(action, outcome))
+            await client.chat_postMessage(channel=channel, thread_ts=run.thread_ts or msg.get("ts"), text=text)
 
     async def run(self, *, run_id: str, action_id: str) -> ActionOutcome:
+        """Run an approved action; for a revert whose pull request was just merged
+        (:mod:`actors.engine.revert_merge`), post the merge into the run's thread instead."""
+        from actors.engine.revert_merge import MERGED, merge_of, merge_text
+
+        async with self._sessions() as s:
+            row = await s.get(ToolApproval, action_id)
+            run = await store.get_run(s, run_id)
+            merge = await merge_of(s, run, action_id) if run and row and row.status == MERGED else None
+        if run is not None and merge is not None:
+            try:
+                async with asyncio.timeout(SLACK_TIMEOUT_S):
+                    await self.post_text(run, merge_text(merge))
+            except Exception as exc:  # noqa: BLE001 - the merge is recorded either way
+                log.warning("revert merge not posted to Slack", extra={"reason": type(exc).__name__})
+            return ActionOutcome(False, MERGED, summary=merge_text(merge), approved_by=merge.get("approved_by"),
+                                 reason="the revert pull request was merged")
         return await execute_approved(self._sessions, run_id=run_id, action_id=action_id,
                                       call_tool=self.call_tool, post=self.post)

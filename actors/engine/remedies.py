@@ -9,7 +9,7 @@ Rules, first match wins:
 | top cause | action | mutating tool call |
 | --- | --- | --- |
 | a Kubernetes deploy (rollout history ``revision N``) shortly before the alert | ``rollback`` | ``kubernetes_rollback_deployment`` to the revision before N, only while the deployment is still at N |
-| a commit or merged pull request shortly before the alert | ``revert`` | none yet: a revert pull request needs the GitHub App client (shown, not approvable) |
+| a commit or merged pull request (of a known GitHub repository) shortly before the alert | ``revert`` | ``github_open_revert_pr``: a pull request reverting the commit (a merged PR: its merge commit); merging it is the human step. Without a known repository and commit it is shown, not approvable |
 | a crash-looping, unready or probe-failing deployment's pods | ``restart`` | ``kubernetes_restart_deployment`` |
 | a saturation anomaly (CPU, throttling, saturation, connections, queue) of a deployment | ``scale`` | ``kubernetes_scale_deployment`` to desired + ⌈desired/2⌉ (at most 200) |
 
@@ -34,11 +34,12 @@ from incidentfox.evidence import EvidenceBundle, ObjectState
 ROLLBACK_TOOL = "kubernetes_rollback_deployment"
 RESTART_TOOL = "kubernetes_restart_deployment"
 SCALE_TOOL = "kubernetes_scale_deployment"
-REVERT_TOOL: str | None = None   # hook: a GitHub App "open revert pull request" tool, once it exists
+REVERT_TOOL = "github_open_revert_pr"
 MAX_REPLICAS = 200
 STUCK_KINDS = ("crash_loop", "unready", "probe_failed", "container_error")
 _SATURATION = re.compile(r"cpu|throttl|saturat|connection|queue|pool", re.IGNORECASE)
 _REVISION = re.compile(r"^revision (\d+)$")
+_SHA = re.compile(r"^[0-9a-f]{7,40}$")
 
 
 def new_action_id() -> str:
@@ -87,10 +88,20 @@ def _rollback(f: Finding, bundle: EvidenceBundle, new_id: Callable[[], str]) -> 
 def _revert(f: Finding, new_id: Callable[[], str]) -> ProposedAction | None:
     if f.details.get("change_kind") not in ("commit", "pull_request") or not f.details.get("ref"):
         return None
+    ref, repo = str(f.details["ref"]), str(f.details.get("repo") or "")
+    sha = str(f.details.get("sha") or (ref if f.details["change_kind"] == "commit" else ""))
+    action_id = new_id()
+    if not repo or not _SHA.fullmatch(sha):
+        return ProposedAction(
+            id=action_id, kind="revert", target=f.entity, tool=None, arguments={"ref": ref},
+            effect=(f"Revert {ref} in {f.entity}'s repository. IncidentFox cannot open the pull request: the "
+                    "change evidence names no GitHub repository and commit; revert it by hand."))
     return ProposedAction(
-        id=new_id(), kind="revert", target=f.entity, tool=REVERT_TOOL, arguments={"ref": f.details["ref"]},
-        effect=(f"Open a pull request that reverts {f.details['ref']} in {f.entity}'s repository (merging it "
-                "is a separate, human step). IncidentFox cannot open it yet: it needs the GitHub App client."))
+        id=action_id, kind="revert", target=f.entity, tool=REVERT_TOOL,
+        arguments={"repo": repo, "sha": sha, "action_id": action_id, "rca_link": None},
+        effect=(f"Open a pull request in {repo} that reverts commit {sha[:7]} on the default branch (through the "
+                "team's GitHub App; refused, with nothing written, when the branch has changed the same files "
+                "since). Merging it is a separate, human step, recorded with who merged it."))
 
 
 def _restart(s: Suspect, bundle: EvidenceBundle, new_id: Callable[[], str]) -> ProposedAction | None:

@@ -73,6 +73,6 @@ def change_findings(changes: list[ChangeEvent], onset: datetime | None) -> list[
             summary=f"{c.kind} of {c.entity} {minutes}" + (f": {c.description}" if c.description else ""),
             evidence=[Evidence(kind="change", source=CHANGE, quote=change_quote(c), at=c.at)],
             details={"change_kind": c.kind, "ref": c.ref, "description": c.description, "author": c.author,
-                     "minutes_before": None if age is None else round(age.total_seconds() / 60, 1)},
+                     "repo": c.repo, "sha": c.sha, "minutes_before": None if age is None else round(age.total_seconds() / 60, 1)},
         ))
     return out

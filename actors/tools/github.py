@@ -59,7 +59,7 @@ async def _per_repo(
         yield name, await _get(ctx, config, f"/repos/{name}/{endpoint}", params)
 
 
-def commit_change(repo_service: str, c: dict[str, Any]) -> ChangeEvent:
+def commit_change(repo_service: str, c: dict[str, Any], repo: str = "") -> ChangeEvent:
     info = c.get("commit") or {}
     author = (c.get("author") or {}).get("login") or (info.get("author") or {}).get("name", "")
     at = (info.get("committer") or {}).get("date") or (info.get("author") or {}).get("date")
@@ -70,6 +70,8 @@ def commit_change(repo_service: str, c: dict[str, Any]) -> ChangeEvent:
         at=parse_time(at),
         author=author,
         ref=str(c.get("sha", ""))[:12],
+        repo=repo,
+        sha=str(c.get("sha", "")),
     )
 
 
@@ -79,7 +81,7 @@ async def recent_commits(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     changes: list[ChangeEvent] = []
     params = {"sha": args["branch"], "since": iso(since), "per_page": args["limit"] or 30}
     async for repo, items in _per_repo(ctx, config, args["repo"], "commits", params):
-        changes += [commit_change(_service(config, repo), c) for c in items]
+        changes += [commit_change(_service(config, repo), c, repo) for c in items]
     return _changes_result(changes, "commits")
 
 
@@ -139,6 +141,8 @@ async def pull_requests(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
                     at=at,
                     author=(pr.get("user") or {}).get("login", ""),
                     ref=pr.get("html_url", ""),
+                    repo=repo,
+                    sha=str(pr.get("merge_commit_sha") or "") if pr.get("merged_at") else "",
                 )
             )
     return _changes_result(changes, "pull requests")

@@ -63,7 +63,7 @@ def push_changes(payload: Mapping[str, Any], service: str) -> list[ChangeEvent]:
             description=(_str(c, "message").split("\n")[0])[:DESCRIPTION_MAX],
             at=parse_time(c.get("timestamp")),
             author=_str(author, "username") or _str(author, "name"),
-            ref=_str(c, "id")[:12]))
+            ref=_str(c, "id")[:12], repo=repo_of(payload), sha=_str(c, "id")))
     return out
 
 
@@ -76,7 +76,7 @@ def merged_pull_request_change(payload: Mapping[str, Any], service: str) -> list
         description=f"#{_str(pr, 'number')} {_str(pr, 'title')[:200]} (merged)",
         at=parse_time(pr.get("merged_at")) or parse_time(pr.get("closed_at")),
         author=_str(_obj(pr, "user"), "login"),
-        ref=_str(pr, "html_url"))]
+        ref=_str(pr, "html_url"), repo=repo_of(payload), sha=_str(pr, "merge_commit_sha"))]
 
 
 def deployment_change(payload: Mapping[str, Any], service: str) -> list[ChangeEvent]:

@@ -29,6 +29,7 @@ from actors.tools import (
     datadog_traces,
     elasticsearch,
     github,
+    github_revert,
     grafana,
     jaeger,
     kubernetes_describe,
@@ -81,7 +82,7 @@ BACKENDS: dict[str, ModuleType] = {
 
 # Further modules declaring tools of an integration above (kept apart to stay one concept each).
 MORE_SPECS: tuple[ModuleType, ...] = (kubernetes_services, kubernetes_jobs, kubernetes_describe, datadog_traces,
-                                       kubernetes_rollback, kubernetes_volumes)
+                                       kubernetes_rollback, kubernetes_volumes, github_revert)
 
 TOOLS: dict[str, ToolSpec] = _index(
     spec for module in (*BACKENDS.values(), *MORE_SPECS) for spec in module.SPECS

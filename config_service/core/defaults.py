@@ -32,7 +32,7 @@ DEFAULT_CONFIG: MappingProxyType[str, Any] = MappingProxyType({
     "schedules": [],
     "sandbox": {"mcp_servers": [], "network": False, "max_open_sessions": 10, "mcp_read_only": []},
     "access": {"approvers": [], "sandbox_users": [], "responders": [], "non_responder_replies": "refuse",
-               "api_approvals": False},
+               "api_approvals": False, "github_approvers": []},
 })
 
 # The engine's model when a team sets ``llm.provider`` but no ``llm.model``. Not a config layer

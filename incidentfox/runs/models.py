@@ -140,7 +140,7 @@ class ToolApproval(Base):
     tool: Mapped[str] = mapped_column(String(128))
     arguments: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # pending|approved|denied|expired; a proposed fix (id "act_…", actors/engine/actions.py) then
-    # approved → executing → executed|failed
+    # approved → executing → executed|failed; a revert pull request then executed → merged (revert_merge.py)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column()

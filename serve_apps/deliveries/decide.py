@@ -9,7 +9,8 @@ The rules, in order:
 * a human message in the thread of the routed team's run is a turn of it (:mod:`.turns`): it steers
   the run while it is active and starts a linked follow-up run after it ended; an alert on a service
   (or fingerprint) with an active run in the correlation window is absorbed into it;
-* change events are recorded for correlation; unrouted events are recorded as such; ack/resolve
+* change events are recorded for correlation (the merge of a revert pull request IncidentFox opened
+  is also recorded on its proposed fix, :mod:`actors.engine.revert_merge`); unrouted events are recorded as such; ack/resolve
   updates the run of the alert's fingerprint;
 * anything else routed starts a run.
 """
@@ -88,6 +89,14 @@ async def decide(session: AsyncSession, *, trigger: Trigger, route: Route, windo
         if action is TriggerAction.CONTINUE:
             return Decision(O.UNMATCHED, detail="no run in this thread")
     if action is TriggerAction.RECORD:
+        # A merged revert pull request IncidentFox opened: recorded on its action once; the gateway
+        # posts it into the run's thread after the commit (actors/engine/revert_merge.py).
+        from actors.engine.revert_merge import record_merge
+
+        merged = await record_merge(session, trigger=trigger, org_id=route.org_id if route.found else None,
+                                    team_id=route.team_id if route.found else None)
+        if merged is not None:
+            return Decision(O.RECORDED, merged.run_id, detail="revert merged", action_id=merged.action_id)
         return Decision(O.RECORDED)
     if not route.found or not route.org_id or not route.team_id:
         return Decision(O.UNROUTED, detail="no team claims this event's identifiers")

@@ -245,7 +245,8 @@ def _pull_request(data: dict[str, Any], did: str) -> ParseResult:
         "title": f"PR #{number} {verb}: {s(pr, 'title')}",
         "text": body,
         "links": links(s(pr, "html_url")),
-        "actor": s(obj(data, "sender"), "login") or None,
+        # A merge's actor is who merged it (the revert pull request's approval, actors/engine/revert_merge.py).
+        "actor": (s(obj(pr, "merged_by"), "login") if merged else "") or s(obj(data, "sender"), "login") or None,
         "occurred_at": ((parse_time(pr.get("merged_at")) if merged else None)
                         or parse_time(pr.get("updated_at")) or parse_time(pr.get("created_at"))),
         "external_ref": s(pr, "html_url") or None,

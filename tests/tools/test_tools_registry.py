@@ -51,6 +51,7 @@ def test_each_tool_is_fully_declared(spec: ToolSpec) -> None:
 
 def test_mutating_tools_are_the_change_making_ones() -> None:
     assert {s.name for s in SPECS if s.mutating} == {"kubernetes_restart_deployment", "kubernetes_scale_deployment",
+                                                     "github_open_revert_pr",
                                                      "kubernetes_rollback_deployment"}
 
 

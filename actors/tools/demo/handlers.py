@@ -184,6 +184,13 @@ def _simulated(action: str) -> Handler:
     return run
 
 
+def _simulated_revert(args: dict[str, Any], world: World) -> ToolResult:
+    note = (f"revert pull request for {args['repo']}@{str(args['sha'])[:7]} (simulated in the demo world; "
+            "nothing opened)")
+    return ToolResult.success({"repo": args["repo"], "reverts": args["sha"], "simulated": True},
+                              evidence=EvidenceBundle(notes=[note]), summary=note)
+
+
 def _github(attr: str, what: str) -> Handler:
     def run(args: dict[str, Any], world: World) -> ToolResult:
         repo = args.get("repo")
@@ -323,6 +330,7 @@ HANDLERS: dict[str, Handler] = {
     "kubernetes_restart_deployment": _simulated("rollout restart of"),
     "kubernetes_scale_deployment": _simulated("scale of"),
     "kubernetes_rollback_deployment": _simulated("rollback of"),
+    "github_open_revert_pr": _simulated_revert,
     "prometheus_query": query_instant,
     "prometheus_query_range": query_range,
     "loki_query_logs": loki_logs,
