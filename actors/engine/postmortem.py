@@ -13,9 +13,9 @@ into richer prose, and falls back to this one.
 * **Timeline.** The trigger, the correlated alerts, the RCA's timeline entries, and the run's events
   (status changes, phases, sub-agents finishing, approvals, notes, conversation turns), sorted by
   time. Unknown event kinds are shown generically rather than dropped.
-* **Conversation.** The run's thread replies (``runs.turns``, :mod:`incidentfox.runs.turns`), and
-  any event that carries a person's text (``data.text`` with ``data.user`` or ``data.role``, or kind
-  ``turn``/``message``/``conversation``).
+* **Conversation.** The run's thread replies (the ``turn`` events :func:`incidentfox.runs.store.add_turn`
+  writes, author in ``data.actor``), and any event that carries a person's text (``data.text`` with
+  ``data.user`` or ``data.role``, or kind ``turn``/``message``/``conversation``).
 * Every untrusted string (alert titles, quotes, replies) is kept on one line and clipped.
 """
 
@@ -47,7 +47,6 @@ class RunFacts:
     resolved_at: datetime | None = None
     absorbed: list[Mapping[str, Any]] = field(default_factory=list)
     error: str | None = None
-    turns: list[Mapping[str, Any]] = field(default_factory=list)   # thread replies (runs.turns)
 
     @classmethod
     def of(cls, run: Any) -> RunFacts:
@@ -55,7 +54,7 @@ class RunFacts:
                    started_at=run.started_at, finished_at=run.finished_at,
                    acknowledged_at=getattr(run, "acknowledged_at", None),
                    resolved_at=getattr(run, "resolved_at", None), absorbed=list(run.absorbed or []),
-                   error=run.error, turns=list(getattr(run, "turns", None) or []))
+                   error=run.error)
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,7 @@ def is_turn(ev: EventFact) -> bool:
 
 
 def _speaker(data: Mapping[str, Any]) -> str:
-    return line(data.get("user") or data.get("role") or data.get("by") or "someone", 60)
+    return line(data.get("user") or data.get("actor") or data.get("role") or data.get("by") or "someone", 60)
 
 
 def _event_text(ev: EventFact) -> str | None:
@@ -235,8 +234,7 @@ def draft_postmortem(run: RunFacts, events: Iterable[EventFact], rca: RCA | None
                      now: datetime | None = None) -> str:
     """The Markdown draft (see the module doc). ``tool_calls``: how many the run made (mutating ones
     appear under actions through their approval events); ``now``: the generation time shown."""
-    evs = list(events) + [EventFact(at=_utc(t.get("at")), kind="turn",
-                                    data={"text": t.get("text"), "user": t.get("actor")}) for t in run.turns]
+    evs = list(events)
     turns = sorted((ev for ev in evs if is_turn(ev)), key=lambda ev: ev.at or datetime.max.replace(tzinfo=UTC))
     summary = line(rca.summary, 1000) if rca else f"The investigation {run.status} without an analysis."
     parts = [f"# Postmortem draft: {_title(run, rca)}", "",

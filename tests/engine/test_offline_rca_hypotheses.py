@@ -23,6 +23,7 @@ class Fanout:
 
     config: dict[str, Any]
     window: Any = None
+    latency_statistics: tuple[str, ...] = ()
     results: dict[str, SubAgentResult] = field(default_factory=dict)
     asked: list[list[tuple[str, dict[str, Any]]]] = field(default_factory=list)
 

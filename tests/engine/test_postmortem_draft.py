@@ -90,12 +90,12 @@ def test_a_failed_run_without_rca_still_drafts() -> None:
 
 
 def test_the_threads_replies_are_the_conversation() -> None:
-    """Replies stored as ``runs.turns`` by the thread-conversation intake appear, in time order, with
-    their author, in the Conversation section and the timeline."""
-    turns = [{"mode": "after", "actor": "U7", "text": "look at payments", "at": (T0 + timedelta(minutes=7)).isoformat()},
-             {"mode": "during", "actor": "U8", "text": "what about the database?",
-              "at": (T0 + timedelta(minutes=4)).isoformat()}]
-    md = draft_postmortem(_run(turns=turns), [], RCA_, now=T0)
+    """Replies recorded by the thread-conversation intake (``turn`` events, author in ``actor``) appear
+    in time order, with their author, in the Conversation section and the timeline."""
+    turns = [EventFact(T0 + timedelta(minutes=7), "turn", {"mode": "follow_up", "actor": "U7", "text": "look at payments"}),
+             EventFact(T0 + timedelta(minutes=4), "turn", {"mode": "redirect", "actor": "U8",
+                                                           "text": "what about the database?"})]
+    md = draft_postmortem(_run(), turns, RCA_, now=T0)
     convo = md.split("## Conversation", 1)[1]
     assert convo.index("U8: what about the database?") < convo.index("U7: look at payments")
     assert "look at payments" in md.split("## Timeline (UTC)", 1)[1].split("## Root cause", 1)[0]
