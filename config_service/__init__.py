@@ -25,11 +25,11 @@ from typing import Any
 
 _EXPORTS: dict[str, str] = {
     # typed team config
-    **dict.fromkeys(("TeamConfig", "EffectiveConfig", "LLMConfig", "AgentSettings", "AgentOverride",
-                     "AccessSection", "SandboxSection", "InvestigationSection", "TeamConfigError",
-                     "InvalidTeamConfig", "ConfigReadTimeout", "max_concurrent_runs", "parse_effective",
-                     "config_errors", "DEFAULT_MAX_CONCURRENT_RUNS", "DEFAULT_CORRELATION_WINDOW_S",
-                     "AGENTS", "PROVIDERS", "team_config_schema"), "config_service.team_config"),
+    **dict.fromkeys(("TeamConfig", "AgentSettings", "TeamConfigError", "InvalidTeamConfig", "ConfigReadTimeout",
+                     "max_concurrent_runs", "parse_effective", "config_errors", "DEFAULT_MAX_CONCURRENT_RUNS",
+                     "DEFAULT_CORRELATION_WINDOW_S", "team_config_schema"), "config_service.team_config"),
+    **dict.fromkeys(("EffectiveConfig", "LLMConfig", "AgentOverride", "AccessSection", "SandboxSection",
+                     "InvestigationSection", "AGENTS", "PROVIDERS"), "config_service.config_sections"),
     # reading it
     **dict.fromkeys(("TeamConfigReader", "StaticTeamConfigReader", "TeamConfigSource", "team_config_loader",
                      "ConfigLoader", "DEFAULT_READ_TIMEOUT_S"), "config_service.reader"),

@@ -4,7 +4,7 @@
 ``invalid_config`` listing every problem as ``{"path", "message"}`` (values are never echoed: they
 may be secrets). Besides the checks written here (routing claims, locks, the messages the API has
 always given), every layer must fit the typed model the platform reads
-(:class:`config_service.team_config.EffectiveConfig`, e.g. the ``access`` lists of Slack ids): a
+(:class:`config_service.config_sections.EffectiveConfig`, e.g. the ``access`` lists of Slack ids): a
 config the service accepts is one every reader can parse, since merging valid layers stays valid. :func:`normalize_patch` rewrites routing claim lists in a patch into
 their canonical form (trimmed, repos and services lowercased, de-duplicated); lists replace on
 merge, so normalising the patch normalises the stored config.
