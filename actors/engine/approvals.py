@@ -38,7 +38,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -99,17 +99,28 @@ def check_api_approver(principal: Principal, approvers: Approvers) -> ApproverVe
     return ApproverVerdict.ALLOWED if approvers.api_approvals else ApproverVerdict.API_APPROVALS_DISABLED
 
 
+async def listed(user: str | None, *, users: Collection[str], groups: Collection[str],
+                 members_of: GroupMembers | None) -> bool:
+    """Is Slack user ``user`` named in ``users``, or a member of one of ``groups`` (looked up with
+    ``members_of``)? The one membership rule of approvers and responders."""
+    if not user:
+        return False
+    if user in users:
+        return True
+    if groups and members_of is not None:
+        for group in sorted(groups):
+            if user in await members_of(group):
+                return True
+    return False
+
+
 async def check_slack_approver(approvers: Approvers, *, user: str,
                                members_of: GroupMembers | None = None) -> ApproverVerdict:
     """May Slack user ``user`` decide? Listed directly, or a member of a listed user group."""
     if not approvers.users and not approvers.groups:
         return ApproverVerdict.NO_APPROVERS
-    if user and user in approvers.users:
+    if await listed(user, users=approvers.users, groups=approvers.groups, members_of=members_of):
         return ApproverVerdict.ALLOWED
-    if user and approvers.groups and members_of is not None:
-        for group in sorted(approvers.groups):
-            if user in await members_of(group):
-                return ApproverVerdict.ALLOWED
     return ApproverVerdict.NOT_AN_APPROVER
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from actors.engine.approvals import GroupMembers, bot_token, slack_group_members, team_config
+from actors.engine.approvals import GroupMembers, bot_token, listed, slack_group_members, team_config
 from incidentfox.background import BackgroundTasks
 from incidentfox.settings import Settings
 
@@ -71,14 +71,9 @@ class Responders:
 
 async def check_responder(responders: Responders, *, user: str | None,
                           members_of: GroupMembers | None = None) -> ResponderVerdict:
-    if responders.open:
+    if responders.open or await listed(user, users=responders.users, groups=responders.groups,
+                                       members_of=members_of):
         return ResponderVerdict.ALLOWED
-    if user and user in responders.users:
-        return ResponderVerdict.ALLOWED
-    if user and responders.groups and members_of is not None:
-        for group in sorted(responders.groups):
-            if user in await members_of(group):
-                return ResponderVerdict.ALLOWED
     return ResponderVerdict.NOT_A_RESPONDER
 
 
