@@ -34,6 +34,12 @@ investigates each case, calling our own tools, and a replay store built from the
 answers them (`actors/tools/replay.py`), so the numbers measure the planner as it runs. `demo` ranks
 its seeded incidents directly (it has no recordings to replay).
 
+`make bench` runs the same suites as `bench/eval.py`: each one a fresh `incidentfox eval` process (so
+Ray start-up counts), one JSON line per suite with cases, top-1, top-3, tool calls and wall time
+against issue 14's targets (Nezha top-1 ≥ 0.93; HolmesGPT culprit and phrases right on ≥ 90 %;
+PetShop top-1 and latency specificity ≥ 0.9; each suite under 60 s), beside the `demo` suite's wall
+time measured in the same run as the baseline (what Ray start-up and the harness cost at that moment).
+
 **PetShop** (52 injected incidents, low and high traffic), through the live path: the offline
 planner investigates each case with a team that has Prometheus, and a replay store built from the
 case's recordings answers its tools (`evaluation/replay_petshop.py`, run by
