@@ -56,3 +56,17 @@ async def test_a_failed_mcp_listing_masks_the_servers_credentials(entry, failing
     message = getattr(info.value, "message", str(info.value))
     assert SERVER_KEY not in message and TEAM_KEY not in message
     assert "***" in message
+
+
+async def test_a_sandbox_mcp_result_never_shows_the_servers_env(entry) -> None:
+    """The sandbox path (the same allow-list): a stdio server that echoes its env value."""
+    import sys
+    from pathlib import Path
+
+    from actors.sandbox.mcp import open_mcp_tools
+
+    spec_entry, cipher = entry
+    spec_entry = spec_entry | {"command": [sys.executable, str(Path(__file__).parents[1] / "engine_mcp_stdio.py")]}
+    async with open_mcp_tools([spec_entry], cipher=cipher, connect_timeout_s=30) as toolset:
+        outcome = await toolset.handlers["mcp__ops__whoami"]({})
+    assert "running as ops" in outcome.content and SERVER_KEY not in outcome.content and "***" in outcome.content
