@@ -88,8 +88,10 @@ def enabled(target: AnswerTarget | None, integrations: Mapping[str, Any]) -> boo
 
 async def answer_back(*, sessions: async_sessionmaker[AsyncSession], run_id: str, trigger: Mapping[str, Any],
                       integrations: Mapping[str, Any], rca: RCA, title: str = "", run_link: str | None = None,
-                      since: datetime | None = None, out: Outbound | None = None) -> list[AnswerOutcome]:
-    """See the module docstring."""
+                      since: datetime | None = None, out: Outbound | None = None,
+                      routing: Mapping[str, Any] | None = None) -> list[AnswerOutcome]:
+    """See the module docstring. ``routing``: the team's ``routing`` claims; when given, a GitHub
+    answer goes only to a repository the team claims (:func:`.github.writes`)."""
     target = target_of(trigger)
     if target is None or not enabled(target, integrations):
         return []
@@ -99,7 +101,8 @@ async def answer_back(*, sessions: async_sessionmaker[AsyncSession], run_id: str
     try:
         block = parse_block(_BLOCKS[target.source], raw, name=target.source)
         text = rca_markdown(rca, run_id=run_id, title=title, run_link=run_link)
-        plan = _plan(target, block, out=out, run_id=run_id, title=title, text=text, run_link=run_link, since=since)
+        plan = _plan(target, block, out=out, run_id=run_id, title=title, text=text, run_link=run_link, since=since,
+                     routing=routing)
     except AnswerError as exc:
         return [AnswerOutcome(target.source, "failed", reason=exc.reason, message=_scrub(exc.message, secrets))]
     outcomes: list[AnswerOutcome] = []
@@ -131,10 +134,11 @@ async def answer_run(*, note: Callable[[dict[str, Any]], None], timeout_s: float
 
 
 def _plan(target: AnswerTarget, block: Any, *, out: Outbound, run_id: str, title: str, text: str,
-          run_link: str | None, since: datetime | None) -> list[Write]:
+          run_link: str | None, since: datetime | None, routing: Mapping[str, Any] | None = None) -> list[Write]:
     if target.source == "github":
+        claimed = None if routing is None else list(routing.get("github_repos") or [])
         return github.writes(target, block, out=out, run_id=run_id, title=title, text=text, run_link=run_link,
-                             since=since)
+                             since=since, claimed=claimed)
     if target.source == "pagerduty":
         return pagerduty.writes(target, block, out=out, run_id=run_id, text=text)
     return incidentio.writes(target, block, out=out, run_id=run_id, text=text)

@@ -271,3 +271,23 @@ async def test_egress_policy_refuses_before_sending(sessions: Any) -> None:
     cfg = {"incidentio": {"answer_back": True, "api_key": IIO_KEY, "api_url": "http://127.0.0.1:9"}}
     [outcome] = await answer(sessions, run_id, t, cfg, Outbound(egress=EgressPolicy(), first_s=0.001))
     assert (outcome.status, outcome.reason) == ("failed", "egress_refused"), outcome
+
+
+async def test_github_answers_only_in_a_repository_the_team_claims(http: FakeHTTP, sessions: Any) -> None:
+    """An App shared by an org's teams: a delivery signed with team A's secret naming team B's
+    repository (and the App's installation) writes nothing there; the team's own repository works."""
+    gh = FakeGitHub(http, public_key=PUBLIC, app_id="4242", installation_id=77, repo="acme/shop")
+    gh.issue(12)
+    routing = {"github_repos": ["Acme/Shop"]}
+    foreign = trigger("github", repo="acme/billing", issue_number=12, installation_id=77)
+    run_id = await new_run(sessions, foreign)
+    [outcome] = await answer_back(sessions=sessions, run_id=run_id, trigger=foreign.model_dump(mode="json"),
+                                  integrations=github_cfg(http), rca=RCA_, out=out(), routing=routing)
+    assert (outcome.status, outcome.reason) == ("failed", "bad_target"), outcome
+    assert "routing.github_repos" in outcome.message and http.requests == []
+
+    own = trigger("github", repo="acme/shop", issue_number=12, installation_id=77)
+    run_id = await new_run(sessions, own)
+    [outcome] = await answer_back(sessions=sessions, run_id=run_id, trigger=own.model_dump(mode="json"),
+                                  integrations=github_cfg(http), rca=RCA_, out=out(), routing=routing)
+    assert outcome.status == "posted", outcome
