@@ -91,7 +91,8 @@ async def answer_back(*, sessions: async_sessionmaker[AsyncSession], run_id: str
                       since: datetime | None = None, out: Outbound | None = None,
                       routing: Mapping[str, Any] | None = None) -> list[AnswerOutcome]:
     """See the module docstring. ``routing``: the team's ``routing`` claims; when given, a GitHub
-    answer goes only to a repository the team claims (:func:`.github.writes`)."""
+    answer goes only to a repository the team claims (:func:`.github.writes`), a PagerDuty one only
+    to an incident of a service it claims (:func:`.pagerduty.writes`)."""
     target = target_of(trigger)
     if target is None or not enabled(target, integrations):
         return []
@@ -140,7 +141,8 @@ def _plan(target: AnswerTarget, block: Any, *, out: Outbound, run_id: str, title
         return github.writes(target, block, out=out, run_id=run_id, title=title, text=text, run_link=run_link,
                              since=since, claimed=claimed)
     if target.source == "pagerduty":
-        return pagerduty.writes(target, block, out=out, run_id=run_id, text=text)
+        claimed = None if routing is None else list(routing.get("pagerduty_service_ids") or [])
+        return pagerduty.writes(target, block, out=out, run_id=run_id, text=text, claimed=claimed)
     return incidentio.writes(target, block, out=out, run_id=run_id, text=text)
 
 

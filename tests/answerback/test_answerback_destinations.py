@@ -291,3 +291,27 @@ async def test_github_answers_only_in_a_repository_the_team_claims(http: FakeHTT
     [outcome] = await answer_back(sessions=sessions, run_id=run_id, trigger=own.model_dump(mode="json"),
                                   integrations=github_cfg(http), rca=RCA_, out=out(), routing=routing)
     assert outcome.status == "posted", outcome
+
+
+async def test_pagerduty_answers_only_on_an_incident_of_a_service_the_team_claims(http: FakeHTTP,
+                                                                                   sessions: Any) -> None:
+    """A REST key shared by an org's teams: a delivery signed with team A's secret naming team B's
+    incident gets no note and no status change there; an incident on the team's own service does."""
+    pd = FakePagerDuty(http, incident_id="PB1", token=PD_TOKEN, service_id="PSVCOTHER")
+    routing = {"pagerduty_service_ids": ["PSVCOWN"]}
+    foreign = trigger("pagerduty", incident_id="PB1")
+    run_id = await new_run(sessions, foreign)
+    note, status = await answer_back(sessions=sessions, run_id=run_id, trigger=foreign.model_dump(mode="json"),
+                                     integrations=pd_cfg(http, set_status="resolved"), rca=RCA_, out=out(),
+                                     routing=routing)
+    assert (note.status, note.reason) == ("failed", "bad_target"), note
+    assert "routing.pagerduty_service_ids" in note.message and status.status == "skipped"
+    assert pd.notes == [] and pd.puts == []
+
+    pd.service_id = "PSVCOWN"
+    own = trigger("pagerduty", incident_id="PB1")
+    run_id = await new_run(sessions, own)
+    note, status = await answer_back(sessions=sessions, run_id=run_id, trigger=own.model_dump(mode="json"),
+                                     integrations=pd_cfg(http, set_status="resolved"), rca=RCA_, out=out(),
+                                     routing=routing)
+    assert (note.status, status.status) == ("posted", "posted") and len(pd.notes) == 1
