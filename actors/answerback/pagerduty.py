@@ -16,8 +16,8 @@ Config (``integrations.pagerduty``, :class:`config_service.PagerDutyBlock`): ``a
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Collection
+from typing import Any
 from urllib.parse import quote
 
 from actors.answerback.http import AnswerError, Outbound, json_of, send
