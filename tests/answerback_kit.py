@@ -278,9 +278,10 @@ class FakeGitRepo:
 class FakePagerDuty(FakeAPI):
     """Notes and status of one incident; every write needs the token and a From header."""
 
-    def __init__(self, http: FakeHTTP, *, incident_id: str, token: str, status: str = "triggered") -> None:
+    def __init__(self, http: FakeHTTP, *, incident_id: str, token: str, status: str = "triggered",
+                 service_id: str = "PSVC001") -> None:
         super().__init__(http)
-        self.token, self.status = token, status
+        self.token, self.status, self.service_id = token, status, service_id
         self.notes: list[dict[str, Any]] = []
         self.puts: list[dict[str, Any]] = []
         base = f"/incidents/{incident_id}"
@@ -318,7 +319,8 @@ class FakePagerDuty(FakeAPI):
         return 200, {"incident": {"status": self.status}}
 
     async def _get(self, request: web.Request) -> tuple[int, Any]:
-        return self._check(request, write=False) or (200, {"incident": {"status": self.status}})
+        return self._check(request, write=False) or (200, {"incident": {
+            "status": self.status, "service": {"id": self.service_id, "type": "service_reference"}}})
 
 
 class FakeIncidentIo(FakeAPI):

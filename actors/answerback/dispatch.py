@@ -88,8 +88,11 @@ def enabled(target: AnswerTarget | None, integrations: Mapping[str, Any]) -> boo
 
 async def answer_back(*, sessions: async_sessionmaker[AsyncSession], run_id: str, trigger: Mapping[str, Any],
                       integrations: Mapping[str, Any], rca: RCA, title: str = "", run_link: str | None = None,
-                      since: datetime | None = None, out: Outbound | None = None) -> list[AnswerOutcome]:
-    """See the module docstring."""
+                      since: datetime | None = None, out: Outbound | None = None,
+                      routing: Mapping[str, Any] | None = None) -> list[AnswerOutcome]:
+    """See the module docstring. ``routing``: the team's ``routing`` claims; when given, a GitHub
+    answer goes only to a repository the team claims (:func:`.github.writes`), a PagerDuty one only
+    to an incident of a service it claims (:func:`.pagerduty.writes`)."""
     target = target_of(trigger)
     if target is None or not enabled(target, integrations):
         return []
@@ -99,7 +102,8 @@ async def answer_back(*, sessions: async_sessionmaker[AsyncSession], run_id: str
     try:
         block = parse_block(_BLOCKS[target.source], raw, name=target.source)
         text = rca_markdown(rca, run_id=run_id, title=title, run_link=run_link)
-        plan = _plan(target, block, out=out, run_id=run_id, title=title, text=text, run_link=run_link, since=since)
+        plan = _plan(target, block, out=out, run_id=run_id, title=title, text=text, run_link=run_link, since=since,
+                     routing=routing)
     except AnswerError as exc:
         return [AnswerOutcome(target.source, "failed", reason=exc.reason, message=_scrub(exc.message, secrets))]
     outcomes: list[AnswerOutcome] = []
@@ -131,12 +135,14 @@ async def answer_run(*, note: Callable[[dict[str, Any]], None], timeout_s: float
 
 
 def _plan(target: AnswerTarget, block: Any, *, out: Outbound, run_id: str, title: str, text: str,
-          run_link: str | None, since: datetime | None) -> list[Write]:
+          run_link: str | None, since: datetime | None, routing: Mapping[str, Any] | None = None) -> list[Write]:
     if target.source == "github":
+        claimed = None if routing is None else list(routing.get("github_repos") or [])
         return github.writes(target, block, out=out, run_id=run_id, title=title, text=text, run_link=run_link,
-                             since=since)
+                             since=since, claimed=claimed)
     if target.source == "pagerduty":
-        return pagerduty.writes(target, block, out=out, run_id=run_id, text=text)
+        claimed = None if routing is None else list(routing.get("pagerduty_service_ids") or [])
+        return pagerduty.writes(target, block, out=out, run_id=run_id, text=text, claimed=claimed)
     return incidentio.writes(target, block, out=out, run_id=run_id, text=text)
 
 

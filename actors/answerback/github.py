@@ -15,6 +15,7 @@ Config (``integrations.github``, :class:`config_service.GitHubBlock`): ``answer_
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -35,8 +36,12 @@ SERVICE = "github"
 
 
 def writes(target: AnswerTarget, block: GitHubBlock, *, out: Outbound, run_id: str, title: str, text: str,
-           run_link: str | None, since: datetime | None) -> list[Write]:
-    """The writes for ``target`` (``bad_config`` when the App is not fully configured)."""
+           run_link: str | None, since: datetime | None, claimed: Collection[str] | None = None) -> list[Write]:
+    """The writes for ``target`` (``bad_config`` when the App is not fully configured).
+
+    ``claimed``: the team's ``routing.github_repos``. When given, the delivery's repository must be
+    one of them (``bad_target`` otherwise): an App shared by an org's teams answers a team only in
+    its own repositories, whatever a delivery signed with that team's secret names."""
     app_id = require(block.app_id, "integrations.github.app_id", "answering on GitHub needs a GitHub App")
     key = require(block.private_key, "integrations.github.private_key", "answering on GitHub needs a GitHub App")
     app_jwt(app_id=app_id, private_key=key, now=out.clock())   # a key that cannot sign is bad config now
@@ -47,6 +52,9 @@ def writes(target: AnswerTarget, block: GitHubBlock, *, out: Outbound, run_id: s
     repo = target.repo or ""
     if not _REPO_RE.fullmatch(repo) or ".." in repo:
         raise AnswerError("bad_target", "the delivery names no owner/name repository")
+    if claimed is not None and repo.lower() not in {str(r).strip().lower() for r in claimed}:
+        raise AnswerError("bad_target", f"the delivery's repository {repo} is not one this team claims "
+                                        "(routing.github_repos); nothing is written there")
     api = (block.api_url or DEFAULT_API).rstrip("/")
 
     async def call(method: str, path: str, *, body: Any = None, params: dict[str, Any] | None = None) -> Any:

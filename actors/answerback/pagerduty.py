@@ -16,10 +16,11 @@ Config (``integrations.pagerduty``, :class:`config_service.PagerDutyBlock`): ``a
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
 
-from actors.answerback.http import Outbound, json_of, send
+from actors.answerback.http import AnswerError, Outbound, json_of, send
 from actors.answerback.markdown import clip, marker
 from actors.answerback.write import Write, require
 from config_service import PagerDutyBlock
@@ -30,8 +31,14 @@ NOTE_MAX = 24_000      # well below PagerDuty's note size limit
 SERVICE = "pagerduty"
 
 
-def writes(target: AnswerTarget, block: PagerDutyBlock, *, out: Outbound, run_id: str, text: str) -> list[Write]:
-    """The note, and the status change when ``set_status`` is set (in that order)."""
+def writes(target: AnswerTarget, block: PagerDutyBlock, *, out: Outbound, run_id: str, text: str,
+           claimed: Collection[str] | None = None) -> list[Write]:
+    """The note, and the status change when ``set_status`` is set (in that order).
+
+    ``claimed``: the team's ``routing.pagerduty_service_ids``. When given, the incident is read first
+    and must belong to one of them (``bad_target`` otherwise, nothing written): a REST key shared by
+    an org's teams answers a team only on its own services' incidents, whatever a delivery signed
+    with that team's secret names."""
     token = require(block.token, "integrations.pagerduty.token", "a REST API key writes the note")
     sender = require(block.from_email, "integrations.pagerduty.from_email",
                      "PagerDuty requires a From user's email to write notes")
@@ -44,11 +51,25 @@ def writes(target: AnswerTarget, block: PagerDutyBlock, *, out: Outbound, run_id
         resp = await send(out, method, f"{api}{path}", service=SERVICE, headers=hdrs, json_body=body)
         return json_of(resp, service=SERVICE)
 
+    checked: list[bool] = []
+
+    async def own_incident() -> None:
+        if claimed is None or checked:
+            return
+        found = ((await call("GET", f"/incidents/{incident}")) or {}).get("incident") or {}
+        service = str((found.get("service") or {}).get("id") or "") if isinstance(found, dict) else ""
+        if not service or service not in {str(s) for s in claimed}:
+            raise AnswerError("bad_target", f"incident {target.incident_id} is not on a service this team claims "
+                                            "(routing.pagerduty_service_ids); nothing is written there")
+        checked.append(True)
+
     async def post_note() -> str:
+        await own_incident()
         body = await call("POST", f"/incidents/{incident}/notes", {"note": {"content": clip(text, NOTE_MAX)}})
         return str(((body or {}).get("note") or {}).get("id", ""))
 
     async def find_note() -> str | None:
+        await own_incident()
         for note in ((await call("GET", f"/incidents/{incident}/notes")) or {}).get("notes") or []:
             if isinstance(note, dict) and marker(run_id) in str(note.get("content") or ""):
                 return str(note.get("id", ""))

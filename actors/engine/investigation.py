@@ -328,7 +328,8 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
             await _post_final(ctx, live.run_id, reporter, rca, RunStatus.SUCCEEDED)
         if ok:   # bounded; each outcome a note event; never changes the run's result
             await answer_run(sessions=ctx.sessions, run_id=run_id, trigger=run.trigger or {}, rca=rca,
-                             integrations=cfg.integrations, run_link=run_url(ctx.public_url, run_id),
+                             integrations=cfg.integrations, routing=cfg.effective.routing,
+                             run_link=run_url(ctx.public_url, run_id),
                              since=run.created_at, out=ctx.outbound(),
                              note=lambda data: ctx.writer.event(run_id, "note", data))
         return RunOutcome.SUCCEEDED if ok else RunOutcome.LOST_RACE

@@ -29,6 +29,7 @@ from incidentfox.egress import refusal_in
 from incidentfox.mcp_allowlist import (  # the allow-list's one owner; re-exported for the sandbox API
     McpServerSpec,
     cipher_from_settings,
+    decrypt_env,
     encrypt_env,
     is_read_only,
     open_client,
@@ -52,6 +53,14 @@ def select_servers(names: list[str], allowlist: dict[str, dict[str, Any]]) -> li
     return [allowlist[n] for n in dict.fromkeys(names)]
 
 
+def mask_text(text: str, secrets: list[str]) -> str:
+    """``text`` with each of ``secrets`` (longest first) replaced by ``***``. Local, not
+    :func:`actors.tools.execute.mask_text`: a sandbox host never loads httpx."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
 Gate = Callable[[str, dict[str, Any]], Awaitable[str | None]]   # (tool, input) → refusal or None
 
 
@@ -66,8 +75,11 @@ class McpToolset:
         self.read_only = list(read_only or [])
         self.gate = gate
 
-    def add(self, server: str, client: Any, tool: Any, timeout_s: float) -> None:
+    def add(self, server: str, client: Any, tool: Any, timeout_s: float, secrets: list[str] | None = None) -> None:
+        """Expose ``tool``. ``secrets``: the entry's env values, masked in whatever the call returns
+        (the server's own credentials are the platform's, never the tenant's to read)."""
         name = tool_name(server, tool.name)
+        hidden = list(secrets or [])
         if name in BUILTIN_NAMES or name in self.handlers:
             return
         schema = dict(tool.input_schema or {"type": "object"})
@@ -90,8 +102,9 @@ class McpToolset:
             try:
                 res = await client.call_tool(_tool, args, read_timeout_seconds=timeout_s)
             except Exception as exc:  # noqa: BLE001 - any server/transport failure goes back to the model
-                return ToolOutcome(f"MCP server {server} failed: {type(exc).__name__}: {str(exc)[:300]}", True)
-            return ToolOutcome(result_text(res), bool(getattr(res, "is_error", False)))
+                detail = mask_text(str(exc), hidden)[:300]
+                return ToolOutcome(f"MCP server {server} failed: {type(exc).__name__}: {detail}", True)
+            return ToolOutcome(mask_text(result_text(res), hidden), bool(getattr(res, "is_error", False)))
 
         self.handlers[name] = call
 
@@ -113,6 +126,7 @@ async def open_mcp_tools(entries: list[dict[str, Any]], *, cipher: MultiFernet |
 
     async with AsyncExitStack() as stack:
         for e in entries:
+            secrets = [v for v in decrypt_env(e.get("env") or {}, cipher).values() if len(v) >= 6]
             client = await open_client(stack, e, cipher=cipher, verify=shared_tls_context())
             try:
                 async with asyncio.timeout(connect_timeout_s):
@@ -122,8 +136,9 @@ async def open_mcp_tools(entries: list[dict[str, Any]], *, cipher: MultiFernet |
                 if (refused := refusal_in(exc)) is not None:
                     raise SandboxError(f"MCP server {e['name']} is refused by the egress policy: {refused}",
                                        code="egress_refused", status=403) from None
-                raise SandboxError(f"MCP server {e['name']} is unavailable: {type(exc).__name__}: {str(exc)[:200]}",
+                raise SandboxError(f"MCP server {e['name']} is unavailable: {type(exc).__name__}: "
+                                   f"{mask_text(str(exc), secrets)[:200]}",
                                    code="mcp_unavailable", status=502) from None
             for tool in listing.tools:
-                toolset.add(e["name"], client, tool, float(e.get("tool_timeout_s") or 30.0))
+                toolset.add(e["name"], client, tool, float(e.get("tool_timeout_s") or 30.0), secrets)
         yield toolset

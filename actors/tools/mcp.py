@@ -73,10 +73,18 @@ def _schema(raw: Any) -> dict[str, Any]:
     return schema
 
 
-def _failure(entry: dict[str, Any], exc: BaseException) -> ToolError:
+def _failure(entry: dict[str, Any], exc: BaseException, secrets: list[str]) -> ToolError:
+    """The typed error for a failed connection or call. A server's error text may echo its own
+    credentials (the allow-list entry's env, which no tenant ever sees): masked like a result."""
     if (refused := refusal_in(exc)) is not None:
         return ToolError("egress_refused", f"MCP server {entry['name']} is refused by the egress policy: {refused}")
-    return ToolError("unavailable", f"MCP server {entry['name']} failed: {type(exc).__name__}: {str(exc)[:200]}")
+    detail = mask_text(str(exc), secrets)[:200]
+    return ToolError("unavailable", f"MCP server {entry['name']} failed: {type(exc).__name__}: {detail}")
+
+
+def _server_secrets(entry: dict[str, Any], cipher: Any) -> list[str]:
+    """The entry's decrypted env values worth masking (``McpSecretError`` when they do not decrypt)."""
+    return [v for v in decrypt_env(entry.get("env") or {}, cipher).values() if len(v) >= 6]
 
 
 async def list_tools(entry: dict[str, Any], *, marks: dict[str, str], cipher: Any, ctx: ToolContext,
@@ -85,6 +93,10 @@ async def list_tools(entry: dict[str, Any], *, marks: dict[str, str], cipher: An
     (``egress_refused`` | ``unavailable``) when the server cannot be reached."""
     timeout = float(entry.get("tool_timeout_s") or 30.0)
     try:
+        secrets = _server_secrets(entry, cipher)
+    except McpSecretError as exc:
+        raise ToolError("not_configured", f"MCP server {entry['name']}: {exc}") from None
+    try:
         async with asyncio.timeout(timeout_s), AsyncExitStack() as stack:
             client = await open_client(stack, entry, cipher=cipher, policy=ctx.egress, resolver=ctx.resolver)
             await stack.enter_async_context(client)
@@ -92,7 +104,7 @@ async def list_tools(entry: dict[str, Any], *, marks: dict[str, str], cipher: An
     except ToolError:
         raise
     except Exception as exc:  # noqa: BLE001 - any transport/server failure becomes a typed ToolError
-        raise _failure(entry, exc) from None
+        raise _failure(entry, exc, [*ctx.secret_values(), *secrets]) from None
     tools = []
     for t in listing.tools[:MAX_TOOLS_PER_SERVER]:
         tools.append(McpTool(name=tool_name(entry["name"], t.name), server=entry["name"], tool=t.name,
@@ -118,7 +130,7 @@ def mcp_spec(decl: McpTool, entry: dict[str, Any], *, cipher: Any) -> ToolSpec:
 
     async def call(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         try:
-            server_secrets = [v for v in decrypt_env(entry.get("env") or {}, cipher).values() if len(v) >= 6]
+            server_secrets = _server_secrets(entry, cipher)
         except McpSecretError as exc:
             raise ToolError("not_configured", f"MCP server {entry['name']}: {exc}") from None
         try:
@@ -129,7 +141,7 @@ def mcp_spec(decl: McpTool, entry: dict[str, Any], *, cipher: Any) -> ToolSpec:
         except (ToolError, asyncio.CancelledError):
             raise
         except Exception as exc:  # noqa: BLE001 - typed below, never swallowed
-            raise _failure(entry, exc) from None
+            raise _failure(entry, exc, [*ctx.secret_values(), *server_secrets]) from None
         # The model never sees a credential: the team's, or the server's own env values echoed back.
         text = mask_text(result_text(res), [*ctx.secret_values(), *server_secrets])
         if getattr(res, "is_error", False):

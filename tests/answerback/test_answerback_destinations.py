@@ -271,3 +271,47 @@ async def test_egress_policy_refuses_before_sending(sessions: Any) -> None:
     cfg = {"incidentio": {"answer_back": True, "api_key": IIO_KEY, "api_url": "http://127.0.0.1:9"}}
     [outcome] = await answer(sessions, run_id, t, cfg, Outbound(egress=EgressPolicy(), first_s=0.001))
     assert (outcome.status, outcome.reason) == ("failed", "egress_refused"), outcome
+
+
+async def test_github_answers_only_in_a_repository_the_team_claims(http: FakeHTTP, sessions: Any) -> None:
+    """An App shared by an org's teams: a delivery signed with team A's secret naming team B's
+    repository (and the App's installation) writes nothing there; the team's own repository works."""
+    gh = FakeGitHub(http, public_key=PUBLIC, app_id="4242", installation_id=77, repo="acme/shop")
+    gh.issue(12)
+    routing = {"github_repos": ["Acme/Shop"]}
+    foreign = trigger("github", repo="acme/billing", issue_number=12, installation_id=77)
+    run_id = await new_run(sessions, foreign)
+    [outcome] = await answer_back(sessions=sessions, run_id=run_id, trigger=foreign.model_dump(mode="json"),
+                                  integrations=github_cfg(http), rca=RCA_, out=out(), routing=routing)
+    assert (outcome.status, outcome.reason) == ("failed", "bad_target"), outcome
+    assert "routing.github_repos" in outcome.message and http.requests == []
+
+    own = trigger("github", repo="acme/shop", issue_number=12, installation_id=77)
+    run_id = await new_run(sessions, own)
+    [outcome] = await answer_back(sessions=sessions, run_id=run_id, trigger=own.model_dump(mode="json"),
+                                  integrations=github_cfg(http), rca=RCA_, out=out(), routing=routing)
+    assert outcome.status == "posted", outcome
+
+
+async def test_pagerduty_answers_only_on_an_incident_of_a_service_the_team_claims(http: FakeHTTP,
+                                                                                   sessions: Any) -> None:
+    """A REST key shared by an org's teams: a delivery signed with team A's secret naming team B's
+    incident gets no note and no status change there; an incident on the team's own service does."""
+    pd = FakePagerDuty(http, incident_id="PB1", token=PD_TOKEN, service_id="PSVCOTHER")
+    routing = {"pagerduty_service_ids": ["PSVCOWN"]}
+    foreign = trigger("pagerduty", incident_id="PB1")
+    run_id = await new_run(sessions, foreign)
+    note, status = await answer_back(sessions=sessions, run_id=run_id, trigger=foreign.model_dump(mode="json"),
+                                     integrations=pd_cfg(http, set_status="resolved"), rca=RCA_, out=out(),
+                                     routing=routing)
+    assert (note.status, note.reason) == ("failed", "bad_target"), note
+    assert "routing.pagerduty_service_ids" in note.message and status.status == "skipped"
+    assert pd.notes == [] and pd.puts == []
+
+    pd.service_id = "PSVCOWN"
+    own = trigger("pagerduty", incident_id="PB1")
+    run_id = await new_run(sessions, own)
+    note, status = await answer_back(sessions=sessions, run_id=run_id, trigger=own.model_dump(mode="json"),
+                                     integrations=pd_cfg(http, set_status="resolved"), rca=RCA_, out=out(),
+                                     routing=routing)
+    assert (note.status, status.status) == ("posted", "posted") and len(pd.notes) == 1

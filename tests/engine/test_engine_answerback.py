@@ -52,6 +52,8 @@ async def test_a_pagerduty_run_answers_with_a_note_after_slack(engine: Engine) -
         cfg = demo_config(channel="CPD1")
         cfg["integrations"]["pagerduty"] = {"answer_back": True, "token": "pd-engine-key-1",
                                             "from_email": "bot@acme.example", "api_url": http.url}
+        # The incident must be on a service the team claims (actors/answerback/pagerduty.py).
+        cfg.setdefault("routing", {})["pagerduty_service_ids"] = [pd.service_id]
         team = await engine.add_team(cfg)
         run_id = await engine.start(team, trigger=pd_trigger("PENG1"))
         run = await engine.wait_terminal(run_id, timeout=120)

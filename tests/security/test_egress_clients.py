@@ -243,3 +243,33 @@ async def test_mcp_over_http_is_refused_for_an_internal_url(sentinel6: Sentinel)
         async with open_mcp_tools([entry], cipher=None, connect_timeout_s=10):
             pass
     assert info.value.code == "egress_refused" and sentinel6.requests == []
+
+
+@pytest.mark.parametrize("tool, args, approved", [
+    ("kubernetes_describe_pod", {"namespace": "shop", "pod": "checkout-1"}, False),
+    ("kubernetes_list_volume_claims", {}, False),
+    ("kubernetes_rollback_deployment", {"namespace": "shop", "deployment": "checkout", "to_revision": None,
+                                        "expected_revision": None}, True),
+])
+async def test_new_kubernetes_tools_check_the_api_server(sentinel: Sentinel, tool: str, args: dict,
+                                                          approved: bool) -> None:
+    host = sentinel.url().replace("http://", "https://")
+    c = ToolContext(integrations={"kubernetes": {"host": host, "token": "t0ken-123456"}}, egress=STRICT)
+    spec = TOOLS[tool]
+    full = {p: None for p in spec.parameters["properties"]} | args
+    result = await execute(spec, full, c, backoff_s=0.001, approved=approved)
+    assert result.error == "egress_refused", (tool, result.error, result.message)
+    assert sentinel.requests == []
+
+
+async def test_the_postmortem_model_is_tenant_egress(sentinel: Sentinel) -> None:
+    """``POST /runs/{id}/postmortem`` with ``llm``: the team's ``llm.base_url`` goes through the policy;
+    a refusal keeps the offline draft, says why, and names no secret."""
+    from actors.engine.postmortem_llm import refine_postmortem
+    from config_service import LLMConfig
+
+    llm = LLMConfig(provider="openai_compatible", model="m", base_url=sentinel.url() + "/v1",
+                    api_key="sk-test-postmortem-123456", request_timeout_s=5)
+    refined = await refine_postmortem("# draft\n", llm, policy=STRICT)
+    assert refined.source == "offline" and refined.markdown == "# draft\n" and "failed" in refined.note
+    assert "sk-test-postmortem" not in refined.note and sentinel.requests == []

@@ -79,14 +79,18 @@ async def test_a_name_resolving_to_loopback_is_refused(sentinel: Sentinel, caplo
     ("datadog_query_metrics", {"datadog": {"api_url": "{url}", "api_key": "k", "app_key": "a"}}),
     ("coralogix_query_logs", {"coralogix": {"api_url": "{url}", "api_key": "k"}}),
     ("github_recent_commits", {"github": {"api_url": "{url}", "token": "t", "repos": ["o/r"]}}),
+    ("datadog_search_traces", {"datadog": {"api_url": "{url}", "api_key": "k", "app_key": "a"}}),
+    ("rabbitmq_cluster_status", {"rabbitmq": {"url": "{url}", "username": "u", "password": "p"}}),
+    ("argocd_list_applications", {"argocd": {"url": "{url}", "token": "t"}}),
 ])
 async def test_every_http_backend_goes_through_the_policy(sentinel: Sentinel, tool: str,
                                                           integration: dict[str, Any]) -> None:
     name, config = next(iter(integration.items()))
     config = {k: (v.format(url=sentinel.url()) if isinstance(v, str) else v) for k, v in config.items()}
     spec = TOOLS[tool]
-    args = {p: None for p in spec.parameters["properties"]} | {"query": "x"} if "query" in \
-        spec.parameters["properties"] else {}
+    props = spec.parameters["properties"]
+    named = {k: "x" for k in ("query", "service") if k in props}   # the required strings
+    args = {p: None for p in props} | named if named else {}
     result = await execute(spec, args, ctx(**{name: config}), backoff_s=0.001)
     assert result.error == "egress_refused", (tool, result.error, result.message)
     assert sentinel.requests == []

@@ -86,6 +86,7 @@ MATRIX: dict[tuple[str, str, str], Entry] = {
                                                                          body={"decision": "approve"}),
     ("agent", "POST", "/runs/{run_id}/actions/{action_id}/approve"): Entry("/runs/{run}/actions/act_victim/approve"),
     ("agent", "POST", "/runs/{run_id}/actions/{action_id}/deny"): Entry("/runs/{run}/actions/act_victim/deny"),
+    ("agent", "POST", "/runs/{run_id}/postmortem"): Entry("/runs/{run}/postmortem", body={"llm": True}),
     ("agent", "GET", "/runs/{run_id}/events"): Entry("/runs/{run}/events"),
     ("agent", "GET", "/deliveries"): Entry("/deliveries", cells={"org_a": Cell(SCOPED, check=_no_victim)}),
     ("agent", "POST", "/deliveries/redrive"): Entry("/deliveries/redrive", body={"ids": None}),
@@ -203,6 +204,14 @@ async def world(sqlite_url, tmp_path):
         run = await store.create_run(s, org_id="acme", team_id="payments", trigger=Trigger(
             source="api", delivery_id="victim", event_kind="api", thread={"channel": "C111", "ts": "1.0"}))
         s.add(ToolApproval(id="apr_victim", run_id=run.id, tool="kubernetes_restart_deployment", arguments={}))
+        # A finished run with a pending proposed fix: the actions and postmortem routes have something
+        # real to refuse (not merely an unknown id).
+        action = {"id": "act_victim", "kind": "restart", "target": "shop/deployment/checkout",
+                  "effect": "restart checkout", "tool": "kubernetes_restart_deployment",
+                  "arguments": {"namespace": "shop", "deployment": "checkout"}}
+        run.status, run.result = "succeeded", {"summary": "victim rca", "proposed_actions": [action]}
+        s.add(ToolApproval(id="act_victim", run_id=run.id, tool="kubernetes_restart_deployment",
+                           arguments=action["arguments"]))
         s.add(Report(id="rep_victim", org_id="acme", team_id="payments", kind="weekly", period_start=utcnow(),
                      period_end=utcnow(), content={"runs": 1}, chart_png=b"\x89PNG"))
         token_id = (await token_svc.list_tokens(s, org_id="acme"))[0]["token_id"]
