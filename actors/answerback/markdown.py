@@ -79,7 +79,9 @@ def _clip_lines(body: str, limit: int) -> str:
         kept.append(line)
         size += len(line) + 1
         fenced ^= line == FENCE
-    if fenced:
+    if fenced and kept[-1] == FENCE:          # the cut fell right after an opening fence: drop it
+        kept.pop()
+    elif fenced:
         kept.append(FENCE)
     return "\n".join([*kept, "…"])[:limit]
 

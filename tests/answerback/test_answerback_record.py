@@ -171,3 +171,12 @@ def test_a_second_config_write_keeps_the_stored_typed_blocks_valid() -> None:
         assert [e["path"] for e in exc.details["errors"]] == ["integrations.pagerduty.set_status"]
     else:
         raise AssertionError("a bad new value must still be refused")
+
+
+def test_a_cut_right_after_an_opening_fence_leaves_no_empty_block() -> None:
+    """Found by Hypothesis (quote '', summary '0', limit 228): the cut fell just after an evidence
+    block's opening fence, which was then closed at once; the open fence is dropped instead."""
+    text = rca_markdown(_rca("", "0", causes=3), run_id="run_abc", title="t", run_link="https://x.example/r",
+                        limit=228)
+    assert "~~~~\n~~~~" not in text and "~~~~" not in text.replace("\n~~~~\n", "\n\n")
+    assert text.split("\n").count("~~~~") % 2 == 0 and len(text) <= 228
