@@ -161,9 +161,10 @@ class FollowUpLog:
 
 # Called once per follow-up round with (round number, the follow-ups it runs, the ones the budget cut).
 OnRound = Callable[[int, list[FollowUp], list[FollowUp]], None]
-# Called with the evidence so far after the playbooks, before each follow-up round and before the
-# ranking: acts on replies that reached the run meanwhile (actors.engine.thread_turns.Steering).
-Steer = Callable[[EvidenceBundle], Awaitable[None]]
+# Called after the playbooks, before each follow-up round and before the ranking, with a function
+# that builds the evidence so far (called only when a reply needs it): acts on replies that reached
+# the run meanwhile (actors.engine.thread_turns.Steering).
+Steer = Callable[[Callable[[], EvidenceBundle]], Awaitable[None]]
 
 
 def _tool_calls(fanout: SubAgentFanout) -> int:
@@ -206,7 +207,7 @@ async def follow_up(fanout: SubAgentFanout, *, subagents: list[str], tools: dict
 
     for n in range(1, budget.rounds + 2):
         if steer is not None:
-            await steer(merged_bundle(fanout, trigger=trigger, absorbed=absorbed))
+            await steer(lambda: merged_bundle(fanout, trigger=trigger, absorbed=absorbed))
         bundle = merged_bundle(fanout, trigger=trigger, absorbed=absorbed)
         todo = derive(bundle, available=available, window_minutes=window_minutes, metrics=metrics, done=done)
         if not todo:
@@ -272,7 +273,7 @@ async def plan_offline(fanout: SubAgentFanout, *, subagents: list[str], tool_cou
     started = clock() if started is None else started
     await fanout.run_all(subagents, mode="offline")
     if steer is not None:
-        await steer(merged_bundle(fanout, trigger=trigger, absorbed=absorbed))
+        await steer(lambda: merged_bundle(fanout, trigger=trigger, absorbed=absorbed))
     cfg = TeamConfig(fanout.config)
     inv = cfg.effective.investigation
     budget = Budget(rounds=inv.followup_rounds, max_tool_calls=inv.max_tool_calls, time_s=inv.time_budget_s)
@@ -284,7 +285,7 @@ async def plan_offline(fanout: SubAgentFanout, *, subagents: list[str], tool_cou
                               metrics=cfg.metrics.asking(fanout.latency_statistics),
                               on_round=on_round, steer=steer, clock=clock, started=started)
     if steer is not None:
-        await steer(merged_bundle(fanout, trigger=trigger, absorbed=absorbed))
+        await steer(lambda: merged_bundle(fanout, trigger=trigger, absorbed=absorbed))
     bundle = merged_bundle(fanout, trigger=trigger, absorbed=absorbed)
     rca = await asyncio.to_thread(rca_from_evidence, bundle, now=now, allowed=set(allowed_tools(cfg)))
     rca.hypotheses = log.hypotheses

@@ -95,9 +95,14 @@ class Steering:
     record: Record
     questions: list[str] = field(default_factory=list)   # ``why`` targets, answered with the RCA
 
-    async def offline(self, fanout: Any, subagents: list[str], bundle: EvidenceBundle) -> None:
-        """Act on new replies (offline planner): see the module doc."""
-        for turn in self.take():
+    async def offline(self, fanout: Any, subagents: list[str],
+                      bundle: EvidenceBundle | Callable[[], EvidenceBundle]) -> None:
+        """Act on new replies (offline planner): see the module doc. ``bundle``: the evidence so far,
+        or a function building it (called only when a reply needs it: most runs get none)."""
+        turns = self.take()
+        if turns and callable(bundle):
+            bundle = bundle()
+        for turn in turns:
             intent = parse_intent(str(turn.get("text") or ""))
             self.record({"turn": turn.get("delivery_id"), "intent": intent.as_dict()})
             if intent.kind is IntentKind.LOOK_AT:
