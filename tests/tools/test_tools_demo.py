@@ -29,6 +29,8 @@ MINIMAL: dict[str, dict[str, Any]] = {
     "kubernetes_restart_deployment": {"namespace": "shop", "deployment": "checkout"},
     "kubernetes_scale_deployment": {"namespace": "shop", "deployment": "checkout", "replicas": 4},
     "kubernetes_rollback_deployment": {"namespace": "shop", "deployment": "checkout"},
+    "github_open_revert_pr": {"repo": "acme/shop", "sha": "0123456789abcdef0123456789abcdef01234567",
+                              "action_id": "act_demo"},
     "prometheus_query": {"query": 'sum by (service) (rate(http_requests_total{code=~"5.."}[5m]))'},
     "prometheus_query_range": {"query": "histogram_quantile(0.99, http_request_duration_seconds_bucket)"},
     "loki_query_logs": {"query": '{service="checkout"} |= "ERROR"'},
