@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -51,3 +52,15 @@ async def kube_api() -> AsyncIterator[FakeHTTP]:
         "spec": {"replicas": 5}, "status": {"replicas": 3}}))
     yield fake
     await fake.close()
+
+
+TOOL_NOW = datetime(2025, 3, 14, 15, 0, tzinfo=UTC)
+
+
+def kube_ctx(api: FakeHTTP, now: datetime = TOOL_NOW) -> Any:
+    """A tool context whose ``kubernetes`` integration is the local TLS API server ``api`` (the
+    local PKI's CA trusted, a bearer token), on a fixed clock."""
+    from actors.tools.base import ToolContext
+
+    block = {"host": api.url, "token": "k8s-token-abcdef", "ca_cert": local_pki().ca.cert.decode()}
+    return ToolContext(integrations={"kubernetes": block}, clock=lambda: now)

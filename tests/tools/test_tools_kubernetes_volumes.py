@@ -13,6 +13,7 @@ from actors.tools.demo.backend import answer
 from actors.tools.demo.world import build_world
 from actors.tools.execute import execute
 from actors.tools.registry import TOOLS
+from tests.kube_api_kit import kube_ctx
 from tests.tls_certs import local_pki
 from tests.tools_fakes import FakeHTTP
 
@@ -44,10 +45,6 @@ async def kube() -> AsyncIterator[FakeHTTP]:
     yield fake
     await fake.close()
 
-
-def kube_ctx(api: FakeHTTP) -> ToolContext:
-    block = {"host": api.url, "token": "k8s-token-abcdef", "ca_cert": local_pki().ca.cert.decode()}
-    return ToolContext(integrations={"kubernetes": block}, clock=lambda: NOW)
 
 
 async def run(args: dict[str, Any], c: ToolContext) -> ToolResult:

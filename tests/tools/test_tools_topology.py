@@ -19,6 +19,7 @@ from actors.tools.playbooks import playbook
 from actors.tools.registry import TOOLS
 from config_service import MetricsSection, TeamConfig
 from incidentfox.evidence import EvidenceBundle
+from tests.kube_api_kit import kube_ctx
 from tests.tls_certs import local_pki
 from tests.tools_fakes import FakeHTTP
 
@@ -101,10 +102,6 @@ async def kube() -> AsyncIterator[FakeHTTP]:
     yield fake
     await fake.close()
 
-
-def kube_ctx(api: FakeHTTP) -> ToolContext:
-    block = {"host": api.url, "token": "k8s-token-abcdef", "ca_cert": local_pki().ca.cert.decode()}
-    return ToolContext(integrations={"kubernetes": block}, clock=lambda: NOW)
 
 
 async def test_list_services_names_the_workloads_behind_each_service(kube: FakeHTTP) -> None:
