@@ -324,17 +324,51 @@ class FakePagerDuty(FakeAPI):
 
 
 class FakeIncidentIo(FakeAPI):
-    """``POST /v2/incident_updates`` with its idempotency key: a repeated key returns the first update."""
+    """``POST /v2/incident_updates`` with its idempotency key (a repeated key returns the first
+    update), and ``GET /v2/incidents/{id}`` ("Incidents V2 · Show": ``{"incident": IncidentV2}``) for
+    the incidents added with :meth:`incident`; both need the bearer key."""
 
     def __init__(self, http: FakeHTTP, *, api_key: str) -> None:
         super().__init__(http)
         self.api_key = api_key
         self.updates: dict[str, dict[str, Any]] = {}
+        self.incidents: dict[str, dict[str, Any]] = {}
         self.route("POST", "/v2/incident_updates", self._post)
 
-    async def _post(self, request: web.Request) -> tuple[int, Any]:
+    def incident(self, incident_id: str, *, teams: tuple[str, ...] = (), services: tuple[str, ...] = (),
+                 slack_channel_id: str = "C0INCIDENT") -> dict[str, Any]:
+        """An incident whose Team field names ``teams`` (catalog entries) and Service field ``services``."""
+        entries = []
+        if teams:
+            entries.append({"custom_field": {"id": "01CFTEAM", "name": "Team", "field_type": "single_select"},
+                            "values": [{"value_catalog_entry": {"id": t, "name": f"team {t}"}} for t in teams]})
+        if services:
+            entries.append({"custom_field": {"id": "01CFSVC", "name": "Affected services",
+                                             "field_type": "multi_select"}, "values": []})   # not "Service"
+            entries.append({"custom_field": {"id": "01CFSVC2", "name": "Service", "field_type": "single_select"},
+                            "values": [{"value_catalog_entry": {"id": f"01S{i}", "name": name}}
+                                       for i, name in enumerate(services)]})
+        self.incidents[incident_id] = {
+            "id": incident_id, "name": "Checkout errors", "reference": "INC-7", "mode": "standard",
+            "slack_channel_id": slack_channel_id, "custom_field_entries": entries,
+            "incident_status": {"id": "01ST", "name": "Investigating", "category": "live"}}
+        self.route("GET", f"/v2/incidents/{incident_id}", self._get)
+        return self.incidents[incident_id]
+
+    def _denied(self, request: web.Request) -> tuple[int, Any] | None:
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return 401, {"type": "authentication_error"}
+        return None
+
+    async def _get(self, request: web.Request) -> tuple[int, Any]:
+        if (bad := self._denied(request)) is not None:
+            return bad
+        found = self.incidents.get(request.path.rsplit("/", 1)[-1])
+        return (200, {"incident": found}) if found else (404, {"type": "not_found"})
+
+    async def _post(self, request: web.Request) -> tuple[int, Any]:
+        if (bad := self._denied(request)) is not None:
+            return bad
         body = json.loads(await request.read())
         if not body.get("idempotency_key") or not body.get("incident_id"):
             return 422, {"type": "validation_error"}

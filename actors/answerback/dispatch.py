@@ -92,7 +92,8 @@ async def answer_back(*, sessions: async_sessionmaker[AsyncSession], run_id: str
                       routing: Mapping[str, Any] | None = None) -> list[AnswerOutcome]:
     """See the module docstring. ``routing``: the team's ``routing`` claims; when given, a GitHub
     answer goes only to a repository the team claims (:func:`.github.writes`), a PagerDuty one only
-    to an incident of a service it claims (:func:`.pagerduty.writes`)."""
+    to an incident of a service it claims (:func:`.pagerduty.writes`), an incident.io one only to an
+    incident that carries a Team, Service or Slack channel it claims (:func:`.incidentio.writes`)."""
     target = target_of(trigger)
     if target is None or not enabled(target, integrations):
         return []
@@ -143,7 +144,7 @@ def _plan(target: AnswerTarget, block: Any, *, out: Outbound, run_id: str, title
     if target.source == "pagerduty":
         claimed = None if routing is None else list(routing.get("pagerduty_service_ids") or [])
         return pagerduty.writes(target, block, out=out, run_id=run_id, text=text, claimed=claimed)
-    return incidentio.writes(target, block, out=out, run_id=run_id, text=text)
+    return incidentio.writes(target, block, out=out, run_id=run_id, text=text, routing=routing)
 
 
 async def _txn(sessions: async_sessionmaker[AsyncSession], fn: Callable[[AsyncSession], Awaitable[T]]) -> T:

@@ -10,7 +10,8 @@ Events: ``public_incident.incident_created_v2`` → START (an alert, fingerprint
 ``public_incident.incident_status_updated_v2`` → UPDATE; everything else (including private
 incidents, which carry only an id) is ignored. Routing identifiers: the incident's Slack channel, a
 custom field named ``Service``/``Services`` (→ ``service``) and one named ``Team``/``Teams``/``Affected
-Team`` (→ ``incidentio_team_id``: the catalog entry id, else the option value, else the text).
+Team`` (→ ``incidentio_team_id``: the catalog entry id, else the option value, else the text), read
+by :mod:`incidentfox.incidentio_incident` (which the answer-back ownership check uses too).
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from incidentfox.contracts import Trigger, TriggerAction
+from incidentfox.incidentio_incident import SERVICE_FIELDS, TEAM_FIELDS, field_values
 from serve_apps.webhooks.common import (
     ParseResult,
     accepted,
     answer_target,
-    arr,
     build_trigger,
     check_timestamp,
     clip,
@@ -52,8 +53,6 @@ TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
 CREATED = "public_incident.incident_created_v2"
 STATUS_UPDATED = "public_incident.incident_status_updated_v2"
-SERVICE_FIELDS = frozenset({"service", "services"})
-TEAM_FIELDS = frozenset({"team", "teams", "affected team", "affected teams"})
 
 
 def _key(secret: str) -> bytes:
@@ -144,26 +143,10 @@ def _incident(data: dict[str, Any], event_type: str) -> dict[str, Any]:
     return obj(payload, "incident") if event_type == STATUS_UPDATED else payload
 
 
-def _field(incident: dict[str, Any], names: frozenset[str], *, catalog: str) -> list[str]:
-    """Values of the first custom field whose name is in ``names`` (case-insensitive); a catalog
-    entry contributes its ``catalog`` attribute ("name" or "id")."""
-    for entry in arr(incident, "custom_field_entries"):
-        if s(obj(entry, "custom_field"), "name").lower() not in names:
-            continue
-        values: list[str] = []
-        for value in arr(entry, "values"):
-            picked = (s(obj(value, "value_catalog_entry"), catalog) or s(obj(value, "value_option"), "value")
-                      or s(value, "value_text"))
-            if picked:
-                values.append(picked)
-        return values
-    return []
-
-
 def _trigger(incident: dict[str, Any], did: str, event_type: str, action: TriggerAction, *,
              title: str, text: str) -> Trigger:
-    service_values = _field(incident, SERVICE_FIELDS, catalog="name")
-    team_values = _field(incident, TEAM_FIELDS, catalog="id")
+    service_values = field_values(incident, SERVICE_FIELDS, catalog="name")
+    team_values = field_values(incident, TEAM_FIELDS, catalog="id")
     severity = s(obj(incident, "severity"), "name")
     reference = s(incident, "reference")
     return build_trigger(

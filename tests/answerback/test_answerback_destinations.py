@@ -315,3 +315,61 @@ async def test_pagerduty_answers_only_on_an_incident_of_a_service_the_team_claim
                                      integrations=pd_cfg(http, set_status="resolved"), rca=RCA_, out=out(),
                                      routing=routing)
     assert (note.status, status.status) == ("posted", "posted") and len(pd.notes) == 1
+
+
+def iio_cfg(http: FakeHTTP) -> dict[str, Any]:
+    return {"incidentio": {"answer_back": True, "api_key": IIO_KEY, "api_url": http.url}}
+
+
+async def answer_as_team(sessions: Any, t: Trigger, http: FakeHTTP, routing: dict[str, Any],
+                         o: Outbound | None = None) -> tuple[str, Any]:
+    run_id = await new_run(sessions, t)
+    [outcome] = await answer_back(sessions=sessions, run_id=run_id, trigger=t.model_dump(mode="json"),
+                                  integrations=iio_cfg(http), rca=RCA_, out=o or out(), routing=routing)
+    return run_id, outcome
+
+
+async def test_incidentio_answers_only_on_an_incident_the_team_claims(http: FakeHTTP, sessions: Any) -> None:
+    """An API key shared by an org's teams: a delivery signed with team A's secret naming team B's
+    incident writes no update there (the incident is read first); the refusal is on the run's answer
+    record. An incident with the team's Team, Service or Slack channel is answered."""
+    iio = FakeIncidentIo(http, api_key=IIO_KEY)
+    iio.incident("01INCB", teams=("01TEAMB",), services=("billing",), slack_channel_id="CINCB")
+    routing = {"incidentio_team_ids": ["01TEAMA"], "services": ["checkout"], "slack_channel_ids": ["CALERTS"]}
+    run_id, outcome = await answer_as_team(sessions, trigger("incidentio", incident_id="01INCB"), http, routing)
+    assert (outcome.status, outcome.reason) == ("failed", "bad_target"), outcome
+    assert "routing.incidentio_team_ids" in outcome.message and iio.updates == {}
+    assert http.calls("/v2/incident_updates") == [] and len(http.calls("/v2/incidents/01INCB")) == 1
+    async with sessions() as s:
+        [row] = await answers_of(s, run_id)
+    assert (row.destination, row.status) == ("incidentio.update", "failed") and row.error.startswith("bad_target")
+
+    iio.incident("01INCA", teams=("01TEAMA",))
+    iio.incident("01INCS", services=("Checkout",))              # the Service field, case-insensitive
+    iio.incident("01INCC", slack_channel_id="CALERTS")
+    for incident in ("01INCA", "01INCS", "01INCC"):
+        _, outcome = await answer_as_team(sessions, trigger("incidentio", incident_id=incident), http, routing)
+        assert outcome.status == "posted", (incident, outcome)
+    assert sorted(u["incident_id"] for u in iio.updates.values()) == ["01INCA", "01INCC", "01INCS"]
+
+
+async def test_incidentio_ownership_read_waits_out_429_and_an_unreadable_incident_is_not_written(
+        http: FakeHTTP, sessions: Any) -> None:
+    iio = FakeIncidentIo(http, api_key=IIO_KEY)
+    iio.incident("01INCA", teams=("01TEAMA",))
+    routing = {"incidentio_team_ids": ["01TEAMA"]}
+    iio.fault("GET", "/v2/incidents/01INCA", 429, {"Retry-After": "0"})
+    _, outcome = await answer_as_team(sessions, trigger("incidentio", incident_id="01INCA"), http, routing)
+    assert outcome.status == "posted" and len(http.calls("/v2/incidents/01INCA")) == 2, outcome
+
+    iio.fault("GET", "/v2/incidents/01INCA", 429, {"Retry-After": "3600"})   # longer than max_wait_s
+    _, outcome = await answer_as_team(sessions, trigger("incidentio", incident_id="01INCA"), http, routing)
+    assert (outcome.status, outcome.reason) == ("failed", "rate_limited"), outcome
+    assert "check it is this team's" in outcome.message and len(iio.updates) == 1
+
+    _, outcome = await answer_as_team(sessions, trigger("incidentio", incident_id="01GONE"), http, routing)
+    assert (outcome.status, outcome.reason) == ("failed", "not_found") and len(iio.updates) == 1, outcome
+    iio.api_key = "another-key"                                                # the key cannot read it
+    _, outcome = await answer_as_team(sessions, trigger("incidentio", incident_id="01INCA"), http, routing)
+    assert (outcome.status, outcome.reason) == ("failed", "unauthorized") and IIO_KEY not in repr(outcome)
+    assert len(iio.updates) == 1 and len(http.calls("/v2/incident_updates")) == 1

@@ -39,7 +39,8 @@ async def deliver(core: Any, source: str, body: bytes, **kw: Any) -> dict[str, A
     return r.json()
 
 
-async def finish_step(core: Any, run_id: str, integrations: dict[str, Any]) -> list[dict[str, Any]]:
+async def finish_step(core: Any, run_id: str, integrations: dict[str, Any],
+                      routing: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     async with core.sessions() as s:
         run = await store.get_run(s, run_id)
     notes: list[dict[str, Any]] = []
@@ -47,7 +48,7 @@ async def finish_step(core: Any, run_id: str, integrations: dict[str, Any]) -> l
     await answer_run(sessions=core.sessions, run_id=run.id, trigger=run.trigger, rca=RCA_,
                      integrations=TeamConfig({"integrations": integrations}).integrations,
                      run_link=run_url("https://incidentfox.example", run.id), since=run.created_at,
-                     out=Outbound(first_s=0.001), note=notes.append)
+                     out=Outbound(first_s=0.001), note=notes.append, routing=routing)
     return notes
 
 
@@ -121,14 +122,17 @@ async def test_pagerduty_triggered_answers_with_a_note_and_acknowledges(fixtures
 async def test_incidentio_created_answers_with_an_incident_update(fixtures_dir: Path, core: Any,
                                                                  http: FakeHTTP) -> None:
     body = load(fixtures_dir, "incident_io/public_incident.incident_created_v2.json")
-    incident = json.loads(body)["public_incident.incident_created_v2"]["id"]
+    incident = json.loads(body)["public_incident.incident_created_v2"]
     iio = FakeIncidentIo(http, api_key="iio-key-0123")
+    iio.incident(incident["id"])
+    iio.incidents[incident["id"]] = incident      # the API's IncidentV2 is the webhook's incident object
     run_id = (await deliver(core, "incidentio", body))["run_id"]
     integrations = {"incidentio": {"answer_back": True, "api_key": "iio-key-0123", "api_url": http.url}}
-    [note] = await finish_step(core, run_id, integrations)
-    assert note["answer_back"] == "posted" and note["destination"] == "incidentio.update"
+    # The fixture's incident names the team by its "Affected Team" catalog entry.
+    [note] = await finish_step(core, run_id, integrations, routing={"incidentio_team_ids": ["01FCNDV6P870EA6S7TK1DSYDG0"]})
+    assert note["answer_back"] == "posted" and note["destination"] == "incidentio.update", note
     [update] = iio.updates.values()
-    assert update["incident_id"] == incident and marker(run_id) in update["message"]
+    assert update["incident_id"] == incident["id"] and marker(run_id) in update["message"]
 
 
 async def test_bad_config_is_a_note_on_the_run_and_nothing_is_sent(fixtures_dir: Path, core: Any,
