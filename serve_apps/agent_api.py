@@ -7,6 +7,9 @@ another team's run ids; list endpoints are filtered to the caller's scope the sa
 
 * ``POST /runs`` (and its older alias ``POST /run``; team or impersonation token; an admin names
   ``org`` and ``team`` in the body):
+  a ``thread_channel`` must be one of the team's (its routing claims or default channel; else 403
+  ``channel_not_claimed``, :mod:`serve_apps.thread_binding`), a thread another team's run opened
+  answers 404 ``thread_not_found``;
   records an ``api`` delivery and allocates the run in one transaction (an ``Idempotency-Key``
   header makes retries return the same run), answers ``202 {run_id}``, then hands the run to the
   runner. The investigation never runs inside the request.
@@ -56,6 +59,7 @@ from incidentfox.settings import Settings
 from serve_apps import deliveries
 from serve_apps.actions_api import install_action_routes
 from serve_apps.gateway import Sweeper
+from serve_apps.thread_binding import check_thread_channel
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 OPENAPI_PATH = "/openapi.json"
@@ -151,11 +155,12 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
         org_id, team_id = _target_team(principal, req)
         did = f"{org_id}:{team_id}:{idempotency_key}" if idempotency_key else deliveries.new_delivery_id()
         thread = ThreadRef(channel=req.thread_channel, ts=req.thread_ts) if req.thread_channel else None
-        if thread is not None and thread.ts:
+        if thread is not None:   # both checks before anything is recorded
             async with sessions() as s:
-                owner = await store.thread_owner(s, channel=thread.channel, thread_ts=thread.ts)
+                await check_thread_channel(s, org_id=org_id, team_id=team_id, channel=thread.channel)
+                owner = await store.thread_owner(s, channel=thread.channel, thread_ts=thread.ts) if thread.ts else None
             if owner is not None and owner != (org_id, team_id):
-                raise _thread_not_found()   # before anything is recorded
+                raise _thread_not_found()
         trigger = Trigger(source="api", delivery_id=did[:255], event_kind="api_request",
                           action=TriggerAction.START, title=req.title or req.text.splitlines()[0][:500],
                           text=req.text, services=[s.strip().lower() for s in req.services if s.strip()],
