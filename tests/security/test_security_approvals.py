@@ -211,3 +211,37 @@ def test_access_section_parsing_is_total():
     assert Approvers.from_config({"access": {"approvers": "U1"}}) == Approvers()
     a = Approvers.from_config({"access": {"approvers": ["U1", " S2 ", 3, "", "W3"], "api_approvals": "yes"}})
     assert a == Approvers(users=frozenset({"U1", "W3"}), groups=frozenset({"S2"}), api_approvals=False)
+
+
+async def test_an_approver_of_another_team_decides_nothing_on_this_teams_run(world, slack, sqlite_url):
+    """Approvers are the run's team's, never the approver's own team's: a user who approves for
+    acme/search (and that team's token, with api_approvals on) cannot decide acme/payments'
+    approvals, whether the press arrives in search's channel or payments', nor by naming search's
+    own run with payments' approval id. Nothing changes."""
+    settings, toks, sessions, run_id = world
+    async with sessions() as s:
+        await config_svc.patch_config(s, settings=settings, org_id="acme", node_id="search", actor="test", patch={
+            "access": {"approvers": ["U0SEARCHER"], "api_approvals": True},
+            "routing": {"slack_channel_ids": ["CSEARCH"]}, "integrations": {"slack": {"bot_token": BOT}}})
+        own = await store.create_run(s, org_id="acme", team_id="search",
+                                     trigger=Trigger(source="api", delivery_id="d-search", event_kind="api"))
+        await s.commit()
+    core = make_core(sqlite_url)
+    for n, route in enumerate((deliveries.Route(True, "acme", "search"), ROUTE)):
+        result = await deliveries.intake(core.sessions, trigger=_press(run_id, "apr_1", "U0SEARCHER", n=n),
+                                         route=route, payload="")
+        assert result.outcome == "rejected", result
+    crossed = await deliveries.intake(core.sessions, trigger=_press(own.id, "apr_1", "U0SEARCHER", n=99),
+                                      route=deliveries.Route(True, "acme", "search"), payload="")
+    assert crossed.outcome == "rejected" and crossed.run_id != run_id
+    app = create_agent_app(settings=settings, runner=NullRunner())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://a") as c:
+        hdr = {"Authorization": f"Bearer {toks['acme/search']}"}
+        r = await c.post(f"/runs/{run_id}/approvals/apr_1", json={"decision": "approve"}, headers=hdr)
+        assert r.status_code == 404
+        r = await c.post(f"/runs/{own.id}/approvals/apr_1", json={"decision": "approve"}, headers=hdr)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "approval_not_pending"
+    await app.state.engine.dispose()
+    assert await _status(sessions, "apr_1") == "pending"
+    assert [e.action for e in await _audit(sessions) if e.action != "approval.refused"] == []
+    await core.engine.dispose()
