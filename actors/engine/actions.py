@@ -183,7 +183,8 @@ class ActionRunner:
         req = ToolCallRequest(run_id=run.id, org_id=run.org_id, team_id=run.team_id, agent="action",
                               tool=action.tool or "", args=args,
                               integrations=dict(doc.get("integrations") or {}),
-                              allowed=frozenset(allowed_tools(cfg)), approved=True, want_data=False)
+                              allowed=frozenset(allowed_tools(cfg)), approved=True, want_data=False,
+                              routing=dict(cfg.effective.routing))
         try:
             return (await self._executor.call(req)).result
         finally:

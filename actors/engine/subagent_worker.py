@@ -97,6 +97,7 @@ class _Dispatcher:
         self.deadline = time.monotonic() + req.timeout_s
         self._rr = itertools.count(hash(req.run_id + req.agent) % 997)
         self._integrations = cfg.integrations
+        self._routing = dict(cfg.effective.routing)
 
     def _budget(self, tool: str) -> float:
         spec = self.allowed.get(tool)
@@ -107,7 +108,7 @@ class _Dispatcher:
         return ToolCallRequest(run_id=self.req.run_id, org_id=self.req.org_id, team_id=self.req.team_id,
                                agent=self.req.agent, tool=tool, args=args, integrations=self._integrations,
                                allowed=self.names, approval_timeout_s=approval_s,
-                               want_data=self.req.mode == "llm", mcp=self.mcp.get(tool))
+                               want_data=self.req.mode == "llm", mcp=self.mcp.get(tool), routing=self._routing)
 
     async def _send(self, submit: Callable[[Any], Any], budget: float) -> Any:
         """``submit(executor)``'s answer, retried once on another executor if the first one died."""

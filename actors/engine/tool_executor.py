@@ -54,6 +54,7 @@ class ToolCallRequest:
     approval_timeout_s: float = 0.0     # how long a mutating call may wait for a human's approval
     want_data: bool = True              # False: return evidence and summary only (the offline planner)
     mcp: Any = None                     # an actors.tools.mcp.McpTool: the call is to an MCP server's tool
+    routing: dict[str, Any] = field(default_factory=dict)   # the team's routing claims (ToolContext.routing)
 
 
 @dataclass
@@ -111,7 +112,8 @@ class ToolExecutorCore:
         ctx = self._contexts.get(req.run_id)
         if ctx is None:
             ctx = ToolContext(integrations=req.integrations, org_id=req.org_id, team_id=req.team_id,
-                              run_id=req.run_id, egress=self._egress, sessions=self._sessions)
+                              run_id=req.run_id, egress=self._egress, sessions=self._sessions,
+                              routing=req.routing)
             self._contexts[req.run_id] = ctx
             while len(self._contexts) > MAX_CONTEXTS:
                 self._contexts.popitem(last=False)

@@ -222,6 +222,9 @@ class ToolContext:
     config) answers every tool from recordings instead of a live system or the demo world.
     ``sessions`` (an ``async_sessionmaker`` of the platform database, set by the ToolExecutor) is
     what the built-in tools read the team's recorded deliveries through; None: they are unavailable.
+    ``routing`` is the team's routing claims (config ``routing``, each identifier claimed by one
+    team): what a tool that writes with a credential an org's teams may share (a GitHub App) checks
+    its target against; empty: the team claims nothing.
     The repr never shows credentials.
     """
 
@@ -236,6 +239,7 @@ class ToolContext:
     resolver: Resolver | None = None
     replay: ReplayStore | None = None
     sessions: Any | None = None
+    routing: Mapping[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (

@@ -15,6 +15,9 @@ when it applies cleanly, and refused (``conflict``, nothing written) when it wou
    body carrying the RCA link and the marker ``incidentfox-action: <action id>`` (which is how the PR's
    merge is recognised as the human approval of the revert itself, :mod:`actors.engine.revert_merge`).
 
+Only in a repository the team claims (``routing.github_repos``, :attr:`ToolContext.routing`):
+anything else is ``forbidden`` before any request, since an org's teams may share one App.
+
 Config (``integrations.github``): ``app_id``, ``private_key``, ``installation_id`` (unset: the App's
 installation on the repository, ``GET /repos/{repo}/installation``), ``api_url``. Every request goes
 through the egress check and typed error mapping of :mod:`actors.tools.httpcall` (429/5xx are
@@ -164,6 +167,11 @@ async def open_revert_pr(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     if not _ACTION.fullmatch(action_id):
         raise ToolError("invalid_arguments", "action_id must be a proposed action's id (act_…)")
     gh = _GitHub(ctx, repo)
+    claimed = ctx.routing.get("github_repos")
+    if repo.lower() not in {str(r).strip().lower() for r in (claimed if isinstance(claimed, list) else [])}:
+        # An App shared by an org's teams reaches every team's repositories; a team reverts in its own.
+        raise ToolError("forbidden", f"{repo} is not a repository this team claims (routing.github_repos); "
+                                     "no pull request is opened there")
     base = str((await gh.call("GET", ""))["default_branch"])
     head = str((await gh.call("GET", f"/git/ref/heads/{base}"))["object"]["sha"])
     commit = await gh.call("GET", f"/commits/{ref}")

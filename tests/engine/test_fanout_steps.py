@@ -77,3 +77,16 @@ def test_steps_of_a_second_round_add_to_the_agents_result() -> None:
     first = len(f.results["logs"].evidence.logs)
     asyncio.run(f.run_one("logs", mode="offline", steps=[("loki_query_logs", {"query": '{service="payments"}'})]))
     assert f.results["logs"].tool_count == 2 and len(f.results["logs"].evidence.logs) > first > 0
+
+
+def test_each_tool_call_carries_the_teams_routing_claims_to_the_tool_context() -> None:
+    """What a tool checks its target against (github_open_revert_pr: routing.github_repos) is the
+    run's team's own routing, on every call a sub-agent makes."""
+    executor, progress = Executor(), []
+    routing = {"github_repos": ["acme/shop"], "slack_channel_ids": ["C111"]}
+    f = SubAgentFanout(run_id="r1", org_id="o", team_id="t", config={**CONFIG, "routing": routing},
+                       workers=[NoWorker()], executors=[executor], services=["checkout"], window=None,
+                       deadline_at=time.monotonic() + 60, on_progress=lambda *a: progress.append(a))
+    asyncio.run(f.run_one("metrics", mode="offline", steps=[("prometheus_query_range", {"query": "up"})]))
+    [req] = executor.asked
+    assert req.routing == routing and executor.core._context(req).routing == routing

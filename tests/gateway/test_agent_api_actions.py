@@ -142,3 +142,30 @@ async def test_a_tool_removed_from_the_allow_list_is_refused_at_run_time(api) ->
 
 def test_rca_without_actions_still_parses() -> None:
     assert RCA(summary="x").proposed_actions == []
+
+
+async def test_an_approved_action_is_called_with_the_teams_routing_claims(api) -> None:
+    """ActionRunner hands the tool the run's team's routing (what github_open_revert_pr checks the
+    repository against), read from the team's config, never from the action."""
+    from types import SimpleNamespace
+
+    from actors.tools.base import ToolResult
+
+    _client, _toks, run_id, action, sessions, settings, _kube, _slack = api
+    seen = []
+
+    class Executor:
+        async def call(self, req):
+            seen.append(req)
+            return SimpleNamespace(result=ToolResult.success({}))
+
+        def forget(self, run_id: str) -> None:
+            pass
+
+    runner = ActionRunner(sessions, settings=settings)
+    runner._executor = Executor()
+    async with sessions() as s:
+        run = await store.get_run(s, run_id)
+    await runner.call_tool(run, action)
+    [req] = seen
+    assert req.routing["slack_channel_ids"] == ["C111"] and req.routing["pagerduty_service_ids"] == ["PA2P440"]

@@ -44,7 +44,8 @@ class RevertActions(ActionRunner):
         self.calls.append(action.arguments)
         ctx = ToolContext(integrations={"github": {"app_id": "4242", "private_key": self.pem, "installation_id": 77,
                                                    "api_url": self.http.url}},
-                          org_id=run.org_id, team_id=run.team_id, run_id=run.id, clock=lambda: datetime.now(UTC))
+                          org_id=run.org_id, team_id=run.team_id, run_id=run.id, clock=lambda: datetime.now(UTC),
+                          routing={"github_repos": [REPO]})
         return await execute(TOOLS[action.tool], action.arguments, ctx, approved=True)
 
     async def post_text(self, run: Run, text: str) -> None:

@@ -31,10 +31,11 @@ def world(http: FakeHTTP, pub: Any) -> tuple[FakeGitHub, FakeGitRepo]:
     return gh, FakeGitRepo(gh)
 
 
-def ctx(http: FakeHTTP, pem: str, *, installation: int | None = 77) -> ToolContext:
+def ctx(http: FakeHTTP, pem: str, *, installation: int | None = 77,
+        repos: tuple[str, ...] = (REPO.upper(),)) -> ToolContext:
     cfg = {"app_id": APP_ID, "private_key": pem, "api_url": http.url, "installation_id": installation}
     return ToolContext(integrations={"github": cfg}, org_id="o", team_id="t", run_id="run_1",
-                       clock=lambda: datetime.now(UTC))
+                       clock=lambda: datetime.now(UTC), routing={"github_repos": list(repos)})
 
 
 async def revert(c: ToolContext, sha: str, *, approved: bool = True) -> ToolResult:
@@ -107,3 +108,18 @@ async def test_bad_arguments_and_missing_app_are_clear_errors(http: FakeHTTP, pe
     res = await execute(TOOLS["github_open_revert_pr"], {"repo": REPO, "sha": "abc1234", "action_id": ACTION,
                                                           "rca_link": None}, no_app, approved=True)
     assert res.error == "not_configured" and http.requests == []
+
+
+async def test_a_revert_is_opened_only_in_a_repository_the_team_claims(http: FakeHTTP, pem_pub) -> None:
+    """An App shared by an org's teams reaches every team's repositories: a run whose evidence (or a
+    thread reply) names another team's repository opens nothing there, even approved."""
+    pem, pub = pem_pub
+    _, repo = world(http, pub)
+    repo.commit("init", {"app.py": "v1"})
+    bad = repo.commit("Raise pool size", {"app.py": "v2"})
+    for claims in ((), ("acme/billing",)):
+        result = await revert(ctx(http, pem, repos=claims), bad)
+        assert (result.ok, result.error) == (False, "forbidden"), result
+        assert "routing.github_repos" in result.message
+    assert http.requests == [] and repo.pulls == []
+    assert (await revert(ctx(http, pem), bad)).ok and len(repo.pulls) == 1
