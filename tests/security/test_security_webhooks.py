@@ -271,7 +271,7 @@ async def _globex_run(tenants, fixtures_dir) -> str:
 
 
 @pytest.mark.parametrize("channel", ["CGLOBEX", "CUNCLAIMED", None])
-@pytest.mark.parametrize("verb", ["cancel", "rerun", "feedback_down"])
+@pytest.mark.parametrize("verb", ["cancel", "rerun", "feedback_down", "postmortem", "approve"])
 async def test_interaction_signed_by_org_a_never_acts_on_org_b_run(tenants, fixtures_dir, channel, verb):
     run_id = await _globex_run(tenants, fixtures_dir)
     acme, payments = "acme-slack-signing-secret-0001", "acme-payments-slack-secret-01"
