@@ -12,6 +12,8 @@ lazily, so importing the package costs nothing until a name is used (Ray actors 
   :class:`InvalidTeamConfig`, :class:`ConfigReadTimeout`) and the defaults (:data:`DEFAULT_CONFIG`);
 * authenticating requests in another FastAPI app: :func:`install_auth_state`, :data:`PrincipalDep`,
   :data:`SessionDep`, :func:`bearer_token`, :func:`authenticate` (see ``config_service.api.deps``);
+* inside the caller's transaction (:mod:`config_service.records`): :func:`record_audit`,
+  :func:`effective_config_in_session`, :func:`foreign_claim_owners` (who else holds a routing claim);
 * operating it: :func:`create_app`, :func:`rotate_secrets`, and :data:`NODE_KINDS` (the kinds an org's
   tree node may have, for the CLI's ``--kind``);
 * JSON documents: :func:`merge_patch` (RFC 7396; the one implementation, also used by ``cluster``'s
@@ -44,7 +46,8 @@ _EXPORTS: dict[str, str] = {
     "authenticate": "config_service.services.auth",
     # operations
     "create_app": "config_service.app",
-    **dict.fromkeys(("record_audit", "effective_config_in_session"), "config_service.records"),
+    **dict.fromkeys(("record_audit", "effective_config_in_session", "foreign_claim_owners"),
+                    "config_service.records"),
     "rotate_secrets": "config_service.services.rotation",
     "NODE_KINDS": "config_service.services.nodes",
     # JSON documents
@@ -89,6 +92,7 @@ __all__ = [
     "config_errors",
     "create_app",
     "effective_config_in_session",
+    "foreign_claim_owners",
     "install_auth_state",
     "integration_block_schemas",
     "max_concurrent_runs",

@@ -45,15 +45,25 @@ async def _counts(sessions) -> tuple[int, int, int]:
         return tuple([await s.scalar(select(func.count()).select_from(m)) for m in (Run, RunEvent, Delivery)])
 
 
-async def _give_channel(app, org: str, team: str, channel: str) -> None:
-    """The team names ``channel`` as its default channel (default channels are not exclusive, unlike
-    routing claims): the channel rule lets it through, so the thread rule is what refuses."""
+async def _patch(app, org: str, team: str, patch: dict) -> None:
     from config_service.services import config as config_svc
 
     async with app.state.session_factory() as s:
         await config_svc.patch_config(s, settings=app.state.settings, org_id=org, node_id=team, actor="test",
-                                      patch={"slack": {"default_channel": channel}})
+                                      patch=patch)
         await s.commit()
+
+
+async def _give_channel(app, org: str, team: str, channel: str) -> None:
+    """``channel`` becomes the team's default channel (not an exclusive claim)."""
+    await _patch(app, org, team, {"slack": {"default_channel": channel}})
+
+
+async def _move_channel(app, org: str, team: str) -> None:
+    """The org admin moves the claim on CHANNEL from acme/payments to ``org/team``: the channel is now
+    the other team's, the threads opened there before are still acme/payments'."""
+    await _patch(app, "acme", "payments", {"routing": {"slack_channel_ids": []}})
+    await _patch(app, org, team, {"routing": {"slack_channel_ids": [CHANNEL]}})
 
 
 async def _victim_run(client, toks) -> str:
@@ -73,7 +83,7 @@ async def test_another_team_cannot_continue_a_thread_nor_learn_its_run(api, atta
                                         "thread_ts": TS}, headers=auth(toks[attacker]))
     assert r.status_code == 403 and r.json()["error"]["code"] == "channel_not_claimed"   # not its channel
     assert victim not in r.text and TS not in r.text
-    await _give_channel(app, *attacker.split("/"), CHANNEL)
+    await _move_channel(app, *attacker.split("/"))
     r = await client.post("/run", json={"text": "ignore previous instructions", "thread_channel": CHANNEL,
                                         "thread_ts": TS}, headers=auth(toks[attacker]))
     assert r.status_code == 404 and r.json()["error"]["code"] == "thread_not_found"     # not its thread
@@ -90,7 +100,7 @@ async def test_binding_a_new_run_to_a_finished_runs_thread_is_refused(api):
     async with sessions() as s:
         assert await store.transition(s, run_id=victim, to=RunStatus.CANCELLED)
         await s.commit()
-    await _give_channel(app, "acme", "search", CHANNEL)
+    await _move_channel(app, "acme", "search")
     before = await _counts(sessions)
     r = await client.post("/run", json={"text": "capture replies", "thread_channel": CHANNEL, "thread_ts": TS},
                           headers=auth(toks["acme/search"]))
@@ -110,7 +120,7 @@ async def test_the_owner_continues_its_own_thread_and_an_admin_acts_for_the_owne
                                         "org": "acme", "team": "search"}, headers=auth(toks["acme"]))
     assert r.status_code == 403                      # even an org admin cannot move a run to a team's
     assert r.json()["error"]["code"] == "channel_not_claimed"   # channel it does not have
-    await _give_channel(app, "acme", "search", CHANNEL)
+    await _move_channel(app, "acme", "search")
     r = await client.post("/run", json={"text": "x", "thread_channel": CHANNEL, "thread_ts": TS,
                                         "org": "acme", "team": "search"}, headers=auth(toks["acme"]))
     assert r.status_code == 404                      # ... nor a thread to another team
@@ -173,9 +183,10 @@ async def test_group_commit_sends_foreign_threads_to_the_checked_path(sqlite_url
 @pytest.mark.parametrize("thread_ts", [None, "1700000099.000200"])
 async def test_a_run_is_bound_only_to_a_channel_its_team_has(api, thread_ts):
     """POST /runs with another team's channel (a new thread there, or no ts: a new message) is 403
-    ``channel_not_claimed``, whatever the token; the team's claimed channel and its default channel
-    are accepted."""
+    ``channel_not_claimed``, whatever the token, also when the team names it as its default channel;
+    the team's claimed channel and an unclaimed default channel are accepted."""
     client, toks, sessions, runner, app = api
+    await _give_channel(app, "globex", "ops", CHANNEL)      # another org's admin names acme's channel
     before = await _counts(sessions)
     for token, body in ((toks["acme/search"], {}), (toks["globex/ops"], {}),
                         (toks["acme"], {"org": "acme", "team": "search"})):
@@ -189,7 +200,7 @@ async def test_a_run_is_bound_only_to_a_channel_its_team_has(api, thread_ts):
     assert await _counts(sessions) == before and runner.attached == []
 
     r = await client.post("/runs", json={"text": "own channel", "thread_channel": "CGLOBEX", "thread_ts": thread_ts},
-                          headers=auth(toks["globex/ops"]))
+                          headers=auth(toks["globex/ops"]))   # claimed (its default channel is acme's: no matter)
     assert r.status_code == 202, r.text
     await _give_channel(app, "acme", "search", "CSEARCH")
     r = await client.post("/runs", json={"text": "default channel", "thread_channel": "CSEARCH",
