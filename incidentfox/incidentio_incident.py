@@ -2,8 +2,8 @@
 
 One reading for both places that need it: the gateway's incident.io parser (a webhook's incident
 routes the delivery, ``serve_apps.webhooks.incidentio``) and the answer-back ownership check (the
-incident read back with ``GET /v2/incidents/{id}`` must carry an identifier the run's team claims,
-``actors.answerback.incidentio``). The webhook's ``incident`` object and the API's ``incident`` have
+incident read back with ``GET /v2/incidents/{id}`` must be the run's team's as the router would
+decide, :func:`owning_claim`; ``actors.answerback.incidentio``). The webhook's ``incident`` object and the API's ``incident`` have
 the same shape (``slack_channel_id``, ``custom_field_entries[].custom_field.name`` and
 ``.values[].value_catalog_entry`` / ``value_option`` / ``value_text``).
 
@@ -17,7 +17,7 @@ Pure: no I/O; anything of the wrong type reads as absent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,24 +77,41 @@ def incident_identifiers(incident: Mapping[str, Any]) -> IncidentIdentifiers:
     )
 
 
-def claimed_by(ids: IncidentIdentifiers, routing: Mapping[str, Any]) -> str | None:
-    """The ``routing.<key>`` through which a team with these ``routing`` claims owns the incident
-    (``incidentio_team_ids``, ``services`` or ``slack_channel_ids``), or None when it claims none of
-    the incident's identifiers."""
-    def claims(key: str, *, lower: bool = False) -> set[str]:
-        values = routing.get(key)
-        if not isinstance(values, list):
-            return set()
-        return {v.strip().lower() if lower else v.strip() for v in values if isinstance(v, str) and v.strip()}
+# The router's order over the kinds an incident carries (config_service's LOOKUP_PRIORITY:
+# slack_channel_id > pagerduty_service_id > incidentio_team_id > ... > service): routing key, kind.
+_ORDER = (("slack_channel_ids", "slack_channel_id"), ("incidentio_team_ids", "incidentio_team_id"),
+          ("services", "service"))
 
-    if set(ids.teams) & claims("incidentio_team_ids"):
-        return "incidentio_team_ids"
-    if set(ids.services) & claims("services", lower=True):
-        return "services"
-    if ids.slack_channel_id and ids.slack_channel_id in claims("slack_channel_ids"):
-        return "slack_channel_ids"
+
+def identifier_pairs(ids: IncidentIdentifiers) -> list[tuple[str, str]]:
+    """The incident's identifiers as routing claims ``(kind, value)``, in the router's order."""
+    values = {"slack_channel_id": (ids.slack_channel_id,) if ids.slack_channel_id else (),
+              "incidentio_team_id": ids.teams, "service": ids.services}
+    return [(kind, v) for _, kind in _ORDER for v in values[kind]]
+
+
+def owning_claim(ids: IncidentIdentifiers, routing: Mapping[str, Any], *,
+                 foreign: Collection[tuple[str, str]] = ()) -> str | None:
+    """The ``routing.<key>`` through which a team with these ``routing`` claims owns the incident, or
+    None. As the router decides: the identifiers are walked in its order (Slack channel, Team field,
+    Service field) and the first kind with a claimed value decides, this team's (its key) or another
+    team's (``foreign``: the ``(kind, value)`` claims other teams hold; None)."""
+    pairs = identifier_pairs(ids)
+    for key, kind in _ORDER:
+        values = {v for k, v in pairs if k == kind}
+        if values & _claims(routing, key, lower=kind == "service"):
+            return key
+        if any((kind, v) in foreign for v in values):
+            return None
     return None
 
 
-__all__ = ["SERVICE_FIELDS", "TEAM_FIELDS", "IncidentIdentifiers", "claimed_by", "field_values",
-           "incident_identifiers"]
+def _claims(routing: Mapping[str, Any], key: str, *, lower: bool) -> set[str]:
+    values = routing.get(key)
+    if not isinstance(values, list):
+        return set()
+    return {v.strip().lower() if lower else v.strip() for v in values if isinstance(v, str) and v.strip()}
+
+
+__all__ = ["SERVICE_FIELDS", "TEAM_FIELDS", "IncidentIdentifiers", "field_values", "identifier_pairs",
+           "incident_identifiers", "owning_claim"]

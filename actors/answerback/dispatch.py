@@ -37,6 +37,7 @@ from actors.answerback.write import Write, parse_block
 from config_service import GitHubBlock, IncidentIoBlock, PagerDutyBlock
 from incidentfox.contracts import RCA, AnswerTarget
 from incidentfox.runs.answers import claim_answer, record_answer
+from incidentfox.runs.store import get_run
 from incidentfox.sqlite_writer import retry_locked, write_lock
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ async def answer_back(*, sessions: async_sessionmaker[AsyncSession], run_id: str
     """See the module docstring. ``routing``: the team's ``routing`` claims; when given, a GitHub
     answer goes only to a repository the team claims (:func:`.github.writes`), a PagerDuty one only
     to an incident of a service it claims (:func:`.pagerduty.writes`), an incident.io one only to an
-    incident that carries a Team, Service or Slack channel it claims (:func:`.incidentio.writes`)."""
+    incident the router would give it (:func:`.incidentio.writes`)."""
     target = target_of(trigger)
     if target is None or not enabled(target, integrations):
         return []
@@ -104,7 +105,7 @@ async def answer_back(*, sessions: async_sessionmaker[AsyncSession], run_id: str
         block = parse_block(_BLOCKS[target.source], raw, name=target.source)
         text = rca_markdown(rca, run_id=run_id, title=title, run_link=run_link)
         plan = _plan(target, block, out=out, run_id=run_id, title=title, text=text, run_link=run_link, since=since,
-                     routing=routing)
+                     routing=routing, foreign_claims=_foreign_claims(sessions, run_id))
     except AnswerError as exc:
         return [AnswerOutcome(target.source, "failed", reason=exc.reason, message=_scrub(exc.message, secrets))]
     outcomes: list[AnswerOutcome] = []
@@ -136,7 +137,8 @@ async def answer_run(*, note: Callable[[dict[str, Any]], None], timeout_s: float
 
 
 def _plan(target: AnswerTarget, block: Any, *, out: Outbound, run_id: str, title: str, text: str,
-          run_link: str | None, since: datetime | None, routing: Mapping[str, Any] | None = None) -> list[Write]:
+          run_link: str | None, since: datetime | None, routing: Mapping[str, Any] | None = None,
+          foreign_claims: incidentio.ForeignClaims | None = None) -> list[Write]:
     if target.source == "github":
         claimed = None if routing is None else list(routing.get("github_repos") or [])
         return github.writes(target, block, out=out, run_id=run_id, title=title, text=text, run_link=run_link,
@@ -144,7 +146,22 @@ def _plan(target: AnswerTarget, block: Any, *, out: Outbound, run_id: str, title
     if target.source == "pagerduty":
         claimed = None if routing is None else list(routing.get("pagerduty_service_ids") or [])
         return pagerduty.writes(target, block, out=out, run_id=run_id, text=text, claimed=claimed)
-    return incidentio.writes(target, block, out=out, run_id=run_id, text=text, routing=routing)
+    return incidentio.writes(target, block, out=out, run_id=run_id, text=text, routing=routing,
+                             foreign_claims=foreign_claims)
+
+
+def _foreign_claims(sessions: async_sessionmaker[AsyncSession], run_id: str) -> incidentio.ForeignClaims:
+    """Which of some routing claims teams other than the run's hold (the run gone: all of them)."""
+    async def foreign(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        from config_service import foreign_claim_owners
+
+        async with sessions() as session:
+            run = await get_run(session, run_id)
+            if run is None:
+                return set(pairs)
+            owners = await foreign_claim_owners(session, org_id=run.org_id, team_node_id=run.team_id, claims=pairs)
+        return {(o["kind"], o["value"]) for o in owners}
+    return foreign
 
 
 async def _txn(sessions: async_sessionmaker[AsyncSession], fn: Callable[[AsyncSession], Awaitable[T]]) -> T:

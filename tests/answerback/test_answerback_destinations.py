@@ -353,6 +353,28 @@ async def test_incidentio_answers_only_on_an_incident_the_team_claims(http: Fake
     assert sorted(u["incident_id"] for u in iio.updates.values()) == ["01INCA", "01INCC", "01INCS"]
 
 
+async def test_incidentio_ownership_follows_the_routers_order(http: FakeHTTP, sessions: Any) -> None:
+    """A service of ours on an incident whose Team (or Slack channel) another team claims is that
+    team's incident, as the router would route it: no update. Unclaimed identifiers are passed over."""
+    from config_service.db.models import RoutingClaim
+
+    async with sessions() as s:
+        s.add_all([RoutingClaim(kind="incidentio_team_id", value="01TEAMB", org_id="acme", team_node_id="billing"),
+                   RoutingClaim(kind="slack_channel_id", value="CBILLING", org_id="acme", team_node_id="billing")])
+        await s.commit()
+    iio = FakeIncidentIo(http, api_key=IIO_KEY)
+    iio.incident("01INCB", teams=("01TEAMB",), services=("checkout",))
+    iio.incident("01INCCH", teams=("01TEAMA",), slack_channel_id="CBILLING")
+    iio.incident("01INCOK", teams=("01TEAMUNCLAIMED",), services=("checkout",))
+    routing = {"incidentio_team_ids": ["01TEAMA"], "services": ["checkout"]}
+    for incident in ("01INCB", "01INCCH"):
+        _, outcome = await answer_as_team(sessions, trigger("incidentio", incident_id=incident), http, routing)
+        assert (outcome.status, outcome.reason) == ("failed", "bad_target"), (incident, outcome)
+    _, outcome = await answer_as_team(sessions, trigger("incidentio", incident_id="01INCOK"), http, routing)
+    assert outcome.status == "posted", outcome
+    assert [u["incident_id"] for u in iio.updates.values()] == ["01INCOK"]
+
+
 async def test_incidentio_ownership_read_waits_out_429_and_an_unreadable_incident_is_not_written(
         http: FakeHTTP, sessions: Any) -> None:
     iio = FakeIncidentIo(http, api_key=IIO_KEY)
