@@ -90,8 +90,9 @@ def enabled(target: AnswerTarget | None, integrations: Mapping[str, Any]) -> boo
 async def answer_back(*, sessions: async_sessionmaker[AsyncSession], run_id: str, trigger: Mapping[str, Any],
                       integrations: Mapping[str, Any], rca: RCA, title: str = "", run_link: str | None = None,
                       since: datetime | None = None, out: Outbound | None = None,
-                      routing: Mapping[str, Any] | None = None) -> list[AnswerOutcome]:
-    """See the module docstring. ``routing``: the team's ``routing`` claims; when given, a GitHub
+                      routing: Mapping[str, Any]) -> list[AnswerOutcome]:
+    """See the module docstring. ``routing``: the team's ``routing`` claims, required (a forgotten
+    argument must not open the boundary): a GitHub
     answer goes only to a repository the team claims (:func:`.github.writes`), a PagerDuty one only
     to an incident of a service it claims (:func:`.pagerduty.writes`), an incident.io one only to an
     incident the router would give it (:func:`.incidentio.writes`)."""
@@ -137,14 +138,14 @@ async def answer_run(*, note: Callable[[dict[str, Any]], None], timeout_s: float
 
 
 def _plan(target: AnswerTarget, block: Any, *, out: Outbound, run_id: str, title: str, text: str,
-          run_link: str | None, since: datetime | None, routing: Mapping[str, Any] | None = None,
+          run_link: str | None, since: datetime | None, routing: Mapping[str, Any],
           foreign_claims: incidentio.ForeignClaims | None = None) -> list[Write]:
     if target.source == "github":
-        claimed = None if routing is None else list(routing.get("github_repos") or [])
+        claimed = list(routing.get("github_repos") or [])
         return github.writes(target, block, out=out, run_id=run_id, title=title, text=text, run_link=run_link,
                              since=since, claimed=claimed)
     if target.source == "pagerduty":
-        claimed = None if routing is None else list(routing.get("pagerduty_service_ids") or [])
+        claimed = list(routing.get("pagerduty_service_ids") or [])
         return pagerduty.writes(target, block, out=out, run_id=run_id, text=text, claimed=claimed)
     return incidentio.writes(target, block, out=out, run_id=run_id, text=text, routing=routing,
                              foreign_claims=foreign_claims)

@@ -27,6 +27,8 @@ RCA_ = RCA(summary="checkout v2.3.1 exhausted its DB pool",
 PEM, PUBLIC = rsa_pem()
 PD_TOKEN = "pd-rest-key-secret-123"
 IIO_KEY = "iio-api-key-secret-456"
+# The claims of the run's team (acme/payments) in these tests: the fakes' repository, service, team.
+ROUTING = {"github_repos": ["acme/shop"], "pagerduty_service_ids": ["PSVC001"], "incidentio_team_ids": ["01TEAMA"]}
 
 
 def out() -> Outbound:
@@ -41,7 +43,7 @@ def trigger(source: str, **target: Any) -> Trigger:
 async def answer(sessions: Any, run_id: str, t: Trigger, integrations: dict[str, Any], o: Outbound | None = None):
     return await answer_back(sessions=sessions, run_id=run_id, trigger=t.model_dump(mode="json"),
                              integrations=integrations, rca=RCA_, title=t.title, out=o or out(),
-                             run_link="https://incidentfox.example/runs/" + run_id)
+                             run_link="https://incidentfox.example/runs/" + run_id, routing=ROUTING)
 
 
 def github_cfg(http: FakeHTTP, **extra: Any) -> dict[str, Any]:
@@ -249,6 +251,7 @@ async def test_pagerduty_needs_from_email_and_never_shows_the_key(http: FakeHTTP
 
 async def test_incidentio_update_with_its_idempotency_key(http: FakeHTTP, sessions: Any) -> None:
     iio = FakeIncidentIo(http, api_key=IIO_KEY)
+    iio.incident("01FCNDV6P870EA6S7TK1DSYDG0", teams=("01TEAMA",))
     iio.fault("POST", "/v2/incident_updates", 503, commit=True)   # written, answer lost: same key again
     t = trigger("incidentio", incident_id="01FCNDV6P870EA6S7TK1DSYDG0")
     run_id = await new_run(sessions, t)

@@ -39,6 +39,12 @@ async def deliver(core: Any, source: str, body: bytes, **kw: Any) -> dict[str, A
     return r.json()
 
 
+# The claims of the fixtures' team: their repository, the fake PagerDuty incident's service, the
+# incident.io fixture's "Affected Team" catalog entry.
+CLAIMS = {"github_repos": ["codertocat/hello-world"], "pagerduty_service_ids": ["PSVC001"],
+          "incidentio_team_ids": ["01FCNDV6P870EA6S7TK1DSYDG0"]}
+
+
 async def finish_step(core: Any, run_id: str, integrations: dict[str, Any],
                       routing: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     async with core.sessions() as s:
@@ -48,7 +54,7 @@ async def finish_step(core: Any, run_id: str, integrations: dict[str, Any],
     await answer_run(sessions=core.sessions, run_id=run.id, trigger=run.trigger, rca=RCA_,
                      integrations=TeamConfig({"integrations": integrations}).integrations,
                      run_link=run_url("https://incidentfox.example", run.id), since=run.created_at,
-                     out=Outbound(first_s=0.001), note=notes.append, routing=routing)
+                     out=Outbound(first_s=0.001), note=notes.append, routing=CLAIMS if routing is None else routing)
     return notes
 
 
@@ -129,7 +135,7 @@ async def test_incidentio_created_answers_with_an_incident_update(fixtures_dir: 
     run_id = (await deliver(core, "incidentio", body))["run_id"]
     integrations = {"incidentio": {"answer_back": True, "api_key": "iio-key-0123", "api_url": http.url}}
     # The fixture's incident names the team by its "Affected Team" catalog entry.
-    [note] = await finish_step(core, run_id, integrations, routing={"incidentio_team_ids": ["01FCNDV6P870EA6S7TK1DSYDG0"]})
+    [note] = await finish_step(core, run_id, integrations)
     assert note["answer_back"] == "posted" and note["destination"] == "incidentio.update", note
     [update] = iio.updates.values()
     assert update["incident_id"] == incident["id"] and marker(run_id) in update["message"]
