@@ -4,8 +4,9 @@ The rules, in order:
 
 * a Slack button (INTERACTION) acts on the run it names (rerun, cancel, feedback, approve/deny);
 * ``/incidentfox sandbox …`` routed to a team opens a sandbox session; a human Slack message in the
-  thread of an *active* sandbox session of the routed org continues it (both handed to the sandbox
-  side after the commit);
+  thread of an *active* sandbox session of the routed team continues it (both handed to the sandbox
+  side after the commit); one routed to any other team (or nowhere) is refused like a reply in
+  another team's run thread;
 * a human message in the thread of the routed team's run is a turn of it (:mod:`.turns`): it steers
   the run while it is active and starts a linked follow-up run after it ended; an alert on a service
   (or fingerprint) with an active run in the correlation window is absorbed into it;
@@ -131,9 +132,17 @@ async def _sandbox(session: AsyncSession, *, trigger: Trigger, route: Route) -> 
         return None
     thread = trigger.thread
     found = await active_session_by_thread(session, channel=thread.channel, thread_ts=thread.ts)
-    # A channel now routed to another org never feeds that org's traffic into this session.
-    if found is None or not route.found or route.org_id != found.org_id:
+    if found is None:
         return None
+    # The thread is the session's team's, as a run's thread is its run's team's: a reply routed to
+    # another org, to a sibling team the channel's claim moved to, or nowhere (or signed for another
+    # scope) never reaches the session, nor starts a run bound to its thread, and learns nothing of it.
+    if not routed or (route.org_id, route.team_id) != (found.org_id, found.team_id) or (
+            route.verified_org and refusal(scope_org=route.verified_org, scope_team=route.verified_team,
+                                           run_org=found.org_id, run_team=found.team_id) is not None):
+        if trigger.action is TriggerAction.CONTINUE:
+            return Decision(O.UNMATCHED, detail="no active run in this thread")
+        return Decision(O.REJECTED, detail="the thread belongs to another team")
     return Decision(O.SANDBOX_CONTINUED, session_id=found.id, team_id=found.team_id,
                     dispatch=Dispatch(DispatchKind.SANDBOX, None, found.org_id, found.team_id))
 

@@ -67,7 +67,7 @@ async def _rows(core, model):
                     .all())
 
 
-async def _open_session(db_url: str, *, org: str = "acme", team: str = "search", channel: str = "C111") -> str:
+async def _open_session(db_url: str, *, org: str = "acme", team: str = "payments", channel: str = "C111") -> str:
     store = SandboxStore(db_url)
     try:
         row = await store.create_session(session_id="sbx_thread0001", org_id=org, team_id=team, workspace="/tmp/x",
@@ -109,7 +109,7 @@ async def test_unrouted_sandbox_command_is_recorded_unrouted_and_not_handed_off(
 @pytest.mark.parametrize("mention", [False, True], ids=["reply", "mention-in-thread"])
 async def test_message_in_an_active_sandbox_thread_continues_that_session(gw, db_url, mention):
     core, c, sandbox = gw
-    session_id = await _open_session(db_url)   # the session's team differs from the channel's route
+    session_id = await _open_session(db_url)   # acme/payments' session, in acme/payments' channel
     body = in_thread("and /tmp?", event_id="EvSbx1", mention=mention)
     r = await c.post("/slack/events", content=body, headers=signed("slack", body))
     assert r.status_code == 200, r.text
@@ -119,18 +119,25 @@ async def test_message_in_an_active_sandbox_thread_continues_that_session(gw, db
                             "session_id": session_id, "duplicate": True}
     await core.drain()
     (row,) = await _rows(core, Delivery)
-    assert (row.org_id, row.team_id) == ("acme", "search") and sandbox.submitted == [row.id]
+    assert (row.org_id, row.team_id) == ("acme", "payments") and sandbox.submitted == [row.id]
     assert await _rows(core, Run) == []
 
 
-async def test_a_thread_routed_to_another_org_never_reaches_the_session(gw, db_url):
+@pytest.mark.parametrize(("team", "channel"), [("payments", "CGLOBEX"), ("search", "C111")],
+                         ids=["another-org", "sibling-team"])
+async def test_a_thread_routed_to_another_team_never_reaches_the_session(gw, db_url, team, channel):
+    """The channel is now claimed by globex/ops, or by acme/payments while the session is acme/search's
+    (same org): a reply there is no turn of the session, a mention there starts nothing in its thread."""
     core, c, sandbox = gw
-    await _open_session(db_url, org="acme", channel="CGLOBEX")   # channel now claimed by globex
-    body = in_thread("hello?", event_id="EvOtherOrg", channel="CGLOBEX")
+    await _open_session(db_url, org="acme", team=team, channel=channel)
+    body = in_thread("hello?", event_id="EvOtherTeam", channel=channel)
     r = await c.post("/slack/events", content=body, headers=signed("slack", body))
     assert r.json()["outcome"] == "unmatched" and "session_id" not in r.json()
+    body = in_thread("hello?", event_id="EvOtherTeamMention", channel=channel, mention=True)
+    r = await c.post("/slack/events", content=body, headers=signed("slack", body))
+    assert r.json()["outcome"] == "rejected" and "session_id" not in r.json() and r.json()["run_id"] is None
     await core.drain()
-    assert sandbox.submitted == []
+    assert sandbox.submitted == [] and await _rows(core, Run) == []
 
 
 async def test_a_failed_hand_off_is_swept_and_redriven_only_where_the_sandbox_side_is_known(db_url):

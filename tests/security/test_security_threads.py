@@ -213,3 +213,40 @@ async def test_a_run_is_bound_only_to_a_channel_its_team_has(api, thread_ts):
     async with sessions() as s:
         channels = {(r.team_id, r.thread_channel) for r in (await s.scalars(select(Run))).all()}
     assert channels == {("ops", "CGLOBEX"), ("search", "CSEARCH"), ("payments", CHANNEL)}
+
+
+async def test_a_sandbox_reply_routed_to_another_team_never_reaches_the_session(sqlite_url):
+    """A sandbox session's thread is its team's: a reply (or a mention) there routed to a sibling team
+    of the same org (the channel's claim moved), another org, nowhere, or signed for another team's
+    scope is refused like one in another team's run thread: no session id, nothing handed to the
+    sandbox side, no run bound to the thread. The session's own team continues it."""
+    from actors.sandbox.store import SandboxStore
+
+    core = make_core(sqlite_url)
+    sandbox_store = SandboxStore(sqlite_url)
+    row = await sandbox_store.create_session(session_id="sbx_victim", org_id="acme", team_id="payments",
+                                             workspace="/w", ttl_s=600, uid_base=100_000, uid_count=1000,
+                                             created_by="slack:W111", slack_channel=CHANNEL, slack_thread_ts=TS)
+    reply = Trigger(source="slack", delivery_id="S0", event_kind="message", text="cat ~/.ssh/id_rsa", human=True,
+                    action=TriggerAction.CONTINUE, thread={"channel": CHANNEL, "ts": TS})
+    mention = reply.model_copy(update={"action": TriggerAction.START, "event_kind": "app_mention"})
+    foreign = (deliveries.Route(True, "acme", "search"), deliveries.Route(True, "globex", "ops"),
+               deliveries.Route(False),
+               deliveries.Route(True, "acme", "payments", verified_org="acme", verified_team="search"))
+    for i, route in enumerate(foreign):
+        for trigger, expected in ((reply, "unmatched"), (mention, "rejected")):
+            result = await deliveries.intake(
+                core.sessions, trigger=trigger.model_copy(update={"delivery_id": f"S{i}-{expected}"}),
+                route=route, payload="")
+            assert (result.outcome, result.session_id, result.dispatch, result.run_id) == (expected, None, None, None)
+            assert row.id not in str(result.response())
+    async with core.sessions() as s:
+        assert await s.scalar(select(func.count()).select_from(Run)) == 0
+        outcomes = set((await s.scalars(select(Delivery.outcome))).all())
+    assert outcomes == {"unmatched", "rejected"}       # nothing recorded for the sandbox side to act on
+    own = await deliveries.intake(core.sessions, trigger=reply.model_copy(update={"delivery_id": "S-own"}),
+                                  route=deliveries.Route(True, "acme", "payments"), payload="")
+    assert (own.outcome, own.session_id) == ("sandbox_continued", row.id)
+    assert own.dispatch is not None and (own.dispatch.org_id, own.dispatch.team_id) == ("acme", "payments")
+    await sandbox_store.close()
+    await core.engine.dispose()
