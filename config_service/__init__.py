@@ -13,7 +13,9 @@ lazily, so importing the package costs nothing until a name is used (Ray actors 
 * authenticating requests in another FastAPI app: :func:`install_auth_state`, :data:`PrincipalDep`,
   :data:`SessionDep`, :func:`bearer_token`, :func:`authenticate` (see ``config_service.api.deps``);
 * inside the caller's transaction (:mod:`config_service.records`): :func:`record_audit`,
-  :func:`effective_config_in_session`, :func:`foreign_claim_owners` (who else holds a routing claim);
+  :func:`effective_config_in_session`, :func:`foreign_claim_owners` (who else holds a routing claim),
+  :func:`team_has_channel` (may the team post in a Slack channel); the rule's pure parts:
+  :func:`team_channels`, :func:`schedule_channel` (where a schedule posts) and :data:`CHANNEL_RULE`;
 * operating it: :func:`create_app`, :func:`rotate_secrets`, and :data:`NODE_KINDS` (the kinds an org's
   tree node may have, for the CLI's ``--kind``);
 * JSON documents: :func:`merge_patch` (RFC 7396; the one implementation, also used by ``cluster``'s
@@ -46,8 +48,9 @@ _EXPORTS: dict[str, str] = {
     "authenticate": "config_service.services.auth",
     # operations
     "create_app": "config_service.app",
-    **dict.fromkeys(("record_audit", "effective_config_in_session", "foreign_claim_owners"),
+    **dict.fromkeys(("record_audit", "effective_config_in_session", "foreign_claim_owners", "team_has_channel"),
                     "config_service.records"),
+    **dict.fromkeys(("CHANNEL_RULE", "team_channels", "schedule_channel"), "config_service.services.channels"),
     "rotate_secrets": "config_service.services.rotation",
     "NODE_KINDS": "config_service.services.nodes",
     # JSON documents
@@ -57,6 +60,7 @@ _EXPORTS: dict[str, str] = {
 # Spelled out for linters and readers; a test checks it is exactly _EXPORTS' keys.
 __all__ = [
     "AGENTS",
+    "CHANNEL_RULE",
     "DEFAULT_CONFIG",
     "DEFAULT_CORRELATION_WINDOW_S",
     "DEFAULT_MAX_CONCURRENT_RUNS",
@@ -100,8 +104,11 @@ __all__ = [
     "parse_effective",
     "record_audit",
     "rotate_secrets",
+    "schedule_channel",
+    "team_channels",
     "team_config_loader",
     "team_config_schema",
+    "team_has_channel",
 ]
 
 

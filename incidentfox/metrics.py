@@ -141,7 +141,7 @@ DISPATCH_ATTEMPTS_TOTAL = Counter("incidentfox_dispatch_attempts_total", "Hand-o
                                   "kind first|retry (sweep, redrive), result ok|error.",
                                   tag_keys=("kind", "result"))
 REPORT_JOBS_TOTAL = Counter("incidentfox_report_jobs_total", "Scheduled jobs (reports, scheduled "
-                            "investigations) finished, by status done|failed.", tag_keys=("status",))
+                            "investigations) finished, by status done|failed|refused.", tag_keys=("status",))
 WORKER_GROUP_CHANGES_TOTAL = Counter("incidentfox_worker_group_changes_total", "Teams whose dedicated worker "
                                      "group a reconcile pass changed or failed to change, by outcome "
                                      "provisioned|drained|updated|failed (error: the pass could not run).",

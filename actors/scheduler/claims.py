@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from actors.scheduler.cron import fire_times
 from actors.scheduler.models import ScheduleClaim, ScheduleCursor
+from config_service import schedule_channel
 from incidentfox.db import utcnow
 
 KINDS = ("health_report", "investigation", "digest")
@@ -62,9 +63,7 @@ def schedules_from_config(org_id: str, team_id: str, config: dict[str, Any]) -> 
     for raw in config.get("schedules") or []:
         if not isinstance(raw, dict) or raw.get("kind") not in KINDS:
             continue
-        dest = raw.get("destination") or {}
-        channel = dest.get("slack_channel") if isinstance(dest, dict) else None
-        channel = channel or raw.get("channel") or (config.get("slack") or {}).get("default_channel") or ""
+        channel, _ = schedule_channel(raw, config)   # whether the team may post there: execute.py
         try:
             out.append(Schedule(org_id=org_id, team_id=team_id, id=str(raw["id"]), cron=str(raw["cron"]),
                                 timezone=str(raw.get("timezone") or "UTC"), kind=raw["kind"], channel=channel,

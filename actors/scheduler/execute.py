@@ -1,15 +1,41 @@
-"""Running one claimed job to completion and recording the outcome on its claim row."""
+"""Running one claimed job to completion and recording the outcome on its claim row.
+
+Before anything is posted or started, the job's Slack channel is checked again against the team's
+channels (:func:`config_service.team_has_channel`, read now, not when the schedule was saved or
+claimed: a routing claim can have moved since). A channel that is not the team's is refused: the
+claim is recorded ``refused`` with ``channel_not_claimed``; a report is still generated and stored
+(readable at ``GET /api/v1/reports/{id}``, the refusal as its ``post_error``) but not posted, and a
+scheduled investigation is not started (its messages would go to that channel)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from actors.scheduler.claims import finish_claim
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from actors.scheduler.claims import Schedule, finish_claim
 from actors.scheduler.jobs import run_report_job, start_scheduled_investigation
+from actors.scheduler.models import ClaimStatus
 from actors.scheduler.service import ClaimedJob
+from config_service import CHANNEL_RULE, team_has_channel
 from incidentfox import metrics
 from incidentfox.db import make_async_engine, session_factory
 from incidentfox.runs.runner import RunnerFactory
+
+log = logging.getLogger("incidentfox.scheduler")
+CHANNEL_NOT_CLAIMED = "channel_not_claimed"
+
+
+async def channel_refusal(sessions: async_sessionmaker, schedule: Schedule) -> str | None:
+    """Why the schedule's team may not post to its channel now, or None (no channel: nothing is posted)."""
+    if not schedule.channel:
+        return None
+    async with sessions() as s:
+        if await team_has_channel(s, org_id=schedule.org_id, team_id=schedule.team_id, channel=schedule.channel):
+            return None
+    return (f"{CHANNEL_NOT_CLAIMED}: schedule {schedule.id!r} posts to {schedule.channel!r}, which is not "
+            f"{CHANNEL_RULE}")[:500]
 
 
 async def execute_claimed(claimed: ClaimedJob, *, database_url: str, slack_api_url: str,
@@ -21,21 +47,29 @@ async def execute_claimed(claimed: ClaimedJob, *, database_url: str, slack_api_u
     sch = claimed.job.schedule
     try:
         try:
+            refused = await channel_refusal(sessions, sch)
+            if refused:
+                log.warning("schedule %s refused: %s", sch.key, refused)
             if sch.kind == "investigation":
-                run_id = await start_scheduled_investigation(sessions, claimed.job)
-                await runner(database_url=database_url).submit(run_id=run_id, org_id=sch.org_id,
-                                                                            team_id=sch.team_id)
-                outcome = {"status": "done", "run_id": run_id}
+                if refused:
+                    outcome = {"status": ClaimStatus.REFUSED, "error": refused}
+                else:
+                    run_id = await start_scheduled_investigation(sessions, claimed.job)
+                    await runner(database_url=database_url).submit(run_id=run_id, org_id=sch.org_id,
+                                                                   team_id=sch.team_id)
+                    outcome = {"status": ClaimStatus.DONE, "run_id": run_id}
             else:
                 token = ((claimed.config.get("integrations") or {}).get("slack") or {}).get("bot_token")
                 report = await run_report_job(sessions, org_id=sch.org_id, team_id=sch.team_id, kind=sch.kind,
                                               channel=sch.channel or None, bot_token=token,
                                               slack_api_url=slack_api_url, schedule_id=sch.id,
-                                              public_url=public_url)
-                outcome = {"status": "done" if not report.post_error else "failed", "report_id": report.id,
-                           "error": report.post_error}
+                                              public_url=public_url, refused=refused)
+                status = ClaimStatus.REFUSED if refused else (
+                    ClaimStatus.FAILED if report.post_error else ClaimStatus.DONE)
+                outcome = {"status": status, "report_id": report.id, "error": report.post_error}
         except Exception as exc:  # noqa: BLE001 - recorded on the claim; the batch goes on
-            outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"[:500]}
+            outcome = {"status": ClaimStatus.FAILED, "error": f"{type(exc).__name__}: {exc}"[:500]}
+        outcome["status"] = ClaimStatus(outcome["status"]).value
         metrics.REPORT_JOBS_TOTAL.inc(status=outcome["status"])
         async with sessions() as s:
             await finish_claim(s, claimed.claim_id, status=outcome["status"], report_id=outcome.get("report_id"),

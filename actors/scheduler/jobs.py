@@ -82,13 +82,19 @@ async def post_report(report: Report, *, client: AsyncWebClient, report_url: str
 async def run_report_job(sessions: async_sessionmaker, *, org_id: str, team_id: str, kind: str,
                          channel: str | None, bot_token: str | None, slack_api_url: str,
                          schedule_id: str | None = None, public_url: str = "",
-                         period: timedelta = REPORT_PERIOD, progress: Progress | None = None) -> Report:
+                         period: timedelta = REPORT_PERIOD, progress: Progress | None = None,
+                         refused: str | None = None) -> Report:
+    """Generate and store a report, then post it to ``channel`` (if any). ``refused`` says why the
+    team may not post there (the scheduler's channel check): the report is stored with it as its
+    ``post_error`` and nothing is posted."""
     step = progress or (lambda _msg: None)
     async with sessions() as s:
         report = await generate_report(s, org_id=org_id, team_id=team_id, kind=kind, schedule_id=schedule_id,
                                        channel=channel, period=period, progress=step)
         await s.commit()
-    if channel:
+    if channel and refused:
+        report.post_error = refused[:500]
+    elif channel:
         step("posting to Slack")
         try:
             url = report_url(public_url, report.id)
@@ -98,6 +104,7 @@ async def run_report_job(sessions: async_sessionmaker, *, org_id: str, team_id: 
             report.posted_at = utcnow()
         except (SlackApiError, OSError, ValueError) as exc:
             report.post_error = f"{type(exc).__name__}: {exc}"[:500]
+    if channel:
         async with sessions() as s:
             await s.merge(report)
             await s.commit()

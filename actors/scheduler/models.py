@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Index, LargeBinary, String, Text, UniqueConstraint
@@ -17,6 +18,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from incidentfox.db import Base, utcnow
 from incidentfox.runs.models import BigIntPK
+
+
+class ClaimStatus(StrEnum):
+    """A claimed fire time's outcome (``schedule_claims.status``)."""
+
+    CLAIMED = "claimed"      # running, or its scheduler died before recording the outcome
+    DONE = "done"
+    FAILED = "failed"        # the report could not be posted, or the job raised (``error``)
+    REFUSED = "refused"      # its Slack channel is not the team's (``error`` starts ``channel_not_claimed``)
 
 
 class ScheduleClaim(Base):
@@ -34,7 +44,7 @@ class ScheduleClaim(Base):
     catch_up: Mapped[bool] = mapped_column(default=False)
     claimed_by: Mapped[str] = mapped_column(String(128))
     claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
-    status: Mapped[str] = mapped_column(String(16), default="claimed")  # claimed|done|failed
+    status: Mapped[str] = mapped_column(String(16), default="claimed")  # ClaimStatus
     finished_at: Mapped[datetime | None] = mapped_column()
     report_id: Mapped[str | None] = mapped_column(String(40))
     run_id: Mapped[str | None] = mapped_column(String(40))

@@ -146,6 +146,15 @@ def validate_config(doc: Mapping[str, Any], *, kind: str) -> None:
         schedules = doc["schedules"]
         if not (isinstance(schedules, list) and all(isinstance(s, Mapping) for s in schedules)):
             errs.add("schedules", "must be a list of objects")
+        else:   # where a schedule posts is checked against the team's channels (services/channels.py)
+            for i, schedule in enumerate(schedules):
+                dest = schedule.get("destination")
+                if dest is not None and not isinstance(dest, Mapping):
+                    errs.add(f"schedules.{i}.destination", "must be an object")
+                elif dest is not None:
+                    _check(errs, dest, f"schedules.{i}.destination", "slack_channel",
+                           lambda v: isinstance(v, str) and 0 < len(v.strip()) <= MAX_CLAIM_LEN,
+                           "must be a Slack channel id (a non-empty string)")
     if (sandbox := _obj(errs, doc, "sandbox")) is not None:
         _check(errs, sandbox, "sandbox", "ttl_s", lambda v: _is_num(v) and v > 0, "must be a number > 0")
         _check(errs, sandbox, "sandbox", "mcp_servers",

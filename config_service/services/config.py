@@ -6,7 +6,9 @@
   value a node set under a path an ancestor locked later is ignored.
 * Writes are RFC 7396 merge patches. A write first bumps the org epoch (so the next read, in any
   process, misses the cache), then checks ancestor locks (409 ``path_locked``), validates the
-  resulting config (422 ``invalid_config``), encrypts secret leaves, mirrors routing claims
+  resulting config (422 ``invalid_config``; on a team, also that no schedule it newly points at a
+  Slack channel is one the team does not have: :mod:`config_service.services.channels`), encrypts
+  secret leaves, mirrors routing claims
   (409 ``routing_conflict``) and stores version ``n + 1`` with its masked diff and an audit entry,
   all in one transaction. A refused write stores nothing.
 * Stored configs hold secrets encrypted; :func:`get_effective_config` masks them unless
@@ -16,8 +18,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +48,7 @@ from config_service.core.secret_fields import (
 from config_service.core.validation import normalize_patch, validate_config
 from config_service.db.models import ConfigNode, ConfigVersion
 from config_service.services import audit
+from config_service.services.channels import schedule_channel_problems
 from config_service.services.cache import EFFECTIVE_CACHE, database_key
 from config_service.services.nodes import get_node, load_chain
 from config_service.services.orgs import bump_org_epoch, org_epoch
@@ -86,6 +89,33 @@ async def check_mcp_names(session: AsyncSession, config: Mapping[str, Any]) -> N
                             code="invalid_config", details={"errors": errors})
 
 
+class _Layer(NamedTuple):
+    """A node's config as a write would leave it (what :func:`_compose` reads of a node)."""
+
+    node_id: str
+    config: Mapping[str, Any]
+
+
+async def check_schedule_channels(session: AsyncSession, *, node: ConfigNode, chain: list[ConfigNode],
+                                  new_config: Mapping[str, Any]) -> None:
+    """Refuse (422 ``invalid_config``, the schedule's path) a team write after which one of the team's
+    schedules posts to a Slack channel the team does not have, unless it already did before the
+    write (a claim that moved away is the scheduler's to refuse at post time, not a reason to block
+    every other write). Org and unit writes are left to that post-time check: their schedules are
+    every team's below them."""
+    if node.kind != "team":
+        return
+    before, _, _ = _compose(chain)
+    after, _, _ = _compose([*chain[:-1], _Layer(node.node_id, new_config)])
+    ids = {"org_id": node.org_id, "team_id": node.node_id}
+    known = {(p["schedule"], p["channel"]) for p in await schedule_channel_problems(session, **ids, config=before)}
+    new = [p for p in await schedule_channel_problems(session, **ids, config=after)
+           if (p["schedule"], p["channel"]) not in known]
+    if new:
+        raise Unprocessable("a schedule posts to a Slack channel that is not the team's", code="invalid_config",
+                            details={"errors": [{"path": p["path"], "message": p["message"]} for p in new]})
+
+
 @rolls_back_on_error
 async def patch_config(session: AsyncSession, *, settings: Settings, org_id: str, node_id: str,
                        patch: Mapping[str, Any], actor: str) -> dict[str, Any]:
@@ -104,6 +134,7 @@ async def patch_config(session: AsyncSession, *, settings: Settings, org_id: str
     merged = merge_patch(mask_secrets(node.config), patch)
     validate_config(merged, kind=node.kind)
     await check_mcp_names(session, merged)
+    await check_schedule_channels(session, node=node, chain=chain, new_config=merged)
     new_config = merge_patch(node.config, encrypt_secrets(patch, settings_cipher(settings)))
     return await _write_version(session, node=node, new_config=new_config, action="config.patch", actor=actor)
 
@@ -128,6 +159,7 @@ async def rollback_config(session: AsyncSession, *, org_id: str, node_id: str, v
     raise_if_locked(touched=touched, ancestors=[(n.node_id, n.config) for n in chain[:-1]])
     validate_config(mask_secrets(target), kind=node.kind)
     await check_mcp_names(session, target)
+    await check_schedule_channels(session, node=node, chain=chain, new_config=target)
     return await _write_version(session, node=node, new_config=target, action="config.rollback", actor=actor,
                                 restored_from=version)
 
@@ -171,7 +203,7 @@ async def get_raw_config(session: AsyncSession, *, org_id: str, node_id: str) ->
             "config": mask_secrets(node.config)}
 
 
-def _compose(chain: list[ConfigNode]) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
+def _compose(chain: Sequence[ConfigNode | _Layer]) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
     """Effective stored config (secrets still encrypted), leaf sources and lock owners."""
     layers: list[tuple[str, Mapping[str, Any]]] = [("defaults", DEFAULT_CONFIG)]
     locks: dict[str, str] = {}

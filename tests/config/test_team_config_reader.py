@@ -126,9 +126,10 @@ async def test_loader_reads_the_store(cs):
 async def test_scheduler_skips_a_team_it_cannot_read(cs, monkeypatch):
     from actors.scheduler.teams import team_config_provider
 
-    sched = [{"kind": "health_report", "cron": "0 9 * * 1", "channel": "C1"}]
-    for team in ("payments", "search"):
-        assert (await cs.patch("acme", team, {"schedules": sched})).status_code == 200
+    for team in ("payments", "search"):   # each posts in a channel of its own
+        sched = [{"kind": "health_report", "cron": "0 9 * * 1", "channel": f"C-{team}"}]
+        patch = {"routing": {"slack_channel_ids": [f"C-{team}"]}, "schedules": sched}
+        assert (await cs.patch("acme", team, patch)).status_code == 200
     real = TeamConfigReader.read_doc
 
     async def flaky(self, org_id, team_id):

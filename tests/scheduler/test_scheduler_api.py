@@ -44,6 +44,7 @@ async def world(settings):
         seeded = await seed_demo(s, settings=settings)
         await config_svc.patch_config(s, settings=settings, org_id="demo", node_id="sre", actor="test", patch={
             "integrations": {"slack": {"bot_token": "xoxb-test-0000000000-secret"}},
+            "routing": {"slack_channel_ids": ["C0DEMO0001", "C0REPORTS"]},   # the channel it reports in
             "schedules": [{"id": "weekly", "cron": "* * * * *", "timezone": "Europe/Berlin",
                            "kind": "health_report", "destination": {"slack_channel": "C0REPORTS"}}]})
         now = utcnow()
