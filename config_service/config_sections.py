@@ -219,7 +219,8 @@ class EffectiveConfig(_Section):
     sandbox: SandboxSection = Field(default_factory=SandboxSection, description="Sandbox sessions.")
     schedules: list[dict[str, Any]] = _from_defaults("schedules", description=(
         "Scheduled reports and investigations: {id, cron, timezone, kind, destination, prompt} "
-        "(actors/scheduler)."))
+        "(actors/scheduler); destination.slack_channel (default: slack.default_channel) must be a channel "
+        "the team claims in routing.slack_channel_ids, or its default channel while no other team claims it."))
     access: AccessSection = Field(default_factory=AccessSection, description="Who, in Slack, may act for the team.")
 
     @field_validator("subagents")
