@@ -8,7 +8,8 @@ destinations follow too (:func:`config_service.team_has_channel`): one it claims
 other team claims that channel (a default channel is the org admin's word, not an exclusive
 claim). Anything else is 403 ``channel_not_claimed`` before anything is recorded, for every token
 (an admin starting a run for a team binds it by the same rule), and before the thread's owner is
-looked up, so the answer says nothing about another team's threads in that channel.
+looked up, so the answer says nothing about another team's threads in that channel. The sandbox
+API's ``slack_channel`` (a session mirrored into a thread) is checked the same way.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from config_service import CHANNEL_RULE, team_has_channel
 from incidentfox.errors import Forbidden
 
 
-async def check_thread_channel(session: AsyncSession, *, org_id: str, team_id: str, channel: str) -> None:
+async def check_thread_channel(session: AsyncSession, *, org_id: str, team_id: str, channel: str,
+                               field: str = "thread_channel", what: str = "a run") -> None:
     """Return if ``channel`` is one of the team's (see the module docstring); else raise 403
-    ``channel_not_claimed``. A team that does not exist has no channel."""
+    ``channel_not_claimed`` naming the request's ``field``. A team that does not exist has no channel."""
     if await team_has_channel(session, org_id=org_id, team_id=team_id, channel=channel):
         return
-    raise Forbidden(f"a run can be bound only to {CHANNEL_RULE}", code="channel_not_claimed",
-                    details={"field": "thread_channel", "team": team_id})
+    raise Forbidden(f"{what} can be bound only to {CHANNEL_RULE}", code="channel_not_claimed",
+                    details={"field": field, "team": team_id})
 
 
 __all__ = ["check_thread_channel"]

@@ -4,7 +4,8 @@
   ``429 sandbox_session_limit`` (``details.limit = "sandbox.max_open_sessions"``) when the team
   already has that many open.
   Body (all optional): ``title``, ``slack_channel`` / ``slack_thread_ts`` (mirror the session's
-  progress into that thread with the team's Slack bot).
+  progress into that thread with the team's Slack bot; only a channel the team has, else
+  ``403 channel_not_claimed``: :mod:`serve_apps.thread_binding`).
 * ``POST /sessions/{id}/messages`` ``{text}`` → ``text/event-stream``: ``thought``, ``tool_start``,
   ``tool_end`` … then one of ``result`` / ``error`` / ``interrupted``. ``409 turn_in_progress`` while
   a turn runs, ``410 session_expired`` after the TTL.
@@ -71,6 +72,7 @@ from incidentfox.settings import Settings
 Authenticate = Callable[[str | None], Awaitable[Principal]]
 TeamConfig = Callable[[Principal], Awaitable[dict[str, Any]]]
 SchedulingFor = Callable[[dict[str, Any], str, str], dict[str, Any]]
+CheckChannel = Callable[[str, str, str], Awaitable[None]]   # (org, team, channel): raise if not the team's
 SSE_SEP = "\n"   # the framing clients have always seen (sse-starlette's default is CRLF)
 
 
@@ -138,7 +140,8 @@ def _sse(first: dict[str, Any] | None, rest: AsyncIterator[dict[str, Any]]) -> A
 def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: SandboxStore | None = None,
                        authenticate: Authenticate | None = None, team_config: TeamConfig | None = None,
                        scheduling_for: SchedulingFor | None = None,
-                       isolation: Callable[[], IsolationStatus] | None = None) -> FastAPI:
+                       isolation: Callable[[], IsolationStatus] | None = None,
+                       check_channel: CheckChannel | None = None) -> FastAPI:
     """The FastAPI app (routes relative to the ``/api/v1/sandbox`` route prefix)."""
     app = FastAPI(title="IncidentFox sandbox API", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     install_error_handlers(app)
@@ -148,7 +151,7 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
     store = store or SandboxStore(settings.resolved_database_url())
     app.state.sandbox_store = store
     cipher = cipher_from_settings(settings)
-    if authenticate is None or team_config is None:
+    if authenticate is None or team_config is None or check_channel is None:
         from config_service import install_auth_state
 
         install_auth_state(app, settings=settings)
@@ -170,6 +173,13 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
             from actors.engine.placement import scheduling_options
 
             return scheduling_options(cfg, org_id=org_id, team_id=team_id)
+    if check_channel is None:
+        async def check_channel(org_id: str, team_id: str, channel: str) -> None:
+            from serve_apps.thread_binding import check_thread_channel
+
+            async with app.state.session_factory() as s:
+                await check_thread_channel(s, org_id=org_id, team_id=team_id, channel=channel,
+                                           field="slack_channel", what="a sandbox session")
     if isolation is None:
         def isolation() -> IsolationStatus:
             return isolation_status(settings)
@@ -203,6 +213,8 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
     async def create(request: Request, principal: PrincipalDep) -> dict[str, Any]:
         org_id, team_id = team_of(principal)
         body: CreateSession = await _parse(CreateSession, request)
+        if body.slack_channel:   # mirrored with the team's bot: only into a channel the team has
+            await check_channel(org_id, team_id, body.slack_channel)
         cfg = await team_config(principal)
         parse_llm_config(cfg.get("llm"))  # fail now, not at the first message, if the team has no model
         sandbox = dict(cfg.get("sandbox") or {})

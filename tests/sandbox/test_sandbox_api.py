@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from gateway_kit import ADMIN_TOKEN, seed_tenants, settings_for
 
 from actors.sandbox.client import LocalSandboxBackend
@@ -85,6 +86,25 @@ async def test_session_lifecycle_over_http(api: dict[str, Any]) -> None:
     assert r.json() == {"session_id": sid, "deleted": True}
     assert (await c.get(f"/sessions/{sid}", headers=auth(toks["acme/payments"]))).status_code == 404
     assert not (api["root"] / sid).exists()
+
+
+async def test_a_session_is_mirrored_only_into_a_channel_its_team_has(api: dict[str, Any]) -> None:
+    """``slack_channel`` is another team's (acme/payments' C111 for acme/search, globex's for acme), or
+    nobody's: 403 ``channel_not_claimed`` and no session; a session's Slack thread could otherwise sit
+    in another team's channel (posted with this team's bot) or in one of its run threads."""
+    from actors.sandbox.models import SandboxSessionRow
+
+    c, toks = api["client"], api["toks"]
+    for team, channel in (("acme/search", "C111"), ("acme/payments", "CGLOBEX"), ("acme/payments", "CNOBODY")):
+        r = await c.post("/sessions", json={"slack_channel": channel, "slack_thread_ts": "1700000000.000100"},
+                         headers=auth(toks[team]))
+        assert r.status_code == 403, r.text
+        assert r.json()["error"]["code"] == "channel_not_claimed"
+        assert r.json()["error"]["details"]["field"] == "slack_channel"
+    async with api["backend"].manager.store.sessions() as s:
+        assert (await s.scalars(select(SandboxSessionRow))).all() == []
+    r = await c.post("/sessions", json={"slack_channel": "C111"}, headers=auth(toks["acme/payments"]))
+    assert r.status_code == 201, r.text                           # its own claimed channel
 
 
 async def test_auth_and_tenant_isolation(api: dict[str, Any]) -> None:
