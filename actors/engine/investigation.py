@@ -3,7 +3,8 @@
 :func:`investigate` runs inside a pool actor after the run was claimed (``running``, leased):
 
 1. snapshot the team's effective config (secrets decrypted, held only in memory);
-2. post "🔍 Investigating…" to the trigger's thread, or the team's ``slack.default_channel``;
+2. post "🔍 Investigating…" to the trigger's thread, or the team's ``slack.default_channel`` while no other
+   team claims it (``config_service.team_has_channel``; else a ``channel_not_claimed`` note, no post);
    an alert-started run adopts that message as its thread, so follow-ups find it;
 3. plan: the offline planner, or the LLM planner when the team configured a provider; sub-agents
    run as parallel Ray calls (:mod:`actors.engine.fanout`), the Slack message is edited as each finishes;
@@ -65,7 +66,7 @@ from actors.engine.thread_turns import (
 )
 from actors.slack.client import slack_client
 from actors.slack.reporter import SlackReporter
-from config_service import TeamConfig
+from config_service import TeamConfig, team_has_channel
 from incidentfox import metrics
 from incidentfox.contracts import RCA, RunStatus
 from incidentfox.db import utcnow
@@ -176,6 +177,12 @@ async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveR
     if not token or not channel:
         ctx.writer.event(run.id, "note", {"slack": "skipped", "reason": "no bot token or channel configured"})
         return None
+    if not run.thread_channel:   # the default channel is any org admin's text: only while no other team claims it
+        async with asyncio.timeout(DB_TIMEOUT_S), ctx.sessions() as s:
+            ours = await team_has_channel(s, org_id=run.org_id, team_id=run.team_id, channel=channel, config=cfg.doc)
+        if not ours:
+            ctx.writer.event(run.id, "note", {"slack": "skipped", "reason": "channel_not_claimed"})
+            return None
     trigger = run.trigger or {}
     title = str(trigger.get("title") or "") or str(trigger.get("text") or "").strip().split("\n")[0]
     client = await scope.enter_async_context(
