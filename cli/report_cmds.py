@@ -1,7 +1,7 @@
 """``incidentfox report run|run-due``: scheduled reports on demand, and one scheduler tick.
 
 ``report run`` generates one report for a team now (stored, then posted to the team's Slack channel
-unless ``--no-post``), with progress on stderr. ``report run-due`` claims and runs every job due now,
+unless ``--no-post``; only a channel the team has, as for schedules), with progress on stderr. ``report run-due`` claims and runs every job due now,
 exactly as the scheduler actor's tick does: it is the RayCronJob's entrypoint, and safe to run
 beside the actor (claims are unique).
 """
@@ -33,7 +33,7 @@ def run_cmd(
     team: str = typer.Option(..., help="Team node id."),
     kind: str = typer.Option("health_report", metavar="KIND", help="Report kind: health_report or digest.",
                              **one_of(report_kinds, default="health_report")),
-    channel: str | None = typer.Option(None, help="Slack channel (default: the team's slack.default_channel)."),
+    channel: str | None = typer.Option(None, help="Slack channel, one the team has (default: the team's slack.default_channel)."),
     post: bool = typer.Option(True, "--post/--no-post", help="Post to Slack after storing."),
     days: int = typer.Option(7, min=1, max=366, help="Period length in days, ending now."),
     database_url: str | None = typer.Option(None, help="Override INCIDENTFOX_DATABASE_URL."),
@@ -42,7 +42,7 @@ def run_cmd(
     """Generate one report for a team now (progress on stderr when it is a terminal)."""
     from datetime import timedelta
 
-    from actors.scheduler.jobs import report_view, run_report_job
+    from actors.scheduler.jobs import channel_refusal, report_view, run_report_job
     from actors.scheduler.teams import team_config
     from incidentfox.db import make_async_engine, session_factory
 
@@ -60,10 +60,13 @@ def run_cmd(
                 fail(exc.message)
             dest = (channel or (cfg.get("slack") or {}).get("default_channel")) if post else None
             token = ((cfg.get("integrations") or {}).get("slack") or {}).get("bot_token")
+            # The team's bot posts only in a channel the team has (--channel included): else the report
+            # is stored and "not posted: channel_not_claimed: …".
+            refused = await channel_refusal(sessions, org_id=org, team_id=team, channel=dest)
             report = await run_report_job(sessions, org_id=org, team_id=team, kind=kind, channel=dest,
                                           bot_token=token, slack_api_url=settings.slack_api_url,
                                           public_url=settings.public_url, period=timedelta(days=days),
-                                          progress=step)
+                                          progress=step, refused=refused)
             return report_view(report)
         finally:
             await engine.dispose()

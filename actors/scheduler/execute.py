@@ -12,30 +12,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
-from actors.scheduler.claims import Schedule, finish_claim
-from actors.scheduler.jobs import run_report_job, start_scheduled_investigation
+from actors.scheduler.claims import finish_claim
+from actors.scheduler.jobs import channel_refusal, run_report_job, start_scheduled_investigation
 from actors.scheduler.models import ClaimStatus
 from actors.scheduler.service import ClaimedJob
-from config_service import CHANNEL_RULE, team_has_channel
 from incidentfox import metrics
 from incidentfox.db import make_async_engine, session_factory
 from incidentfox.runs.runner import RunnerFactory
 
 log = logging.getLogger("incidentfox.scheduler")
-CHANNEL_NOT_CLAIMED = "channel_not_claimed"
-
-
-async def channel_refusal(sessions: async_sessionmaker, schedule: Schedule) -> str | None:
-    """Why the schedule's team may not post to its channel now, or None (no channel: nothing is posted)."""
-    if not schedule.channel:
-        return None
-    async with sessions() as s:
-        if await team_has_channel(s, org_id=schedule.org_id, team_id=schedule.team_id, channel=schedule.channel):
-            return None
-    return (f"{CHANNEL_NOT_CLAIMED}: schedule {schedule.id!r} posts to {schedule.channel!r}, which is not "
-            f"{CHANNEL_RULE}")[:500]
 
 
 async def execute_claimed(claimed: ClaimedJob, *, database_url: str, slack_api_url: str,
@@ -47,7 +32,8 @@ async def execute_claimed(claimed: ClaimedJob, *, database_url: str, slack_api_u
     sch = claimed.job.schedule
     try:
         try:
-            refused = await channel_refusal(sessions, sch)
+            refused = await channel_refusal(sessions, org_id=sch.org_id, team_id=sch.team_id, channel=sch.channel,
+                                            what=f"schedule {sch.id!r}")
             if refused:
                 log.warning("schedule %s refused: %s", sch.key, refused)
             if sch.kind == "investigation":

@@ -22,6 +22,7 @@ from actors.scheduler.claims import DueJob
 from actors.scheduler.models import Report
 from actors.scheduler.render import digest_blocks, health_blocks, health_chart_png
 from actors.slack.client import slack_client
+from config_service import CHANNEL_RULE, team_has_channel
 from incidentfox.contracts import ThreadRef, Trigger
 from incidentfox.db import utcnow
 from incidentfox.links import report_url
@@ -64,6 +65,19 @@ async def generate_report(session: AsyncSession, *, org_id: str, team_id: str, k
 
 
 SLACK_TIMEOUT_S = 15
+CHANNEL_NOT_CLAIMED = "channel_not_claimed"
+
+
+async def channel_refusal(sessions: async_sessionmaker, *, org_id: str, team_id: str, channel: str | None,
+                          what: str = "the report") -> str | None:
+    """Why the team may not post to ``channel`` now (``channel_not_claimed: …``), or None (its
+    channel, or no channel: nothing is posted). Read now: a routing claim can move at any time."""
+    if not channel:
+        return None
+    async with sessions() as s:
+        if await team_has_channel(s, org_id=org_id, team_id=team_id, channel=channel):
+            return None
+    return f"{CHANNEL_NOT_CLAIMED}: {what} posts to {channel!r}, which is not {CHANNEL_RULE}"[:500]
 
 
 async def post_report(report: Report, *, client: AsyncWebClient, report_url: str | None = None) -> None:

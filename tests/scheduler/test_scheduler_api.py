@@ -139,3 +139,17 @@ def test_report_run_cli(settings, world, monkeypatch):
     bad = CliRunner().invoke(app, ["report", "run", "--org", "demo", "--team", "nope", "--no-post",
                                    "--database-url", settings.resolved_database_url()])
     assert bad.exit_code == 1 and "nope" in bad.stderr          # unknown team: a runtime failure
+
+
+def test_report_run_cli_posts_only_in_a_channel_the_team_has(settings, world, monkeypatch):
+    """``report run --channel`` posts with the team's bot, so by the same rule as a schedule: another
+    channel is refused (the report is stored, "not posted: channel_not_claimed"), nothing is sent."""
+    from cli.main import app
+
+    monkeypatch.setenv("INCIDENTFOX_TOKEN_PEPPER", settings.token_pepper.get_secret_value())
+    monkeypatch.setenv("INCIDENTFOX_SECRET_KEY", settings.secret_key.get_secret_value())
+    monkeypatch.setenv("INCIDENTFOX_SLACK_API_URL", "http://127.0.0.1:9/api/")   # nothing listens there
+    result = CliRunner().invoke(app, ["report", "run", "--org", "demo", "--team", "sre", "--channel", "C0ELSEWHERE",
+                                      "--database-url", settings.resolved_database_url()])
+    assert result.exit_code == 0, result.output
+    assert "not posted: channel_not_claimed: the report posts to 'C0ELSEWHERE'" in result.output
