@@ -48,8 +48,8 @@ from config_service.core.secret_fields import (
 from config_service.core.validation import normalize_patch, validate_config
 from config_service.db.models import ConfigNode, ConfigVersion
 from config_service.services import audit
-from config_service.services.channels import schedule_channel_problems
 from config_service.services.cache import EFFECTIVE_CACHE, database_key
+from config_service.services.channels import schedule_channel_problems
 from config_service.services.nodes import get_node, load_chain
 from config_service.services.orgs import bump_org_epoch, org_epoch
 from config_service.services.routing import (

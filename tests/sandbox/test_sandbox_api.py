@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 from gateway_kit import ADMIN_TOKEN, seed_tenants, settings_for
+from sqlalchemy import select
 
 from actors.sandbox.client import LocalSandboxBackend
 from actors.sandbox.config import SandboxRuntime
