@@ -19,8 +19,8 @@ from config_service.core.locks import raise_if_locked
 from config_service.core.merge import iter_leaves
 from config_service.db.models import ApiToken, ConfigNode, ConfigVersion, RoutingClaim, WebhookSecret
 from config_service.services import audit
-from config_service.services.routing import bump_routing_epoch
 from config_service.services.orgs import _check_name, bump_org_epoch
+from config_service.services.routing import bump_routing_epoch
 from config_service.services.tx import rolls_back_on_error
 from incidentfox.db import utcnow
 from incidentfox.errors import Conflict, NotFound, Unprocessable
