@@ -178,3 +178,14 @@ def test_pages_have_no_serious_accessibility_violations(axe_page, console_browse
         page.get_by_role("heading", name=marker).wait_for()
         page.wait_for_load_state("networkidle")
         check_axe(page)
+
+
+def test_an_org_admin_sees_nothing_of_another_org(console_page, console_tenants):
+    page = console_page("org_admin", "/org/")
+    page.get_by_role("table", name="Tree of acme").wait_for()
+    for path in ("/ui/org/", "/ui/tokens/"):
+        page.goto(page.url.split("/ui/")[0] + path)
+        page.get_by_test_id("auth-kind").wait_for()
+        page.wait_for_load_state("networkidle")
+        text = page.locator("body").inner_text()
+        assert console_tenants.other_org not in text and console_tenants.other_org_team not in text, path
