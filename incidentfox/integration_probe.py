@@ -27,7 +27,7 @@ PROBE_REASONS: tuple[str, ...] = (
 class ProbeResult:
     """``ok``: the service answered 2xx. ``reason``: one of :data:`PROBE_REASONS` when not ok.
     ``latency_ms``: time to the response headers (null when nothing was sent). ``target``: the
-    request's scheme, host and path (never a query string or credentials)."""
+    probed path (never the host: the API masks an integration's URL like its other leaves)."""
 
     ok: bool
     detail: str

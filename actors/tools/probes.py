@@ -105,8 +105,9 @@ _STATUS_REASONS = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
 
 
 def _target(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+    """The probed path only: every leaf of ``integrations.<name>`` is a secret the API shows as
+    ``***``, the URL included, so the result never names the host either."""
+    return urlsplit(url).path or "/"
 
 
 def _secrets(block: Mapping[str, Any]) -> list[str]:
@@ -139,7 +140,8 @@ async def probe_integration(name: str, block: Mapping[str, Any], *, policy: Poli
     except (EgressRefused, httpx.TransportError) as exc:
         refused = refusal_in(exc)
         if refused is not None:
-            return ProbeResult(ok=False, reason="egress_refused", detail=str(refused), target=target)
+            return ProbeResult(ok=False, reason="egress_refused", target=target,
+                               detail=f"the platform's egress policy refused the destination ({refused.reason.value})")
         reason = "timeout" if isinstance(exc, httpx.TimeoutException) else "connection_error"
         return ProbeResult(ok=False, reason=reason, detail=f"could not reach {name}: {type(exc).__name__}",
                            target=target)
