@@ -68,12 +68,6 @@ def seed(platform, t, prometheus: str):
     return t
 
 
-def labelled(scope, name: str):
-    """The element labelled ``name`` (Radix Themes' Table.Root puts ``aria-label`` on the table's
-    wrapper, so a table is found by its label, not its role)."""
-    return scope.locator(f'[aria-label="{name}"]')
-
-
 def _raw(platform, org: str, node: str) -> dict:
     with platform.api() as c:
         return c.get(f"/api/v1/orgs/{org}/nodes/{node}/config/raw").json()
@@ -84,13 +78,13 @@ def test_edit_config_review_the_diff_save_and_roll_back(console_page, console_pl
     page = console_page("org_admin", "/config/?node=payments")
     editor = page.get_by_label("Config JSON")
     editor.wait_for()
-    labelled(page, "Effective config of payments").get_by_text("integrations.prometheus.token").wait_for()
+    page.get_by_role("table", name="Effective config of payments").get_by_text("integrations.prometheus.token").wait_for()
     doc = json.loads(editor.input_value())
     assert doc["integrations"]["prometheus"]["token"] == "***"       # the editor only ever had the mask
     doc["slack"] = {"default_channel": "C0CONSOLE"}
     editor.fill(json.dumps(doc, indent=2))
     page.get_by_role("button", name="Review changes").click()
-    review = labelled(page, "Changes to save")
+    review = page.get_by_role("table", name="Changes to save")
     review.get_by_text("slack.default_channel").wait_for()
     assert review.get_by_test_id("diff-row").count() == 1
     with page.expect_request(lambda r: r.method == "PATCH" and r.url.endswith("/nodes/payments/config")) as sent:
@@ -104,7 +98,7 @@ def test_edit_config_review_the_diff_save_and_roll_back(console_page, console_pl
     history = page.get_by_role("list", name="Config versions of payments")
     newest = history.get_by_test_id(f"version-{after['version']}")
     newest.get_by_role("button", name="Diff (1)").click()
-    labelled(newest, f"Changes in version {after['version']}").get_by_text("C0CONSOLE").wait_for()
+    newest.get_by_role("table", name=f"Changes in version {after['version']}").get_by_text("C0CONSOLE").wait_for()
     shot(page, "config")
     history.get_by_test_id(f"version-{before['version']}").get_by_role(
         "button", name=f"Roll back to v{before['version']}").click()
@@ -119,7 +113,7 @@ def test_locks_and_origins_show_on_the_effective_config(console_page, console_pl
         assert c.patch("/api/v1/orgs/acme/nodes/eng/config",
                        json={"llm": {"model": "gpt-4o-mini"}, "locked_paths": ["llm.model"]}).status_code == 200
     page = console_page("team", "/config/")
-    table = labelled(page, "Effective config of payments")
+    table = page.get_by_role("table", name="Effective config of payments")
     row = table.get_by_role("row").filter(has_text="llm.model")
     row.get_by_text("locked by eng").wait_for()
     assert "eng" in row.inner_text() and "gpt-4o-mini" in row.inner_text()
@@ -130,7 +124,7 @@ def test_locks_and_origins_show_on_the_effective_config(console_page, console_pl
 
 def test_routing_conflicts_are_explained_without_naming_another_tenant(console_page, seeded, shot):
     page = console_page("org_admin", "/routing/?node=payments")
-    labelled(page, "Routing claims of payments").wait_for()
+    page.get_by_role("table", name="Routing claims of payments").wait_for()
 
     def check(value: str) -> str:
         page.get_by_label("Identifier").fill(value)
@@ -144,13 +138,13 @@ def test_routing_conflicts_are_explained_without_naming_another_tenant(console_p
     assert "claimed elsewhere" in text and "globex" not in page.content() and "web" not in text
     assert "free" in check("C0PAYMENTS")
     page.get_by_role("button", name="Claim for payments").click()
-    labelled(page, "Routing claims of payments").get_by_text("C0PAYMENTS").wait_for()
+    page.get_by_role("table", name="Routing claims of payments").get_by_text("C0PAYMENTS").wait_for()
     shot(page, "routing")
 
 
 def test_test_connection_ok_and_refused(console_page, seeded, shot):
     page = console_page("team", "/integrations/")
-    table = labelled(page, "Integrations of payments")
+    table = page.get_by_role("table", name="Integrations of payments")
     table.get_by_text("prometheus", exact=True).wait_for()
     assert SECRET not in page.content()
     page.get_by_role("button", name="Test connection to prometheus").click()
@@ -167,7 +161,7 @@ def test_test_connection_ok_and_refused(console_page, seeded, shot):
 
 def test_audit_log_filters(console_page, seeded, shot):
     page = console_page("org_admin", "/audit/")
-    table = labelled(page, "Audit log of acme")
+    table = page.get_by_role("table", name="Audit log of acme")
     table.get_by_text("node:acme/search").first.wait_for()
     filters = page.get_by_role("form", name="Audit filters")
     filters.get_by_label("Node").fill("payments")

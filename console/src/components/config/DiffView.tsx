@@ -10,7 +10,8 @@ const OP_COLOR = { add: 'green', remove: 'red', replace: 'amber' } as const;
 export function DiffView({ changes, caption }: { changes: Change[]; caption: string }) {
   if (changes.length === 0) return <Text size="2" color="gray">No change.</Text>;
   return (
-    <Table.Root size="1" variant="surface" aria-label={caption}>
+    <Table.Root size="1" variant="surface">
+      <caption className="ifx-sr-only">{caption}</caption>
       <Table.Header>
         <Table.Row>
           <Table.ColumnHeaderCell>Path</Table.ColumnHeaderCell>
