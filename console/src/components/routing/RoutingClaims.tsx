@@ -75,7 +75,7 @@ export function RoutingClaims({ org, node }: { org: string; node: string }) {
     col.accessor('value', { header: 'Identifier', cell: (c) => <Text className={css.value}>{c.getValue()}</Text> }),
     col.accessor('claimed_at', { header: 'Since', cell: (c) => new Date(c.getValue()).toLocaleString() }),
     ...(admin ? [col.display({
-      id: 'release', header: '',
+      id: 'release', header: 'Action',
       cell: ({ row }) => (
         <Button size="1" variant="soft" color="red" aria-label={`Release ${row.original.value}`}
           onClick={() => write.mutate({ list: row.original.key,
