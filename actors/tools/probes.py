@@ -131,10 +131,10 @@ async def probe_integration(name: str, block: Mapping[str, Any], *, policy: Poli
     transport = transport or egress_transport(httpx, policy=policy, resolver=resolver, verify=req.verify)
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(timeout_s), httpx.AsyncClient(
-                transport=transport, trust_env=False, follow_redirects=True, timeout=timeout_s) as client:
-            async with client.stream("GET", req.url, headers=req.headers, auth=req.auth, params=req.params) as resp:
-                code = resp.status_code     # the status line is the answer; the body is never read
+        client = httpx.AsyncClient(transport=transport, trust_env=False, follow_redirects=True, timeout=timeout_s)
+        async with asyncio.timeout(timeout_s), client, client.stream(
+                "GET", req.url, headers=req.headers, auth=req.auth, params=req.params) as resp:
+            code = resp.status_code     # the status line is the answer; the body is never read
     except TimeoutError:
         return ProbeResult(ok=False, reason="timeout", detail=f"no answer within {timeout_s:g} s", target=target)
     except (EgressRefused, httpx.TransportError) as exc:

@@ -9,6 +9,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -22,9 +23,9 @@ SECRET = "prom-console-SECRET-42"
 class _Prometheus(BaseHTTPRequestHandler):
     """Answers the Prometheus probe: 200 for the right bearer token, 401 otherwise; records headers."""
 
-    seen: list[dict[str, str]] = []
+    seen: ClassVar[list[dict[str, str]]] = []
 
-    def do_GET(self) -> None:   # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         type(self).seen.append(dict(self.headers))
         ok = self.path.startswith("/api/v1/status/buildinfo") and self.headers.get("Authorization") == f"Bearer {SECRET}"
         body = json.dumps({"status": "success"} if ok else {"error": "unauthorized"}).encode()
