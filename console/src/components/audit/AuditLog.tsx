@@ -1,15 +1,14 @@
 // An org's audit log, newest first: filter by actor, action (prefix with *), node and time range;
 // "Load more" follows the cursor. Every entry's diff is masked by the API.
 import { Button, Card, Code, Flex, Heading, Text, TextField } from '@radix-ui/themes';
-import { useInfiniteQuery } from '@tanstack/react-query';
 import { createColumnHelper } from '@tanstack/react-table';
 import { type FormEvent, useState } from 'react';
 
 import css from '@/components/config/config.module.css';
 import { DataTable } from '@/components/DataTable';
 import { ErrorCallout } from '@/components/ErrorCallout';
-import { type Page, type Query, seg } from '@/lib/api';
-import { useSession } from '@/lib/session';
+import { type Query, seg } from '@/lib/api';
+import { usePagedList } from '@/lib/queries';
 
 export type AuditEntry = { id: number; at: string; actor: string; action: string; target: string; diff: unknown };
 export type AuditFilters = { actor: string; action: string; node: string; since: string; until: string };
@@ -30,16 +29,10 @@ const FIELDS: Array<[keyof AuditFilters, string, string, string]> = [
 ];
 
 export function AuditLog({ org }: { org: string }) {
-  const { api } = useSession();
   const [draft, setDraft] = useState<AuditFilters>(NO_FILTERS);
   const [filters, setFilters] = useState<AuditFilters>(NO_FILTERS);
-  const list = useInfiniteQuery({
-    queryKey: ['audit', org, filters],
-    queryFn: ({ pageParam }) => api.get<Page<AuditEntry>>(`/api/v1/orgs/${seg(org)}/audit`,
-                                                          { ...auditQuery(filters), limit: 50, cursor: pageParam }),
-    initialPageParam: null as string | null,
-    getNextPageParam: (last) => last.next_cursor,
-  });
+  const list = usePagedList<AuditEntry>(['audit', org, filters], `/api/v1/orgs/${seg(org)}/audit`, auditQuery(filters),
+                                        { limit: 50 });
   const columns = [
     col.accessor('at', { header: 'When', cell: (c) => new Date(c.getValue()).toLocaleString() }),
     col.accessor('actor', { header: 'Actor', cell: (c) => <Code variant="ghost">{c.getValue()}</Code> }),
@@ -68,9 +61,9 @@ export function AuditLog({ org }: { org: string }) {
         </Flex>
       </form>
       <ErrorCallout error={list.error} title="Reading the audit log failed" />
-      <DataTable data={list.data?.pages.flatMap((p) => p.items) ?? []} columns={columns} caption={`Audit log of ${org}`}
+      <DataTable data={list.items} columns={columns} caption={`Audit log of ${org}`}
         rowKey={(e) => String(e.id)} empty={list.isLoading ? 'Loading…' : 'No entry matches.'}
-        hasMore={list.hasNextPage} loadingMore={list.isFetchingNextPage} onMore={() => list.fetchNextPage()} />
+        hasMore={list.hasMore} loadingMore={list.isFetchingNextPage} onMore={list.more} />
     </Card>
   );
 }

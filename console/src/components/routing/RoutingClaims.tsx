@@ -3,7 +3,7 @@
 // merge patch of the team's `routing` lists). Another tenant's team is never named: the API says
 // "claimed elsewhere" unless this token administers the owner's org.
 import { Badge, Button, Card, Code, Flex, Heading, Select, Text, TextField } from '@radix-ui/themes';
-import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { createColumnHelper } from '@tanstack/react-table';
 import { useState } from 'react';
 
@@ -11,9 +11,10 @@ import { ApiErrorDetails, conflictOwner } from '@/components/config/ApiErrorDeta
 import css from '@/components/config/config.module.css';
 import { DataTable } from '@/components/DataTable';
 import { ErrorCallout } from '@/components/ErrorCallout';
-import { type Page, seg } from '@/lib/api';
+import { seg } from '@/lib/api';
 import type { JsonObject } from '@/lib/configDiff';
 import { isAdmin } from '@/lib/nav';
+import { usePagedList } from '@/lib/queries';
 import { useSession } from '@/lib/session';
 
 export const CLAIM_LISTS = [
@@ -43,12 +44,7 @@ export function RoutingClaims({ org, node }: { org: string; node: string }) {
   const admin = isAdmin(identity.auth_kind);
   const queryClient = useQueryClient();
   const base = `/api/v1/orgs/${seg(org)}/nodes/${seg(node)}`;
-  const claims = useInfiniteQuery({
-    queryKey: ['claims', org, node],
-    queryFn: ({ pageParam }) => api.get<Page<Claim>>(`${base}/routing-claims`, { limit: 200, cursor: pageParam }),
-    initialPageParam: null as string | null,
-    getNextPageParam: (last) => last.next_cursor,
-  });
+  const claims = usePagedList<Claim>(['claims', org, node], `${base}/routing-claims`, {}, { limit: 200 });
   const raw = useQuery({ queryKey: ['config', org, node, 'raw'], enabled: admin,
                          queryFn: () => api.get<Raw>(`${base}/config/raw`) });
   const [key, setKey] = useState<ClaimKey>('slack_channel_ids');
@@ -84,16 +80,15 @@ export function RoutingClaims({ org, node }: { org: string; node: string }) {
         </Button>),
     })] : []),
   ];
-  const rows = claims.data?.pages.flatMap((p) => p.items) ?? [];
   const result = check.data?.items[0];
   return (
     <Flex direction="column" gap="4">
       <Card>
         <Heading as="h2" size="4" mb="2">Claims of {node}</Heading>
         <ErrorCallout error={claims.error} title="Listing the claims failed" />
-        <DataTable data={rows} columns={columns} caption={`Routing claims of ${node}`} rowKey={(c) => `${c.kind}:${c.value}`}
+        <DataTable data={claims.items} columns={columns} caption={`Routing claims of ${node}`} rowKey={(c) => `${c.kind}:${c.value}`}
           empty={claims.isLoading ? 'Loading…' : 'This team claims nothing yet: no alert routes to it.'}
-          hasMore={claims.hasNextPage} loadingMore={claims.isFetchingNextPage} onMore={() => claims.fetchNextPage()} />
+          hasMore={claims.hasMore} loadingMore={claims.isFetchingNextPage} onMore={claims.more} />
       </Card>
       {admin ? (
         <Card>
