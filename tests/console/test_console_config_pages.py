@@ -168,7 +168,11 @@ def test_audit_log_filters(console_page, seeded, shot):
     filters.get_by_label("Node").fill("payments")
     filters.get_by_label("Action").fill("config.*")
     filters.get_by_role("button", name="Filter").click()
-    page.wait_for_function("() => !document.body.innerText.includes('node:acme/search')")
+    # the filtered page has replaced the unfiltered one once every row is about payments
+    page.wait_for_function("""() => {
+        const rows = [...document.querySelectorAll('table[aria-label], table')].flatMap(t => [...t.querySelectorAll('tbody tr')]);
+        return rows.length > 0 && rows.every(r => r.innerText.includes('node:acme/payments'));
+    }""")
     targets = table.locator("tbody tr").all_inner_texts()
     assert targets and all("node:acme/payments" in t and "config." in t for t in targets)
     shot(page, "audit")
