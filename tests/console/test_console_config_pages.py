@@ -170,7 +170,7 @@ def test_audit_log_filters(console_page, seeded, shot):
     filters.get_by_role("button", name="Filter").click()
     # the filtered page has replaced the unfiltered one once every row is about payments
     page.wait_for_function("""() => {
-        const rows = [...document.querySelectorAll('table[aria-label], table')].flatMap(t => [...t.querySelectorAll('tbody tr')]);
+        const rows = [...document.querySelectorAll('table')].flatMap(t => [...t.querySelectorAll('tbody tr')]);
         return rows.length > 0 && rows.every(r => r.innerText.includes('node:acme/payments'));
     }""")
     targets = table.locator("tbody tr").all_inner_texts()
