@@ -28,9 +28,11 @@ from config_service.api.routes import (
     config,
     egress,
     health,
+    integrations,
     nodes,
     orgs,
     routing,
+    routing_claims,
     tokens,
     webhook_secrets,
 )
@@ -38,6 +40,7 @@ from config_service.api.routes.health import HealthCheck
 from incidentfox.errors import install_error_handlers
 from incidentfox.http_limits import MAX_BODY_BYTES, install_request_limits
 from incidentfox.http_rate_limit import install_rate_limits
+from incidentfox.integration_probe import IntegrationProber
 from incidentfox.settings import Settings, ensure_local_secrets, get_settings
 
 API_VERSION = "1"
@@ -48,7 +51,8 @@ PLATFORM_OPENAPI_PATH = "/api/openapi.json"
 
 def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BODY_BYTES,
                health_checks: dict[str, HealthCheck] | None = None,
-               platform_openapi: Callable[[], dict[str, Any]] | None = None) -> FastAPI:
+               platform_openapi: Callable[[], dict[str, Any]] | None = None,
+               integration_prober: IntegrationProber | None = None) -> FastAPI:
     """Build the app. Missing token pepper / Fernet key are generated into ``settings.home``
     (:func:`incidentfox.settings.ensure_local_secrets`), so a local start needs no setup.
 
@@ -56,7 +60,9 @@ def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BO
     isolation status, so ``/health`` says why sandbox Bash is refused when it is).
     ``platform_openapi`` serves the whole platform's merged OpenAPI document at
     ``GET /api/openapi.json`` (public, like ``/openapi.json``; the Serve builder passes
-    ``serve_apps.api_docs.merged_document``)."""
+    ``serve_apps.api_docs.merged_document``). ``integration_prober`` runs "test connection" for
+    ``POST …/integrations/{name}/test`` (the Serve builder passes ``actors.tools.probes.prober()``;
+    without it every test is 422 ``probe_not_supported``)."""
     settings = ensure_local_secrets(settings or get_settings())
 
     @asynccontextmanager
@@ -69,6 +75,7 @@ def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BO
                   description="Org → unit → team config tree with inheritance, tokens, routing and audit.")
     install_auth_state(app, settings=settings)
     app.state.health_checks = dict(health_checks or {})
+    app.state.integration_prober = integration_prober
     install_error_handlers(app)
     public = PUBLIC_PATHS
     if platform_openapi is not None:
@@ -82,6 +89,7 @@ def create_app(settings: Settings | None = None, *, max_body_bytes: int = MAX_BO
     install_request_limits(app, max_body=max_body_bytes, public_paths=public)
     # Outermost: per-token and per-IP limits on /api (not /health or the docs pages): 429 first.
     install_rate_limits(app, surface="api", settings=settings, path_prefix="/api/")
-    for module in (health, auth, orgs, nodes, config, tokens, routing, audit, webhook_secrets, egress):
+    for module in (health, auth, orgs, nodes, config, tokens, routing, routing_claims, integrations, audit,
+                   webhook_secrets, egress):
         app.include_router(module.router)
     return app

@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from config_service.app import create_app
+from incidentfox.integration_probe import IntegrationProber
 from incidentfox.settings import Settings
 
 
@@ -86,13 +87,14 @@ class ConfigHarness:
 
 @asynccontextmanager
 async def config_harness(*, db_url: str | None = None, home: Path | None = None, settings: Settings | None = None,
+                         integration_prober: IntegrationProber | None = None,
                          **settings_extra: Any) -> AsyncIterator[ConfigHarness]:
     """The app on ``db_url`` (already migrated, e.g. the ``db_url`` pytest fixture), or on explicit
     ``settings`` (e.g. a second "replica" sharing another harness's database and keys)."""
     if settings is None:
         assert db_url is not None and home is not None, "pass db_url and home, or settings"
         settings = make_settings(db_url=db_url, home=home, **settings_extra)
-    app = create_app(settings)
+    app = create_app(settings, integration_prober=integration_prober)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://config") as client:
             yield ConfigHarness(app=app, client=client, settings=settings)

@@ -100,7 +100,9 @@ async def _sandbox_health() -> dict[str, Any]:
 
 def _config_asgi_app() -> Any:
     """The config service, whose ``/health`` is the platform's: it also reports sandbox isolation,
-    and whose ``/api/openapi.json`` is the whole platform's merged OpenAPI document."""
+    whose ``/api/openapi.json`` is the whole platform's merged OpenAPI document, and whose
+    "test connection" runs the tool backends' probes (``actors.tools.probes``)."""
+    from actors.tools.probes import prober
     from config_service import create_app
     from incidentfox.logs import configure_process_logging
     from incidentfox.settings import Settings
@@ -113,7 +115,7 @@ def _config_asgi_app() -> Any:
     # The web console's static files answer /ui on the same app (serve_apps/console.py): no extra
     # replica, and the same origin as the API.
     return with_console(create_app(settings, health_checks={"sandbox": _sandbox_health},
-                                   platform_openapi=merged_document))
+                                   platform_openapi=merged_document, integration_prober=prober()))
 
 
 def _ensure_worker_group_reconciler(settings: Any) -> None:

@@ -32,6 +32,11 @@ class Rollback(_Body):
     version: int = Field(ge=0, le=2**31 - 1)
 
 
+class ClaimCheck(_Body):
+    routing: dict[str, list[str]] = Field(description="claim lists as in the config's routing section, "
+                                                      "e.g. {\"slack_channel_ids\": [\"C0123\"]}")
+
+
 class TokenCreate(_Body):
     label: str = Field(default="", max_length=200)
     expires_in_s: int | None = Field(default=None, gt=0, description="omit for a token that does not expire")

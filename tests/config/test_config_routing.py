@@ -79,7 +79,8 @@ async def test_conflicting_claims_are_409_naming_the_owner(cs):
         e = r.json()["error"]
         assert e["code"] == "routing_conflict" and "sre" in e["message"] and "acme" in e["message"]
         assert e["details"]["conflicts"] == [{"kind": "slack_channel_id", "value": "C1",
-                                              "owner_org_id": "acme", "owner_team_node_id": "sre"}]
+                                              "owner_org_id": "acme", "owner_team_node_id": "sre",
+                                              "claimed_elsewhere": False}]
         raw = (await cs.call("GET", f"/api/v1/orgs/{org}/nodes/{team}/config/raw")).json()
         assert raw["version"] == 0 and raw["config"] == {}  # the whole write was refused
     assert (await lookup(cs, slack_channel_id="C2"))["found"] is False

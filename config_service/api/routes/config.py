@@ -20,8 +20,10 @@ from config_service.api.deps import (
 )
 from config_service.api.schemas import CONFIG_PATCH_SCHEMA, Rollback
 from config_service.services import config as svc
+from config_service.services.claims import redact_conflict
 from config_service.services.orgs import org_epoch
 from config_service.team_config import team_config_schema
+from incidentfox.errors import Conflict
 from incidentfox.pagination import PageDep, page_responses
 
 router = APIRouter(prefix="/api/v1", tags=["config"])
@@ -33,11 +35,15 @@ async def patch_config(org: str, node: str, request: Request, principal: OrgAdmi
                        settings: SettingsDep) -> dict:
     """Apply an RFC 7396 merge patch (``null`` removes an override); stores the next version (org admin).
 
-    409 ``path_locked`` names the path and the locking node; 409 ``routing_conflict`` names the owner.
+    409 ``path_locked`` names the path and the locking node; 409 ``routing_conflict`` names the owner
+    when the caller administers the owner's org, else says ``claimed_elsewhere``.
     """
     patch = await read_body_json(request)
-    return await svc.patch_config(session, settings=settings, org_id=org, node_id=node, patch=patch,
-                                  actor=principal.subject)
+    try:
+        return await svc.patch_config(session, settings=settings, org_id=org, node_id=node, patch=patch,
+                                      actor=principal.subject)
+    except Conflict as exc:
+        raise redact_conflict(exc, principal) from None
 
 
 @router.get(NODE + "/raw")
@@ -76,8 +82,11 @@ async def get_history(org: str, node: str, principal: OrgAdminDep, session: Sess
 async def rollback(org: str, node: str, request: Request, principal: OrgAdminDep, session: SessionDep) -> dict:
     """Restore version N's config as a new version (org admin)."""
     body = await read_json(request, Rollback)
-    return await svc.rollback_config(session, org_id=org, node_id=node, version=body.version,
-                                     actor=principal.subject)
+    try:
+        return await svc.rollback_config(session, org_id=org, node_id=node, version=body.version,
+                                         actor=principal.subject)
+    except Conflict as exc:
+        raise redact_conflict(exc, principal) from None
 
 
 @router.get("/team/config")

@@ -18,7 +18,7 @@ export const NAV: readonly NavEntry[] = [
   { href: '/org/', label: 'Org tree', kinds: ALL_KINDS, group: 'configure' },
   { href: '/config/', label: 'Config', kinds: ALL_KINDS, group: 'configure' },
   { href: '/tokens/', label: 'Tokens', kinds: ADMINS, group: 'configure' },
-  { href: '/routing/', label: 'Routing', kinds: ADMINS, group: 'configure' },
+  { href: '/routing/', label: 'Routing', kinds: ALL_KINDS, group: 'configure' },
   { href: '/integrations/', label: 'Integrations', kinds: ALL_KINDS, group: 'configure' },
   { href: '/audit/', label: 'Audit log', kinds: ADMINS, group: 'configure' },
 ];

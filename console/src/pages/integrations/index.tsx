@@ -1,5 +1,14 @@
-import { Placeholder } from '@/components/Placeholder';
+// Integrations of a node, with "Test connection".
+import { Heading } from '@radix-ui/themes';
 
-export default function Page() {
-  return <Placeholder title="Integrations" what="Integrations with a test-connection action." />;
+import { Integrations } from '@/components/integrations/Integrations';
+import { NodePicker } from '@/components/NodePicker';
+
+export default function IntegrationsPage() {
+  return (
+    <>
+      <Heading as="h1" size="6" mb="3">Integrations</Heading>
+      <NodePicker>{({ org, node }) => <Integrations org={org} node={node} />}</NodePicker>
+    </>
+  );
 }
