@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ LOOPBACK = EgressPolicy.build(allow=["127.0.0.1"])
 
 
 class Scripted(BaseHTTPRequestHandler):
-    requests: list[dict] = []
+    requests: ClassVar[list[dict]] = []
     mode = "ok"
 
     def log_message(self, *_args) -> None:
