@@ -104,7 +104,13 @@ def cluster(x: np.ndarray, p: RaptorParams, depth: int = 0) -> list[list[int]]:
 
 def cluster_single_threaded(x: np.ndarray, p: RaptorParams) -> list[list[int]]:
     """:func:`cluster` with BLAS held to one thread: the mixtures are small, and on a busy 2-core
-    machine BLAS threads fighting over the cores made BIC selection 40x slower (measured)."""
+    machine BLAS threads fighting over the cores made BIC selection 40x slower (measured). The
+    libraries are imported first: threadpoolctl only limits the BLAS/OpenMP libraries already loaded,
+    and scipy.linalg's own OpenBLAS, loaded late, was left at two threads (31 s of CPU, not 2)."""
+    import scipy.linalg  # noqa: F401
+    import sklearn.cluster
+    import sklearn.decomposition
+    import sklearn.mixture  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
