@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from incidentfox.errors import IncidentFoxError, NotFound
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+DOC_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 DocKind = Literal["runbook", "postmortem", "incident"]
 MediaType = Literal["text/markdown", "text/plain", "text/html"]
@@ -113,6 +114,13 @@ class Document(BaseModel):
     url: str | None = None
     metadata: dict[str, str] = {}
     updated_at: datetime = Field(default_factory=_now)
+
+    @field_validator("doc_id")
+    @classmethod
+    def _doc_id(cls, v: str) -> str:
+        if v and not DOC_ID_RE.match(v):     # it names an object key: one safe segment
+            raise ValueError("doc_id must match [A-Za-z0-9_-]{1,64}")
+        return v
 
     def model_post_init(self, _ctx: object) -> None:
         if not self.doc_id:

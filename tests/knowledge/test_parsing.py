@@ -73,3 +73,9 @@ def test_document_ids_are_stable_and_scoped() -> None:
     a = Document(scope=Scope(org="acme"), source="x.md", text="t")
     assert a.doc_id == Document(scope=Scope(org="acme"), source="x.md", text="other").doc_id
     assert a.doc_id != Document(scope=Scope(org="acme", team="sre"), source="x.md", text="t").doc_id
+
+
+@pytest.mark.parametrize("doc_id", ["../x", "a/b", "a.json", "x" * 65])
+def test_given_doc_ids_are_one_safe_key_segment(doc_id: str) -> None:
+    with pytest.raises(ValueError):
+        Document(scope=Scope(org="acme"), doc_id=doc_id, source="s", text="t")
