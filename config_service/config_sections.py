@@ -184,6 +184,40 @@ class AccessSection(_Section):
         "revert (docs/engine.md). A merge by anyone else is recorded as by a non-approver."))
 
 
+class KnowledgeEmbeddings(_Section):
+    """An OpenAI-compatible embeddings endpoint (``POST {base_url}/embeddings``)."""
+
+    base_url: NonEmpty = Field(description="The endpoint's base URL (checked by the egress policy).")
+    model: NonEmpty = Field(description="The embedding model's name.")
+    api_key: SecretStr | None = Field(default=None, description=(
+        "The endpoint's key: a secret (stored encrypted, masked in every read)."))
+
+
+class KnowledgeSection(_Section):
+    """The team's knowledge base: runbooks, postmortems and past incidents (docs/knowledge.md)."""
+
+    enabled: bool = _from_defaults("knowledge", "enabled", description=(
+        "Whether investigations consult the knowledge base (tools `search_runbooks`, "
+        "`similar_incidents`, the `knowledge` sub-agent) and cite what they used."))
+    top_k: int = _from_defaults("knowledge", "top_k", ge=1, le=20, description=(
+        "Results a knowledge search returns at most."))
+    past_incidents: bool = _from_defaults("knowledge", "past_incidents", description=(
+        "Whether every finished investigation becomes a past-incident document of the team."))
+    summaries: Literal["auto", "extractive"] = _from_defaults("knowledge", "summaries", description=(
+        "RAPTOR cluster summaries: `auto` uses the team's `llm` when one is configured, else the "
+        "offline extractive summariser; `extractive` always the offline one."))
+    rebuild_interval_s: float = _from_defaults("knowledge", "rebuild_interval_s", ge=0, le=86_400, description=(
+        "A changed index is rebuilt lazily on the next search, at most once per this many seconds "
+        "(a burst of finished runs costs one rebuild); 0: on every search that finds it changed."))
+    embeddings: KnowledgeEmbeddings | None = Field(default=None, description=(
+        "An OpenAI-compatible embeddings endpoint; unset: the offline embedder that ships with "
+        "IncidentFox. Changing it rebuilds the team's index on the next search."))
+
+    def reveal_api_key(self) -> str | None:
+        emb = self.embeddings
+        return emb.api_key.get_secret_value() if emb is not None and emb.api_key is not None else None
+
+
 def _known_names(value: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
     unknown = sorted(set(value) - set(allowed))
     if unknown:
@@ -221,6 +255,8 @@ class EffectiveConfig(_Section):
         "Scheduled reports and investigations: {id, cron, timezone, kind, destination, prompt} "
         "(actors/scheduler)."))
     access: AccessSection = Field(default_factory=AccessSection, description="Who, in Slack, may act for the team.")
+    knowledge: KnowledgeSection = Field(default_factory=KnowledgeSection, description=(
+        "The knowledge base investigations consult and write past incidents to."))
 
     @field_validator("subagents")
     @classmethod
