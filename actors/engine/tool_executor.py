@@ -54,6 +54,7 @@ class ToolCallRequest:
     approval_timeout_s: float = 0.0     # how long a mutating call may wait for a human's approval
     want_data: bool = True              # False: return evidence and summary only (the offline planner)
     mcp: Any = None                     # an actors.tools.mcp.McpTool: the call is to an MCP server's tool
+    knowledge: Any = field(default=None, repr=False)   # actors.tools.knowledge_bases.TeamKnowledge of the run
 
 
 @dataclass
@@ -100,7 +101,15 @@ class ToolExecutorCore:
         from actors.engine.mcp_attach import AllowlistCache
 
         self._mcp_allowlist = AllowlistCache(self._sessions)
+        self._knowledge_bases: Any = None    # the process's KnowledgeBases, built on the first knowledge call
         self.active = 0
+
+    def knowledge_bases(self) -> Any:
+        if self._knowledge_bases is None:
+            from actors.engine.knowledge_use import process_knowledge_bases
+
+            self._knowledge_bases = process_knowledge_bases()
+        return self._knowledge_bases
 
     def specs(self) -> dict[str, ToolSpec]:
         if self._specs is None:
@@ -111,7 +120,9 @@ class ToolExecutorCore:
         ctx = self._contexts.get(req.run_id)
         if ctx is None:
             ctx = ToolContext(integrations=req.integrations, org_id=req.org_id, team_id=req.team_id,
-                              run_id=req.run_id, egress=self._egress, sessions=self._sessions)
+                              run_id=req.run_id, egress=self._egress, sessions=self._sessions,
+                              knowledge=req.knowledge,
+                              knowledge_bases=self.knowledge_bases() if req.knowledge is not None else None)
             self._contexts[req.run_id] = ctx
             while len(self._contexts) > MAX_CONTEXTS:
                 self._contexts.popitem(last=False)

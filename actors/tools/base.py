@@ -27,9 +27,10 @@ from incidentfox.evidence import EvidenceBundle
 if TYPE_CHECKING:
     from actors.tools.replay import ReplayStore
 
-Category = Literal["kubernetes", "metrics", "traces", "logs", "changes", "cloud", "slack", "observability"]
+Category = Literal["kubernetes", "metrics", "traces", "logs", "changes", "cloud", "slack", "observability",
+                   "knowledge"]
 CATEGORIES: tuple[str, ...] = (
-    "kubernetes", "metrics", "traces", "logs", "changes", "cloud", "slack", "observability"
+    "kubernetes", "metrics", "traces", "logs", "changes", "cloud", "slack", "observability", "knowledge"
 )
 INTEGRATIONS: tuple[str, ...] = (
     "kubernetes",
@@ -48,9 +49,12 @@ INTEGRATIONS: tuple[str, ...] = (
     "argocd",
     "demo",
     "incidentfox",
+    "knowledge",
 )
 # The platform's own records (recorded webhook deliveries): always available, no credentials.
 BUILTIN_INTEGRATION = "incidentfox"
+# The knowledge base (runbooks, postmortems, past incidents): on unless ``knowledge.enabled`` is false.
+KNOWLEDGE_INTEGRATION = "knowledge"
 
 
 def utcnow() -> datetime:
@@ -222,6 +226,9 @@ class ToolContext:
     config) answers every tool from recordings instead of a live system or the demo world.
     ``sessions`` (an ``async_sessionmaker`` of the platform database, set by the ToolExecutor) is
     what the built-in tools read the team's recorded deliveries through; None: they are unavailable.
+    ``knowledge`` (an :class:`actors.tools.knowledge_bases.TeamKnowledge` from the run's config
+    snapshot, never from arguments) and ``knowledge_bases`` (the process's
+    :class:`~actors.tools.knowledge_bases.KnowledgeBases`) are what the knowledge tools search.
     The repr never shows credentials.
     """
 
@@ -236,6 +243,8 @@ class ToolContext:
     resolver: Resolver | None = None
     replay: ReplayStore | None = None
     sessions: Any | None = None
+    knowledge: Any | None = None
+    knowledge_bases: Any | None = None
 
     def __repr__(self) -> str:
         return (

@@ -1,0 +1,185 @@
+"""How an investigation uses its team's knowledge base (docs/knowledge.md, "How investigations use it").
+
+One :class:`KnowledgeStep` per run, three calls from the run's lifecycle (:mod:`actors.engine.investigation`):
+
+1. :meth:`KnowledgeStep.consult`, before planning: searches the team's runbooks (and its org's) and
+   its past incidents with the alert's text, title, services and labels; both planners get it (the
+   offline planner as is, the LLM planner as untrusted data in its first message, besides its
+   ``knowledge`` sub-agent and tools ``search_runbooks``/``similar_incidents``);
+2. :meth:`KnowledgeStep.apply`, on the RCA: cites the runbook sections and the past incident used
+   (``RCA.citations``, with links), adds the best runbook's mitigation/remediation steps to the
+   recommended actions (as text to read: never a proposed fix, never a tool call), and names a
+   similar past incident ("seen before: …, fixed by …");
+3. :meth:`KnowledgeStep.remember`, after the run succeeded: the run becomes a past-incident document
+   (:mod:`actors.engine.past_incidents`).
+
+Scopes come from the run's team only (:class:`actors.tools.knowledge_bases.TeamKnowledge`). Every
+step is bounded and best effort: a knowledge-base problem is a ``note`` event, never a run failure,
+and is logged without the run's text or a credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from actors.tools.knowledge_bases import KnowledgeBases, TeamKnowledge
+from incidentfox.contracts import RCA, Citation
+from incidentfox.timeparse import parse_time
+
+log = logging.getLogger(__name__)
+
+CONSULT_TIMEOUT_S = 10.0
+REMEMBER_TIMEOUT_S = 15.0
+MAX_QUERY = 1500
+MAX_RUNBOOK_CITATIONS = 3
+MAX_ACTION_STEPS = 3
+MITIGATION = re.compile(r"mitigat|remediat|resolution|resolve|fix|recover|workaround", re.I)
+_STEP = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(.*\S)\s*$")
+
+_PROCESS_BASES: KnowledgeBases | None = None
+
+
+def process_knowledge_bases() -> KnowledgeBases:
+    """This process's knowledge bases over the settings' object store, summaries from a team's model
+    when it has one (:mod:`actors.engine.agents.summariser`)."""
+    global _PROCESS_BASES
+    if _PROCESS_BASES is None:
+        from actors.engine.agents.summariser import llm_summariser
+
+        _PROCESS_BASES = KnowledgeBases(summariser_for=llm_summariser)
+    return _PROCESS_BASES
+
+
+def query_of(trigger: dict[str, Any], absorbed: list[dict[str, Any]] | None = None) -> str:
+    """The words a run searches with: the alert's title and text, its services and labels."""
+    parts: list[str] = [str(trigger.get(k) or "") for k in ("title", "text")]
+    parts += [str(s) for s in trigger.get("services") or []]
+    labels = trigger.get("labels")
+    if isinstance(labels, dict):
+        parts += [f"{k} {v}" for k, v in labels.items() if isinstance(v, (str, int, float))]
+    for alert in absorbed or []:
+        parts.append(str(alert.get("title") or ""))
+    return " ".join(p.strip() for p in parts if p and p.strip())[:MAX_QUERY]
+
+
+def mitigation_steps(text: str, limit: int = MAX_ACTION_STEPS) -> list[str]:
+    """The first list items (or, without a list, the first sentence) of a mitigation section."""
+    steps = [m.group(1) for line in text.splitlines() if (m := _STEP.match(line))]
+    if not steps:
+        first = next((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
+        steps = [first] if first else []
+    return [s[:300] for s in steps[:limit]]
+
+
+def _citation(hit: Any, used_for: str) -> Citation:
+    return Citation(kind=hit.kind, title=hit.title, section=hit.section, source=hit.source, url=hit.url,
+                    score=round(float(hit.score), 4), used_for=used_for)  # type: ignore[arg-type]
+
+
+@dataclass
+class KnowledgeStep:
+    """What one run found in its knowledge base (see the module docstring)."""
+
+    team: TeamKnowledge
+    bases: KnowledgeBases
+    run_id: str = ""
+    note: Callable[[dict[str, Any]], None] = lambda data: None
+    runbooks: list[Any] = field(default_factory=list)
+    mitigations: list[Any] = field(default_factory=list)
+    incident: Citation | None = None
+
+    async def consult(self, trigger: dict[str, Any], absorbed: list[dict[str, Any]] | None = None) -> None:
+        """Search the runbooks and past incidents for the trigger (bounded; problems are notes)."""
+        query = query_of(trigger, absorbed)
+        if not self.team.enabled or not query:
+            return
+        try:
+            async with asyncio.timeout(CONSULT_TIMEOUT_S):
+                runbooks, mitigations, incidents = await asyncio.gather(
+                    self.bases.search(self.team, query, kinds=("runbook", "postmortem")),
+                    self.bases.search(self.team, f"{query} mitigation remediation resolution",
+                                      kinds=("runbook", "postmortem")),
+                    self.bases.search(self.team, query, kinds=("incident",)))
+            self.runbooks = list(runbooks)
+            top = self.runbooks[0].doc_id if self.runbooks else None
+            self.mitigations = [h for h in mitigations if h.doc_id == top and h.level == 0 and MITIGATION.search(h.section)]
+            own = f"incident/{self.run_id}"
+            best = next((h for h in incidents if h.source != own), None)
+            if best is not None:
+                self.incident = await self._seen_before(best)
+        except Exception as exc:  # noqa: BLE001 - the investigation goes on without the knowledge base
+            log.warning("knowledge base not consulted: %s", type(exc).__name__)
+            self.note({"knowledge": "error", "reason": type(exc).__name__})
+            return
+        self.note({"knowledge": "consulted", "runbooks": [f"{h.title} › {h.section}" for h in self.runbooks[:3]],
+                   "seen_before": self.incident.title if self.incident else None})
+
+    async def _seen_before(self, hit: Any) -> Citation:
+        cite = _citation(hit, "seen_before")
+        try:
+            doc = await self.bases.for_team(self.team).get_document(hit.scope, hit.doc_id)
+            meta = doc.metadata or {}
+            when: datetime | None = parse_time(meta.get("when"))
+            cite = cite.model_copy(update={"title": doc.title, "url": doc.url or hit.url, "when": when,
+                                           "fixed_by": str(meta.get("fixed_by") or "")[:300]})
+        except Exception as exc:  # noqa: BLE001 - cite what the hit says
+            log.warning("past incident not read: %s", type(exc).__name__)
+        return cite
+
+    def for_llm(self) -> dict[str, Any] | None:
+        """What the LLM planner is shown (as untrusted data) before it starts, or None."""
+        if not self.runbooks and self.incident is None:
+            return None
+        return {"runbook_sections": [{"title": h.title, "section": h.section, "text": h.text[:1200]}
+                                     for h in self.runbooks[:MAX_RUNBOOK_CITATIONS]],
+                "similar_past_incident": self.incident.model_dump(mode="json") if self.incident else None}
+
+    def apply(self, rca: RCA) -> RCA:
+        """Cite what was used and add the runbook's mitigation and the similar incident (module docstring)."""
+        cites: list[Citation] = []
+        seen: set[tuple[str, str]] = set()
+        for hit in self.mitigations[:1]:
+            steps = mitigation_steps(hit.text)
+            if steps:
+                where = f"{hit.title} › {hit.section}" if hit.section else hit.title
+                rca.recommended_actions += [f"{step} (runbook: {where})" for step in steps
+                                            if f"{step} (runbook: {where})" not in rca.recommended_actions]
+                cites.append(_citation(hit, "action"))
+                seen.add((hit.doc_id, hit.section))
+        for hit in self.runbooks:
+            if len(cites) >= MAX_RUNBOOK_CITATIONS:
+                break
+            if (hit.doc_id, hit.section) not in seen:
+                seen.add((hit.doc_id, hit.section))
+                cites.append(_citation(hit, "context"))
+        if self.incident is not None:
+            cites.append(self.incident)
+        rca.citations = [*rca.citations, *cites]
+        return rca
+
+    async def remember(self, sessions: Any, *, public_url: str = "") -> bool:
+        """Write the run's past-incident document (bounded, never raises)."""
+        from actors.engine.past_incidents import remember_run
+
+        if not self.team.enabled or not self.team.past_incidents:
+            return False
+        try:
+            async with asyncio.timeout(REMEMBER_TIMEOUT_S):
+                return await remember_run(sessions, self.bases, run_id=self.run_id, public_url=public_url,
+                                          team=self.team)
+        except TimeoutError:
+            log.warning("past-incident document of run %s not written in time", self.run_id)
+            return False
+
+
+def knowledge_step(cfg: Any, *, run_id: str, bases: KnowledgeBases | None = None,
+                   note: Callable[[dict[str, Any]], None] | None = None) -> KnowledgeStep:
+    """The run's :class:`KnowledgeStep` from its config snapshot (``cfg``: a TeamConfig)."""
+    return KnowledgeStep(team=TeamKnowledge.from_config(cfg), bases=bases or process_knowledge_bases(),
+                         run_id=run_id, note=note or (lambda data: None))
