@@ -119,7 +119,7 @@ def create_knowledge_app(settings: Settings, *, bases: Any = None) -> FastAPI:
                                   code="document_too_large", details={"max_bytes": MAX_DOCUMENT_BYTES})
         org_id, team_id = _ids(principal, org, team)
         tk = await team_knowledge(org_id, team_id)
-        doc = Document(doc_id=_doc_id(tk.own_scope(), body.name), scope=tk.own_scope(), source=f"upload/{body.name}",
+        doc = Document(scope=tk.own_scope(), source=f"upload/{body.name}",
                        title=body.title or _title(body.text, body.name), kind=body.kind, media_type=body.media_type,
                        text=body.text, url=body.url, updated_at=utcnow())
         info = await knowledge_bases().for_team(tk).put_document(doc)
@@ -173,12 +173,6 @@ def create_knowledge_app(settings: Settings, *, bases: Any = None) -> FastAPI:
 def _scope_key(d: dict[str, Any]) -> str:
     scope = d.get("scope") or {}
     return f"{scope.get('org', '')}/{scope.get('team') or '_org'}"
-
-
-def _doc_id(scope: Any, name: str) -> str:
-    import hashlib
-
-    return "up-" + hashlib.sha256(f"{scope.key()}\n{name}".encode()).hexdigest()[:24]
 
 
 def _title(text: str, name: str) -> str:

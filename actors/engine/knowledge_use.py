@@ -34,13 +34,18 @@ from incidentfox.timeparse import parse_time
 
 log = logging.getLogger(__name__)
 
-CONSULT_TIMEOUT_S = 10.0
+CONSULT_TIMEOUT_S = 30.0       # a process's first search loads the offline embedder
+# Hits below these scores are not used. Measured on the demo runbooks (cli/demo/runbooks) with the
+# offline embedder: questions about an unrelated system score ≤ 0.27, related ones ≥ 0.40.
+MIN_RUNBOOK_SCORE = 0.35
+MIN_INCIDENT_SCORE = 0.40
 REMEMBER_TIMEOUT_S = 15.0
 MAX_QUERY = 1500
 MAX_RUNBOOK_CITATIONS = 3
 MAX_ACTION_STEPS = 3
 MITIGATION = re.compile(r"mitigat|remediat|resolution|resolve|fix|recover|workaround", re.I)
-_STEP = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(.*\S)\s*$")
+_STEP = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+(.*\S)\s*$")
+_INLINE_NUMBER = re.compile(r"(?:^|\s)\d{1,2}[.)]\s+")   # "1. Roll back … 2. If …" (a chunk's list, joined)
 
 _PROCESS_BASES: KnowledgeBases | None = None
 
@@ -71,6 +76,8 @@ def query_of(trigger: dict[str, Any], absorbed: list[dict[str, Any]] | None = No
 def mitigation_steps(text: str, limit: int = MAX_ACTION_STEPS) -> list[str]:
     """The first list items (or, without a list, the first sentence) of a mitigation section."""
     steps = [m.group(1) for line in text.splitlines() if (m := _STEP.match(line))]
+    if len(steps) <= 1 and len(_INLINE_NUMBER.findall(text)) > 1:
+        steps = [p.strip() for p in _INLINE_NUMBER.split(text) if p.strip()]
     if not steps:
         first = next((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
         steps = [first] if first else []
@@ -106,11 +113,11 @@ class KnowledgeStep:
                     self.bases.search(self.team, f"{query} mitigation remediation resolution",
                                       kinds=("runbook", "postmortem")),
                     self.bases.search(self.team, query, kinds=("incident",)))
-            self.runbooks = list(runbooks)
+            self.runbooks = [h for h in runbooks if h.score >= MIN_RUNBOOK_SCORE]
             top = self.runbooks[0].doc_id if self.runbooks else None
             self.mitigations = [h for h in mitigations if h.doc_id == top and h.level == 0 and MITIGATION.search(h.section)]
             own = f"incident/{self.run_id}"
-            best = next((h for h in incidents if h.source != own), None)
+            best = next((h for h in incidents if h.source != own and h.score >= MIN_INCIDENT_SCORE), None)
             if best is not None:
                 self.incident = await self._seen_before(best)
         except Exception as exc:  # noqa: BLE001 - the investigation goes on without the knowledge base
@@ -152,11 +159,12 @@ class KnowledgeStep:
                                             if f"{step} (runbook: {where})" not in rca.recommended_actions]
                 cites.append(_citation(hit, "action"))
                 seen.add((hit.doc_id, hit.section))
-        for hit in self.runbooks:
+        cited_docs = {doc for doc, _ in seen}
+        for hit in self.runbooks:   # one citation per document: its best-matching section
             if len(cites) >= MAX_RUNBOOK_CITATIONS:
                 break
-            if (hit.doc_id, hit.section) not in seen:
-                seen.add((hit.doc_id, hit.section))
+            if hit.doc_id not in cited_docs:
+                cited_docs.add(hit.doc_id)
                 cites.append(_citation(hit, "context"))
         if self.incident is not None:
             cites.append(self.incident)

@@ -71,7 +71,7 @@ def incident_document(run: Run, *, rca: RCA, feedback: tuple[int, int], actions:
     lines += ["", "## Feedback", "", f"👍 {up} · 👎 {down} ({verdict})", ""]
     fixed_by = _fixed_by(rca, actions)
     return Document(
-        doc_id=f"incident-{run.id}", scope=scope, source=f"incident/{run.id}", title=title, kind="incident",
+        scope=scope, source=f"incident/{run.id}", title=title, kind="incident",
         media_type="text/markdown", text="\n".join(lines), url=url,
         metadata={"run_id": run.id, "when": when, "fixed_by": fixed_by[:300], "feedback_up": str(up),
                   "feedback_down": str(down), "root_cause": rca.root_causes[0].entity if rca.root_causes else ""},

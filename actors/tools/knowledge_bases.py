@@ -29,7 +29,7 @@ from config_service import LLMConfig, TeamConfig
 
 log = logging.getLogger(__name__)
 
-SEARCH_WAIT_S = 5.0     # how long a search waits for a rebuild it started before reading the current index
+SEARCH_WAIT_S = 20.0    # how long a search waits for a rebuild it started before reading the current index
 
 
 @dataclass(frozen=True)
@@ -133,16 +133,12 @@ class KnowledgeBases:
 
 
 async def is_stale(kb: Any, scope: Any) -> bool:
-    """Whether ``scope``'s documents changed since its current index was built (or it has documents
-    and no index)."""
-    stale = getattr(kb, "stale", None)
-    if stale is not None:
-        return bool(await stale(scope))
-    docs = await kb.list_documents(scope)
-    if not docs:
-        return False
+    """Whether ``scope`` needs a rebuild: its documents changed since its current index was built,
+    the index was built with another embedder, or it has documents and no index."""
     info = await kb.index_info(scope)
-    return info is None or max(d.updated_at for d in docs) > info.built_at
+    if info is None:
+        return bool(await kb.list_documents(scope))
+    return bool(info.stale) or info.embedder != kb.embedder.name
 
 
 class Freshness:
