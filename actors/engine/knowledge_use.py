@@ -47,18 +47,22 @@ MITIGATION = re.compile(r"mitigat|remediat|resolution|resolve|fix|recover|workar
 _STEP = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+(.*\S)\s*$")
 _INLINE_NUMBER = re.compile(r"(?:^|\s)\d{1,2}[.)]\s+")   # "1. Roll back … 2. If …" (a chunk's list, joined)
 
-_PROCESS_BASES: KnowledgeBases | None = None
+_BASES: dict[tuple[Any, ...], KnowledgeBases] = {}
 
 
-def process_knowledge_bases() -> KnowledgeBases:
-    """This process's knowledge bases over the settings' object store, summaries from a team's model
-    when it has one (:mod:`actors.engine.agents.summariser`)."""
-    global _PROCESS_BASES
-    if _PROCESS_BASES is None:
-        from actors.engine.agents.summariser import llm_summariser
+def process_knowledge_bases(store: Any = None) -> KnowledgeBases:
+    """This process's knowledge bases over ``store`` (an :class:`incidentfox.object_store.ObjectStoreConfig`;
+    None: the settings' object store), summaries from a team's model when it has one
+    (:mod:`actors.engine.agents.summariser`). One per store and process."""
+    from actors.engine.agents.summariser import llm_summariser
+    from incidentfox.object_store import object_store_config
+    from incidentfox.settings import get_settings
 
-        _PROCESS_BASES = KnowledgeBases(summariser_for=llm_summariser)
-    return _PROCESS_BASES
+    config = store or object_store_config(get_settings())
+    key = (config.kind, str(config.root), config.bucket, config.prefix, config.endpoint_url)
+    if key not in _BASES:
+        _BASES[key] = KnowledgeBases(config.build(), summariser_for=llm_summariser)
+    return _BASES[key]
 
 
 def query_of(trigger: dict[str, Any], absorbed: list[dict[str, Any]] | None = None) -> str:

@@ -83,8 +83,10 @@ def _ts(unix: float) -> datetime:
 class ToolExecutorCore:
     """The actor's logic, usable without Ray (unit tests, benchmarks of the logic alone)."""
 
-    def __init__(self, database_url: str | None, *, slack_api_url: str = "", egress: PolicyLike | None = None) -> None:
+    def __init__(self, database_url: str | None, *, slack_api_url: str = "", egress: PolicyLike | None = None,
+                 knowledge_store: Any = None) -> None:
         self._slack_api_url = slack_api_url
+        self._knowledge_store = knowledge_store   # ObjectStoreConfig of the knowledge base (None: settings')
         if egress is None and database_url:
             use_database(database_url)   # the global admin's allow-list lives in this database
         self._egress = egress           # None: the process's egress policy
@@ -108,7 +110,7 @@ class ToolExecutorCore:
         if self._knowledge_bases is None:
             from actors.engine.knowledge_use import process_knowledge_bases
 
-            self._knowledge_bases = process_knowledge_bases()
+            self._knowledge_bases = process_knowledge_bases(self._knowledge_store)
         return self._knowledge_bases
 
     def specs(self) -> dict[str, ToolSpec]:
@@ -242,11 +244,11 @@ class ToolExecutorCore:
 class ToolExecutor:
     """A named async actor hosting many concurrent tool calls (see the module docstring)."""
 
-    def __init__(self, database_url: str | None, slack_api_url: str = "") -> None:
+    def __init__(self, database_url: str | None, slack_api_url: str = "", knowledge_store: Any = None) -> None:
         from incidentfox.logs import configure_process_logging
 
         configure_process_logging()
-        self._core = ToolExecutorCore(database_url, slack_api_url=slack_api_url)
+        self._core = ToolExecutorCore(database_url, slack_api_url=slack_api_url, knowledge_store=knowledge_store)
         self._core.specs()   # import every backend now, not on the first call
 
     async def call(self, req: ToolCallRequest) -> ToolOutcome:

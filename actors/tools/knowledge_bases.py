@@ -29,7 +29,7 @@ from config_service import LLMConfig, TeamConfig
 
 log = logging.getLogger(__name__)
 
-SEARCH_WAIT_S = 20.0    # how long a search waits for a rebuild it started before reading the current index
+SEARCH_WAIT_S = 2.0     # how long a search waits for a rebuild it started before reading the current index
 
 
 @dataclass(frozen=True)
@@ -83,15 +83,17 @@ SummariserFactory = Callable[[LLMConfig], Any]
 
 class KnowledgeBases:
     """One KnowledgeBase per embedder and summariser configuration, over ``store`` (default: the
-    settings' object store). Bounded: at most ``max_bases`` configurations are kept."""
+    settings' object store). Bounded: at most ``max_bases`` configurations are kept. ``embedder``
+    replaces the offline default for teams that configure none (tests, benchmarks)."""
 
     def __init__(self, store: Any = None, *, summariser_for: SummariserFactory | None = None,
-                 max_bases: int = 64) -> None:
+                 max_bases: int = 64, embedder: Any = None, freshness: Freshness | None = None) -> None:
         self._store = store
+        self._embedder = embedder     # for teams without `knowledge.embeddings` (None: the offline default)
         self._summariser_for = summariser_for
         self._bases: dict[tuple[Any, ...], Any] = {}
         self._max = max_bases
-        self.freshness = Freshness()
+        self.freshness = freshness or Freshness()
 
     def store(self) -> Any:
         if self._store is None:
@@ -107,7 +109,7 @@ class KnowledgeBases:
         key = team.cache_key()
         kb = self._bases.get(key)
         if kb is None:
-            embedder = None
+            embedder = self._embedder
             if team.embeddings_url and team.embeddings_model:
                 from incidentfox.knowledge import OpenAIEmbedder
 
