@@ -47,8 +47,8 @@ def incident_document(run: Run, *, rca: RCA, feedback: tuple[int, int], actions:
     from incidentfox.knowledge import Document
 
     trigger = run.trigger or {}
-    title = (str(trigger.get("title") or "").strip()
-             or str(trigger.get("text") or "").strip().split("\n")[0][:120] or f"Incident {run.id}")
+    first_line = (str(trigger.get("text") or "").strip().split("\n") or [""])[0][:120]
+    title = " ".join(str(trigger.get("title") or "").split())[:300] or first_line or f"Incident {run.id}"
     when = run.created_at.isoformat() if run.created_at else ""
     up, down = feedback
     lines = [f"# {title}", "", f"Investigated {when} (run {run.id}).", "", "## Trigger", ""]
