@@ -9,8 +9,8 @@ has a backend for. The allow-list is ``config["tools"]``, a dict ``tool name →
   when named explicitly (``{"kubernetes_restart_deployment": true}``), so no default ever lets a
   prompt change a system.
 
-The knowledge tools (``search_runbooks``, ``similar_incidents``) are there unless the team sets
-``knowledge.enabled: false``. Otherwise a backend exists when ``config["integrations"][spec.integration]`` is configured, or when
+The knowledge tools (``search_runbooks``, ``similar_incidents``) come with any other tool unless the
+team sets ``knowledge.enabled: false`` (alone they investigate nothing). Otherwise a backend exists when ``config["integrations"][spec.integration]`` is configured, or when
 ``integrations.demo`` is on (the demo world serves every tool). The built-in ``incidentfox``
 integration (the team's recorded GitHub deliveries) is there for a team that has repositories: routing
 claims ``routing.github_repos`` or a configured ``integrations.github`` (and for demo teams).
@@ -130,14 +130,14 @@ def tools_for(config: Mapping[str, Any]) -> list[ToolSpec]:
     """The tools a team with this effective config may call, in catalog order."""
     integrations = config.get("integrations") or {}
     demo = integration_enabled(integrations, "demo")
-    out = []
+    out: list[ToolSpec] = []
+    knowledge: list[ToolSpec] = []
     for entry in catalog():
         spec = TOOLS[entry["name"]]
         if not allowed(spec, config.get("tools")):
             continue
         if spec.integration == KNOWLEDGE_INTEGRATION:
-            if knowledge_enabled(config):
-                out.append(spec)
+            knowledge.append(spec)
         elif spec.integration == BUILTIN_INTEGRATION:
             if demo or has_repositories(config):
                 out.append(spec)
@@ -145,4 +145,6 @@ def tools_for(config: Mapping[str, Any]) -> list[ToolSpec]:
             demo and demo_backend.demo_backend(spec.name) is not None
         ):
             out.append(spec)
-    return out
+    # The knowledge base complements evidence tools; alone it investigates nothing (a team with no
+    # tools keeps its "no tools configured" answer).
+    return out + knowledge if out and knowledge_enabled(config) else out

@@ -85,9 +85,11 @@ async def test_the_knowledge_tools_search_only_the_runs_team_whatever_the_argume
 
 
 def test_knowledge_tools_follow_knowledge_enabled() -> None:
-    names = {s.name for s in tools_for({})}
-    assert {"search_runbooks", "similar_incidents"} <= names
-    assert not {"search_runbooks", "similar_incidents"} & {s.name for s in tools_for({"knowledge": {"enabled": False}})}
+    demo = {"integrations": {"demo": True}}
+    assert {"search_runbooks", "similar_incidents"} <= {s.name for s in tools_for(demo)}
+    off = {s.name for s in tools_for(demo | {"knowledge": {"enabled": False}})}
+    assert off and not {"search_runbooks", "similar_incidents"} & off
+    assert tools_for({}) == []      # alone, the knowledge base investigates nothing
 
 
 async def test_a_prompt_injection_in_a_runbook_stays_data(tmp_path) -> None:
