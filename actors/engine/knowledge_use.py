@@ -43,7 +43,7 @@ REMEMBER_TIMEOUT_S = 15.0
 MAX_QUERY = 1500
 MAX_RUNBOOK_CITATIONS = 3
 MAX_ACTION_STEPS = 3
-MITIGATION = re.compile(r"mitigat|remediat|resolution|resolve|fix|recover|workaround", re.I)
+MITIGATION = re.compile(r"mitigat|remediat|resolution|resolv|\bfix(?:es|ed|ing)?\b|recover|workaround", re.I)
 _STEP = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+(.*\S)\s*$")
 _INLINE_NUMBER = re.compile(r"(?:^|\s)\d{1,2}[.)]\s+")   # "1. Roll back … 2. If …" (a chunk's list, joined)
 
@@ -88,6 +88,27 @@ def mitigation_steps(text: str, limit: int = MAX_ACTION_STEPS) -> list[str]:
     return [s[:300] for s in steps[:limit]]
 
 
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+
+
+def mitigation_section(text: str) -> tuple[str, str] | None:
+    """``(heading, body)`` of the first Markdown section whose heading names a mitigation,
+    remediation, resolution or fix (its body runs to the next heading of the same or a higher level)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = _HEADING.match(line)
+        if m and MITIGATION.search(m.group(2)):
+            level, body = len(m.group(1)), []
+            for rest in lines[i + 1:]:
+                n = _HEADING.match(rest)
+                if n and len(n.group(1)) <= level:
+                    break
+                body.append(rest)
+            text_ = "\n".join(body).strip()
+            return (m.group(2)[:200], text_) if text_ else None
+    return None
+
+
 def _citation(hit: Any, used_for: str) -> Citation:
     return Citation(kind=hit.kind, title=hit.title, section=hit.section, source=hit.source, url=hit.url,
                     score=round(float(hit.score), 4), used_for=used_for)  # type: ignore[arg-type]
@@ -102,7 +123,8 @@ class KnowledgeStep:
     run_id: str = ""
     note: Callable[[dict[str, Any]], None] = lambda data: None
     runbooks: list[Any] = field(default_factory=list)
-    mitigations: list[Any] = field(default_factory=list)
+    mitigation: Citation | None = None      # the best runbook's mitigation section, as a citation
+    mitigation_text: str = ""
     incident: Citation | None = None
 
     async def consult(self, trigger: dict[str, Any], absorbed: list[dict[str, Any]] | None = None) -> None:
@@ -112,14 +134,12 @@ class KnowledgeStep:
             return
         try:
             async with asyncio.timeout(CONSULT_TIMEOUT_S):
-                runbooks, mitigations, incidents = await asyncio.gather(
+                runbooks, incidents = await asyncio.gather(
                     self.bases.search(self.team, query, kinds=("runbook", "postmortem")),
-                    self.bases.search(self.team, f"{query} mitigation remediation resolution",
-                                      kinds=("runbook", "postmortem")),
                     self.bases.search(self.team, query, kinds=("incident",)))
-            self.runbooks = [h for h in runbooks if h.score >= MIN_RUNBOOK_SCORE]
-            top = self.runbooks[0].doc_id if self.runbooks else None
-            self.mitigations = [h for h in mitigations if h.doc_id == top and h.level == 0 and MITIGATION.search(h.section)]
+                self.runbooks = [h for h in runbooks if h.score >= MIN_RUNBOOK_SCORE]
+                if self.runbooks:
+                    self.mitigation = await self._mitigation(self.runbooks[0])
             own = f"incident/{self.run_id}"
             best = next((h for h in incidents if h.source != own and h.score >= MIN_INCIDENT_SCORE), None)
             if best is not None:
@@ -130,6 +150,17 @@ class KnowledgeStep:
             return
         self.note({"knowledge": "consulted", "runbooks": [f"{h.title} › {h.section}" for h in self.runbooks[:3]],
                    "seen_before": self.incident.title if self.incident else None})
+
+    async def _mitigation(self, hit: Any) -> Citation | None:
+        """The mitigation (remediation, resolution, fix) section of the best runbook, read from the
+        document itself, or None."""
+        doc = await self.bases.for_team(self.team).get_document(hit.scope, hit.doc_id)
+        found = mitigation_section(doc.text) if doc.media_type != "text/html" else None
+        if found is None:
+            return None
+        heading, self.mitigation_text = found
+        return Citation(kind=doc.kind if doc.kind != "incident" else "runbook", title=doc.title, section=heading,  # type: ignore[arg-type]
+                        source=doc.source, url=doc.url, score=round(float(hit.score), 4), used_for="action")
 
     async def _seen_before(self, hit: Any) -> Citation:
         cite = _citation(hit, "seen_before")
@@ -154,16 +185,16 @@ class KnowledgeStep:
     def apply(self, rca: RCA) -> RCA:
         """Cite what was used and add the runbook's mitigation and the similar incident (module docstring)."""
         cites: list[Citation] = []
-        seen: set[tuple[str, str]] = set()
-        for hit in self.mitigations[:1]:
-            steps = mitigation_steps(hit.text)
-            if steps:
-                where = f"{hit.title} › {hit.section}" if hit.section else hit.title
-                rca.recommended_actions += [f"{step} (runbook: {where})" for step in steps
-                                            if f"{step} (runbook: {where})" not in rca.recommended_actions]
-                cites.append(_citation(hit, "action"))
-                seen.add((hit.doc_id, hit.section))
-        cited_docs = {doc for doc, _ in seen}
+        cited_docs: set[str] = set()
+        steps = mitigation_steps(self.mitigation_text) if self.mitigation is not None else []
+        if self.mitigation is not None and steps:
+            where = f"{self.mitigation.title} › {self.mitigation.section}"
+            new = [f"{step} (runbook: {where})" for step in steps]
+            # After the evidence's own first action, before the rest: the team's documented procedure.
+            rest = [a for a in rca.recommended_actions if a not in new]
+            rca.recommended_actions = [*rest[:1], *new, *rest[1:]]
+            cites.append(self.mitigation)
+            cited_docs.add(self.runbooks[0].doc_id)
         for hit in self.runbooks:   # one citation per document: its best-matching section
             if len(cites) >= MAX_RUNBOOK_CITATIONS:
                 break

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from knowledge_kit import bases, seed_runbooks
 
-from actors.engine.knowledge_use import KnowledgeStep, mitigation_steps, query_of
+from actors.engine.knowledge_use import KnowledgeStep, mitigation_section, mitigation_steps, query_of
 from actors.tools.base import ToolContext
 from actors.tools.execute import execute
 from actors.tools.knowledge_bases import Freshness, TeamKnowledge
@@ -46,6 +46,10 @@ async def test_a_run_cites_the_runbook_and_takes_its_mitigation_steps(tmp_path) 
     assert action[0].url == "https://wiki.example/checkout-5xx-db-pool.md"
     assert any(a.startswith("Roll back checkout to the previous release") and "(runbook: Checkout returns 5xx" in a
                for a in rca.recommended_actions), rca.recommended_actions
+    # The evidence's own first action stays first; the runbook's steps follow it.
+    ranked = step.apply(RCA(summary="x", recommended_actions=["Roll back the deploy", "Profile checkout"]))
+    assert ranked.recommended_actions[0] == "Roll back the deploy" and ranked.recommended_actions[-1] == "Profile checkout"
+    assert len(ranked.recommended_actions) == 5
     assert rca.proposed_actions == []      # runbook text never becomes an approvable action
     assert notes[-1]["knowledge"] == "consulted"
 
@@ -163,6 +167,9 @@ def test_query_and_steps() -> None:
     assert mitigation_steps("1. Roll back. 2. Restart the pods. 3. Watch.") == ["Roll back.", "Restart the pods.", "Watch."]
     assert mitigation_steps("- one\n- two\n") == ["one", "two"]
     assert mitigation_steps("Increase the storage.\nThen check.") == ["Increase the storage."]
+    doc = "# T\n\n## Symptoms\n\n- slow\n\n## Remediation steps\n\n### Now\n\n1. scale up\n\n## Escalation\n\npage"
+    assert mitigation_section(doc) == ("Remediation steps", "### Now\n\n1. scale up")
+    assert mitigation_section("# T\n\n## Fixture data\n\nx") is None and mitigation_section("no headings") is None
 
 
 @pytest.mark.parametrize("enabled", [False])
