@@ -7,9 +7,10 @@ One :class:`KnowledgeStep` per run, three calls from the run's lifecycle (:mod:`
    offline planner as is, the LLM planner as untrusted data in its first message, besides its
    ``knowledge`` sub-agent and tools ``search_runbooks``/``similar_incidents``);
 2. :meth:`KnowledgeStep.apply`, on the RCA: cites the runbook sections and the past incident used
-   (``RCA.citations``, with links), adds the best runbook's mitigation/remediation steps to the
-   recommended actions (as text to read: never a proposed fix, never a tool call), and names a
-   similar past incident ("seen before: …, fixed by …");
+   (``RCA.citations``, with links), adds the best runbook's mitigation/remediation steps (its first
+   section whose heading names one, read from the document) to the recommended actions, after the
+   evidence's own first action (as text to read: never a proposed fix, never a tool call), and names
+   a similar past incident ("seen before: …, fixed by …");
 3. :meth:`KnowledgeStep.remember`, after the run succeeded: the run becomes a past-incident document
    (:mod:`actors.engine.past_incidents`).
 
