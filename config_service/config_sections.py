@@ -20,7 +20,9 @@ from config_service.core.defaults import DEFAULT_CONFIG, ENGINE_DEFAULT_MODEL
 from config_service.metrics_schema import MetricsSection
 from incidentfox.contracts import SUBAGENTS
 
-AGENTS: tuple[str, ...] = ("planner", *SUBAGENTS)
+# The agents a team may override: the planner, the evidence specialists, and the LLM planner's
+# knowledge-base specialist (docs/knowledge.md).
+AGENTS: tuple[str, ...] = ("planner", *SUBAGENTS, "knowledge")
 PROVIDERS: tuple[str, ...] = ("openai", "openai_compatible", "anthropic")
 MAX_ACCESS_IDS = 1000
 
@@ -246,7 +248,7 @@ class EffectiveConfig(_Section):
     subagents: dict[str, bool] = _from_defaults("subagents", description=(
         f"Sub-agents switched on or off by name ({', '.join(SUBAGENTS)}); absent: on."))
     agents: dict[str, AgentOverride] = _from_defaults("agents", description=(
-        "Per-agent overrides by name (planner or a sub-agent)."))
+        "Per-agent overrides by name (planner, a sub-agent, or `knowledge`: the LLM planner's knowledge specialist)."))
     tools: dict[str, bool] = _from_defaults("tools", description=(
         "The team's tool allow-list overrides, by tool name (absent: the catalogue's default)."))
     quotas: QuotasSection = Field(default_factory=QuotasSection, description="Limits on the team's runs.")

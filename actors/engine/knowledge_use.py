@@ -215,11 +215,13 @@ class KnowledgeStep:
             return False
         try:
             async with asyncio.timeout(REMEMBER_TIMEOUT_S):
-                return await remember_run(sessions, self.bases, run_id=self.run_id, public_url=public_url,
+                done = await remember_run(sessions, self.bases, run_id=self.run_id, public_url=public_url,
                                           team=self.team)
         except TimeoutError:
             log.warning("past-incident document of run %s not written in time", self.run_id)
-            return False
+            done = False
+        self.note({"knowledge": "remembered" if done else "not remembered"})
+        return done
 
 
 def knowledge_step(cfg: Any, *, run_id: str, bases: KnowledgeBases | None = None,

@@ -47,7 +47,8 @@ async def plan_llm(fanout: SubAgentFanout, cfg: TeamConfig, *, trigger: dict[str
         return (result.report or f"The {name} specialist found nothing to report.") + await replies()
 
     settings = cfg.agent("planner")
-    specialists = [*subagents, *(["knowledge"] if any(t in allowed for t in KNOWLEDGE_TOOLS) else [])]
+    knows = any(t in allowed for t in KNOWLEDGE_TOOLS) and cfg.agent("knowledge").enabled
+    specialists = [*subagents, *(["knowledge"] if knows else [])]
     tools = [planner_tool(n, settings=cfg.agent(n), invoke=ask) for n in specialists]
     agent = planner_agent(settings=settings, tools=tools, model=build_model(cfg.llm, settings.model))
     first = planner_input(trigger=trigger, absorbed=absorbed, subagents=specialists)

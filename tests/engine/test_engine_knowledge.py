@@ -5,6 +5,8 @@ team's next run names as "seen before"."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from engine_support import Engine, demo_config, engine  # noqa: F401 - the fixture
 from knowledge_kit import RUNBOOKS
@@ -44,8 +46,11 @@ async def test_offline_run_cites_the_runbook_and_is_remembered(engine: Engine) -
                                                        and "*Sources*" in str(c.args["blocks"])])
     assert "wiki.example/checkout-5xx-db-pool" in str(final[-1].args["blocks"])
 
-    # The run is now a past incident of its team; the next run of the team names it.
-    docs = [d for d in await kb.list_documents(tk.own_scope()) if d.kind == "incident"]
+    # The run is now a past incident of its team (written after the final Slack edit); the next run
+    # of the team names it.
+    async with asyncio.timeout(60):
+        while not (docs := [d for d in await kb.list_documents(tk.own_scope()) if d.kind == "incident"]):
+            await asyncio.sleep(0.2)   # polling the object store, bounded by the timeout above
     assert [d.source for d in docs] == [f"incident/{run_id}"]
     await kb.rebuild(tk.own_scope())
     again = await engine.start(team, channel="CKB")
