@@ -60,15 +60,16 @@ class TeamKnowledge:
 
     def scopes(self) -> list[Any]:
         """What this team reads: its own documents and its org's (never another org's)."""
-        from incidentfox.knowledge import scopes_visible_to
+        from incidentfox.knowledge import scope, scopes_visible_to
 
+        scope(self.org_id, self.team_id or None)    # InvalidScope (400) for ids a scope cannot hold
         return list(scopes_visible_to(self.org_id, self.team_id or None))
 
     def own_scope(self) -> Any:
         """Where this team's past incidents are written."""
-        from incidentfox.knowledge import Scope
+        from incidentfox.knowledge import scope
 
-        return Scope(org=self.org_id, team=self.team_id or None)
+        return scope(self.org_id, self.team_id or None)
 
     def cache_key(self) -> tuple[Any, ...]:
         key = self.embeddings_key.get_secret_value() if self.embeddings_key else None
