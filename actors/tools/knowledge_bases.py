@@ -115,7 +115,7 @@ class KnowledgeBases:
                 from incidentfox.knowledge import OpenAIEmbedder
 
                 embedder = OpenAIEmbedder(base_url=team.embeddings_url, model=team.embeddings_model,
-                                          api_key=team.embeddings_key or SecretStr(""))
+                                          api_key=team.embeddings_key)
             summariser = (self._summariser_for(team.llm) if self._summariser_for is not None and team.llm is not None
                           else None)
             kb = KnowledgeBase(self.store(), embedder=embedder, summariser=summariser)

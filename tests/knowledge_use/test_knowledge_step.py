@@ -180,3 +180,20 @@ async def test_a_team_with_knowledge_off_consults_nothing(tmp_path, enabled) -> 
     step = KnowledgeStep(team=off, bases=kbs, run_id="r")
     await step.consult(BAD_DEPLOY)
     assert step.runbooks == [] and await step.remember(None) is False
+
+
+def test_team_settings_come_from_config_and_hide_their_keys(tmp_path) -> None:
+    from config_service import TeamConfig
+
+    cfg = TeamConfig({"knowledge": {"top_k": 3, "embeddings": {"base_url": "https://emb.example/v1", "model": "e-1",
+                                                               "api_key": "sk-emb-secret"}},
+                      "llm": {"provider": "openai", "api_key": "sk-llm-secret"}}, org_id="acme", team_id="sre")
+    tk = TeamKnowledge.from_config(cfg)
+    assert (tk.org_id, tk.team_id, tk.top_k, tk.embeddings_model) == ("acme", "sre", 3, "e-1")
+    assert "sk-emb-secret" not in repr(tk) and "sk-llm-secret" not in repr(tk)
+    kbs = bases(tmp_path)
+    custom, default = kbs.for_team(tk), kbs.for_team(team())
+    assert custom is not default and custom.embedder.name == "openai:e-1"
+    assert custom is kbs.for_team(TeamKnowledge.from_config(cfg))     # one per configuration
+    assert TeamKnowledge.from_config(TeamConfig({"knowledge": {"summaries": "extractive"},
+                                                 "llm": {"provider": "openai"}})).llm is None
