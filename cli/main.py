@@ -19,6 +19,7 @@ from cli import (
     eval_cmds,
     gc_cmds,
     init_cmds,
+    kb_cmds,
     node_config_cmds,
     orgs_cmds,
     platform_cmds,
@@ -37,7 +38,7 @@ app = typer.Typer(cls=RootGroup, no_args_is_help=True, help="IncidentFox: an AI 
 
 for _module in (config_cmds, platform_cmds, deliveries_cmds, gc_cmds, cluster_cmds, report_cmds,
                 eval_cmds, docs_cmds, init_cmds, orgs_cmds, teams_cmds, tokens_cmds, routing_cmds,
-                node_config_cmds, webhooks_cmds):
+                node_config_cmds, webhooks_cmds, kb_cmds):
     _module.register(app)
 
 

@@ -118,7 +118,7 @@ class KnowledgeBase:
             meta = {"version": version, "embedder": self.embedder.name, "dim": int(matrix.shape[1]),
                     "changed": token, "documents": len(docs), "built_at": datetime.now(UTC).isoformat(),
                     "summariser": getattr(self.summariser, "name", type(self.summariser).__name__)}
-            tree = TreeIndex(scope, nodes, matrix.reshape(len(nodes), -1), meta)
+            tree = TreeIndex(scope, nodes, matrix, meta)
             await self.kb.write_version(scope, version, tree.dump())
             self._cache[scope] = (version, tree)
             self._checked[scope] = time.monotonic()

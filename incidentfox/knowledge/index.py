@@ -26,7 +26,7 @@ import numpy as np
 from incidentfox.knowledge.models import DocKind, Hit, Scope
 
 FORMAT = 1
-DEFAULT_LEXICAL_WEIGHT = 0.0
+DEFAULT_LEXICAL_WEIGHT = 0.3
 _TOKEN = re.compile(r"[a-z0-9]+")
 _STOP = frozenset(("a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "how",
                    "i", "if", "in", "into", "is", "it", "its", "my", "not", "of", "on", "or", "our", "so", "that",

@@ -1,0 +1,159 @@
+"""``incidentfox kb ingest|search|rebuild``: the knowledge base from the command line.
+
+Like every command they read the database from the settings (``INCIDENTFOX_DATABASE_URL``, else the
+embedded default) to check that ``--org`` (and ``--team``) exist, and the object store from the
+settings (a folder under the data directory by default, so an index outlives the command); no
+running platform is needed. Without ``--team`` a command works on the org's own documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.errors import fail
+from cli.progress import QuietOpt, Step, progress
+
+OrgOpt = Annotated[str, typer.Option("--org", help="An existing org id.")]
+TeamOpt = Annotated[str | None, typer.Option("--team", help="A team of the org (default: the org's own documents).")]
+DbOpt = Annotated[str, typer.Option(help="Database URL (default: INCIDENTFOX_DATABASE_URL or local SQLite).")]
+
+
+def _scope(org: str, team: str | None, database_url: str) -> Any:
+    """The scope, after checking the org (and team) exist through config_service's library face."""
+    from config_service import effective_config_in_session
+    from incidentfox.db import make_async_engine, session_factory
+    from incidentfox.errors import IncidentFoxError, NotFound
+    from incidentfox.knowledge import scope
+    from incidentfox.settings import get_settings
+
+    try:
+        sc = scope(org, team)
+    except IncidentFoxError as exc:
+        fail(exc.message)
+    url = database_url or get_settings().resolved_database_url()
+
+    async def check() -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        engine = make_async_engine(url)
+        try:
+            async with session_factory(engine)() as session:
+                await effective_config_in_session(session, org_id=org, node_id=team or org)
+        except NotFound as exc:
+            fail(exc.message)
+        except SQLAlchemyError as exc:
+            fail(f"cannot read the database ({type(exc).__name__}); run `incidentfox db upgrade` first?")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(check())
+    return sc
+
+
+def _kb() -> Any:
+    from incidentfox.knowledge import knowledge_base_from_settings
+    from incidentfox.settings import get_settings
+
+    return knowledge_base_from_settings(get_settings())
+
+
+def _counter(step: Step, what: str):
+    return lambda done, total: step(f"{what} {done}/{total}")
+
+
+async def _rebuild(kb: Any, sc: Any, step: Step) -> Any:
+    step("loading the embedder")
+    return await kb.rebuild(sc, progress=_counter(step, "building the tree"))
+
+
+def _info_view(info: Any) -> dict:
+    return {"scope": str(info.scope), "version": info.version, "documents": info.documents, "nodes": info.nodes,
+            "levels": info.levels, "embedder": info.embedder}
+
+
+def ingest(path: Annotated[Path, typer.Argument(help="A folder of .md/.txt/.html files (may be inside a Git checkout).")],
+           org: OrgOpt, team: TeamOpt = None, database_url: DbOpt = "", quiet: QuietOpt = False) -> None:
+    """Store every Markdown, text and HTML file under PATH as a document (``source`` = its path
+    relative to PATH), then build the scope's index. Prints one JSON line."""
+    from incidentfox.errors import IncidentFoxError
+    from incidentfox.knowledge.ingest import ingest_folder
+
+    if not path.is_dir():
+        fail(f"{path} is not a folder")
+    sc = _scope(org, team, database_url)
+    kb = _kb()
+
+    async def run(step: Step) -> dict:
+        report = await ingest_folder(kb, sc, path, progress=_counter(step, "reading files"))
+        info = await _rebuild(kb, sc, step)
+        return {"ingested": len(report.documents), "skipped": [{"source": s, "reason": r} for s, r in report.skipped],
+                "index": _info_view(info)}
+
+    with progress(f"ingesting {path}", quiet=quiet) as step:
+        try:
+            out = asyncio.run(run(step))
+        except IncidentFoxError as exc:
+            fail(exc.message)
+    typer.echo(json.dumps(out))
+
+
+def search(query: Annotated[str, typer.Argument(help="What to look for, in plain words.")], org: OrgOpt,
+           team: TeamOpt = None, top: Annotated[int, typer.Option("--top", min=1, max=50, help="How many results.")] = 5,
+           json_out: Annotated[bool, typer.Option("--json", help="One JSON object {\"results\": [...]}.")] = False,
+           database_url: DbOpt = "") -> None:
+    """Search the scope's documents (without --team, the org's own), best first."""
+    from incidentfox.errors import IncidentFoxError
+
+    sc = _scope(org, team, database_url)
+    kb = _kb()
+
+    async def run() -> list:
+        if await kb.index_info(sc) is None:
+            fail(f"no index for {sc}: run `incidentfox kb ingest PATH --org {org}"
+                 + (f" --team {team}`" if team else "`") + " first")
+        return await kb.search([sc], query, top_k=top)
+
+    try:
+        hits = asyncio.run(run())
+    except IncidentFoxError as exc:
+        fail(exc.message)
+    results = [{"source": h.source, "section": h.section, "score": round(h.score, 4), "text": h.text,
+                "title": h.title, "level": h.level, "kind": h.kind, "doc_id": h.doc_id, "sources": h.sources}
+               for h in hits]
+    if json_out:
+        typer.echo(json.dumps({"results": results}))
+        return
+    if not results:
+        typer.echo("no results")
+    for i, r in enumerate(results, 1):
+        where = f"{r['source']}" + (f" > {r['section']}" if r["section"] else "")
+        tag = "" if r["level"] == 0 else f"  [summary, level {r['level']}]"
+        typer.echo(f"{i}. {where}  (score {r['score']:.3f}){tag}")
+        text = r["text"]
+        typer.echo("   " + (text[:300] + "…" if len(text) > 300 else text))
+
+
+def rebuild(org: OrgOpt, team: TeamOpt = None, database_url: DbOpt = "", quiet: QuietOpt = False) -> None:
+    """Rebuild the scope's index from its stored documents. Prints one JSON line."""
+    from incidentfox.errors import IncidentFoxError
+
+    sc = _scope(org, team, database_url)
+    kb = _kb()
+    with progress(f"rebuilding {sc}", quiet=quiet) as step:
+        try:
+            info = asyncio.run(_rebuild(kb, sc, step))
+        except IncidentFoxError as exc:
+            fail(exc.message)
+    typer.echo(json.dumps(_info_view(info)))
+
+
+def register(app: typer.Typer) -> None:
+    kb = typer.Typer(no_args_is_help=True, help="The knowledge base: runbooks and past incidents (RAPTOR trees).")
+    for name, fn in (("ingest", ingest), ("search", search), ("rebuild", rebuild)):
+        kb.command(name)(fn)
+    app.add_typer(kb, name="kb")

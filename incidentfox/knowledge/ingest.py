@@ -1,0 +1,87 @@
+"""Ingest a folder (or a folder inside a Git checkout) of Markdown, plain-text and HTML files into
+a scope. Each file becomes one document whose ``source`` is its path relative to the folder given,
+so re-ingesting the same folder replaces documents in place (their ids derive from the source).
+
+Hidden files and folders (``.git``) are skipped, and so is anything a symlink leads outside the
+folder; files with no words or over the size limit are reported as skipped, not fatal.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from incidentfox.knowledge.base import KnowledgeBase
+from incidentfox.knowledge.models import (
+    MAX_DOCUMENT_BYTES,
+    DocKind,
+    Document,
+    DocumentInfo,
+    InvalidDocument,
+    KnowledgeError,
+    Scope,
+)
+from incidentfox.knowledge.parsing import media_type_for
+
+
+@dataclass
+class IngestReport:
+    root: Path
+    documents: list[DocumentInfo] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)    # (source, why)
+
+
+def find_files(root: Path) -> list[Path]:
+    """The ingestible files under ``root``, sorted; never outside it."""
+    root = root.resolve()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if name.startswith(".") or media_type_for(name) is None:
+                continue
+            real = path.resolve()
+            if real.is_file() and real.is_relative_to(root):
+                found.append(path)
+    return found
+
+
+def git_root(path: Path) -> Path | None:
+    """The Git checkout ``path`` lies in, if any (a ``.git`` folder or file in it or a parent)."""
+    for p in [path.resolve(), *path.resolve().parents]:
+        if (p / ".git").exists():
+            return p
+    return None
+
+
+async def ingest_folder(kb: KnowledgeBase, scope: Scope, root: Path | str, *, kind: DocKind = "runbook",
+                        progress: Callable[[int, int], None] | None = None) -> IngestReport:
+    root = Path(root)
+    if not root.is_dir():
+        raise InvalidDocument(f"{root} is not a folder", details={"path": str(root)})
+    report = IngestReport(root=root.resolve())
+    files = find_files(root)
+    repo = git_root(root)
+    for i, path in enumerate(files):
+        source = path.resolve().relative_to(report.root).as_posix()
+        if path.stat().st_size > MAX_DOCUMENT_BYTES:
+            report.skipped.append((source, f"larger than {MAX_DOCUMENT_BYTES} bytes"))
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            report.skipped.append((source, "not UTF-8 text"))
+            continue
+        meta = {"git_path": path.resolve().relative_to(repo).as_posix()} if repo else {}
+        doc = Document(scope=scope, source=source, kind=kind, media_type=media_type_for(path.name), text=text,
+                       metadata=meta)
+        try:
+            report.documents.append(await kb.put_document(doc))
+        except KnowledgeError as exc:
+            report.skipped.append((source, exc.message))
+        if progress:
+            progress(i + 1, len(files))
+    return report

@@ -1,0 +1,107 @@
+"""``incidentfox kb ingest|search|rebuild`` through typer's CliRunner: a throwaway SQLite database
+holding an org and a team (read through the settings, as in production), the object store under
+INCIDENTFOX_HOME, the real offline embedder, and a small folder of Markdown, HTML and text inside a
+Git checkout. No platform runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from incidentfox.settings import get_settings
+
+pytestmark = pytest.mark.slow
+
+
+async def _seed(url: str) -> None:
+    from config_service.services.nodes import create_node
+    from config_service.services.orgs import create_org
+    from incidentfox.db import make_async_engine, session_factory
+
+    engine = make_async_engine(url)
+    try:
+        async with session_factory(engine)() as s:
+            await create_org(s, org_id="acme", name="Acme", actor="test")
+        async with session_factory(engine)() as s:
+            await create_node(s, org_id="acme", node_id="sre", parent_id=None, kind="team", name="SRE", actor="test")
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> dict[str, str]:
+    from incidentfox.db import upgrade
+
+    home = tmp_path_factory.mktemp("kbcli")
+    url = f"sqlite+aiosqlite:///{home / 'kb.db'}"
+    upgrade(url)
+    asyncio.run(_seed(url))
+    repo = home / "repo"
+    docs = repo / "ops" / "runbooks"
+    (repo / ".git").mkdir(parents=True)
+    (docs / "db").mkdir(parents=True)
+    (docs / "db" / "postgres-replication.md").write_text(
+        "# Postgres replication lag\n\n## Meaning\n\nThe replica falls behind the primary; WAL piles up.\n\n"
+        "## Mitigation\n\nCheck the replica's disk and network, then restart the WAL receiver.\n")
+    (docs / "cache.html").write_text("<html><head><title>Redis eviction</title></head><body><h1>Redis</h1>"
+                                     "<h2>Mitigation</h2><p>Raise maxmemory or fix the key TTLs.</p></body></html>")
+    (docs / "notes.txt").write_text("Certificates on the ingress expire every 90 days; renew them with cert-manager.")
+    (docs / "image.png").write_bytes(b"\x89PNG")            # not a document: skipped silently
+    (docs / ".hidden.md").write_text("# secret\n\nnot ingested")
+    return {"INCIDENTFOX_DATABASE_URL": url, "INCIDENTFOX_HOME": str(home / "state"), "DOCS": str(docs)}
+
+
+@pytest.fixture
+def cli(env, monkeypatch):
+    for k, v in env.items():
+        if k.startswith("INCIDENTFOX_"):
+            monkeypatch.setenv(k, v)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    yield lambda *args: runner.invoke(app, list(args))
+    get_settings.cache_clear()
+
+
+def test_ingest_then_search_json_and_rebuild(cli, env) -> None:
+    res = cli("kb", "ingest", env["DOCS"], "--org", "acme")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output.strip().splitlines()[-1])
+    assert out["ingested"] == 3 and out["index"]["documents"] == 3 and out["index"]["scope"] == "acme"
+
+    res = cli("kb", "search", "replica is lagging behind the primary", "--org", "acme", "--top", "3", "--json")
+    assert res.exit_code == 0, res.output
+    results = json.loads(res.output)["results"]
+    assert 1 <= len(results) <= 3
+    best = results[0]
+    assert best["source"] == "db/postgres-replication.md" and best["section"] in ("Meaning", "Mitigation")
+    assert {"source", "section", "score", "text"} <= set(best) and isinstance(best["score"], float)
+    assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
+
+    res = cli("kb", "search", "redis memory eviction", "--org", "acme")
+    assert res.exit_code == 0 and "cache.html" in res.output
+
+    res = cli("kb", "rebuild", "--org", "acme")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["documents"] == 3
+
+
+def test_team_scope_is_separate_and_sees_nothing_before_ingest(cli, env) -> None:
+    res = cli("kb", "search", "replica lag", "--org", "acme", "--team", "sre", "--json")
+    assert res.exit_code == 1 and "no index" in res.output
+    res = cli("kb", "ingest", env["DOCS"], "--org", "acme", "--team", "sre")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["index"]["scope"] == "acme/sre"
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--org", "nope"), "org 'nope' not found"),
+    (("--org", "acme", "--team", "ghost"), "not found"),
+    (("--org", "acme/t=x"), "invalid scope"),
+])
+def test_unknown_or_forged_org_fails_clearly(cli, env, args, message) -> None:
+    res = cli("kb", "rebuild", *args)
+    assert res.exit_code == 1 and message in res.output

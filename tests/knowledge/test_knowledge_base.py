@@ -1,0 +1,210 @@
+"""KnowledgeBase over both object stores (a local folder, and S3 through moto's server): documents,
+rebuilds into versioned trees flipped atomically, readers noticing a new version, garbage
+collection, staleness, and isolation between orgs. A hashed bag-of-words embedder keeps it fast;
+retrieval quality is tests/knowledge/test_quality.py's."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+from kb_fakes import RUNBOOK, HashEmbedder
+from moto_kit import moto_server
+
+from incidentfox.knowledge import (
+    Document,
+    DocumentNotFound,
+    DocumentTooLarge,
+    IndexMismatch,
+    InvalidDocument,
+    KnowledgeBase,
+    Scope,
+    mitigation_sections,
+    scopes_visible_to,
+)
+from incidentfox.knowledge.raptor import RaptorParams
+from incidentfox.knowledge.storage import KnowledgeStore, scope_prefix
+from incidentfox.object_store import LocalObjectStore, S3ObjectStore
+
+BUCKET = "kb-test"
+ACME, ACME_SRE, GLOBEX = Scope(org="acme"), Scope(org="acme", team="sre"), Scope(org="globex")
+TOPICS = ["disk full logs volume", "memory leak oom killer", "certificate expired tls renew",
+          "dns resolution failing coredns", "database connection pool exhausted", "queue backlog consumers lag",
+          "cpu throttling limits cgroup", "network packet loss interface errors"]
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    with moto_server() as url:
+        boto3.client("s3", region_name="us-east-1", endpoint_url=url, aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+        yield url
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    if request.param == "local":
+        return LocalObjectStore(tmp_path / "objects")
+    for k, v in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                 ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(k, v)
+    return S3ObjectStore(bucket=BUCKET, prefix=f"t-{os.urandom(4).hex()}", endpoint_url=request.getfixturevalue("moto_url"))
+
+
+def make_kb(store, **kw) -> KnowledgeBase:
+    return KnowledgeBase(store, embedder=HashEmbedder(), params=RaptorParams(max_cluster=4, top_size=2), **kw)
+
+
+def runbook(sc: Scope, i: int, topic: str) -> Document:
+    body = (f"# Runbook {i}\n\n## Meaning\n\nThe {topic} problem hurts service {i}.\n\n"
+            f"## Mitigation\n\nFix the {topic} issue by following step {i}.\n")
+    return Document(scope=sc, source=f"runbooks/{i}.md", text=body)
+
+
+async def seed(kb: KnowledgeBase, sc: Scope, topics=TOPICS) -> None:
+    for i, t in enumerate(topics):
+        await kb.put_document(runbook(sc, i, t))
+
+
+async def test_documents_put_list_get_delete(store) -> None:
+    kb = make_kb(store)
+    info = await kb.put_document(Document(scope=ACME, source="disk.md", text=RUNBOOK))
+    assert info.title == "Disk Filling Up" and info.size == len(RUNBOOK.encode())
+    assert [d.source for d in await kb.list_documents(ACME)] == ["disk.md"]
+    assert (await kb.get_document(ACME, info.doc_id)).text == RUNBOOK
+    assert await kb.list_documents(ACME_SRE) == []            # a team's documents are its own
+    await kb.delete_document(ACME, info.doc_id)
+    with pytest.raises(DocumentNotFound) as exc:
+        await kb.get_document(ACME, info.doc_id)
+    assert exc.value.status == 404
+    with pytest.raises(DocumentNotFound):
+        await kb.delete_document(ACME, info.doc_id)
+
+
+async def test_bad_documents_are_refused_before_storing(store) -> None:
+    kb = make_kb(store)
+    with pytest.raises(InvalidDocument):
+        await kb.put_document(Document(scope=ACME, source="e.md", text="   "))
+    with pytest.raises(DocumentTooLarge) as exc:
+        await kb.put_document(Document(scope=ACME, source="big.txt", media_type="text/plain", text="x " * 1_100_000))
+    assert exc.value.status == 413
+    assert await kb.list_documents(ACME) == []
+
+
+async def test_rebuild_builds_a_tree_and_search_finds_the_section(store) -> None:
+    kb = make_kb(store)
+    await seed(kb, ACME)
+    assert await kb.index_info(ACME) is None and await kb.search([ACME], "disk") == []
+    seen: list[tuple[int, int]] = []
+    info = await kb.rebuild(ACME, progress=lambda d, t: seen.append((d, t)))
+    assert info.documents == len(TOPICS) and info.levels >= 2 and info.nodes > 2 * len(TOPICS)
+    assert seen and not info.stale
+    hits = await kb.search([ACME], "certificate expired tls", top_k=5)
+    assert hits[0].source == "runbooks/2.md" and hits[0].level == 0
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert any(h.section == "Mitigation" for h in mitigation_sections(hits))
+    tree = await kb.tree(ACME)
+    summaries = [n for n in tree.nodes if n.level > 0]
+    assert summaries and all(n.children and n.sources for n in summaries)
+    assert all(c < len(tree.nodes) and tree.nodes[c].level == n.level - 1 for n in summaries for c in n.children)
+    summary_hits = [h for h in await kb.search([ACME], "problem hurts service fix issue step", top_k=50)
+                    if h.level > 0]
+    assert summary_hits and all(h.section == "" and len(h.sources) >= 1 for h in summary_hits)
+
+
+async def test_kinds_filter_and_top_k(store) -> None:
+    kb = make_kb(store)
+    await seed(kb, ACME, TOPICS[:3])
+    await kb.put_document(Document(scope=ACME, source="incident/r1", kind="incident", text="disk full on db-1, fixed by rotating logs"))
+    await kb.rebuild(ACME)
+    hits = await kb.search([ACME], "disk full", top_k=3, kinds={"incident"})
+    assert hits and all(h.kind == "incident" for h in hits) and len(hits) <= 3
+
+
+async def test_a_new_version_is_served_only_once_complete(store) -> None:
+    kb = make_kb(store, recheck_s=0)
+    await seed(kb, ACME, TOPICS[:4])
+    first = await kb.rebuild(ACME)
+    reader = make_kb(store, recheck_s=0)
+    assert (await reader.index_info(ACME)).version == first.version
+    ks = KnowledgeStore(store)
+    # A build that crashed half-way: one part written, the pointer never flipped. Never served.
+    await store.put(f"{scope_prefix(ACME)}index/v99999999T000000000000-aaaaaa/nodes.json", b"{torn")
+    assert (await reader.index_info(ACME)).version == first.version
+    assert len(await reader.search([ACME], "memory leak")) > 0
+    await kb.put_document(runbook(ACME, 9, "kafka broker under replicated partitions"))
+    assert (await reader.index_info(ACME)).stale
+    second = await kb.rebuild(ACME)
+    assert second.version > first.version
+    hits = await reader.search([ACME], "kafka broker partitions")        # the reader notices the flip
+    assert (await reader.index_info(ACME)).version == second.version and hits[0].source == "runbooks/9.md"
+    third = await kb.rebuild(ACME)
+    versions = await ks.versions(ACME)
+    assert first.version not in versions                          # collected after two newer ones
+    assert {second.version, third.version} <= set(versions)       # current and previous kept
+    assert "v99999999T000000000000-aaaaaa" in versions            # a newer, unfinished build is not touched
+
+
+async def test_reader_cache_rechecks_pointer_only_after_interval(store) -> None:
+    kb = make_kb(store)
+    await seed(kb, ACME, TOPICS[:3])
+    await kb.rebuild(ACME)
+    reader = make_kb(store, recheck_s=3600)
+    v1 = (await reader.index_info(ACME)).version
+    await kb.rebuild(ACME)
+    assert (await reader.index_info(ACME)).version == v1          # cached within the interval
+    reader.recheck_s = 0
+    assert (await reader.index_info(ACME)).version != v1
+
+
+async def test_a_team_never_retrieves_another_orgs_documents(store) -> None:
+    kb = make_kb(store)
+    await seed(kb, GLOBEX)                                         # the same words, another org
+    await kb.put_document(Document(scope=GLOBEX, source="secret.md", text="# Globex secret\n\ndisk full runbook of globex"))
+    await kb.rebuild(GLOBEX)
+    await kb.put_document(Document(scope=ACME, source="acme-disk.md", text="# Disk\n\ndisk full on acme nodes"))
+    await kb.rebuild(ACME)
+    await kb.put_document(Document(scope=ACME_SRE, source="sre-disk.md", text="# SRE disk\n\nsre team disk full notes"))
+    await kb.rebuild(ACME_SRE)
+    visible = scopes_visible_to("acme", "sre")
+    assert visible == [ACME_SRE, ACME]
+    for query in ("disk full", "globex secret runbook", "memory leak oom killer"):
+        hits = await kb.search(visible, query, top_k=50)
+        assert hits and all(h.scope.org == "acme" for h in hits)
+        assert not {h.source for h in hits} & {"secret.md", *(f"runbooks/{i}.md" for i in range(len(TOPICS)))}
+    assert {h.source for h in await kb.search(visible, "disk full", top_k=50)} >= {"acme-disk.md", "sre-disk.md"}
+    assert {h.scope for h in await kb.search(scopes_visible_to("acme", None), "disk full", top_k=50)} == {ACME}
+
+
+async def test_index_built_by_another_embedder_is_refused(store) -> None:
+    kb = make_kb(store)
+    await seed(kb, ACME, TOPICS[:2])
+    await kb.rebuild(ACME)
+
+    class Other(HashEmbedder):
+        name = "other"
+
+    other = KnowledgeBase(store, embedder=Other())
+    with pytest.raises(IndexMismatch) as exc:
+        await other.search([ACME], "disk")
+    assert exc.value.status == 409
+
+
+async def test_knowledge_base_pickles_without_its_cache(store) -> None:
+    kb = make_kb(store)
+    await seed(kb, ACME, TOPICS[:2])
+    await kb.rebuild(ACME)
+    clone = pickle.loads(pickle.dumps(kb))
+    assert clone._cache == {} and (await clone.search([ACME], "disk full"))[0].source == "runbooks/0.md"
+
+
+async def test_empty_scope_rebuilds_to_an_empty_tree(store) -> None:
+    kb = make_kb(store)
+    info = await kb.rebuild(ACME)
+    assert info.documents == 0 and info.nodes == 0 and await kb.search([ACME], "anything") == []
+    assert np.asarray((await kb.tree(ACME)).embeddings).shape[0] == 0

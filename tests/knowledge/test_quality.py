@@ -1,0 +1,89 @@
+"""Retrieval quality on the runbook corpus (../shared/knowledge/runbooks-prometheus-operator, read
+in place) with the real offline embedder, built once for the module; and proof that the offline
+embedder needs no network. Floors sit below bench/knowledge.py's targets by a margin, since the
+bench, not a test, holds the exact numbers; no timing is asserted here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from incidentfox.knowledge import KnowledgeBase, Scope
+from incidentfox.knowledge.ingest import ingest_folder
+from incidentfox.knowledge.quality import evaluate, load_questions
+from incidentfox.object_store import LocalObjectStore
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+QUESTIONS = ROOT / "tests" / "data" / "knowledge" / "questions.tsv"
+SCOPE = Scope(org="corpus")
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_dir: Path) -> Path:
+    path = shared_dir / "knowledge" / "runbooks-prometheus-operator"
+    if not path.is_dir():
+        pytest.skip("the runbook corpus is absent")
+    return path
+
+
+@pytest.fixture(scope="module")
+async def built(corpus: Path, tmp_path_factory) -> KnowledgeBase:
+    kb = KnowledgeBase(LocalObjectStore(tmp_path_factory.mktemp("kbq")))
+    report = await ingest_folder(kb, SCOPE, corpus)
+    assert len(report.documents) >= 100
+    await kb.rebuild(SCOPE)
+    return kb
+
+
+def test_questions_never_name_their_runbook() -> None:
+    questions = load_questions(QUESTIONS)
+    assert len(questions) >= 100
+    assert len({q.expected for q in questions}) >= 100
+    for q in questions:
+        alert = Path(q.expected).stem.lower()
+        assert alert not in q.text.lower().replace(" ", ""), q.text
+
+
+async def test_plain_words_questions_find_their_runbook(built: KnowledgeBase) -> None:
+    questions = load_questions(QUESTIONS)
+    quality = await evaluate(lambda text: built.search([SCOPE], text, top_k=10), questions)
+    assert quality.top1 >= 0.80, quality.misses
+    assert quality.top3 >= 0.92, quality.misses
+
+
+async def test_hits_carry_source_section_and_levels(built: KnowledgeBase) -> None:
+    hits = await built.search([SCOPE], "etcd cluster has lost its leader", top_k=10)
+    assert hits[0].source == "etcd/etcdNoLeader.md" and hits[0].section and hits[0].level == 0
+    info = await built.index_info(SCOPE)
+    assert info.levels >= 2 and info.embedder == "all-MiniLM-L6-v2"
+    summaries = await built.search([SCOPE], "etcd", top_k=50)
+    assert any(h.level > 0 for h in summaries)
+
+
+def test_offline_embedder_opens_no_connection(tmp_path: Path) -> None:
+    """In a fresh process with every socket connection refused and no HF_* variable set, the model
+    loads from its package and embeds."""
+    script = textwrap.dedent("""
+        import socket
+        def refuse(*a, **k):
+            raise OSError("network used")
+        socket.socket.connect = refuse
+        socket.create_connection = refuse
+        socket.getaddrinfo = refuse
+        from incidentfox.knowledge import MiniLMEmbedder
+        v = MiniLMEmbedder().embed_sync(["a pod keeps restarting"])
+        assert v.shape == (1, 384), v.shape
+        print("ok")
+    """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env["HOME"] = str(tmp_path)          # no cached hub files to fall back on
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=280,
+                         check=False)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
