@@ -44,7 +44,7 @@ REMEMBER_TIMEOUT_S = 15.0
 MAX_QUERY = 1500
 MAX_RUNBOOK_CITATIONS = 3
 MAX_ACTION_STEPS = 3
-MITIGATION = re.compile(r"mitigat|remediat|resolution|resolv|\bfix(?:es|ed|ing)?\b|recover|workaround", re.I)
+MITIGATION = re.compile(r"mitigat|remediat|resolution|resolv|\bfix(?:es|ed|ing)?\b|recover|workaround", re.IGNORECASE)
 _STEP = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+(.*\S)\s*$")
 _INLINE_NUMBER = re.compile(r"(?:^|\s)\d{1,2}[.)]\s+")   # "1. Roll back … 2. If …" (a chunk's list, joined)
 

@@ -17,7 +17,14 @@ from __future__ import annotations
 from typing import Any
 
 from actors.tools import schema as s
-from actors.tools.base import KNOWLEDGE_INTEGRATION, ToolContext, ToolError, ToolResult, ToolSpec, spec_builder
+from actors.tools.base import (
+    KNOWLEDGE_INTEGRATION,
+    ToolContext,
+    ToolError,
+    ToolResult,
+    ToolSpec,
+    spec_builder,
+)
 
 TIMEOUT_S = 15.0
 MAX_QUERY = 2000

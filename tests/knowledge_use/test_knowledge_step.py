@@ -15,7 +15,7 @@ from actors.tools.execute import execute
 from actors.tools.knowledge_bases import Freshness, TeamKnowledge
 from actors.tools.registry import TOOLS, tools_for
 from incidentfox.contracts import RCA
-from incidentfox.knowledge import Document, Scope
+from incidentfox.knowledge import Document
 
 BAD_DEPLOY = {"title": "High 5xx rate on frontend /checkout",
               "text": "checkout returns 503: could not obtain DB connection, pool exhausted", "services": ["checkout"]}

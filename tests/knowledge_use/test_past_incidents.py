@@ -100,9 +100,9 @@ async def test_a_store_failure_is_logged_without_the_runs_text(sqlite_url, tmp_p
 
 
 async def test_feedback_is_dispatched_to_the_past_incident_after_commit(sqlite_url) -> None:
+    from incidentfox.runs.models import Delivery
     from serve_apps.deliveries.dispatch import plan_for
     from serve_apps.deliveries.model import DispatchKind
-    from incidentfox.runs.models import Delivery
 
     db = make_async_engine(sqlite_url)
     sessions = session_factory(db)

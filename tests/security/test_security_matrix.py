@@ -192,14 +192,14 @@ def _no_victim_config(resp: httpx.Response) -> None:
 
 @pytest.fixture
 async def world(sqlite_url, tmp_path):
+    from knowledge_kit import bases
+
     from config_service.app import create_app
     from config_service.services import config as config_svc
     from config_service.services import tokens as token_svc
-    from knowledge_kit import bases
-
     from serve_apps.agent_api import create_agent_app
-    from serve_apps.knowledge_api import create_knowledge_app
     from serve_apps.builder import _tools_asgi_app
+    from serve_apps.knowledge_api import create_knowledge_app
     from serve_apps.reports_api import create_reports_app
     from serve_apps.sandbox.api import create_sandbox_app
 
