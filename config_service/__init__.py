@@ -33,7 +33,7 @@ _EXPORTS: dict[str, str] = {
                      "max_concurrent_runs", "parse_effective", "config_errors", "DEFAULT_MAX_CONCURRENT_RUNS",
                      "DEFAULT_CORRELATION_WINDOW_S", "team_config_schema"), "config_service.team_config"),
     **dict.fromkeys(("EffectiveConfig", "LLMConfig", "AgentOverride", "AccessSection", "SandboxSection",
-                     "InvestigationSection", "AGENTS", "PROVIDERS"), "config_service.config_sections"),
+                     "InvestigationSection", "KnowledgeSection", "AGENTS", "PROVIDERS"), "config_service.config_sections"),
     # reading it
     **dict.fromkeys(("TeamConfigReader", "StaticTeamConfigReader", "TeamConfigSource", "team_config_loader",
                      "ConfigLoader", "DEFAULT_READ_TIMEOUT_S"), "config_service.reader"),
@@ -78,6 +78,7 @@ __all__ = [
     "IncidentIoBlock",
     "InvalidTeamConfig",
     "InvestigationSection",
+    "KnowledgeSection",
     "LLMConfig",
     "MetricSchema",
     "MetricsSection",

@@ -20,7 +20,9 @@ from config_service.core.defaults import DEFAULT_CONFIG, ENGINE_DEFAULT_MODEL
 from config_service.metrics_schema import MetricsSection
 from incidentfox.contracts import SUBAGENTS
 
-AGENTS: tuple[str, ...] = ("planner", *SUBAGENTS)
+# The agents a team may override: the planner, the evidence specialists, and the LLM planner's
+# knowledge-base specialist (docs/knowledge.md).
+AGENTS: tuple[str, ...] = ("planner", *SUBAGENTS, "knowledge")
 PROVIDERS: tuple[str, ...] = ("openai", "openai_compatible", "anthropic")
 MAX_ACCESS_IDS = 1000
 
@@ -184,6 +186,40 @@ class AccessSection(_Section):
         "revert (docs/engine.md). A merge by anyone else is recorded as by a non-approver."))
 
 
+class KnowledgeEmbeddings(_Section):
+    """An OpenAI-compatible embeddings endpoint (``POST {base_url}/embeddings``)."""
+
+    base_url: NonEmpty = Field(description="The endpoint's base URL (checked by the egress policy).")
+    model: NonEmpty = Field(description="The embedding model's name.")
+    api_key: SecretStr | None = Field(default=None, description=(
+        "The endpoint's key: a secret (stored encrypted, masked in every read)."))
+
+
+class KnowledgeSection(_Section):
+    """The team's knowledge base: runbooks, postmortems and past incidents (docs/knowledge.md)."""
+
+    enabled: bool = _from_defaults("knowledge", "enabled", description=(
+        "Whether investigations consult the knowledge base (tools `search_runbooks`, "
+        "`similar_incidents`, the `knowledge` sub-agent) and cite what they used."))
+    top_k: int = _from_defaults("knowledge", "top_k", ge=1, le=20, description=(
+        "Results a knowledge search returns at most."))
+    past_incidents: bool = _from_defaults("knowledge", "past_incidents", description=(
+        "Whether every finished investigation becomes a past-incident document of the team."))
+    summaries: Literal["auto", "extractive"] = _from_defaults("knowledge", "summaries", description=(
+        "RAPTOR cluster summaries: `auto` uses the team's `llm` when one is configured, else the "
+        "offline extractive summariser; `extractive` always the offline one."))
+    rebuild_interval_s: float = _from_defaults("knowledge", "rebuild_interval_s", ge=0, le=86_400, description=(
+        "A changed index is rebuilt lazily on the next search, at most once per this many seconds "
+        "(a burst of finished runs costs one rebuild); 0: on every search that finds it changed."))
+    embeddings: KnowledgeEmbeddings | None = Field(default=None, description=(
+        "An OpenAI-compatible embeddings endpoint; unset: the offline embedder that ships with "
+        "IncidentFox. Changing it rebuilds the team's index on the next search."))
+
+    def reveal_api_key(self) -> str | None:
+        emb = self.embeddings
+        return emb.api_key.get_secret_value() if emb is not None and emb.api_key is not None else None
+
+
 def _known_names(value: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:
     unknown = sorted(set(value) - set(allowed))
     if unknown:
@@ -212,7 +248,7 @@ class EffectiveConfig(_Section):
     subagents: dict[str, bool] = _from_defaults("subagents", description=(
         f"Sub-agents switched on or off by name ({', '.join(SUBAGENTS)}); absent: on."))
     agents: dict[str, AgentOverride] = _from_defaults("agents", description=(
-        "Per-agent overrides by name (planner or a sub-agent)."))
+        "Per-agent overrides by name (planner, a sub-agent, or `knowledge`: the LLM planner's knowledge specialist)."))
     tools: dict[str, bool] = _from_defaults("tools", description=(
         "The team's tool allow-list overrides, by tool name (absent: the catalogue's default)."))
     quotas: QuotasSection = Field(default_factory=QuotasSection, description="Limits on the team's runs.")
@@ -222,6 +258,8 @@ class EffectiveConfig(_Section):
         "(actors/scheduler); destination.slack_channel (default: slack.default_channel) must be a channel "
         "the team claims in routing.slack_channel_ids, or its default channel while no other team claims it."))
     access: AccessSection = Field(default_factory=AccessSection, description="Who, in Slack, may act for the team.")
+    knowledge: KnowledgeSection = Field(default_factory=KnowledgeSection, description=(
+        "The knowledge base investigations consult and write past incidents to."))
 
     @field_validator("subagents")
     @classmethod

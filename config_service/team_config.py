@@ -30,6 +30,7 @@ from config_service.config_sections import (
     AccessSection,
     AgentOverride,
     EffectiveConfig,
+    KnowledgeSection,
     LLMConfig,
     SandboxSection,
     _default,
@@ -222,6 +223,10 @@ class TeamConfig:
     @property
     def sandbox(self) -> SandboxSection:
         return self.effective.sandbox
+
+    @property
+    def knowledge(self) -> KnowledgeSection:
+        return self.effective.knowledge
 
 
 DEFAULT_MAX_CONCURRENT_RUNS: int = _default("quotas", "max_concurrent_runs")

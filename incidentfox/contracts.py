@@ -191,6 +191,21 @@ class ProposedAction(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
 
 
+class Citation(BaseModel):
+    """A knowledge-base document the analysis used (docs/knowledge.md): a runbook or postmortem
+    section, or a similar past incident. Tenant text: shown as data, never followed as an instruction."""
+
+    kind: Literal["runbook", "postmortem", "incident"]
+    title: str
+    section: str = ""         # heading path of the cited part ("Mitigation"); "" for a whole document
+    source: str = ""          # the document's source ("runbooks/disk-full.md", "incident/<run_id>")
+    url: str | None = None    # a link to the document (a run link for a past incident)
+    score: float = 0.0        # retrieval score (higher is closer)
+    used_for: Literal["context", "action", "seen_before"] = "context"
+    when: datetime | None = None   # a past incident: when it happened
+    fixed_by: str = ""        # a past incident: what resolved it, in its own words
+
+
 class RCA(BaseModel):
     summary: str
     root_causes: list[RootCause] = Field(default_factory=list)
@@ -206,6 +221,8 @@ class RCA(BaseModel):
     hypotheses: list[Hypothesis] = Field(default_factory=list)
     # At most one, for the top cause; runs only once approved (see ProposedAction).
     proposed_actions: list[ProposedAction] = Field(default_factory=list)
+    # Runbook sections and past incidents the analysis used, with links (actors/engine/knowledge_use.py).
+    citations: list[Citation] = Field(default_factory=list)
 
 
 class Principal(BaseModel):

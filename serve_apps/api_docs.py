@@ -25,7 +25,7 @@ from incidentfox.settings import Settings
 from serve_apps.openapi_merge import Surface, merge_openapi
 
 DESCRIPTION = ("Every IncidentFox HTTP surface in one document (config service, webhook gateway, agent, "
-               "tools, sandbox, reports). Each operation's `x-surface` names the Serve application "
+               "tools, sandbox, reports, knowledge). Each operation's `x-surface` names the Serve application "
                "that serves it. Lists answer `{items, next_cursor}` and take `?limit=&cursor=`; "
                "see docs/api.md.")
 
@@ -88,10 +88,16 @@ def _reports(settings: Settings) -> FastAPI:
     return create_reports_app(settings)
 
 
+def _knowledge(settings: Settings) -> FastAPI:
+    from serve_apps.knowledge_api import create_knowledge_app
+
+    return create_knowledge_app(settings)
+
+
 # Serve application name (serve_config.yaml) → how to build its FastAPI app.
 SURFACES: dict[str, Callable[[Settings], FastAPI]] = {
     "config": _config, "gateway": _gateway, "agent": _agent, "tools": _tools,
-    "sandbox": _sandbox, "reports": _reports,
+    "sandbox": _sandbox, "reports": _reports, "knowledge": _knowledge,
 }
 
 

@@ -15,7 +15,9 @@ Applications (all on one HTTP port):
 * ``agent``   at ``/api/v1/agent``   - :class:`serve_apps.agent_api.AgentAPI`;
 * ``tools``   at ``/api/v1/tools``   - the tool catalog (:mod:`serve_apps.tools_api`);
 * ``sandbox`` at ``/api/v1/sandbox`` - built by ``serve_apps.sandbox.api:build_app`` (sandbox owner);
-* ``reports`` at ``/api/v1/reports`` - built by ``serve_apps.reports_api:build_app`` (scheduler owner).
+* ``reports`` at ``/api/v1/reports`` - built by ``serve_apps.reports_api:build_app`` (scheduler owner);
+* ``knowledge`` at ``/api/v1/knowledge`` - built by ``serve_apps.knowledge_api:build_app`` (documents,
+  rebuild, search).
 
 Pluggable apps (sandbox, reports) are built by their owners' modules; :func:`build_sandbox` and
 :func:`build_reports` delegate to them and raise :class:`AppUnavailable` while the module is absent,
@@ -208,6 +210,11 @@ def build_sandbox(args: dict) -> Application:
 def build_reports(args: dict) -> Application:
     """``/api/v1/reports``: built by ``serve_apps.reports_api.build_app(args)`` (scheduler owner)."""
     return _delegate("serve_apps.reports_api", args)
+
+
+def build_knowledge(args: dict) -> Application:
+    """``/api/v1/knowledge``: built by ``serve_apps.knowledge_api.build_app(args)``."""
+    return _delegate("serve_apps.knowledge_api", args)
 
 
 # --- deploying the one config ----------------------------------------------------------------------

@@ -127,7 +127,8 @@ async def engine(ray_session, tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('engine') / 'engine.db'}"
     upgrade(url)
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()
-    settings = Settings(secret_key=key, token_pepper="pepper-for-tests", database_url=url)
+    settings = Settings(secret_key=key, token_pepper="pepper-for-tests", database_url=url,
+                        object_store_root=tmp_path_factory.mktemp("objects"))
     rec = SlackRecorder()
     await rec.start()
     eng = Engine(url, settings, rec)

@@ -38,7 +38,10 @@ def start_helper(cfg: PoolConfig, kind: HelperKind, key: str, index: int) -> Any
                 **options_for_key(key))
     if kind is HelperKind.SUBAGENTS:
         return SubAgentWorker.options(**opts).remote()
-    return ToolExecutor.options(**opts).remote(cfg.database_url, cfg.slack_api_url)
+    from incidentfox.object_store import object_store_config
+
+    return ToolExecutor.options(**opts).remote(cfg.database_url, cfg.slack_api_url,
+                                               object_store_config(cfg.settings))
 
 
 def start_helpers(cfg: PoolConfig, key: str) -> tuple[list[Any], list[Any]]:

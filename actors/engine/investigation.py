@@ -14,7 +14,9 @@
    post the RCA as Block Kit;
 5. answer where the alert came from when the team turned it on (:mod:`actors.answerback`: a GitHub
    check run or comment, a PagerDuty note, an incident.io update), after Slack, bounded, each write
-   once; how each went is a ``note`` event, never a run failure.
+   once; how each went is a ``note`` event, never a run failure;
+6. the knowledge base (:mod:`actors.engine.knowledge_use`): consulted before planning, cited in the
+   RCA, and the succeeded run written back as a past-incident document (best effort, bounded).
 
 Lifecycle rules:
 
@@ -46,6 +48,7 @@ from actors.answerback.dispatch import answer_run
 from actors.answerback.http import Outbound
 from actors.engine.actions import record_proposals
 from actors.engine.fanout import SubAgentFanout
+from actors.engine.knowledge_use import knowledge_step
 from actors.engine.llm_plan import plan_llm
 from actors.engine.offline_planner import (
     followup_event,
@@ -94,6 +97,7 @@ class EngineContext:
     public_url: str = ""                 # the install's public base URL: messages link the run under it
     outbound: Callable[[], Outbound] = Outbound   # answer-back HTTP, one per run: its GitHub App token
                                                   # cache dies with the run (no credential outlives it)
+    knowledge: Any = None                # actors.tools.knowledge_bases.KnowledgeBases (None: the process's)
 
 
 @dataclass
@@ -260,6 +264,9 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
             ctx.writer.event(run_id, "phase", {"phase": "follow_up", "parent_run_id": run.parent_run_id,
                                                "intent": follow.intent.as_dict()})
         reporter = await _post_first(ctx, run, cfg, live, slack_scope)
+        knowledge = knowledge_step(cfg, run_id=run_id, bases=ctx.knowledge,
+                                   note=lambda data: ctx.writer.event(run_id, "note", data))
+        await knowledge.consult(trigger, live.absorbed)   # bounded; a problem is a note
         steering = Steering(take=live.take_turns, trigger=trigger, say=sayer(reporter, timeout_s=SLACK_TIMEOUT_S),
                             record=lambda data: ctx.writer.event(run_id, "turn", data))
 
@@ -291,7 +298,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
                 elif mode == "llm" and allowed:
                     rca, check = await plan_llm(fanout, cfg, trigger=trigger, absorbed=live.absorbed,
                                                  subagents=subagents, steering=steering, follow=follow,
-                                                 allowed=allowed)
+                                                 allowed=allowed, knowledge=knowledge.for_llm())
                     if check.total:
                         ctx.writer.event(run_id, "note", {"evidence_check": check.summary()})
                 else:
@@ -313,6 +320,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
             ctx.writer.event(run_id, "phase", {"phase": "deadline", "deadline_s": deadline_s, "unfinished": missing})
         if live.absorbed:
             rca.summary += f" ({len(live.absorbed)} correlated alert(s) absorbed into this run.)"
+        rca = knowledge.apply(rca)   # citations, a runbook's mitigation steps, a similar past incident
         bundle = merged_bundle(fanout, trigger=trigger, absorbed=live.absorbed)
         steering.answer_questions(rca, bundle)
         steering.too_late(rca)
@@ -339,6 +347,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
                              run_link=run_url(ctx.public_url, run_id),
                              since=run.created_at, out=ctx.outbound(),
                              note=lambda data: ctx.writer.event(run_id, "note", data))
+            await knowledge.remember(ctx.sessions, public_url=ctx.public_url)   # never raises
         return RunOutcome.SUCCEEDED if ok else RunOutcome.LOST_RACE
     except asyncio.CancelledError:
         if not live.abandoned:

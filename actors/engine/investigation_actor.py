@@ -66,11 +66,15 @@ class InvestigationActor:
         if self._ctx is None:
             import aiohttp
 
+            from actors.engine.knowledge_use import process_knowledge_bases
+            from incidentfox.object_store import object_store_config
+
             self._ctx = EngineContext(sessions=self._sessions, writer=self._writer,
                                       load_config=make_config_loader(self.cfg, self._sessions),
                                       slack_api_url=self.cfg.slack_api_url,
                                       public_url=self.cfg.settings.public_url,
-                                      http_session=aiohttp.ClientSession())
+                                      http_session=aiohttp.ClientSession(),
+                                      knowledge=process_knowledge_bases(object_store_config(self.cfg.settings)))
             self._heartbeat = asyncio.create_task(self._heartbeat_loop())
         return self._ctx
 

@@ -79,6 +79,19 @@ def _status(*, tools_offered: int, calls: int, errors: int) -> SubAgentStatus:
     return SubAgentStatus.OK
 
 
+def _team_knowledge(req: SubAgentRequest, cfg: TeamConfig) -> Any:
+    """The run's knowledge settings (its team's scopes), from the config snapshot, never a prompt."""
+    from actors.tools.knowledge_bases import TeamKnowledge
+
+    return TeamKnowledge.from_config(cfg, org_id=req.org_id, team_id=req.team_id)
+
+
+def _is_knowledge(spec: Any) -> bool:
+    from actors.tools.base import KNOWLEDGE_INTEGRATION
+
+    return spec is not None and spec.integration == KNOWLEDGE_INTEGRATION
+
+
 class _Dispatcher:
     """Sends one sub-agent's tool calls to the ToolExecutors and collects their evidence."""
 
@@ -98,6 +111,7 @@ class _Dispatcher:
         self._rr = itertools.count(hash(req.run_id + req.agent) % 997)
         self._integrations = cfg.integrations
         self._routing = dict(cfg.effective.routing)
+        self._knowledge = _team_knowledge(req, cfg)
 
     def _budget(self, tool: str) -> float:
         spec = self.allowed.get(tool)
@@ -108,7 +122,8 @@ class _Dispatcher:
         return ToolCallRequest(run_id=self.req.run_id, org_id=self.req.org_id, team_id=self.req.team_id,
                                agent=self.req.agent, tool=tool, args=args, integrations=self._integrations,
                                allowed=self.names, approval_timeout_s=approval_s,
-                               want_data=self.req.mode == "llm", mcp=self.mcp.get(tool), routing=self._routing)
+                               want_data=self.req.mode == "llm", mcp=self.mcp.get(tool), routing=self._routing,
+                               knowledge=self._knowledge if _is_knowledge(self.allowed.get(tool)) else None)
 
     async def _send(self, submit: Callable[[Any], Any], budget: float) -> Any:
         """``submit(executor)``'s answer, retried once on another executor if the first one died."""

@@ -55,6 +55,7 @@ class ToolCallRequest:
     want_data: bool = True              # False: return evidence and summary only (the offline planner)
     mcp: Any = None                     # an actors.tools.mcp.McpTool: the call is to an MCP server's tool
     routing: dict[str, Any] = field(default_factory=dict)   # the team's routing claims (ToolContext.routing)
+    knowledge: Any = field(default=None, repr=False)   # actors.tools.knowledge_bases.TeamKnowledge of the run
 
 
 @dataclass
@@ -83,8 +84,10 @@ def _ts(unix: float) -> datetime:
 class ToolExecutorCore:
     """The actor's logic, usable without Ray (unit tests, benchmarks of the logic alone)."""
 
-    def __init__(self, database_url: str | None, *, slack_api_url: str = "", egress: PolicyLike | None = None) -> None:
+    def __init__(self, database_url: str | None, *, slack_api_url: str = "", egress: PolicyLike | None = None,
+                 knowledge_store: Any = None) -> None:
         self._slack_api_url = slack_api_url
+        self._knowledge_store = knowledge_store   # ObjectStoreConfig of the knowledge base (None: settings')
         if egress is None and database_url:
             use_database(database_url)   # the global admin's allow-list lives in this database
         self._egress = egress           # None: the process's egress policy
@@ -101,7 +104,15 @@ class ToolExecutorCore:
         from actors.engine.mcp_attach import AllowlistCache
 
         self._mcp_allowlist = AllowlistCache(self._sessions)
+        self._knowledge_bases: Any = None    # the process's KnowledgeBases, built on the first knowledge call
         self.active = 0
+
+    def knowledge_bases(self) -> Any:
+        if self._knowledge_bases is None:
+            from actors.engine.knowledge_use import process_knowledge_bases
+
+            self._knowledge_bases = process_knowledge_bases(self._knowledge_store)
+        return self._knowledge_bases
 
     def specs(self) -> dict[str, ToolSpec]:
         if self._specs is None:
@@ -113,7 +124,9 @@ class ToolExecutorCore:
         if ctx is None:
             ctx = ToolContext(integrations=req.integrations, org_id=req.org_id, team_id=req.team_id,
                               run_id=req.run_id, egress=self._egress, sessions=self._sessions,
-                              routing=req.routing)
+                              routing=req.routing,
+                              knowledge=req.knowledge,
+                              knowledge_bases=self.knowledge_bases() if req.knowledge is not None else None)
             self._contexts[req.run_id] = ctx
             while len(self._contexts) > MAX_CONTEXTS:
                 self._contexts.popitem(last=False)
@@ -233,11 +246,11 @@ class ToolExecutorCore:
 class ToolExecutor:
     """A named async actor hosting many concurrent tool calls (see the module docstring)."""
 
-    def __init__(self, database_url: str | None, slack_api_url: str = "") -> None:
+    def __init__(self, database_url: str | None, slack_api_url: str = "", knowledge_store: Any = None) -> None:
         from incidentfox.logs import configure_process_logging
 
         configure_process_logging()
-        self._core = ToolExecutorCore(database_url, slack_api_url=slack_api_url)
+        self._core = ToolExecutorCore(database_url, slack_api_url=slack_api_url, knowledge_store=knowledge_store)
         self._core.specs()   # import every backend now, not on the first call
 
     async def call(self, req: ToolCallRequest) -> ToolOutcome:

@@ -30,6 +30,7 @@ from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from actors.slack.citations import seen_before_text, sources_text
 from actors.slack.mrkdwn import clip as _clip
 from actors.slack.mrkdwn import escape as _escape
 from actors.slack.mrkdwn import header_block, link, slack_date
@@ -137,8 +138,9 @@ def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
                agents: dict[str, AgentLine] | None = None, title: str = "",
                finished_at: datetime | None = None, run_url: str | None = None) -> list[dict[str, Any]]:
     """Block Kit for a finished run: the incident's title, status, finish time and run link, then
-    summary, causes with quoted evidence, the RCA's notes (⚠️), the follow-up hypotheses pursued and what
-    they found, services, timeline, actions, and the
+    summary, a similar past incident ("seen before", :mod:`actors.slack.citations`), causes with quoted
+    evidence, the RCA's notes (⚠️), the follow-up hypotheses pursued and what
+    they found, services, timeline, actions, the knowledge-base sources cited, and the
     rerun / 👍 / 👎 buttons (``value`` = run id); Cancel only if ``status`` is still active, Postmortem
     (a draft posted in the thread, :mod:`serve_apps.postmortem`) only once it is not."""
     icon = "✅" if status == "succeeded" else _STATUS_ICON.get(status, "•")
@@ -148,6 +150,8 @@ def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
                      at=finished_at, run_url=run_url),
         {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Summary*\n{_escape(rca.summary)}")}},
     ]
+    if seen := seen_before_text(rca):
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": seen}]})
     for i, cause in enumerate(rca.root_causes[:5], 1):
         quotes = "\n".join(f"> {_escape(e.quote)[:300]}" for e in cause.evidence[:3])
         body = (f"*Root cause {i}:* `{_escape(cause.entity)}` (confidence {cause.confidence:.0%})\n"
@@ -169,6 +173,8 @@ def rca_blocks(rca: RCA, *, run_id: str, status: str = "succeeded",
         rows = [f"• {_escape(a)}" for a in rca.recommended_actions[:8]]
         blocks.append({"type": "section", "text": {"type": "mrkdwn",
                                                    "text": _clip("*Recommended actions*\n" + "\n".join(rows))}})
+    if sources := sources_text(rca):
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": sources}]})
     for action in rca.proposed_actions[:1] if status == "succeeded" else ():
         blocks += proposed_action_blocks(run_id=run_id, action=action)
     if agents:

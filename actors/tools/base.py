@@ -27,9 +27,10 @@ from incidentfox.evidence import EvidenceBundle
 if TYPE_CHECKING:
     from actors.tools.replay import ReplayStore
 
-Category = Literal["kubernetes", "metrics", "traces", "logs", "changes", "cloud", "slack", "observability"]
+Category = Literal["kubernetes", "metrics", "traces", "logs", "changes", "cloud", "slack", "observability",
+                   "knowledge"]
 CATEGORIES: tuple[str, ...] = (
-    "kubernetes", "metrics", "traces", "logs", "changes", "cloud", "slack", "observability"
+    "kubernetes", "metrics", "traces", "logs", "changes", "cloud", "slack", "observability", "knowledge"
 )
 INTEGRATIONS: tuple[str, ...] = (
     "kubernetes",
@@ -48,9 +49,12 @@ INTEGRATIONS: tuple[str, ...] = (
     "argocd",
     "demo",
     "incidentfox",
+    "knowledge",
 )
 # The platform's own records (recorded webhook deliveries): always available, no credentials.
 BUILTIN_INTEGRATION = "incidentfox"
+# The knowledge base (runbooks, postmortems, past incidents): on unless ``knowledge.enabled`` is false.
+KNOWLEDGE_INTEGRATION = "knowledge"
 
 
 def utcnow() -> datetime:
@@ -225,6 +229,9 @@ class ToolContext:
     ``routing`` is the team's routing claims (config ``routing``, each identifier claimed by one
     team): what a tool that writes with a credential an org's teams may share (a GitHub App) checks
     its target against; empty: the team claims nothing.
+    ``knowledge`` (an :class:`actors.tools.knowledge_bases.TeamKnowledge` from the run's config
+    snapshot, never from arguments) and ``knowledge_bases`` (the process's
+    :class:`~actors.tools.knowledge_bases.KnowledgeBases`) are what the knowledge tools search.
     The repr never shows credentials.
     """
 
@@ -240,6 +247,8 @@ class ToolContext:
     replay: ReplayStore | None = None
     sessions: Any | None = None
     routing: Mapping[str, Any] = field(default_factory=dict)
+    knowledge: Any | None = None
+    knowledge_bases: Any | None = None
 
     def __repr__(self) -> str:
         return (

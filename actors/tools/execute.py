@@ -34,6 +34,7 @@ from tenacity import AsyncRetrying
 
 from actors.tools.base import (
     BUILTIN_INTEGRATION,
+    KNOWLEDGE_INTEGRATION,
     ToolContext,
     ToolError,
     ToolFn,
@@ -131,8 +132,9 @@ def resolve_backend(spec: ToolSpec, ctx: ToolContext) -> ToolFn:
         return ctx.replay.backend(spec.name)
     # A demo team's built-in tools answer from its world (it has no recorded deliveries); an MCP
     # tool's server is its backend.
+    # The knowledge base is the team's own, in demo teams too (the demo seeds runbooks).
     if (ctx.enabled(spec.integration) and not (spec.integration == BUILTIN_INTEGRATION and ctx.enabled("demo"))) \
-            or spec.integration == "mcp":
+            or spec.integration in ("mcp", KNOWLEDGE_INTEGRATION):
         return spec.fn
     if ctx.enabled("demo"):
         from actors.tools.demo.backend import demo_backend

@@ -9,7 +9,8 @@ has a backend for. The allow-list is ``config["tools"]``, a dict ``tool name →
   when named explicitly (``{"kubernetes_restart_deployment": true}``), so no default ever lets a
   prompt change a system.
 
-A backend exists when ``config["integrations"][spec.integration]`` is configured, or when
+The knowledge tools (``search_runbooks``, ``similar_incidents``) come with any other tool unless the
+team sets ``knowledge.enabled: false`` (alone they investigate nothing). Otherwise a backend exists when ``config["integrations"][spec.integration]`` is configured, or when
 ``integrations.demo`` is on (the demo world serves every tool). The built-in ``incidentfox``
 integration (the team's recorded GitHub deliveries) is there for a team that has repositories: routing
 claims ``routing.github_repos`` or a configured ``integrations.github`` (and for demo teams).
@@ -32,6 +33,7 @@ from actors.tools import (
     github_revert,
     grafana,
     jaeger,
+    knowledge,
     kubernetes_describe,
     kubernetes_jobs,
     kubernetes_rollback,
@@ -45,7 +47,14 @@ from actors.tools import (
     slack_history,
     tempo,
 )
-from actors.tools.base import BUILTIN_INTEGRATION, CATEGORIES, INTEGRATIONS, ToolSpec, integration_enabled
+from actors.tools.base import (
+    BUILTIN_INTEGRATION,
+    CATEGORIES,
+    INTEGRATIONS,
+    KNOWLEDGE_INTEGRATION,
+    ToolSpec,
+    integration_enabled,
+)
 from actors.tools.demo import backend as demo_backend
 
 
@@ -78,6 +87,7 @@ BACKENDS: dict[str, ModuleType] = {
     "argocd": argocd,
     "demo": demo_backend,
     "incidentfox": recorded_changes,
+    "knowledge": knowledge,
 }
 
 # Further modules declaring tools of an integration above (kept apart to stay one concept each).
@@ -110,20 +120,31 @@ def has_repositories(config: Mapping[str, Any]) -> bool:
     return bool(routing.get("github_repos")) or integration_enabled(config.get("integrations") or {}, "github")
 
 
+def knowledge_enabled(config: Mapping[str, Any]) -> bool:
+    """The team's ``knowledge.enabled`` (default on)."""
+    section = config.get("knowledge")
+    return not isinstance(section, Mapping) or section.get("enabled", True) is not False
+
+
 def tools_for(config: Mapping[str, Any]) -> list[ToolSpec]:
     """The tools a team with this effective config may call, in catalog order."""
     integrations = config.get("integrations") or {}
     demo = integration_enabled(integrations, "demo")
-    out = []
+    out: list[ToolSpec] = []
+    knowledge: list[ToolSpec] = []
     for entry in catalog():
         spec = TOOLS[entry["name"]]
         if not allowed(spec, config.get("tools")):
             continue
-        if spec.integration == BUILTIN_INTEGRATION:
+        if spec.integration == KNOWLEDGE_INTEGRATION:
+            knowledge.append(spec)
+        elif spec.integration == BUILTIN_INTEGRATION:
             if demo or has_repositories(config):
                 out.append(spec)
         elif integration_enabled(integrations, spec.integration) or (
             demo and demo_backend.demo_backend(spec.name) is not None
         ):
             out.append(spec)
-    return out
+    # The knowledge base complements evidence tools; alone it investigates nothing (a team with no
+    # tools keeps its "no tools configured" answer).
+    return out + knowledge if out and knowledge_enabled(config) else out

@@ -83,6 +83,9 @@ def app_mention(*, text: str, now: float) -> dict[str, Any]:
                       "channel": CHANNEL, "ts": ts, "event_ts": ts}}
 
 
+RUNBOOKS = Path(__file__).resolve().parent / "runbooks"
+
+
 def team_config(*, bot_token: str) -> dict[str, Any]:
     return {
         "slack": {"default_channel": CHANNEL},
@@ -191,6 +194,21 @@ class Demo:
             resp = await http.request(method, self.base + path, json=body, headers=hdr)
             if resp.status_code not in (200, 201, 409):   # 409: already there from an earlier demo
                 raise RuntimeError(f"{method} {path} → {resp.status_code}: {resp.text[:300]}")
+        await self.seed_runbooks(http)
+
+    async def seed_runbooks(self, http: httpx.AsyncClient) -> None:
+        """The demo team's runbooks (cli/demo/runbooks) through the knowledge API, and its index built,
+        so the investigation can cite one."""
+        hdr = {"Authorization": f"Bearer {self.admin}"}
+        scope = {"org": ORG, "team": TEAM}
+        for path in sorted(RUNBOOKS.glob("*.md")):
+            resp = await http.post(f"{self.base}/api/v1/knowledge/documents", params=scope, headers=hdr,
+                                   json={"name": path.name, "text": path.read_text(), "kind": "runbook"})
+            if resp.status_code != 201:
+                raise RuntimeError(f"uploading runbook {path.name} → {resp.status_code}: {resp.text[:300]}")
+        resp = await http.post(f"{self.base}/api/v1/knowledge/rebuild", params=scope, headers=hdr, timeout=300)
+        if resp.status_code != 200:
+            raise RuntimeError(f"building the knowledge index → {resp.status_code}: {resp.text[:300]}")
 
     async def mention(self, http: httpx.AsyncClient, text: str) -> str:
         now = time.time()
@@ -234,6 +252,7 @@ async def run_demo(*, keep: bool, question: str, metrics_port: int | None = None
         async with httpx.AsyncClient(timeout=30.0) as http:
             await demo.seed(http)
             console.print(f"Seeded org [cyan]{ORG}[/cyan] → unit [cyan]{UNIT}[/cyan] → team [cyan]{TEAM}[/cyan] "
+                          f"with {len(list(RUNBOOKS.glob('*.md')))} runbooks, "
                           f"claiming Slack channel {CHANNEL}")
             queue = recorder.subscribe()
             run_id = await demo.mention(http, question)
@@ -306,6 +325,13 @@ def show_result(console: Console, demo: Demo, run: dict[str, Any], run_id: str) 
             console.print(f"       > {ev['quote'][:160]}", markup=False, highlight=False)
     for note in rca.get("notes") or []:
         console.print(f"  ⚠ {note}", markup=False, highlight=False)
+    for cite in rca.get("citations") or []:
+        if cite.get("used_for") == "seen_before":
+            console.print(f"Seen before: {cite['title']} ({cite.get('when') or 'earlier'}), fixed by "
+                          f"{cite.get('fixed_by') or 'see the run'}", markup=False, highlight=False)
+        else:
+            where = f"{cite['title']} › {cite['section']}" if cite.get("section") else cite["title"]
+            console.print(f"Cited: {where} ({cite['source']})", markup=False, highlight=False)
     if rca.get("recommended_actions"):
         console.print("[bold]Recommended actions:[/bold]")
         for action in rca["recommended_actions"][:5]:

@@ -33,6 +33,8 @@ DEFAULT_CONFIG: MappingProxyType[str, Any] = MappingProxyType({
     "sandbox": {"mcp_servers": [], "network": False, "max_open_sessions": 10, "mcp_read_only": []},
     "access": {"approvers": [], "sandbox_users": [], "responders": [], "non_responder_replies": "refuse",
                "api_approvals": False, "github_approvers": []},
+    "knowledge": {"enabled": True, "top_k": 5, "past_incidents": True, "summaries": "auto",
+                  "rebuild_interval_s": 60},
 })
 
 # The engine's model when a team sets ``llm.provider`` but no ``llm.model``. Not a config layer

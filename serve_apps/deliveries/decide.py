@@ -228,7 +228,9 @@ async def _interaction(session: AsyncSession, *, trigger: Trigger, route: Route)
         return Decision(O.INTERACTION, run.id, detail="cancel")
     if kind in ("feedback_up", "feedback_down"):
         await store.record_feedback(session, run_id=run.id, user=user, value=1 if kind == "feedback_up" else -1)
-        return Decision(O.INTERACTION, run.id, detail="feedback")
+        # After the commit, the run's past-incident document is rewritten with the new feedback.
+        return Decision(O.INTERACTION, run.id, Dispatch(DispatchKind.REMEMBER, run.id, run.org_id, run.team_id),
+                        "feedback")
     if kind == "postmortem":
         await store.append_event(session, run_id=run.id, kind="note", data={"postmortem_requested_by": user})
         return Decision(O.INTERACTION, run.id, Dispatch(DispatchKind.POSTMORTEM, run.id, run.org_id, run.team_id),

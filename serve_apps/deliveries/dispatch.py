@@ -88,6 +88,8 @@ async def dispatch(sessions: async_sessionmaker[AsyncSession], runner: Runner, *
                 from serve_apps.postmortem import post_postmortem
 
                 await post_postmortem(sessions, run_id=plan.run_id or "", settings=get_settings())
+            elif plan.kind is DispatchKind.REMEMBER:
+                await remember_feedback(sessions, run_id=plan.run_id or "")
             else:
                 await _hand_off(runner, sandbox, plan, trigger, delivery_pk)
     except Exception as exc:  # noqa: BLE001 - any runner failure is recorded for the sweep/redrive
@@ -107,6 +109,17 @@ async def dispatch(sessions: async_sessionmaker[AsyncSession], runner: Runner, *
                               .execution_options(synchronize_session=False))
         await session.commit()
     return error is None
+
+
+async def remember_feedback(sessions: async_sessionmaker[AsyncSession], *, run_id: str) -> None:
+    """Rewrite the run's past-incident document with its feedback (only a document written before:
+    a team with past incidents off has none). Never raises (:func:`remember_run`)."""
+    from actors.engine.knowledge_use import process_knowledge_bases
+    from actors.engine.past_incidents import remember_run
+    from incidentfox.settings import get_settings
+
+    await remember_run(sessions, process_knowledge_bases(), run_id=run_id, public_url=get_settings().public_url,
+                       only_if_present=True)
 
 
 async def _hand_off(runner: Runner, sandbox: SandboxRunner | None, plan: Dispatch, trigger: Trigger | None,
@@ -145,6 +158,9 @@ async def plan_for(session: AsyncSession, row: Delivery) -> tuple[Dispatch | Non
         return None, None   # it started (or ended) after all: the runner has it
     if outcome in (DeliveryOutcome.CORRELATED, DeliveryOutcome.CONTINUED) and not status.terminal:
         return Dispatch(DispatchKind.ATTACH, run.id, run.org_id, run.team_id), trigger
+    if outcome is DeliveryOutcome.INTERACTION and trigger is not None and \
+            (trigger.interaction or {}).get("action") in ("feedback_up", "feedback_down"):
+        return Dispatch(DispatchKind.REMEMBER, run.id, run.org_id, run.team_id), trigger
     if outcome is DeliveryOutcome.INTERACTION and trigger is not None and \
             (trigger.interaction or {}).get("action") == "postmortem":
         return Dispatch(DispatchKind.POSTMORTEM, run.id, run.org_id, run.team_id), trigger

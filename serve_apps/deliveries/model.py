@@ -34,6 +34,7 @@ class DispatchKind(StrEnum):
     CANCEL = "cancel"      # Runner.cancel: stop a running run
     SANDBOX = "sandbox"    # SandboxRunner.submit: open a sandbox session or run its next turn
     POSTMORTEM = "postmortem"  # serve_apps.postmortem.post_postmortem: a draft into the run's thread
+    REMEMBER = "remember"      # actors.engine.past_incidents.remember_run: the feedback into its past incident
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """`incidentfox demo` end to end, as `make demo` runs it (one slow test).
 
 It starts the real platform in a subprocess (its own Ray, Serve, SQLite in a temporary home), seeds
-the team over HTTP, sends a signed Slack mention, and must finish with a `Root cause:` line naming the
+the team over HTTP (with its runbooks), sends a signed Slack mention, and must finish with a `Root cause:` line naming the
 demo world's bad deploy, exit 0, and leave nothing running.
 """
 
@@ -38,6 +38,8 @@ def test_demo_runs_end_to_end_and_names_the_bad_deploy(tmp_path: Path) -> None:
         text = proc.stdout
         assert "[slack] chat.postMessage" in text and "Ray dashboard:" in text and "Run URL:" in text
         assert "/ui/runs/view/?id=" in text
+        # The seeded runbook for the scenario is cited (docs/knowledge.md).
+        assert "Cited: Checkout returns 5xx: database connection pool exhausted" in text, text[-3000:]
         assert (home / "admin_token").exists()
         # Nothing left running, and nothing had to be killed after the shutdown's grace period.
         assert leftover_processes(home) == [] and "platform process(es) still running" not in text, \

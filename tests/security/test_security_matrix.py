@@ -5,7 +5,7 @@
 * ``none``   - no token,
 
 against org B team X's resources (acme/payments: a run with a pending approval, a report, a
-sandbox session, its config node, its org's tokens). Every cell that must be refused is: 401 without
+sandbox session, its config node, its org's tokens, its knowledge base). Every cell that must be refused is: 401 without
 a token, 403/404 as the API's rules say otherwise, and no row of any table is added or removed.
 
 The route list is read from the apps' route tables, so a new route without an entry in ``MATRIX``
@@ -95,6 +95,13 @@ MATRIX: dict[tuple[str, str, str], Entry] = {
     ("reports", "GET", "/{report_id}/chart.png"): Entry("/{report}/chart.png"),
     # --- tools catalogue (/api/v1/tools): the platform's tool list, no tenant data ---
     ("tools", "GET", "/catalog"): Entry("/catalog", cells={c: Cell(PUBLIC) for c in CALLERS}),
+    # --- knowledge API (/api/v1/knowledge): acme/payments's documents, named by parameter ---
+    ("knowledge", "POST", "/documents"): Entry("/documents?org=acme&team=payments",
+                                               body={"name": "x.md", "text": "# x\n\ny"}),
+    ("knowledge", "GET", "/documents"): Entry("/documents?org=acme&team=payments"),
+    ("knowledge", "DELETE", "/documents/{doc_id}"): Entry("/documents/victimdoc?org=acme&team=payments"),
+    ("knowledge", "POST", "/rebuild"): Entry("/rebuild?org=acme&team=payments"),
+    ("knowledge", "POST", "/search"): Entry("/search?org=acme&team=payments", body={"query": "checkout"}),
     # --- sandbox API (/api/v1/sandbox) ---
     ("sandbox", "GET", "/health"): Entry("/health", cells={c: Cell(PUBLIC) for c in CALLERS}),
     ("sandbox", "POST", "/sessions"): Entry("/sessions", body={"org": "acme", "team": "payments"}, cells={
@@ -185,11 +192,14 @@ def _no_victim_config(resp: httpx.Response) -> None:
 
 @pytest.fixture
 async def world(sqlite_url, tmp_path):
+    from knowledge_kit import bases
+
     from config_service.app import create_app
     from config_service.services import config as config_svc
     from config_service.services import tokens as token_svc
     from serve_apps.agent_api import create_agent_app
     from serve_apps.builder import _tools_asgi_app
+    from serve_apps.knowledge_api import create_knowledge_app
     from serve_apps.reports_api import create_reports_app
     from serve_apps.sandbox.api import create_sandbox_app
 
@@ -232,6 +242,7 @@ async def world(sqlite_url, tmp_path):
         "reports": create_reports_app(settings),
         "config": create_app(settings),
         "tools": _tools_asgi_app(),
+        "knowledge": create_knowledge_app(settings, bases=bases(tmp_path)),
         "sandbox": create_sandbox_app(backend=NoBackend(), settings=settings, store=sandbox_store,
                                       scheduling_for=lambda cfg, org, team: {},
                                       isolation=lambda: IsolationStatus(mode="unavailable", reason="matrix test")),

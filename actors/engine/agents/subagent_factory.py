@@ -1,6 +1,7 @@
-"""The specialist sub-agents (kubernetes, metrics, logs, changes, cloud) as openai-agents ``Agent``s.
+"""The specialist sub-agents (kubernetes, metrics, logs, changes, cloud, and knowledge: the team's
+runbooks and past incidents, docs/knowledge.md) as openai-agents ``Agent``s.
 
-One factory builds all five: they differ only in instructions and in the tools they own (by tool
+One factory builds all six: they differ only in instructions and in the tools they own (by tool
 category, :mod:`actors.engine.agents.toolset`). Each runs as its own Ray call on a sub-agent worker; the
 planner sees each one as a tool (:func:`planner_tool`, built with ``Agent.as_tool`` so name, schema
 and description are the SDK's, with the invocation routed to that Ray call).
@@ -29,6 +30,8 @@ DESCRIPTIONS: dict[str, str] = {
     "changes": "Finds recent changes: deploys, commits, pull requests, workflow runs and config changes "
                "shortly before the incident.",
     "cloud": "Checks AWS: CloudWatch metrics and logs, ECS services, RDS and EC2 status.",
+    "knowledge": "Searches the team's runbooks, postmortems and past incidents: the documented diagnosis "
+                 "and mitigation for this kind of problem, and whether it was seen before and what fixed it.",
 }
 
 DEFAULT_INSTRUCTIONS: dict[str, str] = {

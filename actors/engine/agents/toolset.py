@@ -26,7 +26,8 @@ if TYPE_CHECKING:   # the SDK is imported where tools are built: the offline pla
     from agents.tool_context import ToolContext as SDKToolContext
 
 CATEGORY_AGENT = {"kubernetes": "kubernetes", "metrics": "metrics", "observability": "metrics",
-                  "traces": "metrics", "logs": "logs", "slack": "logs", "changes": "changes", "cloud": "cloud"}
+                  "traces": "metrics", "logs": "logs", "slack": "logs", "changes": "changes", "cloud": "cloud",
+                  "knowledge": "knowledge"}
 
 if TYPE_CHECKING:   # the SDK is imported where FunctionTools are built: the offline path never needs it
     from agents import FunctionTool

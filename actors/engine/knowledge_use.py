@@ -1,0 +1,231 @@
+"""How an investigation uses its team's knowledge base (docs/knowledge.md, "How investigations use it").
+
+One :class:`KnowledgeStep` per run, three calls from the run's lifecycle (:mod:`actors.engine.investigation`):
+
+1. :meth:`KnowledgeStep.consult`, before planning: searches the team's runbooks (and its org's) and
+   its past incidents with the alert's text, title, services and labels; both planners get it (the
+   offline planner as is, the LLM planner as untrusted data in its first message, besides its
+   ``knowledge`` sub-agent and tools ``search_runbooks``/``similar_incidents``);
+2. :meth:`KnowledgeStep.apply`, on the RCA: cites the runbook sections and the past incident used
+   (``RCA.citations``, with links), adds the best runbook's mitigation/remediation steps (its first
+   section whose heading names one, read from the document) to the recommended actions, after the
+   evidence's own first action (as text to read: never a proposed fix, never a tool call), and names
+   a similar past incident ("seen before: …, fixed by …");
+3. :meth:`KnowledgeStep.remember`, after the run succeeded: the run becomes a past-incident document
+   (:mod:`actors.engine.past_incidents`).
+
+Scopes come from the run's team only (:class:`actors.tools.knowledge_bases.TeamKnowledge`). Every
+step is bounded and best effort: a knowledge-base problem is a ``note`` event, never a run failure,
+and is logged without the run's text or a credential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from actors.tools.knowledge_bases import KnowledgeBases, TeamKnowledge
+from incidentfox.contracts import RCA, Citation
+from incidentfox.timeparse import parse_time
+
+log = logging.getLogger(__name__)
+
+CONSULT_TIMEOUT_S = 30.0       # a process's first search loads the offline embedder
+# Hits below these scores are not used. Measured on the demo runbooks (cli/demo/runbooks) with the
+# offline embedder: questions about an unrelated system score ≤ 0.27, related ones ≥ 0.40.
+MIN_RUNBOOK_SCORE = 0.35
+MIN_INCIDENT_SCORE = 0.40
+REMEMBER_TIMEOUT_S = 15.0
+MAX_QUERY = 1500
+MAX_RUNBOOK_CITATIONS = 3
+MAX_ACTION_STEPS = 3
+MITIGATION = re.compile(r"mitigat|remediat|resolution|resolv|\bfix(?:es|ed|ing)?\b|recover|workaround", re.IGNORECASE)
+_STEP = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+(.*\S)\s*$")
+_INLINE_NUMBER = re.compile(r"(?:^|\s)\d{1,2}[.)]\s+")   # "1. Roll back … 2. If …" (a chunk's list, joined)
+
+_BASES: dict[tuple[Any, ...], KnowledgeBases] = {}
+
+
+def process_knowledge_bases(store: Any = None) -> KnowledgeBases:
+    """This process's knowledge bases over ``store`` (an :class:`incidentfox.object_store.ObjectStoreConfig`;
+    None: the settings' object store), summaries from a team's model when it has one
+    (:mod:`actors.engine.agents.summariser`). One per store and process."""
+    from actors.engine.agents.summariser import llm_summariser
+    from incidentfox.object_store import object_store_config
+    from incidentfox.settings import get_settings
+
+    config = store or object_store_config(get_settings())
+    key = (config.kind, str(config.root), config.bucket, config.prefix, config.endpoint_url)
+    if key not in _BASES:
+        _BASES[key] = KnowledgeBases(config.build(), summariser_for=llm_summariser)
+    return _BASES[key]
+
+
+def query_of(trigger: dict[str, Any], absorbed: list[dict[str, Any]] | None = None) -> str:
+    """The words a run searches with: the alert's title and text, its services and labels."""
+    parts: list[str] = [str(trigger.get(k) or "") for k in ("title", "text")]
+    parts += [str(s) for s in trigger.get("services") or []]
+    labels = trigger.get("labels")
+    if isinstance(labels, dict):
+        parts += [f"{k} {v}" for k, v in labels.items() if isinstance(v, (str, int, float))]
+    for alert in absorbed or []:
+        parts.append(str(alert.get("title") or ""))
+    return " ".join(p.strip() for p in parts if p and p.strip())[:MAX_QUERY]
+
+
+def mitigation_steps(text: str, limit: int = MAX_ACTION_STEPS) -> list[str]:
+    """The first list items (or, without a list, the first sentence) of a mitigation section."""
+    steps = [m.group(1) for line in text.splitlines() if (m := _STEP.match(line))]
+    if len(steps) <= 1 and len(_INLINE_NUMBER.findall(text)) > 1:
+        steps = [p.strip() for p in _INLINE_NUMBER.split(text) if p.strip()]
+    if not steps:
+        first = next((ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
+        steps = [first] if first else []
+    return [s[:300] for s in steps[:limit]]
+
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+
+
+def mitigation_section(text: str) -> tuple[str, str] | None:
+    """``(heading, body)`` of the first Markdown section whose heading names a mitigation,
+    remediation, resolution or fix (its body runs to the next heading of the same or a higher level)."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = _HEADING.match(line)
+        if m and MITIGATION.search(m.group(2)):
+            level, body = len(m.group(1)), []
+            for rest in lines[i + 1:]:
+                n = _HEADING.match(rest)
+                if n and len(n.group(1)) <= level:
+                    break
+                body.append(rest)
+            text_ = "\n".join(body).strip()
+            return (m.group(2)[:200], text_) if text_ else None
+    return None
+
+
+def _citation(hit: Any, used_for: str) -> Citation:
+    return Citation(kind=hit.kind, title=hit.title, section=hit.section, source=hit.source, url=hit.url,
+                    score=round(float(hit.score), 4), used_for=used_for)  # type: ignore[arg-type]
+
+
+@dataclass
+class KnowledgeStep:
+    """What one run found in its knowledge base (see the module docstring)."""
+
+    team: TeamKnowledge
+    bases: KnowledgeBases
+    run_id: str = ""
+    note: Callable[[dict[str, Any]], None] = lambda data: None
+    runbooks: list[Any] = field(default_factory=list)
+    mitigation: Citation | None = None      # the best runbook's mitigation section, as a citation
+    mitigation_text: str = ""
+    incident: Citation | None = None
+
+    async def consult(self, trigger: dict[str, Any], absorbed: list[dict[str, Any]] | None = None) -> None:
+        """Search the runbooks and past incidents for the trigger (bounded; problems are notes)."""
+        query = query_of(trigger, absorbed)
+        if not self.team.enabled or not query:
+            return
+        try:
+            async with asyncio.timeout(CONSULT_TIMEOUT_S):
+                runbooks, incidents = await asyncio.gather(
+                    self.bases.search(self.team, query, kinds=("runbook", "postmortem")),
+                    self.bases.search(self.team, query, kinds=("incident",)))
+                self.runbooks = [h for h in runbooks if h.score >= MIN_RUNBOOK_SCORE]
+                if self.runbooks:
+                    self.mitigation = await self._mitigation(self.runbooks[0])
+            own = f"incident/{self.run_id}"
+            best = next((h for h in incidents if h.source != own and h.score >= MIN_INCIDENT_SCORE), None)
+            if best is not None:
+                self.incident = await self._seen_before(best)
+        except Exception as exc:  # noqa: BLE001 - the investigation goes on without the knowledge base
+            log.warning("knowledge base not consulted: %s", type(exc).__name__)
+            self.note({"knowledge": "error", "reason": type(exc).__name__})
+            return
+        self.note({"knowledge": "consulted", "runbooks": [f"{h.title} › {h.section}" for h in self.runbooks[:3]],
+                   "seen_before": self.incident.title if self.incident else None})
+
+    async def _mitigation(self, hit: Any) -> Citation | None:
+        """The mitigation (remediation, resolution, fix) section of the best runbook, read from the
+        document itself, or None."""
+        doc = await self.bases.for_team(self.team).get_document(hit.scope, hit.doc_id)
+        found = mitigation_section(doc.text) if doc.media_type != "text/html" else None
+        if found is None:
+            return None
+        heading, self.mitigation_text = found
+        return Citation(kind=doc.kind if doc.kind != "incident" else "runbook", title=doc.title, section=heading,  # type: ignore[arg-type]
+                        source=doc.source, url=doc.url, score=round(float(hit.score), 4), used_for="action")
+
+    async def _seen_before(self, hit: Any) -> Citation:
+        cite = _citation(hit, "seen_before")
+        try:
+            doc = await self.bases.for_team(self.team).get_document(hit.scope, hit.doc_id)
+            meta = doc.metadata or {}
+            when: datetime | None = parse_time(meta.get("when"))
+            cite = cite.model_copy(update={"title": doc.title, "url": doc.url or hit.url, "when": when,
+                                           "fixed_by": str(meta.get("fixed_by") or "")[:300]})
+        except Exception as exc:  # noqa: BLE001 - cite what the hit says
+            log.warning("past incident not read: %s", type(exc).__name__)
+        return cite
+
+    def for_llm(self) -> dict[str, Any] | None:
+        """What the LLM planner is shown (as untrusted data) before it starts, or None."""
+        if not self.runbooks and self.incident is None:
+            return None
+        return {"runbook_sections": [{"title": h.title, "section": h.section, "text": h.text[:1200]}
+                                     for h in self.runbooks[:MAX_RUNBOOK_CITATIONS]],
+                "similar_past_incident": self.incident.model_dump(mode="json") if self.incident else None}
+
+    def apply(self, rca: RCA) -> RCA:
+        """Cite what was used and add the runbook's mitigation and the similar incident (module docstring)."""
+        cites: list[Citation] = []
+        cited_docs: set[str] = set()
+        steps = mitigation_steps(self.mitigation_text) if self.mitigation is not None else []
+        if self.mitigation is not None and steps:
+            where = f"{self.mitigation.title} › {self.mitigation.section}"
+            new = [f"{step} (runbook: {where})" for step in steps]
+            # After the evidence's own first action, before the rest: the team's documented procedure.
+            rest = [a for a in rca.recommended_actions if a not in new]
+            rca.recommended_actions = [*rest[:1], *new, *rest[1:]]
+            cites.append(self.mitigation)
+            cited_docs.add(self.runbooks[0].doc_id)
+        for hit in self.runbooks:   # one citation per document: its best-matching section
+            if len(cites) >= MAX_RUNBOOK_CITATIONS:
+                break
+            if hit.doc_id not in cited_docs:
+                cited_docs.add(hit.doc_id)
+                cites.append(_citation(hit, "context"))
+        if self.incident is not None:
+            cites.append(self.incident)
+        rca.citations = [*rca.citations, *cites]
+        return rca
+
+    async def remember(self, sessions: Any, *, public_url: str = "") -> bool:
+        """Write the run's past-incident document (bounded, never raises)."""
+        from actors.engine.past_incidents import remember_run
+
+        if not self.team.enabled or not self.team.past_incidents:
+            return False
+        try:
+            async with asyncio.timeout(REMEMBER_TIMEOUT_S):
+                done = await remember_run(sessions, self.bases, run_id=self.run_id, public_url=public_url,
+                                          team=self.team)
+        except TimeoutError:
+            log.warning("past-incident document of run %s not written in time", self.run_id)
+            done = False
+        self.note({"knowledge": "remembered" if done else "not remembered"})
+        return done
+
+
+def knowledge_step(cfg: Any, *, run_id: str, bases: KnowledgeBases | None = None,
+                   note: Callable[[dict[str, Any]], None] | None = None) -> KnowledgeStep:
+    """The run's :class:`KnowledgeStep` from its config snapshot (``cfg``: a TeamConfig)."""
+    return KnowledgeStep(team=TeamKnowledge.from_config(cfg), bases=bases or process_knowledge_bases(),
+                         run_id=run_id, note=note or (lambda data: None))

@@ -1,0 +1,112 @@
+"""The knowledge-base API: upload, list, delete, rebuild and search, each authorised like the other
+team/org routes; a team sees its team's and its org's documents, an org admin its org's, and nobody
+ever another org's."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from gateway_kit import ADMIN_TOKEN, seed_tenants, settings_for
+from knowledge_kit import RUNBOOKS, bases
+
+from serve_apps.knowledge_api import MAX_DOCUMENT_BYTES, create_knowledge_app
+
+RUNBOOK = (RUNBOOKS / "checkout-5xx-db-pool.md").read_text()
+
+
+@pytest.fixture
+async def api(sqlite_url, tmp_path):
+    settings = settings_for(sqlite_url, tmp_path)
+    tokens = await seed_tenants(sqlite_url, settings)
+    app = create_knowledge_app(settings, bases=bases(tmp_path))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kb") as client:
+        def as_(who: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {tokens[who] if who != 'admin' else ADMIN_TOKEN}"}
+        yield client, as_
+
+
+async def _upload(client, headers, name, text=RUNBOOK, **params):
+    return await client.post("/documents", params=params, headers=headers,
+                             json={"name": name, "text": text, "url": f"https://wiki.example/{name}"})
+
+
+async def test_a_team_reads_its_own_and_its_orgs_documents_never_another_orgs(api) -> None:
+    client, as_ = api
+    assert (await _upload(client, as_("acme/payments"), "team-runbook.md")).status_code == 201
+    org = await _upload(client, as_("acme"), "org-runbook.md", text="# Org wide: disk full\n\n## Mitigation\n\n- grow the disk")
+    assert org.status_code == 201 and org.json()["scope"] == {"org": "acme", "team": None}
+    assert (await _upload(client, as_("globex/ops"), "globex-secret.md", text="# Globex pool\n\nglobex checkout 503 pool exhausted")).status_code == 201
+
+    listed = await client.get("/documents", headers=as_("acme/payments"))
+    assert listed.status_code == 200
+    body = listed.json()
+    assert set(body) >= {"items", "next_cursor"}
+    assert sorted(d["source"] for d in body["items"]) == ["upload/org-runbook.md", "upload/team-runbook.md"]
+    # Another team of the same org sees the org's document, not its sibling's.
+    sibling = (await client.get("/documents", headers=as_("acme/search"))).json()["items"]
+    assert [d["source"] for d in sibling] == ["upload/org-runbook.md"]
+    # The org admin sees the org's own; with ?team= a team's of its org.
+    assert [d["source"] for d in (await client.get("/documents", headers=as_("acme"))).json()["items"]] == \
+        ["upload/org-runbook.md"]
+    # Never another org: by token, by parameter, or through an admin of another org.
+    assert (await client.get("/documents", params={"org": "globex"}, headers=as_("acme/payments"))).status_code == 403
+    assert (await client.get("/documents", params={"team": "ops"}, headers=as_("acme/payments"))).status_code == 403
+    assert (await client.get("/documents", params={"org": "acme"}, headers=as_("globex"))).status_code == 403
+
+    assert (await client.post("/rebuild", headers=as_("acme/payments"))).status_code == 200
+    assert (await client.post("/rebuild", headers=as_("acme"))).status_code == 200
+    assert (await client.post("/rebuild", params={"org": "globex", "team": "ops"}, headers=as_("admin"))).status_code == 200
+    found = await client.post("/search", headers=as_("acme/payments"), json={"query": "checkout 503 pool exhausted"})
+    assert found.status_code == 200
+    results = found.json()["results"]
+    assert results and all("globex" not in r["text"] for r in results)
+    assert {r["source"] for r in results} <= {"upload/team-runbook.md", "upload/org-runbook.md"}
+    assert results[0]["url"] == "https://wiki.example/team-runbook.md"
+    other = (await client.post("/search", headers=as_("globex/ops"), json={"query": "checkout 503 pool"})).json()
+    assert {r["source"] for r in other["results"]} == {"upload/globex-secret.md"}
+
+
+async def test_delete_is_for_the_owning_scope_only(api) -> None:
+    client, as_ = api
+    doc = (await _upload(client, as_("acme"), "org-runbook.md")).json()
+    # A team token cannot delete its org's document (it is not in its own scope): 404, nothing leaks.
+    gone = await client.delete(f"/documents/{doc['doc_id']}", headers=as_("acme/payments"))
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "document_not_found"
+    assert (await client.delete(f"/documents/{doc['doc_id']}", headers=as_("globex"))).status_code == 404
+    assert (await client.delete(f"/documents/{doc['doc_id']}", headers=as_("acme"))).status_code == 204
+    assert (await client.get("/documents", headers=as_("acme"))).json()["items"] == []
+
+
+async def test_bad_uploads_get_clear_errors(api) -> None:
+    client, as_ = api
+    team = as_("acme/payments")
+    assert (await client.post("/documents", json={"name": "x.md", "text": "# x"})).status_code == 401
+    bad_type = await client.post("/documents", headers=team, json={"name": "x.pdf", "text": "x", "media_type": "application/pdf"})
+    assert bad_type.status_code == 422
+    bad_name = await client.post("/documents", headers=team, json={"name": "../etc/passwd", "text": "x"})
+    assert bad_name.status_code == 422
+    bad_url = await client.post("/documents", headers=team, json={"name": "x.md", "text": "x", "url": "javascript:alert(1)"})
+    assert bad_url.status_code == 422
+    blank = await client.post("/documents", headers=team, json={"name": "x.md", "text": "   \n  "})
+    assert blank.status_code == 400 and blank.json()["error"]["code"] == "invalid_document"
+    big = await client.post("/documents", headers=team, json={"name": "big.md", "text": "a" * (MAX_DOCUMENT_BYTES + 1)})
+    assert big.status_code == 413
+    assert (await client.post("/documents", headers=as_("admin"), json={"name": "x.md", "text": "# x\n\ny"})).status_code == 400
+    unknown = await client.post("/documents", headers=as_("acme"), params={"team": "nope"}, json={"name": "x.md", "text": "# x\n\ny"})
+    assert unknown.status_code == 404
+
+
+async def test_list_pages_with_the_one_cursor(api) -> None:
+    client, as_ = api
+    for i in range(5):
+        assert (await _upload(client, as_("acme/payments"), f"rb-{i}.md", text=f"# runbook {i}\n\nrestart service {i}")).status_code == 201
+    seen, cursor = [], None
+    while True:
+        page = (await client.get("/documents", headers=as_("acme/payments"),
+                                 params={"limit": 2, **({"cursor": cursor} if cursor else {})})).json()
+        seen += [d["doc_id"] for d in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 5
+    assert (await client.get("/documents", headers=as_("acme/payments"), params={"cursor": "junk!"})).status_code == 422
