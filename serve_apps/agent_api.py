@@ -24,7 +24,7 @@ another team's run ids; list endpoints are filtered to the caller's scope the sa
   a finished run (:mod:`serve_apps.postmortem`); 409 ``run_not_finished`` while it runs.
 * ``GET /runs/{id}/events``: Server-Sent Events, polling the database every ``sse_poll_s``, ending
   with an ``end`` event at a terminal status or after ``sse_max_s``.
-* ``GET /deliveries?outcome=unrouted|…&failed=true&limit=&cursor=`` (global admin, or an org admin
+* ``GET /deliveries?outcome=unrouted|…&source=&team=&failed=true&limit=&cursor=`` (global admin, or an org admin
   for its org; ``{items, next_cursor, deliveries}``) and ``POST /deliveries/redrive`` (global
   admin): the operator's view of webhook intake.
 * ``GET /openapi.json``: this API's OpenAPI document (no token).
@@ -298,6 +298,7 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
     @app.get("/deliveries", responses=page_responses("DeliveryPage", "deliveries"))
     async def list_deliveries(principal: PrincipalDep, page: PageDep, outcome: str | None = None,
                               source: str | None = None, failed: bool = False,
+                              team: str | None = Query(None, max_length=64),
                               offset: int = Query(0, ge=0)) -> dict[str, Any]:
         """Newest first, ``{items, next_cursor, deliveries}`` (``deliveries``: the older key)."""
         if principal.auth_kind not in ("global_admin", "org_admin"):
@@ -305,7 +306,7 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
         org = principal.org_id if principal.auth_kind == "org_admin" else None
         async with sessions() as s:
             rows = await deliveries.page_deliveries(s, outcome=outcome, source=source, failed=failed,
-                                                    org_id=org, page=page, offset=offset)
+                                                    org_id=org, team_id=team, page=page, offset=offset)
         return envelope(Page([deliveries.delivery_view(r) for r in rows.items], rows.next_cursor),
                         legacy_key="deliveries")
 

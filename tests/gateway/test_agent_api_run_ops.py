@@ -158,3 +158,13 @@ async def test_stats_per_team_and_scoped(api):
                                 headers=auth(ADMIN_TOKEN))
     assert too_long.status_code == 422 and too_long.json()["error"]["code"] == "invalid_window"
     assert (await client.get("/stats")).status_code == 401
+
+
+async def test_deliveries_filter_by_team(api):
+    app, client, toks, _ = api
+    await start(client, toks["acme/payments"])
+    search = await start(client, toks["acme/search"])
+    rows = (await client.get("/deliveries", params={"team": "search"}, headers=auth(toks["acme"]))).json()
+    assert [d["run_id"] for d in rows["items"]] == [search]
+    assert (await client.get("/deliveries", params={"team": "search"},
+                             headers=auth(toks["globex"]))).json()["items"] == []
