@@ -8,7 +8,8 @@ environment, never from the Serve config.
 
 Applications (all on one HTTP port):
 
-* ``config``  at ``/``               - the config service (also serves ``/health``); its replicas keep the
+* ``config``  at ``/``               - the config service (also serves ``/health``, and the web console's
+  static files under ``/ui``: :mod:`serve_apps.console`); its replicas keep the
   worker-group reconciler actor running on Kubernetes (:mod:`cluster.reconcile_loop`);
 * ``gateway`` at ``/webhooks``       - :class:`serve_apps.gateway.Gateway` + :class:`serve_apps.router.Router`;
 * ``agent``   at ``/api/v1/agent``   - :class:`serve_apps.agent_api.AgentAPI`;
@@ -105,11 +106,15 @@ def _config_asgi_app() -> Any:
     from incidentfox.settings import Settings
     from serve_apps.api_docs import merged_document
 
+    from serve_apps.console import with_console
+
     configure_process_logging()   # this runs in the replica: it is the deployment's __init__
     settings = Settings()
     _ensure_worker_group_reconciler(settings)
-    return create_app(settings, health_checks={"sandbox": _sandbox_health},
-                      platform_openapi=merged_document)
+    # The web console's static files answer /ui on the same app (serve_apps/console.py): no extra
+    # replica, and the same origin as the API.
+    return with_console(create_app(settings, health_checks={"sandbox": _sandbox_health},
+                                   platform_openapi=merged_document))
 
 
 def _ensure_worker_group_reconciler(settings: Any) -> None:
