@@ -26,7 +26,8 @@ export function DataTable<T>({ data, columns, caption, empty = 'Nothing here yet
   });
   return (
     <Flex direction="column" gap="2">
-      <Table.Root variant="surface" size="1" aria-label={caption}>
+      <Table.Root variant="surface" size="1">
+        <caption className="ifx-sr-only">{caption}</caption>
         <Table.Header>
           {table.getHeaderGroups().map((group) => (
             <Table.Row key={group.id}>

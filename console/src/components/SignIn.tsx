@@ -31,7 +31,7 @@ export function SignIn({ onSignIn, notice }: { onSignIn(token: string): Promise<
             </Text>
             {notice ? <Callout.Root color="amber"><Callout.Text>{notice}</Callout.Text></Callout.Root> : null}
             <label htmlFor="token"><Text size="2" weight="medium">Token</Text></label>
-            <TextField.Root id="token" type="password" autoFocus spellCheck={false}
+            <TextField.Root id="token" type="password" autoFocus spellCheck={false} autoComplete="off"
               {...register('token', { required: 'paste a token' })} />
             {formState.errors.token ? <Text color="red" size="2" role="alert">{formState.errors.token.message}</Text> : null}
             <ErrorCallout error={error} title="Sign-in failed" />

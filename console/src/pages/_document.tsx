@@ -7,6 +7,7 @@ export default function Document() {
     <Html lang="en">
       <Head>
         <meta name="referrer" content="no-referrer" />
+        <link rel="icon" href="/ui/favicon.svg" type="image/svg+xml" />
       </Head>
       <body>
         <Main />

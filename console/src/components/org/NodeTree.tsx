@@ -45,7 +45,8 @@ export function NodeTree({ org }: { org: string }) {
       <Heading as="h2" size="4" mb="2">Tree of {org}</Heading>
       <ErrorCallout error={nodes.error} title="Listing the tree failed" />
       {nodes.isLoading ? <Text color="gray">Loading…</Text> : null}
-      <Table.Root variant="surface" size="1" aria-label={`Tree of ${org}`}>
+      <Table.Root variant="surface" size="1">
+        <caption className="ifx-sr-only">Tree of {org}</caption>
         <Table.Header>
           <Table.Row>
             <Table.ColumnHeaderCell>Node</Table.ColumnHeaderCell><Table.ColumnHeaderCell>Kind</Table.ColumnHeaderCell>
