@@ -142,6 +142,7 @@ def up(
         typer.echo(f"  gateway URL:    {base}/webhooks")
         typer.echo(f"  agent API:      {base}/api/v1/agent")
         typer.echo(f"  config service: {base}/  (health: {base}/health, docs: {base}/docs)")
+        typer.echo(f"  web console:    {base}/ui/  (sign in with a token; not built: make install)")
         typer.echo(f"  Ray dashboard:  {'http://' + dashboard if dashboard and '://' not in dashboard else dashboard or 'n/a'}")
         typer.echo(f"  admin token:    in $INCIDENTFOX_ADMIN_TOKEN or {settings.home / 'admin_token'}")
         typer.echo("Press Ctrl-C to stop.")

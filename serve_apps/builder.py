@@ -105,7 +105,6 @@ def _config_asgi_app() -> Any:
     from incidentfox.logs import configure_process_logging
     from incidentfox.settings import Settings
     from serve_apps.api_docs import merged_document
-
     from serve_apps.console import with_console
 
     configure_process_logging()   # this runs in the replica: it is the deployment's __init__

@@ -311,4 +311,6 @@ def show_result(console: Console, demo: Demo, run: dict[str, Any], run_id: str) 
         for action in rca["recommended_actions"][:5]:
             console.print(f"  - {action}", markup=False, highlight=False)
     console.print(f"Run URL:        {demo.base}/api/v1/agent/runs/{run_id}  (Authorization: Bearer <admin token>)")
+    console.print(f"Console:        {demo.base}/ui/runs/view/?id={run_id}  (sign in with the token in "
+                  f"{demo.home / 'admin_token'}; it stays up with --keep)", markup=False, highlight=False)
     console.print(f"Ray dashboard:  {demo.dashboard_url or f'http://127.0.0.1:{demo.dashboard_port}'}")

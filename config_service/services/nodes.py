@@ -3,22 +3,24 @@
 Nodes are created under an existing parent (``parent_id`` omitted or null means the org root), so
 the tree cannot gain a cycle on creation; :func:`move_node` refuses moves under the node itself or
 one of its descendants (409 ``cycle``). Teams are leaves: nothing can be created under a team.
+:func:`delete_node` removes a leaf (a team, or a unit without children) with what belongs to it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config_service.core.ids import require_id
 from config_service.core.locks import raise_if_locked
 from config_service.core.merge import iter_leaves
-from config_service.db.models import ConfigNode, ConfigVersion
+from config_service.db.models import ApiToken, ConfigNode, ConfigVersion, RoutingClaim, WebhookSecret
 from config_service.services import audit
 from config_service.services.orgs import _check_name, bump_org_epoch
+from config_service.services.routing import bump_routing_epoch
 from config_service.services.tx import rolls_back_on_error
 from incidentfox.db import utcnow
 from incidentfox.errors import Conflict, NotFound, Unprocessable
@@ -191,3 +193,41 @@ async def _move_subtree(session: AsyncSession, *, node: ConfigNode, parent: Conf
     for member in subtree:
         member.path = [*parent.path, *member.path[cut:]]
         member.depth = member.depth + delta
+
+
+@rolls_back_on_error
+async def delete_node(session: AsyncSession, *, org_id: str, node_id: str, actor: str) -> dict[str, Any]:
+    """Delete a unit or team that has no children. Commits. 422 ``invalid_node`` for the org root
+    (delete the org instead), 409 ``node_has_children`` while anything sits under it.
+
+    With it go its config versions and webhook secrets; a team's routing claims too (the routing
+    epoch is bumped, so its identifiers stop routing at once) and its tokens are revoked (a stored
+    token of a team that no longer exists must not keep authenticating). Runs and audit events stay:
+    they are history. Returns ``{node_id, kind, revoked_tokens, released_claims}``."""
+    await bump_org_epoch(session, org_id=org_id)
+    node = await get_node(session, org_id=org_id, node_id=node_id, for_update=True)
+    if node.kind == "org":
+        raise Unprocessable("the org root cannot be deleted", code="invalid_node", details={"node_id": node_id})
+    children = await session.scalar(select(func.count()).select_from(ConfigNode).where(
+        ConfigNode.org_id == org_id, ConfigNode.parent_id == node_id))
+    if children:
+        raise Conflict(f"{node_id!r} still has {children} child node(s); move or delete them first",
+                       code="node_has_children", details={"node_id": node_id, "children": children})
+    revoked = released = 0
+    if node.kind == "team":
+        released = (await session.execute(delete(RoutingClaim).where(
+            RoutingClaim.org_id == org_id, RoutingClaim.team_node_id == node_id))).rowcount or 0
+        if released:
+            await bump_routing_epoch(session)
+        revoked = (await session.execute(update(ApiToken).where(
+            ApiToken.org_id == org_id, ApiToken.team_node_id == node_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=utcnow()))).rowcount or 0
+    # Explicit rather than relying on ON DELETE CASCADE (SQLite enforces it only with a pragma).
+    for model in (ConfigVersion, WebhookSecret):
+        await session.execute(delete(model).where(model.org_id == org_id, model.node_id == node_id))
+    await session.delete(node)
+    result = {"node_id": node_id, "kind": node.kind, "revoked_tokens": revoked, "released_claims": released}
+    audit.record(session, org_id=org_id, actor=actor, action="node.delete", target=_target(org_id, node_id),
+                 diff={"parent_id": node.parent_id, **result})
+    await session.commit()
+    return result

@@ -84,8 +84,20 @@ def test_org_admin_creates_renames_and_moves_a_team_and_sees_api_errors(console_
     form.get_by_role("button", name="Add").click()
     error = page.get_by_role("alert").filter(has_text="Adding failed")
     error.wait_for()
-    assert "409" in error.inner_text()
+    assert "409" in error.inner_text() and "node_exists" in error.inner_text()
     shot(page, "org-tree")
+    page.get_by_role("button", name="Delete eng").click()   # still has children: the API says no
+    dialog = page.get_by_role("alertdialog")
+    dialog.get_by_role("button", name="Delete").click()
+    refused = dialog.get_by_role("alert")
+    refused.wait_for()
+    assert "node_has_children" in refused.inner_text()
+    dialog.get_by_role("button", name="Cancel").click()
+    page.get_by_role("button", name="Delete billing").click()
+    page.get_by_role("alertdialog").get_by_role("button", name="Delete").click()
+    tree.locator("[data-node=billing]").wait_for(state="detached")
+    with console_platform.api() as c:
+        assert c.get("/api/v1/orgs/acme/nodes/billing").status_code == 404
 
 
 def test_issue_a_team_token_once_then_revoke_it(console_page, console_platform, shot):
@@ -101,7 +113,7 @@ def test_issue_a_team_token_once_then_revoke_it(console_page, console_platform, 
     with console_platform.api(token) as c:
         assert c.get("/api/v1/auth/whoami").json()["team_node_id"] == "payments"
     page.get_by_role("button", name="Done").click()
-    assert page.get_by_test_id("secret-value").count() == 0   # shown once
+    page.get_by_test_id("secret-value").wait_for(state="detached")   # shown once
     table = page.get_by_role("table", name="Tokens of acme")
     row = table.get_by_role("row").filter(has_text="console-e2e")
     row.wait_for()

@@ -37,6 +37,7 @@ def test_demo_runs_end_to_end_and_names_the_bad_deploy(tmp_path: Path) -> None:
         assert "checkout" in last and "deploy" in last, last
         text = proc.stdout
         assert "[slack] chat.postMessage" in text and "Ray dashboard:" in text and "Run URL:" in text
+        assert "/ui/runs/view/?id=" in text
         assert (home / "admin_token").exists()
         # Nothing left running, and nothing had to be killed after the shutdown's grace period.
         assert leftover_processes(home) == [] and "platform process(es) still running" not in text, \

@@ -1,4 +1,4 @@
-"""The org tree: create, list, read and move/rename units and teams."""
+"""The org tree: create, list, read, move/rename and delete units and teams."""
 
 from __future__ import annotations
 
@@ -45,3 +45,10 @@ async def update_node(org: str, node: str, request: Request, principal: OrgAdmin
     row = await nodes.update_node(session, org_id=org, node_id=node, parent_id=body.parent_id, name=body.name,
                                   actor=principal.subject)
     return nodes.node_dict(row)
+
+
+@router.delete("/{node}")
+async def delete_node(org: str, node: str, principal: OrgAdminDep, session: SessionDep) -> dict:
+    """Delete a team, or a unit without children (409 ``node_has_children``); a team's routing claims
+    are released and its tokens revoked (org admin)."""
+    return await nodes.delete_node(session, org_id=org, node_id=node, actor=principal.subject)

@@ -50,7 +50,7 @@ export function Layout({ children }: { children: ReactNode }) {
       <div className="ifx-main">
         <header className="ifx-header">
           <Flex gap="3" align="center">
-            <Badge size="2" data-testid="auth-kind">{KIND_LABEL[identity.auth_kind] ?? identity.auth_kind}</Badge>
+            <Badge size="2" highContrast data-testid="auth-kind">{KIND_LABEL[identity.auth_kind] ?? identity.auth_kind}</Badge>
             {identity.team_node_id ? <Text size="2">team <strong>{identity.team_node_id}</strong></Text> : null}
             <OrgPicker />
           </Flex>
