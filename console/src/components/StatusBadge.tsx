@@ -9,5 +9,5 @@ const COLOR: Record<string, 'gray' | 'blue' | 'green' | 'red' | 'amber' | 'orang
 /** A run, approval or job status as a coloured badge (the word is always shown: colour is not the signal). */
 export function StatusBadge({ status }: { status: string | null | undefined }) {
   const s = status ?? 'unknown';
-  return <Badge color={COLOR[s] ?? 'gray'} data-status={s}>{s.replace('_', ' ')}</Badge>;
+  return <Badge highContrast color={COLOR[s] ?? 'gray'} data-status={s}>{s.replace('_', ' ')}</Badge>;
 }

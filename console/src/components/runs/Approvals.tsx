@@ -62,7 +62,7 @@ export function Approvals({ runId, rows }: { runId: string; rows: Row[] }) {
                   <Button size="1" color="green" loading={decide.isPending && decide.variables?.row.id === r.id
                     && decide.variables.approve} onClick={() => decide.mutate({ row: r, approve: true })}
                     aria-label={`Approve ${r.id}`}>Approve</Button>
-                  <Button size="1" color="red" variant="soft" onClick={() => decide.mutate({ row: r, approve: false })}
+                  <Button highContrast size="1" color="red" variant="soft" onClick={() => decide.mutate({ row: r, approve: false })}
                     aria-label={`Deny ${r.id}`}>Deny</Button>
                 </>
               ) : null}

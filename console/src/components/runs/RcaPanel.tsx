@@ -8,19 +8,19 @@ export function RcaPanel({ rca }: { rca: Rca }) {
     <Card data-testid="rca">
       <Heading as="h2" size="4" mb="2">Root-cause analysis</Heading>
       <Text as="p" size="3" mb="3">{rca.summary}</Text>
-      {rca.no_incident ? <Badge color="gray" mb="2">nothing stands out</Badge> : null}
+      {rca.no_incident ? <Badge highContrast color="gray" mb="2">nothing stands out</Badge> : null}
       {(rca.root_causes ?? []).map((c, i) => (
         <Flex key={`${c.entity}-${i}`} direction="column" gap="1" mb="3">
           <Flex gap="2" align="center">
             <Heading as="h3" size="3"><code>{c.entity}</code></Heading>
-            <Badge color={c.confidence >= 0.7 ? 'red' : c.confidence >= 0.4 ? 'amber' : 'gray'}>
+            <Badge highContrast color={c.confidence >= 0.7 ? 'red' : c.confidence >= 0.4 ? 'amber' : 'gray'}>
               confidence {Math.round(c.confidence * 100)}%</Badge>
           </Flex>
           <Text size="2">{c.description}</Text>
           {(c.evidence ?? []).length ? (
             <ul className="ifx-evidence" aria-label={`Evidence for ${c.entity}`}>
               {(c.evidence ?? []).map((e, j) => (
-                <li key={j}><Badge size="1" color="gray">{e.kind}</Badge>{' '}
+                <li key={j}><Badge highContrast size="1" color="gray">{e.kind}</Badge>{' '}
                   {e.source ? <Text size="1" color="gray">{e.source}: </Text> : null}
                   <code>{e.quote}</code></li>
               ))}
@@ -34,7 +34,7 @@ export function RcaPanel({ rca }: { rca: Rca }) {
           <ul>{(rca.recommended_actions ?? []).map((a, i) => <li key={i}><Text size="2">{a}</Text></li>)}</ul>
         </>
       ) : null}
-      {(rca.notes ?? []).map((n, i) => <Text key={i} as="p" size="1" color="amber">{n}</Text>)}
+      {(rca.notes ?? []).map((n, i) => <Text highContrast key={i} as="p" size="1" color="amber">{n}</Text>)}
     </Card>
   );
 }

@@ -45,7 +45,7 @@ export function RunFilterBar({ value, onChange, teamFixed }: { value: RunFilters
           </Select.Content>
         </Select.Root>
       </label>
-      <Button type="button" variant="soft" color="gray" onClick={() => onChange(NO_FILTERS)}>Clear</Button>
+      <Button highContrast type="button" variant="soft" color="gray" onClick={() => onChange(NO_FILTERS)}>Clear</Button>
     </form>
   );
 }

@@ -13,7 +13,7 @@ export function RunTimeline({ timeline, toolCalls, live }: { timeline: Timeline;
       <Card>
         <Flex justify="between" align="center" mb="2">
           <Heading as="h2" size="4">Sub-agents</Heading>
-          {live ? <Badge color="blue" data-testid="live">live</Badge> : null}
+          {live ? <Badge highContrast color="blue" data-testid="live">live</Badge> : null}
         </Flex>
         {timeline.agents.length === 0 ? <Text size="2" color="gray">No sub-agent has started yet.</Text> : (
           <Table.Root size="1" aria-label="Sub-agents">
@@ -47,7 +47,7 @@ export function RunTimeline({ timeline, toolCalls, live }: { timeline: Timeline;
                   <Table.Cell>{time(t.started_at)}</Table.Cell><Table.Cell>{t.agent}</Table.Cell>
                   <Table.Cell><code>{t.tool}</code></Table.Cell><Table.Cell><StatusBadge status={t.status} /></Table.Cell>
                   <Table.Cell>{duration(t.started_at, t.finished_at)}</Table.Cell>
-                  <Table.Cell>{t.error ? <Text color="red" size="1">{t.error.slice(0, 160)}</Text>
+                  <Table.Cell>{t.error ? <Text highContrast color="red" size="1">{t.error.slice(0, 160)}</Text>
                     : <Text size="1">{t.result_size} bytes</Text>}</Table.Cell>
                 </Table.Row>
               ))}
@@ -57,7 +57,7 @@ export function RunTimeline({ timeline, toolCalls, live }: { timeline: Timeline;
       </Card>
       <Card>
         <Heading as="h2" size="4" mb="2">Timeline</Heading>
-        <ol className="ifx-timeline" aria-label="Run events">
+        <ol className="ifx-timeline" aria-label="Run events" tabIndex={0}>
           {timeline.items.map((item) => (
             <li key={item.seq} data-kind={item.kind}>
               <Text size="1" color="gray">{time(item.at)}</Text>{' '}

@@ -17,9 +17,9 @@ function Line({ line }: { line: ChatLine }) {
     case 'assistant': return <Card size="1" variant="surface" data-testid="chat-assistant"><Text size="2" className="ifx-pre">{line.text}</Text></Card>;
     case 'tool': return (
       <Card size="1" data-testid="chat-tool">
-        <Text size="1"><Badge color="gray">tool</Badge> <code>{line.name}</code> <code>{JSON.stringify(line.input ?? {}).slice(0, 200)}</code>
+        <Text size="1"><Badge highContrast color="gray">tool</Badge> <code>{line.name}</code> <code>{JSON.stringify(line.input ?? {}).slice(0, 200)}</code>
           {line.durationS !== undefined ? <Text color="gray"> · {line.durationS.toFixed(2)} s</Text> : null}
-          {line.output === undefined ? <Text color="blue"> · running…</Text> : null}</Text>
+          {line.output === undefined ? <Text highContrast color="blue"> · running…</Text> : null}</Text>
         {line.output !== undefined ? <Text as="div" size="1" color={line.isError ? 'red' : 'gray'} className="ifx-pre">{line.output.slice(0, 2000)}</Text> : null}
       </Card>);
     case 'approval': return <Text size="1">MCP call <code>{line.tool}</code> <StatusBadge status={line.status} /></Text>;
@@ -89,22 +89,22 @@ export function SessionChat({ sessionId, onDeleted }: { sessionId: string; onDel
         <Heading as="h2" size="4">{d?.title || sessionId}</Heading>
         <Flex gap="2" align="center">
           {d ? <StatusBadge status={d.status} /> : null}
-          <Button size="1" variant="soft" color="amber" disabled={!busy} loading={interrupt.isPending}
+          <Button highContrast size="1" variant="soft" color="amber" disabled={!busy} loading={interrupt.isPending}
             onClick={() => interrupt.mutate()}>Interrupt</Button>
-          <Button size="1" variant="soft" color="red" loading={remove.isPending} onClick={() => remove.mutate()}>Delete</Button>
+          <Button highContrast size="1" variant="soft" color="red" loading={remove.isPending} onClick={() => remove.mutate()}>Delete</Button>
         </Flex>
       </Flex>
       <ErrorCallout error={detail.error} title="Reading the session failed" />
       <ErrorCallout error={error} title="The message failed" />
       <ErrorCallout error={interrupt.error ?? remove.error ?? decide.error} />
-      <div className="ifx-chat" aria-live="polite" aria-label="Conversation">
+      <div className="ifx-chat" aria-live="polite" aria-label="Conversation" role="log" tabIndex={0}>
         {lines.map((l, i) => <Line key={i} line={l} />)}
       </div>
       {(d?.pending_approvals ?? []).map((a) => (
         <Flex key={a.approval_id} gap="2" align="center" mt="2">
           <Text size="2">Waiting for approval: <code>{a.tool}</code></Text>
           <Button size="1" color="green" onClick={() => decide.mutate({ id: a.approval_id, approve: true })}>Approve</Button>
-          <Button size="1" color="red" variant="soft" onClick={() => decide.mutate({ id: a.approval_id, approve: false })}>Deny</Button>
+          <Button highContrast size="1" color="red" variant="soft" onClick={() => decide.mutate({ id: a.approval_id, approve: false })}>Deny</Button>
         </Flex>
       ))}
       {d?.status === 'active' && mine ? (

@@ -60,13 +60,13 @@ export default function DeliveriesPage() {
     col.display({
       id: 'dispatch', header: 'Hand-off',
       cell: ({ row }) => (row.original.dispatched_at ? <Text size="1">done</Text> : (
-        <Text size="1" color="red">{row.original.dispatch_error ? `failed ×${row.original.dispatch_attempts}: ${row.original.dispatch_error.slice(0, 120)}`
+        <Text highContrast size="1" color="red">{row.original.dispatch_error ? `failed ×${row.original.dispatch_attempts}: ${row.original.dispatch_error.slice(0, 120)}`
           : 'pending'}</Text>)),
     }),
     col.display({
       id: 'redrive', header: '',
       cell: ({ row }) => (mayRedrive && undispatched(row.original) ? (
-        <Button size="1" variant="soft" onClick={() => redrive.mutate([row.original.id])}
+        <Button highContrast size="1" variant="soft" onClick={() => redrive.mutate([row.original.id])}
           aria-label={`Re-drive delivery ${row.original.id}`}>Re-drive</Button>) : null),
     }),
   ];
@@ -88,7 +88,7 @@ export default function DeliveriesPage() {
           <Text as="label" size="2"><Flex gap="2" align="center">
             <Checkbox checked={failed} onCheckedChange={(v) => setFailed(v === true)} /> failed hand-offs only</Flex></Text>
           {mayRedrive ? (
-            <Button variant="soft" color="orange" loading={redrive.isPending} onClick={() => redrive.mutate(null)}>
+            <Button highContrast variant="soft" color="orange" loading={redrive.isPending} onClick={() => redrive.mutate(null)}>
               Re-drive every failed hand-off</Button>) : null}
         </div>
         {done !== null ? <Callout.Root color="green" role="status"><Callout.Text>Re-driven: {done} {done === 1 ? 'delivery' : 'deliveries'}.</Callout.Text></Callout.Root> : null}

@@ -37,8 +37,8 @@ function ReportDialog({ id, onClose }: { id: string; onClose: () => void }) {
         <Dialog.Title>Report {id}</Dialog.Title>
         <Dialog.Description size="2">{report.data ? `${report.data.kind}, ${when(report.data.period_start)} – ${when(report.data.period_end)}` : 'Loading…'}</Dialog.Description>
         <ErrorCallout error={report.error} />
-        {report.data ? <pre className="ifx-pre ifx-report">{JSON.stringify(report.data.content, null, 2)}</pre> : null}
-        <Flex justify="end" mt="3"><Dialog.Close><Button variant="soft" color="gray">Close</Button></Dialog.Close></Flex>
+        {report.data ? <pre className="ifx-pre ifx-report" tabIndex={0}>{JSON.stringify(report.data.content, null, 2)}</pre> : null}
+        <Flex justify="end" mt="3"><Dialog.Close><Button highContrast variant="soft" color="gray">Close</Button></Dialog.Close></Flex>
       </Dialog.Content>
     </Dialog.Root>
   );
@@ -86,7 +86,7 @@ export default function ReportsPage() {
                    cell: ({ row }) => (row.original.last_outcome ? <Flex gap="1" align="center">
                      <StatusBadge status={row.original.last_outcome.status} /><Text size="1">{when(row.original.last_outcome.finished_at)}</Text></Flex> : '—') }),
     sCol.display({ id: 'run', header: '', cell: ({ row }) => (
-      <Button size="1" variant="soft" loading={runNow.isPending && runNow.variables?.schedule_id === row.original.schedule_id}
+      <Button highContrast size="1" variant="soft" loading={runNow.isPending && runNow.variables?.schedule_id === row.original.schedule_id}
         onClick={() => runNow.mutate(row.original)} aria-label={`Run ${row.original.schedule_id} now`}>Run now</Button>) }),
   ];
   const outcomeColumns = [
@@ -96,16 +96,16 @@ export default function ReportsPage() {
     oCol.accessor((o) => (o.manual ? 'run now' : o.catch_up ? 'catch-up' : 'scheduled'), { id: 'how', header: 'How' }),
     oCol.accessor('status', { header: 'Outcome', cell: (c) => <StatusBadge status={c.getValue()} /> }),
     oCol.display({ id: 'result', header: 'Result', cell: ({ row }) => <ResultLink o={row.original} /> }),
-    oCol.accessor('error', { header: 'Error', cell: (c) => (c.getValue() ? <Text size="1" color="red">{c.getValue()!.slice(0, 160)}</Text> : '') }),
+    oCol.accessor('error', { header: 'Error', cell: (c) => (c.getValue() ? <Text highContrast size="1" color="red">{c.getValue()!.slice(0, 160)}</Text> : '') }),
   ];
   const reportColumns = [
     rCol.accessor('created_at', { header: 'Created', cell: (c) => when(c.getValue()) }),
     rCol.accessor('kind', { header: 'Kind' }),
     rCol.accessor('team', { header: 'Team' }),
     rCol.accessor('posted_at', { header: 'Posted', cell: ({ row }) => (row.original.post_error
-      ? <Text size="1" color="red">{row.original.post_error.slice(0, 120)}</Text> : when(row.original.posted_at)) }),
+      ? <Text highContrast size="1" color="red">{row.original.post_error.slice(0, 120)}</Text> : when(row.original.posted_at)) }),
     rCol.display({ id: 'open', header: '', cell: ({ row }) => (
-      <Button size="1" variant="ghost" onClick={() => setOpen(row.original.report_id)}
+      <Button highContrast size="1" variant="ghost" onClick={() => setOpen(row.original.report_id)}
         aria-label={`Open report ${row.original.report_id}`}>Open</Button>) }),
   ];
   return (

@@ -72,9 +72,9 @@ export default function RunPage() {
         </Flex>
         <Flex gap="2">
           {status && !isTerminal(status) ? (
-            <Button color="red" variant="soft" loading={cancel.isPending} onClick={() => cancel.mutate()}>Cancel</Button>
+            <Button highContrast color="red" variant="soft" loading={cancel.isPending} onClick={() => cancel.mutate()}>Cancel</Button>
           ) : null}
-          <Button variant="soft" loading={rerun.isPending} onClick={() => rerun.mutate()} disabled={!data}>Rerun</Button>
+          <Button highContrast variant="soft" loading={rerun.isPending} onClick={() => rerun.mutate()} disabled={!data}>Rerun</Button>
         </Flex>
       </Flex>
       <ErrorCallout error={run.error} title="Reading the run failed" />
