@@ -37,7 +37,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Header, Query
 from fastapi.responses import JSONResponse
@@ -191,8 +191,8 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
     @app.get("/runs", responses=page_responses("RunPage", "runs"))
     async def list_runs(principal: PrincipalDep, page: PageDep, org: str | None = None, team: str | None = None,
                         status: str | None = None, source: str | None = Query(None, max_length=32),
-                        since: datetime | None = Query(None, description="created at or after (ISO 8601)"),
-                        until: datetime | None = Query(None, description="created before (ISO 8601)"),
+                        since: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
+                        until: Annotated[datetime | None, Query(description="created before (ISO 8601)")] = None,
                         offset: int = Query(0, ge=0)) -> dict[str, Any]:
         """Newest first, ``{items, next_cursor, runs}`` (``runs``: the same items, the older key)."""
         since, until = time_window(since, until)

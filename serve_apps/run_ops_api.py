@@ -19,7 +19,7 @@ Thin: authorise, call the owner of the concept, answer.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Query
 from fastapi.responses import JSONResponse
@@ -114,8 +114,8 @@ def install_run_ops_routes(app: FastAPI, *, sessions: async_sessionmaker[AsyncSe
     @app.get("/stats")
     async def stats(principal: PrincipalDep, org: str | None = Query(None, max_length=64),
                     team: str | None = Query(None, max_length=64),
-                    since: datetime | None = Query(None, description="ISO 8601; default 14 days before `until`"),
-                    until: datetime | None = Query(None, description="ISO 8601; default now")) -> dict[str, Any]:
+                    since: Annotated[datetime | None, Query(description="ISO 8601; default 14 days before `until`")] = None,
+                    until: Annotated[datetime | None, Query(description="ISO 8601; default now")] = None) -> dict[str, Any]:
         """Runs per day, success rate, time to first message and time to RCA, per team the token sees."""
         since, until = time_window(since, until)
         until = until or utcnow()

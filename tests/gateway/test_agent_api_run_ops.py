@@ -161,7 +161,7 @@ async def test_stats_per_team_and_scoped(api):
 
 
 async def test_deliveries_filter_by_team(api):
-    app, client, toks, _ = api
+    _, client, toks, _ = api
     await start(client, toks["acme/payments"])
     search = await start(client, toks["acme/search"])
     rows = (await client.get("/deliveries", params={"team": "search"}, headers=auth(toks["acme"]))).json()
