@@ -144,8 +144,8 @@ def test_a_demo_run_goes_live_to_its_rca_and_its_fix_is_approved(world, open_pag
     rca = page.get_by_test_id("rca")
     rca.wait_for(timeout=RCA_TIMEOUT_MS)
     assert "checkout" in rca.inner_text()
-    assert page.get_by_test_id("agent-row").count() >= 1          # sub-agents, from the SSE stream
-    assert page.get_by_test_id("tool-call-row").count() >= 1      # tool calls with their timings
+    assert page.get_by_role("table", name="Sub-agents").get_by_test_id("agent-row").count() >= 1  # from the SSE stream
+    assert page.get_by_role("table", name="Tool calls").get_by_test_id("tool-call-row").count() >= 1  # with timings
     assert page.get_by_role("list", name="Run events").get_by_text("phase: rca").count() == 1
     assert page.get_by_test_id("live").count() == 0               # the stream ended with the run
     shot(page, "run")
@@ -218,7 +218,9 @@ def test_overview_draws_charts_per_team(world, finished_run, open_page, shot):
     charts = page.get_by_test_id("charts")
     charts.wait_for()
     charts.locator(".recharts-bar-rectangle path").first.wait_for()   # a drawn bar (empty days have none)
-    assert page.get_by_test_id("team-stats").filter(has_text="acme/payments").count() == 1
+    assert page.get_by_role("table", name="Per team").get_by_test_id("team-stats").filter(
+        has_text="acme/payments").count() == 1
+    page.mouse.move(0, 0)   # no chart tooltip in the screenshot
     shot(page, "overview")
 
 

@@ -52,7 +52,8 @@ export default function OverviewPage() {
             <Tile label="Time to RCA (median)" value={seconds(s.totals.time_to_rca_s.p50)} />
           </Grid>
           {s.teams.length ? <Charts stats={s} /> : <Text color="gray">No run in this window.</Text>}
-          <Table.Root variant="surface" size="1" aria-label="Per team">
+          <Table.Root variant="surface" size="1">
+            <caption className="ifx-sr-only">Per team</caption>
             <Table.Header><Table.Row>
               {['Team', 'Runs', 'Succeeded', 'Failed', 'Cancelled', 'Active', 'Success rate',
                 'First message (p50)', 'RCA (p50)'].map((h) => <Table.ColumnHeaderCell key={h}>{h}</Table.ColumnHeaderCell>)}

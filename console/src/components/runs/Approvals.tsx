@@ -59,7 +59,7 @@ export function Approvals({ runId, rows }: { runId: string; rows: Row[] }) {
               {r.by ? <Text size="1" color="gray">by {r.by}</Text> : null}
               {r.status === 'pending' && r.tool ? (
                 <>
-                  <Button size="1" color="green" loading={decide.isPending && decide.variables?.row.id === r.id
+                  <Button highContrast size="1" color="green" loading={decide.isPending && decide.variables?.row.id === r.id
                     && decide.variables.approve} onClick={() => decide.mutate({ row: r, approve: true })}
                     aria-label={`Approve ${r.id}`}>Approve</Button>
                   <Button highContrast size="1" color="red" variant="soft" onClick={() => decide.mutate({ row: r, approve: false })}

@@ -16,7 +16,8 @@ export function RunTimeline({ timeline, toolCalls, live }: { timeline: Timeline;
           {live ? <Badge highContrast color="blue" data-testid="live">live</Badge> : null}
         </Flex>
         {timeline.agents.length === 0 ? <Text size="2" color="gray">No sub-agent has started yet.</Text> : (
-          <Table.Root size="1" aria-label="Sub-agents">
+          <Table.Root size="1">
+            <caption className="ifx-sr-only">Sub-agents</caption>
             <Table.Header><Table.Row>
               <Table.ColumnHeaderCell>Agent</Table.ColumnHeaderCell><Table.ColumnHeaderCell>Status</Table.ColumnHeaderCell>
               <Table.ColumnHeaderCell>Tool calls</Table.ColumnHeaderCell><Table.ColumnHeaderCell>Took</Table.ColumnHeaderCell>
@@ -35,7 +36,8 @@ export function RunTimeline({ timeline, toolCalls, live }: { timeline: Timeline;
       <Card>
         <Heading as="h2" size="4" mb="2">Tool calls</Heading>
         {toolCalls.length === 0 ? <Text size="2" color="gray">No tool call yet.</Text> : (
-          <Table.Root size="1" aria-label="Tool calls">
+          <Table.Root size="1">
+            <caption className="ifx-sr-only">Tool calls</caption>
             <Table.Header><Table.Row>
               <Table.ColumnHeaderCell>Started</Table.ColumnHeaderCell><Table.ColumnHeaderCell>Agent</Table.ColumnHeaderCell>
               <Table.ColumnHeaderCell>Tool</Table.ColumnHeaderCell><Table.ColumnHeaderCell>Status</Table.ColumnHeaderCell>

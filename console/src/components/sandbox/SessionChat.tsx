@@ -103,7 +103,7 @@ export function SessionChat({ sessionId, onDeleted }: { sessionId: string; onDel
       {(d?.pending_approvals ?? []).map((a) => (
         <Flex key={a.approval_id} gap="2" align="center" mt="2">
           <Text size="2">Waiting for approval: <code>{a.tool}</code></Text>
-          <Button size="1" color="green" onClick={() => decide.mutate({ id: a.approval_id, approve: true })}>Approve</Button>
+          <Button highContrast size="1" color="green" onClick={() => decide.mutate({ id: a.approval_id, approve: true })}>Approve</Button>
           <Button highContrast size="1" color="red" variant="soft" onClick={() => decide.mutate({ id: a.approval_id, approve: false })}>Deny</Button>
         </Flex>
       ))}
@@ -113,7 +113,7 @@ export function SessionChat({ sessionId, onDeleted }: { sessionId: string; onDel
             <TextArea className="ifx-grow" value={text} onChange={(e) => setText(e.target.value)} aria-label="Message"
               placeholder="Ask the sandbox agent…" disabled={busy}
               onKeyDown={(e) => { if (e.key === 'Enter' && (e.metaKey || e.ctrlKey)) { e.preventDefault(); void send(); } }} />
-            <Button type="submit" loading={busy}>Send</Button>
+            <Button highContrast type="submit" loading={busy}>Send</Button>
           </Flex>
         </form>
       ) : d?.status === 'active' ? <Text size="1" color="gray">Messages are sent with the session team's token.</Text> : null}

@@ -61,7 +61,7 @@ export default function SandboxPage() {
         <form className="ifx-form-row" onSubmit={(e) => { e.preventDefault(); open.mutate(); }}>
           <label>Title<TextField.Root value={title} onChange={(e) => setTitle(e.target.value)} maxLength={200}
             placeholder="what is this session for?" /></label>
-          <Button type="submit" loading={open.isPending}>Open a session</Button>
+          <Button highContrast type="submit" loading={open.isPending}>Open a session</Button>
         </form>
       ) : null}
       <ErrorCallout error={open.error} title="Opening a session failed" />
