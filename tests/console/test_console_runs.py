@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from serve_apps.deliveries import MAX_DISPATCH_ATTEMPTS
 from tests.console_kit import (
     CHROMIUM,
     Platform,
@@ -194,8 +195,9 @@ def test_a_failed_delivery_hand_off_is_redriven(world, open_page, shot):
                    "'api', ?, ?, 0, 0, '[]', '[]')", (run_id, trigger, now))
         db.execute("INSERT INTO webhook_deliveries (source, delivery_id, received_at, event_kind, action, outcome, "
                    "org_id, team_id, run_id, route_stale, trigger, payload, dispatch_attempts, dispatch_error) "
-                   "VALUES ('api', ?, ?, 'api_request', 'start', 'accepted', 'acme', 'payments', ?, 0, ?, '', 1, "
-                   "'RuntimeError: executor unavailable')", (f"redrive-{run_id}", now, run_id, trigger))
+                   "VALUES ('api', ?, ?, 'api_request', 'start', 'accepted', 'acme', 'payments', ?, 0, ?, '', ?, "
+                   "'RuntimeError: executor unavailable')",
+                   (f"redrive-{run_id}", now, run_id, trigger, MAX_DISPATCH_ATTEMPTS))   # the sweep gave up
         db.commit()
     finally:
         db.close()
@@ -234,6 +236,35 @@ def test_a_schedule_runs_now_and_shows_its_outcome(world, open_page, shot):
     shot(page, "reports")
 
 
+def test_a_sandbox_session_chats_with_streamed_tool_events_and_is_deleted(world, open_page, shot):
+    """globex/web's sandbox talks to a scripted Anthropic-compatible server (a model for that team
+    only: the acme team's runs keep the offline planner)."""
+    from actors.sandbox.testing import Reply, ScriptedAnthropicServer, Text, ToolUse
+
+    platform, tenants = world
+    with ScriptedAnthropicServer() as model:
+        model.add(Reply([Text("Looking."), ToolUse("Bash", {"command": "echo hello from the sandbox"})]),
+                  Reply([Text("The sandbox says hello.")]))
+        with platform.api() as c:
+            ok(c.patch(f"/api/v1/orgs/{tenants.other_org}/nodes/{tenants.other_org_team}/config", json={
+                "llm": {"provider": "anthropic", "model": "claude-test", "base_url": model.url,
+                        "api_key": "sk-console-test"}}))
+        page = open_page("other_org_team", "/sandbox/")
+        page.get_by_label("Title").fill("console chat")
+        page.get_by_role("button", name="Open a session").click()
+        page.get_by_role("log", name="Conversation").wait_for()
+        page.get_by_label("Message").fill("say hello")
+        page.get_by_role("button", name="Send").click()
+        chat = page.get_by_role("log", name="Conversation")
+        chat.get_by_text("The sandbox says hello.").wait_for(timeout=120_000)
+        tool = chat.get_by_test_id("chat-tool")
+        assert tool.count() == 1 and "Bash" in tool.inner_text()
+        assert "sk-console-test" not in page.content()
+        shot(page, "sandbox-chat")
+        page.get_by_role("button", name="Delete").click()
+        page.get_by_role("table", name="Sandbox sessions").get_by_text("No session yet.").wait_for()
+
+
 def test_a_team_token_sees_nothing_of_another_team(world, finished_run, open_page):
     platform, tenants = world
     page = open_page("other_team", "/runs/")
@@ -262,6 +293,7 @@ def test_pages_pass_axe(world, open_page, shot, kind, path, ready):
     page = open_page(kind, path, axe=True)
     page.get_by_role("table", name=ready).wait_for(timeout=90_000)
     page.wait_for_load_state("networkidle")
+    page.mouse.move(0, 0)   # no hover state (a chart tooltip) in what axe sees
     check_axe(page)
     if path == "/sandbox/":
         shot(page, "sandbox")

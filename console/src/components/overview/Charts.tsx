@@ -6,7 +6,8 @@ import { Bar, BarChart, CartesianGrid, Legend, Line, LineChart, ResponsiveContai
 
 import { perDay, type Stats } from '@/lib/stats';
 
-const PALETTE = ['#e5484d', '#3e63dd', '#30a46c', '#f76b15', '#8e4ec6', '#12a594', '#ffc53d', '#d6409f'];
+// Dark enough for 4.5:1 on white (the legend and tooltip print team names in these colours).
+const PALETTE = ['#c62a2f', '#3358d4', '#18794e', '#bd4b00', '#6e56cf', '#0d74ce', '#946800', '#c2298a'];
 
 export default function Charts({ stats }: { stats: Stats }) {
   const teams = stats.teams.map((t) => `${t.org}/${t.team}`);
