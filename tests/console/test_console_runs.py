@@ -252,8 +252,7 @@ def test_a_sandbox_session_chats_with_streamed_tool_events_and_is_deleted(world,
         page = open_page("other_org_team", "/sandbox/")
         page.get_by_label("Title").fill("console chat")
         page.get_by_role("button", name="Open a session").click()
-        page.get_by_role("log", name="Conversation").wait_for()
-        page.get_by_label("Message").fill("say hello")
+        page.get_by_label("Message").fill("say hello")   # the opened session is selected
         page.get_by_role("button", name="Send").click()
         chat = page.get_by_role("log", name="Conversation")
         chat.get_by_text("The sandbox says hello.").wait_for(timeout=120_000)
