@@ -66,6 +66,7 @@ export function SessionChat({ sessionId, onDeleted }: { sessionId: string; onDel
     } finally {
       setBusy(false);
       await queryClient.invalidateQueries({ queryKey: ['sandbox', sessionId] });
+      await queryClient.invalidateQueries({ queryKey: ['sandbox-sessions'] });   // its turns and last activity
       setLive([]);
     }
   };
