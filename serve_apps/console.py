@@ -18,7 +18,8 @@ Every response under ``/ui`` carries:
 
 ``GET /ui/`` answers the console's ``index.html`` with 200 (no redirect); ``/ui/runs/`` its
 ``runs/index.html``; ``_next/static`` files are cached as immutable (their names hold a content hash),
-HTML is ``no-cache``. An unknown path answers the export's ``404.html`` with 404. When the console
+HTML is ``no-cache``. Text files (HTML, JS, CSS, JSON, SVG) over 1 KiB are sent gzip-compressed to
+clients that accept it (compressed once per build and kept in memory). An unknown path answers the export's ``404.html`` with 404. When the console
 is not built (no ``index.html`` or no ``csp.json``), every ``/ui`` path answers **503** with a plain page
 saying how to build it. Only GET and HEAD are served (others: 405). Paths never leave the export
 directory: ``..``, backslashes, NUL and dotfiles are refused (404) before the file system is touched,
@@ -28,6 +29,7 @@ and the resolved path must stay under the root.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import mimetypes
 from dataclasses import dataclass
@@ -42,6 +44,8 @@ MOUNT = "/ui"
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "console" / "out"
 MANIFEST = "csp.json"
 MAX_CACHED_FILE = 4 * 1024 * 1024   # larger files are read per request (the export has none today)
+GZIP_MIN_BYTES = 1024
+GZIP_SUFFIXES = frozenset({".html", ".js", ".css", ".json", ".svg", ".txt", ".map"})
 
 NOT_BUILT_HTML = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>IncidentFox console: not built</title></head>
@@ -116,6 +120,7 @@ class ConsoleFiles:
         self.root = Path(root)
         self._build: _Build | None = None
         self._cache: dict[Path, bytes] = {}
+        self._gzipped: dict[Path, bytes] = {}
 
     def build(self) -> _Build | str:
         """The current build, or why there is none (a sentence for the not-built page)."""
@@ -133,6 +138,7 @@ class ConsoleFiles:
             except (OSError, ValueError) as exc:
                 return f"The build's {MANIFEST} is unreadable: {exc}"
             self._cache.clear()
+            self._gzipped.clear()
             self._build = _Build(stamp=stamp, csp=csp)
         return self._build
 
@@ -158,6 +164,31 @@ class ConsoleFiles:
             if len(data) <= MAX_CACHED_FILE:
                 self._cache[target] = data
         return data
+
+    def read_gzipped(self, target: Path) -> bytes | None:
+        """The file gzip-compressed, or ``None`` when it is not worth it (small or binary)."""
+        if target.suffix not in GZIP_SUFFIXES:
+            return None
+        packed = self._gzipped.get(target)
+        if packed is None:
+            data = self.read(target)
+            if len(data) < GZIP_MIN_BYTES or len(data) > MAX_CACHED_FILE:
+                return None
+            packed = self._gzipped[target] = gzip.compress(data, compresslevel=6, mtime=0)
+        return packed
+
+
+def accepts_gzip(scope: Scope) -> bool:
+    """Whether the request's ``Accept-Encoding`` allows gzip (``gzip`` or ``*``, not with ``q=0``)."""
+    for key, value in scope.get("headers") or ():
+        if key.lower() != b"accept-encoding":
+            continue
+        for item in value.decode("latin-1").lower().split(","):
+            coding, *params = (p.strip() for p in item.split(";"))
+            q = next((p[2:] for p in params if p.startswith("q=")), "1")
+            if coding in ("gzip", "*") and q.strip() not in ("0", "0.0", "0.00", "0.000"):
+                return True
+    return False
 
 
 async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]], *, head: bool) -> None:
@@ -196,12 +227,16 @@ class ConsoleApp:
                 await _send(send, 404, b"not found\n", [(b"content-type", b"text/plain; charset=utf-8"), *headers],
                             head=head)
                 return
-        body = await asyncio.to_thread(self.files.read, target)
         kind = _TYPES.get(target.suffix) or mimetypes.guess_type(target.name)[0] or "application/octet-stream"
         cache = (b"public, max-age=31536000, immutable" if rel.startswith("/_next/static/") and status == 200
                  else b"no-cache")
-        await _send(send, status, body, [(b"content-type", kind.encode()), (b"cache-control", cache), *headers],
-                    head=head)
+        headers = [(b"content-type", kind.encode()), (b"cache-control", cache), *headers]
+        body = await asyncio.to_thread(self.files.read_gzipped, target) if accepts_gzip(scope) else None
+        if body is not None:
+            headers += [(b"content-encoding", b"gzip"), (b"vary", b"Accept-Encoding")]
+        else:
+            body = await asyncio.to_thread(self.files.read, target)
+        await _send(send, status, body, headers, head=head)
 
 
 def is_console_path(path: str) -> bool:

@@ -28,6 +28,7 @@ def _export(root: Path, *, manifest: dict | None = None) -> Path:
     (root / "runs" / "index.html").write_text("<!DOCTYPE html><title>runs</title>")
     (root / "404.html").write_text("<!DOCTYPE html><title>missing</title>")
     (root / "_next" / "static" / "chunks" / "main-abc.js").write_text("console.log(1)")
+    (root / "_next" / "static" / "chunks" / "big-abc.js").write_text("console.log('x');\n" * 400)
     (root / ".secret").write_text("hidden")
     if manifest is not False:
         (root / "csp.json").write_text(json.dumps(manifest or {"version": 1, "script_hashes": [HASH],
@@ -153,3 +154,21 @@ def test_csp_has_no_unsafe_sources():
     csp = content_security_policy(["sha256-x"], [])
     assert csp.startswith("default-src 'self'; script-src 'self' 'sha256-x'; style-src 'self';")
     assert "object-src 'none'" in csp and "base-uri 'none'" in csp
+
+
+async def test_text_files_are_gzipped_for_clients_that_accept_it(tmp_path):
+    import gzip
+
+    root = _export(tmp_path / "out")
+    big = (root / "_next" / "static" / "chunks" / "big-abc.js").read_bytes()
+    async with _client(root) as c:
+        r = await c.get("/ui/_next/static/chunks/big-abc.js", headers={"Accept-Encoding": "gzip"})
+        assert r.headers["content-encoding"] == "gzip" and r.headers["vary"] == "Accept-Encoding"
+        assert r.content == big   # httpx decodes it
+        assert int(r.headers["content-length"]) == len(gzip.compress(big, compresslevel=6, mtime=0))
+        _assert_security_headers(r)
+        for refused in ("identity", "gzip;q=0", "br"):
+            plain = await c.get("/ui/_next/static/chunks/big-abc.js", headers={"Accept-Encoding": refused})
+            assert "content-encoding" not in plain.headers and plain.content == big, refused
+        small = await c.get("/ui/_next/static/chunks/main-abc.js", headers={"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in small.headers   # under 1 KiB: not worth it

@@ -39,7 +39,7 @@ export function Layout({ children }: { children: ReactNode }) {
                 const current = e.href === '/' ? pathname === '/' : `${pathname}/`.startsWith(e.href);
                 return (
                   <li key={e.href}>
-                    <Link href={e.href} aria-current={current ? 'page' : undefined}>{e.label}</Link>
+                    <Link href={e.href} prefetch={false} aria-current={current ? 'page' : undefined}>{e.label}</Link>
                   </li>
                 );
               })}

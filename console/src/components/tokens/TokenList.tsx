@@ -1,12 +1,13 @@
 // An org's tokens (metadata only: the API never returns a token twice), newest first, with revoke.
 import { AlertDialog, Badge, Button, Card, Flex, Heading } from '@radix-ui/themes';
-import { useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { createColumnHelper } from '@tanstack/react-table';
 import { useState } from 'react';
 
 import { DataTable } from '@/components/DataTable';
 import { ErrorCallout } from '@/components/ErrorCallout';
-import { type Page, seg } from '@/lib/api';
+import { seg } from '@/lib/api';
+import { usePagedList } from '@/lib/queries';
 import { useSession } from '@/lib/session';
 
 export type TokenRow = { token_id: string; kind: string; org_id: string; team_node_id: string | null; label: string;
@@ -20,13 +21,7 @@ export function TokenList({ org }: { org: string }) {
   const { api, identity } = useSession();
   const queryClient = useQueryClient();
   const [revoking, setRevoking] = useState<TokenRow | null>(null);
-  const list = useInfiniteQuery({
-    queryKey: ['tokens', org],
-    queryFn: ({ pageParam }) => api.get<Page<TokenRow>>(`/api/v1/orgs/${seg(org)}/tokens`,
-                                                        { limit: 100, cursor: pageParam }),
-    initialPageParam: null as string | null,
-    getNextPageParam: (last) => last.next_cursor,
-  });
+  const list = usePagedList<TokenRow>(['tokens', org], `/api/v1/orgs/${seg(org)}/tokens`);
   const revoke = useMutation({
     mutationFn: (t: TokenRow) => api.post(`/api/v1/orgs/${seg(org)}/tokens/${seg(t.token_id)}/revoke`),
     onSuccess: async () => {
@@ -55,14 +50,13 @@ export function TokenList({ org }: { org: string }) {
       )),
     }),
   ];
-  const rows = list.data?.pages.flatMap((p) => p.items) ?? [];
   return (
     <Card>
       <Heading as="h2" size="4" mb="2">Tokens of {org}</Heading>
       <ErrorCallout error={list.error} title="Listing tokens failed" />
-      <DataTable data={rows} columns={columns} caption={`Tokens of ${org}`} rowKey={(t) => t.token_id}
+      <DataTable data={list.items} columns={columns} caption={`Tokens of ${org}`} rowKey={(t) => t.token_id}
         empty={list.isLoading ? 'Loading…' : 'No token issued yet.'}
-        hasMore={list.hasNextPage} loadingMore={list.isFetchingNextPage} onMore={() => list.fetchNextPage()} />
+        hasMore={list.hasMore} loadingMore={list.isFetchingNextPage} onMore={list.more} />
       <AlertDialog.Root open={revoking !== null} onOpenChange={(open) => { if (!open) { revoke.reset(); setRevoking(null); } }}>
         <AlertDialog.Content maxWidth="480px">
           <AlertDialog.Title>Revoke {revoking?.token_id}?</AlertDialog.Title>
