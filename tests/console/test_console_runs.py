@@ -286,7 +286,7 @@ def test_a_team_token_sees_nothing_of_another_team(world, finished_run, open_pag
 
 
 @pytest.mark.parametrize(("kind", "path", "ready"), [
-    ("team", "/runs/", "Runs"), ("org_admin", "/deliveries/", "Webhook deliveries"),
+    ("team", "/runs/", "Runs"), ("global_admin", "/deliveries/", "Webhook deliveries"),
     ("org_admin", "/", "Per team"), ("team", "/reports/", "Schedules"), ("team", "/sandbox/", "Sandbox sessions")])
 def test_pages_pass_axe(world, open_page, shot, kind, path, ready):
     page = open_page(kind, path, axe=True)
