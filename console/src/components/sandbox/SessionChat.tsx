@@ -43,12 +43,16 @@ export function SessionChat({ sessionId, onDeleted }: { sessionId: string; onDel
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const abort = useRef<AbortController | null>(null);
+  // The transcript's length when the streamed turn began: once the stored transcript has grown past
+  // it, the turn is in the transcript and the streamed copy is no longer shown (never both at once).
+  const base = useRef<number | null>(null);
   useEffect(() => () => abort.current?.abort(), []);
   useEffect(() => { setLive([]); setError(null); }, [sessionId]);
 
   const send = async () => {
     const message = text.trim();
     if (!message || busy) return;
+    base.current = detail.data?.transcript.length ?? 0;
     setBusy(true); setError(null); setText('');
     setLive((l) => [...l, { kind: 'user', text: message }]);
     abort.current = new AbortController();
@@ -82,7 +86,8 @@ export function SessionChat({ sessionId, onDeleted }: { sessionId: string; onDel
   });
 
   const d = detail.data;
-  const lines = [...(d ? transcriptLines(d.transcript) : []), ...live];
+  const stored = d ? transcriptLines(d.transcript) : [];
+  const lines = d && base.current !== null && d.transcript.length > base.current ? stored : [...stored, ...live];
   const mine = identity.team_node_id === d?.team_id;
   return (
     <Card>
