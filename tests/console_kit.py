@@ -129,16 +129,16 @@ def stop_platform(platform: Platform) -> None:
 class Tenants:
     """Seeded orgs, teams and tokens (kind → token) the console tests sign in with.
 
-    ``acme`` (unit ``eng`` with teams ``payments`` and ``search``) and ``globex`` (team ``web``); tokens:
-    ``global_admin``, ``org_admin`` (acme), ``team`` (acme/payments), ``other_team`` (acme/search),
-    ``other_org_team`` (globex/web)."""
+    ``acme`` (unit ``eng`` with teams ``payments`` and ``ledger``) and ``globex`` (team ``storefront``); tokens:
+    ``global_admin``, ``org_admin`` (acme), ``team`` (acme/payments), ``other_team`` (acme/ledger),
+    ``other_org_team`` (globex/storefront)."""
 
     tokens: dict[str, str] = field(default_factory=dict)
     org: str = "acme"
     team: str = "payments"
-    other_team: str = "search"
+    other_team: str = "ledger"   # ids no page would print by chance (cross-tenant checks grep the text)
     other_org: str = "globex"
-    other_org_team: str = "web"
+    other_org_team: str = "storefront"
 
 
 def seed_tenants(platform: Platform) -> Tenants:

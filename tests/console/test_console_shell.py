@@ -100,6 +100,26 @@ def test_org_admin_creates_renames_and_moves_a_team_and_sees_api_errors(console_
         assert c.get("/api/v1/orgs/acme/nodes/billing").status_code == 404
 
 
+def test_global_admin_creates_an_org_and_picks_it(console_page, console_platform):
+    page = console_page("global_admin", "/org/")
+    page.get_by_text("Pick or create an org to see its tree.").wait_for()
+    orgs = page.get_by_role("table", name="Orgs")
+    orgs.get_by_role("row").filter(has_text="globex").wait_for()
+    form = page.get_by_role("form", name="Create an org")
+    form.get_by_label("Org id").fill("initech")
+    form.get_by_label("Name").fill("Initech")
+    form.get_by_role("button", name="Create org").click()
+    page.get_by_role("table", name="Tree of initech").wait_for()   # the new org is shown at once
+    form.get_by_label("Org id").fill("initech")
+    form.get_by_label("Name").fill("Again")
+    form.get_by_role("button", name="Create org").click()
+    refused = page.get_by_role("alert").filter(has_text="Creating the org failed")
+    refused.wait_for()
+    assert "org_exists" in refused.inner_text()
+    with console_platform.api() as c:
+        assert c.get("/api/v1/orgs/initech").json()["name"] == "Initech"
+
+
 def test_issue_a_team_token_once_then_revoke_it(console_page, console_platform, shot):
     page = console_page("org_admin", "/tokens/")
     form = page.get_by_role("form", name="Issue a token")
@@ -158,3 +178,14 @@ def test_pages_have_no_serious_accessibility_violations(axe_page, console_browse
         page.get_by_role("heading", name=marker).wait_for()
         page.wait_for_load_state("networkidle")
         check_axe(page)
+
+
+def test_an_org_admin_sees_nothing_of_another_org(console_page, console_tenants):
+    page = console_page("org_admin", "/org/")
+    page.get_by_role("table", name="Tree of acme").wait_for()
+    for path in ("/ui/org/", "/ui/tokens/"):
+        page.goto(page.url.split("/ui/")[0] + path)
+        page.get_by_test_id("auth-kind").wait_for()
+        page.wait_for_load_state("networkidle")
+        text = page.locator("body").inner_text()
+        assert console_tenants.other_org not in text and console_tenants.other_org_team not in text, path

@@ -43,7 +43,7 @@ export function OrgList() {
       <ErrorCallout error={orgs.error} title="Listing orgs failed" />
       <DataTable data={orgs.data ?? []} columns={columns} caption="Orgs" rowKey={(o) => o.org_id}
         empty={orgs.isLoading ? 'Loading…' : 'No org yet: create one below.'} />
-      <form onSubmit={form.handleSubmit((v) => create.mutate(v))}>
+      <form onSubmit={form.handleSubmit((v) => create.mutate(v))} aria-label="Create an org">
         <Flex className="ifx-form-row" mt="3">
           <label>Org id<TextField.Root placeholder="acme" {...form.register('org_id', { required: true })} /></label>
           <label>Name<TextField.Root placeholder="Acme Inc." {...form.register('name', { required: true })} /></label>
