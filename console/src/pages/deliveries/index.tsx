@@ -1,7 +1,7 @@
 // Deliveries: recent webhook deliveries with their outcome (GET /api/v1/agent/deliveries, admins) and
 // re-drive (POST /api/v1/agent/deliveries/redrive, the global admin) of the ones whose hand-off failed.
 import { Button, Callout, Checkbox, Flex, Heading, Link as RLink, Select, Text } from '@radix-ui/themes';
-import { useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { createColumnHelper } from '@tanstack/react-table';
 import Link from 'next/link';
 import { useState } from 'react';
@@ -9,7 +9,7 @@ import { useState } from 'react';
 import { DataTable } from '@/components/DataTable';
 import { ErrorCallout } from '@/components/ErrorCallout';
 import { StatusBadge } from '@/components/StatusBadge';
-import type { Page } from '@/lib/api';
+import { usePagedList } from '@/lib/queries';
 import { when } from '@/lib/runs';
 import { useSession } from '@/lib/session';
 
@@ -29,13 +29,8 @@ export default function DeliveriesPage() {
   const [outcome, setOutcome] = useState('');
   const [failed, setFailed] = useState(false);
   const [done, setDone] = useState<number | null>(null);
-  const list = useInfiniteQuery({
-    queryKey: ['deliveries', outcome, failed, org],
-    queryFn: ({ pageParam }) => api.get<Page<DeliveryRow>>('/api/v1/agent/deliveries',
-                                                           { outcome, failed: failed || undefined, limit: 50, cursor: pageParam }),
-    initialPageParam: null as string | null,
-    getNextPageParam: (last) => last.next_cursor,
-  });
+  const list = usePagedList<DeliveryRow>(['deliveries', outcome, failed, org], '/api/v1/agent/deliveries',
+                                         { outcome, failed: failed || undefined }, { limit: 50 });
   const redrive = useMutation({
     mutationFn: (ids: number[] | null) => api.post<{ redriven: number[] }>('/api/v1/agent/deliveries/redrive',
                                                                          ids ? { ids } : {}),
@@ -70,7 +65,6 @@ export default function DeliveriesPage() {
           aria-label={`Re-drive delivery ${row.original.id}`}>Re-drive</Button>) : null),
     }),
   ];
-  const rows = list.data?.pages.flatMap((p) => p.items) ?? [];
   return (
     <>
       <Heading as="h1" size="6" mb="3">Deliveries</Heading>
@@ -94,9 +88,9 @@ export default function DeliveriesPage() {
         {done !== null ? <Callout.Root color="green" role="status"><Callout.Text>Re-driven: {done} {done === 1 ? 'delivery' : 'deliveries'}.</Callout.Text></Callout.Root> : null}
         <ErrorCallout error={list.error} title="Listing deliveries failed" />
         <ErrorCallout error={redrive.error} title="Re-drive failed" />
-        <DataTable data={rows} columns={columns} caption="Webhook deliveries" rowKey={(d) => String(d.id)}
+        <DataTable data={list.items} columns={columns} caption="Webhook deliveries" rowKey={(d) => String(d.id)}
           empty={list.isLoading ? 'Loading…' : 'No delivery matches.'}
-          hasMore={list.hasNextPage} loadingMore={list.isFetchingNextPage} onMore={() => list.fetchNextPage()} />
+          hasMore={list.hasMore} loadingMore={list.isFetchingNextPage} onMore={list.more} />
       </Flex>
     </>
   );

@@ -1,7 +1,7 @@
 // Reports and schedules: every schedule the token sees with its last outcome and "Run now"
 // (POST /api/v1/reports/schedules/{id}/run), what each fire time did, and the stored reports.
 import { Button, Callout, Card, Code, Dialog, Flex, Heading, Link as RLink, Text } from '@radix-ui/themes';
-import { useInfiniteQuery, useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { createColumnHelper } from '@tanstack/react-table';
 import Link from 'next/link';
 import { useState } from 'react';
@@ -10,6 +10,7 @@ import { DataTable } from '@/components/DataTable';
 import { ErrorCallout } from '@/components/ErrorCallout';
 import { StatusBadge } from '@/components/StatusBadge';
 import { type Page, seg } from '@/lib/api';
+import { usePagedList } from '@/lib/queries';
 import { when } from '@/lib/runs';
 import { useSession } from '@/lib/session';
 
@@ -55,17 +56,9 @@ export default function ReportsPage() {
   const [open, setOpen] = useState<string | null>(null);
   const schedules = useQuery({ queryKey: ['schedules', org],
                                queryFn: () => api.get<Page<Schedule>>('/api/v1/reports/schedules', { org }) });
-  const outcomes = useInfiniteQuery({
-    queryKey: ['schedule-outcomes', org],
-    queryFn: ({ pageParam }) => api.get<Page<Outcome>>('/api/v1/reports/schedules/outcomes', { org, limit: 25, cursor: pageParam }),
-    initialPageParam: null as string | null, getNextPageParam: (last) => last.next_cursor,
-    refetchInterval: 5_000,
-  });
-  const reports = useInfiniteQuery({
-    queryKey: ['reports', org],
-    queryFn: ({ pageParam }) => api.get<Page<Report>>('/api/v1/reports', { org, limit: 25, cursor: pageParam }),
-    initialPageParam: null as string | null, getNextPageParam: (last) => last.next_cursor,
-  });
+  const outcomes = usePagedList<Outcome>(['schedule-outcomes', org], '/api/v1/reports/schedules/outcomes', { org },
+                                         { limit: 25, refetchInterval: 5_000 });
+  const reports = usePagedList<Report>(['reports', org], '/api/v1/reports', { org }, { limit: 25 });
   const runNow = useMutation({
     mutationFn: (s: Schedule) => api.request('POST', `/api/v1/reports/schedules/${seg(s.schedule_id)}/run`,
                                              { query: { org: s.org, team: s.team } }),
@@ -123,16 +116,16 @@ export default function ReportsPage() {
         <Card>
           <Heading as="h2" size="4" mb="2">Outcomes</Heading>
           <ErrorCallout error={outcomes.error} />
-          <DataTable data={outcomes.data?.pages.flatMap((p) => p.items) ?? []} columns={outcomeColumns} caption="Schedule outcomes"
+          <DataTable data={outcomes.items} columns={outcomeColumns} caption="Schedule outcomes"
             rowKey={(o) => String(o.id)} empty={outcomes.isLoading ? 'Loading…' : 'Nothing has run yet.'}
-            hasMore={outcomes.hasNextPage} loadingMore={outcomes.isFetchingNextPage} onMore={() => outcomes.fetchNextPage()} />
+            hasMore={outcomes.hasMore} loadingMore={outcomes.isFetchingNextPage} onMore={outcomes.more} />
         </Card>
         <Card>
           <Heading as="h2" size="4" mb="2">Reports</Heading>
           <ErrorCallout error={reports.error} />
-          <DataTable data={reports.data?.pages.flatMap((p) => p.items) ?? []} columns={reportColumns} caption="Reports"
+          <DataTable data={reports.items} columns={reportColumns} caption="Reports"
             rowKey={(r) => r.report_id} empty={reports.isLoading ? 'Loading…' : 'No report yet.'}
-            hasMore={reports.hasNextPage} loadingMore={reports.isFetchingNextPage} onMore={() => reports.fetchNextPage()} />
+            hasMore={reports.hasMore} loadingMore={reports.isFetchingNextPage} onMore={reports.more} />
         </Card>
       </Flex>
       {open ? <ReportDialog id={open} onClose={() => setOpen(null)} /> : null}

@@ -1,6 +1,5 @@
 // Runs: a filterable, cursor-paged list (GET /api/v1/agent/runs). Filters live in the query string.
 import { Flex, Heading, Link as RLink, Text } from '@radix-ui/themes';
-import { useInfiniteQuery } from '@tanstack/react-query';
 import { createColumnHelper } from '@tanstack/react-table';
 import Link from 'next/link';
 import { useRouter } from 'next/router';
@@ -10,7 +9,7 @@ import { DataTable } from '@/components/DataTable';
 import { ErrorCallout } from '@/components/ErrorCallout';
 import { RunFilterBar } from '@/components/runs/RunFilters';
 import { StatusBadge } from '@/components/StatusBadge';
-import type { Page } from '@/lib/api';
+import { usePagedList } from '@/lib/queries';
 import { duration, filtersFromQuery, filtersToApi, filtersToQuery, type RunFilters, type RunSummary, runTitle,
          when } from '@/lib/runs';
 import { useSession } from '@/lib/session';
@@ -32,21 +31,14 @@ const columns = [
 
 export default function RunsPage() {
   const router = useRouter();
-  const { api, org, identity } = useSession();
+  const { org, identity } = useSession();
   const filters = useMemo(() => filtersFromQuery(router.query), [router.query]);
   const teamFixed = identity.auth_kind === 'team' || identity.auth_kind === 'impersonation' ? identity.team_node_id : null;
   const apiQuery = useMemo(() => filtersToApi(filters, org), [filters, org]);
-  const list = useInfiniteQuery({
-    queryKey: ['runs', apiQuery],
-    queryFn: ({ pageParam }) => api.get<Page<RunSummary>>('/api/v1/agent/runs', { ...apiQuery, limit: 50, cursor: pageParam }),
-    initialPageParam: null as string | null,
-    getNextPageParam: (last) => last.next_cursor,
-    enabled: router.isReady,
-    refetchInterval: 10_000,
-  });
+  const list = usePagedList<RunSummary>(['runs', apiQuery], '/api/v1/agent/runs', apiQuery,
+                                        { limit: 50, enabled: router.isReady, refetchInterval: 10_000 });
   const setFilters = (next: RunFilters) => router.replace({ pathname: router.pathname, query: filtersToQuery(next) },
                                                            undefined, { shallow: true });
-  const rows = list.data?.pages.flatMap((p) => p.items) ?? [];
   return (
     <>
       <Heading as="h1" size="6" mb="3">Runs</Heading>
@@ -54,9 +46,9 @@ export default function RunsPage() {
         <RunFilterBar value={filters} onChange={setFilters} teamFixed={teamFixed} />
         {org ? null : identity.auth_kind === 'global_admin' ? <Text size="2" color="gray">All orgs.</Text> : null}
         <ErrorCallout error={list.error} title="Listing runs failed" />
-        <DataTable data={rows} columns={columns} caption="Runs" rowKey={(r) => r.run_id}
+        <DataTable data={list.items} columns={columns} caption="Runs" rowKey={(r) => r.run_id}
           empty={list.isLoading ? 'Loading…' : 'No run matches these filters.'}
-          hasMore={list.hasNextPage} loadingMore={list.isFetchingNextPage} onMore={() => list.fetchNextPage()} />
+          hasMore={list.hasMore} loadingMore={list.isFetchingNextPage} onMore={list.more} />
       </Flex>
     </>
   );

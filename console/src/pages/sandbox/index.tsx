@@ -1,7 +1,7 @@
 // Sandbox sessions: the ones this token sees (GET /api/v1/sandbox/sessions), open one (team tokens),
 // and chat in the selected one. The selected session is in the query (?session=…).
 import { Button, Flex, Grid, Heading, Link as RLink, TextField } from '@radix-ui/themes';
-import { useInfiniteQuery, useMutation, useQueryClient } from '@tanstack/react-query';
+import { useMutation, useQueryClient } from '@tanstack/react-query';
 import { createColumnHelper } from '@tanstack/react-table';
 import { useRouter } from 'next/router';
 import { useState } from 'react';
@@ -10,7 +10,7 @@ import { DataTable } from '@/components/DataTable';
 import { ErrorCallout } from '@/components/ErrorCallout';
 import { SessionChat } from '@/components/sandbox/SessionChat';
 import { StatusBadge } from '@/components/StatusBadge';
-import type { Page } from '@/lib/api';
+import { usePagedList } from '@/lib/queries';
 import { when } from '@/lib/runs';
 import type { SandboxSession } from '@/lib/sandbox';
 import { useSession } from '@/lib/session';
@@ -27,12 +27,7 @@ export default function SandboxPage() {
   const selected = SESSION_ID.test(raw) ? raw : null;
   const select = (id: string | null) => router.replace({ pathname: router.pathname, query: id ? { session: id } : {} },
                                                        undefined, { shallow: true });
-  const list = useInfiniteQuery({
-    queryKey: ['sandbox-sessions'],
-    queryFn: ({ pageParam }) => api.get<Page<SandboxSession>>('/api/v1/sandbox/sessions', { limit: 50, cursor: pageParam }),
-    initialPageParam: null as string | null,
-    getNextPageParam: (last) => last.next_cursor,
-  });
+  const list = usePagedList<SandboxSession>(['sandbox-sessions'], '/api/v1/sandbox/sessions', {}, { limit: 50 });
   const open = useMutation({
     mutationFn: () => api.post<{ session_id: string }>('/api/v1/sandbox/sessions', { title: title.trim() }),
     onSuccess: async (body) => {
@@ -53,7 +48,6 @@ export default function SandboxPage() {
     col.accessor('turns', { header: 'Turns' }),
     col.accessor('last_active_at', { header: 'Last active', cell: (c) => when(c.getValue()) }),
   ];
-  const rows = list.data?.pages.flatMap((p) => p.items) ?? [];
   return (
     <>
       <Heading as="h1" size="6" mb="3">Sandbox sessions</Heading>
@@ -68,9 +62,9 @@ export default function SandboxPage() {
       <ErrorCallout error={list.error} title="Listing sessions failed" />
       <Grid columns={{ initial: '1', lg: '2' }} gap="3" mt="3">
         <Flex direction="column" gap="2">
-          <DataTable data={rows} columns={columns} caption="Sandbox sessions" rowKey={(s) => s.session_id}
+          <DataTable data={list.items} columns={columns} caption="Sandbox sessions" rowKey={(s) => s.session_id}
             empty={list.isLoading ? 'Loading…' : 'No session yet.'}
-            hasMore={list.hasNextPage} loadingMore={list.isFetchingNextPage} onMore={() => list.fetchNextPage()} />
+            hasMore={list.hasMore} loadingMore={list.isFetchingNextPage} onMore={list.more} />
         </Flex>
         {selected ? <SessionChat sessionId={selected} onDeleted={() => void select(null)} /> : null}
       </Grid>
