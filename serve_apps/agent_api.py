@@ -15,8 +15,10 @@ another team's run ids; list endpoints are filtered to the caller's scope the sa
   runner. The investigation never runs inside the request.
 * ``GET /runs/{id}``: ``{status, team, trigger, created_at, started_at, finished_at, result?,
   events, tool_calls, …}``.
-* ``GET /runs?org=&team=&status=&limit=&cursor=``: newest first, ``{items, next_cursor, runs}``
-  (:mod:`incidentfox.pagination`; ``runs`` is the older key); a team token sees only its own team.
+* ``GET /runs?org=&team=&status=&source=&since=&until=&limit=&cursor=``: newest first, ``{items,
+  next_cursor, runs}`` (:mod:`incidentfox.pagination`; ``runs`` is the older key); a team token sees
+  only its own team. ``GET /runs/{id}`` also lists its ``approvals`` (pending tool calls, proposed fixes).
+* ``POST /runs/{id}/rerun`` and ``GET /stats`` (the overview): :mod:`serve_apps.run_ops_api`.
 * ``POST /runs/{id}/cancel``.
 * ``POST /runs/{id}/approvals/{approval_id}``: decide a mutating tool call the run waits on.
 * ``POST /runs/{id}/actions/{action_id}/approve|deny``: a proposed fix of the RCA
@@ -25,7 +27,7 @@ another team's run ids; list endpoints are filtered to the caller's scope the sa
   a finished run (:mod:`serve_apps.postmortem`); 409 ``run_not_finished`` while it runs.
 * ``GET /runs/{id}/events``: Server-Sent Events, polling the database every ``sse_poll_s``, ending
   with an ``end`` event at a terminal status or after ``sse_max_s``.
-* ``GET /deliveries?outcome=unrouted|…&failed=true&limit=&cursor=`` (global admin, or an org admin
+* ``GET /deliveries?outcome=unrouted|…&source=&team=&failed=true&limit=&cursor=`` (global admin, or an org admin
   for its org; ``{items, next_cursor, deliveries}``) and ``POST /deliveries/redrive`` (global
   admin): the operator's view of webhook intake.
 * ``GET /openapi.json``: this API's OpenAPI document (no token).
@@ -37,7 +39,8 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Header, Query
 from fastapi.responses import JSONResponse
@@ -59,6 +62,7 @@ from incidentfox.settings import Settings
 from serve_apps import deliveries
 from serve_apps.actions_api import install_action_routes
 from serve_apps.gateway import Sweeper
+from serve_apps.run_ops_api import approvals_of, install_run_ops_routes, run_scope, time_window
 from serve_apps.thread_binding import check_thread_channel
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -186,23 +190,23 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
             view = store.run_view(run)
             view["events"] = [_event_view(e) for e in await store.list_events(s, run_id=run_id)]
             view["tool_calls"] = [_tool_call_view(t) for t in await store.list_tool_calls(s, run_id=run_id)]
+            view["approvals"] = await approvals_of(s, run_id=run_id)
         return view
 
     @app.get("/runs", responses=page_responses("RunPage", "runs"))
     async def list_runs(principal: PrincipalDep, page: PageDep, org: str | None = None, team: str | None = None,
-                        status: str | None = None, offset: int = Query(0, ge=0)) -> dict[str, Any]:
+                        status: str | None = None, source: str | None = Query(None, max_length=32),
+                        since: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
+                        until: Annotated[datetime | None, Query(description="created before (ISO 8601)")] = None,
+                        offset: int = Query(0, ge=0)) -> dict[str, Any]:
         """Newest first, ``{items, next_cursor, runs}`` (``runs``: the same items, the older key)."""
-        nothing = envelope(Page([], None), legacy_key="runs")
-        if principal.auth_kind in ("team", "impersonation"):
-            if (org and org != principal.org_id) or (team and team != principal.team_node_id):
-                return nothing   # nothing of another team is visible, not even that it exists
-            org, team = principal.org_id, principal.team_node_id
-        elif principal.auth_kind == "org_admin":
-            if org and org != principal.org_id:
-                return nothing
-            org = principal.org_id
+        since, until = time_window(since, until)
+        scope = run_scope(principal, org, team)
+        if scope is None:   # nothing of another team is visible, not even that it exists
+            return envelope(Page([], None), legacy_key="runs")
         async with sessions() as s:
-            runs = await store.page_runs(s, org_id=org, team_id=team, status=status, page=page, offset=offset)
+            runs = await store.page_runs(s, org_id=scope[0], team_id=scope[1], status=status, source=source,
+                                         since=since, until=until, page=page, offset=offset)
         return envelope(Page([store.run_view(r, include_result=False) for r in runs.items], runs.next_cursor),
                         legacy_key="runs")
 
@@ -265,6 +269,7 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
 
         actions = ActionRunner(sessions, settings=settings)
     install_action_routes(app, sessions=sessions, actions=actions)
+    install_run_ops_routes(app, sessions=sessions, runner=runner, tasks=tasks)
 
     @app.get("/runs/{run_id}/events")
     async def run_events(principal: PrincipalDep, run_id: str,
@@ -298,6 +303,7 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
     @app.get("/deliveries", responses=page_responses("DeliveryPage", "deliveries"))
     async def list_deliveries(principal: PrincipalDep, page: PageDep, outcome: str | None = None,
                               source: str | None = None, failed: bool = False,
+                              team: str | None = Query(None, max_length=64),
                               offset: int = Query(0, ge=0)) -> dict[str, Any]:
         """Newest first, ``{items, next_cursor, deliveries}`` (``deliveries``: the older key)."""
         if principal.auth_kind not in ("global_admin", "org_admin"):
@@ -305,7 +311,7 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
         org = principal.org_id if principal.auth_kind == "org_admin" else None
         async with sessions() as s:
             rows = await deliveries.page_deliveries(s, outcome=outcome, source=source, failed=failed,
-                                                    org_id=org, page=page, offset=offset)
+                                                    org_id=org, team_id=team, page=page, offset=offset)
         return envelope(Page([deliveries.delivery_view(r) for r in rows.items], rows.next_cursor),
                         legacy_key="deliveries")
 

@@ -2,7 +2,8 @@
 
 ``GET /api/v1/reports/{id}`` returns the report's content; ``GET /api/v1/reports/{id}/chart.png``
 its chart. A team token reads only its own team's reports (another team's is 404, so existence
-does not leak); org admins read their org's, the global admin all.
+does not leak); org admins read their org's, the global admin all. Lists of reports, schedules and
+their outcomes, and "run now": :mod:`serve_apps.schedules_api`.
 
 The ``ReportsAPI`` deployment also makes sure the detached scheduler actor is running, so every
 shape that deploys the Serve config (``incidentfox up``, the RayService) schedules reports.
@@ -25,16 +26,26 @@ from incidentfox.contracts import Principal
 from incidentfox.errors import NotFound, install_error_handlers
 from incidentfox.http_limits import REPORTS_MAX_BODY, install_request_limits
 from incidentfox.http_rate_limit import install_rate_limits
+from incidentfox.runs.runner import RunnerFactory
 from incidentfox.settings import Settings, ensure_local_secrets
+from serve_apps.schedules_api import install_schedule_routes
 
 
-def create_reports_app(settings: Settings) -> FastAPI:
+def create_reports_app(settings: Settings, *, runner: RunnerFactory | None = None) -> FastAPI:
+    """The reports API; ``runner`` builds the runner a run-now ``investigation`` schedule uses
+    (default: the registry's ``investigation``)."""
     app = FastAPI(title="IncidentFox reports", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     install_error_handlers(app)
     install_auth_state(app, settings=settings)
     # 401/413 before any body is read; the OpenAPI document is public.
     install_request_limits(app, max_body=REPORTS_MAX_BODY, public_paths=("/openapi.json",))
     install_rate_limits(app, surface="api", settings=settings)   # outermost: 429 before anything else
+    if runner is None:
+        from serve_apps.runners import RUNNERS
+
+        runner = RUNNERS["investigation"]
+    # Lists, schedules and run-now first: `/schedules` is not a report id.
+    install_schedule_routes(app, settings=settings, runner=runner)
 
     async def visible(report_id: str, principal: Principal, session: AsyncSession) -> Report:
         report = await session.get(Report, report_id) if len(report_id) <= 40 else None
@@ -73,15 +84,17 @@ class ReportsAPI:
         from incidentfox.logs import configure_process_logging
 
         configure_process_logging()
+        from serve_apps.runners import RUNNERS
+
         self._settings = ensure_local_secrets(Settings())
+        self._runner = RUNNERS[runner]
         if scheduler:
             from actors.scheduler.actor import ensure_scheduler
-            from serve_apps.runners import RUNNERS
 
-            ensure_scheduler(namespace=namespace, tick_s=tick_s, runner=RUNNERS[runner])
+            ensure_scheduler(namespace=namespace, tick_s=tick_s, runner=self._runner)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_reports_app(self._settings)
+        return create_reports_app(self._settings, runner=self._runner)
 
 
 def build_app(args: dict[str, Any] | ReportsApiArgs) -> Application:

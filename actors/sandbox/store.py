@@ -20,6 +20,7 @@ from actors.sandbox.errors import SandboxError
 from actors.sandbox.models import SandboxMcpServerRow, SandboxMessageRow, SandboxSessionRow
 from config_service import record_audit
 from incidentfox.db import make_async_engine, session_factory, utcnow
+from incidentfox.pagination import Page, PageRequest, fetch_page
 
 
 def new_session_id() -> str:
@@ -154,6 +155,21 @@ class SandboxStore:
             res = await s.execute(stmt)
             await s.commit()
             return res.rowcount == 1
+
+    async def page_sessions(self, *, page: PageRequest, org_id: str | None = None, team_id: str | None = None,
+                            status: str | None = None) -> Page[SandboxSessionRow]:
+        """Sessions newest first, one cursor page at a time, narrowed to an org/team and a status.
+        Deleted sessions are never listed (they answer 404 by id too)."""
+        q = select(SandboxSessionRow).where(SandboxSessionRow.status != "deleted")
+        if org_id is not None:
+            q = q.where(SandboxSessionRow.org_id == org_id)
+        if team_id is not None:
+            q = q.where(SandboxSessionRow.team_id == team_id)
+        if status is not None:
+            q = q.where(SandboxSessionRow.status == status)
+        order = ((SandboxSessionRow.created_at, True), (SandboxSessionRow.id, True))
+        async with self.sessions() as s:
+            return await fetch_page(s, q, order=order, page=page)
 
     async def list_expired(self, *, now: datetime, limit: int = 200) -> list[SandboxSessionRow]:
         async with self.sessions() as s:

@@ -57,7 +57,8 @@ async def get_run(session: AsyncSession, run_id: str) -> Run | None:
     return await session.get(Run, run_id, populate_existing=True)
 
 
-def _runs_query(org_id: str | None, team_id: str | None, status: str | None) -> Any:
+def _runs_query(org_id: str | None, team_id: str | None, status: str | None, source: str | None = None,
+                since: datetime | None = None, until: datetime | None = None) -> Any:
     q = select(Run).execution_options(populate_existing=True)
     if org_id is not None:
         q = q.where(Run.org_id == org_id)
@@ -65,6 +66,12 @@ def _runs_query(org_id: str | None, team_id: str | None, status: str | None) -> 
         q = q.where(Run.team_id == team_id)
     if status is not None:
         q = q.where(Run.status == status)
+    if source is not None:
+        q = q.where(Run.source == source)
+    if since is not None:
+        q = q.where(Run.created_at >= since)
+    if until is not None:
+        q = q.where(Run.created_at < until)
     return q
 
 
@@ -79,9 +86,12 @@ async def list_runs(session: AsyncSession, *, org_id: str | None = None, team_id
 
 
 async def page_runs(session: AsyncSession, *, page: PageRequest, org_id: str | None = None,
-                    team_id: str | None = None, status: str | None = None, offset: int = 0) -> Page[Run]:
-    """:func:`list_runs` one cursor page at a time (``offset``, the older parameter, skips after the cursor)."""
-    return await fetch_page(session, _runs_query(org_id, team_id, status), order=RUN_ORDER, page=page, offset=offset)
+                    team_id: str | None = None, status: str | None = None, source: str | None = None,
+                    since: datetime | None = None, until: datetime | None = None, offset: int = 0) -> Page[Run]:
+    """:func:`list_runs` one cursor page at a time (``offset``, the older parameter, skips after the
+    cursor), optionally narrowed to a ``source`` and to ``since <= created_at < until``."""
+    q = _runs_query(org_id, team_id, status, source, since, until)
+    return await fetch_page(session, q, order=RUN_ORDER, page=page, offset=offset)
 
 
 async def transition(session: AsyncSession, *, run_id: str, to: RunStatus,

@@ -27,9 +27,11 @@ async def list_deliveries(session: AsyncSession, *, outcome: str | None = None, 
 
 async def page_deliveries(session: AsyncSession, *, page: PageRequest, outcome: str | None = None,
                           failed: bool = False, source: str | None = None, org_id: str | None = None,
-                          offset: int = 0) -> Page[Delivery]:
-    """:func:`list_deliveries` one cursor page at a time."""
+                          team_id: str | None = None, offset: int = 0) -> Page[Delivery]:
+    """:func:`list_deliveries` one cursor page at a time (optionally one team's)."""
     q = _query(outcome=outcome, failed=failed, source=source, org_id=org_id, max_attempts=MAX_DISPATCH_ATTEMPTS)
+    if team_id:
+        q = q.where(Delivery.team_id == team_id)
     return await fetch_page(session, q, order=[(Delivery.received_at, True), (Delivery.id, True)], page=page,
                             offset=offset)
 

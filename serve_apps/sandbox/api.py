@@ -9,6 +9,8 @@
 * ``POST /sessions/{id}/messages`` ``{text}`` → ``text/event-stream``: ``thought``, ``tool_start``,
   ``tool_end`` … then one of ``result`` / ``error`` / ``interrupted``. ``409 turn_in_progress`` while
   a turn runs, ``410 session_expired`` after the TTL.
+* ``GET /sessions?status=active|expired&limit=&cursor=``: the sessions the token sees (a team token
+  its team's, an org admin its org's), newest first, ``{items, next_cursor}``.
 * ``GET /sessions/{id}``: state and transcript. ``DELETE /sessions/{id}``: end it (workspace
   removed, transcript kept). ``POST /sessions/{id}/interrupt``: stop the running turn now.
 * ``POST /sessions/{id}/approvals/{approval_id}`` ``{decision: approve|deny}``: decide a mutating
@@ -67,6 +69,7 @@ from incidentfox.errors import (
 )
 from incidentfox.http_limits import SANDBOX_MAX_BODY, install_request_limits
 from incidentfox.http_rate_limit import install_rate_limits
+from incidentfox.pagination import Page, PageDep, envelope, page_responses
 from incidentfox.settings import Settings
 
 Authenticate = Callable[[str | None], Awaitable[Principal]]
@@ -246,6 +249,15 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
         # sse-starlette frames the events and adds a comment ping every 15 s, so a proxy keeps a long
         # tool run's stream open.
         return EventSourceResponse(_sse(first, events), sep=SSE_SEP)
+
+    @app.get("/sessions", responses=page_responses("SandboxSessionPage"))
+    async def list_sessions(principal: PrincipalDep, page: PageDep,
+                            status: Literal["active", "expired"] | None = None) -> dict[str, Any]:
+        """The sessions the token sees (a team token its team's, an org admin its org's), newest first."""
+        org = principal.org_id if principal.auth_kind != "global_admin" else None
+        team = principal.team_node_id if principal.auth_kind in ("team", "impersonation") else None
+        rows = await store.page_sessions(page=page, org_id=org, team_id=team, status=status)
+        return envelope(Page([_session_view(r) for r in rows.items], rows.next_cursor))
 
     @app.get("/sessions/{session_id}")
     async def get(row: RowDep) -> dict[str, Any]:

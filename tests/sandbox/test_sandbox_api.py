@@ -128,6 +128,31 @@ async def test_auth_and_tenant_isolation(api: dict[str, Any]) -> None:
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_llm_config"
 
 
+async def test_list_sessions_is_scoped_and_paged(api: dict[str, Any]) -> None:
+    c, toks = api["client"], api["toks"]
+    pay = [(await c.post("/sessions", json={"title": f"p{i}"}, headers=auth(toks["acme/payments"]))).json()
+           ["session_id"] for i in range(3)]
+    search = (await c.post("/sessions", json={}, headers=auth(toks["acme/search"]))).json()["session_id"]
+    await c.delete(f"/sessions/{pay[0]}", headers=auth(toks["acme/payments"]))
+
+    mine = (await c.get("/sessions", headers=auth(toks["acme/payments"]))).json()
+    assert [s["session_id"] for s in mine["items"]] == [pay[2], pay[1]]      # newest first, deleted gone
+    assert mine["next_cursor"] is None and mine["items"][0]["title"] == "p2"
+    first = (await c.get("/sessions", params={"limit": 1}, headers=auth(toks["acme/payments"]))).json()
+    rest = (await c.get("/sessions", params={"limit": 1, "cursor": first["next_cursor"]},
+                        headers=auth(toks["acme/payments"]))).json()
+    assert [s["session_id"] for s in first["items"] + rest["items"]] == [pay[2], pay[1]]
+    assert [s["session_id"] for s in (await c.get("/sessions", headers=auth(toks["acme/search"]))).json()
+            ["items"]] == [search]
+    assert {s["session_id"] for s in (await c.get("/sessions", headers=auth(toks["acme"]))).json()["items"]} \
+        == {pay[1], pay[2], search}
+    assert (await c.get("/sessions", headers=auth(toks["globex"]))).json()["items"] == []
+    assert len((await c.get("/sessions", headers=auth(ADMIN_TOKEN))).json()["items"]) == 3
+    assert (await c.get("/sessions", params={"status": "expired"}, headers=auth(ADMIN_TOKEN))).json()["items"] == []
+    assert (await c.get("/sessions", params={"status": "bogus"}, headers=auth(ADMIN_TOKEN))).status_code == 422
+    assert (await c.get("/sessions")).status_code == 401
+
+
 @needs_bwrap
 async def test_interrupt_over_http_and_busy_conflict(api: dict[str, Any]) -> None:
     c, toks, server = api["client"], api["toks"], api["server"]

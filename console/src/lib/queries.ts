@@ -7,7 +7,7 @@ import { useSession } from './session';
 /** A cursor-paged list endpoint as one growing list: `items`, `hasMore`, `more()`.
  * `key` must identify path + query (it is the cache key). */
 export function usePagedList<T>(key: readonly unknown[], path: string, query: Query = {},
-                                options: { limit?: number; enabled?: boolean } = {}) {
+                                options: { limit?: number; enabled?: boolean; refetchInterval?: number } = {}) {
   const { api } = useSession();
   const list = useInfiniteQuery({
     queryKey: key,
@@ -16,6 +16,7 @@ export function usePagedList<T>(key: readonly unknown[], path: string, query: Qu
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor,
     enabled: options.enabled ?? true,
+    refetchInterval: options.refetchInterval,
   });
   return {
     ...list,
