@@ -141,8 +141,11 @@ class Tenants:
     other_org_team: str = "storefront"
 
 
-def seed_tenants(platform: Platform) -> Tenants:
-    t = Tenants(tokens={"global_admin": platform.admin_token})
+def seed_tenants(platform: Platform, tenants: Tenants | None = None) -> Tenants:
+    """Create ``tenants``' orgs, teams and tokens (default: acme/globex) on ``platform``: a module
+    that needs tenants of its own on the shared platform passes other ids."""
+    t = tenants or Tenants()
+    t.tokens["global_admin"] = platform.admin_token
 
     def ok(r: httpx.Response) -> dict[str, Any]:
         assert r.status_code in (200, 201), r.text

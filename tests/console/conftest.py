@@ -47,7 +47,7 @@ def console_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platf
     reason = browser_skip_reason()
     if reason:
         pytest.skip(reason)
-    platform = start_platform(tmp_path_factory.mktemp("console-up"))
+    platform = start_platform(tmp_path_factory.mktemp("console-up"), runner="investigation")
     try:
         yield platform
     finally:

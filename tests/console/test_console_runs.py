@@ -5,13 +5,12 @@ delivery hand-off is re-driven, the overview draws its charts, a schedule runs n
 sees nothing of another team on any of these pages. Every page passes axe-core (no serious or critical
 violation) and reports no CSP violation; the screenshots of docs/console.md are taken here.
 
-This module starts its own platform (module scope) because the shared `console_platform` runs the
-`complete` test runner, which finishes runs at once without an RCA.
+It runs on the shared `console_platform` (one `incidentfox up` for every console test, with the
+`investigation` runner) with tenants of its own, so its config and runs never meet the other modules'.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import time
@@ -23,16 +22,12 @@ import pytest
 
 from serve_apps.deliveries import MAX_DISPATCH_ATTEMPTS
 from tests.console_kit import (
-    CHROMIUM,
     Platform,
     Tenants,
-    browser_skip_reason,
     check_axe,
     csp_violations,
     screenshot,
     seed_tenants,
-    start_platform,
-    stop_platform,
     watch_csp,
 )
 
@@ -47,37 +42,27 @@ def ok(r: Any) -> dict[str, Any]:
     return r.json()
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform, Tenants]]:
-    reason = browser_skip_reason()
-    if reason:
-        pytest.skip(reason)
-    platform = start_platform(tmp_path_factory.mktemp("console-runs-up"), runner="investigation")
-    try:
-        tenants = seed_tenants(platform)
-        with platform.api() as c:
-            ok(c.patch(f"/api/v1/orgs/{tenants.org}/nodes/{tenants.team}/config", json={
-                "integrations": {"demo": {"enabled": True, "scenario": "bad_deploy"}},
-                "routing": {"services": ["checkout", "payments"]},
-                "access": {"api_approvals": True},
-                "tools": {"kubernetes_rollback_deployment": True},   # the rollback the RCA proposes
-                "schedules": [{"id": "weekly-digest", "cron": "0 9 * * 1", "kind": "digest"}]}))
-        yield platform, tenants
-    finally:
-        stop_platform(platform)
+RUNS_TENANTS = {"org": "initech", "team": "tpsreports", "other_team": "quasar", "other_org": "umbrella",
+                    "other_org_team": "zephyr"}   # ids no page prints by chance (cross-tenant checks grep the text)
 
 
 @pytest.fixture(scope="module")
-def browser(world) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+def world(console_platform: Platform) -> tuple[Platform, Tenants]:
+    platform = console_platform
+    tenants = seed_tenants(platform, Tenants(**RUNS_TENANTS))
+    with platform.api() as c:
+        ok(c.patch(f"/api/v1/orgs/{tenants.org}/nodes/{tenants.team}/config", json={
+            "integrations": {"demo": {"enabled": True, "scenario": "bad_deploy"}},
+            "routing": {"services": ["checkout", "payments"]},
+            "access": {"api_approvals": True},
+            "tools": {"kubernetes_rollback_deployment": True},   # the rollback the RCA proposes
+            "schedules": [{"id": "weekly-digest", "cron": "0 9 * * 1", "kind": "digest"}]}))
+    return platform, tenants
 
-    with sync_playwright() as pw:
-        args = ["--no-sandbox"] if os.geteuid() == 0 else []
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
-        try:
-            yield b
-        finally:
-            b.close()
+
+@pytest.fixture(scope="module")
+def browser(console_browser: Any) -> Any:
+    return console_browser
 
 
 @pytest.fixture
