@@ -5,7 +5,8 @@
 * ``none``   - no token,
 
 against org B team X's resources (acme/payments: a run with a pending approval, a report, a
-sandbox session, its config node, its org's tokens, its knowledge base). Every cell that must be refused is: 401 without
+sandbox session, its config node with an integration, routing claims and a schedule that has run,
+its org's tokens, its knowledge base). Every cell that must be refused is: 401 without
 a token, 403/404 as the API's rules say otherwise, and no row of any table is added or removed.
 
 The route list is read from the apps' route tables, so a new route without an entry in ``MATRIX``
@@ -25,7 +26,7 @@ from sqlalchemy import text
 
 from actors.sandbox.isolation import IsolationStatus
 from actors.sandbox.store import SandboxStore
-from actors.scheduler.models import Report
+from actors.scheduler.models import Report, ScheduleClaim
 from incidentfox.contracts import Trigger
 from incidentfox.db import make_async_engine, session_factory, utcnow
 from incidentfox.runs import store
@@ -68,6 +69,20 @@ def _no_victim(resp: httpx.Response, ids: dict[str, str]) -> None:
         assert value not in resp.text, value
 
 
+def _own_page(resp: httpx.Response, ids: dict[str, str]) -> None:
+    # A list scoped to the caller: answered (never a 403 that says the victim exists), without the victim.
+    assert resp.status_code == 200, resp.text
+    _no_victim(resp, ids)
+
+
+def _own_stats(resp: httpx.Response, ids: dict[str, str]) -> None:
+    # Naming the victim's team answers the caller's view: neither of the callers has a run.
+    _own_page(resp, ids)
+    body = resp.json()
+    assert [(t["org"], t["team"]) for t in body["teams"]] == [], body["teams"]
+    assert body["totals"]["runs"] == 0, body["totals"]
+
+
 MATRIX: dict[tuple[str, str, str], Entry] = {
     # --- agent API (/api/v1/agent) ---
     ("agent", "POST", "/run"): Entry("/run", body={"text": "x", "org": "acme", "team": "payments",
@@ -88,10 +103,20 @@ MATRIX: dict[tuple[str, str, str], Entry] = {
     ("agent", "POST", "/runs/{run_id}/actions/{action_id}/deny"): Entry("/runs/{run}/actions/act_victim/deny"),
     ("agent", "POST", "/runs/{run_id}/postmortem"): Entry("/runs/{run}/postmortem", body={"llm": True}),
     ("agent", "GET", "/runs/{run_id}/events"): Entry("/runs/{run}/events"),
+    ("agent", "POST", "/runs/{run_id}/rerun"): Entry("/runs/{run}/rerun"),
+    ("agent", "GET", "/stats"): Entry("/stats?org=acme&team=payments", cells={
+        "org_a": Cell(SCOPED, check=_own_stats), "team_b": Cell(SCOPED, check=_own_stats)}),
     ("agent", "GET", "/deliveries"): Entry("/deliveries", cells={"org_a": Cell(SCOPED, check=_no_victim)}),
     ("agent", "POST", "/deliveries/redrive"): Entry("/deliveries/redrive", body={"ids": None}),
     # --- reports API (/api/v1/reports) ---
     ("reports", "GET", "/{report_id}"): Entry("/{report}"),
+    ("reports", "GET", "/"): Entry("/?org=acme&team=payments", cells={
+        "org_a": Cell(SCOPED, check=_own_page), "team_b": Cell(SCOPED, check=_own_page)}),
+    ("reports", "GET", "/schedules"): Entry("/schedules?org=acme&team=payments", cells={
+        "org_a": Cell(SCOPED, check=_own_page), "team_b": Cell(SCOPED, check=_own_page)}),
+    ("reports", "GET", "/schedules/outcomes"): Entry("/schedules/outcomes?org=acme&team=payments", cells={
+        "org_a": Cell(SCOPED, check=_own_page), "team_b": Cell(SCOPED, check=_own_page)}),
+    ("reports", "POST", "/schedules/{schedule_id}/run"): Entry("/schedules/{schedule}/run?org=acme&team=payments"),
     ("reports", "GET", "/{report_id}/chart.png"): Entry("/{report}/chart.png"),
     # --- tools catalogue (/api/v1/tools): the platform's tool list, no tenant data ---
     ("tools", "GET", "/catalog"): Entry("/catalog", cells={c: Cell(PUBLIC) for c in CALLERS}),
@@ -109,6 +134,8 @@ MATRIX: dict[tuple[str, str, str], Entry] = {
                        reason="a session cannot be opened for another team: the body cannot name one")}),
     ("sandbox", "POST", "/sessions/{session_id}/messages"): Entry("/sessions/{session}/messages", body={"text": "x"}),
     ("sandbox", "GET", "/sessions/{session_id}"): Entry("/sessions/{session}"),
+    ("sandbox", "GET", "/sessions"): Entry("/sessions", cells={
+        "org_a": Cell(SCOPED, check=_own_page), "team_b": Cell(SCOPED, check=_own_page)}),
     ("sandbox", "DELETE", "/sessions/{session_id}"): Entry("/sessions/{session}"),
     ("sandbox", "POST", "/sessions/{session_id}/interrupt"): Entry("/sessions/{session}/interrupt"),
     ("sandbox", "POST", "/sessions/{session_id}/approvals/{approval_id}"): Entry(
@@ -135,6 +162,15 @@ MATRIX: dict[tuple[str, str, str], Entry] = {
                                                                   body={"name": "pwned"}),
     ("config", "PATCH", "/api/v1/orgs/{org}/nodes/{node}/config"): Entry(
         "/api/v1/orgs/acme/nodes/payments/config", body={"access": {"approvers": ["U0EVIL"]}}),
+    ("config", "DELETE", "/api/v1/orgs/{org}/nodes/{node}"): Entry("/api/v1/orgs/acme/nodes/payments"),
+    ("config", "GET", "/api/v1/orgs/{org}/nodes/{node}/integrations"): Entry(
+        "/api/v1/orgs/acme/nodes/payments/integrations"),
+    ("config", "POST", "/api/v1/orgs/{org}/nodes/{node}/integrations/{name}/test"): Entry(
+        "/api/v1/orgs/acme/nodes/payments/integrations/slack/test"),
+    ("config", "GET", "/api/v1/orgs/{org}/nodes/{node}/routing-claims"): Entry(
+        "/api/v1/orgs/acme/nodes/payments/routing-claims"),
+    ("config", "POST", "/api/v1/orgs/{org}/nodes/{node}/routing-claims/check"): Entry(
+        "/api/v1/orgs/acme/nodes/payments/routing-claims/check", body={"routing": {"slack_channel_ids": ["C111"]}}),
     ("config", "GET", "/api/v1/orgs/{org}/nodes/{node}/config/raw"): Entry("/api/v1/orgs/acme/nodes/payments/config/raw"),
     ("config", "GET", "/api/v1/orgs/{org}/nodes/{node}/config/effective"): Entry(
         "/api/v1/orgs/acme/nodes/payments/config/effective"),
@@ -210,7 +246,8 @@ async def world(sqlite_url, tmp_path):
     async with sessions() as s:
         await config_svc.patch_config(s, settings=settings, org_id="acme", node_id="payments", actor="test", patch={
             "access": {"approvers": ["U0VICTIM"], "api_approvals": True},
-            "integrations": {"slack": {"bot_token": "xoxb-victim-0123456789"}}})
+            "integrations": {"slack": {"bot_token": "xoxb-victim-0123456789"}},
+            "schedules": [{"id": "victim-weekly", "cron": "0 9 * * 1", "kind": "digest"}]})
         run = await store.create_run(s, org_id="acme", team_id="payments", trigger=Trigger(
             source="api", delivery_id="victim", event_kind="api", thread={"channel": "C111", "ts": "1.0"}))
         s.add(ToolApproval(id="apr_victim", run_id=run.id, tool="kubernetes_restart_deployment", arguments={}))
@@ -224,6 +261,10 @@ async def world(sqlite_url, tmp_path):
                            arguments=action["arguments"]))
         s.add(Report(id="rep_victim", org_id="acme", team_id="payments", kind="weekly", period_start=utcnow(),
                      period_end=utcnow(), content={"runs": 1}, chart_png=b"\x89PNG"))
+        # A finished fire time of the victim's schedule: the outcomes list has something to leak.
+        s.add(ScheduleClaim(schedule_key="acme:payments:victim-weekly", org_id="acme", team_id="payments",
+                            schedule_id="victim-weekly", kind="digest", scheduled_for=utcnow(),
+                            claimed_by="scheduler", status="done", report_id="rep_victim"))
         token_id = (await token_svc.list_tokens(s, org_id="acme"))[0]["token_id"]
         await s.commit()
     sandbox_store = SandboxStore(sqlite_url)
@@ -247,7 +288,8 @@ async def world(sqlite_url, tmp_path):
                                       scheduling_for=lambda cfg, org, team: {},
                                       isolation=lambda: IsolationStatus(mode="unavailable", reason="matrix test")),
     }
-    ids = {"run": run.id, "report": "rep_victim", "session": session_row.id, "token": token_id}
+    ids = {"run": run.id, "report": "rep_victim", "session": session_row.id, "token": token_id,
+           "schedule": "victim-weekly"}
     callers = {"org_a": toks["globex"], "team_b": toks["acme/search"], "none": None}
     yield apps, ids, callers, engine
     for app in apps.values():
