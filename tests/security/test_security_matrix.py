@@ -290,7 +290,8 @@ async def world(sqlite_url, tmp_path):
     }
     ids = {"run": run.id, "report": "rep_victim", "session": session_row.id, "token": token_id,
            "schedule": "victim-weekly"}
-    callers = {"org_a": toks["globex"], "team_b": toks["acme/search"], "none": None}
+    callers = {"org_a": toks["globex"], "team_b": toks["acme/search"], "none": None,
+               "victim": toks["acme/payments"]}
     yield apps, ids, callers, engine
     for app in apps.values():
         if hasattr(app.state, "engine"):
@@ -359,3 +360,21 @@ async def test_cross_tenant_matrix(world, caller):
         if changed:
             failures.append(f"{where}: rows changed {changed}")
     assert failures == [], "\n".join(failures)
+
+
+# SCOPED lists whose check must fail for the victim itself: the world gives them something to leak, so
+# their cells above cannot pass merely because the victim's data is not there.
+VICTIM_SEES = (("agent", "GET", "/runs"), ("agent", "GET", "/stats"), ("reports", "GET", "/"),
+               ("reports", "GET", "/schedules"), ("reports", "GET", "/schedules/outcomes"),
+               ("sandbox", "GET", "/sessions"))
+
+
+@pytest.mark.parametrize("key", VICTIM_SEES, ids=lambda k: f"{k[0]} {k[1]} {k[2]}")
+async def test_scoped_lists_show_the_victim_its_own_data(world, key):
+    apps, ids, callers, _ = world
+    entry = MATRIX[key]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[key[0]]), base_url="http://t") as c:
+        resp = await c.get(entry.path.format(**ids), headers={"Authorization": f"Bearer {callers['victim']}"})
+    assert resp.status_code == 200, resp.text
+    with pytest.raises(AssertionError):
+        entry.cell("team_b").check(resp, ids)
