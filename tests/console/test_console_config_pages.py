@@ -134,9 +134,9 @@ def test_routing_conflicts_are_explained_without_naming_another_tenant(console_p
         result.wait_for()
         return result.inner_text()
 
-    assert "held by team search (org acme)" in check("C0SEARCH")
+    assert "held by team ledger (org acme)" in check("C0SEARCH")
     text = check("C0GLOBEX")
-    assert "claimed elsewhere" in text and "globex" not in page.content() and "web" not in text
+    assert "claimed elsewhere" in text and "globex" not in page.content() and "storefront" not in text
     assert "free" in check("C0PAYMENTS")
     page.get_by_role("button", name="Claim for payments").click()
     page.get_by_role("table", name="Routing claims of payments").get_by_text("C0PAYMENTS").wait_for()
@@ -163,7 +163,7 @@ def test_test_connection_ok_and_refused(console_page, seeded, shot):
 def test_audit_log_filters(console_page, seeded, shot):
     page = console_page("org_admin", "/audit/")
     table = page.get_by_role("table", name="Audit log of acme")
-    table.get_by_text("node:acme/search").first.wait_for()
+    table.get_by_text("node:acme/ledger").first.wait_for()
     filters = page.get_by_role("form", name="Audit filters")
     filters.get_by_label("Node").fill("payments")
     filters.get_by_label("Action").fill("config.*")
@@ -179,9 +179,9 @@ def test_audit_log_filters(console_page, seeded, shot):
 
 
 @pytest.mark.parametrize(("kind", "mine", "theirs"), [("team", "payments", ("C0SEARCH", "jaeger.search", "C0GLOBEX")),
-                                                      ("other_org_team", "web", ("C0SEARCH", "payments", "prometheus"))])
+                                                      ("other_org_team", "storefront", ("C0SEARCH", "payments", "prometheus"))])
 def test_a_team_token_sees_nothing_of_another_team(console_page, seeded, kind, mine, theirs):
-    for path in ("/config/?node=search", "/routing/?node=search", "/integrations/?node=search"):
+    for path in ("/config/?node=ledger", "/routing/?node=ledger", "/integrations/?node=ledger"):
         page = console_page(kind, path)
         page.get_by_role("table").first.wait_for()
         page.wait_for_load_state("networkidle")
