@@ -168,7 +168,7 @@ def test_runs_list_filters_and_rerun(world, finished_run, open_page, shot):
 
 
 def test_a_failed_delivery_hand_off_is_redriven(world, open_page, shot):
-    platform = world[0]
+    platform, tenants = world
     run_id = f"run_{uuid.uuid4().hex}"
     db = sqlite3.connect(platform.home / "incidentfox.db", timeout=30)
     try:   # a run whose hand-off failed after it was recorded (the executor was down)
@@ -176,13 +176,13 @@ def test_a_failed_delivery_hand_off_is_redriven(world, open_page, shot):
         trigger = '{"source": "api", "delivery_id": "redrive-test", "event_kind": "api_request", "text": "' \
                   + QUESTION + '", "services": ["checkout"], "human": true}'
         db.execute("INSERT INTO runs (id, org_id, team_id, status, kind, source, trigger, created_at, attempts, "
-                   "cancel_requested, absorbed, turns) VALUES (?, 'acme', 'payments', 'queued', 'investigation', "
-                   "'api', ?, ?, 0, 0, '[]', '[]')", (run_id, trigger, now))
+                   "cancel_requested, absorbed, turns) VALUES (?, ?, ?, 'queued', 'investigation', "
+                   "'api', ?, ?, 0, 0, '[]', '[]')", (run_id, tenants.org, tenants.team, trigger, now))
         db.execute("INSERT INTO webhook_deliveries (source, delivery_id, received_at, event_kind, action, outcome, "
                    "org_id, team_id, run_id, route_stale, trigger, payload, dispatch_attempts, dispatch_error) "
-                   "VALUES ('api', ?, ?, 'api_request', 'start', 'accepted', 'acme', 'payments', ?, 0, ?, '', ?, "
+                   "VALUES ('api', ?, ?, 'api_request', 'start', 'accepted', ?, ?, ?, 0, ?, '', ?, "
                    "'RuntimeError: executor unavailable')",
-                   (f"redrive-{run_id}", now, run_id, trigger, MAX_DISPATCH_ATTEMPTS))   # the sweep gave up
+                   (f"redrive-{run_id}", now, tenants.org, tenants.team, run_id, trigger, MAX_DISPATCH_ATTEMPTS))   # the sweep gave up
         db.commit()
     finally:
         db.close()
@@ -206,7 +206,7 @@ def test_overview_draws_charts_per_team(world, finished_run, open_page, shot):
     charts.wait_for()
     charts.locator(".recharts-bar-rectangle path").first.wait_for()   # a drawn bar (empty days have none)
     assert page.get_by_role("table", name="Per team").get_by_test_id("team-stats").filter(
-        has_text="acme/payments").count() == 1
+        has_text=f"{world[1].org}/{world[1].team}").count() == 1
     page.mouse.move(0, 0)   # no chart tooltip in the screenshot
     shot(page, "overview")
 
