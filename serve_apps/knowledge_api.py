@@ -191,8 +191,7 @@ def create_knowledge_app(settings: Settings, *, bases: Any = None) -> FastAPI:
 
     @app.post("/rebuild")
     async def rebuild(principal: PrincipalDep, org: Id = None, team: Id = None) -> dict[str, Any]:
-        """Rebuild the scope's index now (the app's sweep also rebuilds a changed index within
-        ``knowledge_sweep_s`` seconds)."""
+        """Rebuild the scope's index now (the app's background sweep also rebuilds a changed one)."""
         org_id, team_id = _ids(principal, org, team)
         tk = await team_knowledge(org_id, team_id)
         info = await knowledge_bases().for_team(tk).rebuild(tk.own_scope())

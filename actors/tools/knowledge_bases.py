@@ -1,4 +1,4 @@
-"""The knowledge bases a process uses, and the debounced rebuild of a changed index.
+"""The knowledge bases a process uses, and the one rebuilder of changed indexes (a sweep).
 
 * :class:`TeamKnowledge` is what one team's knowledge use is built from: its org and team (the
   scopes it may read: its own documents and its org's, :func:`incidentfox.knowledge.scopes_visible_to`)
