@@ -159,13 +159,18 @@ def sweep_for(kbs, teams: dict[str, TeamKnowledge], now: list[float]) -> Rebuild
     return RebuildSweep(kbs, resolve, clock=lambda: now[0])
 
 
-async def test_runs_never_rebuild_they_read_the_current_index(tmp_path) -> None:
-    now = [0.0]
+async def test_runs_never_rebuild_they_read_the_current_index(tmp_path, monkeypatch) -> None:
     kbs = bases(tmp_path)
-    t = TeamKnowledge(org_id="acme", team_id="sre", rebuild_interval_s=60)
+    t = TeamKnowledge(org_id="acme", team_id="sre", rebuild_interval_s=0)
     await seed_runbooks(kbs, t)
-    sweep = sweep_for(kbs, {"sre": t}, now)
     kb = kbs.for_team(t)
+    rebuilds: list[object] = []
+    real = type(kb).rebuild
+
+    async def counted(self, scope, progress=None):
+        rebuilds.append(scope)
+        return await real(self, scope, progress)
+    monkeypatch.setattr(type(kb), "rebuild", counted)
     built = (await kb.index_info(t.own_scope())).version
     for i in range(20):   # a burst of finished runs, each writing its past incident and consulting
         await kb.put_document(_incident(t, i))
@@ -174,8 +179,12 @@ async def test_runs_never_rebuild_they_read_the_current_index(tmp_path) -> None:
         assert step.runbooks     # the current (stale) index answers
         await kbs.search(t, "checkout 503", kinds=("incident",))
     info = await kb.index_info(t.own_scope())
-    assert info.version == built and info.stale and sweep.rebuilds == 0
+    assert info.version == built and info.stale and rebuilds == []
     assert await kb.dirty_scopes() == [t.own_scope()]
+    # The one rebuilder picks it up, once.
+    sweep = sweep_for(kbs, {"sre": t}, [0.0])
+    assert await sweep.sweep_once() == 1 and rebuilds == [t.own_scope()]
+    assert (await kb.index_info(t.own_scope())).documents == 4 + 20
 
 
 async def test_the_sweep_rebuilds_a_dirty_scope_once_until_it_changes_again(tmp_path) -> None:
