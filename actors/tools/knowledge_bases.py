@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 60.0      # between two rebuilds of a scope whose settings could not be read
 REBUILD_TIMEOUT_S = 900.0      # one scope's rebuild (hundreds of documents on two cores)
+WARM_RECHECK_S = 10.0          # a team without a built tree is looked at again after this long
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,15 @@ class KnowledgeBases:
     replaces the offline default for teams that configure none (tests, benchmarks)."""
 
     def __init__(self, store: Any = None, *, summariser_for: SummariserFactory | None = None,
-                 max_bases: int = 64, embedder: Any = None) -> None:
+                 max_bases: int = 64, embedder: Any = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._embedder = embedder     # for teams without `knowledge.embeddings` (None: the offline default)
         self._summariser_for = summariser_for
         self._bases: dict[tuple[Any, ...], Any] = {}
         self._max = max_bases
         self._warming: dict[int, asyncio.Task[bool]] = {}   # per embedder: its background load
+        self._warm_checked: dict[tuple[int, str, str], float] = {}   # (embedder, org, team) → last check
+        self._clock = clock
 
     def store(self) -> Any:
         if self._store is None:
@@ -134,9 +137,17 @@ class KnowledgeBases:
         answers whether it loaded; a failure is logged, never raised (the search reports it)."""
         kb = self.for_team(team)
         task = self._warming.get(id(kb.embedder))
-        if task is None or (task.done() and not task.result()):
-            task = asyncio.create_task(self._warm(kb, team))
-            self._warming[id(kb.embedder)] = task
+        if task is not None and (not task.done() or task.result()):
+            return task      # loading, or loaded
+        who = (id(kb.embedder), team.org_id, team.team_id)
+        now = self._clock()
+        if task is not None and now - self._warm_checked.get(who, float("-inf")) < WARM_RECHECK_S:
+            return task      # this team had no tree a moment ago: a burst of its runs checks once
+        if len(self._warm_checked) >= 4096:
+            self._warm_checked.clear()
+        self._warm_checked[who] = now
+        task = asyncio.create_task(self._warm(kb, team))
+        self._warming[id(kb.embedder)] = task
         return task
 
     async def _warm(self, kb: Any, team: TeamKnowledge) -> bool:

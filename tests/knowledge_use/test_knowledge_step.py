@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from actors.engine.knowledge_use import KnowledgeStep, mitigation_section, mitigation_steps, query_of
 from actors.tools.base import ToolContext
 from actors.tools.execute import execute
-from actors.tools.knowledge_bases import KnowledgeBases, RebuildSweep, TeamKnowledge
+from actors.tools.knowledge_bases import WARM_RECHECK_S, KnowledgeBases, RebuildSweep, TeamKnowledge
 from actors.tools.registry import TOOLS, tools_for
 from incidentfox.contracts import RCA
 from incidentfox.knowledge import Document
@@ -257,11 +257,14 @@ async def test_the_embedder_is_preloaded_only_when_a_tree_exists(tmp_path) -> No
         def model(self) -> None:
             loaded.append(1)
 
-    kbs = KnowledgeBases(LocalObjectStore(tmp_path / "objects"), embedder=Loading())
+    now = [0.0]
+    kbs = KnowledgeBases(LocalObjectStore(tmp_path / "objects"), embedder=Loading(), clock=lambda: now[0])
     t = team()
     assert await kbs.warm(t) is False and loaded == []      # no index anywhere: nothing loads
     await seed_runbooks(kbs, t)
     kbs.for_team(t).recheck_s = 0
+    assert await kbs.warm(t) is False       # a burst of the team's runs looks once per WARM_RECHECK_S
+    now[0] += WARM_RECHECK_S
     assert await kbs.warm(t) is True and loaded == [1]
     assert await kbs.warm(t) is True and loaded == [1]       # once per embedder and process
 
