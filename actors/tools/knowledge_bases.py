@@ -153,8 +153,8 @@ class KnowledgeBases:
     async def _warm(self, kb: Any, team: TeamKnowledge) -> bool:
         try:
             trees = [await kb.tree(s) for s in team.scopes()]
-            load = getattr(kb.embedder, "model", None)    # the offline model; a remote embedder has none
-            if load is None or not any(t is not None and t.nodes for t in trees):
+            load = getattr(kb.embedder, "model", None)    # the offline model's loader; a remote embedder has none
+            if not callable(load) or not any(t is not None and t.nodes for t in trees):
                 return False
             await asyncio.to_thread(load)
             return True

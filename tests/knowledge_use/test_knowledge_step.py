@@ -250,7 +250,7 @@ async def test_the_sweep_survives_a_failing_scope(tmp_path, caplog) -> None:
     assert await sweep.sweep_once() == 0 and sweep.failures == 4
 
 
-async def test_the_embedder_is_preloaded_only_when_a_tree_exists(tmp_path) -> None:
+async def test_the_embedder_is_preloaded_only_when_a_tree_exists(tmp_path, caplog) -> None:
     loaded: list[int] = []
 
     class Loading(WordsEmbedder):
@@ -267,6 +267,12 @@ async def test_the_embedder_is_preloaded_only_when_a_tree_exists(tmp_path) -> No
     now[0] += WARM_RECHECK_S
     assert await kbs.warm(t) is True and loaded == [1]
     assert await kbs.warm(t) is True and loaded == [1]       # once per embedder and process
+    # A remote embedder has nothing to load (its `model` is a name, not a loader).
+    remote = TeamKnowledge(org_id="acme", team_id="sre", embeddings_url="http://127.0.0.1:9/v1",
+                           embeddings_model="e-1")
+    assert kbs.for_team(remote).embedder.model == "e-1"
+    assert await kbs.warm(remote) is False and loaded == [1]
+    assert "not preloaded" not in caplog.text
 
 
 def test_query_and_steps() -> None:
