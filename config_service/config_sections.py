@@ -209,11 +209,11 @@ class KnowledgeSection(_Section):
         "RAPTOR cluster summaries: `auto` uses the team's `llm` when one is configured, else the "
         "offline extractive summariser; `extractive` always the offline one."))
     rebuild_interval_s: float = _from_defaults("knowledge", "rebuild_interval_s", ge=0, le=86_400, description=(
-        "A changed index is rebuilt lazily on the next search, at most once per this many seconds "
-        "(a burst of finished runs costs one rebuild); 0: on every search that finds it changed."))
+        "The knowledge app's sweep rebuilds a changed index at most once per this many seconds (a "
+        "burst of finished runs costs one rebuild; runs never rebuild); 0: on every sweep that finds it changed."))
     embeddings: KnowledgeEmbeddings | None = Field(default=None, description=(
         "An OpenAI-compatible embeddings endpoint; unset: the offline embedder that ships with "
-        "IncidentFox. Changing it rebuilds the team's index on the next search."))
+        "IncidentFox. After changing it, rebuild the team's index (`POST /api/v1/knowledge/rebuild`)."))
 
     def reveal_api_key(self) -> str | None:
         emb = self.embeddings

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
         "ToolExecutor actors per placement key (async: many tool calls each)."))
     retention_days: float = Field(default=30.0, description=(
         "`incidentfox gc` purges runs, events, tool calls and raw webhook payloads older than this."))
+    knowledge_sweep_s: float = Field(default=30.0, ge=0, description=(
+        "How often the knowledge app looks for knowledge-base scopes whose documents changed and "
+        "rebuilds them (each at most once per its team's `knowledge.rebuild_interval_s`); 0 turns the "
+        "sweep off (indexes then change only on `POST /api/v1/knowledge/rebuild` or `incidentfox kb rebuild`)."))
     agent_tracing: bool = Field(default=False, description=(
         "Export the openai-agents SDK's traces to its tracing service (off: nothing leaves the process)."))
 

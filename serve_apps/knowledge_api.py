@@ -19,11 +19,21 @@ Routes:
 * ``GET /documents?team=&org=&limit=&cursor=``: ``{items, next_cursor}`` in (scope, id) order.
 * ``DELETE /documents/{doc_id}?team=&org=``: 204; 404 ``document_not_found``.
 * ``POST /rebuild?team=&org=``: rebuilds the scope's index now; ``{scope, version, documents, nodes, …}``.
+
+An upload or a deletion marks its scope dirty; the app's background sweep
+(:class:`actors.tools.knowledge_bases.RebuildSweep`, every ``knowledge_sweep_s`` seconds, started
+with the app and cancelled at shutdown) rebuilds dirty scopes one at a time, so investigations
+(and searches here) only ever read an index.
 * ``POST /search`` ``{query, top_k?, kinds?}`` (``?team=&org=``): the best hits over the visible scopes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Response
@@ -37,6 +47,7 @@ from incidentfox.http_rate_limit import install_rate_limits
 from incidentfox.pagination import PageDep, envelope, page_list, page_responses
 from incidentfox.settings import Settings
 
+log = logging.getLogger(__name__)
 OPENAPI_PATH = "/openapi.json"
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024          # one document's text
 KNOWLEDGE_MAX_BODY = MAX_DOCUMENT_BYTES + 64 * 1024   # the JSON around it
@@ -77,7 +88,27 @@ def _ids(principal: Principal, org: str | None, team: str | None) -> tuple[str, 
 
 
 def create_knowledge_app(settings: Settings, *, bases: Any = None) -> FastAPI:
-    app = FastAPI(title="IncidentFox knowledge base", docs_url=None, redoc_url=None, openapi_url=OPENAPI_PATH)
+    async def sweep_forever(app: FastAPI) -> None:
+        try:
+            sweep = app.state.sweep()
+        except Exception as exc:  # noqa: BLE001 - e.g. no object store: the API answers, nothing is rebuilt
+            log.warning("knowledge sweep not started: %s", type(exc).__name__)
+            return
+        await sweep.run(settings.knowledge_sweep_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(sweep_forever(app)) if settings.knowledge_sweep_s else None
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(title="IncidentFox knowledge base", docs_url=None, redoc_url=None, openapi_url=OPENAPI_PATH,
+                  lifespan=lifespan)
     install_error_handlers(app)
     install_auth_state(app, settings=settings)
     install_request_limits(app, max_body=KNOWLEDGE_MAX_BODY, public_paths=(OPENAPI_PATH,))
@@ -108,6 +139,21 @@ def create_knowledge_app(settings: Settings, *, bases: Any = None) -> FastAPI:
             raise
         return TeamKnowledge.from_config(doc, org_id=org, team_id=team or "")
 
+    async def scope_knowledge(sc: Any) -> Any:
+        return await team_knowledge(sc.org, sc.team)
+
+    from actors.tools.knowledge_bases import RebuildSweep
+
+    sweeps: list[RebuildSweep] = []
+
+    def sweep() -> RebuildSweep:
+        """The app's one rebuilder (built on first use, like the knowledge bases)."""
+        if not sweeps:
+            sweeps.append(RebuildSweep(knowledge_bases(), scope_knowledge))
+        return sweeps[0]
+
+    app.state.sweep = sweep
+
     @app.post("/documents", status_code=201)
     async def upload(principal: PrincipalDep, body: DocumentUpload, org: Id = None, team: Id = None) -> dict[str, Any]:
         """Upload a runbook or postmortem into the team's (or, for an org admin, the org's) knowledge base."""
@@ -122,7 +168,7 @@ def create_knowledge_app(settings: Settings, *, bases: Any = None) -> FastAPI:
         doc = Document(scope=tk.own_scope(), source=f"upload/{body.name}",
                        title=body.title or _title(body.text, body.name), kind=body.kind, media_type=body.media_type,
                        text=body.text, url=body.url, updated_at=utcnow())
-        info = await knowledge_bases().for_team(tk).put_document(doc)
+        info = await knowledge_bases().for_team(tk).put_document(doc)   # marks the scope dirty: the sweep rebuilds it
         return info.model_dump(mode="json")
 
     @app.get("/documents", responses=page_responses("KnowledgeDocumentPage"))
@@ -140,21 +186,15 @@ def create_knowledge_app(settings: Settings, *, bases: Any = None) -> FastAPI:
         """Delete one of the caller's own scope's documents (a team token cannot delete its org's)."""
         org_id, team_id = _ids(principal, org, team)
         tk = await team_knowledge(org_id, team_id)
-        bases_ = knowledge_bases()
-        kb = bases_.for_team(tk)
-        await kb.delete_document(tk.own_scope(), doc_id[:200])
-        bases_.freshness.forget(kb, tk.own_scope())
+        await knowledge_bases().for_team(tk).delete_document(tk.own_scope(), doc_id[:200])
         return Response(status_code=204)
 
     @app.post("/rebuild")
     async def rebuild(principal: PrincipalDep, org: Id = None, team: Id = None) -> dict[str, Any]:
-        """Rebuild the scope's index now (searches also rebuild a changed index lazily)."""
+        """Rebuild the scope's index now (the app's background sweep also rebuilds a changed one)."""
         org_id, team_id = _ids(principal, org, team)
         tk = await team_knowledge(org_id, team_id)
-        bases_ = knowledge_bases()
-        kb = bases_.for_team(tk)
-        info = await kb.rebuild(tk.own_scope())
-        bases_.freshness.forget(kb, tk.own_scope())
+        info = await knowledge_bases().for_team(tk).rebuild(tk.own_scope())
         return info.model_dump(mode="json")
 
     @app.post("/search")

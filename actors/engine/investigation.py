@@ -48,7 +48,7 @@ from actors.answerback.dispatch import answer_run
 from actors.answerback.http import Outbound
 from actors.engine.actions import record_proposals
 from actors.engine.fanout import SubAgentFanout
-from actors.engine.knowledge_use import knowledge_step
+from actors.engine.knowledge_use import knowledge_step, warm_knowledge
 from actors.engine.llm_plan import plan_llm
 from actors.engine.offline_planner import (
     followup_event,
@@ -242,6 +242,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         except Exception as exc:
             raise RunFailed(f"could not load the team's config: {_reason(exc)}") from exc
         cfg = TeamConfig(doc, org_id=org_id, team_id=team_id)
+        warm_knowledge(cfg, bases=ctx.knowledge)   # the embedder loads (if anything can match) while the run starts
         deadline_s = float(run.deadline_s or cfg.deadline_s)
         deadline_at = started + deadline_s
         from actors.engine.agents.toolset import allowed_tools

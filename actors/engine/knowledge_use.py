@@ -224,6 +224,17 @@ class KnowledgeStep:
         return done
 
 
+def warm_knowledge(cfg: Any, *, bases: KnowledgeBases | None = None) -> None:
+    """Start loading the team's embedder in the background (only if one of its scopes has a built
+    tree), so the run's consult does not wait for the model (:meth:`KnowledgeBases.warm`)."""
+    try:
+        team = TeamKnowledge.from_config(cfg)
+        if team.enabled:
+            (bases or process_knowledge_bases()).warm(team)
+    except Exception as exc:  # noqa: BLE001 - an optimisation: the consult meets (and notes) the problem
+        log.warning("knowledge embedder not preloaded: %s", type(exc).__name__)
+
+
 def knowledge_step(cfg: Any, *, run_id: str, bases: KnowledgeBases | None = None,
                    note: Callable[[dict[str, Any]], None] | None = None) -> KnowledgeStep:
     """The run's :class:`KnowledgeStep` from its config snapshot (``cfg``: a TeamConfig)."""

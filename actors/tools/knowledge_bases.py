@@ -1,4 +1,4 @@
-"""The knowledge bases a process uses, and the debounced rebuild of a changed index.
+"""The knowledge bases a process uses, and the one rebuilder of changed indexes (a sweep).
 
 * :class:`TeamKnowledge` is what one team's knowledge use is built from: its org and team (the
   scopes it may read: its own documents and its org's, :func:`incidentfox.knowledge.scopes_visible_to`)
@@ -7,11 +7,14 @@
   (it rides in a ToolCallRequest); ``repr`` never shows the embeddings key or the LLM key.
 * :class:`KnowledgeBases` holds one :class:`~incidentfox.knowledge.KnowledgeBase` per embedder (and
   summariser) configuration over the platform's one object store, built lazily.
-* :class:`Freshness` rebuilds a scope whose documents changed since its index was built, lazily on
-  the next search and at most once per ``knowledge.rebuild_interval_s`` per scope and process, one
-  rebuild at a time (single flight): a burst of 1,000 finished runs, each writing its past-incident
-  document, costs a handful of rebuilds, not 1,000. A search waits for a running rebuild only
-  ``wait_s`` seconds, then reads the current index (a reader never sees a half-written one).
+* :meth:`KnowledgeBases.search` reads the current indexes as they are (a reader never sees a
+  half-written tree; a stale one is fine): investigations (their consult and the tools
+  ``search_runbooks``/``similar_incidents``) never rebuild, so a finished run's past-incident
+  document costs the runs after it nothing.
+* :class:`RebuildSweep` is the one rebuilder: the knowledge app's background loop rebuilds the scopes
+  whose documents changed, one at a time, at most once per ``knowledge.rebuild_interval_s`` each.
+* :meth:`KnowledgeBases.warm` loads the embedder in the background once a team's scopes have a
+  built tree, so an actor's first search does not wait for the model.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +32,9 @@ from config_service import LLMConfig, TeamConfig
 
 log = logging.getLogger(__name__)
 
-SEARCH_WAIT_S = 2.0     # how long a search waits for a rebuild it started before reading the current index
+DEFAULT_INTERVAL_S = 60.0      # between two rebuilds of a scope whose settings could not be read
+REBUILD_TIMEOUT_S = 900.0      # one scope's rebuild (hundreds of documents on two cores)
+WARM_RECHECK_S = 10.0          # a team without a built tree is looked at again after this long
 
 
 @dataclass(frozen=True)
@@ -88,13 +93,15 @@ class KnowledgeBases:
     replaces the offline default for teams that configure none (tests, benchmarks)."""
 
     def __init__(self, store: Any = None, *, summariser_for: SummariserFactory | None = None,
-                 max_bases: int = 64, embedder: Any = None, freshness: Freshness | None = None) -> None:
+                 max_bases: int = 64, embedder: Any = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
         self._embedder = embedder     # for teams without `knowledge.embeddings` (None: the offline default)
         self._summariser_for = summariser_for
         self._bases: dict[tuple[Any, ...], Any] = {}
         self._max = max_bases
-        self.freshness = freshness or Freshness()
+        self._warming: dict[int, asyncio.Task[bool]] = {}   # per embedder: its background load
+        self._warm_checked: dict[tuple[int, str, str], float] = {}   # (embedder, org, team) → last check
+        self._clock = clock
 
     def store(self) -> Any:
         if self._store is None:
@@ -124,71 +131,103 @@ class KnowledgeBases:
             self._bases[key] = kb
         return kb
 
-    async def search(self, team: TeamKnowledge, query: str, *, kinds: Collection[str] | None = None,
-                     top_k: int | None = None, wait_s: float = SEARCH_WAIT_S) -> list[Any]:
-        """The best hits for ``query`` over the team's scopes (its own and its org's), each scope's
-        index freshened first (debounced, :class:`Freshness`)."""
+    def warm(self, team: TeamKnowledge) -> asyncio.Task[bool]:
+        """Load the team's embedder in a background thread if one of its scopes has a built tree
+        (once per embedder and process; nothing is loaded, torch included, when none has). The task
+        answers whether it loaded; a failure is logged, never raised (the search reports it)."""
         kb = self.for_team(team)
-        scopes = team.scopes()
-        await asyncio.gather(*(self.freshness.ensure(kb, s, interval_s=team.rebuild_interval_s, wait_s=wait_s)
-                               for s in scopes))
-        return list(await kb.search(scopes, query, top_k=top_k or team.top_k, kinds=kinds))
+        task = self._warming.get(id(kb.embedder))
+        if task is not None and (not task.done() or task.result()):
+            return task      # loading, or loaded
+        who = (id(kb.embedder), team.org_id, team.team_id)
+        now = self._clock()
+        if task is not None and now - self._warm_checked.get(who, float("-inf")) < WARM_RECHECK_S:
+            return task      # this team had no tree a moment ago: a burst of its runs checks once
+        if len(self._warm_checked) >= 4096:
+            self._warm_checked.clear()
+        self._warm_checked[who] = now
+        task = asyncio.create_task(self._warm(kb, team))
+        self._warming[id(kb.embedder)] = task
+        return task
+
+    async def _warm(self, kb: Any, team: TeamKnowledge) -> bool:
+        try:
+            trees = [await kb.tree(s) for s in team.scopes()]
+            load = getattr(kb.embedder, "model", None)    # the offline model's loader; a remote embedder has none
+            if not callable(load) or not any(t is not None and t.nodes for t in trees):
+                return False
+            await asyncio.to_thread(load)
+            return True
+        except Exception as exc:  # noqa: BLE001 - the run's own search meets (and notes) the problem
+            log.warning("knowledge embedder not preloaded: %s", type(exc).__name__)
+            return False
+
+    async def search(self, team: TeamKnowledge, query: str, *, kinds: Collection[str] | None = None,
+                     top_k: int | None = None) -> list[Any]:
+        """The best hits for ``query`` over the team's scopes (its own and its org's), from their
+        current indexes as they are: a search never rebuilds (:class:`RebuildSweep` does), and never
+        loads the embedder when no scope has a built tree."""
+        kb = self.for_team(team)
+        return list(await kb.search(team.scopes(), query, top_k=top_k or team.top_k, kinds=kinds))
 
 
-async def is_stale(kb: Any, scope: Any) -> bool:
-    """Whether ``scope`` needs a rebuild: its documents changed since its current index was built,
-    the index was built with another embedder, or it has documents and no index."""
-    info = await kb.index_info(scope)
-    if info is None:
-        return bool(await kb.list_documents(scope))
-    return bool(info.stale) or info.embedder != kb.embedder.name
+Resolver = Callable[[Any], Awaitable[TeamKnowledge]]   # a scope → its team's (or org's) knowledge settings
 
 
-class Freshness:
-    """Debounced, single-flight rebuilds per scope (module docstring). ``clock`` is injectable."""
+class RebuildSweep:
+    """The platform's one rebuilder (run by the knowledge app, ``serve_apps/knowledge_api.py``).
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    Each :meth:`sweep_once` lists the scopes whose documents changed since their index was built
+    (:meth:`incidentfox.knowledge.KnowledgeBase.dirty_scopes`, one small listing) and rebuilds them
+    one at a time, each at most once per its team's ``knowledge.rebuild_interval_s`` (a burst of
+    1,000 finished runs, each writing its past-incident document, costs one rebuild per interval).
+    ``resolve`` gives a scope's settings (its embedder); a scope it or the build fails for is logged
+    (its type only) and retried after that interval; the sweep goes on with the next scope.
+    Investigations never rebuild: they read the current index (:meth:`KnowledgeBases.search`).
+    """
+
+    def __init__(self, bases: KnowledgeBases, resolve: Resolver, *, clock: Callable[[], float] = time.monotonic,
+                 rebuild_timeout_s: float = REBUILD_TIMEOUT_S, max_per_sweep: int = 50) -> None:
+        self._bases = bases
+        self._resolve = resolve
         self._clock = clock
-        self._checked: dict[tuple[int, str], float] = {}
-        self._tasks: dict[tuple[int, str], asyncio.Task[Any]] = {}
-        self.rebuilds = 0     # rebuilds this process started (for tests and the benchmark)
+        self._timeout = rebuild_timeout_s
+        self._max = max_per_sweep
+        self._next: dict[str, float] = {}     # scope key → when it may be rebuilt again
+        self.rebuilds = 0     # rebuilds started (for tests and the benchmark)
+        self.failures = 0
 
-    def _key(self, kb: Any, scope: Any) -> tuple[int, str]:
-        return id(kb), scope.key()
+    async def sweep_once(self) -> int:
+        """Rebuild the dirty scopes that are due; returns how many were rebuilt."""
+        from incidentfox.knowledge.storage import KnowledgeStore
 
-    def forget(self, kb: Any, scope: Any) -> None:
-        """Check ``scope`` again on the next search (after an explicit rebuild or a deletion)."""
-        self._checked.pop(self._key(kb, scope), None)
-
-    async def ensure(self, kb: Any, scope: Any, *, interval_s: float, wait_s: float = SEARCH_WAIT_S) -> None:
-        key = self._key(kb, scope)
-        task = self._tasks.get(key)
-        if task is None or task.done():
-            now = self._clock()
-            last = self._checked.get(key)
-            if last is not None and now - last < interval_s:
-                return
-            self._checked[key] = now
+        done = 0
+        for sc in (await KnowledgeStore(self._bases.store()).dirty_scopes())[:self._max]:
+            key = sc.key()
+            if self._clock() < self._next.get(key, float("-inf")):
+                continue
+            interval = DEFAULT_INTERVAL_S
             try:
-                if not await is_stale(kb, scope):
-                    return
-            except Exception as exc:  # noqa: BLE001 - a store hiccup: search what is there
-                log.warning("knowledge index check failed: %s", type(exc).__name__)
-                return
-            self.rebuilds += 1
-            task = asyncio.create_task(self._rebuild(kb, scope))
-            self._tasks[key] = task
-        try:
-            async with asyncio.timeout(wait_s):
-                await asyncio.shield(task)
-        except TimeoutError:
-            pass   # the rebuild goes on; this search reads the current index
+                team = await self._resolve(sc)
+                interval = team.rebuild_interval_s
+                self.rebuilds += 1
+                async with asyncio.timeout(self._timeout):
+                    await self._bases.for_team(team).rebuild(sc)
+                done += 1
+            except Exception as exc:  # noqa: BLE001 - one scope's problem never stops the others
+                self.failures += 1
+                log.warning("knowledge rebuild of %s failed: %s", sc, type(exc).__name__)
+            self._next[key] = self._clock() + interval
+        return done
 
-    async def _rebuild(self, kb: Any, scope: Any) -> None:
-        try:
-            await kb.rebuild(scope)
-        except Exception as exc:  # noqa: BLE001 - the current index stays; the next interval retries
-            log.warning("knowledge rebuild failed: %s", type(exc).__name__)
+    async def run(self, period_s: float) -> None:
+        """Sweep every ``period_s`` seconds until cancelled (errors are logged, never raised)."""
+        while True:
+            try:
+                await self.sweep_once()
+            except Exception as exc:  # noqa: BLE001 - e.g. the object store unreachable: next period
+                log.warning("knowledge sweep failed: %s", type(exc).__name__)
+            await asyncio.sleep(period_s)
 
 
 def hit_view(hit: Any, *, max_chars: int = 1200) -> dict[str, Any]:

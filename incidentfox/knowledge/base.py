@@ -92,6 +92,10 @@ class KnowledgeBase:
     async def get_document(self, scope: Scope, doc_id: str) -> Document:
         return await self.kb.get_document(scope, doc_id)
 
+    async def dirty_scopes(self) -> list[Scope]:
+        """The scopes whose documents changed since their index was built (cheap: one listing)."""
+        return await self.kb.dirty_scopes()
+
     # building
 
     def _lock(self, scope: Scope) -> asyncio.Lock:
@@ -120,6 +124,7 @@ class KnowledgeBase:
                     "summariser": getattr(self.summariser, "name", type(self.summariser).__name__)}
             tree = TreeIndex(scope, nodes, matrix, meta)
             await self.kb.write_version(scope, version, tree.dump())
+            await self.kb.clear_dirty(scope, token)
             self._cache[scope] = (version, tree)
             self._checked[scope] = time.monotonic()
             return self._info(tree, stale=False)

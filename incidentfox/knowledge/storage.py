@@ -8,6 +8,10 @@ Layout, under ``kb/<scope key>/`` (``o=<org>/_org`` or ``o=<org>/t=<team>``)::
     index/<version>/embeddings.npy  float32 (nodes, dim)
     index/current                   {"version": ...}: the version readers serve
 
+and ``kb/_dirty/<scope key>``: the scope's ``changed`` token, written with it by every document change
+and removed by a build that saw that token, so the one rebuilder (the knowledge app's sweep) finds the
+scopes to rebuild with one small listing instead of reading every scope's index.
+
 A build writes every part of a new version first and only then replaces ``current`` (one atomic
 put), so a reader never opens a half-written tree. Versions sort by time (``v<UTC>-<random>``);
 after a flip every version older than the previous one is deleted (the previous one stays for a
@@ -20,11 +24,14 @@ import json
 import secrets
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
 from incidentfox.knowledge.models import Document, DocumentNotFound, Scope
 from incidentfox.object_store import ObjectNotFound, ObjectStore
 
 ROOT = "kb"
 PARTS = ("nodes.json", "embeddings.npy")
+DIRTY = f"{ROOT}/_dirty/"
 
 
 def scope_prefix(sc: Scope) -> str:
@@ -76,7 +83,32 @@ class KnowledgeStore:
     # change token (staleness)
 
     async def touch(self, sc: Scope) -> None:
-        await self.store.put(f"{scope_prefix(sc)}changed", secrets.token_hex(8).encode())
+        """A new ``changed`` token, then the dirty marker (in that order: see :meth:`clear_dirty`)."""
+        token = secrets.token_hex(8).encode()
+        await self.store.put(f"{scope_prefix(sc)}changed", token)
+        await self.store.put(DIRTY + sc.key(), token)
+
+    async def dirty_scopes(self) -> list[Scope]:
+        """The scopes whose documents changed since a build last saw them (one listing)."""
+        out: list[Scope] = []
+        for o in await self.store.list(DIRTY):
+            org, _, rest = o.key[len(DIRTY):].partition("/")
+            if not org.startswith("o=") or not (rest == "_org" or rest.startswith("t=")):
+                continue
+            try:
+                out.append(Scope(org=org[2:], team=None if rest == "_org" else rest[2:]))
+            except ValidationError:
+                continue    # not a marker this code wrote
+        return sorted(out, key=lambda sc: sc.key())
+
+    async def clear_dirty(self, sc: Scope, built: str) -> None:
+        """Drop the marker after a build that saw token ``built``. The marker is put back if the
+        documents changed meanwhile: :meth:`touch` writes the token before the marker, so a change
+        is either seen here or writes its marker after this delete."""
+        await self.store.delete(DIRTY + sc.key())
+        now = await self.changed_token(sc)
+        if now != built:
+            await self.store.put(DIRTY + sc.key(), now.encode())
 
     async def changed_token(self, sc: Scope) -> str:
         try:

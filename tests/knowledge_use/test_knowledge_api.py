@@ -4,11 +4,14 @@ ever another org's."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from gateway_kit import ADMIN_TOKEN, seed_tenants, settings_for
 from knowledge_kit import RUNBOOKS, bases
 
+from incidentfox.knowledge.storage import KnowledgeStore
 from serve_apps.knowledge_api import MAX_DOCUMENT_BYTES, create_knowledge_app
 
 RUNBOOK = (RUNBOOKS / "checkout-5xx-db-pool.md").read_text()
@@ -110,3 +113,32 @@ async def test_list_pages_with_the_one_cursor(api) -> None:
             break
     assert len(seen) == len(set(seen)) == 5
     assert (await client.get("/documents", headers=as_("acme/payments"), params={"cursor": "junk!"})).status_code == 422
+
+
+async def test_the_apps_sweep_rebuilds_what_was_uploaded_and_stops_with_the_app(sqlite_url, tmp_path) -> None:
+    settings = settings_for(sqlite_url, tmp_path).model_copy(update={"knowledge_sweep_s": 0.05})
+    tokens = await seed_tenants(sqlite_url, settings)
+    kbs = bases(tmp_path)
+    app = create_knowledge_app(settings, bases=kbs)
+    headers = {"Authorization": f"Bearer {tokens['acme/payments']}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kb") as client:
+        assert (await _upload(client, headers, "team-runbook.md")).status_code == 201
+        # No explicit rebuild: the index does not exist yet, and searches read only what is built.
+        assert (await client.post("/search", headers=headers, json={"query": "checkout 503"})).json()["results"] == []
+        async with app.router.lifespan_context(app):       # the app's start: its sweep runs in the background
+            sweep = app.state.sweep()
+            async with asyncio.timeout(60):
+                while sweep.rebuilds == 0:
+                    await asyncio.sleep(0.05)   # waiting on the sweep's counter, bounded by the timeout
+            async with asyncio.timeout(60):
+                while (await client.post("/search", headers=headers,
+                                         json={"query": "checkout 503 pool exhausted"})).json()["results"] == []:
+                    await asyncio.sleep(0.05)
+        assert sweep.rebuilds == 1 and sweep.failures == 0    # once: the scope is clean until it changes
+        # Deleting marks the scope dirty again; the sweep (or an explicit rebuild) picks it up.
+        doc_id = (await client.get("/documents", headers=headers)).json()["items"][0]["doc_id"]
+        assert (await client.delete(f"/documents/{doc_id}", headers=headers)).status_code == 204
+        store = KnowledgeStore(kbs.store())
+        assert [str(s) for s in await store.dirty_scopes()] == ["acme/payments"]
+        assert (await client.post("/rebuild", headers=headers)).status_code == 200
+        assert await store.dirty_scopes() == []

@@ -1,21 +1,24 @@
 """How a run uses its knowledge base (actors/engine/knowledge_use.py) and the knowledge tools
 (actors/tools/knowledge.py): citations, a runbook's mitigation as recommended actions, a similar
-past incident, tenant isolation, untrusted runbook text, and the debounced rebuild."""
+past incident, tenant isolation, untrusted runbook text, and who rebuilds (the sweep, never a run)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import pytest
-from knowledge_kit import bases, seed_runbooks
+from knowledge_kit import WordsEmbedder, bases, seed_runbooks
+from pydantic import SecretStr
 
 from actors.engine.knowledge_use import KnowledgeStep, mitigation_section, mitigation_steps, query_of
 from actors.tools.base import ToolContext
 from actors.tools.execute import execute
-from actors.tools.knowledge_bases import Freshness, TeamKnowledge
+from actors.tools.knowledge_bases import WARM_RECHECK_S, KnowledgeBases, RebuildSweep, TeamKnowledge
 from actors.tools.registry import TOOLS, tools_for
 from incidentfox.contracts import RCA
 from incidentfox.knowledge import Document
+from incidentfox.knowledge.storage import KnowledgeStore
+from incidentfox.object_store import LocalObjectStore
 
 BAD_DEPLOY = {"title": "High 5xx rate on frontend /checkout",
               "text": "checkout returns 503: could not obtain DB connection, pool exhausted", "services": ["checkout"]}
@@ -143,21 +146,133 @@ async def test_a_similar_past_incident_is_named_with_what_fixed_it(tmp_path) -> 
     assert seen[0].url == "https://ifx.example/runs/run_old"
 
 
-async def test_a_burst_of_writes_costs_one_rebuild_per_interval(tmp_path) -> None:
+def _incident(t: TeamKnowledge, i: int) -> Document:
+    return Document(scope=t.own_scope(), source=f"incident/r{i}", kind="incident",
+                    text=f"# incident {i}\n\ncheckout 503 pool exhausted {i}")
+
+
+def sweep_for(kbs, teams: dict[str, TeamKnowledge], now: list[float]) -> RebuildSweep:
+    async def resolve(sc):
+        if sc.team not in teams:
+            raise LookupError(f"no team {sc.team}")
+        return teams[sc.team]
+    return RebuildSweep(kbs, resolve, clock=lambda: now[0])
+
+
+async def test_runs_never_rebuild_they_read_the_current_index(tmp_path, monkeypatch) -> None:
+    kbs = bases(tmp_path)
+    t = TeamKnowledge(org_id="acme", team_id="sre", rebuild_interval_s=0)
+    await seed_runbooks(kbs, t)
+    kb = kbs.for_team(t)
+    rebuilds: list[object] = []
+    real = type(kb).rebuild
+
+    async def counted(self, scope, progress=None):
+        rebuilds.append(scope)
+        return await real(self, scope, progress)
+    monkeypatch.setattr(type(kb), "rebuild", counted)
+    built = (await kb.index_info(t.own_scope())).version
+    for i in range(20):   # a burst of finished runs, each writing its past incident and consulting
+        await kb.put_document(_incident(t, i))
+        step = KnowledgeStep(team=t, bases=kbs, run_id=f"r{i + 1}")
+        await step.consult(BAD_DEPLOY)
+        assert step.runbooks     # the current (stale) index answers
+        await kbs.search(t, "checkout 503", kinds=("incident",))
+    info = await kb.index_info(t.own_scope())
+    assert info.version == built and info.stale and rebuilds == []
+    assert await kb.dirty_scopes() == [t.own_scope()]
+    # The one rebuilder picks it up, once.
+    sweep = sweep_for(kbs, {"sre": t}, [0.0])
+    assert await sweep.sweep_once() == 1 and rebuilds == [t.own_scope()]
+    assert (await kb.index_info(t.own_scope())).documents == 4 + 20
+
+
+async def test_the_sweep_rebuilds_a_dirty_scope_once_until_it_changes_again(tmp_path) -> None:
     now = [0.0]
-    kbs = bases(tmp_path, freshness=Freshness(clock=lambda: now[0]))
+    kbs = bases(tmp_path)
     t = TeamKnowledge(org_id="acme", team_id="sre", rebuild_interval_s=60)
     kb = kbs.for_team(t)
-    for i in range(60):   # a burst of finished runs, each writing its past incident and searching
-        await kb.put_document(Document(scope=t.own_scope(), source=f"incident/r{i}", kind="incident",
-                                       text=f"# incident {i}\n\ncheckout 503 pool exhausted {i}"))
-        await kbs.search(t, "checkout 503", kinds=("incident",))
-        now[0] += 0.5          # 60 runs in 30 s
-    assert kbs.freshness.rebuilds == 1
+    sweep = sweep_for(kbs, {"sre": t}, now)
+    assert await sweep.sweep_once() == 0 and sweep.rebuilds == 0      # nothing written: nothing to do
+    for i in range(30):
+        await kb.put_document(_incident(t, i))
+    assert await sweep.sweep_once() == 1
+    info = await kb.index_info(t.own_scope())
+    assert info.documents == 30 and not info.stale and await kb.dirty_scopes() == []
+    await kb.put_document(_incident(t, 30))
+    now[0] += 1
+    assert await sweep.sweep_once() == 0      # changed, but rebuilt less than its interval ago
     now[0] += 60
-    hits = await kbs.search(t, "checkout 503 pool exhausted 59", kinds=("incident",), wait_s=600)
-    assert kbs.freshness.rebuilds == 2
-    assert (await kb.index_info(t.own_scope())).documents == 60 and hits
+    assert await sweep.sweep_once() == 1 and sweep.rebuilds == 2
+    assert (await kb.index_info(t.own_scope())).documents == 31
+    now[0] += 600
+    assert await sweep.sweep_once() == 0 and sweep.rebuilds == 2      # unchanged: not rebuilt again
+    hits = await kbs.search(t, "checkout 503 pool exhausted 30", kinds=("incident",))
+    assert hits and hits[0].source == "incident/r30"
+
+
+async def test_a_change_during_a_rebuild_leaves_the_scope_dirty(tmp_path, monkeypatch) -> None:
+    kbs = bases(tmp_path)
+    t = TeamKnowledge(org_id="acme", team_id="sre")
+    kb = kbs.for_team(t)
+    await kb.put_document(_incident(t, 0))
+    real = KnowledgeStore.documents
+
+    async def documents(self, sc):
+        out = await real(self, sc)
+        await self.touch(sc)      # a run's past incident lands while the tree is built
+        return out
+    monkeypatch.setattr(KnowledgeStore, "documents", documents)
+    await kb.rebuild(t.own_scope())
+    assert await kb.dirty_scopes() == [t.own_scope()]
+    assert (await kb.index_info(t.own_scope())).stale
+    monkeypatch.setattr(KnowledgeStore, "documents", real)
+    await kb.rebuild(t.own_scope())
+    assert await kb.dirty_scopes() == []
+
+
+async def test_the_sweep_survives_a_failing_scope(tmp_path, caplog) -> None:
+    now = [0.0]
+    kbs = bases(tmp_path)
+    good = TeamKnowledge(org_id="acme", team_id="sre")
+    gone = TeamKnowledge(org_id="acme", team_id="gone")
+    broken = TeamKnowledge(org_id="acme", team_id="broken", embeddings_url="http://127.0.0.1:9/v1",
+                           embeddings_model="m", embeddings_key=SecretStr("sk-never-logged"))
+    for t in (good, gone, broken):
+        await kbs.for_team(t).put_document(_incident(t, 1))
+    sweep = sweep_for(kbs, {"sre": good, "broken": broken}, now)     # "gone": its team was deleted
+    assert await sweep.sweep_once() == 1
+    assert sweep.failures == 2 and not (await kbs.for_team(good).index_info(good.own_scope())).stale
+    assert "sk-never-logged" not in caplog.text and "knowledge rebuild of acme/broken failed" in caplog.text
+    # The failed scopes stay dirty and are retried after their interval, not on every sweep.
+    assert await sweep.sweep_once() == 0 and sweep.failures == 2
+    now[0] += 61
+    assert await sweep.sweep_once() == 0 and sweep.failures == 4
+
+
+async def test_the_embedder_is_preloaded_only_when_a_tree_exists(tmp_path, caplog) -> None:
+    loaded: list[int] = []
+
+    class Loading(WordsEmbedder):
+        def model(self) -> None:
+            loaded.append(1)
+
+    now = [0.0]
+    kbs = KnowledgeBases(LocalObjectStore(tmp_path / "objects"), embedder=Loading(), clock=lambda: now[0])
+    t = team()
+    assert await kbs.warm(t) is False and loaded == []      # no index anywhere: nothing loads
+    await seed_runbooks(kbs, t)
+    kbs.for_team(t).recheck_s = 0
+    assert await kbs.warm(t) is False       # a burst of the team's runs looks once per WARM_RECHECK_S
+    now[0] += WARM_RECHECK_S
+    assert await kbs.warm(t) is True and loaded == [1]
+    assert await kbs.warm(t) is True and loaded == [1]       # once per embedder and process
+    # A remote embedder has nothing to load (its `model` is a name, not a loader).
+    remote = TeamKnowledge(org_id="acme", team_id="sre", embeddings_url="http://127.0.0.1:9/v1",
+                           embeddings_model="e-1")
+    assert kbs.for_team(remote).embedder.model == "e-1"
+    assert await kbs.warm(remote) is False and loaded == [1]
+    assert "not preloaded" not in caplog.text
 
 
 def test_query_and_steps() -> None:
