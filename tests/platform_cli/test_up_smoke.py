@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,24 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.console_kit import free_port, wait_for
+
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "up-smoke-slack-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.slow
@@ -40,7 +25,7 @@ def _wait_for(predicate, timeout: float, what: str):
 def test_up_serves_health_turns_a_slack_event_into_a_run_and_stops_on_sigint(tmp_path):
     from serve_apps.webhooks import slack
 
-    port, dash = _free_port(), _free_port()
+    port, dash = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INCIDENTFOX_", "RAY_ADDRESS"))}
     env.update(SLACK_SIGNING_SECRET=SECRET, INCIDENTFOX_HOME=str(tmp_path / ".incidentfox"),
                RAY_USAGE_STATS_ENABLED="0")
@@ -49,7 +34,7 @@ def test_up_serves_health_turns_a_slack_event_into_a_run_and_stops_on_sigint(tmp
                              "--runner", "complete", "--dashboard-port", str(dash)],
                             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        _wait_for(lambda: proc.poll() is not None or "Press Ctrl-C" in (tmp_path / "up.log").read_text(),
+        wait_for(lambda: proc.poll() is not None or "Press Ctrl-C" in (tmp_path / "up.log").read_text(),
                   240, "up to print its URLs")
         out = (tmp_path / "up.log").read_text()
         assert proc.poll() is None, out
@@ -81,7 +66,7 @@ def test_up_serves_health_turns_a_slack_event_into_a_run_and_stops_on_sigint(tmp
                 v = c.get(f"/api/v1/agent/runs/{run_id}", headers=h).json()
                 return v if v.get("status") == "succeeded" else None
 
-            view = _wait_for(finished, 60, "the run to complete")
+            view = wait_for(finished, 60, "the run to complete")
             assert view["team"] == "payments"
             sse = c.get(f"/api/v1/agent/runs/{run_id}/events", headers=h)   # streamed through Serve
             assert sse.status_code == 200 and sse.headers["content-type"].startswith("text/event-stream")
