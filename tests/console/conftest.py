@@ -59,8 +59,11 @@ def console_tenants(console_platform: Platform) -> Tenants:
     return seed_tenants(console_platform)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console_browser(console_platform: Platform) -> Iterator[Any]:
+    """Chromium for one module. Module scope, not session: Playwright's sync API keeps an event loop
+    running in the main thread while it is open, so an asyncio test after it in the same process
+    (``make test XDIST=``, or another module of the same worker) could not start its own loop."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
