@@ -152,8 +152,8 @@ def seed_tenants(platform: Platform, tenants: Tenants | None = None) -> Tenants:
         return r.json()
 
     with platform.api() as c:
-        for org, name in ((t.org, "Acme"), (t.other_org, "Globex")):
-            ok(c.post("/api/v1/orgs", json={"org_id": org, "name": name}))
+        for org in (t.org, t.other_org):
+            ok(c.post("/api/v1/orgs", json={"org_id": org, "name": org.title()}))
         ok(c.post(f"/api/v1/orgs/{t.org}/nodes", json={"node_id": "eng", "kind": "unit", "name": "Engineering"}))
         for team in (t.team, t.other_team):
             ok(c.post(f"/api/v1/orgs/{t.org}/nodes", json={"node_id": team, "kind": "team", "parent_id": "eng",

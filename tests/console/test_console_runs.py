@@ -42,7 +42,7 @@ def ok(r: Any) -> dict[str, Any]:
     return r.json()
 
 
-RUNS_TENANTS = {"org": "initech", "team": "tpsreports", "other_team": "quasar", "other_org": "umbrella",
+RUNS_TENANTS = {"org": "hooli", "team": "tpsreports", "other_team": "quasar", "other_org": "vandelay",
                     "other_org_team": "zephyr"}   # ids no page prints by chance (cross-tenant checks grep the text)
 
 
