@@ -1,6 +1,7 @@
 """The console's operating pages in Chromium against one real `incidentfox up` running the engine
 (the `investigation` runner, the offline planner over the demo world; no model or API key): a demo
-run goes live to its RCA on the run page, its proposed fix is approved there, it is rerun, a failed
+run goes live to its RCA on the run page, its proposed fix is approved there, a pending tool call of an
+LLM-planned run (a local scripted model) is approved there too, a run is rerun, a failed
 delivery hand-off is re-driven, the overview draws its charts, a schedule runs now, and a team token
 sees nothing of another team on any of these pages. Every page passes axe-core (no serious or critical
 violation) and reports no CSP violation; the screenshots of docs/console.md are taken here.
@@ -178,7 +179,7 @@ def scripted_llm(script: dict[str, list[dict[str, Any]]]) -> Iterator[ScriptedLL
         loop.close()
 
 
-def test_a_pending_tool_call_is_approved_on_the_run_page(world, open_page, shot):
+def test_a_pending_tool_call_is_approved_on_the_run_page(world, open_page):
     """A real pending tool-call approval (``apr_…``, not a proposed fix): a team of its own whose `llm`
     is a local scripted model has the LLM planner ask the kubernetes specialist, which calls the
     mutating ``kubernetes_rollback_deployment`` (the demo integration, enabled by the team's `tools`);
@@ -198,7 +199,6 @@ def test_a_pending_tool_call_is_approved_on_the_run_page(world, open_page, shot)
                                          json={"label": team}))["token"]
         ok(c.patch(f"/api/v1/orgs/{tenants.org}/nodes/{team}/config", json={
             "integrations": {"demo": {"enabled": True, "scenario": "bad_deploy"}},
-            "routing": {"services": ["checkout"]},
             "access": {"api_approvals": True},
             "tools": {"kubernetes_rollback_deployment": True},
             "investigation": {"deadline_s": RCA_TIMEOUT_MS / 1000},   # the call may wait this long on a human
@@ -220,7 +220,6 @@ def test_a_pending_tool_call_is_approved_on_the_run_page(world, open_page, shot)
         row = page.locator(f"[data-testid=approval][data-id={approval}]")
         row.wait_for()
         assert "kubernetes_rollback_deployment" in row.inner_text()
-        shot(page, "run-approval")
         page.get_by_role("button", name=f"Approve {approval}").click()
         row.locator("[data-status]").filter(has_not_text="pending").wait_for()
         decided = {a["approval_id"]: a for a in get_run(platform, run_id)["approvals"]}[approval]
@@ -229,6 +228,7 @@ def test_a_pending_tool_call_is_approved_on_the_run_page(world, open_page, shot)
             assert time.monotonic() < deadline, "the approved run did not finish"
             time.sleep(1)
         assert view["status"] == "succeeded", view
+        assert [(t["tool"], t["status"]) for t in view["tool_calls"]] == [("kubernetes_rollback_deployment", "ok")]
         assert "sk-console-approval-test" not in str(view)
         assert any(r.agent == "kubernetes specialist" for r in llm.requests)
 
