@@ -1,5 +1,5 @@
 """The console's operating pages in Chromium against one real `incidentfox up` running the engine
-(the `investigation` runner, the offline planner over the demo world; no model or API key): a demo
+(the `investigation` runner, the offline planner over the demo world save one local scripted model; no real API key): a demo
 run goes live to its RCA on the run page, its proposed fix is approved there, a pending tool call of an
 LLM-planned run (a local scripted model) is approved there too, a run is rerun, a failed
 delivery hand-off is re-driven, the overview draws its charts, a schedule runs now, and a team token
