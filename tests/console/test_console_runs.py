@@ -1,6 +1,7 @@
 """The console's operating pages in Chromium against one real `incidentfox up` running the engine
-(the `investigation` runner, the offline planner over the demo world; no model or API key): a demo
-run goes live to its RCA on the run page, its proposed fix is approved there, it is rerun, a failed
+(the `investigation` runner, the offline planner over the demo world save one local scripted model; no real API key): a demo
+run goes live to its RCA on the run page, its proposed fix is approved there, a pending tool call of an
+LLM-planned run (a local scripted model) is approved there too, a run is rerun, a failed
 delivery hand-off is re-driven, the overview draws its charts, a schedule runs now, and a team token
 sees nothing of another team on any of these pages. Every page passes axe-core (no serious or critical
 violation) and reports no CSP violation; the screenshots of docs/console.md are taken here.
@@ -11,15 +12,19 @@ It runs on the shared `console_platform` (one `incidentfox up` for every console
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
+from actors.testing.scripted_llm import ScriptedLLM
 from serve_apps.deliveries import MAX_DISPATCH_ATTEMPTS
 from tests.console_kit import (
     Platform,
@@ -145,6 +150,87 @@ def test_a_demo_run_goes_live_to_its_rca_and_its_fix_is_approved(world, open_pag
     row.locator("[data-status]").filter(has_not_text="pending").wait_for()
     decided = {a["approval_id"]: a for a in get_run(platform, run_id)["approvals"]}[action]
     assert decided["status"] != "pending" and decided["decided_by"]
+
+
+ROLLBACK = {"name": "kubernetes_rollback_deployment",
+            "arguments": {"namespace": "shop", "deployment": "checkout", "to_revision": None, "expected_revision": None}}
+ROLLBACK_RCA = {"summary": "checkout v2.3.1 crash-loops since its deploy; rolled back",
+                "root_causes": [{"entity": "shop/deployment/checkout", "description": "bad deploy", "confidence": 0.8,
+                                 "evidence": ["Back-off restarting failed container"]}],
+                "affected_services": ["checkout"], "timeline": ["deploy", "errors", "rollback"],
+                "recommended_actions": ["watch checkout after the rollback"], "no_incident": False}
+
+
+@contextmanager
+def scripted_llm(script: dict[str, list[dict[str, Any]]]) -> Iterator[ScriptedLLM]:
+    """A local scripted OpenAI-compatible server (actors.testing.scripted_llm) on its own event loop
+    thread, so the platform's real SDK calls it while this synchronous test drives the browser."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = ScriptedLLM(script)
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(30)
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
+        loop.close()
+
+
+def test_a_pending_tool_call_is_approved_on_the_run_page(world, open_page):
+    """A real pending tool-call approval (``apr_…``, not a proposed fix): a team of its own whose `llm`
+    is a local scripted model has the LLM planner ask the kubernetes specialist, which calls the
+    mutating ``kubernetes_rollback_deployment`` (the demo integration, enabled by the team's `tools`);
+    the tool executor parks the call on a ToolApproval and the run waits. The call is approved from the
+    run page; the API then shows it approved by the signed-in token, and the run finishes with the
+    rollback run."""
+    platform, tenants = world
+    team = "rollbacks"
+    with scripted_llm({
+        "lead SRE": [{"tool_calls": [{"name": "ask_kubernetes_agent", "arguments": {"input": "roll back checkout"}}]},
+                     {"json": ROLLBACK_RCA}],
+        "kubernetes specialist": [{"tool_calls": [ROLLBACK]}, {"text": "checkout rolled back"}],
+    }) as llm, platform.api() as c:
+        ok(c.post(f"/api/v1/orgs/{tenants.org}/nodes", json={"node_id": team, "kind": "team", "parent_id": "eng",
+                                                             "name": "Rollbacks"}))
+        tenants.tokens[team] = ok(c.post(f"/api/v1/orgs/{tenants.org}/teams/{team}/tokens",
+                                         json={"label": team}))["token"]
+        ok(c.patch(f"/api/v1/orgs/{tenants.org}/nodes/{team}/config", json={
+            "integrations": {"demo": {"enabled": True, "scenario": "bad_deploy"}},
+            "access": {"api_approvals": True},
+            "tools": {"kubernetes_rollback_deployment": True},
+            "investigation": {"deadline_s": RCA_TIMEOUT_MS / 1000},   # the call may wait this long on a human
+            "subagents": {"metrics": False, "logs": False, "changes": False, "cloud": False},
+            "llm": {"provider": "openai_compatible", "model": "scripted", "base_url": llm.url,
+                    "api_key": "sk-console-approval-test"}}))
+        run_id = start_run(platform, tenants.tokens[team], "checkout is crash-looping, roll it back")
+        deadline = time.monotonic() + RCA_TIMEOUT_MS / 1000
+        while not (pending := [a for a in get_run(platform, run_id)["approvals"]
+                               if a["status"] == "pending" and a["approval_id"].startswith("apr_")]):
+            view = get_run(platform, run_id)
+            assert view["status"] in ("queued", "running"), f"the run ended without asking: {view}"
+            assert time.monotonic() < deadline, "the rollback never waited on an approval"
+            time.sleep(1)
+        approval = pending[0]["approval_id"]
+        assert get_run(platform, run_id)["status"] == "running"   # really waiting on the human
+
+        page = open_page(team, f"/runs/view/?id={run_id}")
+        row = page.locator(f"[data-testid=approval][data-id={approval}]")
+        row.wait_for()
+        assert "kubernetes_rollback_deployment" in row.inner_text()
+        page.get_by_role("button", name=f"Approve {approval}").click()
+        row.locator("[data-status]").filter(has_not_text="pending").wait_for()
+        decided = {a["approval_id"]: a for a in get_run(platform, run_id)["approvals"]}[approval]
+        assert decided["status"] == "approved" and decided["decided_by"], decided
+        while (view := get_run(platform, run_id))["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, "the approved run did not finish"
+            time.sleep(1)
+        assert view["status"] == "succeeded", view
+        assert [(t["tool"], t["status"]) for t in view["tool_calls"]] == [("kubernetes_rollback_deployment", "ok")]
+        assert "sk-console-approval-test" not in str(view)
+        assert any(r.agent == "kubernetes specialist" for r in llm.requests)
 
 
 def test_runs_list_filters_and_rerun(world, finished_run, open_page, shot):
