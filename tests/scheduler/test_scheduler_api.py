@@ -5,10 +5,7 @@ works from the command line."""
 
 from __future__ import annotations
 
-import base64
-import os
 import re
-import secrets
 from datetime import timedelta
 
 import httpx
@@ -17,7 +14,6 @@ from links_kit import app_and_path
 from typer.testing import CliRunner
 
 from actors.scheduler.execute import execute_claimed
-from incidentfox.runs.runner import NullRunner
 from actors.scheduler.service import SchedulerService
 from actors.scheduler.teams import team_config_provider
 from cli.demo.slack_recorder import SlackRecorder
@@ -26,14 +22,8 @@ from config_service.services.seed import seed_demo
 from config_service.services.tokens import issue_token
 from incidentfox.db import make_async_engine, session_factory, utcnow
 from incidentfox.runs.models import Run
-from incidentfox.settings import Settings
+from incidentfox.runs.runner import NullRunner
 from serve_apps.reports_api import create_reports_app
-
-
-@pytest.fixture
-def settings(db_url, tmp_path) -> Settings:
-    return Settings(database_url=db_url, home=tmp_path, token_pepper=secrets.token_hex(32),
-                    secret_key=base64.urlsafe_b64encode(os.urandom(32)).decode())
 
 
 @pytest.fixture

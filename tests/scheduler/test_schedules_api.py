@@ -4,10 +4,6 @@ schedule is 404)."""
 
 from __future__ import annotations
 
-import base64
-import os
-import secrets
-
 import httpx
 import pytest
 
@@ -19,14 +15,7 @@ from config_service.services.seed import seed_demo
 from config_service.services.tokens import issue_token
 from incidentfox.db import make_async_engine, session_factory
 from incidentfox.runs.runner import NullRunner
-from incidentfox.settings import Settings
 from serve_apps.reports_api import create_reports_app
-
-
-@pytest.fixture
-def settings(db_url, tmp_path) -> Settings:
-    return Settings(database_url=db_url, home=tmp_path, token_pepper=secrets.token_hex(32),
-                    secret_key=base64.urlsafe_b64encode(os.urandom(32)).decode())
 
 
 @pytest.fixture
