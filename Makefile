@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SYSTEM_STAMP := $(VENV)/.system-packages
+# Defined before the rules that list it: make expands a rule's prerequisites when it reads the rule.
+CHROMIUM_STAMP := $(VENV)/.system-chromium
 
 .PHONY: install demo test bench lint docs clean system-packages manifests console
 
@@ -26,7 +28,6 @@ $(SYSTEM_STAMP):
 	@touch $@
 
 # Chromium (Debian's) runs the web console's browser tests (tests/console/); Playwright never downloads one.
-CHROMIUM_STAMP := $(VENV)/.system-chromium
 $(CHROMIUM_STAMP):
 	@mkdir -p $(VENV)
 	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then :; \
