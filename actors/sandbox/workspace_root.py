@@ -42,7 +42,7 @@ def blocking_ancestor(path: Path) -> str | None:
     """Why a session UID could not safely reach ``path``, judged from the mode bits of every existing
     directory from ``/`` down to ``path`` (missing ones will be created traversable), or None.
     ``path`` itself is not judged: :func:`prepare_root` makes it 0711."""
-    path = Path(os.path.abspath(path))
+    path = Path(os.path.realpath(path))   # bubblewrap walks the resolved path, so judge that one
     for directory in reversed(path.parents):   # "/" first
         try:
             st = os.stat(directory)

@@ -164,3 +164,10 @@ def test_a_root_that_cannot_be_prepared_is_unavailable(tmp_path: Path) -> None:
     assert status.mode == "unavailable"
     assert status.reason.startswith(f"the sandbox workspace root {blocker / 'sandboxes'} cannot be prepared: ")
     assert "INCIDENTFOX_SANDBOX_ROOT" in status.reason
+
+
+def test_a_symlinked_root_is_judged_by_where_it_leads(private: Path) -> None:
+    link = private.parent / "link"
+    link.symlink_to(private / "inner")
+    (private / "inner").mkdir()
+    assert f"{private} is mode 0700" in (blocking_ancestor(link / "ws") or "")
