@@ -48,6 +48,8 @@ def blocking_ancestor(path: Path) -> str | None:
             st = os.stat(directory)
         except FileNotFoundError:
             return None   # the rest is created by prepare_root, traversable
+        except OSError as exc:
+            return f"{directory} cannot be inspected: {exc.strerror}"
         if not stat.S_ISDIR(st.st_mode):
             return f"{directory} is not a directory"
         mode = stat.S_IMODE(st.st_mode)
