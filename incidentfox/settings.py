@@ -79,7 +79,9 @@ class Settings(BaseSettings):
         "Export the openai-agents SDK's traces to its tracing service (off: nothing leaves the process)."))
 
     # Sandbox sessions (issue: sandbox). Limits and the rest live in actors/sandbox/config.py.
-    sandbox_root: Path | None = Field(default=None, description="Workspace root; default `home`/sandboxes.")
+    sandbox_root: Path | None = Field(default=None, description=(
+        "Workspace root; every parent must be traversable by other users (the session UIDs). Default "
+        "`home`/sandboxes, or /var/lib/incidentfox/sandboxes/<digest of home> when a parent of that is not."))
     sandbox_allow_rlimit_only: bool = Field(
         default=False, description="Run sandbox Bash with rlimits only when bubblewrap is unavailable (weaker).")
     sandbox_ttl_s: float = Field(default=7200.0, description=(

@@ -115,14 +115,24 @@ def start_platform(workdir: Path, *, runner: str = "complete", env: dict[str, st
 
 def stop_platform(platform: Platform) -> None:
     proc = platform.proc
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=90)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    _remove_fallback_root(platform.home)
+
+
+def _remove_fallback_root(home: Path) -> None:
+    """A platform run as root with its data dir in a 0700 test folder keeps its sandbox workspaces
+    under /var/lib/incidentfox/sandboxes/<digest> (actors/sandbox/workspace_root.py): remove them."""
+    from actors.sandbox.workspace_root import FALLBACK_BASE, default_root
+
+    root = default_root(home)
+    if root.parent == FALLBACK_BASE:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass

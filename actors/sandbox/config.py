@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from actors.sandbox.backends.pod_spec import PodConfig
+from actors.sandbox.workspace_root import workspace_root
 from config_service import LLMConfig, SandboxSection
 from incidentfox.errors import Unprocessable
 from incidentfox.object_store import ObjectStoreConfig, object_store_config
@@ -84,9 +85,8 @@ class SandboxRuntime(BaseModel):
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> SandboxRuntime:
-        root = settings.sandbox_root or (settings.home / "sandboxes")
         values: dict[str, Any] = {
-            "root": Path(root).resolve(),
+            "root": workspace_root(settings),
             "db_url": settings.resolved_database_url(),
             "allow_rlimit_only": settings.sandbox_allow_rlimit_only,
             "ttl_s": settings.sandbox_ttl_s,

@@ -31,6 +31,7 @@ import subprocess
 import time
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
 from actors.sandbox.cgroups import CgroupMode, CgroupSupport, SessionCgroup, cgroup_support
@@ -39,6 +40,7 @@ from actors.sandbox.errors import IsolationUnavailable
 from actors.sandbox.limits import SessionGuard
 from actors.sandbox.reaping import exited, kill_all, reap
 from actors.sandbox.workspace import VIRTUAL_ROOT, Workspace
+from actors.sandbox.workspace_root import root_problem
 
 Mode = Literal["bwrap", "rlimit_only", "pod", "unavailable"]  # pod: actors/sandbox/backends/pod.py
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
@@ -57,6 +59,7 @@ class IsolationStatus:
     bwrap: str | None = None
     # Whole-session memory/process limits (a cgroup per session), or why only rlimits apply.
     cgroups: CgroupSupport = UNPROBED
+    root: Path | None = None   # the workspace root that was checked (None: not checked)
 
     @property
     def available(self) -> bool:
@@ -64,6 +67,7 @@ class IsolationStatus:
 
     def to_dict(self) -> dict[str, object]:
         return {"mode": self.mode, "available": self.available, "reason": self.reason,
+                "workspace_root": str(self.root) if self.root is not None else None,
                 "session_limits": self.cgroups.to_dict()}
 
 
@@ -119,9 +123,13 @@ def _bwrap_prefix(bwrap: str, *, network: bool) -> list[str]:
     return argv
 
 
-def _probe_bwrap(bwrap: str, uid: int) -> str | None:
-    """Start a minimal sandbox as ``uid``; None when it works, else the reason."""
-    argv = _bwrap_prefix(bwrap, network=False) + ["--remount-ro", "/", "/usr/bin/true"]
+def _probe_bwrap(bwrap: str, uid: int, root: Path | None = None) -> str | None:
+    """Start a minimal sandbox as ``uid``, binding the workspace root where a workspace would go (the
+    same path resolution by the unprivileged UID as a real command); None when it works, else why."""
+    argv = _bwrap_prefix(bwrap, network=False)
+    if root is not None:
+        argv += ["--ro-bind", str(root), VIRTUAL_ROOT]
+    argv += ["--remount-ro", "/", "/usr/bin/true"]
     try:
         proc = subprocess.run(argv, user=uid, group=uid, extra_groups=[], cwd="/", env={"PATH": SAFE_PATH},
                               stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False)
@@ -134,23 +142,27 @@ def _probe_bwrap(bwrap: str, uid: int) -> str | None:
 
 
 @lru_cache(maxsize=8)
-def _status(allow_rlimit_only: bool, probe_uid: int) -> IsolationStatus:
-    status = _bwrap_status(allow_rlimit_only, probe_uid)
-    return IsolationStatus(status.mode, status.reason, status.bwrap, cgroups=cgroup_support())
+def _status(allow_rlimit_only: bool, probe_uid: int, root: Path | None = None) -> IsolationStatus:
+    status = _bwrap_status(allow_rlimit_only, probe_uid, root)
+    return IsolationStatus(status.mode, status.reason, status.bwrap, cgroups=cgroup_support(), root=root)
 
 
-def _bwrap_status(allow_rlimit_only: bool, probe_uid: int) -> IsolationStatus:
+def _bwrap_status(allow_rlimit_only: bool, probe_uid: int, root: Path | None) -> IsolationStatus:
     weak = "rlimit-only mode (opted in with INCIDENTFOX_SANDBOX_ALLOW_RLIMIT_ONLY)"
     if os.geteuid() != 0:
         reason = "per-session UIDs need root: the platform does not run as root"
         if allow_rlimit_only:
             return IsolationStatus("rlimit_only", f"{reason}; {weak}, commands run as the platform user")
         return IsolationStatus("unavailable", reason)
+    # Both modes switch to the session UID, which must reach its workspace: no weaker fallback here.
+    unreachable = root_problem(root) if root is not None else None
+    if unreachable is not None:
+        return IsolationStatus("unavailable", unreachable)
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         reason = "bubblewrap is not installed (Debian package `bubblewrap`)"
     else:
-        failure = _probe_bwrap(bwrap, probe_uid)
+        failure = _probe_bwrap(bwrap, probe_uid, root)
         if failure is None:
             return IsolationStatus("bwrap", "bubblewrap with per-session UIDs", bwrap)
         reason = failure
@@ -159,14 +171,18 @@ def _bwrap_status(allow_rlimit_only: bool, probe_uid: int) -> IsolationStatus:
     return IsolationStatus("unavailable", reason)
 
 
-def sandbox_isolation_status(allow_rlimit_only: bool | None = None, *, probe_uid: int = 199_999) -> IsolationStatus:
-    """How sandbox Bash would run on this node, and why (``/health`` shows it). Probed once per
-    process; blocking (a ~10 ms spawn), so async callers wrap the first call in ``to_thread``."""
+def sandbox_isolation_status(allow_rlimit_only: bool | None = None, *, probe_uid: int = 199_999,
+                             root: Path | None = None) -> IsolationStatus:
+    """How sandbox Bash would run on this node, and why (``/health`` shows it). With ``root`` (the
+    workspace root), it is prepared and must be reachable by the session UIDs
+    (:func:`~actors.sandbox.workspace_root.root_problem`), else the mode is ``unavailable`` with why.
+    Probed once per process; blocking (a ~10 ms spawn), so async callers wrap the first call in
+    ``to_thread``."""
     if allow_rlimit_only is None:
         from incidentfox.settings import get_settings
 
         allow_rlimit_only = get_settings().sandbox_allow_rlimit_only
-    return _status(bool(allow_rlimit_only), probe_uid)
+    return _status(bool(allow_rlimit_only), probe_uid, Path(root) if root is not None else None)
 
 
 # -- running -----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from actors.sandbox.errors import PathEscape
+from actors.sandbox.workspace_root import prepare_root
 
 VIRTUAL_ROOT = "/workspace"
 
@@ -39,14 +40,14 @@ class Workspace:
 
     @classmethod
     def ensure(cls, root: Path, session_id: str, *, uid: int, gid: int | None = None) -> Workspace:
-        """Create (or adopt) ``root/<session_id>``. ``root`` is made mode 0711: others may traverse
-        it (bubblewrap, running as the session UID, must reach its own workspace) but not list it."""
+        """Create (or adopt) ``root/<session_id>``, mode 0700, owned by the session UID. ``root`` is
+        prepared by :func:`~actors.sandbox.workspace_root.prepare_root` (mode 0711: others may
+        traverse it, as bubblewrap running as the session UID must, but not list it)."""
         gid = uid if gid is None else gid
         if not session_id or "/" in session_id or session_id in (".", ".."):
             raise ValueError(f"bad session id {session_id!r}")
         root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
-        os.chmod(root, 0o711)
+        prepare_root(root)
         path = root / session_id
         try:
             os.mkdir(path, 0o700)

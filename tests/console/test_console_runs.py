@@ -329,6 +329,14 @@ def test_a_sandbox_session_chats_with_streamed_tool_events_and_is_deleted(world,
         chat.get_by_text("The sandbox says hello.").wait_for(timeout=120_000)
         tool = chat.get_by_test_id("chat-tool")
         assert tool.count() == 1 and "Bash" in tool.inner_text()
+        # The command's own output when this node can isolate Bash (the platform's data dir is in a
+        # 0700 test folder: the workspace root must still be reachable), else the reason it cannot.
+        with platform.api() as c:
+            isolation = ok(c.get("/api/v1/sandbox/health"))["isolation"]
+        if isolation["available"]:
+            assert "hello from the sandbox" in tool.inner_text(), tool.inner_text()
+        else:
+            assert "Bash is disabled on this node" in tool.inner_text()
         assert "sk-console-test" not in page.content()
         shot(page, "sandbox-chat")
         page.get_by_role("button", name="Delete").click()

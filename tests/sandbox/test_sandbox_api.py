@@ -27,9 +27,10 @@ pytestmark = needs_root
 
 @pytest.fixture
 async def api(sqlite_url: str, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
-    settings = settings_for(sqlite_url, tmp_path)
-    toks = await seed_tenants(sqlite_url, settings)
     root = make_root()
+    # /health checks the settings' workspace root: the backend's (tmp_path is not traversable).
+    settings = settings_for(sqlite_url, tmp_path).model_copy(update={"sandbox_root": root})
+    toks = await seed_tenants(sqlite_url, settings)
     reporter = FakeSlack()
     server = ScriptedAnthropicServer().start()
     llm = {"provider": "anthropic", "model": "claude-test", "base_url": server.url, "api_key": "sk-team-secret"}
@@ -218,7 +219,22 @@ async def test_health_reports_isolation(api: dict[str, Any]) -> None:
     r = await api["client"].get("/health")
     assert r.status_code == 200
     assert r.json()["isolation"]["mode"] in ("bwrap", "rlimit_only", "unavailable")
-    assert set(r.json()["isolation"]) == {"mode", "available", "reason", "session_limits"}
+    assert set(r.json()["isolation"]) == {"mode", "available", "reason", "workspace_root", "session_limits"}
+    assert r.json()["isolation"]["workspace_root"] == str(api["root"])
+
+
+async def test_health_names_an_unreachable_workspace_root(api: dict[str, Any]) -> None:
+    private = api["root"] / "private"
+    private.mkdir(mode=0o700)
+    settings = api["settings"].model_copy(update={"sandbox_root": private / "workspaces"})
+    app = create_sandbox_app(backend=api["backend"], settings=settings, scheduling_for=lambda cfg, org, team: {})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sandbox") as client:
+        r = await client.get("/health")
+    await app.state.engine.dispose()
+    isolation = r.json()["isolation"]
+    assert r.status_code == 200 and isolation["mode"] == "unavailable" and not isolation["available"]
+    assert isolation["workspace_root"] == str(private / "workspaces")
+    assert f"{private} is mode 0700" in isolation["reason"] and "INCIDENTFOX_SANDBOX_ROOT" in isolation["reason"]
 
 
 @needs_bwrap

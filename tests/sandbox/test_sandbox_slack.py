@@ -250,12 +250,13 @@ async def test_concurrent_copies_of_a_command_open_one_session(gw: dict[str, Any
 
 
 async def test_default_wiring_reads_revealed_team_config_and_placement(gw: dict[str, Any], sqlite_url: str,
-                                                                       tmp_path: Path) -> None:
+                                                                       tmp_path: Path, root: Path) -> None:
     """make_slack_dispatch (what the sandbox-slack actor runs): the config service's effective config
     with the bot token and API key revealed, and the engine's placement for a shared team."""
     from actors.sandbox.slack_actor import make_slack_dispatch
 
-    wired = make_slack_dispatch(settings_for(sqlite_url, tmp_path))
+    # A traversable workspace root, as in production (tmp_path's parents are 0700).
+    wired = make_slack_dispatch(settings_for(sqlite_url, tmp_path).model_copy(update={"sandbox_root": root}))
     try:
         cfg = await wired.team_config("acme", "payments")
         assert cfg["integrations"]["slack"]["bot_token"] == "xoxb-payments"

@@ -74,4 +74,6 @@ def isolation_status(settings: Any) -> IsolationStatus:
         from actors.sandbox.backends.pod_spec import PodConfig
 
         return pod_status(PodConfig.from_settings(settings))
-    return sandbox_isolation_status(settings.sandbox_allow_rlimit_only)
+    from actors.sandbox.workspace_root import workspace_root
+
+    return sandbox_isolation_status(settings.sandbox_allow_rlimit_only, root=workspace_root(settings))

@@ -24,7 +24,7 @@ class BwrapBackend:
     async def status(self) -> IsolationStatus:
         if self._status is None:
             self._status = await asyncio.to_thread(sandbox_isolation_status, self.runtime.allow_rlimit_only,
-                                                   probe_uid=self.runtime.uid_base - 1)
+                                                   probe_uid=self.runtime.uid_base - 1, root=self.runtime.root)
         return self._status
 
     def bind(self, session: SessionRef) -> _Commands:
