@@ -7,9 +7,16 @@ hundreds to a few thousand nodes (the 109-runbook corpus makes ~700), where brut
 of microseconds and needs no index to build, store or keep in sync; an approximate index (hnswlib,
 faiss) only pays past ~10^5 nodes.
 
-Lexical scoring is BM25 (``bm25s``). The score of a node is ``cosine + lexical_weight * bm25 /
-max(bm25)`` for the query, so both parts lie in [0, 1] per tree and scores from different scopes
-stay comparable. docs/knowledge.md gives the measured effect of the weight.
+Lexical scoring is BM25 (``bm25s``) over :func:`tokens`: words split at camelCase / snake_case
+joints (an alert-style ``KubeDaemonSetRolloutStuck`` also reads as "kube daemon set rollout stuck",
+the joined form kept too) and Snowball-stemmed (PyStemmer), so "failing" meets "failed" and
+"replicas" meets "replica". The score of a node is ``cosine + lexical_weight * bm25 / max(bm25)`` for
+the query, so both parts lie in [0, 1] per tree and scores from different scopes stay comparable.
+
+Besides its chunks and the RAPTOR summaries, every document has one *card* (``Node.card``): its title
+and opening section as a leaf of its own, embedded without the section name, so each document also
+has a whole-document "what this is about" representation. docs/knowledge.md gives the measured
+effect of each choice (format 1 trees, built before cards, still load and are marked for a rebuild).
 """
 
 from __future__ import annotations
@@ -17,25 +24,53 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from incidentfox.knowledge.models import DocKind, Hit, Scope
 
-FORMAT = 1
-DEFAULT_LEXICAL_WEIGHT = 0.3
+FORMAT = 2                  # 2: per-document cards (Node.card); 1 (no cards) still loads, outdated
+READABLE_FORMATS = (1, 2)
+DEFAULT_LEXICAL_WEIGHT = 0.2
 _TOKEN = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[A-Za-z0-9]+")
+_JOINT = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _STOP = frozenset(("a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "from", "has", "have", "how",
                    "i", "if", "in", "into", "is", "it", "its", "my", "not", "of", "on", "or", "our", "so", "that",
                    "the", "their", "then", "there", "these", "this", "to", "was", "we", "what", "when", "where",
                    "which", "why", "will", "with", "you", "your"))
 
 
-def tokens(text: str) -> list[str]:
+def plain_tokens(text: str) -> list[str]:
+    """Lower-cased words less stop words (format 1's analyser: kept for the bench's comparison)."""
     return [t for t in _TOKEN.findall(text.lower()) if t not in _STOP]
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def tokens(text: str) -> list[str]:
+    """BM25's analyser: words (``_`` splits too), camelCase parts beside the joined word, lower-cased,
+    stop words dropped, Snowball-stemmed."""
+    out: list[str] = []
+    for word in _WORD.findall(text):
+        parts = _JOINT.sub(" ", word).split()
+        for p in (parts + [word] if len(parts) > 1 else parts):
+            p = p.lower()
+            if p not in _STOP:
+                out.append(p)
+    return _stemmer().stemWords(out) if out else out
+
+
+Analyser = Callable[[str], list[str]]
 
 
 @dataclass
@@ -50,18 +85,26 @@ class Node:
     text: str
     children: list[int] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)    # summary: every document under it
+    card: bool = False          # the document's card: title + opening section (level 0, no children)
 
 
 class TreeIndex:
     """Nodes plus their (n, dim) L2-normalised float32 embeddings, searchable."""
 
-    def __init__(self, scope: Scope, nodes: list[Node], embeddings: np.ndarray, meta: dict[str, Any]) -> None:
+    def __init__(self, scope: Scope, nodes: list[Node], embeddings: np.ndarray, meta: dict[str, Any], *,
+                 analyser: Analyser = tokens, fmt: int = FORMAT) -> None:
         if len(nodes) != embeddings.shape[0]:
             raise ValueError("one embedding per node")
         self.scope, self.nodes, self.meta = scope, nodes, meta
+        self.analyser, self.format = analyser, fmt
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         self._kinds = np.array([n.kind for n in nodes]) if nodes else np.array([], dtype=str)
         self._bm25 = None
+
+    @property
+    def outdated(self) -> bool:
+        """Built by an older format (no cards): searchable, but a rebuild brings it up to date."""
+        return self.format < FORMAT
 
     @property
     def levels(self) -> int:
@@ -72,13 +115,13 @@ class TreeIndex:
             import bm25s
 
             retriever = bm25s.BM25()
-            retriever.index([tokens(f"{n.title} {n.section} {n.text}") or ["_"] for n in self.nodes],
+            retriever.index([self.analyser(f"{n.title} {n.section} {n.text}") or ["_"] for n in self.nodes],
                             show_progress=False)
             self._bm25 = retriever
         return self._bm25
 
     def lexical_scores(self, query: str) -> np.ndarray:
-        q = tokens(query)
+        q = self.analyser(query)
         if not q or not self.nodes:
             return np.zeros(len(self.nodes), dtype=np.float32)
         scores = np.asarray(self.bm25().get_scores(q), dtype=np.float32)
@@ -92,7 +135,8 @@ class TreeIndex:
         return s
 
     def search(self, query: str, query_vec: np.ndarray, top_k: int, *, kinds: Collection[DocKind] | None = None,
-               lexical_weight: float = DEFAULT_LEXICAL_WEIGHT, levels: Collection[int] | None = None) -> list[Hit]:
+               lexical_weight: float = DEFAULT_LEXICAL_WEIGHT, levels: Collection[int] | None = None,
+               cards: bool = True) -> list[Hit]:
         if not self.nodes or top_k <= 0:
             return []
         s = self.scores(query, query_vec, lexical_weight)
@@ -101,6 +145,8 @@ class TreeIndex:
             mask &= np.isin(self._kinds, list(kinds))
         if levels is not None:
             mask &= np.isin(np.array([n.level for n in self.nodes]), list(levels))
+        if not cards:
+            mask &= ~np.array([n.card for n in self.nodes])
         s = np.where(mask, s, -np.inf)
         k = min(top_k, int(mask.sum()))
         if k == 0:
@@ -127,7 +173,8 @@ class TreeIndex:
     @classmethod
     def load(cls, parts: dict[str, bytes]) -> TreeIndex:
         body = json.loads(parts["nodes.json"])
-        if body.get("format") != FORMAT:
+        if body.get("format") not in READABLE_FORMATS:
             raise ValueError(f"unknown index format {body.get('format')!r}")
         emb = np.load(io.BytesIO(parts["embeddings.npy"]), allow_pickle=False)
-        return cls(Scope(**body["scope"]), [Node(**n) for n in body["nodes"]], emb, body["meta"])
+        return cls(Scope(**body["scope"]), [Node(**n) for n in body["nodes"]], emb, body["meta"],
+                   fmt=body["format"])
