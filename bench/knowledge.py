@@ -13,8 +13,9 @@ Reported beside the system as configured (collapsed tree with per-document cards
 and stemmed BM25 at the default lexical weight), in the same run and on both question sets:
 ``bm25_flat_plain`` / ``bm25_flat`` (BM25 over the chunks only, format 1's analyser / this one: the
 lexical baselines), ``embedding_flat`` (cosine over the chunks only), ``tree_embedding`` (cosine over
-every level, without and with cards), ``format1_hybrid_0.3`` (the system before cards and stemming),
-the shipped hybrid without cards, with the plain analyser, over leaves only, and at a few lexical
+every level, without and with cards), ``format1_hybrid_0.3`` (the system before this analyser, the cards and the
+coverage factor), the shipped hybrid without cards, without coverage, with the plain analyser, over
+leaves only, and at a few lexical
 weights, so docs/knowledge.md's choices can be re-checked. Latency: ``KnowledgeBase.search`` on the warm index,
 every question three times. ``build_cpu_s`` (the process's CPU time) and the load average before and
 after are printed too: on this shared 2-core machine other work can stretch the wall-clock numbers
@@ -75,8 +76,12 @@ async def measure(corpus: Path, questions_path: Path) -> dict:
         texts = list(dict.fromkeys(q.text for q in questions + heldout_qs))
         qvecs = await kb.embedder.embed(texts)
         vec = {t: qvecs[i] for i, t in enumerate(texts)}
-        # the same tree with format 1's analyser (no camelCase split, no stemming)
+        # the same tree with format 1's analyser (no camelCase split, no stemming), and without the
+        # lexical part's coverage factor
         plain = TreeIndex(tree.scope, tree.nodes, tree.embeddings, tree.meta, analyser=plain_tokens)
+        format1 = TreeIndex(tree.scope, tree.nodes, tree.embeddings, tree.meta, analyser=plain_tokens,
+                            weigh_coverage=False)
+        uncovered = TreeIndex(tree.scope, tree.nodes, tree.embeddings, tree.meta, weigh_coverage=False)
         leaves = {0}
 
         def variant(weight: float, levels=None, lexical_only: bool = False, cards: bool = True, index=tree):
@@ -90,7 +95,8 @@ async def measure(corpus: Path, questions_path: Path) -> dict:
                     "embedding_flat": variant(0.0, leaves, cards=False),
                     "tree_embedding": variant(0.0, cards=False),
                     "tree_embedding_cards": variant(0.0),
-                    "format1_hybrid_0.3": variant(0.3, cards=False, index=plain),
+                    "format1_hybrid_0.3": variant(0.3, cards=False, index=format1),
+                    "tree_hybrid_0.2_no_coverage": variant(0.2, index=uncovered),
                     "tree_hybrid_0.2_plain_cards": variant(0.2, index=plain),
                     "tree_hybrid_0.2_no_cards": variant(0.2, cards=False),
                     "flat_hybrid_0.2_cards": variant(0.2, leaves)}

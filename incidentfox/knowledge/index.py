@@ -11,7 +11,8 @@ Lexical scoring is BM25 (``bm25s``) over :func:`tokens`: words split at camelCas
 joints (an alert-style ``KubeDaemonSetRolloutStuck`` also reads as "kube daemon set rollout stuck",
 the joined form kept too) and Snowball-stemmed (PyStemmer), so "failing" meets "failed" and
 "replicas" meets "replica". The score of a node is ``cosine + lexical_weight * bm25 / max(bm25)`` for
-the query, so both parts lie in [0, 1] per tree and scores from different scopes stay comparable.
+the query, times the query's *coverage* (the idf-weighted share of its words that occur in the tree at
+all), so both parts lie in [0, 1] per tree and scores from different scopes stay comparable.
 
 Besides its chunks and the RAPTOR summaries, every document has one *card* (``Node.card``): its title
 and opening section as a leaf of its own, embedded without the section name, so each document also
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
+from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -92,14 +95,15 @@ class TreeIndex:
     """Nodes plus their (n, dim) L2-normalised float32 embeddings, searchable."""
 
     def __init__(self, scope: Scope, nodes: list[Node], embeddings: np.ndarray, meta: dict[str, Any], *,
-                 analyser: Analyser = tokens, fmt: int = FORMAT) -> None:
+                 analyser: Analyser = tokens, fmt: int = FORMAT, weigh_coverage: bool = True) -> None:
         if len(nodes) != embeddings.shape[0]:
             raise ValueError("one embedding per node")
         self.scope, self.nodes, self.meta = scope, nodes, meta
-        self.analyser, self.format = analyser, fmt
+        self.analyser, self.format, self.weigh_coverage = analyser, fmt, weigh_coverage
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         self._kinds = np.array([n.kind for n in nodes]) if nodes else np.array([], dtype=str)
-        self._bm25 = None
+        self._bm25: Any = None
+        self._df: Counter[str] = Counter()
 
     @property
     def outdated(self) -> bool:
@@ -114,19 +118,33 @@ class TreeIndex:
         if self._bm25 is None and self.nodes:
             import bm25s
 
+            texts = [self.analyser(f"{n.title} {n.section} {n.text}") or ["_"] for n in self.nodes]
             retriever = bm25s.BM25()
-            retriever.index([self.analyser(f"{n.title} {n.section} {n.text}") or ["_"] for n in self.nodes],
-                            show_progress=False)
+            retriever.index(texts, show_progress=False)
+            self._df = Counter(t for words in texts for t in set(words))
             self._bm25 = retriever
         return self._bm25
 
+    def coverage(self, words: list[str]) -> float:
+        """The share of the query's words, weighted by BM25's idf, that occur in this tree at all (a
+        word no node holds gets the largest idf). 1 when the tree can speak to every word; a query
+        matching one common word of many is not lifted to the full lexical weight."""
+        self.bm25()
+        n, unique = len(self.nodes), set(words)
+        idf = {t: math.log(1 + (n - self._df.get(t, 0) + 0.5) / (self._df.get(t, 0) + 0.5)) for t in unique}
+        total = sum(idf.values())
+        return sum(v for t, v in idf.items() if self._df.get(t)) / total if total else 0.0
+
     def lexical_scores(self, query: str) -> np.ndarray:
+        """BM25 over the nodes divided by its best node's, times :meth:`coverage`: in [0, 1]."""
         q = self.analyser(query)
         if not q or not self.nodes:
             return np.zeros(len(self.nodes), dtype=np.float32)
         scores = np.asarray(self.bm25().get_scores(q), dtype=np.float32)
         top = float(scores.max()) if scores.size else 0.0
-        return scores / top if top > 0 else scores
+        if top <= 0:
+            return scores
+        return scores * ((self.coverage(q) if self.weigh_coverage else 1.0) / top)
 
     def scores(self, query: str, query_vec: np.ndarray, lexical_weight: float) -> np.ndarray:
         s = self.embeddings @ np.asarray(query_vec, dtype=np.float32)

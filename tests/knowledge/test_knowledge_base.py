@@ -29,7 +29,7 @@ from incidentfox.knowledge import (
     mitigation_sections,
     scopes_visible_to,
 )
-from incidentfox.knowledge.index import FORMAT, TreeIndex
+from incidentfox.knowledge.index import FORMAT, TreeIndex, tokens
 from incidentfox.knowledge.raptor import RaptorParams
 from incidentfox.knowledge.storage import KnowledgeStore, scope_prefix
 from incidentfox.object_store import LocalObjectStore, S3ObjectStore
@@ -257,3 +257,15 @@ async def test_a_format_1_tree_is_served_marked_stale_and_rebuilt_by_the_sweep_p
 
     with pytest.raises(ValueError, match="unknown index format 99"):
         TreeIndex.load({"nodes.json": json.dumps({**body, "format": 99}).encode(), "embeddings.npy": b""})
+
+
+async def test_lexical_part_weighs_how_much_of_the_query_the_tree_holds(store) -> None:
+    kb = make_kb(store)
+    await seed(kb, ACME, TOPICS[:3])
+    await kb.rebuild(ACME)
+    tree = await kb.tree(ACME)
+    assert tree.coverage(tokens("disk full logs")) == 1.0
+    assert tree.lexical_scores("disk full logs").max() == pytest.approx(1.0)
+    partial = tree.coverage(tokens("disk kafka zookeeper rebalancing"))
+    assert 0 < partial < 0.5 and tree.lexical_scores("disk kafka zookeeper rebalancing").max() == pytest.approx(partial)
+    assert tree.coverage(tokens("kafka zookeeper")) == 0.0 and not tree.lexical_scores("kafka zookeeper").any()
