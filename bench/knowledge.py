@@ -4,14 +4,19 @@ runbook corpus ``../shared/knowledge/runbooks-prometheus-operator`` (read in pla
 One cold process, offline (``HF_HUB_OFFLINE=1``): ingest every file of the corpus into a scope of a
 local object store in a temporary folder, build its RAPTOR tree (this includes loading the embedder),
 then ask the plain-words questions of ``tests/data/knowledge/questions.tsv`` (written before any
-measurement; none names an alert), and separately those of ``heldout.tsv`` (written after the lexical
-weight was chosen on the first set, used to choose nothing). A question counts for top-k when its runbook is among the first k
-distinct documents of the hits (top 10 nodes asked).
+measurement; none names an alert), and separately those of ``heldout.tsv`` (written after the first
+lexical weight was chosen; both sets, 144 questions, are now the development set on which the analyser,
+the cards and the weight were chosen). A question counts for top-k when its runbook is among the first
+k distinct documents of the hits (top 10 nodes asked).
 
-Reported beside the system as configured (collapsed tree, the default lexical weight), in the same
-run: ``bm25_flat`` (BM25 over the chunks only: the lexical baseline), ``embedding_flat`` (cosine over
-the chunks only), ``tree_embedding`` (cosine over every level) and the hybrid at a few lexical weights,
-so docs/knowledge.md's choices can be re-checked. Latency: ``KnowledgeBase.search`` on the warm index,
+Reported beside the system as configured (collapsed tree with per-document cards, camelCase-split
+and stemmed BM25 at the default lexical weight), in the same run and on both question sets:
+``bm25_flat_plain`` / ``bm25_flat`` (BM25 over the chunks only, format 1's analyser / this one: the
+lexical baselines), ``embedding_flat`` (cosine over the chunks only), ``tree_embedding`` (cosine over
+every level, without and with cards), ``format1_hybrid_0.3`` (the system before this analyser, the cards and the
+coverage factor), the shipped hybrid without cards, without coverage, with the plain analyser, over
+leaves only, and at a few lexical
+weights, so docs/knowledge.md's choices can be re-checked. Latency: ``KnowledgeBase.search`` on the warm index,
 every question three times. ``build_cpu_s`` (the process's CPU time) and the load average before and
 after are printed too: on this shared 2-core machine other work can stretch the wall-clock numbers
 several times over (see docs/knowledge.md). Targets: top-1 >= 0.85, top-3 >= 0.95, search p99 < 50 ms, ingest +
@@ -38,8 +43,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from incidentfox.knowledge import KnowledgeBase, Scope
+from incidentfox.knowledge.index import TreeIndex, plain_tokens
 from incidentfox.knowledge.ingest import ingest_folder
-from incidentfox.knowledge.quality import evaluate, load_questions
+from incidentfox.knowledge.quality import Quality, evaluate, load_questions
 from incidentfox.object_store import LocalObjectStore
 
 CORPUS = ROOT.parent / "shared" / "knowledge" / "runbooks-prometheus-operator"
@@ -55,6 +61,7 @@ def _pct(values: list[float], p: float) -> float:
 
 async def measure(corpus: Path, questions_path: Path) -> dict:
     questions = load_questions(questions_path)
+    heldout_qs = load_questions(HELDOUT) if HELDOUT.is_file() else []
     scope = Scope(org="bench")
     with tempfile.TemporaryDirectory() as tmp:
         kb = KnowledgeBase(LocalObjectStore(tmp), recheck_s=1.0)
@@ -66,30 +73,43 @@ async def measure(corpus: Path, questions_path: Path) -> dict:
         build_cpu_s = time.process_time() - cpu_started
         tree = await kb.tree(scope)
         assert tree is not None
-        qvecs = await kb.embedder.embed([q.text for q in questions])
-        vec = {q.text: qvecs[i] for i, q in enumerate(questions)}
+        texts = list(dict.fromkeys(q.text for q in questions + heldout_qs))
+        qvecs = await kb.embedder.embed(texts)
+        vec = {t: qvecs[i] for i, t in enumerate(texts)}
+        # the same tree with format 1's analyser (no camelCase split, no stemming), and without the
+        # lexical part's coverage factor
+        plain = TreeIndex(tree.scope, tree.nodes, tree.embeddings, tree.meta, analyser=plain_tokens)
+        format1 = TreeIndex(tree.scope, tree.nodes, tree.embeddings, tree.meta, analyser=plain_tokens,
+                            weigh_coverage=False)
+        uncovered = TreeIndex(tree.scope, tree.nodes, tree.embeddings, tree.meta, weigh_coverage=False)
         leaves = {0}
 
-        def variant(weight: float, levels=None, lexical_only: bool = False):
+        def variant(weight: float, levels=None, lexical_only: bool = False, cards: bool = True, index=tree):
             async def search(text: str):
                 v = vec[text] * (0.0 if lexical_only else 1.0)
-                return tree.search(text, v, 10, lexical_weight=weight, levels=levels)
+                return index.search(text, v, 10, lexical_weight=weight, levels=levels, cards=cards)
             return search
 
-        variants = {"bm25_flat": variant(1.0, leaves, lexical_only=True),
-                    "embedding_flat": variant(0.0, leaves),
-                    "tree_embedding": variant(0.0)}
+        variants = {"bm25_flat_plain": variant(1.0, leaves, lexical_only=True, cards=False, index=plain),
+                    "bm25_flat": variant(1.0, leaves, lexical_only=True, cards=False),
+                    "embedding_flat": variant(0.0, leaves, cards=False),
+                    "tree_embedding": variant(0.0, cards=False),
+                    "tree_embedding_cards": variant(0.0),
+                    "format1_hybrid_0.3": variant(0.3, cards=False, index=format1),
+                    "tree_hybrid_0.2_no_coverage": variant(0.2, index=uncovered),
+                    "tree_hybrid_0.2_plain_cards": variant(0.2, index=plain),
+                    "tree_hybrid_0.2_no_cards": variant(0.2, cards=False),
+                    "flat_hybrid_0.2_cards": variant(0.2, leaves)}
         for w in (0.1, 0.2, 0.3, 0.5):
             variants[f"tree_hybrid_{w}"] = variant(w)
-            variants[f"flat_hybrid_{w}"] = variant(w, leaves)
         compared = {}
         for name, fn in variants.items():
-            q = await evaluate(fn, questions)
-            compared[name] = {"top1": round(q.top1, 3), "top3": round(q.top3, 3), "mrr": round(q.mrr, 3)}
+            compared[name] = {label: _brief(await evaluate(fn, qs))
+                              for label, qs in (("questions", questions), ("heldout", heldout_qs)) if qs}
 
         system = await evaluate(lambda text: kb.search([scope], text, top_k=10), questions)
-        heldout = (await evaluate(lambda text: kb.search([scope], text, top_k=10), load_questions(HELDOUT))
-                   if HELDOUT.is_file() else None)
+        heldout = (await evaluate(lambda text: kb.search([scope], text, top_k=10), heldout_qs)
+                   if heldout_qs else None)
         latencies = []
         for _ in range(3):
             for q in questions:
@@ -102,13 +122,17 @@ async def measure(corpus: Path, questions_path: Path) -> dict:
            "mrr": round(system.mrr, 3), "search_p50_ms": round(_pct(latencies, 50), 2),
            "search_p99_ms": round(_pct(latencies, 99), 2), "build_s": round(build_s, 1),
            "build_cpu_s": round(build_cpu_s, 1), "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
-           "heldout": ({"questions": heldout.questions, "top1": round(heldout.top1, 3), "top3": round(heldout.top3, 3),
+           "heldout": ({**_brief(heldout), "questions": heldout.questions,
                         "misses": [f"{q!r} -> {e} got {got}" for q, e, got in heldout.misses]} if heldout else None),
            "compared": compared, "misses": [f"{q!r} -> {e} got {got}" for q, e, got in system.misses],
            "targets": TARGETS}
     out["pass"] = (out["top1"] >= TARGETS["top1"] and out["top3"] >= TARGETS["top3"]
                    and out["search_p99_ms"] < TARGETS["search_p99_ms"] and out["build_s"] < TARGETS["build_s"])
     return out
+
+
+def _brief(q: Quality) -> dict:
+    return {"top1": round(q.top1, 3), "top3": round(q.top3, 3), "mrr": round(q.mrr, 3)}
 
 
 def main() -> None:

@@ -104,20 +104,30 @@ class KnowledgeBase:
     async def rebuild(self, scope: Scope, progress: ProgressFn | None = None) -> IndexInfo:
         """Chunk, embed and cluster every document of ``scope`` into a new tree version, then make
         it current. Readers keep the previous version until the flip."""
+        import numpy as np
+
         async with self._lock(scope):
             token = await self.kb.changed_token(scope)
             docs = await self.kb.documents(scope)
             leaves: list[Node] = []
+            cards: list[Node] = []
             for d in docs:
                 parsed = parse_document(d)
-                leaves += [Node(level=0, doc_id=d.doc_id, source=d.source, title=d.title or parsed.title,
+                title = d.title or parsed.title
+                leaves += [Node(level=0, doc_id=d.doc_id, source=d.source, title=title,
                                 kind=d.kind, url=d.url, section=c.section, text=c.text) for c in parsed.chunks]
-            contexts = [f"{n.title}. {n.section}. {n.text}" if n.section else f"{n.title}. {n.text}"
-                        for n in leaves]
+                first = parsed.chunks[0]
+                cards.append(Node(level=0, doc_id=d.doc_id, source=d.source, title=title, kind=d.kind, url=d.url,
+                                  section=first.section, text=first.text, card=True))
+            # A chunk is embedded with its title and section in front; a card with its title only.
+            contexts = [f"{n.title}. {n.section}. {n.text}" if n.section and not n.card else f"{n.title}. {n.text}"
+                        for n in leaves + cards]
             vecs = await self._embed_with_progress(contexts, progress)
             self._check_dim(vecs.shape[1] if len(leaves) else self.embedder.dim)
-            nodes, matrix = await build_tree(leaves, vecs, self.embedder, self.summariser, self.params,
-                                             progress) if leaves else ([], vecs)
+            nodes, matrix = await build_tree(leaves, vecs[:len(leaves)], self.embedder, self.summariser,
+                                             self.params, progress) if leaves else ([], vecs)
+            if leaves:      # cards join the collapsed tree as leaves of their own, outside the clustering
+                nodes, matrix = nodes + cards, np.vstack([matrix, vecs[len(leaves):]]).astype(np.float32)
             version = new_version()
             meta = {"version": version, "embedder": self.embedder.name, "dim": int(matrix.shape[1]),
                     "changed": token, "documents": len(docs), "built_at": datetime.now(UTC).isoformat(),
@@ -161,6 +171,8 @@ class KnowledgeBase:
         if cached and cached[0] == version:
             return cached[1]
         tree = TreeIndex.load(await self.kb.read_version(scope, version))
+        if tree.outdated:       # searchable as it is; the rebuild sweep brings it to this format
+            await self.kb.mark_dirty(scope)
         self._cache[scope] = (version, tree)
         return tree
 
@@ -174,7 +186,8 @@ class KnowledgeBase:
         tree = await self.tree(scope)
         if tree is None:
             return None
-        return self._info(tree, stale=await self.kb.changed_token(scope) != tree.meta.get("changed", ""))
+        return self._info(tree, stale=tree.outdated
+                          or await self.kb.changed_token(scope) != tree.meta.get("changed", ""))
 
     async def search(self, scopes: Sequence[Scope], query: str, top_k: int = 5,
                      kinds: Collection[DocKind] | None = None) -> list[Hit]:

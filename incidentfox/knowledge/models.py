@@ -165,4 +165,4 @@ class IndexInfo(BaseModel):
     levels: int
     built_at: datetime
     embedder: str = ""
-    stale: bool = False     # a document changed after this version was built: rebuild to include it
+    stale: bool = False     # a document changed after this version was built, or it is of an older format: rebuild

@@ -5,6 +5,8 @@ retrieval quality is tests/knowledge/test_quality.py's."""
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import pickle
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from incidentfox.knowledge import (
     mitigation_sections,
     scopes_visible_to,
 )
+from incidentfox.knowledge.index import FORMAT, TreeIndex, tokens
 from incidentfox.knowledge.raptor import RaptorParams
 from incidentfox.knowledge.storage import KnowledgeStore, scope_prefix
 from incidentfox.object_store import LocalObjectStore, S3ObjectStore
@@ -208,3 +211,61 @@ async def test_empty_scope_rebuilds_to_an_empty_tree(store) -> None:
     info = await kb.rebuild(ACME)
     assert info.documents == 0 and info.nodes == 0 and await kb.search([ACME], "anything") == []
     assert np.asarray((await kb.tree(ACME)).embeddings).shape[0] == 0
+
+
+async def test_every_document_gets_one_card_outside_the_clusters(store) -> None:
+    kb = make_kb(store)
+    await seed(kb, ACME, TOPICS[:4])
+    await kb.rebuild(ACME)
+    tree = await kb.tree(ACME)
+    cards = [n for n in tree.nodes if n.card]
+    assert sorted(n.source for n in cards) == [f"runbooks/{i}.md" for i in range(4)]
+    assert all(n.level == 0 and not n.children and n.section == "Meaning" and n.title.startswith("Runbook")
+               for n in cards)
+    under_summaries = {c for n in tree.nodes if n.level > 0 for c in n.children}
+    assert not under_summaries & {i for i, n in enumerate(tree.nodes) if n.card}
+    hits = tree.search("certificate expired tls", (await kb.embedder.embed(["certificate expired tls"]))[0], 50)
+    assert any(h.source == "runbooks/2.md" and h.section == "Meaning" for h in hits)
+    no_cards = tree.search("certificate expired tls", (await kb.embedder.embed(["x"]))[0], 50, cards=False)
+    assert len(no_cards) == len(tree.nodes) - 4
+
+
+async def test_a_format_1_tree_is_served_marked_stale_and_rebuilt_by_the_sweep_path(store) -> None:
+    kb = make_kb(store)
+    await seed(kb, ACME, TOPICS[:3])
+    await kb.rebuild(ACME)
+    store_ = KnowledgeStore(store)
+    version = await store_.current_version(ACME)
+    parts = await store_.read_version(ACME, version)
+    body = json.loads(parts["nodes.json"])
+    keep = [i for i, n in enumerate(body["nodes"]) if not n.pop("card")]      # format 1 had no cards
+    old = {"nodes.json": json.dumps({**body, "format": 1, "nodes": [body["nodes"][i] for i in keep]}).encode()}
+    emb = np.load(io.BytesIO(parts["embeddings.npy"]))[keep]
+    buf = io.BytesIO()
+    np.save(buf, emb)
+    await store_.write_version(ACME, "v0-format1", {**old, "embeddings.npy": buf.getvalue()})
+    assert await store_.dirty_scopes() == []
+
+    reader = make_kb(store)
+    hits = await reader.search([ACME], "certificate expired tls")
+    assert hits[0].source == "runbooks/2.md"                          # still served as it is
+    assert (await reader.tree(ACME)).outdated and (await reader.index_info(ACME)).stale
+    assert await store_.dirty_scopes() == [ACME]                      # the rebuild sweep's list
+    info = await reader.rebuild(ACME)
+    assert not info.stale and not (await reader.tree(ACME)).outdated and await store_.dirty_scopes() == []
+    assert json.loads((await store_.read_version(ACME, info.version))["nodes.json"])["format"] == FORMAT
+
+    with pytest.raises(ValueError, match="unknown index format 99"):
+        TreeIndex.load({"nodes.json": json.dumps({**body, "format": 99}).encode(), "embeddings.npy": b""})
+
+
+async def test_lexical_part_weighs_how_much_of_the_query_the_tree_holds(store) -> None:
+    kb = make_kb(store)
+    await seed(kb, ACME, TOPICS[:3])
+    await kb.rebuild(ACME)
+    tree = await kb.tree(ACME)
+    assert tree.coverage(tokens("disk full logs")) == 1.0
+    assert tree.lexical_scores("disk full logs").max() == pytest.approx(1.0)
+    partial = tree.coverage(tokens("disk kafka zookeeper rebalancing"))
+    assert 0 < partial < 0.5 and tree.lexical_scores("disk kafka zookeeper rebalancing").max() == pytest.approx(partial)
+    assert tree.coverage(tokens("kafka zookeeper")) == 0.0 and not tree.lexical_scores("kafka zookeeper").any()

@@ -1,4 +1,4 @@
-"""Documents to chunks, and scope names that cannot be forged into another org's prefix."""
+"""Documents to chunks, BM25's analyser, and scope names that cannot be forged into another org's prefix."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from kb_fakes import RUNBOOK
 
 from incidentfox.knowledge import Document, InvalidDocument, InvalidScope, Scope, scope
+from incidentfox.knowledge.index import plain_tokens, tokens
 from incidentfox.knowledge.parsing import WINDOW_WORDS, chunk_markdown, html_to_markdown, parse_document
 
 
@@ -79,3 +80,13 @@ def test_document_ids_are_stable_and_scoped() -> None:
 def test_given_doc_ids_are_one_safe_key_segment(doc_id: str) -> None:
     with pytest.raises(ValueError):
         Document(scope=Scope(org="acme"), doc_id=doc_id, source="s", text="t")
+
+
+def test_bm25_tokens_split_joined_words_and_stem() -> None:
+    got = tokens("KubeDaemonSetRolloutStuck: the replicas are failing on node_filesystem_files")
+    assert {"kube", "daemon", "set", "rollout", "stuck", "kubedaemonsetrolloutstuck"} <= set(got)
+    assert {"replica", "fail", "filesystem", "file"} <= set(got)
+    assert "the" not in got and "are" not in got
+    assert tokens("failed replica") == tokens("failing replicas")
+    assert plain_tokens("HTTPServerDown") == ["httpserverdown"]
+    assert tokens("HTTPServerDown") == ["http", "server", "down", "httpserverdown"]

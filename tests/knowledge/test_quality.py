@@ -1,7 +1,8 @@
 """Retrieval quality on the runbook corpus (../shared/knowledge/runbooks-prometheus-operator, read
 in place) with the real offline embedder, built once for the module; and proof that the offline
-embedder needs no network. Floors sit below bench/knowledge.py's targets by a margin, since the
-bench, not a test, holds the exact numbers; no timing is asserted here."""
+embedder needs no network. The floors are the bench's targets on questions.tsv and lower on the
+smaller heldout.tsv, below what bench/knowledge.py measures (the bench, not a test, holds the exact
+numbers); no timing is asserted here."""
 
 from __future__ import annotations
 
@@ -50,11 +51,14 @@ def test_questions_never_name_their_runbook() -> None:
         assert alert not in q.text.lower().replace(" ", ""), q.text
 
 
-async def test_plain_words_questions_find_their_runbook(built: KnowledgeBase) -> None:
-    questions = load_questions(QUESTIONS)
+@pytest.mark.parametrize(("name", "top1", "top3"), [("questions.tsv", 0.85, 0.95), ("heldout.tsv", 0.75, 0.92)])
+async def test_plain_words_questions_find_their_runbook(built: KnowledgeBase, name: str, top1: float,
+                                                        top3: float) -> None:
+    """Both development sets (bench/knowledge.py: 0.898 / 0.981 and 0.833 / 0.972)."""
+    questions = load_questions(QUESTIONS.parent / name)
     quality = await evaluate(lambda text: built.search([SCOPE], text, top_k=10), questions)
-    assert quality.top1 >= 0.80, quality.misses
-    assert quality.top3 >= 0.92, quality.misses
+    assert quality.top1 >= top1, quality.misses
+    assert quality.top3 >= top3, quality.misses
 
 
 async def test_hits_carry_source_section_and_levels(built: KnowledgeBase) -> None:
