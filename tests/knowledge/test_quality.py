@@ -42,19 +42,22 @@ async def built(corpus: Path, tmp_path_factory) -> KnowledgeBase:
     return kb
 
 
-def test_questions_never_name_their_runbook() -> None:
-    questions = load_questions(QUESTIONS)
-    assert len(questions) >= 100
-    assert len({q.expected for q in questions}) >= 100
+@pytest.mark.parametrize(("name", "least"), [("questions.tsv", 100), ("heldout.tsv", 30), ("unseen.tsv", 70)])
+def test_questions_never_name_their_runbook(corpus: Path, name: str, least: int) -> None:
+    questions = load_questions(QUESTIONS.parent / name)
+    assert len(questions) >= least
+    assert all((corpus / q.expected).is_file() for q in questions)
     for q in questions:
         alert = Path(q.expected).stem.lower()
         assert alert not in q.text.lower().replace(" ", ""), q.text
 
 
-@pytest.mark.parametrize(("name", "top1", "top3"), [("questions.tsv", 0.85, 0.95), ("heldout.tsv", 0.75, 0.92)])
+@pytest.mark.parametrize(("name", "top1", "top3"), [("questions.tsv", 0.85, 0.95), ("heldout.tsv", 0.75, 0.92),
+                                                   ("unseen.tsv", 0.72, 0.92)])
 async def test_plain_words_questions_find_their_runbook(built: KnowledgeBase, name: str, top1: float,
                                                         top3: float) -> None:
-    """Both development sets (bench/knowledge.py: 0.898 / 0.981 and 0.833 / 0.972)."""
+    """Both development sets (bench/knowledge.py: 0.898 / 0.981 and 0.833 / 0.972) and the
+    independent one, used to choose nothing (0.778 / 0.944: below the targets, see docs/knowledge.md)."""
     questions = load_questions(QUESTIONS.parent / name)
     quality = await evaluate(lambda text: built.search([SCOPE], text, top_k=10), questions)
     assert quality.top1 >= top1, quality.misses
