@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,8 @@ from incidentfox.knowledge.models import (
     Hit,
     IndexInfo,
     IndexMismatch,
+    Progress,
+    ProgressFn,
     Scope,
 )
 from incidentfox.knowledge.parsing import parse_document
@@ -34,7 +36,6 @@ from incidentfox.knowledge.storage import KnowledgeStore, new_version
 from incidentfox.knowledge.summarise import ExtractiveSummariser, Summariser
 from incidentfox.object_store import ObjectStore, object_store_from_settings
 
-ProgressFn = Callable[[int, int], None]
 MAX_TOP_K = 50
 _MITIGATION = re.compile(r"mitigat|remediat|resolution|resolv|fix|workaround|recover", re.IGNORECASE)
 
@@ -103,7 +104,8 @@ class KnowledgeBase:
 
     async def rebuild(self, scope: Scope, progress: ProgressFn | None = None) -> IndexInfo:
         """Chunk, embed and cluster every document of ``scope`` into a new tree version, then make
-        it current. Readers keep the previous version until the flip."""
+        it current. Readers keep the previous version until the flip. ``progress`` hears the chunks
+        embedded, the clusters summarised and the levels built (:class:`Progress`)."""
         async with self._lock(scope):
             token = await self.kb.changed_token(scope)
             docs = await self.kb.documents(scope)
@@ -137,7 +139,7 @@ class KnowledgeBase:
         for i in range(0, len(texts), batch):
             parts.append(await self.embedder.embed(texts[i:i + batch]))
             if progress:
-                progress(min(i + batch, len(texts)), len(texts))
+                progress(Progress("embed", min(i + batch, len(texts)), len(texts)))
         return np.vstack(parts) if parts else np.zeros((0, max(self.embedder.dim, 1)), dtype=np.float32)
 
     def _check_dim(self, dim: int) -> None:

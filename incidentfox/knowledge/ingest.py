@@ -9,7 +9,6 @@ folder; files with no words or over the size limit are reported as skipped, not 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from incidentfox.knowledge.models import (
     DocumentInfo,
     InvalidDocument,
     KnowledgeError,
+    Progress,
+    ProgressFn,
     Scope,
 )
 from incidentfox.knowledge.parsing import media_type_for
@@ -58,7 +59,9 @@ def git_root(path: Path) -> Path | None:
 
 
 async def ingest_folder(kb: KnowledgeBase, scope: Scope, root: Path | str, *, kind: DocKind = "runbook",
-                        progress: Callable[[int, int], None] | None = None) -> IngestReport:
+                        progress: ProgressFn | None = None) -> IngestReport:
+    """Store every ingestible file under ``root`` as a document of ``scope``; ``progress`` hears
+    each file read (``Progress("files", done, total)``), skipped ones included."""
     root = Path(root)
     if not root.is_dir():
         raise InvalidDocument(f"{root} is not a folder", details={"path": str(root)})
@@ -67,21 +70,28 @@ async def ingest_folder(kb: KnowledgeBase, scope: Scope, root: Path | str, *, ki
     repo = git_root(root)
     for i, path in enumerate(files):
         source = path.resolve().relative_to(report.root).as_posix()
-        if path.stat().st_size > MAX_DOCUMENT_BYTES:
-            report.skipped.append((source, f"larger than {MAX_DOCUMENT_BYTES} bytes"))
-            continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            report.skipped.append((source, "not UTF-8 text"))
-            continue
-        meta = {"git_path": path.resolve().relative_to(repo).as_posix()} if repo else {}
-        doc = Document(scope=scope, source=source, kind=kind, media_type=media_type_for(path.name), text=text,
-                       metadata=meta)
-        try:
-            report.documents.append(await kb.put_document(doc))
-        except KnowledgeError as exc:
-            report.skipped.append((source, exc.message))
+        why = await _ingest_one(kb, scope, path, source, kind, repo, report)
+        if why:
+            report.skipped.append((source, why))
         if progress:
-            progress(i + 1, len(files))
+            progress(Progress("files", i + 1, len(files)))
     return report
+
+
+async def _ingest_one(kb: KnowledgeBase, scope: Scope, path: Path, source: str, kind: DocKind, repo: Path | None,
+                      report: IngestReport) -> str:
+    """Store one file as a document (appended to ``report``); returns why it was skipped, or ""."""
+    if path.stat().st_size > MAX_DOCUMENT_BYTES:
+        return f"larger than {MAX_DOCUMENT_BYTES} bytes"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    meta = {"git_path": path.resolve().relative_to(repo).as_posix()} if repo else {}
+    doc = Document(scope=scope, source=source, kind=kind, media_type=media_type_for(path.name), text=text,
+                   metadata=meta)
+    try:
+        report.documents.append(await kb.put_document(doc))
+    except KnowledgeError as exc:
+        return exc.message
+    return ""

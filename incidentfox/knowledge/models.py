@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -23,6 +25,29 @@ DOC_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DocKind = Literal["runbook", "postmortem", "incident"]
 MediaType = Literal["text/markdown", "text/plain", "text/html"]
 MAX_DOCUMENT_BYTES = 2_000_000
+
+
+ProgressStage = Literal["files", "embed", "summarise", "level"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of long knowledge work, reported to a caller's callback (the package draws nothing):
+
+    * ``files``: ingest, ``done`` of ``total`` files read and parsed;
+    * ``embed``: rebuild, ``done`` of ``total`` chunks embedded;
+    * ``summarise``: rebuild, ``done`` of ``total`` clusters of tree level ``level`` summarised;
+    * ``level``: rebuild, tree level ``level`` built (``done == level``; ``total`` is the most
+      levels a build makes, an upper bound: a build usually stops earlier).
+    """
+
+    stage: ProgressStage
+    done: int
+    total: int
+    level: int = 0
+
+
+ProgressFn = Callable[[Progress], None]
 
 
 class KnowledgeError(IncidentFoxError):

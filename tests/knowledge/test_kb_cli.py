@@ -69,12 +69,14 @@ def cli(env, monkeypatch):
 def test_ingest_then_search_json_and_rebuild(cli, env) -> None:
     res = cli("kb", "ingest", env["DOCS"], "--org", "acme")
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output.strip().splitlines()[-1])
+    out = json.loads(res.stdout)            # stdout: exactly one JSON object; progress went to stderr
     assert out["ingested"] == 3 and out["index"]["documents"] == 3 and out["index"]["scope"] == "acme"
+    assert "files parsed: 3/3" in res.stderr and "chunks embedded: " in res.stderr
+    assert "\x1b" not in res.stderr            # stderr is not a terminal here: plain lines, no ANSI
 
     res = cli("kb", "search", "replica is lagging behind the primary", "--org", "acme", "--top", "3", "--json")
     assert res.exit_code == 0, res.output
-    results = json.loads(res.output)["results"]
+    results = json.loads(res.stdout)["results"]
     assert 1 <= len(results) <= 3
     best = results[0]
     assert best["source"] == "db/postgres-replication.md" and best["section"] in ("Meaning", "Mitigation")
@@ -86,7 +88,9 @@ def test_ingest_then_search_json_and_rebuild(cli, env) -> None:
 
     res = cli("kb", "rebuild", "--org", "acme")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output.strip().splitlines()[-1])["documents"] == 3
+    assert json.loads(res.stdout)["documents"] == 3 and "chunks embedded: " in res.stderr
+    res = cli("kb", "rebuild", "--org", "acme", "--quiet")
+    assert res.exit_code == 0 and res.stderr == "" and json.loads(res.stdout)["documents"] == 3
 
 
 def test_team_scope_is_separate_and_sees_nothing_before_ingest(cli, env) -> None:
@@ -94,7 +98,7 @@ def test_team_scope_is_separate_and_sees_nothing_before_ingest(cli, env) -> None
     assert res.exit_code == 1 and "no index" in res.output
     res = cli("kb", "ingest", env["DOCS"], "--org", "acme", "--team", "sre")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output.strip().splitlines()[-1])["index"]["scope"] == "acme/sre"
+    assert json.loads(res.stdout)["index"]["scope"] == "acme/sre"
 
 
 @pytest.mark.parametrize("args,message", [
