@@ -70,7 +70,8 @@ def _info_view(info: Any) -> dict:
 def ingest(path: Annotated[Path, typer.Argument(help="A folder of .md/.txt/.html files (may be inside a Git checkout).")],
            org: OrgOpt, team: TeamOpt = None, database_url: DbOpt = "", quiet: QuietOpt = False) -> None:
     """Store every Markdown, text and HTML file under PATH as a document (``source`` = its path
-    relative to PATH), then build the scope's index. Prints one JSON line on stdout; progress bars
+    relative to PATH), delete this folder's documents whose file is gone (``removed``), then build
+    the scope's index. Prints one JSON line on stdout; progress bars
     (files parsed, chunks embedded, levels built) go to stderr, plain lines when it is not a terminal."""
     from incidentfox.errors import IncidentFoxError
     from incidentfox.knowledge.ingest import ingest_folder
@@ -84,7 +85,7 @@ def ingest(path: Annotated[Path, typer.Argument(help="A folder of .md/.txt/.html
         report = await ingest_folder(kb, sc, path, progress=shown)
         info = await kb.rebuild(sc, progress=shown)
         return {"ingested": len(report.documents), "skipped": [{"source": s, "reason": r} for s, r in report.skipped],
-                "index": _info_view(info)}
+                "removed": [d.source for d in report.removed], "index": _info_view(info)}
 
     with stage_bars(f"ingesting {path} into {sc}", quiet=quiet) as shown:
         try:

@@ -138,6 +138,9 @@ class Document(BaseModel):
     text: str
     url: str | None = None
     metadata: dict[str, str] = {}
+    # Where an ingest found it (``folder:<absolute path>``): a re-ingest of that folder removes its
+    # documents whose files are gone. None for uploads and past incidents, which no re-ingest touches.
+    origin: str | None = Field(default=None, max_length=4096)
     updated_at: datetime = Field(default_factory=_now)
 
     @field_validator("doc_id")
@@ -161,11 +164,12 @@ class DocumentInfo(BaseModel):
     url: str | None
     size: int
     updated_at: datetime
+    origin: str | None = None
 
     @classmethod
     def of(cls, doc: Document) -> DocumentInfo:
         return cls(doc_id=doc.doc_id, scope=doc.scope, source=doc.source, title=doc.title, kind=doc.kind,
-                   url=doc.url, size=len(doc.text.encode()), updated_at=doc.updated_at)
+                   url=doc.url, size=len(doc.text.encode()), updated_at=doc.updated_at, origin=doc.origin)
 
 
 class Hit(BaseModel):

@@ -109,3 +109,20 @@ def test_team_scope_is_separate_and_sees_nothing_before_ingest(cli, env) -> None
 def test_unknown_or_forged_org_fails_clearly(cli, env, args, message) -> None:
     res = cli("kb", "rebuild", *args)
     assert res.exit_code == 1 and message in res.output
+
+
+def test_reingest_reports_and_deletes_a_removed_file(cli, env, tmp_path) -> None:
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    for name in ("keep.md", "gone.md"):
+        (folder / name).write_text(f"# {name}\n\nDisk pressure on the {name} nodes: clean /var/log.\n")
+    res = cli("kb", "ingest", str(folder), "--org", "acme", "--team", "sre")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["removed"] == []
+    (folder / "gone.md").unlink()
+    res = cli("kb", "ingest", str(folder), "--org", "acme", "--team", "sre")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["removed"] == ["gone.md"] and out["ingested"] == 1
+    res = cli("kb", "search", "disk pressure var log", "--org", "acme", "--team", "sre", "--json")
+    assert "gone.md" not in {r["source"] for r in json.loads(res.stdout)["results"]}
