@@ -99,28 +99,35 @@ def search(query: Annotated[str, typer.Argument(help="What to look for, in plain
            team: TeamOpt = None, top: Annotated[int, typer.Option("--top", min=1, max=50, help="How many results.")] = 5,
            json_out: Annotated[bool, typer.Option("--json", help="One JSON object {\"results\": [...]}.")] = False,
            database_url: DbOpt = "") -> None:
-    """Search the scope's documents (without --team, the org's own), best first."""
+    """Search the scope's documents (without --team, the org's own), best first. With --json, one
+    object ``{"results": [...], "index": {"degraded_reason", "lexical_scopes"}}``; ``degraded_reason``
+    is ``embedder_changed`` when the index was built with another embedder (BM25-only scores)."""
     from incidentfox.errors import IncidentFoxError
 
     sc = _scope(org, team, database_url)
     kb = _kb()
 
-    async def run() -> list:
+    async def run() -> Any:
         if await kb.index_info(sc) is None:
             fail(f"no index for {sc}: run `incidentfox kb ingest PATH --org {org}"
                  + (f" --team {team}`" if team else "`") + " first")
-        return await kb.search([sc], query, top_k=top)
+        return await kb.search_result([sc], query, top_k=top)
 
     try:
-        hits = asyncio.run(run())
+        found = asyncio.run(run())
     except IncidentFoxError as exc:
         fail(exc.message)
     results = [{"source": h.source, "section": h.section, "score": round(h.score, 4), "text": h.text,
                 "title": h.title, "level": h.level, "kind": h.kind, "doc_id": h.doc_id, "sources": h.sources}
-               for h in hits]
+               for h in found.hits]
+    index = found.index.model_dump(mode="json")
     if json_out:
-        typer.echo(json.dumps({"results": results}))
+        typer.echo(json.dumps({"results": results, "index": index}))
         return
+    if index["degraded_reason"]:
+        typer.echo(f"note: lexical search only ({index['degraded_reason']}): the index of "
+                   f"{', '.join(index['lexical_scopes'])} was built with another embedder; "
+                   f"run `incidentfox kb rebuild` to fix it", err=True)
     if not results:
         typer.echo("no results")
     for i, r in enumerate(results, 1):

@@ -5,7 +5,9 @@ One :class:`KnowledgeStep` per run, three calls from the run's lifecycle (:mod:`
 1. :meth:`KnowledgeStep.consult`, before planning: searches the team's runbooks (and its org's) and
    its past incidents with the alert's text, title, services and labels; both planners get it (the
    offline planner as is, the LLM planner as untrusted data in its first message, besides its
-   ``knowledge`` sub-agent and tools ``search_runbooks``/``similar_incidents``);
+   ``knowledge`` sub-agent and tools ``search_runbooks``/``similar_incidents``). A search answered
+   lexically because an index awaits a rebuild for a new embedder is only noted (``degraded``): its
+   BM25-only scores do not meet the score floors, which were measured on hybrid scores;
 2. :meth:`KnowledgeStep.apply`, on the RCA: cites the runbook sections and the past incident used
    (``RCA.citations``, with links), adds the best runbook's mitigation/remediation steps (its first
    section whose heading names one, read from the document) to the recommended actions, after the
@@ -135,9 +137,14 @@ class KnowledgeStep:
             return
         try:
             async with asyncio.timeout(CONSULT_TIMEOUT_S):
-                runbooks, incidents = await asyncio.gather(
-                    self.bases.search(self.team, query, kinds=("runbook", "postmortem")),
-                    self.bases.search(self.team, query, kinds=("incident",)))
+                found, past = await asyncio.gather(
+                    self.bases.search_result(self.team, query, kinds=("runbook", "postmortem")),
+                    self.bases.search_result(self.team, query, kinds=("incident",)))
+                degraded = found.index.degraded_reason or past.index.degraded_reason
+                if degraded:    # BM25-only scores: the floors below were measured on hybrid ones
+                    self.note({"knowledge": "degraded", "reason": degraded})
+                    return
+                runbooks, incidents = found.hits, past.hits
                 self.runbooks = [h for h in runbooks if h.score >= MIN_RUNBOOK_SCORE]
                 if self.runbooks:
                     self.mitigation = await self._mitigation(self.runbooks[0])

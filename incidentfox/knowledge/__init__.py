@@ -33,6 +33,8 @@ from incidentfox.knowledge.models import (
     Progress,
     ProgressFn,
     Scope,
+    SearchIndexState,
+    SearchResult,
     document_id,
     scope,
 )
@@ -41,6 +43,7 @@ from incidentfox.knowledge.summarise import ExtractiveSummariser, Summariser
 __all__ = [
     "DocKind", "Document", "DocumentInfo", "DocumentNotFound", "DocumentTooLarge", "Embedder", "EmbedderError",
     "ExtractiveSummariser", "Hit", "IndexInfo", "IndexMismatch", "InvalidDocument", "InvalidScope",
-    "KnowledgeBase", "KnowledgeError", "MiniLMEmbedder", "OpenAIEmbedder", "Progress", "ProgressFn", "Scope", "Summariser", "document_id",
+    "KnowledgeBase", "KnowledgeError", "MiniLMEmbedder", "OpenAIEmbedder", "Progress", "ProgressFn", "Scope",
+    "SearchIndexState", "SearchResult", "Summariser", "document_id",
     "knowledge_base_from_settings", "mitigation_sections", "scope", "scopes_visible_to",
 ]

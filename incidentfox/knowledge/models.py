@@ -71,7 +71,8 @@ class DocumentNotFound(KnowledgeError, NotFound):
 
 
 class IndexMismatch(KnowledgeError):
-    """The scope's index was built with another embedder: rebuild it with this one."""
+    """An embedder answered vectors of the wrong size for its index (a search of an index built by
+    another embedder does not fail: it answers lexically, :class:`SearchIndexState`)."""
 
     status, code = 409, "index_embedder_mismatch"
 
@@ -195,3 +196,22 @@ class IndexInfo(BaseModel):
     built_at: datetime
     embedder: str = ""
     stale: bool = False     # a document changed after this version was built: rebuild to include it
+
+
+DegradedReason = Literal["embedder_changed"]
+
+
+class SearchIndexState(BaseModel):
+    """How a search was answered. ``degraded_reason`` is None for the normal hybrid (vector + BM25)
+    search; ``embedder_changed`` when an index read was built with another embedder than the one
+    configured now: every hit was then scored lexically (BM25 only, scores in [0, 1] per scope, not
+    comparable to hybrid scores) until the scopes in ``lexical_scopes`` are rebuilt (the knowledge
+    app's sweep rebuilds a team's own scope by itself)."""
+
+    degraded_reason: DegradedReason | None = None
+    lexical_scopes: list[str] = []
+
+
+class SearchResult(BaseModel):
+    hits: list[Hit]
+    index: SearchIndexState = SearchIndexState()

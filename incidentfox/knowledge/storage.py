@@ -88,6 +88,11 @@ class KnowledgeStore:
         await self.store.put(f"{scope_prefix(sc)}changed", token)
         await self.store.put(DIRTY + sc.key(), token)
 
+    async def mark_dirty(self, sc: Scope) -> None:
+        """Ask the rebuilder for a rebuild without a document change (e.g. another embedder is
+        configured now): the marker holds the current token, so a build clears it as usual."""
+        await self.store.put(DIRTY + sc.key(), (await self.changed_token(sc)).encode())
+
     async def dirty_scopes(self) -> list[Scope]:
         """The scopes whose documents changed since a build last saw them (one listing)."""
         out: list[Scope] = []

@@ -76,6 +76,7 @@ def test_ingest_then_search_json_and_rebuild(cli, env) -> None:
 
     res = cli("kb", "search", "replica is lagging behind the primary", "--org", "acme", "--top", "3", "--json")
     assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["index"] == {"degraded_reason": None, "lexical_scopes": []}
     results = json.loads(res.stdout)["results"]
     assert 1 <= len(results) <= 3
     best = results[0]
