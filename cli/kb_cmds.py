@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.errors import fail
-from cli.progress import QuietOpt, Step, progress
+from cli.progress import QuietOpt, stage_bars
 
 OrgOpt = Annotated[str, typer.Option("--org", help="An existing org id.")]
 TeamOpt = Annotated[str | None, typer.Option("--team", help="A team of the org (default: the org's own documents).")]
@@ -62,15 +62,6 @@ def _kb() -> Any:
     return knowledge_base_from_settings(get_settings())
 
 
-def _counter(step: Step, what: str):
-    return lambda done, total: step(f"{what} {done}/{total}")
-
-
-async def _rebuild(kb: Any, sc: Any, step: Step) -> Any:
-    step("loading the embedder")
-    return await kb.rebuild(sc, progress=_counter(step, "building the tree"))
-
-
 def _info_view(info: Any) -> dict:
     return {"scope": str(info.scope), "version": info.version, "documents": info.documents, "nodes": info.nodes,
             "levels": info.levels, "embedder": info.embedder}
@@ -79,7 +70,9 @@ def _info_view(info: Any) -> dict:
 def ingest(path: Annotated[Path, typer.Argument(help="A folder of .md/.txt/.html files (may be inside a Git checkout).")],
            org: OrgOpt, team: TeamOpt = None, database_url: DbOpt = "", quiet: QuietOpt = False) -> None:
     """Store every Markdown, text and HTML file under PATH as a document (``source`` = its path
-    relative to PATH), then build the scope's index. Prints one JSON line."""
+    relative to PATH), delete this folder's documents whose file is gone (``removed``), then build
+    the scope's index. Prints one JSON line on stdout; progress bars
+    (files parsed, chunks embedded, levels built) go to stderr, plain lines when it is not a terminal."""
     from incidentfox.errors import IncidentFoxError
     from incidentfox.knowledge.ingest import ingest_folder
 
@@ -88,15 +81,15 @@ def ingest(path: Annotated[Path, typer.Argument(help="A folder of .md/.txt/.html
     sc = _scope(org, team, database_url)
     kb = _kb()
 
-    async def run(step: Step) -> dict:
-        report = await ingest_folder(kb, sc, path, progress=_counter(step, "reading files"))
-        info = await _rebuild(kb, sc, step)
+    async def run(shown: Any) -> dict:
+        report = await ingest_folder(kb, sc, path, progress=shown)
+        info = await kb.rebuild(sc, progress=shown)
         return {"ingested": len(report.documents), "skipped": [{"source": s, "reason": r} for s, r in report.skipped],
-                "index": _info_view(info)}
+                "removed": [d.source for d in report.removed], "index": _info_view(info)}
 
-    with progress(f"ingesting {path}", quiet=quiet) as step:
+    with stage_bars(f"ingesting {path} into {sc}", quiet=quiet) as shown:
         try:
-            out = asyncio.run(run(step))
+            out = asyncio.run(run(shown))
         except IncidentFoxError as exc:
             fail(exc.message)
     typer.echo(json.dumps(out))
@@ -106,28 +99,35 @@ def search(query: Annotated[str, typer.Argument(help="What to look for, in plain
            team: TeamOpt = None, top: Annotated[int, typer.Option("--top", min=1, max=50, help="How many results.")] = 5,
            json_out: Annotated[bool, typer.Option("--json", help="One JSON object {\"results\": [...]}.")] = False,
            database_url: DbOpt = "") -> None:
-    """Search the scope's documents (without --team, the org's own), best first."""
+    """Search the scope's documents (without --team, the org's own), best first. With --json, one
+    object ``{"results": [...], "index": {"degraded_reason", "lexical_scopes"}}``; ``degraded_reason``
+    is ``embedder_changed`` when the index was built with another embedder (BM25-only scores)."""
     from incidentfox.errors import IncidentFoxError
 
     sc = _scope(org, team, database_url)
     kb = _kb()
 
-    async def run() -> list:
+    async def run() -> Any:
         if await kb.index_info(sc) is None:
             fail(f"no index for {sc}: run `incidentfox kb ingest PATH --org {org}"
                  + (f" --team {team}`" if team else "`") + " first")
-        return await kb.search([sc], query, top_k=top)
+        return await kb.search_result([sc], query, top_k=top)
 
     try:
-        hits = asyncio.run(run())
+        found = asyncio.run(run())
     except IncidentFoxError as exc:
         fail(exc.message)
     results = [{"source": h.source, "section": h.section, "score": round(h.score, 4), "text": h.text,
                 "title": h.title, "level": h.level, "kind": h.kind, "doc_id": h.doc_id, "sources": h.sources}
-               for h in hits]
+               for h in found.hits]
+    index = found.index.model_dump(mode="json")
     if json_out:
-        typer.echo(json.dumps({"results": results}))
+        typer.echo(json.dumps({"results": results, "index": index}))
         return
+    if index["degraded_reason"]:
+        typer.echo(f"note: lexical search only ({index['degraded_reason']}): the index of "
+                   f"{', '.join(index['lexical_scopes'])} was built with another embedder; "
+                   f"run `incidentfox kb rebuild` to fix it", err=True)
     if not results:
         typer.echo("no results")
     for i, r in enumerate(results, 1):
@@ -139,14 +139,15 @@ def search(query: Annotated[str, typer.Argument(help="What to look for, in plain
 
 
 def rebuild(org: OrgOpt, team: TeamOpt = None, database_url: DbOpt = "", quiet: QuietOpt = False) -> None:
-    """Rebuild the scope's index from its stored documents. Prints one JSON line."""
+    """Rebuild the scope's index from its stored documents. Prints one JSON line on stdout; progress
+    bars (chunks embedded, levels built) go to stderr, plain lines when it is not a terminal."""
     from incidentfox.errors import IncidentFoxError
 
     sc = _scope(org, team, database_url)
     kb = _kb()
-    with progress(f"rebuilding {sc}", quiet=quiet) as step:
+    with stage_bars(f"rebuilding {sc}", quiet=quiet) as shown:
         try:
-            info = asyncio.run(_rebuild(kb, sc, step))
+            info = asyncio.run(kb.rebuild(sc, progress=shown))
         except IncidentFoxError as exc:
             fail(exc.message)
     typer.echo(json.dumps(_info_view(info)))

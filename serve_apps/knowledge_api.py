@@ -24,7 +24,10 @@ An upload or a deletion marks its scope dirty; the app's background sweep
 (:class:`actors.tools.knowledge_bases.RebuildSweep`, every ``knowledge_sweep_s`` seconds, started
 with the app and cancelled at shutdown) rebuilds dirty scopes one at a time, so investigations
 (and searches here) only ever read an index.
-* ``POST /search`` ``{query, top_k?, kinds?}`` (``?team=&org=``): the best hits over the visible scopes.
+* ``POST /search`` ``{query, top_k?, kinds?}`` (``?team=&org=``): ``{results, index}``, the best hits
+  over the visible scopes; ``index.degraded_reason`` is ``embedder_changed`` (and ``index.lexical_scopes``
+  names the scopes) when an index was built with another embedder than the one configured now: the
+  hits are then scored by BM25 alone until the sweep has rebuilt the scope.
 """
 
 from __future__ import annotations
@@ -200,12 +203,12 @@ def create_knowledge_app(settings: Settings, *, bases: Any = None) -> FastAPI:
     @app.post("/search")
     async def search(principal: PrincipalDep, body: SearchRequest, org: Id = None, team: Id = None) -> dict[str, Any]:
         """The best matching sections over the documents the caller can read, best first."""
-        from actors.tools.knowledge_bases import hit_view
+        from actors.tools.knowledge_bases import hit_view, index_view
 
         org_id, team_id = _ids(principal, org, team)
         tk = await team_knowledge(org_id, team_id)
-        hits = await knowledge_bases().search(tk, body.query, kinds=body.kinds, top_k=body.top_k)
-        return {"results": [hit_view(h, max_chars=4000) for h in hits]}
+        result = await knowledge_bases().search_result(tk, body.query, kinds=body.kinds, top_k=body.top_k)
+        return {"results": [hit_view(h, max_chars=4000) for h in result.hits], "index": index_view(result)}
 
     return app
 

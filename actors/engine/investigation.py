@@ -16,7 +16,8 @@
    check run or comment, a PagerDuty note, an incident.io update), after Slack, bounded, each write
    once; how each went is a ``note`` event, never a run failure;
 6. the knowledge base (:mod:`actors.engine.knowledge_use`): consulted before planning, cited in the
-   RCA, and the succeeded run written back as a past-incident document (best effort, bounded).
+   RCA, and the finished run (succeeded, failed or cancelled) written back as a past-incident
+   document (best effort, bounded).
 
 Lifecycle rules:
 
@@ -116,6 +117,8 @@ class LiveRun:
                                          # Slack edit is left, which nothing may cancel
     finish_fields: dict[str, Any] = field(default_factory=dict)   # run columns written with the final status
     started_at: float = field(default_factory=time.monotonic)      # for incidentfox_run_seconds
+    knowledge: Any = None                # the run's KnowledgeStep once its config is read: however the
+                                         # run ends, it is remembered as a past incident
 
     def absorb(self, *entries: dict[str, Any]) -> None:
         """Add correlated triggers and thread turns, once each (the row and the live attach may both
@@ -265,8 +268,8 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
             ctx.writer.event(run_id, "phase", {"phase": "follow_up", "parent_run_id": run.parent_run_id,
                                                "intent": follow.intent.as_dict()})
         reporter = await _post_first(ctx, run, cfg, live, slack_scope)
-        knowledge = knowledge_step(cfg, run_id=run_id, bases=ctx.knowledge,
-                                   note=lambda data: ctx.writer.event(run_id, "note", data))
+        knowledge = live.knowledge = knowledge_step(cfg, run_id=run_id, bases=ctx.knowledge,
+                                                    note=lambda data: ctx.writer.event(run_id, "note", data))
         await knowledge.consult(trigger, live.absorbed)   # bounded; a problem is a note
         steering = Steering(take=live.take_turns, trigger=trigger, say=sayer(reporter, timeout_s=SLACK_TIMEOUT_S),
                             record=lambda data: ctx.writer.event(run_id, "turn", data))
@@ -385,6 +388,8 @@ async def _on_failure(ctx: EngineContext, live: LiveRun, reporter: SlackReporter
     if reporter is not None and ok:
         await _post_final(ctx, live.run_id, reporter, RCA(summary=f"The investigation failed: {reason}"),
                           RunStatus.FAILED)
+    if ok and live.knowledge is not None:   # a failed run is a past incident too (never raises)
+        await live.knowledge.remember(ctx.sessions, public_url=ctx.public_url)
 
 
 async def _post_final(ctx: EngineContext, run_id: str, reporter: SlackReporter, rca: RCA,
@@ -409,6 +414,8 @@ async def _on_cancel(ctx: EngineContext, live: LiveRun, reporter: SlackReporter 
         if reporter is not None and ok:
             await _post_final(ctx, run_id, reporter, RCA(summary="The investigation was cancelled."),
                               RunStatus.CANCELLED)
+        if ok and live.knowledge is not None:   # remembered in the background: the cancel goes on now
+            live.knowledge.remember_later(ctx.sessions, public_url=ctx.public_url)
     except Exception as exc:
         log.warning("cleanup after cancelling %s failed: %s", run_id, type(exc).__name__)
 

@@ -5,14 +5,19 @@ One :class:`KnowledgeStep` per run, three calls from the run's lifecycle (:mod:`
 1. :meth:`KnowledgeStep.consult`, before planning: searches the team's runbooks (and its org's) and
    its past incidents with the alert's text, title, services and labels; both planners get it (the
    offline planner as is, the LLM planner as untrusted data in its first message, besides its
-   ``knowledge`` sub-agent and tools ``search_runbooks``/``similar_incidents``);
+   ``knowledge`` sub-agent and tools ``search_runbooks``/``similar_incidents``). A search answered
+   lexically because an index awaits a rebuild for a new embedder is only noted (``degraded``): its
+   BM25-only scores do not meet the score floors, which were measured on hybrid scores;
 2. :meth:`KnowledgeStep.apply`, on the RCA: cites the runbook sections and the past incident used
    (``RCA.citations``, with links), adds the best runbook's mitigation/remediation steps (its first
    section whose heading names one, read from the document) to the recommended actions, after the
    evidence's own first action (as text to read: never a proposed fix, never a tool call), and names
    a similar past incident ("seen before: …, fixed by …");
-3. :meth:`KnowledgeStep.remember`, after the run succeeded: the run becomes a past-incident document
-   (:mod:`actors.engine.past_incidents`).
+3. :meth:`KnowledgeStep.remember`, once the run ended, however it ended (succeeded or failed; a
+   cancelled run through :meth:`KnowledgeStep.remember_later`, so the cancellation is not held up):
+   the run becomes a past-incident document (:mod:`actors.engine.past_incidents`). "Seen before"
+   prefers a similar run that succeeded, and names a fix only for one that succeeded with a root
+   cause: a failed or cancelled run's partial finding is never presented as a fix.
 
 Scopes come from the run's team only (:class:`actors.tools.knowledge_bases.TeamKnowledge`). Every
 step is bounded and best effort: a knowledge-base problem is a ``note`` event, never a run failure,
@@ -41,6 +46,8 @@ CONSULT_TIMEOUT_S = 30.0       # a process's first search loads the offline embe
 MIN_RUNBOOK_SCORE = 0.35
 MIN_INCIDENT_SCORE = 0.40
 REMEMBER_TIMEOUT_S = 15.0
+MAX_SEEN_READ = 3              # similar past incidents read to find one that succeeded
+_REMEMBERING: set[asyncio.Task[bool]] = set()    # held so a background write is not collected
 MAX_QUERY = 1500
 MAX_RUNBOOK_CITATIONS = 3
 MAX_ACTION_STEPS = 3
@@ -135,16 +142,21 @@ class KnowledgeStep:
             return
         try:
             async with asyncio.timeout(CONSULT_TIMEOUT_S):
-                runbooks, incidents = await asyncio.gather(
-                    self.bases.search(self.team, query, kinds=("runbook", "postmortem")),
-                    self.bases.search(self.team, query, kinds=("incident",)))
+                found, past = await asyncio.gather(
+                    self.bases.search_result(self.team, query, kinds=("runbook", "postmortem")),
+                    self.bases.search_result(self.team, query, kinds=("incident",)))
+                degraded = found.index.degraded_reason or past.index.degraded_reason
+                if degraded:    # BM25-only scores: the floors below were measured on hybrid ones
+                    self.note({"knowledge": "degraded", "reason": degraded})
+                    return
+                runbooks, incidents = found.hits, past.hits
                 self.runbooks = [h for h in runbooks if h.score >= MIN_RUNBOOK_SCORE]
                 if self.runbooks:
                     self.mitigation = await self._mitigation(self.runbooks[0])
             own = f"incident/{self.run_id}"
-            best = next((h for h in incidents if h.source != own and h.score >= MIN_INCIDENT_SCORE), None)
-            if best is not None:
-                self.incident = await self._seen_before(best)
+            similar = [h for h in incidents if h.source != own and h.score >= MIN_INCIDENT_SCORE]
+            if similar:
+                self.incident = await self._seen_before(similar)
         except Exception as exc:  # noqa: BLE001 - the investigation goes on without the knowledge base
             log.warning("knowledge base not consulted: %s", type(exc).__name__)
             self.note({"knowledge": "error", "reason": type(exc).__name__})
@@ -163,17 +175,31 @@ class KnowledgeStep:
         return Citation(kind=doc.kind if doc.kind != "incident" else "runbook", title=doc.title, section=heading,  # type: ignore[arg-type]
                         source=doc.source, url=doc.url, score=round(float(hit.score), 4), used_for="action")
 
-    async def _seen_before(self, hit: Any) -> Citation:
-        cite = _citation(hit, "seen_before")
-        try:
-            doc = await self.bases.for_team(self.team).get_document(hit.scope, hit.doc_id)
+    async def _seen_before(self, hits: list[Any]) -> Citation:
+        """The most similar past incident that succeeded (of the best :data:`MAX_SEEN_READ`
+        documents), else the most similar one, which then names no fix (its title says it failed
+        or was cancelled). ``fixed_by`` only ever comes from a succeeded run's document."""
+        fallback: Citation | None = None
+        per_doc: dict[str, Any] = {}
+        for h in hits:      # best first: a document's best hit
+            per_doc.setdefault(h.doc_id, h)
+        for hit in list(per_doc.values())[:MAX_SEEN_READ]:
+            cite = _citation(hit, "seen_before")
+            try:
+                doc = await self.bases.for_team(self.team).get_document(hit.scope, hit.doc_id)
+            except Exception as exc:  # noqa: BLE001 - cite what the hit says
+                log.warning("past incident not read: %s", type(exc).__name__)
+                fallback = fallback or cite
+                continue
             meta = doc.metadata or {}
+            succeeded = meta.get("status", "succeeded") == "succeeded"   # older documents: succeeded runs only
             when: datetime | None = parse_time(meta.get("when"))
             cite = cite.model_copy(update={"title": doc.title, "url": doc.url or hit.url, "when": when,
-                                           "fixed_by": str(meta.get("fixed_by") or "")[:300]})
-        except Exception as exc:  # noqa: BLE001 - cite what the hit says
-            log.warning("past incident not read: %s", type(exc).__name__)
-        return cite
+                                           "fixed_by": str(meta.get("fixed_by") or "")[:300] if succeeded else ""})
+            if succeeded:
+                return cite
+            fallback = fallback or cite
+        return fallback or _citation(hits[0], "seen_before")
 
     def for_llm(self) -> dict[str, Any] | None:
         """What the LLM planner is shown (as untrusted data) before it starts, or None."""
@@ -222,6 +248,13 @@ class KnowledgeStep:
             done = False
         self.note({"knowledge": "remembered" if done else "not remembered"})
         return done
+
+    def remember_later(self, sessions: Any, *, public_url: str = "") -> asyncio.Task[bool]:
+        """:meth:`remember` in a background task (a cancelled run: its cancellation goes on at once)."""
+        task = asyncio.create_task(self.remember(sessions, public_url=public_url))
+        _REMEMBERING.add(task)
+        task.add_done_callback(_REMEMBERING.discard)
+        return task
 
 
 def warm_knowledge(cfg: Any, *, bases: KnowledgeBases | None = None) -> None:

@@ -42,20 +42,23 @@ def _team(ctx: ToolContext) -> Any:
 
 
 async def _search(args: dict[str, Any], ctx: ToolContext, kinds: tuple[str, ...], what: str) -> ToolResult:
-    from actors.tools.knowledge_bases import hit_view
+    from actors.tools.knowledge_bases import hit_view, index_view
 
     team = _team(ctx)
     query = (args.get("query") or "").strip()
     if not query:
         raise ToolError("invalid_arguments", "query: give a few words describing the problem")
     top_k = min(args.get("top_k") or team.top_k, 20)
-    hits = await ctx.knowledge_bases.search(team, query[:MAX_QUERY], kinds=kinds, top_k=top_k)
-    items = [hit_view(h) for h in hits]
+    result = await ctx.knowledge_bases.search_result(team, query[:MAX_QUERY], kinds=kinds, top_k=top_k)
+    items = [hit_view(h) for h in result.hits]
+    index = index_view(result)
+    degraded = " (lexical only: the index is being rebuilt for a new embedder)" if index["degraded_reason"] else ""
     if not items:
-        return ToolResult.success({"results": []}, summary=f"no {what} found")
+        return ToolResult.success({"results": [], "index": index}, summary=f"no {what} found{degraded}")
     best = items[0]
     where = f"{best['title']}" + (f" › {best['section']}" if best["section"] else "")
-    return ToolResult.success({"results": items}, summary=f"{len(items)} {what}; best: {where}"[:300])
+    return ToolResult.success({"results": items, "index": index},
+                              summary=f"{len(items)} {what}; best: {where}{degraded}"[:300])
 
 
 async def search_runbooks(args: dict[str, Any], ctx: ToolContext) -> ToolResult:

@@ -164,11 +164,25 @@ class KnowledgeBases:
 
     async def search(self, team: TeamKnowledge, query: str, *, kinds: Collection[str] | None = None,
                      top_k: int | None = None) -> list[Any]:
+        """The hits of :meth:`search_result`."""
+        return list((await self.search_result(team, query, kinds=kinds, top_k=top_k)).hits)
+
+    async def search_result(self, team: TeamKnowledge, query: str, *, kinds: Collection[str] | None = None,
+                            top_k: int | None = None) -> Any:
         """The best hits for ``query`` over the team's scopes (its own and its org's), from their
-        current indexes as they are: a search never rebuilds (:class:`RebuildSweep` does), and never
-        loads the embedder when no scope has a built tree."""
+        current indexes as they are, with how they were scored (an
+        :class:`~incidentfox.knowledge.SearchResult`): a search never rebuilds (:class:`RebuildSweep`
+        does), and never loads the embedder when no scope has a built tree. When the team's own
+        scope was built with another embedder than the team's configured one, the answer is lexical
+        (``index.degraded_reason``) and the scope is marked for the sweep to rebuild; an org scope
+        built with the org's embedder is never marked because a team configured another (a rebuild
+        by the org's settings would not change it)."""
         kb = self.for_team(team)
-        return list(await kb.search(team.scopes(), query, top_k=top_k or team.top_k, kinds=kinds))
+        result = await kb.search_result(team.scopes(), query, top_k=top_k or team.top_k, kinds=kinds)
+        own = team.own_scope()
+        if str(own) in result.index.lexical_scopes:
+            await kb.needs_rebuild(own)
+        return result
 
 
 Resolver = Callable[[Any], Awaitable[TeamKnowledge]]   # a scope → its team's (or org's) knowledge settings
@@ -228,6 +242,12 @@ class RebuildSweep:
             except Exception as exc:  # noqa: BLE001 - e.g. the object store unreachable: next period
                 log.warning("knowledge sweep failed: %s", type(exc).__name__)
             await asyncio.sleep(period_s)
+
+
+def index_view(result: Any) -> dict[str, Any]:
+    """What a tool result or the API shows of how a search was answered (``degraded_reason`` None:
+    the normal hybrid search; ``embedder_changed``: lexical only until ``lexical_scopes`` are rebuilt)."""
+    return result.index.model_dump(mode="json")
 
 
 def hit_view(hit: Any, *, max_chars: int = 1200) -> dict[str, Any]:

@@ -30,7 +30,11 @@ from incidentfox.knowledge.models import (
     InvalidDocument,
     InvalidScope,
     KnowledgeError,
+    Progress,
+    ProgressFn,
     Scope,
+    SearchIndexState,
+    SearchResult,
     document_id,
     scope,
 )
@@ -39,6 +43,7 @@ from incidentfox.knowledge.summarise import ExtractiveSummariser, Summariser
 __all__ = [
     "DocKind", "Document", "DocumentInfo", "DocumentNotFound", "DocumentTooLarge", "Embedder", "EmbedderError",
     "ExtractiveSummariser", "Hit", "IndexInfo", "IndexMismatch", "InvalidDocument", "InvalidScope",
-    "KnowledgeBase", "KnowledgeError", "MiniLMEmbedder", "OpenAIEmbedder", "Scope", "Summariser", "document_id",
+    "KnowledgeBase", "KnowledgeError", "MiniLMEmbedder", "OpenAIEmbedder", "Progress", "ProgressFn", "Scope",
+    "SearchIndexState", "SearchResult", "Summariser", "document_id",
     "knowledge_base_from_settings", "mitigation_sections", "scope", "scopes_visible_to",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +26,11 @@ from incidentfox.knowledge.models import (
     Hit,
     IndexInfo,
     IndexMismatch,
+    Progress,
+    ProgressFn,
     Scope,
+    SearchIndexState,
+    SearchResult,
 )
 from incidentfox.knowledge.parsing import parse_document
 from incidentfox.knowledge.raptor import RaptorParams, build_tree
@@ -34,7 +38,6 @@ from incidentfox.knowledge.storage import KnowledgeStore, new_version
 from incidentfox.knowledge.summarise import ExtractiveSummariser, Summariser
 from incidentfox.object_store import ObjectStore, object_store_from_settings
 
-ProgressFn = Callable[[int, int], None]
 MAX_TOP_K = 50
 _MITIGATION = re.compile(r"mitigat|remediat|resolution|resolv|fix|workaround|recover", re.IGNORECASE)
 
@@ -62,9 +65,10 @@ class KnowledgeBase:
         self._cache: dict[Scope, tuple[str, TreeIndex]] = {}
         self._checked: dict[Scope, float] = {}
         self._locks: dict[Scope, asyncio.Lock] = {}
+        self._flagged: dict[Scope, str] = {}    # scope → the tree version already marked for a rebuild
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_cache": {}, "_checked": {}, "_locks": {}}
+        return {**self.__dict__, "_cache": {}, "_checked": {}, "_locks": {}, "_flagged": {}}
 
     @property
     def kb(self) -> KnowledgeStore:
@@ -103,7 +107,8 @@ class KnowledgeBase:
 
     async def rebuild(self, scope: Scope, progress: ProgressFn | None = None) -> IndexInfo:
         """Chunk, embed and cluster every document of ``scope`` into a new tree version, then make
-        it current. Readers keep the previous version until the flip."""
+        it current. Readers keep the previous version until the flip. ``progress`` hears the chunks
+        embedded, the clusters summarised and the levels built (:class:`Progress`)."""
         import numpy as np
 
         async with self._lock(scope):
@@ -147,7 +152,7 @@ class KnowledgeBase:
         for i in range(0, len(texts), batch):
             parts.append(await self.embedder.embed(texts[i:i + batch]))
             if progress:
-                progress(min(i + batch, len(texts)), len(texts))
+                progress(Progress("embed", min(i + batch, len(texts)), len(texts)))
         return np.vstack(parts) if parts else np.zeros((0, max(self.embedder.dim, 1)), dtype=np.float32)
 
     def _check_dim(self, dim: int) -> None:
@@ -191,20 +196,52 @@ class KnowledgeBase:
 
     async def search(self, scopes: Sequence[Scope], query: str, top_k: int = 5,
                      kinds: Collection[DocKind] | None = None) -> list[Hit]:
-        """The ``top_k`` best nodes of every level of the given scopes' trees, best first. Scopes
-        without a built tree contribute nothing."""
+        """The hits of :meth:`search_result`."""
+        return (await self.search_result(scopes, query, top_k, kinds)).hits
+
+    async def search_result(self, scopes: Sequence[Scope], query: str, top_k: int = 5,
+                            kinds: Collection[DocKind] | None = None) -> SearchResult:
+        """The ``top_k`` best nodes of every level of the given scopes' trees, best first, and how
+        they were scored. Scopes without a built tree contribute nothing. When a tree was built with
+        another embedder than this one (a team changed ``knowledge.embeddings``), its vectors do not
+        compare with the query's, so every tree is scored lexically (BM25 only, one scale for all)
+        and the result says so (``index.degraded_reason``) until it is rebuilt."""
         top_k = max(0, min(int(top_k), MAX_TOP_K))
         trees = [t for t in [await self.tree(s) for s in dict.fromkeys(scopes)] if t is not None and t.nodes]
         if not trees or not query.strip() or top_k == 0:
-            return []
-        for t in trees:
-            if t.meta.get("embedder") != self.embedder.name:
-                raise IndexMismatch(f"the index of {t.scope} was built with {t.meta.get('embedder')!r}, not "
-                                    f"{self.embedder.name!r}: rebuild it", details={"scope": str(t.scope)})
-        qvec = (await self.embedder.embed([query]))[0]
-        hits = [h for t in trees for h in t.search(query, qvec, top_k, kinds=kinds,
-                                                   lexical_weight=self.lexical_weight)]
-        return sorted(hits, key=lambda h: -h.score)[:top_k]
+            return SearchResult(hits=[])
+        other = [t for t in trees if t.meta.get("embedder") != self.embedder.name]
+        if other:
+            hits = [h for t in trees for h in lexical_hits(t, query, top_k, kinds)]
+            state = SearchIndexState(degraded_reason="embedder_changed", lexical_scopes=[str(t.scope) for t in other])
+        else:
+            qvec = (await self.embedder.embed([query]))[0]
+            hits = [h for t in trees for h in t.search(query, qvec, top_k, kinds=kinds,
+                                                       lexical_weight=self.lexical_weight)]
+            state = SearchIndexState()
+        return SearchResult(hits=sorted(hits, key=lambda h: -h.score)[:top_k], index=state)
+
+    async def needs_rebuild(self, scope: Scope) -> bool:
+        """Whether ``scope``'s tree was built with another embedder than this one; if so, mark it
+        dirty (once per tree version and process) so the rebuilder picks it up."""
+        tree = await self.tree(scope)
+        if tree is None or tree.meta.get("embedder") == self.embedder.name:
+            return False
+        if self._flagged.get(scope) != tree.meta.get("version"):
+            await self.kb.mark_dirty(scope)
+            self._flagged[scope] = tree.meta.get("version")
+        return True
+
+
+def lexical_hits(tree: TreeIndex, query: str, top_k: int, kinds: Collection[DocKind] | None = None) -> list[Hit]:
+    """``tree``'s ``top_k`` best nodes by BM25 alone (scores in [0, 1]), for a tree whose vectors do
+    not compare with the query's; nodes sharing no word with the query are left out."""
+    import numpy as np
+
+    scores = tree.lexical_scores(query)
+    order = np.argsort(-scores, kind="stable")
+    best = [int(i) for i in order if scores[i] > 0 and (kinds is None or tree.nodes[i].kind in kinds)][:top_k]
+    return [tree.hit(i, float(scores[i])) for i in best]
 
 
 def knowledge_base_from_settings(settings: Any, *, embedder: Embedder | None = None,

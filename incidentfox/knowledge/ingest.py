@@ -1,6 +1,10 @@
 """Ingest a folder (or a folder inside a Git checkout) of Markdown, plain-text and HTML files into
 a scope. Each file becomes one document whose ``source`` is its path relative to the folder given,
 so re-ingesting the same folder replaces documents in place (their ids derive from the source).
+Each document records its ``origin`` (``folder:<the folder's absolute path>``), and a re-ingest
+mirrors the folder: a document that came from this same folder and whose file is gone is deleted
+(listed in :attr:`IngestReport.removed`; the deletion marks the scope dirty like any change).
+Uploads, past incidents and other folders' documents are never touched.
 
 Hidden files and folders (``.git``) are skipped, and so is anything a symlink leads outside the
 folder; files with no words or over the size limit are reported as skipped, not fatal.
@@ -9,7 +13,6 @@ folder; files with no words or over the size limit are reported as skipped, not 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +24,8 @@ from incidentfox.knowledge.models import (
     DocumentInfo,
     InvalidDocument,
     KnowledgeError,
+    Progress,
+    ProgressFn,
     Scope,
 )
 from incidentfox.knowledge.parsing import media_type_for
@@ -31,6 +36,7 @@ class IngestReport:
     root: Path
     documents: list[DocumentInfo] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)    # (source, why)
+    removed: list[DocumentInfo] = field(default_factory=list)       # this folder's documents whose file is gone
 
 
 def find_files(root: Path) -> list[Path]:
@@ -58,30 +64,51 @@ def git_root(path: Path) -> Path | None:
 
 
 async def ingest_folder(kb: KnowledgeBase, scope: Scope, root: Path | str, *, kind: DocKind = "runbook",
-                        progress: Callable[[int, int], None] | None = None) -> IngestReport:
+                        progress: ProgressFn | None = None) -> IngestReport:
+    """Store every ingestible file under ``root`` as a document of ``scope``; ``progress`` hears
+    each file read (``Progress("files", done, total)``), skipped ones included."""
     root = Path(root)
     if not root.is_dir():
         raise InvalidDocument(f"{root} is not a folder", details={"path": str(root)})
     report = IngestReport(root=root.resolve())
     files = find_files(root)
     repo = git_root(root)
+    origin = folder_origin(report.root)
+    present: set[str] = set()
     for i, path in enumerate(files):
         source = path.resolve().relative_to(report.root).as_posix()
-        if path.stat().st_size > MAX_DOCUMENT_BYTES:
-            report.skipped.append((source, f"larger than {MAX_DOCUMENT_BYTES} bytes"))
-            continue
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            report.skipped.append((source, "not UTF-8 text"))
-            continue
-        meta = {"git_path": path.resolve().relative_to(repo).as_posix()} if repo else {}
-        doc = Document(scope=scope, source=source, kind=kind, media_type=media_type_for(path.name), text=text,
-                       metadata=meta)
-        try:
-            report.documents.append(await kb.put_document(doc))
-        except KnowledgeError as exc:
-            report.skipped.append((source, exc.message))
+        present.add(source)
+        why = await _ingest_one(kb, scope, path, source, kind, repo, report, origin)
+        if why:
+            report.skipped.append((source, why))
         if progress:
-            progress(i + 1, len(files))
+            progress(Progress("files", i + 1, len(files)))
+    for info in await kb.list_documents(scope):
+        if info.origin == origin and info.source not in present:
+            await kb.delete_document(scope, info.doc_id)
+            report.removed.append(info)
     return report
+
+
+def folder_origin(root: Path) -> str:
+    """The ``origin`` of the documents ingested from folder ``root``."""
+    return f"folder:{root.resolve().as_posix()}"
+
+
+async def _ingest_one(kb: KnowledgeBase, scope: Scope, path: Path, source: str, kind: DocKind, repo: Path | None,
+                      report: IngestReport, origin: str) -> str:
+    """Store one file as a document (appended to ``report``); returns why it was skipped, or ""."""
+    if path.stat().st_size > MAX_DOCUMENT_BYTES:
+        return f"larger than {MAX_DOCUMENT_BYTES} bytes"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    meta = {"git_path": path.resolve().relative_to(repo).as_posix()} if repo else {}
+    doc = Document(scope=scope, source=source, kind=kind, media_type=media_type_for(path.name), text=text,
+                   metadata=meta, origin=origin)
+    try:
+        report.documents.append(await kb.put_document(doc))
+    except KnowledgeError as exc:
+        return exc.message
+    return ""

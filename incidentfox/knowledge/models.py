@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -23,6 +25,29 @@ DOC_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DocKind = Literal["runbook", "postmortem", "incident"]
 MediaType = Literal["text/markdown", "text/plain", "text/html"]
 MAX_DOCUMENT_BYTES = 2_000_000
+
+
+ProgressStage = Literal["files", "embed", "summarise", "level"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of long knowledge work, reported to a caller's callback (the package draws nothing):
+
+    * ``files``: ingest, ``done`` of ``total`` files read and parsed;
+    * ``embed``: rebuild, ``done`` of ``total`` chunks embedded;
+    * ``summarise``: rebuild, ``done`` of ``total`` clusters of tree level ``level`` summarised;
+    * ``level``: rebuild, tree level ``level`` built (``done == level``; ``total`` is the most
+      levels a build makes, an upper bound: a build usually stops earlier).
+    """
+
+    stage: ProgressStage
+    done: int
+    total: int
+    level: int = 0
+
+
+ProgressFn = Callable[[Progress], None]
 
 
 class KnowledgeError(IncidentFoxError):
@@ -46,7 +71,8 @@ class DocumentNotFound(KnowledgeError, NotFound):
 
 
 class IndexMismatch(KnowledgeError):
-    """The scope's index was built with another embedder: rebuild it with this one."""
+    """An embedder answered vectors of the wrong size for its index (a search of an index built by
+    another embedder does not fail: it answers lexically, :class:`SearchIndexState`)."""
 
     status, code = 409, "index_embedder_mismatch"
 
@@ -113,6 +139,9 @@ class Document(BaseModel):
     text: str
     url: str | None = None
     metadata: dict[str, str] = {}
+    # Where an ingest found it (``folder:<absolute path>``): a re-ingest of that folder removes its
+    # documents whose files are gone. None for uploads and past incidents, which no re-ingest touches.
+    origin: str | None = Field(default=None, max_length=4096)
     updated_at: datetime = Field(default_factory=_now)
 
     @field_validator("doc_id")
@@ -136,11 +165,12 @@ class DocumentInfo(BaseModel):
     url: str | None
     size: int
     updated_at: datetime
+    origin: str | None = None
 
     @classmethod
     def of(cls, doc: Document) -> DocumentInfo:
         return cls(doc_id=doc.doc_id, scope=doc.scope, source=doc.source, title=doc.title, kind=doc.kind,
-                   url=doc.url, size=len(doc.text.encode()), updated_at=doc.updated_at)
+                   url=doc.url, size=len(doc.text.encode()), updated_at=doc.updated_at, origin=doc.origin)
 
 
 class Hit(BaseModel):
@@ -166,3 +196,22 @@ class IndexInfo(BaseModel):
     built_at: datetime
     embedder: str = ""
     stale: bool = False     # a document changed after this version was built, or it is of an older format: rebuild
+
+
+DegradedReason = Literal["embedder_changed"]
+
+
+class SearchIndexState(BaseModel):
+    """How a search was answered. ``degraded_reason`` is None for the normal hybrid (vector + BM25)
+    search; ``embedder_changed`` when an index read was built with another embedder than the one
+    configured now: every hit was then scored lexically (BM25 only, scores in [0, 1] per scope, not
+    comparable to hybrid scores) until the scopes in ``lexical_scopes`` are rebuilt (the knowledge
+    app's sweep rebuilds a team's own scope by itself)."""
+
+    degraded_reason: DegradedReason | None = None
+    lexical_scopes: list[str] = []
+
+
+class SearchResult(BaseModel):
+    hits: list[Hit]
+    index: SearchIndexState = SearchIndexState()

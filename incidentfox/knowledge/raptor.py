@@ -15,16 +15,14 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from incidentfox.knowledge.embedders import Embedder
 from incidentfox.knowledge.index import Node
+from incidentfox.knowledge.models import Progress, ProgressFn
 from incidentfox.knowledge.summarise import Summariser
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -130,9 +128,10 @@ def _summary_node(level: int, members: list[int], nodes: list[Node], text: str) 
 
 async def build_tree(leaves: list[Node], leaf_vecs: np.ndarray, embedder: Embedder, summariser: Summariser,
                      params: RaptorParams | None = None,
-                     progress: Progress | None = None) -> tuple[list[Node], np.ndarray]:
+                     progress: ProgressFn | None = None) -> tuple[list[Node], np.ndarray]:
     """Every node (leaves first, then each level's summaries; ``children`` hold indices into the
-    returned list) and their embeddings."""
+    returned list) and their embeddings. ``progress`` hears each summarised cluster and each level
+    built (:class:`~incidentfox.knowledge.models.Progress`)."""
     p = params or RaptorParams()
     nodes, vecs = list(leaves), [leaf_vecs]
     level_ids = list(range(len(leaves)))
@@ -147,7 +146,7 @@ async def build_tree(leaves: list[Node], leaf_vecs: np.ndarray, embedder: Embedd
         for done, members in enumerate(clusters):
             texts.append(await summariser.summarise([nodes[level_ids[i]].text for i in members], p.summary_words))
             if progress:
-                progress(done + 1, len(clusters))
+                progress(Progress("summarise", done + 1, len(clusters), level))
         new_vecs = await embedder.embed(texts)
         first = len(nodes)
         for members, text in zip(clusters, texts, strict=True):
@@ -155,4 +154,6 @@ async def build_tree(leaves: list[Node], leaf_vecs: np.ndarray, embedder: Embedd
         vecs.append(new_vecs)
         level_ids = list(range(first, len(nodes)))
         level_vecs = new_vecs
+        if progress:
+            progress(Progress("level", level, p.max_levels, level))
     return nodes, np.vstack(vecs).astype(np.float32)

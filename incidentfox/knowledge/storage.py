@@ -89,7 +89,8 @@ class KnowledgeStore:
         await self.store.put(DIRTY + sc.key(), token)
 
     async def mark_dirty(self, sc: Scope) -> None:
-        """Ask for a rebuild without a document change (an index of an older format)."""
+        """Ask the rebuilder for a rebuild without a document change (an index of an older format,
+        or another embedder configured now): the marker holds the current token, so a build clears it."""
         await self.store.put(DIRTY + sc.key(), (await self.changed_token(sc)).encode())
 
     async def dirty_scopes(self) -> list[Scope]:

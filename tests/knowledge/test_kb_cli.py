@@ -69,12 +69,15 @@ def cli(env, monkeypatch):
 def test_ingest_then_search_json_and_rebuild(cli, env) -> None:
     res = cli("kb", "ingest", env["DOCS"], "--org", "acme")
     assert res.exit_code == 0, res.output
-    out = json.loads(res.output.strip().splitlines()[-1])
+    out = json.loads(res.stdout)            # stdout: exactly one JSON object; progress went to stderr
     assert out["ingested"] == 3 and out["index"]["documents"] == 3 and out["index"]["scope"] == "acme"
+    assert "files parsed: 3/3" in res.stderr and "chunks embedded: " in res.stderr
+    assert "\x1b" not in res.stderr            # stderr is not a terminal here: plain lines, no ANSI
 
     res = cli("kb", "search", "replica is lagging behind the primary", "--org", "acme", "--top", "3", "--json")
     assert res.exit_code == 0, res.output
-    results = json.loads(res.output)["results"]
+    assert json.loads(res.stdout)["index"] == {"degraded_reason": None, "lexical_scopes": []}
+    results = json.loads(res.stdout)["results"]
     assert 1 <= len(results) <= 3
     best = results[0]
     assert best["source"] == "db/postgres-replication.md" and best["section"] in ("Meaning", "Mitigation")
@@ -86,7 +89,9 @@ def test_ingest_then_search_json_and_rebuild(cli, env) -> None:
 
     res = cli("kb", "rebuild", "--org", "acme")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output.strip().splitlines()[-1])["documents"] == 3
+    assert json.loads(res.stdout)["documents"] == 3 and "chunks embedded: " in res.stderr
+    res = cli("kb", "rebuild", "--org", "acme", "--quiet")
+    assert res.exit_code == 0 and res.stderr == "" and json.loads(res.stdout)["documents"] == 3
 
 
 def test_team_scope_is_separate_and_sees_nothing_before_ingest(cli, env) -> None:
@@ -94,7 +99,7 @@ def test_team_scope_is_separate_and_sees_nothing_before_ingest(cli, env) -> None
     assert res.exit_code == 1 and "no index" in res.output
     res = cli("kb", "ingest", env["DOCS"], "--org", "acme", "--team", "sre")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output.strip().splitlines()[-1])["index"]["scope"] == "acme/sre"
+    assert json.loads(res.stdout)["index"]["scope"] == "acme/sre"
 
 
 @pytest.mark.parametrize("args,message", [
@@ -105,3 +110,20 @@ def test_team_scope_is_separate_and_sees_nothing_before_ingest(cli, env) -> None
 def test_unknown_or_forged_org_fails_clearly(cli, env, args, message) -> None:
     res = cli("kb", "rebuild", *args)
     assert res.exit_code == 1 and message in res.output
+
+
+def test_reingest_reports_and_deletes_a_removed_file(cli, env, tmp_path) -> None:
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    for name in ("keep.md", "gone.md"):
+        (folder / name).write_text(f"# {name}\n\nDisk pressure on the {name} nodes: clean /var/log.\n")
+    res = cli("kb", "ingest", str(folder), "--org", "acme", "--team", "sre")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["removed"] == []
+    (folder / "gone.md").unlink()
+    res = cli("kb", "ingest", str(folder), "--org", "acme", "--team", "sre")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["removed"] == ["gone.md"] and out["ingested"] == 1
+    res = cli("kb", "search", "disk pressure var log", "--org", "acme", "--team", "sre", "--json")
+    assert "gone.md" not in {r["source"] for r in json.loads(res.stdout)["results"]}

@@ -103,8 +103,8 @@ async def test_rebuild_builds_a_tree_and_search_finds_the_section(store) -> None
     kb = make_kb(store)
     await seed(kb, ACME)
     assert await kb.index_info(ACME) is None and await kb.search([ACME], "disk") == []
-    seen: list[tuple[int, int]] = []
-    info = await kb.rebuild(ACME, progress=lambda d, t: seen.append((d, t)))
+    seen: list = []
+    info = await kb.rebuild(ACME, progress=seen.append)
     assert info.documents == len(TOPICS) and info.levels >= 2 and info.nodes > 2 * len(TOPICS)
     assert seen and not info.stale
     hits = await kb.search([ACME], "certificate expired tls", top_k=5)
@@ -184,17 +184,40 @@ async def test_a_team_never_retrieves_another_orgs_documents(store) -> None:
     assert {h.scope for h in await kb.search(scopes_visible_to("acme", None), "disk full", top_k=50)} == {ACME}
 
 
-async def test_index_built_by_another_embedder_is_refused(store) -> None:
-    kb = make_kb(store)
-    await seed(kb, ACME, TOPICS[:2])
+async def test_index_built_by_another_embedder_answers_lexically_until_rebuilt(store) -> None:
+    kb = make_kb(store, recheck_s=0)
+    await seed(kb, ACME, TOPICS[:3])
     await kb.rebuild(ACME)
 
     class Other(HashEmbedder):
         name = "other"
 
-    other = KnowledgeBase(store, embedder=Other())
+    other = KnowledgeBase(store, embedder=Other(), params=RaptorParams(max_cluster=4, top_size=2))
+    result = await other.search_result([ACME], "certificate expired tls", top_k=3)
+    assert result.index.degraded_reason == "embedder_changed" and result.index.lexical_scopes == ["acme"]
+    assert result.hits[0].source == "runbooks/2.md" and result.hits[0].score == 1.0     # BM25 alone, normalised
+    assert other.embedder.calls == []                       # no query vector against foreign vectors
+    assert (await other.search_result([ACME], "certificate", kinds={"incident"})).hits == []
+    assert await other.needs_rebuild(ACME) and await other.dirty_scopes() == [ACME]
+    assert await other.needs_rebuild(ACME)                  # marked once per tree version, still true
+    await other.rebuild(ACME)
+    again = await other.search_result([ACME], "certificate expired tls", top_k=3)
+    assert again.index.degraded_reason is None and again.hits[0].source == "runbooks/2.md"
+    assert not await other.needs_rebuild(ACME) and await other.dirty_scopes() == []
+    assert (await kb.search_result([ACME], "disk")).index.degraded_reason == "embedder_changed"   # the old one's turn
+
+
+async def test_an_embedder_answering_the_wrong_size_is_refused(store) -> None:
+    class Short(HashEmbedder):
+        name = "short"
+
+        async def embed(self, texts):
+            return (await super().embed(texts))[:, :8]
+
+    kb = KnowledgeBase(store, embedder=Short())
+    await seed(kb, ACME, TOPICS[:1])
     with pytest.raises(IndexMismatch) as exc:
-        await other.search([ACME], "disk")
+        await kb.rebuild(ACME)
     assert exc.value.status == 409
 
 

@@ -142,3 +142,35 @@ async def test_the_apps_sweep_rebuilds_what_was_uploaded_and_stops_with_the_app(
         assert [str(s) for s in await store.dirty_scopes()] == ["acme/payments"]
         assert (await client.post("/rebuild", headers=headers)).status_code == 200
         assert await store.dirty_scopes() == []
+
+
+async def test_search_after_an_embedder_change_is_lexical_and_says_so(sqlite_url, tmp_path) -> None:
+    from knowledge_kit import WordsEmbedder
+
+    from actors.tools.knowledge_bases import KnowledgeBases
+    from incidentfox.object_store import LocalObjectStore
+
+    class NewEmbedder(WordsEmbedder):
+        name = "test-words-256-v2"
+
+    settings = settings_for(sqlite_url, tmp_path)
+    tokens = await seed_tenants(sqlite_url, settings)
+    headers = {"Authorization": f"Bearer {tokens['acme/payments']}"}
+    before = create_knowledge_app(settings, bases=bases(tmp_path))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=before), base_url="http://kb") as client:
+        assert (await _upload(client, headers, "team-runbook.md")).status_code == 201
+        assert (await client.post("/rebuild", headers=headers)).status_code == 200
+        normal = (await client.post("/search", headers=headers, json={"query": "checkout 503 pool exhausted"})).json()
+        assert normal["index"] == {"degraded_reason": None, "lexical_scopes": []}
+    # The same store, now read with another embedder (the team's knowledge.embeddings changed).
+    kbs = KnowledgeBases(LocalObjectStore(tmp_path / "objects"), embedder=NewEmbedder())
+    after = create_knowledge_app(settings, bases=kbs)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=after), base_url="http://kb") as client:
+        found = await client.post("/search", headers=headers, json={"query": "checkout 503 pool exhausted"})
+        assert found.status_code == 200         # not 409: answered from the existing tree
+        body = found.json()
+        assert body["index"] == {"degraded_reason": "embedder_changed", "lexical_scopes": ["acme/payments"]}
+        assert body["results"][0]["source"] == "upload/team-runbook.md"
+        assert await after.state.sweep().sweep_once() == 1        # the sweep picked the scope up by itself
+        healed = (await client.post("/search", headers=headers, json={"query": "checkout 503 pool exhausted"})).json()
+        assert healed["index"]["degraded_reason"] is None and healed["results"]

@@ -77,7 +77,7 @@ async def test_the_knowledge_tools_search_only_the_runs_team_whatever_the_argume
 
     ctx = ToolContext(org_id="globex", team_id="sre", run_id="r", knowledge=team("globex", "sre"), knowledge_bases=kbs)
     found = await execute(spec, {"query": "checkout 503 pool exhausted", "top_k": None}, ctx)
-    assert found.ok and found.data == {"results": []}
+    assert found.ok and found.data == {"results": [], "index": {"degraded_reason": None, "lexical_scopes": []}}
     # There is no argument to name a scope: asking for another org's is refused by the schema.
     sneaky = await execute(spec, {"query": "checkout", "top_k": None, "org": "acme"}, ctx)
     assert not sneaky.ok and sneaky.error == "invalid_arguments"
