@@ -67,27 +67,40 @@ def _info_view(info: Any) -> dict:
             "levels": info.levels, "embedder": info.embedder}
 
 
-def ingest(path: Annotated[Path, typer.Argument(help="A folder of .md/.txt/.html files (may be inside a Git checkout).")],
-           org: OrgOpt, team: TeamOpt = None, database_url: DbOpt = "", quiet: QuietOpt = False) -> None:
-    """Store every Markdown, text and HTML file under PATH as a document (``source`` = its path
-    relative to PATH), delete this folder's documents whose file is gone (``removed``), then build
-    the scope's index. Prints one JSON line on stdout; progress bars
-    (files parsed, chunks embedded, levels built) go to stderr, plain lines when it is not a terminal."""
+def ingest(path: Annotated[str, typer.Argument(help="A folder of .md/.txt/.html files (may be inside a Git checkout), "
+                                                "or a Git repository address (https://, ssh://, file://, git@host:repo).")],
+           org: OrgOpt, team: TeamOpt = None,
+           ref: Annotated[str | None, typer.Option("--ref", help="Repository only: the branch or tag (default: its HEAD).")] = None,
+           git_path: Annotated[str, typer.Option("--git-path", help="Repository only: the folder inside it.")] = "",
+           database_url: DbOpt = "", quiet: QuietOpt = False) -> None:
+    """Store every Markdown, text and HTML file under PATH (a folder, or --git-path of a repository
+    cloned at --ref) as a document (``source`` = its path relative to that folder), delete this
+    source's documents whose file is gone (``removed``), then build the scope's index. Prints one JSON
+    line on stdout; progress bars (files parsed, chunks embedded, levels built) go to stderr, plain
+    lines when it is not a terminal."""
     from incidentfox.errors import IncidentFoxError
+    from incidentfox.knowledge.git_source import checkout, is_git_address, redact
     from incidentfox.knowledge.ingest import ingest_folder
 
-    if not path.is_dir():
-        fail(f"{path} is not a folder")
+    remote = is_git_address(path)
+    if not remote and (ref or git_path):
+        fail("--ref and --git-path apply to a repository address, not a local folder")
+    if not remote and not Path(path).is_dir():
+        fail(f"{path} is not a folder (nor a Git repository address)")
     sc = _scope(org, team, database_url)
     kb = _kb()
 
     async def run(shown: Any) -> dict:
-        report = await ingest_folder(kb, sc, path, progress=shown)
+        if remote:
+            with checkout(path, ref=ref, path=git_path) as co:
+                report = await ingest_folder(kb, sc, co.folder, progress=shown, checkout=co)
+        else:
+            report = await ingest_folder(kb, sc, Path(path), progress=shown)
         info = await kb.rebuild(sc, progress=shown)
         return {"ingested": len(report.documents), "skipped": [{"source": s, "reason": r} for s, r in report.skipped],
                 "removed": [d.source for d in report.removed], "index": _info_view(info)}
 
-    with stage_bars(f"ingesting {path} into {sc}", quiet=quiet) as shown:
+    with stage_bars(f"ingesting {redact(path)} into {sc}", quiet=quiet) as shown:
         try:
             out = asyncio.run(run(shown))
         except IncidentFoxError as exc:

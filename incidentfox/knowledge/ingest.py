@@ -1,10 +1,15 @@
-"""Ingest a folder (or a folder inside a Git checkout) of Markdown, plain-text and HTML files into
-a scope. Each file becomes one document whose ``source`` is its path relative to the folder given,
+"""Ingest a folder, or a path of a Git repository, of Markdown, plain-text and HTML files into a
+scope. Each file becomes one document whose ``source`` is its path relative to the folder given,
 so re-ingesting the same folder replaces documents in place (their ids derive from the source).
-Each document records its ``origin`` (``folder:<the folder's absolute path>``), and a re-ingest
-mirrors the folder: a document that came from this same folder and whose file is gone is deleted
+Each document records its ``origin`` (``folder:<the folder's absolute path>``, or
+``git:<repository address>//<path>`` for a clone, which lives in a new temporary folder each time),
+and a re-ingest mirrors the source: a document of this same origin whose file is gone is deleted
 (listed in :attr:`IngestReport.removed`; the deletion marks the scope dirty like any change).
-Uploads, past incidents and other folders' documents are never touched.
+Uploads, past incidents and other origins' documents are never touched.
+
+A file read from a Git checkout (a clone, or a local working copy) carries ``git_remote``,
+``git_commit`` and ``git_path`` metadata and, on GitHub/GitLab-style hosts, a ``url`` to the file at
+that commit, which citations link to (:mod:`incidentfox.knowledge.git_source`).
 
 Hidden files and folders (``.git``) are skipped, and so is anything a symlink leads outside the
 folder; files with no words or over the size limit are reported as skipped, not fatal.
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from incidentfox.knowledge.base import KnowledgeBase
+from incidentfox.knowledge.git_source import Checkout, local_checkout
 from incidentfox.knowledge.models import (
     MAX_DOCUMENT_BYTES,
     DocKind,
@@ -55,25 +61,19 @@ def find_files(root: Path) -> list[Path]:
     return found
 
 
-def git_root(path: Path) -> Path | None:
-    """The Git checkout ``path`` lies in, if any (a ``.git`` folder or file in it or a parent)."""
-    for p in [path.resolve(), *path.resolve().parents]:
-        if (p / ".git").exists():
-            return p
-    return None
-
-
 async def ingest_folder(kb: KnowledgeBase, scope: Scope, root: Path | str, *, kind: DocKind = "runbook",
-                        progress: ProgressFn | None = None) -> IngestReport:
+                        progress: ProgressFn | None = None, checkout: Checkout | None = None) -> IngestReport:
     """Store every ingestible file under ``root`` as a document of ``scope``; ``progress`` hears
-    each file read (``Progress("files", done, total)``), skipped ones included."""
+    each file read (``Progress("files", done, total)``), skipped ones included. ``checkout``: the
+    clone ``root`` lies in (:func:`~incidentfox.knowledge.git_source.checkout`); without one, a
+    local working copy ``root`` lies in is found by itself."""
     root = Path(root)
     if not root.is_dir():
         raise InvalidDocument(f"{root} is not a folder", details={"path": str(root)})
     report = IngestReport(root=root.resolve())
     files = find_files(root)
-    repo = git_root(root)
-    origin = folder_origin(report.root)
+    repo = checkout or local_checkout(root)
+    origin = git_origin(checkout) if checkout else folder_origin(report.root)
     present: set[str] = set()
     for i, path in enumerate(files):
         source = path.resolve().relative_to(report.root).as_posix()
@@ -95,8 +95,14 @@ def folder_origin(root: Path) -> str:
     return f"folder:{root.resolve().as_posix()}"
 
 
-async def _ingest_one(kb: KnowledgeBase, scope: Scope, path: Path, source: str, kind: DocKind, repo: Path | None,
-                      report: IngestReport, origin: str) -> str:
+def git_origin(co: Checkout) -> str:
+    """The ``origin`` of the documents ingested from a clone: its address and path, not the clone's
+    temporary folder (nor the ref: another branch of the same path replaces the same documents)."""
+    return f"git:{co.remote}//{co.folder.relative_to(co.root.resolve()).as_posix()}"
+
+
+async def _ingest_one(kb: KnowledgeBase, scope: Scope, path: Path, source: str, kind: DocKind,
+                      repo: Checkout | None, report: IngestReport, origin: str) -> str:
     """Store one file as a document (appended to ``report``); returns why it was skipped, or ""."""
     if path.stat().st_size > MAX_DOCUMENT_BYTES:
         return f"larger than {MAX_DOCUMENT_BYTES} bytes"
@@ -104,9 +110,10 @@ async def _ingest_one(kb: KnowledgeBase, scope: Scope, path: Path, source: str, 
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         return "not UTF-8 text"
-    meta = {"git_path": path.resolve().relative_to(repo).as_posix()} if repo else {}
+    in_repo = path.resolve().relative_to(repo.root.resolve()).as_posix() if repo else ""
     doc = Document(scope=scope, source=source, kind=kind, media_type=media_type_for(path.name), text=text,
-                   metadata=meta, origin=origin)
+                   metadata=repo.metadata(in_repo) if repo else {}, url=repo.url(in_repo) if repo else None,
+                   origin=origin)
     try:
         report.documents.append(await kb.put_document(doc))
     except KnowledgeError as exc:

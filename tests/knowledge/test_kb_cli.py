@@ -127,3 +127,49 @@ def test_reingest_reports_and_deletes_a_removed_file(cli, env, tmp_path) -> None
     assert out["removed"] == ["gone.md"] and out["ingested"] == 1
     res = cli("kb", "search", "disk pressure var log", "--org", "acme", "--team", "sre", "--json")
     assert "gone.md" not in {r["source"] for r in json.loads(res.stdout)["results"]}
+
+
+def test_ingest_from_a_git_repository_links_citations_and_mirrors_it(cli, env, tmp_path) -> None:
+    """`kb ingest <address> --ref R --git-path P`: a real shallow clone (a local repository over
+    file://); sources are relative to P, each document names the commit, and a second ingest from a
+    new clone (a new temporary folder) still mirrors the same repository path."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "runbooks"
+    (repo / "ops").mkdir(parents=True)
+    (repo / "ops" / "kafka-lag.md").write_text("# Kafka consumer lag\n\n## Mitigation\nScale the consumers.\n")
+    (repo / "ops" / "old.md").write_text("# Old page\n\nZookeeper session expiry: restart the broker.\n")
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=repo,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q", "-b", "release")
+    git("add", "-A")
+    git("commit", "-q", "-m", "runbooks")
+    address = f"file://{repo}"
+    res = cli("kb", "ingest", address, "--ref", "release", "--git-path", "ops", "--org", "acme", "--team", "sre")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["ingested"] == 2 and out["removed"] == []
+
+    git("rm", "-q", "ops/old.md")
+    git("commit", "-q", "-m", "drop the old page")
+    res = cli("kb", "ingest", address, "--ref", "release", "--git-path", "ops", "--org", "acme", "--team", "sre")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["removed"] == ["old.md"]
+
+    from incidentfox.knowledge import Scope, knowledge_base_from_settings
+
+    docs = asyncio.run(knowledge_base_from_settings(get_settings()).kb.documents(Scope(org="acme", team="sre")))
+    lag = next(d for d in docs if d.source == "kafka-lag.md")
+    assert lag.metadata == {"git_remote": address, "git_commit": git("rev-parse", "HEAD"), "git_path": "ops/kafka-lag.md"}
+    assert lag.origin == f"git:{address}//ops"
+
+    res = cli("kb", "ingest", address, "--ref", "nope", "--org", "acme", "--team", "sre")
+    assert res.exit_code == 1 and "failed" in res.output
+    res = cli("kb", "ingest", env["DOCS"], "--ref", "main", "--org", "acme")
+    assert res.exit_code == 1 and "apply to a repository address" in res.output
