@@ -5,6 +5,8 @@
   Nothing is fetched at run time: the Hugging Face offline switches are set before the libraries
   load, and the model is opened from the package's folder (never a hub name).
 * :class:`OpenAIEmbedder`: an OpenAI-compatible ``POST {base_url}/embeddings`` (a team's endpoint).
+* :class:`ReusingEmbedder`: answers the texts a previous index version already embedded from that
+  version's vectors and embeds only the others (a rebuild after a few new documents embeds those).
 
 Both pickle (models and clients are built on first use) so a knowledge base crosses into Ray actors.
 """
@@ -138,3 +140,26 @@ class OpenAIEmbedder:
             raise EmbedderError(f"embeddings endpoint answered {out.shape[1]} dimensions, expected {self.dim}")
         self.dim = out.shape[1]
         return out
+
+
+class ReusingEmbedder:
+    """``embedder``, except that a text in ``known`` (text → its vector, from a previous build with the
+    same embedder) is answered from there; new vectors join ``known``. ``embedded`` counts the texts
+    actually sent to ``embedder``."""
+
+    def __init__(self, embedder: Embedder, known: dict[str, np.ndarray] | None = None) -> None:
+        self.embedder = embedder
+        self.name, self.dim = embedder.name, embedder.dim
+        self.known: dict[str, np.ndarray] = dict(known or {})
+        self.embedded = 0
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.known))
+        if missing:
+            vectors = await self.embedder.embed(missing)
+            self.known.update(zip(missing, vectors, strict=True))
+            self.embedded += len(missing)
+            self.dim = self.dim or int(vectors.shape[1])
+        if not texts:
+            return np.zeros((0, max(self.dim, 1)), dtype=np.float32)
+        return np.vstack([self.known[t] for t in texts]).astype(np.float32)

@@ -208,3 +208,34 @@ async def test_empty_scope_rebuilds_to_an_empty_tree(store) -> None:
     info = await kb.rebuild(ACME)
     assert info.documents == 0 and info.nodes == 0 and await kb.search([ACME], "anything") == []
     assert np.asarray((await kb.tree(ACME)).embeddings).shape[0] == 0
+
+
+async def test_a_rebuild_embeds_only_what_changed_and_builds_the_same_tree(store) -> None:
+    kb = make_kb(store)
+    await seed(kb, ACME, TOPICS[:6])
+    await kb.rebuild(ACME)
+    kb.embedder.calls.clear()
+    await kb.put_document(runbook(ACME, 6, TOPICS[6]))
+    await kb.rebuild(ACME)
+    chunks = len((await kb.tree(ACME)).nodes)
+    summaries = sum(n.level > 0 for n in (await kb.tree(ACME)).nodes)
+    assert kb.embedder.calls[0] == 2, "of the leaves, only the new runbook's two sections are embedded"
+    assert kb.embedded == sum(kb.embedder.calls) <= 2 + summaries
+    fresh = make_kb(store)       # the same documents, nothing reused: the same nodes and vectors
+    fresh._known_vectors = _nothing_known
+    await fresh.rebuild(ACME)
+    built, again = await kb.tree(ACME), await fresh.tree(ACME)
+    assert fresh.embedded > kb.embedded and len(again.nodes) == chunks
+    assert [n.text for n in built.nodes] == [n.text for n in again.nodes]
+    assert np.allclose(built.embeddings, again.embeddings)
+
+    class Other(HashEmbedder):
+        name = "other"
+
+    other = KnowledgeBase(store, embedder=Other(), params=RaptorParams(max_cluster=4, top_size=2))
+    await other.rebuild(ACME)         # another embedder's vectors are never reused
+    assert other.embedded == fresh.embedded
+
+
+async def _nothing_known(scope: Scope) -> dict:
+    return {}
