@@ -51,18 +51,24 @@ _INLINE_NUMBER = re.compile(r"(?:^|\s)\d{1,2}[.)]\s+")   # "1. Roll back … 2. 
 _BASES: dict[tuple[Any, ...], KnowledgeBases] = {}
 
 
-def process_knowledge_bases(store: Any = None) -> KnowledgeBases:
+def process_knowledge_bases(store: Any = None, *, embed_here: bool = False) -> KnowledgeBases:
     """This process's knowledge bases over ``store`` (an :class:`incidentfox.object_store.ObjectStoreConfig`;
     None: the settings' object store), summaries from a team's model when it has one
-    (:mod:`actors.engine.agents.summariser`). One per store and process."""
+    (:mod:`actors.engine.agents.summariser`). One per store and process.
+
+    The offline embedder's query vectors come from the knowledge app
+    (:class:`~actors.tools.knowledge_app_embedder.KnowledgeAppEmbedder`: this process loads no model
+    while that app runs); the app itself, which builds the indexes, passes ``embed_here``."""
     from actors.engine.agents.summariser import llm_summariser
+    from actors.tools.knowledge_app_embedder import KnowledgeAppEmbedder
     from incidentfox.object_store import object_store_config
     from incidentfox.settings import get_settings
 
     config = store or object_store_config(get_settings())
-    key = (config.kind, str(config.root), config.bucket, config.prefix, config.endpoint_url)
+    key = (config.kind, str(config.root), config.bucket, config.prefix, config.endpoint_url, embed_here)
     if key not in _BASES:
-        _BASES[key] = KnowledgeBases(config.build(), summariser_for=llm_summariser)
+        _BASES[key] = KnowledgeBases(config.build(), summariser_for=llm_summariser,
+                                     embedder=None if embed_here else KnowledgeAppEmbedder())
     return _BASES[key]
 
 
