@@ -61,18 +61,22 @@ class KnowledgeAppEmbedder:
         self._find, self._clock = find, clock
         self._handle: Any = None
         self._checked = float("-inf")
+        self._lookup = asyncio.Lock()
         self._queries: OrderedDict[str, asyncio.Task[np.ndarray]] = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_handle": None, "_checked": float("-inf"), "_queries": OrderedDict()}
+        return {**self.__dict__, "_handle": None, "_checked": float("-inf"), "_lookup": asyncio.Lock(),
+                "_queries": OrderedDict()}
 
     async def handle(self) -> Any:
         """The app's handle, or None (then this process embeds with ``local``)."""
         if self._handle is None and self._clock() - self._checked >= RECHECK_S:
-            self._checked = self._clock()
-            self._handle = await asyncio.to_thread(self._find, self.app)
-            if self._handle is None:
-                log.info("knowledge app %r not running: query embeddings in process", self.app)
+            async with self._lookup:         # a burst of searches looks it up once
+                if self._handle is None and self._clock() - self._checked >= RECHECK_S:
+                    self._handle = await asyncio.to_thread(self._find, self.app)
+                    self._checked = self._clock()
+                    if self._handle is None:
+                        log.info("knowledge app %r not running: query embeddings in process", self.app)
         return self._handle
 
     async def embed(self, texts: list[str]) -> np.ndarray:
