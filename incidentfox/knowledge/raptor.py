@@ -28,7 +28,7 @@ from incidentfox.knowledge.index import Node
 from incidentfox.knowledge.summarise import Summariser
 
 Progress = Callable[[int, int], None]
-CLUSTER_NICE = 10       # the clustering thread's nice value (Linux: a per-thread attribute)
+CLUSTER_NICE = 10       # added to the clustering thread's nice value (Linux: a per-thread attribute)
 _clusterer: list[ThreadPoolExecutor] = []
 
 
@@ -124,7 +124,8 @@ def cluster_single_threaded(x: np.ndarray, p: RaptorParams) -> list[list[int]]:
 
 def _lower_priority() -> None:
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CLUSTER_NICE)
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + CLUSTER_NICE))
     except (AttributeError, OSError):    # not Linux, or not permitted: normal priority
         pass
 

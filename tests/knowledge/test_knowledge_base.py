@@ -239,3 +239,18 @@ async def test_a_rebuild_embeds_only_what_changed_and_builds_the_same_tree(store
 
 async def _nothing_known(scope: Scope) -> dict:
     return {}
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread priorities are a Linux feature")
+def test_clustering_runs_in_one_lower_priority_thread() -> None:
+    import threading
+
+    from incidentfox.knowledge.raptor import CLUSTER_NICE, clusterer
+
+    def nice() -> tuple[int, str]:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), threading.current_thread().name
+
+    mine, _ = nice()
+    theirs, name = clusterer().submit(nice).result()
+    assert theirs == min(19, mine + CLUSTER_NICE) and name.startswith("kb-cluster")
+    assert clusterer() is clusterer()

@@ -98,3 +98,16 @@ async def test_another_embedder_or_a_failed_call_is_an_embedder_error() -> None:
     method.fail = False
     assert np.allclose((await emb.embed(["disk full"]))[0], await vector("disk full"))
     assert looked == ["knowledge", "knowledge"] and method.asked == ["disk full", "disk full"] and local.calls == []
+
+
+def test_searching_processes_ask_the_app_and_the_app_embeds_on_one_thread(tmp_path) -> None:
+    from actors.engine.knowledge_use import MODEL_THREADS, process_knowledge_bases
+    from incidentfox.knowledge import MiniLMEmbedder
+    from incidentfox.object_store import ObjectStoreConfig
+
+    config = ObjectStoreConfig(kind="local", root=tmp_path / "objects")
+    searching, app = process_knowledge_bases(config), process_knowledge_bases(config, embed_here=True)
+    assert searching is process_knowledge_bases(config) and searching is not app
+    assert isinstance(searching.offline_embedder(), KnowledgeAppEmbedder)
+    assert isinstance(app.offline_embedder(), MiniLMEmbedder) and app.offline_embedder().threads == MODEL_THREADS == 1
+    assert searching.offline_embedder().name == app.offline_embedder().name     # the app's vectors fit its indexes
