@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from incidentfox.knowledge.background import build_thread
 from incidentfox.knowledge.embedders import Embedder, MiniLMEmbedder, ReusingEmbedder
 from incidentfox.knowledge.index import DEFAULT_LEXICAL_WEIGHT, Node, TreeIndex
 from incidentfox.knowledge.models import (
@@ -121,7 +122,7 @@ class KnowledgeBase:
             # Only texts the current version did not embed are embedded (a sweep after 100 new past
             # incidents embeds their chunks, not the scope's); summaries are recomputed, and a summary
             # whose text is unchanged keeps its vector.
-            embedder = ReusingEmbedder(self.embedder, await self._known_vectors(scope))
+            embedder = ReusingEmbedder(self.embedder, await self._known_vectors(scope), executor=build_thread())
             vecs = await self._embed_with_progress([_context(n) for n in leaves], progress, embedder)
             self._check_dim(vecs.shape[1] if len(leaves) else self.embedder.dim)
             nodes, matrix = await build_tree(leaves, vecs, embedder, self.summariser, self.params,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from concurrent.futures import Executor
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -145,10 +146,12 @@ class OpenAIEmbedder:
 class ReusingEmbedder:
     """``embedder``, except that a text in ``known`` (text → its vector, from a previous build with the
     same embedder) is answered from there; new vectors join ``known``. ``embedded`` counts the texts
-    actually sent to ``embedder``."""
+    actually sent to ``embedder``; an in-process model (``embed_sync``) runs on ``executor`` if given."""
 
-    def __init__(self, embedder: Embedder, known: dict[str, np.ndarray] | None = None) -> None:
+    def __init__(self, embedder: Embedder, known: dict[str, np.ndarray] | None = None, *,
+                 executor: Executor | None = None) -> None:
         self.embedder = embedder
+        self.executor = executor     # where an in-process model runs (a build's low-priority thread)
         self.name, self.dim = embedder.name, embedder.dim
         self.known: dict[str, np.ndarray] = dict(known or {})
         self.embedded = 0
@@ -156,7 +159,9 @@ class ReusingEmbedder:
     async def embed(self, texts: list[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self.known))
         if missing:
-            vectors = await self.embedder.embed(missing)
+            run = getattr(self.embedder, "embed_sync", None)
+            vectors = (await asyncio.get_running_loop().run_in_executor(self.executor, run, missing)
+                       if self.executor is not None and callable(run) else await self.embedder.embed(missing))
             self.known.update(zip(missing, vectors, strict=True))
             self.embedded += len(missing)
             self.dim = self.dim or int(vectors.shape[1])

@@ -14,22 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
-import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from incidentfox.knowledge.background import build_thread
 from incidentfox.knowledge.embedders import Embedder
 from incidentfox.knowledge.index import Node
 from incidentfox.knowledge.summarise import Summariser
 
 Progress = Callable[[int, int], None]
-CLUSTER_NICE = 10       # added to the clustering thread's nice value (Linux: a per-thread attribute)
-_clusterer: list[ThreadPoolExecutor] = []
 
 
 @dataclass(frozen=True)
@@ -122,24 +118,6 @@ def cluster_single_threaded(x: np.ndarray, p: RaptorParams) -> list[list[int]]:
         return cluster(x, p)
 
 
-def _lower_priority() -> None:
-    try:
-        me = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + CLUSTER_NICE))
-    except (AttributeError, OSError):    # not Linux, or not permitted: normal priority
-        pass
-
-
-def clusterer() -> ThreadPoolExecutor:
-    """The process's one clustering thread, at a lower priority: a build (the knowledge app's sweep)
-    yields the cores to the requests and runs sharing them, and uses what they leave. Its own
-    thread, because a thread's priority cannot be raised back (the default executor's threads
-    also answer queries)."""
-    if not _clusterer:
-        _clusterer.append(ThreadPoolExecutor(1, thread_name_prefix="kb-cluster", initializer=_lower_priority))
-    return _clusterer[0]
-
-
 def _summary_node(level: int, members: list[int], nodes: list[Node], text: str) -> Node:
     counts = Counter(nodes[i].doc_id for i in members)
     leaves_of = {nodes[i].doc_id: nodes[i] for i in members}
@@ -162,7 +140,7 @@ async def build_tree(leaves: list[Node], leaf_vecs: np.ndarray, embedder: Embedd
     level_vecs = leaf_vecs
     level = 0
     while len(level_ids) > p.top_size and level < p.max_levels:
-        clusters = await asyncio.get_running_loop().run_in_executor(clusterer(), cluster_single_threaded,
+        clusters = await asyncio.get_running_loop().run_in_executor(build_thread(), cluster_single_threaded,
                                                                      level_vecs, p)
         if len(clusters) >= len(level_ids):
             break       # no reduction: the level is as small as clustering makes it

@@ -242,15 +242,32 @@ async def _nothing_known(scope: Scope) -> dict:
 
 
 @pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread priorities are a Linux feature")
-def test_clustering_runs_in_one_lower_priority_thread() -> None:
+def test_builds_run_in_one_lower_priority_thread() -> None:
     import threading
 
-    from incidentfox.knowledge.raptor import CLUSTER_NICE, clusterer
+    from incidentfox.knowledge.background import BUILD_NICE, build_thread
 
     def nice() -> tuple[int, str]:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), threading.current_thread().name
 
     mine, _ = nice()
-    theirs, name = clusterer().submit(nice).result()
-    assert theirs == min(19, mine + CLUSTER_NICE) and name.startswith("kb-cluster")
-    assert clusterer() is clusterer()
+    theirs, name = build_thread().submit(nice).result()
+    assert theirs == min(19, mine + BUILD_NICE) and name.startswith("kb-build")
+    assert build_thread() is build_thread()
+
+
+async def test_a_build_runs_an_in_process_model_on_the_build_thread(store) -> None:
+    import threading
+
+    threads: set[str] = set()
+
+    class Local(HashEmbedder):
+        def embed_sync(self, texts: list[str]) -> np.ndarray:
+            threads.add(threading.current_thread().name)
+            return np.vstack([self.vector(t) for t in texts])
+
+    kb = KnowledgeBase(store, embedder=Local(), params=RaptorParams(max_cluster=4, top_size=2))
+    await seed(kb, ACME, TOPICS[:6])
+    await kb.rebuild(ACME)
+    assert threads and all(t.startswith("kb-build") for t in threads)
+    assert kb.embedder.calls == []       # the async path (another thread) was not used
