@@ -13,8 +13,9 @@
   document costs the runs after it nothing.
 * :class:`RebuildSweep` is the one rebuilder: the knowledge app's background loop rebuilds the scopes
   whose documents changed, one at a time, at most once per ``knowledge.rebuild_interval_s`` each.
-* :meth:`KnowledgeBases.warm` loads the embedder in the background once a team's scopes have a
-  built tree, so an actor's first search does not wait for the model.
+* :meth:`KnowledgeBases.warm` loads an in-process embedder in the background once a team's scopes
+  have a built tree, so a first search does not wait for the model (the platform's actors have
+  none to load: the knowledge app embeds their queries, :mod:`actors.tools.knowledge_app_embedder`).
 """
 
 from __future__ import annotations
