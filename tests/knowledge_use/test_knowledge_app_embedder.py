@@ -111,3 +111,15 @@ def test_searching_processes_ask_the_app_and_the_app_embeds_on_one_thread(tmp_pa
     assert isinstance(searching.offline_embedder(), KnowledgeAppEmbedder)
     assert isinstance(app.offline_embedder(), MiniLMEmbedder) and app.offline_embedder().threads == MODEL_THREADS == 1
     assert searching.offline_embedder().name == app.offline_embedder().name     # the app's vectors fit its indexes
+
+
+async def test_it_pickles_without_its_handle_or_lookups() -> None:
+    import math
+    import pickle
+
+    emb = KnowledgeAppEmbedder(Words())      # the real lookup: this process is not in a Ray cluster
+    out = await emb.embed(["disk full"])
+    assert emb._handle is None and emb._checked != -math.inf and emb.local.calls == [1]
+    clone = pickle.loads(pickle.dumps(emb))
+    assert clone._checked == -math.inf and not clone._queries and (clone.name, clone.dim) == (emb.name, emb.dim)
+    assert np.allclose((await clone.embed(["disk full"]))[0], out[0])
