@@ -52,6 +52,9 @@ _INLINE_NUMBER = re.compile(r"(?:^|\s)\d{1,2}[.)]\s+")   # "1. Roll back … 2. 
 # small calls (measured on a busy 2-core machine: 600 one-query embeddings cost 103 s of CPU with two
 # threads, 9.5 s with one, 3.5 s with one in batches of 8).
 MODEL_THREADS = 1
+# Texts per forward pass: a batch of 32 long chunks took ~360 MiB of activations at its peak (the
+# attention scores), 8 take ~180 MiB, at the same CPU per text on one thread.
+MODEL_BATCH = 8
 
 _BASES: dict[tuple[Any, ...], KnowledgeBases] = {}
 
@@ -73,7 +76,7 @@ def process_knowledge_bases(store: Any = None, *, embed_here: bool = False) -> K
     config = store or object_store_config(get_settings())
     key = (config.kind, str(config.root), config.bucket, config.prefix, config.endpoint_url, embed_here)
     if key not in _BASES:
-        offline = MiniLMEmbedder(threads=MODEL_THREADS)
+        offline = MiniLMEmbedder(batch_size=MODEL_BATCH, threads=MODEL_THREADS)
         _BASES[key] = KnowledgeBases(config.build(), summariser_for=llm_summariser,
                                      embedder=offline if embed_here else KnowledgeAppEmbedder(offline))
     return _BASES[key]

@@ -101,7 +101,7 @@ async def test_another_embedder_or_a_failed_call_is_an_embedder_error() -> None:
 
 
 def test_searching_processes_ask_the_app_and_the_app_embeds_on_one_thread(tmp_path) -> None:
-    from actors.engine.knowledge_use import MODEL_THREADS, process_knowledge_bases
+    from actors.engine.knowledge_use import MODEL_BATCH, MODEL_THREADS, process_knowledge_bases
     from incidentfox.knowledge import MiniLMEmbedder
     from incidentfox.object_store import ObjectStoreConfig
 
@@ -110,6 +110,7 @@ def test_searching_processes_ask_the_app_and_the_app_embeds_on_one_thread(tmp_pa
     assert searching is process_knowledge_bases(config) and searching is not app
     assert isinstance(searching.offline_embedder(), KnowledgeAppEmbedder)
     assert isinstance(app.offline_embedder(), MiniLMEmbedder) and app.offline_embedder().threads == MODEL_THREADS == 1
+    assert app.offline_embedder().batch_size == MODEL_BATCH == 8
     assert searching.offline_embedder().name == app.offline_embedder().name     # the app's vectors fit its indexes
 
 
