@@ -28,6 +28,9 @@ with the app and cancelled at shutdown) rebuilds dirty scopes one at a time, so 
   over the visible scopes; ``index.degraded_reason`` is ``embedder_changed`` (and ``index.lexical_scopes``
   names the scopes) when an index was built with another embedder than the one configured now: the
   hits are then scored by BM25 alone until the sweep has rebuilt the scope.
+
+Not HTTP: the replica's ``embed_query`` (a Serve handle call) embeds investigations' queries with the
+offline model it holds (:mod:`actors.tools.knowledge_app_embedder`).
 """
 
 from __future__ import annotations
@@ -230,13 +233,30 @@ def build_app(args: dict[str, Any] | None = None) -> Any:
     """``serve_apps.builder:build_knowledge`` delegates here."""
     from ray import serve
 
-    def asgi() -> FastAPI:
-        from incidentfox.logs import configure_process_logging
-        from incidentfox.settings import ensure_local_secrets
+    @serve.deployment(name="KnowledgeAPI", ray_actor_options={"num_cpus": 0}, max_ongoing_requests=100)
+    @serve.ingress()
+    class KnowledgeAPI:
+        """The knowledge app's replica: the HTTP API, the sweep, and the platform's query embeddings
+        (:meth:`embed_query`, for the processes that only search: they load no model)."""
 
-        configure_process_logging()
-        return create_knowledge_app(ensure_local_secrets(Settings()))
+        def __init__(self) -> None:
+            from actors.engine.knowledge_use import process_knowledge_bases
+            from incidentfox.logs import configure_process_logging
+            from incidentfox.settings import ensure_local_secrets
 
-    deployment = serve.deployment(serve.ingress(asgi)(), name="KnowledgeAPI",
-                                  ray_actor_options={"num_cpus": 0}, max_ongoing_requests=100)
-    return deployment.bind()
+            configure_process_logging()
+            self._settings = ensure_local_secrets(Settings())
+            self._bases = process_knowledge_bases(embed_here=True)
+
+        def __serve_build_asgi_app__(self) -> FastAPI:
+            return create_knowledge_app(self._settings, bases=self._bases)
+
+        @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.01)
+        async def embed_query(self, texts: list[str]) -> list[tuple[str, Any]]:
+            """``(embedder name, vector)`` of a query with the offline embedder (batched: a burst of
+            runs' consults costs one model call per batch)."""
+            embedder = self._bases.offline_embedder()
+            vectors = await embedder.embed(list(texts))
+            return [(embedder.name, v) for v in vectors]
+
+    return KnowledgeAPI.bind()

@@ -55,21 +55,37 @@ MITIGATION = re.compile(r"mitigat|remediat|resolution|resolv|\bfix(?:es|ed|ing)?
 _STEP = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+(.*\S)\s*$")
 _INLINE_NUMBER = re.compile(r"(?:^|\s)\d{1,2}[.)]\s+")   # "1. Roll back … 2. If …" (a chunk's list, joined)
 
+# A platform process shares its node's cores with the runs: torch's second thread spins between the
+# small calls (measured on a busy 2-core machine: 600 one-query embeddings cost 103 s of CPU with two
+# threads, 9.5 s with one, 3.5 s with one in batches of 8).
+MODEL_THREADS = 1
+# Texts per forward pass: a batch of 32 long chunks took ~360 MiB of activations at its peak (the
+# attention scores), 8 take ~180 MiB, at the same CPU per text on one thread.
+MODEL_BATCH = 8
+
 _BASES: dict[tuple[Any, ...], KnowledgeBases] = {}
 
 
-def process_knowledge_bases(store: Any = None) -> KnowledgeBases:
+def process_knowledge_bases(store: Any = None, *, embed_here: bool = False) -> KnowledgeBases:
     """This process's knowledge bases over ``store`` (an :class:`incidentfox.object_store.ObjectStoreConfig`;
     None: the settings' object store), summaries from a team's model when it has one
-    (:mod:`actors.engine.agents.summariser`). One per store and process."""
+    (:mod:`actors.engine.agents.summariser`). One per store and process.
+
+    The offline embedder's query vectors come from the knowledge app
+    (:class:`~actors.tools.knowledge_app_embedder.KnowledgeAppEmbedder`: this process loads no model
+    while that app runs); the app itself, which builds the indexes, passes ``embed_here``."""
     from actors.engine.agents.summariser import llm_summariser
+    from actors.tools.knowledge_app_embedder import KnowledgeAppEmbedder
+    from incidentfox.knowledge import MiniLMEmbedder
     from incidentfox.object_store import object_store_config
     from incidentfox.settings import get_settings
 
     config = store or object_store_config(get_settings())
-    key = (config.kind, str(config.root), config.bucket, config.prefix, config.endpoint_url)
+    key = (config.kind, str(config.root), config.bucket, config.prefix, config.endpoint_url, embed_here)
     if key not in _BASES:
-        _BASES[key] = KnowledgeBases(config.build(), summariser_for=llm_summariser)
+        offline = MiniLMEmbedder(batch_size=MODEL_BATCH, threads=MODEL_THREADS)
+        _BASES[key] = KnowledgeBases(config.build(), summariser_for=llm_summariser,
+                                     embedder=offline if embed_here else KnowledgeAppEmbedder(offline))
     return _BASES[key]
 
 

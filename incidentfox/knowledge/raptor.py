@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from incidentfox.knowledge.background import build_thread
 from incidentfox.knowledge.embedders import Embedder
 from incidentfox.knowledge.index import Node
 from incidentfox.knowledge.models import Progress, ProgressFn
@@ -138,7 +139,8 @@ async def build_tree(leaves: list[Node], leaf_vecs: np.ndarray, embedder: Embedd
     level_vecs = leaf_vecs
     level = 0
     while len(level_ids) > p.top_size and level < p.max_levels:
-        clusters = await asyncio.to_thread(cluster_single_threaded, level_vecs, p)
+        clusters = await asyncio.get_running_loop().run_in_executor(build_thread(), cluster_single_threaded,
+                                                                     level_vecs, p)
         if len(clusters) >= len(level_ids):
             break       # no reduction: the level is as small as clustering makes it
         level += 1

@@ -292,3 +292,66 @@ async def test_lexical_part_weighs_how_much_of_the_query_the_tree_holds(store) -
     partial = tree.coverage(tokens("disk kafka zookeeper rebalancing"))
     assert 0 < partial < 0.5 and tree.lexical_scores("disk kafka zookeeper rebalancing").max() == pytest.approx(partial)
     assert tree.coverage(tokens("kafka zookeeper")) == 0.0 and not tree.lexical_scores("kafka zookeeper").any()
+
+
+async def test_a_rebuild_embeds_only_what_changed_and_builds_the_same_tree(store) -> None:
+    kb = make_kb(store)
+    await seed(kb, ACME, TOPICS[:6])
+    await kb.rebuild(ACME)
+    kb.embedder.calls.clear()
+    await kb.put_document(runbook(ACME, 6, TOPICS[6]))
+    await kb.rebuild(ACME)
+    chunks = len((await kb.tree(ACME)).nodes)
+    summaries = sum(n.level > 0 for n in (await kb.tree(ACME)).nodes)
+    assert kb.embedder.calls[0] == 2, "of the leaves, only the new runbook's two sections are embedded"
+    assert kb.embedded == sum(kb.embedder.calls) <= 2 + summaries
+    fresh = make_kb(store)       # the same documents, nothing reused: the same nodes and vectors
+    fresh._known_vectors = _nothing_known
+    await fresh.rebuild(ACME)
+    built, again = await kb.tree(ACME), await fresh.tree(ACME)
+    assert fresh.embedded > kb.embedded and len(again.nodes) == chunks
+    assert [n.text for n in built.nodes] == [n.text for n in again.nodes]
+    assert np.allclose(built.embeddings, again.embeddings)
+
+    class Other(HashEmbedder):
+        name = "other"
+
+    other = KnowledgeBase(store, embedder=Other(), params=RaptorParams(max_cluster=4, top_size=2))
+    await other.rebuild(ACME)         # another embedder's vectors are never reused
+    assert other.embedded == fresh.embedded
+
+
+async def _nothing_known(scope: Scope) -> dict:
+    return {}
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread priorities are a Linux feature")
+def test_builds_run_in_one_lower_priority_thread() -> None:
+    import threading
+
+    from incidentfox.knowledge.background import BUILD_NICE, build_thread
+
+    def nice() -> tuple[int, str]:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), threading.current_thread().name
+
+    mine, _ = nice()
+    theirs, name = build_thread().submit(nice).result()
+    assert theirs == min(19, mine + BUILD_NICE) and name.startswith("kb-build")
+    assert build_thread() is build_thread()
+
+
+async def test_a_build_runs_an_in_process_model_on_the_build_thread(store) -> None:
+    import threading
+
+    threads: set[str] = set()
+
+    class Local(HashEmbedder):
+        def embed_sync(self, texts: list[str]) -> np.ndarray:
+            threads.add(threading.current_thread().name)
+            return np.vstack([self.vector(t) for t in texts])
+
+    kb = KnowledgeBase(store, embedder=Local(), params=RaptorParams(max_cluster=4, top_size=2))
+    await seed(kb, ACME, TOPICS[:6])
+    await kb.rebuild(ACME)
+    assert threads and all(t.startswith("kb-build") for t in threads)
+    assert kb.embedder.calls == []       # the async path (another thread) was not used
