@@ -303,8 +303,8 @@ async def test_a_rebuild_embeds_only_what_changed_and_builds_the_same_tree(store
     await kb.rebuild(ACME)
     chunks = len((await kb.tree(ACME)).nodes)
     summaries = sum(n.level > 0 for n in (await kb.tree(ACME)).nodes)
-    assert kb.embedder.calls[0] == 2, "of the leaves, only the new runbook's two sections are embedded"
-    assert kb.embedded == sum(kb.embedder.calls) <= 2 + summaries
+    assert kb.embedder.calls[0] == 3, "of the leaves, only the new runbook's two sections and its card are embedded"
+    assert kb.embedded == sum(kb.embedder.calls) <= 3 + summaries
     fresh = make_kb(store)       # the same documents, nothing reused: the same nodes and vectors
     fresh._known_vectors = _nothing_known
     await fresh.rebuild(ACME)
