@@ -47,6 +47,18 @@ _DOWN = ("avail", "success", "apdex", "uptime", "free")     # avail: availabilit
 _PREFERRED_STATS = ("Average", "avg", "mean", "", "p50")
 
 
+def median(values: np.typing.ArrayLike) -> float:
+    """``float(np.median(values))``, bit for bit, at a tenth of its cost on the short series scored
+    here (one sort and an index: NumPy's median spends ~15 µs on wrappers and NaN checks; a run scores
+    hundreds of series, and the offline planner's ranking was the burst's largest CPU cost)."""
+    s = np.sort(np.asarray(values, dtype=float), axis=None)
+    n = s.size
+    if n == 0 or np.isnan(s[-1]):       # NaN sorts last; like NumPy, an empty or NaN input gives NaN
+        return float("nan")
+    m = n // 2
+    return float(s[m]) if n % 2 else float((s[m - 1] + s[m]) / 2)
+
+
 def direction(metric: str) -> int:
     """+1 when higher is worse, -1 when lower is worse, 0 when either way is notable."""
     m = metric.lower()
@@ -139,7 +151,7 @@ def score_one(series: MetricSeries, baseline: MetricSeries | None, onset: float 
         return None
     order = np.argsort(ts)
     ts, xs = ts[order], xs[order]
-    step = float(np.median(np.diff(ts))) if len(ts) > 1 else 60.0
+    step = median(np.diff(ts)) if len(ts) > 1 else 60.0
     if onset is None:
         onset = float(ts[-max(1, len(ts) // 3)])
     post = ts > onset - step
@@ -153,8 +165,8 @@ def score_one(series: MetricSeries, baseline: MetricSeries | None, onset: float 
         b = pre_vals
     if len(b) < MIN_BASELINE:
         return None      # too little history to call anything anomalous
-    center = float(np.median(b))
-    mad = 1.4826 * float(np.median(np.abs(b - center)))
+    center = median(b)
+    mad = 1.4826 * median(np.abs(b - center))
     d = direction(series.metric)
     pct = d < 0 and center > 1.0
     scale = max(mad, PCT_FLOOR if pct else REL_FLOOR * abs(center))
@@ -165,12 +177,12 @@ def score_one(series: MetricSeries, baseline: MetricSeries | None, onset: float 
     if d:
         z = d * (x - center) / scale
         if len(pre_vals):
-            ref = float(np.median(pre_vals))
+            ref = median(pre_vals)
             z = np.minimum(z, d * (x - ref) / scale)
     else:
         z = np.abs(x - center) / scale
         if len(pre_vals):
-            z = np.minimum(z, np.abs(x - float(np.median(pre_vals))) / scale)
+            z = np.minimum(z, np.abs(x - median(pre_vals)) / scale)
     return SeriesScore(
         entity=series.entity, metric=series.metric, statistic=series.statistic, unit=series.unit,
         center=center, times=ts[post], values=x, z=z, delta=sign * (x - center),

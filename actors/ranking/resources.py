@@ -41,7 +41,7 @@ from datetime import datetime
 
 import numpy as np
 
-from actors.ranking.anomaly import MIN_BASELINE, REL_FLOOR, TAU, SeriesScore, score_series
+from actors.ranking.anomaly import MIN_BASELINE, REL_FLOOR, TAU, SeriesScore, median, score_series
 from actors.ranking.model import RESOURCE, Finding
 from incidentfox.contracts import Evidence
 from incidentfox.evidence import EvidenceBundle
@@ -106,8 +106,8 @@ def _gap_z(client: SeriesScore, server: SeriesScore, onset: float | None) -> tup
     pre, post = gap[t < onset - client.step / 2], t >= onset
     if len(pre) < MIN_BASELINE or not post.any():
         return None
-    center = float(np.median(pre))
-    scale = max(1.4826 * float(np.median(np.abs(pre - center))), REL_FLOOR * abs(client.center), 1e-12)
+    center = median(pre)
+    scale = max(1.4826 * median(np.abs(pre - center)), REL_FLOOR * abs(client.center), 1e-12)
     z = np.where(post, (gap - center) / scale, -np.inf)
     k = int(np.argmax(z))
     return float(z[k]), float(t[k])
