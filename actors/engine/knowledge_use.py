@@ -40,7 +40,10 @@ from incidentfox.timeparse import parse_time
 
 log = logging.getLogger(__name__)
 
-CONSULT_TIMEOUT_S = 30.0       # a process's first search loads the offline embedder
+# A process's first search may load the offline embedder in process (when the knowledge app is not
+# running): ~5 s on a quiet machine, over 30 s on a saturated 2-core one, where a 30 s bound made a
+# fresh actor's first run consult nothing. Later searches take milliseconds.
+CONSULT_TIMEOUT_S = 90.0
 # Hits below these scores are not used. Measured on the demo runbooks (cli/demo/runbooks) with the
 # offline embedder: questions about an unrelated system score ≤ 0.27, related ones ≥ 0.40.
 MIN_RUNBOOK_SCORE = 0.35

@@ -26,6 +26,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("cli/demo/flow.py", "Demo.start_platform"):
         "builds the environment of the `incidentfox up` child process (this one, with the demo's "
         "values over it); the values it uses itself come from Settings",
+    ("incidentfox/knowledge/git_source.py", "_git"):
+        "passes only PATH on to the `git` child (with no user or system config and no prompt), so the "
+        "clone finds git; nothing is interpreted there",
     ("incidentfox/knowledge/embedders.py", "MiniLMEmbedder.model"):
         "sets (setdefault, never reads) the Hugging Face offline switches before the bundled model "
         "loads, so transformers and huggingface_hub never try the network; nothing is interpreted",
