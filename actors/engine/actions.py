@@ -4,7 +4,7 @@ A :class:`~incidentfox.contracts.ProposedAction` (the top cause's remedy, :mod:`
 mutating tool call. Its life, on the approvals machinery of mutating tool calls
 (:mod:`actors.engine.approvals`, the ``tool_approvals`` table, whose id is the action's id):
 
-1. :func:`record_proposals`, when the run succeeds: a ``pending`` row (tool, exact arguments) and an
+1. :func:`add_proposals`, in the transaction that marks the run succeeded: a ``pending`` row (tool, exact arguments) and an
    ``approval`` run event ``{action_id, kind, target, effect, tool, status: proposed}``. An action
    IncidentFox cannot run (``tool`` None: a revert whose repository or commit is unknown) gets no
    row: it is shown, never approvable.
@@ -78,23 +78,19 @@ def action_of(run: Run | None, action_id: str) -> ProposedAction | None:
     return None
 
 
-async def record_proposals(sessions: async_sessionmaker[AsyncSession], *, run_id: str, rca: RCA) -> int:
-    """Make the RCA's runnable actions approvable (step 1 of the module doc); returns how many."""
+async def add_proposals(s: AsyncSession, *, run_id: str, rca: RCA) -> int:
+    """Make the RCA's runnable actions approvable (step 1 of the module doc), in the caller's
+    transaction: the one that marks the run succeeded, so a succeeded run always has its rows and a
+    row never exists for a run that did not succeed. Returns how many rows were added."""
     runnable = [a for a in rca.proposed_actions if a.tool]
-
-    async def txn() -> None:
-        async with sessions() as s:
-            for a in runnable:
-                s.add(ToolApproval(id=a.id, run_id=run_id, tool=a.tool, arguments=a.arguments, status="pending",
-                                   requested_at=utcnow()))
-            await s.flush()
-            for a in rca.proposed_actions:
-                await store.append_event(s, run_id=run_id, kind="approval", data={
-                    "action_id": a.id, "kind": a.kind, "target": a.target, "effect": a.effect, "tool": a.tool,
-                    "arguments": a.arguments, "status": "proposed" if a.tool else "not_runnable"})
-            await s.commit()
-    if rca.proposed_actions:
-        await retry_locked(txn)
+    for a in runnable:
+        s.add(ToolApproval(id=a.id, run_id=run_id, tool=a.tool, arguments=a.arguments, status="pending",
+                           requested_at=utcnow()))
+    await s.flush()
+    for a in rca.proposed_actions:
+        await store.append_event(s, run_id=run_id, kind="approval", data={
+            "action_id": a.id, "kind": a.kind, "target": a.target, "effect": a.effect, "tool": a.tool,
+            "arguments": a.arguments, "status": "proposed" if a.tool else "not_runnable"})
     return len(runnable)
 
 

@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from actors.answerback.dispatch import answer_run
 from actors.answerback.http import Outbound
-from actors.engine.actions import record_proposals
+from actors.engine.actions import add_proposals
 from actors.engine.fanout import SubAgentFanout
 from actors.engine.knowledge_use import knowledge_step, warm_knowledge
 from actors.engine.llm_plan import plan_llm
@@ -150,9 +150,10 @@ def _reason(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {text}"[:500]
 
 
-async def _finish(ctx: EngineContext, live: LiveRun, to: RunStatus, **fields: Any) -> bool:
+async def _finish(ctx: EngineContext, live: LiveRun, to: RunStatus, *,
+                  also: Callable[[AsyncSession], Awaitable[Any]] | None = None, **fields: Any) -> bool:
     """Flush queued events, then move the run to a terminal status (CAS from running, and only while
-    this actor still holds the lease)."""
+    this actor still holds the lease); ``also`` writes in the same transaction, only if the CAS won."""
     run_id = live.run_id
     await retry_locked(ctx.writer.flush)
 
@@ -166,6 +167,8 @@ async def _finish(ctx: EngineContext, live: LiveRun, to: RunStatus, **fields: An
                     if fields.get("error"):
                         data["reason"] = fields["error"]
                     await store.append_event(s, run_id=run_id, kind="status", data=data)
+                    if also is not None:
+                        await also(s)
                 await s.commit()
                 return ok
     ok = await retry_locked(txn)
@@ -175,6 +178,23 @@ async def _finish(ctx: EngineContext, live: LiveRun, to: RunStatus, **fields: An
         metrics.RUNS_TOTAL.inc(status=to.value)
         metrics.RUN_SECONDS.observe(time.monotonic() - live.started_at)
     return ok
+
+
+async def _finish_succeeded(ctx: EngineContext, live: LiveRun, rca: RCA, result: dict[str, Any]) -> bool:
+    """Mark the run succeeded with its RCA and, in the same transaction, make its proposed fixes
+    approvable (:func:`actors.engine.actions.add_proposals`): a reader that sees the run succeeded
+    sees its approval rows. When the rows cannot be written the RCA stands without them (a note says
+    so): the fix is then not offered. ``rca`` loses them too, for the Slack message."""
+    if not rca.proposed_actions:
+        return await _finish(ctx, live, RunStatus.SUCCEEDED, result=result)
+    try:
+        return await _finish(ctx, live, RunStatus.SUCCEEDED, result=result,
+                             also=lambda s: add_proposals(s, run_id=live.run_id, rca=rca))
+    except Exception as exc:  # noqa: BLE001 - the rows only: the run itself still succeeds below
+        ctx.writer.event(live.run_id, "note", {"proposed_actions": "not recorded", "reason": _reason(exc)})
+    rca.proposed_actions = []
+    result["proposed_actions"] = []
+    return await _finish(ctx, live, RunStatus.SUCCEEDED, result=result)
 
 
 async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveRun,
@@ -335,14 +355,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         result["partial"] = cut_short
         ctx.writer.event(run_id, "phase", {"phase": "rca", "root_causes": [c.entity for c in rca.root_causes],
                                            "no_incident": rca.no_incident})
-        ok = await _finish(ctx, live, RunStatus.SUCCEEDED, result=result)
-        if ok and rca.proposed_actions:
-            # Approvable only now that the run and its RCA are durable (actors/engine/actions.py).
-            try:
-                await record_proposals(ctx.sessions, run_id=run_id, rca=rca)
-            except Exception as exc:  # the RCA stands; without its rows the fix is not offered
-                ctx.writer.event(run_id, "note", {"proposed_actions": "not recorded", "reason": _reason(exc)})
-                rca = rca.model_copy(update={"proposed_actions": []})
+        ok = await _finish_succeeded(ctx, live, rca, result)
         if reporter is not None and ok:
             await _post_final(ctx, live.run_id, reporter, rca, RunStatus.SUCCEEDED)
         if ok:   # bounded; each outcome a note event; never changes the run's result

@@ -57,4 +57,5 @@ async def test_offline_run_cites_the_runbook_and_is_remembered(engine: Engine) -
     second = await engine.wait_terminal(again, timeout=240)
     assert second.status == "succeeded", second.error
     seen = [c for c in second.result["citations"] if c["used_for"] == "seen_before"]
-    assert seen and seen[0]["source"] == f"incident/{run_id}"
+    notes = [e.data for e in await engine.events(again) if e.kind == "note" and "knowledge" in e.data]
+    assert seen and seen[0]["source"] == f"incident/{run_id}", (notes, second.result["citations"])

@@ -158,11 +158,16 @@ async def test_rollback_refuses_a_moved_deployment(kube: FakeHTTP) -> None:
                                              if c.method == "PATCH"]
 
 
-async def _succeeded_run(sessions: Any, rca: RCA) -> str:
+async def _succeeded_run(sessions: Any, rca: RCA, *, propose: bool = False) -> str:
+    """A succeeded run of ``rca`` (with its proposals' approval rows, as the engine writes them, when
+    ``propose``)."""
     async with sessions() as s:
         run = await store.create_run(s, org_id="o", team_id="t",
                                      trigger=Trigger(source="api", delivery_id="d-" + rca.summary, event_kind="api"))
         run.status, run.result = "succeeded", rca.model_dump(mode="json")
+        if propose:
+            await s.flush()
+            assert await actions.add_proposals(s, run_id=run.id, rca=rca) == len(rca.proposed_actions)
         await s.commit()
         return run.id
 
@@ -182,8 +187,7 @@ async def test_only_an_approved_action_runs_and_only_once(db_url: str, kube: Fak
     try:
         rca = rca_from_evidence(_deploy_bundle(), now=T + timedelta(minutes=5), allowed=ALL)
         [proposal] = rca.proposed_actions
-        run_id = await _succeeded_run(sessions, rca)
-        assert await actions.record_proposals(sessions, run_id=run_id, rca=rca) == 1
+        run_id = await _succeeded_run(sessions, rca, propose=True)
         # Pending (nobody approved): nothing runs.
         out = await actions.execute_approved(sessions, run_id=run_id, action_id=proposal.id, call_tool=call_tool)
         assert not out.ran and out.status == "pending" and calls == []
@@ -218,9 +222,8 @@ async def test_a_denied_or_foreign_action_never_runs(db_url: str) -> None:
     try:
         rca = rca_from_evidence(_crash_bundle(), now=T + timedelta(minutes=5), allowed=ALL)
         [proposal] = rca.proposed_actions
-        run_id = await _succeeded_run(sessions, rca)
+        run_id = await _succeeded_run(sessions, rca, propose=True)
         other_id = await _succeeded_run(sessions, RCA(summary="other"))
-        await actions.record_proposals(sessions, run_id=run_id, rca=rca)
         async with sessions() as s:
             assert await approvals.decide(s, run_id=run_id, approval_id=proposal.id, approve=False, by="admin")
             # The same id on another run is not that run's action.

@@ -11,7 +11,7 @@ import pytest
 from gateway_kit import seed_tenants, settings_for
 from sqlalchemy import select
 
-from actors.engine.actions import ActionRunner, record_proposals
+from actors.engine.actions import ActionRunner, add_proposals
 from actors.engine.offline_planner import rca_from_evidence
 from cli.demo.slack_recorder import SlackRecorder
 from incidentfox.contracts import RCA, ProposedAction, Trigger
@@ -62,8 +62,8 @@ async def _api(db_url, tmp_path, kube: FakeHTTP):
                                      trigger=Trigger(source="api", delivery_id="d1", event_kind="api"))
         run.status, run.result = "succeeded", rca.model_dump(mode="json")
         run.thread_channel, run.thread_ts, run.slack_message = "C111", "1.0", {"channel": "C111", "ts": "1.1"}
+        await add_proposals(s, run_id=run.id, rca=rca)
         await s.commit()
-    await record_proposals(sessions, run_id=run.id, rca=rca)
     app = create_agent_app(settings=settings, runner=NullRunner(),
                            actions=ActionRunner(sessions, settings=settings))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://agent") as client:

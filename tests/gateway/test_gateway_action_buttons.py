@@ -63,8 +63,8 @@ async def test_only_an_approvers_click_runs_the_fix_once(gw, fixtures_dir, db_ur
     async with core.sessions() as s:
         run = await store.get_run(s, run_id)
         run.status, run.result = "succeeded", rca.model_dump(mode="json")
+        await actions.add_proposals(s, run_id=run_id, rca=rca)
         await s.commit()
-    await actions.record_proposals(core.sessions, run_id=run_id, rca=rca)
     # The button the RCA message carries.
     [button] = [e for b in rca_blocks(rca, run_id=run_id) if b.get("block_id") == f"action:{proposal.id}"
                 for e in b["elements"] if e["action_id"] == ACTION_APPROVE]

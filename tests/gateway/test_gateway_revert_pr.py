@@ -82,8 +82,8 @@ async def _run_with_revert(core: Any, client: Any, fixtures_dir: Any, sha: str) 
     async with core.sessions() as s:
         run = await store.get_run(s, run_id)
         run.status, run.result = "succeeded", rca.model_dump(mode="json")
+        await actions.add_proposals(s, run_id=run_id, rca=rca)
         await s.commit()
-    await actions.record_proposals(core.sessions, run_id=run_id, rca=rca)
     [button] = [e for b in rca_blocks(rca, run_id=run_id) if b.get("block_id") == f"action:{proposal.id}"
                 for e in b["elements"] if e["action_id"] == ACTION_APPROVE]
     return run_id, proposal, button
