@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from incidentfox.knowledge import Embedder, EmbedderError, MiniLMEmbedder
+from incidentfox.knowledge.embedders import preload
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,13 @@ class KnowledgeAppEmbedder:
                     if self._handle is None:
                         log.info("knowledge app %r not running: query embeddings in process", self.app)
         return self._handle
+
+    async def preload(self) -> bool:
+        """Load ``local``'s model only when this process will embed itself (the app is not running):
+        a fresh process's first search then does not wait for it."""
+        if await self.handle() is not None:
+            return False
+        return await preload(self.local)
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         handle = await self.handle()

@@ -142,8 +142,9 @@ class KnowledgeBases:
         return kb
 
     def warm(self, team: TeamKnowledge) -> asyncio.Task[bool]:
-        """Load the team's embedder in a background thread if one of its scopes has a built tree
-        (once per embedder and process; nothing is loaded, torch included, when none has). The task
+        """Load the team's embedder in the background if one of its scopes has a built tree (once per
+        embedder and process; nothing is loaded, torch included, when none has, nor when the
+        knowledge app embeds this process's queries). The task
         answers whether it loaded; a failure is logged, never raised (the search reports it)."""
         kb = self.for_team(team)
         task = self._warming.get(id(kb.embedder))
@@ -161,13 +162,13 @@ class KnowledgeBases:
         return task
 
     async def _warm(self, kb: Any, team: TeamKnowledge) -> bool:
+        from incidentfox.knowledge.embedders import preload
+
         try:
             trees = [await kb.tree(s) for s in team.scopes()]
-            load = getattr(kb.embedder, "model", None)    # the offline model's loader; a remote embedder has none
-            if not callable(load) or not any(t is not None and t.nodes for t in trees):
+            if not any(t is not None and t.nodes for t in trees):
                 return False
-            await asyncio.to_thread(load)
-            return True
+            return await preload(kb.embedder)   # the offline model; a remote embedder loads nothing
         except Exception as exc:  # noqa: BLE001 - the run's own search meets (and notes) the problem
             log.warning("knowledge embedder not preloaded: %s", type(exc).__name__)
             return False

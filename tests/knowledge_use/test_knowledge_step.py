@@ -254,8 +254,9 @@ async def test_the_embedder_is_preloaded_only_when_a_tree_exists(tmp_path, caplo
     loaded: list[int] = []
 
     class Loading(WordsEmbedder):
-        def model(self) -> None:
+        async def preload(self) -> bool:
             loaded.append(1)
+            return True
 
     now = [0.0]
     kbs = KnowledgeBases(LocalObjectStore(tmp_path / "objects"), embedder=Loading(), clock=lambda: now[0])
@@ -267,7 +268,7 @@ async def test_the_embedder_is_preloaded_only_when_a_tree_exists(tmp_path, caplo
     now[0] += WARM_RECHECK_S
     assert await kbs.warm(t) is True and loaded == [1]
     assert await kbs.warm(t) is True and loaded == [1]       # once per embedder and process
-    # A remote embedder has nothing to load (its `model` is a name, not a loader).
+    # A remote embedder has nothing to load (no `preload`; its `model` is a name).
     remote = TeamKnowledge(org_id="acme", team_id="sre", embeddings_url="http://127.0.0.1:9/v1",
                            embeddings_model="e-1")
     assert kbs.for_team(remote).embedder.model == "e-1"
