@@ -23,27 +23,32 @@ TeamOpt = Annotated[str | None, typer.Option("--team", help="A team of the org (
 DbOpt = Annotated[str, typer.Option(help="Database URL (default: INCIDENTFOX_DATABASE_URL or local SQLite).")]
 
 
-def _scope(org: str, team: str | None, database_url: str) -> Any:
-    """The scope, after checking the org (and team) exist through config_service's library face."""
+def _scope(org: str, team: str | None, database_url: str) -> tuple[Any, Any]:
+    """The scope and the knowledge base its settings call for, after checking the org (and team)
+    exist through config_service's library face: a team (or org) with ``knowledge.embeddings`` is
+    built and searched with that endpoint, as the platform's rebuild sweep and searches do, and its
+    summaries come from its model when ``knowledge.summaries`` is ``auto``."""
     from config_service import effective_config_in_session
     from incidentfox.db import make_async_engine, session_factory
     from incidentfox.errors import IncidentFoxError, NotFound
     from incidentfox.knowledge import scope
-    from incidentfox.settings import get_settings
+    from incidentfox.settings import ensure_local_secrets, get_settings
 
     try:
         sc = scope(org, team)
     except IncidentFoxError as exc:
         fail(exc.message)
-    url = database_url or get_settings().resolved_database_url()
+    settings = ensure_local_secrets(get_settings())    # the config's secrets (an endpoint's key) decrypt
+    url = database_url or settings.resolved_database_url()
 
-    async def check() -> None:
+    async def read() -> dict[str, Any]:
         from sqlalchemy.exc import SQLAlchemyError
 
         engine = make_async_engine(url)
         try:
             async with session_factory(engine)() as session:
-                await effective_config_in_session(session, org_id=org, node_id=team or org)
+                return await effective_config_in_session(session, org_id=org, node_id=team or org,
+                                                         reveal_secrets=True, settings=settings)
         except NotFound as exc:
             fail(exc.message)
         except SQLAlchemyError as exc:
@@ -51,15 +56,18 @@ def _scope(org: str, team: str | None, database_url: str) -> Any:
         finally:
             await engine.dispose()
 
-    asyncio.run(check())
-    return sc
+    return sc, _kb(asyncio.run(read()), org, team)
 
 
-def _kb() -> Any:
-    from incidentfox.knowledge import knowledge_base_from_settings
+def _kb(config: dict[str, Any], org: str, team: str | None) -> Any:
+    from actors.engine.agents.summariser import llm_summariser
+    from actors.tools.knowledge_bases import KnowledgeBases, TeamKnowledge
+    from incidentfox.object_store import object_store_from_settings
     from incidentfox.settings import get_settings
 
-    return knowledge_base_from_settings(get_settings())
+    settings = get_settings()
+    bases = KnowledgeBases(object_store_from_settings(settings), summariser_for=llm_summariser)
+    return bases.for_team(TeamKnowledge.from_config(config, org_id=org, team_id=team or ""))
 
 
 def _info_view(info: Any) -> dict:
@@ -87,8 +95,7 @@ def ingest(path: Annotated[str, typer.Argument(help="A folder of .md/.txt/.html 
         fail("--ref and --git-path apply to a repository address, not a local folder")
     if not remote and not Path(path).is_dir():
         fail(f"{path} is not a folder (nor a Git repository address)")
-    sc = _scope(org, team, database_url)
-    kb = _kb()
+    sc, kb = _scope(org, team, database_url)
 
     async def run(shown: Any) -> dict:
         if remote:
@@ -117,8 +124,7 @@ def search(query: Annotated[str, typer.Argument(help="What to look for, in plain
     is ``embedder_changed`` when the index was built with another embedder (BM25-only scores)."""
     from incidentfox.errors import IncidentFoxError
 
-    sc = _scope(org, team, database_url)
-    kb = _kb()
+    sc, kb = _scope(org, team, database_url)
 
     async def run() -> Any:
         if await kb.index_info(sc) is None:
@@ -156,8 +162,7 @@ def rebuild(org: OrgOpt, team: TeamOpt = None, database_url: DbOpt = "", quiet: 
     bars (chunks embedded, levels built) go to stderr, plain lines when it is not a terminal."""
     from incidentfox.errors import IncidentFoxError
 
-    sc = _scope(org, team, database_url)
-    kb = _kb()
+    sc, kb = _scope(org, team, database_url)
     with stage_bars(f"rebuilding {sc}", quiet=quiet) as shown:
         try:
             info = asyncio.run(kb.rebuild(sc, progress=shown))

@@ -60,6 +60,9 @@ def cli(env, monkeypatch):
     for k, v in env.items():
         if k.startswith("INCIDENTFOX_"):
             monkeypatch.setenv(k, v)
+    # Set here so the CLI's local-secrets step finds them (and this test session's env is restored).
+    monkeypatch.setenv("INCIDENTFOX_SECRET_KEY", "PJ9sW0m3Yy2fM1oJ6QwJkq7x0rH2m5d8Vb4nT1cLzAs=")
+    monkeypatch.setenv("INCIDENTFOX_TOKEN_PEPPER", "pepper-for-kb-cli-tests")
     get_settings.cache_clear()
     runner = CliRunner()
     yield lambda *args: runner.invoke(app, list(args))
@@ -173,3 +176,69 @@ def test_ingest_from_a_git_repository_links_citations_and_mirrors_it(cli, env, t
     assert res.exit_code == 1 and "failed" in res.output
     res = cli("kb", "ingest", env["DOCS"], "--ref", "main", "--org", "acme")
     assert res.exit_code == 1 and "apply to a repository address" in res.output
+
+
+def test_a_team_with_its_own_embeddings_endpoint_is_built_and_searched_with_it(cli, env, monkeypatch) -> None:
+    """The CLI builds a team's index with the embedder its config names, as the platform's sweep does
+    (not the offline one, which would leave the team's searches lexical until the sweep rebuilt it);
+    the endpoint is a scripted OpenAI-compatible server on loopback, allowed by the egress policy."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    asked: list[dict] = []
+
+    class Embeddings(BaseHTTPRequestHandler):
+        def log_message(self, *_args) -> None:
+            return None
+
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            asked.append({"path": self.path, "model": body["model"], "n": len(body["input"])})
+            words = ("replica", "redis", "certificate", "disk")
+            data = [{"index": i, "embedding": [float(w in t.lower()) for w in words] + [0.1]}
+                    for i, t in enumerate(body["input"])]
+            payload = json.dumps({"data": data, "model": body["model"]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Embeddings)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    monkeypatch.setenv("INCIDENTFOX_EGRESS_ALLOW", "127.0.0.1")
+    get_settings.cache_clear()
+
+    async def team_with_endpoint() -> None:
+        from config_service.services.config import patch_config
+        from config_service.services.nodes import create_node
+        from incidentfox.db import make_async_engine, session_factory
+
+        engine = make_async_engine(env["INCIDENTFOX_DATABASE_URL"])
+        try:
+            async with session_factory(engine)() as s:
+                await create_node(s, org_id="acme", node_id="data", parent_id=None, kind="team", name="Data",
+                                  actor="test")
+            async with session_factory(engine)() as s:
+                await patch_config(s, settings=get_settings(), org_id="acme", node_id="data", actor="test",
+                                                  patch={"knowledge": {"embeddings": {
+                                                      "base_url": f"http://127.0.0.1:{srv.server_address[1]}/v1",
+                                                      "model": "team-embed-1"}}})
+        finally:
+            await engine.dispose()
+    try:
+        asyncio.run(team_with_endpoint())
+        res = cli("kb", "ingest", env["DOCS"], "--org", "acme", "--team", "data", "--quiet")
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["index"]["embedder"] == "openai:team-embed-1"
+        built = len(asked)
+        assert built >= 1 and all(a["path"] == "/v1/embeddings" and a["model"] == "team-embed-1" for a in asked)
+        res = cli("kb", "search", "redis keys evicted", "--org", "acme", "--team", "data", "--json")
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.stdout)
+        assert out["index"]["degraded_reason"] is None and out["results"][0]["source"] == "cache.html"
+        assert len(asked) == built + 1           # the query was embedded by the team's endpoint too
+        res = cli("kb", "rebuild", "--org", "acme", "--team", "data", "--quiet")
+        assert res.exit_code == 0 and json.loads(res.stdout)["embedder"] == "openai:team-embed-1"
+    finally:
+        srv.shutdown()
