@@ -37,17 +37,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from actors.answerback.dispatch import answer_run
-from actors.answerback.http import Outbound
-from actors.engine.actions import add_proposals
 from actors.engine.fanout import SubAgentFanout
 from actors.engine.knowledge_use import knowledge_step, warm_knowledge
 from actors.engine.llm_plan import plan_llm
@@ -61,7 +56,16 @@ from actors.engine.offline_planner import (
     trigger_services,
 )
 from actors.engine.outcomes import RunOutcome, SubAgentStatus
-from actors.engine.run_writer import RunWriter
+from actors.engine.run_state import (
+    DB_TIMEOUT_S,
+    SLACK_TIMEOUT_S,
+    EngineContext,
+    LiveRun,
+    RunFailed,
+    finish,
+    finish_succeeded,
+    reason_of,
+)
 from actors.engine.thread_turns import (
     Steering,
     evidence_snapshot,
@@ -71,130 +75,15 @@ from actors.engine.thread_turns import (
 from actors.slack.client import slack_client
 from actors.slack.reporter import SlackReporter
 from config_service import TeamConfig, team_has_channel
-from incidentfox import metrics
 from incidentfox.contracts import RCA, RunStatus
 from incidentfox.db import utcnow
 from incidentfox.links import run_url
 from incidentfox.runs import store
 from incidentfox.runs.models import Run
-from incidentfox.runs.turns import ENTRY_KIND, is_turn
+from incidentfox.runs.turns import ENTRY_KIND
 from incidentfox.sqlite_writer import retry_locked
 
 log = logging.getLogger(__name__)
-
-DB_TIMEOUT_S = 30.0
-SLACK_TIMEOUT_S = 15.0
-
-
-@dataclass
-class EngineContext:
-    """What one pool actor gives every run it hosts."""
-
-    sessions: async_sessionmaker[AsyncSession]
-    writer: RunWriter
-    load_config: Callable[[str, str], Awaitable[dict[str, Any]]]
-    slack_api_url: str
-    http_session: Any | None = None      # a shared aiohttp session for Slack clients
-    public_url: str = ""                 # the install's public base URL: messages link the run under it
-    outbound: Callable[[], Outbound] = Outbound   # answer-back HTTP, one per run: its GitHub App token
-                                                  # cache dies with the run (no credential outlives it)
-    knowledge: Any = None                # actors.tools.knowledge_bases.KnowledgeBases (None: the process's)
-
-
-@dataclass
-class LiveRun:
-    """In-memory state of a hosted run: what the actor's ``attach``/``cancel`` touch."""
-
-    run_id: str
-    owner: str | None = None             # the lease owner (the hosting actor's incarnation)
-    absorbed: list[dict[str, Any]] = field(default_factory=list)
-    turns: list[dict[str, Any]] = field(default_factory=list)   # thread replies (incidentfox.runs.turns)
-    turns_read: int = 0                  # how many of ``turns`` the planner has been given
-    task: asyncio.Task[Any] | None = None
-    first_message_at: float | None = None
-    abandoned: bool = False              # the lease was lost: stop without touching the run
-    finished: bool = False               # this actor wrote the terminal status; only the final
-                                         # Slack edit is left, which nothing may cancel
-    finish_fields: dict[str, Any] = field(default_factory=dict)   # run columns written with the final status
-    started_at: float = field(default_factory=time.monotonic)      # for incidentfox_run_seconds
-    knowledge: Any = None                # the run's KnowledgeStep once its config is read: however the
-                                         # run ends, it is remembered as a past incident
-
-    def absorb(self, *entries: dict[str, Any]) -> None:
-        """Add correlated triggers and thread turns, once each (the row and the live attach may both
-        carry one)."""
-        seen = {(e.get("source"), e.get("delivery_id")) for e in (*self.absorbed, *self.turns)}
-        for entry in entries:
-            key = (entry.get("source"), entry.get("delivery_id"))
-            if key not in seen:
-                seen.add(key)
-                (self.turns if is_turn(entry) else self.absorbed).append(entry)
-
-    def take_turns(self) -> list[dict[str, Any]]:
-        """The thread turns the planner has not been given yet."""
-        new, self.turns_read = self.turns[self.turns_read:], len(self.turns)
-        return new
-
-
-class RunFailed(Exception):
-    """A run ended in error; ``reason`` is the one line stored in ``runs.error``."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _reason(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None) or exc
-    text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-    return f"{type(cause).__name__}: {text}"[:500]
-
-
-async def _finish(ctx: EngineContext, live: LiveRun, to: RunStatus, *,
-                  also: Callable[[AsyncSession], Awaitable[Any]] | None = None, **fields: Any) -> bool:
-    """Flush queued events, then move the run to a terminal status (CAS from running, and only while
-    this actor still holds the lease); ``also`` writes in the same transaction, only if the CAS won."""
-    run_id = live.run_id
-    await retry_locked(ctx.writer.flush)
-
-    async def txn() -> bool:
-        async with asyncio.timeout(DB_TIMEOUT_S):
-            async with ctx.sessions() as s:
-                ok = await store.transition(s, run_id=run_id, to=to, from_=[RunStatus.RUNNING],
-                                            owner=live.owner, **{**live.finish_fields, **fields})
-                if ok:
-                    data = {"status": to.value}
-                    if fields.get("error"):
-                        data["reason"] = fields["error"]
-                    await store.append_event(s, run_id=run_id, kind="status", data=data)
-                    if also is not None:
-                        await also(s)
-                await s.commit()
-                return ok
-    ok = await retry_locked(txn)
-    if ok:   # only the transition that won the CAS counts the run
-        live.finished = True
-        log.info("run finished: %s", to.value)   # carries run_id/org_id/team_id bound by the pool actor
-        metrics.RUNS_TOTAL.inc(status=to.value)
-        metrics.RUN_SECONDS.observe(time.monotonic() - live.started_at)
-    return ok
-
-
-async def _finish_succeeded(ctx: EngineContext, live: LiveRun, rca: RCA, result: dict[str, Any]) -> bool:
-    """Mark the run succeeded with its RCA and, in the same transaction, make its proposed fixes
-    approvable (:func:`actors.engine.actions.add_proposals`): a reader that sees the run succeeded
-    sees its approval rows. When the rows cannot be written the RCA stands without them (a note says
-    so): the fix is then not offered. ``rca`` loses them too, for the Slack message."""
-    if not rca.proposed_actions:
-        return await _finish(ctx, live, RunStatus.SUCCEEDED, result=result)
-    try:
-        return await _finish(ctx, live, RunStatus.SUCCEEDED, result=result,
-                             also=lambda s: add_proposals(s, run_id=live.run_id, rca=rca))
-    except Exception as exc:  # noqa: BLE001 - the rows only: the run itself still succeeds below
-        ctx.writer.event(live.run_id, "note", {"proposed_actions": "not recorded", "reason": _reason(exc)})
-    rca.proposed_actions = []
-    result["proposed_actions"] = []
-    return await _finish(ctx, live, RunStatus.SUCCEEDED, result=result)
 
 
 async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveRun,
@@ -220,7 +109,7 @@ async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveR
         async with asyncio.timeout(SLACK_TIMEOUT_S):
             msg = await reporter.start(channel=channel, thread_ts=thread_ts)
     except Exception as exc:  # Slack down must not stop the investigation
-        ctx.writer.event(run.id, "note", {"slack": "error", "reason": _reason(exc)})
+        ctx.writer.event(run.id, "note", {"slack": "error", "reason": reason_of(exc)})
         return None
     live.first_message_at = time.monotonic()
     values: dict[str, Any] = {"slack_message": {"channel": msg.channel, "ts": msg.ts},
@@ -263,7 +152,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         try:
             doc = await ctx.load_config(org_id, team_id)
         except Exception as exc:
-            raise RunFailed(f"could not load the team's config: {_reason(exc)}") from exc
+            raise RunFailed(f"could not load the team's config: {reason_of(exc)}") from exc
         cfg = TeamConfig(doc, org_id=org_id, team_id=team_id)
         warm_knowledge(cfg, bases=ctx.knowledge)   # the embedder loads (if anything can match) while the run starts
         deadline_s = float(run.deadline_s or cfg.deadline_s)
@@ -355,7 +244,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         result["partial"] = cut_short
         ctx.writer.event(run_id, "phase", {"phase": "rca", "root_causes": [c.entity for c in rca.root_causes],
                                            "no_incident": rca.no_incident})
-        ok = await _finish_succeeded(ctx, live, rca, result)
+        ok = await finish_succeeded(ctx, live, rca, result)
         if reporter is not None and ok:
             await _post_final(ctx, live.run_id, reporter, rca, RunStatus.SUCCEEDED)
         if ok:   # bounded; each outcome a note event; never changes the run's result
@@ -374,8 +263,8 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
         await _on_failure(ctx, live, reporter, exc.reason)
         return RunOutcome.FAILED
     except Exception as exc:
-        log.warning("run %s failed: %s", run_id, _reason(exc))
-        await _on_failure(ctx, live, reporter, _reason(exc))
+        log.warning("run %s failed: %s", run_id, reason_of(exc))
+        await _on_failure(ctx, live, reporter, reason_of(exc))
         return RunOutcome.FAILED
     finally:
         if reporter is not None:
@@ -397,7 +286,7 @@ async def _forget_run(executors: list[Any], run_id: str) -> None:
 
 
 async def _on_failure(ctx: EngineContext, live: LiveRun, reporter: SlackReporter | None, reason: str) -> None:
-    ok = await _finish(ctx, live, RunStatus.FAILED, error=reason)
+    ok = await finish(ctx, live, RunStatus.FAILED, error=reason)
     if reporter is not None and ok:
         await _post_final(ctx, live.run_id, reporter, RCA(summary=f"The investigation failed: {reason}"),
                           RunStatus.FAILED)
@@ -417,13 +306,13 @@ async def _post_final(ctx: EngineContext, run_id: str, reporter: SlackReporter, 
         except Exception as exc:  # Slack down or slow: the run's result stands either way
             log.warning("final Slack edit of %s failed (attempt %d): %s", run_id, attempt, type(exc).__name__)
             ctx.writer.event(run_id, "note", {"slack": "error", "phase": "final", "attempt": attempt,
-                                              "reason": _reason(exc)})
+                                              "reason": reason_of(exc)})
 
 
 async def _on_cancel(ctx: EngineContext, live: LiveRun, reporter: SlackReporter | None) -> None:
     run_id = live.run_id
     try:
-        ok = await _finish(ctx, live, RunStatus.CANCELLED, error="cancelled")
+        ok = await finish(ctx, live, RunStatus.CANCELLED, error="cancelled")
         if reporter is not None and ok:
             await _post_final(ctx, run_id, reporter, RCA(summary="The investigation was cancelled."),
                               RunStatus.CANCELLED)

@@ -21,11 +21,12 @@ from typing import Any
 
 import ray
 
-from actors.engine.investigation import EngineContext, LiveRun, investigate
+from actors.engine.investigation import investigate
 from actors.engine.leases import LeaseAction, claim_run, lease_actions, renew_leases
 from actors.engine.outcomes import RunOutcome
 from actors.engine.placement import options_for_key
 from actors.engine.pool_config import NAMESPACE, PoolConfig, make_config_loader
+from actors.engine.run_state import EngineContext, LiveRun
 from actors.engine.run_writer import RunWriter
 from incidentfox import logs, metrics
 from incidentfox.db import make_async_engine, session_factory

@@ -10,7 +10,8 @@ from contextlib import AsyncExitStack
 from types import SimpleNamespace
 from typing import Any
 
-from actors.engine.investigation import LiveRun, _post_first
+from actors.engine.investigation import _post_first
+from actors.engine.run_state import LiveRun
 from cli.demo.slack_recorder import SlackRecorder
 from config_service import TeamConfig
 from config_service.services import config as config_svc

@@ -8,7 +8,7 @@ import json
 import pytest
 from engine_support import TOKEN, Engine, demo_config, engine  # noqa: F401 - the fixture
 
-from actors.engine.investigation import SLACK_TIMEOUT_S
+from actors.engine.run_state import SLACK_TIMEOUT_S
 from actors.testing.scripted_llm import ScriptedLLM
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

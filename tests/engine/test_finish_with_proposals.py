@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from actors.engine.investigation import EngineContext, LiveRun, _finish_succeeded
 from actors.engine.offline_planner import rca_from_evidence
+from actors.engine.run_state import EngineContext, LiveRun, finish_succeeded
 from actors.engine.run_writer import RunWriter
 from incidentfox.contracts import RunStatus, Trigger
 from incidentfox.db import make_async_engine, session_factory
@@ -44,7 +44,7 @@ async def test_the_run_and_its_approval_rows_commit_together_or_the_fix_is_dropp
         rca = rca_from_evidence(_deploy_bundle(), now=T + timedelta(minutes=5), allowed=ALL)
         [proposal] = rca.proposed_actions
         run_id = await _running(sessions, "d-1")
-        assert await _finish_succeeded(ctx, LiveRun(run_id), rca, rca.model_dump(mode="json"))
+        assert await finish_succeeded(ctx, LiveRun(run_id), rca, rca.model_dump(mode="json"))
         async with sessions() as s:
             run = await store.get_run(s, run_id)
             row = await s.get(ToolApproval, proposal.id)
@@ -57,7 +57,7 @@ async def test_the_run_and_its_approval_rows_commit_together_or_the_fix_is_dropp
         # The same action id already taken (the rows cannot be written): the run succeeds without the fix.
         other = await _running(sessions, "d-2")
         result = rca.model_dump(mode="json")
-        assert await _finish_succeeded(ctx, LiveRun(other), rca, result)
+        assert await finish_succeeded(ctx, LiveRun(other), rca, result)
         await writer.flush()
         async with sessions() as s:
             run = await store.get_run(s, other)

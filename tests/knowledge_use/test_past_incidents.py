@@ -204,7 +204,8 @@ async def test_seen_before_prefers_a_succeeded_run_and_never_calls_a_failed_ones
 
 async def test_the_lifecycle_remembers_a_failed_and_a_cancelled_run(sqlite_url, tmp_path) -> None:
     from actors.engine import knowledge_use
-    from actors.engine.investigation import EngineContext, LiveRun, _on_cancel, _on_failure
+    from actors.engine.investigation import _on_cancel, _on_failure
+    from actors.engine.run_state import EngineContext, LiveRun
     from actors.engine.run_writer import RunWriter
 
     db = make_async_engine(sqlite_url)
