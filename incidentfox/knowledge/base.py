@@ -72,11 +72,13 @@ class KnowledgeBase:
         self._cache: dict[Scope, tuple[str, TreeIndex]] = {}
         self._checked: dict[Scope, float] = {}
         self._locks: dict[Scope, asyncio.Lock] = {}
+        self._reading: dict[Scope, asyncio.Lock] = {}   # one refresh of a scope's tree at a time
         self._flagged: dict[Scope, str] = {}    # scope → the tree version already marked for a rebuild
         self.embedded = 0     # texts the last rebuild sent to the embedder (the rest were reused)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_cache": {}, "_checked": {}, "_locks": {}, "_flagged": {}}
+        return {**self.__dict__, "_cache": {}, "_checked": {}, "_locks": {}, "_reading": {},
+                "_flagged": {}}
 
     @property
     def kb(self) -> KnowledgeStore:
@@ -184,23 +186,32 @@ class KnowledgeBase:
     # reading
 
     async def tree(self, scope: Scope) -> TreeIndex | None:
-        """The scope's current tree (cached; the pointer is re-read at most every ``recheck_s``)."""
+        """The scope's current tree (cached; the pointer is re-read at most every ``recheck_s``).
+
+        One caller at a time refreshes a scope, and the check's time is recorded only once the cache
+        holds the tree the pointer named: a concurrent caller (a run's two searches, the background
+        warm-up) either waits for that refresh or sees its result, never the previous tree under a
+        fresh check time."""
         cached = self._cache.get(scope)
-        now = time.monotonic()
-        if cached and now - self._checked.get(scope, 0.0) < self.recheck_s:
+        if cached and time.monotonic() - self._checked.get(scope, float("-inf")) < self.recheck_s:
             return cached[1]
-        version = await self.kb.current_version(scope)
-        self._checked[scope] = now
-        if version is None:
-            self._cache.pop(scope, None)
-            return None
-        if cached and cached[0] == version:
-            return cached[1]
-        tree = TreeIndex.load(await self.kb.read_version(scope, version))
-        if tree.outdated:       # searchable as it is; the rebuild sweep brings it to this format
-            await self.kb.mark_dirty(scope)
-        self._cache[scope] = (version, tree)
-        return tree
+        async with self._reading.setdefault(scope, asyncio.Lock()):
+            cached = self._cache.get(scope)
+            now = time.monotonic()
+            if cached and now - self._checked.get(scope, float("-inf")) < self.recheck_s:
+                return cached[1]       # refreshed while this caller waited
+            version = await self.kb.current_version(scope)
+            if version is None:
+                self._cache.pop(scope, None)
+                self._checked[scope] = now
+                return None
+            if not (cached and cached[0] == version):
+                tree = TreeIndex.load(await self.kb.read_version(scope, version))
+                if tree.outdated:       # searchable as it is; the rebuild sweep brings it to this format
+                    await self.kb.mark_dirty(scope)
+                self._cache[scope] = (version, tree)
+            self._checked[scope] = now
+            return self._cache[scope][1]
 
     def _info(self, tree: TreeIndex, stale: bool) -> IndexInfo:
         return IndexInfo(scope=tree.scope, version=tree.meta["version"], documents=tree.meta["documents"],

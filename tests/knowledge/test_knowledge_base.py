@@ -165,6 +165,41 @@ async def test_reader_cache_rechecks_pointer_only_after_interval(store) -> None:
     assert (await reader.index_info(ACME)).version != v1
 
 
+async def test_a_caller_during_another_callers_refresh_never_gets_the_previous_tree(store, monkeypatch) -> None:
+    """A run's two searches and the background warm-up read the same scope at once: while one caller
+    loads the version the pointer names, another must wait for it, not take the previous tree (the
+    check time was once recorded before the load, so a concurrent caller got the old tree: a run
+    right after a rebuild missed the past incident the rebuild had added)."""
+    import asyncio
+
+    kb = make_kb(store)
+    await seed(kb, ACME, TOPICS[:3])
+    await kb.rebuild(ACME)
+    reader = make_kb(store, recheck_s=3600)
+    old = await reader.tree(ACME)
+    await kb.put_document(runbook(ACME, 9, "kafka broker under replicated partitions"))
+    new_version = (await kb.rebuild(ACME)).version
+    reader._checked[ACME] = float("-inf")             # the interval has passed
+
+    entered, gate = asyncio.Event(), asyncio.Event()
+    read_version = KnowledgeStore.read_version
+
+    async def slow_read(self, sc, version):
+        entered.set()
+        await gate.wait()
+        return await read_version(self, sc, version)
+    monkeypatch.setattr(KnowledgeStore, "read_version", slow_read)
+    first = asyncio.create_task(reader.tree(ACME))
+    await entered.wait()                              # the first caller is loading the new version
+    second = asyncio.create_task(reader.tree(ACME))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert not second.done()                          # it waits for the load instead of taking `old`
+    gate.set()
+    a, b = await first, await second
+    assert a is b and a is not old and a.meta["version"] == new_version
+
+
 async def test_a_team_never_retrieves_another_orgs_documents(store) -> None:
     kb = make_kb(store)
     await seed(kb, GLOBEX)                                         # the same words, another org
