@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from actors.ranking.anomaly import analyze
+from actors.ranking.anomaly import Scorer, analyze
 from actors.ranking.changes import change_findings
 from actors.ranking.entities import neighbours, parse_entity, related, same_workload, workload_key
 from actors.ranking.k8s_state import k8s_findings
@@ -166,13 +166,14 @@ def rank(bundle: EvidenceBundle, *, now: datetime | None = None) -> Ranking:
     """
     if bundle.alert.started_at is None and now is not None:
         bundle = bundle.model_copy(update={"alert": bundle.alert.model_copy(update={"started_at": now})})
-    view = analyze(bundle)
+    scorer = Scorer(bundle)     # each series scored once for the anomaly view and the resource findings
+    view = analyze(bundle, scorer)
     others = [
         *k8s_findings(bundle),
         *change_findings(bundle.changes, bundle.alert.started_at),
         *log_findings(bundle.logs, bundle.alert),
         *trace_findings(bundle.spans, bundle.alert),
-        *resource_findings(bundle),
+        *resource_findings(bundle, scorer),
     ]
     implicated = {f.entity for f in others if f.score >= CORROBORATES}
 

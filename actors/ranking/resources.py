@@ -41,7 +41,7 @@ from datetime import datetime
 
 import numpy as np
 
-from actors.ranking.anomaly import MIN_BASELINE, REL_FLOOR, TAU, SeriesScore, median, score_series
+from actors.ranking.anomaly import MIN_BASELINE, REL_FLOOR, TAU, Scorer, SeriesScore, median, score_series
 from actors.ranking.model import RESOURCE, Finding
 from incidentfox.contracts import Evidence
 from incidentfox.evidence import EvidenceBundle
@@ -189,9 +189,10 @@ def _stopped(bundle: EvidenceBundle, onset: float | None, callers: dict[str, set
     return out
 
 
-def resource_findings(bundle: EvidenceBundle) -> list[Finding]:
-    """Saturation and network-delay findings from each service's own series (see module doc)."""
-    scored = score_series(bundle, metrics={*SATURATION, CLIENT, SERVER})
+def resource_findings(bundle: EvidenceBundle, scorer: Scorer | None = None) -> list[Finding]:
+    """Saturation and network-delay findings from each service's own series (see module doc);
+    ``scorer``: the bundle's, shared with the anomaly view."""
+    scored = score_series(bundle, metrics={*SATURATION, CLIENT, SERVER}, scorer=scorer)
     at = bundle.alert.started_at
     onset = at.timestamp() if isinstance(at, datetime) else None
     saturated = _saturation(scored, onset)
