@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
-from drain3.drain import Drain
+from drain3.drain import Drain, LogCluster
 from pydantic import BaseModel
 
 from incidentfox.evidence import LogLine
@@ -130,15 +130,32 @@ def mine(texts: Sequence[str]) -> tuple[list[int], dict[int, str]]:
     What drain3's ``TemplateMiner.add_log_message`` does (:func:`mask`, then Drain), with each
     distinct text masked once: a log repeats the same lines many times, and masking (seven regular
     expressions a line) is most of the mining's cost. Drain still sees every line, in order.
+
+    Drain is asked only when its answer may differ from the last time: a masked text added again
+    while no template changed and no cluster was created since it was last added goes to the same
+    cluster and changes nothing (right after a text is added its cluster matches it at least as well
+    as before, and no better cluster appeared), so only the cluster's size is counted. A text with a
+    literal ``<*>`` always goes to Drain (a new cluster of it may match it too weakly to be chosen).
     """
     drain = _drain()
     masked: dict[str, str] = {}
+    version = 0                           # bumped whenever Drain's templates or clusters change
+    seen: dict[str, tuple[int, LogCluster]] = {}     # masked text -> (version when last added, cluster)
     ids = []
     for text in texts:
         m = masked.get(text)
         if m is None:
             m = masked[text] = mask(" ".join(text.split()))
-        cluster, _ = drain.add_log_message(m)
+        last = seen.get(m)
+        if last is not None and last[0] == version:
+            cluster = last[1]
+            cluster.size += 1             # what Drain itself does for a matching line
+        else:
+            cluster, change = drain.add_log_message(m)
+            if change != "none":
+                version += 1
+            if "<*>" not in m:
+                seen[m] = (version, cluster)
         ids.append(cluster.cluster_id)
     return ids, {c.cluster_id: c.get_template() for c in drain.clusters}
 
