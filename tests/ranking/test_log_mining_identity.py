@@ -31,3 +31,17 @@ def reference(texts: list[str]) -> tuple[list[int], dict[int, str]]:
 def test_mine_is_drain_on_every_line(messages: list[str], picks: list[int]) -> None:
     texts = [messages[i % len(messages)] for i in picks] + messages   # repeats, interleaved
     assert mine(texts) == reference(texts)
+
+
+def test_a_text_goes_to_a_cluster_created_after_its_last_add_when_that_one_matches_it_better() -> None:
+    """Why ``mine`` asks Drain again after any cluster change: ``m`` joined cluster 1, which then
+    generalised to 7 of its 10 words; cluster 2, created next, matches ``m`` on 9. Drain now puts
+    ``m`` in cluster 2, so reusing ``m``'s earlier cluster would be wrong (random short messages
+    rarely reach this, hence the fixed case)."""
+    m = "alpha bravo charlie delta echo foxtrot golf hotel india juliet"
+    generalises = "alpha bravo charlie delta echo foxtrot golf xray yankee zulu"
+    closer = "alpha bravo charlie delta echo foxtrot kilo hotel india juliet"
+    texts = [m, generalises, closer, m]
+    ids, templates = mine(texts)
+    assert (ids, templates) == reference(texts)
+    assert ids == [1, 1, 2, 2] and templates[2].endswith("<*> hotel india juliet")
