@@ -67,6 +67,10 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@# the offline embedder's model for ONNX Runtime, made from the packaged weights (no download);
+	@# without it the platform makes it on first use, or embeds with torch, saying why
+	@$(BIN)/python -m incidentfox.knowledge.onnx_model >/dev/null 2>$(VENV)/onnx-export.log \
+	  || { echo "note: could not make the offline embedder's ONNX model (see $(VENV)/onnx-export.log); it embeds with torch"; tail -n 3 $(VENV)/onnx-export.log; }
 	@touch $(STAMP)
 
 demo: install

