@@ -75,6 +75,13 @@ class Settings(BaseSettings):
         "How often the knowledge app looks for knowledge-base scopes whose documents changed and "
         "rebuilds them (each at most once per its team's `knowledge.rebuild_interval_s`); 0 turns the "
         "sweep off (indexes then change only on `POST /api/v1/knowledge/rebuild` or `incidentfox kb rebuild`)."))
+    embedder_runtime: Literal["onnx", "torch"] = Field(default="onnx", description=(
+        "What runs the offline embedder (all-MiniLM-L6-v2): `onnx`, ONNX Runtime over a model made once "
+        "from the packaged weights (falls back to torch, with a warning, when it cannot be made or "
+        "loaded), or `torch`, sentence-transformers; both give the same vectors (docs/knowledge.md)."))
+    model_cache: Path | None = Field(default=None, description=(
+        "Folder for the offline embedder's ONNX model (made there by `make install` or on first use); "
+        "unset: `share/incidentfox/models` of the Python environment, else `~/.cache/incidentfox/models`."))
     agent_tracing: bool = Field(default=False, description=(
         "Export the openai-agents SDK's traces to its tracing service (off: nothing leaves the process)."))
 

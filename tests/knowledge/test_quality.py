@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from incidentfox.knowledge import KnowledgeBase, Scope
-from incidentfox.knowledge.embedders import RUNTIME_ENV
 from incidentfox.knowledge.ingest import ingest_folder
 from incidentfox.knowledge.quality import evaluate, load_questions
 from incidentfox.object_store import LocalObjectStore
+from incidentfox.settings import env_name
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,7 +98,7 @@ def test_offline_embedder_opens_no_connection(tmp_path: Path, runtime: str) -> N
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
     env["HOME"] = str(tmp_path)          # no cached hub files to fall back on
     env["PYTHONPATH"] = str(ROOT)
-    env[RUNTIME_ENV] = runtime
+    env[env_name("embedder_runtime")] = runtime
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=280,
                          check=False)
     assert out.returncode == 0 and out.stdout.strip().endswith(f"{runtime} ok"), out.stderr[-2000:]

@@ -64,7 +64,9 @@ class RecordingProxy:
         form = parse_qs(body.decode(errors="replace")) if b"=" in body else {}
         self.seen.append((match.group(1) if match else "", form))
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        async with httpx.AsyncClient() as client:
+        # httpx's default 5 s timeout failed this under a full suite's load (moto answered slower and
+        # the proxy said 500); what is tested is who signs, not how fast moto answers
+        async with httpx.AsyncClient(timeout=60.0) as client:
             resp = await client.request(request.method, self.upstream + request.path_qs, headers=headers,
                                         content=body)
         keep = {k: v for k, v in resp.headers.items() if k.lower() in ("content-type", "x-amzn-requestid")}
