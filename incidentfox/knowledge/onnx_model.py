@@ -127,8 +127,9 @@ def ensure(weights: Path, *, timeout_s: float = EXPORT_TIMEOUT_S) -> Path:
 
 
 class OnnxSentenceModel:
-    """A sentence-transformers mean-pooling model run by ONNX Runtime: ``encode`` answers the same
-    L2-normalised vectors as ``SentenceTransformer.encode(..., normalize_embeddings=True)``."""
+    """A sentence-transformers mean-pooling model run by ONNX Runtime: ``encode`` answers its
+    mean-pooled vectors, which :func:`incidentfox.knowledge.embedders.normalise` turns into
+    ``SentenceTransformer.encode(..., normalize_embeddings=True)``'s."""
 
     runtime = "onnx"
 
@@ -163,10 +164,9 @@ class OnnxSentenceModel:
                 ids[r, :n], mask[r, :n] = encoded[i].ids, 1
             hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask,
                                              "token_type_ids": np.zeros_like(ids)})[0]
-            weights = mask.astype(np.float32)[..., None]
-            out[rows] = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms == 0, 1.0, norms)
+            counted = mask.astype(np.float32)[..., None]
+            out[rows] = (hidden * counted).sum(axis=1) / np.clip(counted.sum(axis=1), 1e-9, None)
+        return out
 
 
 if __name__ == "__main__":      # make install; the child process of ensure()
