@@ -95,6 +95,10 @@ def test_org_admin_creates_renames_and_moves_a_team_and_sees_api_errors(console_
     dialog.get_by_role("button", name="Cancel").click()
     page.get_by_role("button", name="Delete billing").click()
     page.get_by_role("alertdialog").get_by_role("button", name="Delete").click()
+    # While the dialog is open the page behind it is aria-hidden, so a role locator on the tree finds
+    # nothing and "detached" would hold before the DELETE is answered. The dialog closes only once the
+    # API has said yes and the tree has been read again.
+    page.get_by_role("alertdialog").wait_for(state="detached")
     tree.locator("[data-node=billing]").wait_for(state="detached")
     with console_platform.api() as c:
         assert c.get("/api/v1/orgs/acme/nodes/billing").status_code == 404
