@@ -14,9 +14,8 @@ seen: reported as ``fresh`` for the system as configured only, never for a varia
 (108 questions, one per runbook, written blind by another hand; used once, to turn down a bigger
 embedder: reported as ``blind``, the system only), and ``slack.tsv`` (108 more, one per runbook, typed
 as in Slack by a third hand that saw no other set; used to choose nothing: ``slack``, the system only).
-A question
-counts for top-k when its runbook is among the first k distinct documents of the hits (top 10 nodes
-asked).
+A question counts for top-k when its runbook is among the first k distinct documents of the hits (top
+10 nodes asked).
 
 Reported beside the system as configured (collapsed tree with per-document cards, camelCase-split
 and stemmed BM25 at the default lexical weight), in the same run and on both question sets:
