@@ -17,14 +17,16 @@ as in Slack by a third hand that saw no other set; used to choose nothing: ``sla
 A question counts for top-k when its runbook is among the first k distinct documents of the hits (top
 10 nodes asked).
 
-Reported beside the system as configured (collapsed tree with per-document cards, camelCase-split
+Reported beside the system as configured (collapsed tree with per-document cards, the discriminant
+projection, camelCase-split
 and stemmed BM25 at the default lexical weight), in the same run and on both question sets:
 ``bm25_flat_plain`` / ``bm25_flat`` (BM25 over the chunks only, format 1's analyser / this one: the
 lexical baselines), ``embedding_flat`` (cosine over the chunks only), ``tree_embedding`` (cosine over
-every level, without and with cards), ``format1_hybrid_0.3`` (the system before this analyser, the cards and the
-coverage factor), the shipped hybrid without cards, without coverage, with the plain analyser, over
-leaves only, and at a few lexical
-weights, so docs/knowledge.md's choices can be re-checked. Latency: ``KnowledgeBase.search`` on the warm index,
+every level, without and with cards, and with the discriminant projection), ``format1_hybrid_0.3`` (the
+system before this analyser, the cards and the coverage factor), ``format2_hybrid_0.2`` (the system
+before the discriminant projection), the shipped hybrid without cards, without coverage, with the
+plain analyser, over leaves only, and at a few lexical weights, so docs/knowledge.md's choices can be
+re-checked. Latency: ``KnowledgeBase.search`` on the warm index,
 every question three times. ``build_cpu_s`` (the process's CPU time) and the load average before and
 after are printed too: on this shared 2-core machine other work can stretch the wall-clock numbers
 several times over (see docs/knowledge.md). Targets: top-1 >= 0.85, top-3 >= 0.95, search p99 < 50 ms, ingest +
@@ -51,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from incidentfox.knowledge import KnowledgeBase, Scope
+from incidentfox.knowledge.discriminant import DISCRIMINANT_WEIGHT
 from incidentfox.knowledge.index import TreeIndex, plain_tokens
 from incidentfox.knowledge.ingest import ingest_folder
 from incidentfox.knowledge.quality import Quality, evaluate, load_questions
@@ -94,24 +97,31 @@ async def measure(corpus: Path, questions_path: Path) -> dict:
         vec = {t: qvecs[i] for i, t in enumerate(texts)}
         # the same tree with format 1's analyser (no camelCase split, no stemming), and without the
         # lexical part's coverage factor
-        plain = TreeIndex(tree.scope, tree.nodes, tree.embeddings, tree.meta, analyser=plain_tokens)
+        plain = TreeIndex(tree.scope, tree.nodes, tree.embeddings, tree.meta, analyser=plain_tokens,
+                          projection=tree.projection)
         format1 = TreeIndex(tree.scope, tree.nodes, tree.embeddings, tree.meta, analyser=plain_tokens,
                             weigh_coverage=False)
-        uncovered = TreeIndex(tree.scope, tree.nodes, tree.embeddings, tree.meta, weigh_coverage=False)
+        uncovered = TreeIndex(tree.scope, tree.nodes, tree.embeddings, tree.meta, weigh_coverage=False,
+                              projection=tree.projection)
         leaves = {0}
 
-        def variant(weight: float, levels=None, lexical_only: bool = False, cards: bool = True, index=tree):
+        def variant(weight: float, levels=None, lexical_only: bool = False, cards: bool = True, index=tree,
+                    discriminant: bool = True):
             async def search(text: str):
                 v = vec[text] * (0.0 if lexical_only else 1.0)
-                return index.search(text, v, 10, lexical_weight=weight, levels=levels, cards=cards)
+                return index.search(text, v, 10, lexical_weight=weight, levels=levels, cards=cards,
+                                    discriminant_weight=DISCRIMINANT_WEIGHT if discriminant else 0.0)
             return search
 
-        variants = {"bm25_flat_plain": variant(1.0, leaves, lexical_only=True, cards=False, index=plain),
-                    "bm25_flat": variant(1.0, leaves, lexical_only=True, cards=False),
-                    "embedding_flat": variant(0.0, leaves, cards=False),
-                    "tree_embedding": variant(0.0, cards=False),
-                    "tree_embedding_cards": variant(0.0),
+        variants = {"bm25_flat_plain": variant(1.0, leaves, lexical_only=True, cards=False, index=plain,
+                                               discriminant=False),
+                    "bm25_flat": variant(1.0, leaves, lexical_only=True, cards=False, discriminant=False),
+                    "embedding_flat": variant(0.0, leaves, cards=False, discriminant=False),
+                    "tree_embedding": variant(0.0, cards=False, discriminant=False),
+                    "tree_embedding_cards": variant(0.0, discriminant=False),
+                    "tree_embedding_cards_discriminant": variant(0.0),
                     "format1_hybrid_0.3": variant(0.3, cards=False, index=format1),
+                    "format2_hybrid_0.2": variant(0.2, discriminant=False),
                     "tree_hybrid_0.2_no_coverage": variant(0.2, index=uncovered),
                     "tree_hybrid_0.2_plain_cards": variant(0.2, index=plain),
                     "tree_hybrid_0.2_no_cards": variant(0.2, cards=False),

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from incidentfox.knowledge.background import build_thread
+from incidentfox.knowledge.discriminant import fit_projection
 from incidentfox.knowledge.embedders import Embedder, MiniLMEmbedder, ReusingEmbedder
 from incidentfox.knowledge.index import DEFAULT_LEXICAL_WEIGHT, Node, TreeIndex
 from incidentfox.knowledge.models import (
@@ -144,12 +145,16 @@ class KnowledgeBase:
                                              progress) if leaves else ([], vecs)
             if leaves:      # cards join the collapsed tree as leaves of their own, outside the clustering
                 nodes, matrix = nodes + cards, np.vstack([matrix, vecs[len(leaves):]]).astype(np.float32)
+            # the document-discriminant projection, fitted on the leaves and cards (None: too few documents)
+            projection = await asyncio.get_running_loop().run_in_executor(
+                build_thread(), fit_projection, vecs, [n.doc_id for n in leaves + cards]) if leaves else None
             self.embedded = embedder.embedded
             version = new_version()
             meta = {"version": version, "embedder": self.embedder.name, "dim": int(matrix.shape[1]),
                     "changed": token, "documents": len(docs), "built_at": datetime.now(UTC).isoformat(),
-                    "summariser": getattr(self.summariser, "name", type(self.summariser).__name__)}
-            tree = TreeIndex(scope, nodes, matrix, meta)
+                    "summariser": getattr(self.summariser, "name", type(self.summariser).__name__),
+                    "projection_dims": projection.dims if projection is not None else 0}
+            tree = TreeIndex(scope, nodes, matrix, meta, projection=projection)
             await self.kb.write_version(scope, version, tree.dump())
             await self.kb.clear_dirty(scope, token)
             self._cache[scope] = (version, tree)

@@ -12,7 +12,10 @@ joints (an alert-style ``KubeDaemonSetRolloutStuck`` also reads as "kube daemon 
 the joined form kept too) and Snowball-stemmed (PyStemmer), so "failing" meets "failed" and
 "replicas" meets "replica". The score of a node is ``cosine + lexical_weight * bm25 / max(bm25)`` for
 the query, times the query's *coverage* (the idf-weighted share of its words that occur in the tree at
-all), so both parts lie in [0, 1] per tree and scores from different scopes stay comparable.
+all), so both parts lie in [0, 1] per tree and scores from different scopes stay comparable. A tree
+of enough documents also holds a document-discriminant projection (:mod:`.discriminant`); its
+``cosine`` is then ``0.7 * cosine + 0.3 * cosine in the projected space``, which tells near-duplicate
+documents apart better (same scale: both are cosines).
 
 Besides its chunks and the RAPTOR summaries, every document has one *card* (``Node.card``): its title
 and opening section as a leaf of its own, embedded without the section name, so each document also
@@ -34,10 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from incidentfox.knowledge.discriminant import DISCRIMINANT_WEIGHT, Projection, no_projection
 from incidentfox.knowledge.models import DocKind, Hit, Scope
 
-FORMAT = 2                  # 2: per-document cards (Node.card); 1 (no cards) still loads, outdated
-READABLE_FORMATS = (1, 2)
+FORMAT = 3                  # 3: + the discriminant projection; 2: cards (Node.card); 1, 2 still load, outdated
+READABLE_FORMATS = (1, 2, 3)
+PROJECTION_PART = "projection.npz"
 DEFAULT_LEXICAL_WEIGHT = 0.2
 _TOKEN = re.compile(r"[a-z0-9]+")
 _WORD = re.compile(r"[A-Za-z0-9]+")
@@ -92,15 +97,21 @@ class Node:
 
 
 class TreeIndex:
-    """Nodes plus their (n, dim) L2-normalised float32 embeddings, searchable."""
+    """Nodes plus their (n, dim) L2-normalised float32 embeddings, searchable; with a
+    :class:`Projection` when the build fitted one."""
 
     def __init__(self, scope: Scope, nodes: list[Node], embeddings: np.ndarray, meta: dict[str, Any], *,
-                 analyser: Analyser = tokens, fmt: int = FORMAT, weigh_coverage: bool = True) -> None:
+                 analyser: Analyser = tokens, fmt: int = FORMAT, weigh_coverage: bool = True,
+                 projection: Projection | None = None) -> None:
         if len(nodes) != embeddings.shape[0]:
             raise ValueError("one embedding per node")
         self.scope, self.nodes, self.meta = scope, nodes, meta
         self.analyser, self.format, self.weigh_coverage = analyser, fmt, weigh_coverage
         self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+        if projection is not None and projection.matrix.shape[0] != self.embeddings.shape[1]:
+            raise ValueError("the projection does not fit the embeddings")
+        self.projection = projection
+        self._projected = projection.apply(self.embeddings) if projection is not None and nodes else None
         self._kinds = np.array([n.kind for n in nodes]) if nodes else np.array([], dtype=str)
         self._bm25: Any = None
         self._df: Counter[str] = Counter()
@@ -146,18 +157,27 @@ class TreeIndex:
             return scores
         return scores * ((self.coverage(q) if self.weigh_coverage else 1.0) / top)
 
-    def scores(self, query: str, query_vec: np.ndarray, lexical_weight: float) -> np.ndarray:
-        s = self.embeddings @ np.asarray(query_vec, dtype=np.float32)
+    def dense_scores(self, query_vec: np.ndarray, discriminant_weight: float = DISCRIMINANT_WEIGHT) -> np.ndarray:
+        """Cosine with every node, mixed with the cosine in the discriminant space when the tree has one."""
+        q = np.asarray(query_vec, dtype=np.float32)
+        s = self.embeddings @ q
+        if self._projected is not None and self.projection is not None and discriminant_weight:
+            s = (1 - discriminant_weight) * s + discriminant_weight * (self._projected @ self.projection.apply(q))
+        return s
+
+    def scores(self, query: str, query_vec: np.ndarray, lexical_weight: float,
+               discriminant_weight: float = DISCRIMINANT_WEIGHT) -> np.ndarray:
+        s = self.dense_scores(query_vec, discriminant_weight)
         if lexical_weight:
             s = s + lexical_weight * self.lexical_scores(query)
         return s
 
     def search(self, query: str, query_vec: np.ndarray, top_k: int, *, kinds: Collection[DocKind] | None = None,
                lexical_weight: float = DEFAULT_LEXICAL_WEIGHT, levels: Collection[int] | None = None,
-               cards: bool = True) -> list[Hit]:
+               cards: bool = True, discriminant_weight: float = DISCRIMINANT_WEIGHT) -> list[Hit]:
         if not self.nodes or top_k <= 0:
             return []
-        s = self.scores(query, query_vec, lexical_weight)
+        s = self.scores(query, query_vec, lexical_weight, discriminant_weight)
         mask = np.ones(len(self.nodes), dtype=bool)
         if kinds is not None:
             mask &= np.isin(self._kinds, list(kinds))
@@ -179,14 +199,18 @@ class TreeIndex:
                    text=n.text, kind=n.kind, title=n.title, url=n.url, level=n.level,
                    sources=n.sources or [n.source])
 
-    # serialisation: nodes.json (meta + nodes) and embeddings.npy
+    # serialisation: nodes.json (meta + nodes), embeddings.npy and projection.npz (format 3; empty
+    # arrays when the build fitted none)
 
     def dump(self) -> dict[str, bytes]:
         body = {"format": FORMAT, "scope": self.scope.model_dump(), "meta": self.meta,
                 "nodes": [asdict(n) for n in self.nodes]}
         buf = io.BytesIO()
         np.save(buf, self.embeddings, allow_pickle=False)
-        return {"nodes.json": json.dumps(body, separators=(",", ":")).encode(), "embeddings.npy": buf.getvalue()}
+        projection = (self.projection.dump() if self.projection is not None
+                      else no_projection(int(self.embeddings.shape[1])))
+        return {"nodes.json": json.dumps(body, separators=(",", ":")).encode(), "embeddings.npy": buf.getvalue(),
+                PROJECTION_PART: projection}
 
     @classmethod
     def load(cls, parts: dict[str, bytes]) -> TreeIndex:
@@ -194,5 +218,6 @@ class TreeIndex:
         if body.get("format") not in READABLE_FORMATS:
             raise ValueError(f"unknown index format {body.get('format')!r}")
         emb = np.load(io.BytesIO(parts["embeddings.npy"]), allow_pickle=False)
+        projection = Projection.load(parts[PROJECTION_PART]) if parts.get(PROJECTION_PART) else None
         return cls(Scope(**body["scope"]), [Node(**n) for n in body["nodes"]], emb, body["meta"],
-                   fmt=body["format"])
+                   fmt=body["format"], projection=projection)

@@ -6,6 +6,7 @@ Layout, under ``kb/<scope key>/`` (``o=<org>/_org`` or ``o=<org>/t=<team>``)::
     changed                         a token rewritten by every document change
     index/<version>/nodes.json      the tree: meta (embedder, the ``changed`` token it saw) + nodes
     index/<version>/embeddings.npy  float32 (nodes, dim)
+    index/<version>/projection.npz  the document-discriminant projection (format 3; absent before)
     index/current                   {"version": ...}: the version readers serve
 
 and ``kb/_dirty/<scope key>``: the scope's ``changed`` token, written with it by every document change
@@ -31,6 +32,7 @@ from incidentfox.object_store import ObjectNotFound, ObjectStore
 
 ROOT = "kb"
 PARTS = ("nodes.json", "embeddings.npy")
+OPTIONAL_PARTS = ("projection.npz",)     # written by format 3 builds; a format 1 or 2 tree has none
 DIRTY = f"{ROOT}/_dirty/"
 
 
@@ -133,11 +135,17 @@ class KnowledgeStore:
             return None
 
     async def read_version(self, sc: Scope, version: str) -> dict[str, bytes]:
-        return {p: await self.store.get(f"{self._index(sc)}{version}/{p}") for p in PARTS}
+        parts = {p: await self.store.get(f"{self._index(sc)}{version}/{p}") for p in PARTS}
+        for p in OPTIONAL_PARTS:
+            try:
+                parts[p] = await self.store.get(f"{self._index(sc)}{version}/{p}")
+            except ObjectNotFound:
+                pass
+        return parts
 
     async def write_version(self, sc: Scope, version: str, parts: dict[str, bytes]) -> None:
         """Write every part, then flip ``current``, then collect old versions."""
-        for name in PARTS:
+        for name in PARTS + tuple(p for p in OPTIONAL_PARTS if p in parts):
             await self.store.put(f"{self._index(sc)}{version}/{name}", parts[name])
         previous = await self.current_version(sc)
         await self.store.put(self._index(sc) + "current", json.dumps({"version": version}).encode())
@@ -155,6 +163,6 @@ class KnowledgeStore:
         oldest = min(keep)
         gone = [v for v in await self.versions(sc) if v < oldest and v not in keep]
         for v in gone:
-            for name in PARTS:
+            for name in PARTS + OPTIONAL_PARTS:
                 await self.store.delete(f"{self._index(sc)}{v}/{name}")
         return gone

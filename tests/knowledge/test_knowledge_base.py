@@ -29,7 +29,8 @@ from incidentfox.knowledge import (
     mitigation_sections,
     scopes_visible_to,
 )
-from incidentfox.knowledge.index import FORMAT, TreeIndex, tokens
+from incidentfox.knowledge.discriminant import MIN_DOCUMENTS
+from incidentfox.knowledge.index import FORMAT, PROJECTION_PART, TreeIndex, tokens
 from incidentfox.knowledge.raptor import RaptorParams
 from incidentfox.knowledge.storage import KnowledgeStore, scope_prefix
 from incidentfox.object_store import LocalObjectStore, S3ObjectStore
@@ -315,6 +316,50 @@ async def test_a_format_1_tree_is_served_marked_stale_and_rebuilt_by_the_sweep_p
 
     with pytest.raises(ValueError, match="unknown index format 99"):
         TreeIndex.load({"nodes.json": json.dumps({**body, "format": 99}).encode(), "embeddings.npy": b""})
+
+
+async def test_a_scope_of_enough_documents_gets_a_discriminant_projection_that_readers_load(store) -> None:
+    kb = make_kb(store)
+    topics = [f"{t} variant{i}" for i in range(4) for t in TOPICS][:MIN_DOCUMENTS]
+    await seed(kb, ACME, topics)
+    await seed(kb, GLOBEX, topics[:5])
+    info = await kb.rebuild(ACME)
+    await kb.rebuild(GLOBEX)
+    reader = make_kb(store)
+    tree = await reader.tree(ACME)
+    assert tree.projection is not None and tree.projection.dims == MIN_DOCUMENTS - 1
+    assert tree.meta["projection_dims"] == MIN_DOCUMENTS - 1 and not (await reader.index_info(ACME)).stale
+    small = await reader.tree(GLOBEX)
+    assert small.projection is None and small.meta["projection_dims"] == 0 and not small.outdated
+    hits = await reader.search([ACME], "certificate expired tls renew variant2")
+    assert hits[0].source == f"runbooks/{topics.index('certificate expired tls renew variant2')}.md"
+    # an older version's projection part goes with it
+    await kb.put_document(runbook(ACME, 99, "one more"))
+    await kb.rebuild(ACME)
+    await kb.rebuild(ACME)
+    keys = [o.key for o in await store.list("kb/")]
+    assert not [k for k in keys if info.version in k]
+
+
+async def test_a_format_2_tree_without_a_projection_part_is_served_marked_stale_and_rebuilt(store) -> None:
+    kb = make_kb(store)
+    await seed(kb, ACME, TOPICS[:3])
+    await kb.rebuild(ACME)
+    store_ = KnowledgeStore(store)
+    parts = await store_.read_version(ACME, await store_.current_version(ACME))
+    body = json.loads(parts["nodes.json"])
+    await store_.write_version(ACME, "v0-format2", {"nodes.json": json.dumps({**body, "format": 2}).encode(),
+                                                    "embeddings.npy": parts["embeddings.npy"]})
+    assert PROJECTION_PART not in await store_.read_version(ACME, "v0-format2")
+
+    reader = make_kb(store)
+    hits = await reader.search([ACME], "certificate expired tls")
+    assert hits[0].source == "runbooks/2.md"
+    assert (await reader.tree(ACME)).outdated and await store_.dirty_scopes() == [ACME]
+    info = await reader.rebuild(ACME)
+    rebuilt = await store_.read_version(ACME, info.version)
+    assert json.loads(rebuilt["nodes.json"])["format"] == FORMAT and PROJECTION_PART in rebuilt
+    assert not (await reader.tree(ACME)).outdated and await store_.dirty_scopes() == []
 
 
 async def test_lexical_part_weighs_how_much_of_the_query_the_tree_holds(store) -> None:

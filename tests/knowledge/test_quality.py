@@ -55,15 +55,16 @@ def test_questions_never_name_their_runbook(corpus: Path, name: str, least: int)
         assert alert not in q.text.lower().replace(" ", ""), q.text
 
 
-@pytest.mark.parametrize(("name", "top1", "top3"), [("questions.tsv", 0.85, 0.95), ("heldout.tsv", 0.75, 0.92),
-                                                   ("unseen.tsv", 0.72, 0.92), ("fresh.tsv", 0.62, 0.82),
-                                                   ("blind.tsv", 0.78, 0.92), ("slack.tsv", 0.70, 0.90)])
+@pytest.mark.parametrize(("name", "top1", "top3"), [("questions.tsv", 0.85, 0.97), ("heldout.tsv", 0.78, 0.94),
+                                                   ("unseen.tsv", 0.78, 0.94), ("fresh.tsv", 0.70, 0.85),
+                                                   ("blind.tsv", 0.80, 0.92), ("slack.tsv", 0.75, 0.92)])
 async def test_plain_words_questions_find_their_runbook(built: KnowledgeBase, name: str, top1: float,
                                                         top3: float) -> None:
-    """Both development sets (bench/knowledge.py: 0.898 / 0.981 and 0.833 / 0.972) and the
-    independent ones, used to choose nothing (unseen.tsv 0.778 / 0.944, fresh.tsv 0.675 / 0.875,
-    blind.tsv 0.806 / 0.944, slack.tsv 0.741 / 0.944: below the top-1 target, see docs/knowledge.md);
-    the floors catch a regression of a few questions."""
+    """The development sets and the independent ones (docs/knowledge.md; this build, scope
+    ``corpus``: questions.tsv 0.889 / 0.991, heldout.tsv 0.833 / 1.000, unseen.tsv 0.833 / 0.972,
+    fresh.tsv 0.725 / 0.887, blind.tsv 0.852 / 0.944, slack.tsv 0.778 / 0.954; top-1 below the target
+    on three of them). The floors catch a regression of a few questions; without the discriminant
+    projection unseen.tsv and fresh.tsv fall below theirs (0.764 and 0.688 on this build)."""
     questions = load_questions(QUESTIONS.parent / name)
     quality = await evaluate(lambda text: built.search([SCOPE], text, top_k=10), questions)
     assert quality.top1 >= top1, quality.misses
