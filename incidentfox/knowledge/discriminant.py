@@ -26,6 +26,15 @@ import numpy as np
 # the runbook corpus: 5 to 20 documents lost a question or a few, 30 and more gained).
 MIN_DOCUMENTS = 30
 DISCRIMINANT_WEIGHT = 0.3       # share of the dense score taken by the projected cosine
+# Wider embeddings (a team's remote embedder: 1,536 or 3,072 dimensions) are first reduced to their
+# principal axes, those the vectors span and at most this many: the generalised eigenproblem grows
+# with the cube of the width, and a direction the vectors do not span only carries rounding noise,
+# which the discriminant would blow up. Vectors this wide or narrower are fitted in their own
+# coordinates, as measured: scikit-learn's shrinkage standardises each coordinate first, so a
+# rotation is not neutral (fitting the offline model's vectors on their principal axes instead lost
+# 4 of the development questions and 13 of the independent ones).
+MAX_FIT_DIMS = 384
+SPANNED = 1e-4      # an axis counts as spanned when its singular value is over this share of the largest
 
 
 @dataclass(frozen=True)
@@ -76,13 +85,26 @@ def fit_projection(vectors: np.ndarray, labels: list[str], min_documents: int = 
     from threadpoolctl import threadpool_limits
 
     x = np.asarray(vectors, dtype=np.float64)
+    centre = x.mean(axis=0)
     try:
         with threadpool_limits(1), warnings.catch_warnings():
             warnings.simplefilter("ignore")     # a document of one chunk has no spread of its own
-            lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(x, labels)
+            axes = _principal_axes(x - centre, MAX_FIT_DIMS) if x.shape[1] > MAX_FIT_DIMS else None
+            if axes is not None and axes.shape[1] < 2:
+                return None
+            z = (x - centre) @ axes if axes is not None else x
+            lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(z, labels)
     except (np.linalg.LinAlgError, ValueError):
         return None
-    if not np.all(np.isfinite(lda.scalings_)):
+    scalings = lda.scalings_[:, :min(classes - 1, z.shape[1])]
+    matrix = axes @ scalings if axes is not None else scalings
+    if not np.all(np.isfinite(matrix)):
         return None
-    k = min(classes - 1, x.shape[1])
-    return Projection(x.mean(axis=0).astype(np.float32), np.ascontiguousarray(lda.scalings_[:, :k], dtype=np.float32))
+    return Projection(centre.astype(np.float32), np.ascontiguousarray(matrix, dtype=np.float32))
+
+
+def _principal_axes(centred: np.ndarray, most: int) -> np.ndarray:
+    """The principal axes (columns, largest first) the centred rows span, at most ``most``."""
+    _, sv, vt = np.linalg.svd(centred, full_matrices=False)
+    spanned = int(np.sum(sv > SPANNED * sv[0])) if sv.size and sv[0] > 0 else 0
+    return np.ascontiguousarray(vt[:min(spanned, most)].T)

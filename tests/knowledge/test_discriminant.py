@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from incidentfox.knowledge import Scope
-from incidentfox.knowledge.discriminant import MIN_DOCUMENTS, Projection, fit_projection, no_projection
+from incidentfox.knowledge.discriminant import (
+    MAX_FIT_DIMS,
+    MIN_DOCUMENTS,
+    Projection,
+    fit_projection,
+    no_projection,
+)
 from incidentfox.knowledge.index import FORMAT, PROJECTION_PART, Node, TreeIndex
 
 SCOPE = Scope(org="acme")
@@ -90,3 +96,15 @@ def test_a_tree_stores_and_loads_its_projection_and_mixes_it_into_the_dense_scor
 
     with pytest.raises(ValueError, match="projection does not fit"):
         TreeIndex(SCOPE, nodes, vecs[:, :10], {"version": "v1"}, projection=p)
+
+
+def test_wider_embeddings_are_reduced_first_and_still_separate_documents() -> None:
+    vecs, labels = documents(40, per_doc=5)
+    basis, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(MAX_FIT_DIMS + 216, vecs.shape[1])))
+    wide = (vecs @ basis.T).astype(np.float32)          # the same documents in a 600-dimensional space
+    train = [i for i in range(len(labels)) if i % 5]
+    test = [i for i in range(len(labels)) if i % 5 == 0]
+    p = fit_projection(wide[train], [labels[i] for i in train])
+    assert p is not None and p.matrix.shape == (wide.shape[1], 39) and p.centre.shape == (wide.shape[1],)
+    args = (wide[train], [labels[i] for i in train], wide[test], [labels[i] for i in test])
+    assert nearest_document_accuracy(*args, None) < 0.5 and nearest_document_accuracy(*args, p) > 0.9
