@@ -73,11 +73,16 @@ class SandboxHostCore:
         agent.preload()   # the model SDK, before the first turn rather than during it
 
     async def isolation(self) -> IsolationStatus:
-        if self._isolation is None:
+        """The backend's status; kept once available, asked again while not (a transient probe
+        failure must not disable Bash on this host for good). The first available status sweeps the
+        node's leftover session cgroups."""
+        if self._isolation is None or not self._isolation.available:
             status = await self.backend.status()
-            if self._isolation is None:
+            if self._isolation is None or not self._isolation.available:
+                first = self._isolation is None or status.available
                 self._isolation = status
-                await self._sweep_cgroups(status)
+                if first:
+                    await self._sweep_cgroups(status)
         return self._isolation
 
     async def _sweep_cgroups(self, status: IsolationStatus) -> None:

@@ -30,7 +30,6 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -141,10 +140,27 @@ def _probe_bwrap(bwrap: str, uid: int, root: Path | None = None) -> str | None:
     return None
 
 
-@lru_cache(maxsize=8)
+# A probe that found isolation unavailable is tried again after this long: a transient failure (a
+# spawn timing out on a saturated node, the workspace root being prepared by another process) must
+# not disable sandbox Bash, or report it disabled, until the process restarts.
+UNAVAILABLE_RETRY_S = 30.0
+_probed: dict[tuple[bool, int, Path | None], tuple[IsolationStatus, float]] = {}
+
+
 def _status(allow_rlimit_only: bool, probe_uid: int, root: Path | None = None) -> IsolationStatus:
+    key = (allow_rlimit_only, probe_uid, root)
+    cached = _probed.get(key)
+    if cached is not None and (cached[0].available or time.monotonic() - cached[1] < UNAVAILABLE_RETRY_S):
+        return cached[0]
     status = _bwrap_status(allow_rlimit_only, probe_uid, root)
-    return IsolationStatus(status.mode, status.reason, status.bwrap, cgroups=cgroup_support(), root=root)
+    status = IsolationStatus(status.mode, status.reason, status.bwrap, cgroups=cgroup_support(), root=root)
+    _probed[key] = (status, time.monotonic())
+    return status
+
+
+def forget_probes() -> None:
+    """Probe again on the next call (tests that change what the probe sees)."""
+    _probed.clear()
 
 
 def _bwrap_status(allow_rlimit_only: bool, probe_uid: int, root: Path | None) -> IsolationStatus:
@@ -176,8 +192,8 @@ def sandbox_isolation_status(allow_rlimit_only: bool | None = None, *, probe_uid
     """How sandbox Bash would run on this node, and why (``/health`` shows it). With ``root`` (the
     workspace root), it is prepared and must be reachable by the session UIDs
     (:func:`~actors.sandbox.workspace_root.root_problem`), else the mode is ``unavailable`` with why.
-    Probed once per process; blocking (a ~10 ms spawn), so async callers wrap the first call in
-    ``to_thread``."""
+    Probed once per process (an unavailable result again after :data:`UNAVAILABLE_RETRY_S`); blocking
+    (a ~10 ms spawn), so async callers wrap the call in ``to_thread``."""
     if allow_rlimit_only is None:
         from incidentfox.settings import get_settings
 

@@ -334,9 +334,9 @@ def test_a_sandbox_session_chats_with_streamed_tool_events_and_is_deleted(world,
         with platform.api() as c:
             isolation = ok(c.get("/api/v1/sandbox/health"))["isolation"]
         if isolation["available"]:
-            assert "hello from the sandbox" in tool.inner_text(), tool.inner_text()
+            assert "hello from the sandbox" in tool.inner_text(), (isolation, tool.inner_text())
         else:
-            assert "Bash is disabled on this node" in tool.inner_text()
+            assert "Bash is disabled on this node" in tool.inner_text(), (isolation, tool.inner_text())
         assert "sk-console-test" not in page.content()
         shot(page, "sandbox-chat")
         page.get_by_role("button", name="Delete").click()

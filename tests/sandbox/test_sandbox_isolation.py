@@ -12,7 +12,7 @@ from actors.sandbox.config import SandboxLimits
 from actors.sandbox.errors import IsolationUnavailable
 from actors.sandbox.isolation import (
     IsolationStatus,
-    _status,
+    forget_probes,
     run_command,
     sandbox_isolation_status,
 )
@@ -161,7 +161,7 @@ async def test_unavailable_isolation_refuses_bash(root: Path, monkeypatch: pytes
         status = sandbox_isolation_status(False, probe_uid=199_990)
         weak = sandbox_isolation_status(True, probe_uid=199_990)
     finally:
-        _status.cache_clear()
+        forget_probes()
     assert status.mode == "unavailable" and "not installed" in status.reason
     assert weak.mode == "rlimit_only" and "opted in" in weak.reason
     w = ws(root, "s1")
@@ -194,3 +194,49 @@ async def test_symlink_made_inside_the_sandbox_cannot_be_read_through(bwrap: Iso
         assert out.is_error and out.content.startswith("Refused:") and "root:x" not in out.content, (path, out)
     out = await box.execute("Write", {"file_path": "rootdir/tmp/pwned", "content": "x"})
     assert out.is_error and not Path("/tmp/pwned").exists()
+
+
+def test_an_unavailable_probe_is_tried_again_after_a_while_and_an_available_one_is_kept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transient failure (a spawn timing out on a saturated node) must not disable sandbox Bash, or
+    report it disabled, until the process restarts."""
+    import actors.sandbox.isolation as iso
+
+    answers = [IsolationStatus("unavailable", "bubblewrap could not start: timed out"),
+               IsolationStatus("bwrap", "bubblewrap with per-session UIDs", "/usr/bin/bwrap")]
+    calls: list[int] = []
+    clock = [1000.0]
+
+    def probe(allow: bool, uid: int, root: Path | None) -> IsolationStatus:
+        calls.append(uid)
+        return answers[min(len(calls) - 1, 1)]
+
+    monkeypatch.setattr(iso, "_bwrap_status", probe)
+    monkeypatch.setattr(iso.time, "monotonic", lambda: clock[0])
+    forget_probes()
+    try:
+        assert not sandbox_isolation_status(False, probe_uid=199_980).available
+        clock[0] += iso.UNAVAILABLE_RETRY_S - 1
+        assert not sandbox_isolation_status(False, probe_uid=199_980).available and len(calls) == 1
+        clock[0] += 2
+        assert sandbox_isolation_status(False, probe_uid=199_980).mode == "bwrap" and len(calls) == 2
+        clock[0] += 10 * iso.UNAVAILABLE_RETRY_S
+        assert sandbox_isolation_status(False, probe_uid=199_980).available and len(calls) == 2
+    finally:
+        forget_probes()
+
+
+async def test_the_bwrap_backend_asks_again_while_unavailable_and_keeps_an_available_status(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import actors.sandbox.backends.bwrap as backend_module
+    from actors.sandbox.backends.bwrap import BwrapBackend
+    from actors.sandbox.config import SandboxRuntime
+
+    answers = iter([IsolationStatus("unavailable", "bubblewrap could not start: timed out"),
+                    IsolationStatus("bwrap", "ok", "/usr/bin/bwrap"),
+                    IsolationStatus("unavailable", "never asked")])
+    monkeypatch.setattr(backend_module, "sandbox_isolation_status", lambda *a, **kw: next(answers))
+    backend = BwrapBackend(SandboxRuntime(root=tmp_path, db_url="sqlite://", uid_base=390_000, uid_count=100))
+    assert not (await backend.status()).available
+    assert (await backend.status()).available
+    assert (await backend.status()).available       # kept: the third answer is never asked for

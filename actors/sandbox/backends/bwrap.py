@@ -22,7 +22,8 @@ class BwrapBackend:
         self._status: IsolationStatus | None = None
 
     async def status(self) -> IsolationStatus:
-        if self._status is None:
+        """Kept once available; while unavailable, asked again (the probe retries after a while)."""
+        if self._status is None or not self._status.available:
             self._status = await asyncio.to_thread(sandbox_isolation_status, self.runtime.allow_rlimit_only,
                                                    probe_uid=self.runtime.uid_base - 1, root=self.runtime.root)
         return self._status
