@@ -74,15 +74,16 @@ class SandboxHostCore:
 
     async def isolation(self) -> IsolationStatus:
         """The backend's status; kept once available, asked again while not (a transient probe
-        failure must not disable Bash on this host for good). The first available status sweeps the
-        node's leftover session cgroups."""
-        if self._isolation is None or not self._isolation.available:
-            status = await self.backend.status()
-            if self._isolation is None or not self._isolation.available:
-                first = self._isolation is None or status.available
-                self._isolation = status
-                if first:
-                    await self._sweep_cgroups(status)
+        failure must not disable Bash on this host for good). The first status, and the first available
+        one after an unavailable one, sweep the node's leftover session cgroups."""
+        seen = self._isolation
+        if seen is not None and seen.available:
+            return seen
+        status = await self.backend.status()
+        if self._isolation is seen:         # else a concurrent caller has just set (and swept) it
+            self._isolation = status
+            if seen is None or status.available:
+                await self._sweep_cgroups(status)
         return self._isolation
 
     async def _sweep_cgroups(self, status: IsolationStatus) -> None:

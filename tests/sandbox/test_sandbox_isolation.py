@@ -240,3 +240,34 @@ async def test_the_bwrap_backend_asks_again_while_unavailable_and_keeps_an_avail
     assert not (await backend.status()).available
     assert (await backend.status()).available
     assert (await backend.status()).available       # kept: the third answer is never asked for
+
+
+async def test_a_host_asks_again_while_unavailable_and_sweeps_once_it_is_available(
+        tmp_path: Path, sqlite_url: str) -> None:
+    from actors.sandbox.config import SandboxRuntime
+    from actors.sandbox.host import SandboxHostCore
+
+    class Scripted:
+        def __init__(self) -> None:
+            self.answers = [IsolationStatus("unavailable", "bubblewrap could not start: timed out"),
+                            IsolationStatus("unavailable", "still"),
+                            IsolationStatus("bwrap", "ok", "/usr/bin/bwrap")]
+            self.asked = 0
+
+        async def status(self) -> IsolationStatus:
+            self.asked += 1
+            return self.answers[min(self.asked - 1, 2)]
+
+    host = SandboxHostCore(SandboxRuntime(root=tmp_path, db_url=sqlite_url, uid_base=391_000, uid_count=100),
+                           name="h")
+    host.backend = Scripted()  # type: ignore[assignment]
+    swept: list[str] = []
+
+    async def sweep(status: IsolationStatus) -> None:
+        swept.append(status.mode)
+
+    host._sweep_cgroups = sweep  # type: ignore[method-assign]
+    assert not (await host.isolation()).available and swept == ["unavailable"]      # the first status
+    assert not (await host.isolation()).available and swept == ["unavailable"]      # asked again, no sweep
+    assert (await host.isolation()).mode == "bwrap" and swept == ["unavailable", "bwrap"]
+    assert (await host.isolation()).available and host.backend.asked == 3           # kept
