@@ -1,9 +1,10 @@
 """Shared helpers for the engine tests: one warmed pool per test module on the session Ray, a
 migrated SQLite database, teams configured through the real config service, a Slack recorder.
 
-Import the fixtures into a test module (``from engine_support import engine, recorder``); each test
-adds its own team (``await engine.add_team(config)``) so tests share the pool's actors, which keeps
-actor start-up (seconds each on 2 cores) out of every test.
+``tests/engine/conftest.py`` offers the ``engine`` fixture to the engine tests (another folder imports
+it into its own conftest the same way); each test adds its own team (``await engine.add_team(config)``)
+so tests share the pool's actors, which keeps actor start-up (seconds each on 2 cores) out of every
+test.
 """
 
 from __future__ import annotations

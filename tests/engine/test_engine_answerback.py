@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
-from engine_support import Engine, demo_config, engine  # noqa: F401 - the fixture
+from engine_support import Engine, demo_config
 
 from actors.answerback.markdown import marker
 from incidentfox.contracts import AnswerTarget, Trigger
@@ -26,7 +26,7 @@ def pd_trigger(incident: str) -> Trigger:
                    is_alert=True, fingerprint=incident, answer_to=AnswerTarget(source="pagerduty", incident_id=incident))
 
 
-async def _answer_notes(engine: Engine, run_id: str) -> list[dict[str, Any]]:  # noqa: F811
+async def _answer_notes(engine: Engine, run_id: str) -> list[dict[str, Any]]:
     """The run's answer-back notes, once written (the answer follows the terminal status and the
     final Slack edit; the database is polled, bounded)."""
     async with asyncio.timeout(60):
@@ -37,14 +37,14 @@ async def _answer_notes(engine: Engine, run_id: str) -> list[dict[str, Any]]:  #
             await asyncio.sleep(0.1)   # polling the database, bounded by the timeout above
 
 
-async def _final_slack(engine: Engine, channel: str) -> list[Any]:  # noqa: F811
+async def _final_slack(engine: Engine, channel: str) -> list[Any]:
     return await engine.slack.wait_for(lambda calls: [c for c in calls if c.method == "chat.update"
                                                       and c.args.get("channel") == channel
                                                       and "Root cause 1" in str(c.args.get("blocks"))],
                                        timeout=60)
 
 
-async def test_a_pagerduty_run_answers_with_a_note_after_slack(engine: Engine) -> None:  # noqa: F811
+async def test_a_pagerduty_run_answers_with_a_note_after_slack(engine: Engine) -> None:
     http = FakeHTTP()
     await http.start()
     try:
@@ -68,7 +68,7 @@ async def test_a_pagerduty_run_answers_with_a_note_after_slack(engine: Engine) -
         await http.close()
 
 
-async def test_bad_answer_back_config_is_a_note_and_slack_still_answers(engine: Engine) -> None:  # noqa: F811
+async def test_bad_answer_back_config_is_a_note_and_slack_still_answers(engine: Engine) -> None:
     cfg = demo_config(channel="CPD2")
     cfg["integrations"]["pagerduty"] = {"answer_back": True, "token": "pd-engine-key-2"}   # no from_email
     team = await engine.add_team(cfg)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from engine_support import Engine, demo_config, engine  # noqa: F401 - the fixture
+from engine_support import Engine, demo_config
 from knowledge_kit import RUNBOOKS
 
 from actors.tools.knowledge_bases import KnowledgeBases, TeamKnowledge

@@ -9,7 +9,7 @@ import uuid
 import httpx
 import pytest
 import ray
-from engine_support import ORG, TOKEN, Engine, demo_config, engine  # noqa: F401 - the fixture
+from engine_support import ORG, TOKEN, Engine, demo_config
 from pydantic import SecretStr
 
 from actors.engine.pool_config import NAMESPACE
@@ -63,7 +63,7 @@ async def test_offline_demo_run_names_the_bad_deploy(engine: Engine) -> None:
     assert TOKEN not in blob
 
 
-async def test_a_slow_final_slack_edit_outlives_the_lease_heartbeat(engine: Engine) -> None:  # noqa: F811
+async def test_a_slow_final_slack_edit_outlives_the_lease_heartbeat(engine: Engine) -> None:
     # The heartbeat (every lease_s/3 = 2 s here) sees the run already terminal while the final
     # edit (slow; progress edits are not) is in flight: it must not cancel it as a lost lease.
     engine.slack.slow("chat.update", "CSLOW", 5.0, when=lambda args: not str(args.get("text", "")).startswith("🔍"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from engine_support import TOKEN, Engine, demo_config, engine  # noqa: F401 - the fixture
+from engine_support import TOKEN, Engine, demo_config
 
 from actors.engine.run_state import SLACK_TIMEOUT_S
 from actors.testing.scripted_llm import ScriptedLLM

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from engine_mcp_server import LocalMcp
-from engine_support import TOKEN, Engine, demo_config, engine  # noqa: F401 - the fixture
+from engine_support import TOKEN, Engine, demo_config
 
 from actors.testing.scripted_llm import ScriptedLLM
 from incidentfox.mcp_allowlist import McpServerRow
@@ -18,7 +18,7 @@ REPORT = {"summary": "checkout is degraded (MCP status)", "root_causes": [
     "affected_services": ["checkout"], "timeline": [], "recommended_actions": [], "no_incident": False}
 
 
-async def test_llm_run_calls_an_attached_mcp_tool(engine: Engine) -> None:  # noqa: F811 - the fixture
+async def test_llm_run_calls_an_attached_mcp_tool(engine: Engine) -> None:
     mcp = LocalMcp(echo_secret=TOKEN)
     await mcp.start()
     llm = ScriptedLLM({

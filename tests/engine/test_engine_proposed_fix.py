@@ -5,14 +5,14 @@ nothing runs until someone approves it."""
 from __future__ import annotations
 
 import pytest
-from engine_support import Engine, demo_config, engine  # noqa: F401 - the fixture
+from engine_support import Engine, demo_config
 
 from incidentfox.runs.models import ToolApproval
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-async def test_bad_deploy_gets_a_pending_rollback_with_buttons(engine: Engine) -> None:  # noqa: F811
+async def test_bad_deploy_gets_a_pending_rollback_with_buttons(engine: Engine) -> None:
     team = await engine.add_team(demo_config(channel="CFIX", latency_ms=[20, 60],
                                              tools={"kubernetes_rollback_deployment": True}))
     run_id = await engine.start(team, channel="CFIX")

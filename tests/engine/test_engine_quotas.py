@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from engine_support import Engine, demo_config, engine  # noqa: F401 - the fixture
+from engine_support import Engine, demo_config
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ import asyncio
 import json
 
 import pytest
-from engine_support import ORG, Engine, demo_config, engine  # noqa: F401 - the fixture
+from engine_support import ORG, Engine, demo_config
 from gateway_kit import StaticRoutes, client_for, make_core, signed, slack_event
 
 from actors.testing.scripted_llm import ScriptedLLM
@@ -55,7 +55,7 @@ def _thread_texts(eng: Engine, channel: str, root_ts: str) -> list[str]:
             if c.args.get("thread_ts") == root_ts]
 
 
-async def test_offline_reply_redirects_the_run_then_follow_ups_answer_in_the_thread(engine: Engine, fixtures_dir):  # noqa: F811
+async def test_offline_reply_redirects_the_run_then_follow_ups_answer_in_the_thread(engine: Engine, fixtures_dir):
     channel = "CTHR"
     team = await engine.add_team(demo_config(channel=channel, latency_ms=1200))
     core = _gateway(engine, channel, team)
@@ -122,7 +122,7 @@ K8S = [{"name": "kubernetes_get_events", "arguments": {"namespace": "shop", "obj
                                                         "warnings_only": True, "since_minutes": 60, "limit": 50}}]
 
 
-async def test_llm_planner_gets_replies_as_untrusted_data(engine: Engine, fixtures_dir):  # noqa: F811
+async def test_llm_planner_gets_replies_as_untrusted_data(engine: Engine, fixtures_dir):
     llm = ScriptedLLM({"lead SRE": [{"tool_calls": [{"name": "ask_kubernetes_agent", "arguments": {"input": "pods?"}}]},
                                     {"json": REPORT}],
                        "kubernetes specialist": [{"tool_calls": K8S}, {"text": "checkout pods crash-loop"}]})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from engine_support import engine  # noqa: F401 - the engine fixture, for test_security_memory.py
 from security_kit import Sentinel
 
 

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 import ray
-from engine_support import demo_config, engine  # noqa: F401 - the module's engine fixture
+from engine_support import demo_config
 
 from actors.engine.pool import NAMESPACE
 
@@ -21,7 +21,7 @@ def _tool_executors() -> list:
     return [ray.get_actor(n, namespace=NAMESPACE) for n in names]
 
 
-async def test_a_finished_runs_credentials_leave_the_tool_executors(engine):  # noqa: F811
+async def test_a_finished_runs_credentials_leave_the_tool_executors(engine):
     team = await engine.add_team(demo_config())
     run_id = await engine.start(team)
     run = await engine.wait_terminal(run_id)
