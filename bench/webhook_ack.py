@@ -277,7 +277,7 @@ def run_ours(tmp: Path, env: dict[str, str], args: argparse.Namespace) -> dict:
     home = tmp / "ours" / ".incidentfox"
     port, dash = _free_port(), _free_port()
     env = {**env, "INCIDENTFOX_HOME": str(home)}
-    log = open(tmp / "ours.log", "w")
+    log = open(tmp / "ours.log", "w")   # noqa: SIM115 - the child's output for its life; closed below
     extra = [] if args.access_log else ["--no-access-log"]
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "up", "--port", str(port), "--runner",
                              "null", "--dashboard-port", str(dash), *extra], env=env, cwd=tmp, stdout=log,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Annotated
 
 import typer
 
@@ -66,14 +67,15 @@ def list_cmd(
 
 @deliveries_app.command("redrive")
 def redrive_cmd(
-    ids: list[int] = typer.Argument(None, help="Delivery ids to re-drive; default: every failed one."),
+    ids: Annotated[list[int] | None,
+                   typer.Argument(help="Delivery ids to re-drive; default: every failed one.")] = None,
     runner: str = typer.Option("investigation", metavar="RUNNER", help=f"Runner to hand them to: {RUNNER_HELP}.",
                                **one_of(runner_names, default="investigation")),
     database_url: str | None = typer.Option(None, help="Override INCIDENTFOX_DATABASE_URL."),
 ) -> None:
     """Dispatch failed (or the given) deliveries again; prints the ids handed off."""
-    from serve_apps.runners import make_runner
     from serve_apps import deliveries
+    from serve_apps.runners import make_runner
 
     async def run() -> list[int]:
         url, engine, sessions = _sessions(database_url)

@@ -241,19 +241,19 @@ def _section(suite: str, r: dict[str, Any]) -> str:
     elif suite == "nezha":
         cases = r.get("per_case", [])
         calls = sum(c.get("tool_calls", 0) for c in cases)
-        lines += ["", f"Top-1 **{_pct(r.get('top1'))}**, top-3 **{_pct(r.get('top3'))}** (published Nezha: 0.93 / "
-                      f"0.96 with all modalities); **{calls}** tool calls in all (at least "
-                      f"{min((c.get('tool_calls', 0) for c in cases), default=0)} per case). Fault class right in "
-                      f"**{_pct(r.get('fault_class_ok'))}** of the {r.get('fault_class_cases', 0)} cases whose culprit "
-                      "is ranked first.", "",
+        lines += ["", (f"Top-1 **{_pct(r.get('top1'))}**, top-3 **{_pct(r.get('top3'))}** (published Nezha: 0.93 / "
+                       f"0.96 with all modalities); **{calls}** tool calls in all (at least "
+                       f"{min((c.get('tool_calls', 0) for c in cases), default=0)} per case). Fault class right in "
+                       f"**{_pct(r.get('fault_class_ok'))}** of the {r.get('fault_class_cases', 0)} cases whose "
+                       "culprit is ranked first."), "",
                   "| fault type | cases | top-1 | top-3 |", "|---|---|---|---|"]
         for g, v in r.get("per_group", {}).items():
             lines.append(f"| {g} | {v['cases']} | {_pct(v['top1'])} | {_pct(v['top3'])} |")
         lines += ["", "| day | cases | top-1 | top-3 |", "|---|---|---|---|"]
         for g, v in r.get("per_day", {}).items():
             lines.append(f"| {g} | {v['cases']} | {_pct(v['top1'])} | {_pct(v['top3'])} |")
-        lines += ["", "| case | fault type | expected | top 3 | top-1 | top-3 | fault class | tool calls (answered) "
-                      "| missing |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += ["", ("| case | fault type | expected | top 3 | top-1 | top-3 | fault class | tool calls (answered) "
+                       "| missing |"), "|---|---|---|---|---|---|---|---|---|"]
         for c in cases:
             gaps = sorted({g.split("/")[0] for g in c.get("gaps", [])})
             lines.append(f"| {c['case']} | {c.get('fault_type', '')} | {c['expected']} | {', '.join(c['ranked'][:3])} | "

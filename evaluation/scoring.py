@@ -26,8 +26,8 @@ from actors.ranking.entities import same_workload
 from actors.ranking.rank import rank
 from actors.ranking.rca import build_rca
 from actors.ranking.topology import with_call_graph
-from incidentfox.contracts import RCA
 from evaluation import holmesgpt, petshop
+from incidentfox.contracts import RCA
 from incidentfox.evidence import EvidenceBundle
 
 

@@ -11,9 +11,9 @@ writer needs (pragmas, the write lock, retries) is in :mod:`incidentfox.sqlite_w
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
@@ -34,7 +34,7 @@ MIGRATION_LOCK_ID = 0x1F0C5  # PostgreSQL advisory lock key for `upgrade`.
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -43,20 +43,20 @@ class UTCDateTime(TypeDecorator):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):  # noqa: ANN001
+    def process_bind_param(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
-    def process_result_value(self, value, dialect):  # noqa: ANN001
+    def process_result_value(self, value, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime,
         dict: JSON, dict[str, Any]: JSON,
         list: JSON, list[str]: JSON, list[dict[str, Any]]: JSON,
@@ -117,7 +117,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def alembic_config(url: str):  # noqa: ANN201
+def alembic_config(url: str):
     from alembic.config import Config
 
     here = Path(__file__).resolve().parent.parent / "config_service" / "alembic"

@@ -14,7 +14,9 @@ import contextvars
 import logging
 import re
 import sys
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 
@@ -40,7 +42,8 @@ def _import_structlog() -> Any:
 structlog = _import_structlog()
 
 CONTEXT_FIELDS = ("run_id", "org_id", "team_id", "trace")
-_context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("incidentfox_log_ctx", default={})
+_context: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar("incidentfox_log_ctx",
+                                                                           default=MappingProxyType({}))
 _registered: set[str] = set()
 
 MASK = "***"
@@ -134,7 +137,7 @@ def _line_fields(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str,
     ``exc_text``."""
     record: logging.LogRecord = event["_record"]
     out: dict[str, Any] = {
-        "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+        "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
         "level": record.levelname.lower(),
         "logger": record.name,
         "msg": event["event"],
@@ -157,7 +160,7 @@ class JsonFormatter(structlog.stdlib.ProcessorFormatter):
                          processors=[structlog.processors.JSONRenderer(ensure_ascii=False)])
 
 
-def configure_logging(level: str = "INFO", stream=None) -> None:  # noqa: ANN001
+def configure_logging(level: str = "INFO", stream=None) -> None:
     """Route the root logger through the redaction filter to JSON lines on ``stream`` (stderr)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())

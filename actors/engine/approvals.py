@@ -35,6 +35,7 @@ decision.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -270,10 +271,8 @@ async def await_approval(sessions: async_sessionmaker[AsyncSession], *, run_id: 
             await s.commit()
     await retry_locked(create)
     if post is not None:
-        try:
+        with contextlib.suppress(Exception):    # the API can still approve; the wait below is bounded
             await post(approval_id)
-        except Exception:  # noqa: BLE001 - the API can still approve; the wait below is bounded
-            pass
     deadline = time.monotonic() + max(0.0, timeout_s)
     while True:
         async with sessions() as s:

@@ -108,7 +108,7 @@ async def _post_first(ctx: EngineContext, run: Run, cfg: TeamConfig, live: LiveR
     try:
         async with asyncio.timeout(SLACK_TIMEOUT_S):
             msg = await reporter.start(channel=channel, thread_ts=thread_ts)
-    except Exception as exc:  # Slack down must not stop the investigation
+    except Exception as exc:  # noqa: BLE001 - Slack down must not stop the investigation
         ctx.writer.event(run.id, "note", {"slack": "error", "reason": reason_of(exc)})
         return None
     live.first_message_at = time.monotonic()
@@ -262,7 +262,7 @@ async def investigate(ctx: EngineContext, live: LiveRun, *, org_id: str, team_id
     except RunFailed as exc:
         await _on_failure(ctx, live, reporter, exc.reason)
         return RunOutcome.FAILED
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any other error fails this run, recorded, not the actor
         log.warning("run %s failed: %s", run_id, reason_of(exc))
         await _on_failure(ctx, live, reporter, reason_of(exc))
         return RunOutcome.FAILED
@@ -303,7 +303,7 @@ async def _post_final(ctx: EngineContext, run_id: str, reporter: SlackReporter, 
             async with asyncio.timeout(SLACK_TIMEOUT_S):
                 await reporter.finish(rca, status=status)
             return
-        except Exception as exc:  # Slack down or slow: the run's result stands either way
+        except Exception as exc:  # noqa: BLE001 - Slack down or slow: the run's result stands either way
             log.warning("final Slack edit of %s failed (attempt %d): %s", run_id, attempt, type(exc).__name__)
             ctx.writer.event(run_id, "note", {"slack": "error", "phase": "final", "attempt": attempt,
                                               "reason": reason_of(exc)})
@@ -318,7 +318,7 @@ async def _on_cancel(ctx: EngineContext, live: LiveRun, reporter: SlackReporter 
                               RunStatus.CANCELLED)
         if ok and live.knowledge is not None:   # remembered in the background: the cancel goes on now
             live.knowledge.remember_later(ctx.sessions, public_url=ctx.public_url)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the cancel stands; a failed cleanup is logged
         log.warning("cleanup after cancelling %s failed: %s", run_id, type(exc).__name__)
 
 

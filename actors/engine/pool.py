@@ -200,7 +200,7 @@ class InvestigationPool:
     async def _track(self, group: _Group, member: Member, run_id: str, ref: Any, team: tuple[str, str]) -> None:
         try:
             await ref
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever ended the run, its slot and lease are released
             if is_actor_gone(exc):
                 log.warning("actor %s died while hosting %s; its lease will be recovered", member.name, run_id)
                 if member in group.members:
@@ -226,7 +226,7 @@ class InvestigationPool:
                 self._shrink()
                 for group in self._groups.values():
                     await heal(self.cfg, group.key, workers=group.workers, executors=group.executors)
-            except Exception as exc:  # keep the loop alive; the next period retries
+            except Exception as exc:  # noqa: BLE001 - keep the loop alive; the next period retries
                 log.warning("pool maintenance failed: %s: %s", type(exc).__name__, exc)
 
     async def _recover(self) -> None:

@@ -47,7 +47,7 @@ so some something status take tell than that the their them there these this tho
 we what what's whats when where which while who why with work working wrong you your latest today currently
 broken stuck pending dead unavailable unreachable erroring flaky degraded ready again still keeps keep getting
 returning throwing showing timing lately just all anymore suddenly our new old one two
-""".split())
+""".split())  # noqa: SIM905 - a word list reads better as words than as 190 quoted strings
 _LATENCY = re.compile(r"(?i)\b(slow\w*|latenc\w*|taking (?:too )?long|timeouts?|p9\d|response time)\b")
 _ERRORS = re.compile(r"(?i)\b(errors?|fail\w*|crash\w*|5xx|exceptions?|down)\b")
 _TOKEN = re.compile(r"[A-Za-z0-9](?:[\w.-]*[A-Za-z0-9])?|-n\b")

@@ -52,8 +52,8 @@ def node_evidence(nodes: list[dict[str, Any]]) -> EvidenceBundle:
             problems.append(("NodeDown", f"RabbitMQ node {n['name']} is not running"))
         partitions = [str(p) for p in n.get("partitions") or []]
         if partitions:
-            problems.append(("NetworkPartition", f"RabbitMQ node {n['name']} reports a network partition: it cannot "
-                                                 f"reach {', '.join(_short(p) for p in partitions)}"))
+            problems.append(("NetworkPartition", (f"RabbitMQ node {n['name']} reports a network partition: it "
+                                                  f"cannot reach {', '.join(_short(p) for p in partitions)}")))
         if n.get("mem_alarm"):
             problems.append(("MemoryAlarm", f"RabbitMQ node {n['name']} raised the memory alarm: publishers are blocked"))
         if n.get("disk_free_alarm"):

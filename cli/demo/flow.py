@@ -303,8 +303,9 @@ async def follow(console: Console, demo: Demo, http: httpx.AsyncClient, queue: a
                 # say "Investigation running"; the final one names the run's terminal status.)
                 final = f"Investigation {status}"
                 try:
-                    await recorder.wait_for(lambda calls: any(c.method == "chat.update" and final in
-                                                              json.dumps(c.args.get("blocks")) for c in calls), timeout=10)
+                    await recorder.wait_for(lambda calls, final=final: any(
+                        c.method == "chat.update" and final in json.dumps(c.args.get("blocks")) for c in calls),
+                        timeout=10)
                 except TimeoutError:
                     pass
                 while not queue.empty():

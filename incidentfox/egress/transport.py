@@ -124,7 +124,7 @@ def _transport_class(lib: ModuleType) -> type:
 def _default_lib(lib: ModuleType | None) -> ModuleType:
     if lib is not None:
         return lib
-    import httpx   # on demand only: see the module docstring
+    import httpx  # on demand only: see the module docstring
 
     return httpx
 

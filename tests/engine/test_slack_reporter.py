@@ -3,9 +3,13 @@ the real slack_sdk client."""
 
 from __future__ import annotations
 
+import itertools
+
 import aiohttp
 import pytest
+from slack_sdk.errors import SlackApiError
 
+from actors.slack.client import SlackWebReporter, slack_client
 from actors.slack.reporter import (
     ACTION_FEEDBACK_DOWN,
     ACTION_FEEDBACK_UP,
@@ -15,7 +19,6 @@ from actors.slack.reporter import (
     SlackReporter,
     rca_blocks,
 )
-from actors.slack.client import SlackWebReporter, slack_client
 from cli.demo.slack_recorder import SlackRecorder
 from incidentfox.contracts import RCA, Evidence, RootCause
 
@@ -56,7 +59,7 @@ async def test_post_once_then_debounced_updates(recorder: SlackRecorder) -> None
     assert 1 <= len(updates) <= 2
     assert all(u.args["ts"] == msg.ts for u in updates)
     times = [posts[0].at] + [u.at for u in updates]
-    gaps = [b - a for a, b in zip(times, times[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(g >= DEBOUNCE_S - 0.02 for g in gaps), gaps
     # The token authenticates every call but is never part of a payload.
     assert all(c.token == TOKEN for c in recorder.calls)
@@ -88,7 +91,7 @@ async def test_rate_limited_post_is_retried(recorder: SlackRecorder) -> None:
 
 def test_rca_blocks_buttons_carry_the_run_id() -> None:
     blocks = rca_blocks(_rca(), run_id="run_42")
-    actions = [b for b in blocks if b["type"] == "actions"][0]["elements"]
+    actions = next(b for b in blocks if b["type"] == "actions")["elements"]
     # A finished run cannot be cancelled: its message offers rerun, feedback and a postmortem draft.
     assert {e["action_id"] for e in actions} == {ACTION_RERUN, ACTION_FEEDBACK_UP, ACTION_FEEDBACK_DOWN, ACTION_POSTMORTEM}
     assert all(e["value"] == "run_42" for e in actions)
@@ -109,9 +112,8 @@ async def _thread_and_upload(client, recorder: SlackRecorder) -> None:
     replies = await client.conversations_replies(channel="C2", ts=root["ts"])
     assert [m["text"] for m in replies["messages"]] == ["root", "reply"]
     up = await client.files_getUploadURLExternal(filename="r.png", length=3)
-    async with __import__("aiohttp").ClientSession() as http:
-        async with http.post(up["upload_url"], data=b"png") as resp:
-            assert resp.status == 200
+    async with __import__("aiohttp").ClientSession() as http, http.post(up["upload_url"], data=b"png") as resp:
+        assert resp.status == 200
     done = await client.files_completeUploadExternal(files=[{"id": up["file_id"], "title": "Report"}], channel_id="C2")
     assert done["files"][0]["title"] == "Report" and recorder.files[up["file_id"]]["content"] == b"png"
 
@@ -128,7 +130,7 @@ async def test_the_client_factory_always_closes_what_it_opened(recorder: SlackRe
             await client.chat_postMessage(channel="C3", text="again")
         assert not borrowed.closed
     # …and the session is closed when the call fails too.
-    with pytest.raises(Exception):
+    with pytest.raises(SlackApiError):
         async with slack_client(token=TOKEN, base_url=recorder.url) as client:
             failing = client.session
             await client.chat_postMessage(channel="", text="no channel")

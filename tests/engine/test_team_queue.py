@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from actors.engine.pool_config import PoolConfig, make_config_loader
+from actors.engine.team_queue import FairQueue
 from actors.scheduler.service import team_quota
 from config_service import DEFAULT_CONFIG, InvalidTeamConfig, TeamConfig, max_concurrent_runs
-from actors.engine.team_queue import FairQueue
 from incidentfox.settings import Settings
 
 A, B, C = ("acme", "a"), ("acme", "b"), ("acme", "c")

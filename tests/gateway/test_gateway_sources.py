@@ -7,10 +7,18 @@ import json
 import time
 
 import pytest
+from gateway_kit import (
+    DEFAULT_ROUTES,
+    SECRETS,
+    StaticRoutes,
+    client_for,
+    load,
+    make_core,
+    signed,
+    slack_event,
+)
 from sqlalchemy import select
 
-from gateway_kit import SECRETS, RecordingRunner, StaticRoutes, DEFAULT_ROUTES, client_for, load, make_core, \
-    signed, slack_event
 from incidentfox.runs.models import Delivery, Run
 
 
@@ -98,7 +106,7 @@ async def test_github_issue_comment_mention_starts_a_run(gw, fixtures_dir):
 
 
 async def test_github_comment_without_mention_is_ignored(gw, fixtures_dir):
-    core, client = gw
+    _core, client = gw
     body = load(fixtures_dir, "github/issue_comment.created.json")
     r = await client.post("/github", content=body, headers=signed("github", body, event="issue_comment"))
     assert r.status_code == 200 and r.json()["ignored"] is True
@@ -116,7 +124,7 @@ async def test_github_push_is_recorded_as_a_change_event(gw, fixtures_dir):
 
 
 async def test_github_check_run_failure_starts_a_ci_run(gw, fixtures_dir):
-    core, client = gw
+    _core, client = gw
     body = load(fixtures_dir, "github/check_run.completed.failure.json")
     r = await client.post("/github", content=body, headers=signed("github", body, event="check_run"))
     assert r.status_code == 200, r.text
@@ -203,7 +211,7 @@ async def test_bad_and_missing_signatures_are_401_and_record_nothing(gw, fixture
 
 
 async def test_stale_timestamp_is_401_and_says_so(gw, fixtures_dir):
-    core, client = gw
+    _core, client = gw
     body = slack_event(fixtures_dir)
     r = await client.post("/slack/events", content=body, headers=signed("slack", body, now=time.time() - 3600))
     assert r.status_code == 401
@@ -216,7 +224,7 @@ async def test_stale_timestamp_is_401_and_says_so(gw, fixtures_dir):
 
 
 async def test_malformed_signed_body_is_400(gw):
-    core, client = gw
+    _core, client = gw
     body = b'{"type": "event_callback", "event_id": '
     r = await client.post("/slack/events", content=body, headers=signed("slack", body))
     assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_body"
@@ -226,7 +234,7 @@ async def test_malformed_signed_body_is_400(gw):
 
 
 async def test_body_over_one_mib_is_413_by_header_and_by_stream(gw):
-    core, client = gw
+    _core, client = gw
     big = b"{" + b" " * (1024 * 1024) + b"}"
     r = await client.post("/github", content=big, headers=signed("github", big, event="push"))
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
@@ -240,7 +248,7 @@ async def test_body_over_one_mib_is_413_by_header_and_by_stream(gw):
 
 
 async def test_unknown_event_type_is_200_ignored(gw, fixtures_dir):
-    core, client = gw
+    _core, client = gw
     body = json.dumps({"zen": "Keep it logically awesome.", "hook_id": 1}).encode()
     r = await client.post("/github", content=body, headers=signed("github", body, event="ping"))
     assert r.status_code == 200 and r.json()["ignored"] is True

@@ -23,8 +23,8 @@ import httpx
 import pytest
 from rich.console import Console
 
-from cli.demo.slack_recorder import SlackRecorder
 from cli.demo.flow import Demo, free_port, leftover_processes
+from cli.demo.slack_recorder import SlackRecorder
 
 pytestmark = [pytest.mark.slow]
 

@@ -13,8 +13,8 @@ from incidentfox.runs import store
 
 
 def _trigger(**kw) -> Trigger:
-    base = dict(source="slack", delivery_id="Ev1", event_kind="app_mention", text="checkout is slow",
-                thread=ThreadRef(channel="C1", ts="1.0"), human=True)
+    base = {"source": "slack", "delivery_id": "Ev1", "event_kind": "app_mention", "text": "checkout is slow",
+            "thread": ThreadRef(channel="C1", ts="1.0"), "human": True}
     base.update(kw)
     return Trigger(**base)
 

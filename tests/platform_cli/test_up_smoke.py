@@ -29,7 +29,7 @@ def test_up_serves_health_turns_a_slack_event_into_a_run_and_stops_on_sigint(tmp
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INCIDENTFOX_", "RAY_ADDRESS"))}
     env.update(SLACK_SIGNING_SECRET=SECRET, INCIDENTFOX_HOME=str(tmp_path / ".incidentfox"),
                RAY_USAGE_STATS_ENABLED="0")
-    log = open(tmp_path / "up.log", "w+")
+    log = open(tmp_path / "up.log", "w+")   # noqa: SIM115 - the child's output for its life; closed below
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "up", "--port", str(port),
                              "--runner", "complete", "--dashboard-port", str(dash)],
                             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

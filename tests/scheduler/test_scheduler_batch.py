@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from actors.scheduler.service import SchedulerService, batch_task_name, run_batch
-
-UTC = timezone.utc
 
 
 def _configs(n_teams: int, quota: int = 2):

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from actors.scheduler.claims import (DueJob, Schedule, advance_cursor, claims_for, due_jobs, get_cursor,
-                                     schedules_from_config, try_claim)
+from actors.scheduler.claims import (
+    DueJob,
+    Schedule,
+    advance_cursor,
+    claims_for,
+    due_jobs,
+    get_cursor,
+    schedules_from_config,
+    try_claim,
+)
 from incidentfox.db import make_async_engine, session_factory
 
-UTC = timezone.utc
 HOURLY = Schedule(org_id="acme", team_id="payments", id="hourly", cron="0 * * * *", timezone="UTC",
                   kind="health_report", channel="C1")
 

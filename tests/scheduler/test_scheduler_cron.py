@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from actors.scheduler.cron import ScheduleError, fire_times, next_fire
-
-UTC = timezone.utc
 
 
 def test_fall_back_runs_once_at_first_occurrence():

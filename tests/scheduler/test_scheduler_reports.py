@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,6 @@ from actors.scheduler.render import digest_blocks, health_blocks, health_chart_p
 from incidentfox.db import make_async_engine, session_factory
 from incidentfox.runs.models import Run, RunFeedback, ToolCall
 
-UTC = timezone.utc
 T0 = datetime(2026, 5, 4, tzinfo=UTC)   # a Monday
 
 
