@@ -63,6 +63,14 @@ def candidate_ks(top: int) -> list[int]:
     return sorted(ks | {top})
 
 
+def distinct_points(x: np.ndarray) -> int:
+    """How many different rows ``x`` has. Identical texts get identical vectors (a build embeds each
+    text once), and templated documents (one alert's past incidents, a runbook template filled in
+    many times) repeat chunks: a mixture of more components than this fits some to nothing. Counted
+    on the vectors as embedded, before :func:`reduce`, whose output can split copies by rounding."""
+    return int(np.unique(x, axis=0).shape[0]) if x.size else 0
+
+
 def best_k(z: np.ndarray, max_k: int, seed: int) -> int:
     """The component count in ``1..max_k`` with the lowest BIC (over :func:`candidate_ks`)."""
     candidates = candidate_ks(max(1, min(max_k, z.shape[0] - 1)))
@@ -85,9 +93,10 @@ def cluster(x: np.ndarray, p: RaptorParams, depth: int = 0) -> list[list[int]]:
     if n <= p.max_cluster:
         return [list(range(n))]
     z = reduce(x, p.reduce_dim, p.seed)
-    k = best_k(z, p.max_k, p.seed)
-    if k == 1:      # one blob bigger than a cluster may be: split it anyway, evenly
-        k = math.ceil(n / p.max_cluster)
+    distinct = distinct_points(x)
+    k = best_k(z, min(p.max_k, distinct), p.seed)
+    if k == 1:      # one blob bigger than a cluster may be: split it anyway, evenly (as far as it can be)
+        k = max(1, min(math.ceil(n / p.max_cluster), distinct))
     out: list[list[int]] = []
     for members in soft_clusters(z, k, p.threshold, p.seed):
         if len(members) > p.max_cluster and len(members) < n and depth < 6:
