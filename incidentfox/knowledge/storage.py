@@ -27,12 +27,13 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from incidentfox.knowledge.index import PROJECTION_PART
 from incidentfox.knowledge.models import Document, DocumentNotFound, Scope
 from incidentfox.object_store import ObjectNotFound, ObjectStore
 
 ROOT = "kb"
 PARTS = ("nodes.json", "embeddings.npy")
-OPTIONAL_PARTS = ("projection.npz",)     # written by format 3 builds; a format 1 or 2 tree has none
+OPTIONAL_PARTS = (PROJECTION_PART,)     # written by format 3 builds; a format 1 or 2 tree has none
 DIRTY = f"{ROOT}/_dirty/"
 
 
