@@ -15,14 +15,12 @@ line. Usage: ``python bench/webhook_ack.py [--events 2000] [--concurrency 50]``.
 """
 
 
-
 import argparse
 import asyncio
 import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +34,8 @@ sys.path.insert(0, str(ROOT))
 # where FastAPI could not resolve string annotations.
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+from incidentfox.ports import free_port
 
 SECRET = "bench-slack-signing-secret"
 CHANNEL = "CBENCH"
@@ -161,12 +161,6 @@ async def blast(url: str, reqs: list[tuple[bytes, dict[str, str]]], concurrency:
             "rps": round(len(latencies) / wall, 1), "statuses": statuses, "duplicates": duplicates}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen) -> None:
     import httpx
 
@@ -237,7 +231,7 @@ def main() -> None:
         db = f"sqlite:///{tmp / kind / 'bench.db'}"
         (tmp / kind).mkdir()
         upgrade(db)
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen([sys.executable, __file__, "--child", kind, "--port", str(port), "--db", db],
                                 env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -275,7 +269,7 @@ def run_ours(tmp: Path, env: dict[str, str], args: argparse.Namespace) -> dict:
     import httpx
 
     home = tmp / "ours" / ".incidentfox"
-    port, dash = _free_port(), _free_port()
+    port, dash = free_port(), free_port()
     env = {**env, "INCIDENTFOX_HOME": str(home)}
     log = open(tmp / "ours.log", "w")   # noqa: SIM115 - the child's output for its life; closed below
     extra = [] if args.access_log else ["--no-access-log"]

@@ -12,18 +12,12 @@ its own cluster shape must not share the test session's Ray) and prints one JSON
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 from typing import Any
 
 from cluster.placement import POOL_LABEL, SHARED_LABELS, UNITS_PER_NODE, dedicated_labels, team_resource
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from incidentfox.ports import free_port
 
 
 class LocalCluster:

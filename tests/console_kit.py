@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from incidentfox.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CONSOLE = ROOT / "console"
@@ -47,12 +48,6 @@ def browser_skip_reason() -> str | None:
     if not (CONSOLE_OUT / "index.html").is_file() or not (CONSOLE_OUT / "csp.json").is_file():
         return "the console is not built (make install, or: cd console && npm ci && npm run build)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float, what: str):

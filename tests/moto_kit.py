@@ -4,18 +4,13 @@ tools, the object store and the security tests talk to, started and stopped in o
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 from moto.server import ThreadedMotoServer
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from incidentfox.ports import free_port
 
 
 @contextlib.contextmanager

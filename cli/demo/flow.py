@@ -20,7 +20,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -34,6 +33,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.demo.slack_recorder import RecordedCall, SlackRecorder
 from incidentfox.contracts import SUBAGENTS
+from incidentfox.ports import free_port
 from incidentfox.settings import Settings, read_or_create_secret
 from serve_apps.webhooks import slack as slack_webhook
 
@@ -61,12 +61,6 @@ def leftover_processes(home: Path) -> list[int]:
         except (psutil.Error, OSError):   # gone, another user's, or a kernel thread
             continue
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def sign_slack(body: bytes, secret: str, ts: int) -> dict[str, str]:

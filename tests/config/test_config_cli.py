@@ -4,7 +4,6 @@ serving the API from INCIDENTFOX_DATABASE_URL and INCIDENTFOX_ADMIN_TOKEN in a r
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from typer.testing import CliRunner
 
 from cli.main import app as cli_app
 from incidentfox.db import make_sync_engine, upgrade
+from incidentfox.ports import free_port
 from incidentfox.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,14 +69,8 @@ def test_concurrent_upgrades_on_postgres_are_safe():
         drop_pg_database(name)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_config_service_command_serves_the_api(tmp_path):
-    port = _free_port()
+    port = free_port()
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENTFOX_")}
     env.update(INCIDENTFOX_DATABASE_URL=f"sqlite:///{tmp_path / 'svc.db'}", INCIDENTFOX_ADMIN_TOKEN="cli-admin-token",

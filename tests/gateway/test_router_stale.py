@@ -4,7 +4,6 @@ caching, stale routing from the last good table while the service is down, unkno
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 
@@ -13,20 +12,15 @@ import pytest
 import uvicorn
 from gateway_kit import ADMIN_TOKEN, seed_tenants, settings_for
 
+from incidentfox.ports import free_port
 from serve_apps.router import RoutingTable
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ConfigServer:
     def __init__(self, settings) -> None:
         from config_service.app import create_app
 
-        self.port = _free_port()
+        self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
                                                     log_level="warning", lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)

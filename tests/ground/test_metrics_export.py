@@ -23,8 +23,9 @@ import httpx
 import pytest
 from rich.console import Console
 
-from cli.demo.flow import Demo, free_port, leftover_processes
+from cli.demo.flow import Demo, leftover_processes
 from cli.demo.slack_recorder import SlackRecorder
+from incidentfox.ports import free_port
 
 pytestmark = [pytest.mark.slow]
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import socket
 import threading
 import time
 from pathlib import Path
@@ -23,15 +22,10 @@ from typer.testing import CliRunner
 from cli.init_cmds import MANIFEST_BEGIN, MANIFEST_END
 from cli.main import app
 from cli.slack_manifest import BOT_EVENTS, BOT_SCOPES
+from incidentfox.ports import free_port
 from incidentfox.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +36,7 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("onboard")
     url = f"sqlite:///{home / 'config.db'}"
     upgrade(url)
-    port = _free_port()
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(settings_for(url, home)), host="127.0.0.1", port=port,
                                         log_level="warning", lifespan="on"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -174,7 +168,7 @@ def test_api_errors_exit_1_with_status_and_code(cli):
         in locked.stderr                                                  # details name the path
     refused = cli("orgs", "list", "--token", "not-a-token")
     assert refused.exit_code == 1 and "401 invalid_token" in refused.stderr
-    unreachable = cli("orgs", "list", "--url", f"http://127.0.0.1:{_free_port()}")
+    unreachable = cli("orgs", "list", "--url", f"http://127.0.0.1:{free_port()}")
     assert unreachable.exit_code == 1 and "unreachable" in unreachable.stderr
 
 
