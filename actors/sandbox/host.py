@@ -120,8 +120,8 @@ class SandboxHostCore:
         self._ensure_gc()
         # A session being created has no snapshot yet: skip the store round trip on create.
         session = await SandboxSession.load(session_id=session_id, runtime=self.runtime, store=self.store,
-                                            isolation=await self.isolation(), backend=self.backend,
-                                            snapshots=self.snapshots, restore=not new)
+                                            isolation=await self.isolation(), isolation_now=self.isolation,
+                                            backend=self.backend, snapshots=self.snapshots, restore=not new)
         await asyncio.to_thread(self._mark_owner, session_id)
         return session
 

@@ -25,6 +25,7 @@ no namespaces: the command can read world-readable host files).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import subprocess
@@ -46,6 +47,7 @@ SAFE_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 _ETC_FILES = ("ld.so.cache", "alternatives", "localtime", "ssl", "ca-certificates", "mime.types",
               "inputrc", "bash.bashrc", "profile", "nsswitch.conf", "host.conf")
 _ROOT_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+log = logging.getLogger("incidentfox.sandbox.isolation")
 
 
 UNPROBED = CgroupSupport(CgroupMode.NONE, "not probed")
@@ -154,6 +156,9 @@ def _status(allow_rlimit_only: bool, probe_uid: int, root: Path | None = None) -
         return cached[0]
     status = _bwrap_status(allow_rlimit_only, probe_uid, root)
     status = IsolationStatus(status.mode, status.reason, status.bwrap, cgroups=cgroup_support(), root=root)
+    if not status.available:
+        log.warning("sandbox Bash is unavailable on this node (asked again in %.0f s): %s",
+                    UNAVAILABLE_RETRY_S, status.reason)
     _probed[key] = (status, time.monotonic())
     return status
 
@@ -178,7 +183,8 @@ def _bwrap_status(allow_rlimit_only: bool, probe_uid: int, root: Path | None) ->
     if bwrap is None:
         reason = "bubblewrap is not installed (Debian package `bubblewrap`)"
     else:
-        failure = _probe_bwrap(bwrap, probe_uid, root)
+        # A failed start is tried once more before it counts: one spawn can fail on a saturated node.
+        failure = _probe_bwrap(bwrap, probe_uid, root) and _probe_bwrap(bwrap, probe_uid, root)
         if failure is None:
             return IsolationStatus("bwrap", "bubblewrap with per-session UIDs", bwrap)
         reason = failure

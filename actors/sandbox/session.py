@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -57,7 +57,8 @@ class SandboxSession:
     def __init__(self, *, session_id: str, org_id: str, team_id: str, workspace: Workspace,
                  messages: list[Message], network: bool, runtime: SandboxRuntime, store: SandboxStore,
                  isolation: IsolationStatus, commands: Any = None, snapshots: Snapshots | None = None,
-                 guard: SessionGuard | None = None) -> None:
+                 guard: SessionGuard | None = None,
+                 isolation_now: Callable[[], Awaitable[IsolationStatus]] | None = None) -> None:
         self.id, self.org_id, self.team_id = session_id, org_id, team_id
         self.commands, self.snapshots = commands, snapshots
         self.guard = guard
@@ -66,6 +67,9 @@ class SandboxSession:
         self.messages = messages
         self.network = network
         self.runtime, self.store, self.isolation = runtime, store, isolation
+        # Where an unavailable status is asked again (the host's): a probe that failed once, say on a
+        # saturated node, must not disable Bash for the whole life of a session opened meanwhile.
+        self._isolation_now = isolation_now
         self._persisted = len(messages)
         self._persist_lock = asyncio.Lock()
         self._turn: asyncio.Task[None] | None = None
@@ -73,7 +77,8 @@ class SandboxSession:
     @classmethod
     async def load(cls, *, session_id: str, runtime: SandboxRuntime, store: SandboxStore,
                    isolation: IsolationStatus, backend: CommandBackend | None = None,
-                   snapshots: Snapshots | None = None, restore: bool = True) -> SandboxSession:
+                   snapshots: Snapshots | None = None, restore: bool = True,
+                   isolation_now: Callable[[], Awaitable[IsolationStatus]] | None = None) -> SandboxSession:
         """Rebuild a session from the database, (re)creating its workspace directory if needed and
         restoring its last snapshot (when workspaces are persisted). A store that cannot be read is
         :class:`WorkspaceUnavailable` (retry later: saving over the snapshot would lose it); a snapshot
@@ -105,7 +110,7 @@ class SandboxSession:
         guard = await asyncio.to_thread(_guard, runtime, session_id, ws, row.created_at, isolation)
         return cls(session_id=session_id, org_id=row.org_id, team_id=row.team_id, workspace=ws,
                    messages=history, network=network, runtime=runtime, store=store, isolation=isolation,
-                   commands=commands, snapshots=snapshots, guard=guard)
+                   commands=commands, snapshots=snapshots, guard=guard, isolation_now=isolation_now)
 
     @property
     def busy(self) -> bool:
@@ -197,6 +202,8 @@ class SandboxSession:
             async def gate(tool: str, args: dict[str, Any]) -> str | None:
                 return (await self.approvals.request(tool, args, publish)).refusal(tool)
 
+            if not self.isolation.available and self._isolation_now is not None:
+                self.isolation = await self._isolation_now()
             async with open_mcp_tools(mcp_entries, cipher=cipher, connect_timeout_s=self.runtime.mcp_timeout_s,
                                       read_only=mcp_read_only, gate=gate) as mcp:
                 toolbox = Toolbox(self.workspace, self.runtime.limits, self.isolation, network=self.network,

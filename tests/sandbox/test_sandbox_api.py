@@ -162,8 +162,10 @@ async def test_interrupt_over_http_and_busy_conflict(api: dict[str, Any]) -> Non
     sid = (await c.post("/sessions", json={}, headers=h)).json()["session_id"]
     uid = (await api["backend"].manager.store.get_session(session_id=sid)).uid
     running = asyncio.create_task(c.post(f"/sessions/{sid}/messages", json={"text": "long"}, headers=h))
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(120):   # a hang guard only: the command starts in well under a second
         while not uid_processes(uid):
+            # A turn that ends before its command runs says why (the command never started).
+            assert not running.done(), f"the turn ended before `sleep 600` started: {running.result().text}"
             await asyncio.sleep(0.02)
     r = await c.post(f"/sessions/{sid}/messages", json={"text": "another"}, headers=h)
     assert r.status_code == 409 and r.json()["error"]["code"] == "turn_in_progress"

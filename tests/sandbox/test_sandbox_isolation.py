@@ -271,3 +271,23 @@ async def test_a_host_asks_again_while_unavailable_and_sweeps_once_it_is_availab
     assert not (await host.isolation()).available and swept == ["unavailable"]      # asked again, no sweep
     assert (await host.isolation()).mode == "bwrap" and swept == ["unavailable", "bwrap"]
     assert (await host.isolation()).available and host.backend.asked == 3           # kept
+
+
+def test_one_failed_probe_start_is_tried_again_and_a_confirmed_failure_is_logged(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import actors.sandbox.isolation as iso
+
+    outcomes: list[str | None] = []
+    monkeypatch.setattr(iso, "_probe_bwrap", lambda bwrap, uid, root=None: outcomes.pop(0))
+    monkeypatch.setattr(iso.shutil, "which", lambda name: "/usr/bin/bwrap")
+    forget_probes()
+    try:
+        outcomes[:] = ["bubblewrap could not start: timed out", None]
+        assert sandbox_isolation_status(False, probe_uid=199_970).mode == "bwrap" and outcomes == []
+        assert "unavailable" not in caplog.text
+        outcomes[:] = ["bubblewrap failed (exit 1): no permissions", "bubblewrap failed (exit 1): no permissions"]
+        status = sandbox_isolation_status(False, probe_uid=199_971)
+        assert status.mode == "unavailable" and outcomes == []
+        assert "sandbox Bash is unavailable on this node" in caplog.text and "no permissions" in caplog.text
+    finally:
+        forget_probes()

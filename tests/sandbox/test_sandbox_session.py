@@ -127,6 +127,24 @@ async def test_interrupt_long_bash_then_continue(backend: LocalSandboxBackend, s
     assert req["messages"][-1]["content"][1] == {"type": "text", "text": "never mind"}
 
 
+@needs_bwrap
+async def test_a_session_opened_while_bash_was_unavailable_runs_it_once_the_host_can(
+        backend: LocalSandboxBackend, server: ScriptedAnthropicServer) -> None:
+    """A transient probe failure (a saturated node) while a session opens must not disable Bash for
+    the session's whole life: each turn of a session without isolation asks its host again."""
+    from actors.sandbox.isolation import IsolationStatus
+
+    server.add(Reply([ToolUse("Bash", {"command": "echo back"})]), Reply([Text("done")]))
+    sid = (await backend.create_session(org_id="acme", team_id="sre"))["session_id"]
+    host = backend.manager.host_handle(backend.manager.where(sid))
+    session = host.sessions[sid]
+    assert session.isolation.available
+    session.isolation = IsolationStatus("unavailable", "bubblewrap could not start: timed out")
+    out = await collect(backend.send_message(sid, text="echo", llm=llm(server)))
+    assert next(e for e in out if e["type"] == "tool_end")["output"] == "back"
+    assert session.isolation.mode == "bwrap"
+
+
 async def test_interrupt_during_model_stream(backend: LocalSandboxBackend, server: ScriptedAnthropicServer) -> None:
     server.add(Reply([Text("Thinking about a very long answer that will be cut")], stall_s=30),
                Reply([Text("Here is the short answer.")]))
