@@ -63,12 +63,17 @@ def candidate_ks(top: int) -> list[int]:
     return sorted(ks | {top})
 
 
-def distinct_points(x: np.ndarray) -> int:
-    """How many different rows ``x`` has. Identical texts get identical vectors (a build embeds each
-    text once), and templated documents (one alert's past incidents, a runbook template filled in
-    many times) repeat chunks: a mixture of more components than this fits some to nothing. Counted
-    on the vectors as embedded, before :func:`reduce`, whose output can split copies by rounding."""
-    return int(np.unique(x, axis=0).shape[0]) if x.size else 0
+def distinct_points(x: np.ndarray, *, resolution: float = 1e-4) -> int:
+    """How many different rows ``x`` has, rows closer than ``resolution`` of its largest coordinate
+    counting as one. Identical texts get identical vectors (a build embeds each text once), and
+    templated documents (one alert's past incidents, a runbook template filled in many times) repeat
+    chunks, or nearly (only a run id differs, which :func:`reduce` mostly projects away): a mixture of
+    more components than this fits some to nothing. :func:`cluster` takes the smaller of the counts
+    before and after the reduction."""
+    if not x.size:
+        return 0
+    scale = float(np.abs(x).max()) or 1.0
+    return int(np.unique(np.round(x / (scale * resolution)), axis=0).shape[0])
 
 
 def best_k(z: np.ndarray, max_k: int, seed: int) -> int:
@@ -93,7 +98,7 @@ def cluster(x: np.ndarray, p: RaptorParams, depth: int = 0) -> list[list[int]]:
     if n <= p.max_cluster:
         return [list(range(n))]
     z = reduce(x, p.reduce_dim, p.seed)
-    distinct = distinct_points(x)
+    distinct = min(distinct_points(x), distinct_points(z))
     k = best_k(z, min(p.max_k, distinct), p.seed)
     if k == 1:      # one blob bigger than a cluster may be: split it anyway, evenly (as far as it can be)
         k = max(1, min(math.ceil(n / p.max_cluster), distinct))

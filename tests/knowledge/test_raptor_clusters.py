@@ -20,14 +20,27 @@ def repeated(distinct: int, copies: int, dim: int = 32, seed: int = 5) -> np.nda
     return np.repeat(base, copies, axis=0).astype(np.float32)
 
 
+def near_copies(distinct: int, copies: int, dim: int = 80, seed: int = 5) -> np.ndarray:
+    """``copies`` of each of ``distinct`` points that differ only by a small offset along a direction
+    of their own (a run id in an otherwise templated text): distinct vectors, which the reduction to
+    a few principal directions makes one point again."""
+    rng = np.random.default_rng(seed)
+    base = np.zeros((distinct, dim))
+    base[:, :8] = rng.normal(size=(distinct, 8))
+    rows = np.repeat(base, copies, axis=0)
+    rows[np.arange(len(rows)), 8 + np.arange(len(rows)) % (dim - 8)] += 0.01
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
 def test_distinct_points_counts_rows_not_copies() -> None:
     assert distinct_points(repeated(7, 9)) == 7
     assert distinct_points(np.zeros((0, 4))) == 0
 
 
+@pytest.mark.parametrize("make", [repeated, near_copies])
 @pytest.mark.parametrize(("distinct", "copies"), [(3, 40), (12, 8), (1, 50)])
-def test_repeated_chunks_cluster_without_degenerate_mixtures(distinct: int, copies: int) -> None:
-    x = repeated(distinct, copies)
+def test_repeated_chunks_cluster_without_degenerate_mixtures(make, distinct: int, copies: int) -> None:
+    x = make(distinct, copies)
     p = RaptorParams()
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)   # "distinct clusters found smaller than n_clusters"
