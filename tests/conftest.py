@@ -78,13 +78,23 @@ create_pg_database = throwaway_db.create_pg_database
 drop_pg_database = throwaway_db.drop_pg_database
 
 
+def _remove_session_cgroups(db_url: str) -> None:
+    """Remove the idle session cgroups a test's sandbox sessions left under this database's platform
+    tag: a host sweeps only its own platform's, and every test is a platform of its own."""
+    from actors.sandbox.cgroups import cgroup_support
+    from actors.sandbox.limits import platform_tag, sweep_cgroups
+
+    sweep_cgroups(cgroup_support(), platform=platform_tag(db_url), keep=set())
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path) -> Iterator[str]:
     from incidentfox.db import upgrade
 
     url = f"sqlite:///{tmp_path / 'test.db'}"
     upgrade(url)
-    return url
+    yield url
+    _remove_session_cgroups(url)
 
 
 @pytest.fixture
@@ -97,6 +107,7 @@ def pg_url() -> Iterator[str]:
     try:
         upgrade(url)
         yield url
+        _remove_session_cgroups(url)
     finally:
         drop_pg_database(name)
 

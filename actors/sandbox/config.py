@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from actors.sandbox.backends.pod_spec import PodConfig
+from actors.sandbox.limits import platform_tag
 from actors.sandbox.workspace_root import workspace_root
 from config_service import LLMConfig, SandboxSection
 from incidentfox.errors import Unprocessable
@@ -82,6 +83,11 @@ class SandboxRuntime(BaseModel):
     pod: PodConfig = Field(default_factory=PodConfig)
     object_store: ObjectStoreConfig | None = None   # workspace snapshots; None: not persisted
     snapshot_max_bytes: int = 4 * GiB               # the most a restored snapshot may hold
+
+    @property
+    def platform_tag(self) -> str:
+        """Which platform this is, on a node that may run several (:func:`~actors.sandbox.limits.platform_tag`)."""
+        return platform_tag(self.db_url)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> SandboxRuntime:

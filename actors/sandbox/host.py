@@ -36,7 +36,7 @@ from actors.sandbox.backends import command_backend
 from actors.sandbox.cgroups import SessionCgroup
 from actors.sandbox.config import SandboxRuntime, parse_llm_config, parse_team_sandbox
 from actors.sandbox.isolation import IsolationStatus
-from actors.sandbox.limits import sweep_cgroups
+from actors.sandbox.limits import cgroup_name, platform_cgroups, sweep_cgroups
 from actors.sandbox.mcp import cipher_from_settings, select_servers
 from actors.sandbox.mirror import Reporter, SlackWebReporter
 from actors.sandbox.session import SandboxSession
@@ -87,17 +87,17 @@ class SandboxHostCore:
         return self._isolation
 
     async def _sweep_cgroups(self, status: IsolationStatus) -> None:
-        """Once per host: remove session cgroups left on this node by sessions that have ended (a
-        host that died cannot remove its own)."""
+        """Once per host: remove this platform's session cgroups left on this node by sessions that
+        have ended (a host that died cannot remove its own). Other platforms' are not ours to judge."""
         if not status.cgroups.available or status.cgroups.memory_parent is None:
             return
-        names = [n for n in await asyncio.to_thread(os.listdir, status.cgroups.memory_parent) if n.startswith("sbx_")]
+        platform = self.runtime.platform_tag
         keep = set()
-        for name in names:
-            row = await self.store.get_session(session_id=name)
+        for session_id in await asyncio.to_thread(platform_cgroups, status.cgroups, platform):
+            row = await self.store.get_session(session_id=session_id)
             if row is not None and row.status == "active":
-                keep.add(name)
-        await asyncio.to_thread(sweep_cgroups, status.cgroups, keep=keep)
+                keep.add(session_id)
+        await asyncio.to_thread(sweep_cgroups, status.cgroups, platform=platform, keep=keep)
 
     async def _session(self, session_id: str, *, new: bool = False) -> SandboxSession:
         """The in-memory session, loading it from the database (history included) on first use."""
@@ -184,7 +184,8 @@ class SandboxHostCore:
         if remove_workspace:
             path = self.runtime.root / session_id
             await asyncio.to_thread(_rmtree, path)
-        leftover = SessionCgroup.named((await self.isolation()).cgroups, session_id)
+        leftover = SessionCgroup.named((await self.isolation()).cgroups,
+                                       cgroup_name(session_id, self.runtime.platform_tag))
         if leftover is not None:   # e.g. left by a host that died on this node
             await asyncio.to_thread(leftover.remove)
         return False

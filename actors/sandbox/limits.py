@@ -27,6 +27,7 @@ command is killed when it is reached (its timeout is clipped to what is left), l
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import stat
 import time
@@ -115,30 +116,57 @@ class SessionGuard:
             self.cgroup.remove()
 
 
-def make_guard(*, workspace: Path, session_id: str, quota_bytes: int, memory_bytes: int, pids: int,
+def platform_tag(db_url: str) -> str:
+    """Which platform a session belongs to, on a node that may run several: a digest of the
+    platform's database, which every host of one platform shares and which is all a sweep may judge
+    sessions by (:attr:`~actors.sandbox.config.SandboxRuntime.platform_tag`)."""
+    return hashlib.sha256(db_url.encode()).hexdigest()[:12]
+
+
+def cgroup_name(session_id: str, platform: str) -> str:
+    """The name of a session's cgroup on its node: the session id, then its platform's tag
+    (:attr:`~actors.sandbox.config.SandboxRuntime.platform_tag`). Every platform on a node (a test
+    run's, a demo's, another install's) makes its sessions' cgroups under one parent, and a host's
+    sweep of leftovers must only ever touch its own platform's: another's live sessions are not in
+    its database, and the sweep would kill their commands."""
+    return f"{session_id}-{platform}"
+
+
+def make_guard(*, workspace: Path, cgroup_name: str, quota_bytes: int, memory_bytes: int, pids: int,
                remaining_s: float | None, poll_s: float, cgroups: CgroupSupport) -> SessionGuard:
-    """Build a session's guard, creating its cgroup when the node supports it (blocking)."""
+    """Build a session's guard, creating its cgroup (named ``cgroup_name``, :func:`cgroup_name`)
+    when the node supports it (blocking)."""
     cgroup = None
     if cgroups.available:
-        cgroup = SessionCgroup.create(cgroups, session_id, memory_bytes=memory_bytes, pids=pids)
+        cgroup = SessionCgroup.create(cgroups, cgroup_name, memory_bytes=memory_bytes, pids=pids)
     deadline = None if remaining_s is None else time.monotonic() + remaining_s
     return SessionGuard(workspace=workspace, quota_bytes=quota_bytes, cgroups=cgroups, cgroup=cgroup,
                         deadline=deadline, poll_s=poll_s, memory_bytes=memory_bytes, pids=pids)
 
 
-def sweep_cgroups(cgroups: CgroupSupport, *, keep: set[str]) -> list[str]:
-    """Remove session cgroups on this node whose session is not in ``keep`` (blocking). Populated
-    ones cannot be removed (rmdir fails) and stay; a live session re-makes its own before a command."""
+def sweep_cgroups(cgroups: CgroupSupport, *, platform: str, keep: set[str]) -> list[str]:
+    """Remove this platform's session cgroups on this node whose session is not in ``keep`` (session
+    ids; blocking) and return their names. Other platforms' are never looked at. Populated ones
+    cannot be removed (rmdir fails) and stay; a live session re-makes its own before a command."""
     if not cgroups.available or cgroups.memory_parent is None:
         return []
     removed = []
-    for entry in sorted(os.listdir(cgroups.memory_parent)):
-        if not entry.startswith("sbx_") or entry in keep:
+    for session_id, entry in platform_cgroups(cgroups, platform).items():
+        if session_id in keep:
             continue
         cg = SessionCgroup.named(cgroups, entry)
         if cg is not None and not cg.pids() and cg.remove():
             removed.append(entry)
     return removed
+
+
+def platform_cgroups(cgroups: CgroupSupport, platform: str) -> dict[str, str]:
+    """This platform's session cgroups on this node: session id → cgroup name (blocking)."""
+    if not cgroups.available or cgroups.memory_parent is None:
+        return {}
+    suffix = f"-{platform}"
+    return {entry[:-len(suffix)]: entry for entry in sorted(os.listdir(cgroups.memory_parent))
+            if entry.startswith("sbx_") and entry.endswith(suffix)}
 
 
 def _mib(n: int) -> str:

@@ -37,7 +37,7 @@ from actors.sandbox.errors import (
 )
 from actors.sandbox.events import SandboxEvent
 from actors.sandbox.isolation import IsolationStatus
-from actors.sandbox.limits import SessionGuard, make_guard
+from actors.sandbox.limits import SessionGuard, cgroup_name, make_guard
 from actors.sandbox.mcp import open_mcp_tools
 from actors.sandbox.mirror import Reporter, ThrottledMessage, TurnMirror
 from actors.sandbox.snapshot import SnapshotRejected, Snapshots
@@ -269,7 +269,7 @@ def _guard(runtime: SandboxRuntime, session_id: str, ws: Workspace, created_at: 
     if created_at.tzinfo is None:   # SQLite hands datetimes back naive; they are UTC
         created_at = created_at.replace(tzinfo=utcnow().tzinfo)
     remaining = lim.session_wall_s - (utcnow() - created_at).total_seconds()
-    kwargs: dict[str, Any] = {"workspace": ws.path, "session_id": session_id,
+    kwargs: dict[str, Any] = {"workspace": ws.path, "cgroup_name": cgroup_name(session_id, runtime.platform_tag),
                               "quota_bytes": lim.workspace_quota_bytes, "memory_bytes": lim.session_memory_bytes,
                               "pids": lim.session_pids, "remaining_s": remaining, "poll_s": lim.quota_poll_s}
     try:

@@ -46,7 +46,7 @@ def sessions(root: Path) -> AsyncIterator[list[tuple[Workspace, SessionGuard]]]:
 
     def make(name: str, *, remaining_s: float | None = None) -> tuple[Workspace, SessionGuard]:
         ws = Workspace.ensure(root, name, uid=random_uid())
-        guard = make_guard(workspace=ws.path, session_id=f"test-{name}-{os.getpid()}",
+        guard = make_guard(workspace=ws.path, cgroup_name=f"test-{name}-{os.getpid()}",
                            quota_bytes=LIMITS.workspace_quota_bytes, memory_bytes=LIMITS.session_memory_bytes,
                            pids=LIMITS.session_pids, remaining_s=remaining_s, poll_s=LIMITS.quota_poll_s,
                            cgroups=CGROUPS)
@@ -263,3 +263,37 @@ def test_cgroup_v2_layout_writes_the_limits(tmp_path: Path) -> None:
     assert (parent / "sbx_1" / "memory.max").read_text() == str(64 * MiB)
     assert (parent / "sbx_1" / "pids.max").read_text() == "24"
     assert cg.enter_argv()[:2] == ["/bin/sh", "-c"] and str(parent / "sbx_1" / "cgroup.procs") in cg.enter_argv()[2]
+
+
+@needs_cgroups
+async def test_a_hosts_sweep_removes_its_platforms_ended_sessions_and_never_another_platforms(
+        sqlite_url: str, root: Path) -> None:
+    """Every platform on a node shares the cgroups' parent: a host started by one (a test, a demo)
+    must not sweep the idle cgroup of another's live session, which its next command is joining."""
+    import secrets
+
+    from actors.sandbox.host import SandboxHostCore
+    from actors.sandbox.limits import cgroup_name
+
+    runtime = SandboxRuntime(root=root, db_url=sqlite_url, uid_base=392_000, uid_count=100)
+    theirs = SandboxRuntime(root=root, db_url=sqlite_url + "?another-platform", uid_base=392_000,
+                            uid_count=100).platform_tag
+    assert theirs != runtime.platform_tag
+    host = SandboxHostCore(runtime, name="h")
+    ids = {k: f"sbx_{secrets.token_hex(6)}" for k in ("live", "ended", "theirs")}
+    for key in ("live", "ended"):
+        await host.store.create_session(session_id=ids[key], org_id="acme", team_id="sre", workspace=str(root),
+                                        ttl_s=600, uid_base=392_000, uid_count=100)
+    await host.store.end_session(session_id=ids["ended"], status="expired", reason="ttl")
+    names = {"live": cgroup_name(ids["live"], runtime.platform_tag),
+             "ended": cgroup_name(ids["ended"], runtime.platform_tag),
+             "theirs": cgroup_name(ids["theirs"], theirs)}
+    made = {k: SessionCgroup.create(CGROUPS, n, memory_bytes=64 * MiB, pids=24) for k, n in names.items()}
+    try:
+        await host._sweep_cgroups(IsolationStatus("bwrap", "test", "/usr/bin/bwrap", cgroups=CGROUPS))
+        assert {k: cg.memory_dir.exists() for k, cg in made.items()} == {"live": True, "ended": False,
+                                                                          "theirs": True}
+    finally:
+        for cg in made.values():
+            cg.remove()
+        await host.store.close()
