@@ -87,6 +87,20 @@ def _remove_session_cgroups(db_url: str) -> None:
     sweep_cgroups(cgroup_support(), platform=platform_tag(db_url), keep=set())
 
 
+def _forget_database(db_url: str) -> None:
+    """A database a test is done with: its sandbox cgroups go, and this process's egress policy (which
+    a test's in-process engine pointed at it) stops reloading from it and applying its allow-list."""
+    _remove_session_cgroups(db_url)
+    from incidentfox.egress.guard import process_policy
+
+    if not process_policy.cache_info().currsize or not process_policy().database_url:
+        return
+    from sqlalchemy.engine import make_url
+
+    if make_url(process_policy().database_url).database == make_url(db_url).database:   # any driver
+        process_policy().set_loader(None)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> Iterator[str]:
     from incidentfox.db import upgrade
@@ -94,7 +108,7 @@ def sqlite_url(tmp_path: Path) -> Iterator[str]:
     url = f"sqlite:///{tmp_path / 'test.db'}"
     upgrade(url)
     yield url
-    _remove_session_cgroups(url)
+    _forget_database(url)
 
 
 @pytest.fixture
@@ -107,7 +121,7 @@ def pg_url() -> Iterator[str]:
     try:
         upgrade(url)
         yield url
-        _remove_session_cgroups(url)
+        _forget_database(url)
     finally:
         drop_pg_database(name)
 

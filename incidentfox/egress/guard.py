@@ -99,9 +99,12 @@ class PolicySource:
         return self._policy
 
     def set_loader(self, load: Callable[[], Awaitable[Sequence[str]]] | None, *, database_url: str = "") -> None:
-        """Read the allow-list with ``load`` from now on (the next call reloads)."""
+        """Read the allow-list with ``load`` from now on (the next call reloads); with None, the
+        allow-list read so far no longer applies either: ``base`` alone does."""
         self._load = load
         self.database_url = database_url
+        if load is None:
+            self._policy = self.base
         self.invalidate()
 
     def invalidate(self) -> None:

@@ -229,3 +229,5 @@ async def test_the_source_reloads_after_its_ttl_and_keeps_the_last_list_when_the
     stored = ConnectionError("database down")
     now[0] = 30
     assert (await source()).plan(scheme="http", host="127.0.0.1", port=5678).admitted   # last good list
+    source.set_loader(None)     # no database any more: its list no longer applies either
+    assert refused(await source(), "127.0.0.1", port=5678) == R.LOOPBACK
