@@ -93,12 +93,13 @@ def _forget_database(db_url: str) -> None:
     _remove_session_cgroups(db_url)
     from incidentfox.egress.guard import process_policy
 
-    if not process_policy.cache_info().currsize or not process_policy().database_url:
+    if not process_policy.cache_info().currsize:    # never built in this process: nothing to forget
         return
+    source = process_policy()
     from sqlalchemy.engine import make_url
 
-    if make_url(process_policy().database_url).database == make_url(db_url).database:   # any driver
-        process_policy().set_loader(None)
+    if source.database_url and make_url(source.database_url).database == make_url(db_url).database:  # any driver
+        source.set_loader(None)
 
 
 @pytest.fixture

@@ -64,8 +64,8 @@ def candidate_ks(top: int) -> list[int]:
 
 
 def distinct_points(x: np.ndarray, *, resolution: float = 1e-4) -> int:
-    """How many different rows ``x`` has, rows closer than ``resolution`` of its largest coordinate
-    counting as one. Identical texts get identical vectors (a build embeds each text once), and
+    """How many different rows ``x`` has on a grid of ``resolution`` × its largest coordinate (rows
+    in one cell count as one; two rows a hair apart can still straddle a cell edge). Identical texts get identical vectors (a build embeds each text once), and
     templated documents (one alert's past incidents, a runbook template filled in many times) repeat
     chunks, or nearly (only a run id differs, which :func:`reduce` mostly projects away): a mixture of
     more components than this fits some to nothing. :func:`cluster` takes the smaller of the counts
