@@ -28,6 +28,8 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from incidentfox.egress.aiohttp_guard import EgressConnector
+
 DEFAULT_BASE_URL = "https://slack.com/api/"
 REQUEST_TIMEOUT_S = 10
 RATE_LIMIT_RETRIES = 3
@@ -55,8 +57,15 @@ async def slack_client(*, token: str | None, base_url: str = DEFAULT_BASE_URL, t
     own = session is None
     http = aiohttp.ClientSession() if own else session
     try:
-        yield AsyncWebClient(token=token, base_url=base_url, timeout=int(timeout_s), session=http,
-                             retry_handlers=_retry_handlers(rate_limit_retries, connection_retries))
+        client = AsyncWebClient(token=token, base_url=base_url, timeout=int(timeout_s), session=http,
+                                retry_handlers=_retry_handlers(rate_limit_retries, connection_retries))
+        if isinstance(http.connector, EgressConnector):
+            # Tenant egress. slack_sdk reads HTTPS_PROXY/HTTP_PROXY itself when it is given no proxy
+            # (`proxy=""` counts as none) and sends each request through it, which would let the
+            # proxy reach a destination the egress policy never checked; the session's
+            # trust_env=False does not stop a per-request `proxy=`.
+            client.proxy = None
+        yield client
     finally:
         if own:
             await http.close()

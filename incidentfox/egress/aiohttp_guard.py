@@ -6,8 +6,12 @@
 * :class:`EgressConnector` (a ``TCPConnector`` using that resolver) also checks what never
   reaches a resolver: the scheme, and IP-literal hosts, which aiohttp connects to directly.
   ``connect`` runs for every request and every redirect hop, so redirects are re-checked.
+  A request through a proxy is refused (``proxy_not_allowed``): aiohttp would resolve and connect
+  to the proxy, and the proxy to the target, so the target would never be checked.
 * :func:`egress_session` builds an ``aiohttp.ClientSession`` on them; environment proxies are
-  ignored (``trust_env=False``), since a proxy would connect for us, unchecked.
+  ignored (``trust_env=False``). That does not cover a caller passing ``proxy=`` per request, which
+  ``slack_sdk`` does with the ``HTTPS_PROXY`` it reads itself (``actors/slack/client.py`` clears it);
+  the connector's refusal is the backstop.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from incidentfox.egress.guard import PolicyLike, Resolver, check_destination, current_policy, process_policy
+from incidentfox.egress.policy import EgressReason, EgressRefused
 
 
 class EgressResolver(AbstractResolver):
@@ -49,6 +54,9 @@ class EgressConnector(aiohttp.TCPConnector):
 
     async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
         url = req.url
+        if req.proxy is not None:   # the proxy would make the connection to the target, unchecked
+            raise EgressRefused(EgressReason.PROXY_NOT_ALLOWED, url.raw_host or "",
+                                "requests through a proxy are not checked by the egress policy")
         pol = await current_policy(self._egress_policy)
         pol.plan(scheme=url.scheme, host=url.raw_host, port=url.port)   # IP literals are fully checked here
         return await super().connect(req, traces, timeout)

@@ -53,6 +53,7 @@ class EgressReason(StrEnum):
     RESERVED = "reserved"
     CLUSTER_NETWORK = "cluster_network"
     UNRESOLVABLE = "unresolvable"
+    PROXY_NOT_ALLOWED = "proxy_not_allowed"   # a proxy would connect for us: the target is never checked
 
 
 class EgressRefused(Exception):

@@ -5,6 +5,7 @@ Internal servers are real and must record no request."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ssl
 from collections.abc import AsyncIterator
@@ -152,6 +153,52 @@ async def test_slack_tool_with_a_team_base_url_is_tenant_egress(sentinel: Sentin
                                             + "/api/"}}, egress=STRICT)
     result = await execute(TOOLS["slack_thread_history"], {"channel": "C1", "thread_ts": "1.2"}, c, backoff_s=0.001)
     assert result.error == "egress_refused" and "loopback" in result.message and sentinel.requests == []
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[dict[str, Any]]:
+    """A stand-in for the platform's forward proxy on 127.0.0.1 (an IP literal, so aiohttp reaches it
+    without a resolver): records the first line of every connection and answers 502."""
+    seen: dict[str, Any] = {"lines": []}
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen["lines"].append((await reader.readline()).decode(errors="replace").strip())
+        writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    seen["url"] = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    yield seen
+    server.close()
+    await server.wait_closed()
+
+
+async def test_slack_tool_with_a_team_base_url_ignores_environment_proxies(
+        proxy: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # slack_sdk reads these itself and passes `proxy=` per request; the proxy would connect to the
+    # tenant's name unchecked (here a name resolving to a private address).
+    for var in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(var, proxy["url"])
+    dns = FakeDNS({"slack.tenant.example": ["10.0.0.5"]})
+    c = ToolContext(integrations={"slack": {"bot_token": "xoxb-1234567890",
+                                            "base_url": "https://slack.tenant.example/api/"}},
+                    egress=STRICT, resolver=dns)
+    result = await execute(TOOLS["slack_thread_history"], {"channel": "C1", "thread_ts": "1.2"}, c, backoff_s=0.001)
+    assert result.error == "egress_refused" and "private" in result.message, (result.error, result.message)
+    assert dns.lookups == ["slack.tenant.example."] and proxy["lines"] == []
+
+
+async def test_the_aiohttp_connector_refuses_a_request_through_a_proxy(sentinel: Sentinel,
+                                                                        proxy: dict[str, Any]) -> None:
+    # Both the target and the proxy would be admitted on their own: the proxy is what is refused.
+    async with egress_session(policy=EgressPolicy.build(allow=["127.0.0.1"])) as session:
+        for target in (sentinel.url(), "https://example.com/"):
+            with pytest.raises(EgressRefused) as refused:
+                await session.get(target, proxy=proxy["url"])
+            assert refused.value.reason == "proxy_not_allowed"
+        assert (await session.get(sentinel.url())).status == 200     # the same session without a proxy
+    assert proxy["lines"] == [] and len(sentinel.requests) == 1
 
 
 # ---- Kubernetes -----------------------------------------------------------------------------------
