@@ -22,6 +22,7 @@ import httpx
 from actors.tools.base import ToolContext, ToolError, TransientToolError
 from incidentfox.egress import EgressRefused
 from incidentfox.egress.transport import egress_transport
+from incidentfox.tenant_headers import tenant_headers
 
 _ERR_BODY_CHARS = 300
 
@@ -121,9 +122,11 @@ def json_endpoint(ctx: ToolContext, integration: str) -> tuple[str, dict[str, An
 
 def config_auth(config: dict[str, Any]) -> tuple[dict[str, str], tuple[str, str] | None]:
     """``(headers, basic_auth)`` from an integration block's common keys: ``headers`` (extra
-    headers), ``token`` (bearer), ``tenant`` (``X-Scope-OrgID``, Grafana's multi-tenant stacks)
-    and ``username``/``password`` (basic)."""
-    headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
+    headers, without the names a tenant may not set: :mod:`incidentfox.tenant_headers`), ``token``
+    (bearer), ``tenant`` (``X-Scope-OrgID``, Grafana's multi-tenant stacks) and
+    ``username``/``password`` (basic)."""
+    # Dropped, not refused: the config service refuses them at write, but a stored config may predate that.
+    headers = tenant_headers(config.get("headers"))
     headers.update(bearer(config.get("token")))
     if config.get("tenant"):
         headers["X-Scope-OrgID"] = str(config["tenant"])

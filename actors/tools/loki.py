@@ -15,6 +15,7 @@ from actors.tools.convert import error_count, logs_result, normalise_level, pars
 from actors.tools.httpcall import base_url, bearer, request_json
 from actors.tools.prometheus import series_from_matrix
 from incidentfox.evidence import EvidenceBundle, LogLine
+from incidentfox.tenant_headers import tenant_headers
 
 TIMEOUT_S = 25.0
 
@@ -33,7 +34,7 @@ def lines_from_streams(result: list[dict[str, Any]]) -> list[LogLine]:
 
 async def query_logs(args: dict[str, Any], ctx: ToolContext) -> ToolResult:
     config = ctx.integration("loki")
-    headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
+    headers = tenant_headers(config.get("headers"))   # never Host or hop-by-hop names
     headers.update(bearer(config.get("token")))
     if config.get("tenant"):
         headers["X-Scope-OrgID"] = str(config["tenant"])

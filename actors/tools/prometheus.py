@@ -21,13 +21,14 @@ from actors.tools.base import ToolContext, ToolError, ToolResult, ToolSpec
 from actors.tools.convert import metric_name, parse_time, service_from_labels
 from actors.tools.httpcall import base_url, bearer, request_json
 from incidentfox.evidence import EvidenceBundle, MetricSeries
+from incidentfox.tenant_headers import tenant_headers
 
 TIMEOUT_S = 20.0
 _QUERY_SERVICE = re.compile(r'(?:service|app|job)\s*=~?\s*"([^"|]+)"')
 
 
 def _auth(config: dict[str, Any]) -> dict[str, Any]:
-    headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
+    headers = tenant_headers(config.get("headers"))   # never Host or hop-by-hop names
     headers.update(bearer(config.get("token")))
     auth = (config["username"], config.get("password", "")) if config.get("username") else None
     return {"headers": headers, "auth": auth, "verify": bool(config.get("verify_ssl", True))}

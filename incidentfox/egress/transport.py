@@ -7,9 +7,11 @@ For every request, redirect hops included (httpx sends each hop through the tran
    :class:`~incidentfox.egress.policy.EgressRefused` before any byte is sent, and a name that
    does not resolve raises the library's ``ConnectError``;
 2. the request is sent to the checked IP: the URL's host becomes that address, the ``Host``
-   header stays the original one, and for HTTPS the TLS SNI and certificate check use the
-   original name (httpcore's ``sni_hostname`` extension). Nothing resolves the name again, so a
-   DNS answer that changes between check and connect (rebinding) cannot move the connection.
+   header is set from the checked URL (``host[:port]``, whatever ``Host`` the caller sent: behind a
+   shared ingress the Host header picks the service, so it must name the host that was checked),
+   and for HTTPS the TLS SNI and certificate check use the original name (httpcore's
+   ``sni_hostname`` extension). Nothing resolves the name again, so a DNS answer that changes
+   between check and connect (rebinding) cannot move the connection.
 
 Connections are pooled per original host name (one inner ``AsyncHTTPTransport`` each), so a
 connection verified for one name is never reused for another name that happens to share its
@@ -91,7 +93,9 @@ def _transport_class(lib: ModuleType) -> type:
             extensions = dict(request.extensions)
             if url.scheme == "https" and dest.plan.literal is None:
                 extensions.setdefault("sni_hostname", url.host)
-            pinned = lib.Request(request.method, url.copy_with(host=dest.address), headers=request.headers,
+            headers = request.headers.copy()
+            headers["Host"] = url.netloc.decode("ascii")   # the checked name, never a caller's override
+            pinned = lib.Request(request.method, url.copy_with(host=dest.address), headers=headers,
                                  stream=request.stream, extensions=extensions)
             host = url.host
             pool = await self._pool(host)
