@@ -177,7 +177,9 @@ def render_integration_blocks() -> list[str]:
     out = ["### Typed integration blocks", "",
            ("`integrations` is free-form, but these blocks' keys are typed and checked on every write "
             "(422 naming the path, never the value). Other keys of a block (the tools' own, docs/tools.md) "
-            "are kept as they are. Answering where an alert came from: docs/answerback.md."), "",
+            "are kept as they are. In every block, typed or not, `headers` may not name `Host`, a hop-by-hop "
+            "or a framing header (docs/security.md, \"Integration headers\"). Answering where an alert came "
+            "from: docs/answerback.md."), "",
            "| Key | Type | Default | Description |", "| --- | --- | --- | --- |"]
     for name, schema in integration_block_schemas().items():
         out += _rows(f"integrations.{name}.", schema.get("properties", {}), schema.get("required", []),

@@ -6,7 +6,8 @@
 
 The config validator runs :func:`integration_block_problems` on every write, so a block the tools
 would misread (``verify_ssl: "false"``, a list of headers) is refused with its field path, never its
-value. Unknown keys are kept, as everywhere in the config. Nothing here has a default: an unset key
+value. In every block, typed or not, ``headers`` may not name ``Host`` or a hop-by-hop or framing
+header (:mod:`incidentfox.tenant_headers`): the path names the header. Unknown keys are kept, as everywhere in the config. Nothing here has a default: an unset key
 means the tool's own default (documented in ``docs/tools.md``), and a default in the config layer
 would make every team look as if it had configured the integration.
 """
@@ -17,6 +18,8 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from incidentfox.tenant_headers import is_reserved_header
 
 Url = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2048)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
@@ -31,7 +34,9 @@ class _Block(BaseModel):
     token: Text | None = Field(default=None, description="Bearer token (a secret).")
     username: Text | None = Field(default=None, description="Basic-auth user.")
     password: Text | None = Field(default=None, description="Basic-auth password (a secret).")
-    headers: dict[str, Text] | None = Field(default=None, description="Extra request headers.")
+    headers: dict[str, Text] | None = Field(default=None, description=(
+        "Extra request headers; not `Host`, `Connection`, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, "
+        "`Transfer-Encoding`, `Upgrade` or `Content-Length`."))
     verify_ssl: bool | None = Field(default=None, description="Verify the server's certificate (unset: true).")
 
 
@@ -119,7 +124,7 @@ def integration_block_problems(integrations: Mapping[str, Any], *, placeholder: 
     never echoed). Blocks that are not objects are the caller's to report. A leaf equal to
     ``placeholder`` is a stored secret shown masked (every leaf under ``integrations`` is one): it
     was checked when it was written, and is skipped."""
-    problems: list[tuple[str, str]] = []
+    problems = header_problems(integrations)
     for name, model in BLOCKS.items():
         block = integrations.get(name)
         if not isinstance(block, Mapping):
@@ -131,4 +136,20 @@ def integration_block_problems(integrations: Mapping[str, Any], *, placeholder: 
             for err in exc.errors(include_input=False):
                 where = ".".join(str(p) for p in err["loc"])
                 problems.append((f"integrations.{name}.{where}", err["msg"]))
+    return problems
+
+
+def header_problems(integrations: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``[(path, message)]`` for each header name in any block's ``headers`` that a tenant may not
+    set (``Host``, hop-by-hop and framing headers, any case). Names are not secrets (values are):
+    the path and message name the header, so the caller knows which one to remove."""
+    problems: list[tuple[str, str]] = []
+    for name, block in integrations.items():
+        headers = block.get("headers") if isinstance(block, Mapping) else None
+        if not isinstance(headers, Mapping):
+            continue
+        for header in headers:
+            if isinstance(header, str) and is_reserved_header(header):
+                problems.append((f"integrations.{name}.headers.{header}",
+                                 f"header {header!r} may not be set by an integration: the platform sets it"))
     return problems

@@ -2,8 +2,9 @@
 
 The egress policy checks and pins the URL's host; a ``Host`` header of the tenant's choosing would
 still pick another service behind a shared ingress on an allow-listed address, and hop-by-hop or
-framing headers belong to the platform's connection. Two layers, each tested on its own:
+framing headers belong to the platform's connection. Three layers, each tested on its own:
 
+* at config write: ``PATCH …/config`` answers 422 ``invalid_config`` naming the header;
 * at use: ``httpcall.config_auth`` (and the Prometheus and Loki tools) drop such names from a
   config stored before the rule, through the tools and the console's "test connection";
 * in the egress transport: ``Host`` is set from the checked URL whatever the caller sent.
@@ -40,6 +41,7 @@ NAME = "grafana.corp.example"                     # the one allow-listed name, b
 POLICY = EgressPolicy.build(allow=[NAME])
 RESERVED = ["Host", "host", "HOST", "Connection", "Keep-Alive", "Proxy-Authorization", "proxy-connection",
             "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Content-Length", ":authority"]
+VALUE = "vault.corp.example-VALUE-7731"
 # What a config stored before the rule may hold: only X-Api-Key is the tenant's to send.
 HOSTILE = {"Host": "vault.corp.example", "Proxy-Authorization": "Basic cGxhdGZvcm0=", "Keep-Alive": "timeout=600",
            "X-Api-Key": "tenant-key"}
@@ -70,6 +72,27 @@ def assert_only_tenant_headers(seen: dict[str, str], url: str) -> None:
     assert seen["Host"] == url.removeprefix("http://").split("/")[0]
     assert seen["X-Api-Key"] == "tenant-key"
     assert "Proxy-Authorization" not in seen and seen.get("Keep-Alive") != "timeout=600"
+
+
+# ---- at config write ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("block", ["grafana", "tempo"], ids=["untyped-block", "typed-block"])
+@pytest.mark.parametrize("header", RESERVED)
+async def test_a_reserved_header_is_refused_at_write_naming_it(cs: ConfigHarness, block: str, header: str) -> None:
+    before = (await cs.call("GET", "/api/v1/orgs/acme/nodes/sre/config/raw")).json()
+    r = await cs.patch("acme", "sre", {"integrations": {block: {"url": "https://grafana.example",
+                                                                "headers": {header: VALUE, "X-Api-Key": "k"}}}})
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_config")
+    errors = r.json()["error"]["details"]["errors"]
+    assert [e["path"] for e in errors] == [f"integrations.{block}.headers.{header}"]
+    assert repr(header) in errors[0]["message"] and VALUE not in r.text
+    assert (await cs.call("GET", "/api/v1/orgs/acme/nodes/sre/config/raw")).json() == before
+
+
+async def test_the_tenants_own_headers_are_accepted(cs: ConfigHarness) -> None:
+    headers = {"X-Api-Key": "k", "X-Scope-OrgID": "t1", "Hostname": "h", "Connection-Id": "c"}
+    r = await cs.patch("acme", "sre", {"integrations": {"grafana": {"url": "https://g.example", "headers": headers}}})
+    assert r.status_code == 200, r.text
 
 
 # ---- at use -------------------------------------------------------------------------------------------
