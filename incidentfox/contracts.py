@@ -11,9 +11,22 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("holds a NUL character")
+    return value
+
+
+Key = Annotated[str, AfterValidator(_no_nul)]
+"""A string that is stored, or looked up, as it is (ids, channels, services, fingerprints): a sender's
+value, so it may not hold a NUL character, which PostgreSQL can neither store nor compare."""
+
+SLACK_ID_MAX = 64   # runs.thread_channel / thread_ts; Slack's own ids are under 20 characters
 
 Source = Literal["slack", "github", "pagerduty", "incidentio", "alertmanager", "grafana", "api", "schedule"]
 
@@ -71,8 +84,8 @@ class ThreadRef(BaseModel):
     """Where conversation about a trigger lives (a Slack thread today)."""
 
     model_config = ConfigDict(frozen=True)
-    channel: str
-    ts: str | None = None          # thread root; None means post a new message in `channel`
+    channel: Key = Field(max_length=SLACK_ID_MAX)
+    ts: Key | None = Field(None, max_length=SLACK_ID_MAX)   # thread root; None: a new message in `channel`
 
 
 AnswerSource = Literal["github", "pagerduty", "incidentio"]
@@ -99,25 +112,25 @@ class Trigger(BaseModel):
     """A normalised, source-independent event. Parsers are pure and build exactly one."""
 
     source: Source
-    delivery_id: str = Field(min_length=1, max_length=255)
-    event_kind: str                                   # e.g. "app_mention", "incident.triggered"
+    delivery_id: Key = Field(min_length=1, max_length=255)
+    event_kind: Key = Field(max_length=128)           # e.g. "app_mention", "incident.triggered"
     action: TriggerAction = TriggerAction.START
-    identifiers: dict[str, str] = Field(default_factory=dict)   # keys from ROUTING_KEYS
+    identifiers: dict[Key, Key] = Field(default_factory=dict)   # keys from ROUTING_KEYS
     title: str = ""
     text: str = ""
     links: list[str] = Field(default_factory=list)
     thread: ThreadRef | None = None
     # Alert correlation: a fingerprint (alertmanager/grafana group, PD incident id) and services.
-    fingerprint: str | None = None
-    services: list[str] = Field(default_factory=list)
+    fingerprint: Key | None = None
+    services: list[Key] = Field(default_factory=list)
     is_alert: bool = False
     human: bool = False              # explicit human request: never absorbed into another run
-    actor: str | None = None         # who asked (Slack user, GitHub login) where known
+    actor: Key | None = None         # who asked (Slack user, GitHub login) where known
     occurred_at: datetime | None = None
-    external_ref: str | None = None  # the source's own object id (PD incident id, GH issue url...)
+    external_ref: Key | None = None  # the source's own object id (PD incident id, GH issue url...)
     # For INTERACTION triggers: which button, on which run.
     interaction: dict[str, Any] | None = None
-    payload_ref: str | None = None   # "delivery:<source>:<delivery_id>", the stored raw payload
+    payload_ref: Key | None = None   # "delivery:<source>:<delivery_id>", the stored raw payload
     answer_to: AnswerTarget | None = None   # where the RCA is answered besides Slack (alerts, CI, comments)
 
 

@@ -169,7 +169,8 @@ class GatewayCore:
             return JSONResponse({"ignored": True, "reason": result.reason})
         trigger = scoped_trigger(result.trigger, scope)
         route = await self._route(trigger, scope)
-        payload = body.decode("utf-8", "replace") if self.store_payload else ""
+        # Stored as text: undecodable bytes and NULs (PostgreSQL stores none) become U+FFFD.
+        payload = body.decode("utf-8", "replace").replace("\x00", "\ufffd") if self.store_payload else ""
         outcome = await self._intake(trigger=trigger, route=route, payload=payload,
                                      correlation_window_s=await self._correlation_window(trigger, route))
         self._count(spec.name, "duplicate" if outcome.duplicate else outcome.outcome)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from incidentfox.db import Base, utcnow
 
+CORRELATION_KEY_MAX = 255   # runs.correlation_key (serve_apps.deliveries.decide digests longer keys)
 BigIntPK = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrement needs INTEGER
 
 
@@ -66,7 +67,7 @@ class Run(Base):
     kind: Mapped[str] = mapped_column(String(32), default="investigation")
     source: Mapped[str] = mapped_column(String(32), default="api")
     trigger: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    correlation_key: Mapped[str | None] = mapped_column(String(255))
+    correlation_key: Mapped[str | None] = mapped_column(String(CORRELATION_KEY_MAX))
     thread_channel: Mapped[str | None] = mapped_column(String(64), index=True)
     thread_ts: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -18,6 +18,7 @@ The rules, in order:
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from sqlalchemy import update
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from actors.sandbox.store import active_session_by_thread
 from incidentfox.contracts import DeliveryOutcome, RunStatus, Trigger, TriggerAction
 from incidentfox.runs import store
-from incidentfox.runs.models import Run, RunEvent
+from incidentfox.runs.models import CORRELATION_KEY_MAX, Run, RunEvent
 from serve_apps.deliveries.model import Decision, Dispatch, DispatchKind, Route
 from serve_apps.deliveries.turns import thread_turn
 from serve_apps.webhooks.scope import refusal
@@ -36,19 +37,28 @@ O = DeliveryOutcome
 SANDBOX_EVENT_KIND = "sandbox"
 
 
+def _key(kind: str, value: str) -> str:
+    """``kind:value``, or ``kind:sha256:<digest>`` when that would not fit ``runs.correlation_key``:
+    Alertmanager's group keys grow with every ``group_by`` label, and a service label has no limit."""
+    key = f"{kind}:{value}"
+    if len(key) <= CORRELATION_KEY_MAX:
+        return key
+    return f"{kind}:sha256:{hashlib.sha256(value.encode()).hexdigest()}"
+
+
 def correlation_key(trigger: Trigger) -> str | None:
     # Service first: an alert storm on one service has many fingerprints but one service.
     if trigger.services:
-        return f"service:{trigger.services[0].lower()}"
+        return _key("service", trigger.services[0].lower())
     if trigger.fingerprint:
-        return f"fp:{trigger.fingerprint}"
+        return _key("fp", trigger.fingerprint)
     return None
 
 
 def _correlation_keys(trigger: Trigger) -> list[str]:
-    keys = [f"service:{s.lower()}" for s in trigger.services if s]
+    keys = [_key("service", s.lower()) for s in trigger.services if s]
     if trigger.fingerprint:
-        keys.append(f"fp:{trigger.fingerprint}")
+        keys.append(_key("fp", trigger.fingerprint))
     return keys
 
 

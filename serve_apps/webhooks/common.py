@@ -290,8 +290,10 @@ def build_trigger(source: str, **fields: Any) -> Trigger:
     Parsers validate their inputs first; a ValidationError here still maps to ``malformed_body`` so
     that nothing but WebhookError can escape a parser.
     """
-    fields["title"] = clip(fields.get("title") or "", TITLE_MAX)
-    fields["text"] = clip(fields.get("text") or "", TEXT_MAX)
+    # A NUL in a message is dropped (nothing reads it); one in an id or channel makes the trigger
+    # malformed (incidentfox.contracts.Key): PostgreSQL can neither store nor compare it.
+    fields["title"] = clip((fields.get("title") or "").replace("\x00", ""), TITLE_MAX)
+    fields["text"] = clip((fields.get("text") or "").replace("\x00", ""), TEXT_MAX)
     did = fields["delivery_id"]
     fields.setdefault("payload_ref", f"delivery:{source}:{did}")
     try:

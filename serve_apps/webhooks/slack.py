@@ -23,7 +23,7 @@ from typing import Any
 
 from slack_sdk.signature import Clock, SignatureVerifier
 
-from incidentfox.contracts import ThreadRef, TriggerAction
+from incidentfox.contracts import TriggerAction
 from serve_apps.webhooks.common import (
     ParseResult,
     accepted,
@@ -181,7 +181,7 @@ def _message_trigger(data: dict[str, Any], event: dict[str, Any], did: str, acti
         identifiers=identifiers(slack_channel_id=channel),
         title=text.splitlines()[0] if text else "",
         text=text,
-        thread=ThreadRef(channel=channel, ts=(thread_ts or ts) or None),
+        thread={"channel": channel, "ts": (thread_ts or ts) or None},   # validated by build_trigger
         human=True,
         actor=s(event, "user") or None,
         occurred_at=parse_time(data.get("event_time")) or parse_time(ts),
@@ -231,7 +231,7 @@ def parse_command(form: dict[str, str], *, request_ts: str = "") -> ParseResult:
         identifiers=identifiers(slack_channel_id=channel),
         title=text.splitlines()[0],
         text=text,
-        thread=ThreadRef(channel=channel, ts=None),
+        thread={"channel": channel, "ts": None},
         human=True,
         actor=(form.get("user_id") or "").strip() or None,
         occurred_at=parse_time(request_ts),
@@ -275,7 +275,7 @@ def parse_interaction(payload: dict[str, Any]) -> ParseResult:
         action=TriggerAction.INTERACTION,
         identifiers=identifiers(slack_channel_id=channel),
         title=clip(action_id, 200),
-        thread=ThreadRef(channel=channel, ts=thread_ts or None) if channel else None,
+        thread={"channel": channel, "ts": thread_ts or None} if channel else None,
         human=True,
         actor=user or None,
         occurred_at=parse_time(s(action, "action_ts")),
@@ -292,8 +292,13 @@ def _run_id_from_value(value: str) -> tuple[str, dict[str, Any]]:
         data = try_json_object(to_bytes(value))
         run_id = s(data, "run_id")
         extra = {k: v for k, v in data.items() if k != "run_id" and isinstance(v, str | int | float | bool)}
-        return (run_id if len(run_id) <= 255 else ""), extra
-    return (value if value and len(value) <= 255 and not any(c.isspace() for c in value) else ""), {}
+        return (run_id if _is_id(run_id) else ""), extra
+    return (value if _is_id(value) else ""), {}
+
+
+def _is_id(value: str) -> bool:
+    """A run id as a button carries it: printable, no spaces, at most 255 characters."""
+    return 0 < len(value) <= 255 and value.isprintable() and not any(c.isspace() for c in value)
 
 
 __all__ = ["ACTION_PREFIX", "INTERACTION_ACTIONS", "SOURCE", "USAGE", "parse", "parse_command",
