@@ -1,8 +1,9 @@
 """One error shape for every HTTP surface: ``{"error": {"code", "message", "details"}}``.
 
 Services raise :class:`IncidentFoxError` subclasses with a snake_case ``code``; the HTTP layer maps
-them once, in :func:`install_error_handlers`. Validation errors, oversized bodies and unexpected
-exceptions are mapped to the same shape, and no handler echoes request secrets back.
+them once, in :func:`install_error_handlers`. Validation errors, oversized bodies, values the
+database refuses (``422 invalid_value``) and unexpected exceptions are mapped to the same shape, and
+no handler echoes request secrets back.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("incidentfox.errors")
@@ -100,6 +102,17 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code
         return error_response(code, message, exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        # A request value the database cannot store or compare: too long for its column, out of
+        # range, a NUL character. The checks at each edge should have refused it; this is the
+        # backstop, so the caller hears 422 instead of 500. The database's message is not logged:
+        # some quote the value.
+        log.warning("database refused a request value: %s (sqlstate %s)", type(exc.orig).__name__,
+                    getattr(exc.orig, "sqlstate", None))
+        return error_response("invalid_value", "a value in the request cannot be stored: too long, out "
+                              "of range or holding a NUL character", 422)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -13,6 +13,9 @@ sandbox, config service). For every HTTP request it:
    (also before reading); a body without one (chunked) is counted as it streams and refused as soon
    as it crosses the cap. The 413 names the limit: ``{"error": {"code": "payload_too_large",
    "details": {"max_bytes": N}}}``. A ``Content-Length`` that is not a number is ``400``.
+3. **Refuses a NUL character** in the path or the query string (raw or as ``%00``) with ``400``
+   (``malformed_request``). No identifier, cursor or filter holds one, and PostgreSQL cannot store
+   or compare text holding one: without this check such a value reached the database as an error.
 
 Paths are compared relative to the app's mount (``root_path`` removed), so one table serves both
 in-process test clients and the Serve ingress at ``/api/v1/...``. The middleware is pure ASGI: no
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,6 +67,14 @@ def bearer_shape_error(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     if any(c <= 0x20 or c >= 0x7F for c in token):
         return "invalid_token"
     return None
+
+
+def has_nul(scope: Scope) -> bool:
+    """Whether the request's path or query string holds a NUL character, raw or percent-encoded.
+    Pure: reads only ``scope``."""
+    raw_path = scope.get("raw_path") or b""
+    return ("\x00" in scope.get("path", "") or b"\x00" in unquote_to_bytes(raw_path)
+            or b"\x00" in unquote_to_bytes(scope.get("query_string") or b""))
 
 
 def route_path(scope: Scope) -> str:
@@ -106,6 +118,10 @@ class RequestLimits:
                 await error_response(reason, message, 401,
                                      headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
                 return
+        if has_nul(scope):
+            await error_response("malformed_request", "the request path or query string contains a NUL "
+                                 "character", 400)(scope, receive, send)
+            return
         declared = [v for k, v in headers if k.lower() == b"content-length"]
         if declared:
             text = declared[0].strip()

@@ -23,7 +23,7 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -37,6 +37,8 @@ from incidentfox.errors import Unprocessable
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 MAX_CURSOR_CHARS = 512
+MAX_OFFSET = 2**31 - 1   # ``offset``/``after`` of older endpoints: beyond it no list has rows
+MAX_KEY_INT = 2**63      # a cursor's integer must fit the databases' BIGINT
 
 T = TypeVar("T")
 KeyKind = type   # int, str or datetime: the type of one component of a sort key
@@ -91,7 +93,8 @@ def decode_cursor(cursor: str | None, kinds: Sequence[KeyKind], *, legacy_int: b
     a bare decimal id (what older endpoints returned as ``next_cursor``) is accepted too."""
     if cursor is None or cursor == "":
         return None
-    if legacy_int and tuple(kinds) == (int,) and cursor.isdigit() and len(cursor) < 20:
+    if legacy_int and tuple(kinds) == (int,) and cursor.isascii() and cursor.isdigit() \
+            and len(cursor) < 20 and int(cursor) < MAX_KEY_INT:
         return (int(cursor),)
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
@@ -106,11 +109,15 @@ def decode_cursor(cursor: str | None, kinds: Sequence[KeyKind], *, legacy_int: b
 def _typed(value: Any, kind: KeyKind) -> Any:
     if kind is datetime and isinstance(value, str):
         try:
-            return datetime.fromisoformat(value)
-        except ValueError:
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is not None:
+                moment.astimezone(UTC)   # the databases compare in UTC: year 1 at +05:00 has none
+            return moment
+        except (ValueError, OverflowError):
             pass
-    is_int = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**63
-    if (kind is int and is_int) or (kind is str and isinstance(value, str)):
+    is_int = isinstance(value, int) and not isinstance(value, bool) and abs(value) < MAX_KEY_INT
+    # A NUL is in no key this API issues, and PostgreSQL refuses to compare text holding one.
+    if (kind is int and is_int) or (kind is str and isinstance(value, str) and "\x00" not in value):
         return value
     raise InvalidCursor("cursor does not fit this list (was it issued by another endpoint?)")
 

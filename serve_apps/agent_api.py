@@ -50,11 +50,11 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from config_service import PrincipalDep, install_auth_state
 from incidentfox.background import BackgroundTasks
-from incidentfox.contracts import Principal, ThreadRef, Trigger, TriggerAction
+from incidentfox.contracts import SLACK_ID_MAX, Key, Principal, ThreadRef, Trigger, TriggerAction
 from incidentfox.errors import BadRequest, Conflict, Forbidden, NotFound, install_error_handlers
 from incidentfox.http_limits import AGENT_MAX_BODY, install_request_limits
 from incidentfox.http_rate_limit import install_rate_limits
-from incidentfox.pagination import Page, PageDep, envelope, page_responses
+from incidentfox.pagination import MAX_OFFSET, Page, PageDep, envelope, page_responses
 from incidentfox.runs import store
 from incidentfox.runs.models import Run
 from incidentfox.runs.runner import Runner
@@ -74,13 +74,13 @@ class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(min_length=1, max_length=4000)
     title: str = Field(default="", max_length=500)
-    services: list[str] = Field(default_factory=list, max_length=20)
-    identifiers: dict[str, str] = Field(default_factory=dict, max_length=10)
+    services: list[Key] = Field(default_factory=list, max_length=20)
+    identifiers: dict[Key, Key] = Field(default_factory=dict, max_length=10)
     links: list[str] = Field(default_factory=list, max_length=20)
-    thread_channel: str | None = Field(default=None, max_length=64)
-    thread_ts: str | None = Field(default=None, max_length=64)
-    org: str | None = Field(default=None, max_length=64)     # admins only: whose team to run for
-    team: str | None = Field(default=None, max_length=64)
+    thread_channel: Key | None = Field(default=None, max_length=SLACK_ID_MAX)
+    thread_ts: Key | None = Field(default=None, max_length=SLACK_ID_MAX)
+    org: Key | None = Field(default=None, max_length=64)     # admins only: whose team to run for
+    team: Key | None = Field(default=None, max_length=64)
 
 
 class RedriveRequest(BaseModel):
@@ -198,7 +198,7 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
                         status: str | None = None, source: str | None = Query(None, max_length=32),
                         since: Annotated[datetime | None, Query(description="created at or after (ISO 8601)")] = None,
                         until: Annotated[datetime | None, Query(description="created before (ISO 8601)")] = None,
-                        offset: int = Query(0, ge=0)) -> dict[str, Any]:
+                        offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict[str, Any]:
         """Newest first, ``{items, next_cursor, runs}`` (``runs``: the same items, the older key)."""
         since, until = time_window(since, until)
         scope = run_scope(principal, org, team)
@@ -273,7 +273,7 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
 
     @app.get("/runs/{run_id}/events")
     async def run_events(principal: PrincipalDep, run_id: str,
-                         after: int = Query(0, ge=0)) -> EventSourceResponse:
+                         after: int = Query(0, ge=0, le=MAX_OFFSET)) -> EventSourceResponse:
         async with sessions() as s:
             _visible(principal, await store.get_run(s, run_id), run_id)
 
@@ -304,7 +304,7 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
     async def list_deliveries(principal: PrincipalDep, page: PageDep, outcome: str | None = None,
                               source: str | None = None, failed: bool = False,
                               team: str | None = Query(None, max_length=64),
-                              offset: int = Query(0, ge=0)) -> dict[str, Any]:
+                              offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict[str, Any]:
         """Newest first, ``{items, next_cursor, deliveries}`` (``deliveries``: the older key)."""
         if principal.auth_kind not in ("global_admin", "org_admin"):
             raise Forbidden("listing deliveries needs an admin token", code="forbidden")

@@ -54,18 +54,27 @@ def run_scope(principal: Principal, org: str | None, team: str | None) -> tuple[
     return org, team
 
 
-def _utc(value: datetime | None) -> datetime | None:
+def _utc(value: datetime | None, name: str) -> datetime | None:
     if value is None:
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:   # e.g. 0001-01-01T00:00:00+05:00: a moment before year 1 in UTC
+        raise Unprocessable(f"`{name}` is outside the years 1 to 9999 in UTC", code="invalid_window") from None
 
 
 def time_window(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
     """``since``/``until`` query values as aware UTC datetimes (a naive value is read as UTC)."""
-    since, until = _utc(since), _utc(until)
+    since, until = _utc(since, "since"), _utc(until, "until")
     if since is not None and until is not None and until <= since:
         raise Unprocessable("`since` must be before `until`", code="invalid_window")
     return since, until
+
+
+def default_since(until: datetime) -> datetime:
+    """:data:`DEFAULT_WINDOW` before ``until``, or the earliest moment when that is before year 1."""
+    floor = datetime.min.replace(tzinfo=UTC)
+    return until - DEFAULT_WINDOW if until - floor > DEFAULT_WINDOW else floor
 
 
 async def approvals_of(session: AsyncSession, *, run_id: str) -> list[dict[str, Any]]:
@@ -119,7 +128,7 @@ def install_run_ops_routes(app: FastAPI, *, sessions: async_sessionmaker[AsyncSe
         """Runs per day, success rate, time to first message and time to RCA, per team the token sees."""
         since, until = time_window(since, until)
         until = until or utcnow()
-        since = since or until - DEFAULT_WINDOW
+        since = since or default_since(until)
         scope = run_scope(principal, org, team)
         try:
             async with sessions() as s:

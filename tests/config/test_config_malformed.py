@@ -128,17 +128,23 @@ async def test_bad_paths_and_queries_are_4xx(db_url, tmp_path):
                      "/api/v1/orgs/acme/nodes/" + "x" * 300 + "/config/raw",
                      "/api/v1/orgs/acme/nodes/sre/config/history?limit=abc",
                      "/api/v1/orgs/acme/nodes/sre/config/history?before=1e9999",
-                     "/api/v1/orgs/acme/audit?since=yesterday", "/api/v1/orgs/acme/audit?action=%00",
+                     "/api/v1/orgs/acme/audit?since=yesterday",
                      "/api/v1/orgs/acme/nodes/nope/config/effective", "/api/v1/orgs/nope/nodes/x/config/effective",
                      "/api/v1/orgs/acme/nodes/sre/config/history?before=" + "9" * 30,
-                     "/api/v1/orgs/acme/audit?cursor=" + "9" * 30, "/api/v1/orgs?after=%00",
-                     "/api/v1/orgs/acme/nodes?parent_id=%00"):
+                     "/api/v1/orgs/acme/audit?cursor=" + "9" * 30,
+                     "/api/v1/orgs/acme/audit?cursor=" + "9" * 19):    # 19 digits, over BIGINT
             r = await cs.call("GET", path)
             _check(r, {404, 422}, path)
+        # A NUL anywhere in the URL is refused before any route runs (incidentfox.http_limits).
+        for method, path in (("GET", "/api/v1/orgs/acme/audit?action=%00"), ("GET", "/api/v1/orgs?after=%00"),
+                             ("GET", "/api/v1/orgs/acme/nodes?parent_id=%00"),
+                             ("POST", "/api/v1/orgs/acme/tokens/tok_%00/revoke")):
+            r = await cs.call(method, path)
+            _check(r, {400}, path)
+            assert r.json()["error"]["code"] == "malformed_request", path
         r = await cs.call("DELETE", "/api/v1/orgs/acme")
         _check(r, {405}, "method")
-        for path in ("/api/v1/orgs/acme/tokens/tok_%00/revoke", "/api/v1/orgs/acme/tokens/" + "x" * 500 + "/revoke"):
-            _check(await cs.call("POST", path), {404}, path)
+        _check(await cs.call("POST", "/api/v1/orgs/acme/tokens/" + "x" * 500 + "/revoke"), {404}, "long token id")
         for body in ({"version": 10**30}, {"version": 2**31}):
             r = await cs.call("POST", "/api/v1/orgs/acme/nodes/sre/config/rollback", json=body)
             _check(r, {422}, str(body))
