@@ -32,7 +32,11 @@ def fuzz_gateway(tmp_path_factory):
 
     url = f"sqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}"
     upgrade(url)
-    return make_core(url)
+    core = make_core(url)
+    yield core
+    # Its pooled connections were opened in loops asyncio.run has closed since; closed here, not by
+    # the garbage collector later, whose close would reach a closed loop from aiosqlite's thread.
+    asyncio.run(core.engine.dispose())
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

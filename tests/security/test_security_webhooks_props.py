@@ -68,7 +68,9 @@ def fuzz_core(tmp_path_factory):
         secret = INCIDENTIO_ORG if source == "incidentio" else (TEAM_SECRET if node == "payments" else ORG_SECRET)
         return LoadedWebhookSecret(secret)
 
-    return make_core(url, load=load)
+    core = make_core(url, load=load)
+    yield core
+    asyncio.run(core.engine.dispose())   # not left to the garbage collector (see test_gateway_fuzz.py)
 
 
 @FUZZ
