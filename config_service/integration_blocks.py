@@ -7,7 +7,9 @@
 The config validator runs :func:`integration_block_problems` on every write, so a block the tools
 would misread (``verify_ssl: "false"``, a list of headers) is refused with its field path, never its
 value. In every block, typed or not, ``headers`` may not name ``Host`` or a hop-by-hop or framing
-header (:mod:`incidentfox.tenant_headers`): the path names the header. Unknown keys are kept, as everywhere in the config. Nothing here has a default: an unset key
+header (:mod:`incidentfox.tenant_headers`): the path names the header; and a value sent in a
+request header (``headers`` values, ``token``, ``api_key`` …) may hold no control character and no
+blank at either end (:func:`single_line_problems`). Unknown keys are kept, as everywhere in the config. Nothing here has a default: an unset key
 means the tool's own default (documented in ``docs/tools.md``), and a default in the config layer
 would make every team look as if it had configured the integration.
 """
@@ -124,7 +126,7 @@ def integration_block_problems(integrations: Mapping[str, Any], *, placeholder: 
     never echoed). Blocks that are not objects are the caller's to report. A leaf equal to
     ``placeholder`` is a stored secret shown masked (every leaf under ``integrations`` is one): it
     was checked when it was written, and is skipped."""
-    problems = header_problems(integrations)
+    problems = header_problems(integrations) + single_line_problems(integrations, placeholder=placeholder)
     for name, model in BLOCKS.items():
         block = integrations.get(name)
         if not isinstance(block, Mapping):
@@ -152,4 +154,37 @@ def header_problems(integrations: Mapping[str, Any]) -> list[tuple[str, str]]:
             if isinstance(header, str) and is_reserved_header(header):
                 problems.append((f"integrations.{name}.headers.{header}",
                                  f"header {header!r} may not be set by an integration: the platform sets it"))
+    return problems
+
+
+# Keys whose value the tools send in a request header (``Authorization``, ``DD-API-KEY``,
+# ``X-Scope-OrgID`` …), besides every ``headers`` value.
+HEADER_VALUE_KEYS = frozenset({"token", "bot_token", "api_key", "app_key", "username", "password", "tenant"})
+_CONTROL = frozenset(chr(c) for c in (*range(0x20), 0x7F))
+
+
+def single_line_problems(integrations: Mapping[str, Any], *, placeholder: str | None = None
+                         ) -> list[tuple[str, str]]:
+    """``[(path, message)]`` for each value sent in a request header (every ``headers`` value and the
+    keys in :data:`HEADER_VALUE_KEYS`, in any block) that holds a control character or starts or ends
+    with a blank: HTTP refuses such a header, and its error would quote the value, a credential. The
+    message names the path, never the value."""
+    problems: list[tuple[str, str]] = []
+
+    def check(path: str, value: Any) -> None:
+        if not isinstance(value, str) or value == placeholder:
+            return
+        if any(c in _CONTROL for c in value) or value != value.strip():
+            problems.append((path, "holds a control character or a leading or trailing blank (a pasted "
+                                   "newline?); remove it"))
+
+    for name, block in integrations.items():
+        if not isinstance(block, Mapping):
+            continue
+        for key in HEADER_VALUE_KEYS & set(block):
+            check(f"integrations.{name}.{key}", block[key])
+        headers = block.get("headers")
+        if isinstance(headers, Mapping):
+            for header, value in headers.items():
+                check(f"integrations.{name}.headers.{header}", value)
     return problems

@@ -278,13 +278,14 @@ class ToolContext:
         return end - timedelta(minutes=since_minutes or default), end
 
     def secret_values(self) -> list[str]:
-        """Credential strings in the integrations (for masking anything echoed back)."""
+        """Credential strings in the integrations (for masking anything echoed back): values under
+        secret-looking keys, and every extra header's value, whatever its name (an ``X-Auth-Key``)."""
         found: list[str] = []
 
         def walk(node: Any, secret: bool) -> None:
             if isinstance(node, Mapping):
                 for k, v in node.items():
-                    walk(v, secret or is_secret_key(str(k)))
+                    walk(v, secret or is_secret_key(str(k)) or str(k).lower() == "headers")
             elif isinstance(node, (list, tuple)):
                 for v in node:
                     walk(v, secret)

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -74,26 +75,45 @@ def _mask_text(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def secret_forms(secret: str) -> set[str]:
+    """The ways an error message may quote ``secret``: as it is, without the blanks around it (a key
+    pasted with a newline), and escaped as Python's ``repr`` of the text or of its bytes and as JSON
+    would (``Illegal header value b'…\\n'``, where the newline is two characters)."""
+    forms = {secret, secret.strip()}
+    for form in list(forms):
+        forms |= {repr(form)[1:-1], repr(form.encode())[2:-1], json.dumps(form)[1:-1]}
+    return {f for f in forms if len(f) >= 4}
+
+
+def _ordered(secrets: Iterable[str]) -> list[str]:
+    """Every form of every secret, longest first (so a longer form is masked before a part of it)."""
+    return sorted({f for s in secrets if s for f in secret_forms(s)}, key=len, reverse=True)
+
+
 def mask_text(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with known credential values (longest first) and token shapes replaced by ``***``."""
-    return _mask_text(text, sorted({s for s in secrets if s}, key=len, reverse=True))
+    """``text`` with known credential values in any of their quoted forms (:func:`secret_forms`),
+    longest first, and token shapes replaced by ``***``."""
+    return _mask_text(text, _ordered(secrets))
 
 
 def mask_arguments(args: Any, *, secrets: Iterable[str] = ()) -> Any:
     """A copy of ``args`` safe to record: values under secret-looking keys become ``"***"``, and
     known credential values (``secrets``) or token shapes inside strings are replaced."""
-    secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+    return _mask_value(args, _ordered(secrets))
+
+
+def _mask_value(args: Any, secrets: list[str]) -> Any:
     if isinstance(args, dict):
         return {
             k: (
                 MASK
                 if is_secret_key(str(k)) and v not in (None, "", False)
-                else mask_arguments(v, secrets=secrets)
+                else _mask_value(v, secrets)
             )
             for k, v in args.items()
         }
     if isinstance(args, (list, tuple)):
-        return [mask_arguments(v, secrets=secrets) for v in args]
+        return [_mask_value(v, secrets) for v in args]
     if isinstance(args, str):
         return _mask_text(args, secrets)
     return args
@@ -177,7 +197,7 @@ async def execute(
     """Run ``spec`` with ``args`` in ``ctx`` and return a :class:`ToolResult` (never raises, except
     ``CancelledError``)."""
     started = time.monotonic()
-    secrets = ctx.secret_values()
+    secrets = _ordered(ctx.secret_values())
     attempts = 0
     try:
         call_args = prepare_arguments(spec, args)
@@ -186,7 +206,7 @@ async def execute(
                 ok=False,
                 error="approval_required",
                 message=f"{spec.name} changes the system and needs explicit approval",
-                data={"tool": spec.name, "arguments": mask_arguments(call_args, secrets=secrets)},
+                data={"tool": spec.name, "arguments": _mask_value(call_args, secrets)},
                 summary=f"{spec.name} is waiting for approval (Slack button or API)",
             )
             return _finish(result, started, attempts, max_bytes, secrets)

@@ -80,6 +80,11 @@ async def request(
             )
     except EgressRefused as exc:
         raise ToolError("egress_refused", f"{service}: {exc}") from None
+    except httpx.LocalProtocolError:
+        # Our own request was refused before it was sent; h11's message quotes the offending header
+        # value, which is the team's credential (a key pasted with a newline), so it is not repeated.
+        raise ToolError("not_configured", f"{service}: the request could not be sent: a configured header "
+                        "or credential holds a character HTTP does not allow (a pasted newline or tab?)") from None
     except httpx.TransportError as exc:
         raise TransientToolError("connection_error", f"{service}: {type(exc).__name__}: {exc}") from exc
     raise_for_status(resp, service=service)
