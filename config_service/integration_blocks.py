@@ -161,6 +161,7 @@ def header_problems(integrations: Mapping[str, Any]) -> list[tuple[str, str]]:
 # ``X-Scope-OrgID`` …), besides every ``headers`` value.
 HEADER_VALUE_KEYS = frozenset({"token", "bot_token", "api_key", "app_key", "username", "password", "tenant"})
 _CONTROL = frozenset(chr(c) for c in (*range(0x20), 0x7F))
+SINGLE_LINE_MESSAGE = "holds a control character or a leading or trailing blank (a pasted newline?); remove it"
 
 
 def single_line_problems(integrations: Mapping[str, Any], *, placeholder: str | None = None
@@ -175,8 +176,7 @@ def single_line_problems(integrations: Mapping[str, Any], *, placeholder: str | 
         if not isinstance(value, str) or value == placeholder:
             return
         if any(c in _CONTROL for c in value) or value != value.strip():
-            problems.append((path, "holds a control character or a leading or trailing blank (a pasted "
-                                   "newline?); remove it"))
+            problems.append((path, SINGLE_LINE_MESSAGE))
 
     for name, block in integrations.items():
         if not isinstance(block, Mapping):
