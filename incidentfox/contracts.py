@@ -16,15 +16,22 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
-def _no_nul(value: str) -> str:
+def storable(value: str) -> str:
+    """``value`` if a database can store and compare it as it is, else ValueError: no NUL character
+    (PostgreSQL refuses one) and no lone surrogate (not UTF-8: no driver can send it, and a JSON
+    reply holding it cannot be written)."""
     if "\x00" in value:
         raise ValueError("holds a NUL character")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode text (a lone surrogate)") from None
     return value
 
 
-Key = Annotated[str, AfterValidator(_no_nul)]
-"""A string that is stored, or looked up, as it is (ids, channels, services, fingerprints): a sender's
-value, so it may not hold a NUL character, which PostgreSQL can neither store nor compare."""
+Key = Annotated[str, AfterValidator(storable)]
+"""A string that is stored, or looked up, as it is (ids, channels, services, fingerprints, links): a
+sender's value, so it must be :func:`storable`."""
 
 SLACK_ID_MAX = 64   # runs.thread_channel / thread_ts; Slack's own ids are under 20 characters
 
@@ -118,7 +125,7 @@ class Trigger(BaseModel):
     identifiers: dict[Key, Key] = Field(default_factory=dict)   # keys from ROUTING_KEYS
     title: str = ""
     text: str = ""
-    links: list[str] = Field(default_factory=list)
+    links: list[Key] = Field(default_factory=list)
     thread: ThreadRef | None = None
     # Alert correlation: a fingerprint (alertmanager/grafana group, PD incident id) and services.
     fingerprint: Key | None = None

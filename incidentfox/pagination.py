@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, create_model
 from sqlalchemy import Select, TypeDecorator, and_, or_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from incidentfox.contracts import storable
 from incidentfox.errors import Unprocessable
 
 DEFAULT_LIMIT = 100
@@ -116,10 +117,18 @@ def _typed(value: Any, kind: KeyKind) -> Any:
         except (ValueError, OverflowError):
             pass
     is_int = isinstance(value, int) and not isinstance(value, bool) and abs(value) < MAX_KEY_INT
-    # A NUL is in no key this API issues, and PostgreSQL refuses to compare text holding one.
-    if (kind is int and is_int) or (kind is str and isinstance(value, str) and "\x00" not in value):
+    # No key this API issues holds a NUL or a lone surrogate, and no database compares one.
+    if (kind is int and is_int) or (kind is str and isinstance(value, str) and _storable(value)):
         return value
     raise InvalidCursor("cursor does not fit this list (was it issued by another endpoint?)")
+
+
+def _storable(value: str) -> bool:
+    try:
+        storable(value)
+    except ValueError:
+        return False
+    return True
 
 
 def after_key(order: Sequence[tuple[Any, bool]], key: Sequence[Any]) -> Any:

@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Header, Query
+from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
@@ -62,7 +62,13 @@ from incidentfox.settings import Settings
 from serve_apps import deliveries
 from serve_apps.actions_api import install_action_routes
 from serve_apps.gateway import Sweeper
-from serve_apps.run_ops_api import approvals_of, install_run_ops_routes, run_scope, time_window
+from serve_apps.run_ops_api import (
+    IdempotencyKey,
+    approvals_of,
+    install_run_ops_routes,
+    run_scope,
+    time_window,
+)
 from serve_apps.thread_binding import check_thread_channel
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -72,11 +78,12 @@ SSE_SEP = "\n"   # the framing clients have always seen (sse-starlette's default
 
 class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=4000)
-    title: str = Field(default="", max_length=500)
-    services: list[Key] = Field(default_factory=list, max_length=20)
-    identifiers: dict[Key, Key] = Field(default_factory=dict, max_length=10)
-    links: list[str] = Field(default_factory=list, max_length=20)
+    text: Key = Field(min_length=1, max_length=4000)
+    title: Key = Field(default="", max_length=500)
+    services: list[Annotated[Key, Field(max_length=255)]] = Field(default_factory=list, max_length=20)
+    identifiers: dict[Annotated[Key, Field(max_length=64)], Annotated[Key, Field(max_length=255)]] = Field(
+        default_factory=dict, max_length=10)
+    links: list[Annotated[Key, Field(max_length=2000)]] = Field(default_factory=list, max_length=20)
     thread_channel: Key | None = Field(default=None, max_length=SLACK_ID_MAX)
     thread_ts: Key | None = Field(default=None, max_length=SLACK_ID_MAX)
     org: Key | None = Field(default=None, max_length=64)     # admins only: whose team to run for
@@ -153,11 +160,10 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
     @app.post("/runs", status_code=202)
     @app.post("/run", status_code=202, deprecated=True, operation_id="start_run_alias",
               summary="Start Run (older path)")
-    async def start_run(principal: PrincipalDep, req: RunRequest,
-                        idempotency_key: str | None = Header(default=None, max_length=200)) -> JSONResponse:
+    async def start_run(principal: PrincipalDep, req: RunRequest, key: IdempotencyKey) -> JSONResponse:
         touch()
         org_id, team_id = _target_team(principal, req)
-        did = f"{org_id}:{team_id}:{idempotency_key}" if idempotency_key else deliveries.new_delivery_id()
+        did = deliveries.keyed_delivery_id(f"{org_id}:{team_id}", key) if key else deliveries.new_delivery_id()
         thread = ThreadRef(channel=req.thread_channel, ts=req.thread_ts) if req.thread_channel else None
         if thread is not None:   # both checks before anything is recorded
             async with sessions() as s:
@@ -165,7 +171,7 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
                 owner = await store.thread_owner(s, channel=thread.channel, thread_ts=thread.ts) if thread.ts else None
             if owner is not None and owner != (org_id, team_id):
                 raise _thread_not_found()
-        trigger = Trigger(source="api", delivery_id=did[:255], event_kind="api_request",
+        trigger = Trigger(source="api", delivery_id=did, event_kind="api_request",
                           action=TriggerAction.START, title=req.title or req.text.splitlines()[0][:500],
                           text=req.text, services=[s.strip().lower() for s in req.services if s.strip()],
                           identifiers=req.identifiers, links=req.links, thread=thread, human=True,

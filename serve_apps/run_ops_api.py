@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Query
+from fastapi import Depends, FastAPI, Header, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,7 +30,7 @@ from config_service import PrincipalDep
 from incidentfox.background import BackgroundTasks
 from incidentfox.contracts import Principal, Trigger, TriggerAction
 from incidentfox.db import utcnow
-from incidentfox.errors import NotFound, Unprocessable
+from incidentfox.errors import BadRequest, NotFound, Unprocessable
 from incidentfox.runs import store
 from incidentfox.runs.models import ToolApproval
 from incidentfox.runs.runner import Runner
@@ -38,6 +38,22 @@ from incidentfox.runs.stats import StatsWindowError, run_stats
 from serve_apps import deliveries
 
 DEFAULT_WINDOW = timedelta(days=14)
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def idempotency_key(idempotency_key: str | None = Header(default=None, max_length=IDEMPOTENCY_KEY_MAX,
+                                                         description="Retries with the same key answer the "
+                                                         "same run.")) -> str | None:
+    """The ``Idempotency-Key`` header (a dependency): None when absent or empty, 400
+    ``invalid_idempotency_key`` when it holds a control character (nothing stores or compares one)."""
+    if not idempotency_key:
+        return None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in idempotency_key):
+        raise BadRequest("Idempotency-Key holds a control character", code="invalid_idempotency_key")
+    return idempotency_key
+
+
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 
 
 def run_scope(principal: Principal, org: str | None, team: str | None) -> tuple[str | None, str | None] | None:
@@ -93,17 +109,16 @@ def install_run_ops_routes(app: FastAPI, *, sessions: async_sessionmaker[AsyncSe
     """Add ``/runs/{id}/rerun`` and ``/stats`` (see the module doc) to the agent API ``app``."""
 
     @app.post("/runs/{run_id}/rerun", status_code=202)
-    async def rerun(principal: PrincipalDep, run_id: str,
-                    idempotency_key: str | None = Header(default=None, max_length=200)) -> JSONResponse:
+    async def rerun(principal: PrincipalDep, run_id: str, key: IdempotencyKey) -> JSONResponse:
         """Start the run's trigger again as a new run linked to this one (see the module doc)."""
         async with sessions() as s:
             run = await store.get_run(s, run_id)
         if run is None or not principal.can_access_team(run.org_id, run.team_id):
             raise NotFound(f"run {run_id!r} not found", code="run_not_found")
         by = principal.subject or principal.auth_kind
-        key = f"rerun:{run.org_id}:{run.team_id}:{idempotency_key}" if idempotency_key \
-            else deliveries.new_delivery_id("rerun")
-        trigger = Trigger(source="api", delivery_id=key[:255], event_kind="api_rerun",
+        # The key is this run's: the same key on another run is another rerun, not this one's answer.
+        did = deliveries.keyed_delivery_id(f"rerun:{run.id}", key) if key else deliveries.new_delivery_id("rerun")
+        trigger = Trigger(source="api", delivery_id=did, event_kind="api_rerun",
                           action=TriggerAction.INTERACTION, title=f"rerun of {run_id}", human=True, actor=by,
                           interaction={"action": "rerun", "run_id": run_id, "user": by})
         # The run's own org and team verify it: the interaction may act only inside them.

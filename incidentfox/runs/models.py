@@ -23,6 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from incidentfox.db import Base, utcnow
 
 CORRELATION_KEY_MAX = 255   # runs.correlation_key (serve_apps.deliveries.decide digests longer keys)
+DELIVERY_ID_MAX = 255       # webhook_deliveries.delivery_id (Trigger.delivery_id's limit too)
 BigIntPK = BigInteger().with_variant(Integer, "sqlite")  # SQLite autoincrement needs INTEGER
 
 
@@ -35,7 +36,7 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(32))
-    delivery_id: Mapped[str] = mapped_column(String(255))
+    delivery_id: Mapped[str] = mapped_column(String(DELIVERY_ID_MAX))
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     event_kind: Mapped[str] = mapped_column(String(128), default="")
     action: Mapped[str] = mapped_column(String(32), default="start")

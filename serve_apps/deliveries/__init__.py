@@ -36,11 +36,17 @@ from serve_apps.deliveries.dispatch import (
 )
 from serve_apps.deliveries.intake import DEFAULT_CORRELATION_WINDOW_S, intake, record_and_decide
 from serve_apps.deliveries.model import Decision, Dispatch, DispatchKind, IntakeResult, Route
-from serve_apps.deliveries.views import delivery_view, list_deliveries, new_delivery_id, page_deliveries
+from serve_apps.deliveries.views import (
+    delivery_view,
+    keyed_delivery_id,
+    list_deliveries,
+    new_delivery_id,
+    page_deliveries,
+)
 
 __all__ = [
     "DEFAULT_CORRELATION_WINDOW_S", "DISPATCH_TIMEOUT_S", "MAX_DISPATCH_ATTEMPTS", "SWEEP_GRACE_S",
     "Decision", "DeliveryOutcome", "Dispatch", "DispatchKind", "DispatchMarks", "IntakeResult", "Route",
-    "delivery_view", "dispatch", "intake", "list_deliveries", "new_delivery_id", "page_deliveries", "plan_for",
+    "delivery_view", "dispatch", "intake", "keyed_delivery_id", "list_deliveries", "new_delivery_id", "page_deliveries", "plan_for",
     "record_and_decide", "redrive", "sweep",
 ]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from incidentfox.pagination import Page, PageRequest, fetch_page
-from incidentfox.runs.models import Delivery
+from incidentfox.runs.models import DELIVERY_ID_MAX, Delivery
 from serve_apps.deliveries.dispatch import MAX_DISPATCH_ATTEMPTS
 
 
@@ -66,3 +67,13 @@ def delivery_view(row: Delivery) -> dict[str, Any]:
 
 def new_delivery_id(prefix: str = "api") -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def keyed_delivery_id(scope: str, key: str) -> str:
+    """The delivery id of a caller's ``Idempotency-Key`` inside ``scope`` (``<org>:<team>``,
+    ``rerun:<run id>``): ``<scope>:<key>``, or ``<scope>:sha256:<digest of key>`` when that would not
+    fit ``webhook_deliveries.delivery_id``, so two long keys never become one by being cut short."""
+    did = f"{scope}:{key}"
+    if len(did) <= DELIVERY_ID_MAX:
+        return did
+    return f"{scope}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"

@@ -208,6 +208,11 @@ def require_str(data: Any, key: str, source: str, where: str = "") -> str:
 
 # --- normalisation -------------------------------------------------------------------------------
 
+def readable(text: str) -> str:
+    """``text`` without NUL characters, its lone surrogates replaced by U+FFFD."""
+    return text.replace("\x00", "").encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def clip(text: str, limit: int) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -290,10 +295,11 @@ def build_trigger(source: str, **fields: Any) -> Trigger:
     Parsers validate their inputs first; a ValidationError here still maps to ``malformed_body`` so
     that nothing but WebhookError can escape a parser.
     """
-    # A NUL in a message is dropped (nothing reads it); one in an id or channel makes the trigger
-    # malformed (incidentfox.contracts.Key): PostgreSQL can neither store nor compare it.
-    fields["title"] = clip((fields.get("title") or "").replace("\x00", ""), TITLE_MAX)
-    fields["text"] = clip((fields.get("text") or "").replace("\x00", ""), TEXT_MAX)
+    # A NUL in a message is dropped and a lone surrogate (a JSON "\\ud800" escape) becomes U+FFFD;
+    # either in an id, channel or link makes the trigger malformed (incidentfox.contracts.Key):
+    # PostgreSQL cannot store a NUL, and no reply holding a lone surrogate can be written.
+    fields["title"] = clip(readable(fields.get("title") or ""), TITLE_MAX)
+    fields["text"] = clip(readable(fields.get("text") or ""), TEXT_MAX)
     did = fields["delivery_id"]
     fields.setdefault("payload_ref", f"delivery:{source}:{did}")
     try:

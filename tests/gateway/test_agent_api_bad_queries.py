@@ -89,3 +89,57 @@ async def test_a_window_ending_in_year_one_starts_at_the_calendars_start(api):
     client, toks = api
     r = await client.get("/stats", params={"until": "0001-01-02T00:00:00Z"}, headers=auth(toks["acme/payments"]))
     assert r.status_code == 200, r.text
+
+
+# ---- bodies and headers -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body", [{"text": "x", "links": ["\udfff"]}, {"text": "x", "services": ["a\ud800"]},
+                                  {"text": "x", "identifiers": {"service": "\ud800"}},
+                                  {"text": "x", "links": ["https://x.example/" + "a" * 2000]}],
+                         ids=["link-surrogate", "service-surrogate", "identifier-surrogate", "link-too-long"])
+async def test_a_run_request_the_list_could_not_answer_is_refused(api, body):
+    client, toks = api
+    r = await client.post("/runs", content=json.dumps(body).encode(),   # "\\ud800" escapes, as JSON allows
+                          headers={**auth(toks["acme/payments"]), "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error", r.text
+    listed = await client.get("/runs", headers=auth(toks["acme/payments"]))
+    assert listed.status_code == 200 and listed.json()["items"] == [], listed.text
+
+
+async def test_a_cursor_hiding_a_lone_surrogate_is_invalid(api):
+    client, toks = api
+    cursor = cursor_of(["2026-01-01T00:00:00+00:00", "x\ud800"])
+    r = await client.get("/runs", params={"cursor": cursor}, headers=auth(toks["acme/payments"]))
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_cursor", r.text
+
+
+async def test_an_idempotency_key_with_a_control_character_is_400(api):
+    client, toks = api
+    r = await client.post("/runs", json={"text": "x"}, headers={**auth(toks["acme/payments"]),
+                                                                 "Idempotency-Key": "a\x00b"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_idempotency_key", r.text
+
+
+async def test_long_idempotency_keys_differing_at_the_end_are_two_runs(api):
+    client, toks = api
+    runs = []
+    for last in "ab":
+        key = "k" * 199 + last
+        for _ in range(2):      # each retried once: the retry is the same run
+            r = await client.post("/runs", json={"text": f"incident {last}"},
+                                  headers={**auth(toks["acme/payments"]), "Idempotency-Key": key})
+            assert r.status_code == 202, r.text
+            runs.append(r.json()["run_id"])
+    assert runs[0] == runs[1] and runs[2] == runs[3] and runs[0] != runs[2]
+
+
+async def test_an_idempotency_key_reruns_the_run_it_was_sent_for(api):
+    client, toks = api
+    first, second = [(await client.post("/runs", json={"text": f"q{i}"}, headers=auth(toks["acme/payments"])))
+                     .json()["run_id"] for i in range(2)]
+    headers = {**auth(toks["acme/payments"]), "Idempotency-Key": "retry-1"}
+    a = (await client.post(f"/runs/{first}/rerun", headers=headers)).json()
+    again = (await client.post(f"/runs/{first}/rerun", headers=headers)).json()
+    b = (await client.post(f"/runs/{second}/rerun", headers=headers)).json()
+    assert again == {**a, "duplicate": True}
+    assert b["rerun_of"] == second and b["run_id"] not in (a["run_id"], first, second) and "duplicate" not in b

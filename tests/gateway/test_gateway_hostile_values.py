@@ -112,3 +112,16 @@ async def test_a_button_naming_a_run_id_with_a_nul_names_no_run(gw, fixtures_dir
     r = await _post(client, "/slack/interactions", body, "slack")
     assert r.status_code == 200, r.text
     assert r.json().get("outcome") in ("rejected", None), r.text
+
+
+async def test_a_lone_surrogate_in_a_message_becomes_a_replacement_character(gw, fixtures_dir):
+    core, client = gw
+    data = json.loads(load(fixtures_dir, "slack/event_callback.app_mention.json"))
+    data["event_id"] = "Ev-surrogate"
+    data["event"]["text"] = data["event"]["text"] + " checkout \ud800 is down"
+    r = await _post(client, "/slack/events", json.dumps(data).encode(), "slack")   # sent as a \\ud800 escape
+    assert r.status_code == 200 and r.json()["outcome"] == "accepted", r.text
+    async with core.sessions() as s:
+        run = (await s.scalars(select(Run))).one()
+    assert "checkout \ufffd is down" in run.trigger["text"]
+    json.dumps(run.trigger, ensure_ascii=False).encode()   # what an API reply does: no surrogate left
