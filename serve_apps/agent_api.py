@@ -8,8 +8,8 @@ another team's run ids; list endpoints are filtered to the caller's scope the sa
 * ``POST /runs`` (and its older alias ``POST /run``; team or impersonation token; an admin names
   ``org`` and ``team`` in the body):
   a ``thread_channel`` must be one of the team's (its routing claims or default channel; else 403
-  ``channel_not_claimed``, :mod:`serve_apps.thread_binding`), a thread another team's run opened
-  answers 404 ``thread_not_found``;
+  ``channel_not_claimed``, :mod:`serve_apps.thread_binding`), a thread another team owns (by a run
+  or a sandbox session, :mod:`actors.sandbox.threads`) answers 404 ``thread_not_found``;
   records an ``api`` delivery and allocates the run in one transaction (an ``Idempotency-Key``
   header makes retries return the same run), answers ``202 {run_id}``, then hands the run to the
   runner. The investigation never runs inside the request.
@@ -69,7 +69,7 @@ from serve_apps.run_ops_api import (
     run_scope,
     time_window,
 )
-from serve_apps.thread_binding import check_thread_channel
+from serve_apps.thread_binding import check_thread_channel, check_thread_owner, thread_not_found
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 OPENAPI_PATH = "/openapi.json"
@@ -124,12 +124,6 @@ def _visible(principal: Principal, run: Run | None, run_id: str) -> Run:
     return run
 
 
-def _thread_not_found() -> NotFound:
-    # A thread belongs to the team whose run opened it; to anyone else it does not exist (no run id,
-    # no owner, the same answer as an unknown run).
-    return NotFound("thread not found", code="thread_not_found")
-
-
 def _tool_call_view(tc: Any) -> dict[str, Any]:
     return {"agent": tc.agent, "tool": tc.tool, "arguments": tc.arguments, "status": tc.status,
             "started_at": tc.started_at.isoformat() if tc.started_at else None,
@@ -168,9 +162,9 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
         if thread is not None:   # both checks before anything is recorded
             async with sessions() as s:
                 await check_thread_channel(s, org_id=org_id, team_id=team_id, channel=thread.channel)
-                owner = await store.thread_owner(s, channel=thread.channel, thread_ts=thread.ts) if thread.ts else None
-            if owner is not None and owner != (org_id, team_id):
-                raise _thread_not_found()
+                if thread.ts:
+                    await check_thread_owner(s, org_id=org_id, team_id=team_id, channel=thread.channel,
+                                             thread_ts=thread.ts)
         trigger = Trigger(source="api", delivery_id=did, event_kind="api_request",
                           action=TriggerAction.START, title=req.title or req.text.splitlines()[0][:500],
                           text=req.text, services=[s.strip().lower() for s in req.services if s.strip()],
@@ -180,7 +174,7 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
                                          route=deliveries.Route(True, org_id, team_id, "token", team_id),
                                          payload="")
         if result.outcome == "rejected":   # lost a race with the thread's owner: same answer
-            raise _thread_not_found()
+            raise thread_not_found()
         if result.dispatch is not None:
             tasks.spawn(deliveries.dispatch(sessions, runner, delivery_pk=result.delivery_pk,
                                             plan=result.dispatch, trigger=trigger))

@@ -10,14 +10,19 @@ claim). Anything else is 403 ``channel_not_claimed`` before anything is recorded
 (an admin starting a run for a team binds it by the same rule), and before the thread's owner is
 looked up, so the answer says nothing about another team's threads in that channel. The sandbox
 API's ``slack_channel`` (a session mirrored into a thread) is checked the same way.
+
+Then the thread itself: one another team owns, by a run or a sandbox session
+(:func:`actors.sandbox.threads.thread_owner`), is ``404 thread_not_found`` for both APIs, the answer
+an unknown thread would get (:func:`check_thread_owner`).
 """
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from actors.sandbox.threads import thread_owner
 from config_service import CHANNEL_RULE, team_has_channel
-from incidentfox.errors import Forbidden
+from incidentfox.errors import Forbidden, NotFound
 
 
 async def check_thread_channel(session: AsyncSession, *, org_id: str, team_id: str, channel: str,
@@ -30,4 +35,18 @@ async def check_thread_channel(session: AsyncSession, *, org_id: str, team_id: s
                     details={"field": field, "team": team_id})
 
 
-__all__ = ["check_thread_channel"]
+def thread_not_found() -> NotFound:
+    """Another team's thread does not exist for this one: no run or session id, no owner, the same
+    answer as an unknown run."""
+    return NotFound("thread not found", code="thread_not_found")
+
+
+async def check_thread_owner(session: AsyncSession, *, org_id: str, team_id: str, channel: str,
+                             thread_ts: str) -> None:
+    """Return if the thread is unbound or the team's own; else raise :func:`thread_not_found`."""
+    owner = await thread_owner(session, channel=channel, thread_ts=thread_ts)
+    if owner is not None and owner != (org_id, team_id):
+        raise thread_not_found()
+
+
+__all__ = ["check_thread_channel", "check_thread_owner", "thread_not_found"]

@@ -12,7 +12,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,18 +36,6 @@ async def active_session_by_thread(session: AsyncSession, *, channel: str,
                                        SandboxSessionRow.slack_thread_ts == thread_ts,
                                        SandboxSessionRow.status == "active")
                                 .order_by(SandboxSessionRow.created_at.desc()).limit(1))
-
-
-async def active_sandbox_threads(session: AsyncSession, *,
-                                 threads: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which of ``threads`` (channel, thread ts) carry an active session: one query for a batch."""
-    if not threads:
-        return set()
-    rows = (await session.execute(
-        select(SandboxSessionRow.slack_channel, SandboxSessionRow.slack_thread_ts)
-        .where(tuple_(SandboxSessionRow.slack_channel, SandboxSessionRow.slack_thread_ts).in_(threads),
-               SandboxSessionRow.status == "active"))).all()
-    return {(r.slack_channel, r.slack_thread_ts) for r in rows}
 
 
 def _expiry(row: SandboxSessionRow, now: datetime) -> datetime:

@@ -262,24 +262,12 @@ async def add_turn(session: AsyncSession, *, run_id: str, entry: dict[str, Any])
     await session.flush()
 
 
-async def thread_owner(session: AsyncSession, *, channel: str, thread_ts: str) -> tuple[str, str] | None:
-    """``(org_id, team_id)`` of the team that owns the Slack thread ``(channel, thread_ts)``, or None
-    when no run is bound to it.
-
-    A thread belongs to the team whose run opened it: the oldest run bound to it. Nothing can move
-    a thread to another team afterwards, because binding a run to a thread owned by someone else is
-    refused (:func:`serve_apps.deliveries._decide`, the agent API)."""
-    q = (select(Run.org_id, Run.team_id).where(Run.thread_channel == channel, Run.thread_ts == thread_ts)
-         .order_by(Run.created_at, Run.id).limit(1))
-    row = (await session.execute(q)).first()
-    return (row.org_id, row.team_id) if row is not None else None
-
-
 async def find_by_thread(session: AsyncSession, *, channel: str, thread_ts: str, org_id: str,
                          team_id: str) -> Run | None:
     """The team's most recent run whose Slack thread is ``(channel, thread_ts)``. Scoped: another
-    team's run in that thread is never returned (see :func:`thread_owner`). A run started by an
-    alert gets its thread when the engine posts its first message (it sets
+    team's run in that thread is never returned. Who owns the thread (its first run or sandbox
+    session) is ``actors.sandbox.threads.thread_owner``, which reads both tables. A run started by
+    an alert gets its thread when the engine posts its first message (it sets
     ``thread_channel/thread_ts``)."""
     q = (select(Run).where(Run.thread_channel == channel, Run.thread_ts == thread_ts,
                            Run.org_id == org_id, Run.team_id == team_id)

@@ -30,7 +30,7 @@ from datetime import datetime
 from sqlalchemy import insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from actors.sandbox.store import active_sandbox_threads
+from actors.sandbox.threads import bound_sandbox_threads, thread_owner
 from incidentfox.contracts import DeliveryOutcome, Trigger, TriggerAction
 from incidentfox.db import utcnow
 from incidentfox.runs import store
@@ -152,10 +152,11 @@ class _FastWrites:
     events, the deliveries with ``RETURNING id``) instead of several statements per webhook.
 
     Same decision as :func:`serve_apps.deliveries.intake`: a human START in a thread that already has
-    a run (it may continue it, or the thread may belong to another team), or in an active sandbox
-    session's thread, goes to the general path, which decides. Bound threads are read once per batch;
-    after any general-path item (which may create runs) run threads are checked one by one (sandbox
-    sessions are created by the sandbox side, never by intake, so the batch's first read of them holds)."""
+    a run (it may continue it, or the thread may belong to another team), or in a sandbox session's
+    thread (active or ended: it owns the thread), goes to the general path, which decides. Bound
+    threads are read once per batch; after any general-path item (which may create runs) run threads
+    are checked one by one (sandbox sessions are created by the sandbox side, never by intake, so the
+    batch's first read of them holds)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -175,14 +176,14 @@ class _FastWrites:
             .where(tuple_(Run.thread_channel, Run.thread_ts).in_(threads))
         )).all() if threads else []
         self._active = {(r.thread_channel, r.thread_ts) for r in rows}
-        self._sandbox = await active_sandbox_threads(self._session, threads=threads)
+        self._sandbox = await bound_sandbox_threads(self._session, threads=threads)
 
     async def _thread_active(self, thread: tuple[str, str]) -> bool:
         if thread in self._new_threads or thread in self._sandbox:
             return True
         if self._active is not None:
             return thread in self._active
-        return await store.thread_owner(self._session, channel=thread[0], thread_ts=thread[1]) is not None
+        return await thread_owner(self._session, channel=thread[0], thread_ts=thread[1]) is not None
 
     async def start(self, item: _Item, *, index: int) -> bool:
         t, route = item.trigger, item.route

@@ -6,7 +6,9 @@ The rules, in order:
 * ``/incidentfox sandbox …`` routed to a team opens a sandbox session; a human Slack message in the
   thread of an *active* sandbox session of the routed team continues it (both handed to the sandbox
   side after the commit); one routed to any other team (or nowhere) is refused like a reply in
-  another team's run thread;
+  another team's run thread. A thread has one owner, whether a run or a sandbox session bound it
+  first (:func:`actors.sandbox.threads.thread_owner`): a session in a thread another team owns is
+  not continued, and no run is bound to a thread another team's session (even an ended one) owns;
 * a human message in the thread of the routed team's run is a turn of it (:mod:`.turns`): it steers
   the run while it is active and starts a linked follow-up run after it ended; an alert on a service
   (or fingerprint) with an active run in the correlation window is absorbed into it;
@@ -25,6 +27,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actors.sandbox.store import active_session_by_thread
+from actors.sandbox.threads import thread_owner
 from incidentfox.contracts import DeliveryOutcome, RunStatus, Trigger, TriggerAction
 from incidentfox.runs import store
 from incidentfox.runs.models import CORRELATION_KEY_MAX, Run, RunEvent
@@ -144,6 +147,8 @@ async def _sandbox(session: AsyncSession, *, trigger: Trigger, route: Route) -> 
     found = await active_session_by_thread(session, channel=thread.channel, thread_ts=thread.ts)
     if found is None:
         return None
+    if await thread_owner(session, channel=thread.channel, thread_ts=thread.ts) != (found.org_id, found.team_id):
+        return None   # bound into a thread another team owned first: the thread is the owner's (_thread_run)
     # The thread is the session's team's, as a run's thread is its run's team's: a reply routed to
     # another org, to a sibling team the channel's claim moved to, or nowhere (or signed for another
     # scope) never reaches the session, nor starts a run bound to its thread, and learns nothing of it.
@@ -159,11 +164,11 @@ async def _sandbox(session: AsyncSession, *, trigger: Trigger, route: Route) -> 
 
 async def _thread_run(session: AsyncSession, *, trigger: Trigger, route: Route) -> tuple[Run | None, bool]:
     """``(the routed team's latest run in the trigger's thread, foreign)``. ``foreign`` when the thread
-    belongs to another team (``store.thread_owner``), or to anyone while the route names no team:
-    an unrouted follow-up cannot show it comes from the owner."""
+    belongs to another team (by a run or a sandbox session: ``thread_owner``), or to anyone while the
+    route names no team: an unrouted follow-up cannot show it comes from the owner."""
     if trigger.thread is None or not trigger.thread.ts:
         return None, False
-    owner = await store.thread_owner(session, channel=trigger.thread.channel, thread_ts=trigger.thread.ts)
+    owner = await thread_owner(session, channel=trigger.thread.channel, thread_ts=trigger.thread.ts)
     if owner is None:
         return None, False
     if not route.found or (route.org_id, route.team_id) != owner:

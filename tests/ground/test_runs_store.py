@@ -126,6 +126,5 @@ async def test_thread_lookup_and_events_are_ordered(sessions):
         assert (await store.find_by_thread(s, channel="C1", thread_ts="1.0", org_id="o", team_id="t")).id == run.id
         assert await store.find_by_thread(s, channel="C1", thread_ts="2.0", org_id="o", team_id="t") is None
         assert await store.find_by_thread(s, channel="C1", thread_ts="1.0", org_id="o", team_id="u") is None
-        assert await store.thread_owner(s, channel="C1", thread_ts="1.0") == ("o", "t")
         evs = await store.list_events(s, run_id=run.id, after_seq=1)
         assert [e.seq for e in evs] == [2, 3] and [e.data["i"] for e in evs] == [1, 2]

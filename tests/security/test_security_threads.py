@@ -12,6 +12,7 @@ import pytest
 from gateway_kit import RecordingRunner, make_core, seed_tenants, settings_for
 from sqlalchemy import func, select
 
+from actors.sandbox.threads import thread_owner
 from incidentfox.contracts import RunStatus, Trigger, TriggerAction
 from incidentfox.db import make_async_engine, session_factory
 from incidentfox.runs import store
@@ -107,7 +108,7 @@ async def test_binding_a_new_run_to_a_finished_runs_thread_is_refused(api):
     assert r.status_code == 404 and victim not in r.text
     assert await _counts(sessions) == before
     async with sessions() as s:
-        assert await store.thread_owner(s, channel=CHANNEL, thread_ts=TS) == ("acme", "payments")
+        assert await thread_owner(s, channel=CHANNEL, thread_ts=TS) == ("acme", "payments")
 
 
 async def test_the_owner_continues_its_own_thread_and_an_admin_acts_for_the_owner(api):
