@@ -5,7 +5,8 @@
   already has that many open.
   Body (all optional): ``title``, ``slack_channel`` / ``slack_thread_ts`` (mirror the session's
   progress into that thread with the team's Slack bot; only a channel the team has, else
-  ``403 channel_not_claimed``: :mod:`serve_apps.thread_binding`).
+  ``403 channel_not_claimed``, and only a thread no other team owns by a run or a session, else
+  ``404 thread_not_found``, as the agent API answers: :mod:`serve_apps.thread_binding`).
 * ``POST /sessions/{id}/messages`` ``{text}`` → ``text/event-stream``: ``thought``, ``tool_start``,
   ``tool_end`` … then one of ``result`` / ``error`` / ``interrupted``. ``409 turn_in_progress`` while
   a turn runs, ``410 session_expired`` after the TTL.
@@ -71,6 +72,7 @@ from incidentfox.http_limits import SANDBOX_MAX_BODY, install_request_limits
 from incidentfox.http_rate_limit import install_rate_limits
 from incidentfox.pagination import Page, PageDep, envelope, page_responses
 from incidentfox.settings import Settings
+from serve_apps.thread_binding import check_thread_owner
 
 Authenticate = Callable[[str | None], Awaitable[Principal]]
 TeamConfig = Callable[[Principal], Awaitable[dict[str, Any]]]
@@ -216,8 +218,12 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
     async def create(request: Request, principal: PrincipalDep) -> dict[str, Any]:
         org_id, team_id = team_of(principal)
         body: CreateSession = await _parse(CreateSession, request)
-        if body.slack_channel:   # mirrored with the team's bot: only into a channel the team has
+        if body.slack_channel:   # mirrored with the team's bot: only into a channel the team has,
             await check_channel(org_id, team_id, body.slack_channel)
+            if body.slack_thread_ts:   # and only into a thread that is not another team's
+                async with store.sessions() as s:
+                    await check_thread_owner(s, org_id=org_id, team_id=team_id, channel=body.slack_channel,
+                                             thread_ts=body.slack_thread_ts)
         cfg = await team_config(principal)
         parse_llm_config(cfg.get("llm"))  # fail now, not at the first message, if the team has no model
         sandbox = dict(cfg.get("sandbox") or {})
