@@ -24,6 +24,13 @@ The dependencies read two attributes of ``app.state``; set them when building th
 returned :class:`incidentfox.contracts.Principal` (``can_access_team`` or
 :mod:`config_service.core.authz`) *before* reading the request body, so a forbidden request is 403
 whatever it carries. Install :func:`incidentfox.errors.install_error_handlers` so the 401 renders.
+
+Connections: ``PrincipalDep`` authenticates in a session of its own and closes it before the
+handler runs, so a request holds at most the connections its handler opens. A handler uses either
+:data:`SessionDep` (one session for the request) or ``async with app.state.session_factory()``
+blocks, not both at once: a connection held while waiting for another is how concurrent requests
+starve the pool. When the pool stays exhausted for its timeout the request is answered 503
+``database_busy`` with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -74,9 +81,18 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-async def principal_dependency(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
-    """Authenticate the request's bearer token (see module docstring)."""
-    return await authenticate(session, token=bearer_token(request), settings=settings)
+async def principal_dependency(request: Request, settings: SettingsDep) -> Principal:
+    """Authenticate the request's bearer token (see module docstring).
+
+    The lookup runs in a session of its own, closed (its connection back in the pool) before the
+    handler runs. Sharing :data:`SessionDep`, or any session that lives as long as the request,
+    would hold a connection for the whole request: N concurrent requests whose handler opens
+    another session would hold N connections while waiting for N more, and with N past the pool
+    they all wait until the pool times out.
+    """
+    token = bearer_token(request)
+    async with request.app.state.session_factory() as session:
+        return await authenticate(session, token=token, settings=settings)
 
 
 PrincipalDep = Annotated[Principal, Depends(principal_dependency)]
