@@ -2,8 +2,9 @@
 
 Services raise :class:`IncidentFoxError` subclasses with a snake_case ``code``; the HTTP layer maps
 them once, in :func:`install_error_handlers`. Validation errors, oversized bodies, values the
-database refuses (``422 invalid_value``) and unexpected exceptions are mapped to the same shape, and
-no handler echoes request secrets back.
+database refuses (``422 invalid_value``), an exhausted connection pool (``503 database_busy`` with
+``Retry-After``) and unexpected exceptions are mapped to the same shape, and no handler echoes
+request secrets back.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("incidentfox.errors")
+
+DATABASE_BUSY_RETRY_AFTER_S = 1
 
 
 class IncidentFoxError(Exception):
@@ -113,6 +117,14 @@ def install_error_handlers(app: FastAPI) -> None:
                     getattr(exc.orig, "sqlstate", None))
         return error_response("invalid_value", "a value in the request cannot be stored: too long, out "
                               "of range or holding a NUL character", 422)
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(_: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every pooled connection stayed checked out for the pool's whole timeout: load, not a
+        # fault of the request, so the answer is "retry" rather than an internal error.
+        log.warning("database connection pool exhausted: %s", exc)
+        return error_response("database_busy", "the database is busy; retry shortly", 503,
+                              headers={"Retry-After": str(DATABASE_BUSY_RETRY_AFTER_S)})
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -1,6 +1,6 @@
 """Authentication and the connection pool: ``PrincipalDep`` returns its connection before the handler
 runs, so more concurrent requests than the pool holds all succeed instead of each holding one
-connection while waiting for a second.
+connection while waiting for a second; and an exhausted pool is a 503 with ``Retry-After``.
 
 Every app here is built with a small pool (``POOL_SIZE + MAX_OVERFLOW`` connections) by patching
 the engine factory :func:`config_service.api.deps.install_auth_state` uses.
@@ -61,3 +61,13 @@ async def test_twice_the_pool_of_concurrent_requests_all_succeed(db_url, tmp_pat
         async with app.state.session_factory() as s:
             assert await s.scalar(select(func.count()).select_from(Run)) == 1
 
+
+async def test_an_exhausted_pool_is_503_with_retry_after(db_url, tmp_path, monkeypatch):
+    _small_pool(monkeypatch, pool_timeout=0.2)
+    async with _agent_api(db_url, tmp_path) as (app, client, auth), contextlib.AsyncExitStack() as held:
+        for _ in range(CONNECTIONS):   # every connection checked out elsewhere
+            await held.enter_async_context(app.state.engine.connect())
+        r = await client.get("/runs", headers=auth)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "database_busy"
+        assert int(r.headers["Retry-After"]) >= 1
