@@ -96,13 +96,14 @@ async def page_runs(session: AsyncSession, *, page: PageRequest, org_id: str | N
 
 async def transition(session: AsyncSession, *, run_id: str, to: RunStatus,
                      from_: Iterable[RunStatus] | None = None, owner: str | None = None,
-                     **fields: Any) -> bool:
+                     lease_lapsed_by: datetime | None = None, **fields: Any) -> bool:
     """Move ``run_id`` to ``to`` if its current status allows it (optionally narrowed by ``from_``).
 
     Returns True when this call made the change, False when the run was already elsewhere (lost a
     race, or already terminal). Timestamps are set here so every caller agrees on them. With
     ``owner``, the change also requires that ``owner`` still holds the run's lease (an actor whose
-    lease lapsed and whose run was re-claimed elsewhere cannot finish it).
+    lease lapsed and whose run was re-claimed elsewhere cannot finish it). With ``lease_lapsed_by``,
+    the lease must also have expired before that time (recovery never takes a lease renewed since).
     """
     allowed = _predecessors(to)
     if from_ is not None:
@@ -118,6 +119,8 @@ async def transition(session: AsyncSession, *, run_id: str, to: RunStatus,
     where = [Run.id == run_id, Run.status.in_(allowed)]
     if owner is not None:
         where.append(Run.lease_owner == owner)
+    if lease_lapsed_by is not None:
+        where.append(Run.lease_expires_at < lease_lapsed_by)
     res = await session.execute(
         update(Run).where(*where).values(**values).execution_options(synchronize_session=False)
     )
@@ -155,33 +158,53 @@ async def recover_expired(session: AsyncSession, *, now: datetime | None = None,
                           max_attempts: int = 2) -> tuple[list[str], list[str]]:
     """Runs whose lease lapsed (their actor died): retry once, else fail with the reason.
 
-    Returns ``(requeued_ids, failed_ids)``. Safe to run from several processes: each row moves once.
+    Returns ``(requeued_ids, failed_ids)``. Safe to run from several processes, and while actors
+    renew or claim: each row moves once, and only from the lease that was read (:func:`recover_lease`).
     """
     now = now or utcnow()
-    stale = (await session.scalars(
+    requeued, failed = [], []
+    for run in await expired_leases(session, now=now):
+        moved = await recover_lease(session, run=run, now=now, max_attempts=max_attempts)
+        if moved is RunStatus.QUEUED:
+            requeued.append(run.id)
+        elif moved is RunStatus.FAILED:
+            failed.append(run.id)
+    return requeued, failed
+
+
+async def expired_leases(session: AsyncSession, *, now: datetime) -> list[Run]:
+    """Running runs whose lease expired before ``now``, as read now (see :func:`recover_lease`)."""
+    return list((await session.scalars(
         select(Run).where(Run.status == RunStatus.RUNNING.value, Run.lease_expires_at < now)
         .execution_options(populate_existing=True)
-    )).all()
-    requeued, failed = [], []
-    for run in stale:
-        if run.attempts < max_attempts and not run.cancel_requested:
-            ok = await transition(session, run_id=run.id, to=RunStatus.QUEUED, from_=[RunStatus.RUNNING],
-                                  lease_owner=None, lease_expires_at=None)
-            if ok:
-                requeued.append(run.id)
-                await append_event(session, run_id=run.id, kind="status",
-                                   data={"status": "queued", "reason": "lease_expired_retry",
-                                         "previous_owner": run.lease_owner})
-        else:
-            reason = (f"run lost its worker (lease held by {run.lease_owner} expired) "
-                      f"after {run.attempts} attempt(s)")
-            ok = await transition(session, run_id=run.id, to=RunStatus.FAILED, from_=[RunStatus.RUNNING],
-                                  error=reason)
-            if ok:
-                failed.append(run.id)
-                await append_event(session, run_id=run.id, kind="status",
-                                   data={"status": "failed", "reason": reason})
-    return requeued, failed
+    )).all())
+
+
+async def recover_lease(session: AsyncSession, *, run: Run, now: datetime,
+                        max_attempts: int = 2) -> RunStatus | None:
+    """Requeue ``run`` (read by :func:`expired_leases`), or fail it after ``max_attempts``; returns
+    the status it moved to, or None when it was no longer recoverable.
+
+    The read and this update are not atomic: between them the owner's late heartbeat may renew the
+    lease, or another sweep may requeue the run and another actor claim it. So the update also
+    requires the lease still to be held by the owner that was read and still lapsed at ``now``;
+    otherwise the run is left to whoever holds it (two actors never execute one run).
+    """
+    lease = {"from_": [RunStatus.RUNNING], "owner": run.lease_owner, "lease_lapsed_by": now}
+    if run.attempts < max_attempts and not run.cancel_requested:
+        if not await transition(session, run_id=run.id, to=RunStatus.QUEUED, lease_owner=None,
+                                lease_expires_at=None, **lease):
+            return None
+        await append_event(session, run_id=run.id, kind="status",
+                           data={"status": "queued", "reason": "lease_expired_retry",
+                                 "previous_owner": run.lease_owner})
+        return RunStatus.QUEUED
+    reason = (f"run lost its worker (lease held by {run.lease_owner} expired) "
+              f"after {run.attempts} attempt(s)")
+    if not await transition(session, run_id=run.id, to=RunStatus.FAILED, error=reason, **lease):
+        return None
+    await append_event(session, run_id=run.id, kind="status", data={"status": "failed", "reason": reason})
+    return RunStatus.FAILED
 
 
 async def request_cancel(session: AsyncSession, *, run_id: str) -> str:
