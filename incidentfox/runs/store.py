@@ -2,9 +2,16 @@
 
 Every status change is a compare-and-set ``UPDATE … WHERE status IN (allowed predecessors)``, so two
 processes racing on one run (a cancel and a finish, two recovery sweeps) can never both win, and a
-terminal run never changes again. Functions take an ``AsyncSession`` and keyword-only arguments, and
-commit nothing: the caller owns the transaction (the gateway allocates a run in the same transaction
-as its delivery record).
+terminal run never changes again. Recovery also requires the lease it read to be the one still held
+and still lapsed (:func:`recover_lease`), so a lease renewed or re-claimed meanwhile is never taken.
+Functions take an ``AsyncSession`` and keyword-only arguments, and commit nothing: the caller owns
+the transaction (the gateway allocates a run in the same transaction as its delivery record).
+
+A read-modify-write of a run's JSON lists (``absorbed``, ``turns``) reads the row locked
+(``get_run(for_update=True)``: ``SELECT … FOR UPDATE`` on PostgreSQL), so concurrent writers append
+one after another instead of each overwriting the other's entry; the lock is held until the caller's
+transaction ends. SQLite ignores ``FOR UPDATE``: a transaction there that has written (intake
+inserts its delivery row first) holds the database's one write lock, so what it reads is current.
 """
 
 from __future__ import annotations
@@ -53,8 +60,9 @@ async def create_run(session: AsyncSession, *, org_id: str, team_id: str, trigge
     return run
 
 
-async def get_run(session: AsyncSession, run_id: str) -> Run | None:
-    return await session.get(Run, run_id, populate_existing=True)
+async def get_run(session: AsyncSession, run_id: str, *, for_update: bool = False) -> Run | None:
+    """The run, re-read; ``for_update``: row-locked until the transaction ends (see module doc)."""
+    return await session.get(Run, run_id, populate_existing=True, with_for_update=for_update)
 
 
 def _runs_query(org_id: str | None, team_id: str | None, status: str | None, source: str | None = None,
@@ -262,23 +270,30 @@ async def find_correlated(session: AsyncSession, *, org_id: str, team_id: str, k
     return (await session.scalars(q)).first()
 
 
-async def absorb(session: AsyncSession, *, run_id: str, trigger: Trigger) -> None:
-    """Attach a correlated alert trigger to an active run as added context."""
-    run = await get_run(session, run_id)
+async def absorb(session: AsyncSession, *, run_id: str, trigger: Trigger) -> bool:
+    """Attach a correlated alert trigger to an active run as added context; False (nothing written)
+    when the run is no longer active once locked (it ended meanwhile: the alert is not absorbed).
+
+    Reads the run locked (module doc): alerts absorbed at once are all kept."""
+    run = await get_run(session, run_id, for_update=True)
+    if run is None or run.status not in ACTIVE:
+        return False
     entry = {"source": trigger.source, "delivery_id": trigger.delivery_id, "title": trigger.title,
              "fingerprint": trigger.fingerprint, "services": trigger.services,
              "at": utcnow().isoformat()}
     run.absorbed = [*(run.absorbed or []), entry]
     await append_event(session, run_id=run_id, kind="absorbed", data=entry)
     await session.flush()
+    return True
 
 
 async def add_turn(session: AsyncSession, *, run_id: str, entry: dict[str, Any]) -> None:
     """Record a thread turn on ``run_id`` (:mod:`incidentfox.runs.turns`) and a ``turn`` event; the
-    list is bounded (the event still records every turn)."""
+    list is bounded (the event still records every turn). Reads the run locked (module doc):
+    replies recorded at once are all kept."""
     from incidentfox.runs.turns import MAX_TURNS
 
-    run = await get_run(session, run_id)
+    run = await get_run(session, run_id, for_update=True)
     if len(run.turns or []) < MAX_TURNS:
         run.turns = [*(run.turns or []), entry]
     await append_event(session, run_id=run_id, kind="turn", data=entry)
