@@ -11,6 +11,10 @@ Contract (issue 3, "Exactly once"):
   ``attach`` / ``cancel`` for runs, ``sandbox.submit(delivery_pk=)`` for sandbox traffic. A delivery
   that needs one keeps ``dispatched_at`` NULL until :func:`dispatch` succeeds; one that needs none
   (unrouted, recorded, updated, feedback) is written dispatched.
+* Concurrent deliveries under different ids that act on one thing are serialised in :func:`decide`:
+  one Slack reply under two event ids (``app_mention`` and ``message``) waits on the thread's run
+  row and becomes one turn, and an alert storm waits on its correlation keys and starts one run that
+  absorbs the rest (see :mod:`~serve_apps.deliveries.decide` for the locks and their order).
 * A crash between commit and dispatch loses nothing: :func:`sweep` re-dispatches deliveries still
   undispatched after a grace period, and :func:`redrive` failed ones on an operator's word
   (:mod:`~serve_apps.deliveries.dispatch`).

@@ -17,7 +17,10 @@ says the database has one writer:
 
 There is no artificial wait: a batch is whatever queued while the last one was written, so a lone
 webhook is written at once. PostgreSQL needs none of this (concurrent writers); the gateway uses the
-batcher only on SQLite.
+batcher only on SQLite, and the batcher refuses any other database: there a delivery's transaction
+takes locks (:mod:`serve_apps.deliveries.decide`: correlation keys, then run rows) in an order that
+holds within one delivery, not across a batch of them, so batches could deadlock one another. On
+SQLite those locks are no-ops, and the batch's transaction holds the one write lock throughout.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from incidentfox.contracts import DeliveryOutcome, Trigger, TriggerAction
 from incidentfox.db import utcnow
 from incidentfox.runs import store
 from incidentfox.runs.models import Delivery, Run, RunEvent
-from incidentfox.sqlite_writer import write_lock
+from incidentfox.sqlite_writer import single_writer, write_lock
 from serve_apps.deliveries.decide import is_sandbox_command
 from serve_apps.deliveries.intake import DEFAULT_CORRELATION_WINDOW_S, duplicate_of, intake, record_and_decide
 from serve_apps.deliveries.model import Dispatch, DispatchKind, IntakeResult, Route
@@ -55,6 +58,8 @@ class _Item:
 
 class IntakeBatcher:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, max_batch: int = 128) -> None:
+        if not single_writer(sessions):
+            raise ValueError("IntakeBatcher is SQLite's group commit; other databases take intake() per delivery")
         self._sessions, self._max = sessions, max_batch
         self._queue: list[_Item] = []
         self._worker: asyncio.Task | None = None

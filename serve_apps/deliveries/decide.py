@@ -16,6 +16,19 @@ The rules, in order:
   is also recorded on its proposed fix, :mod:`actors.engine.revert_merge`); unrouted events are recorded as such; ack/resolve
   updates the run of the alert's fingerprint;
 * anything else routed starts a run.
+
+What serialises concurrent deliveries (on PostgreSQL each is its own transaction; on SQLite the
+transaction holds the one write lock from its delivery insert on, so these are no-ops there):
+
+* a thread turn locks the thread's latest run (:func:`_latest_locked`) before it reads
+  ``runs.turns``: one reply delivered under two event ids is a turn once, and starts at most
+  one follow-up; replies at once are all recorded, in some order, as if sent one after another;
+* an alert locks its team's correlation keys (:func:`incidentfox.runs.locks.lock_names`) before it
+  looks for a run to join, so a storm starts one run and every other alert is absorbed into it
+  (``store.absorb`` locks that run's row).
+
+A transaction takes its correlation locks (ascending) before any run row lock, and a thread's runs
+oldest first; no path takes them in another order, so these locks never deadlock.
 """
 
 from __future__ import annotations
@@ -30,6 +43,7 @@ from actors.sandbox.store import active_session_by_thread
 from actors.sandbox.threads import thread_owner
 from incidentfox.contracts import DeliveryOutcome, RunStatus, Trigger, TriggerAction
 from incidentfox.runs import store
+from incidentfox.runs.locks import correlation_lock_names, lock_names
 from incidentfox.runs.models import CORRELATION_KEY_MAX, Run, RunEvent
 from serve_apps.deliveries.model import Decision, Dispatch, DispatchKind, Route
 from serve_apps.deliveries.turns import thread_turn
@@ -118,10 +132,8 @@ async def decide(session: AsyncSession, *, trigger: Trigger, route: Route, windo
         return await _update(session, trigger=trigger, route=route, now=now)
     # START
     if trigger.is_alert and not trigger.human and window_s > 0:   # 0: the team turned correlation off
-        run = await store.find_correlated(session, org_id=route.org_id, team_id=route.team_id,
-                                          keys=_correlation_keys(trigger), window_s=window_s, now=now)
+        run = await _correlate(session, trigger=trigger, route=route, window_s=window_s, now=now)
         if run is not None:
-            await store.absorb(session, run_id=run.id, trigger=trigger)
             return Decision(O.CORRELATED, run.id, Dispatch(DispatchKind.ATTACH, run.id, run.org_id, run.team_id))
     run = await store.create_run(session, org_id=route.org_id, team_id=route.team_id, trigger=trigger,
                                  correlation_key=correlation_key(trigger) if trigger.is_alert else None)
@@ -130,6 +142,22 @@ async def decide(session: AsyncSession, *, trigger: Trigger, route: Route, windo
                          data={"status": "queued", "source": trigger.source,
                                "route": {"matched_by": route.matched_by, "stale": route.stale}}))
     return Decision(O.ACCEPTED, run.id, Dispatch(DispatchKind.SUBMIT, run.id, run.org_id, run.team_id))
+
+
+async def _correlate(session: AsyncSession, *, trigger: Trigger, route: Route, window_s: float,
+                     now: datetime) -> Run | None:
+    """Absorb the alert into the team's active run for one of its keys, or return None (the caller
+    starts a run, under the same locks). Locks every key the alert reads, and the one its own run
+    would be stored under, until the commit: a concurrent alert sharing any waits for this one."""
+    keys = _correlation_keys(trigger)
+    await lock_names(session, correlation_lock_names(org_id=route.org_id, team_id=route.team_id,
+                                                     keys=[*keys, correlation_key(trigger) or ""]))
+    # A run that ended after it was found is skipped (a terminal run never turns active again).
+    while (run := await store.find_correlated(session, org_id=route.org_id, team_id=route.team_id,
+                                              keys=keys, window_s=window_s, now=now)) is not None:
+        if await store.absorb(session, run_id=run.id, trigger=trigger):
+            return run
+    return None
 
 
 async def _sandbox(session: AsyncSession, *, trigger: Trigger, route: Route) -> Decision | None:
@@ -173,8 +201,24 @@ async def _thread_run(session: AsyncSession, *, trigger: Trigger, route: Route) 
         return None, False
     if not route.found or (route.org_id, route.team_id) != owner:
         return None, True
-    return await store.find_by_thread(session, channel=trigger.thread.channel, thread_ts=trigger.thread.ts,
-                                      org_id=owner[0], team_id=owner[1]), False
+    return await _latest_locked(session, channel=trigger.thread.channel, thread_ts=trigger.thread.ts,
+                                org_id=owner[0], team_id=owner[1]), False
+
+
+async def _latest_locked(session: AsyncSession, *, channel: str, thread_ts: str, org_id: str,
+                         team_id: str) -> Run | None:
+    """The team's latest run in the thread, row-locked until the commit and still the latest once
+    the lock is held: a delivery that waited re-reads, and when the holder started a follow-up in
+    the thread meanwhile, locks that one too (so a thread's runs are locked oldest first)."""
+    where = {"channel": channel, "thread_ts": thread_ts, "org_id": org_id, "team_id": team_id}
+    run = await store.find_by_thread(session, **where)
+    while run is not None:
+        locked = await store.get_run(session, run.id, for_update=True)
+        latest = await store.find_by_thread(session, **where)   # a new statement: sees what committed meanwhile
+        if latest is None or latest.id == locked.id:
+            return locked
+        run = latest
+    return None
 
 
 async def _find_by_fingerprint(session: AsyncSession, *, org_id: str, team_id: str,
