@@ -1,7 +1,9 @@
 """Audit log: every config write, rollback, node change, token issue/revoke and impersonation.
 
 Entries are written in the same transaction as the change they describe, so a refused or failed
-write leaves no entry. ``diff`` is always masked by the caller (secrets never reach this table).
+write leaves no entry. ``diff`` is always masked by the caller (secrets never reach this table);
+a config write's changes are masked again when read, since those written before secrets inside lists
+were masked still hold them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from config_service.core.ids import require_id
 from config_service.core.jsondoc import check_string
+from config_service.core.secret_fields import mask_changes
 from config_service.db.models import AuditEvent
 from incidentfox.db import utcnow
 from incidentfox.pagination import FIRST_PAGE, Page, PageRequest, fetch_page
@@ -28,9 +31,16 @@ def record(session: AsyncSession, *, org_id: str | None, actor: str, action: str
     return event
 
 
+def masked_diff(action: str, diff: Any) -> Any:
+    """``diff`` with a config write's ``changes`` masked (idempotent; other actions as they are)."""
+    if action.startswith("config.") and isinstance(diff, dict) and "changes" in diff:
+        return {**diff, "changes": mask_changes(diff["changes"])}
+    return diff
+
+
 def event_dict(event: AuditEvent) -> dict[str, Any]:
     return {"id": event.id, "org_id": event.org_id, "at": event.at.isoformat(), "actor": event.actor,
-            "action": event.action, "target": event.target, "diff": event.diff}
+            "action": event.action, "target": event.target, "diff": masked_diff(event.action, event.diff)}
 
 
 async def list_events(session: AsyncSession, *, org_id: str, action: str | None = None,

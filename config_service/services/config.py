@@ -41,7 +41,7 @@ from config_service.core.merge import (
 from config_service.core.secret_fields import (
     decrypt_secrets,
     drop_masked,
-    encrypt_secrets,
+    encrypt_patch,
     mask_changes,
     mask_secrets,
 )
@@ -135,7 +135,8 @@ async def patch_config(session: AsyncSession, *, settings: Settings, org_id: str
     validate_config(merged, kind=node.kind)
     await check_mcp_names(session, merged)
     await check_schedule_channels(session, node=node, chain=chain, new_config=merged)
-    new_config = merge_patch(node.config, encrypt_secrets(patch, settings_cipher(settings)))
+    sealed = encrypt_patch(patch, stored=node.config, cipher=settings_cipher(settings))
+    new_config = merge_patch(node.config, sealed)
     return await _write_version(session, node=node, new_config=new_config, action="config.patch", actor=actor)
 
 
@@ -271,7 +272,8 @@ async def explain_effective_config(session: AsyncSession, *, org_id: str, node_i
 async def get_history(session: AsyncSession, *, org_id: str, node_id: str, page: PageRequest = FIRST_PAGE,
                       before: int | None = None) -> dict[str, Any]:
     """Versions newest first, each with its masked diff and masked config; page with ``cursor``
-    (or, as before, ``before=<next_before>``, used when no cursor is given)."""
+    (or, as before, ``before=<next_before>``, used when no cursor is given). Stored diffs are masked
+    again on the way out: those written before secrets inside lists were masked still hold them."""
     node = await get_node(session, org_id=org_id, node_id=node_id)
     stmt = select(ConfigVersion).where(ConfigVersion.org_id == org_id, ConfigVersion.node_id == node_id)
     if before is not None and not 0 <= before <= MAX_DB_INT:
@@ -280,7 +282,7 @@ async def get_history(session: AsyncSession, *, org_id: str, node_id: str, page:
         stmt = stmt.where(ConfigVersion.version < before)
     rows = await fetch_page(session, stmt, order=[(ConfigVersion.version, True)], page=page)
     items = [{"version": r.version, "action": r.action, "actor": r.actor, "created_at": r.created_at.isoformat(),
-              "restored_from": r.restored_from, "diff": r.diff, "config": mask_secrets(r.config)}
+              "restored_from": r.restored_from, "diff": mask_changes(r.diff), "config": mask_secrets(r.config)}
              for r in rows.items]
     return {"org_id": org_id, "node_id": node_id, "version": node.version, "items": items,
             "next_cursor": rows.next_cursor,
