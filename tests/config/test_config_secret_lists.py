@@ -34,6 +34,7 @@ from config_service.services import audit
 from config_service.services.cache import clear_effective_cache
 from config_service.services.config import get_effective_config
 from config_service.services.orgs import bump_org_epoch
+from config_service.services.rotation import rotate_secrets as rotate_secrets_service
 from config_service.testing import config_harness
 from incidentfox.db import session_factory
 from incidentfox.errors import Unprocessable
@@ -205,7 +206,7 @@ async def test_secrets_in_lists_written_through_the_api_are_hidden_everywhere_bu
         assert (await cs.call("GET", "/api/v1/orgs/acme/nodes/sre/config/raw")).json()["version"] == 2
 
 
-async def test_legacy_plaintext_lists_read_masked_and_the_next_write_encrypts_them(db_url, tmp_path):
+async def test_legacy_plaintext_lists_read_masked_and_rotation_seals_them(db_url, tmp_path):
     async with config_harness(db_url=db_url, home=tmp_path) as cs:
         await cs.create_org("acme")
         await cs.create_node("acme", "sre", kind="team")
@@ -229,6 +230,14 @@ async def test_legacy_plaintext_lists_read_masked_and_the_next_write_encrypts_th
         async with session_factory(cs.app.state.engine)() as s:
             stored = (await s.execute(select(ConfigNode.config).where(ConfigNode.node_id == "sre"))).scalar_one()
         assert not any(p in json.dumps(stored) for p in PLAINTEXTS)
+        clear_effective_cache()
+        assert {k: v for k, v in (await _reveal(cs)).items() if k in DOC} == DOC
+        async with session_factory(cs.app.state.engine)() as s:
+            counts = await rotate_secrets_service(s, settings=cs.settings)
+        # version 1 (the old write) is sealed; the node and version 2 were already encrypted
+        assert counts["nodes"] == 1 and counts["versions"] == 2 and counts["secrets"] == 3 * len(PLAINTEXTS)
+        assert counts["diffs"] == 2  # the version's and the audit entry's
+        assert_hidden((await _tables(cs)).replace(ENC_PREFIX, ""), "tables after rotation")
         clear_effective_cache()
         assert {k: v for k, v in (await _reveal(cs)).items() if k in DOC} == DOC
 

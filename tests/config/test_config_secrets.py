@@ -160,7 +160,8 @@ async def test_secrets_rotate_cli_reencrypts_nodes_and_versions(db_url, tmp_path
     assert result.exit_code == 0, result.output
     counts = json.loads(result.output.strip().splitlines()[-1])
     # the node's current config, plus versions 1 and 2 (versions 0 hold no secrets)
-    assert counts == {"nodes": 1, "versions": 2, "secrets": 3 * 8, "webhook_secrets": 0}  # 8 secret leaves in PATCH
+    # 8 secret leaves in PATCH; no diff held an unmasked secret
+    assert counts == {"nodes": 1, "versions": 2, "secrets": 3 * 8, "diffs": 0, "webhook_secrets": 0}
     assert_no_secret(result.output, "CLI output")
     # the old key can go: current config and an old version both decrypt with the new key alone
     eff = await _reveal(db_url, tmp_path, new)
