@@ -5,7 +5,8 @@ Called by :func:`serve_apps.deliveries.decide.decide` once the thread's run is k
 
 * a Slack author who is not a responder (``access.responders``): recorded on the run as refused,
   nothing else (an API request in the thread was authorised by its token);
-* the same Slack message again (another event id for one message): the first turn's answer;
+* the same Slack message again (another event id for one message): the first turn's answer, also
+  when it lands on the follow-up run the first copy started (that run's trigger is the message);
 * the run is active: recorded (``redirect``) and handed to the live run (``ATTACH``);
 * the run ended: a follow-up run, bound to the same thread with ``parent_run_id``, is started
   (``SUBMIT``); the parent records the turn and the follow-up's id.
@@ -32,6 +33,8 @@ async def thread_turn(session: AsyncSession, *, run: Run, trigger: Trigger, now:
     from actors.engine.responders import ResponderVerdict, authorize_turn
 
     first = next((t for t in run.turns or [] if seen([t], trigger)), None)
+    if first is None and _started_by(run, trigger):
+        first = {"mode": "follow_up", "follow_up_run_id": run.id}
     if first is not None:   # one Slack message, delivered again under another event id
         return _again(first, run)
     thread = trigger.thread
@@ -56,6 +59,14 @@ async def thread_turn(session: AsyncSession, *, run: Run, trigger: Trigger, now:
                          entry=turn_entry(trigger, mode="follow_up", at=now, follow_up_run_id=child.id))
     return Decision(O.ACCEPTED, child.id, Dispatch(DispatchKind.SUBMIT, child.id, child.org_id, child.team_id),
                     detail="follow_up")
+
+
+def _started_by(run: Run, trigger: Trigger) -> bool:
+    """Whether ``run`` is a follow-up that ``trigger``'s message started: the thread's latest run,
+    which a later copy of the message (another event id) finds, must not take it as a turn."""
+    if run.parent_run_id is None or not run.trigger:
+        return False
+    return seen([turn_entry(Trigger.model_validate(run.trigger), mode="follow_up", at=run.created_at)], trigger)
 
 
 def _again(first: dict, run: Run) -> Decision:

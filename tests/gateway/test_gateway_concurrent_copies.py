@@ -89,8 +89,14 @@ async def test_one_reply_under_two_event_ids_starts_one_follow_up(gw, fixtures_d
     child = follow_ups[0]["follow_up_run_id"]
     assert {a["run_id"] for a in answers} == {child}
     assert await _count(core, Run, Run.parent_run_id == run_id) == 1
+    assert (await _run(core, child)).turns == []          # the follow-up's trigger is the reply: not its turn
     await core.drain()
     assert core.runner.submitted.count(child) == 1 and len(core.runner.submitted) == 2   # the root, the follow-up
+    assert core.runner.attached == []
+    # Slack's copy arriving later finds the follow-up as the thread's latest run: the same answer.
+    late = _ok([await _post_slack(client, _as_mention(reply, "EvCC103"))])[0]
+    assert (late["run_id"], late["outcome"]) == (child, "accepted")
+    assert (await _run(core, child)).turns == [] and await _count(core, Run) == 2
 
 
 async def test_one_reply_under_two_event_ids_is_one_turn_of_the_active_run(gw, fixtures_dir):
