@@ -9,6 +9,7 @@ at most every ``recheck_s`` seconds, so a rebuild elsewhere is noticed without r
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Collection, Sequence
@@ -28,17 +29,20 @@ from incidentfox.knowledge.models import (
     Hit,
     IndexInfo,
     IndexMismatch,
+    InvalidDocument,
     Progress,
     ProgressFn,
     Scope,
     SearchIndexState,
     SearchResult,
 )
-from incidentfox.knowledge.parsing import parse_document
+from incidentfox.knowledge.parsing import ParsedDocument, parse_document
 from incidentfox.knowledge.raptor import RaptorParams, build_tree
 from incidentfox.knowledge.storage import KnowledgeStore, new_version
 from incidentfox.knowledge.summarise import ExtractiveSummariser, Summariser
 from incidentfox.object_store import ObjectStore, object_store_from_settings
+
+log = logging.getLogger(__name__)
 
 MAX_TOP_K = 50
 _MITIGATION = re.compile(r"mitigat|remediat|resolution|resolv|fix|workaround|recover", re.IGNORECASE)
@@ -53,6 +57,19 @@ def _context(n: Node) -> str:
     """What a leaf is embedded as: its document's title and section give a chunk its context; a
     card (title + opening section) is embedded with its title only."""
     return f"{n.title}. {n.section}. {n.text}" if n.section and not n.card else f"{n.title}. {n.text}"
+
+
+def _parse_all(docs: Sequence[Document]) -> list[tuple[Document, ParsedDocument]]:
+    """Every document that parses, with its chunks. One stored before a parsing limit existed (an
+    upload refuses it now) is left out of the index, so it cannot keep its scope from being built."""
+    parsed = []
+    for d in docs:
+        try:
+            parsed.append((d, parse_document(d)))
+        except InvalidDocument as exc:
+            log.warning("knowledge document %s of %s left out of the index: %s",
+                        d.doc_id, d.scope.key(), exc.details)
+    return parsed
 
 
 def mitigation_sections(hits: Sequence[Hit]) -> list[Hit]:
@@ -92,7 +109,9 @@ class KnowledgeBase:
         if len(doc.text.encode()) > MAX_DOCUMENT_BYTES:
             raise DocumentTooLarge(f"document {doc.source!r} is larger than {MAX_DOCUMENT_BYTES} bytes",
                                    details={"source": doc.source, "limit": MAX_DOCUMENT_BYTES})
-        parsed = parse_document(doc)        # refuses a document with no text before it is stored
+        # refuses a document with no text, or past a parsing limit, before it is stored; off the event
+        # loop, since a 2 MB document takes a few hundred milliseconds
+        parsed = await asyncio.to_thread(parse_document, doc)
         if not doc.title:
             doc = doc.model_copy(update={"title": parsed.title or doc.source.rsplit("/", 1)[-1]})
         await self.kb.put_document(doc)
@@ -127,8 +146,7 @@ class KnowledgeBase:
             docs = await self.kb.documents(scope)
             leaves: list[Node] = []
             cards: list[Node] = []
-            for d in docs:
-                parsed = parse_document(d)
+            for d, parsed in await asyncio.get_running_loop().run_in_executor(build_thread(), _parse_all, docs):
                 title = d.title or parsed.title
                 leaves += [Node(level=0, doc_id=d.doc_id, source=d.source, title=title,
                                 kind=d.kind, url=d.url, section=c.section, text=c.text) for c in parsed.chunks]

@@ -1,6 +1,10 @@
-"""Documents to chunks: Markdown by sections (the heading path kept), HTML through BeautifulSoup
-into the same shape, plain text as one section. Long sections are cut into overlapping windows of
-words, since the embedder reads at most a few hundred word pieces.
+"""Documents to chunks: Markdown by sections (the heading path kept), HTML (:mod:`html_text`) into
+the same shape, plain text as one section. Long sections are cut into overlapping windows of words,
+since the embedder reads at most a few hundred word pieces.
+
+Every step is linear in the document's size (no pattern here backtracks over a long run of spaces,
+hashes or unclosed shortcodes), and a document has at most :data:`MAX_SECTIONS` sections, so a
+document of the largest size (``MAX_DOCUMENT_BYTES``) parses in well under a second whatever it holds.
 
 Pure functions: no I/O.
 """
@@ -10,15 +14,25 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from incidentfox.knowledge.html_text import MAX_HTML_TAGS, html_to_markdown
 from incidentfox.knowledge.models import Document, InvalidDocument
+
+__all__ = ["MAX_HTML_TAGS", "MAX_SECTIONS", "OVERLAP_WORDS", "WINDOW_WORDS", "Chunk", "ParsedDocument",
+           "chunk_markdown", "html_to_markdown", "media_type_for", "parse_document"]
 
 WINDOW_WORDS = 160
 OVERLAP_WORDS = 40
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
+MAX_SECTIONS = 10_000       # headings of one document; each is a chunk to embed at every rebuild
+# A line opening a fence, or one that is a heading (1 to 6 hashes, then a space), in text whose line
+# ends are all "\n" (the others str.splitlines knows are turned into one first).
+_MARK = re.compile(r"^(?:(?P<fence>[^\S\n]*(?:```|~~~))|#{1,6}[^\S\n])", re.MULTILINE)
+_LINE_BREAK = re.compile(r"\r\n|[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.DOTALL)
-_TITLE_LINE = re.compile(r"^title:\s*(.+?)\s*$", re.MULTILINE)
-_SHORTCODE = re.compile(r"\{\{[<%].*?[>%]\}\}")   # Hugo shortcodes ({{< ref "x.md" >}}): no words in them
+# What ``^title:\s*(.+?)\s*$`` matched, without its lazy group retrying every end inside a long run of
+# spaces (quadratic): the line's words up to its last non-space, else (spaces to the end) the same.
+_TITLE_LINE = re.compile(r"^title:\s*((?:[^\S\n]*\S)+|.+?)\s*$", re.MULTILINE)
+_SHORTCODE_OPEN = re.compile(r"\{\{[<%]")     # Hugo shortcodes ({{< ref "x.md" >}}): no words in them
+_SHORTCODE_CLOSE = re.compile(r"[>%]\}\}")
 
 
 @dataclass(frozen=True)
@@ -43,21 +57,68 @@ def _front_matter(text: str) -> tuple[str, str]:
     return (t.group(1).strip("'\"") if t else ""), text[m.end():]
 
 
+def _strip_shortcodes(text: str) -> str:
+    """``re.sub(r"\\{\\{[<%].*?[>%]\\}\\}", "", text)`` in one pass per line: that pattern retried every
+    unclosed ``{{<`` up to the line's end (quadratic on a line of them); once one has no close on its
+    line, no later one on that line has either."""
+    if "{{" not in text:
+        return text
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if "{{" not in line:
+            continue
+        kept, pos = [], 0
+        while (start := _SHORTCODE_OPEN.search(line, pos)) is not None:
+            end = _SHORTCODE_CLOSE.search(line, start.end())
+            if end is None:
+                break
+            kept.append(line[pos:start.start()])
+            pos = end.end()
+        lines[i] = "".join(kept) + line[pos:]
+    return "\n".join(lines)
+
+
+def _heading(line: str) -> tuple[int, str] | None:
+    """(level, text) of an ATX heading line, as ``^(#{1,6})\\s+(.*?)\\s*#*\\s*$`` read it (its closing
+    hashes dropped), without that pattern's backtracking: cubic in a run of spaces inside the line."""
+    rest = line.lstrip("#")
+    level = len(line) - len(rest)
+    if not 1 <= level <= 6 or not rest[:1].isspace():
+        return None
+    return level, rest.rstrip().rstrip("#").strip()
+
+
 def _sections(text: str) -> list[tuple[list[str], list[str]]]:
-    """(heading path, body lines) per section, in order; fenced code is body, never a heading."""
+    """(heading path, body text pieces) per section, in order; fenced code is body, never a heading.
+    :class:`InvalidDocument` past :data:`MAX_SECTIONS` headings.
+
+    Lines are ``str.splitlines``' lines; only those that open a heading or a fence are looked at (a
+    Python step per line cost a second on 2 MB of short lines), the body between them is sliced."""
+    text = _LINE_BREAK.sub("\n", text)
     out: list[tuple[list[str], list[str]]] = [([], [])]
     path: list[tuple[int, str]] = []
     fenced = False
-    for line in text.splitlines():
-        if _FENCE.match(line):
+    body_from = 0
+    for m in _MARK.finditer(text):
+        if m.lastgroup == "fence":
             fenced = not fenced
-        m = None if fenced else _HEADING.match(line)
-        if m:
-            level = len(m.group(1))
-            path = [p for p in path if p[0] < level] + [(level, m.group(2).strip())]
-            out.append(([h for _, h in path], []))
-        else:
-            out[-1][1].append(line)
+            continue
+        if fenced:
+            continue
+        end = text.find("\n", m.start())
+        end = len(text) if end < 0 else end
+        heading = _heading(text[m.start():end])
+        if heading is None:     # not reached: the pattern checked the hashes and the space
+            continue
+        if len(out) > MAX_SECTIONS:
+            raise InvalidDocument(f"has more than {MAX_SECTIONS} sections (headings)",
+                                  details={"max_sections": MAX_SECTIONS})
+        out[-1][1].append(text[body_from:m.start()])
+        body_from = end
+        level, name = heading
+        path = [p for p in path if p[0] < level] + [(level, name)]
+        out.append(([h for _, h in path], []))
+    out[-1][1].append(text[body_from:])
     return out
 
 
@@ -70,7 +131,7 @@ def _windows(words: list[str]) -> list[str]:
 
 def chunk_markdown(text: str, title: str = "") -> ParsedDocument:
     fm_title, body = _front_matter(text)
-    body = _SHORTCODE.sub("", body)
+    body = _strip_shortcodes(body)
     sections = _sections(body)
     headings = [p for p, _ in sections if p]
     top = [p[0] for p in headings if len(p) == 1]
@@ -78,9 +139,9 @@ def chunk_markdown(text: str, title: str = "") -> ParsedDocument:
     drop_top = len(top) == 1 and headings and headings[0] == [top[0]]
     doc_title = title or fm_title or (top[0] if drop_top else "")
     chunks: list[Chunk] = []
-    for path, lines in sections:
+    for path, body in sections:
         shown = path[1:] if drop_top and path and path[0] == top[0] else path
-        words = "\n".join(lines).split()
+        words = "\n".join(body).split()
         if not words:
             continue
         for piece in _windows(words):
@@ -88,33 +149,25 @@ def chunk_markdown(text: str, title: str = "") -> ParsedDocument:
     return ParsedDocument(title=doc_title, chunks=chunks)
 
 
-def html_to_markdown(html: str) -> str:
-    """HTML as Markdown-ish text: headings become ``#`` lines, scripts and styles are dropped."""
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(html, "html.parser")
-    for tag in soup(["script", "style", "noscript", "template"]):
-        tag.decompose()
-    title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    if soup.title:
-        soup.title.decompose()
-    for level in range(1, 7):
-        for h in soup.find_all(f"h{level}"):
-            h.replace_with(f"\n\n{'#' * level} {h.get_text(' ', strip=True)}\n\n")
-    text = soup.get_text("\n")
-    return (f"---\ntitle: {title}\n---\n" if title else "") + text
+def _parse(doc: Document) -> ParsedDocument:
+    if doc.media_type == "text/html":
+        return chunk_markdown(html_to_markdown(doc.text, max_headings=MAX_SECTIONS), doc.title)
+    if doc.media_type == "text/markdown":
+        return chunk_markdown(doc.text, doc.title)
+    words = doc.text.split()
+    return ParsedDocument(title=doc.title, chunks=[Chunk("", w, i) for i, w in enumerate(_windows(words))]
+                          if words else [])
 
 
 def parse_document(doc: Document) -> ParsedDocument:
-    """The document's chunks; :class:`InvalidDocument` when it holds no words."""
-    if doc.media_type == "text/html":
-        parsed = chunk_markdown(html_to_markdown(doc.text), doc.title)
-    elif doc.media_type == "text/markdown":
-        parsed = chunk_markdown(doc.text, doc.title)
-    else:
-        words = doc.text.split()
-        parsed = ParsedDocument(title=doc.title, chunks=[Chunk("", w, i) for i, w in enumerate(_windows(words))]
-                                if words else [])
+    """The document's chunks; :class:`InvalidDocument` (naming the document, and the limit in its
+    details) when it holds no words, more than :data:`MAX_SECTIONS` sections or, in HTML, more than
+    :data:`MAX_HTML_TAGS` tags."""
+    try:
+        parsed = _parse(doc)
+    except InvalidDocument as exc:
+        raise InvalidDocument(f"document {doc.source!r} {exc.message}",
+                              details={"source": doc.source, **exc.details}) from None
     if not parsed.chunks:
         raise InvalidDocument(f"document {doc.source!r} has no text", details={"source": doc.source})
     return parsed
