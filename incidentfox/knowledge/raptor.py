@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
@@ -48,10 +49,21 @@ def reduce(x: np.ndarray, dim: int, seed: int) -> np.ndarray:
     return PCA(n_components=n_comp, random_state=seed).fit_transform(x)
 
 
+# What scikit-learn's k-means says when it ends with an empty cluster. The mixture uses one k-means
+# run only to start EM; on near-copies (a templated chunk that differs by a run id) a start may leave a
+# component empty, and EM then fits it like any other. The count cap (:func:`distinct_points`) keeps
+# that rare; whether it happens at all depends on the BLAS and scikit-learn build's rounding.
+_EMPTY_START = r"Number of distinct clusters \(\d+\) found smaller than n_clusters"
+
+
 def _mixture(z: np.ndarray, k: int, seed: int):
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
-    return GaussianMixture(n_components=k, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(z)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_EMPTY_START, category=ConvergenceWarning)
+        return GaussianMixture(n_components=k, covariance_type="full", reg_covar=1e-4,
+                               random_state=seed).fit(z)
 
 
 def candidate_ks(top: int) -> list[int]:
