@@ -12,22 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
-from gateway_kit import client_for, load, make_core, signed, slack_event
+from gateway_kit import load, signed, slack_event
 from sqlalchemy import func, select
 
 from incidentfox.contracts import RunStatus
 from incidentfox.runs import store
 from incidentfox.runs.models import Run, RunEvent
-
-
-@pytest.fixture
-async def gw(db_url):
-    core = make_core(db_url)
-    async with client_for(core) as client:
-        yield core, client
-    await core.drain()
-    await core.engine.dispose()
 
 
 async def _post_slack(client, data: dict):

@@ -22,15 +22,6 @@ async def _count(core, model, *where):
         return await s.scalar(select(func.count()).select_from(model).where(*where))
 
 
-@pytest.fixture
-async def gw(db_url):
-    core = make_core(db_url)
-    async with client_for(core) as client:
-        yield core, client
-    await core.drain()
-    await core.engine.dispose()
-
-
 async def test_slack_retry_gets_the_same_run(gw, fixtures_dir):
     core, client = gw
     body = slack_event(fixtures_dir)

@@ -14,19 +14,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from gateway_kit import client_for, load, make_core, signed
+from gateway_kit import load, signed
 from sqlalchemy import select
 
 from incidentfox.runs.models import CORRELATION_KEY_MAX, Delivery, Run
-
-
-@pytest.fixture
-async def gw(db_url):
-    core = make_core(db_url)
-    async with client_for(core) as client:
-        yield core, client
-    await core.drain()
-    await core.engine.dispose()
 
 
 def _alert(fixtures_dir: Any, *, group_key: str, fingerprint: str, service: str | None) -> bytes:

@@ -9,21 +9,11 @@ from __future__ import annotations
 import json
 from urllib.parse import quote
 
-import pytest
 from gateway_kit import client_for, make_core, seed_team_config, signed, slack_event
 
 from cli.demo.slack_recorder import SlackRecorder
 from incidentfox.contracts import RunStatus
 from incidentfox.runs import store
-
-
-@pytest.fixture
-async def gw(db_url):
-    core = make_core(db_url)
-    async with client_for(core) as client:
-        yield core, client
-    await core.drain()
-    await core.engine.dispose()
 
 
 async def _post(client, data: dict) -> dict:

@@ -8,6 +8,8 @@ import pytest
 from engine_support import engine  # noqa: F401 - the engine fixture, for test_security_memory.py
 from security_kit import Sentinel
 
+from tests.tools_fakes import FakeHTTP
+
 
 @pytest.fixture
 async def sentinel() -> AsyncIterator[Sentinel]:
@@ -21,3 +23,12 @@ async def sentinel6() -> AsyncIterator[Sentinel]:
     s = await Sentinel(host="::1").start()
     yield s
     await s.close()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[FakeHTTP]:
+    """A tenant's service: a local HTTP server that records what it was sent."""
+    fake = FakeHTTP()
+    await fake.start()
+    yield fake
+    await fake.close()

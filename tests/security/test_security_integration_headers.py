@@ -48,14 +48,6 @@ HOSTILE = {"Host": "vault.corp.example", "Proxy-Authorization": "Basic cGxhdGZvc
 
 
 @pytest.fixture
-async def upstream() -> AsyncIterator[FakeHTTP]:
-    fake = FakeHTTP()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
-@pytest.fixture
 async def cs(sqlite_url: str, tmp_path: Path) -> AsyncIterator[ConfigHarness]:
     probes = prober(policy=POLICY, resolver=FakeDNS({NAME: ["127.0.0.1"]}))
     async with config_harness(db_url=sqlite_url, home=tmp_path, integration_prober=probes) as harness:

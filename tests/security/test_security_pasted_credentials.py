@@ -41,14 +41,6 @@ async def cs(sqlite_url: str, tmp_path: Path) -> AsyncIterator[ConfigHarness]:
         yield harness
 
 
-@pytest.fixture
-async def upstream() -> AsyncIterator[FakeHTTP]:
-    fake = FakeHTTP()
-    await fake.start()
-    yield fake
-    await fake.close()
-
-
 @pytest.mark.parametrize(("block", "path", "value"), [
     ("datadog", ("api_key",), KEY + "\n"),
     ("elasticsearch", ("api_key",), "\t" + KEY),
