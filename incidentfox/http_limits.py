@@ -1,7 +1,7 @@
 """Cheap rejection for every HTTP API: a body cap and a bearer pre-check, before the app runs.
 
 :class:`RequestLimits` is one ASGI middleware installed in front of each API app (agent, reports,
-sandbox, config service). For every HTTP request it:
+sandbox, knowledge, config service). For every HTTP request, in this order, it:
 
 1. **Checks the bearer token's shape** on every path not in ``public_paths``: a request without
    ``Authorization: Bearer <token>`` (one token of 1..1024 visible ASCII characters) is answered
@@ -9,13 +9,13 @@ sandbox, config service). For every HTTP request it:
    byte of its body is read*. This is only the shape: whether the token is valid is the app's
    authentication (``config_service.api.deps.PrincipalDep``), which still runs. An attacker without
    a token therefore costs neither a body read nor a database lookup.
-2. **Caps the body**: a declared ``Content-Length`` over ``max_body`` is answered ``413`` at once
+2. **Refuses a NUL character** in the path or the query string (raw or as ``%00``) with ``400``
+   (``malformed_request``). No identifier, cursor or filter holds one, and PostgreSQL cannot store
+   or compare text holding one: without this check such a value reached the database as an error.
+3. **Caps the body**: a declared ``Content-Length`` over ``max_body`` is answered ``413`` at once
    (also before reading); a body without one (chunked) is counted as it streams and refused as soon
    as it crosses the cap. The 413 names the limit: ``{"error": {"code": "payload_too_large",
    "details": {"max_bytes": N}}}``. A ``Content-Length`` that is not a number is ``400``.
-3. **Refuses a NUL character** in the path or the query string (raw or as ``%00``) with ``400``
-   (``malformed_request``). No identifier, cursor or filter holds one, and PostgreSQL cannot store
-   or compare text holding one: without this check such a value reached the database as an error.
 
 Paths are compared relative to the app's mount (``root_path`` removed), so one table serves both
 in-process test clients and the Serve ingress at ``/api/v1/...``. The middleware is pure ASGI: no

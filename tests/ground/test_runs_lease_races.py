@@ -8,15 +8,8 @@ from datetime import timedelta
 import pytest
 
 from incidentfox.contracts import RunStatus, Trigger
-from incidentfox.db import make_async_engine, session_factory, utcnow
+from incidentfox.db import utcnow
 from incidentfox.runs import store
-
-
-@pytest.fixture
-async def sessions(db_url):
-    engine = make_async_engine(db_url)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 def _trigger(delivery_id: str, **kw) -> Trigger:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-import pytest
-
 from incidentfox.contracts import RunStatus, ThreadRef, Trigger
-from incidentfox.db import make_async_engine, session_factory, utcnow
+from incidentfox.db import utcnow
 from incidentfox.runs import store
 
 
@@ -17,13 +15,6 @@ def _trigger(**kw) -> Trigger:
             "thread": ThreadRef(channel="C1", ts="1.0"), "human": True}
     base.update(kw)
     return Trigger(**base)
-
-
-@pytest.fixture
-async def sessions(db_url):
-    engine = make_async_engine(db_url)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 async def test_lifecycle_and_terminal_is_final(sessions):

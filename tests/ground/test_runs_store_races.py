@@ -9,15 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from incidentfox.contracts import RunStatus, ThreadRef, Trigger
-from incidentfox.db import make_async_engine, session_factory
 from incidentfox.runs import store
-
-
-@pytest.fixture
-async def sessions(db_url):
-    engine = make_async_engine(db_url)
-    yield session_factory(engine)
-    await engine.dispose()
 
 
 def _trigger(delivery_id: str, **kw) -> Trigger:
