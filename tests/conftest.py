@@ -49,6 +49,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.xdist_group(group))
 
 
+def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
+    """Refuse to run ungrouped (on the controller, as each worker reports its collection): pytest-xdist
+    groups a test by appending ``@group`` to its node id, and where a pytest release keeps ids where
+    xdist cannot append (pytest 9.2 with xdist 3.8) every group spreads over both workers. Two
+    platforms and two browsers then start at once, and the suite runs four times slower until
+    start-ups time out. Better one clear error than that."""
+    if node.config.getvalue("dist") != "loadgroup":
+        return
+    ungrouped = [i for i in ids if "@" not in i.rpartition("]")[2]]
+    if ungrouped:
+        pytest.exit(f"pytest-xdist did not group {len(ungrouped)} tests (first: {ungrouped[0]}): pytest "
+                    f"{pytest.__version__} drops xdist's group suffix, so `--dist loadgroup` would run the "
+                    "platform tests on both workers at once. Run `make install` (pyproject.toml pins a "
+                    "pytest that keeps it) or `make test XDIST=`.", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
