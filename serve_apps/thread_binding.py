@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from actors.sandbox.threads import thread_owner
+from actors.sandbox.threads import thread_not_found, thread_owner
 from config_service import CHANNEL_RULE, team_has_channel
-from incidentfox.errors import Forbidden, NotFound
+from incidentfox.errors import Forbidden
 
 
 async def check_thread_channel(session: AsyncSession, *, org_id: str, team_id: str, channel: str,
@@ -35,15 +35,11 @@ async def check_thread_channel(session: AsyncSession, *, org_id: str, team_id: s
                     details={"field": field, "team": team_id})
 
 
-def thread_not_found() -> NotFound:
-    """Another team's thread does not exist for this one: no run or session id, no owner, the same
-    answer as an unknown run."""
-    return NotFound("thread not found", code="thread_not_found")
-
-
 async def check_thread_owner(session: AsyncSession, *, org_id: str, team_id: str, channel: str,
                              thread_ts: str) -> None:
-    """Return if the thread is unbound or the team's own; else raise :func:`thread_not_found`."""
+    """Return if the thread is unbound or the team's own; else raise :func:`thread_not_found`. A check
+    before anything is recorded; the binding's own transaction checks again under the thread's lock
+    (:func:`actors.sandbox.threads.claim_thread`, the intake's ``decide``)."""
     owner = await thread_owner(session, channel=channel, thread_ts=thread_ts)
     if owner is not None and owner != (org_id, team_id):
         raise thread_not_found()

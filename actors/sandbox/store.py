@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from actors.sandbox.errors import SandboxError
 from actors.sandbox.models import SandboxMcpServerRow, SandboxMessageRow, SandboxSessionRow
+from actors.sandbox.threads import claim_thread
 from config_service import record_audit
 from incidentfox.db import make_async_engine, session_factory, utcnow
 from incidentfox.pagination import Page, PageRequest, fetch_page
@@ -67,7 +68,10 @@ class SandboxStore:
                              slack_channel: str | None = None, slack_thread_ts: str | None = None,
                              now: datetime | None = None) -> SandboxSessionRow:
         """Insert an active session with a UID unique among live sessions: start at a hash of the
-        id and probe forward; the UNIQUE constraint arbitrates between concurrent creators."""
+        id and probe forward; the UNIQUE constraint arbitrates between concurrent creators. A
+        session mirrored into a Slack thread claims it in the same transaction
+        (:func:`actors.sandbox.threads.claim_thread`): another team's thread is ``404
+        thread_not_found``."""
         now = now or utcnow()
         start = int(hashlib.sha256(session_id.encode()).hexdigest(), 16) % uid_count
         for probe in range(64):
@@ -86,6 +90,10 @@ class SandboxStore:
                              target=f"sandbox:{session_id}", diff={"team": team_id, "host": host,
                                                                  "slack_channel": slack_channel, "ttl_s": ttl_s})
                 try:
+                    if slack_channel and slack_thread_ts:   # another team's thread: 404, nothing kept
+                        await s.flush()
+                        await claim_thread(s, org_id=org_id, team_id=team_id, channel=slack_channel,
+                                           thread_ts=slack_thread_ts)
                     await s.commit()
                     return row
                 except IntegrityError:

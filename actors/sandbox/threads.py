@@ -16,6 +16,12 @@ team's thread is ``unmatched`` / ``rejected``; a sandbox reply reaches a session
 its team owns; SQLite's group commit sends every bound thread, :func:`bound_sandbox_threads`
 included, to that checked path).
 
+Two first bindings at once (two mentions in a fresh thread, or a run and a session) would each find
+no owner and both bind: every binder holds the thread's lock (:func:`lock_thread`) from reading the
+owner to its insert, so the second waits and then finds the first (PostgreSQL; SQLite's one write
+lock does the same). The gateway's intake takes it in :func:`serve_apps.deliveries.decide.decide`,
+a session's insert in :func:`claim_thread`.
+
 It lives here, not in :mod:`incidentfox.runs.store`, because it reads both tables, and the sandbox
 is the lowest layer that sees both (docs/architecture.md, "Packages and the import rule").
 """
@@ -28,6 +34,8 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actors.sandbox.models import SandboxSessionRow
+from incidentfox.errors import NotFound
+from incidentfox.runs.locks import lock_names, thread_lock_name
 from incidentfox.runs.models import Run
 
 
@@ -54,6 +62,39 @@ async def thread_owner(session: AsyncSession, *, channel: str, thread_ts: str) -
     return first.org_id, first.team_id
 
 
+def thread_not_found() -> NotFound:
+    """Another team's thread does not exist for this one: no run or session id, no owner, the same
+    answer as an unknown run."""
+    return NotFound("thread not found", code="thread_not_found")
+
+
+async def lock_thread(session: AsyncSession, *, channel: str, thread_ts: str) -> None:
+    """Hold the thread's binding lock until ``session``'s transaction ends (taken before any
+    correlation or row lock: :mod:`incidentfox.runs.locks`)."""
+    await lock_names(session, [thread_lock_name(channel=channel, thread_ts=thread_ts)])
+
+
+async def claim_thread(session: AsyncSession, *, org_id: str, team_id: str, channel: str,
+                       thread_ts: str) -> None:
+    """Bind the thread to the team in this transaction, whose session row is already added and
+    flushed: lock the thread, then raise :func:`thread_not_found` when any other team's run or
+    session is bound to it. Inserting first takes SQLite's write lock before the read, so the check
+    and the insert are one step there too; on PostgreSQL the second claimer waits for the first's
+    commit and then sees its binding. Of two claims at once, one wins, whatever their timestamps."""
+    await lock_thread(session, channel=channel, thread_ts=thread_ts)
+    other_team = tuple_(Run.org_id, Run.team_id) != (org_id, team_id)
+    run = (await session.execute(
+        select(Run.id).where(Run.thread_channel == channel, Run.thread_ts == thread_ts, other_team)
+        .limit(1))).first()
+    sbx = run or (await session.execute(
+        select(SandboxSessionRow.id).where(
+            SandboxSessionRow.slack_channel == channel, SandboxSessionRow.slack_thread_ts == thread_ts,
+            tuple_(SandboxSessionRow.org_id, SandboxSessionRow.team_id) != (org_id, team_id))
+        .limit(1))).first()
+    if sbx is not None:
+        raise thread_not_found()
+
+
 async def bound_sandbox_threads(session: AsyncSession, *,
                                 threads: list[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of ``threads`` (channel, thread ts) a sandbox session of any status is bound to: one
@@ -66,4 +107,4 @@ async def bound_sandbox_threads(session: AsyncSession, *,
     return {(r.slack_channel, r.slack_thread_ts) for r in rows}
 
 
-__all__ = ["bound_sandbox_threads", "thread_owner"]
+__all__ = ["bound_sandbox_threads", "claim_thread", "lock_thread", "thread_not_found", "thread_owner"]

@@ -7,9 +7,11 @@ find the first's run (under READ COMMITTED each statement sees what committed be
 
 On PostgreSQL each name is a ``pg_advisory_xact_lock`` on a stable 64-bit hash of it (SHA-256, so
 every process and replica agrees), released when the transaction commits or rolls back. A caller
-passes all its names in ONE call, before any row lock: the hashes are taken in ascending order, so
-two transactions locking overlapping sets never wait on each other in a cycle. A hash collision
-only serialises two unrelated names.
+passes all its names of one kind in ONE call: the hashes are taken in ascending order, so two
+transactions locking overlapping sets never wait on each other in a cycle. Kinds are taken in one
+order: a thread's lock (:func:`thread_lock_name`) before a team's correlation locks
+(:func:`correlation_lock_names`), and both before any row lock. A hash collision only serialises
+two unrelated names.
 
 On SQLite nothing is taken: a transaction that has written holds the database's one write lock
 (intake inserts its delivery row before it decides), so no other writer runs between its check and
@@ -29,6 +31,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 def lock_key(name: str) -> int:
     """The signed 64-bit advisory-lock key of ``name``."""
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def thread_lock_name(*, channel: str, thread_ts: str) -> str:
+    """The lock name of a Slack thread: every binder (a run or a sandbox session bound to it) holds it
+    from reading the thread's owner to its insert, so two first bindings at once find one owner."""
+    return json.dumps(["thread", channel, thread_ts])
 
 
 def correlation_lock_names(*, org_id: str, team_id: str, keys: Iterable[str]) -> list[str]:

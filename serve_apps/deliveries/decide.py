@@ -20,6 +20,9 @@ The rules, in order:
 What serialises concurrent deliveries (on PostgreSQL each is its own transaction; on SQLite the
 transaction holds the one write lock from its delivery insert on, so these are no-ops there):
 
+* a delivery in a Slack thread locks the thread (:func:`actors.sandbox.threads.lock_thread`) before
+  it reads the thread's owner: two first mentions at once start one run (the second is a turn of
+  it), and a run and a sandbox session never both bind a fresh thread for two teams;
 * a thread turn locks the thread's latest run (:func:`_latest_locked`) before it reads
   ``runs.turns``: one reply delivered under two event ids is a turn once, and starts at most
   one follow-up; replies at once are all recorded, in some order, as if sent one after another;
@@ -27,8 +30,9 @@ transaction holds the one write lock from its delivery insert on, so these are n
   looks for a run to join, so a storm starts one run and every other alert is absorbed into it
   (``store.absorb`` locks that run's row).
 
-A transaction takes its correlation locks (ascending) before any run row lock, and a thread's runs
-oldest first; no path takes them in another order, so these locks never deadlock.
+A transaction takes its thread's lock, then its correlation locks (ascending), before any run row
+lock, and a thread's runs oldest first; no path takes them in another order, so these locks never
+deadlock.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actors.sandbox.store import active_session_by_thread
-from actors.sandbox.threads import thread_owner
+from actors.sandbox.threads import lock_thread, thread_owner
 from incidentfox.contracts import DeliveryOutcome, RunStatus, Trigger, TriggerAction
 from incidentfox.runs import store
 from incidentfox.runs.locks import correlation_lock_names, lock_names
@@ -96,6 +100,8 @@ async def decide(session: AsyncSession, *, trigger: Trigger, route: Route, windo
     action = trigger.action
     if action is TriggerAction.INTERACTION:
         return await _interaction(session, trigger=trigger, route=route)
+    if trigger.thread is not None and trigger.thread.ts:   # before reading the thread's owner
+        await lock_thread(session, channel=trigger.thread.channel, thread_ts=trigger.thread.ts)
     sandbox = await _sandbox(session, trigger=trigger, route=route)
     if sandbox is not None:
         return sandbox

@@ -6,7 +6,8 @@ Called by :func:`serve_apps.deliveries.decide.decide` once the thread's run is k
 * a Slack author who is not a responder (``access.responders``): recorded on the run as refused,
   nothing else (an API request in the thread was authorised by its token);
 * the same Slack message again (another event id for one message): the first turn's answer, also
-  when it lands on the follow-up run the first copy started (that run's trigger is the message);
+  when it lands on the run the first copy started (a first mention's run, or a follow-up: that
+  run's trigger is the message);
 * the run is active: recorded (``redirect``) and handed to the live run (``ATTACH``);
 * the run ended: a follow-up run, bound to the same thread with ``parent_run_id``, is started
   (``SUBMIT``); the parent records the turn and the follow-up's id.
@@ -62,9 +63,10 @@ async def thread_turn(session: AsyncSession, *, run: Run, trigger: Trigger, now:
 
 
 def _started_by(run: Run, trigger: Trigger) -> bool:
-    """Whether ``run`` is a follow-up that ``trigger``'s message started: the thread's latest run,
-    which a later copy of the message (another event id) finds, must not take it as a turn."""
-    if run.parent_run_id is None or not run.trigger:
+    """Whether ``trigger``'s message started ``run`` (a mention that opened the thread's first run, or
+    a reply that started a follow-up): the thread's latest run, which a later copy of the message
+    (another event id) finds, must not take it as a turn."""
+    if not run.trigger:
         return False
     return seen([turn_entry(Trigger.model_validate(run.trigger), mode="follow_up", at=run.created_at)], trigger)
 

@@ -7,6 +7,7 @@ through the gateway's intake (Slack)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,19 @@ async def _session(store: SandboxStore, sid: str, *, team: str, thread_ts: str, 
                                       slack_thread_ts=thread_ts)
 
 
+async def _squat(store: SandboxStore, sid: str, *, team: str, thread_ts: str, uid: int) -> SandboxSessionRow:
+    """A session row bound to a thread as a release before the thread claim could have stored it."""
+    now = datetime.now(UTC)
+    row = SandboxSessionRow(id=sid, org_id="acme", team_id=team, status="active", uid=uid, workspace="/w",
+                            ttl_s=600, created_at=now, last_active_at=now, expires_at=now + timedelta(minutes=10),
+                            turns=0, busy=False, config={}, scheduling={}, slack_channel=SHARED,
+                            slack_thread_ts=thread_ts)
+    async with store.sessions() as s:
+        s.add(row)
+        await s.commit()
+    return row
+
+
 async def test_slack_intake_keeps_an_ended_sandbox_thread_its_teams(sqlite_url: str) -> None:
     """A mention routed to search in payments' ended sandbox session thread (search now routes the
     channel) binds no run there, on the checked path and on SQLite's group commit."""
@@ -171,7 +185,7 @@ async def test_a_session_squatting_a_run_thread_is_not_continued_from_slack(sqli
                                     payload="")
     assert first.outcome == "accepted"
     store = SandboxStore(sqlite_url)
-    squatter = await _session(store, "sbx_squat", team="search", thread_ts=RUN_THREAD, uid_base=440_000)
+    squatter = await _squat(store, "sbx_squat", team="search", thread_ts=RUN_THREAD, uid=440_000)
     reply = root.model_copy(update={"action": TriggerAction.CONTINUE, "event_kind": "message", "text": "rm -rf"})
     theirs = await deliveries.intake(core.sessions, trigger=reply.model_copy(update={"delivery_id": "R1"}),
                                      route=deliveries.Route(True, "acme", "search"), payload="")
