@@ -38,6 +38,7 @@ os.environ.setdefault("INCIDENTFOX_EGRESS_ALLOW", "127.0.0.1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
+@pytest.hookimpl(tryfirst=True)   # before xdist's own hook, which turns the mark into the id's suffix
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Two xdist groups for `make test` (``-n 2 --dist loadgroup``): the tests that start a platform of
     their own in a subprocess (``@pytest.mark.platform``: the demo, ``incidentfox up``, the multi-node
@@ -59,7 +60,7 @@ def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
         return
     ungrouped = [i for i in ids if "@" not in i.rpartition("]")[2]]
     if ungrouped:
-        pytest.exit(f"pytest-xdist did not group {len(ungrouped)} tests (first: {ungrouped[0]}): pytest "
+        pytest.exit(f"pytest-xdist did not group {len(ungrouped)} tests (first: {ungrouped[0][:200]}): pytest "
                     f"{pytest.__version__} drops xdist's group suffix, so `--dist loadgroup` would run the "
                     "platform tests on both workers at once. Run `make install` (pyproject.toml pins a "
                     "pytest that keeps it) or `make test XDIST=`.", returncode=pytest.ExitCode.USAGE_ERROR)
