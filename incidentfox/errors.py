@@ -69,6 +69,16 @@ class Unprocessable(IncidentFoxError):
     status, code = 422, "validation_error"
 
 
+class IdempotencyKeyReused(Unprocessable):
+    """An ``Idempotency-Key`` sent again with a different request (:mod:`serve_apps.idempotency`)."""
+
+    code = "idempotency_key_reused"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"this Idempotency-Key was already used for a different request; send the same "
+                         f"request to retry it, or a new key to create another {what}")
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
 

@@ -11,8 +11,8 @@ another team's run ids; list endpoints are filtered to the caller's scope the sa
   ``channel_not_claimed``, :mod:`serve_apps.thread_binding`), a thread another team owns (by a run
   or a sandbox session, :mod:`actors.sandbox.threads`) answers 404 ``thread_not_found``;
   records an ``api`` delivery and allocates the run in one transaction (an ``Idempotency-Key``
-  header makes retries return the same run), answers ``202 {run_id}``, then hands the run to the
-  runner. The investigation never runs inside the request.
+  header makes retries return the same run; the same key with another request is 422
+  ``idempotency_key_reused``), answers ``202 {run_id}``, then hands the run to the runner. The investigation never runs inside the request.
 * ``GET /runs/{id}``: ``{status, team, trigger, created_at, started_at, finished_at, result?,
   events, tool_calls, …}``.
 * ``GET /runs?org=&team=&status=&source=&since=&until=&limit=&cursor=``: newest first, ``{items,
@@ -51,7 +51,14 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from config_service import PrincipalDep, install_auth_state
 from incidentfox.background import BackgroundTasks
 from incidentfox.contracts import SLACK_ID_MAX, Key, Principal, ThreadRef, Trigger, TriggerAction
-from incidentfox.errors import BadRequest, Conflict, Forbidden, NotFound, install_error_handlers
+from incidentfox.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    IdempotencyKeyReused,
+    NotFound,
+    install_error_handlers,
+)
 from incidentfox.http_limits import AGENT_MAX_BODY, install_request_limits
 from incidentfox.http_rate_limit import install_rate_limits
 from incidentfox.pagination import MAX_OFFSET, Page, PageDep, envelope, page_responses
@@ -62,8 +69,8 @@ from incidentfox.settings import Settings
 from serve_apps import deliveries
 from serve_apps.actions_api import install_action_routes
 from serve_apps.gateway import Sweeper
+from serve_apps.idempotency import IdempotencyKey
 from serve_apps.run_ops_api import (
-    IdempotencyKey,
     approvals_of,
     install_run_ops_routes,
     run_scope,
@@ -175,6 +182,10 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
                                          payload="")
         if result.outcome == "rejected":   # lost a race with the thread's owner: same answer
             raise thread_not_found()
+        if result.duplicate and key:
+            async with sessions() as s:
+                if not await deliveries.same_request(s, delivery_pk=result.delivery_pk, trigger=trigger):
+                    raise IdempotencyKeyReused("run")
         if result.dispatch is not None:
             tasks.spawn(deliveries.dispatch(sessions, runner, delivery_pk=result.delivery_pk,
                                             plan=result.dispatch, trigger=trigger))

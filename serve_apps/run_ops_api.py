@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query
+from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,30 +30,15 @@ from config_service import PrincipalDep
 from incidentfox.background import BackgroundTasks
 from incidentfox.contracts import Principal, Trigger, TriggerAction
 from incidentfox.db import utcnow
-from incidentfox.errors import BadRequest, NotFound, Unprocessable
+from incidentfox.errors import NotFound, Unprocessable
 from incidentfox.runs import store
 from incidentfox.runs.models import ToolApproval
 from incidentfox.runs.runner import Runner
 from incidentfox.runs.stats import StatsWindowError, run_stats
 from serve_apps import deliveries
+from serve_apps.idempotency import IdempotencyKey
 
 DEFAULT_WINDOW = timedelta(days=14)
-IDEMPOTENCY_KEY_MAX = 200
-
-
-def idempotency_key(idempotency_key: str | None = Header(default=None, max_length=IDEMPOTENCY_KEY_MAX,
-                                                         description="Retries with the same key answer the "
-                                                         "same run.")) -> str | None:
-    """The ``Idempotency-Key`` header (a dependency): None when absent or empty, 400
-    ``invalid_idempotency_key`` when it holds a control character (nothing stores or compares one)."""
-    if not idempotency_key:
-        return None
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in idempotency_key):
-        raise BadRequest("Idempotency-Key holds a control character", code="invalid_idempotency_key")
-    return idempotency_key
-
-
-IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 
 
 def run_scope(principal: Principal, org: str | None, team: str | None) -> tuple[str | None, str | None] | None:

@@ -39,7 +39,7 @@ CALL_TIMEOUT_S = 60.0
 class SandboxBackend(Protocol):
     async def create_session(self, *, org_id: str, team_id: str, created_by: str = "", title: str = "",
                              sandbox: dict[str, Any] | None = None, scheduling: dict[str, Any] | None = None,
-                             slack: dict[str, Any] | None = None) -> dict[str, Any]: ...
+                             slack: dict[str, Any] | None = None, key: str | None = None) -> dict[str, Any]: ...
 
     def send_message(self, session_id: str, *, text: str, llm: dict[str, Any],
                      sandbox: dict[str, Any] | None = None,

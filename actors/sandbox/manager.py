@@ -25,7 +25,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import ray
@@ -36,9 +36,11 @@ from actors.sandbox.config import SandboxRuntime, check_scheduling, parse_team_s
 from actors.sandbox.errors import HostUnavailable, SessionExpired, SessionLimitReached, SessionNotFound
 from actors.sandbox.host import SandboxHost, SandboxHostCore, rss_bytes
 from actors.sandbox.mirror import Reporter
+from actors.sandbox.models import SandboxSessionRow
 from actors.sandbox.snapshot import snapshot_key
-from actors.sandbox.store import SandboxStore, new_session_id
+from actors.sandbox.store import SandboxStore, keyed_session_id, new_session_id
 from incidentfox.db import utcnow
+from incidentfox.errors import IdempotencyKeyReused
 from incidentfox.logs import with_process_logging
 
 log = logging.getLogger("incidentfox.sandbox.manager")
@@ -180,7 +182,10 @@ class SandboxManagerCore:
 
     async def create_session(self, *, org_id: str, team_id: str, created_by: str = "", title: str = "",
                              sandbox: dict[str, Any] | None = None, scheduling: dict[str, Any] | None = None,
-                             slack: dict[str, Any] | None = None) -> dict[str, Any]:
+                             slack: dict[str, Any] | None = None, key: str | None = None) -> dict[str, Any]:
+        """Open a session; with an Idempotency-Key ``key``, a retry answers the session the first
+        request opened (``duplicate: True``, whatever its state now), and the same key with another
+        title or Slack thread is ``422 idempotency_key_reused``."""
         self._ensure_sweeper()
         team = parse_team_sandbox(sandbox)
         sched = check_scheduling(scheduling)
@@ -189,10 +194,12 @@ class SandboxManagerCore:
             # needs the platform's Kubernetes identity, which a dedicated team's worker group (a
             # token-less team account) does not carry. So pod-backend hosts live on shared workers.
             sched = options_for_key(SHARED_RESOURCE)
-        session_id = new_session_id()
+        session_id = keyed_session_id(org_id=org_id, team_id=team_id, key=key) if key else new_session_id()
         # Count and insert under the team's lock: this actor is the only creator, so two concurrent
-        # creates cannot both take the last place.
+        # creates cannot both take the last place, nor a retry open a second session.
         async with self._team_locks.setdefault((org_id, team_id), asyncio.Lock()):
+            if key and (first := await self.store.get_session(session_id=session_id)) is not None:
+                return _again(first, title=title, slack=slack)
             open_now = await self.store.count_active(org_id=org_id, team_id=team_id)
             if open_now >= team.max_open_sessions:
                 raise SessionLimitReached(
@@ -331,6 +338,18 @@ class SandboxManagerCore:
         return {"hosts": [h for h in hosts if isinstance(h, dict)],
                 "sessions": sum(len(h.sessions) for h in self.hosts.values()),
                 "manager": {"pid": os.getpid(), "rss_bytes": rss_bytes()}}
+
+
+def _again(first: SandboxSessionRow, *, title: str, slack: dict[str, Any] | None) -> dict[str, Any]:
+    """The answer to a retried create: the session the first request opened, or 422 when the retry
+    asks for another title or Slack thread."""
+    slack = slack or {}
+    if (first.title, first.slack_channel, first.slack_thread_ts) != (title[:200], slack.get("channel"),
+                                                                     slack.get("thread_ts")):
+        raise IdempotencyKeyReused("sandbox session")
+    expires = first.expires_at if first.expires_at.tzinfo else first.expires_at.replace(tzinfo=UTC)
+    return {"session_id": first.id, "host": first.host, "expires_at": expires.isoformat(),
+            "ttl_s": first.ttl_s, "duplicate": True}
 
 
 def _rmtree(path: Any) -> None:

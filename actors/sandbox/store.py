@@ -8,6 +8,7 @@ has passed, so a session touched in the meantime survives the sweep.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +27,13 @@ from incidentfox.pagination import Page, PageRequest, fetch_page
 
 def new_session_id() -> str:
     return "sbx_" + secrets.token_hex(12)
+
+
+def keyed_session_id(*, org_id: str, team_id: str, key: str) -> str:
+    """The id of the session a team's ``Idempotency-Key`` creates: the same for every retry, another
+    for another team's same key (a session id is never a credential: every use checks the team)."""
+    digest = hashlib.sha256(json.dumps(["sandbox", org_id, team_id, key]).encode()).hexdigest()
+    return "sbx_" + digest[:24]
 
 
 async def active_session_by_thread(session: AsyncSession, *, channel: str,

@@ -1,6 +1,8 @@
 """The sandbox API (mounted at ``/api/v1/sandbox``): interactive agent sessions over HTTP + SSE.
 
-* ``POST /sessions`` (team or impersonation token) → ``201 {session_id, expires_at, ttl_s}``;
+* ``POST /sessions`` (team or impersonation token) → ``201 {session_id, expires_at, ttl_s}``; an
+  ``Idempotency-Key`` header makes a retry answer the same session (``duplicate: true``; the same
+  key with another title or thread is ``422 idempotency_key_reused``, :mod:`serve_apps.idempotency`);
   ``429 sandbox_session_limit`` (``details.limit = "sandbox.max_open_sessions"``) when the team
   already has that many open.
   Body (all optional): ``title``, ``slack_channel`` / ``slack_thread_ts`` (mirror the session's
@@ -72,6 +74,7 @@ from incidentfox.http_limits import SANDBOX_MAX_BODY, install_request_limits
 from incidentfox.http_rate_limit import install_rate_limits
 from incidentfox.pagination import Page, PageDep, envelope, page_responses
 from incidentfox.settings import Settings
+from serve_apps.idempotency import IdempotencyKey
 from serve_apps.thread_binding import check_thread_owner
 
 Authenticate = Callable[[str | None], Awaitable[Principal]]
@@ -215,7 +218,7 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
         return {"status": "ok", "isolation": status.to_dict()}
 
     @app.post("/sessions", status_code=201)
-    async def create(request: Request, principal: PrincipalDep) -> dict[str, Any]:
+    async def create(request: Request, principal: PrincipalDep, key: IdempotencyKey) -> dict[str, Any]:
         org_id, team_id = team_of(principal)
         body: CreateSession = await _parse(CreateSession, request)
         if body.slack_channel:   # mirrored with the team's bot: only into a channel the team has,
@@ -231,8 +234,9 @@ def create_sandbox_app(*, backend: SandboxBackend, settings: Settings, store: Sa
         slack = {"channel": body.slack_channel, "thread_ts": body.slack_thread_ts} if body.slack_channel else None
         created = await backend.create_session(
             org_id=org_id, team_id=team_id, created_by=principal.subject or principal.auth_kind,
-            title=body.title, sandbox=sandbox, scheduling=scheduling_for(cfg, org_id, team_id), slack=slack)
-        return {"session_id": created["session_id"], "expires_at": created["expires_at"], "ttl_s": created["ttl_s"]}
+            title=body.title, sandbox=sandbox, scheduling=scheduling_for(cfg, org_id, team_id), slack=slack, key=key)
+        answer = {"session_id": created["session_id"], "expires_at": created["expires_at"], "ttl_s": created["ttl_s"]}
+        return {**answer, "duplicate": True} if created.get("duplicate") else answer
 
     @app.post("/sessions/{session_id}/messages")
     async def message(request: Request, principal: PrincipalDep,

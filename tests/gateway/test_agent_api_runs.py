@@ -70,6 +70,27 @@ async def test_idempotency_key_returns_the_same_run(api):
     await _settle(app)
 
 
+async def test_an_idempotency_key_sent_again_with_another_request_is_422(api):
+    """A key is one request: sent again with another body it is the caller's mistake, answered 422
+    without the first run's id and without starting anything; the same request (after the same
+    normalisation) is still the retry it was."""
+    app, client, toks = api
+    h = {**auth(toks["acme/payments"]), "Idempotency-Key": "k-2"}
+    body = {"text": "checkout is down", "services": ["checkout"]}
+    first = await client.post("/runs", json=body, headers=h)
+    assert first.status_code == 202, first.text
+    for other in ({**body, "text": "payments is down"}, {"text": "checkout is down"}, {**body, "links": ["https://x.example"]},
+                  {**body, "title": "another title"}, {**body, "identifiers": {"namespace": "prod"}}):
+        r = await client.post("/runs", json=other, headers=h)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "idempotency_key_reused", r.text
+        assert first.json()["run_id"] not in r.text
+    again = await client.post("/runs", json={**body, "services": [" Checkout"]}, headers=h)
+    assert again.status_code == 202 and again.json() == {**first.json(), "duplicate": True}
+    await _settle(app)
+    async with app.state.session_factory() as s:
+        assert [r.id for r in await store.list_runs(s, org_id="acme", team_id="payments")] == [first.json()["run_id"]]
+
+
 async def test_tenant_isolation_is_404_and_lists_are_scoped(api):
     app, client, toks = api
     mine = (await client.post("/run", json={"text": "a"}, headers=auth(toks["acme/payments"]))).json()["run_id"]

@@ -108,6 +108,34 @@ async def test_a_session_is_mirrored_only_into_a_channel_its_team_has(api: dict[
     assert r.status_code == 201, r.text                           # its own claimed channel
 
 
+async def test_an_idempotency_key_opens_one_session(api: dict[str, Any]) -> None:
+    """A retried create (also three at once) answers the session the first opened; the same key
+    with another title is 422 and opens nothing; another team's same key is its own session."""
+    from actors.sandbox.models import SandboxSessionRow
+
+    c, toks = api["client"], api["toks"]
+    h = {**auth(toks["acme/payments"]), "Idempotency-Key": "open-1"}
+    first = await c.post("/sessions", json={"title": "db"}, headers=h)
+    again = await c.post("/sessions", json={"title": "db"}, headers=h)
+    assert first.status_code == again.status_code == 201, again.text
+    assert "duplicate" not in first.json() and again.json() == {**first.json(), "duplicate": True}
+    at_once = await asyncio.gather(*[c.post("/sessions", json={}, headers={**auth(toks["acme/payments"]),
+                                                                            "Idempotency-Key": "open-2"})
+                                     for _ in range(3)])
+    assert [r.status_code for r in at_once] == [201] * 3
+    assert len({r.json()["session_id"] for r in at_once}) == 1
+    r = await c.post("/sessions", json={"title": "another"}, headers=h)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "idempotency_key_reused", r.text
+    assert first.json()["session_id"] not in r.text
+    theirs = await c.post("/sessions", json={"title": "db"}, headers={**auth(toks["acme/search"]),
+                                                                       "Idempotency-Key": "open-1"})
+    assert theirs.status_code == 201 and "duplicate" not in theirs.json()
+    assert theirs.json()["session_id"] != first.json()["session_id"]
+    async with api["backend"].manager.store.sessions() as s:
+        rows = (await s.scalars(select(SandboxSessionRow))).all()
+    assert sorted(row.team_id for row in rows) == ["payments", "payments", "search"]
+
+
 async def test_auth_and_tenant_isolation(api: dict[str, Any]) -> None:
     c, toks = api["client"], api["toks"]
     assert (await c.post("/sessions", json={})).status_code == 401
