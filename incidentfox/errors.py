@@ -15,13 +15,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("incidentfox.errors")
 
 DATABASE_BUSY_RETRY_AFTER_S = 1
+DATABASE_UNAVAILABLE_RETRY_AFTER_S = 5
 
 
 class IncidentFoxError(Exception):
@@ -135,6 +136,19 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("database connection pool exhausted: %s", exc)
         return error_response("database_busy", "the database is busy; retry shortly", 503,
                               headers={"Retry-After": str(DATABASE_BUSY_RETRY_AFTER_S)})
+
+    @app.exception_handler(OperationalError)
+    async def _database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        # The database refused or lost the connection (down, restarting, failing over, SQLite's
+        # write lock held past its busy timeout): nothing the request did, so "retry", not 500. Only
+        # the driver's class and SQLSTATE are logged: its message can name hosts and databases.
+        log.warning("database unavailable: %s (sqlstate %s)", type(exc.orig).__name__,
+                    getattr(exc.orig, "sqlstate", None))
+        busy = "locked" in str(exc.orig).lower()
+        return error_response("database_busy" if busy else "database_unavailable",
+                              "the database is busy; retry shortly" if busy else
+                              "the database is unavailable; retry shortly", 503,
+                              headers={"Retry-After": str(DATABASE_UNAVAILABLE_RETRY_AFTER_S)})
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -71,3 +71,24 @@ async def test_an_exhausted_pool_is_503_with_retry_after(db_url, tmp_path, monke
         assert r.status_code == 503, r.text
         assert r.json()["error"]["code"] == "database_busy"
         assert int(r.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize("down", ["postgresql+psycopg://postgres@127.0.0.1:1/incidentfox",
+                                  "postgresql+psycopg://postgres@127.0.0.1:5432/incidentfox_no_such_database"])
+async def test_a_database_that_is_down_is_503_with_retry_after(down, tmp_path, caplog):
+    """Refused or unknown: the caller hears "retry" (503, ``Retry-After``), never a 500, and neither
+    the answer nor the log names the host or the database."""
+    app = create_agent_app(settings=settings_for(down, tmp_path), runner=RecordingRunner())
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://agent") as client:
+            for request in (client.get("/runs", headers={"Authorization": "Bearer acme.payments.s3cret"}),
+                            client.post("/runs", json={"text": "x"}, headers={"Authorization": "Bearer acme.s3cret"})):
+                r = await request
+                assert r.status_code == 503, r.text
+                assert r.json()["error"]["code"] == "database_unavailable"
+                assert int(r.headers["Retry-After"]) >= 1
+                assert "127.0.0.1" not in r.text and "incidentfox" not in r.text.replace("IncidentFox", "")
+    finally:
+        await app.state.engine.dispose()
+    logged = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert "database unavailable" in logged and "no_such_database" not in logged and "127.0.0.1" not in logged
