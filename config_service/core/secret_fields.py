@@ -94,6 +94,14 @@ def encrypt_secrets(doc: Mapping[str, Any], cipher: MultiFernet) -> dict[str, An
     return _walk(doc, _encrypter(cipher))
 
 
+def seal_plaintext(doc: Mapping[str, Any], cipher: MultiFernet) -> dict[str, Any]:
+    """Copy of a stored config with every secret leaf still in plaintext (written before secrets in
+    lists were encrypted) encrypted, and the encrypted ones kept as they are: what a rollback to
+    such a version stores."""
+    seal = _encrypter(cipher)
+    return _walk(doc, lambda value: value if _is_ciphertext(value) else seal(value))
+
+
 def decrypt_secrets(doc: Mapping[str, Any], cipher: MultiFernet) -> dict[str, Any]:
     """Copy of a stored config with secret leaves decrypted (for the engine; never for responses).
     A leaf stored as plaintext (before secrets in lists were encrypted) is returned as is."""

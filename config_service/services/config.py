@@ -44,6 +44,7 @@ from config_service.core.secret_fields import (
     encrypt_patch,
     mask_changes,
     mask_secrets,
+    seal_plaintext,
 )
 from config_service.core.validation import normalize_patch, validate_config
 from config_service.db.models import ConfigNode, ConfigVersion
@@ -141,9 +142,10 @@ async def patch_config(session: AsyncSession, *, settings: Settings, org_id: str
 
 
 @rolls_back_on_error
-async def rollback_config(session: AsyncSession, *, org_id: str, node_id: str, version: int,
+async def rollback_config(session: AsyncSession, *, settings: Settings, org_id: str, node_id: str, version: int,
                           actor: str) -> dict[str, Any]:
-    """Store version ``version``'s config as a new version (same checks as a write). Commits."""
+    """Store version ``version``'s config as a new version (same checks as a write). Commits. A
+    version written before secrets in lists were encrypted is stored sealed (:func:`seal_plaintext`)."""
     if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version <= MAX_DB_INT:
         raise Unprocessable("version must be a non-negative integer", code="invalid_version")
     await bump_org_epoch(session, org_id=org_id)
@@ -154,7 +156,7 @@ async def rollback_config(session: AsyncSession, *, org_id: str, node_id: str, v
     if row is None:
         raise NotFound(f"version {version} of node {node_id!r} not found", code="version_not_found",
                        details={"version": version, "current_version": node.version})
-    target = row.config
+    target = seal_plaintext(row.config, settings_cipher(settings))
     chain = await load_chain(session, node=node)
     touched = [split_path(c["path"]) for c in changes(node.config, target)]
     raise_if_locked(touched=touched, ancestors=[(n.node_id, n.config) for n in chain[:-1]])

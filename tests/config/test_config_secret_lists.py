@@ -242,6 +242,33 @@ async def test_legacy_plaintext_lists_read_masked_and_rotation_seals_them(db_url
         assert {k: v for k, v in (await _reveal(cs)).items() if k in DOC} == DOC
 
 
+async def test_a_rollback_to_a_legacy_plaintext_version_stores_it_sealed(db_url, tmp_path):
+    """Version 1 holds list secrets in plaintext (written by an older release); rolling back to it
+    stores them encrypted, with no `secrets rotate` needed, and the engine still reads them."""
+    async with config_harness(db_url=db_url, home=tmp_path) as cs:
+        await cs.create_org("acme")
+        await cs.create_node("acme", "sre", kind="team")
+        async with session_factory(cs.app.state.engine)() as s:  # what the old code stored
+            await bump_org_epoch(s, org_id="acme")
+            node = (await s.execute(select(ConfigNode).where(ConfigNode.node_id == "sre"))).scalar_one()
+            node.config, node.version = json.loads(json.dumps(DOC)), 1
+            s.add(ConfigVersion(org_id="acme", node_id="sre", version=1, action="patch", config=node.config,
+                                diff=[], actor="old", created_at=node.updated_at))
+            await s.commit()
+        assert (await cs.patch("acme", "sre", {"custom": {"webhooks": []}})).status_code == 200
+        r = await cs.call("POST", "/api/v1/orgs/acme/nodes/sre/config/rollback", json={"version": 1})
+        assert r.status_code == 200, r.text
+        assert r.json()["version"] == 3 and r.json()["restored_from"] == 1
+        assert_hidden(r.text, "rollback answer")
+        async with session_factory(cs.app.state.engine)() as s:
+            stored = (await s.execute(select(ConfigNode.config).where(ConfigNode.node_id == "sre"))).scalar_one()
+            restored = (await s.execute(select(ConfigVersion.config).where(
+                ConfigVersion.node_id == "sre", ConfigVersion.version == 3))).scalar_one()
+        assert not any(p in json.dumps([stored, restored]) for p in PLAINTEXTS)
+        clear_effective_cache()
+        assert {k: v for k, v in (await _reveal(cs)).items() if k in DOC} == DOC
+
+
 def test_cli_config_get_and_history_show_secrets_in_lists_masked(sqlite_url, tmp_path, monkeypatch):
     from config_service.app import create_app
 

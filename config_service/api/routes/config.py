@@ -79,11 +79,12 @@ async def get_history(org: str, node: str, principal: OrgAdminDep, session: Sess
 
 
 @router.post(NODE + "/rollback", openapi_extra=body_doc(Rollback))
-async def rollback(org: str, node: str, request: Request, principal: OrgAdminDep, session: SessionDep) -> dict:
+async def rollback(org: str, node: str, request: Request, principal: OrgAdminDep, session: SessionDep,
+                   settings: SettingsDep) -> dict:
     """Restore version N's config as a new version (org admin)."""
     body = await read_json(request, Rollback)
     try:
-        return await svc.rollback_config(session, org_id=org, node_id=node, version=body.version,
+        return await svc.rollback_config(session, settings=settings, org_id=org, node_id=node, version=body.version,
                                          actor=principal.subject)
     except Conflict as exc:
         raise redact_conflict(exc, principal) from None
