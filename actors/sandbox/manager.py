@@ -38,7 +38,7 @@ from actors.sandbox.host import SandboxHost, SandboxHostCore, rss_bytes
 from actors.sandbox.mirror import Reporter
 from actors.sandbox.models import SandboxSessionRow
 from actors.sandbox.snapshot import snapshot_key
-from actors.sandbox.store import SandboxStore, keyed_session_id, new_session_id
+from actors.sandbox.store import CREATE_FAILED, SandboxStore, keyed_session_id, new_session_id
 from incidentfox.db import utcnow
 from incidentfox.errors import IdempotencyKeyReused
 from incidentfox.logs import with_process_logging
@@ -184,8 +184,9 @@ class SandboxManagerCore:
                              sandbox: dict[str, Any] | None = None, scheduling: dict[str, Any] | None = None,
                              slack: dict[str, Any] | None = None, key: str | None = None) -> dict[str, Any]:
         """Open a session; with an Idempotency-Key ``key``, a retry answers the session the first
-        request opened (``duplicate: True``, whatever its state now), and the same key with another
-        title or Slack thread is ``422 idempotency_key_reused``."""
+        request opened (``duplicate: True``, whatever its state now; one whose opening failed is
+        opened again), and the same key with another title or Slack thread is ``422
+        idempotency_key_reused``."""
         self._ensure_sweeper()
         team = parse_team_sandbox(sandbox)
         sched = check_scheduling(scheduling)
@@ -199,7 +200,9 @@ class SandboxManagerCore:
         # creates cannot both take the last place, nor a retry open a second session.
         async with self._team_locks.setdefault((org_id, team_id), asyncio.Lock()):
             if key and (first := await self.store.get_session(session_id=session_id)) is not None:
-                return _again(first, title=title, slack=slack)
+                if not (first.end_reason == CREATE_FAILED
+                        and await self.store.forget_failed_create(session_id=session_id)):
+                    return _again(first, title=title, slack=slack)
             open_now = await self.store.count_active(org_id=org_id, team_id=team_id)
             if open_now >= team.max_open_sessions:
                 raise SessionLimitReached(
@@ -221,7 +224,7 @@ class SandboxManagerCore:
             await self._open(host, session_id, new=True)
         except BaseException:
             self._forget(session_id)
-            await self.store.end_session(session_id=session_id, status="deleted", reason="create_failed")
+            await self.store.end_session(session_id=session_id, status="deleted", reason=CREATE_FAILED)
             raise
         await self.store.set_host(session_id=session_id, host=host.name)
         return {"session_id": session_id, "host": host.name, "expires_at": row.expires_at.isoformat(),

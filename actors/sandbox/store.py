@@ -13,7 +13,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +23,9 @@ from actors.sandbox.threads import claim_thread
 from config_service import record_audit
 from incidentfox.db import make_async_engine, session_factory, utcnow
 from incidentfox.pagination import Page, PageRequest, fetch_page
+
+
+CREATE_FAILED = "create_failed"   # end_reason of a session whose host never opened it
 
 
 def new_session_id() -> str:
@@ -144,6 +147,16 @@ class SandboxStore:
                                       .where(SandboxSessionRow.org_id == org_id,
                                              SandboxSessionRow.team_id == team_id,
                                              SandboxSessionRow.status == "active")) or 0)
+
+    async def forget_failed_create(self, *, session_id: str) -> bool:
+        """Delete the row of a session whose opening failed (``end_reason = create_failed``: it never
+        ran, nothing refers to it), so a retry under the same Idempotency-Key opens it afresh."""
+        async with self.sessions() as s:
+            res = await s.execute(delete(SandboxSessionRow).where(
+                SandboxSessionRow.id == session_id, SandboxSessionRow.status == "deleted",
+                SandboxSessionRow.end_reason == CREATE_FAILED))
+            await s.commit()
+        return bool(res.rowcount)
 
     async def end_session(self, *, session_id: str, status: str, reason: str,
                           expired_by: datetime | None = None, now: datetime | None = None) -> bool:

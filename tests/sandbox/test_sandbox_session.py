@@ -332,3 +332,31 @@ async def test_pod_backend_hosts_live_on_shared_workers_even_for_dedicated_teams
     assert spawned and all(s == {"resources": {"shared": 0.001}} for s in spawned)
     assert row.scheduling == {"resources": {"shared": 0.001}}
     await mgr.store.close()
+
+
+async def test_a_keyed_create_whose_host_failed_is_opened_again_on_retry(sqlite_url: str, root: Path) -> None:
+    """The first attempt's host never opened the session (the caller got the error): a retry under
+    the same Idempotency-Key opens it, under the same id, instead of answering a dead session."""
+    from actors.sandbox.errors import HostUnavailable
+    from actors.sandbox.manager import LocalSpawner, SandboxManagerCore
+
+    class FailingOnce(LocalSpawner):
+        failed = False
+
+        async def call(self, handle: Any, method: str, **kwargs: Any) -> Any:
+            if method == "open_session" and not FailingOnce.failed:
+                FailingOnce.failed = True
+                raise HostUnavailable("no host")
+            return await super().call(handle, method, **kwargs)
+
+    rt = runtime(sqlite_url, root)
+    mgr = SandboxManagerCore(rt, spawner=FailingOnce(rt))
+    with pytest.raises(HostUnavailable):
+        await mgr.create_session(org_id="acme", team_id="sre", title="t", key="k1")
+    made = await mgr.create_session(org_id="acme", team_id="sre", title="t", key="k1")
+    again = await mgr.create_session(org_id="acme", team_id="sre", title="t", key="k1")
+    assert "duplicate" not in made and again["duplicate"] is True
+    assert again["session_id"] == made["session_id"]
+    row = await mgr.store.get_session(session_id=made["session_id"])
+    assert row.status == "active" and row.end_reason is None
+    await mgr.store.close()
