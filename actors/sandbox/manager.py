@@ -199,10 +199,10 @@ class SandboxManagerCore:
         # Count and insert under the team's lock: this actor is the only creator, so two concurrent
         # creates cannot both take the last place, nor a retry open a second session.
         async with self._team_locks.setdefault((org_id, team_id), asyncio.Lock()):
-            if key and (first := await self.store.get_session(session_id=session_id)) is not None:
-                if not (first.end_reason == CREATE_FAILED
-                        and await self.store.forget_failed_create(session_id=session_id)):
-                    return _again(first, title=title, slack=slack)
+            first = await self.store.get_session(session_id=session_id) if key else None
+            if first is not None and not (first.end_reason == CREATE_FAILED
+                                          and await self.store.forget_failed_create(session_id=session_id)):
+                return _again(first, title=title, slack=slack)
             open_now = await self.store.count_active(org_id=org_id, team_id=team_id)
             if open_now >= team.max_open_sessions:
                 raise SessionLimitReached(

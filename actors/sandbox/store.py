@@ -24,7 +24,6 @@ from config_service import record_audit
 from incidentfox.db import make_async_engine, session_factory, utcnow
 from incidentfox.pagination import Page, PageRequest, fetch_page
 
-
 CREATE_FAILED = "create_failed"   # end_reason of a session whose host never opened it
 
 
