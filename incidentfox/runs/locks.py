@@ -10,8 +10,9 @@ every process and replica agrees), released when the transaction commits or roll
 passes all its names of one kind in ONE call: the hashes are taken in ascending order, so two
 transactions locking overlapping sets never wait on each other in a cycle. Kinds are taken in one
 order: a thread's lock (:func:`thread_lock_name`) before a team's correlation locks
-(:func:`correlation_lock_names`), and both before any row lock. A hash collision only serialises
-two unrelated names.
+(:func:`correlation_lock_names`), and both before any lock on an existing row (a sandbox session's
+thread claim inserts its own new row first, which nobody else waits on). A hash collision only
+serialises two unrelated names.
 
 On SQLite nothing is taken: a transaction that has written holds the database's one write lock
 (intake inserts its delivery row before it decides), so no other writer runs between its check and
