@@ -12,7 +12,8 @@ another team's run ids; list endpoints are filtered to the caller's scope the sa
   or a sandbox session, :mod:`actors.sandbox.threads`) answers 404 ``thread_not_found``;
   records an ``api`` delivery and allocates the run in one transaction (an ``Idempotency-Key``
   header makes retries return the same run; the same key with another request is 422
-  ``idempotency_key_reused``), answers ``202 {run_id}``, then hands the run to the runner. The investigation never runs inside the request.
+  ``idempotency_key_reused``), answers ``202 {run_id}``, then hands the run to the runner. The
+  investigation never runs inside the request.
 * ``GET /runs/{id}``: ``{status, team, trigger, created_at, started_at, finished_at, result?,
   events, tool_calls, …}``.
 * ``GET /runs?org=&team=&status=&source=&since=&until=&limit=&cursor=``: newest first, ``{items,

@@ -3,8 +3,9 @@
 A caller that may retry a create sends a key; the same key (within its scope: the team for a run
 or a sandbox session, the run for a rerun) answers what the first request created, with
 ``duplicate: true``, and the same key with a different request is ``422 idempotency_key_reused``
-(:class:`incidentfox.errors.IdempotencyKeyReused`: the caller's mistake, not a retry). Who keeps the key: :func:`serve_apps.deliveries.keyed_delivery_id`
-for runs and reruns, :func:`actors.sandbox.store.keyed_session_id` for sandbox sessions.
+(:class:`incidentfox.errors.IdempotencyKeyReused`: the caller's mistake, not a retry). Who keeps
+the key: :func:`serve_apps.deliveries.keyed_delivery_id` for runs and reruns,
+:func:`actors.sandbox.store.keyed_session_id` for sandbox sessions.
 """
 
 from __future__ import annotations
