@@ -5,7 +5,8 @@ The rules, in order:
 * a Slack button (INTERACTION) acts on the run it names (rerun, cancel, feedback, approve/deny);
 * ``/incidentfox sandbox …`` routed to a team opens a sandbox session; a human Slack message in the
   thread of an *active* sandbox session of the routed team continues it (both handed to the sandbox
-  side after the commit); one routed to any other team (or nowhere) is refused like a reply in
+  side after the commit; the same message again under another event id is recorded, not handed
+  over twice); one routed to any other team (or nowhere) is refused like a reply in
   another team's run thread. A thread has one owner, whether a run or a sandbox session bound it
   first (:func:`actors.sandbox.threads.thread_owner`): a session in a thread another team owns is
   not continued, and no run is bound to a thread another team's session (even an ended one) owns;
@@ -38,9 +39,9 @@ deadlock.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actors.sandbox.store import active_session_by_thread
@@ -48,7 +49,8 @@ from actors.sandbox.threads import lock_thread, thread_owner
 from incidentfox.contracts import DeliveryOutcome, RunStatus, Trigger, TriggerAction
 from incidentfox.runs import store
 from incidentfox.runs.locks import correlation_lock_names, lock_names
-from incidentfox.runs.models import CORRELATION_KEY_MAX, Run, RunEvent
+from incidentfox.runs.models import CORRELATION_KEY_MAX, Delivery, Run, RunEvent
+from incidentfox.runs.turns import message_ts
 from serve_apps.deliveries.model import Decision, Dispatch, DispatchKind, Route
 from serve_apps.deliveries.turns import thread_turn
 from serve_apps.webhooks.scope import refusal
@@ -56,6 +58,9 @@ from serve_apps.webhooks.scope import refusal
 O = DeliveryOutcome
 # The event kind serve_apps.webhooks.slack gives `/incidentfox sandbox <question>`.
 SANDBOX_EVENT_KIND = "sandbox"
+# How far back a copy of a Slack message continuing a sandbox session is recognised (Slack sends
+# its copies within seconds; retries within minutes).
+SANDBOX_SEEN_WINDOW = timedelta(hours=1)
 
 
 def _key(kind: str, value: str) -> str:
@@ -102,7 +107,7 @@ async def decide(session: AsyncSession, *, trigger: Trigger, route: Route, windo
         return await _interaction(session, trigger=trigger, route=route)
     if trigger.thread is not None and trigger.thread.ts:   # before reading the thread's owner
         await lock_thread(session, channel=trigger.thread.channel, thread_ts=trigger.thread.ts)
-    sandbox = await _sandbox(session, trigger=trigger, route=route)
+    sandbox = await _sandbox(session, trigger=trigger, route=route, now=now)
     if sandbox is not None:
         return sandbox
     if action is TriggerAction.CONTINUE or (action is TriggerAction.START and trigger.human
@@ -166,7 +171,7 @@ async def _correlate(session: AsyncSession, *, trigger: Trigger, route: Route, w
     return None
 
 
-async def _sandbox(session: AsyncSession, *, trigger: Trigger, route: Route) -> Decision | None:
+async def _sandbox(session: AsyncSession, *, trigger: Trigger, route: Route, now: datetime) -> Decision | None:
     """A sandbox open or turn, or None for anything that is not sandbox traffic. An unrouted sandbox
     command is not: it is recorded ``unrouted`` like any other unrouted event."""
     routed = route.found and bool(route.org_id) and bool(route.team_id)
@@ -192,8 +197,30 @@ async def _sandbox(session: AsyncSession, *, trigger: Trigger, route: Route) -> 
         if trigger.action is TriggerAction.CONTINUE:
             return Decision(O.UNMATCHED, detail="no active run in this thread")
         return Decision(O.REJECTED, detail="the thread belongs to another team")
+    if await _sandbox_turn_seen(session, trigger=trigger, org_id=found.org_id, now=now):
+        # One Slack message under another event id: the session already has this turn.
+        return Decision(O.SANDBOX_CONTINUED, session_id=found.id, team_id=found.team_id,
+                        detail="turn already recorded")
     return Decision(O.SANDBOX_CONTINUED, session_id=found.id, team_id=found.team_id,
                     dispatch=Dispatch(DispatchKind.SANDBOX, None, found.org_id, found.team_id))
+
+
+async def _sandbox_turn_seen(session: AsyncSession, *, trigger: Trigger, org_id: str, now: datetime) -> bool:
+    """Whether ``trigger``'s Slack message (its ts, channel and author) already continued a sandbox
+    session under another event id within :data:`SANDBOX_SEEN_WINDOW`. The thread's lock (taken in
+    :func:`decide`) makes a concurrent copy wait for the first's commit and then see it here."""
+    ts = message_ts(trigger)
+    if not ts or trigger.thread is None:
+        return False
+    recorded = Delivery.trigger
+    q = select(Delivery.id).where(
+        Delivery.source == trigger.source, Delivery.org_id == org_id,
+        Delivery.outcome == O.SANDBOX_CONTINUED.value, Delivery.received_at >= now - SANDBOX_SEEN_WINDOW,
+        Delivery.delivery_id != trigger.delivery_id, recorded["external_ref"].as_string() == ts,
+        recorded[("thread", "channel")].as_string() == trigger.thread.channel)
+    if trigger.actor:
+        q = q.where(recorded["actor"].as_string() == trigger.actor)
+    return (await session.scalar(q.limit(1))) is not None
 
 
 async def _thread_run(session: AsyncSession, *, trigger: Trigger, route: Route) -> tuple[Run | None, bool]:

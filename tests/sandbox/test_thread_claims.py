@@ -135,3 +135,28 @@ async def test_a_session_in_another_teams_run_thread_is_refused_by_the_store(cor
     finally:
         await store.close()
     assert await _bound_teams(core) == {"payments"}
+
+
+async def test_one_reply_under_two_event_ids_is_one_sandbox_turn(core, db_url):
+    """Slack's two copies of one reply in a session's thread (``message`` and ``app_mention``), at once
+    and later: the session gets the turn once; another message is a turn of its own."""
+    store = SandboxStore(db_url)
+    try:
+        await _session(store, "sbx_turns", "payments", 495_000)
+    finally:
+        await store.close()
+    reply = _mention("SB1", ts="1700000009.000951", action=TriggerAction.CONTINUE, text="and the db?")
+    copies = [reply.model_copy(update={"event_kind": "message"}),
+              reply.model_copy(update={"delivery_id": "SB2"})]
+    answers = await asyncio.gather(*[deliveries.intake(core.sessions, trigger=c, route=_route("payments"), payload="")
+                                     for c in copies])
+    assert [a.outcome.value for a in answers] == ["sandbox_continued"] * 2
+    assert {a.session_id for a in answers} == {"sbx_turns"}
+    assert sum(a.dispatch is not None for a in answers) == 1
+    late = await deliveries.intake(core.sessions, trigger=reply.model_copy(update={"delivery_id": "SB3"}),
+                                   route=_route("payments"), payload="")
+    assert (late.outcome.value, late.dispatch) == ("sandbox_continued", None)
+    other = await deliveries.intake(core.sessions, trigger=_mention("SB4", ts="1700000009.000952",
+                                                                    action=TriggerAction.CONTINUE, text="and now?"),
+                                    route=_route("payments"), payload="")
+    assert other.outcome.value == "sandbox_continued" and other.dispatch is not None
