@@ -19,6 +19,8 @@ from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from incidentfox.sqlite_writer import is_locked
+
 log = logging.getLogger("incidentfox.errors")
 
 DATABASE_BUSY_RETRY_AFTER_S = 1
@@ -144,7 +146,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # the driver's class and SQLSTATE are logged: its message can name hosts and databases.
         log.warning("database unavailable: %s (sqlstate %s)", type(exc.orig).__name__,
                     getattr(exc.orig, "sqlstate", None))
-        busy = "locked" in str(exc.orig).lower()
+        busy = is_locked(exc)
         return error_response("database_busy" if busy else "database_unavailable",
                               "the database is busy; retry shortly" if busy else
                               "the database is unavailable; retry shortly", 503,

@@ -70,7 +70,7 @@ from incidentfox.settings import Settings
 from serve_apps import deliveries
 from serve_apps.actions_api import install_action_routes
 from serve_apps.gateway import Sweeper
-from serve_apps.idempotency import IdempotencyKey
+from serve_apps.idempotency import IdempotencyKey, same_request
 from serve_apps.run_ops_api import (
     approvals_of,
     install_run_ops_routes,
@@ -185,7 +185,7 @@ def create_agent_app(*, settings: Settings, runner: Runner, sse_poll_s: float = 
             raise thread_not_found()
         if result.duplicate and key:
             async with sessions() as s:
-                if not await deliveries.same_request(s, delivery_pk=result.delivery_pk, trigger=trigger):
+                if not await same_request(s, delivery_pk=result.delivery_pk, trigger=trigger):
                     raise IdempotencyKeyReused("run")
         if result.dispatch is not None:
             tasks.spawn(deliveries.dispatch(sessions, runner, delivery_pk=result.delivery_pk,

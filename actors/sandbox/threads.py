@@ -82,16 +82,14 @@ async def claim_thread(session: AsyncSession, *, org_id: str, team_id: str, chan
     and the insert are one step there too; on PostgreSQL the second claimer waits for the first's
     commit and then sees its binding. Of two claims at once, one wins, whatever their timestamps."""
     await lock_thread(session, channel=channel, thread_ts=thread_ts)
-    other_run = (await session.execute(
-        select(Run.id).where(Run.thread_channel == channel, Run.thread_ts == thread_ts,
-                             tuple_(Run.org_id, Run.team_id) != (org_id, team_id)).limit(1))).first()
-    other_session = other_run or (await session.execute(
-        select(SandboxSessionRow.id).where(
-            SandboxSessionRow.slack_channel == channel, SandboxSessionRow.slack_thread_ts == thread_ts,
-            tuple_(SandboxSessionRow.org_id, SandboxSessionRow.team_id) != (org_id, team_id))
-        .limit(1))).first()
-    if other_run is not None or other_session is not None:
-        raise thread_not_found()
+    for model, channel_col, ts_col in ((Run, Run.thread_channel, Run.thread_ts),
+                                       (SandboxSessionRow, SandboxSessionRow.slack_channel,
+                                        SandboxSessionRow.slack_thread_ts)):
+        other_team = (await session.execute(select(model.id).where(
+            channel_col == channel, ts_col == thread_ts,
+            tuple_(model.org_id, model.team_id) != (org_id, team_id)).limit(1))).first()
+        if other_team is not None:
+            raise thread_not_found()
 
 
 async def bound_sandbox_threads(session: AsyncSession, *,

@@ -46,12 +46,11 @@ from serve_apps.deliveries.views import (
     list_deliveries,
     new_delivery_id,
     page_deliveries,
-    same_request,
 )
 
 __all__ = [
     "DEFAULT_CORRELATION_WINDOW_S", "DISPATCH_TIMEOUT_S", "MAX_DISPATCH_ATTEMPTS", "SWEEP_GRACE_S",
     "Decision", "DeliveryOutcome", "Dispatch", "DispatchKind", "DispatchMarks", "IntakeResult", "Route",
     "delivery_view", "dispatch", "intake", "keyed_delivery_id", "list_deliveries", "new_delivery_id", "page_deliveries", "plan_for",
-    "record_and_decide", "redrive", "same_request", "sweep",
+    "record_and_decide", "redrive", "sweep",
 ]

@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from incidentfox.contracts import Trigger
 from incidentfox.pagination import Page, PageRequest, fetch_page
 from incidentfox.runs.models import DELIVERY_ID_MAX, Delivery
 from serve_apps.deliveries.dispatch import MAX_DISPATCH_ATTEMPTS
@@ -68,22 +67,6 @@ def delivery_view(row: Delivery) -> dict[str, Any]:
 
 def new_delivery_id(prefix: str = "api") -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
-
-
-# What a caller's request to start a run says, as opposed to when, by whom or under which id it came.
-REQUEST_FIELDS = frozenset({"action", "event_kind", "title", "text", "services", "identifiers", "links", "thread"})
-
-
-async def same_request(session: AsyncSession, *, delivery_pk: int, trigger: Trigger) -> bool:
-    """Whether the recorded delivery ``delivery_pk`` asked for what ``trigger`` asks for
-    (:data:`REQUEST_FIELDS`): a caller's Idempotency-Key sent again with another request is its
-    mistake, not a retry (``422 idempotency_key_reused``)."""
-    row = await session.get(Delivery, delivery_pk)
-    if row is None or not row.trigger:
-        return True
-    first = Trigger.model_validate(row.trigger)
-    return (first.model_dump(mode="json", include=set(REQUEST_FIELDS))
-            == trigger.model_dump(mode="json", include=set(REQUEST_FIELDS)))
 
 
 def keyed_delivery_id(scope: str, key: str) -> str:

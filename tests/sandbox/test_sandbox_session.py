@@ -336,7 +336,8 @@ async def test_pod_backend_hosts_live_on_shared_workers_even_for_dedicated_teams
 
 async def test_a_keyed_create_whose_host_failed_is_opened_again_on_retry(sqlite_url: str, root: Path) -> None:
     """The first attempt's host never opened the session (the caller got the error): a retry under
-    the same Idempotency-Key opens it, under the same id, instead of answering a dead session."""
+    the same Idempotency-Key opens it, under the same id, instead of answering a dead session; a
+    retry after that answers it even with the team at its session limit."""
     from actors.sandbox.errors import HostUnavailable
     from actors.sandbox.manager import LocalSpawner, SandboxManagerCore
 
@@ -353,8 +354,9 @@ async def test_a_keyed_create_whose_host_failed_is_opened_again_on_retry(sqlite_
     mgr = SandboxManagerCore(rt, spawner=FailingOnce(rt))
     with pytest.raises(HostUnavailable):
         await mgr.create_session(org_id="acme", team_id="sre", title="t", key="k1")
-    made = await mgr.create_session(org_id="acme", team_id="sre", title="t", key="k1")
-    again = await mgr.create_session(org_id="acme", team_id="sre", title="t", key="k1")
+    cap = {"max_open_sessions": 1}   # the retry is the one open session, not a second one over the cap
+    made = await mgr.create_session(org_id="acme", team_id="sre", title="t", key="k1", sandbox=cap)
+    again = await mgr.create_session(org_id="acme", team_id="sre", title="t", key="k1", sandbox=cap)
     assert "duplicate" not in made and again["duplicate"] is True
     assert again["session_id"] == made["session_id"]
     row = await mgr.store.get_session(session_id=made["session_id"])
