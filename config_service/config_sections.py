@@ -209,8 +209,9 @@ class KnowledgeSection(_Section):
         "RAPTOR cluster summaries: `auto` uses the team's `llm` when one is configured, else the "
         "offline extractive summariser; `extractive` always the offline one."))
     rebuild_interval_s: float = _from_defaults("knowledge", "rebuild_interval_s", ge=0, le=86_400, description=(
-        "The knowledge app's sweep rebuilds a changed index at most once per this many seconds (a "
-        "burst of finished runs costs one rebuild; runs never rebuild); 0: on every sweep that finds it changed."))
+        "The knowledge app's sweep rebuilds a changed index at most once per this many seconds, and "
+        "only once it has settled (a burst of finished runs costs one rebuild after it; runs never "
+        "rebuild); 0: at every sweep that finds it settled."))
     embeddings: KnowledgeEmbeddings | None = Field(default=None, description=(
         "An OpenAI-compatible embeddings endpoint; unset: the offline embedder that ships with "
         "IncidentFox. After changing it, rebuild the team's index (`POST /api/v1/knowledge/rebuild`)."))

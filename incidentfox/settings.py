@@ -73,7 +73,8 @@ class Settings(BaseSettings):
         "`incidentfox gc` purges runs, events, tool calls and raw webhook payloads older than this."))
     knowledge_sweep_s: float = Field(default=30.0, ge=0, description=(
         "How often the knowledge app looks for knowledge-base scopes whose documents changed and "
-        "rebuilds them (each at most once per its team's `knowledge.rebuild_interval_s`); 0 turns the "
+        "rebuilds them once they have settled (unchanged since the previous sweep, or waiting 10 minutes), "
+        "each at most once per its team's `knowledge.rebuild_interval_s`; 0 turns the "
         "sweep off (indexes then change only on `POST /api/v1/knowledge/rebuild` or `incidentfox kb rebuild`)."))
     embedder_runtime: Literal["onnx", "torch"] = Field(default="onnx", description=(
         "What runs the offline embedder (all-MiniLM-L6-v2): `onnx`, ONNX Runtime over a model made once "

@@ -50,6 +50,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.xdist_group(group))
 
 
+@pytest.hookimpl(optionalhook=True)   # `-p no:xdist` runs the suite in one process
 def pytest_xdist_node_collection_finished(node, ids: list[str]) -> None:
     """Refuse to run ungrouped (on the controller, as each worker reports its collection): pytest-xdist
     groups a test by appending ``@group`` to its node id, and where a pytest release keeps ids where

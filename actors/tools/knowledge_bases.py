@@ -12,7 +12,8 @@
   ``search_runbooks``/``similar_incidents``) never rebuild, so a finished run's past-incident
   document costs the runs after it nothing.
 * :class:`RebuildSweep` is the one rebuilder: the knowledge app's background loop rebuilds the scopes
-  whose documents changed, one at a time, at most once per ``knowledge.rebuild_interval_s`` each.
+  whose documents changed, one at a time, at most once per ``knowledge.rebuild_interval_s`` each,
+  and a scope that keeps changing (an alert storm's past incidents) once it settles.
 * :meth:`KnowledgeBases.warm` loads an in-process embedder in the background once a team's scopes
   have a built tree, so a first search does not wait for the model (the platform's actors have
   none to load: the knowledge app embeds their queries, :mod:`actors.tools.knowledge_app_embedder`).
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_S = 60.0      # between two rebuilds of a scope whose settings could not be read
 REBUILD_TIMEOUT_S = 900.0      # one scope's rebuild (hundreds of documents on two cores)
+MAX_DEFER_S = 600.0            # a scope that never settles is still rebuilt this often
 WARM_RECHECK_S = 10.0          # a team without a built tree is looked at again after this long
 
 
@@ -204,46 +206,76 @@ class RebuildSweep:
 
     Each :meth:`sweep_once` lists the scopes whose documents changed since their index was built
     (:meth:`incidentfox.knowledge.KnowledgeBase.dirty_scopes`, one small listing) and rebuilds them
-    one at a time, each at most once per its team's ``knowledge.rebuild_interval_s`` (a burst of
-    1,000 finished runs, each writing its past-incident document, costs one rebuild per interval).
-    ``resolve`` gives a scope's settings (its embedder); a scope it or the build fails for is logged
-    (its type only) and retried after that interval; the sweep goes on with the next scope.
-    Investigations never rebuild: they read the current index (:meth:`KnowledgeBases.search`).
+    one at a time, each at most once per its team's ``knowledge.rebuild_interval_s``. ``resolve``
+    gives a scope's settings (its embedder); a scope it or the build fails for is logged (its type
+    only) and retried after that interval; the sweep goes on with the next scope. Investigations
+    never rebuild: they read the current index (:meth:`KnowledgeBases.search`).
+
+    **A scope is rebuilt once it has settled.** A sweep that finds a scope dirty notes its ``changed``
+    token and rebuilds it at the next sweep that finds the same token: no document of it changed for
+    a whole sweep period. A scope still being written (a burst of finished runs, each writing its
+    past incident) is put off: rebuilding it then would redo the tree, on the CPU those runs need,
+    for documents that are stale again a moment later. One that never settles (a steady trickle) is
+    rebuilt once it has waited ``max_defer_s``. So an upload is searchable within two sweep periods,
+    and an alert storm costs one rebuild after it instead of one per interval during it.
     """
 
     def __init__(self, bases: KnowledgeBases, resolve: Resolver, *, clock: Callable[[], float] = time.monotonic,
-                 rebuild_timeout_s: float = REBUILD_TIMEOUT_S, max_per_sweep: int = 50) -> None:
+                 rebuild_timeout_s: float = REBUILD_TIMEOUT_S, max_per_sweep: int = 50,
+                 max_defer_s: float = MAX_DEFER_S) -> None:
         self._bases = bases
         self._resolve = resolve
         self._clock = clock
         self._timeout = rebuild_timeout_s
         self._max = max_per_sweep
+        self._max_defer = max_defer_s
         self._next: dict[str, float] = {}     # scope key → when it may be rebuilt again
+        self._seen: dict[str, str] = {}       # scope key → its token at the previous sweep (dirty scopes only)
+        self._waiting: dict[str, float] = {}  # scope key → since when its rebuild is put off
         self.rebuilds = 0     # rebuilds started (for tests and the benchmark)
         self.failures = 0
+        self.deferred = 0     # sweeps that put off a still-changing scope
 
     async def sweep_once(self) -> int:
         """Rebuild the dirty scopes that are due; returns how many were rebuilt."""
         from incidentfox.knowledge.storage import KnowledgeStore
 
+        store = KnowledgeStore(self._bases.store())
+        dirty = (await store.dirty_scopes())[:self._max]
+        seen, self._seen = self._seen, {}
         done = 0
-        for sc in (await KnowledgeStore(self._bases.store()).dirty_scopes())[:self._max]:
+        for sc in dirty:
             key = sc.key()
-            if self._clock() < self._next.get(key, float("-inf")):
+            token = self._seen[key] = await store.changed_token(sc)
+            now = self._clock()
+            if now < self._next.get(key, float("-inf")):
                 continue
-            interval = DEFAULT_INTERVAL_S
-            try:
-                team = await self._resolve(sc)
-                interval = team.rebuild_interval_s
-                self.rebuilds += 1
-                async with asyncio.timeout(self._timeout):
-                    await self._bases.for_team(team).rebuild(sc)
-                done += 1
-            except Exception as exc:  # noqa: BLE001 - one scope's problem never stops the others
-                self.failures += 1
-                log.warning("knowledge rebuild of %s failed: %s", sc, type(exc).__name__)
-            self._next[key] = self._clock() + interval
+            since = self._waiting.setdefault(key, now)
+            if seen.get(key) != token and now - since < self._max_defer:
+                self.deferred += 1      # new, or still being written: wait for it to settle
+                continue
+            done += await self._rebuild(sc)
+            self._waiting.pop(key, None)
+        for key in set(self._waiting) - set(self._seen):
+            del self._waiting[key]      # rebuilt elsewhere (POST /rebuild, the CLI)
         return done
+
+    async def _rebuild(self, sc: Any) -> int:
+        key = sc.key()
+        interval = DEFAULT_INTERVAL_S
+        try:
+            team = await self._resolve(sc)
+            interval = team.rebuild_interval_s
+            self.rebuilds += 1
+            async with asyncio.timeout(self._timeout):
+                await self._bases.for_team(team).rebuild(sc)
+            return 1
+        except Exception as exc:  # noqa: BLE001 - one scope's problem never stops the others
+            self.failures += 1
+            log.warning("knowledge rebuild of %s failed: %s", sc, type(exc).__name__)
+            return 0
+        finally:
+            self._next[key] = self._clock() + interval
 
     async def run(self, period_s: float) -> None:
         """Sweep every ``period_s`` seconds until cancelled (errors are logged, never raised)."""

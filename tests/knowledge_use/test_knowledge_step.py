@@ -181,8 +181,9 @@ async def test_runs_never_rebuild_they_read_the_current_index(tmp_path, monkeypa
     info = await kb.index_info(t.own_scope())
     assert info.version == built and info.stale and rebuilds == []
     assert await kb.dirty_scopes() == [t.own_scope()]
-    # The one rebuilder picks it up, once.
+    # The one rebuilder picks it up, once, at the first sweep that finds it settled.
     sweep = sweep_for(kbs, {"sre": t}, [0.0])
+    assert await sweep.sweep_once() == 0 and rebuilds == []       # seen dirty: noted
     assert await sweep.sweep_once() == 1 and rebuilds == [t.own_scope()]
     assert (await kb.index_info(t.own_scope())).documents == 4 + 20
 
@@ -196,19 +197,43 @@ async def test_the_sweep_rebuilds_a_dirty_scope_once_until_it_changes_again(tmp_
     assert await sweep.sweep_once() == 0 and sweep.rebuilds == 0      # nothing written: nothing to do
     for i in range(30):
         await kb.put_document(_incident(t, i))
-    assert await sweep.sweep_once() == 1
+    assert await sweep.sweep_once() == 0 and await sweep.sweep_once() == 1     # noted, then settled
     info = await kb.index_info(t.own_scope())
     assert info.documents == 30 and not info.stale and await kb.dirty_scopes() == []
     await kb.put_document(_incident(t, 30))
     now[0] += 1
-    assert await sweep.sweep_once() == 0      # changed, but rebuilt less than its interval ago
+    assert await sweep.sweep_once() == 0      # changed, but rebuilt less than its interval ago (noted)
     now[0] += 60
-    assert await sweep.sweep_once() == 1 and sweep.rebuilds == 2
+    assert await sweep.sweep_once() == 1 and sweep.rebuilds == 2      # unchanged since: settled
     assert (await kb.index_info(t.own_scope())).documents == 31
     now[0] += 600
     assert await sweep.sweep_once() == 0 and sweep.rebuilds == 2      # unchanged: not rebuilt again
     hits = await kbs.search(t, "checkout 503 pool exhausted 30", kinds=("incident",))
     assert hits and hits[0].source == "incident/r30"
+
+
+async def test_a_scope_that_keeps_changing_is_rebuilt_once_it_settles_or_has_waited_too_long(tmp_path) -> None:
+    now = [0.0]
+    kbs = bases(tmp_path)
+    t = TeamKnowledge(org_id="acme", team_id="sre", rebuild_interval_s=60)
+    kb = kbs.for_team(t)
+    sweep = sweep_for(kbs, {"sre": t}, now)
+    # An alert storm: every sweep finds more past incidents written since the one before.
+    for i in range(6):
+        await kb.put_document(_incident(t, i))
+        now[0] += 61
+        assert await sweep.sweep_once() == 0, f"rebuilt while still changing (sweep {i})"
+    assert sweep.rebuilds == 0 and sweep.deferred == 6
+    now[0] += 61
+    assert await sweep.sweep_once() == 1 and sweep.rebuilds == 1      # settled: rebuilt once, with all of it
+    info = await kb.index_info(t.own_scope())
+    assert info.documents == 6 and not info.stale
+    # A trickle that never settles is still rebuilt once it has waited max_defer_s (600 s).
+    for i in range(6, 20):
+        await kb.put_document(_incident(t, i))
+        now[0] += 61
+        await sweep.sweep_once()
+    assert sweep.rebuilds == 2 and (await kb.index_info(t.own_scope())).documents >= 6 + 10
 
 
 async def test_a_change_during_a_rebuild_leaves_the_scope_dirty(tmp_path, monkeypatch) -> None:
@@ -241,7 +266,7 @@ async def test_the_sweep_survives_a_failing_scope(tmp_path, caplog) -> None:
     for t in (good, gone, broken):
         await kbs.for_team(t).put_document(_incident(t, 1))
     sweep = sweep_for(kbs, {"sre": good, "broken": broken}, now)     # "gone": its team was deleted
-    assert await sweep.sweep_once() == 1
+    assert await sweep.sweep_once() == 0 and await sweep.sweep_once() == 1
     assert sweep.failures == 2 and not (await kbs.for_team(good).index_info(good.own_scope())).stale
     assert "sk-never-logged" not in caplog.text and "knowledge rebuild of acme/broken failed" in caplog.text
     # The failed scopes stay dirty and are retried after their interval, not on every sweep.
