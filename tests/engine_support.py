@@ -95,6 +95,10 @@ class Engine:
         async with self.sessions() as s:
             return await store.list_tool_calls(s, run_id=run_id)
 
+    async def evidence(self, run_id: str) -> dict[str, Any] | None:
+        async with self.sessions() as s:
+            return await store.run_evidence(s, run_id)
+
     async def events(self, run_id: str) -> list[Any]:
         async with self.sessions() as s:
             return await store.list_events(s, run_id=run_id)

@@ -217,10 +217,11 @@ async def load_follow_up(sessions: Any, run: Run, *, llm: bool, timeout_s: float
     async with asyncio.timeout(timeout_s):
         async with sessions() as s:
             parent = await store.get_run(s, run.parent_run_id)
-    if parent is None or (parent.org_id, parent.team_id) != (run.org_id, run.team_id):
-        raise LookupError("the run this follows up is gone")
+            if parent is None or (parent.org_id, parent.team_id) != (run.org_id, run.team_id):
+                raise LookupError("the run this follows up is gone")
+            evidence = await store.run_evidence(s, parent.id)
     return plan_follow_up(reply=dict(run.trigger or {}), parent_trigger=dict(parent.trigger or {}),
-                          parent_result=parent.result, parent_evidence=parent.evidence, llm=llm)
+                          parent_result=parent.result, parent_evidence=evidence, llm=llm)
 
 
 def sayer(reporter: Any, *, timeout_s: float) -> Say:

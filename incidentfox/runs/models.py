@@ -87,10 +87,12 @@ class Run(Base):
     absorbed: Mapped[list[dict[str, Any]]] = mapped_column(default=list)  # correlated triggers
     slack_message: Mapped[dict[str, Any] | None] = mapped_column()  # {channel, ts} of the progress post
     # Thread conversations (incidentfox/runs/turns.py): the run a follow-up continues, the replies
-    # addressed to this run, and the evidence it gathered (what a follow-up starts from).
+    # addressed to this run, and the evidence it gathered (what a follow-up starts from). The evidence
+    # (up to 1.5 MB of JSON) is deferred: a row read for its status, a listing or a view never decodes
+    # it; only a follow-up reads it (`store.run_evidence`).
     parent_run_id: Mapped[str | None] = mapped_column(String(40), index=True)
     turns: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
-    evidence: Mapped[dict[str, Any] | None] = mapped_column()
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(deferred=True)
 
 
 class RunEvent(Base):

@@ -65,6 +65,11 @@ async def get_run(session: AsyncSession, run_id: str, *, for_update: bool = Fals
     return await session.get(Run, run_id, populate_existing=True, with_for_update=for_update)
 
 
+async def run_evidence(session: AsyncSession, run_id: str) -> dict[str, Any] | None:
+    """The evidence a finished run kept for its follow-ups (``runs.evidence``, deferred on the row)."""
+    return await session.scalar(select(Run.evidence).where(Run.id == run_id))
+
+
 def _runs_query(org_id: str | None, team_id: str | None, status: str | None, source: str | None = None,
                 since: datetime | None = None, until: datetime | None = None) -> Any:
     q = select(Run).execution_options(populate_existing=True)

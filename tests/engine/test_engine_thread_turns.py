@@ -78,7 +78,7 @@ async def test_offline_reply_redirects_the_run_then_follow_ups_answer_in_the_thr
                 in events
             calls = await engine.tool_calls(run_id)
             assert any("payments" in json.dumps(c.arguments) for c in calls)   # playbooks ran for payments
-            assert run.evidence["trigger"]["services"] == ["payments"]
+            assert (await engine.evidence(run_id))["trigger"]["services"] == ["payments"]
             assert any("Turning to *payments*" in t for t in _thread_texts(engine, channel, root_ts))
 
             # After the end: "why <entity>" is a follow-up run, answered from the parent's evidence.
@@ -98,7 +98,8 @@ async def test_offline_reply_redirects_the_run_then_follow_ups_answer_in_the_thr
             grandchild = await engine.wait_terminal(look["run_id"], timeout=120)
             assert grandchild.status == "succeeded" and grandchild.parent_run_id == child.id
             assert grandchild.result["summary"].startswith("Looked at postgres")
-            assert len(grandchild.evidence["bundle"]["objects"]) >= len(run.evidence["bundle"]["objects"])
+            kept = await engine.evidence(grandchild.id)
+            assert len(kept["bundle"]["objects"]) >= len((await engine.evidence(run_id))["bundle"]["objects"])
 
             # Anything else: a plain answer saying what it can do.
             other = await _post(client, _reply(fixtures_dir, "EvE104", channel, root_ts, "thanks, page the DBA",

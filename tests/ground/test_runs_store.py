@@ -119,3 +119,21 @@ async def test_thread_lookup_and_events_are_ordered(sessions):
         assert await store.find_by_thread(s, channel="C1", thread_ts="1.0", org_id="o", team_id="u") is None
         evs = await store.list_events(s, run_id=run.id, after_seq=1)
         assert [e.seq for e in evs] == [2, 3] and [e.data["i"] for e in evs] == [1, 2]
+
+
+async def test_a_runs_evidence_is_read_only_when_asked_for(sessions):
+    from sqlalchemy import inspect
+
+    snapshot = {"trigger": {"services": ["checkout"]}, "bundle": {"logs": [{"message": "x" * 1000}] * 200}}
+    async with sessions() as s:
+        run = await store.create_run(s, org_id="o", team_id="t", trigger=_trigger())
+        await store.claim(s, run_id=run.id, owner="w", lease_s=30)
+        assert await store.transition(s, run_id=run.id, to=RunStatus.SUCCEEDED, result={"summary": "x"},
+                                      evidence=snapshot)
+        await s.commit()
+    async with sessions() as s:     # a row read for its status, a view or a listing leaves it on disk
+        got = await store.get_run(s, run.id)
+        listed = await store.list_runs(s, org_id="o", team_id="t")
+        assert got.status == "succeeded" and store.run_view(got)["result"] == {"summary": "x"}
+        assert "evidence" in inspect(got).unloaded and all("evidence" in inspect(r).unloaded for r in listed)
+        assert await store.run_evidence(s, run.id) == snapshot     # a follow-up reads it
