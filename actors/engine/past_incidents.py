@@ -12,8 +12,9 @@ run: writing it again replaces it) into the team's scope; it is called when a ru
 ends (:mod:`actors.engine.knowledge_use`), and again when feedback arrives (the gateway's
 after-commit dispatch, ``serve_apps/deliveries``), so the document always says what the responders
 thought. Writing marks the team's scope dirty; the knowledge app's sweep rebuilds it
-(:class:`actors.tools.knowledge_bases.RebuildSweep`, at most once per ``knowledge.rebuild_interval_s``),
-never a run, so a burst of runs costs a few rebuilds, none of them on a run's path.
+(:class:`actors.tools.knowledge_bases.RebuildSweep`, once the scope has settled and at most once per
+``knowledge.rebuild_interval_s``), never a run, so a burst of runs costs one rebuild after it, none
+on a run's path.
 
 Failure to write never fails anything: :func:`remember_run` logs the error's type (never the run's
 text or a credential) and returns False.
