@@ -236,7 +236,7 @@ class GatewayCore:
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Wait for in-flight dispatches (tests; graceful shutdown)."""
         await self._tasks.drain(timeout_s)
-        await self._marks.flush()
+        await self._marks.drain()
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -61,6 +61,14 @@ class DispatchMarks:
             await asyncio.sleep(self._interval)
             await self.flush()
 
+    async def drain(self) -> None:
+        """Write what is pending and wait for the batching task to end (tests; graceful shutdown): a
+        flush it had already started is finished too, so no write is left in flight when the caller's
+        event loop closes."""
+        await self.flush()
+        if self._task is not None and not self._task.done():
+            await self._task
+
     async def flush(self) -> None:
         batch, self._pending = self._pending, []
         if not batch:

@@ -307,3 +307,18 @@ async def test_group_commit_keeps_thread_semantics_within_a_batch(sqlite_url, fi
     assert batcher.batches == 1 and batcher.fallbacks == 0
     assert await _count(core, Run) == 2 and await _count(core, Delivery) == 4
     await core.engine.dispose()
+
+
+async def test_drain_leaves_no_dispatch_mark_write_in_flight(gw, fixtures_dir):
+    # The marks' batching task may be mid-flush when drain runs: drain waits for it, so nothing of
+    # the gateway still uses the database when the caller's event loop closes.
+    core, client = gw
+    body = slack_event(fixtures_dir)
+    first = await client.post("/slack/events", content=body, headers=signed("slack", body))
+    assert first.status_code == 200
+    await core.drain()
+    marks = core._marks
+    assert marks._task is not None and marks._task.done() and not marks._pending
+    async with core.sessions() as s:
+        delivery = await s.scalar(select(Delivery))
+    assert delivery.dispatched_at is not None
