@@ -159,6 +159,13 @@ def sweep_for(kbs, teams: dict[str, TeamKnowledge], now: list[float]) -> Rebuild
     return RebuildSweep(kbs, resolve, clock=lambda: now[0])
 
 
+def team_sweep(tmp_path, now: list[float]):
+    """Team acme/sre (rebuilt at most once a minute), the bases, its knowledge base, a sweep on ``now``."""
+    kbs = bases(tmp_path)
+    t = TeamKnowledge(org_id="acme", team_id="sre", rebuild_interval_s=60)
+    return kbs, t, kbs.for_team(t), sweep_for(kbs, {"sre": t}, now)
+
+
 async def test_runs_never_rebuild_they_read_the_current_index(tmp_path, monkeypatch) -> None:
     kbs = bases(tmp_path)
     t = TeamKnowledge(org_id="acme", team_id="sre", rebuild_interval_s=0)
@@ -190,10 +197,7 @@ async def test_runs_never_rebuild_they_read_the_current_index(tmp_path, monkeypa
 
 async def test_the_sweep_rebuilds_a_dirty_scope_once_until_it_changes_again(tmp_path) -> None:
     now = [0.0]
-    kbs = bases(tmp_path)
-    t = TeamKnowledge(org_id="acme", team_id="sre", rebuild_interval_s=60)
-    kb = kbs.for_team(t)
-    sweep = sweep_for(kbs, {"sre": t}, now)
+    kbs, t, kb, sweep = team_sweep(tmp_path, now)
     assert await sweep.sweep_once() == 0 and sweep.rebuilds == 0      # nothing written: nothing to do
     for i in range(30):
         await kb.put_document(_incident(t, i))
@@ -214,10 +218,7 @@ async def test_the_sweep_rebuilds_a_dirty_scope_once_until_it_changes_again(tmp_
 
 async def test_a_scope_that_keeps_changing_is_rebuilt_once_it_settles_or_has_waited_too_long(tmp_path) -> None:
     now = [0.0]
-    kbs = bases(tmp_path)
-    t = TeamKnowledge(org_id="acme", team_id="sre", rebuild_interval_s=60)
-    kb = kbs.for_team(t)
-    sweep = sweep_for(kbs, {"sre": t}, now)
+    kbs, t, kb, sweep = team_sweep(tmp_path, now)
     # An alert storm: every sweep finds more past incidents written since the one before.
     for i in range(6):
         await kb.put_document(_incident(t, i))
