@@ -79,9 +79,8 @@ def tree_pids(root: int) -> list[int]:
     return out
 
 
-def tree_cpu_seconds(root: int, top: int | None = 12) -> dict[str, float]:
-    """CPU seconds (user + system) used so far per process name in ``root``'s tree (the ``top``
-    largest; all of them with ``None``)."""
+def tree_cpu_seconds(root: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far per process name in ``root``'s tree."""
     tick = os.sysconf("SC_CLK_TCK")
     out: dict[str, float] = {}
     for pid in tree_pids(root):
@@ -94,7 +93,15 @@ def tree_cpu_seconds(root: int, top: int | None = 12) -> dict[str, float]:
             continue
         name = cmd.split(" ")[0].rsplit("/", 1)[-1] if not cmd.startswith("ray::") else cmd.split(".")[0]
         out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
-    return dict(sorted(out.items(), key=lambda kv: -kv[1])[:top])
+    return out
+
+
+def largest(values: dict[str, float], n: int | None = None, *, scale: float = 1.0,
+            digits: int | None = 1) -> dict[str, float]:
+    """The ``n`` largest of ``values`` (all with None), largest first, divided by ``scale`` and rounded
+    to ``digits`` (None: to a whole number)."""
+    ranked = sorted(values.items(), key=lambda kv: -kv[1])[:n]
+    return {k: round(v / scale, digits) for k, v in ranked}
 
 
 def tree_memory(root: int) -> dict[str, tuple[int, int]]:
@@ -189,7 +196,7 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
             resp.raise_for_status()
         body = {"text": "checkout is failing", "services": ["checkout"], "org": ORG, "team": TEAM,
                 "thread_channel": CHANNEL}
-        cpu_before = await asyncio.to_thread(tree_cpu_seconds, demo.proc.pid, None)
+        cpu_before = await asyncio.to_thread(tree_cpu_seconds, demo.proc.pid)
         started = time.monotonic()
         ids: list[str] = []
         rejected: list[int] = []
@@ -212,7 +219,7 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
                 break
             await asyncio.sleep(0.5)   # polling the database
         wall = time.monotonic() - started
-        cpu = await asyncio.to_thread(tree_cpu_seconds, demo.proc.pid, None)
+        cpu = await asyncio.to_thread(tree_cpu_seconds, demo.proc.pid)
         burst_cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu.items()}
         done = {r[0]: r for r in rows}
         succeeded = sum(1 for r in rows if r[1] == "succeeded")
@@ -234,13 +241,11 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
                 "peak_rss_gib": round(peak / 2**30, 3), "peak_rss_sum_gib": round(peak_sum / 2**30, 3),
                 "tool_latency_ms": latency_ms, "max_actors": max_actors,
                 "slack_calls": len(recorder.calls),
-                "peak_rss_mib_by_process": {k: round(v / 2**20) for k, v in
-                                            sorted(peak_by_process.items(), key=lambda kv: -kv[1])},
-                "cpu_s_by_process": {k: round(v, 1) for k, v in sorted(cpu.items(), key=lambda kv: -kv[1])[:12]},
+                "peak_rss_mib_by_process": largest(peak_by_process, scale=2**20, digits=None),
+                "cpu_s_by_process": largest(cpu, 12),
                 # the burst's own share: from the first submit to the last run terminal (start-up excluded)
                 "burst_cpu_s": round(sum(burst_cpu.values()), 1),
-                "burst_cpu_s_by_process": {k: round(v, 1) for k, v in
-                                           sorted(burst_cpu.items(), key=lambda kv: -kv[1])[:15]},
+                "burst_cpu_s_by_process": largest(burst_cpu, 15),
                 "ok": lost == 0 and failed == 0 and peak <= 4 * 2**30 and span <= 120}
     finally:
         sampling = False
