@@ -218,7 +218,7 @@ async def test_the_sweep_rebuilds_a_dirty_scope_once_until_it_changes_again(tmp_
 
 async def test_a_scope_that_keeps_changing_is_rebuilt_once_it_settles_or_has_waited_too_long(tmp_path) -> None:
     now = [0.0]
-    kbs, t, kb, sweep = team_sweep(tmp_path, now)
+    _, t, kb, sweep = team_sweep(tmp_path, now)
     # An alert storm: every sweep finds more past incidents written since the one before.
     for i in range(6):
         await kb.put_document(_incident(t, i))
