@@ -20,6 +20,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
+from incidentfox.pg_connections import pool_options
+from incidentfox.settings import get_settings
 from incidentfox.sqlite_writer import configure_connection
 
 NAMING = {
@@ -104,9 +106,10 @@ def make_async_engine(url: str, **kw) -> AsyncEngine:
     url = async_url(url)
     _ensure_sqlite_dir(url)
     if not is_sqlite(url):
-        kw.setdefault("pool_size", 10)
-        kw.setdefault("max_overflow", 20)
-        kw.setdefault("pool_pre_ping", True)
+        settings = get_settings()
+        for key, value in pool_options(pool_size=settings.db_pool_size, overflow=settings.db_pool_overflow,
+                                       url=url).items():
+            kw.setdefault(key, value)
     engine = create_async_engine(url, **kw)
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", configure_connection)

@@ -15,10 +15,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from incidentfox.pg_connections import server_full
 from incidentfox.sqlite_writer import is_locked
 
 log = logging.getLogger("incidentfox.errors")
@@ -80,6 +81,20 @@ class IdempotencyKeyReused(Unprocessable):
     def __init__(self, what: str) -> None:
         super().__init__(f"this Idempotency-Key was already used for a different request; send the same "
                          f"request to retry it, or a new key to create another {what}")
+
+
+def failure_reason(exc: BaseException, limit: int = 500) -> str:
+    """``"<type>: <first line of its message>"``, at most ``limit`` characters: the reason a run,
+    sub-agent or job records for its failure, which its team reads in the API and in Slack. A
+    database error names only its driver's error class and SQLSTATE: SQLAlchemy's message carries
+    the database server's address, the statement and its parameters, none of which a tenant may see."""
+    if isinstance(exc, DBAPIError):
+        orig = exc.orig
+        code = getattr(orig, "sqlstate", None)
+        what = "the database's connection limit is reached" if server_full(exc) else "the database failed the request"
+        return f"{type(exc).__name__}: {what} ({type(orig).__name__}{f', sqlstate {code}' if code else ''})"[:limit]
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:limit]
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -146,7 +161,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # the driver's class and SQLSTATE are logged: its message can name hosts and databases.
         log.warning("database unavailable: %s (sqlstate %s)", type(exc.orig).__name__,
                     getattr(exc.orig, "sqlstate", None))
-        busy = is_locked(exc)
+        busy = is_locked(exc) or server_full(exc)
         return error_response("database_busy" if busy else "database_unavailable",
                               "the database is busy; retry shortly" if busy else
                               "the database is unavailable; retry shortly", 503,

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path(".incidentfox"), description="Local state directory.")
     database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite in `home`.")
+    db_pool_size: int = Field(default=5, ge=1, description=(
+        "PostgreSQL connections each platform process keeps open (every Serve replica and actor has "
+        "its own pool; docs/operations.md, \"Database connections\"). Not used on SQLite."))
+    db_pool_overflow: int = Field(default=0, ge=0, description=(
+        "Connections a process may open beyond `db_pool_size` at peak, closed again when returned. "
+        "All processes' `db_pool_size + db_pool_overflow` together must stay under PostgreSQL's "
+        "`max_connections`."))
     admin_token: SecretStr | None = Field(default=None, description=(
         "The global admin bearer token (every org and team). `incidentfox up` generates one into "
         "`home`/admin_token when unset."))

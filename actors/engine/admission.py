@@ -20,6 +20,7 @@ from actors.engine.placement import PlacementUnavailable, check_available, place
 from actors.engine.pool_config import CALL_TIMEOUT_S
 from config_service import TeamConfig, max_concurrent_runs
 from incidentfox.contracts import RunStatus
+from incidentfox.errors import failure_reason
 from incidentfox.runs import store
 from incidentfox.sqlite_writer import retry_locked
 
@@ -50,7 +51,7 @@ async def admit(load_config: ConfigLoader, *, org_id: str, team_id: str, known_k
     except PlacementUnavailable as exc:
         raise AdmissionRefused(str(exc)) from exc
     except Exception as exc:
-        raise AdmissionRefused(f"could not load the team's config: {type(exc).__name__}: {exc}") from exc
+        raise AdmissionRefused(f"could not load the team's config: {failure_reason(exc)}") from exc
     return Admission(key=key, limit=max_concurrent_runs(doc))
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from actors.engine.outcomes import SubAgentStatus
 from actors.engine.subagent_worker import SubAgentCore, SubAgentRequest, SubAgentResult
 from actors.ray_util import await_ref, is_actor_gone
+from incidentfox.errors import failure_reason
 from incidentfox.evidence import EvidenceBundle
 
 Progress = Callable[[str, SubAgentStatus, int | None, float | None], None]
@@ -98,7 +99,7 @@ class SubAgentFanout:
             return await self._local.run(req)
         except Exception as exc:  # noqa: BLE001 - as from a worker: the sub-agent failed, the run goes on
             return SubAgentResult(agent=req.agent, status=SubAgentStatus.FAILED,
-                                  error=f"{type(exc).__name__}: {str(exc)[:500]}")
+                                  error=failure_reason(exc))
 
     async def _run_on_worker(self, req: SubAgentRequest) -> SubAgentResult:
         for attempt in range(2):
@@ -112,7 +113,7 @@ class SubAgentFanout:
                     continue
                 cause = getattr(exc, "cause", None) or exc
                 return SubAgentResult(agent=req.agent, status=SubAgentStatus.FAILED,
-                                      error=f"{type(cause).__name__}: {str(cause)[:500]}")
+                                      error=failure_reason(cause))
         raise AssertionError("unreachable")
 
     async def run_all(self, agents: list[str], *, mode: str = "offline") -> dict[str, SubAgentResult]:

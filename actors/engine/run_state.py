@@ -20,6 +20,7 @@ from actors.engine.actions import add_proposals
 from actors.engine.run_writer import RunWriter
 from incidentfox import metrics
 from incidentfox.contracts import RCA, RunStatus
+from incidentfox.errors import failure_reason
 from incidentfox.runs import store
 from incidentfox.runs.turns import is_turn
 from incidentfox.sqlite_writer import retry_locked
@@ -89,9 +90,8 @@ class RunFailed(Exception):
 
 
 def reason_of(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None) or exc
-    text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-    return f"{type(cause).__name__}: {text}"[:500]
+    """A run's recorded reason for ``exc`` (a Ray error's cause, if it wraps one); see :func:`failure_reason`."""
+    return failure_reason(getattr(exc, "cause", None) or exc)
 
 
 async def finish(ctx: EngineContext, live: LiveRun, to: RunStatus, *,

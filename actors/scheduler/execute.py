@@ -18,6 +18,7 @@ from actors.scheduler.models import ClaimStatus
 from actors.scheduler.service import ClaimedJob
 from incidentfox import metrics
 from incidentfox.db import make_async_engine, session_factory
+from incidentfox.errors import failure_reason
 from incidentfox.runs.runner import RunnerFactory
 
 log = logging.getLogger("incidentfox.scheduler")
@@ -54,7 +55,7 @@ async def execute_claimed(claimed: ClaimedJob, *, database_url: str, slack_api_u
                     ClaimStatus.FAILED if report.post_error else ClaimStatus.DONE)
                 outcome = {"status": status, "report_id": report.id, "error": report.post_error}
         except Exception as exc:  # noqa: BLE001 - recorded on the claim; the batch goes on
-            outcome = {"status": ClaimStatus.FAILED, "error": f"{type(exc).__name__}: {exc}"[:500]}
+            outcome = {"status": ClaimStatus.FAILED, "error": failure_reason(exc)}
         outcome["status"] = ClaimStatus(outcome["status"]).value
         metrics.REPORT_JOBS_TOTAL.inc(status=outcome["status"])
         async with sessions() as s:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from incidentfox import metrics
 from incidentfox.contracts import DeliveryOutcome, RunStatus, Trigger
 from incidentfox.db import utcnow
+from incidentfox.errors import failure_reason
 from incidentfox.runs import store
 from incidentfox.runs.models import Delivery
 from incidentfox.runs.runner import Runner, SandboxRunner
@@ -101,7 +102,7 @@ async def dispatch(sessions: async_sessionmaker[AsyncSession], runner: Runner, *
             else:
                 await _hand_off(runner, sandbox, plan, trigger, delivery_pk)
     except Exception as exc:  # noqa: BLE001 - any runner failure is recorded for the sweep/redrive
-        error = f"{type(exc).__name__}: {exc}"[:_ERROR_MAX]
+        error = failure_reason(exc, limit=_ERROR_MAX)   # an org admin reads it: no database host
     metrics.DISPATCH_ATTEMPTS_TOTAL.inc(kind="retry" if attempt_claimed else "first",
                                         result="ok" if error is None else "error")
     if error is None and marks is not None and not attempt_claimed:
