@@ -18,7 +18,11 @@ concurrently and waits until every run is terminal. Reports:
 
 Targets: lost = 0, peak RSS ≤ 4 GiB, all done within 120 s on 2 cores. Prints one JSON line.
 
-    .venv/bin/python bench/burst.py [--runs N] [--latency-ms 100] [--timeout 240]
+``--postgres`` runs the platform on a throwaway database of the local PostgreSQL (production's
+database; the default is the embedded SQLite) and adds ``pg_peak_connections``, the most connections
+the platform held to it at once (``pg_stat_activity``, sampled with the memory).
+
+    .venv/bin/python bench/burst.py [--runs N] [--latency-ms 100] [--timeout 240] [--postgres]
 """
 
 from __future__ import annotations
@@ -144,21 +148,56 @@ def _dt(value: str | None) -> datetime | None:
     return dt
 
 
-def run_rows(db: Path, ids: list[str]) -> list[tuple]:
+RUNS_QUERY = "SELECT id, status, created_at, first_message_at, finished_at FROM runs"
+
+
+def sqlite_rows(db: Path, ids: list[str]) -> list[tuple]:
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     try:
-        q = "SELECT id, status, created_at, first_message_at, finished_at FROM runs"
-        return [r for r in con.execute(q).fetchall() if r[0] in set(ids)]
+        return [r for r in con.execute(RUNS_QUERY).fetchall() if r[0] in set(ids)]
     finally:
         con.close()
 
 
-async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> dict:
+class Postgres:
+    """A throwaway database for the platform, and one connection of the bench's own to watch it
+    (opened before the burst, so the bench never competes with the platform for a connection)."""
+
+    def __init__(self) -> None:
+        import psycopg
+
+        from incidentfox.throwaway_db import create_pg_database
+
+        self.name, self.url = create_pg_database("ifx_burst")
+        self.con = psycopg.connect(self.url.replace("+psycopg", ""), autocommit=True)
+
+    def rows(self, ids: list[str]) -> list[tuple]:
+        wanted = set(ids)
+        return [(r[0], r[1], *(v.isoformat() if v else None for v in r[2:]))
+                for r in self.con.execute(RUNS_QUERY).fetchall() if r[0] in wanted]
+
+    def connections(self) -> int:
+        q = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+        return int(self.con.execute(q, (self.name,)).fetchone()[0])
+
+    def close(self) -> None:
+        from incidentfox.throwaway_db import drop_pg_database
+
+        self.con.close()
+        drop_pg_database(self.name)
+
+
+async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int, postgres: bool = False) -> dict:
     home = Path(tempfile.mkdtemp(prefix="ifx-burst-"))
     os.environ["INCIDENTFOX_HOME"] = str(home)
     # A 2-core node gains nothing from more investigation processes than cores (they share the CPU).
     os.environ["INCIDENTFOX_POOL_MAX_ACTORS"] = str(max_actors)
-    os.environ.pop("INCIDENTFOX_DATABASE_URL", None)
+    pg = Postgres() if postgres else None
+    if pg is not None:
+        os.environ["INCIDENTFOX_DATABASE_URL"] = pg.url
+    else:
+        os.environ.pop("INCIDENTFOX_DATABASE_URL", None)
+    pg_peak = 0
     os.environ.pop("INCIDENTFOX_ADMIN_TOKEN", None)
     recorder = SlackRecorder()
     slack_url = await recorder.start()
@@ -170,8 +209,10 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
     sampling = True
 
     async def sample() -> None:
-        nonlocal peak, peak_sum, peak_by_process
+        nonlocal peak, peak_sum, peak_by_process, pg_peak
         while sampling:
+            if pg is not None:
+                pg_peak = max(pg_peak, await asyncio.to_thread(pg.connections))
             if demo.proc is not None and demo.proc.returncode is None:
                 memory = await asyncio.to_thread(tree_memory, demo.proc.pid)
                 peak = max(peak, sum(pss for _, pss in memory.values()))
@@ -214,7 +255,8 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
         terminal = ("succeeded", "failed", "cancelled")
         rows: list[tuple] = []
         while time.monotonic() - started < timeout_s:
-            rows = await asyncio.to_thread(run_rows, db, ids)
+            rows = await asyncio.to_thread(pg.rows, ids) if pg is not None else \
+                await asyncio.to_thread(sqlite_rows, db, ids)
             if len(rows) == len(ids) and all(r[1] in terminal for r in rows):
                 break
             await asyncio.sleep(0.5)   # polling the database
@@ -240,6 +282,8 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
                 "ttfm_p99_s": round(percentile(ttfm, 0.99), 3) if ttfm else None,
                 "peak_rss_gib": round(peak / 2**30, 3), "peak_rss_sum_gib": round(peak_sum / 2**30, 3),
                 "tool_latency_ms": latency_ms, "max_actors": max_actors,
+                "database": "postgresql" if pg is not None else "sqlite",
+                **({"pg_peak_connections": pg_peak} if pg is not None else {}),
                 "slack_calls": len(recorder.calls),
                 "peak_rss_mib_by_process": largest(peak_by_process, scale=2**20, digits=None),
                 "cpu_s_by_process": largest(cpu, 12),
@@ -252,6 +296,8 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int) -> 
         await sampler
         await demo.stop_platform()
         await recorder.stop()
+        if pg is not None:
+            pg.close()
 
 
 if __name__ == "__main__":
@@ -261,8 +307,10 @@ if __name__ == "__main__":
     p.add_argument("--timeout", type=float, default=300.0, help="give up waiting after this many seconds")
     p.add_argument("--max-actors", type=int, default=os.cpu_count() or 2,
                    help="INCIDENTFOX_POOL_MAX_ACTORS for the platform (default: the CPU count)")
+    p.add_argument("--postgres", action="store_true",
+                   help="run the platform on a throwaway database of the local PostgreSQL (default: SQLite)")
     p.add_argument("--followup-rounds", type=int, default=None,
                    help="the team's investigation.followup_rounds (default: the team-config default)")
     ns = p.parse_args()
     FOLLOWUP_ROUNDS = ns.followup_rounds
-    print(json.dumps(asyncio.run(main(ns.runs, ns.latency_ms, ns.timeout, ns.max_actors))))
+    print(json.dumps(asyncio.run(main(ns.runs, ns.latency_ms, ns.timeout, ns.max_actors, ns.postgres))))
