@@ -45,7 +45,8 @@ async def built(corpus: Path, tmp_path_factory) -> KnowledgeBase:
 
 @pytest.mark.parametrize(("name", "least"), [("questions.tsv", 100), ("heldout.tsv", 30), ("unseen.tsv", 70),
                                             ("fresh.tsv", 80), ("blind.tsv", 100),
-                                            ("slack.tsv", 100), ("oncall.tsv", 100), ("pager.tsv", 100)])
+                                            ("slack.tsv", 100), ("oncall.tsv", 100), ("pager.tsv", 100),
+                                            ("ticket.tsv", 100)])
 def test_questions_never_name_their_runbook(corpus: Path, name: str, least: int) -> None:
     questions = load_questions(QUESTIONS.parent / name)
     assert len(questions) >= least
@@ -58,13 +59,14 @@ def test_questions_never_name_their_runbook(corpus: Path, name: str, least: int)
 @pytest.mark.parametrize(("name", "top1", "top3"), [("questions.tsv", 0.85, 0.97), ("heldout.tsv", 0.78, 0.94),
                                                    ("unseen.tsv", 0.78, 0.94), ("fresh.tsv", 0.70, 0.85),
                                                    ("blind.tsv", 0.80, 0.92), ("slack.tsv", 0.75, 0.92),
-                                                   ("oncall.tsv", 0.79, 0.93), ("pager.tsv", 0.76, 0.94)])
+                                                   ("oncall.tsv", 0.79, 0.93), ("pager.tsv", 0.76, 0.94),
+                                                   ("ticket.tsv", 0.72, 0.85)])
 async def test_plain_words_questions_find_their_runbook(built: KnowledgeBase, name: str, top1: float,
                                                         top3: float) -> None:
     """The development sets and the independent ones (docs/knowledge.md; this build, scope
     ``corpus``: questions.tsv 0.889 / 0.991, heldout.tsv 0.833 / 1.000, unseen.tsv 0.833 / 0.972,
     fresh.tsv 0.725 / 0.887, blind.tsv 0.852 / 0.944, slack.tsv 0.778 / 0.954, oncall.tsv 0.843 / 0.972,
-    pager.tsv 0.796 / 0.981; top-1 below the target on five of them). The floors catch a regression of a few questions; without the discriminant
+    pager.tsv 0.796 / 0.981, ticket.tsv 0.755 / 0.877; top-1 below the target on six of them). The floors catch a regression of a few questions; without the discriminant
     projection unseen.tsv and fresh.tsv fall below theirs (0.764 and 0.688 on this build)."""
     questions = load_questions(QUESTIONS.parent / name)
     quality = await evaluate(lambda text: built.search([SCOPE], text, top_k=10), questions)
