@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
 from incidentfox.pg_connections import pool_options
-from incidentfox.settings import get_settings
+from incidentfox.settings import Settings
 from incidentfox.sqlite_writer import configure_connection
 
 NAMING = {
@@ -106,7 +106,9 @@ def make_async_engine(url: str, **kw) -> AsyncEngine:
     url = async_url(url)
     _ensure_sqlite_dir(url)
     if not is_sqlite(url):
-        settings = get_settings()
+        # Read from the environment now, not through the process's cached get_settings(): an engine
+        # made before the environment is final (a test, a CLI command) must not freeze what comes later.
+        settings = Settings()
         for key, value in pool_options(pool_size=settings.db_pool_size, overflow=settings.db_pool_overflow,
                                        url=url).items():
             kw.setdefault(key, value)

@@ -139,3 +139,18 @@ async def test_a_server_that_stays_full_fails_the_connect_after_the_wait(limited
         assert "connection limit is reached" in caplog.text
     finally:
         await held.close()
+
+
+async def test_pool_sizes_follow_the_environment_when_the_engine_is_made(pg_url: str, monkeypatch) -> None:
+    """Read when each engine is made, never frozen by an earlier one (or by the process's cached
+    settings): a CLI command's engine sees the environment it runs in."""
+    first = make_async_engine(pg_url)
+    monkeypatch.setenv("INCIDENTFOX_DB_POOL_SIZE", "3")
+    monkeypatch.setenv("INCIDENTFOX_DB_POOL_OVERFLOW", "2")
+    second = make_async_engine(pg_url)
+    try:
+        assert (second.pool.size(), second.pool._max_overflow) == (3, 2)
+        assert first.pool.size() == get_settings().db_pool_size
+    finally:
+        await first.dispose()
+        await second.dispose()
