@@ -91,7 +91,7 @@ def failure_reason(exc: BaseException, limit: int = 500) -> str:
     if isinstance(exc, DBAPIError):
         orig = exc.orig
         code = getattr(orig, "sqlstate", None)
-        what = "the database's connection limit is reached" if server_full(exc) else "the database failed the request"
+        what = "the database's connection limit is reached" if server_full(orig) else "the database failed the request"
         return f"{type(exc).__name__}: {what} ({type(orig).__name__}{f', sqlstate {code}' if code else ''})"[:limit]
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"[:limit]
@@ -161,7 +161,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # the driver's class and SQLSTATE are logged: its message can name hosts and databases.
         log.warning("database unavailable: %s (sqlstate %s)", type(exc.orig).__name__,
                     getattr(exc.orig, "sqlstate", None))
-        busy = is_locked(exc) or server_full(exc)
+        busy = is_locked(exc) or server_full(exc.orig)   # the driver's words, never a statement's values
         return error_response("database_busy" if busy else "database_unavailable",
                               "the database is busy; retry shortly" if busy else
                               "the database is unavailable; retry shortly", 503,

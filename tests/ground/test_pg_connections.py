@@ -55,6 +55,10 @@ def test_a_database_error_is_described_without_host_statement_or_parameters() ->
     assert "10.20.30.40" not in reason and "SELECT" not in reason and "hunter2" not in reason
     other = failure_reason(_db_error('FATAL:  database "tenant_db" does not exist'))
     assert other == "OperationalError: the database failed the request (OperationalError)"
+    # A statement's values are never read as the driver's words.
+    quoted = OperationalError("UPDATE runs SET title = %(t)s", {"t": "too many clients already"},
+                              psycopg.OperationalError("server closed the connection unexpectedly"))
+    assert failure_reason(quoted) == "OperationalError: the database failed the request (OperationalError)"
     # Anything else: its type and the first line of its message.
     assert failure_reason(ValueError("bad value\nsecond line")) == "ValueError: bad value"
 
