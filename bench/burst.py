@@ -193,6 +193,15 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int, pos
     # A 2-core node gains nothing from more investigation processes than cores (they share the CPU).
     os.environ["INCIDENTFOX_POOL_MAX_ACTORS"] = str(max_actors)
     pg = Postgres() if postgres else None
+    try:
+        return await _burst(n, latency_ms, timeout_s, max_actors, home, pg)
+    finally:
+        if pg is not None:
+            pg.close()
+
+
+async def _burst(n: int, latency_ms: float, timeout_s: float, max_actors: int, home: Path,
+                 pg: Postgres | None) -> dict:
     if pg is not None:
         os.environ["INCIDENTFOX_DATABASE_URL"] = pg.url
     else:
@@ -296,8 +305,6 @@ async def main(n: int, latency_ms: float, timeout_s: float, max_actors: int, pos
         await sampler
         await demo.stop_platform()
         await recorder.stop()
-        if pg is not None:
-            pg.close()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ server backend (a process fork on the server), closed again as soon as it is ret
 So a process keeps at most ``db_pool_size`` connections (settings, default 5, opened as needed)
 and opens at most ``db_pool_overflow`` more at peak (default 0: under load a transaction waits in
 its own process's queue, which costs nothing, instead of forking a server backend per checkout).
-The same burst then held at most 37 connections to the server, and every run succeeded.
+The same burst then held at most 37 connections to the server, and every run succeeded
+(docs/operations.md, "Database connections", has the measurements).
 
 The sizes are the guarantee; waiting is for the moments around them. A connection the server
 refuses because it is full is not an error yet: :func:`waiting_connect` retries it with the
